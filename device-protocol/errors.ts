@@ -1,0 +1,107 @@
+/**
+ * The one registry of error codes shared by the device protocol, the REST API
+ * and the logs. Codes are stable strings: a handset, a script or an alert rule
+ * may match on them, so never rename one; add new ones instead.
+ *
+ * No `node:` imports here: this file runs in browsers and handsets too.
+ */
+
+export const ERROR_CODES = {
+  // Framing and codec: the bytes themselves are wrong.
+  'protocol.bad_frame': 'The frame could not be decoded.',
+  'protocol.frame_too_large': 'The frame is larger than the negotiated limit.',
+  'protocol.limit': 'A string, list, map or nesting limit inside the frame was exceeded.',
+  'protocol.unsupported_version': 'The protocol version is not supported by this gateway.',
+  'protocol.unknown_kind': 'The frame kind is unknown.',
+  'protocol.bad_state': 'The frame is not valid in the current session state.',
+  // Authentication and authorisation of a device.
+  'auth.unknown_device': 'No device with this IMEI is provisioned.',
+  'auth.bad_secret': 'The device secret is wrong.',
+  'auth.disabled': 'The device is disabled by the operator.',
+  'auth.bad_token': 'The token is malformed or its signature is wrong.',
+  'auth.token_expired': 'The token has expired; authenticate again.',
+  'auth.resume_failed': 'The session cannot be resumed; start a new one.',
+  'auth.rate_limited': 'Too many authentication attempts; wait before retrying.',
+  // Session life.
+  'session.replaced': 'A newer connection of the same device took over this session.',
+  'session.moved': 'The session moved to another carrier (WebSocket or long-poll).',
+  'session.rate_limited': 'The device sent frames faster than its limit.',
+  'session.backpressure': 'The device read too slowly; queued bytes passed the limit. Resume to continue.',
+  'session.heartbeat_timeout': 'Nothing was heard from the device within the heartbeat window.',
+  'session.draining': 'This gateway node is draining; reconnect (to another node).',
+  'session.expired': 'The session expired.',
+  'session.closed': 'The session was closed.',
+  // Requests routed to a backend role.
+  'request.unknown_method': 'The request method is unknown.',
+  'request.bad_input': 'The request body is not valid for this method.',
+  'request.timeout': 'The backend did not answer in time; retry with the same request id.',
+  'request.unavailable': 'No backend node is available for this device right now; retry.',
+  'request.duplicate': 'A request with this id is still in progress.',
+  // Bus (inter-role) failures.
+  'bus.timeout': 'A bus request timed out.',
+  'bus.no_responders': 'Nobody is listening on the bus subject.',
+  'bus.closed': 'The bus is closed.',
+  'bus.bad_message': 'A bus message could not be decoded.',
+  // Registry and provisioning.
+  'registry.invalid_imei': 'The IMEI must be 15 digits with a valid Luhn check digit.',
+  'registry.invalid_imsi': 'The IMSI must be 14 or 15 digits.',
+  'registry.invalid_field': 'A field of the record is invalid.',
+  'registry.duplicate': 'A record with this key already exists.',
+  'registry.not_found': 'No such record.',
+  'registry.import_rejected': 'The import was rejected; nothing was written.',
+  // Configuration.
+  'config.invalid': 'The configuration is invalid.',
+  // Anything else.
+  internal: 'An internal error occurred.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+export interface GatewayErrorOptions {
+  /** May the caller retry the same operation (with the same ids) later? */
+  retryable?: boolean;
+  /** Hint in milliseconds before retrying. */
+  retryAfterMs?: number;
+  /** The field or argument at fault, when there is one. */
+  field?: string;
+  cause?: unknown;
+}
+
+/** The one error class every layer throws and every boundary turns into a frame, a status or a log record. */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly retryAfterMs?: number;
+  readonly field?: string;
+
+  constructor(code: ErrorCode, message?: string, options: GatewayErrorOptions = {}) {
+    super(message ?? ERROR_CODES[code], options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.field !== undefined) this.field = options.field;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; field?: string; retryable: boolean } {
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.field === undefined ? {} : { field: this.field }),
+    };
+  }
+}
+
+/** Codec failures: always returned (never thrown) by the decoder. */
+export class ProtocolError extends GatewayError {}
+
+/** Wraps anything into a GatewayError without losing the original as `cause`. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError('internal', ERROR_CODES.internal, { cause: err });
+}

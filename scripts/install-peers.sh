@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages of the real peers that tests and `npm run peers`
+# start on loopback (never the system services). Idempotent; needs root or sudo.
+set -euo pipefail
+need=()
+command -v nats-server >/dev/null || need+=(nats-server)
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+command -v prosody >/dev/null || need+=(prosody)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "installing: ${need[*]}"
+  $SUDO apt-get update -qq
+  # Package scripts must not start the system instances: tests run their own.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

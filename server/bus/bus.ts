@@ -1,0 +1,124 @@
+/**
+ * The bus: the only way roles talk to each other. Two implementations stand
+ * behind this interface: in-process (one process) and NATS (several processes
+ * or hosts). Payloads are always encoded to bytes and decoded again, in both,
+ * so no role can come to rely on sharing memory with another.
+ *
+ * Subjects are dot-separated tokens, NATS style; `*` matches one token and
+ * `>` matches the rest (subscribe side only).
+ */
+
+export interface BusMessage<T = unknown> {
+  subject: string;
+  data: T;
+  /** Present when the sender waits for an answer. */
+  reply?: string;
+}
+
+export interface Subscription {
+  readonly subject: string;
+  unsubscribe(): void;
+}
+
+export interface SubscribeOptions {
+  /** Queue group: each message goes to one member of the group only. */
+  queue?: string;
+}
+
+export interface RequestOptions {
+  /** Default 5000 ms; a timeout rejects with GatewayError('bus.timeout'). */
+  timeoutMs?: number;
+}
+
+/**
+ * A handler returns the reply payload for a request (ignored for a publish).
+ * Throwing a GatewayError sends it back to the requester as that error (same
+ * code and message); anything else becomes 'internal'.
+ */
+export type BusHandler = (msg: BusMessage) => unknown | Promise<unknown>;
+
+export interface Bus {
+  /** Fire and forget. */
+  publish(subject: string, data: unknown): void;
+  /**
+   * Ask and wait for one answer. Rejects with GatewayError: 'bus.no_responders'
+   * at once when nobody subscribes to the subject, 'bus.timeout' after
+   * timeoutMs, or the handler's own GatewayError.
+   */
+  request<T = unknown>(subject: string, data: unknown, options?: RequestOptions): Promise<T>;
+  subscribe(subject: string, handler: BusHandler, options?: SubscribeOptions): Subscription;
+  /** Resolves once everything published so far has left this process. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Subject names, in one place so that edge, transport and admin agree. */
+export const Subjects = {
+  /** Edge → the device's transport node: `{deviceId, sessionId, id, method, body}` → reply body. */
+  transportRequest: (nodeId: string) => `mmgw.transport.${nodeId}.req`,
+  /** Anyone → the edge holding this device's session: DeviceMessage → DeviceReply. */
+  device: (deviceId: string) => `mmgw.device.${deviceId}`,
+  /** Every node, every second or so: NodeHeartbeat. */
+  heartbeat: 'mmgw.node.heartbeat',
+  /** Edge → admin: `{imei, secret}` → DeviceInfo (or auth.* error). */
+  registryAuth: 'mmgw.registry.auth',
+  /** Any role → admin: per-device log records and usage counters (fire and forget, batched). */
+  records: 'mmgw.records',
+  /** Admin → a node: `{reason}`; the node drains. */
+  drain: (nodeId: string) => `mmgw.node.${nodeId}.drain`,
+} as const;
+
+/** What a transport (or anyone) sends to the edge that holds a device's session. */
+export type DeviceMessage =
+  | { type: 'event'; name: string; body?: unknown }
+  /** Another edge got a new Hello for this device: close yours with session.replaced. */
+  | { type: 'takeover'; sessionId: string; byNode: string }
+  /** Another edge got a Resume for this session: hand it over (replay buffer included) and close. */
+  | { type: 'claim'; sessionId: string; resumeToken: string; byNode: string };
+
+/** Reply to 'event': accepted into the session's replay buffer under `seq`. */
+export interface DeviceEventReply {
+  seq: number;
+}
+
+export interface NodeHeartbeat {
+  nodeId: string;
+  roles: string[];
+  release: string;
+  startedAt: number;
+  /** The receiver drops the node when no heartbeat arrived for this long. */
+  ttlMs: number;
+  draining: boolean;
+  /** Connected device sessions (edge roles). */
+  sessions: number;
+  rssBytes: number;
+  cpuSeconds: number;
+}
+
+/** What the edge learns about an authenticated device. */
+export interface DeviceInfo {
+  imei: string;
+  operator: string;
+  profile?: string;
+  status: 'enabled' | 'disabled';
+}
+
+/** Payload of Subjects.registryAuth. */
+export type RegistryAuthRequest = { op: 'authenticate'; imei: string; secret: string } | { op: 'lookup'; imei: string };
+
+/**
+ * How the edge learns who a device is, without touching the registry itself
+ * (the registry lives with the admin role; the edge asks over the bus).
+ */
+export interface DeviceDirectory {
+  /** Throws GatewayError auth.unknown_device | auth.bad_secret | auth.disabled. */
+  authenticate(imei: string, secret: string): Promise<DeviceInfo>;
+  /** For token-based Hello and resume: is the device still there and enabled? Throws like authenticate. */
+  lookup(imei: string): Promise<DeviceInfo>;
+}
+
+/** Picks the transport node that holds a device's backend sessions (rendezvous hashing). */
+export interface DeviceRouter {
+  /** undefined when no transport node is alive. */
+  pick(deviceId: string): string | undefined;
+}

@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { Value } from '../../device-protocol/messages.ts';
+import type { Bus } from '../bus/bus.ts';
+
+/** What the edge sends to a transport node for each device Request (Subjects.transportRequest). */
+export interface TransportRequest {
+  deviceId: string;
+  sessionId: string;
+  /** The device's request id (client id): stable across resends. */
+  id: string;
+  method: string;
+  body?: Value;
+}
+
+/** Given to every method handler; handlers never reach for globals. */
+export interface MethodContext {
+  deviceId: string;
+  sessionId: string;
+  requestId: string;
+  bus: Bus;
+  logger: Logger;
+  /** Node-local data directory of this transport node. */
+  dataDir: string;
+  now(): number;
+  /**
+   * Push an event to the device's session (through whichever edge holds it).
+   * Resolves with the seq once the edge has it in its replay buffer;
+   * rejects with GatewayError('bus.no_responders') when the device has no session.
+   */
+  push(name: string, body?: Value): Promise<number>;
+}
+
+/**
+ * One file per method under server/transport/methods/ (or a service folder),
+ * each exporting a MethodDefinition. `validate` turns the untrusted body into
+ * typed input or throws GatewayError('request.bad_input', …, { field }).
+ */
+export interface MethodDefinition<I = unknown> {
+  method: string;
+  validate(body: unknown): I;
+  handle(ctx: MethodContext, input: I): Promise<Value | undefined>;
+}
