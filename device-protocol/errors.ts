@@ -51,6 +51,19 @@ export const ERROR_CODES = {
   'registry.import_rejected': 'The import was rejected; nothing was written.',
   // Configuration.
   'config.invalid': 'The configuration is invalid.',
+  // Mail accounts (IMAP/SMTP) bridged by the transport role.
+  'mail.auth_failed': 'The mail server rejected the user name or password.',
+  'mail.unreachable': 'The mail server could not be reached (refused, timed out or unknown host).',
+  'mail.tls_failed': 'The TLS handshake with the mail server failed (certificate or protocol).',
+  'mail.recipient_refused': 'The SMTP server refused one or more recipients.',
+  'mail.too_large': 'The message is larger than the SMTP server accepts.',
+  'mail.send_failed': 'The SMTP server did not accept the message.',
+  'mail.not_found': 'No such mail account, folder or message.',
+  'mail.bad_cursor': 'The sync cursor is malformed or belongs to another folder.',
+  'mail.server_error': 'The mail server answered with an error.',
+  'mail.malformed_message': 'The message could not be parsed.',
+  // Secrets at rest.
+  'credentials.unreadable': 'Stored credentials could not be decrypted (wrong key or tampered data).',
   // Anything else.
   internal: 'An internal error occurred.',
 } as const;
