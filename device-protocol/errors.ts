@@ -62,8 +62,25 @@ export const ERROR_CODES = {
   'mail.bad_cursor': 'The sync cursor is malformed or belongs to another folder.',
   'mail.server_error': 'The mail server answered with an error.',
   'mail.malformed_message': 'The message could not be parsed.',
+  // Chat accounts (XMPP) bridged by the transport role.
+  'im.auth_failed': 'The XMPP server rejected the JID or password.',
+  'im.unknown_domain': 'The XMPP domain does not resolve (DNS) or is not served by that server.',
+  'im.unreachable': 'The XMPP server could not be reached (refused, timed out or dropped).',
+  'im.not_found': 'No such chat account on this device.',
+  'im.send_failed': 'The XMPP server did not acknowledge the message in time; resend with the same clientId.',
+  'im.bad_cursor': 'The archive id is unknown to the server (expired or from another account).',
+  'im.server_error': 'The XMPP server answered a request with an error.',
   // Secrets at rest.
   'credentials.unreadable': 'Stored credentials could not be decrypted (wrong key or tampered data).',
+  // Transcoder (images and bodies shrunk for the handset); the original stays offered with its size.
+  'transcode.unsupported_format':
+    'The attachment is not an image format the transcoder accepts (by its bytes).',
+  'transcode.bad_input': 'The image is empty, truncated or corrupt.',
+  'transcode.too_large': 'The source is larger than the transcoder accepts.',
+  'transcode.too_many_pixels': 'The image has more pixels (all frames counted) than the transcoder accepts.',
+  'transcode.over_budget': 'No variant of the image fits the byte budget.',
+  'transcode.busy': 'Every transcoder is busy; retry later.',
+  'transcode.timeout': 'Transcoding took longer than its time limit.',
   // Anything else.
   internal: 'An internal error occurred.',
 } as const;

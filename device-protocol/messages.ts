@@ -147,7 +147,18 @@ export interface Bye {
   reconnectAfterMs?: number;
 }
 
-export type Frame = Hello | Resume | Welcome | Ack | Ping | Pong | Request | Response | Event | ErrorFrame | Bye;
+export type Frame =
+  | Hello
+  | Resume
+  | Welcome
+  | Ack
+  | Ping
+  | Pong
+  | Request
+  | Response
+  | Event
+  | ErrorFrame
+  | Bye;
 
 export type SequencedFrame = Response | Event | (ErrorFrame & { seq: number });
 

@@ -41,6 +41,10 @@ if (files.length === 0) {
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'silent' } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'silent' },
+  },
 );
 process.exit(result.status ?? 1);

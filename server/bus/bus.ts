@@ -104,7 +104,9 @@ export interface DeviceInfo {
 }
 
 /** Payload of Subjects.registryAuth. */
-export type RegistryAuthRequest = { op: 'authenticate'; imei: string; secret: string } | { op: 'lookup'; imei: string };
+export type RegistryAuthRequest =
+  | { op: 'authenticate'; imei: string; secret: string }
+  | { op: 'lookup'; imei: string };
 
 /**
  * How the edge learns who a device is, without touching the registry itself

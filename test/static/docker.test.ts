@@ -25,7 +25,8 @@ describe('docker files', () => {
     assert.match(dockerfile, /^FROM node:20-bookworm/m);
     const copies = [...dockerfile.matchAll(/^COPY\s+(\S+)\s+/gm)].map((m) => m[1]);
     assert.ok(copies.length > 0);
-    for (const source of copies) assert.ok(existsSync(join(root, source)), `COPY ${source} names a missing path`);
+    for (const source of copies)
+      assert.ok(existsSync(join(root, source)), `COPY ${source} names a missing path`);
   });
 
   for (const file of ['compose.yml', 'compose.cluster.yml']) {
@@ -43,7 +44,8 @@ describe('docker files', () => {
           const arg = command[i];
           if (!arg.startsWith('--')) continue;
           assert.ok(help.includes(arg), `${name}: mmgw start does not know ${arg}`);
-          if (arg === '--role') for (const r of command[i + 1].split(',')) assert.ok(roles.has(r), `${name}: role ${r}`);
+          if (arg === '--role')
+            for (const r of command[i + 1].split(',')) assert.ok(roles.has(r), `${name}: role ${r}`);
         }
       }
     });

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import { decodePayload, decodeReply, encodeErrorReply, encodePayload, encodeReply } from './codec.ts';
+
+function rejectsWith(fn: () => unknown, code: string): void {
+  assert.throws(fn, (err: unknown) => err instanceof GatewayError && err.code === code);
+}
+
+describe('bus codec', () => {
+  test('payloads round trip, Uint8Array included (as a plain Uint8Array)', () => {
+    const payload = {
+      s: 'héllo',
+      n: 42,
+      f: -1.5,
+      big: 2 ** 40,
+      b: true,
+      nil: null,
+      list: [1, 'two', [3]],
+      bytes: new Uint8Array([0, 1, 254, 255]),
+      nested: { deeper: { bytes: new Uint8Array(0) } },
+    };
+    const decoded = decodePayload(encodePayload(payload)) as typeof payload;
+    assert.deepEqual(decoded, payload);
+    assert.equal(decoded.bytes.constructor, Uint8Array);
+  });
+
+  test('decoded bytes are copies, not views of the message', () => {
+    const encoded = encodePayload({ bytes: new Uint8Array([1, 2, 3]) });
+    const a = decodePayload(encoded) as { bytes: Uint8Array };
+    const b = decodePayload(encoded) as { bytes: Uint8Array };
+    a.bytes[0] = 99;
+    assert.equal(b.bytes[0], 1);
+    assert.equal((decodePayload(encoded) as { bytes: Uint8Array }).bytes[0], 1);
+  });
+
+  test('a Buffer input decodes the same as a Uint8Array', () => {
+    const encoded = encodePayload({ x: new Uint8Array([7]) });
+    const decoded = decodePayload(Buffer.from(encoded)) as { x: Uint8Array };
+    assert.equal(decoded.x.constructor, Uint8Array);
+    assert.deepEqual(decoded.x, new Uint8Array([7]));
+  });
+
+  test('bad bytes are bus.bad_message', () => {
+    rejectsWith(() => decodePayload(new Uint8Array(0)), 'bus.bad_message');
+    rejectsWith(() => decodePayload(new Uint8Array([0x92, 0x01])), 'bus.bad_message');
+    rejectsWith(() => decodePayload(new Uint8Array([0x01, 0x02])), 'bus.bad_message');
+    rejectsWith(() => decodePayload('nope' as unknown as Uint8Array), 'bus.bad_message');
+  });
+
+  test('random bytes either decode or fail with bus.bad_message, never anything else', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          decodePayload(bytes);
+        } catch (err) {
+          assert.ok(err instanceof GatewayError, String(err));
+          assert.equal(err.code, 'bus.bad_message');
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('a success envelope gives the data back', () => {
+    assert.deepEqual(decodeReply(encodeReply({ seq: 7 })), { seq: 7 });
+    assert.equal(decodeReply(encodeReply(undefined)), undefined);
+  });
+
+  test('a GatewayError crosses with its code, message, field and retry hints', () => {
+    const original = new GatewayError('request.bad_input', 'count must be an integer', {
+      field: 'count',
+      retryable: true,
+      retryAfterMs: 250,
+    });
+    try {
+      decodeReply(encodeErrorReply(original));
+      assert.fail('should throw');
+    } catch (err) {
+      assert.ok(err instanceof GatewayError);
+      assert.equal(err.code, 'request.bad_input');
+      assert.equal(err.message, 'count must be an integer');
+      assert.equal(err.field, 'count');
+      assert.equal(err.retryable, true);
+      assert.equal(err.retryAfterMs, 250);
+    }
+  });
+
+  test('any other error becomes internal without leaking its message', () => {
+    try {
+      decodeReply(encodeErrorReply(new Error('secret path /etc/shadow')));
+      assert.fail('should throw');
+    } catch (err) {
+      assert.ok(err instanceof GatewayError);
+      assert.equal(err.code, 'internal');
+      assert.doesNotMatch(err.message, /shadow/);
+    }
+  });
+
+  test('an unknown error code from a newer peer becomes internal', () => {
+    const bytes = encodePayload({ ok: false, code: 'future.code', message: 'm' });
+    rejectsWith(() => decodeReply(bytes), 'internal');
+  });
+
+  test('a reply that is not an envelope is bus.bad_message', () => {
+    rejectsWith(() => decodeReply(encodePayload({ seq: 1 })), 'bus.bad_message');
+    rejectsWith(() => decodeReply(encodePayload(null)), 'bus.bad_message');
+  });
+});

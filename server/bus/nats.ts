@@ -1,0 +1,209 @@
+/**
+ * The NATS bus: roles in several processes or hosts. Same envelope codec as
+ * the in-process bus; NATS's own request errors are mapped onto the bus
+ * error codes (no responders → bus.no_responders, timeout → bus.timeout).
+ */
+import { connect, errors as natsErrors, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { Bus, BusHandler, RequestOptions, SubscribeOptions, Subscription } from './bus.ts';
+import { decodePayload, decodeReply, encodeErrorReply, encodePayload } from './codec.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS, invokeHandler } from './inproc.ts';
+import { checkPublishSubject, checkSubscribeSubject } from './subject.ts';
+
+export interface NatsBusOptions {
+  servers: string | string[];
+  /** Connection name shown by the server (`nats-server` monitoring): use the node id. */
+  name?: string;
+  logger?: Logger;
+  /** Give up the first connect after this long (default 10 s); later reconnects never give up. */
+  connectTimeoutMs?: number;
+}
+
+/** Maps whatever the NATS client throws onto a bus GatewayError. */
+export function natsErrorToGateway(err: unknown, subject: string, timeoutMs: number): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const e = err as Error & { cause?: unknown; isNoResponders?: () => boolean };
+  if (
+    err instanceof natsErrors.NoRespondersError ||
+    e?.cause instanceof natsErrors.NoRespondersError ||
+    (err instanceof natsErrors.RequestError && err.isNoResponders())
+  ) {
+    return new GatewayError('bus.no_responders', `Nobody listens on "${subject}".`, { retryable: true });
+  }
+  if (err instanceof natsErrors.TimeoutError || e?.cause instanceof natsErrors.TimeoutError) {
+    return new GatewayError('bus.timeout', `No answer on "${subject}" within ${timeoutMs} ms.`, {
+      retryable: true,
+    });
+  }
+  if (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError ||
+    e?.cause instanceof natsErrors.ClosedConnectionError
+  ) {
+    return new GatewayError('bus.closed', undefined, { cause: err });
+  }
+  if (err instanceof natsErrors.InvalidSubjectError) {
+    return new GatewayError('bus.bad_message', `Bad bus subject "${subject}".`, { cause: err });
+  }
+  if (err instanceof natsErrors.InvalidArgumentError) {
+    // e.g. a payload over the server's max_payload (1 MiB by default).
+    return new GatewayError('bus.bad_message', `Bus message on "${subject}" refused: ${e.message}`, {
+      cause: err,
+    });
+  }
+  // Disconnected mid-request and the like: the caller may retry.
+  return new GatewayError(
+    'bus.timeout',
+    `The bus request on "${subject}" failed: ${e?.message ?? String(err)}`,
+    {
+      retryable: true,
+      cause: err,
+    },
+  );
+}
+
+class NatsBus implements Bus {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  publish(subject: string, data: unknown): void {
+    checkPublishSubject(subject);
+    const bytes = encodePayload(data);
+    try {
+      this.nc.publish(subject, bytes);
+    } catch (err) {
+      throw natsErrorToGateway(err, subject, 0);
+    }
+  }
+
+  async request<T = unknown>(subject: string, data: unknown, options: RequestOptions = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    checkPublishSubject(subject);
+    const bytes = encodePayload(data);
+    let reply: Msg;
+    try {
+      reply = await this.nc.request(subject, bytes, { timeout: timeoutMs });
+    } catch (err) {
+      throw natsErrorToGateway(err, subject, timeoutMs);
+    }
+    return decodeReply(reply.data) as T;
+  }
+
+  subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): Subscription {
+    const logger = this.logger;
+    checkSubscribeSubject(subject);
+    let sub: ReturnType<NatsConnection['subscribe']>;
+    try {
+      sub = this.nc.subscribe(subject, {
+        ...(options.queue === undefined ? {} : { queue: options.queue }),
+        callback: (err, msg) => {
+          if (err) {
+            logger?.warn({ subject, err }, 'bus subscription error');
+            return;
+          }
+          const respond = msg.reply
+            ? (envelope: Uint8Array) => {
+                try {
+                  msg.respond(envelope);
+                } catch (e) {
+                  logger?.warn({ subject: msg.subject, err: e }, 'bus reply could not be sent');
+                }
+              }
+            : undefined;
+          let data: unknown;
+          try {
+            data = decodePayload(msg.data);
+          } catch (e) {
+            logger?.warn({ subject: msg.subject, err: e }, 'undecodable bus message dropped');
+            respond?.(encodeErrorReply(e));
+            return;
+          }
+          const busMsg = msg.reply
+            ? { subject: msg.subject, data, reply: msg.reply }
+            : { subject: msg.subject, data };
+          invokeHandler(handler, busMsg, respond, logger);
+        },
+      });
+    } catch (err) {
+      throw natsErrorToGateway(err, subject, 0);
+    }
+    return {
+      subject,
+      unsubscribe: () => {
+        try {
+          sub.unsubscribe();
+        } catch {
+          // Already closed with the connection: nothing left to undo.
+        }
+      },
+    };
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      throw natsErrorToGateway(err, '', 0);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.nc.isClosed()) return;
+      // Drain lets handlers in progress answer; bounded, since a drain waits
+      // for a server that may be gone.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.nc.drain().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 2000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+    })();
+    return this.closing;
+  }
+}
+
+/** Connects to NATS and reconnects forever after that (a bus outage must not end the node). */
+export async function connectNatsBus(opts: NatsBusOptions): Promise<Bus> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: opts.servers,
+      ...(opts.name === undefined ? {} : { name: opts.name }),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      timeout: opts.connectTimeoutMs ?? 10_000,
+    });
+  } catch (err) {
+    throw new GatewayError(
+      'bus.closed',
+      `Cannot connect to NATS at ${String(opts.servers)}: ${(err as Error).message}`,
+      {
+        retryable: true,
+        cause: err,
+      },
+    );
+  }
+  const logger = opts.logger;
+  if (logger) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
+          logger.warn(
+            { status: s.type, server: 'server' in s ? s.server : undefined },
+            'nats connection status',
+          );
+        }
+      }
+    })().catch(() => undefined);
+  }
+  return new NatsBus(nc, logger);
+}

@@ -1,0 +1,133 @@
+/**
+ * The transport role: answers the device requests the edge routes to this
+ * node (Subjects.transportRequest(nodeId)) by dispatching them to a method
+ * registry, and pushes events back to devices through whichever edge holds
+ * their session (Subjects.device(deviceId)).
+ *
+ * Services add methods through the `methods` option (one MethodDefinition
+ * per method); `sys.*` is built in.
+ */
+import type { Logger } from 'pino';
+import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+import type { Value } from '../../device-protocol/messages.ts';
+import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../bus/bus.ts';
+import { sysEcho } from './methods/sys-echo.ts';
+import { createSysInfo } from './methods/sys-info.ts';
+import { sysStream } from './methods/sys-stream.ts';
+import { MethodRegistry } from './registry.ts';
+import type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
+
+export { MethodRegistry } from './registry.ts';
+export type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
+
+/** How long a push waits for the edge to take an event into the replay buffer. */
+export const PUSH_TIMEOUT_MS = 5000;
+
+/** The built-in methods every transport node answers. */
+export function defaultMethods(nodeId: string): MethodDefinition<any>[] {
+  return [sysEcho, sysStream, createSysInfo(nodeId)];
+}
+
+function stringField(data: Record<string, unknown>, field: string): string {
+  const v = data[field];
+  if (typeof v !== 'string' || v.length === 0 || v.length > 256) {
+    throw new GatewayError(
+      'request.bad_input',
+      `Transport request field "${field}" must be a non-empty string.`,
+      {
+        field,
+      },
+    );
+  }
+  return v;
+}
+
+/** Checks what arrived on the bus; the edge is trusted, but a bus is shared, so the shape is checked anyway. */
+export function parseTransportRequest(data: unknown): TransportRequest {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new GatewayError('request.bad_input', 'A transport request must be an object.');
+  }
+  const d = data as Record<string, unknown>;
+  const request: TransportRequest = {
+    deviceId: stringField(d, 'deviceId'),
+    sessionId: stringField(d, 'sessionId'),
+    id: stringField(d, 'id'),
+    method: stringField(d, 'method'),
+  };
+  if (d.body !== undefined) request.body = d.body as Value;
+  return request;
+}
+
+export interface TransportOptions {
+  bus: Bus;
+  nodeId: string;
+  logger: Logger;
+  dataDir: string;
+  /** Methods in addition to the built-in sys.* ones. */
+  methods?: MethodDefinition<any>[];
+  /** Injected for tests; default Date.now. */
+  now?: () => number;
+}
+
+export interface TransportHandle {
+  readonly registry: MethodRegistry;
+  close(): Promise<void>;
+}
+
+export async function startTransport(opts: TransportOptions): Promise<TransportHandle> {
+  const { bus, nodeId, dataDir } = opts;
+  const logger = opts.logger.child({ role: 'transport' });
+  const now = opts.now ?? Date.now;
+  const registry = new MethodRegistry([...defaultMethods(nodeId), ...(opts.methods ?? [])]);
+  let closed = false;
+
+  const push = async (deviceId: string, name: string, body: Value | undefined): Promise<number> => {
+    if (closed) throw new GatewayError('bus.closed', 'The transport is closed.');
+    const message: DeviceMessage =
+      body === undefined ? { type: 'event', name } : { type: 'event', name, body };
+    const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
+      timeoutMs: PUSH_TIMEOUT_MS,
+    });
+    if (reply === null || typeof reply !== 'object' || typeof reply.seq !== 'number') {
+      throw new GatewayError('bus.bad_message', 'The edge answered a pushed event without a seq.');
+    }
+    return reply.seq;
+  };
+
+  const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
+    const request = parseTransportRequest(msg.data);
+    const definition = registry.get(request.method);
+    if (definition === undefined) {
+      throw new GatewayError('request.unknown_method', `Unknown method "${request.method}".`);
+    }
+    const input = definition.validate(request.body);
+    const ctx: MethodContext = {
+      deviceId: request.deviceId,
+      sessionId: request.sessionId,
+      requestId: request.id,
+      bus,
+      logger: logger.child({ deviceId: request.deviceId, method: request.method, requestId: request.id }),
+      dataDir,
+      now,
+      push: (name, body) => push(request.deviceId, name, body),
+    };
+    try {
+      return await definition.handle(ctx, input);
+    } catch (err) {
+      const error = toGatewayError(err);
+      if (error.code === 'internal') ctx.logger.error({ err }, 'transport method failed');
+      throw error;
+    }
+  });
+
+  logger.info({ nodeId, methods: registry.names() }, 'transport started');
+  return {
+    registry,
+    async close() {
+      if (closed) return;
+      closed = true;
+      subscription.unsubscribe();
+      logger.info({ nodeId }, 'transport stopped');
+    },
+  };
+}

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import pino from 'pino';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import { type DeviceMessage, Subjects } from '../bus/bus.ts';
+import { InProcessBus } from '../bus/inproc.ts';
+import { startTransport } from './index.ts';
+import type { MethodDefinition, TransportRequest } from './types.ts';
+
+const logger = pino({ level: 'silent' });
+const isCode = (code: string, field?: string) => (err: unknown) =>
+  err instanceof GatewayError && err.code === code && (field === undefined || err.field === field);
+
+async function setup(methods: MethodDefinition<any>[] = []) {
+  const bus = new InProcessBus();
+  const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-transport-'));
+  const transport = await startTransport({ bus, nodeId: 'node-t1', logger, dataDir, methods });
+  const ask = (method: string, body?: unknown, deviceId = 'dev-1') =>
+    bus.request(Subjects.transportRequest('node-t1'), {
+      deviceId,
+      sessionId: 's-1',
+      id: `r-${Math.random()}`,
+      method,
+      body: body as TransportRequest['body'],
+    } satisfies TransportRequest);
+  return {
+    bus,
+    transport,
+    ask,
+    async close() {
+      await transport.close();
+      await bus.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A stand-in for the edge holding one device's session: assigns seqs, notes what arrived. */
+function fakeEdge(bus: InProcessBus, deviceId: string, opts: { goneAfter?: number } = {}) {
+  const events: { name: string; body: unknown }[] = [];
+  let seq = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let waiter: { n: number; resolve(): void } | undefined;
+  const sub = bus.subscribe(Subjects.device(deviceId), async (msg) => {
+    const m = msg.data as DeviceMessage;
+    assert.equal(m.type, 'event');
+    if (m.type !== 'event') return undefined;
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    await new Promise((r) => setTimeout(r, 1));
+    inFlight--;
+    events.push({ name: m.name, body: m.body });
+    if (opts.goneAfter !== undefined && events.length >= opts.goneAfter) sub.unsubscribe();
+    if (waiter && events.length >= waiter.n) waiter.resolve();
+    return { seq: ++seq };
+  });
+  return {
+    events,
+    maxInFlight: () => maxInFlight,
+    wait: (n: number) =>
+      events.length >= n ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { n, resolve })),
+  };
+}
+
+describe('transport', () => {
+  test('sys.echo answers with the body, bytes included', async () => {
+    const t = await setup();
+    try {
+      const body = { text: 'hi', bytes: new Uint8Array([1, 2, 3]), list: [1, null] };
+      assert.deepEqual(await t.ask('sys.echo', body), body);
+      assert.equal(await t.ask('sys.echo'), undefined);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('sys.info names the node', async () => {
+    const t = await setup();
+    try {
+      assert.deepEqual(await t.ask('sys.info'), { nodeId: 'node-t1' });
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('an unknown method is request.unknown_method', async () => {
+    const t = await setup();
+    try {
+      await assert.rejects(t.ask('sys.nope'), isCode('request.unknown_method'));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a malformed transport request is request.bad_input naming the field', async () => {
+    const t = await setup();
+    try {
+      const subject = Subjects.transportRequest('node-t1');
+      await assert.rejects(t.bus.request(subject, 'nope'), isCode('request.bad_input'));
+      await assert.rejects(
+        t.bus.request(subject, { deviceId: 'd', sessionId: 's', id: 'i' }),
+        isCode('request.bad_input', 'method'),
+      );
+      await assert.rejects(
+        t.bus.request(subject, { deviceId: '', sessionId: 's', id: 'i', method: 'sys.echo' }),
+        isCode('request.bad_input', 'deviceId'),
+      );
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('sys.stream refuses bad input, naming the field', async () => {
+    const t = await setup();
+    try {
+      await assert.rejects(t.ask('sys.stream'), isCode('request.bad_input'));
+      await assert.rejects(t.ask('sys.stream', { count: -1 }), isCode('request.bad_input', 'count'));
+      await assert.rejects(t.ask('sys.stream', { count: 1.5 }), isCode('request.bad_input', 'count'));
+      await assert.rejects(t.ask('sys.stream', { count: 2, from: 'x' }), isCode('request.bad_input', 'from'));
+      await assert.rejects(
+        t.ask('sys.stream', { count: 2, intervalMs: 10 ** 9 }),
+        isCode('request.bad_input', 'intervalMs'),
+      );
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('sys.stream answers at once, then pushes every tick in order, one at a time', async () => {
+    const t = await setup();
+    try {
+      const edge = fakeEdge(t.bus, 'dev-1');
+      assert.deepEqual(await t.ask('sys.stream', { count: 50, from: 7 }), {
+        accepted: true,
+        from: 7,
+        count: 50,
+      });
+      await edge.wait(50);
+      assert.deepEqual(
+        edge.events,
+        Array.from({ length: 50 }, (_, i) => ({ name: 'sys.tick', body: { n: 7 + i } })),
+      );
+      assert.equal(edge.maxInFlight(), 1, 'each push waits for the edge before the next');
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('sys.stream stops when the device session is gone', async () => {
+    const t = await setup();
+    try {
+      const edge = fakeEdge(t.bus, 'dev-2', { goneAfter: 5 });
+      await t.ask('sys.stream', { count: 100 }, 'dev-2');
+      await edge.wait(5);
+      // Let the stream notice (its next push has no responders), then check nothing more came.
+      for (let i = 0; i < 20; i++) await t.bus.flush();
+      assert.deepEqual(
+        edge.events.map((e) => (e.body as { n: number }).n),
+        [1, 2, 3, 4, 5],
+      );
+      assert.deepEqual(await t.ask('sys.echo', 'still fine'), 'still fine');
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('more methods register through the methods option; a duplicate name is refused', async () => {
+    const shout: MethodDefinition<string> = {
+      method: 'test.shout',
+      validate(body) {
+        if (typeof body !== 'string')
+          throw new GatewayError('request.bad_input', 'a string', { field: 'body' });
+        return body;
+      },
+      async handle(ctx, input) {
+        return `${input.toUpperCase()} from ${ctx.deviceId} at ${ctx.now() > 0}`;
+      },
+    };
+    const t = await setup([shout]);
+    try {
+      assert.equal(await t.ask('test.shout', 'hey'), 'HEY from dev-1 at true');
+      await assert.rejects(t.ask('test.shout', 1), isCode('request.bad_input', 'body'));
+      assert.ok(t.transport.registry.names().includes('sys.echo'));
+    } finally {
+      await t.close();
+    }
+    const bus = new InProcessBus();
+    await assert.rejects(
+      startTransport({ bus, nodeId: 'n', logger, dataDir: '/nonexistent', methods: [shout, shout] }),
+      isCode('config.invalid'),
+    );
+    await bus.close();
+  });
+
+  test('a method that throws something else is internal', async () => {
+    const broken: MethodDefinition<undefined> = {
+      method: 'test.broken',
+      validate: () => undefined,
+      handle: async () => {
+        throw new Error('oops');
+      },
+    };
+    const t = await setup([broken]);
+    try {
+      await assert.rejects(t.ask('test.broken'), isCode('internal'));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('after close the node no longer answers', async () => {
+    const t = await setup();
+    await t.transport.close();
+    await assert.rejects(t.ask('sys.echo', 1), isCode('bus.no_responders'));
+    await t.close();
+  });
+});

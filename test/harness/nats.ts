@@ -1,0 +1,190 @@
+/**
+ * Starts a real nats-server (the Debian package) on a free loopback port for
+ * one test file, and stops it by pid afterwards — also when the test process
+ * exits without cleaning up.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+export interface NatsServerHandle {
+  url: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export interface NatsServerOptions {
+  jetstream?: boolean;
+  /** How long to wait for the server to accept connections (default 15 s). */
+  readyTimeoutMs?: number;
+}
+
+/** Where Debian puts it (/usr/sbin) and anything on PATH. */
+export function findNatsServer(): string {
+  const candidates = [
+    process.env.NATS_SERVER_BIN,
+    ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'nats-server')),
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
+  for (const path of candidates) {
+    if (!path) continue;
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // next candidate
+    }
+  }
+  throw new Error(
+    'nats-server not found (looked on PATH, /usr/sbin, /usr/bin, /usr/local/bin). ' +
+      'Install it with `bash scripts/install-peers.sh` (Debian package nats-server), or set NATS_SERVER_BIN.',
+  );
+}
+
+/** A port that was free a moment ago (bind 127.0.0.1:0, read it, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** Resolves once the server sends its INFO line on a fresh TCP connection. */
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('data', (chunk) => done(chunk.toString('latin1').startsWith('INFO')));
+  });
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort: a test that crashed must not leave servers behind.
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    if (!(await waitExit(child, 3000))) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await waitExit(child, 3000);
+    }
+  }
+  live.delete(child);
+}
+
+async function startOnce(
+  binary: string,
+  port: number,
+  storeDir: string | undefined,
+  readyTimeoutMs: number,
+): Promise<{ child: ChildProcess } | { retry: true; reason: string }> {
+  const args = ['-a', '127.0.0.1', '-p', String(port)];
+  if (storeDir !== undefined) args.push('-js', '-sd', storeDir);
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
+    if (stderr.length < 8192) stderr += s;
+  });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  child.once('error', () => {
+    exited = true;
+  });
+  const deadline = Date.now() + readyTimeoutMs;
+  while (Date.now() < deadline) {
+    if (exited) break;
+    if (await probe(port)) return { child };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await stopChild(child);
+  if (/address already in use/i.test(stderr)) return { retry: true, reason: stderr };
+  throw new Error(`nats-server did not become ready on port ${port}: ${stderr.trim() || 'no output'}`);
+}
+
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
+  const binary = findNatsServer();
+  installExitHook();
+  const storeDir = opts.jetstream ? mkdtempSync(join(tmpdir(), 'mmgw-nats-')) : undefined;
+  const cleanupStore = (): void => {
+    if (storeDir !== undefined) rmSync(storeDir, { recursive: true, force: true });
+  };
+  try {
+    // The probe port may be taken by someone else between probe and bind: try again with another.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort();
+      const started = await startOnce(binary, port, storeDir, opts.readyTimeoutMs ?? 15_000);
+      if ('retry' in started) continue;
+      const { child } = started;
+      let stopping: Promise<void> | undefined;
+      return {
+        url: `nats://127.0.0.1:${port}`,
+        port,
+        pid: child.pid!,
+        stop: () => {
+          stopping ??= stopChild(child).finally(cleanupStore);
+          return stopping;
+        },
+      };
+    }
+  } catch (err) {
+    cleanupStore();
+    throw err;
+  }
+  cleanupStore();
+  throw new Error('nats-server: no free port after 5 attempts');
+}
