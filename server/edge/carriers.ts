@@ -1,0 +1,289 @@
+/**
+ * The two carriers of a session (SPEC.md §4), engine-independent: the
+ * WebSocket carrier pushes frames as they come and paces a replay by the
+ * socket's drain; the long-poll carrier answers held GETs with batches.
+ * Either one ends with one last frame (fatal Error or Bye) and a close.
+ *
+ * Carriers hold no timers and no closures: silence and held-GET deadlines
+ * are checked by the edge's one sweep.
+ */
+import { encodeBatch } from '../../device-protocol/codec.ts';
+import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
+import type { DeviceSession } from './device-session.ts';
+import type { PollExchange, WsDriver } from './engines/engine.ts';
+import type { EdgeLimits, RateState } from './limits.ts';
+import type { EdgeStats } from './metrics.ts';
+
+/** Carrier states (SPEC.md §5): waiting for Hello/Resume, checking it, carrying frames, gone. */
+export const OPENING = 0;
+export const AUTHENTICATING = 1;
+export const ACTIVE = 2;
+export const CLOSED = 3;
+
+/** WebSocket close codes; informational only (the device acts on the last frame's code). */
+export const CLOSE_BYE = 4000;
+export const CLOSE_FATAL = 4001;
+
+/** Most control frames (Pong …) kept for a long-poll device between its requests. */
+const MAX_POLL_OUTBOX = 64;
+
+/** What carriers need from the edge core. */
+export interface CarrierHost {
+  readonly limits: EdgeLimits;
+  readonly stats: EdgeStats;
+  readonly wsDriver: WsDriver;
+  now(): number;
+  /** A WebSocket's queued bytes passed maxQueuedBytes. */
+  backpressure(carrier: WsCarrier): void;
+  /** Answer this carrier's held GET soon (coalesced across carriers). */
+  schedulePollFlush(carrier: PollCarrier): void;
+  /** Keep a poll carrier's last frame for its next request (it had no GET held). */
+  pollTombstone(carrier: PollCarrier, status: number, frame: Uint8Array): void;
+}
+
+export abstract class Carrier implements RateState {
+  abstract readonly kind: 'ws' | 'poll';
+  session: DeviceSession | undefined = undefined;
+  state = OPENING;
+  lastHeardAt: number;
+  tokens: number;
+  tokensAt: number;
+  /** Frames that arrived after Hello/Resume and before Welcome; handled after Welcome. */
+  early: Frame[] | undefined = undefined;
+
+  constructor(readonly host: CarrierHost) {
+    const now = host.now();
+    this.lastHeardAt = now;
+    this.tokens = host.limits.burstFrames;
+    this.tokensAt = now;
+  }
+
+  /** Sends Welcome, then every sequenced frame from `fromSeq` on. */
+  abstract welcome(frame: Uint8Array, fromSeq: number): void;
+  /** A sequenced frame with this seq was appended to the session. */
+  abstract appended(seq: number): void;
+  /** Sends a frame that is not sequenced (Pong). */
+  abstract control(frame: Uint8Array): void;
+  /** Sends the last frame (fatal Error or Bye) and closes. */
+  abstract finish(frame: Uint8Array, code: string, bye: boolean): void;
+  /** Sends an already sequenced frame again (a repeated request answered from memory). */
+  abstract resend(seq: number): void;
+}
+
+export class WsCarrier extends Carrier {
+  readonly kind = 'ws';
+  /** The engine's socket, set on open. */
+  socket: unknown = undefined;
+  /** Seq of the next sequenced frame to write. */
+  pumpSeq = 1;
+  drainArmed = false;
+
+  private send(frame: Uint8Array): void {
+    const stats = this.host.stats;
+    stats.framesOut++;
+    stats.bytesOut += frame.length;
+    this.host.wsDriver.send(this.socket, frame);
+  }
+
+  welcome(frame: Uint8Array, fromSeq: number): void {
+    this.send(frame);
+    this.pumpSeq = fromSeq;
+    this.pump();
+  }
+
+  appended(seq: number): void {
+    if (this.state !== ACTIVE || seq !== this.pumpSeq) return; // catching up: the pump gets there
+    const frame = this.session!.frameAt(seq);
+    if (frame === undefined) return;
+    this.pumpSeq = seq + 1;
+    this.send(frame);
+    // Live frames go out at once; a reader too slow for them trips the limit.
+    if (this.host.wsDriver.bufferedAmount(this.socket) > this.host.limits.maxQueuedBytes) {
+      this.host.backpressure(this);
+    }
+  }
+
+  /**
+   * Writes the frames not yet written, but only while the socket's queue is
+   * below half the limit: a replay after a resume must not trip the limit
+   * that made the device resume. The rest follows on drain.
+   */
+  pump(): void {
+    const session = this.session!;
+    const driver = this.host.wsDriver;
+    const lowWater = this.host.limits.maxQueuedBytes / 2;
+    if (this.pumpSeq <= session.ackedSeq) this.pumpSeq = session.ackedSeq + 1;
+    while (this.state === ACTIVE && this.pumpSeq < session.nextSeq) {
+      if (driver.bufferedAmount(this.socket) > lowWater) {
+        if (!this.drainArmed) {
+          this.drainArmed = true;
+          driver.armDrain(this.socket, this);
+        }
+        return;
+      }
+      const frame = session.frameAt(this.pumpSeq);
+      this.pumpSeq++;
+      if (frame !== undefined) this.send(frame);
+    }
+  }
+
+  onDrain(): void {
+    if (!this.drainArmed) return;
+    this.drainArmed = false;
+    if (this.state === ACTIVE && this.session !== undefined) this.pump();
+  }
+
+  control(frame: Uint8Array): void {
+    if (this.state !== CLOSED) this.send(frame);
+  }
+
+  finish(frame: Uint8Array, code: string, bye: boolean): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.host.stats.carrierClosed(code);
+    if (this.socket === undefined) return;
+    this.send(frame);
+    this.host.wsDriver.end(this.socket, bye ? CLOSE_BYE : CLOSE_FATAL, code);
+  }
+
+  resend(seq: number): void {
+    if (this.state !== ACTIVE || seq >= this.pumpSeq) return; // not written yet: the pump will
+    const frame = this.session?.frameAt(seq);
+    if (frame !== undefined) this.send(frame);
+  }
+}
+
+/**
+ * HTTP status of a long-poll answer that carries a fatal Error or a Bye
+ * (SPEC.md §4.2): 401 auth, 400 protocol, 429 rate limits, 410 for a
+ * session the device can no longer use from this carrier, 503 when the
+ * gateway cannot serve it now.
+ */
+export function pollStatusFor(code: string): number {
+  if (code === 'auth.resume_failed') return 410;
+  if (code.endsWith('.rate_limited')) return 429;
+  if (code.startsWith('auth.')) return 401;
+  if (code.startsWith('protocol.')) return 400;
+  if (code === 'session.draining' || code.startsWith('bus.') || code === 'internal') return 503;
+  return 410;
+}
+
+export class PollCarrier extends Carrier {
+  readonly kind = 'poll';
+  /** The opening POST (Hello/Resume), answered with Welcome. */
+  opening: PollExchange | undefined = undefined;
+  /** A POST whose frames are being handled (its answer carries a fatal Error raised meanwhile). */
+  current: PollExchange | undefined = undefined;
+  /** The one GET held open for frames. */
+  held: PollExchange | undefined = undefined;
+  heldUntil = 0;
+  /** Highest seq included in any answer so far. */
+  sentSeq = 0;
+  /** Control frames (Pong …) waiting for the next answer. */
+  outbox: Uint8Array[] | undefined = undefined;
+  flushQueued = false;
+
+  private respond(ex: PollExchange, status: number, frames: Uint8Array[]): void {
+    const stats = this.host.stats;
+    for (const f of frames) {
+      stats.framesOut++;
+      stats.bytesOut += f.length;
+    }
+    ex.respond(status, encodeBatch(frames));
+  }
+
+  /** Moves the outbox into `frames`. */
+  takeOutbox(frames: Uint8Array[]): void {
+    if (this.outbox === undefined) return;
+    for (const f of this.outbox) frames.push(f);
+    this.outbox = undefined;
+  }
+
+  /**
+   * Appends sequenced frames from `fromSeq` on, up to maxQueuedBytes per
+   * answer (at least one frame) and the codec's batch limit.
+   */
+  collect(frames: Uint8Array[], fromSeq: number): void {
+    const session = this.session!;
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    const budget = this.host.limits.maxQueuedBytes;
+    for (let seq = Math.max(fromSeq, session.ackedSeq + 1); seq < session.nextSeq; seq++) {
+      const frame = session.frameAt(seq);
+      if (frame === undefined) continue;
+      if (frames.length >= DEFAULT_LIMITS.maxBatchFrames) break;
+      if (frames.length > 0 && bytes + frame.length > budget) break;
+      frames.push(frame);
+      bytes += frame.length;
+      if (seq > this.sentSeq) this.sentSeq = seq;
+    }
+  }
+
+  welcome(frame: Uint8Array, fromSeq: number): void {
+    const ex = this.opening;
+    this.opening = undefined;
+    this.sentSeq = fromSeq - 1;
+    if (ex === undefined) return;
+    const frames = [frame];
+    this.takeOutbox(frames);
+    this.collect(frames, fromSeq);
+    this.respond(ex, 200, frames);
+  }
+
+  appended(_seq: number): void {
+    if (this.held !== undefined) this.host.schedulePollFlush(this);
+  }
+
+  control(frame: Uint8Array): void {
+    if (this.state === CLOSED) return;
+    this.outbox ??= [];
+    if (this.outbox.length >= MAX_POLL_OUTBOX) this.outbox.shift();
+    this.outbox.push(frame);
+    if (this.held !== undefined) this.host.schedulePollFlush(this);
+  }
+
+  /** Answers the held GET with what is due (called from the coalesced flush or the sweep). */
+  flush(force: boolean): void {
+    this.flushQueued = false;
+    const ex = this.held;
+    if (ex === undefined || this.state !== ACTIVE) return;
+    const frames: Uint8Array[] = [];
+    this.takeOutbox(frames);
+    this.collect(frames, this.session!.ackedSeq + 1);
+    if (frames.length === 0 && !force) return;
+    this.held = undefined;
+    ex.carrier = undefined;
+    this.lastHeardAt = this.host.now();
+    this.respond(ex, 200, frames);
+  }
+
+  /** Answers an exchange that is not the held GET (a POST, or a GET that is answered at once). */
+  answer(ex: PollExchange, frames: Uint8Array[]): void {
+    this.respond(ex, 200, frames);
+  }
+
+  finish(frame: Uint8Array, code: string, _bye: boolean): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.host.stats.carrierClosed(code);
+    const { opening, current, held } = this;
+    this.opening = undefined;
+    this.current = undefined;
+    this.held = undefined;
+    if (opening === undefined && current === undefined && held === undefined) {
+      this.host.pollTombstone(this, pollStatusFor(code), frame);
+      return;
+    }
+    if (opening !== undefined) this.respond(opening, pollStatusFor(code), [frame]);
+    if (current !== undefined) this.respond(current, pollStatusFor(code), [frame]);
+    if (held !== undefined) {
+      // The held GET is answered 200: the frame inside says what happened.
+      held.carrier = undefined;
+      this.respond(held, 200, [frame]);
+    }
+  }
+
+  resend(_seq: number): void {
+    // Nothing to do: every GET returns all unacked frames again.
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * startEdge: the device endpoint of a node. Picks the engine, builds the
+ * engine-independent core and ties them together.
+ */
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
+import type { Bus, DeviceDirectory, DeviceRouter } from '../bus/bus.ts';
+import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
+import { EdgeCore } from './edge-core.ts';
+import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
+import { startPortableEngine } from './engines/portable-engine.ts';
+import { startUwsEngine } from './engines/uws-engine.ts';
+import { type EdgeLimitOptions, resolveEdgeLimits } from './limits.ts';
+import { EdgeStats, registerEdgeMetrics } from './metrics.ts';
+import { reusePortActive } from './reuse-port.ts';
+
+export interface EdgeOptions {
+  bus: Bus;
+  nodeId: string;
+  /** Listen address; default all interfaces (IPv6 and IPv4). */
+  host?: string;
+  /** 0 = ephemeral; read the port from the handle. */
+  port: number;
+  engine: 'uws' | 'portable';
+  directory: DeviceDirectory;
+  router: DeviceRouter;
+  /** HS256 key of the device tokens (at least 16 characters). */
+  jwtSecret: string;
+  /** Lifetime of the token in Welcome; default 3600 s. */
+  tokenTtlSec?: number;
+  /** Ping interval asked of devices; silence for 2.5× this closes a carrier. Default 30 s. */
+  heartbeatMs?: number;
+  /** How long a session without carrier is kept for Resume. Default 120 s. */
+  resumeWindowMs?: number;
+  /** Bus timeout of a device request to its transport node. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Bus timeout of takeover and claim messages to other edges. Default 3 s. */
+  busTimeoutMs?: number;
+  limits?: EdgeLimitOptions;
+  /**
+   * This process shares the port with other worker processes: refuse to start
+   * unless that works (SO_REUSEPORT preload of reuse-port.ts, or a node:cluster
+   * worker for the portable engine) instead of failing with "port in use".
+   */
+  reusePort?: boolean;
+  logger: Logger;
+  metrics?: Registry;
+  now?: () => number;
+}
+
+export interface EdgeHandle {
+  port: number;
+  sessionCount(): number;
+  /**
+   * Bye session.draining (resumable, reconnectAfterMs 1–5 s) to every carrier,
+   * stop accepting, close the carriers. Sessions are kept (detached) so that the
+   * edges the devices reconnect to can claim them, until close().
+   */
+  drain(reason?: string): Promise<void>;
+  /** Drains if not done yet, then closes everything. */
+  close(): Promise<void>;
+}
+
+const DRAIN_GRACE_MS = 2000;
+
+function positive(name: string, v: number | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new GatewayError('config.invalid', `Edge option ${name} must be a positive number.`, {
+      field: name,
+    });
+  }
+  return v;
+}
+
+export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
+  const o = options;
+  if (o.engine !== 'uws' && o.engine !== 'portable') {
+    throw new GatewayError('config.invalid', `Unknown edge engine "${String(o.engine)}" (uws or portable).`, {
+      field: 'engine',
+    });
+  }
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
+    throw new GatewayError('config.invalid', 'The edge port must be 0..65535.', { field: 'port' });
+  }
+  if (typeof o.nodeId !== 'string' || o.nodeId.length === 0) {
+    throw new GatewayError('config.invalid', 'The edge needs a node id.', { field: 'nodeId' });
+  }
+  let limits: ReturnType<typeof resolveEdgeLimits>;
+  try {
+    limits = resolveEdgeLimits(o.limits);
+  } catch (err) {
+    throw new GatewayError('config.invalid', (err as Error).message, { field: 'limits' });
+  }
+  const now = o.now ?? Date.now;
+  const heartbeatMs = positive('heartbeatMs', o.heartbeatMs, 30_000);
+  const resumeWindowMs = positive('resumeWindowMs', o.resumeWindowMs, 120_000);
+  const requestTimeoutMs = positive('requestTimeoutMs', o.requestTimeoutMs, 30_000);
+  const busTimeoutMs = positive('busTimeoutMs', o.busTimeoutMs, 3000);
+  const tokens = new DeviceTokens(
+    o.jwtSecret,
+    positive('tokenTtlSec', o.tokenTtlSec, DEFAULT_TOKEN_TTL_SEC),
+    now,
+  );
+  if (o.reusePort && !(o.engine === 'portable' && cluster.isWorker) && !reusePortActive(o.port)) {
+    throw new GatewayError(
+      'config.invalid',
+      `Edge workers sharing port ${o.port} need SO_REUSEPORT: start them with the environment from reusePortEnv() (server/edge/reuse-port.ts)${o.engine === 'portable' ? ' or as node:cluster workers' : ''}.`,
+      { field: 'reusePort' },
+    );
+  }
+  const logger = o.logger.child({ component: 'edge', engine: o.engine });
+  const stats = new EdgeStats();
+  const core = new EdgeCore({
+    bus: o.bus,
+    nodeId: o.nodeId,
+    directory: o.directory,
+    router: o.router,
+    tokens,
+    heartbeatMs,
+    resumeWindowMs,
+    requestTimeoutMs,
+    busTimeoutMs,
+    limits,
+    logger,
+    now,
+    stats,
+  });
+  const engineOptions: EngineOptions = {
+    host: o.host ?? '',
+    port: o.port,
+    core,
+    // Above the core's limit, so that the core answers an oversized frame with a typed Error.
+    maxPayloadBytes: limits.maxFrameBytes * 2 + 1024,
+    maxPollBodyBytes: limits.maxFrameBytes * 2 + 64 * 1024,
+    // The core closes at maxQueuedBytes; one more outgoing frame and the fatal Error must still fit.
+    maxBackpressureBytes: limits.maxQueuedBytes + DEFAULT_LIMITS.maxFrameBytes + 64 * 1024,
+    idleTimeoutSec: Math.min(960, Math.max(16, Math.ceil((heartbeatMs * 2.5) / 1000) + 16)),
+  };
+  const engine: EdgeEngine = await (o.engine === 'uws' ? startUwsEngine : startPortableEngine)(engineOptions);
+  core.wsDriver = engine.driver;
+  core.start();
+  const unregister = o.metrics ? registerEdgeMetrics(o.metrics, stats) : () => {};
+  logger.info({ port: engine.port }, 'edge listening');
+
+  let drained: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
+  const drain = (reason?: string): Promise<void> => {
+    drained ??= (async () => {
+      logger.info({ reason: reason ?? 'drain', sessions: core.sessionCount }, 'edge draining');
+      engine.stopAccepting();
+      core.drain();
+      // Give the Bye frames a moment to reach the devices before the sockets are cut.
+      const until = Date.now() + DRAIN_GRACE_MS;
+      while (engine.openSockets() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    })();
+    return drained;
+  };
+  return {
+    port: engine.port,
+    sessionCount: () => core.sessionCount,
+    drain,
+    close() {
+      closed ??= (async () => {
+        await drain('close');
+        core.close();
+        await engine.close();
+        unregister();
+        logger.info('edge closed');
+      })();
+      return closed;
+    },
+  };
+}

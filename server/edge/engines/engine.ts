@@ -1,0 +1,100 @@
+/**
+ * What an engine (uWebSockets.js or node:http + ws) provides to the
+ * engine-independent edge core, and what it calls on it. Engines only move
+ * bytes and HTTP exchanges; sessions, limits and frames live in the core.
+ * (engine.io's `transports/` split, applied to servers.)
+ */
+import type { Logger } from 'pino';
+import type { PollCarrier, WsCarrier } from '../carriers.ts';
+
+/** Socket operations of one engine; one driver object serves every socket of that engine. */
+export interface WsDriver {
+  /** Queues one binary message. */
+  send(socket: unknown, bytes: Uint8Array): void;
+  /** Bytes queued in user space (and, where the engine can tell, not yet written to the socket). */
+  bufferedAmount(socket: unknown): number;
+  /** Closes after what is queued has been written (WebSocket close frame with code and reason). */
+  end(socket: unknown, code: number, reason: string): void;
+  /** Closes at once, dropping what is queued. */
+  terminate(socket: unknown): void;
+  /** Calls carrier.onDrain() once when the queued bytes have been written (uWS does so by itself). */
+  armDrain(socket: unknown, carrier: WsCarrier): void;
+}
+
+/** One HTTP long-poll exchange as the engine hands it over (SPEC.md §4.2). */
+export interface PollExchange {
+  method: string;
+  /** `X-MMGW-Session` or '' when absent. */
+  sessionId: string;
+  /** `X-MMGW-Token` or '' when absent. */
+  token: string;
+  /** Raw query string without '?'. */
+  query: string;
+  /** The request body (POST); empty for GET. */
+  body: Uint8Array;
+  /** Set by the engine when the client went away before the answer. */
+  aborted: boolean;
+  /** Set by the core for a held GET: called by the engine when the client goes away. */
+  onAborted: ((ex: PollExchange) => void) | undefined;
+  /** Held by a poll carrier: a back reference used to forget it on abort. */
+  carrier: PollCarrier | undefined;
+  /** Answers once (later calls and calls after an abort do nothing). */
+  respond(status: number, body: Uint8Array, closeConnection?: boolean): void;
+}
+
+/** What the engines call; implemented by EdgeCore. */
+export interface EngineHost {
+  readonly logger: Logger;
+  readonly draining: boolean;
+  /** Creates the carrier for a WebSocket about to open (uWS keeps it as the socket's user data). */
+  newWsCarrier(): WsCarrier;
+  wsOpen(carrier: WsCarrier, socket: unknown): void;
+  wsMessage(carrier: WsCarrier, bytes: Uint8Array, isBinary: boolean): void;
+  wsDrain(carrier: WsCarrier): void;
+  wsClosed(carrier: WsCarrier): void;
+  poll(ex: PollExchange): void;
+}
+
+export interface EngineOptions {
+  host: string;
+  port: number;
+  core: EngineHost;
+  /** Largest WebSocket message accepted before the engine itself cuts the connection. */
+  maxPayloadBytes: number;
+  /** Largest long-poll POST body read. */
+  maxPollBodyBytes: number;
+  /** Engine-level backstop for queued bytes per socket (the core enforces the real limit). */
+  maxBackpressureBytes: number;
+  /** Engine-level idle backstop in seconds (the core's sweep closes silent carriers first). */
+  idleTimeoutSec: number;
+}
+
+export interface EdgeEngine {
+  readonly name: 'uws' | 'portable';
+  readonly port: number;
+  readonly driver: WsDriver;
+  /** WebSockets currently open (closing ones included). */
+  openSockets(): number;
+  /** Stops accepting new connections; open ones stay. */
+  stopAccepting(): void;
+  /** Closes everything, open connections included. */
+  close(): Promise<void>;
+}
+
+export const WS_PATH = '/v1/ws';
+export const POLL_PATH = '/v1/poll';
+
+/** Headers of every long-poll answer: binary batches, never cached, readable cross-origin (browser SDK). */
+export const POLL_HEADERS: [string, string][] = [
+  ['Content-Type', 'application/octet-stream'],
+  ['Cache-Control', 'no-store'],
+  ['Access-Control-Allow-Origin', '*'],
+];
+
+/** Answer to a CORS preflight of /v1/poll (the SDK's custom headers need one in browsers). */
+export const POLL_PREFLIGHT_HEADERS: [string, string][] = [
+  ['Access-Control-Allow-Origin', '*'],
+  ['Access-Control-Allow-Methods', 'GET, POST, OPTIONS'],
+  ['Access-Control-Allow-Headers', 'Content-Type, X-MMGW-Session, X-MMGW-Token'],
+  ['Access-Control-Max-Age', '86400'],
+];

@@ -1,0 +1,100 @@
+/**
+ * Edge metrics. The hot path only bumps plain numbers on an EdgeStats object;
+ * prom-client reads them at scrape time (collect), so a frame costs an
+ * addition, not a label lookup. Several edges may share one Registry (tests,
+ * or a process composing two): their figures are summed.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export class EdgeStats {
+  framesIn = 0;
+  framesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  resumes = 0;
+  readonly authFailures = new Map<string, number>();
+  /** Carriers the edge closed, by the code of their last frame. */
+  readonly carrierCloses = new Map<string, number>();
+  sessions: () => number = () => 0;
+
+  authFailed(code: string): void {
+    this.authFailures.set(code, (this.authFailures.get(code) ?? 0) + 1);
+  }
+
+  carrierClosed(code: string): void {
+    this.carrierCloses.set(code, (this.carrierCloses.get(code) ?? 0) + 1);
+  }
+}
+
+const sources = new WeakMap<Registry, Set<EdgeStats>>();
+
+function sum(set: Set<EdgeStats>, pick: (s: EdgeStats) => number): number {
+  let n = 0;
+  for (const s of set) n += pick(s);
+  return n;
+}
+
+function sumByLabel(set: Set<EdgeStats>, pick: (s: EdgeStats) => Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of set) for (const [k, v] of pick(s)) out.set(k, (out.get(k) ?? 0) + v);
+  return out;
+}
+
+/** Registers the edge metrics on `registry` (once per registry) and adds `stats` to what they report. */
+export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () => void {
+  let set = sources.get(registry);
+  if (set === undefined) {
+    set = new Set();
+    sources.set(registry, set);
+    const all = set;
+    const counter = (name: string, help: string, pick: (s: EdgeStats) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(sum(all, pick));
+        },
+      });
+    const labelled = (name: string, help: string, pick: (s: EdgeStats) => Map<string, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['code'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [code, n] of sumByLabel(all, pick)) this.inc({ code }, n);
+        },
+      });
+    new Gauge({
+      name: 'mmgw_edge_sessions',
+      help: 'Device sessions held by this edge (attached or detached within the resume window).',
+      registers: [registry],
+      collect() {
+        this.set(sum(all, (s) => s.sessions()));
+      },
+    });
+    counter('mmgw_edge_frames_in_total', 'Frames received from devices.', (s) => s.framesIn);
+    counter('mmgw_edge_frames_out_total', 'Frames sent to devices (replays included).', (s) => s.framesOut);
+    counter('mmgw_edge_bytes_in_total', 'Frame bytes received from devices.', (s) => s.bytesIn);
+    counter('mmgw_edge_bytes_out_total', 'Frame bytes sent to devices.', (s) => s.bytesOut);
+    counter(
+      'mmgw_edge_resumes_total',
+      'Sessions resumed (locally or claimed from another edge).',
+      (s) => s.resumes,
+    );
+    labelled('mmgw_edge_auth_failures_total', 'Refused Hello/Resume, by error code.', (s) => s.authFailures);
+    labelled(
+      'mmgw_edge_carrier_closes_total',
+      'Carriers closed by the edge, by the code of the fatal Error or Bye sent.',
+      (s) => s.carrierCloses,
+    );
+  }
+  set.add(stats);
+  const mine = set;
+  return () => {
+    mine.delete(stats);
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * Several edges: two edges on two ports sharing one in-process bus stand for
+ * two workers or nodes (claim on resume, takeover on Hello, drain), and real
+ * worker processes sharing one port through SO_REUSEPORT.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, fork } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import { type Bye, type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
+import { InProcessBus } from '../../server/bus/inproc.ts';
+import { buildReusePortPreload, reusePortEnv } from '../../server/edge/index.ts';
+import {
+  CARRIERS,
+  ENGINES,
+  eventually,
+  MemoryDirectory,
+  rawClient,
+  startEchoTransport,
+  startTestEdge,
+  WAIT_MS,
+  WsRawClient,
+} from './edge-client.ts';
+
+const IMEI_A = '356938035643809';
+const IMEI_B = '490154203237518';
+const SECRET = 'secret-a';
+
+async function twoEdges(t: import('node:test').TestContext, engine: 'uws' | 'portable') {
+  const bus = new InProcessBus();
+  t.after(() => bus.close());
+  const transport = startEchoTransport(bus);
+  const directory = new MemoryDirectory();
+  directory.add(IMEI_A, SECRET);
+  directory.add(IMEI_B, 'secret-b');
+  const e1 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-1', heartbeatMs: 20_000 });
+  const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', heartbeatMs: 20_000 });
+  return { bus, transport, directory, e1, e2 };
+}
+
+for (const engine of ENGINES) {
+  for (const kind of CARRIERS) {
+    describe(`edge cluster ${engine} / ${kind}`, () => {
+      test('resume on another edge claims the session over the bus, replay and request memory included', async (t) => {
+        const { transport, e1, e2 } = await twoEdges(t, engine);
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        const w = await c1.hello(IMEI_A, { secret: SECRET });
+        await e1.push(IMEI_A, 'one');
+        await e1.push(IMEI_A, 'two');
+        await c1.send({ kind: Kind.Request, id: 'r1', method: 'echo', body: 'once' });
+        assert.equal((await c1.nextOf(Kind.Response)).seq, 3);
+        await c1.waitEvents(2);
+        c1.kill();
+        // The device is detached on edge 1; this event waits in edge 1's replay buffer.
+        assert.equal(await e1.push(IMEI_A, 'four'), 4);
+
+        const c2 = await rawClient(kind, e2.port);
+        t.after(() => c2.kill());
+        const w2 = await c2.resume(w, 3);
+        assert.equal(w2.sessionId, w.sessionId);
+        assert.equal(w2.resumed, true);
+        assert.equal(w2.lastSeq, 4);
+        assert.deepEqual(
+          (await c2.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
+          [[4, 'four']],
+        );
+        assert.equal(e1.edge.sessionCount(), 0);
+        assert.equal(e2.edge.sessionCount(), 1);
+        assert.equal(await e2.counter('mmgw_edge_resumes_total'), 1);
+        // Pushes now reach edge 2 (the device subject moved with the session).
+        assert.equal(await e2.push(IMEI_A, 'five'), 5);
+        assert.deepEqual(
+          (await c2.waitEvents(2)).map((e: Event) => e.seq),
+          [4, 5],
+        );
+        // r1 was answered on edge 1: a repeat is not executed again on edge 2.
+        const calls = transport.calls.length;
+        await c2.send({ kind: Kind.Request, id: 'r1', method: 'echo', body: 'once' });
+        await c2.send({ kind: Kind.Ping, nonce: 5 });
+        await c2.nextOf(Kind.Pong);
+        assert.equal(transport.calls.length, calls);
+      });
+
+      test('a claim with a wrong resume token fails and leaves the holder alone', async (t) => {
+        const { e1, e2 } = await twoEdges(t, engine);
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        const w = await c1.hello(IMEI_A, { secret: SECRET });
+        const c2 = await rawClient(kind, e2.port);
+        t.after(() => c2.kill());
+        const answer = await c2.resumeAnswer({ ...w, resumeToken: 'B'.repeat(22) }, 0);
+        assert.equal((answer as ErrorFrame).code, 'auth.resume_failed');
+        assert.equal(e1.edge.sessionCount(), 1);
+        await e1.push(IMEI_A, 'still-mine');
+        assert.equal((await c1.nextOf(Kind.Event)).name, 'still-mine');
+        assert.equal(c1.closeInfo, undefined);
+      });
+
+      test('a Hello on another edge takes the device over: session.replaced there', async (t) => {
+        const { e1, e2 } = await twoEdges(t, engine);
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        await c1.hello(IMEI_A, { secret: SECRET });
+        const b = await rawClient(kind, e1.port);
+        t.after(() => b.kill());
+        await b.hello(IMEI_B, { secret: 'secret-b' });
+        const c2 = await rawClient(kind, e2.port);
+        t.after(() => c2.kill());
+        await c2.hello(IMEI_A, { secret: SECRET });
+        const bye = await c1.nextOf(Kind.Bye);
+        assert.equal(bye.code, 'session.replaced');
+        assert.equal(bye.resumable, false);
+        assert.equal(e1.edge.sessionCount(), 1, 'only device B is left on edge 1');
+        assert.equal(await e2.push(IMEI_A, 'new'), 1);
+        assert.equal((await c2.nextOf(Kind.Event)).name, 'new');
+        assert.equal(b.closeInfo, undefined);
+      });
+    });
+  }
+
+  describe(`edge cluster ${engine}: drain`, () => {
+    test('drain: every carrier gets a resumable Bye, the devices resume on another edge', async (t) => {
+      const { e1, e2 } = await twoEdges(t, engine);
+      const a = await rawClient('ws', e1.port);
+      const b = await rawClient('poll', e1.port);
+      t.after(() => {
+        a.kill();
+        b.kill();
+      });
+      const wa = await a.hello(IMEI_A, { secret: SECRET });
+      const wb = await b.hello(IMEI_B, { secret: 'secret-b' });
+      await e1.push(IMEI_A, 'before');
+      await a.waitEvents(1);
+      await e1.edge.drain('test');
+      for (const c of [a, b]) {
+        const bye = (await c.nextOf(Kind.Bye)) as Bye;
+        assert.equal(bye.code, 'session.draining');
+        assert.equal(bye.resumable, true);
+        assert.ok(bye.reconnectAfterMs! >= 1000 && bye.reconnectAfterMs! <= 5000);
+        await c.waitClosed();
+      }
+      // New connections are refused while draining.
+      await assert.rejects(WsRawClient.connect(e1.port));
+      // The sessions are still there to be claimed.
+      assert.equal(e1.edge.sessionCount(), 2);
+      const a2 = await rawClient('ws', e2.port);
+      const b2 = await rawClient('poll', e2.port);
+      t.after(() => {
+        a2.kill();
+        b2.kill();
+      });
+      assert.equal((await a2.resume(wa, 1)).lastSeq, 1);
+      assert.equal((await b2.resume(wb, 0)).resumed, true);
+      assert.equal(e1.edge.sessionCount(), 0);
+      assert.equal(e2.edge.sessionCount(), 2);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Worker processes sharing one port
+
+const CHILD = fileURLToPath(new URL('./edge-worker-child.ts', import.meta.url));
+
+interface Worker {
+  child: ChildProcess;
+  port: number;
+  ask(msg: string): Promise<Record<string, unknown>>;
+}
+
+function startWorker(engine: string, port: number, env: Record<string, string>): Promise<Worker | string> {
+  const child = fork(CHILD, [engine, String(port)], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker did not start')), WAIT_MS);
+    child.once('message', (m: { port?: number; error?: string }) => {
+      clearTimeout(timer);
+      if (m.error !== undefined) {
+        resolve(m.error);
+        return;
+      }
+      resolve({
+        child,
+        port: m.port!,
+        ask: (msg) =>
+          new Promise((res) => {
+            child.once('message', (answer) => res(answer as Record<string, unknown>));
+            child.send(msg);
+          }),
+      });
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+}
+
+async function hasCompiler(): Promise<boolean> {
+  try {
+    await buildReusePortPreload();
+    return true;
+  } catch (err) {
+    if (err instanceof GatewayError) return false;
+    throw err;
+  }
+}
+
+describe('edge worker processes sharing one port', { skip: process.platform !== 'linux' }, () => {
+  for (const engine of ENGINES) {
+    test(`${engine}: two worker processes listen on one port and both take sessions`, async (t) => {
+      if (!(await hasCompiler())) {
+        t.skip('no C compiler for the SO_REUSEPORT preload');
+        return;
+      }
+      const workers: Worker[] = [];
+      t.after(() => {
+        for (const w of workers) w.child.kill();
+      });
+      const first = await startWorker(engine, 0, await reusePortEnv('*'));
+      assert.notEqual(typeof first, 'string', String(first));
+      workers.push(first as Worker);
+      const port = (first as Worker).port;
+      const second = await startWorker(engine, port, await reusePortEnv(port));
+      assert.notEqual(typeof second, 'string', String(second));
+      workers.push(second as Worker);
+      assert.equal((second as Worker).port, port);
+
+      // Connections spread over both (by the kernel's hash of the source port).
+      const clients = [];
+      for (let i = 0; i < 24; i++) {
+        const c = await WsRawClient.connect(port);
+        t.after(() => c.kill());
+        await c.hello(`35693803564${String(1000 + i)}`, { secret: 's' });
+        clients.push(c);
+      }
+      const counts = await Promise.all(workers.map(async (w) => (await w.ask('count')).sessions as number));
+      assert.equal(
+        counts.reduce((x, y) => x + y, 0),
+        24,
+      );
+      assert.ok(
+        counts.every((n) => n > 0),
+        `both workers took sessions: ${counts}`,
+      );
+    });
+  }
+
+  test('without the preload a second worker is refused with a clear config error', async (t) => {
+    const workers: Worker[] = [];
+    t.after(() => {
+      for (const w of workers) w.child.kill();
+    });
+    if (!(await hasCompiler())) {
+      t.skip('no C compiler for the SO_REUSEPORT preload');
+      return;
+    }
+    const first = (await startWorker('uws', 0, await reusePortEnv('*'))) as Worker;
+    workers.push(first);
+    const refused = await startWorker('uws', first.port, { LD_PRELOAD: '', MMGW_REUSEPORT_PORTS: '' });
+    assert.equal(typeof refused, 'string');
+    assert.match(refused as string, /SO_REUSEPORT/);
+  });
+});
+
+void eventually;
