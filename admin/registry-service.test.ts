@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { GatewayError } from '../device-protocol/errors.ts';
+import { Subjects } from '../server/bus/bus.ts';
+import { InProcessBus } from '../server/bus/inproc.ts';
+import { silentLogger } from '../server/ops/logger.ts';
+import { busDeviceDirectory } from '../server/store/directory.ts';
+import { Registry } from '../server/store/registry.ts';
+import { startAdminRole } from './index.ts';
+
+const code = (c: string) => (err: unknown) => err instanceof GatewayError && err.code === c;
+
+test('the edge authenticates devices through the admin role over the bus', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-admin-'));
+  const bus = new InProcessBus();
+  const registry = await Registry.open(dir);
+  const admin = await startAdminRole({ bus, registry, logger: silentLogger() });
+  t.after(async () => {
+    await admin.close();
+    await bus.close();
+    await registry.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const directory = busDeviceDirectory(bus, { timeoutMs: 2000 });
+  const imei = '356938035643809';
+  const { secret } = await registry.addDevice({ imei, operator: 'demo', profile: 'basic' });
+
+  assert.deepEqual(await directory.authenticate(imei, secret), {
+    imei,
+    operator: 'demo',
+    profile: 'basic',
+    status: 'enabled',
+  });
+  assert.equal((await directory.lookup(imei)).operator, 'demo');
+  await assert.rejects(directory.authenticate(imei, 'wrong'), code('auth.bad_secret'));
+  await assert.rejects(directory.authenticate('490154203237518', secret), code('auth.unknown_device'));
+  await registry.setStatus(imei, 'disabled');
+  await assert.rejects(directory.authenticate(imei, secret), code('auth.disabled'));
+  await assert.rejects(directory.lookup(imei), code('auth.disabled'));
+  await assert.rejects(bus.request(Subjects.registryAuth, { op: 'drop', imei }), code('request.bad_input'));
+  await assert.rejects(bus.request(Subjects.registryAuth, 'garbage'), code('request.bad_input'));
+
+  // Last-seen is recorded for the successful authentication.
+  await registry.flushLastSeen();
+  assert.equal(typeof registry.getDevice(imei)?.lastSeenAt, 'number');
+
+  // Without an admin role, the edge gets a bus error, not a hang.
+  await admin.close();
+  await assert.rejects(directory.lookup(imei), code('bus.no_responders'));
+});

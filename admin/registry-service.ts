@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import { GatewayError, toGatewayError } from '../device-protocol/errors.ts';
+import type { Bus, BusMessage, DeviceInfo, RegistryAuthRequest, Subscription } from '../server/bus/bus.ts';
+import { Subjects } from '../server/bus/bus.ts';
+import type { Registry } from '../server/store/registry.ts';
+
+/**
+ * The admin role's answer to Subjects.registryAuth: edges ask it who a device
+ * is (authenticate with the secret, or look up by IMEI for token and resume).
+ * Subscribed in a queue group, so with several admin nodes each question is
+ * answered once.
+ */
+
+export const REGISTRY_QUEUE = 'mmgw.admin.registry';
+
+function parseRequest(data: unknown): RegistryAuthRequest {
+  const d = data as Partial<Record<string, unknown>> | null;
+  if (d === null || typeof d !== 'object' || typeof d.imei !== 'string') {
+    throw new GatewayError('request.bad_input', 'registry request needs op and imei', { field: 'imei' });
+  }
+  if (d.op === 'lookup') return { op: 'lookup', imei: d.imei };
+  if (d.op === 'authenticate' && typeof d.secret === 'string')
+    return { op: 'authenticate', imei: d.imei, secret: d.secret };
+  throw new GatewayError(
+    'request.bad_input',
+    'registry request op must be authenticate (with secret) or lookup',
+    {
+      field: 'op',
+    },
+  );
+}
+
+export interface RegistryService {
+  close(): void;
+}
+
+export function startRegistryService(deps: {
+  bus: Bus;
+  registry: Registry;
+  logger: Logger;
+}): RegistryService {
+  const { bus, registry, logger } = deps;
+  const handle = (msg: BusMessage): DeviceInfo => {
+    const req = parseRequest(msg.data);
+    try {
+      return req.op === 'authenticate'
+        ? registry.authenticate(req.imei, req.secret)
+        : registry.lookup(req.imei);
+    } catch (err) {
+      const gw = toGatewayError(err);
+      // Refusals are routine (the edge counts and logs them with the session); only surprises are logged here.
+      if (!gw.code.startsWith('auth.'))
+        logger.error({ err, op: req.op, imei: req.imei }, 'registry request failed');
+      throw gw;
+    }
+  };
+  const sub: Subscription = bus.subscribe(Subjects.registryAuth, handle, { queue: REGISTRY_QUEUE });
+  return {
+    close() {
+      sub.unsubscribe();
+    },
+  };
+}

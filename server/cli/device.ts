@@ -1,0 +1,573 @@
+import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import { imeiProblem } from '../store/imei.ts';
+import type { Device, DeviceStatus } from '../store/records.ts';
+import {
+  type ImportMode,
+  type ImportRejection,
+  type ImportRow,
+  importRowProblem,
+  Registry,
+} from '../store/registry.ts';
+import { csvLine, parseCsv } from './csv.ts';
+
+/**
+ * `mmgw device …`: provisioning from a shell. Works on the data directory
+ * directly, whether or not a gateway runs on it (lmdb is multi-process safe;
+ * a running gateway sees a change on its next read).
+ */
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Is stderr a terminal (progress bars only there)? */
+  isTty: boolean;
+}
+
+export const processIo: CliIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  isTty: Boolean(process.stderr.isTTY),
+};
+
+interface DataOptions {
+  data: string;
+  json?: boolean;
+}
+
+const EXPORT_COLUMNS = ['imei', 'imsi', 'operator', 'profile', 'status', 'createdAt'] as const;
+const IMPORT_COLUMNS = new Set(['imei', 'imsi', 'operator', 'profile', 'status', 'secret', 'createdAt']);
+
+function defaultData(): string {
+  return process.env.MMGW_DATA || './data';
+}
+
+function dataOption(): Option {
+  return new Option('--data <dir>', 'data directory (env MMGW_DATA)').default(
+    defaultData(),
+    'MMGW_DATA or ./data',
+  );
+}
+
+function jsonOption(): Option {
+  return new Option('--json', 'machine-readable output (one JSON object)');
+}
+
+/** Opens the registry for one command. Only add and import create one where there is none. */
+async function withRegistry<T>(
+  options: DataOptions,
+  fn: (r: Registry) => Promise<T>,
+  access: 'read' | 'write' = 'write',
+): Promise<T> {
+  const registry = await Registry.open(resolve(options.data), { mustExist: access === 'read' });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.close();
+  }
+}
+
+function checkImeiArg(imei: string): void {
+  const problem = imeiProblem(imei);
+  if (problem) throw new GatewayError('registry.invalid_imei', problem, { field: 'imei' });
+}
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '' : new Date(ms).toISOString();
+}
+
+function describeDevice(d: Device): string {
+  const rows: Array<[string, string | undefined]> = [
+    ['imei', d.imei],
+    ['imsi', d.imsi],
+    ['operator', d.operator],
+    ['profile', d.profile],
+    ['status', d.status],
+    ['created', iso(d.createdAt)],
+    ['last seen', d.lastSeenAt === undefined ? 'never' : iso(d.lastSeenAt)],
+  ];
+  return rows
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k.padEnd(10)} ${v}\n`)
+    .join('');
+}
+
+function table(devices: Device[]): string {
+  const head = ['IMEI', 'IMSI', 'OPERATOR', 'PROFILE', 'STATUS', 'CREATED', 'LAST SEEN'];
+  const rows = devices.map((d) => [
+    d.imei,
+    d.imsi ?? '-',
+    d.operator,
+    d.profile ?? '-',
+    d.status,
+    iso(d.createdAt).slice(0, 19),
+    d.lastSeenAt === undefined ? 'never' : iso(d.lastSeenAt).slice(0, 19),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [head, ...rows]
+    .map(
+      (r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd() + '\n',
+    )
+    .join('');
+}
+
+/** Writes a file through a temporary name and a rename, so that a reader never sees half of it. */
+function writeAtomically(path: string, chunks: Iterable<string>, mode = 0o644): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    for (const chunk of chunks) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+function secretNotice(secret: string): string {
+  return `secret    ${secret}\n(shown only this once: give it to the handset now; \`mmgw device reset-secret\` makes a new one)\n`;
+}
+
+// ---- import -------------------------------------------------------------
+
+interface ParsedImport {
+  rows: ImportRow[];
+  /** Rows that could not even be read (wrong column count). */
+  unreadable: ImportRejection[];
+}
+
+function readImportFile(file: string): ParsedImport {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GatewayError('request.bad_input', `cannot read ${file}: ${(err as Error).message}`, {
+      field: 'file',
+    });
+  }
+  const records = parseCsv(text);
+  const header = records.shift();
+  if (!header)
+    throw new GatewayError('registry.import_rejected', `${file} is empty: a header line is required`);
+  const columns = header.fields.map((f) => f.trim());
+  const unknown = columns.filter((c) => !IMPORT_COLUMNS.has(c));
+  if (unknown.length > 0 || !columns.includes('imei') || !columns.includes('operator')) {
+    const what =
+      unknown.length > 0
+        ? `unknown column ${unknown.map((c) => JSON.stringify(c)).join(', ')}`
+        : 'the header must name at least imei and operator';
+    throw new GatewayError(
+      'registry.import_rejected',
+      `${file} line ${header.line}: ${what} (columns: ${[...IMPORT_COLUMNS].join(', ')}); nothing written`,
+    );
+  }
+  if (new Set(columns).size !== columns.length) {
+    throw new GatewayError(
+      'registry.import_rejected',
+      `${file} line ${header.line}: a column is named twice`,
+    );
+  }
+  const rows: ImportRow[] = [];
+  const unreadable: ImportRejection[] = [];
+  for (const record of records) {
+    if (record.fields.length !== columns.length) {
+      unreadable.push({
+        line: record.line,
+        code: 'registry.invalid_field',
+        reason: `expected ${columns.length} fields, found ${record.fields.length}`,
+      });
+      continue;
+    }
+    const get = (name: string): string | undefined => {
+      const i = columns.indexOf(name);
+      const v = i < 0 ? undefined : record.fields[i].trim();
+      return v === '' ? undefined : v;
+    };
+    const row: ImportRow = { line: record.line, imei: get('imei') ?? '', operator: get('operator') ?? '' };
+    const imsi = get('imsi');
+    const profile = get('profile');
+    const status = get('status');
+    const secret = get('secret');
+    if (imsi !== undefined) row.imsi = imsi;
+    if (profile !== undefined) row.profile = profile;
+    if (status !== undefined) row.status = status as DeviceStatus;
+    if (secret !== undefined) row.secret = secret;
+    rows.push(row);
+  }
+  return { rows, unreadable };
+}
+
+interface Progress {
+  start(total: number, label: string): void;
+  update(done: number): void;
+  stop(): void;
+}
+
+async function progressBar(io: CliIo): Promise<Progress> {
+  if (!io.isTty) return { start() {}, update() {}, stop() {} };
+  const { SingleBar, Presets } = await import('cli-progress');
+  let bar: InstanceType<typeof SingleBar> | undefined;
+  return {
+    start(total, label) {
+      bar?.stop();
+      bar = new SingleBar(
+        {
+          format: `${label.padEnd(10)} [{bar}] {percentage}% | {value}/{total}`,
+          stream: process.stderr,
+          hideCursor: true,
+        },
+        Presets.shades_classic,
+      );
+      bar.start(total, 0);
+    },
+    update(done) {
+      bar?.update(done);
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+interface ImportOptions extends DataOptions {
+  mode: ImportMode;
+  secretsOut?: string;
+}
+
+async function runImport(file: string, options: ImportOptions, io: CliIo): Promise<number> {
+  const { rows, unreadable } = readImportFile(file);
+  const total = rows.length + unreadable.length;
+  const progress = await progressBar(io);
+  return withRegistry(options, async (registry) => {
+    // Validate every row first (the registry check repeats inside the write transaction).
+    progress.start(total, 'checking');
+    const rejected: ImportRejection[] = [...unreadable];
+    const firstLine = new Map<string, number | undefined>();
+    let checked = unreadable.length;
+    for (const row of rows) {
+      const problem = importRowProblem(row);
+      if (problem) rejected.push(problem);
+      else if (firstLine.has(row.imei)) {
+        rejected.push({
+          line: row.line,
+          imei: row.imei,
+          code: 'registry.duplicate',
+          reason: `IMEI ${row.imei} appears twice in the file (first on line ${firstLine.get(row.imei)})`,
+        });
+      } else {
+        firstLine.set(row.imei, row.line);
+        if (registry.getDevice(row.imei) !== undefined) {
+          rejected.push({
+            line: row.line,
+            imei: row.imei,
+            code: 'registry.duplicate',
+            reason: `IMEI ${row.imei} is already in the registry`,
+          });
+        }
+      }
+      if (++checked % 1000 === 0) progress.update(checked);
+    }
+    progress.update(total);
+    progress.stop();
+
+    const rejectedLines = new Set(rejected.map((r) => r.line));
+    let written = 0;
+    let secrets: Array<{ imei: string; secret: string }> = [];
+    if (options.mode === 'valid-only' || rejected.length === 0) {
+      const valid = rows.filter((r) => !rejectedLines.has(r.line));
+      progress.start(valid.length, 'writing');
+      const result = await registry.importDevices(valid, {
+        mode: options.mode,
+        onProgress: (done) => progress.update(done),
+      });
+      progress.stop();
+      // Rows that became duplicates since the check (another process added them).
+      rejected.push(...result.rejected);
+      written = result.written;
+      secrets = result.secrets;
+    }
+    rejected.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+
+    const provided = new Set(rows.filter((r) => r.secret !== undefined).map((r) => r.imei));
+    const generated = secrets.filter((s) => !provided.has(s.imei));
+    if (options.secretsOut && secrets.length > 0) {
+      writeAtomically(
+        resolve(options.secretsOut),
+        [csvLine(['imei', 'secret']), ...secrets.map((s) => csvLine([s.imei, s.secret]))],
+        0o600,
+      );
+    }
+    const summary =
+      options.mode === 'all-or-nothing' && rejected.length > 0
+        ? `all-or-nothing: ${rejected.length} ${rejected.length === 1 ? 'row' : 'rows'} rejected, nothing written`
+        : `${options.mode}: wrote ${written} of ${total} rows; ${rejected.length} rejected`;
+    const failed = options.mode === 'all-or-nothing' && rejected.length > 0;
+
+    if (options.json) {
+      io.out(
+        JSON.stringify({
+          mode: options.mode,
+          total,
+          written,
+          rejected: rejected.map((r) => ({ line: r.line, imei: r.imei, code: r.code, reason: r.reason })),
+          ...(failed
+            ? { error: { code: 'registry.import_rejected', message: summary } }
+            : {
+                secretsFile: options.secretsOut && secrets.length > 0 ? resolve(options.secretsOut) : null,
+                secretsNotSaved: options.secretsOut ? 0 : generated.length,
+              }),
+        }) + '\n',
+      );
+    } else {
+      const shown = rejected.slice(0, 200);
+      for (const r of shown) io.err(`line ${r.line ?? '?'}: ${r.reason}\n`);
+      if (rejected.length > shown.length)
+        io.err(`… and ${rejected.length - shown.length} more rejected rows\n`);
+      (failed ? io.err : io.out)(summary + '\n');
+      if (!failed && generated.length > 0 && !options.secretsOut) {
+        io.err(
+          `note: ${generated.length} devices got generated secrets that were not saved; ` +
+            'use --secrets-out FILE to keep them, or `mmgw device reset-secret IMEI` per device\n',
+        );
+      } else if (options.secretsOut && secrets.length > 0) {
+        io.out(`secrets written to ${resolve(options.secretsOut)} (mode 0600)\n`);
+      }
+    }
+    return failed ? 1 : 0;
+  });
+}
+
+// ---- command tree ----------------------------------------------------------
+
+type Action = (...args: any[]) => Promise<number>;
+
+/**
+ * Builds `mmgw device`. `wrap` turns an action's thrown error into the CLI's
+ * error output and exit code (server/cli/main.ts).
+ */
+export function deviceCommand(
+  wrap: (action: Action) => (...args: any[]) => Promise<void>,
+  io: CliIo = processIo,
+): Command {
+  const device = new Command('device').description('provision and manage handsets in the registry');
+
+  device
+    .command('add')
+    .description('provision a handset; prints its one-time secret')
+    .requiredOption('--imei <imei>', '15 digits with a valid Luhn check digit')
+    .option('--imsi <imsi>', '14 or 15 digits')
+    .requiredOption('--operator <name>', 'operator (tenant) the handset belongs to')
+    .option('--profile <name>', 'service profile')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (o: DataOptions & { imei: string; imsi?: string; operator: string; profile?: string }) => {
+        const { device: d, secret } = await withRegistry(o, (r) =>
+          r.addDevice({
+            imei: o.imei,
+            operator: o.operator,
+            ...(o.imsi ? { imsi: o.imsi } : {}),
+            ...(o.profile ? { profile: o.profile } : {}),
+          }),
+        );
+        io.out(
+          o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
+        );
+        return 0;
+      }),
+    );
+
+  device
+    .command('list')
+    .description('list handsets (IMEI order)')
+    .option('--operator <name>')
+    .addOption(new Option('--status <status>').choices(['enabled', 'disabled']))
+    .option('--prefix <digits>', 'IMEI prefix, e.g. a TAC')
+    .option('--limit <n>', 'at most this many', '1000')
+    .option('--after <imei>', 'start after this IMEI (paging)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(
+        async (
+          o: DataOptions & {
+            operator?: string;
+            status?: DeviceStatus;
+            prefix?: string;
+            limit: string;
+            after?: string;
+          },
+        ) => {
+          const limit = Number(o.limit);
+          if (!Number.isInteger(limit) || limit < 1) {
+            throw new GatewayError(
+              'request.bad_input',
+              `--limit: expected a whole number ≥ 1, got ${JSON.stringify(o.limit)}`,
+            );
+          }
+          if (o.prefix !== undefined && !/^\d{1,15}$/.test(o.prefix)) {
+            throw new GatewayError(
+              'request.bad_input',
+              `--prefix: expected 1-15 digits, got ${JSON.stringify(o.prefix)}`,
+            );
+          }
+          const devices = await withRegistry(
+            o,
+            async (r) =>
+              r.listDevices({
+                limit: limit + 1,
+                ...(o.operator ? { operator: o.operator } : {}),
+                ...(o.status ? { status: o.status } : {}),
+                ...(o.prefix ? { prefix: o.prefix } : {}),
+                ...(o.after ? { after: o.after } : {}),
+              }),
+            'read',
+          );
+          const more = devices.length > limit;
+          const page = devices.slice(0, limit);
+          const next = more ? page.at(-1)?.imei : undefined;
+          if (o.json) io.out(JSON.stringify({ devices: page, ...(next ? { next } : {}) }) + '\n');
+          else {
+            io.out(page.length === 0 ? 'no devices\n' : table(page));
+            if (next) io.err(`more: --after ${next}\n`);
+          }
+          return 0;
+        },
+      ),
+    );
+
+  device
+    .command('show')
+    .description('one handset')
+    .argument('<imei>')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (imei: string, o: DataOptions) => {
+        checkImeiArg(imei);
+        const d = await withRegistry(o, async (r) => r.getDevice(imei), 'read');
+        if (!d) throw new GatewayError('registry.not_found', `no device with IMEI ${imei}`);
+        io.out(o.json ? JSON.stringify({ device: d }) + '\n' : describeDevice(d));
+        return 0;
+      }),
+    );
+
+  for (const [name, status] of [
+    ['enable', 'enabled'],
+    ['disable', 'disabled'],
+  ] as const) {
+    device
+      .command(name)
+      .description(
+        name === 'disable'
+          ? 'refuse the handset from now on (its live session is refused at its next auth)'
+          : 'allow the handset again',
+      )
+      .argument('<imei>')
+      .addOption(dataOption())
+      .addOption(jsonOption())
+      .action(
+        wrap(async (imei: string, o: DataOptions) => {
+          checkImeiArg(imei);
+          const d = await withRegistry(o, (r) => r.setStatus(imei, status), 'read');
+          io.out(o.json ? JSON.stringify({ device: d }) + '\n' : `${imei}: ${d.status}\n`);
+          return 0;
+        }),
+      );
+  }
+
+  device
+    .command('remove')
+    .description('delete the handset from the registry')
+    .argument('<imei>')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (imei: string, o: DataOptions) => {
+        checkImeiArg(imei);
+        await withRegistry(o, (r) => r.removeDevice(imei), 'read');
+        io.out(o.json ? JSON.stringify({ removed: imei }) + '\n' : `removed ${imei}\n`);
+        return 0;
+      }),
+    );
+
+  device
+    .command('reset-secret')
+    .description('replace the handset secret (the old one stops working); prints the new one once')
+    .argument('<imei>')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (imei: string, o: DataOptions) => {
+        checkImeiArg(imei);
+        const { device: d, secret } = await withRegistry(o, (r) => r.resetSecret(imei), 'read');
+        io.out(
+          o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
+        );
+        return 0;
+      }),
+    );
+
+  device
+    .command('export')
+    .description(`write every handset as CSV (${EXPORT_COLUMNS.join(',')}); no secrets`)
+    .option('--out <file>', 'write here (atomically) instead of stdout')
+    .addOption(dataOption())
+    .action(
+      wrap(async (o: DataOptions & { out?: string }) => {
+        await withRegistry(
+          o,
+          async (r) => {
+            function* lines(): Generator<string> {
+              yield csvLine([...EXPORT_COLUMNS]);
+              for (const d of r.iterateDevices()) {
+                yield csvLine([d.imei, d.imsi, d.operator, d.profile, d.status, iso(d.createdAt)]);
+              }
+            }
+            if (o.out) writeAtomically(resolve(o.out), lines());
+            else {
+              let chunk = '';
+              for (const line of lines()) {
+                chunk += line;
+                if (chunk.length > 64 * 1024) {
+                  io.out(chunk);
+                  chunk = '';
+                }
+              }
+              io.out(chunk);
+            }
+          },
+          'read',
+        );
+        return 0;
+      }),
+    );
+
+  device
+    .command('import')
+    .description(
+      'add handsets from a CSV file with a header (imei,operator required; imsi,profile,status,secret,createdAt optional). ' +
+        'Every row is checked first; rejected rows are listed with their line numbers.',
+    )
+    .argument('<file>', 'CSV file')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        'all-or-nothing: write nothing if any row is bad; valid-only: write the good rows',
+      )
+        .choices(['all-or-nothing', 'valid-only'])
+        .default('all-or-nothing'),
+    )
+    .option('--secrets-out <file>', "write the new devices' secrets here as CSV (imei,secret), mode 0600")
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(wrap((file: string, o: ImportOptions) => runImport(file, o, io)));
+
+  return device;
+}

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, expandRoles, loadConfig, redactedConfig } from './config.ts';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    assert.equal(err.code, 'config.invalid');
+    return err.problems;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+function tempFile(t: { after(fn: () => void): void }, content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'mmgw.json');
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+describe('config', () => {
+  test('defaults', () => {
+    const config = loadConfig({ env: {}, cwd: '/srv/gw' });
+    assert.deepEqual(config, {
+      data: '/srv/gw/data',
+      host: '0.0.0.0',
+      port: 8080,
+      adminPort: 8081,
+      roles: ['all'],
+      bus: 'inproc',
+      engine: 'uws',
+      log: { level: 'info' },
+      edge: { workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, limits: {} },
+    });
+  });
+
+  test('every environment variable', () => {
+    const config = loadConfig({
+      cwd: '/x',
+      env: {
+        MMGW_DATA: '/var/lib/mmgw',
+        MMGW_PORT: '9000',
+        MMGW_ADMIN_PORT: '9001',
+        MMGW_ROLE: 'edge,transport',
+        MMGW_BUS: 'nats://127.0.0.1:4222',
+        MMGW_NODE_ID: 'edge-1',
+        MMGW_HOST: '127.0.0.1',
+        MMGW_ENGINE: 'portable',
+        MMGW_EDGE_WORKERS: '3',
+        MMGW_LOG_LEVEL: 'debug',
+        MMGW_JWT_SECRET: 'x'.repeat(32),
+      },
+    });
+    assert.equal(config.data, '/var/lib/mmgw');
+    assert.equal(config.port, 9000);
+    assert.equal(config.adminPort, 9001);
+    assert.deepEqual(config.roles, ['edge', 'transport']);
+    assert.equal(config.bus, 'nats://127.0.0.1:4222');
+    assert.equal(config.nodeId, 'edge-1');
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.engine, 'portable');
+    assert.equal(config.edge.workers, 3);
+    assert.equal(config.log.level, 'debug');
+    assert.equal(config.jwtSecret, 'x'.repeat(32));
+    assert.equal(redactedConfig(config).jwtSecret, '[redacted]');
+  });
+
+  test('file < environment < flags', (t) => {
+    const file = tempFile(t, {
+      port: 1000,
+      adminPort: 1001,
+      edge: { heartbeatMs: 5000 },
+      log: { level: 'warn' },
+    });
+    const config = loadConfig({
+      file,
+      cwd: '/x',
+      env: { MMGW_PORT: '2000', MMGW_LOG_LEVEL: 'error' },
+      flags: { port: '3000', roles: ['edge', 'admin,transport'] },
+    });
+    assert.equal(config.port, 3000);
+    assert.equal(config.adminPort, 1001);
+    assert.equal(config.edge.heartbeatMs, 5000);
+    assert.equal(config.edge.resumeWindowMs, 120000, 'defaults fill what the file leaves out');
+    assert.equal(config.log.level, 'error');
+    assert.deepEqual(config.roles, ['edge', 'admin', 'transport']);
+    // MMGW_CONFIG names the file when --config is absent.
+    assert.equal(loadConfig({ env: { MMGW_CONFIG: file } }).port, 1000);
+  });
+
+  test('a bad value names the key, the value and where it came from', (t) => {
+    const file = tempFile(t, { edge: { heartbeatMs: 'abc' } });
+    assert.deepEqual(
+      problems(() => loadConfig({ file, env: {} })),
+      [`config: edge.heartbeatMs: expected a number ≥ 1000, got "abc" (from file ${file})`],
+    );
+    assert.deepEqual(
+      problems(() => loadConfig({ env: { MMGW_PORT: 'eighty' } })),
+      ['config: port: expected a number 0–65535, got "eighty" (from env MMGW_PORT)'],
+    );
+    assert.deepEqual(
+      problems(() => loadConfig({ env: {}, flags: { adminPort: '70000' } })),
+      ['config: adminPort: expected a number 0–65535, got 70000 (from flag --admin-port)'],
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_ROLE: 'edge,relay' } }))[0],
+      /^config: roles\.1: expected one of all, edge, transport, transcoder, admin, got "relay" \(from env MMGW_ROLE\)$/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_ENGINE: 'fast' } }))[0],
+      /^config: engine: expected "uws" or "portable"/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_BUS: 'redis://x' } }))[0],
+      /^config: bus: expected "inproc" or nats:/,
+    );
+    assert.match(problems(() => loadConfig({ env: { MMGW_NODE_ID: 'a.b' } }))[0], /^config: nodeId: /);
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '0' } }))[0],
+      /^config: edge\.workers: expected a number 1–64, got 0/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_LOG_LEVEL: 'loud' } }))[0],
+      /^config: log\.level: expected one of/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_JWT_SECRET: 'short' } }))[0],
+      /^config: jwtSecret: expected at least 32 characters/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '1.5' } }))[0],
+      /^config: edge\.workers: expected a .*, got "1\.5"/,
+    );
+  });
+
+  test('an unknown key is refused by name, at any depth', (t) => {
+    const file = tempFile(t, {
+      prot: 8080,
+      edge: { heartbeat: 1000, limits: { maxFrameBytes: 4096, nope: 1 } },
+    });
+    assert.deepEqual(problems(() => loadConfig({ file, env: {} })).sort(), [
+      `config: edge.heartbeat: unknown key (from file ${file})`,
+      `config: edge.limits.nope: unknown key (from file ${file})`,
+      `config: prot: unknown key (from file ${file})`,
+    ]);
+  });
+
+  test('an unreadable or malformed file is named', (t) => {
+    assert.match(
+      problems(() => loadConfig({ file: '/nonexistent/mmgw.json', env: {} }))[0],
+      /cannot read config file \/nonexistent\/mmgw\.json/,
+    );
+    assert.match(
+      problems(() => loadConfig({ file: tempFile(t, '{port: 1'), env: {} }))[0],
+      /is not valid JSON/,
+    );
+    assert.match(
+      problems(() => loadConfig({ file: tempFile(t, '[1]'), env: {} }))[0],
+      /must hold a JSON object/,
+    );
+  });
+
+  test('expandRoles', () => {
+    assert.deepEqual(expandRoles(['all']), ['admin', 'transport', 'transcoder', 'edge']);
+    assert.deepEqual(expandRoles(['edge', 'admin']), ['admin', 'edge']);
+  });
+});

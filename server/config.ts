@@ -1,0 +1,315 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { GatewayError } from '../device-protocol/errors.ts';
+
+/**
+ * The node's configuration: one validated object, built once at start from
+ * defaults ← config file (JSON, `--config FILE` or MMGW_CONFIG) ← environment
+ * (MMGW_*) ← command-line flags. Anything unknown or malformed stops the start
+ * with a message that names the key and where the value came from, e.g.
+ *   config: edge.heartbeatMs: expected a number ≥ 1000, got "abc" (from file mmgw.json)
+ */
+
+export const ROLES = ['all', 'edge', 'transport', 'transcoder', 'admin'] as const;
+export type RoleName = (typeof ROLES)[number];
+/** The roles a node actually runs ('all' expanded). */
+export type Role = Exclude<RoleName, 'all'>;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MAX_INT = Number.MAX_SAFE_INTEGER;
+
+function whole(min: number, max = MAX_INT) {
+  const range = max === MAX_INT ? `≥ ${min}` : `${min}–${max}`;
+  const msg = `expected a number ${range}`;
+  return z
+    .number({ error: msg })
+    .int({ error: `expected a whole number ${range}` })
+    .min(min, { error: msg })
+    .max(max, { error: msg });
+}
+
+const port = () => whole(0, 65535);
+
+/** Node ids appear inside bus subjects (`mmgw.transport.<id>.req`): one NATS token, no dots. */
+const nodeId = z.string({ error: 'expected a string' }).regex(/^[A-Za-z0-9_-]{1,64}$/, {
+  error: 'expected 1-64 letters, digits, _ or - (it is a bus subject token)',
+});
+
+const busUrl = z.string({ error: 'expected a string' }).refine(
+  (s) =>
+    s === 'inproc' ||
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .every((x) => /^(nats|tls):\/\/[^\s,]+$/.test(x)),
+  { error: 'expected "inproc" or nats://host:port (several separated by commas)' },
+);
+
+/** Per-device limits of the edge (server/edge/limits.ts EdgeLimitOptions); unset ones keep the edge's defaults. */
+const edgeLimits = z
+  .object({
+    maxFrameBytes: whole(64).optional(),
+    maxFramesPerSecond: whole(1).optional(),
+    burstFrames: whole(1).optional(),
+    maxQueuedBytes: whole(1024).optional(),
+    maxReplayFrames: whole(1).optional(),
+    maxReplayBytes: whole(1024).optional(),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** Data directory (registry, keys, node-local stores). */
+    data: z.string({ error: 'expected a path' }).min(1, { error: 'expected a path' }).default('./data'),
+    /** Address both listeners bind to. */
+    host: z.string({ error: 'expected a host or address' }).min(1).default('0.0.0.0'),
+    /** Device endpoint (WebSocket and long-poll); 0 picks a free port. */
+    port: port().default(8080),
+    /** Ops and admin endpoint (/healthz, /readyz, /metrics, /api/v1); 0 picks a free port. */
+    adminPort: port().default(8081),
+    roles: z
+      .array(z.enum(ROLES, { error: `expected one of ${ROLES.join(', ')}` }), {
+        error: 'expected a list of roles',
+      })
+      .min(1, { error: 'expected at least one role' })
+      .default(['all']),
+    /** "inproc" (one process) or NATS server URL(s). */
+    bus: busUrl.default('inproc'),
+    /** Defaults to the host name plus a random suffix. */
+    nodeId: nodeId.optional(),
+    engine: z.enum(['uws', 'portable'], { error: 'expected "uws" or "portable"' }).default('uws'),
+    /** HMAC key for device session tokens; else `<data>/keys/jwt.key` (generated on first start). */
+    jwtSecret: z
+      .string({ error: 'expected a string' })
+      .min(32, { error: 'expected at least 32 characters' })
+      .optional(),
+    /** When every role is up, write {pid, nodeId, devicePort, adminPort} here (tests and supervisors use it). */
+    readyFile: z.string({ error: 'expected a path' }).min(1).optional(),
+    log: z
+      .object({
+        level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+    edge: z
+      .object({
+        /** Edge worker processes sharing the device port (each holds at most ~20k sockets here). */
+        workers: whole(1, 64).default(1),
+        heartbeatMs: whole(1000).default(30000),
+        resumeWindowMs: whole(1000).default(120000),
+        limits: edgeLimits.default({}),
+      })
+      .strict()
+      .default({ workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, limits: {} }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Flags of `mmgw start`, already parsed; undefined means "not given". */
+export interface ConfigFlags {
+  data?: string;
+  port?: string | number;
+  adminPort?: string | number;
+  roles?: string[];
+  bus?: string;
+  nodeId?: string;
+  host?: string;
+  engine?: string;
+  edgeWorkers?: string | number;
+  logLevel?: string;
+  readyFile?: string;
+}
+
+export interface LoadConfigOptions {
+  /** Config file (JSON). Falls back to env MMGW_CONFIG. */
+  file?: string;
+  env?: Record<string, string | undefined>;
+  flags?: ConfigFlags;
+  /** Relative paths (data, readyFile) are resolved against this. Default process.cwd(). */
+  cwd?: string;
+}
+
+export class ConfigError extends GatewayError {
+  /** One line per problem, each starting with "config: <key>". */
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super('config.invalid', problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+type Raw = Record<string, unknown>;
+type Sources = Map<string, string>;
+
+/** Environment variable → config path. */
+export const ENV_KEYS: Record<string, string> = {
+  MMGW_DATA: 'data',
+  MMGW_PORT: 'port',
+  MMGW_ADMIN_PORT: 'adminPort',
+  MMGW_ROLE: 'roles',
+  MMGW_BUS: 'bus',
+  MMGW_NODE_ID: 'nodeId',
+  MMGW_HOST: 'host',
+  MMGW_ENGINE: 'engine',
+  MMGW_EDGE_WORKERS: 'edge.workers',
+  MMGW_LOG_LEVEL: 'log.level',
+  MMGW_JWT_SECRET: 'jwtSecret',
+};
+
+const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
+  data: ['data', '--data'],
+  port: ['port', '--port'],
+  adminPort: ['adminPort', '--admin-port'],
+  roles: ['roles', '--role'],
+  bus: ['bus', '--bus'],
+  nodeId: ['nodeId', '--node-id'],
+  host: ['host', '--host'],
+  engine: ['engine', '--engine'],
+  edgeWorkers: ['edge.workers', '--edge-workers'],
+  logLevel: ['log.level', '--log-level'],
+  readyFile: ['readyFile', '--ready-file'],
+};
+
+const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers']);
+
+/** Strings from the environment and flags: digits become numbers; anything else stays as given (and fails validation). */
+function fromText(path: string, value: unknown): unknown {
+  if (path === 'roles') {
+    const list = Array.isArray(value) ? value : [value];
+    return list.flatMap((v) =>
+      String(v)
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    );
+  }
+  if (NUMERIC_PATHS.has(path) && typeof value === 'string' && /^\d+$/.test(value.trim()))
+    return Number(value);
+  return value;
+}
+
+function setPath(target: Raw, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) node[key] = {};
+    node = node[key] as Raw;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+function getPath(source: unknown, path: (string | number | symbol)[]): unknown {
+  let node = source;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string | number | symbol, unknown>)[key];
+  }
+  return node;
+}
+
+/** Records the source of every leaf of a file's object. */
+function noteSources(value: unknown, prefix: string, label: string, sources: Sources): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) noteSources(v, prefix ? `${prefix}.${k}` : k, label, sources);
+  } else if (prefix) sources.set(prefix, label);
+}
+
+function readConfigFile(file: string, cwd: string): Raw {
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`config: cannot read config file ${path}: ${(err as Error).message}`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`config: ${path} is not valid JSON: ${(err as Error).message}`]);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError([`config: ${path} must hold a JSON object`]);
+  }
+  return parsed as Raw;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * Builds the configuration. Throws ConfigError (code config.invalid) listing
+ * every problem, one line each.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const raw: Raw = {};
+  const sources: Sources = new Map();
+
+  const file = options.file ?? (env.MMGW_CONFIG || undefined);
+  if (file !== undefined) {
+    const fromFile = readConfigFile(file, cwd);
+    Object.assign(raw, structuredClone(fromFile));
+    noteSources(fromFile, '', `file ${file}`, sources);
+  }
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(raw, path, fromText(path, value));
+    sources.set(path, `env ${name}`);
+  }
+  for (const [key, [path, flag]] of Object.entries(FLAG_KEYS)) {
+    const value = options.flags?.[key as keyof ConfigFlags];
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    setPath(raw, path, fromText(path, value));
+    sources.set(path, `flag ${flag}`);
+  }
+
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.flatMap((issue) => {
+      const where = issue.path.map(String).join('.');
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((k) => {
+          const key = where ? `${where}.${k}` : k;
+          const from = sources.get(key);
+          return `config: ${key}: unknown key${from ? ` (from ${from})` : ''}`;
+        });
+      }
+      // Roles fail per element (roles.1); name the list and the value.
+      const key = where || '(root)';
+      let from: string | undefined;
+      for (let p = issue.path.map(String); p.length > 0 && from === undefined; p = p.slice(0, -1)) {
+        from = sources.get(p.join('.'));
+      }
+      const got = describe(getPath(raw, issue.path));
+      return [`config: ${key}: ${issue.message}, got ${got}${from ? ` (from ${from})` : ''}`];
+    });
+    throw new ConfigError(problems);
+  }
+  const config = result.data;
+  config.data = resolve(cwd, config.data);
+  if (config.readyFile !== undefined) config.readyFile = resolve(cwd, config.readyFile);
+  return config;
+}
+
+/** The roles a node runs: 'all' is every role. */
+export function expandRoles(roles: readonly RoleName[]): Role[] {
+  const all: Role[] = ['admin', 'transport', 'transcoder', 'edge'];
+  if (roles.includes('all')) return all;
+  return all.filter((r) => roles.includes(r));
+}
+
+/** The configuration as it may be logged: secrets replaced. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  return { ...config, ...(config.jwtSecret === undefined ? {} : { jwtSecret: '[redacted]' }) };
+}

@@ -1,0 +1,161 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { type ErrorCode, type GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+
+/**
+ * The ops endpoint of every node, on the admin port: /healthz (the process
+ * answers), /readyz (every role is up and can serve), /metrics (Prometheus).
+ *
+ * Further routes mount as handlers (the admin REST API mounts /api/v1 here):
+ * `server.use(handler)`; each handler in turn gets the request until one
+ * returns true (it answered). The built-in routes come first; anything nobody
+ * answers is a 404. A handler that throws gets the central error answer
+ * (sendError): GatewayError → its HTTP status and {error:{code,message}}.
+ */
+
+/** Answer and return true, or return false to pass the request on. */
+export type OpsHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not (empty when ready). */
+  reasons: string[];
+}
+
+/** A prom-client Registry, or anything that renders Prometheus text like one (the primary of edge workers sums theirs). */
+export type MetricsSource = Pick<Registry, 'metrics' | 'contentType'>;
+
+export interface OpsServerOptions {
+  port: number;
+  host?: string;
+  logger: Logger;
+  metrics: MetricsSource;
+  readiness: () => Readiness;
+}
+
+export interface OpsServer {
+  readonly port: number;
+  readonly server: Server;
+  use(handler: OpsHandler): void;
+  close(): Promise<void>;
+}
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  'auth.unknown_device': 401,
+  'auth.bad_secret': 401,
+  'auth.bad_token': 401,
+  'auth.token_expired': 401,
+  'auth.disabled': 403,
+  'auth.rate_limited': 429,
+  'request.bad_input': 400,
+  'request.unknown_method': 404,
+  'request.timeout': 504,
+  'request.unavailable': 503,
+  'bus.timeout': 504,
+  'bus.no_responders': 503,
+  'registry.invalid_imei': 400,
+  'registry.invalid_imsi': 400,
+  'registry.invalid_field': 400,
+  'registry.duplicate': 409,
+  'registry.not_found': 404,
+  'registry.import_rejected': 422,
+  'config.invalid': 400,
+};
+
+export function httpStatusOf(err: GatewayError): number {
+  return STATUS_BY_CODE[err.code] ?? 500;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(res.req?.method === 'HEAD' ? undefined : text);
+}
+
+/** The one place an error becomes an HTTP answer. Internal errors never show their details. */
+export function sendError(res: ServerResponse, err: unknown, logger?: Logger): void {
+  const gw = toGatewayError(err);
+  const status = httpStatusOf(gw);
+  if (status >= 500) logger?.error({ err: gw.cause ?? gw, code: gw.code }, 'ops request failed');
+  const body =
+    status === 500 && gw.code === 'internal' ? { code: gw.code, message: 'internal error' } : gw.toJSON();
+  if (res.headersSent) res.destroy();
+  else sendJson(res, status, { error: body });
+}
+
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const { logger, metrics, readiness } = options;
+  const handlers: OpsHandler[] = [];
+
+  const builtIn: OpsHandler = async (req, res, url) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    switch (url.pathname) {
+      case '/healthz':
+        sendJson(res, 200, { status: 'ok' });
+        return true;
+      case '/readyz': {
+        const r = readiness();
+        sendJson(
+          res,
+          r.ready ? 200 : 503,
+          r.ready ? { status: 'ready' } : { status: 'unavailable', reasons: r.reasons },
+        );
+        return true;
+      }
+      case '/metrics': {
+        const text = await metrics.metrics();
+        res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://ops.invalid');
+      for (const handler of [builtIn, ...handlers]) {
+        if (await handler(req, res, url)) return;
+      }
+      sendJson(res, 404, {
+        error: { code: 'request.unknown_method', message: `no route for ${req.method} ${url.pathname}` },
+      });
+    } catch (err) {
+      sendError(res, err, logger);
+    }
+  });
+  // Monitoring polls with keep-alive; do not let idle sockets hold close() up for long.
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port }, 'ops endpoint listening');
+
+  return {
+    port,
+    server,
+    use(handler) {
+      handlers.push(handler);
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,578 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Database, open, type RootDatabase } from 'lmdb';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { DeviceInfo } from '../bus/bus.ts';
+import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
+import {
+  ADMIN_USER_RECORD_VERSION,
+  type AdminRole,
+  type AdminUserRecordV1,
+  type Device,
+  DEVICE_RECORD_VERSION,
+  type DeviceRecordV1,
+  type DeviceStatus,
+  deviceView,
+  readAdminUserRecord,
+  readDeviceRecord,
+} from './records.ts';
+import {
+  generateDeviceSecret,
+  hashDeviceSecret,
+  hashPassword,
+  verifyDeviceSecret,
+  verifyPassword,
+} from './secrets.ts';
+
+/**
+ * The device registry (and admin users) in one lmdb environment at
+ * `<data>/registry`.
+ *
+ * Several processes may open the same environment at once (a running gateway
+ * and the `mmgw device` CLI): LMDB serialises writers with a lock in the
+ * environment's lock file and gives every reader a consistent snapshot, so
+ * every read-check-write below runs inside one write transaction and is
+ * therefore atomic across processes too.
+ *
+ * Writes use lmdb's asynchronous transactions: the main thread never blocks
+ * on the write lock while another process (say, a 100k-row import) holds it.
+ */
+
+export interface NewDevice {
+  imei: string;
+  imsi?: string;
+  operator: string;
+  profile?: string;
+}
+
+export interface ListDevicesOptions {
+  operator?: string;
+  status?: DeviceStatus;
+  /** IMEI prefix (for example a TAC: the first 8 digits name the model). */
+  prefix?: string;
+  /** Default 1000. */
+  limit?: number;
+  /** Page after this IMEI (exclusive): pass the last IMEI of the previous page. */
+  after?: string;
+}
+
+export interface ImportRow {
+  imei: string;
+  imsi?: string;
+  operator: string;
+  profile?: string;
+  status?: DeviceStatus;
+  /** A secret provisioned elsewhere (for example at the factory); generated when absent. */
+  secret?: string;
+  /** Where the row came from (file line number), echoed back in rejections. */
+  line?: number;
+}
+
+export interface ImportRejection {
+  line?: number;
+  imei?: string;
+  code: 'registry.invalid_imei' | 'registry.invalid_imsi' | 'registry.invalid_field' | 'registry.duplicate';
+  reason: string;
+  /** The column at fault. */
+  field?: string;
+}
+
+export type ImportMode = 'all-or-nothing' | 'valid-only';
+
+export interface ImportResult {
+  mode: ImportMode;
+  total: number;
+  written: number;
+  rejected: ImportRejection[];
+  /** One-time secrets of the devices written (those whose row gave none are generated here). */
+  secrets: Array<{ imei: string; secret: string }>;
+}
+
+export interface AdminUser {
+  name: string;
+  role: AdminRole;
+  createdAt: number;
+}
+
+export interface RegistryOptions {
+  /** Injected clock (epoch ms). */
+  now?: () => number;
+  /** How often batched last-seen times are written. Default 5000 ms. */
+  lastSeenFlushMs?: number;
+  /** Refuse (registry.not_found) instead of creating an empty registry: read-only tools on a mistyped --data. */
+  mustExist?: boolean;
+}
+
+const OPERATOR_MAX = 64;
+const PROFILE_MAX = 64;
+/** A presented secret longer than this cannot be ours (ours are 43 chars); refuse before hashing. */
+const SECRET_MAX = 256;
+/** A provisioned (imported) secret must carry at least 128 bits: 22 base64url characters. */
+const IMPORTED_SECRET_MIN = 22;
+
+function fieldProblem(name: 'operator' | 'profile', value: unknown, required: boolean): string | undefined {
+  if (value === undefined || value === '') return required ? `${name} is missing` : undefined;
+  const max = name === 'operator' ? OPERATOR_MAX : PROFILE_MAX;
+  if (typeof value !== 'string' || !/^[A-Za-z0-9._:@-]+$/.test(value) || value.length > max) {
+    return `${name} ${JSON.stringify(value)}: use 1-${max} letters, digits or . _ : @ -`;
+  }
+  return undefined;
+}
+
+/** Checks one row on its own (not against the registry); the first problem found, or undefined. */
+export function importRowProblem(row: ImportRow): ImportRejection | undefined {
+  const at = { line: row.line, imei: typeof row.imei === 'string' && row.imei !== '' ? row.imei : undefined };
+  const imei = imeiProblem(row.imei);
+  if (imei) return { ...at, code: 'registry.invalid_imei', reason: imei, field: 'imei' };
+  if (row.imsi !== undefined && row.imsi !== '') {
+    const imsi = imsiProblem(row.imsi);
+    if (imsi) return { ...at, code: 'registry.invalid_imsi', reason: imsi, field: 'imsi' };
+  }
+  const operator = fieldProblem('operator', row.operator, true);
+  if (operator) return { ...at, code: 'registry.invalid_field', reason: operator, field: 'operator' };
+  const profile = fieldProblem('profile', row.profile, false);
+  if (profile) return { ...at, code: 'registry.invalid_field', reason: profile, field: 'profile' };
+  if (row.status !== undefined && row.status !== 'enabled' && row.status !== 'disabled') {
+    const reason = `status ${JSON.stringify(row.status)}: enabled or disabled`;
+    return { ...at, code: 'registry.invalid_field', reason, field: 'status' };
+  }
+  if (row.secret !== undefined && row.secret !== '') {
+    if (
+      !/^[A-Za-z0-9_-]+$/.test(row.secret) ||
+      row.secret.length < IMPORTED_SECRET_MIN ||
+      row.secret.length > SECRET_MAX
+    ) {
+      return {
+        ...at,
+        code: 'registry.invalid_field',
+        reason: `secret: ${IMPORTED_SECRET_MIN}-${SECRET_MAX} base64url characters`,
+        field: 'secret',
+      };
+    }
+  }
+  return undefined;
+}
+
+function notFound(imei: string): GatewayError {
+  return new GatewayError('registry.not_found', `no device with IMEI ${imei}`, { field: 'imei' });
+}
+
+export class Registry {
+  readonly path: string;
+  private readonly env: RootDatabase;
+  private readonly devices: Database<DeviceRecordV1, string>;
+  private readonly admins: Database<AdminUserRecordV1, string>;
+  private readonly now: () => number;
+  private readonly pendingLastSeen = new Map<string, number>();
+  private readonly flushTimer: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(path: string, options: RegistryOptions) {
+    this.path = path;
+    this.now = options.now ?? Date.now;
+    this.env = open({ path, maxDbs: 8 });
+    this.devices = this.env.openDB<DeviceRecordV1, string>({ name: 'devices' });
+    this.admins = this.env.openDB<AdminUserRecordV1, string>({ name: 'admins' });
+    this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
+    this.flushTimer.unref();
+  }
+
+  /** Opens (creating if needed) the registry under `<dataDir>/registry`. */
+  static async open(dataDir: string, options: RegistryOptions = {}): Promise<Registry> {
+    const path = join(dataDir, 'registry');
+    if (options.mustExist && !existsSync(join(path, 'data.mdb'))) {
+      throw new GatewayError('registry.not_found', `no registry in ${dataDir} (is --data right?)`, {
+        field: 'data',
+      });
+    }
+    mkdirSync(path, { recursive: true });
+    return new Registry(path, options);
+  }
+
+  // ---- devices -----------------------------------------------------------
+
+  /** Provisions a device. The secret is returned once and never stored (only its hash). */
+  async addDevice(input: NewDevice): Promise<{ device: Device; secret: string }> {
+    this.assertOpen();
+    const problem = importRowProblem({ ...input });
+    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
+    const secret = generateDeviceSecret();
+    const record: DeviceRecordV1 = {
+      v: DEVICE_RECORD_VERSION,
+      imei: input.imei,
+      ...(input.imsi ? { imsi: input.imsi } : {}),
+      operator: input.operator,
+      ...(input.profile ? { profile: input.profile } : {}),
+      status: 'enabled',
+      createdAt: this.now(),
+      secretHash: hashDeviceSecret(secret),
+    };
+    const added = await this.devices.transaction(() => {
+      if (this.devices.doesExist(record.imei)) return false;
+      this.devices.put(record.imei, record);
+      return true;
+    });
+    if (!added) {
+      throw new GatewayError('registry.duplicate', `a device with IMEI ${input.imei} already exists`, {
+        field: 'imei',
+      });
+    }
+    return { device: deviceView(record), secret };
+  }
+
+  getDevice(imei: string): Device | undefined {
+    this.assertOpen();
+    const raw = this.devices.get(imei);
+    return raw === undefined ? undefined : deviceView(readDeviceRecord(raw));
+  }
+
+  /**
+   * Checks a device's credentials. Failures carry the code the handset gets:
+   * auth.unknown_device, auth.bad_secret, then auth.disabled (status is only
+   * revealed to a caller who knows the secret).
+   */
+  authenticate(imei: string, secret: string): DeviceInfo {
+    this.assertOpen();
+    const raw = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
+    if (raw === undefined) {
+      throw new GatewayError('auth.unknown_device', `no device with IMEI ${String(imei).slice(0, 32)}`);
+    }
+    const record = readDeviceRecord(raw);
+    if (
+      typeof secret !== 'string' ||
+      secret.length > SECRET_MAX ||
+      !verifyDeviceSecret(secret, record.secretHash)
+    ) {
+      throw new GatewayError('auth.bad_secret');
+    }
+    if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
+    this.touchLastSeen(imei);
+    return deviceInfo(record);
+  }
+
+  /** For token-based hello and resume: the device must still exist and be enabled. */
+  lookup(imei: string): DeviceInfo {
+    this.assertOpen();
+    const raw = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
+    if (raw === undefined) throw new GatewayError('auth.unknown_device');
+    const record = readDeviceRecord(raw);
+    if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
+    return deviceInfo(record);
+  }
+
+  async setStatus(imei: string, status: DeviceStatus): Promise<Device> {
+    if (status !== 'enabled' && status !== 'disabled') {
+      throw new GatewayError(
+        'registry.invalid_field',
+        `status ${JSON.stringify(status)}: enabled or disabled`,
+        {
+          field: 'status',
+        },
+      );
+    }
+    return this.update(imei, (r) => ({ ...r, status }));
+  }
+
+  /** Replaces the secret (the old one stops working at once); the new one is returned once. */
+  async resetSecret(imei: string): Promise<{ device: Device; secret: string }> {
+    const secret = generateDeviceSecret();
+    const device = await this.update(imei, (r) => ({ ...r, secretHash: hashDeviceSecret(secret) }));
+    return { device, secret };
+  }
+
+  async removeDevice(imei: string): Promise<void> {
+    this.assertOpen();
+    const removed = await this.devices.transaction(() => {
+      if (!this.devices.doesExist(imei)) return false;
+      this.devices.remove(imei);
+      return true;
+    });
+    if (!removed) throw notFound(imei);
+    this.pendingLastSeen.delete(imei);
+  }
+
+  /** IMEI order. Filters other than prefix scan the key range; fine up to millions of devices. */
+  listDevices(options: ListDevicesOptions = {}): Device[] {
+    const limit = options.limit ?? 1000;
+    const out: Device[] = [];
+    if (limit <= 0) return out;
+    for (const device of this.iterateDevices(options)) {
+      out.push(device);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Every device matching the filters, in IMEI order, without holding them all in memory. */
+  *iterateDevices(options: Omit<ListDevicesOptions, 'limit'> = {}): Generator<Device> {
+    this.assertOpen();
+    const prefix = options.prefix ?? '';
+    // IMEIs are digits, and ':' sorts right after '9': [prefix, prefix + ':') is the prefix range.
+    let start: string | undefined = prefix === '' ? undefined : prefix;
+    if (options.after !== undefined && (start === undefined || options.after > start)) start = options.after;
+    const end = prefix === '' ? undefined : prefix + ':';
+    for (const { key, value } of this.devices.getRange({ start, end, snapshot: true })) {
+      if (options.after !== undefined && key <= options.after) continue;
+      const record = readDeviceRecord(value);
+      if (options.operator !== undefined && record.operator !== options.operator) continue;
+      if (options.status !== undefined && record.status !== options.status) continue;
+      yield deviceView(record);
+    }
+  }
+
+  countDevices(): number {
+    this.assertOpen();
+    return this.devices.getKeysCount();
+  }
+
+  /**
+   * Writes many devices in ONE lmdb transaction: a crash (kill -9) at any point
+   * leaves either every row of the call or none of it.
+   *
+   * Rows are checked on their own first, then against the registry and each
+   * other inside the transaction (another process may have added one since the
+   * caller validated). 'all-or-nothing' writes nothing when any row is
+   * rejected; 'valid-only' writes the rows that pass.
+   */
+  async importDevices(
+    rows: ImportRow[],
+    options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
+  ): Promise<ImportResult> {
+    this.assertOpen();
+    const { mode } = options;
+    const rejected: ImportRejection[] = [];
+    const candidates: ImportRow[] = [];
+    const seen = new Map<string, number | undefined>();
+    for (const row of rows) {
+      const problem = importRowProblem(row);
+      if (problem) rejected.push(problem);
+      else if (seen.has(row.imei)) {
+        const first = seen.get(row.imei);
+        rejected.push({
+          line: row.line,
+          imei: row.imei,
+          code: 'registry.duplicate',
+          reason:
+            `IMEI ${row.imei} appears twice in the import` +
+            (first === undefined ? '' : ` (first on line ${first})`),
+        });
+      } else {
+        seen.set(row.imei, row.line);
+        candidates.push(row);
+      }
+    }
+    if (mode === 'all-or-nothing' && rejected.length > 0) {
+      return { mode, total: rows.length, written: 0, rejected: sortRejections(rejected), secrets: [] };
+    }
+    // Secrets and hashes are computed outside the transaction to keep the write lock short.
+    const now = this.now();
+    const prepared = candidates.map((row) => {
+      const secret = row.secret || generateDeviceSecret();
+      const record: DeviceRecordV1 = {
+        v: DEVICE_RECORD_VERSION,
+        imei: row.imei,
+        ...(row.imsi ? { imsi: row.imsi } : {}),
+        operator: row.operator,
+        ...(row.profile ? { profile: row.profile } : {}),
+        status: row.status ?? 'enabled',
+        createdAt: now,
+        secretHash: hashDeviceSecret(secret),
+      };
+      return { row, record, secret };
+    });
+    const secrets: Array<{ imei: string; secret: string }> = [];
+    const step = Math.max(1, Math.floor(prepared.length / 100));
+    await this.devices.transaction(() => {
+      const existing: ImportRejection[] = [];
+      for (const p of prepared) {
+        if (this.devices.doesExist(p.record.imei)) {
+          existing.push({
+            line: p.row.line,
+            imei: p.record.imei,
+            code: 'registry.duplicate',
+            reason: `IMEI ${p.record.imei} is already in the registry`,
+          });
+        }
+      }
+      rejected.push(...existing);
+      // Nothing was written yet, so returning here leaves the transaction empty.
+      if (mode === 'all-or-nothing' && existing.length > 0) return;
+      const dup = new Set(existing.map((r) => r.imei));
+      let done = 0;
+      for (const p of prepared) {
+        if (!dup.has(p.record.imei)) {
+          this.devices.put(p.record.imei, p.record);
+          secrets.push({ imei: p.record.imei, secret: p.secret });
+        }
+        if (++done % step === 0) options.onProgress?.(done, prepared.length);
+      }
+    });
+    options.onProgress?.(prepared.length, prepared.length);
+    return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
+  }
+
+  /**
+   * Notes that a device was seen. Cheap: kept in memory and written in one
+   * transaction every few seconds (and on close), because doing a write per
+   * authentication would make the registry the bottleneck of a reconnect storm.
+   */
+  touchLastSeen(imei: string, at: number = this.now()): void {
+    const prev = this.pendingLastSeen.get(imei);
+    if (prev === undefined || at > prev) this.pendingLastSeen.set(imei, at);
+  }
+
+  /** Writes pending last-seen times now. */
+  flushLastSeen(): Promise<void> {
+    if (this.pendingLastSeen.size === 0 || this.closed) return this.flushing;
+    const batch = new Map(this.pendingLastSeen);
+    this.pendingLastSeen.clear();
+    this.flushing = this.flushing
+      .then(() =>
+        this.devices.transaction(() => {
+          for (const [imei, at] of batch) {
+            const raw = this.devices.get(imei);
+            if (raw === undefined) continue;
+            const record = readDeviceRecord(raw);
+            if ((record.lastSeenAt ?? 0) >= at) continue;
+            this.devices.put(imei, { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at });
+          }
+        }),
+      )
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    return this.flushing;
+  }
+
+  // ---- admin users (the admin API uses these) ---------------------------
+
+  async addAdminUser(input: { name: string; role: AdminRole; password: string }): Promise<AdminUser> {
+    this.assertOpen();
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(input.name ?? '')) {
+      throw new GatewayError('registry.invalid_field', 'name: 1-64 letters, digits or . _ @ -', {
+        field: 'name',
+      });
+    }
+    if (!['admin', 'operator', 'viewer'].includes(input.role)) {
+      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
+    }
+    if (typeof input.password !== 'string' || input.password.length < 10 || input.password.length > 1024) {
+      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
+        field: 'password',
+      });
+    }
+    const record: AdminUserRecordV1 = {
+      v: ADMIN_USER_RECORD_VERSION,
+      name: input.name,
+      role: input.role,
+      passwordHash: await hashPassword(input.password),
+      createdAt: this.now(),
+    };
+    const added = await this.admins.transaction(() => {
+      if (this.admins.doesExist(record.name)) return false;
+      this.admins.put(record.name, record);
+      return true;
+    });
+    if (!added) throw new GatewayError('registry.duplicate', `an admin user ${input.name} already exists`);
+    return adminView(record);
+  }
+
+  getAdminUser(name: string): AdminUser | undefined {
+    this.assertOpen();
+    const raw = this.admins.get(name);
+    return raw === undefined ? undefined : adminView(readAdminUserRecord(raw));
+  }
+
+  listAdminUsers(): AdminUser[] {
+    this.assertOpen();
+    return [...this.admins.getRange({ snapshot: true })].map(({ value }) =>
+      adminView(readAdminUserRecord(value)),
+    );
+  }
+
+  /** The user when name and password match, else undefined (same answer for unknown name and bad password). */
+  async verifyAdminPassword(name: string, password: string): Promise<AdminUser | undefined> {
+    this.assertOpen();
+    const raw = this.admins.get(name);
+    if (raw === undefined) {
+      // Spend the same time as a real check so that timing does not reveal which names exist.
+      await verifyPassword(password, DUMMY_HASH);
+      return undefined;
+    }
+    const record = readAdminUserRecord(raw);
+    return (await verifyPassword(password, record.passwordHash)) ? adminView(record) : undefined;
+  }
+
+  async setAdminPassword(name: string, password: string): Promise<void> {
+    if (typeof password !== 'string' || password.length < 10 || password.length > 1024) {
+      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
+        field: 'password',
+      });
+    }
+    const passwordHash = await hashPassword(password);
+    const ok = await this.admins.transaction(() => {
+      const raw = this.admins.get(name);
+      if (raw === undefined) return false;
+      this.admins.put(name, { ...readAdminUserRecord(raw), v: ADMIN_USER_RECORD_VERSION, passwordHash });
+      return true;
+    });
+    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  }
+
+  async removeAdminUser(name: string): Promise<void> {
+    const ok = await this.admins.transaction(() => {
+      if (!this.admins.doesExist(name)) return false;
+      this.admins.remove(name);
+      return true;
+    });
+    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  }
+
+  // ---- life ---------------------------------------------------------------
+
+  /** Flushes last-seen times and closes the environment. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearInterval(this.flushTimer);
+    await this.flushLastSeen();
+    this.closed = true;
+    await this.env.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new GatewayError('internal', 'the registry is closed');
+  }
+
+  private async update(imei: string, change: (r: DeviceRecordV1) => DeviceRecordV1): Promise<Device> {
+    this.assertOpen();
+    assertImei(imei);
+    const updated = await this.devices.transaction(() => {
+      const raw = this.devices.get(imei);
+      if (raw === undefined) return undefined;
+      const record = { ...change(readDeviceRecord(raw)), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
+      this.devices.put(imei, record);
+      return record;
+    });
+    if (updated === undefined) throw notFound(imei);
+    return deviceView(updated);
+  }
+}
+
+/** A fixed scrypt hash of a random string, for equal-time answers to unknown names. */
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+function deviceInfo(r: DeviceRecordV1): DeviceInfo {
+  const info: DeviceInfo = { imei: r.imei, operator: r.operator, status: r.status };
+  if (r.profile !== undefined) info.profile = r.profile;
+  return info;
+}
+
+function adminView(r: AdminUserRecordV1): AdminUser {
+  return { name: r.name, role: r.role, createdAt: r.createdAt };
+}
+
+function sortRejections(list: ImportRejection[]): ImportRejection[] {
+  return list.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}

@@ -1,0 +1,239 @@
+/**
+ * Test harness: a real gateway process (`node bin/mmgw.js start`) on free
+ * ports with its own temporary data directory, plus device provisioning.
+ *
+ *   const gw = await startGateway();        // every role, inproc bus
+ *   t.after(() => gw.stop());
+ *   const { imei, secret } = await provisionDevice(gw.dataDir);
+ *   // connect to gw.url (ws://127.0.0.1:<devicePort>)
+ *
+ * Every gateway started here is killed when the test process exits, even
+ * when a test fails before calling stop().
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const MMGW_BIN = join(ROOT, 'bin', 'mmgw.js');
+
+const run = promisify(execFile);
+
+export interface GatewayOptions {
+  /** Extra arguments after `start` (e.g. ['--role', 'edge', '--bus', natsUrl]). */
+  args?: string[];
+  /** Extra environment (on top of the test process's). */
+  env?: Record<string, string>;
+  /** Data directory to use (kept afterwards); default a fresh temporary one, removed by stop(). */
+  dataDir?: string;
+  /** How long to wait for the ready file. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface Gateway {
+  devicePort: number;
+  adminPort: number;
+  pid: number;
+  nodeId: string;
+  dataDir: string;
+  /** ws://127.0.0.1:<devicePort> */
+  url: string;
+  /** http://127.0.0.1:<adminPort> */
+  adminUrl: string;
+  /** Sends the signal (default SIGTERM) and resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL, no waiting. */
+  kill(): void;
+  /** Lines the process printed so far (its JSON logs). */
+  stdout: string[];
+  stderr: string[];
+  process: ChildProcess;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' handlers must be synchronous: SIGKILL is.
+  process.on('exit', () => {
+    for (const p of live) p.kill('SIGKILL');
+  });
+}
+
+function lines(stream: NodeJS.ReadableStream | null, into: string[]): void {
+  let rest = '';
+  stream?.setEncoding('utf8');
+  stream?.on('data', (chunk: string) => {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop() ?? '';
+    into.push(...parts);
+  });
+  stream?.on('end', () => {
+    if (rest) into.push(rest);
+  });
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  installExitHook();
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mmgw-gw-'));
+  const readyFile = join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
+  const args = [
+    MMGW_BIN,
+    'start',
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--data',
+    dataDir,
+    '--ready-file',
+    readyFile,
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  lines(child.stdout, stdout);
+  lines(child.stderr, stderr);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    });
+  });
+
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const ready = await new Promise<{ pid: number; nodeId: string; devicePort: number; adminPort: number }>(
+    (resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(timer);
+        child.kill('SIGKILL');
+        const tail = [...stderr, ...stdout.filter((l) => /"level":"(error|fatal)"/.test(l))]
+          .slice(-30)
+          .join('\n');
+        reject(new Error(`gateway ${why}\n--- its output ---\n${tail}`));
+      };
+      const timer = setInterval(() => {
+        try {
+          const info = JSON.parse(readFileSync(readyFile, 'utf8'));
+          settled = true;
+          clearInterval(timer);
+          resolve(info);
+        } catch {
+          if (Date.now() > deadline) fail(`did not become ready within ${timeoutMs} ms`);
+        }
+      }, 50);
+      void exited.then((code) => fail(`exited with code ${code} before it was ready`));
+    },
+  );
+
+  let stopping: Promise<number | null> | undefined;
+  const gateway: Gateway = {
+    devicePort: ready.devicePort,
+    adminPort: ready.adminPort,
+    pid: ready.pid,
+    nodeId: ready.nodeId,
+    dataDir,
+    url: `ws://127.0.0.1:${ready.devicePort}`,
+    adminUrl: `http://127.0.0.1:${ready.adminPort}`,
+    stdout,
+    stderr,
+    process: child,
+    stop(signal: NodeJS.Signals = 'SIGTERM') {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        // A node that does not stop within 30 s is killed: a test must never hang on it.
+        const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        const code = await exited;
+        clearTimeout(guard);
+        if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+        return code;
+      })();
+      return stopping;
+    },
+    kill() {
+      child.kill('SIGKILL');
+    },
+  };
+  return gateway;
+}
+
+/** Makes a valid IMEI from 14 digits (adds the Luhn check digit). */
+export function luhnImei(prefix14: string): string {
+  return imeiWithCheckDigit(prefix14);
+}
+
+let imeiCounter = 0;
+
+/** A fresh valid IMEI, different on every call within a test process. */
+export function nextImei(): string {
+  imeiCounter++;
+  const serial = String((process.pid * 1000 + imeiCounter) % 1_000_000).padStart(6, '0');
+  return luhnImei(`35${String(imeiCounter % 1_000_000).padStart(6, '0')}${serial}`);
+}
+
+/**
+ * Provisions a device through the CLI (the path an operator uses; works while
+ * the gateway runs on the same data directory). Returns its one-time secret.
+ */
+export async function provisionDevice(
+  dataDir: string,
+  imei: string = nextImei(),
+  options: { operator?: string; profile?: string } = {},
+): Promise<{ imei: string; secret: string }> {
+  const args = [
+    MMGW_BIN,
+    'device',
+    'add',
+    '--imei',
+    imei,
+    '--operator',
+    options.operator ?? 'test',
+    '--data',
+    dataDir,
+    '--json',
+  ];
+  if (options.profile) args.push('--profile', options.profile);
+  const { stdout } = await run(process.execPath, args, { cwd: ROOT });
+  const out = JSON.parse(stdout);
+  return { imei: out.device.imei, secret: out.secret };
+}
+
+/** Runs `mmgw …` and returns its exit code and output (never throws on a non-zero exit). */
+export async function runMmgw(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; input?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MMGW_BIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}

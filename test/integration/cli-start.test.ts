@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { MMGW_BIN, provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-start-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+describe('mmgw start', () => {
+  test('with the defaults in a fresh directory (as `npm start`): data under ./data, /healthz answers, SIGINT exits 0', async (t) => {
+    const cwd = tempDir(t);
+    // The default ports (8080/8081) may be taken on a shared machine: only the ports come from the environment.
+    const child = spawn(process.execPath, [MMGW_BIN, 'start'], {
+      cwd,
+      env: { ...process.env, MMGW_PORT: '0', MMGW_ADMIN_PORT: '0', MMGW_LOG_LEVEL: 'info', MMGW_DATA: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    const lines: string[] = [];
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const started = await new Promise<{ adminPort: number; devicePort: number }>((resolve, reject) => {
+      let buf = '';
+      child.stdout.on('data', (d) => {
+        buf += d;
+        const parts = buf.split('\n');
+        buf = parts.pop() ?? '';
+        for (const line of parts) {
+          lines.push(line);
+          const rec = JSON.parse(line);
+          if (rec.msg === 'node started') resolve(rec);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+    });
+    const res = await fetch(`http://127.0.0.1:${started.adminPort}/healthz`);
+    assert.deepEqual(await res.json(), { status: 'ok' });
+    assert.ok(started.devicePort > 0);
+    assert.ok(statSync(join(cwd, 'data', 'registry')).isDirectory());
+    const key = join(cwd, 'data', 'keys', 'jwt.key');
+    assert.equal(statSync(key).mode & 0o777, 0o600);
+    const keyText = readFileSync(key, 'utf8').trim();
+    assert.ok(lines.some((l) => l.includes(`generated a JWT key at ${key}`)));
+    assert.ok(!lines.some((l) => l.includes(keyText)), 'the key itself is never logged');
+
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('exit', resolve);
+      child.kill('SIGINT');
+    });
+    assert.equal(code, 0);
+  });
+
+  test('a bad config stops the start with a message naming the key, exit 2', async (t) => {
+    const dir = tempDir(t);
+    const bad = await runMmgw(['start', '--port', 'abc', '--data', dir]);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr, 'mmgw: config: port: expected a number 0–65535, got "abc" (from flag --port)\n');
+
+    const file = join(dir, 'mmgw.json');
+    writeFileSync(file, JSON.stringify({ edge: { heartbeatMs: 'abc' }, colour: 'blue' }));
+    const fromFile = await runMmgw(['start', '--config', file]);
+    assert.equal(fromFile.code, 2);
+    assert.match(fromFile.stderr, /config: edge\.heartbeatMs: expected a number ≥ 1000, got "abc"/);
+    assert.match(fromFile.stderr, /config: colour: unknown key/);
+
+    const role = await runMmgw(['start', '--role', 'edge,router', '--data', dir], {
+      env: { MMGW_PORT: '0' },
+    });
+    assert.equal(role.code, 2);
+    assert.match(
+      role.stderr,
+      /config: roles\.1: expected one of all, edge, transport, transcoder, admin, got "router"/,
+    );
+  });
+
+  test('a port in use is named, exit 2', async (t) => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    t.after(() => blocker.close());
+    const port = (blocker.address() as { port: number }).port;
+    const dir = tempDir(t);
+    const res = await runMmgw(
+      ['start', '--port', '0', '--admin-port', String(port), '--host', '127.0.0.1', '--data', dir],
+      {
+        env: { MMGW_LOG_LEVEL: 'silent' },
+      },
+    );
+    assert.equal(res.code, 2);
+    assert.equal(res.stderr, `mmgw: admin port ${port} is already in use\n`);
+  });
+
+  test('the CLI provisions into a running gateway, and the handset connects with that secret', async (t) => {
+    const gw = await startGateway({ env: { MMGW_LOG_LEVEL: 'debug' } });
+    t.after(() => gw.stop());
+    const { imei, secret } = await provisionDevice(gw.dataDir);
+    const handset = await runMmgw(
+      ['handset', '--url', gw.url, '--imei', imei, '--secret', secret, '--json', '--transport', 'ws'],
+      {
+        input: '{"id":"1","cmd":"ping"}\n',
+      },
+    );
+    const events = handset.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(events[0]?.event, 'connected', handset.stdout + handset.stderr);
+    assert.ok(
+      events.some((e) => e.id === '1' && e.event === 'pong'),
+      handset.stdout,
+    );
+
+    // Disabled from the CLI while the gateway runs: the next login is refused.
+    assert.equal((await runMmgw(['device', 'disable', imei, '--data', gw.dataDir])).code, 0);
+    const refused = await runMmgw(
+      ['handset', '--url', gw.url, '--imei', imei, '--secret', secret, '--json', '--transport', 'ws'],
+      { input: '{"id":"2","cmd":"ping"}\n' },
+    );
+    assert.notEqual(refused.code, 0);
+    assert.ok(refused.stdout.includes('"code":"auth.disabled"'), refused.stdout);
+
+    assert.equal(await gw.stop(), 0);
+    // Nothing secret reached the logs, even at debug level.
+    const logs = gw.stdout.join('\n');
+    assert.ok(logs.includes(imei), 'the device was logged');
+    assert.ok(!logs.includes(secret), 'the device secret was logged');
+  });
+});

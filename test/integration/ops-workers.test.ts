@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
+
+/** Edge worker processes: one device port, one ops endpoint, metrics of every worker. */
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, limitMs = 30_000): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+/** Worker pids by node id, from the workers' "node started" log lines. */
+function workerPids(stdout: string[]): Map<string, number> {
+  const pids = new Map<string, number>();
+  for (const line of stdout) {
+    try {
+      const rec = JSON.parse(line);
+      if (rec.msg === 'node started' && /-w\d+$/.test(rec.nodeId)) pids.set(rec.nodeId, rec.pid);
+    } catch {}
+  }
+  return pids;
+}
+
+async function ping(url: string, imei: string, secret: string, transport: 'ws' | 'poll'): Promise<unknown[]> {
+  const r = await runMmgw(
+    ['handset', '--url', url, '--imei', imei, '--secret', secret, '--json', '--transport', transport],
+    {
+      input: '{"id":"p","cmd":"ping"}\n',
+    },
+  );
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+for (const engine of ['uws', 'portable'] as const) {
+  describe(`edge workers (${engine})`, () => {
+    test('two workers share the device port; metrics cover both; SIGTERM stops all', async (t) => {
+      const gw = await startGateway({
+        args: ['--edge-workers', '2', '--engine', engine],
+        env: { MMGW_LOG_LEVEL: 'info' },
+      });
+      t.after(() => gw.stop());
+      const ready = await until(async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200);
+      assert.ok(ready, 'the node became ready');
+      const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      assert.match(metrics, new RegExp(`^mmgw_edge_sessions\\{node="${gw.nodeId}-w0"\\} 0$`, 'm'));
+      assert.match(metrics, new RegExp(`^mmgw_edge_sessions\\{node="${gw.nodeId}-w1"\\} 0$`, 'm'));
+      assert.match(
+        metrics,
+        new RegExp(
+          `^mmgw_node_info\\{roles="admin,transport,transcoder,edge",release="[^"]+",node="${gw.nodeId}"\\} 1$`,
+          'm',
+        ),
+      );
+
+      const { imei, secret } = await provisionDevice(gw.dataDir);
+      for (let i = 0; i < 4; i++) {
+        const events = await ping(gw.url, imei, secret, 'ws');
+        assert.ok(
+          events.some((e) => (e as { event?: string }).event === 'pong'),
+          JSON.stringify(events),
+        );
+      }
+
+      const pids = workerPids(gw.stdout);
+      assert.equal(pids.size, 2, gw.stdout.join('\n'));
+      assert.equal(await gw.stop(), 0);
+      for (const pid of pids.values())
+        assert.ok(await until(() => !alive(pid), 10_000), `worker ${pid} outlived the node`);
+    });
+  });
+}
+
+test('a worker killed with -9 is forked again; the primary killed with -9 leaves no worker behind', async (t) => {
+  const gw = await startGateway({ args: ['--edge-workers', '2'], env: { MMGW_LOG_LEVEL: 'info' } });
+  t.after(() => gw.stop());
+  const pids = workerPids(gw.stdout);
+  const first = pids.get(`${gw.nodeId}-w0`)!;
+  process.kill(first, 'SIGKILL');
+  const replaced = await until(() => {
+    const now = workerPids(gw.stdout).get(`${gw.nodeId}-w0`);
+    return now !== undefined && now !== first;
+  });
+  assert.ok(replaced, 'worker 0 came back');
+  assert.ok(await until(async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200), 'ready again');
+  const { imei, secret } = await provisionDevice(gw.dataDir);
+  for (let i = 0; i < 3; i++) {
+    const events = await ping(gw.url, imei, secret, 'ws');
+    assert.ok(
+      events.some((e) => (e as { event?: string }).event === 'pong'),
+      JSON.stringify(events),
+    );
+  }
+
+  const workers = [...workerPids(gw.stdout).values()];
+  gw.kill();
+  await gw.stop();
+  for (const pid of workers) assert.ok(await until(() => !alive(pid), 15_000), `worker ${pid} is an orphan`);
+});
