@@ -1,0 +1,113 @@
+/**
+ * WebSocket carrier (SPEC.md §4.1): `GET /v1/ws`, one binary message per frame.
+ *
+ * Works with the browser WebSocket and with the `ws` package (Node 20 has no
+ * global WebSocket): only the common surface is used (on* handlers,
+ * binaryType, send, close, readyState).
+ */
+
+import { decodeFrame, encodeFrame } from '../codec.ts';
+import { GatewayError } from '../errors.ts';
+import type { Frame, Hello, Resume } from '../messages.ts';
+import { Carrier, carrierUrl } from './carrier.ts';
+
+const OPEN = 1;
+const CLOSED = 3;
+/** How long close() waits for the closing handshake before giving up on it. */
+const CLOSE_WAIT_MS = 1000;
+
+export class WebSocketCarrier extends Carrier {
+  readonly kind = 'ws' as const;
+  #socket: any;
+  #opened = false;
+  #onSocketClosed?: () => void;
+
+  start(first: Hello | Resume): void {
+    const Ctor = this.options.WebSocket ?? (globalThis as any).WebSocket;
+    if (typeof Ctor !== 'function') {
+      queueMicrotask(() =>
+        this.end({
+          reason: 'no WebSocket implementation (pass options.WebSocket)',
+          failedToOpen: true,
+          error: new GatewayError('config.invalid', 'no WebSocket implementation', { field: 'WebSocket' }),
+        }),
+      );
+      return;
+    }
+    let socket: any;
+    try {
+      socket = new Ctor(carrierUrl(this.options.url, 'ws'));
+    } catch (err) {
+      const error = err instanceof GatewayError ? err : undefined;
+      queueMicrotask(() =>
+        this.end({ reason: `cannot open WebSocket: ${String(err)}`, failedToOpen: true, error }),
+      );
+      return;
+    }
+    this.#socket = socket;
+    socket.binaryType = 'arraybuffer';
+    socket.onopen = () => {
+      this.#opened = true;
+      this.send(first);
+    };
+    socket.onmessage = (event: { data: unknown }) => this.#onMessage(event.data);
+    // The close event always follows an error event; act on that one only.
+    socket.onerror = () => {};
+    socket.onclose = (event: { code?: number; reason?: string }) => {
+      this.#onSocketClosed?.();
+      const detail = event.reason ? `${event.code} ${event.reason}` : `${event.code ?? ''}`;
+      this.end({
+        reason: this.#opened ? `WebSocket closed (${detail})` : `WebSocket failed to open (${detail})`,
+        failedToOpen: !this.#opened,
+      });
+    };
+  }
+
+  send(frame: Frame): void {
+    if (this.closed || this.#socket?.readyState !== OPEN) return;
+    this.#socket.send(encodeFrame(frame));
+  }
+
+  #onMessage(data: unknown): void {
+    if (this.closed) return;
+    let bytes: Uint8Array;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else {
+      this.end({
+        reason: 'gateway sent a text message',
+        failedToOpen: false,
+        error: new GatewayError('protocol.bad_frame', 'text WebSocket message (frames are binary)'),
+      });
+      return;
+    }
+    const decoded = decodeFrame(bytes);
+    if (!decoded.ok) {
+      this.end({
+        reason: `undecodable frame: ${decoded.error.message}`,
+        failedToOpen: false,
+        error: decoded.error,
+      });
+      return;
+    }
+    this.deliver([decoded.frame]);
+  }
+
+  protected shutdown(): Promise<void> {
+    const socket = this.#socket;
+    if (socket === undefined || socket.readyState === CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      this.#onSocketClosed = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      try {
+        socket.close(1000);
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+}

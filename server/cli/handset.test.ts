@@ -1,0 +1,163 @@
+/**
+ * Unit tests of the terminal handset's input and output handling. The whole
+ * path against a real gateway is test/integration/handset-cli.test.ts.
+ */
+
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { jsonToValue, parseHumanCommand, parseJsonCommand, runHandset, valueToJson } from './handset.ts';
+
+async function freeClosedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function collect(stream: PassThrough): () => Record<string, unknown>[] {
+  let text = '';
+  stream.on('data', (d) => (text += d));
+  return () =>
+    text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l));
+}
+
+describe('JSON values', () => {
+  test('bytes travel as {"$base64"} both ways, everything else as is', () => {
+    const value = {
+      a: [1, 'x', null, true],
+      raw: new Uint8Array([1, 2, 3]),
+      nested: { b: new Uint8Array(0) },
+    };
+    const json = valueToJson(value);
+    assert.deepEqual(json, {
+      a: [1, 'x', null, true],
+      raw: { $base64: 'AQID' },
+      nested: { b: { $base64: '' } },
+    });
+    assert.deepEqual(jsonToValue(JSON.parse(JSON.stringify(json))), value);
+    // Only an object with exactly that one key is bytes.
+    assert.deepEqual(jsonToValue({ $base64: 'AQID', other: 1 }), { $base64: 'AQID', other: 1 });
+    assert.throws(
+      () => jsonToValue({ $base64: '***' }),
+      (e: { code: string }) => e.code === 'request.bad_input',
+    );
+  });
+});
+
+describe('parseJsonCommand', () => {
+  test('parses every command', () => {
+    assert.deepEqual(parseJsonCommand('{"id":"1","cmd":"ping"}'), {
+      ok: true,
+      command: { id: '1', cmd: 'ping' },
+    });
+    assert.deepEqual(parseJsonCommand('{"id":7,"cmd":"request","method":"sys.echo","body":{"x":1}}'), {
+      ok: true,
+      command: { id: '7', cmd: 'request', method: 'sys.echo', body: { x: 1 } },
+    });
+    assert.deepEqual(parseJsonCommand('{"cmd":"switch","transport":"poll"}'), {
+      ok: true,
+      command: { cmd: 'switch', transport: 'poll' },
+    });
+    assert.deepEqual(parseJsonCommand('{"cmd":"quit"}'), { ok: true, command: { cmd: 'quit' } });
+  });
+
+  test('a bad line is request.bad_input, with its id when it has one', () => {
+    for (const line of ['not json', '[1]', '"x"', '{"id":"9"}', '{"cmd":"nope"}', '{"cmd":"request"}']) {
+      const parsed = parseJsonCommand(line);
+      assert.equal(parsed.ok, false, line);
+      if (!parsed.ok) assert.equal(parsed.error.code, 'request.bad_input', line);
+    }
+    const withId = parseJsonCommand('{"id":"4","cmd":"switch","transport":"carrier-pigeon"}');
+    assert.ok(!withId.ok && withId.id === '4');
+  });
+});
+
+describe('parseHumanCommand', () => {
+  test('maps the prompt commands', () => {
+    assert.equal(parseHumanCommand('   '), undefined);
+    assert.deepEqual(parseHumanCommand('echo hello world'), {
+      cmd: 'request',
+      method: 'sys.echo',
+      body: 'hello world',
+    });
+    assert.deepEqual(parseHumanCommand('req sys.stream {"count":2}'), {
+      cmd: 'request',
+      method: 'sys.stream',
+      body: { count: 2 },
+    });
+    assert.deepEqual(parseHumanCommand('req sys.info'), { cmd: 'request', method: 'sys.info' });
+    assert.deepEqual(parseHumanCommand('switch ws'), { cmd: 'switch', transport: 'ws' });
+    assert.deepEqual(parseHumanCommand('QUIT'), { cmd: 'quit' });
+    assert.throws(
+      () => parseHumanCommand('req x {bad'),
+      (e: { code: string }) => e.code === 'request.bad_input',
+    );
+    assert.throws(
+      () => parseHumanCommand('dance'),
+      (e: { code: string }) => e.code === 'request.bad_input',
+    );
+  });
+});
+
+describe('runHandset', () => {
+  test('a bad URL is config.invalid and exit code 2', async () => {
+    const output = new PassThrough();
+    const lines = collect(output);
+    const code = await runHandset({
+      url: 'ftp://x',
+      imei: '356938035643809',
+      json: true,
+      transport: 'ws',
+      output,
+    });
+    assert.equal(code, 2);
+    assert.deepEqual(
+      lines().map((l) => [l.event, l.code]),
+      [
+        ['error', 'config.invalid'],
+        ['disconnected', 'config.invalid'],
+      ],
+    );
+  });
+
+  test('keeps running after bad lines, answers status, exits 0 at end of input', async () => {
+    const port = await freeClosedPort();
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const lines = collect(output);
+    const done = runHandset({
+      url: `ws://127.0.0.1:${port}`,
+      imei: '356938035643809',
+      secret: 's',
+      json: true,
+      transport: 'ws',
+      input,
+      output,
+      handsetOptions: { backoff: { initialMs: 50, maxMs: 200 } },
+      connectWaitMs: 300,
+    });
+    input.write('this is not json\n');
+    input.write('{"id":"a","cmd":"fly"}\n');
+    input.write('\n');
+    input.end('{"id":"s","cmd":"status"}\n');
+    assert.equal(await done, 0);
+    const out = lines();
+    assert.deepEqual(
+      out.filter((l) => l.event === 'error').map((l) => [l.id, l.code]),
+      [
+        [undefined, 'request.bad_input'],
+        ['a', 'request.bad_input'],
+      ],
+    );
+    assert.deepEqual(
+      out.find((l) => l.event === 'status'),
+      { id: 's', event: 'status', session: null, transport: null, lastSeq: 0 },
+    );
+  });
+});

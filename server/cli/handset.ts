@@ -1,0 +1,441 @@
+/**
+ * `mmgw handset`: a terminal handset on the Handset SDK.
+ *
+ * - `--json`: JSON lines, one object per line both ways; the vocabulary is
+ *   documented in docs/handset-json.md and only ever grows (names are stable).
+ * - otherwise: an interactive prompt (ping, echo, req, switch, status, help, quit).
+ *
+ * Exit code: 0 after quit or end of input, 2 when the session ends for good
+ * (auth refused, device disabled, session taken over by another connection).
+ */
+
+import { createInterface } from 'node:readline';
+import { inspect } from 'node:util';
+import WebSocket from 'ws';
+import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+import { Handset } from '../../device-protocol/handset.ts';
+import type { Value } from '../../device-protocol/messages.ts';
+
+export interface RunHandsetOptions {
+  url: string;
+  imei: string;
+  secret?: string;
+  json: boolean;
+  transport: 'ws' | 'poll' | 'auto';
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+  /** For tests: SDK options passed through (timeouts, backoff). */
+  handsetOptions?: Partial<ConstructorParameters<typeof Handset>[0]>;
+  /** quit or end of input before the first connection waits this long for its outcome. Default 10000. */
+  connectWaitMs?: number;
+}
+
+const CLIENT = 'mmgw-cli/0.1';
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A Value for JSON output: bytes become {"$base64": "…"} (docs/handset-json.md). */
+export function valueToJson(value: Value | undefined): unknown {
+  if (value instanceof Uint8Array) return { $base64: Buffer.from(value).toString('base64') };
+  if (Array.isArray(value)) return value.map(valueToJson);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = valueToJson(v);
+    return out;
+  }
+  return value;
+}
+
+/** JSON input to a Value: {"$base64": "…"} (that one key only) becomes bytes. */
+export function jsonToValue(json: unknown, path = 'body'): Value {
+  if (json === null || typeof json === 'boolean' || typeof json === 'number' || typeof json === 'string')
+    return json;
+  if (Array.isArray(json)) return json.map((v, i) => jsonToValue(v, `${path}[${i}]`));
+  if (typeof json === 'object') {
+    const keys = Object.keys(json);
+    const b64 = (json as Record<string, unknown>).$base64;
+    if (keys.length === 1 && keys[0] === '$base64') {
+      if (typeof b64 !== 'string' || !BASE64.test(b64)) {
+        throw new GatewayError('request.bad_input', `${path}.$base64 is not base64`, { field: path });
+      }
+      return new Uint8Array(Buffer.from(b64, 'base64'));
+    }
+    const out: { [key: string]: Value } = {};
+    for (const k of keys) out[k] = jsonToValue((json as Record<string, unknown>)[k], `${path}.${k}`);
+    return out;
+  }
+  throw new GatewayError('request.bad_input', `${path} is not JSON data`, { field: path });
+}
+
+/** What the command loop needs from either presentation (JSON lines or a human prompt). */
+interface Presenter {
+  connected(e: { sessionId: string; transport: string; resumed: boolean }): void;
+  disconnected(e: { code?: string; reason: string; willReconnect: boolean }): void;
+  reconnecting(e: { attempt: number; delayMs: number; transport: string }): void;
+  push(e: { name: string; body?: Value; seq: number }): void;
+  error(err: GatewayError, id?: string): void;
+  pong(rttMs: number, id?: string): void;
+  response(body: Value | undefined, id?: string): void;
+  switched(transport: string, id?: string): void;
+  status(s: { session?: string; transport?: string; lastSeq: number }, id?: string): void;
+  text(line: string): void;
+}
+
+function jsonPresenter(write: (line: string) => void): Presenter {
+  const emit = (obj: Record<string, unknown>) => write(JSON.stringify(obj));
+  const withId = (id: string | undefined, obj: Record<string, unknown>) =>
+    id === undefined ? obj : { id, ...obj };
+  return {
+    connected: (e) =>
+      emit({ event: 'connected', session: e.sessionId, transport: e.transport, resumed: e.resumed }),
+    disconnected: (e) =>
+      emit({
+        event: 'disconnected',
+        ...(e.code === undefined ? {} : { code: e.code }),
+        reason: e.reason,
+        willReconnect: e.willReconnect,
+      }),
+    reconnecting: (e) =>
+      emit({ event: 'reconnecting', attempt: e.attempt, delayMs: e.delayMs, transport: e.transport }),
+    push: (e) =>
+      emit({
+        event: 'push',
+        name: e.name,
+        ...(e.body === undefined ? {} : { body: valueToJson(e.body) }),
+        seq: e.seq,
+      }),
+    error: (err, id) =>
+      emit(
+        withId(id, {
+          event: 'error',
+          code: err.code,
+          message: err.message,
+          ...(err.retryAfterMs === undefined ? {} : { retryAfterMs: err.retryAfterMs }),
+        }),
+      ),
+    pong: (rttMs, id) => emit(withId(id, { event: 'pong', rttMs })),
+    response: (body, id) =>
+      emit(withId(id, { event: 'response', ...(body === undefined ? {} : { body: valueToJson(body) }) })),
+    switched: (transport, id) => emit(withId(id, { event: 'switched', transport })),
+    status: (s, id) =>
+      emit(
+        withId(id, {
+          event: 'status',
+          session: s.session ?? null,
+          transport: s.transport ?? null,
+          lastSeq: s.lastSeq,
+        }),
+      ),
+    text: () => {},
+  };
+}
+
+function humanPresenter(write: (line: string) => void, colors: boolean): Presenter {
+  const show = (v: unknown) => inspect(v, { colors, depth: 8, breakLength: 100 });
+  return {
+    connected: (e) =>
+      write(
+        `connected: session ${e.sessionId} over ${e.transport} (${e.resumed ? 'resumed' : 'new session'})`,
+      ),
+    disconnected: (e) =>
+      write(
+        `disconnected: ${e.reason}${e.code ? ` [${e.code}]` : ''}${e.willReconnect ? ', reconnecting' : ', giving up'}`,
+      ),
+    reconnecting: (e) => write(`reconnecting over ${e.transport} in ${e.delayMs} ms (attempt ${e.attempt})`),
+    push: (e) => write(`push #${e.seq} ${e.name}${e.body === undefined ? '' : ` ${show(e.body)}`}`),
+    error: (err) => write(`error [${err.code}] ${err.message}`),
+    pong: (rttMs) => write(`pong in ${rttMs} ms`),
+    response: (body) => write(`response: ${show(body)}`),
+    switched: (transport) => write(`switched to ${transport}`),
+    status: (s) =>
+      write(`session ${s.session ?? '-'} over ${s.transport ?? '(disconnected)'}, last seq ${s.lastSeq}`),
+    text: write,
+  };
+}
+
+const HELP = [
+  'commands:',
+  '  ping                  round trip to the gateway',
+  '  echo <text>           sys.echo with <text> as the body',
+  '  req <method> [json]   any request; the body is JSON ({"$base64":"…"} for bytes)',
+  '  switch ws|poll        move the session to the other carrier',
+  '  status                session, carrier and last seq',
+  '  help                  this text',
+  '  quit                  close the session and exit',
+].join('\n');
+
+/** A command from either input form, already parsed. */
+type Command =
+  | { cmd: 'ping'; id?: string }
+  | { cmd: 'request'; id?: string; method: string; body?: Value; requestId?: string; timeoutMs?: number }
+  | { cmd: 'switch'; id?: string; transport: 'ws' | 'poll' }
+  | { cmd: 'status'; id?: string }
+  | { cmd: 'help'; id?: string }
+  | { cmd: 'quit'; id?: string };
+
+function badInput(message: string, field?: string): GatewayError {
+  return new GatewayError('request.bad_input', message, field === undefined ? {} : { field });
+}
+
+export type ParsedJsonCommand =
+  | { ok: true; command: Command }
+  | { ok: false; id?: string; error: GatewayError };
+
+/** Parses one JSON input line; a bad one gives request.bad_input, with the line's id when it has one. */
+export function parseJsonCommand(line: string): ParsedJsonCommand {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch (err) {
+    return { ok: false, error: badInput(`not JSON: ${(err as Error).message}`) };
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    return { ok: false, error: badInput('a command is a JSON object') };
+  }
+  const o = obj as Record<string, unknown>;
+  const id = typeof o.id === 'string' ? o.id : typeof o.id === 'number' ? String(o.id) : undefined;
+  try {
+    return { ok: true, command: jsonCommand(o, id) };
+  } catch (err) {
+    return { ok: false, ...(id === undefined ? {} : { id }), error: toGatewayError(err) };
+  }
+}
+
+function jsonCommand(o: Record<string, unknown>, id: string | undefined): Command {
+  const base = id === undefined ? {} : { id };
+  switch (o.cmd) {
+    case 'ping':
+    case 'status':
+    case 'help':
+    case 'quit':
+      return { ...base, cmd: o.cmd };
+    case 'request': {
+      if (typeof o.method !== 'string' || o.method === '')
+        throw badInput('request needs a "method" string', 'method');
+      const cmd: Command = { ...base, cmd: 'request', method: o.method };
+      if (o.body !== undefined) cmd.body = jsonToValue(o.body);
+      if (o.requestId !== undefined) {
+        if (typeof o.requestId !== 'string' || o.requestId === '') {
+          throw badInput('"requestId" must be a non-empty string', 'requestId');
+        }
+        cmd.requestId = o.requestId;
+      }
+      if (o.timeoutMs !== undefined) {
+        if (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0)) {
+          throw badInput('"timeoutMs" must be a positive number', 'timeoutMs');
+        }
+        cmd.timeoutMs = o.timeoutMs;
+      }
+      return cmd;
+    }
+    case 'switch':
+      if (o.transport !== 'ws' && o.transport !== 'poll')
+        throw badInput('switch needs "transport": "ws" or "poll"');
+      return { ...base, cmd: 'switch', transport: o.transport };
+    default:
+      throw badInput(o.cmd === undefined ? 'missing "cmd"' : `unknown cmd ${JSON.stringify(o.cmd)}`, 'cmd');
+  }
+}
+
+/** Parses one interactive line; undefined for a blank line. */
+export function parseHumanCommand(line: string): Command | undefined {
+  const text = line.trim();
+  if (text === '') return undefined;
+  const space = text.indexOf(' ');
+  const word = (space < 0 ? text : text.slice(0, space)).toLowerCase();
+  const rest = space < 0 ? '' : text.slice(space + 1).trim();
+  switch (word) {
+    case 'ping':
+    case 'status':
+    case 'help':
+    case '?':
+      return { cmd: word === '?' ? 'help' : word };
+    case 'quit':
+    case 'exit':
+      return { cmd: 'quit' };
+    case 'echo':
+      return { cmd: 'request', method: 'sys.echo', body: rest };
+    case 'req':
+    case 'request': {
+      if (rest === '') throw badInput('usage: req <method> [json body]');
+      const sp = rest.indexOf(' ');
+      const method = sp < 0 ? rest : rest.slice(0, sp);
+      const bodyText = sp < 0 ? '' : rest.slice(sp + 1).trim();
+      const cmd: Command = { cmd: 'request', method };
+      if (bodyText !== '') {
+        let json: unknown;
+        try {
+          json = JSON.parse(bodyText);
+        } catch (err) {
+          throw badInput(`the body is not JSON: ${(err as Error).message}`);
+        }
+        cmd.body = jsonToValue(json);
+      }
+      return cmd;
+    }
+    case 'switch':
+      if (rest !== 'ws' && rest !== 'poll') throw badInput('usage: switch ws|poll');
+      return { cmd: 'switch', transport: rest };
+    default:
+      throw badInput(`unknown command "${word}" (type help)`);
+  }
+}
+
+export async function runHandset(opts: RunHandsetOptions): Promise<number> {
+  const input = opts.input ?? process.stdin;
+  const output = opts.output ?? process.stdout;
+  const tty =
+    !opts.json &&
+    Boolean((input as { isTTY?: boolean }).isTTY) &&
+    Boolean((output as { isTTY?: boolean }).isTTY);
+
+  let handset: Handset;
+  try {
+    handset = new Handset({
+      url: opts.url,
+      imei: opts.imei,
+      ...(opts.secret === undefined ? {} : { secret: opts.secret }),
+      transport: opts.transport,
+      client: CLIENT,
+      WebSocket,
+      ...opts.handsetOptions,
+    });
+  } catch (err) {
+    const e = toGatewayError(err);
+    const line = opts.json
+      ? JSON.stringify({ event: 'error', code: e.code, message: e.message })
+      : `error [${e.code}] ${e.message}`;
+    output.write(`${line}\n`);
+    return 2;
+  }
+
+  const rl = createInterface({ input, terminal: tty, ...(tty ? { output } : {}) });
+  if (tty) rl.setPrompt('mmgw> ');
+  const write = (line: string) => {
+    if (tty) {
+      // Print above the prompt, then redraw it with what was typed so far.
+      output.write(`\r\x1b[K${line}\n`);
+      if (!finished) rl.prompt(true);
+    } else {
+      output.write(`${line}\n`);
+    }
+  };
+  const ui = opts.json ? jsonPresenter(write) : humanPresenter(write, tty);
+
+  let finished = false;
+  let ending = false;
+  const inflight = new Set<Promise<void>>();
+  let resolveExit!: (code: number) => void;
+  const exit = new Promise<number>((resolve) => (resolveExit = resolve));
+
+  const finish = async (code: number) => {
+    if (finished) return;
+    finished = true;
+    rl.close();
+    await handset.close();
+    await Promise.allSettled(inflight);
+    // Let what was written reach the pipe before the caller exits.
+    await new Promise<void>((resolve) => output.write('', () => resolve()));
+    resolveExit(code);
+  };
+
+  handset.on('connected', (e) => ui.connected(e));
+  handset.on('reconnecting', (e) => ui.reconnecting(e));
+  handset.on('event', (e) => ui.push(e));
+  handset.on('error', (err) => ui.error(err));
+  handset.on('disconnected', (e) => {
+    if (finished) return;
+    ui.disconnected(e);
+    // The SDK gave up (auth refused, disabled, replaced): so do we.
+    if (!e.willReconnect) void finish(2);
+  });
+
+  // Settles with the first connection's outcome (connected or refused).
+  const firstOutcome = handset.connect().then(
+    () => {},
+    () => {},
+  );
+  /**
+   * quit or end of input: answer what was asked before, then close. Input
+   * that ends at once (`< /dev/null`) still shows whether the handset gets in.
+   */
+  const endAfterInflight = async () => {
+    if (ending) return;
+    ending = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.connectWaitMs ?? 10_000)));
+    await Promise.race([firstOutcome, bound]);
+    clearTimeout(timer);
+    await Promise.allSettled(inflight);
+    await finish(0);
+  };
+
+  const track = (p: Promise<void>) => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  };
+
+  const run = (command: Command) => {
+    const id = command.id;
+    const fail = (err: unknown) => {
+      if (!finished || opts.json) ui.error(toGatewayError(err), id);
+    };
+    switch (command.cmd) {
+      case 'ping':
+        track(handset.ping().then((rtt) => ui.pong(rtt, id), fail));
+        return;
+      case 'request': {
+        const options: { id?: string; timeoutMs?: number } = {};
+        if (command.requestId !== undefined) options.id = command.requestId;
+        if (command.timeoutMs !== undefined) options.timeoutMs = command.timeoutMs;
+        track(
+          handset.request(command.method, command.body, options).then((body) => ui.response(body, id), fail),
+        );
+        return;
+      }
+      case 'switch':
+        track(
+          handset.switchTransport(command.transport).then(() => ui.switched(command.transport, id), fail),
+        );
+        return;
+      case 'status': {
+        const s: { session?: string; transport?: string; lastSeq: number } = { lastSeq: handset.lastSeq };
+        if (handset.sessionId !== undefined) s.session = handset.sessionId;
+        if (handset.transport !== undefined) s.transport = handset.transport;
+        ui.status(s, id);
+        return;
+      }
+      case 'help':
+        ui.text(HELP);
+        return;
+      case 'quit':
+        void endAfterInflight();
+        return;
+    }
+  };
+
+  rl.on('line', (line) => {
+    if (finished || ending) return;
+    if (opts.json) {
+      if (line.trim() === '') return;
+      const parsed = parseJsonCommand(line);
+      if (parsed.ok) run(parsed.command);
+      else ui.error(parsed.error, parsed.id);
+    } else {
+      try {
+        const command = parseHumanCommand(line);
+        if (command !== undefined) run(command);
+      } catch (err) {
+        ui.error(toGatewayError(err));
+      }
+      if (tty && !finished && !ending) rl.prompt();
+    }
+  });
+  rl.on('SIGINT', () => rl.close());
+  rl.on('close', () => void endAfterInflight());
+
+  if (tty) {
+    write(`mmgw handset ${opts.imei} → ${opts.url} (${opts.transport}); type help`);
+    rl.prompt();
+  }
+  return exit;
+}
