@@ -1,0 +1,80 @@
+/**
+ * `npm run peers`: starts on loopback the same real mail servers the tests use
+ * (a private Dovecot with demo accounts and the SMTP peer that delivers into
+ * it) and prints how to point a handset at them. Ctrl-C stops both.
+ *
+ *   npm run peers -- [--imap-port 1143] [--smtp-port 1587]
+ */
+import { startDovecot } from '../test/harness/dovecot.ts';
+import { startSmtpPeer } from '../test/harness/smtp-peer.ts';
+
+function arg(name: string): number | undefined {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return undefined;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    console.error(`${name} needs a port number`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const users = [
+  { user: 'alice@example.test', password: 'alice-demo' },
+  { user: 'bob@example.test', password: 'bob-demo' },
+];
+
+const dovecot = await startDovecot({ users, port: arg('--imap-port') });
+let smtp: Awaited<ReturnType<typeof startSmtpPeer>> | undefined;
+try {
+  smtp = await startSmtpPeer({ dovecot, port: arg('--smtp-port') });
+  for (const u of users) {
+    await dovecot.appendMessage(
+      u.user,
+      'INBOX',
+      [
+        'From: mmgw demo <demo@example.test>',
+        `To: ${u.user}`,
+        'Subject: Welcome to the mmgw mail demo',
+        `Date: ${new Date().toUTCString()}`,
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        `Hello ${u.user.split('@')[0]}, this message sits in a private Dovecot started by npm run peers.`,
+        '',
+      ].join('\r\n'),
+    );
+  }
+} catch (err) {
+  await smtp?.stop();
+  await dovecot.stop({ removeDir: true });
+  throw err;
+}
+
+const addLine = (u: (typeof users)[number]) =>
+  JSON.stringify({
+    id: '1',
+    cmd: 'mail.account.add',
+    address: u.user,
+    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', user: u.user, password: u.password },
+    smtp: { host: smtp!.host, port: smtp!.port, tls: 'none', user: u.user, password: u.password },
+  });
+
+console.log(`Dovecot IMAP  ${dovecot.host}:${dovecot.imapPort}  (tls none; data in ${dovecot.dir})`);
+console.log(`SMTP peer     ${smtp.host}:${smtp.port}  (tls none, or starttls with allowInvalidCert: true)`);
+console.log('Demo accounts:');
+for (const u of users) console.log(`  ${u.user}  password ${u.password}`);
+console.log('\nIn `mmgw handset --json`, add an account with:');
+for (const u of users) console.log(addLine(u));
+console.log('\nthen e.g. {"id":"2","cmd":"mail.sync","account":"<id>","folder":"INBOX","limit":20}');
+console.log('Ctrl-C stops both servers.');
+
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await smtp?.stop();
+  await dovecot.stop({ removeDir: true });
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

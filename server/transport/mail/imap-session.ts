@@ -1,0 +1,310 @@
+/**
+ * One IMAP connection per mail account on this transport node (ImapAccountSession),
+ * pooled by account id and kept for a linger after its last use so that short
+ * mobile drop-outs, or a burst of requests, do not cost a new login each time.
+ *
+ * Commands of one account run one after another (a promise chain): IMAP has a
+ * single selected mailbox per connection, and serialising keeps a sync's
+ * SELECT + FETCH sequence from interleaving with another request's SELECT.
+ * A command that fails because the connection died (server restart, idle
+ * drop) is retried once on a fresh connection when it is idempotent.
+ */
+import { isIP } from 'node:net';
+import { ImapFlow } from 'imapflow';
+import type { Logger } from 'pino';
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { MailAccount, MailServerSettings } from './account-store.ts';
+import { imapCommandError, mailConnectError } from './mail-errors.ts';
+
+export type ImapAccountState = 'idle' | 'connecting' | 'online' | 'auth_failed' | 'retrying';
+
+/** Bytes exchanged with a mail server for one operation (the admin issue aggregates these). */
+export interface MailUsageRecord {
+  deviceId: string;
+  account: string;
+  /** 'login', 'sync', 'body', 'attachment', 'folders', 'flag', 'move', 'delete', 'send', 'send.copy-to-sent', … */
+  op: string;
+  /** Bytes read from the IMAP/SMTP server. */
+  bytesIn: number;
+  /** Bytes written to the IMAP/SMTP server. */
+  bytesOut: number;
+  ok: boolean;
+}
+
+export type UsageSink = (record: MailUsageRecord) => void;
+
+export interface ImapConnectOptions {
+  connectTimeoutMs?: number;
+  /** Set false to behave like a server without QRESYNC (tests the fallback path). */
+  qresync?: boolean;
+  /** Enter IDLE after this many ms without commands (watchers); default: never IDLE. */
+  autoIdleDelayMs?: number;
+  logger?: Logger;
+}
+
+const CONNECTION_LOST = new Set([
+  'NoConnection',
+  'EConnectionClosed',
+  'ECONNRESET',
+  'EPIPE',
+  'StateLogout',
+  'ETIMEOUT',
+]);
+
+/** Opens and logs in one ImapFlow client; errors come out as mail.* GatewayErrors. */
+export async function connectImap(
+  settings: MailServerSettings,
+  opts: ImapConnectOptions = {},
+): Promise<ImapFlow> {
+  const timeout = opts.connectTimeoutMs ?? 15_000;
+  const client = new ImapFlow({
+    host: settings.host,
+    port: settings.port,
+    secure: settings.tls === 'implicit',
+    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
+    auth: { user: settings.user, pass: settings.password },
+    // SNI must not be an IP address (RFC 6066).
+    tls: {
+      rejectUnauthorized: !settings.allowInvalidCert,
+      ...(isIP(settings.host) ? {} : { servername: settings.host }),
+    },
+    logger: false,
+    qresync: opts.qresync ?? true,
+    disableAutoIdle: opts.autoIdleDelayMs === undefined,
+    ...(opts.autoIdleDelayMs === undefined
+      ? {}
+      : { autoIdleDelay: opts.autoIdleDelayMs, maxIdleTime: 5 * 60_000 }),
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: 5 * 60_000,
+    clientInfo: { name: 'mmgw' },
+  });
+  // Socket errors after login surface on the next command; an unhandled 'error' would crash the node.
+  client.on('error', (err: Error) =>
+    opts.logger?.debug({ err: { message: err.message } }, 'imap connection error'),
+  );
+  try {
+    await client.connect();
+  } catch (err) {
+    client.close();
+    throw mailConnectError(err, 'imap');
+  }
+  return client;
+}
+
+export class ImapAccountSession {
+  state: ImapAccountState = 'idle';
+  #client: ImapFlow | undefined;
+  #connecting: Promise<ImapFlow> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  readonly account: MailAccount;
+  readonly #opts: ImapConnectOptions;
+  readonly #onState: (state: ImapAccountState) => void;
+  readonly #usage: UsageSink | undefined;
+
+  constructor(
+    account: MailAccount,
+    opts: ImapConnectOptions = {},
+    onState: (s: ImapAccountState) => void = () => {},
+    usage?: UsageSink,
+  ) {
+    this.account = account;
+    this.#opts = opts;
+    this.#onState = onState;
+    this.#usage = usage;
+  }
+
+  #record(op: string, client: ImapFlow, ok: boolean): void {
+    if (!this.#usage) return;
+    const { sent, received } = client.stats(true);
+    this.#usage({
+      deviceId: this.account.deviceId,
+      account: this.account.id,
+      op,
+      bytesIn: received,
+      bytesOut: sent,
+      ok,
+    });
+  }
+
+  /**
+   * Runs `fn` with a logged-in client, after any command already queued for this account.
+   * `idempotent` commands are retried once on a fresh connection when the old one died.
+   */
+  run<T>(
+    what: string,
+    fn: (client: ImapFlow) => Promise<T>,
+    opts: { idempotent?: boolean } = {},
+  ): Promise<T> {
+    const idempotent = opts.idempotent ?? true;
+    const task = this.#queue.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        const client = await this.#ensureClient();
+        client.stats(true);
+        try {
+          const result = await fn(client);
+          this.#record(what, client, true);
+          return result;
+        } catch (err) {
+          this.#record(what, client, false);
+          if (err instanceof GatewayError) throw err;
+          const code = (err as { code?: string }).code ?? '';
+          const lost = CONNECTION_LOST.has(code) || !client.usable;
+          if (lost) this.#drop(client);
+          if (lost && idempotent && attempt === 0 && !this.#closed) {
+            this.#setState('retrying');
+            continue;
+          }
+          throw imapCommandError(err, what);
+        }
+      }
+    });
+    this.#queue = task.catch(() => {});
+    return task;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) {
+      await Promise.race([client.logout().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+      client.close();
+    }
+    this.#setState('idle');
+  }
+
+  async #ensureClient(): Promise<ImapFlow> {
+    if (this.#closed)
+      throw new GatewayError('mail.unreachable', 'mail session is closed', { retryable: true });
+    if (this.#client?.usable) return this.#client;
+    if (this.#client) this.#drop(this.#client);
+    this.#connecting ??= (async () => {
+      this.#setState(this.state === 'idle' ? 'connecting' : 'retrying');
+      try {
+        const client = await connectImap(this.account.imap, this.#opts);
+        client.on('close', () => {
+          if (this.#client === client) {
+            this.#client = undefined;
+            if (!this.#closed) this.#setState('retrying');
+          }
+        });
+        this.#client = client;
+        this.#record('login', client, true);
+        this.#setState('online');
+        return client;
+      } catch (err) {
+        this.#setState((err as GatewayError).code === 'mail.auth_failed' ? 'auth_failed' : 'retrying');
+        throw err;
+      } finally {
+        this.#connecting = undefined;
+      }
+    })();
+    return this.#connecting;
+  }
+
+  #drop(client: ImapFlow): void {
+    if (this.#client === client) this.#client = undefined;
+    try {
+      client.close();
+    } catch {}
+  }
+
+  #setState(state: ImapAccountState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.#onState(state);
+  }
+}
+
+export interface ImapSessionPoolOptions extends ImapConnectOptions {
+  /** How long a session stays open after its last use. Default 5 minutes. */
+  lingerMs?: number;
+  /** Told of every account state change (connecting, online, auth_failed, retrying). */
+  onState?: (account: MailAccount, state: ImapAccountState) => void;
+  /** Told the IMAP bytes of every login and operation. */
+  usage?: UsageSink;
+}
+
+/** The node's ImapAccountSessions, keyed by account id. */
+export class ImapSessionPool {
+  readonly #sessions = new Map<
+    string,
+    { session: ImapAccountSession; timer?: NodeJS.Timeout; busy: number }
+  >();
+  readonly #opts: ImapSessionPoolOptions;
+
+  constructor(opts: ImapSessionPoolOptions = {}) {
+    this.#opts = opts;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Runs `fn` on the account's session, opening it when needed and restarting its linger after. */
+  async use<T>(
+    account: MailAccount,
+    what: string,
+    fn: (client: ImapFlow) => Promise<T>,
+    opts?: { idempotent?: boolean },
+  ): Promise<T> {
+    let entry = this.#sessions.get(account.id);
+    if (!entry) {
+      const session = new ImapAccountSession(
+        account,
+        this.#opts,
+        (s) => this.#opts.onState?.(account, s),
+        this.#opts.usage,
+      );
+      entry = { session, busy: 0 };
+      this.#sessions.set(account.id, entry);
+    }
+    const e = entry;
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = undefined;
+    e.busy++;
+    try {
+      return await e.session.run(what, fn, opts);
+    } finally {
+      e.busy--;
+      if (e.busy === 0 && this.#sessions.get(account.id) === e) {
+        e.timer = setTimeout(() => void this.drop(account.id), this.#opts.lingerMs ?? 5 * 60_000);
+        e.timer.unref();
+      }
+    }
+  }
+
+  state(accountId: string): ImapAccountState {
+    return this.#sessions.get(accountId)?.session.state ?? 'idle';
+  }
+
+  async drop(accountId: string): Promise<void> {
+    const entry = this.#sessions.get(accountId);
+    if (!entry) return;
+    this.#sessions.delete(accountId);
+    if (entry.timer) clearTimeout(entry.timer);
+    await entry.session.close();
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#sessions.keys()].map((id) => this.drop(id)));
+  }
+}
+
+/**
+ * Selects `folder` for the duration of `fn`. When it was already selected, a NOOP
+ * first lets the server tell this session what other clients did meanwhile:
+ * Dovecot does not show a message appended elsewhere to a UID FETCH/STORE of
+ * this session until the session's view is synced.
+ */
+export async function withFolder<T>(client: ImapFlow, folder: string, fn: () => Promise<T>): Promise<T> {
+  if (client.mailbox && client.mailbox.path === folder) await client.noop();
+  const lock = await client.getMailboxLock(folder);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}

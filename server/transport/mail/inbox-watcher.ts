@@ -1,0 +1,209 @@
+/**
+ * New-mail push: one extra IMAP connection per watched account, IDLE on INBOX,
+ * pushing `mail.new` {account, folder, header} for every message whose UID is
+ * above the last one the device was given (by mail.sync or an earlier push).
+ *
+ * A dedicated connection because IDLE occupies it: commands on the account's
+ * session would keep breaking IDLE. When the server drops or restarts, the
+ * watcher reconnects with exponential backoff and jitter, and first catches
+ * up on UIDs above its mark, so nothing that arrived meanwhile is missed and,
+ * the mark only moving forward, nothing is pushed twice.
+ *
+ * The watcher stops when a push finds no session for the device
+ * (bus.no_responders): a device that reconnects syncs with its cursor, which
+ * starts a new watcher from there.
+ */
+import type { ImapFlow } from 'imapflow';
+import type { Logger } from 'pino';
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { Value } from '../../../device-protocol/messages.ts';
+import type { MailAccount } from './account-store.ts';
+import { fetchHeaders } from './headers.ts';
+import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
+
+export type PushFn = (name: string, body?: Value) => Promise<number>;
+
+export interface InboxWatcherOptions extends ImapConnectOptions {
+  /** First reconnect delay; doubles up to maxBackoffMs, each with ±50 % jitter. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  random?: () => number;
+}
+
+const FOLDER = 'INBOX';
+
+export class InboxWatcher {
+  readonly account: MailAccount;
+  state: ImapAccountState = 'idle';
+  #push: PushFn;
+  #lastUid: number;
+  #client: ImapFlow | undefined;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  readonly #opts: InboxWatcherOptions;
+  readonly #log: Logger | undefined;
+  readonly #onStop: () => void;
+  /** Resolves once the watcher is IDLE-ready on INBOX for the first time (tests, metrics). */
+  readonly ready: Promise<void>;
+  #markReady!: () => void;
+
+  constructor(
+    account: MailAccount,
+    fromUid: number,
+    push: PushFn,
+    opts: InboxWatcherOptions,
+    onStop: () => void,
+  ) {
+    this.account = account;
+    this.#lastUid = fromUid;
+    this.#push = push;
+    this.#opts = opts;
+    this.#log = opts.logger;
+    this.#onStop = onStop;
+    this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    void this.#run();
+  }
+
+  /** The device was given everything up to `uid` (by sync); a newer session's push replaces the old one. */
+  update(uid: number, push: PushFn): void {
+    if (uid > this.#lastUid) this.#lastUid = uid;
+    this.#push = push;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#wake?.();
+    const client = this.#client;
+    this.#client = undefined;
+    client?.close();
+    this.#setState('idle');
+    this.#onStop();
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      try {
+        const client = await connectImap(this.account.imap, { ...this.#opts, autoIdleDelayMs: 50 });
+        if (this.#stopped) {
+          client.close();
+          break;
+        }
+        this.#client = client;
+        const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+        client.on('exists', () => this.#catchUp(client));
+        await client.mailboxOpen(FOLDER);
+        failures = 0;
+        this.#setState('online');
+        // Whatever arrived while we were away, before waiting for IDLE news.
+        this.#catchUp(client);
+        await this.#chain;
+        this.#markReady();
+        await closed;
+        this.#client = undefined;
+      } catch (err) {
+        const code = err instanceof GatewayError ? err.code : 'internal';
+        this.#log?.debug({ account: this.account.id, code }, 'inbox watcher connection failed');
+        if (code === 'mail.auth_failed') this.#setState('auth_failed');
+      }
+      if (this.#stopped) break;
+      if (this.state !== 'auth_failed') this.#setState('retrying');
+      failures++;
+      await this.#sleep(this.#backoff(failures));
+    }
+  }
+
+  #backoff(failures: number): number {
+    const min = this.#opts.minBackoffMs ?? 250;
+    const max = this.#opts.maxBackoffMs ?? 30_000;
+    const base = Math.min(max, min * 2 ** Math.min(failures - 1, 16));
+    return Math.round(base * (0.5 + (this.#opts.random ?? Math.random)()));
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Serialised: EXISTS can arrive again while we are still fetching the previous batch. */
+  #catchUp(client: ImapFlow): void {
+    this.#chain = this.#chain.then(async () => {
+      if (this.#stopped || this.#client !== client || !client.usable) return;
+      try {
+        const found = await client.search({ uid: `${this.#lastUid + 1}:*` }, { uid: true });
+        const uids = (Array.isArray(found) ? found : [])
+          .filter((u) => u > this.#lastUid)
+          .sort((a, b) => a - b);
+        if (uids.length === 0) return;
+        const headers = (await fetchHeaders(client, uids, true)).sort((a, b) => a.uid - b.uid);
+        for (const header of headers) {
+          if (this.#stopped || header.uid <= this.#lastUid) continue;
+          this.#lastUid = header.uid;
+          await this.#push('mail.new', { account: this.account.id, folder: FOLDER, header });
+        }
+      } catch (err) {
+        if (err instanceof GatewayError && err.code === 'bus.no_responders') {
+          this.#log?.debug({ account: this.account.id }, 'device has no session; inbox watcher stops');
+          await this.stop();
+          return;
+        }
+        this.#log?.debug(
+          { account: this.account.id, err: { message: (err as Error).message } },
+          'inbox catch-up failed',
+        );
+      }
+    });
+  }
+
+  #setState(state: ImapAccountState): void {
+    if (this.state === state) return;
+    this.state = state;
+    if (this.#stopped) return;
+    // Best effort: the device also learns the state from its next request's answer or error.
+    this.#push('mail.account.state', { account: this.account.id, state }).catch(() => {});
+  }
+}
+
+/** The node's watchers, one per account at most. */
+export class InboxWatchers {
+  readonly #watchers = new Map<string, InboxWatcher>();
+  readonly #opts: InboxWatcherOptions;
+
+  constructor(opts: InboxWatcherOptions = {}) {
+    this.#opts = opts;
+  }
+
+  /** Starts (or refreshes) the watcher of `account`, pushing what is above `fromUid`. */
+  watch(account: MailAccount, fromUid: number, push: PushFn): InboxWatcher {
+    const existing = this.#watchers.get(account.id);
+    if (existing) {
+      existing.update(fromUid, push);
+      return existing;
+    }
+    const watcher = new InboxWatcher(account, fromUid, push, this.#opts, () => {
+      if (this.#watchers.get(account.id) === watcher) this.#watchers.delete(account.id);
+    });
+    this.#watchers.set(account.id, watcher);
+    return watcher;
+  }
+
+  get(accountId: string): InboxWatcher | undefined {
+    return this.#watchers.get(accountId);
+  }
+
+  async stop(accountId: string): Promise<void> {
+    await this.#watchers.get(accountId)?.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#watchers.values()].map((w) => w.stop()));
+  }
+}

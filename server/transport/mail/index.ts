@@ -1,0 +1,141 @@
+/**
+ * Mail (IMAP/SMTP) for the transport role: the MethodDefinitions and the
+ * per-node state they share. The node wires it as
+ *
+ *   const mail = openMailService({ dataDir, logger });
+ *   startTransport({ …, methods: mail.methods });   // and `await mail.close()` on stop
+ */
+import type { Logger } from 'pino';
+import { CredentialCipher } from '../credentials.ts';
+import type { MethodDefinition } from '../types.ts';
+import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
+import type { MailDeps } from './deps.ts';
+import { type ImapAccountState, ImapSessionPool, type UsageSink } from './imap-session.ts';
+import { InboxWatchers } from './inbox-watcher.ts';
+import { accountAddMethod } from './methods/account-add.ts';
+import { accountRemoveMethod, accountsMethod } from './methods/accounts.ts';
+import { attachmentMethod } from './methods/attachment.ts';
+import { bodyMethod } from './methods/body.ts';
+import { deleteMethod } from './methods/delete.ts';
+import { flagMethod } from './methods/flag.ts';
+import { foldersMethod } from './methods/folders.ts';
+import { moveMethod } from './methods/move.ts';
+import { sendMethod } from './methods/send.ts';
+import { syncMethod } from './methods/sync.ts';
+
+export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
+export { LmdbMailAccountStore } from './account-store.ts';
+export type { MailDeps } from './deps.ts';
+export type { MailHeader } from './headers.ts';
+export {
+  ImapAccountSession,
+  type ImapAccountState,
+  ImapSessionPool,
+  type MailUsageRecord,
+  type UsageSink,
+} from './imap-session.ts';
+export { InboxWatcher, InboxWatchers } from './inbox-watcher.ts';
+
+/** Every mail MethodDefinition, bound to the node's shared state. */
+export function mailMethods(deps: MailDeps): MethodDefinition<any>[] {
+  return [
+    accountAddMethod(deps),
+    accountsMethod(deps),
+    accountRemoveMethod(deps),
+    foldersMethod(deps),
+    syncMethod(deps),
+    bodyMethod(deps),
+    attachmentMethod(deps),
+    sendMethod(deps),
+    flagMethod(deps),
+    moveMethod(deps),
+    deleteMethod(deps),
+  ];
+}
+
+/**
+ * The event name a handset shows for each method's response (the JSON-lines
+ * vocabulary of issue 3), for the handset CLI / SDK to use.
+ */
+export const MAIL_RESPONSE_EVENTS: Record<string, string> = {
+  'mail.account.add': 'mail.account.added',
+  'mail.accounts': 'mail.accounts',
+  'mail.account.remove': 'mail.account.removed',
+  'mail.folders': 'mail.folders',
+  'mail.sync': 'mail.headers',
+  'mail.body': 'mail.body',
+  'mail.attachment': 'mail.attachment.chunk',
+  'mail.send': 'mail.sent',
+  'mail.flag': 'mail.flagged',
+  'mail.move': 'mail.moved',
+  'mail.delete': 'mail.deleted',
+};
+
+export interface MailServiceOptions {
+  dataDir: string;
+  logger?: Logger;
+  env?: Record<string, string | undefined>;
+  /** How long an account's IMAP session outlives its last use. Default 5 minutes. */
+  lingerMs?: number;
+  connectTimeoutMs?: number;
+  bodyBudgetBytes?: number;
+  /** false: never ENABLE QRESYNC (exercises the expunge fallback). Default true. */
+  qresync?: boolean;
+  /** First reconnect delay of the INBOX watchers (doubles with jitter). Default 250 ms. */
+  watcherBackoffMs?: number;
+  /** Injected store (tests); default lmdb under `<dataDir>/transport`. */
+  accounts?: MailAccountStore;
+  onAccountState?: (accountId: string, deviceId: string, state: ImapAccountState) => void;
+  /** Usage records of every login and operation (bytes to/from the mail servers). Default: debug log. */
+  onUsage?: UsageSink;
+}
+
+export interface MailService {
+  deps: MailDeps;
+  methods: MethodDefinition<any>[];
+  close(): Promise<void>;
+}
+
+export function openMailService(opts: MailServiceOptions): MailService {
+  const accounts =
+    opts.accounts ??
+    new LmdbMailAccountStore({
+      dataDir: opts.dataDir,
+      cipher: CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }),
+    });
+  const usage: UsageSink = opts.onUsage ?? ((record) => opts.logger?.debug({ ...record }, 'mail usage'));
+  const sessions = new ImapSessionPool({
+    usage,
+    lingerMs: opts.lingerMs,
+    connectTimeoutMs: opts.connectTimeoutMs,
+    logger: opts.logger,
+    ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
+    onState: (account, state) => {
+      opts.logger?.info({ deviceId: account.deviceId, account: account.id, state }, 'mail account state');
+      opts.onAccountState?.(account.id, account.deviceId, state);
+    },
+  });
+  const watchers = new InboxWatchers({
+    connectTimeoutMs: opts.connectTimeoutMs,
+    logger: opts.logger,
+    ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
+    ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
+  });
+  const deps: MailDeps = {
+    accounts,
+    sessions,
+    watchers,
+    usage,
+    ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+    ...(opts.bodyBudgetBytes === undefined ? {} : { bodyBudgetBytes: opts.bodyBudgetBytes }),
+  };
+  return {
+    deps,
+    methods: mailMethods(deps),
+    async close() {
+      await watchers.stopAll();
+      await sessions.closeAll();
+      await accounts.close();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * mail.account.add: logs in to IMAP and verifies SMTP (EHLO, STARTTLS, AUTH)
+ * before anything is stored, so a stored account is one that worked.
+ */
+import type { MailServerSettings, TlsMode } from '../account-store.ts';
+import type { MailDeps } from '../deps.ts';
+import { connectImap } from '../imap-session.ts';
+import { asObject, bad, type Body, reqStr, str } from '../input.ts';
+import { mailConnectError } from '../mail-errors.ts';
+import { createSmtpTransport } from '../smtp.ts';
+import type { MethodDefinition } from '../../types.ts';
+
+export interface AccountAddInput {
+  address: string;
+  name?: string;
+  imap: MailServerSettings;
+  smtp: MailServerSettings;
+}
+
+const TLS_MODES: TlsMode[] = ['none', 'starttls', 'implicit'];
+
+function serverSettings(body: Body, which: 'imap' | 'smtp', fallbackUser: string): MailServerSettings {
+  const s = asObject(body[which], which);
+  const prefix = `${which}.`;
+  const tls = reqStr(s, 'tls', { prefix, max: 20 }) as TlsMode;
+  if (!TLS_MODES.includes(tls)) throw bad(`${which}.tls`, `must be one of ${TLS_MODES.join(', ')}`);
+  const allow = s.allowInvalidCert;
+  if (allow !== undefined && typeof allow !== 'boolean')
+    throw bad(`${which}.allowInvalidCert`, 'must be a boolean');
+  const host = reqStr(s, 'host', { prefix, max: 255 });
+  const port = s.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw bad(`${which}.port`, 'must be an integer from 1 to 65535');
+  }
+  return {
+    host,
+    port,
+    tls,
+    user: str(s, 'user', { prefix, max: 320, optional: true }) || fallbackUser,
+    password: reqStr(s, 'password', { prefix, max: 1000 }),
+    ...(allow ? { allowInvalidCert: true } : {}),
+  };
+}
+
+export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInput> {
+  return {
+    method: 'mail.account.add',
+    validate(raw) {
+      const body = asObject(raw);
+      const address = reqStr(body, 'address', { max: 320 });
+      if (!/^[^\s@]+@[^\s@]+$/.test(address)) throw bad('address', 'must be an e-mail address');
+      const name = str(body, 'name', { max: 200, optional: true });
+      const imap = serverSettings(body, 'imap', address);
+      // The SMTP login defaults to the IMAP one (the usual case), password included.
+      const smtpBody = asObject(body.smtp, 'smtp');
+      const smtp = serverSettings(
+        { smtp: { password: imap.password, ...smtpBody } } as Body,
+        'smtp',
+        imap.user,
+      );
+      return { address, ...(name ? { name } : {}), imap, smtp };
+    },
+    async handle(ctx, input) {
+      const timeout = deps.connectTimeoutMs ?? 15_000;
+      const client = await connectImap(input.imap, { connectTimeoutMs: timeout, logger: ctx.logger });
+      const { sent, received } = client.stats();
+      await client.logout().catch(() => client.close());
+      const transport = createSmtpTransport(input.smtp, timeout);
+      try {
+        await transport.verify();
+      } catch (err) {
+        throw mailConnectError(err, 'smtp');
+      } finally {
+        transport.close();
+      }
+      const account = await deps.accounts.add(ctx.deviceId, input, ctx.now());
+      deps.usage?.({
+        deviceId: ctx.deviceId,
+        account: account.id,
+        op: 'login',
+        bytesIn: received,
+        bytesOut: sent,
+        ok: true,
+      });
+      ctx.logger.info(
+        { deviceId: ctx.deviceId, account: account.id, imapHost: input.imap.host, smtpHost: input.smtp.host },
+        'mail account added',
+      );
+      return { account: account.id, address: account.address };
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/** mail.accounts lists the device's accounts; mail.account.remove forgets one (and closes its session). */
+import type { MailDeps } from '../deps.ts';
+import { asObject, reqStr } from '../input.ts';
+import type { MethodDefinition } from '../../types.ts';
+
+export function accountsMethod(deps: MailDeps): MethodDefinition<Record<string, never>> {
+  return {
+    method: 'mail.accounts',
+    validate: () => ({}),
+    async handle(ctx) {
+      return {
+        accounts: deps.accounts.list(ctx.deviceId).map((a) => ({
+          account: a.id,
+          address: a.address,
+          name: a.name ?? '',
+          state: deps.sessions.state(a.id),
+        })),
+      };
+    },
+  };
+}
+
+export function accountRemoveMethod(deps: MailDeps): MethodDefinition<{ account: string }> {
+  return {
+    method: 'mail.account.remove',
+    validate: (raw) => ({ account: reqStr(asObject(raw), 'account', { max: 100 }) }),
+    async handle(ctx, input) {
+      deps.accounts.get(ctx.deviceId, input.account); // mail.not_found for another device's account
+      await deps.watchers?.stop(input.account);
+      await deps.sessions.drop(input.account);
+      await deps.accounts.remove(ctx.deviceId, input.account);
+      ctx.logger.info({ deviceId: ctx.deviceId, account: input.account }, 'mail account removed');
+      return { account: input.account };
+    },
+  };
+}

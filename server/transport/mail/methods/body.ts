@@ -1,0 +1,138 @@
+/**
+ * mail.body {account, folder, uid, maxBytes?, offset?}
+ *
+ * The best text for a handset: the text/plain part, else the HTML part as
+ * readable text; always UTF-8; cut to the device's byte budget with `more`
+ * (the character offset to ask for next) when there is more. Attachments are
+ * listed, never fetched: only the text part travels from the IMAP server, and
+ * at most TEXT_PART_MAX_BYTES of it, so a 25 MB message costs no more memory
+ * than its text.
+ */
+import type { ImapFlow } from 'imapflow';
+import { GatewayError } from '../../../../device-protocol/errors.ts';
+import type { Value } from '../../../../device-protocol/messages.ts';
+import type { MethodDefinition } from '../../types.ts';
+import type { MailDeps } from '../deps.ts';
+import { withFolder } from '../imap-session.ts';
+import { findTextPart, listAttachments } from '../headers.ts';
+import { asObject, folder, int, reqInt, reqStr } from '../input.ts';
+import { decodeCharset, decodeTransfer, htmlToText, truncateUtf8 } from '../mime-text.ts';
+
+export interface BodyInput {
+  account: string;
+  folder: string;
+  uid: number;
+  maxBytes?: number;
+  offset: number;
+}
+
+/** Raw bytes of a text part we are willing to read; beyond this the text is cut (and says so). */
+export const TEXT_PART_MAX_BYTES = 4 * 1024 * 1024;
+
+export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
+  return {
+    method: 'mail.body',
+    validate(raw) {
+      const body = asObject(raw);
+      const maxBytes = int(body, 'maxBytes', { min: 256, max: 1024 * 1024, optional: true });
+      return {
+        account: reqStr(body, 'account', { max: 100 }),
+        folder: folder(body),
+        uid: reqInt(body, 'uid', { min: 1, max: 0xffffffff }),
+        ...(maxBytes === undefined ? {} : { maxBytes }),
+        offset: reqInt(body, 'offset', { min: 0, max: 1 << 30, default: 0 }),
+      };
+    },
+    async handle(ctx, input) {
+      const account = deps.accounts.get(ctx.deviceId, input.account);
+      const budget = input.maxBytes ?? deps.bodyBudgetBytes ?? 16 * 1024;
+      const rendered = await deps.sessions.use(account, 'body', async (client) => {
+        return withFolder(client, input.folder, () => renderBody(client, input.uid));
+      });
+      const rest = rendered.text.slice(input.offset);
+      const { text, truncated } = truncateUtf8(rest, budget);
+      ctx.logger.debug(
+        { deviceId: ctx.deviceId, account: account.id, uid: input.uid, bytes: text.length },
+        'mail body',
+      );
+      return {
+        uid: input.uid,
+        text,
+        more: truncated ? input.offset + text.length : null,
+        ...(rendered.cut ? { cut: true } : {}),
+        format: rendered.format,
+        attachments: rendered.attachments,
+        subject: rendered.subject,
+        from: rendered.from,
+        to: rendered.to,
+        cc: rendered.cc,
+        date: rendered.date,
+        messageId: rendered.messageId,
+      };
+    },
+  };
+}
+
+interface Rendered {
+  text: string;
+  format: 'plain' | 'html' | 'none';
+  cut: boolean;
+  attachments: Value[];
+  subject: string;
+  from: Value;
+  to: Value;
+  cc: Value;
+  date: number;
+  messageId: string;
+}
+
+async function renderBody(client: ImapFlow, uid: number): Promise<Rendered> {
+  const msg = await client.fetchOne(
+    String(uid),
+    { uid: true, bodyStructure: true, envelope: true, size: true },
+    { uid: true },
+  );
+  if (msg === false || !msg.bodyStructure)
+    throw new GatewayError('mail.not_found', `no message with UID ${uid}`, { field: 'uid' });
+  const ref = findTextPart(msg.bodyStructure);
+  let text = '';
+  let cut = false;
+  if (ref) {
+    const part = await client.fetchOne(
+      String(uid),
+      { uid: true, bodyParts: [{ key: ref.part, start: 0, maxLength: TEXT_PART_MAX_BYTES }] },
+      { uid: true },
+    );
+    const raw = part ? (part.bodyParts?.get(ref.part) ?? part.bodyParts?.values().next().value) : undefined;
+    if (raw) {
+      cut = raw.length >= TEXT_PART_MAX_BYTES;
+      text = decodeCharset(decodeTransfer(raw, ref.encoding), ref.charset);
+      if (ref.type === 'text/html') text = htmlToText(text);
+      text = text.replace(/\r\n/g, '\n');
+    }
+  }
+  const env = msg.envelope;
+  const addr = (
+    list: { name?: string; address?: string }[] | undefined,
+  ): { name: string; address: string }[] =>
+    (list ?? []).map((a) => ({ name: a.name ?? '', address: a.address ?? '' }));
+  const date = env?.date ? new Date(env.date).getTime() : 0;
+  return {
+    text,
+    format: ref ? (ref.type === 'text/html' ? 'html' : 'plain') : 'none',
+    cut,
+    attachments: listAttachments(msg.bodyStructure).map((a) => ({
+      part: a.part,
+      name: a.name,
+      type: a.type,
+      size: a.size,
+      inline: a.inline,
+    })),
+    subject: env?.subject ?? '',
+    from: addr(env?.from)?.[0] ?? null,
+    to: addr(env?.to),
+    cc: addr(env?.cc),
+    date: Number.isNaN(date) ? 0 : date,
+    messageId: env?.messageId ?? '',
+  };
+}

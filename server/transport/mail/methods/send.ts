@@ -1,0 +1,191 @@
+/**
+ * mail.send {account, to, cc?, bcc?, subject, text, attachments?, clientId, inReplyTo?}
+ *
+ * Answers only after the SMTP server accepted the message (250). The
+ * Message-ID is derived from the clientId, the device and the account, so a
+ * resend after a failover carries the same Message-ID; before sending we look
+ * for that Message-ID in Sent, and if the first attempt got through we answer
+ * again without sending twice. The exact bytes sent are APPENDed to Sent.
+ */
+import { createHash } from 'node:crypto';
+import type { ImapFlow } from 'imapflow';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { GatewayError } from '../../../../device-protocol/errors.ts';
+import type { Value } from '../../../../device-protocol/messages.ts';
+import type { MethodDefinition } from '../../types.ts';
+import type { MailAccount } from '../account-store.ts';
+import type { MailDeps } from '../deps.ts';
+import { withFolder } from '../imap-session.ts';
+import { asObject, bad, reqStr, str, stringList } from '../input.ts';
+import { smtpSendError } from '../mail-errors.ts';
+import { createSmtpTransport } from '../smtp.ts';
+
+export interface SendAttachment {
+  name: string;
+  type: string;
+  content: Uint8Array;
+}
+
+export interface SendInput {
+  account: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  subject: string;
+  text: string;
+  clientId: string;
+  inReplyTo?: string;
+  attachments: SendAttachment[];
+}
+
+const MAX_TEXT = 1024 * 1024;
+
+export function messageIdFor(account: MailAccount, deviceId: string, clientId: string): string {
+  const domain = account.address.split('@')[1] || 'mmgw.invalid';
+  const scope = createHash('sha256').update(`${deviceId}\0${account.id}`).digest('hex').slice(0, 12);
+  const local = clientId.replace(/[^A-Za-z0-9._-]/g, (c) => `=${c.charCodeAt(0).toString(16)}`).slice(0, 120);
+  return `<${local}.${scope}.mmgw@${domain}>`;
+}
+
+export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
+  return {
+    method: 'mail.send',
+    validate(raw) {
+      const body = asObject(raw);
+      const to = stringList(body, 'to', { max: 100 });
+      const attachments: SendAttachment[] = [];
+      const rawAtt = body.attachments;
+      if (rawAtt !== undefined && rawAtt !== null) {
+        if (!Array.isArray(rawAtt) || rawAtt.length > 20)
+          throw bad('attachments', 'must be a list of at most 20');
+        rawAtt.forEach((a, i) => {
+          const o = asObject(a, `attachments[${i}]`);
+          const content = o.content;
+          let bytes: Uint8Array;
+          if (content instanceof Uint8Array) bytes = content;
+          else if (typeof content === 'string') bytes = Buffer.from(content, 'base64');
+          else throw bad(`attachments[${i}].content`, 'must be bytes or base64');
+          attachments.push({
+            name: reqStr(o, 'name', { max: 255, prefix: `attachments[${i}].` }),
+            type: str(o, 'type', { max: 255, optional: true }) || 'application/octet-stream',
+            content: bytes,
+          });
+        });
+      }
+      const inReplyTo = str(body, 'inReplyTo', { max: 1000, optional: true });
+      return {
+        account: reqStr(body, 'account', { max: 100 }),
+        to,
+        cc: stringList(body, 'cc', { max: 100, optional: true }),
+        bcc: stringList(body, 'bcc', { max: 100, optional: true }),
+        subject: str(body, 'subject', { max: 2000, optional: true }) ?? '',
+        text: str(body, 'text', { max: MAX_TEXT, optional: true }) ?? '',
+        clientId: reqStr(body, 'clientId', { max: 200 }),
+        ...(inReplyTo ? { inReplyTo } : {}),
+        attachments,
+      };
+    },
+    async handle(ctx, input): Promise<Value> {
+      const account = deps.accounts.get(ctx.deviceId, input.account);
+      const messageId = messageIdFor(account, ctx.deviceId, input.clientId);
+
+      const sentFolder = await deps.sessions
+        .use(account, 'send.find-sent', (c) => findSentFolder(c))
+        .catch(() => undefined);
+      if (sentFolder) {
+        const already = await deps.sessions
+          .use(account, 'send.dedup', (c) => alreadySent(c, sentFolder, messageId))
+          .catch(() => false);
+        if (already) {
+          ctx.logger.info(
+            { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
+            'mail resend recognised',
+          );
+          return { clientId: input.clientId, messageId, duplicate: true };
+        }
+      }
+
+      const composer = new MailComposer({
+        from: account.name ? { name: account.name, address: account.address } : account.address,
+        to: input.to,
+        cc: input.cc,
+        bcc: input.bcc,
+        subject: input.subject,
+        text: input.text,
+        messageId,
+        date: new Date(ctx.now()),
+        ...(input.inReplyTo ? { inReplyTo: input.inReplyTo, references: [input.inReplyTo] } : {}),
+        attachments: input.attachments.map((a) => ({
+          filename: a.name,
+          contentType: a.type,
+          content: Buffer.from(a.content.buffer, a.content.byteOffset, a.content.byteLength),
+        })),
+      });
+      const raw = await composer.compile().build();
+      const transport = createSmtpTransport(account.smtp, deps.connectTimeoutMs);
+      let rejected: string[] = [];
+      try {
+        const info = await transport.sendMail({
+          envelope: { from: account.address, to: [...input.to, ...input.cc, ...input.bcc] },
+          raw,
+        });
+        rejected = ((info.rejected ?? []) as (string | { address: string })[]).map((r) =>
+          typeof r === 'string' ? r : r.address,
+        );
+        deps.usage?.({
+          deviceId: ctx.deviceId,
+          account: account.id,
+          op: 'send',
+          bytesIn: 0,
+          bytesOut: raw.length,
+          ok: true,
+        });
+      } catch (err) {
+        deps.usage?.({
+          deviceId: ctx.deviceId,
+          account: account.id,
+          op: 'send',
+          bytesIn: 0,
+          bytesOut: 0,
+          ok: false,
+        });
+        const gerr = smtpSendError(err);
+        ctx.logger.info({ deviceId: ctx.deviceId, account: account.id, code: gerr.code }, 'mail send failed');
+        throw gerr;
+      } finally {
+        transport.close();
+      }
+
+      let sentCopy = false;
+      if (sentFolder) {
+        sentCopy = await deps.sessions
+          .use(account, 'send.copy-to-sent', (c) => c.append(sentFolder, raw, ['\\Seen']).then((r) => !!r), {
+            idempotent: false,
+          })
+          .catch((err: GatewayError) => {
+            ctx.logger.warn({ account: account.id, code: err.code }, 'sent, but the copy to Sent failed');
+            return false;
+          });
+      }
+      ctx.logger.info(
+        { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId, bytesOut: raw.length },
+        'mail sent',
+      );
+      return { clientId: input.clientId, messageId, sentCopy, rejected, bytes: raw.length };
+    },
+  };
+}
+
+async function findSentFolder(client: ImapFlow): Promise<string | undefined> {
+  const list = await client.list();
+  return (
+    list.find((f) => f.specialUse === '\\Sent') ?? list.find((f) => /^sent( items| mail)?$/i.test(f.name))
+  )?.path;
+}
+
+async function alreadySent(client: ImapFlow, folder: string, messageId: string): Promise<boolean> {
+  return withFolder(client, folder, async () => {
+    const found = await client.search({ header: { 'message-id': messageId } }, { uid: true });
+    return Array.isArray(found) && found.length > 0;
+  });
+}

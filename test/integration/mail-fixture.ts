@@ -1,0 +1,187 @@
+/**
+ * Shared setup of the mail integration tests: a private Dovecot, the SMTP peer
+ * delivering into it, a mail service on a temp data dir, and a way to call
+ * the MethodDefinitions as the transport role would (validate, then handle)
+ * with a real MethodContext whose push() records events.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { Value } from '../../device-protocol/messages.ts';
+import { InProcessBus } from '../../server/bus/index.ts';
+import {
+  type MailService,
+  type MailUsageRecord,
+  openMailService,
+} from '../../server/transport/mail/index.ts';
+import type { MethodContext } from '../../server/transport/types.ts';
+import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
+import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+
+export const ALICE = { user: 'alice@example.test', password: 'alice-pw' };
+export const BOB = { user: 'bob@example.test', password: 'bob-pw' };
+
+export interface MailFixture {
+  dovecot: DovecotServer;
+  smtp: SmtpPeer;
+  dataDir: string;
+  service: MailService;
+  pushed: { deviceId: string; name: string; body: Value | undefined }[];
+  /** Every usage record the service reported. */
+  usage: MailUsageRecord[];
+  /** Devices whose push() rejects with bus.no_responders (no session). */
+  offline: Set<string>;
+  call(deviceId: string, method: string, body: unknown): Promise<any>;
+  /** Calls and expects a GatewayError; returns it. */
+  callError(deviceId: string, method: string, body: unknown): Promise<GatewayError>;
+  accountBody(
+    user: { user: string; password: string },
+    overrides?: Record<string, unknown>,
+  ): Record<string, unknown>;
+  addAccount(deviceId: string, user: { user: string; password: string }): Promise<string>;
+  /** Stops Dovecot, runs `whileDown`, and starts it again on the same port and mail dir. */
+  restartDovecot(whileDown?: () => Promise<void>): Promise<void>;
+  /** Reopens the mail service on the same data dir (a gateway restart). */
+  restartService(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMailFixture(
+  opts: {
+    maxSize?: number;
+    capabilities?: string[];
+    serviceOptions?: Partial<Parameters<typeof openMailService>[0]>;
+  } = {},
+): Promise<MailFixture> {
+  const dovecot = await startDovecot({ users: [ALICE, BOB], capabilities: opts.capabilities });
+  const stops: (() => Promise<void>)[] = [() => current.stop({ removeDir: true })];
+  let current = dovecot;
+  try {
+    const smtp = await startSmtpPeer({ dovecot, maxSize: opts.maxSize });
+    stops.unshift(() => smtp.stop());
+    const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-mail-'));
+    stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const logger = pino({ level: process.env.MMGW_LOG_LEVEL ?? 'silent' });
+    const bus = new InProcessBus();
+    const env = { MMGW_CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') };
+    const usage: MailUsageRecord[] = [];
+    const open = () =>
+      openMailService({
+        dataDir,
+        logger,
+        env,
+        lingerMs: 60_000,
+        connectTimeoutMs: 5000,
+        onUsage: (r) => usage.push(r),
+        ...opts.serviceOptions,
+      });
+    let service = open();
+    const pushed: MailFixture['pushed'] = [];
+    const offline = new Set<string>();
+    let seq = 0;
+    const ctxFor = (deviceId: string, requestId: string): MethodContext => ({
+      deviceId,
+      sessionId: `s-${deviceId}`,
+      requestId,
+      bus,
+      logger,
+      dataDir,
+      now: () => Date.now(),
+      push: async (name, body) => {
+        if (offline.has(deviceId)) throw new GatewayError('bus.no_responders');
+        pushed.push({ deviceId, name, body });
+        return ++seq;
+      },
+    });
+    let req = 0;
+    const call = async (deviceId: string, method: string, body: unknown): Promise<any> => {
+      const def = fixture.service.methods.find((m) => m.method === method);
+      if (!def) throw new Error(`no method ${method}`);
+      const input = def.validate(body);
+      return def.handle(ctxFor(deviceId, `r${++req}`), input);
+    };
+    const fixture: MailFixture = {
+      dovecot,
+      smtp,
+      dataDir,
+      service,
+      pushed,
+      usage,
+      offline,
+      call,
+      async callError(deviceId, method, body) {
+        try {
+          await call(deviceId, method, body);
+        } catch (err) {
+          if (err instanceof GatewayError) return err;
+          throw err;
+        }
+        throw new Error(`${method} succeeded but an error was expected`);
+      },
+      accountBody(user, overrides = {}) {
+        return {
+          address: user.user,
+          imap: {
+            host: dovecot.host,
+            port: dovecot.imapPort,
+            tls: 'none',
+            user: user.user,
+            password: user.password,
+          },
+          smtp: {
+            host: smtp.host,
+            port: smtp.port,
+            tls: 'starttls',
+            allowInvalidCert: true,
+            user: user.user,
+            password: user.password,
+          },
+          ...overrides,
+        };
+      },
+      async addAccount(deviceId, user) {
+        const res = await call(deviceId, 'mail.account.add', fixture.accountBody(user));
+        return res.account as string;
+      },
+      async restartDovecot(whileDown) {
+        await current.stop();
+        try {
+          await whileDown?.();
+        } finally {
+          current = await startDovecot({
+            users: [ALICE, BOB],
+            dir: current.dir,
+            port: current.imapPort,
+            capabilities: opts.capabilities,
+          });
+          fixture.dovecot = current;
+        }
+      },
+      async restartService() {
+        await fixture.service.close();
+        service = open();
+        fixture.service = service;
+      },
+      async stop() {
+        await fixture.service.close().catch(() => {});
+        for (const s of stops) await s().catch(() => {});
+      },
+    };
+    stops.unshift(() => bus.close());
+    return fixture;
+  } catch (err) {
+    for (const s of stops) await s().catch(() => {});
+    throw err;
+  }
+}
+
+/** Polls `cond` until it holds; the timeout only keeps a broken test from hanging. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ALICE, BOB, type MailFixture, startMailFixture, waitFor } from './mail-fixture.ts';
+
+describe('mail.new pushed from IMAP IDLE', () => {
+  let fx: MailFixture;
+  let alice: string;
+  let bob: string;
+  const A = 'dev-a';
+  const B = 'dev-b';
+  const newUids = (deviceId: string) =>
+    fx.pushed
+      .filter((p) => p.deviceId === deviceId && p.name === 'mail.new')
+      .map((p) => (p.body as any).header.uid as number);
+  const states = (deviceId: string) =>
+    fx.pushed
+      .filter((p) => p.deviceId === deviceId && p.name === 'mail.account.state')
+      .map((p) => (p.body as any).state);
+
+  before(async () => {
+    fx = await startMailFixture({ serviceOptions: { watcherBackoffMs: 100 } });
+    alice = await fx.addAccount(A, ALICE);
+    bob = await fx.addAccount(B, BOB);
+  });
+  after(async () => {
+    await fx?.stop();
+  });
+
+  test('a message arriving after the sync is pushed once, with its compact header', async () => {
+    const early = await fx.dovecot.appendMessage(
+      ALICE.user,
+      'INBOX',
+      'Subject: early\r\n\r\nalready synced\r\n',
+    );
+    const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 10 });
+    assert.deepEqual(
+      s.items.map((i: any) => i.uid),
+      [early],
+    );
+    await fx.service.deps.watchers!.get(alice)!.ready;
+    const u1 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: pushed 1\r\n\r\nhello push\r\n');
+    const u2 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: pushed 2\r\n\r\nagain\r\n');
+    await waitFor(() => newUids(A).length >= 2, 'two mail.new');
+    assert.deepEqual(newUids(A), [u1, u2]);
+    const first = fx.pushed.find((p) => p.name === 'mail.new')!.body as any;
+    assert.equal(first.account, alice);
+    assert.equal(first.folder, 'INBOX');
+    assert.equal(first.header.subject, 'pushed 1');
+    assert.equal(first.header.preview, 'hello push');
+  });
+
+  test('mail sent from handset B arrives as mail.new on handset A', async () => {
+    const before = newUids(A).length;
+    await fx.call(B, 'mail.send', {
+      account: bob,
+      to: [ALICE.user],
+      subject: 'from B',
+      text: 'hi A',
+      clientId: 'b-1',
+    });
+    await waitFor(() => newUids(A).length > before, 'mail.new from B');
+    const last = fx.pushed.filter((p) => p.name === 'mail.new' && p.deviceId === A).at(-1)!.body as any;
+    assert.equal(last.header.subject, 'from B');
+    assert.equal(last.header.from.address, BOB.user);
+  });
+
+  test('Dovecot restart: the watcher goes retrying then online, misses nothing, doubles nothing', async () => {
+    await fx.restartDovecot();
+    await waitFor(
+      () => states(A).at(-1) === 'online' && states(A).includes('retrying'),
+      'watcher back online',
+    );
+    const u3 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: after restart\r\n\r\nx\r\n');
+    await waitFor(() => newUids(A).includes(u3), 'mail.new after restart');
+    const uids = newUids(A);
+    assert.equal(new Set(uids).size, uids.length, `duplicates in ${uids}`);
+    // A sync with the last cursor-free view agrees with what was pushed.
+    const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 50 });
+    assert.deepEqual(
+      s.items.map((i: any) => i.uid).filter((u: number) => uids.includes(u)),
+      [...uids].sort((a, b) => b - a),
+    );
+  });
+
+  test('a device without a session stops its watcher; its next sync starts one from its cursor', async () => {
+    const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    fx.offline.add(A);
+    await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: while offline\r\n\r\nx\r\n');
+    await waitFor(() => fx.service.deps.watchers!.get(alice) === undefined, 'watcher stopped');
+    fx.offline.delete(A);
+    const missed = await fx.call(A, 'mail.sync', {
+      account: alice,
+      folder: 'INBOX',
+      limit: 10,
+      cursor: s.cursor,
+    });
+    assert.deepEqual(
+      missed.items.map((i: any) => i.subject),
+      ['while offline'],
+    );
+    await fx.service.deps.watchers!.get(alice)!.ready;
+    const before = newUids(A).length;
+    const u = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: back\r\n\r\nx\r\n');
+    await waitFor(() => newUids(A).length > before, 'mail.new after reconnect');
+    assert.deepEqual(newUids(A).slice(before), [u]);
+  });
+});
