@@ -7,6 +7,8 @@ command -v nats-server >/dev/null || need+=(nats-server)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v prosody >/dev/null || need+=(prosody)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The edge compiles a tiny LD_PRELOAD shim (SO_REUSEPORT for worker processes) on first use.
+command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -1,0 +1,72 @@
+/**
+ * Per-device log records and hourly usage counters. Every role writes them
+ * through one Recorder (injected, never imported globally); the admin role
+ * stores them with retention and serves them to the UI and the REST API.
+ * Nothing secret goes into a record: no passwords, secrets, tokens or bodies.
+ */
+
+export type ServiceName = 'session' | 'mail' | 'im';
+
+/** Stable kinds; the admin UI filters by them. Add new ones, never rename. */
+export type DeviceLogKind =
+  | 'connect'
+  | 'disconnect'
+  | 'auth_failure'
+  | 'resume'
+  | 'carrier_switch'
+  | 'takeover'
+  | 'backend_login'
+  | 'backend_logout'
+  | 'backend_error'
+  | 'message_in'
+  | 'message_out'
+  | 'sync'
+  | 'error';
+
+export interface DeviceLogRecord {
+  /** Epoch ms. */
+  at: number;
+  imei: string;
+  kind: DeviceLogKind;
+  /** Node that wrote it. */
+  node: string;
+  service: ServiceName;
+  /** Short human text, e.g. 'auth.bad_secret' or 'carrier ws → poll'. */
+  message?: string;
+  /** Error code when the record is about an error. */
+  code?: string;
+  bytesIn?: number;
+  bytesOut?: number;
+  detail?: Record<string, string | number | boolean>;
+}
+
+/** Added to the hour bucket of `at` for (imei, operator, service). */
+export interface UsageDelta {
+  at: number;
+  imei: string;
+  operator?: string;
+  service: ServiceName;
+  logins?: number;
+  logouts?: number;
+  messagesIn?: number;
+  messagesOut?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+}
+
+export interface Recorder {
+  /** Never throws, never blocks: records are batched and sent on the bus. */
+  log(record: Omit<DeviceLogRecord, 'at' | 'node'> & { at?: number }): void;
+  usage(delta: Omit<UsageDelta, 'at'> & { at?: number }): void;
+  /** Sends what is batched now. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A Recorder that drops everything: for unit tests of one module. */
+export const nullRecorder: Recorder = {
+  log() {},
+  usage() {},
+  async flush() {},
+  async close() {},
+};
