@@ -3,7 +3,7 @@
 # start on loopback (never the system services). Idempotent; needs root or sudo.
 set -euo pipefail
 need=()
-command -v nats-server >/dev/null || need+=(nats-server)
+{ command -v nats-server || [ -x /usr/sbin/nats-server ] || [ -x /usr/bin/nats-server ]; } >/dev/null || need+=(nats-server)
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v prosody >/dev/null || need+=(prosody)
 [ -x /usr/bin/chromium ] || need+=(chromium)
