@@ -63,7 +63,9 @@ console.log(`Dovecot IMAP  ${dovecot.host}:${dovecot.imapPort}  (tls none; data 
 console.log(`SMTP peer     ${smtp.host}:${smtp.port}  (tls none, or starttls with allowInvalidCert: true)`);
 console.log('Demo accounts:');
 for (const u of users) console.log(`  ${u.user}  password ${u.password}`);
-console.log('\nIn `mmgw handset --json`, add an account with:');
+console.log('\nWith a gateway running (npm start) and a provisioned device (npx mmgw device add …), open');
+console.log('  npx mmgw handset --json --url ws://127.0.0.1:8080 --imei <imei> --secret <secret>');
+console.log('and add an account with one of:');
 for (const u of users) console.log(addLine(u));
 console.log('\nthen e.g. {"id":"2","cmd":"mail.sync","account":"<id>","folder":"INBOX","limit":20}');
 console.log('Ctrl-C stops both servers.');

@@ -40,6 +40,8 @@ export interface DovecotOptions {
    * server without CONDSTORE/QRESYNC. Default: Dovecot's own list.
    */
   capabilities?: string[];
+  /** Lines appended to the generated dovecot.conf (e.g. process limits for a benchmark). */
+  extraConfig?: string[];
 }
 
 export interface DovecotServer {
@@ -117,7 +119,7 @@ export async function waitForGreeting(
   throw new Error(`no greeting from ${host}:${port} within ${timeoutMs} ms (${lastError})`);
 }
 
-function dovecotConfig(dir: string, port: number, capabilities?: string[]): string {
+function dovecotConfig(dir: string, port: number, capabilities?: string[], extra: string[] = []): string {
   const root = process.getuid?.() === 0;
   const me = userInfo();
   // Dovecot refuses to run mail processes as uid 0; as root we use nobody (65534),
@@ -186,6 +188,7 @@ function dovecotConfig(dir: string, port: number, capabilities?: string[]): stri
     lines.push(`default_internal_user = ${me.username}`, `default_login_user = ${me.username}`);
     lines.push(`default_internal_group = ${me.username}`);
   }
+  lines.push(...extra);
   return lines.join('\n') + '\n';
 }
 
@@ -215,7 +218,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
   let port = opts.port ?? (await freePort());
   let child: ChildProcess | undefined;
   for (let attempt = 0; ; attempt++) {
-    writeFileSync(join(dir, 'dovecot.conf'), dovecotConfig(dir, port, opts.capabilities));
+    writeFileSync(join(dir, 'dovecot.conf'), dovecotConfig(dir, port, opts.capabilities, opts.extraConfig));
     // Own process group, so that stop() can end the master and every imap/auth child with it.
     child = spawn(DOVECOT_BINARY, ['-F', '-c', join(dir, 'dovecot.conf')], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -29,6 +29,8 @@ export interface MailUsageRecord {
   /** Bytes written to the IMAP/SMTP server. */
   bytesOut: number;
   ok: boolean;
+  /** The GatewayError code when !ok. */
+  code?: string;
 }
 
 export type UsageSink = (record: MailUsageRecord) => void;
@@ -115,9 +117,9 @@ export class ImapAccountSession {
     this.#usage = usage;
   }
 
-  #record(op: string, client: ImapFlow, ok: boolean): void {
+  #record(op: string, client: ImapFlow | undefined, ok: boolean, code?: string): void {
     if (!this.#usage) return;
-    const { sent, received } = client.stats(true);
+    const { sent, received } = client ? client.stats(true) : { sent: 0, received: 0 };
     this.#usage({
       deviceId: this.account.deviceId,
       account: this.account.id,
@@ -125,6 +127,7 @@ export class ImapAccountSession {
       bytesIn: received,
       bytesOut: sent,
       ok,
+      ...(code === undefined ? {} : { code }),
     });
   }
 
@@ -147,7 +150,7 @@ export class ImapAccountSession {
           this.#record(what, client, true);
           return result;
         } catch (err) {
-          this.#record(what, client, false);
+          this.#record(what, client, false, err instanceof GatewayError ? err.code : undefined);
           if (err instanceof GatewayError) throw err;
           const code = (err as { code?: string }).code ?? '';
           const lost = CONNECTION_LOST.has(code) || !client.usable;
@@ -195,7 +198,9 @@ export class ImapAccountSession {
         this.#setState('online');
         return client;
       } catch (err) {
-        this.#setState((err as GatewayError).code === 'mail.auth_failed' ? 'auth_failed' : 'retrying');
+        const code = (err as GatewayError).code;
+        this.#record('login', undefined, false, code);
+        this.#setState(code === 'mail.auth_failed' ? 'auth_failed' : 'retrying');
         throw err;
       } finally {
         this.#connecting = undefined;

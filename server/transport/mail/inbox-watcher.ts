@@ -18,10 +18,22 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
 import type { MailAccount } from './account-store.ts';
+import { encodeCursor, type SyncCursor } from './cursor.ts';
 import { fetchHeaders } from './headers.ts';
 import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
 
 export type PushFn = (name: string, body?: Value) => Promise<number>;
+
+/**
+ * The INBOX cursor of the device's last sync. Each mail.new then carries that
+ * cursor moved up to the pushed UID, so a device that takes it syncs next from
+ * there and never gets the pushed message a second time (a replayed mail.new
+ * after a resume included).
+ */
+export interface WatchedCursor {
+  folder: string;
+  cursor: SyncCursor;
+}
 
 export interface InboxWatcherOptions extends ImapConnectOptions {
   /** First reconnect delay; doubles up to maxBackoffMs, each with ±50 % jitter. */
@@ -37,6 +49,7 @@ export class InboxWatcher {
   state: ImapAccountState = 'idle';
   #push: PushFn;
   #lastUid: number;
+  #cursor: WatchedCursor | undefined;
   #client: ImapFlow | undefined;
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -54,9 +67,11 @@ export class InboxWatcher {
     push: PushFn,
     opts: InboxWatcherOptions,
     onStop: () => void,
+    cursor?: WatchedCursor,
   ) {
     this.account = account;
     this.#lastUid = fromUid;
+    this.#cursor = cursor;
     this.#push = push;
     this.#opts = opts;
     this.#log = opts.logger;
@@ -66,9 +81,21 @@ export class InboxWatcher {
   }
 
   /** The device was given everything up to `uid` (by sync); a newer session's push replaces the old one. */
-  update(uid: number, push: PushFn): void {
+  update(uid: number, push: PushFn, cursor?: WatchedCursor): void {
     if (uid > this.#lastUid) this.#lastUid = uid;
+    if (cursor && (!this.#cursor || cursor.cursor.highestUid >= this.#cursor.cursor.highestUid)) {
+      this.#cursor = cursor;
+    }
     this.#push = push;
+  }
+
+  /** The device's cursor moved up to `uid`, when the watcher knows one of the same UIDVALIDITY. */
+  #cursorAt(client: ImapFlow, uid: number): string | undefined {
+    const c = this.#cursor;
+    const validity = client.mailbox ? String(client.mailbox.uidValidity) : undefined;
+    if (!c || c.cursor.uidValidity !== validity || uid < c.cursor.highestUid) return undefined;
+    c.cursor = { ...c.cursor, highestUid: uid };
+    return encodeCursor(c.folder, c.cursor);
   }
 
   async stop(): Promise<void> {
@@ -147,7 +174,13 @@ export class InboxWatcher {
         for (const header of headers) {
           if (this.#stopped || header.uid <= this.#lastUid) continue;
           this.#lastUid = header.uid;
-          await this.#push('mail.new', { account: this.account.id, folder: FOLDER, header });
+          const cursor = this.#cursorAt(client, header.uid);
+          await this.#push('mail.new', {
+            account: this.account.id,
+            folder: FOLDER,
+            header,
+            ...(cursor === undefined ? {} : { cursor }),
+          });
         }
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'bus.no_responders') {
@@ -182,15 +215,22 @@ export class InboxWatchers {
   }
 
   /** Starts (or refreshes) the watcher of `account`, pushing what is above `fromUid`. */
-  watch(account: MailAccount, fromUid: number, push: PushFn): InboxWatcher {
+  watch(account: MailAccount, fromUid: number, push: PushFn, cursor?: WatchedCursor): InboxWatcher {
     const existing = this.#watchers.get(account.id);
     if (existing) {
-      existing.update(fromUid, push);
+      existing.update(fromUid, push, cursor);
       return existing;
     }
-    const watcher = new InboxWatcher(account, fromUid, push, this.#opts, () => {
-      if (this.#watchers.get(account.id) === watcher) this.#watchers.delete(account.id);
-    });
+    const watcher = new InboxWatcher(
+      account,
+      fromUid,
+      push,
+      this.#opts,
+      () => {
+        if (this.#watchers.get(account.id) === watcher) this.#watchers.delete(account.id);
+      },
+      cursor,
+    );
     this.#watchers.set(account.id, watcher);
     return watcher;
   }

@@ -6,6 +6,9 @@
  *   startTransport({ …, methods: mail.methods });   // and `await mail.close()` on stop
  */
 import type { Logger } from 'pino';
+import type { DeviceEventReply, DeviceMessage } from '../../bus/bus.ts';
+import { type Bus, Subjects } from '../../bus/bus.ts';
+import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { CredentialCipher } from '../credentials.ts';
 import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
@@ -22,6 +25,7 @@ import { foldersMethod } from './methods/folders.ts';
 import { moveMethod } from './methods/move.ts';
 import { sendMethod } from './methods/send.ts';
 import { syncMethod } from './methods/sync.ts';
+import { recordMailUsage } from './records.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
 export { LmdbMailAccountStore } from './account-store.ts';
@@ -53,23 +57,7 @@ export function mailMethods(deps: MailDeps): MethodDefinition<any>[] {
   ];
 }
 
-/**
- * The event name a handset shows for each method's response (the JSON-lines
- * vocabulary of issue 3), for the handset CLI / SDK to use.
- */
-export const MAIL_RESPONSE_EVENTS: Record<string, string> = {
-  'mail.account.add': 'mail.account.added',
-  'mail.accounts': 'mail.accounts',
-  'mail.account.remove': 'mail.account.removed',
-  'mail.folders': 'mail.folders',
-  'mail.sync': 'mail.headers',
-  'mail.body': 'mail.body',
-  'mail.attachment': 'mail.attachment.chunk',
-  'mail.send': 'mail.sent',
-  'mail.flag': 'mail.flagged',
-  'mail.move': 'mail.moved',
-  'mail.delete': 'mail.deleted',
-};
+export { MAIL_PUSHED_EVENTS, MAIL_RESPONSE_EVENTS } from './events.ts';
 
 export interface MailServiceOptions {
   dataDir: string;
@@ -86,9 +74,20 @@ export interface MailServiceOptions {
   /** Injected store (tests); default lmdb under `<dataDir>/transport`. */
   accounts?: MailAccountStore;
   onAccountState?: (accountId: string, deviceId: string, state: ImapAccountState) => void;
-  /** Usage records of every login and operation (bytes to/from the mail servers). Default: debug log. */
+  /** Usage records of every login and operation (bytes to/from the mail servers), besides the recorder. */
   onUsage?: UsageSink;
+  /** Per-device log records and usage counters (service 'mail'). Default: nullRecorder. */
+  recorder?: Recorder;
+  /**
+   * The node's bus: account state changes of the request sessions are pushed to the
+   * device as `mail.account.state` (the INBOX watchers push theirs through the
+   * session that started them). Absent: states are only logged.
+   */
+  bus?: Bus;
 }
+
+/** How long a state push waits for the edge; best effort, the next answer says it too. */
+const STATE_PUSH_TIMEOUT_MS = 5000;
 
 export interface MailService {
   deps: MailDeps;
@@ -103,7 +102,20 @@ export function openMailService(opts: MailServiceOptions): MailService {
       dataDir: opts.dataDir,
       cipher: CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }),
     });
-  const usage: UsageSink = opts.onUsage ?? ((record) => opts.logger?.debug({ ...record }, 'mail usage'));
+  const recorder = opts.recorder ?? nullRecorder;
+  const usage: UsageSink = (record) => {
+    opts.logger?.debug({ ...record }, 'mail usage');
+    opts.onUsage?.(record);
+    recordMailUsage(recorder, record);
+  };
+  const bus = opts.bus;
+  const pushState = (deviceId: string, account: string, state: ImapAccountState): void => {
+    if (!bus || state === 'idle') return;
+    const message: DeviceMessage = { type: 'event', name: 'mail.account.state', body: { account, state } };
+    bus
+      .request<DeviceEventReply>(Subjects.device(deviceId), message, { timeoutMs: STATE_PUSH_TIMEOUT_MS })
+      .catch(() => {});
+  };
   const sessions = new ImapSessionPool({
     usage,
     lingerMs: opts.lingerMs,
@@ -113,6 +125,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
     onState: (account, state) => {
       opts.logger?.info({ deviceId: account.deviceId, account: account.id, state }, 'mail account state');
       opts.onAccountState?.(account.id, account.deviceId, state);
+      pushState(account.deviceId, account.id, state);
     },
   });
   const watchers = new InboxWatchers({

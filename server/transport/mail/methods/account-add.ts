@@ -62,14 +62,29 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
     },
     async handle(ctx, input) {
       const timeout = deps.connectTimeoutMs ?? 15_000;
-      const client = await connectImap(input.imap, { connectTimeoutMs: timeout, logger: ctx.logger });
+      // A failed check is still a backend error in the device's log (no account id: nothing is stored).
+      const failed = (err: unknown): never => {
+        deps.usage?.({
+          deviceId: ctx.deviceId,
+          account: '',
+          op: 'login',
+          bytesIn: 0,
+          bytesOut: 0,
+          ok: false,
+          code: (err as { code?: string }).code ?? 'internal',
+        });
+        throw err;
+      };
+      const client = await connectImap(input.imap, { connectTimeoutMs: timeout, logger: ctx.logger }).catch(
+        failed,
+      );
       const { sent, received } = client.stats();
       await client.logout().catch(() => client.close());
       const transport = createSmtpTransport(input.smtp, timeout);
       try {
         await transport.verify();
       } catch (err) {
-        throw mailConnectError(err, 'smtp');
+        failed(mailConnectError(err, 'smtp'));
       } finally {
         transport.close();
       }

@@ -21,7 +21,7 @@ import type { MethodDefinition } from '../../types.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from '../cursor.ts';
 import type { MailDeps } from '../deps.ts';
 import { deviceFlags, fetchHeaders, type MailHeader } from '../headers.ts';
-import { asObject, folder, int, reqInt, reqStr, str } from '../input.ts';
+import { asObject, bad, folder, int, reqInt, reqStr, str } from '../input.ts';
 
 export interface SyncInput {
   account: string;
@@ -29,6 +29,43 @@ export interface SyncInput {
   limit: number;
   cursor?: string;
   before?: number;
+  /** Headers as one table (`columns` + `rows`) instead of `items`: no key names repeated per message. */
+  compact?: boolean;
+}
+
+/** The columns of a compact answer, in row order. */
+export const COMPACT_COLUMNS = [
+  'uid',
+  'fromName',
+  'fromAddress',
+  'subject',
+  'date',
+  'size',
+  'flags',
+  'attachments',
+  'preview',
+] as const;
+
+/** `items` → `columns` + `rows` (the same header fields, `from` split in two). */
+export function compactItems(result: { [key: string]: Value }): { [key: string]: Value } {
+  const items = result.items as MailHeader[] | undefined;
+  if (!items) return result;
+  const { items: _items, ...rest } = result;
+  return {
+    ...rest,
+    columns: [...COMPACT_COLUMNS],
+    rows: items.map((h) => [
+      h.uid,
+      h.from.name,
+      h.from.address,
+      h.subject,
+      h.date,
+      h.size,
+      h.flags,
+      h.attachments,
+      h.preview,
+    ]),
+  };
 }
 
 /** Past this many UIDs the no-QRESYNC expunge scan is skipped (it would cost more than a resync). */
@@ -41,12 +78,15 @@ export function syncMethod(deps: MailDeps): MethodDefinition<SyncInput> {
       const body = asObject(raw);
       const cursor = str(body, 'cursor', { max: 200, optional: true });
       const before = int(body, 'before', { min: 1, max: 0xffffffff, optional: true });
+      const compact = body.compact;
+      if (compact !== undefined && typeof compact !== 'boolean') throw bad('compact', 'must be a boolean');
       return {
         account: reqStr(body, 'account', { max: 100 }),
         folder: folder(body),
         limit: reqInt(body, 'limit', { min: 1, max: 500, default: 50 }),
         ...(cursor ? { cursor } : {}),
         ...(before === undefined ? {} : { before }),
+        ...(compact ? { compact: true } : {}),
       };
     },
     async handle(ctx, input) {
@@ -66,9 +106,10 @@ export function syncMethod(deps: MailDeps): MethodDefinition<SyncInput> {
       });
       // The device now holds everything up to the cursor: push what arrives in INBOX after it.
       if (deps.watchers && input.folder.toUpperCase() === 'INBOX' && typeof result.cursor === 'string') {
-        deps.watchers.watch(account, decodeCursor(input.folder, result.cursor).highestUid, ctx.push);
+        const cursor = decodeCursor(input.folder, result.cursor);
+        deps.watchers.watch(account, cursor.highestUid, ctx.push, { folder: input.folder, cursor });
       }
-      return result;
+      return input.compact ? compactItems(result) : result;
     },
   };
 }

@@ -1,0 +1,21 @@
+/**
+ * The event name a handset shows for each mail method's response (the
+ * JSON-lines vocabulary of issue 3). Its own module, free of I/O imports, so
+ * that the handset CLI can use it without loading IMAP or lmdb.
+ */
+export const MAIL_RESPONSE_EVENTS: Record<string, string> = {
+  'mail.account.add': 'mail.account.added',
+  'mail.accounts': 'mail.accounts',
+  'mail.account.remove': 'mail.account.removed',
+  'mail.folders': 'mail.folders',
+  'mail.sync': 'mail.headers',
+  'mail.body': 'mail.body',
+  'mail.attachment': 'mail.attachment.chunk',
+  'mail.send': 'mail.sent',
+  'mail.flag': 'mail.flagged',
+  'mail.move': 'mail.moved',
+  'mail.delete': 'mail.deleted',
+};
+
+/** Events the transport pushes to a device on its own (not answers). */
+export const MAIL_PUSHED_EVENTS = ['mail.new', 'mail.account.state'] as const;

@@ -1,0 +1,150 @@
+/**
+ * `mmgw handset --json` speaks the mail vocabulary of issue 3 against a real
+ * gateway, Dovecot and SMTP peer: mail.account.add → mail.account.added,
+ * mail.sync → mail.headers, mail.body → mail.body, mail.send → mail.sent,
+ * pushed mail.new, and errors as {"event":"error","code":…}.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
+import { type Gateway, MMGW_BIN, provisionDevice, ROOT, startGateway } from '../harness/gateway.ts';
+import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+import { ALICE, BOB } from './mail-fixture.ts';
+
+/** A `mmgw handset --json` process: write objects, wait for lines that match. */
+class JsonHandset {
+  readonly lines: any[] = [];
+  private waiters: (() => void)[] = [];
+  private readonly child: ChildProcessWithoutNullStreams;
+
+  constructor(url: string, dev: { imei: string; secret: string }) {
+    this.child = spawn(
+      process.execPath,
+      [MMGW_BIN, 'handset', '--json', '--url', url, '--imei', dev.imei, '--transport', 'ws'],
+      { cwd: ROOT, env: { ...process.env, MMGW_DEVICE_SECRET: dev.secret }, stdio: 'pipe' },
+    );
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      this.lines.push(JSON.parse(line));
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  send(obj: Record<string, unknown>): void {
+    this.child.stdin.write(`${JSON.stringify(obj)}\n`);
+  }
+
+  async next(what: string, match: (line: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no line for ${what}; got ${JSON.stringify(this.lines)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async ask(obj: Record<string, unknown>): Promise<any> {
+    this.send(obj);
+    return this.next(`answer to ${obj.id}`, (l) => l.id === obj.id);
+  }
+
+  async quit(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', resolve));
+    this.child.stdin.end();
+    const guard = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const code = await exited;
+    clearTimeout(guard);
+    return code;
+  }
+}
+
+let dovecot: DovecotServer;
+let smtp: SmtpPeer;
+let gw: Gateway;
+const handsets: JsonHandset[] = [];
+
+before(async () => {
+  dovecot = await startDovecot({ users: [ALICE, BOB] });
+  smtp = await startSmtpPeer({ dovecot });
+  gw = await startGateway();
+});
+after(async () => {
+  for (const h of handsets) await h.quit().catch(() => {});
+  await gw?.stop();
+  await smtp?.stop();
+  await dovecot?.stop({ removeDir: true });
+});
+
+test('mmgw handset --json: the mail vocabulary of issue 3, end to end', async () => {
+  const a = new JsonHandset(gw.url, await provisionDevice(gw.dataDir));
+  const b = new JsonHandset(gw.url, await provisionDevice(gw.dataDir));
+  handsets.push(a, b);
+  const add = (u: typeof ALICE, password = u.password) => ({
+    cmd: 'mail.account.add',
+    address: u.user,
+    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', user: u.user, password },
+    smtp: { host: smtp.host, port: smtp.port, tls: 'none', user: u.user, password },
+  });
+
+  const refused = await a.ask({ id: 'bad', ...add(ALICE, 'nope') });
+  assert.equal(refused.event, 'error');
+  assert.equal(refused.code, 'mail.auth_failed');
+
+  const added = await a.ask({ id: '1', ...add(ALICE) });
+  assert.equal(added.event, 'mail.account.added');
+  assert.match(added.account, /^m[0-9a-f]+$/);
+  const alice = added.account as string;
+  const bob = (await b.ask({ id: '1', ...add(BOB) })).account as string;
+
+  const empty = await b.ask({ id: '2', cmd: 'mail.sync', account: bob, folder: 'INBOX', limit: 50 });
+  assert.equal(empty.event, 'mail.headers');
+  assert.deepEqual(empty.items, []);
+  assert.equal(typeof empty.cursor, 'string');
+
+  const sent = await a.ask({
+    id: '4',
+    cmd: 'mail.send',
+    account: alice,
+    to: [BOB.user],
+    subject: 'from the CLI',
+    text: 'JSON lines all the way',
+    clientId: 'c-1',
+  });
+  assert.equal(sent.event, 'mail.sent');
+  assert.equal(sent.clientId, 'c-1');
+
+  const pushed = await b.next('mail.new', (l) => l.event === 'mail.new');
+  assert.equal(pushed.id, undefined);
+  assert.equal(pushed.account, bob);
+  assert.equal(pushed.folder, 'INBOX');
+  assert.equal(pushed.header.subject, 'from the CLI');
+  assert.equal(pushed.header.from.address, ALICE.user);
+
+  const headers = await b.ask({ id: '5', cmd: 'mail.sync', account: bob, folder: 'INBOX', limit: 50 });
+  assert.equal(headers.items.length, 1);
+  const item = headers.items[0];
+  for (const key of ['uid', 'from', 'subject', 'date', 'size', 'flags', 'attachments', 'preview']) {
+    assert.ok(key in item, `header has ${key}`);
+  }
+
+  const body = await b.ask({ id: '3', cmd: 'mail.body', account: bob, folder: 'INBOX', uid: item.uid });
+  assert.equal(body.event, 'mail.body');
+  assert.equal(body.text.trim(), 'JSON lines all the way');
+  assert.ok('more' in body && Array.isArray(body.attachments));
+
+  const unknown = await b.ask({ id: '6', cmd: 'mail.body', account: 'm0000', folder: 'INBOX', uid: 1 });
+  assert.equal(unknown.event, 'error');
+  assert.equal(unknown.code, 'mail.not_found');
+
+  assert.equal(await a.quit(), 0);
+  assert.equal(await b.quit(), 0);
+});
