@@ -1,0 +1,46 @@
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { MethodContext } from '../types.ts';
+import type { ImAccount, ImAccountStore } from './account-store.ts';
+import type { XmppSessionPool } from './session-pool.ts';
+import type { XmppAccountSession } from './xmpp-session.ts';
+
+/** Shared per-node state every IM method receives (injected, never imported globally). */
+export interface ImDeps {
+  accounts: ImAccountStore;
+  sessions: XmppSessionPool;
+  /** How long a request waits for a stored account's session to come up on this node. Default 20 s. */
+  restoreTimeoutMs?: number;
+}
+
+/**
+ * The device's account and its running session. A stored account without a
+ * session here (node restarted, device moved here) is brought back on demand.
+ */
+export async function accountSession(
+  deps: ImDeps,
+  ctx: MethodContext,
+  accountId: string,
+): Promise<{ account: ImAccount; session: XmppAccountSession }> {
+  deps.sessions.setPusher(ctx.deviceId, ctx.push);
+  const account = deps.accounts.get(ctx.deviceId, accountId);
+  const running = deps.sessions.get(account.id);
+  if (running && running.state !== 'stopped') return { account, session: running };
+  const ms = deps.restoreTimeoutMs ?? 20_000;
+  let timer: NodeJS.Timeout | undefined;
+  const session = await Promise.race([
+    deps.sessions.open(account, { persistent: true }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new GatewayError('im.unreachable', 'the chat account is still connecting; retry shortly', {
+              retryable: true,
+              retryAfterMs: 2000,
+            }),
+          ),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return { account, session };
+}

@@ -1,0 +1,179 @@
+/**
+ * Chat (XMPP) for the transport role: the MethodDefinitions and the per-node
+ * state they share. The node wires it as
+ *
+ *   const im = openImService({ dataDir, logger });
+ *   startTransport({ …, methods: [...mail.methods, ...im.methods] });   // `await im.close()` on stop
+ *
+ * Pushed events: im.state {account, jid, state, error?}, im.message {account,
+ * from, to, body, stanzaId, originId?, at, direction, carbon?, truncated?},
+ * im.presence {account, items:[{jid, show, status?}]} (coalesced),
+ * im.subscription {account, from, kind}, im.roster.changed {account, items},
+ * im.receipt {account, from, id} (XEP-0184, id = the clientId of im.send),
+ * im.typing {account, from, state} (XEP-0085).
+ */
+import type { Logger } from 'pino';
+import type { Value } from '../../../device-protocol/messages.ts';
+import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../../bus/bus.ts';
+import { CredentialCipher } from '../credentials.ts';
+import type { MethodDefinition } from '../types.ts';
+import { type ImAccountStore, LmdbImAccountStore } from './account-store.ts';
+import type { ImDeps } from './deps.ts';
+import { imAccountsMethod } from './methods/accounts.ts';
+import { imCatchupMethod } from './methods/catchup.ts';
+import { imContactAddMethod } from './methods/contact-add.ts';
+import { imContactRemoveMethod } from './methods/contact-remove.ts';
+import { imLoginMethod } from './methods/login.ts';
+import { imLogoutMethod } from './methods/logout.ts';
+import { imPresenceMethod } from './methods/presence.ts';
+import { imRosterMethod } from './methods/roster.ts';
+import { imSendMethod } from './methods/send.ts';
+import { imSubscriptionAnswerMethod } from './methods/subscription-answer.ts';
+import { imTypingMethod } from './methods/typing.ts';
+import { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
+
+export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
+export { imAccountId, LmdbImAccountStore } from './account-store.ts';
+export type { ImDeps } from './deps.ts';
+export { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
+export {
+  type ArchivePage,
+  type ChatState,
+  type ChatMessage,
+  type ContactPresence,
+  type RosterItem,
+  XmppAccountSession,
+  type XmppAccountSettings,
+  type XmppAccountState,
+} from './xmpp-session.ts';
+
+/** Every IM MethodDefinition, bound to the node's shared state. */
+export function imMethods(deps: ImDeps): MethodDefinition<any>[] {
+  return [
+    imLoginMethod(deps),
+    imLogoutMethod(deps),
+    imAccountsMethod(deps),
+    imRosterMethod(deps),
+    imSendMethod(deps),
+    imPresenceMethod(deps),
+    imContactAddMethod(deps),
+    imContactRemoveMethod(deps),
+    imSubscriptionAnswerMethod(deps),
+    imCatchupMethod(deps),
+    imTypingMethod(deps),
+  ];
+}
+
+/** The event name a handset shows for each method's response (the JSON-lines vocabulary of issue 4). */
+export const IM_RESPONSE_EVENTS: Record<string, string> = {
+  'im.login': 'im.online',
+  'im.logout': 'im.logged_out',
+  'im.accounts': 'im.accounts',
+  'im.roster': 'im.roster',
+  'im.send': 'im.sent',
+  'im.presence': 'im.presence.set',
+  'im.contact.add': 'im.contact.added',
+  'im.contact.remove': 'im.contact.removed',
+  'im.subscription.answer': 'im.subscription.answered',
+  'im.catchup': 'im.catchup',
+  'im.typing': 'im.typing.sent',
+};
+
+export interface ImServiceOptions extends XmppSessionPoolOptions {
+  dataDir: string;
+  logger?: Logger;
+  env?: Record<string, string | undefined>;
+  /** Injected store (tests); default lmdb under `<dataDir>/transport`. */
+  accounts?: ImAccountStore;
+  restoreTimeoutMs?: number;
+  /** The node's bus: pushes to devices that have not sent a request since the node started. */
+  bus?: Bus;
+}
+
+/** How long a background push waits for the edge (as the transport's own pushes). */
+const PUSH_TIMEOUT_MS = 5000;
+
+export interface ImService {
+  deps: ImDeps;
+  methods: MethodDefinition<any>[];
+  /**
+   * Brings a device's stored accounts back online (after a node restart or
+   * when the device reconnects), without a new im.login. Resolves once each has
+   * had its first attempt; failures arrive as im.state pushes.
+   */
+  restoreDevice(deviceId: string, push?: DevicePush): Promise<void>;
+  /**
+   * At node start: brings back the accounts of every device stored here
+   * (needs `bus` for their pushes). Each device's sessions then linger as if it
+   * had just left, until one of its requests arrives.
+   */
+  restoreAll(): Promise<void>;
+  /** The device's session ended: CSI inactive now, sessions closed after the linger time. */
+  deviceGone(deviceId: string): void;
+  close(): Promise<void>;
+}
+
+export function openImService(opts: ImServiceOptions): ImService {
+  const accounts =
+    opts.accounts ??
+    new LmdbImAccountStore({
+      dataDir: opts.dataDir,
+      cipher: CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }),
+    });
+  const bus = opts.bus;
+  const busPush = bus
+    ? async (deviceId: string, name: string, body?: Value): Promise<number> => {
+        const message: DeviceMessage =
+          body === undefined ? { type: 'event', name } : { type: 'event', name, body };
+        const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
+          timeoutMs: PUSH_TIMEOUT_MS,
+        });
+        return reply.seq;
+      }
+    : undefined;
+  const push = opts.push ?? busPush;
+  const sessions = new XmppSessionPool({
+    ...opts,
+    ...(push ? { push } : {}),
+    ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),
+  });
+  const deps: ImDeps = {
+    accounts,
+    sessions,
+    ...(opts.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: opts.restoreTimeoutMs }),
+  };
+  return {
+    deps,
+    methods: imMethods(deps),
+    restoreDevice,
+    async restoreAll() {
+      const queue = accounts.devices();
+      // A few devices at a time: a node with thousands must not storm its XMPP servers.
+      const worker = async () => {
+        for (let deviceId = queue.shift(); deviceId !== undefined; deviceId = queue.shift()) {
+          sessions.deviceGone(deviceId);
+          await restoreDevice(deviceId);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+    },
+    deviceGone: (deviceId) => sessions.deviceGone(deviceId),
+    async close() {
+      await sessions.closeAll();
+      await accounts.close();
+    },
+  };
+
+  async function restoreDevice(deviceId: string, devicePush?: DevicePush): Promise<void> {
+    if (devicePush) sessions.setPusher(deviceId, devicePush);
+    await Promise.all(
+      accounts.list(deviceId).map(async (account) => {
+        if (sessions.get(account.id)) return;
+        // persistent: an unreachable server is retried in the background, not given up.
+        const started = sessions.open(account, { persistent: true });
+        started.catch(() => {});
+        await Promise.race([started, new Promise((r) => setTimeout(r, 2000).unref?.())]);
+      }),
+    );
+  }
+}

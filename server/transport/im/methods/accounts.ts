@@ -1,0 +1,19 @@
+/** im.accounts: the device's chat accounts and the state of their sessions on this node. */
+import type { MethodDefinition } from '../../types.ts';
+import type { ImDeps } from '../deps.ts';
+
+export function imAccountsMethod(deps: ImDeps): MethodDefinition<null> {
+  return {
+    method: 'im.accounts',
+    validate: () => null,
+    async handle(ctx) {
+      deps.sessions.setPusher(ctx.deviceId, ctx.push);
+      const accounts = deps.accounts.list(ctx.deviceId).map((a) => ({
+        account: a.id,
+        jid: a.jid,
+        state: deps.sessions.get(a.id)?.state ?? 'stopped',
+      }));
+      return { accounts };
+    },
+  };
+}

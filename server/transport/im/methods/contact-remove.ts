@@ -1,0 +1,19 @@
+/** im.contact.remove: removes the contact from the roster (which also cancels both subscriptions). */
+import type { MethodDefinition } from '../../types.ts';
+import { accountSession, type ImDeps } from '../deps.ts';
+import { accountField, asObject, bareJidField } from '../input.ts';
+
+export function imContactRemoveMethod(deps: ImDeps): MethodDefinition<{ account: string; jid: string }> {
+  return {
+    method: 'im.contact.remove',
+    validate(raw) {
+      const body = asObject(raw);
+      return { account: accountField(body), jid: bareJidField(body, 'jid') };
+    },
+    async handle(ctx, input) {
+      const { account, session } = await accountSession(deps, ctx, input.account);
+      await session.removeContact(input.jid);
+      return { account: account.id, jid: input.jid };
+    },
+  };
+}

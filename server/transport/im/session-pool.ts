@@ -1,0 +1,315 @@
+/**
+ * The XMPP sessions of the devices pinned to this transport node: one
+ * XmppAccountSession per account, its events turned into device pushes.
+ *
+ * - Pushes to one device go out one after another (a chain per device), so
+ *   im.message events reach the device in the order the server sent them.
+ * - Contact presence is coalesced per account: only the latest state of each
+ *   contact is kept and sent as one im.presence batch per window, at most
+ *   `presenceBatchMax` items a push, so a big roster coming online does not
+ *   flood a handset.
+ * - When a device goes away its sessions stay for `lingerMs` (client state
+ *   indication tells the server to hold back noise), then close.
+ * - A push that fails (device offline) is dropped: the archive (im.catchup)
+ *   is the device's way back to what it missed.
+ */
+import type { Logger } from 'pino';
+import { nullRecorder, type Recorder } from '../../records/types.ts';
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { Value } from '../../../device-protocol/messages.ts';
+import type { ImAccount } from './account-store.ts';
+import {
+  type ContactPresence,
+  XmppAccountSession,
+  type XmppAccountSessionOptions,
+  type XmppAccountState,
+} from './xmpp-session.ts';
+
+export type DevicePush = (name: string, body?: Value) => Promise<number>;
+
+export interface XmppSessionPoolOptions {
+  logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+  now?: () => number;
+  /** How long an account's session outlives its device's departure. Default 10 minutes. */
+  lingerMs?: number;
+  /** Coalescing window of contact presence. Default 500 ms. */
+  presenceWindowMs?: number;
+  /** Most presence items per im.presence push. Default 100. */
+  presenceBatchMax?: number;
+  /** Passed to every XmppAccountSession (backoff, timeouts, limits). */
+  session?: Pick<
+    XmppAccountSessionOptions,
+    'backoff' | 'connectTimeoutMs' | 'sendTimeoutMs' | 'maxBodyChars' | 'smRequestAckIntervalMs' | 'random'
+  >;
+  /**
+   * Pushes to a device that has not sent a request yet (accounts restored at
+   * start), e.g. a bus request to Subjects.device(deviceId). Requests refresh
+   * the device's own push function.
+   */
+  push?: (deviceId: string, name: string, body?: Value) => Promise<number>;
+  /** Per-device log records and usage counters (service 'im'). Default: nullRecorder. */
+  recorder?: Recorder;
+  /** How often socket byte counts go to the usage counters. Default 60 s. */
+  trafficFlushMs?: number;
+  /** Observes every account state change (metrics, logs). */
+  onState?: (account: ImAccount, state: XmppAccountState, error?: GatewayError) => void;
+}
+
+interface PoolEntry {
+  account: ImAccount;
+  session: XmppAccountSession;
+  presence: Map<string, ContactPresence>;
+  presenceTimer?: NodeJS.Timeout;
+}
+
+/** Drops undefined fields: the device codec carries only Values. */
+export function toValue(o: object): Value {
+  return JSON.parse(JSON.stringify(o)) as Value;
+}
+
+export class XmppSessionPool {
+  readonly #opts: XmppSessionPoolOptions;
+  readonly #entries = new Map<string, PoolEntry>();
+  readonly #pushers = new Map<string, DevicePush>();
+  readonly #chains = new Map<string, Promise<boolean>>();
+  readonly #lingers = new Map<string, NodeJS.Timeout>();
+  #closed = false;
+  readonly #recorder: Recorder;
+  readonly #trafficTimer: NodeJS.Timeout;
+
+  constructor(opts: XmppSessionPoolOptions = {}) {
+    this.#opts = opts;
+    this.#recorder = opts.recorder ?? nullRecorder;
+    this.#trafficTimer = setInterval(() => {
+      for (const entry of this.#entries.values()) this.#flushTraffic(entry);
+    }, opts.trafficFlushMs ?? 60_000);
+    this.#trafficTimer.unref?.();
+  }
+
+  /** A device logged out of an account (the record; the session is closed by close()). */
+  recordLogout(account: ImAccount): void {
+    this.#recorder.log({
+      imei: account.deviceId,
+      kind: 'backend_logout',
+      service: 'im',
+      detail: { account: account.id },
+    });
+    this.#recorder.usage({ imei: account.deviceId, service: 'im', logouts: 1 });
+  }
+
+  #flushTraffic(entry: PoolEntry): void {
+    const { bytesIn, bytesOut } = entry.session.takeTraffic();
+    if (bytesIn === 0 && bytesOut === 0) return;
+    this.#recorder.usage({ imei: entry.account.deviceId, service: 'im', bytesIn, bytesOut });
+  }
+
+  /** Remembers how to reach a device; every request of the device refreshes it. */
+  setPusher(deviceId: string, push: DevicePush): void {
+    this.#pushers.set(deviceId, push);
+    this.#present(deviceId);
+  }
+
+  /** The device is reachable (a request came, or the edge took a push): no linger, CSI active. */
+  #present(deviceId: string): void {
+    const linger = this.#lingers.get(deviceId);
+    if (linger) {
+      clearTimeout(linger);
+      this.#lingers.delete(deviceId);
+      for (const entry of this.#entries.values()) {
+        if (entry.account.deviceId === deviceId) void entry.session.setActive(true);
+      }
+    }
+  }
+
+  /**
+   * The running session of an account, or a new one. A new session resolves
+   * once online; `persistent` keeps retrying an unreachable server (accounts
+   * restored after a restart) instead of failing the first attempt.
+   */
+  async open(account: ImAccount, opts: { persistent?: boolean } = {}): Promise<XmppAccountSession> {
+    if (this.#closed) throw new GatewayError('bus.closed', 'the chat session pool is closed');
+    const existing = this.#entries.get(account.id);
+    if (existing) {
+      const same =
+        existing.account.password === account.password &&
+        existing.account.host === account.host &&
+        existing.account.port === account.port;
+      // A session still retrying an unreachable server is replaced on a login, so that
+      // the login gets a definite answer instead of waiting for the server to return.
+      const usable =
+        existing.session.state === 'online' || (opts.persistent && existing.session.state !== 'auth_failed');
+      if (same && usable && existing.session.state !== 'stopped') {
+        await existing.session.start();
+        return existing.session;
+      }
+      await this.close(account.id);
+    }
+    const entry = this.#create(account);
+    this.#entries.set(account.id, entry);
+    // A device that is away (lingering) gets a session that tells the server so from the start.
+    if (this.#lingers.has(account.deviceId)) void entry.session.setActive(false);
+    try {
+      await entry.session.start({ persistent: opts.persistent ?? false });
+    } catch (err) {
+      if (this.#entries.get(account.id) === entry) this.#entries.delete(account.id);
+      await entry.session.stop();
+      throw err;
+    }
+    return entry.session;
+  }
+
+  /** The account's session if one runs on this node. */
+  get(accountId: string): XmppAccountSession | undefined {
+    return this.#entries.get(accountId)?.session;
+  }
+
+  states(deviceId: string): Array<{ account: string; jid: string; state: XmppAccountState }> {
+    return [...this.#entries.values()]
+      .filter((e) => e.account.deviceId === deviceId)
+      .map((e) => ({ account: e.account.id, jid: e.account.jid, state: e.session.state }));
+  }
+
+  async close(accountId: string): Promise<void> {
+    const entry = this.#entries.get(accountId);
+    if (!entry) return;
+    this.#entries.delete(accountId);
+    clearTimeout(entry.presenceTimer);
+    await entry.session.stop();
+    this.#flushTraffic(entry);
+  }
+
+  /**
+   * The device's session ended: tell the servers nobody is looking (XEP-0352)
+   * and close its XMPP sessions after the linger time unless it comes back.
+   */
+  deviceGone(deviceId: string): void {
+    if (this.#lingers.has(deviceId)) return;
+    for (const entry of this.#entries.values()) {
+      if (entry.account.deviceId === deviceId) void entry.session.setActive(false);
+    }
+    const timer = setTimeout(() => {
+      this.#lingers.delete(deviceId);
+      for (const entry of [...this.#entries.values()]) {
+        if (entry.account.deviceId === deviceId) void this.close(entry.account.id);
+      }
+    }, this.#opts.lingerMs ?? 600_000);
+    timer.unref?.();
+    this.#lingers.set(deviceId, timer);
+  }
+
+  async closeAll(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#trafficTimer);
+    for (const timer of this.#lingers.values()) clearTimeout(timer);
+    this.#lingers.clear();
+    await Promise.all([...this.#entries.keys()].map((id) => this.close(id)));
+    await Promise.all([...this.#chains.values()]);
+  }
+
+  #create(account: ImAccount): PoolEntry {
+    const id = account.id;
+    const entry = {
+      account,
+      presence: new Map<string, ContactPresence>(),
+    } as PoolEntry;
+    entry.session = new XmppAccountSession({
+      ...this.#opts.session,
+      settings: {
+        jid: account.jid,
+        password: account.password,
+        ...(account.host === undefined ? {} : { host: account.host }),
+        ...(account.port === undefined ? {} : { port: account.port }),
+      },
+      ...(this.#opts.logger ? { logger: this.#opts.logger } : {}),
+      ...(this.#opts.now ? { now: this.#opts.now } : {}),
+      listener: {
+        state: (state, error) => {
+          this.#opts.onState?.(account, state, error);
+          this.#recordState(account, state, error);
+          const body: Record<string, Value> = { account: id, jid: account.jid, state };
+          if (error) body.error = { code: error.code, message: error.message };
+          void this.#push(account.deviceId, 'im.state', body);
+        },
+        message: (message) => {
+          if (message.direction === 'in' && !message.carbon) {
+            this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesIn: 1 });
+          }
+          void this.#push(account.deviceId, 'im.message', toValue({ account: id, ...message })).then(
+            (delivered) => {
+              if (delivered) void entry.session.confirmDelivery(message);
+            },
+          );
+        },
+        sent: () => this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesOut: 1 }),
+        receipt: (from, receiptId) =>
+          void this.#push(account.deviceId, 'im.receipt', { account: id, from, id: receiptId }),
+        typing: (from, state) => void this.#push(account.deviceId, 'im.typing', { account: id, from, state }),
+        subscription: (from, kind) =>
+          void this.#push(account.deviceId, 'im.subscription', { account: id, from, kind }),
+        roster: (items) =>
+          void this.#push(account.deviceId, 'im.roster.changed', toValue({ account: id, items })),
+        presence: (p) => {
+          entry.presence.delete(p.jid); // re-insert: the batch keeps the order of last change
+          entry.presence.set(p.jid, p);
+          this.#schedulePresence(entry);
+        },
+      },
+    });
+    return entry;
+  }
+
+  #recordState(account: ImAccount, state: XmppAccountState, error?: GatewayError): void {
+    const base = { imei: account.deviceId, service: 'im' as const, detail: { account: account.id } };
+    if (state === 'online') {
+      this.#recorder.log({ ...base, kind: 'backend_login', message: 'xmpp online' });
+      this.#recorder.usage({ imei: account.deviceId, service: 'im', logins: 1 });
+    } else if (error) {
+      this.#recorder.log({ ...base, kind: 'backend_error', message: `xmpp ${state}`, code: error.code });
+    }
+  }
+
+  #schedulePresence(entry: PoolEntry): void {
+    if (entry.presenceTimer) return;
+    entry.presenceTimer = setTimeout(() => {
+      entry.presenceTimer = undefined;
+      if (entry.presence.size === 0) return;
+      const max = this.#opts.presenceBatchMax ?? 100;
+      const items: ContactPresence[] = [];
+      for (const [jid, p] of entry.presence) {
+        if (items.length >= max) break;
+        items.push(p);
+        entry.presence.delete(jid);
+      }
+      void this.#push(entry.account.deviceId, 'im.presence', toValue({ account: entry.account.id, items }));
+      // What did not fit goes in the next window, not at once: that is the rate limit.
+      if (entry.presence.size > 0) this.#schedulePresence(entry);
+    }, this.#opts.presenceWindowMs ?? 500);
+    entry.presenceTimer.unref?.();
+  }
+
+  /** Resolves true once the device's edge took the event (false: no session, dropped). */
+  #push(deviceId: string, name: string, body: Value): Promise<boolean> {
+    const previous = this.#chains.get(deviceId) ?? Promise.resolve(true);
+    const next = previous.then(async () => {
+      const push = this.#pushers.get(deviceId);
+      const fallback = this.#opts.push;
+      if (!push && !fallback) return false;
+      try {
+        if (push) await push(name, body);
+        else {
+          await fallback?.(deviceId, name, body);
+          this.#present(deviceId);
+        }
+        return true;
+      } catch (err) {
+        this.#opts.logger?.debug({ deviceId, event: name, err: String(err) }, 'im push not delivered');
+        return false;
+      }
+    });
+    this.#chains.set(deviceId, next);
+    void next.then(() => {
+      if (this.#chains.get(deviceId) === next) this.#chains.delete(deviceId);
+    });
+    return next;
+  }
+}

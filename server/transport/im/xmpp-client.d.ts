@@ -1,0 +1,98 @@
+// @xmpp/client 0.14 ships no type declarations; these cover what the IM transport uses.
+declare module '@xmpp/client' {
+  import type { EventEmitter } from 'node:events';
+
+  export interface XmlElement {
+    name: string;
+    attrs: Record<string, string | undefined>;
+    children: Array<XmlElement | string>;
+    parent?: XmlElement | null;
+    is(name: string, xmlns?: string): boolean;
+    getChild(name: string, xmlns?: string): XmlElement | undefined;
+    getChildren(name: string, xmlns?: string): XmlElement[];
+    getChildElements(): XmlElement[];
+    getChildText(name: string, xmlns?: string): string | null;
+    getText(): string;
+    text(): string;
+    append(...children: Array<XmlElement | string>): XmlElement;
+    toString(): string;
+  }
+
+  export type XmlChild = XmlElement | string | undefined | null | false;
+  export function xml(
+    name: string,
+    attrs?: Record<string, string | number | undefined> | null,
+    ...children: Array<XmlChild | XmlChild[]>
+  ): XmlElement;
+
+  export interface Jid {
+    local: string;
+    domain: string;
+    resource: string;
+    bare(): Jid;
+    toString(): string;
+  }
+  export function jid(address: string): Jid;
+  export function jid(local: string, domain: string, resource?: string): Jid;
+
+  export interface StreamManagement extends EventEmitter {
+    enabled: boolean;
+    enableSent: boolean;
+    id: string;
+    outbound_q: Array<{ stanza: XmlElement; stamp: string }>;
+    /** Stanzas the server acknowledged on the current stream. */
+    outbound: number;
+    timeout: number;
+    requestAckInterval: number;
+    requestAckDebounce: number;
+  }
+
+  export interface IqCaller {
+    request(stanza: XmlElement, timeoutMs?: number): Promise<XmlElement>;
+    get(element: XmlElement, to?: string, timeoutMs?: number): Promise<XmlElement | undefined>;
+    set(element: XmlElement, to?: string, timeoutMs?: number): Promise<XmlElement | undefined>;
+  }
+
+  export interface IqCallee {
+    get(
+      ns: string,
+      name: string,
+      handler: (ctx: { stanza: XmlElement; element: XmlElement; from?: string }) => unknown,
+    ): void;
+    set(
+      ns: string,
+      name: string,
+      handler: (ctx: { stanza: XmlElement; element: XmlElement; from?: string }) => unknown,
+    ): void;
+  }
+
+  export interface XmppClient extends EventEmitter {
+    iqCallee: IqCallee;
+    status: string;
+    jid: Jid | null;
+    timeout: number;
+    options: { service?: string; domain?: string; lang?: string };
+    streamManagement: StreamManagement;
+    iqCaller: IqCaller;
+    reconnect: { stop(): void; start(): void; delay: number };
+    start(): Promise<Jid>;
+    stop(): Promise<unknown>;
+    connect(service?: string): Promise<void>;
+    open(opts: { domain?: string; lang?: string }): Promise<unknown>;
+    disconnect(): Promise<unknown>;
+    send(element: XmlElement): Promise<void>;
+    write(data: string): Promise<void>;
+  }
+
+  export interface ClientOptions {
+    service?: string;
+    domain?: string;
+    resource?: string;
+    username?: string;
+    password?: string;
+    lang?: string;
+    timeout?: number;
+  }
+
+  export function client(options: ClientOptions): XmppClient;
+}
