@@ -51,6 +51,13 @@ export const ERROR_CODES = {
   'registry.import_rejected': 'The import was rejected; nothing was written.',
   // Configuration.
   'config.invalid': 'The configuration is invalid.',
+  // Admin REST API.
+  'api.bad_input': 'The admin API request is not valid; error.field names the input at fault.',
+  'api.unauthorized': 'The admin API needs a valid bearer token (log in), or the name or password is wrong.',
+  'api.forbidden': 'The admin role of this user may not do this.',
+  'api.not_found': 'No such admin API route or record.',
+  'api.conflict': 'The record changed meanwhile, or is still referred to.',
+  'api.too_large': 'The request body is larger than the admin API accepts.',
   // Mail accounts (IMAP/SMTP) bridged by the transport role.
   'mail.auth_failed': 'The mail server rejected the user name or password.',
   'mail.unreachable': 'The mail server could not be reached (refused, timed out or unknown host).',

@@ -66,7 +66,20 @@ export const Subjects = {
   records: 'mmgw.records',
   /** Admin → a node: `{reason}`; the node drains. */
   drain: (nodeId: string) => `mmgw.node.${nodeId}.drain`,
+  /** Edge → every transport (fire and forget): a device session was created or resumed. DeviceSessionEvent. */
+  sessionUp: 'mmgw.session.up',
+  /** Edge → every transport (fire and forget): a device session ended (expired, replaced, closed). DeviceSessionEvent. */
+  sessionDown: 'mmgw.session.down',
 } as const;
+
+/**
+ * Published on Subjects.sessionUp / sessionDown. The transport node the device
+ * is pinned to brings its backend sessions back (up) or lets them linger (down).
+ */
+export interface DeviceSessionEvent {
+  deviceId: string;
+  sessionId: string;
+}
 
 /** What a transport (or anyone) sends to the edge that holds a device's session. */
 export type DeviceMessage =

@@ -21,15 +21,39 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export type RawReply = (envelope: Uint8Array) => void;
 
 /** Receives a message as bytes; `reply` is set when the sender waits for an answer. */
-export type RawHandler = (subject: string, bytes: Uint8Array, reply: RawReply | undefined) => void;
+export type RawHandler = (
+  subject: string,
+  bytes: Uint8Array,
+  reply: RawReply | undefined,
+  /** What was given to subscribeRaw as `context` (lets one handler serve many subscriptions). */
+  context: unknown,
+) => void;
 
-interface SubEntry {
-  readonly subject: string;
-  /** Pattern tokens; only for wildcard subscriptions. */
-  readonly tokens: string[] | undefined;
-  readonly queue: string | undefined;
-  readonly deliver: RawHandler;
-  active: boolean;
+/**
+ * One subscription, and its own Subscription handle. A plain object without
+ * closures: an edge holds one per device session, hundreds of thousands at once
+ * (under tsx every closure costs some 240 bytes).
+ */
+class SubEntry implements Subscription {
+  active = true;
+
+  constructor(
+    private readonly bus: InProcessBus,
+    readonly subject: string,
+    /** Pattern tokens; only for wildcard subscriptions. */
+    readonly tokens: string[] | undefined,
+    readonly queue: string | undefined,
+    /** Byte-level handler (subscribeRaw), or undefined for a typed one. */
+    readonly raw: RawHandler | undefined,
+    /** Typed handler (subscribe). */
+    readonly handler: BusHandler | undefined,
+    /** Passed to the raw handler with each message. */
+    readonly context: unknown,
+  ) {}
+
+  unsubscribe(): void {
+    this.bus.remove(this);
+  }
 }
 
 interface Delivery {
@@ -58,6 +82,7 @@ export class InProcessBus implements Bus {
   private closed = false;
   private readonly pending = new Set<PendingRequest>();
   private readonly logger: Logger | undefined;
+  private inbox = 0;
 
   constructor(options: InProcessBusOptions = {}) {
     this.logger = options.logger;
@@ -78,38 +103,60 @@ export class InProcessBus implements Bus {
   }
 
   subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): Subscription {
-    const logger = this.logger;
-    let inbox = 0;
-    const deliver: RawHandler = (msgSubject, bytes, reply) => {
-      let data: unknown;
-      try {
-        data = decodePayload(bytes);
-      } catch (err) {
-        logger?.warn({ subject: msgSubject, err }, 'undecodable bus message dropped');
-        if (reply) reply(encodeErrorReply(err));
-        return;
-      }
-      const msg =
-        reply === undefined
-          ? { subject: msgSubject, data }
-          : { subject: msgSubject, data, reply: `_INBOX.inproc.${++inbox}` };
-      invokeHandler(handler, msg, reply, logger);
-    };
-    return this.subscribeRaw(subject, deliver, options);
+    return this.add(subject, undefined, handler, options, undefined);
   }
 
-  /** Subscribes with a byte-level handler (used by the IPC broker to forward without re-encoding). */
-  subscribeRaw(subject: string, deliver: RawHandler, options: SubscribeOptions = {}): Subscription {
+  /**
+   * Subscribes with a byte-level handler (used by the IPC broker to forward
+   * without re-encoding). `context` is handed to the handler with each message,
+   * so that one handler can serve many subscriptions without a closure each.
+   */
+  subscribeRaw(
+    subject: string,
+    deliver: RawHandler,
+    options: SubscribeOptions = {},
+    context?: unknown,
+  ): Subscription {
+    return this.add(subject, deliver, undefined, options, context);
+  }
+
+  private deliver(entry: SubEntry, subject: string, bytes: Uint8Array, reply: RawReply | undefined): void {
+    if (entry.raw !== undefined) {
+      entry.raw(subject, bytes, reply, entry.context);
+      return;
+    }
+    let data: unknown;
+    try {
+      data = decodePayload(bytes);
+    } catch (err) {
+      this.logger?.warn({ subject, err }, 'undecodable bus message dropped');
+      if (reply) reply(encodeErrorReply(err));
+      return;
+    }
+    const msg =
+      reply === undefined ? { subject, data } : { subject, data, reply: `_INBOX.inproc.${++this.inbox}` };
+    invokeHandler(entry.handler!, msg, reply, this.logger);
+  }
+
+  private add(
+    subject: string,
+    raw: RawHandler | undefined,
+    handler: BusHandler | undefined,
+    options: SubscribeOptions,
+    context: unknown,
+  ): Subscription {
     if (this.closed) throw new GatewayError('bus.closed');
     const tokens = checkSubscribeSubject(subject);
     const wild = hasWildcard(subject);
-    const entry: SubEntry = {
+    const entry = new SubEntry(
+      this,
       subject,
-      tokens: wild ? tokens : undefined,
-      queue: options.queue,
-      deliver,
-      active: true,
-    };
+      wild ? tokens : undefined,
+      options.queue,
+      raw,
+      handler,
+      context,
+    );
     if (wild) {
       this.wildcard.push(entry);
     } else {
@@ -117,10 +164,7 @@ export class InProcessBus implements Bus {
       if (list === undefined) this.exact.set(subject, [entry]);
       else list.push(entry);
     }
-    return {
-      subject,
-      unsubscribe: () => this.remove(entry),
-    };
+    return entry;
   }
 
   publishRaw(subject: string, bytes: Uint8Array): void {
@@ -203,7 +247,8 @@ export class InProcessBus implements Bus {
     return n;
   }
 
-  private remove(entry: SubEntry): void {
+  /** @internal Called by a subscription's unsubscribe(). */
+  remove(entry: SubEntry): void {
     if (!entry.active) return;
     entry.active = false;
     if (entry.tokens === undefined) {
@@ -221,13 +266,8 @@ export class InProcessBus implements Bus {
   /** Queues the message for every matching subscriber (one per queue group); returns how many. */
   private route(subject: string, bytes: Uint8Array, reply: RawReply | undefined): number {
     const list = this.exact.get(subject);
-    // Fast path: one plain subscriber, no wildcards anywhere.
-    if (
-      this.wildcard.length === 0 &&
-      list !== undefined &&
-      list.length === 1 &&
-      list[0].queue === undefined
-    ) {
+    // Fast path: one subscriber (a lone queue group member gets it too), no wildcards anywhere.
+    if (this.wildcard.length === 0 && list !== undefined && list.length === 1) {
       this.enqueue({ entry: list[0], subject, bytes, reply });
       return 1;
     }
@@ -262,6 +302,30 @@ export class InProcessBus implements Bus {
     return count;
   }
 
+  private rerouteQueued(d: Delivery): void {
+    const members: SubEntry[] = [];
+    for (const entry of this.exact.get(d.subject) ?? [])
+      if (entry.queue === d.entry.queue) members.push(entry);
+    if (this.wildcard.length > 0) {
+      const tokens = d.subject.split('.');
+      for (const entry of this.wildcard) {
+        if (entry.queue === d.entry.queue && subjectMatches(entry.tokens!, tokens)) members.push(entry);
+      }
+    }
+    if (members.length === 0) {
+      d.reply?.(noResponders(d.subject));
+      return;
+    }
+    const cursor = this.queueCursor.get(d.entry.queue!) ?? 0;
+    this.queueCursor.set(d.entry.queue!, (cursor + 1) % 1_000_000_007);
+    this.enqueue({
+      entry: members[cursor % members.length],
+      subject: d.subject,
+      bytes: d.bytes,
+      reply: d.reply,
+    });
+  }
+
   private enqueue(delivery: Delivery): void {
     this.queued.push(delivery);
     if (!this.scheduled) {
@@ -275,9 +339,14 @@ export class InProcessBus implements Bus {
     const batch = this.queued;
     this.queued = [];
     for (const d of batch) {
-      if (!d.entry.active) continue;
+      if (!d.entry.active) {
+        // A queue group member that left after the message was routed to it: another member
+        // takes it (as the NATS server would have picked one), so that a request is not lost.
+        if (d.entry.queue !== undefined) this.rerouteQueued(d);
+        continue;
+      }
       try {
-        d.entry.deliver(d.subject, d.bytes, d.reply);
+        this.deliver(d.entry, d.subject, d.bytes, d.reply);
       } catch (err) {
         // A subscriber must never take the bus (or the process) down.
         this.logger?.error({ subject: d.subject, err }, 'bus subscriber threw');
@@ -285,6 +354,13 @@ export class InProcessBus implements Bus {
       }
     }
   };
+}
+
+/** Hands a message routed to a member that left to another member of its queue group (or answers no_responders). */
+function noResponders(subject: string): Uint8Array {
+  return encodeErrorReply(
+    new GatewayError('bus.no_responders', `Nobody listens on "${subject}".`, { retryable: true }),
+  );
 }
 
 /**

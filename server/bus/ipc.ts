@@ -21,7 +21,13 @@ import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Bus, BusHandler, RequestOptions, SubscribeOptions, Subscription } from './bus.ts';
 import { decodePayload, decodeReply, encodeErrorReply, encodePayload } from './codec.ts';
-import { DEFAULT_REQUEST_TIMEOUT_MS, type InProcessBus, invokeHandler, type RawReply } from './inproc.ts';
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type InProcessBus,
+  invokeHandler,
+  type RawHandler,
+  type RawReply,
+} from './inproc.ts';
 import { checkPublishSubject, checkSubscribeSubject } from './subject.ts';
 
 /** The key of our IPC messages; anything else on the channel belongs to someone else. */
@@ -98,6 +104,8 @@ class Outbox {
 interface ServedClient {
   mode: Mode;
   subs: Map<number, Subscription>;
+  /** Forwards a message to this client; one function for all its subscriptions (sid as context). */
+  deliver: RawHandler;
 }
 
 export interface ServeIpcBusOptions {
@@ -135,7 +143,19 @@ export function serveIpcBus(
   const clientOf = (c: string): ServedClient => {
     let client = clients.get(c);
     if (client === undefined) {
-      client = { mode: 'json', subs: new Map() };
+      const served: ServedClient = {
+        mode: 'json',
+        subs: new Map(),
+        deliver: (subject, bytes, reply, sid) => {
+          let mid = 0;
+          if (reply) {
+            mid = ++nextMid;
+            replies.set(mid, { reply, at: Date.now() });
+          }
+          outbox.push([Op.Msg, c, sid, subject, toWire(bytes, served.mode), mid]);
+        },
+      };
+      client = served;
       clients.set(c, client);
     }
     return client;
@@ -159,17 +179,12 @@ export function serveIpcBus(
         const sid = op[2] as number;
         const queue = op[4] as string | null;
         try {
+          // The primary holds every worker's subscriptions (one per device session): no closure each.
           const sub = broker.subscribeRaw(
             op[3] as string,
-            (subject, bytes, reply) => {
-              let mid = 0;
-              if (reply) {
-                mid = ++nextMid;
-                replies.set(mid, { reply, at: Date.now() });
-              }
-              outbox.push([Op.Msg, c, sid, subject, toWire(bytes, client.mode), mid]);
-            },
+            client.deliver,
             queue === null ? {} : { queue },
+            sid,
           );
           client.subs.set(sid, sub);
         } catch (err) {
@@ -254,6 +269,19 @@ export function serveIpcBus(
 
 let clientCounter = 0;
 
+class IpcSubscription implements Subscription {
+  constructor(
+    private readonly bus: IpcClientBus,
+    private readonly sid: number,
+    readonly subject: string,
+    private readonly queue: boolean,
+  ) {}
+
+  unsubscribe(): void {
+    this.bus.unsubscribeSid(this.sid, this.queue);
+  }
+}
+
 interface ProcessChannel {
   send?: (
     message: unknown,
@@ -281,6 +309,8 @@ class IpcClientBus implements Bus {
     }
   >();
   private readonly pings = new Map<number, () => void>();
+  /** Queue group subscriptions left recently, by sid, with when (see bounce). */
+  private readonly leftQueueSubs = new Map<number, number>();
   private nextId = 0;
   private closed = false;
 
@@ -339,13 +369,39 @@ class IpcClientBus implements Bus {
     const sid = ++this.nextId;
     this.handlers.set(sid, handler);
     this.outbox.push([Op.Sub, this.c, sid, subject, options.queue ?? null]);
-    return {
-      subject,
-      unsubscribe: () => {
-        if (!this.handlers.delete(sid) || this.closed) return;
-        this.outbox.push([Op.Unsub, this.c, sid]);
-      },
+    // A plain object, no closure: an edge holds one subscription per device session.
+    return new IpcSubscription(this, sid, subject, options.queue !== undefined);
+  }
+
+  /** @internal Called by IpcSubscription.unsubscribe. */
+  unsubscribeSid(sid: number, queue: boolean): void {
+    if (!this.handlers.delete(sid) || this.closed) return;
+    this.outbox.push([Op.Unsub, this.c, sid]);
+    if (queue) {
+      const now = Date.now();
+      this.leftQueueSubs.set(sid, now);
+      // Messages in flight to a left subscription arrive within one IPC round trip; keep ten seconds.
+      for (const [old, at] of this.leftQueueSubs) {
+        if (now - at < 10_000) break;
+        this.leftQueueSubs.delete(old);
+      }
+    }
+  }
+
+  private bounce(subject: string, wire: unknown, mid: number): void {
+    const rid = ++this.nextId;
+    const answer = (envelope: Uint8Array): void => {
+      this.outbox.push([Op.Res, this.c, mid, toWire(envelope, this.mode)]);
     };
+    const timer = setTimeout(() => {
+      this.requests.delete(rid);
+    }, DEFAULT_REQUEST_TIMEOUT_MS + 1000);
+    this.requests.set(rid, {
+      resolve: answer,
+      reject: (err) => answer(encodeErrorReply(err)),
+      timer,
+    });
+    this.outbox.push([Op.Req, this.c, rid, subject, wire, DEFAULT_REQUEST_TIMEOUT_MS]);
   }
 
   flush(): Promise<void> {
@@ -401,9 +457,14 @@ class IpcClientBus implements Bus {
     switch (op[0] as Op) {
       case Op.Msg: {
         const handler = this.handlers.get(op[2] as number);
-        if (handler === undefined) return;
         const subject = op[3] as string;
         const mid = op[5] as number;
+        if (handler === undefined) {
+          // Routed to a queue group subscription this process just left: ask again, so that
+          // another member answers (the Unsub went out before this, so it cannot come back here).
+          if (mid > 0 && this.leftQueueSubs.has(op[2] as number)) this.bounce(subject, op[4], mid);
+          return;
+        }
         const reply: RawReply | undefined =
           mid > 0
             ? (envelope) => this.outbox.push([Op.Res, this.c, mid, toWire(envelope, this.mode)])

@@ -82,6 +82,7 @@ export class WsCarrier extends Carrier {
     const stats = this.host.stats;
     stats.framesOut++;
     stats.bytesOut += frame.length;
+    if (this.session !== undefined) this.session.bytesOut += frame.length;
     this.host.wsDriver.send(this.socket, frame);
   }
 
@@ -185,10 +186,11 @@ export class PollCarrier extends Carrier {
 
   private respond(ex: PollExchange, status: number, frames: Uint8Array[]): void {
     const stats = this.host.stats;
-    for (const f of frames) {
-      stats.framesOut++;
-      stats.bytesOut += f.length;
-    }
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    stats.framesOut += frames.length;
+    stats.bytesOut += bytes;
+    if (this.session !== undefined) this.session.bytesOut += bytes;
     ex.respond(status, encodeBatch(frames));
   }
 
@@ -280,6 +282,25 @@ export class PollCarrier extends Carrier {
       // The held GET is answered 200: the frame inside says what happened.
       held.carrier = undefined;
       this.respond(held, 200, [frame]);
+    }
+  }
+
+  /**
+   * The session moved to the edge where the device's latest request landed
+   * (worker processes share the port): no last frame, and a held GET gets an
+   * empty answer, so that the device simply polls again.
+   */
+  moveAway(): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.host.stats.carrierClosed('session.moved');
+    const held = this.held;
+    this.opening = undefined;
+    this.current = undefined;
+    this.held = undefined;
+    if (held !== undefined) {
+      held.carrier = undefined;
+      this.respond(held, 200, []);
     }
   }
 

@@ -7,6 +7,7 @@
  * no closures, and the replay buffer, the answered-id memory and the
  * in-flight set are allocated only when first needed and dropped when empty.
  */
+import type { Capabilities } from '../../device-protocol/messages.ts';
 import type { Subscription } from '../bus/bus.ts';
 import type { Carrier } from './carriers.ts';
 import { MAX_ANSWERED_IDS } from './limits.ts';
@@ -26,6 +27,12 @@ export interface SessionSnapshot {
   frames: Uint8Array[];
   /** Answered request ids and the seq of their answer, oldest first. */
   answered: [string, number][];
+  /** The device's operator (usage records), when known. */
+  operator?: string;
+  /** Kind of the carrier the session last had. */
+  via?: 'ws' | 'poll';
+  /** Hello caps of the device. */
+  caps?: Capabilities;
 }
 
 export class DeviceSession {
@@ -34,11 +41,22 @@ export class DeviceSession {
   /** When the session lost its carrier (0 while attached). */
   detachedAt = 0;
   ended = false;
+  /** Ended because another edge claimed it: answers still due here are passed on to that edge. */
+  moved = false;
   /** Seq the next sequenced frame takes. */
   nextSeq = 1;
   /** Highest seq the device acked (cumulative). */
   ackedSeq = 0;
   sub: Subscription | undefined = undefined;
+  /** Operator of the device, for usage records. */
+  operator: string | undefined = undefined;
+  /** What the device can show (Hello caps), passed to the transport with each request. */
+  caps: Capabilities | undefined = undefined;
+  /** Kind of the last carrier attached (to record carrier switches). */
+  via: 'ws' | 'poll' | undefined = undefined;
+  /** Frame bytes from and to the device not yet written to the usage records. */
+  bytesIn = 0;
+  bytesOut = 0;
   private replay: ReplayBuffer | undefined = undefined;
   private answered: Map<string, number> | undefined = undefined;
   private inflight: Set<string> | undefined = undefined;
@@ -131,6 +149,9 @@ export class DeviceSession {
       firstSeq: this.ackedSeq + 1,
       frames: this.replay === undefined ? [] : this.replay.toArray(),
       answered: this.answered === undefined ? [] : [...this.answered],
+      ...(this.operator === undefined ? {} : { operator: this.operator }),
+      ...(this.via === undefined ? {} : { via: this.via }),
+      ...(this.caps === undefined ? {} : { caps: this.caps }),
     };
   }
 
@@ -153,6 +174,9 @@ export class DeviceSession {
       throw new TypeError('malformed session snapshot');
     }
     const session = new DeviceSession(s.sessionId, s.imei, s.resumeToken);
+    if (typeof s.operator === 'string') session.operator = s.operator;
+    if (s.via === 'ws' || s.via === 'poll') session.via = s.via;
+    if (s.caps !== null && typeof s.caps === 'object' && !Array.isArray(s.caps)) session.caps = s.caps;
     session.nextSeq = s.firstSeq;
     session.ackedSeq = s.firstSeq - 1;
     for (const frame of s.frames) {

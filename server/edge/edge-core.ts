@@ -33,15 +33,21 @@ import {
   type Bus,
   type BusMessage,
   type DeviceDirectory,
+  type DeviceInfo,
   type DeviceMessage,
   type DeviceRouter,
+  type DeviceSessionEvent,
   Subjects,
+  type Subscription,
 } from '../bus/bus.ts';
+import { nullRecorder, type Recorder } from '../records/types.ts';
 import type { TransportRequest } from '../transport/types.ts';
+import { AuthLimiter } from './auth-limiter.ts';
 import {
   authenticateHello,
   type DeviceTokens,
   imeiOfSessionId,
+  isDeviceId,
   newResumeToken,
   newSessionId,
   sameSecret,
@@ -71,6 +77,32 @@ import type { EdgeStats } from './metrics.ts';
 import { SessionTable } from './session-table.ts';
 
 const DEVICE_SUBJECT_PREFIX = Subjects.device('');
+/**
+ * Edges subscribe to device subjects in one queue group: while a claim moves a
+ * session, the claimer and the holder are both subscribed for a moment, and a
+ * queue group hands each event to one of them only (never twice).
+ */
+export const DEVICE_QUEUE = 'mmgw.edge';
+/** How often a device message may be passed on to the edge that now holds the session. */
+const MAX_FORWARD_HOPS = 3;
+
+/** The answer to a device's request, passed on to the edge the session moved to meanwhile. */
+interface AnswerMessage {
+  type: 'answer';
+  sessionId: string;
+  id: string;
+  body?: unknown;
+  error?: { code: string; message: string; retryable?: boolean; retryAfterMs?: number };
+  hops?: number;
+}
+
+/**
+ * What edges send each other on a device subject: the bus contract's
+ * DeviceMessage, plus a hop count on passed-on messages, `poll` on a claim made
+ * by a long-poll request (the holder then ends its poll carrier quietly), and
+ * the edge-internal 'answer'.
+ */
+type EdgeDeviceMessage = (DeviceMessage & { hops?: number; poll?: boolean }) | AnswerMessage;
 /** Most poll tombstones kept (last frames for long-poll devices that had no GET held). */
 const MAX_TOMBSTONES = 10_000;
 
@@ -89,7 +121,14 @@ export interface EdgeCoreOptions {
   logger: Logger;
   now: () => number;
   stats: EdgeStats;
+  /** Per-device log records and usage counters; nullRecorder when absent. */
+  recorder?: Recorder;
+  /** Failed-authentication limits; the defaults of auth-limiter.ts when absent. */
+  authLimiter?: AuthLimiter;
 }
+
+/** Usage bytes of sessions are written at least this often (and when a carrier closes), never per frame. */
+const USAGE_FLUSH_MS = 60_000;
 
 interface Tombstone {
   token: string;
@@ -124,12 +163,20 @@ export class EdgeCore implements EngineHost, CarrierHost {
   /** Carriers without a session yet (opening or authenticating). */
   private readonly unattached = new Set<Carrier>();
   private readonly claims = new Map<string, Promise<DeviceSession>>();
+  /** Claims in progress by IMEI: device messages that reach this edge meanwhile wait for them. */
+  private readonly claiming = new Map<string, Promise<DeviceSession>>();
   private readonly tombstones = new Map<string, Tombstone>();
   private pollFlushes: PollCarrier[] = [];
   private pollFlushScheduled = false;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly recorder: Recorder;
+  readonly authLimiter: AuthLimiter;
+  private lastUsageFlush: number;
 
   constructor(o: EdgeCoreOptions) {
+    this.recorder = o.recorder ?? nullRecorder;
+    this.authLimiter = o.authLimiter ?? new AuthLimiter();
+    this.lastUsageFlush = o.now();
     this.bus = o.bus;
     this.directory = o.directory;
     this.router = o.router;
@@ -197,7 +244,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
 
   wsClosed(c: WsCarrier): void {
     c.state = CLOSED;
-    this.release(c);
+    this.release(c, 'carrier.closed');
     c.socket = undefined;
   }
 
@@ -227,6 +274,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     if (c.state === CLOSED) return false;
     this.stats.framesIn++;
     this.stats.bytesIn += bytes.length;
+    if (c.session !== undefined) c.session.bytesIn += bytes.length;
     const now = this.now();
     if (bytes.length > this.limits.maxFrameBytes) {
       this.fatal(
@@ -307,9 +355,14 @@ export class EdgeCore implements EngineHost, CarrierHost {
       this.refuse(c, h.imei, new GatewayError('protocol.unsupported_version'));
       return;
     }
+    const address = this.addressOf(c);
+    const limitKey = isDeviceId(h.imei) ? h.imei : undefined;
+    if (this.authRateLimited(c, limitKey, address)) return;
+    let info: DeviceInfo;
     try {
-      await authenticateHello(h, this.directory, this.tokens);
+      info = await authenticateHello(h, this.directory, this.tokens);
     } catch (err) {
+      this.authFailed(limitKey, address, err);
       this.refuse(c, h.imei, err);
       return;
     }
@@ -329,8 +382,13 @@ export class EdgeCore implements EngineHost, CarrierHost {
     }
     if (c.state === CLOSED || this.closed) return;
     const session = new DeviceSession(sessionId, imei, newResumeToken());
+    session.operator = info.operator;
+    if (h.caps !== undefined) session.caps = h.caps;
     this.addSession(session);
     this.logger.debug({ imei, sessionId, carrier: c.kind }, 'session opened');
+    const at = this.now();
+    this.recorder.log({ at, imei, kind: 'connect', service: 'session', detail: { carrier: c.kind } });
+    this.recorder.usage({ at, imei, operator: info.operator, service: 'session', logins: 1 });
     this.attach(c, session, false, 0);
   }
 
@@ -354,8 +412,12 @@ export class EdgeCore implements EngineHost, CarrierHost {
       return;
     }
     const imei = imeiOfSessionId(r.sessionId);
+    const address = this.addressOf(c);
+    if (this.authRateLimited(c, imei, address)) return;
     if (imei === undefined || r.version !== PROTOCOL_VERSION) {
-      this.refuse(c, undefined, new GatewayError('auth.resume_failed', 'Unknown session.'));
+      const g = new GatewayError('auth.resume_failed', 'Unknown session.');
+      this.authFailed(imei, address, g);
+      this.refuse(c, undefined, g);
       return;
     }
     let session: DeviceSession;
@@ -365,6 +427,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     } catch (err) {
       const g = toGatewayError(err);
       if (g.code.startsWith('auth.')) {
+        this.authFailed(imei, address, g);
         const s = this.table.getById(r.sessionId);
         // The device is gone or disabled: its session ends with it.
         if (s !== undefined && g.code !== 'auth.resume_failed') this.endSession(s, g.code, g.message, false);
@@ -397,6 +460,18 @@ export class EdgeCore implements EngineHost, CarrierHost {
       return;
     }
     this.stats.resumes++;
+    const at = this.now();
+    this.recorder.log({ at, imei, kind: 'resume', service: 'session', detail: { carrier: c.kind } });
+    if (session.via !== undefined && session.via !== c.kind) {
+      this.recorder.log({
+        at,
+        imei,
+        kind: 'carrier_switch',
+        service: 'session',
+        message: `carrier ${session.via} → ${c.kind}`,
+        detail: { from: session.via, to: c.kind },
+      });
+    }
     this.logger.debug(
       { imei, sessionId: session.id, carrier: c.kind, lastSeq: r.lastSeq },
       'session resumed',
@@ -405,7 +480,12 @@ export class EdgeCore implements EngineHost, CarrierHost {
   }
 
   /** The session to resume: here, or claimed from the edge that holds it. Throws auth.resume_failed. */
-  private async findForResume(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
+  private async findForResume(
+    imei: string,
+    sessionId: string,
+    resumeToken: string,
+    poll = false,
+  ): Promise<DeviceSession> {
     const local = this.table.getById(sessionId);
     if (local !== undefined) {
       if (!sameSecret(local.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
@@ -414,21 +494,61 @@ export class EdgeCore implements EngineHost, CarrierHost {
     // Two resumes of the same unknown session at once share one claim.
     let pending = this.claims.get(sessionId);
     if (pending === undefined) {
-      pending = this.claim(imei, sessionId, resumeToken).finally(() => this.claims.delete(sessionId));
+      pending = this.claim(imei, sessionId, resumeToken, poll).finally(() => {
+        this.claims.delete(sessionId);
+        if (this.claiming.get(imei) === pending) this.claiming.delete(imei);
+      });
       this.claims.set(sessionId, pending);
+      this.claiming.set(imei, pending);
     }
     const session = await pending;
     if (!sameSecret(session.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
     return session;
   }
 
-  private async claim(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
-    const msg: DeviceMessage = { type: 'claim', sessionId, resumeToken, byNode: this.instanceId };
+  private async claim(
+    imei: string,
+    sessionId: string,
+    resumeToken: string,
+    poll: boolean,
+  ): Promise<DeviceSession> {
+    const msg: EdgeDeviceMessage = {
+      type: 'claim',
+      sessionId,
+      resumeToken,
+      byNode: this.instanceId,
+      ...(poll ? { poll: true } : {}),
+    };
+    // The request leaves before this edge subscribes (so that the claim cannot reach this edge
+    // itself), and the subscription exists before the holder lets go (so that no event meanwhile
+    // finds nobody: those that reach this edge wait for the claim, see onDeviceMessage).
+    const asked = this.bus.request<SessionSnapshot>(Subjects.device(imei), msg, {
+      timeoutMs: this.busTimeoutMs,
+    });
+    let sub: Subscription;
+    try {
+      sub = this.bus.subscribe(Subjects.device(imei), this.onDeviceMessage, { queue: DEVICE_QUEUE });
+    } catch (err) {
+      asked.catch(() => undefined); // the bus is closing: nobody waits for this answer any more
+      throw new GatewayError('auth.resume_failed', 'The session could not be taken over.', { cause: err });
+    }
+    try {
+      return await this.installClaimed(imei, sessionId, asked, sub);
+    } catch (err) {
+      sub.unsubscribe();
+      throw err;
+    }
+  }
+
+  private async installClaimed(
+    imei: string,
+    sessionId: string,
+    asked: Promise<SessionSnapshot>,
+    sub: Subscription,
+  ): Promise<DeviceSession> {
     let snapshot: SessionSnapshot;
     try {
-      snapshot = await this.bus.request<SessionSnapshot>(Subjects.device(imei), msg, {
-        timeoutMs: this.busTimeoutMs,
-      });
+      snapshot = await asked;
     } catch (err) {
       const code = toGatewayError(err).code;
       if (code !== 'bus.no_responders' && code !== 'auth.resume_failed') {
@@ -452,7 +572,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
       throw new GatewayError('auth.resume_failed', 'A newer session of this device exists.');
     }
     session.detachedAt = this.now();
-    this.addSession(session);
+    this.addSession(session, sub);
     this.logger.debug({ imei, sessionId }, 'session claimed from another edge');
     return session;
   }
@@ -474,6 +594,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.unattached.delete(c);
     session.carrier = c;
     session.detachedAt = 0;
+    session.via = c.kind;
     c.session = session;
     c.state = ACTIVE;
     // Poll requests carry only the session headers: once the session continues on a new
@@ -495,6 +616,8 @@ export class EdgeCore implements EngineHost, CarrierHost {
       serverTime: this.now(),
     });
     c.welcome(welcome, (resumed ? lastSeq : 0) + 1);
+    // The device's transport node brings its backend sessions back (no new login needed).
+    this.publishSession(Subjects.sessionUp, session);
     const early = c.early;
     c.early = undefined;
     if (early !== undefined) {
@@ -521,21 +644,105 @@ export class EdgeCore implements EngineHost, CarrierHost {
     return p;
   }
 
-  private addSession(session: DeviceSession): void {
+  private addSession(session: DeviceSession, sub?: Subscription): void {
     this.table.add(session);
-    session.sub = this.bus.subscribe(Subjects.device(session.imei), this.onDeviceMessage);
+    session.sub =
+      sub ?? this.bus.subscribe(Subjects.device(session.imei), this.onDeviceMessage, { queue: DEVICE_QUEUE });
+  }
+
+  /**
+   * A long-poll request for a session this edge does not hold (SPEC.md §4.2):
+   * worker processes share the port, so a device's requests may land on any of
+   * them. The session is claimed from the edge that holds it (the resume token
+   * authorises it, as for Resume), then the request is served here. The
+   * session stays here until a request of the device lands elsewhere.
+   */
+  pollMiss(ex: PollExchange): boolean {
+    const imei = imeiOfSessionId(ex.sessionId);
+    if (imei === undefined || ex.token === '' || ex.claimed === true) return false;
+    ex.claimed = true;
+    this.findForResume(imei, ex.sessionId, ex.token, true).then(
+      () => {
+        if (ex.aborted && ex.method !== 'POST') return;
+        this.poll(ex);
+      },
+      () => {
+        // Not known anywhere (expired, replaced) or a wrong token: the same answer as a local miss.
+        this.poll(ex);
+      },
+    );
+    return true;
   }
 
   // ---------------------------------------------------------------------------
   // Ending carriers and sessions
 
-  /** A carrier is gone: its session (if it still has this carrier) is detached and kept for resume. */
-  release(c: Carrier): void {
+  /**
+   * A carrier is gone: its session (if it still has this carrier) is detached
+   * and kept for resume. `code` says why (recorded; undefined: not recorded,
+   * the session only moved to another edge).
+   */
+  release(c: Carrier, code: string | undefined): void {
     this.unattached.delete(c);
     const s = c.session;
     if (s === undefined || s.carrier !== c) return;
     s.carrier = undefined;
     s.detachedAt = this.now();
+    if (code !== undefined) {
+      this.recorder.log({
+        at: s.detachedAt,
+        imei: s.imei,
+        kind: 'disconnect',
+        service: 'session',
+        code,
+        detail: { carrier: c.kind },
+      });
+    }
+    this.flushUsage(s);
+  }
+
+  /** Writes the session's byte counts to the usage records (on carrier close, session end, and every minute). */
+  private flushUsage(s: DeviceSession): void {
+    if (s.bytesIn === 0 && s.bytesOut === 0) return;
+    this.recorder.usage({
+      at: this.now(),
+      imei: s.imei,
+      ...(s.operator === undefined ? {} : { operator: s.operator }),
+      service: 'session',
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+    });
+    s.bytesIn = 0;
+    s.bytesOut = 0;
+  }
+
+  /** The source address of a carrier ('' when the engine cannot tell), IPv4-mapped IPv6 as IPv4. */
+  private addressOf(c: Carrier): string {
+    let address: string;
+    if (c.kind === 'ws') {
+      const socket = (c as WsCarrier).socket;
+      address = socket === undefined ? '' : this.wsDriver.remoteAddress(socket);
+    } else {
+      const p = c as PollCarrier;
+      address = p.opening?.remoteAddress ?? p.current?.remoteAddress ?? '';
+    }
+    return address.startsWith('::ffff:') ? address.slice(7) : address;
+  }
+
+  /** Refuses with auth.rate_limited when the device or the address failed too often lately. */
+  private authRateLimited(c: Carrier, imei: string | undefined, address: string): boolean {
+    const waitMs = this.authLimiter.check(imei, address, this.now());
+    if (waitMs <= 0) return false;
+    this.refuse(c, imei, new GatewayError('auth.rate_limited', undefined, { retryAfterMs: waitMs }));
+    return true;
+  }
+
+  /** Counts a refused authentication against the attempt limits (not a registry outage, not a limit hit). */
+  private authFailed(imei: string | undefined, address: string, err: unknown): void {
+    const code = toGatewayError(err).code;
+    if (code.startsWith('auth.') && code !== 'auth.rate_limited') {
+      this.authLimiter.fail(imei, address, this.now());
+    }
   }
 
   /** Fatal Error on one carrier; the session (if any) is detached, not ended, so the device may resume. */
@@ -549,7 +756,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
       );
     }
     c.finish(frame, code, false);
-    this.release(c);
+    this.release(c, code);
   }
 
   private bye(
@@ -561,13 +768,25 @@ export class EdgeCore implements EngineHost, CarrierHost {
   ): void {
     if (c.state === CLOSED) return;
     c.finish(byeFrame(code, message, resumable, reconnectAfterMs), code, true);
-    this.release(c);
+    this.release(c, code);
   }
 
   /** An authentication refusal: fatal Error with the code, counted and logged (never the secret or token). */
   private refuse(c: Carrier, imei: string | undefined, err: unknown): void {
     const g = toGatewayError(err);
-    if (g.code.startsWith('auth.')) this.stats.authFailed(g.code);
+    if (g.code.startsWith('auth.')) {
+      this.stats.authFailed(g.code);
+      if (isDeviceId(imei)) {
+        this.recorder.log({
+          at: this.now(),
+          imei,
+          kind: 'auth_failure',
+          service: 'session',
+          code: g.code,
+          detail: { carrier: c.kind },
+        });
+      }
+    }
     this.logger.info({ imei, carrier: c.kind, code: g.code }, 'device refused');
     this.fatal(c, g.code, g.message, g.retryAfterMs, true);
   }
@@ -582,15 +801,47 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.fatal(c, 'session.backpressure', 'The device read too slowly; resume to continue.');
   }
 
-  endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void {
+  private publishSession(subject: string, s: DeviceSession): void {
+    const event: DeviceSessionEvent = { deviceId: s.imei, sessionId: s.id };
+    try {
+      this.bus.publish(subject, event);
+    } catch (err) {
+      this.logger.debug({ imei: s.imei, err }, 'session event not published');
+    }
+  }
+
+  endSession(s: DeviceSession, code: string, message: string, resumable: boolean, quiet = false): void {
     if (s.ended) return;
     s.ended = true;
     this.table.remove(s);
     s.sub?.unsubscribe();
     s.sub = undefined;
     const c = s.carrier;
-    if (c !== undefined) this.bye(c, code, message, resumable);
+    if (c !== undefined) {
+      if (quiet && c.kind === 'poll') {
+        (c as PollCarrier).moveAway();
+        this.release(c, undefined);
+      } else {
+        this.bye(c, code, message, resumable);
+      }
+    }
     s.carrier = undefined;
+    this.flushUsage(s);
+    if (!s.moved) {
+      // The device's transport node lets its backend sessions linger (CSI inactive).
+      this.publishSession(Subjects.sessionDown, s);
+      const at = this.now();
+      if (code === 'session.replaced') {
+        this.recorder.log({ at, imei: s.imei, kind: 'takeover', service: 'session', code });
+      }
+      this.recorder.usage({
+        at,
+        imei: s.imei,
+        ...(s.operator === undefined ? {} : { operator: s.operator }),
+        service: 'session',
+        logouts: 1,
+      });
+    }
     this.logger.debug({ imei: s.imei, sessionId: s.id, code }, 'session ended');
   }
 
@@ -672,6 +923,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
       id: r.id,
       method: r.method,
       ...(r.body === undefined ? {} : { body: r.body }),
+      ...(s.caps === undefined ? {} : { caps: s.caps }),
     };
     const id = r.id;
     this.bus
@@ -687,7 +939,14 @@ export class EdgeCore implements EngineHost, CarrierHost {
 
   private answer(s: DeviceSession, id: string, body: Value | undefined): void {
     s.finishRequest(id);
-    if (s.ended) return; // the device resends the request in its next session
+    if (s.ended) {
+      // Moved to another edge meanwhile: the answer follows it. Otherwise the device resends
+      // the request in its next session.
+      if (s.moved)
+        this.passAnswerOn(s, { type: 'answer', sessionId: s.id, id, ...(body == null ? {} : { body }) });
+      return;
+    }
+    if (s.answerSeq(id) !== undefined) return; // answered already (an answer passed on from another edge)
     let seq: number;
     try {
       seq = this.appendSequenced(s, { kind: Kind.Response, seq: 0, id, ...(body == null ? {} : { body }) });
@@ -699,8 +958,20 @@ export class EdgeCore implements EngineHost, CarrierHost {
   }
 
   private answerError(s: DeviceSession, id: string, err: unknown): void {
-    if (s.ended) return;
     const g = toGatewayError(err);
+    if (s.ended) {
+      if (s.moved) {
+        const error = {
+          code: g.code,
+          message: g.message,
+          retryable: g.retryable,
+          ...(g.retryAfterMs === undefined ? {} : { retryAfterMs: g.retryAfterMs }),
+        };
+        this.passAnswerOn(s, { type: 'answer', sessionId: s.id, id, error });
+      }
+      return;
+    }
+    if (s.answerSeq(id) !== undefined) return;
     let code: ErrorCode = g.code;
     let retryable = g.retryable;
     if (code === 'bus.timeout') code = 'request.timeout';
@@ -725,21 +996,74 @@ export class EdgeCore implements EngineHost, CarrierHost {
     if (!retryable) s.rememberAnswer(id, seq);
   }
 
+  private passAnswerOn(s: DeviceSession, m: AnswerMessage): void {
+    this.bus.request(Subjects.device(s.imei), m, { timeoutMs: this.busTimeoutMs }).catch((err) => {
+      this.logger.debug(
+        { imei: s.imei, sessionId: s.id, code: toGatewayError(err).code },
+        'answer for a moved session not delivered',
+      );
+    });
+  }
+
+  /** An answer passed on by the edge that started the request before the session moved here. */
+  private answerPassedOn(s: DeviceSession, m: AnswerMessage): void {
+    if (typeof m.id !== 'string') throw new GatewayError('bus.bad_message', 'An answer needs an id.');
+    if (m.error === undefined) {
+      this.answer(s, m.id, m.body as Value | undefined);
+      return;
+    }
+    const code = isErrorCode(m.error.code) ? m.error.code : 'internal';
+    this.answerError(
+      s,
+      m.id,
+      new GatewayError(code, String(m.error.message), {
+        retryable: m.error.retryable === true,
+        ...(typeof m.error.retryAfterMs === 'number' ? { retryAfterMs: m.error.retryAfterMs } : {}),
+      }),
+    );
+  }
+
+  /**
+   * A device message for a device without a session here: wait for a claim of
+   * it in progress, else pass it on (the session moved to another edge a moment
+   * ago; the queue group sends it there now that this edge let go).
+   */
+  private notHere(msg: BusMessage, imei: string, m: EdgeDeviceMessage): unknown {
+    const pending = this.claiming.get(imei);
+    if (pending !== undefined) {
+      const again = (): unknown =>
+        this.claiming.has(imei) ? this.passOn(imei, m) : this.onDeviceMessage(msg);
+      return pending.then(again, again);
+    }
+    return this.passOn(imei, m);
+  }
+
+  private passOn(imei: string, m: EdgeDeviceMessage): Promise<unknown> {
+    const hops = typeof m.hops === 'number' ? m.hops : 0;
+    if (hops >= MAX_FORWARD_HOPS) {
+      return Promise.reject(new GatewayError('bus.no_responders', 'The device has no session here.'));
+    }
+    return this.bus.request(
+      Subjects.device(imei),
+      { ...m, hops: hops + 1 },
+      { timeoutMs: this.busTimeoutMs },
+    );
+  }
+
   // ---------------------------------------------------------------------------
   // Device messages from the bus (one handler for every session)
 
   private readonly onDeviceMessage = (msg: BusMessage): unknown => {
     const imei = msg.subject.slice(DEVICE_SUBJECT_PREFIX.length);
     const s = this.table.get(imei);
-    const m = msg.data as DeviceMessage;
+    const m = msg.data as EdgeDeviceMessage;
     if (m === null || typeof m !== 'object') throw new GatewayError('bus.bad_message', 'Bad device message.');
     switch (m.type) {
       case 'event': {
-        if (s === undefined || s.ended)
-          throw new GatewayError('bus.no_responders', 'The device has no session here.');
         if (typeof m.name !== 'string' || m.name.length === 0) {
           throw new GatewayError('request.bad_input', 'An event needs a name.', { field: 'name' });
         }
+        if (s === undefined || s.ended) return this.notHere(msg, imei, m);
         const event: Frame = {
           kind: Kind.Event,
           seq: 0,
@@ -763,8 +1087,24 @@ export class EdgeCore implements EngineHost, CarrierHost {
           throw new GatewayError('auth.resume_failed');
         }
         const snapshot = s.snapshot();
-        this.endSession(s, 'session.moved', 'The session moved to another gateway connection.', true);
+        s.moved = true;
+        this.endSession(
+          s,
+          'session.moved',
+          'The session moved to another gateway connection.',
+          true,
+          m.poll === true,
+        );
         return snapshot;
+      }
+      case 'answer': {
+        const here = this.table.getById(m.sessionId);
+        if (here !== undefined && !here.ended) {
+          this.answerPassedOn(here, m);
+          return { ok: true };
+        }
+        if (s !== undefined && !s.ended) return { ok: false }; // another session of the device: drop
+        return this.notHere(msg, imei, m);
       }
       default:
         throw new GatewayError('bus.bad_message', 'Unknown device message type.');
@@ -815,6 +1155,10 @@ export class EdgeCore implements EngineHost, CarrierHost {
 
   private readonly sweep = (): void => {
     const now = this.now();
+    if (now - this.lastUsageFlush >= USAGE_FLUSH_MS) {
+      this.lastUsageFlush = now;
+      for (const s of this.table.values()) this.flushUsage(s);
+    }
     for (const c of this.unattached) {
       if (now - c.lastHeardAt > this.silenceMs) this.silent(c);
     }

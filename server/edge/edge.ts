@@ -8,7 +8,9 @@ import type { Registry } from 'prom-client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
 import type { Bus, DeviceDirectory, DeviceRouter } from '../bus/bus.ts';
+import type { Recorder } from '../records/types.ts';
 import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
+import { type AuthLimitOptions, AuthLimiter } from './auth-limiter.ts';
 import { EdgeCore } from './edge-core.ts';
 import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
 import { startPortableEngine } from './engines/portable-engine.ts';
@@ -41,6 +43,13 @@ export interface EdgeOptions {
   busTimeoutMs?: number;
   limits?: EdgeLimitOptions;
   /**
+   * Failed-authentication limits per IMEI and per source address; the
+   * defaults (10 and 100 failures a minute) need no configuration.
+   */
+  authLimits?: AuthLimitOptions;
+  /** Per-device log records and usage counters (connects, resumes, bytes …); default: none kept. */
+  recorder?: Recorder;
+  /**
    * This process shares the port with other worker processes: refuse to start
    * unless that works (SO_REUSEPORT preload of reuse-port.ts, or a node:cluster
    * worker for the portable engine) instead of failing with "port in use".
@@ -65,6 +74,19 @@ export interface EdgeHandle {
 }
 
 const DRAIN_GRACE_MS = 2000;
+
+/**
+ * The engines' own WebSocket message limit. Well above maxFrameBytes, so that
+ * the core sees an oversized frame and answers it with a fatal
+ * protocol.frame_too_large Error before closing (an engine that hits its own
+ * limit closes with 1009 and no Error frame). Bounded, because the engine
+ * buffers a whole message before handing it over: 8× the frame limit, at
+ * least 1 MiB more than it, at most 64 MiB.
+ */
+export function enginePayloadLimit(maxFrameBytes: number): number {
+  const wanted = Math.min(Math.max(maxFrameBytes * 8, maxFrameBytes + 1024 * 1024), 64 * 1024 * 1024);
+  return Math.max(wanted, maxFrameBytes + 1024);
+}
 
 function positive(name: string, v: number | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -112,6 +134,12 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       { field: 'reusePort' },
     );
   }
+  let authLimiter: AuthLimiter;
+  try {
+    authLimiter = new AuthLimiter(o.authLimits);
+  } catch (err) {
+    throw new GatewayError('config.invalid', (err as Error).message, { field: 'authLimits' });
+  }
   const logger = o.logger.child({ component: 'edge', engine: o.engine });
   const stats = new EdgeStats();
   const core = new EdgeCore({
@@ -128,13 +156,14 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     logger,
     now,
     stats,
+    authLimiter,
+    ...(o.recorder === undefined ? {} : { recorder: o.recorder }),
   });
   const engineOptions: EngineOptions = {
     host: o.host ?? '',
     port: o.port,
     core,
-    // Above the core's limit, so that the core answers an oversized frame with a typed Error.
-    maxPayloadBytes: limits.maxFrameBytes * 2 + 1024,
+    maxPayloadBytes: enginePayloadLimit(limits.maxFrameBytes),
     maxPollBodyBytes: limits.maxFrameBytes * 2 + 64 * 1024,
     // The core closes at maxQueuedBytes; one more outgoing frame and the fatal Error must still fit.
     maxBackpressureBytes: limits.maxQueuedBytes + DEFAULT_LIMITS.maxFrameBytes + 64 * 1024,

@@ -81,6 +81,8 @@ export function handlePoll(core: EdgeCore, ex: PollExchange): void {
       return;
     }
   }
+  // Held by another edge (a worker process sharing the port): claim it, then serve this request.
+  if (session === undefined && core.pollMiss(ex)) return;
   if (session === undefined || !sameSecret(session.resumeToken, ex.token)) {
     refuse(core, ex, 'auth.resume_failed', 'No such session; start a new one.');
     return;

@@ -4,7 +4,7 @@
  * roles over the IPC bus.
  */
 import { provisionDevice, startGateway } from '../harness/gateway.ts';
-import { defineE2eSuite, E2E_TESTS } from './e2e-suite.ts';
+import { defineE2eSuite } from './e2e-suite.ts';
 
 defineE2eSuite('one process, --role all, in-process bus', async () => {
   const gw = await startGateway({ args: ['--role', 'all'] });
@@ -16,21 +16,15 @@ defineE2eSuite('one process, --role all, in-process bus', async () => {
   };
 });
 
-// Long-poll requests of one session are separate HTTP requests that the
-// kernel may hand to different workers; until a worker that does not hold the
-// session fetches it (claim) instead of answering 410, these two fail here.
-const longPollAcrossWorkers = 'edge: long-poll requests landing on a worker that does not hold the session';
-
-defineE2eSuite(
-  '--role all with 2 edge worker processes on the IPC bus',
-  async () => {
-    const gw = await startGateway({ args: ['--role', 'all', '--edge-workers', '2'] });
-    return {
-      url: gw.url,
-      transportNodeIds: [gw.nodeId],
-      provision: () => provisionDevice(gw.dataDir),
-      stop: async () => void (await gw.stop()),
-    };
-  },
-  { todo: { [E2E_TESTS.longPoll]: longPollAcrossWorkers, [E2E_TESTS.switchCarrier]: longPollAcrossWorkers } },
-);
+// Long-poll requests of one session are separate HTTP requests that the kernel
+// may hand to either worker: a worker that does not hold the session claims it
+// over the IPC bus and serves the request (server/edge/long-poll.ts).
+defineE2eSuite('--role all with 2 edge worker processes on the IPC bus', async () => {
+  const gw = await startGateway({ args: ['--role', 'all', '--edge-workers', '2'] });
+  return {
+    url: gw.url,
+    transportNodeIds: [gw.nodeId],
+    provision: () => provisionDevice(gw.dataDir),
+    stop: async () => void (await gw.stop()),
+  };
+});

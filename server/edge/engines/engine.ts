@@ -19,6 +19,8 @@ export interface WsDriver {
   terminate(socket: unknown): void;
   /** Calls carrier.onDrain() once when the queued bytes have been written (uWS does so by itself). */
   armDrain(socket: unknown, carrier: WsCarrier): void;
+  /** The peer's IP address as text ('' when unknown); read only when needed (auth limits). */
+  remoteAddress(socket: unknown): string;
 }
 
 /** One HTTP long-poll exchange as the engine hands it over (SPEC.md §4.2). */
@@ -30,12 +32,16 @@ export interface PollExchange {
   token: string;
   /** Raw query string without '?'. */
   query: string;
+  /** The peer's IP address as text ('' when unknown). */
+  readonly remoteAddress: string;
   /** The request body (POST); empty for GET. */
   body: Uint8Array;
   /** Set by the engine when the client went away before the answer. */
   aborted: boolean;
   /** Set by the core for a held GET: called by the engine when the client goes away. */
   onAborted: ((ex: PollExchange) => void) | undefined;
+  /** Set by the core once it claimed the session of this request from another edge (claim at most once). */
+  claimed?: boolean;
   /** Held by a poll carrier: a back reference used to forget it on abort. */
   carrier: PollCarrier | undefined;
   /** Answers once (later calls and calls after an abort do nothing). */

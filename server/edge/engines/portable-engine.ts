@@ -42,6 +42,9 @@ const portableDriver: WsDriver = {
   terminate(socket) {
     (socket as WebSocket).terminate();
   },
+  remoteAddress(socket) {
+    return (socket as unknown as { _socket?: { remoteAddress?: string } })._socket?.remoteAddress ?? '';
+  },
   armDrain(socket, carrier) {
     // `ws` has no drain event of its own; the underlying net.Socket has.
     const raw = (socket as unknown as { _socket?: Duplex })._socket;
@@ -82,6 +85,7 @@ class NodeExchange implements PollExchange {
     readonly sessionId: string,
     readonly token: string,
     readonly query: string,
+    readonly remoteAddress: string,
   ) {}
 
   respond(status: number, body: Uint8Array, closeConnection = false): void {
@@ -137,6 +141,7 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
       header(req, 'x-mmgw-session'),
       header(req, 'x-mmgw-token'),
       q < 0 ? '' : url.slice(q + 1),
+      req.socket.remoteAddress ?? '',
     );
     res.on('close', () => {
       if (ex.done) return;

@@ -74,6 +74,13 @@ const uwsDriver: WsDriver = {
   armDrain() {
     // uWS calls the behaviour's drain handler whenever a backpressured socket drains.
   },
+  remoteAddress(socket) {
+    try {
+      return Buffer.from((socket as UwsSocket).getRemoteAddressAsText()).toString();
+    } catch {
+      return ''; // closed meanwhile
+    }
+  },
 };
 
 class UwsExchange implements PollExchange {
@@ -89,6 +96,7 @@ class UwsExchange implements PollExchange {
     readonly sessionId: string,
     readonly token: string,
     readonly query: string,
+    readonly remoteAddress: string,
   ) {}
 
   respond(status: number, body: Uint8Array, closeConnection = false): void {
@@ -156,6 +164,8 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
       req.getHeader('x-mmgw-session'),
       req.getHeader('x-mmgw-token'),
       req.getQuery() ?? '',
+      // Only an opening POST (Hello/Resume) needs it, for the auth attempt limits.
+      method === 'POST' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     );
     res.onAborted(() => {
       ex.aborted = true;
