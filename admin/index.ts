@@ -1,15 +1,37 @@
 /**
- * The admin role. Today: the device registry service on the bus. The REST API
- * and web UI (a later issue) mount on the node's ops endpoint (server/ops/http.ts `use`).
+ * The admin role: the device registry service on the bus, the records store
+ * (what every node's Recorder sends on Subjects.records), the node monitor
+ * and alarms, and the REST API under /api/v1 on the node's ops endpoint.
+ * The web UI (admin/ui) mounts beside it.
  */
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Bus } from '../server/bus/bus.ts';
+import { type Bus, Subjects } from '../server/bus/bus.ts';
+import type { OpsServer } from '../server/ops/http.ts';
+import type { RecordBatch } from '../server/records/recorder.ts';
+import type { DeviceLogRecord } from '../server/records/types.ts';
+import type { Membership } from '../server/router/membership.ts';
 import type { Registry } from '../server/store/registry.ts';
+import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
+import { type AdminApi, createAdminApi } from './api/server.ts';
+import { NodeMonitor } from './monitor.ts';
+import { RecordsStore, type RetentionOptions } from './records-store.ts';
 import { startRegistryService } from './registry-service.ts';
 
+export { API_PREFIX, createAdminApi } from './api/server.ts';
+export { openApiDocument } from './api/openapi.ts';
+export { type Alarm, NodeMonitor, type NodeView } from './monitor.ts';
+export { RecordsStore } from './records-store.ts';
 export { REGISTRY_QUEUE, type RegistryService, startRegistryService } from './registry-service.ts';
 
+/** Queue group of the records writers: with several admin nodes each batch is stored once. */
+export const RECORDS_QUEUE = 'mmgw.admin.records';
+/** Every admin node hears what was stored (live tails, alarms), whichever node stored it. */
+export const RECORDS_STORED_SUBJECT = 'mmgw.admin.records.stored';
+
 export interface AdminRole {
+  records?: RecordsStore;
+  monitor?: NodeMonitor;
   close(): Promise<void>;
 }
 
@@ -17,16 +39,96 @@ export interface AdminRoleOptions {
   bus: Bus;
   registry: Registry;
   logger: Logger;
+  /** Data directory: records store and the admin token key live under it. Without it, only the registry service runs. */
+  dataDir?: string;
+  /** The node's ops endpoint, where /api/v1 mounts. */
+  ops?: OpsServer;
+  /** The node's membership (node monitor). */
+  membership?: Membership;
+  retention?: RetentionOptions;
+  /** Admin API settings (config `admin`). */
+  api?: { tokenTtlSeconds?: number; loginFailuresPerUser?: number; loginFailuresPerAddress?: number };
+  /** MMGW_ADMIN_NAME / MMGW_ADMIN_PASSWORD for the first admin. Default process.env. */
+  env?: Record<string, string | undefined>;
 }
 
-/** Starts the admin role's bus services. The caller owns the registry (opens and closes it). */
+/** Starts the admin role. The caller owns the registry (opens and closes it). */
 export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRole> {
+  const { bus, registry } = options;
   const logger = options.logger.child({ role: 'admin' });
-  const registryService = startRegistryService({ bus: options.bus, registry: options.registry, logger });
-  logger.info('admin role started');
+  const registryService = startRegistryService({ bus, registry, logger });
+  if (options.dataDir === undefined) {
+    logger.info('admin role started (registry service only)');
+    return {
+      async close() {
+        registryService.close();
+      },
+    };
+  }
+
+  const records = await RecordsStore.open({ dataDir: options.dataDir, logger, ...options.retention });
+  const feed = new EventEmitter();
+  feed.setMaxListeners(0);
+  const onStoredLogs = (listener: (logs: DeviceLogRecord[]) => void) => {
+    feed.on('logs', listener);
+    return () => {
+      feed.off('logs', listener);
+    };
+  };
+
+  const recordsSub = bus.subscribe(
+    Subjects.records,
+    async (msg) => {
+      const batch = msg.data as RecordBatch;
+      if (batch === null || typeof batch !== 'object') return { stored: 0 };
+      await records.write(batch);
+      const logs = Array.isArray(batch.logs) ? batch.logs : [];
+      if (logs.length > 0) bus.publish(RECORDS_STORED_SUBJECT, { logs });
+      return { stored: logs.length + (Array.isArray(batch.usage) ? batch.usage.length : 0) };
+    },
+    { queue: RECORDS_QUEUE },
+  );
+
+  let monitor: NodeMonitor | undefined;
+  if (options.membership) monitor = new NodeMonitor(options.membership, { bus });
+  const storedSub = bus.subscribe(RECORDS_STORED_SUBJECT, (msg) => {
+    const logs = (msg.data as { logs?: unknown } | null)?.logs;
+    if (!Array.isArray(logs)) return;
+    monitor?.observeLogs(logs as DeviceLogRecord[]);
+    feed.emit('logs', logs);
+  });
+
+  let api: AdminApi | undefined;
+  if (options.ops && monitor) {
+    await bootstrapAdmin(registry, options.env ?? process.env, logger);
+    api = createAdminApi({
+      registry,
+      records,
+      monitor,
+      bus,
+      logger,
+      jwtKey: adminJwtKey(options.dataDir),
+      ...(options.api?.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: options.api.tokenTtlSeconds }),
+      loginLimits: {
+        perUser: options.api?.loginFailuresPerUser ?? 5,
+        perAddress: options.api?.loginFailuresPerAddress ?? 30,
+        windowMs: 15 * 60_000,
+      },
+      onStoredLogs,
+    });
+    options.ops.use(api.handler);
+  }
+  logger.info({ api: Boolean(api) }, 'admin role started');
   return {
+    records,
+    ...(monitor ? { monitor } : {}),
     async close() {
+      api?.close();
+      storedSub.unsubscribe();
+      recordsSub.unsubscribe();
+      monitor?.close();
       registryService.close();
+      await records.close();
     },
   };
 }

@@ -103,6 +103,30 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, limits: {} }),
+    /** Retention of per-device log records and usage counters (admin role, `<data>/records`); absent: the defaults below. */
+    records: z
+      .object({
+        maxAgeDays: whole(1, 3650).default(30),
+        /** Log records beyond this many bytes go, oldest first. */
+        maxBytes: whole(1024 * 1024).default(1024 ** 3),
+        /** One device keeps at most this many log records, so a busy one cannot fill the disk. */
+        maxPerDevice: whole(100).default(20000),
+        usageMaxAgeDays: whole(1, 3650).default(400),
+      })
+      .strict()
+      .optional(),
+    /** Admin REST API; absent: the defaults below. */
+    admin: z
+      .object({
+        /** Lifetime of an admin login token. */
+        tokenTtlSeconds: whole(60, 7 * 86400).default(12 * 3600),
+        /** Failed logins of one user name per 15 minutes before 429. */
+        loginFailuresPerUser: whole(1).default(5),
+        /** Failed logins from one client address per 15 minutes before 429. */
+        loginFailuresPerAddress: whole(1).default(30),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

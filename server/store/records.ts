@@ -18,7 +18,12 @@ export interface Device {
   imei: string;
   imsi?: string;
   operator: string;
+  /** The service profile (the admin API calls it serviceProfile). */
   profile?: string;
+  /** Operator profile id (admin reference data). */
+  operatorProfile?: string;
+  /** Capability profile id: the device model (admin reference data). */
+  model?: string;
   status: DeviceStatus;
   /** Epoch milliseconds. */
   createdAt: number;
@@ -107,6 +112,8 @@ export function deviceView(r: DeviceRecordV1): Device {
   const d: Device = { imei: r.imei, operator: r.operator, status: r.status, createdAt: r.createdAt };
   if (r.imsi !== undefined) d.imsi = r.imsi;
   if (r.profile !== undefined) d.profile = r.profile;
+  if (r.operatorProfile !== undefined) d.operatorProfile = r.operatorProfile;
+  if (r.model !== undefined) d.model = r.model;
   if (r.lastSeenAt !== undefined) d.lastSeenAt = r.lastSeenAt;
   return d;
 }

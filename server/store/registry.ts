@@ -43,7 +43,35 @@ export interface NewDevice {
   imsi?: string;
   operator: string;
   profile?: string;
+  operatorProfile?: string;
+  model?: string;
+  status?: DeviceStatus;
 }
+
+/** A change to a device: undefined keeps a field, null clears an optional one. */
+export interface DevicePatch {
+  imsi?: string | null;
+  operator?: string;
+  profile?: string | null;
+  operatorProfile?: string | null;
+  model?: string | null;
+  status?: DeviceStatus;
+}
+
+/**
+ * Reference data of the admin (operators, profiles, services, capabilities):
+ * one versioned record per (kind, id); `revision` grows with every change.
+ */
+export interface RefRecord {
+  kind: string;
+  id: string;
+  revision: number;
+  createdAt: number;
+  updatedAt: number;
+  data: Record<string, unknown>;
+}
+
+export const REF_RECORD_VERSION = 1;
 
 export interface ListDevicesOptions {
   operator?: string;
@@ -61,6 +89,8 @@ export interface ImportRow {
   imsi?: string;
   operator: string;
   profile?: string;
+  operatorProfile?: string;
+  model?: string;
   status?: DeviceStatus;
   /** A secret provisioned elsewhere (for example at the factory); generated when absent. */
   secret?: string;
@@ -110,7 +140,11 @@ const SECRET_MAX = 256;
 /** A provisioned (imported) secret must carry at least 128 bits: 22 base64url characters. */
 const IMPORTED_SECRET_MIN = 22;
 
-function fieldProblem(name: 'operator' | 'profile', value: unknown, required: boolean): string | undefined {
+function fieldProblem(
+  name: 'operator' | 'profile' | 'operatorProfile' | 'model',
+  value: unknown,
+  required: boolean,
+): string | undefined {
   if (value === undefined || value === '') return required ? `${name} is missing` : undefined;
   const max = name === 'operator' ? OPERATOR_MAX : PROFILE_MAX;
   if (typeof value !== 'string' || !/^[A-Za-z0-9._:@-]+$/.test(value) || value.length > max) {
@@ -132,6 +166,10 @@ export function importRowProblem(row: ImportRow): ImportRejection | undefined {
   if (operator) return { ...at, code: 'registry.invalid_field', reason: operator, field: 'operator' };
   const profile = fieldProblem('profile', row.profile, false);
   if (profile) return { ...at, code: 'registry.invalid_field', reason: profile, field: 'profile' };
+  for (const name of ['operatorProfile', 'model'] as const) {
+    const problem = fieldProblem(name, row[name], false);
+    if (problem) return { ...at, code: 'registry.invalid_field', reason: problem, field: name };
+  }
   if (row.status !== undefined && row.status !== 'enabled' && row.status !== 'disabled') {
     const reason = `status ${JSON.stringify(row.status)}: enabled or disabled`;
     return { ...at, code: 'registry.invalid_field', reason, field: 'status' };
@@ -162,6 +200,10 @@ export class Registry {
   private readonly env: RootDatabase;
   private readonly devices: Database<DeviceRecordV1, string>;
   private readonly admins: Database<AdminUserRecordV1, string>;
+  private readonly refs: Database<RefRecord & { v: number }, string[]>;
+  /** `<imsi>:<imei>` → true: IMSI prefix search without reading every device. */
+  private readonly imsis: Database<boolean, string>;
+  private readonly meta: Database<unknown, string>;
   private readonly now: () => number;
   private readonly pendingLastSeen = new Map<string, number>();
   private readonly flushTimer: NodeJS.Timeout;
@@ -174,6 +216,9 @@ export class Registry {
     this.env = open({ path, maxDbs: 8 });
     this.devices = this.env.openDB<DeviceRecordV1, string>({ name: 'devices' });
     this.admins = this.env.openDB<AdminUserRecordV1, string>({ name: 'admins' });
+    this.refs = this.env.openDB<RefRecord & { v: number }, string[]>({ name: 'refdata' });
+    this.imsis = this.env.openDB<boolean, string>({ name: 'imsi' });
+    this.meta = this.env.openDB<unknown, string>({ name: 'meta' });
     this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
     this.flushTimer.unref();
   }
@@ -187,7 +232,31 @@ export class Registry {
       });
     }
     mkdirSync(path, { recursive: true });
-    return new Registry(path, options);
+    const registry = new Registry(path, options);
+    await registry.buildImsiIndex();
+    return registry;
+  }
+
+  /** Once per registry: indexes the IMSIs of devices written before the index existed. */
+  private async buildImsiIndex(): Promise<void> {
+    if (this.meta.get('imsiIndex') === 1) return;
+    await this.env.transaction(() => {
+      if (this.meta.get('imsiIndex') === 1) return;
+      for (const { key, value } of this.devices.getRange({})) {
+        if (value.imsi) this.imsis.put(`${value.imsi}:${key}`, true);
+      }
+      this.meta.put('imsiIndex', 1);
+    });
+  }
+
+  /** Devices whose IMSI starts with `prefix`, in IMSI order (then IMEI). */
+  *iterateDevicesByImsi(prefix: string): Generator<Device> {
+    this.assertOpen();
+    for (const key of this.imsis.getKeys({ start: prefix, end: `${prefix}\uffff`, snapshot: true })) {
+      const imei = String(key).slice(String(key).indexOf(':') + 1);
+      const device = this.getDevice(imei);
+      if (device) yield device;
+    }
   }
 
   // ---- devices -----------------------------------------------------------
@@ -204,13 +273,16 @@ export class Registry {
       ...(input.imsi ? { imsi: input.imsi } : {}),
       operator: input.operator,
       ...(input.profile ? { profile: input.profile } : {}),
-      status: 'enabled',
+      ...(input.operatorProfile ? { operatorProfile: input.operatorProfile } : {}),
+      ...(input.model ? { model: input.model } : {}),
+      status: input.status ?? 'enabled',
       createdAt: this.now(),
       secretHash: hashDeviceSecret(secret),
     };
     const added = await this.devices.transaction(() => {
       if (this.devices.doesExist(record.imei)) return false;
       this.devices.put(record.imei, record);
+      if (record.imsi) this.imsis.put(`${record.imsi}:${record.imei}`, true);
       return true;
     });
     if (!added) {
@@ -284,7 +356,9 @@ export class Registry {
   async removeDevice(imei: string): Promise<void> {
     this.assertOpen();
     const removed = await this.devices.transaction(() => {
-      if (!this.devices.doesExist(imei)) return false;
+      const raw = this.devices.get(imei);
+      if (raw === undefined) return false;
+      if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
       this.devices.remove(imei);
       return true;
     });
@@ -319,6 +393,12 @@ export class Registry {
       if (options.status !== undefined && record.status !== options.status) continue;
       yield deviceView(record);
     }
+  }
+
+  /** The number of devices from the database header: O(1), where countDevices walks every key. */
+  deviceTotal(): number {
+    this.assertOpen();
+    return (this.devices.getStats() as { entryCount: number }).entryCount;
   }
 
   countDevices(): number {
@@ -375,6 +455,8 @@ export class Registry {
         ...(row.imsi ? { imsi: row.imsi } : {}),
         operator: row.operator,
         ...(row.profile ? { profile: row.profile } : {}),
+        ...(row.operatorProfile ? { operatorProfile: row.operatorProfile } : {}),
+        ...(row.model ? { model: row.model } : {}),
         status: row.status ?? 'enabled',
         createdAt: now,
         secretHash: hashDeviceSecret(secret),
@@ -403,6 +485,7 @@ export class Registry {
       for (const p of prepared) {
         if (!dup.has(p.record.imei)) {
           this.devices.put(p.record.imei, p.record);
+          if (p.record.imsi) this.imsis.put(`${p.record.imsi}:${p.record.imei}`, true);
           secrets.push({ imei: p.record.imei, secret: p.secret });
         }
         if (++done % step === 0) options.onProgress?.(done, prepared.length);
@@ -444,6 +527,97 @@ export class Registry {
         () => undefined,
       );
     return this.flushing;
+  }
+
+  /** Changes the fields given (checked like a new row); the status too. */
+  async updateDevice(imei: string, patch: DevicePatch): Promise<Device> {
+    const current = this.getDevice(imei);
+    if (current === undefined) throw notFound(imei);
+    const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
+    for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
+      const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
+      if (value !== undefined) merged[key] = value;
+    }
+    if (patch.status !== undefined) merged.status = patch.status;
+    const problem = importRowProblem(merged);
+    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
+    return this.update(imei, (r) => {
+      const next: DeviceRecordV1 = { ...r, operator: merged.operator };
+      for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
+        if (merged[key] === undefined) delete next[key];
+        else next[key] = merged[key];
+      }
+      if (merged.status !== undefined) next.status = merged.status;
+      return next;
+    });
+  }
+
+  // ---- reference data (the admin API uses these) -------------------------
+
+  listRefs(kind: string): RefRecord[] {
+    this.assertOpen();
+    const out: RefRecord[] = [];
+    for (const { value } of this.refs.getRange({ start: [kind], end: [kind, '\uffff'], snapshot: true })) {
+      out.push(refView(value));
+    }
+    return out;
+  }
+
+  getRef(kind: string, id: string): RefRecord | undefined {
+    this.assertOpen();
+    const raw = this.refs.get([kind, id]);
+    return raw === undefined ? undefined : refView(raw);
+  }
+
+  /**
+   * Creates (mode 'create': registry.duplicate if it exists) or replaces (mode
+   * 'replace': registry.not_found if absent; when `revision` is given it must be
+   * the stored one, else the answer is undefined and nothing is written).
+   * Returns the record before and after.
+   */
+  async putRef(
+    kind: string,
+    id: string,
+    data: Record<string, unknown>,
+    options: { mode: 'create' | 'replace'; revision?: number },
+  ): Promise<{ before?: RefRecord; after: RefRecord } | undefined> {
+    this.assertOpen();
+    const now = this.now();
+    const result = await this.refs.transaction(() => {
+      const raw = this.refs.get([kind, id]);
+      const before = raw === undefined ? undefined : refView(raw);
+      if (options.mode === 'create' && before) return 'exists' as const;
+      if (options.mode === 'replace' && !before) return 'missing' as const;
+      if (options.revision !== undefined && before && before.revision !== options.revision) return undefined;
+      const after: RefRecord = {
+        kind,
+        id,
+        revision: (before?.revision ?? 0) + 1,
+        createdAt: before?.createdAt ?? now,
+        updatedAt: now,
+        data,
+      };
+      this.refs.put([kind, id], { ...after, v: REF_RECORD_VERSION });
+      return before ? { before, after } : { after };
+    });
+    if (result === 'exists')
+      throw new GatewayError('registry.duplicate', `${kind} ${id} already exists`, { field: 'id' });
+    if (result === 'missing')
+      throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
+    return result;
+  }
+
+  /** Removes one record; returns what it was. */
+  async removeRef(kind: string, id: string): Promise<RefRecord> {
+    this.assertOpen();
+    const before = await this.refs.transaction(() => {
+      const raw = this.refs.get([kind, id]);
+      if (raw === undefined) return undefined;
+      this.refs.remove([kind, id]);
+      return refView(raw);
+    });
+    if (!before) throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
+    return before;
   }
 
   // ---- admin users (the admin API uses these) ---------------------------
@@ -553,6 +727,10 @@ export class Registry {
       if (raw === undefined) return undefined;
       const record = { ...change(readDeviceRecord(raw)), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
       this.devices.put(imei, record);
+      if (raw.imsi !== record.imsi) {
+        if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
+        if (record.imsi) this.imsis.put(`${record.imsi}:${imei}`, true);
+      }
       return record;
     });
     if (updated === undefined) throw notFound(imei);
@@ -567,6 +745,18 @@ function deviceInfo(r: DeviceRecordV1): DeviceInfo {
   const info: DeviceInfo = { imei: r.imei, operator: r.operator, status: r.status };
   if (r.profile !== undefined) info.profile = r.profile;
   return info;
+}
+
+function refView(raw: RefRecord & { v?: number }): RefRecord {
+  // v1 is the only version so far; a newer release only adds fields, which are kept in data.
+  return {
+    kind: raw.kind,
+    id: raw.id,
+    revision: raw.revision,
+    createdAt: raw.createdAt,
+    updatedAt: raw.updatedAt,
+    data: raw.data ?? {},
+  };
 }
 
 function adminView(r: AdminUserRecordV1): AdminUser {

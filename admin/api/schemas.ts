@@ -1,0 +1,488 @@
+/**
+ * Every body and query the admin REST API accepts or returns, as zod schemas.
+ * The handlers validate with them and the OpenAPI document (openapi.ts) is
+ * generated from them, so the two cannot drift apart.
+ */
+import { z } from 'zod';
+
+/** Reference ids appear in device records and CSV files: the registry's field alphabet. */
+export const RefId = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,64}$/, { error: 'use 1-64 letters, digits or . _ : @ -' })
+  .meta({ description: 'Identifier: 1-64 letters, digits or . _ : @ -' });
+
+const Imei = z
+  .string()
+  .meta({ description: '15 digits with a valid Luhn check digit', example: '490154203237518' });
+const Imsi = z.string().meta({ description: '14 or 15 digits', example: '310150123456789' });
+const EpochMs = z.number().int().meta({ description: 'Epoch milliseconds' });
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'Stable error code (device-protocol/errors.ts)' }),
+      message: z.string(),
+      field: z.string().optional().meta({ description: 'The input field at fault' }),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+// ---- auth ---------------------------------------------------------------
+
+export const AdminRoleName = z.enum(['admin', 'operator', 'viewer']);
+
+export const LoginBody = z
+  .object({ name: z.string().min(1).max(64), password: z.string().min(1).max(1024) })
+  .strict();
+export const LoginReply = z
+  .object({
+    token: z.string().meta({ description: 'Bearer token (JWT HS256) for the Authorization header' }),
+    expiresAt: EpochMs,
+    user: z.object({ name: z.string(), role: AdminRoleName }),
+  })
+  .meta({ id: 'LoginReply' });
+
+export const AdminUser = z
+  .object({ name: z.string(), role: AdminRoleName, createdAt: EpochMs })
+  .meta({ id: 'AdminUser' });
+export const NewAdminUser = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, { error: '1-64 letters, digits or . _ @ -' }),
+    role: AdminRoleName,
+    password: z.string().min(10, { error: 'at least 10 characters' }).max(1024),
+  })
+  .strict();
+export const PasswordBody = z
+  .object({ password: z.string().min(10, { error: 'at least 10 characters' }).max(1024) })
+  .strict();
+
+// ---- devices --------------------------------------------------------------
+
+export const DeviceStatus = z.enum(['enabled', 'disabled']);
+
+export const Device = z
+  .object({
+    imei: Imei,
+    imsi: Imsi.optional(),
+    operator: RefId,
+    operatorProfile: RefId.optional(),
+    serviceProfile: RefId.optional(),
+    model: RefId.optional().meta({ description: 'Capability profile id (device model)' }),
+    status: DeviceStatus,
+    createdAt: EpochMs,
+    lastSeenAt: EpochMs.optional(),
+  })
+  .meta({ id: 'Device' });
+
+export const NewDevice = z
+  .object({
+    imei: z.string().max(32),
+    imsi: z.string().max(32).optional(),
+    operator: RefId,
+    operatorProfile: RefId.optional(),
+    serviceProfile: RefId.optional(),
+    model: RefId.optional(),
+    status: DeviceStatus.optional(),
+  })
+  .strict()
+  .meta({
+    id: 'NewDevice',
+    description: 'operator, operatorProfile, serviceProfile and model must name existing records',
+  });
+
+/** null clears an optional field. */
+export const DevicePatch = z
+  .object({
+    imsi: z.string().max(32).nullable().optional(),
+    operator: RefId.optional(),
+    operatorProfile: RefId.nullable().optional(),
+    serviceProfile: RefId.nullable().optional(),
+    model: RefId.nullable().optional(),
+    status: DeviceStatus.optional(),
+  })
+  .strict()
+  .meta({ id: 'DevicePatch', description: 'Only the fields given change; null clears an optional one' });
+
+export const DeviceWithSecret = z
+  .object({
+    device: Device,
+    secret: z.string().meta({ description: 'The device secret: shown once, never stored' }),
+  })
+  .meta({ id: 'DeviceWithSecret' });
+
+export const DeviceList = z
+  .object({
+    items: z.array(Device),
+    next: z
+      .string()
+      .optional()
+      .meta({ description: 'Pass as `after` for the next page; absent on the last page' }),
+    total: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: 'Devices in the registry (only when no filter is given)' }),
+  })
+  .meta({ id: 'DeviceList' });
+
+export const DeviceListQuery = z
+  .object({
+    imei: z
+      .string()
+      .regex(/^\d{0,15}$/, { error: 'an IMEI prefix is up to 15 digits' })
+      .optional(),
+    imsi: z
+      .string()
+      .regex(/^\d{0,15}$/, { error: 'an IMSI prefix is up to 15 digits' })
+      .optional(),
+    operator: RefId.optional(),
+    operatorProfile: RefId.optional(),
+    serviceProfile: RefId.optional(),
+    profile: RefId.optional().meta({ description: 'Matches operatorProfile or serviceProfile' }),
+    model: RefId.optional(),
+    status: DeviceStatus.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(50),
+    after: z
+      .string()
+      .regex(/^\d{1,15}$/, { error: 'after is an IMEI' })
+      .optional(),
+  })
+  .strict();
+
+export const ImportQuery = z
+  .object({
+    dryRun: z.enum(['true', 'false']).default('false'),
+    mode: z.enum(['all-or-nothing', 'valid-only']).default('all-or-nothing'),
+  })
+  .strict();
+
+export const ImportRejection = z
+  .object({
+    line: z.number().int().optional().meta({ description: 'Line in the CSV (the header is line 1)' }),
+    imei: z.string().optional(),
+    code: z.string(),
+    reason: z.string(),
+    field: z.string().optional(),
+  })
+  .meta({ id: 'ImportRejection' });
+
+export const ImportResult = z
+  .object({
+    mode: z.enum(['all-or-nothing', 'valid-only']),
+    dryRun: z.boolean(),
+    total: z.number().int(),
+    /** Dry run: how many would be written. */
+    written: z.number().int().meta({ description: 'Rows written (dry run: rows that would be written)' }),
+    rejected: z.array(ImportRejection),
+    secrets: z
+      .array(z.object({ imei: z.string(), secret: z.string() }))
+      .meta({ description: 'One-time secrets of the devices written (empty on a dry run)' }),
+  })
+  .meta({ id: 'ImportResult' });
+
+// ---- reference data ---------------------------------------------------------
+
+const Services = z.enum(['mail', 'im']);
+
+export const Operator = z
+  .object({
+    id: RefId,
+    name: z.string().min(1).max(200),
+    mcc: z
+      .string()
+      .regex(/^\d{3}$/, { error: '3 digits' })
+      .optional(),
+    mnc: z
+      .string()
+      .regex(/^\d{2,3}$/, { error: '2 or 3 digits' })
+      .optional(),
+    country: z.string().max(64).optional(),
+    notes: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export const OperatorProfile = z
+  .object({
+    id: RefId,
+    operator: RefId,
+    name: z.string().min(1).max(200),
+    carrier: z
+      .enum(['auto', 'ws', 'poll'])
+      .optional()
+      .meta({ description: 'Preferred carrier for handsets' }),
+    heartbeatMs: z.number().int().min(1000).max(3_600_000).optional(),
+    maxBytesPerDay: z.number().int().min(0).optional(),
+    notes: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export const Service = z
+  .object({
+    id: RefId,
+    name: z.string().min(1).max(200),
+    kind: Services,
+    enabled: z.boolean().default(true),
+    notes: z.string().max(2000).optional(),
+  })
+  .strict();
+
+const Host = z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, { error: 'a host name or address' });
+const Port = z.number().int().min(1).max(65535);
+
+export const PresetAccount = z
+  .object({
+    service: Services,
+    label: z.string().min(1).max(100),
+    imapHost: Host.optional(),
+    imapPort: Port.optional(),
+    smtpHost: Host.optional(),
+    smtpPort: Port.optional(),
+    xmppDomain: Host.optional(),
+    xmppHost: Host.optional(),
+    xmppPort: Port.optional(),
+    tls: z.boolean().optional(),
+  })
+  .strict()
+  .meta({ id: 'PresetAccount', description: 'A server preset; never credentials' });
+
+export const ServicePolicies = z
+  .object({
+    maxAttachmentBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30),
+    bodyTruncateBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 26),
+    imageQuality: z.number().int().min(1).max(100),
+  })
+  .strict()
+  .meta({ id: 'ServicePolicies' });
+
+export const ServiceProfile = z
+  .object({
+    id: RefId,
+    name: z.string().min(1).max(200),
+    services: z.array(Services).max(2).meta({ description: 'Services a device may use' }),
+    accounts: z.array(PresetAccount).max(20).default([]),
+    policies: ServicePolicies,
+    notes: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export const Capability = z
+  .object({
+    id: RefId.meta({ description: 'Device model id' }),
+    name: z.string().min(1).max(200),
+    tacs: z
+      .array(z.string().regex(/^\d{8}$/, { error: 'a TAC is 8 digits' }))
+      .max(1000)
+      .optional()
+      .meta({ description: 'Type Allocation Codes (first 8 IMEI digits) of this model' }),
+    screen: z
+      .object({
+        width: z.number().int().min(1).max(10000),
+        height: z.number().int().min(1).max(10000),
+        colors: z.number().int().min(1).optional(),
+      })
+      .strict(),
+    formats: z.array(z.enum(['jpeg', 'png', 'gif', 'webp', 'bmp', 'wbmp'])).min(1),
+    animates: z.boolean(),
+    imageBudgetBytes: z
+      .number()
+      .int()
+      .min(256)
+      .max(1 << 26),
+    notes: z.string().max(2000).optional(),
+  })
+  .strict();
+
+export const REF_KINDS = {
+  operators: Operator,
+  'operator-profiles': OperatorProfile,
+  services: Service,
+  'service-profiles': ServiceProfile,
+  capabilities: Capability,
+} as const;
+export type RefKind = keyof typeof REF_KINDS;
+
+/** Stored form: the body plus bookkeeping. PUT may send `revision` to refuse a lost update (409). */
+export const RefMeta = z.object({
+  revision: z.number().int().meta({ description: 'Increases on every change' }),
+  createdAt: EpochMs,
+  updatedAt: EpochMs,
+});
+
+// ---- logs, usage -------------------------------------------------------------
+
+export const LOG_KINDS = [
+  'connect',
+  'disconnect',
+  'auth_failure',
+  'resume',
+  'carrier_switch',
+  'takeover',
+  'backend_login',
+  'backend_logout',
+  'backend_error',
+  'message_in',
+  'message_out',
+  'sync',
+  'error',
+] as const;
+
+export const DeviceLogRecord = z
+  .object({
+    at: EpochMs,
+    imei: z.string(),
+    kind: z.enum(LOG_KINDS),
+    node: z.string(),
+    service: z.enum(['session', 'mail', 'im']),
+    message: z.string().optional(),
+    code: z.string().optional(),
+    bytesIn: z.number().optional(),
+    bytesOut: z.number().optional(),
+    detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  })
+  .meta({ id: 'DeviceLogRecord' });
+
+const TimeParam = z
+  .string()
+  .meta({ description: 'ISO 8601 time (2026-01-31T12:00:00Z, 2026-01-31) or epoch milliseconds' });
+
+export const LogQuery = z
+  .object({
+    from: TimeParam.optional(),
+    to: TimeParam.optional(),
+    kind: z.string().optional().meta({ description: 'One kind or several separated by commas' }),
+    limit: z.coerce.number().int().min(1).max(1000).default(200),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
+export const LogList = z
+  .object({
+    items: z.array(DeviceLogRecord),
+    next: z.string().optional().meta({ description: 'Pass as `cursor`' }),
+  })
+  .meta({ id: 'LogList' });
+
+export const UsageQuery = z
+  .object({
+    from: TimeParam.optional(),
+    to: TimeParam.optional(),
+    granularity: z.enum(['hour', 'day']).default('hour'),
+    service: z.enum(['session', 'mail', 'im']).optional(),
+    operator: RefId.optional(),
+    imei: z
+      .string()
+      .regex(/^\d{15}$/, { error: '15 digits' })
+      .optional(),
+    groupBy: z.enum(['none', 'service', 'operator']).default('none'),
+    format: z.enum(['json', 'csv', 'xml']).default('json'),
+    access_token: z.string().optional(),
+  })
+  .strict();
+
+export const UsageCounters = z.object({
+  logins: z.number().int(),
+  logouts: z.number().int(),
+  messagesIn: z.number().int(),
+  messagesOut: z.number().int(),
+  bytesIn: z.number().int(),
+  bytesOut: z.number().int(),
+});
+
+export const UsageRow = UsageCounters.extend({
+  bucket: z.string().meta({ description: 'Start of the hour or day (ISO 8601, UTC)' }),
+  service: z.string().optional(),
+  operator: z.string().optional(),
+}).meta({ id: 'UsageRow' });
+
+export const UsageReport = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    granularity: z.enum(['hour', 'day']),
+    groupBy: z.enum(['none', 'service', 'operator']),
+    filters: z.object({
+      service: z.string().optional(),
+      operator: z.string().optional(),
+      imei: z.string().optional(),
+    }),
+    rows: z
+      .array(UsageRow)
+      .meta({ description: 'One row per bucket (and group), zero-filled, in time order' }),
+    totals: UsageCounters,
+  })
+  .meta({ id: 'UsageReport' });
+
+// ---- nodes, alarms, audit -------------------------------------------------------
+
+export const NodeView = z
+  .object({
+    nodeId: z.string(),
+    roles: z.array(z.string()),
+    release: z.string(),
+    startedAt: EpochMs,
+    uptimeSeconds: z.number(),
+    rssBytes: z.number(),
+    cpuSeconds: z.number(),
+    cpuPercent: z.number().meta({ description: 'CPU use since the previous heartbeat (100 = one core)' }),
+    sessions: z.number().int(),
+    status: z.enum(['up', 'draining', 'gone']),
+    lastSeenAt: EpochMs,
+  })
+  .meta({ id: 'Node' });
+
+export const DrainBody = z.object({ reason: z.string().max(200).optional() }).strict();
+
+export const Alarm = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['node_gone', 'backend_failing']),
+    severity: z.enum(['warning', 'critical']),
+    subject: z.string().meta({ description: 'Node id, or service:code for a backend' }),
+    message: z.string(),
+    since: EpochMs,
+    lastAt: EpochMs,
+    count: z.number().int(),
+    active: z.boolean(),
+  })
+  .meta({ id: 'Alarm' });
+
+export const AuditEntry = z
+  .object({
+    id: z.string(),
+    at: EpochMs,
+    actor: z.string(),
+    role: AdminRoleName,
+    address: z.string().optional(),
+    action: z
+      .string()
+      .meta({ description: 'e.g. device.create, device.import, operators.update, node.drain' }),
+    target: z.string(),
+    before: z.unknown().optional(),
+    after: z.unknown().optional(),
+  })
+  .meta({ id: 'AuditEntry' });
+
+export const AuditQuery = z
+  .object({
+    from: TimeParam.optional(),
+    to: TimeParam.optional(),
+    actor: z.string().max(64).optional(),
+    action: z.string().max(64).optional(),
+    target: z.string().max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
+export const AuditList = z
+  .object({ items: z.array(AuditEntry), next: z.string().optional() })
+  .meta({ id: 'AuditList' });

@@ -1,0 +1,155 @@
+/**
+ * `mmgw admin user add|list|remove`: admin users of the REST API and web UI,
+ * written straight into the registry (works whether or not a gateway runs on
+ * the data directory). The password comes from a prompt (not echoed) or, with
+ * --password-stdin, from the first line of stdin; never from a flag, where it
+ * would land in the shell history and the process list.
+ */
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { AdminRole } from '../store/records.ts';
+import { Registry } from '../store/registry.ts';
+import { type CliIo, processIo } from './device.ts';
+
+type Action = (...args: any[]) => Promise<number>;
+
+interface DataOptions {
+  data: string;
+  json?: boolean;
+}
+
+function dataOption(): Option {
+  return new Option('--data <dir>', 'data directory (env MMGW_DATA)').default(
+    process.env.MMGW_DATA || './data',
+    'MMGW_DATA or ./data',
+  );
+}
+
+/** Reads all of stdin; the password is its first line. */
+async function passwordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+/** Prompts on the terminal without echo. */
+async function promptPassword(question: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    throw new GatewayError('request.bad_input', 'no terminal to prompt on: use --password-stdin', {
+      field: 'password',
+    });
+  }
+  process.stderr.write(question);
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding('utf8');
+  return new Promise<string>((done, fail) => {
+    let value = '';
+    const onData = (s: string) => {
+      for (const ch of s) {
+        if (ch === '\r' || ch === '\n') {
+          cleanup();
+          process.stderr.write('\n');
+          return done(value);
+        }
+        if (ch === '\u0003') {
+          cleanup();
+          return fail(new GatewayError('request.bad_input', 'cancelled'));
+        }
+        if (ch === '\u007f') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const cleanup = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+    };
+    stdin.on('data', onData);
+  });
+}
+
+async function withRegistry<T>(
+  o: DataOptions,
+  fn: (r: Registry) => Promise<T>,
+  mustExist = false,
+): Promise<T> {
+  const registry = await Registry.open(resolve(o.data), { mustExist });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.close();
+  }
+}
+
+export function adminCommand(
+  wrap: (action: Action) => (...args: any[]) => Promise<void>,
+  io: CliIo = processIo,
+): Command {
+  const admin = new Command('admin').description('administration of the gateway');
+  const user = admin.command('user').description('admin users of the REST API and web UI');
+
+  user
+    .command('add')
+    .description('add an admin user (password from a prompt, or stdin with --password-stdin)')
+    .requiredOption('--name <name>', '1-64 letters, digits or . _ @ -')
+    .addOption(
+      new Option(
+        '--role <role>',
+        'admin: changes anything; operator: manages devices; viewer: reports and monitor',
+      )
+        .choices(['admin', 'operator', 'viewer'])
+        .makeOptionMandatory(),
+    )
+    .option('--password-stdin', 'read the password from the first line of stdin')
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      wrap(async (o: DataOptions & { name: string; role: AdminRole; passwordStdin?: boolean }) => {
+        let password: string;
+        if (o.passwordStdin) password = await passwordFromStdin();
+        else {
+          password = await promptPassword(`password for ${o.name}: `);
+          const again = await promptPassword('again: ');
+          if (again !== password)
+            throw new GatewayError('request.bad_input', 'the passwords differ', { field: 'password' });
+        }
+        const added = await withRegistry(o, (r) => r.addAdminUser({ name: o.name, role: o.role, password }));
+        io.out(o.json ? `${JSON.stringify(added)}\n` : `added ${added.role} ${added.name}\n`);
+        return 0;
+      }),
+    );
+
+  user
+    .command('list')
+    .description('list admin users')
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      wrap(async (o: DataOptions) => {
+        const users = await withRegistry(o, async (r) => r.listAdminUsers(), true);
+        if (o.json) io.out(`${JSON.stringify({ items: users })}\n`);
+        else
+          for (const u of users)
+            io.out(`${u.name.padEnd(24)} ${u.role.padEnd(8)} ${new Date(u.createdAt).toISOString()}\n`);
+        return 0;
+      }),
+    );
+
+  user
+    .command('remove')
+    .description('remove an admin user (their tokens stop working at once)')
+    .requiredOption('--name <name>')
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      wrap(async (o: DataOptions & { name: string }) => {
+        await withRegistry(o, (r) => r.removeAdminUser(o.name), true);
+        io.out(o.json ? `${JSON.stringify({ removed: o.name })}\n` : `removed ${o.name}\n`);
+        return 0;
+      }),
+    );
+  return admin;
+}

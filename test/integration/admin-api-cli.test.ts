@@ -1,0 +1,107 @@
+/**
+ * `mmgw admin user …` and the first-admin bootstrap, against the REST API of a
+ * real gateway on the same data directory.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runMmgw, startGateway } from '../harness/gateway.ts';
+import { ApiClient, assertError } from './admin-api-helpers.ts';
+
+test('admin users from the CLI log in to the API; removal revokes; bootstrap only without an admin', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-admin-cli-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const add = (name: string, role: string, password: string) =>
+    runMmgw(
+      [
+        'admin',
+        'user',
+        'add',
+        '--name',
+        name,
+        '--role',
+        role,
+        '--password-stdin',
+        '--data',
+        dataDir,
+        '--json',
+      ],
+      {
+        input: `${password}\n`,
+      },
+    );
+
+  const ok = await add('boss', 'admin', 'boss-password-long');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual((({ name, role }) => ({ name, role }))(JSON.parse(ok.stdout)), {
+    name: 'boss',
+    role: 'admin',
+  });
+  assert.equal((await add('desk', 'operator', 'desk-password-long')).code, 0);
+  const dup = await add('desk', 'viewer', 'desk-password-long');
+  assert.equal(dup.code, 2);
+  assert.equal(JSON.parse(dup.stdout).error.code, 'registry.duplicate');
+  const short = await add('shorty', 'viewer', 'short');
+  assert.equal(short.code, 2);
+  assert.equal(JSON.parse(short.stdout).error.code, 'registry.invalid_field');
+  const badRole = await runMmgw([
+    'admin',
+    'user',
+    'add',
+    '--name',
+    'x',
+    '--role',
+    'king',
+    '--password-stdin',
+    '--data',
+    dataDir,
+  ]);
+  assert.equal(badRole.code, 2);
+  assert.match(badRole.stderr, /admin, operator, viewer/);
+  // No terminal to prompt on and no --password-stdin: refused, nothing added.
+  const noTty = await runMmgw(['admin', 'user', 'add', '--name', 'x', '--role', 'viewer', '--data', dataDir]);
+  assert.equal(noTty.code, 2);
+  assert.match(noTty.stderr, /--password-stdin/);
+
+  const list = await runMmgw(['admin', 'user', 'list', '--data', dataDir, '--json']);
+  assert.equal(list.code, 0);
+  assert.deepEqual(
+    JSON.parse(list.stdout).items.map((u: { name: string; role: string }) => [u.name, u.role]),
+    [
+      ['boss', 'admin'],
+      ['desk', 'operator'],
+    ],
+  );
+
+  // An admin exists: the environment does not add another.
+  const gw = await startGateway({
+    dataDir,
+    args: ['--engine', 'portable'],
+    env: { MMGW_ADMIN_NAME: 'envadmin', MMGW_ADMIN_PASSWORD: 'env-password-long' },
+  });
+  t.after(() => gw.stop());
+  const env = new ApiClient(gw.adminUrl);
+  assertError(await env.login('envadmin', 'env-password-long'), 401, 'api.unauthorized');
+  const desk = await ApiClient.as(gw.adminUrl, 'desk', 'desk-password-long');
+  assert.deepEqual((await desk.call('GET', '/auth/me')).json, { name: 'desk', role: 'operator' });
+  assertError(await desk.call('GET', '/users'), 403, 'api.forbidden');
+
+  const removed = await runMmgw(['admin', 'user', 'remove', '--name', 'desk', '--data', dataDir]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assertError(await desk.call('GET', '/devices'), 401, 'api.unauthorized');
+  const missing = await runMmgw(['admin', 'user', 'remove', '--name', 'desk', '--data', dataDir, '--json']);
+  assert.equal(missing.code, 2);
+  assert.equal(JSON.parse(missing.stdout).error.code, 'registry.not_found');
+});
+
+test('the first admin comes from MMGW_ADMIN_NAME / MMGW_ADMIN_PASSWORD on a fresh data directory', async (t) => {
+  const gw = await startGateway({
+    args: ['--engine', 'portable'],
+    env: { MMGW_ADMIN_NAME: 'first', MMGW_ADMIN_PASSWORD: 'first-password-long' },
+  });
+  t.after(() => gw.stop());
+  const first = await ApiClient.as(gw.adminUrl, 'first', 'first-password-long');
+  assert.deepEqual((await first.call('GET', '/auth/me')).json, { name: 'first', role: 'admin' });
+});

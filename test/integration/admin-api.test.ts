@@ -1,0 +1,825 @@
+/**
+ * The admin REST API against a real gateway process: every route, role and
+ * error (400 with the field, 401, 403, 404, 409, 429), CSV import with a dry
+ * run first, the audit log, and device logs and usage reports drawn from a
+ * real handset connecting through the edge.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import jwt from 'jsonwebtoken';
+import WebSocket from 'ws';
+import { Handset } from '../../device-protocol/handset.ts';
+import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
+import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, waitFor } from './admin-api-helpers.ts';
+
+const PER_ADDRESS = 60;
+
+describe('admin REST API', () => {
+  let gw: Gateway;
+  let admin: ApiClient;
+  let operator: ApiClient;
+  let viewer: ApiClient;
+
+  before(async () => {
+    const config = join(
+      (await import('node:os')).tmpdir(),
+      `mmgw-admin-api-${process.pid}-${Date.now()}.json`,
+    );
+    writeFileSync(config, JSON.stringify({ admin: { loginFailuresPerAddress: PER_ADDRESS } }));
+    gw = await startGateway({
+      args: ['--engine', 'portable', '--config', config],
+      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
+    });
+    admin = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
+    for (const [name, role] of [
+      ['ops1', 'operator'],
+      ['view1', 'viewer'],
+    ]) {
+      const r = await admin.call('POST', '/users', { name, role, password: `${name}-password-long` });
+      assert.equal(r.status, 201, r.text);
+    }
+    operator = await ApiClient.as(gw.adminUrl, 'ops1', 'ops1-password-long');
+    viewer = await ApiClient.as(gw.adminUrl, 'view1', 'view1-password-long');
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('openapi.json is public and lists every route', async () => {
+    const r = await new ApiClient(gw.adminUrl).call('GET', '/openapi.json');
+    assert.equal(r.status, 200);
+    assert.equal(r.json.openapi, '3.1.0');
+    for (const path of [
+      '/auth/login',
+      '/devices',
+      '/devices/{imei}',
+      '/devices/import',
+      '/devices/export.csv',
+      '/devices/{imei}/logs',
+      '/devices/{imei}/logs/stream',
+      '/operators',
+      '/operator-profiles/{id}',
+      '/services',
+      '/service-profiles',
+      '/capabilities/{id}',
+      '/reports/usage',
+      '/nodes',
+      '/nodes/{id}/drain',
+      '/alarms',
+      '/audit',
+      '/users',
+    ]) {
+      assert.ok(r.json.paths[path], `openapi lists ${path}`);
+    }
+  });
+
+  test('unknown routes are 404 api.not_found, with or without a token', async () => {
+    assertError(await admin.call('GET', '/no-such-thing'), 404, 'api.not_found');
+    assertError(await new ApiClient(gw.adminUrl).call('GET', '/devices/123/nope'), 404, 'api.not_found');
+    assertError(await admin.call('PUT', '/devices'), 404, 'api.not_found');
+  });
+
+  test('login: bad input 400, wrong password 401, token checks 401', async () => {
+    const anon = new ApiClient(gw.adminUrl);
+    assertError(await anon.call('POST', '/auth/login', { name: 'root' }), 400, 'api.bad_input', 'password');
+    assertError(
+      await anon.call('POST', '/auth/login', '{not json', { 'content-type': 'application/json' }),
+      400,
+      'api.bad_input',
+    );
+    assertError(
+      await anon.call('POST', '/auth/login', { name: 'root', password: 'wrong password!' }),
+      401,
+      'api.unauthorized',
+    );
+    assertError(
+      await anon.call('POST', '/auth/login', { name: 'nobody', password: 'wrong password!' }),
+      401,
+      'api.unauthorized',
+    );
+    // No token, garbage token, a token of another key, alg none, an expired one.
+    assertError(await anon.call('GET', '/devices'), 401, 'api.unauthorized');
+    const withToken = (token: string) => Object.assign(new ApiClient(gw.adminUrl), { token });
+    assertError(await withToken('garbage').call('GET', '/devices'), 401, 'api.unauthorized');
+    const other = jwt.sign({ sub: 'root', role: 'admin' }, 'x'.repeat(43), {
+      algorithm: 'HS256',
+      issuer: 'mmgw-admin',
+      expiresIn: 60,
+    });
+    assertError(await withToken(other).call('GET', '/devices'), 401, 'api.unauthorized');
+    const none = jwt.sign({ sub: 'root', role: 'admin', iss: 'mmgw-admin' }, '', { algorithm: 'none' });
+    assertError(await withToken(none).call('GET', '/devices'), 401, 'api.unauthorized');
+    const key = readFileSync(join(gw.dataDir, 'keys', 'admin-jwt.key'), 'utf8').trim();
+    const past = Math.floor(Date.now() / 1000) - 7200;
+    const expired = jwt.sign({ sub: 'root', role: 'admin', iat: past, exp: past + 60 }, key, {
+      algorithm: 'HS256',
+      issuer: 'mmgw-admin',
+      noTimestamp: true,
+    });
+    assertError(await withToken(expired).call('GET', '/devices'), 401, 'auth.token_expired');
+    const me = await admin.call('GET', '/auth/me');
+    assert.deepEqual(me.json, { name: 'root', role: 'admin' });
+  });
+
+  test('login is rate limited per user (429 auth.rate_limited)', async () => {
+    const r0 = await admin.call('POST', '/users', {
+      name: 'victim',
+      role: 'viewer',
+      password: 'victim-password-long',
+    });
+    assert.equal(r0.status, 201);
+    const anon = new ApiClient(gw.adminUrl);
+    for (let i = 0; i < 5; i++) {
+      assertError(
+        await anon.call('POST', '/auth/login', { name: 'victim', password: `wrong ${i} password` }),
+        401,
+        'api.unauthorized',
+      );
+    }
+    // Even the right password is refused now: the guesser cannot tell.
+    const r = await anon.call('POST', '/auth/login', { name: 'victim', password: 'victim-password-long' });
+    assertError(r, 429, 'auth.rate_limited');
+    assert.ok(Number(r.headers.get('retry-after')) > 0);
+  });
+
+  test('viewer reads reports and monitor only (403 elsewhere)', async () => {
+    assert.equal((await viewer.call('GET', '/reports/usage')).status, 200);
+    assert.equal((await viewer.call('GET', '/nodes')).status, 200);
+    assert.equal((await viewer.call('GET', '/alarms')).status, 200);
+    for (const [m, p] of [
+      ['GET', '/devices'],
+      ['GET', '/devices/490154203237518'],
+      ['POST', '/devices'],
+      ['GET', '/operators'],
+      ['GET', '/audit'],
+      ['GET', '/users'],
+      ['POST', '/nodes/x/drain'],
+      ['GET', '/devices/export.csv'],
+    ]) {
+      assertError(await viewer.call(m, p, m === 'POST' ? {} : undefined), 403, 'api.forbidden');
+    }
+  });
+
+  test('operator manages devices and reads everything, changes no reference data', async () => {
+    for (const p of [
+      '/operators',
+      '/service-profiles',
+      '/capabilities',
+      '/audit',
+      '/reports/usage',
+      '/nodes',
+      '/devices',
+    ]) {
+      assert.equal((await operator.call('GET', p)).status, 200, p);
+    }
+    assertError(await operator.call('POST', '/operators', { id: 'x', name: 'X' }), 403, 'api.forbidden');
+    assertError(await operator.call('DELETE', '/operators/x'), 403, 'api.forbidden');
+    assertError(await operator.call('GET', '/users'), 403, 'api.forbidden');
+    assertError(await operator.call('POST', '/nodes/x/drain'), 403, 'api.forbidden');
+  });
+
+  test('reference data: create, read, replace with revision, 400 with field, 409, in-use, remove', async () => {
+    const bodies: Record<string, Record<string, unknown>> = {
+      operators: { id: 'ref-op', name: 'Ref Operator', mcc: '262', mnc: '01' },
+      'operator-profiles': { id: 'ref-op-std', operator: 'ref-op', name: 'Standard', carrier: 'auto' },
+      services: { id: 'ref-mail', name: 'Mail', kind: 'mail' },
+      'service-profiles': {
+        id: 'ref-sp',
+        name: 'Mail and IM',
+        services: ['mail', 'im'],
+        accounts: [{ service: 'mail', label: 'Corp', imapHost: 'imap.example.org', imapPort: 993 }],
+        policies: { maxAttachmentBytes: 1_000_000, bodyTruncateBytes: 4096, imageQuality: 60 },
+      },
+      capabilities: {
+        id: 'ref-model',
+        name: 'Feature phone',
+        screen: { width: 240, height: 320 },
+        formats: ['jpeg', 'png'],
+        animates: false,
+        imageBudgetBytes: 20000,
+      },
+    };
+    for (const [kind, body] of Object.entries(bodies)) {
+      const c = await admin.call('POST', `/${kind}`, body);
+      assert.equal(c.status, 201, `${kind}: ${c.text}`);
+      assert.equal(c.json.revision, 1);
+      assert.equal(c.json.id, body.id);
+      assertError(await admin.call('POST', `/${kind}`, body), 409, 'registry.duplicate');
+      const g = await operator.call('GET', `/${kind}/${body.id}`);
+      assert.equal(g.status, 200);
+      assert.equal(g.json.name, body.name);
+      const l = await operator.call('GET', `/${kind}`);
+      assert.ok(l.json.items.some((x: { id: string }) => x.id === body.id));
+      const put = await admin.call('PUT', `/${kind}/${body.id}`, {
+        ...body,
+        name: `${body.name} v2`,
+        revision: 1,
+      });
+      assert.equal(put.status, 200, put.text);
+      assert.equal(put.json.revision, 2);
+      assertError(
+        await admin.call('PUT', `/${kind}/${body.id}`, { ...body, revision: 1 }),
+        409,
+        'api.conflict',
+        'revision',
+      );
+      assertError(await admin.call('GET', `/${kind}/missing-id`), 404, 'registry.not_found');
+    }
+    assertError(
+      await admin.call('POST', '/service-profiles', {
+        ...bodies['service-profiles'],
+        id: 'bad',
+        policies: { maxAttachmentBytes: 1, bodyTruncateBytes: 1, imageQuality: 0 },
+      }),
+      400,
+      'api.bad_input',
+      'policies.imageQuality',
+    );
+    assertError(
+      await admin.call('POST', '/operators', { id: 'bad id!', name: 'x' }),
+      400,
+      'api.bad_input',
+      'id',
+    );
+    assertError(
+      await admin.call('POST', '/operators', { id: 'ok', name: 'x', extra: 1 }),
+      400,
+      'api.bad_input',
+      'extra',
+    );
+    assertError(
+      await admin.call('POST', '/operator-profiles', { id: 'p', operator: 'no-such-op', name: 'x' }),
+      400,
+      'registry.invalid_field',
+      'operator',
+    );
+    assertError(
+      await admin.call('POST', '/capabilities', { ...bodies.capabilities, id: 'm2', formats: [] }),
+      400,
+      'api.bad_input',
+      'formats',
+    );
+
+    // A device refers to them: removing is refused until it is gone.
+    const imei = nextImei();
+    const d = await admin.call('POST', '/devices', {
+      imei,
+      operator: 'ref-op',
+      operatorProfile: 'ref-op-std',
+      serviceProfile: 'ref-sp',
+      model: 'ref-model',
+    });
+    assert.equal(d.status, 201, d.text);
+    assertError(await admin.call('DELETE', '/service-profiles/ref-sp'), 409, 'api.conflict');
+    assertError(await admin.call('DELETE', '/operators/ref-op'), 409, 'api.conflict');
+    assert.equal((await admin.call('DELETE', `/devices/${imei}`)).status, 204);
+    for (const kind of ['operator-profiles', 'operators', 'services', 'service-profiles', 'capabilities']) {
+      const r = await admin.call('DELETE', `/${kind}/${bodies[kind].id}`);
+      assert.equal(r.status, 204, `${kind}: ${r.text}`);
+      assertError(await admin.call('DELETE', `/${kind}/${bodies[kind].id}`), 404, 'registry.not_found');
+    }
+    const audit = await admin.call('GET', '/audit?action=service-profiles&limit=10');
+    const actions = audit.json.items.map((e: { action: string }) => e.action);
+    assert.deepEqual(actions, [
+      'service-profiles.remove',
+      'service-profiles.update',
+      'service-profiles.create',
+    ]);
+    const update = audit.json.items[1];
+    assert.equal(update.actor, 'root');
+    assert.equal(update.before.name, 'Mail and IM');
+    assert.equal(update.after.name, 'Mail and IM v2');
+  });
+
+  describe('devices', () => {
+    const prefix = '35999901';
+    const imeis: string[] = [];
+
+    before(async () => {
+      for (const body of [
+        { id: 'dev-op', name: 'Devices Operator' },
+        { id: 'dev-op2', name: 'Second Operator' },
+      ]) {
+        assert.equal((await admin.call('POST', '/operators', body)).status, 201);
+      }
+      assert.equal(
+        (
+          await admin.call('POST', '/service-profiles', {
+            id: 'dev-sp',
+            name: 'Mail',
+            services: ['mail'],
+            policies: { maxAttachmentBytes: 100000, bodyTruncateBytes: 2048, imageQuality: 50 },
+          })
+        ).status,
+        201,
+      );
+    });
+
+    test('add: bad IMEI, unknown operator, unknown field → 400 with field; good → device and secret; duplicate 409', async () => {
+      assertError(
+        await operator.call('POST', '/devices', { imei: '490154203237519', operator: 'dev-op' }),
+        400,
+        'registry.invalid_imei',
+        'imei',
+      );
+      assertError(
+        await operator.call('POST', '/devices', { imei: '12345', operator: 'dev-op' }),
+        400,
+        'registry.invalid_imei',
+        'imei',
+      );
+      assertError(
+        await operator.call('POST', '/devices', { imei: '490154203237518', operator: 'nope' }),
+        400,
+        'registry.invalid_field',
+        'operator',
+      );
+      assertError(
+        await operator.call('POST', '/devices', {
+          imei: '490154203237518',
+          operator: 'dev-op',
+          colour: 'red',
+        }),
+        400,
+        'api.bad_input',
+        'colour',
+      );
+      assertError(
+        await operator.call('POST', '/devices', { imei: '490154203237518', operator: 'dev-op', imsi: '12' }),
+        400,
+        'registry.invalid_imsi',
+        'imsi',
+      );
+      assertError(
+        await operator.call('POST', '/devices', { operator: 'dev-op' }),
+        400,
+        'api.bad_input',
+        'imei',
+      );
+      for (let i = 0; i < 5; i++) {
+        const imei = (await import('../harness/gateway.ts')).luhnImei(
+          `${prefix}${String(i).padStart(6, '0')}`,
+        );
+        imeis.push(imei);
+        const r = await operator.call('POST', '/devices', {
+          imei,
+          imsi: `26201000000000${i}`,
+          operator: i < 3 ? 'dev-op' : 'dev-op2',
+          ...(i % 2 === 0 ? { serviceProfile: 'dev-sp' } : {}),
+        });
+        assert.equal(r.status, 201, r.text);
+        assert.equal(r.json.device.imei, imei);
+        assert.match(r.json.secret, /^[A-Za-z0-9_-]{40,}$/);
+        assert.equal(r.json.device.secretHash, undefined);
+      }
+      assertError(
+        await operator.call('POST', '/devices', { imei: imeis[0], operator: 'dev-op' }),
+        409,
+        'registry.duplicate',
+        'imei',
+      );
+    });
+
+    test('list: filters, paging, 400 on a bad query', async () => {
+      const q = async (query: string) => {
+        const r = await operator.call('GET', `/devices?${query}`);
+        assert.equal(r.status, 200, r.text);
+        return r.json;
+      };
+      assert.deepEqual(
+        (await q(`imei=${prefix}`)).items.map((d: { imei: string }) => d.imei),
+        imeis,
+      );
+      assert.equal((await q(`imei=${prefix}&operator=dev-op2`)).items.length, 2);
+      assert.equal((await q(`imei=${prefix}&serviceProfile=dev-sp`)).items.length, 3);
+      assert.equal((await q(`imei=${prefix}&profile=dev-sp`)).items.length, 3);
+      assert.deepEqual(
+        (await q('imsi=262010000000003')).items.map((d: { imei: string }) => d.imei),
+        [imeis[3]],
+      );
+      const page1 = await q(`imei=${prefix}&limit=2`);
+      assert.equal(page1.items.length, 2);
+      assert.equal(page1.next, imeis[1]);
+      const page2 = await q(`imei=${prefix}&limit=2&after=${page1.next}`);
+      assert.deepEqual(
+        page2.items.map((d: { imei: string }) => d.imei),
+        imeis.slice(2, 4),
+      );
+      const last = await q(`imei=${prefix}&limit=2&after=${imeis[3]}`);
+      assert.equal(last.items.length, 1);
+      assert.equal(last.next, undefined);
+      assert.equal(typeof (await q('limit=1')).total, 'number');
+      assertError(await operator.call('GET', '/devices?limit=0'), 400, 'api.bad_input', 'query.limit');
+      assertError(await operator.call('GET', '/devices?status=maybe'), 400, 'api.bad_input', 'query.status');
+      assertError(await operator.call('GET', '/devices?imei=abc'), 400, 'api.bad_input', 'query.imei');
+      assertError(await operator.call('GET', '/devices?bogus=1'), 400, 'api.bad_input', 'query.bogus');
+    });
+
+    test('get, patch, enable/disable, reset-secret, delete — each audited with before/after', async () => {
+      const imei = imeis[4];
+      assert.equal((await operator.call('GET', `/devices/${imei}`)).json.operator, 'dev-op2');
+      const p = await operator.call('PATCH', `/devices/${imei}`, {
+        operator: 'dev-op',
+        serviceProfile: 'dev-sp',
+        imsi: null,
+      });
+      assert.equal(p.status, 200, p.text);
+      assert.equal(p.json.operator, 'dev-op');
+      assert.equal(p.json.serviceProfile, 'dev-sp');
+      assert.equal(p.json.imsi, undefined);
+      // The IMSI index follows: the old IMSI finds nothing, a new one finds the device.
+      assert.equal((await operator.call('GET', '/devices?imsi=262010000000004')).json.items.length, 0);
+      await operator.call('PATCH', `/devices/${imei}`, { imsi: '262019999999994' });
+      assert.deepEqual(
+        (await operator.call('GET', '/devices?imsi=2620199999')).json.items.map(
+          (d: { imei: string }) => d.imei,
+        ),
+        [imei],
+      );
+      assertError(
+        await operator.call('PATCH', `/devices/${imei}`, { operator: 'nope' }),
+        400,
+        'registry.invalid_field',
+        'operator',
+      );
+      assertError(
+        await operator.call('PATCH', `/devices/${imei}`, { status: 'gone' }),
+        400,
+        'api.bad_input',
+        'status',
+      );
+      assert.equal((await operator.call('POST', `/devices/${imei}/disable`)).json.status, 'disabled');
+      assert.equal(
+        (await operator.call('GET', `/devices?imei=${prefix}&status=disabled`)).json.items.length,
+        1,
+      );
+      assert.equal((await operator.call('POST', `/devices/${imei}/enable`)).json.status, 'enabled');
+      const s1 = await operator.call('POST', `/devices/${imei}/reset-secret`);
+      assert.equal(s1.status, 200);
+      assert.match(s1.json.secret, /^[A-Za-z0-9_-]{40,}$/);
+      assert.equal((await operator.call('DELETE', `/devices/${imei}`)).status, 204);
+      assertError(await operator.call('GET', `/devices/${imei}`), 404, 'registry.not_found');
+      assertError(await operator.call('DELETE', `/devices/${imei}`), 404, 'registry.not_found');
+      assertError(await operator.call('POST', `/devices/${imei}/enable`), 404, 'registry.not_found');
+      const audit = await operator.call('GET', `/audit?target=device:${imei}`);
+      assert.deepEqual(
+        audit.json.items.map((e: { action: string }) => e.action),
+        [
+          'device.remove',
+          'device.reset_secret',
+          'device.enable',
+          'device.disable',
+          'device.update',
+          'device.update',
+          'device.create',
+        ],
+      );
+      const upd = audit.json.items.filter((e: { action: string }) => e.action === 'device.update').at(-1);
+      assert.equal(upd.actor, 'ops1');
+      assert.equal(upd.role, 'operator');
+      assert.equal(upd.before.operator, 'dev-op2');
+      assert.equal(upd.after.operator, 'dev-op');
+      assert.equal(typeof upd.at, 'number');
+      // Nothing secret in the audit log.
+      assert.doesNotMatch(JSON.stringify(audit.json), new RegExp(s1.json.secret));
+    });
+
+    test('import: dry run lists rejected rows by line and writes nothing; then all-or-nothing, then valid-only', async () => {
+      const good1 = (await import('../harness/gateway.ts')).luhnImei(`${prefix}100001`);
+      const good2 = (await import('../harness/gateway.ts')).luhnImei(`${prefix}100002`);
+      const csv = [
+        'imei,imsi,operator,serviceProfile,status',
+        `${good1},262010000000101,dev-op,dev-sp,enabled`,
+        '490154203237519,,dev-op,,', // bad check digit: line 3
+        `${good2},,dev-op,,disabled`,
+        `${imeis[0]},,dev-op,,`, // already in the registry: line 5
+        `${good2},,dev-op,,`, // twice in the file: line 6
+        '490154203237518,,unknown-op,,', // unknown operator: line 7
+        'too,few', // wrong field count: line 8
+      ].join('\n');
+      const dry = await operator.call('POST', '/devices/import?dryRun=true&mode=valid-only', csv, {
+        'content-type': 'text/csv',
+      });
+      assert.equal(dry.status, 200, dry.text);
+      assert.equal(dry.json.dryRun, true);
+      assert.equal(dry.json.written, 2);
+      assert.deepEqual(
+        dry.json.rejected.map((r: { line: number; code: string; field?: string }) => [
+          r.line,
+          r.code,
+          r.field ?? null,
+        ]),
+        [
+          [3, 'registry.invalid_imei', 'imei'],
+          [5, 'registry.duplicate', 'imei'],
+          [6, 'registry.duplicate', 'imei'],
+          [7, 'registry.invalid_field', 'operator'],
+          [8, 'registry.invalid_field', null],
+        ],
+      );
+      assert.deepEqual(dry.json.secrets, []);
+      assertError(await operator.call('GET', `/devices/${good1}`), 404, 'registry.not_found');
+
+      const aon = await operator.call('POST', '/devices/import', csv, { 'content-type': 'text/csv' });
+      assertError(aon, 422, 'registry.import_rejected');
+      assert.equal(aon.json.result.written, 0);
+      assert.equal(aon.json.result.rejected.length, 5);
+      assertError(await operator.call('GET', `/devices/${good1}`), 404, 'registry.not_found');
+
+      const vo = await operator.call('POST', '/devices/import?mode=valid-only', csv, {
+        'content-type': 'text/csv',
+      });
+      assert.equal(vo.status, 200, vo.text);
+      assert.equal(vo.json.written, 2);
+      assert.deepEqual(vo.json.secrets.map((s: { imei: string }) => s.imei).sort(), [good1, good2].sort());
+      const d1 = await operator.call('GET', `/devices/${good1}`);
+      assert.equal(d1.json.serviceProfile, 'dev-sp');
+      assert.equal((await operator.call('GET', `/devices/${good2}`)).json.status, 'disabled');
+
+      assertError(
+        await operator.call('POST', '/devices/import?mode=sometimes', csv),
+        400,
+        'api.bad_input',
+        'query.mode',
+      );
+      assertError(
+        await operator.call('POST', '/devices/import', 'imei,colour\n1,2\n'),
+        400,
+        'api.bad_input',
+        'colour',
+      );
+      assertError(await operator.call('POST', '/devices/import', ''), 400, 'api.bad_input');
+      const audit = await operator.call('GET', '/audit?action=device.import');
+      assert.equal(audit.json.items.length, 1);
+      assert.equal(audit.json.items[0].after.written, 2);
+      assert.equal(audit.json.items[0].after.rejected, 5);
+    });
+
+    test('export.csv lists the devices', async () => {
+      const r = await operator.call('GET', `/devices/export.csv?imei=${prefix}`);
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type') ?? '', /text\/csv/);
+      const lines = r.text.trim().split(/\r?\n/);
+      assert.equal(
+        lines[0],
+        'imei,imsi,operator,operatorProfile,serviceProfile,model,status,createdAt,lastSeenAt',
+      );
+      assert.equal(lines.length, 1 + 4 + 2);
+      assert.ok(lines.some((l) => l.startsWith(`${imeis[0]},262010000000000,dev-op,,dev-sp,,enabled,`)));
+    });
+  });
+
+  test('users: add, list, 409, remove (tokens of a removed user stop working), password', async () => {
+    const r = await admin.call('POST', '/users', {
+      name: 'temp',
+      role: 'viewer',
+      password: 'temp-password-long',
+    });
+    assert.equal(r.status, 201);
+    assertError(
+      await admin.call('POST', '/users', { name: 'temp', role: 'viewer', password: 'temp-password-long' }),
+      409,
+      'registry.duplicate',
+    );
+    assertError(
+      await admin.call('POST', '/users', { name: 'x', role: 'king', password: 'temp-password-long' }),
+      400,
+      'api.bad_input',
+      'role',
+    );
+    assertError(
+      await admin.call('POST', '/users', { name: 'y', role: 'viewer', password: 'short' }),
+      400,
+      'api.bad_input',
+      'password',
+    );
+    const temp = await ApiClient.as(gw.adminUrl, 'temp', 'temp-password-long');
+    assert.equal(
+      (await temp.call('PUT', '/users/temp/password', { password: 'another-long-one' })).status,
+      200,
+    );
+    assertError(
+      await temp.call('PUT', '/users/root/password', { password: 'another-long-one' }),
+      403,
+      'api.forbidden',
+    );
+    assert.ok(
+      (await admin.call('GET', '/users')).json.items.some((u: { name: string }) => u.name === 'temp'),
+    );
+    assert.equal((await admin.call('DELETE', '/users/temp')).status, 204);
+    assertError(await temp.call('GET', '/nodes'), 401, 'api.unauthorized');
+    assertError(await admin.call('DELETE', '/users/root'), 400, 'api.bad_input', 'name');
+  });
+
+  test('a handset connecting shows in its device log (and the live tail) and in the usage report', async () => {
+    assert.equal((await admin.call('POST', '/operators', { id: 'usage-op', name: 'Usage' })).status, 201);
+    const imei = nextImei();
+    const added = await operator.call('POST', '/devices', { imei, operator: 'usage-op' });
+    assert.equal(added.status, 201, added.text);
+    const secret = added.json.secret;
+    const startedAt = Date.now();
+    const handset = () =>
+      new Handset({
+        url: gw.url,
+        imei,
+        secret,
+        transport: 'ws',
+        WebSocket,
+        client: 'admin-api-test/1',
+        requestTimeoutMs: WAIT_MS,
+        backoff: { initialMs: 100, maxMs: 1000 },
+      });
+
+    const first = handset();
+    await first.connect();
+    await first.close();
+
+    const logs = await waitFor('connect and disconnect records', async () => {
+      const r = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
+      assert.equal(r.status, 200, r.text);
+      const kinds = r.json.items.map((x: { kind: string }) => x.kind);
+      return kinds.includes('connect') && kinds.includes('disconnect') ? r.json.items : undefined;
+    });
+    const connect = logs.find((x: { kind: string }) => x.kind === 'connect');
+    assert.equal(connect.imei, imei);
+    assert.equal(connect.service, 'session');
+    assert.equal(connect.node, gw.nodeId);
+    assert.ok(
+      logs.findIndex((x: { kind: string }) => x.kind === 'connect') <
+        logs.findIndex((x: { kind: string }) => x.kind === 'disconnect'),
+    );
+    // Filters: kind and time.
+    const onlyConnect = await operator.call('GET', `/devices/${imei}/logs?kind=connect`);
+    assert.ok(
+      onlyConnect.json.items.length >= 1 &&
+        onlyConnect.json.items.every((x: { kind: string }) => x.kind === 'connect'),
+    );
+    const before = await operator.call('GET', `/devices/${imei}/logs?to=${startedAt - 60_000}`);
+    assert.equal(before.json.items.length, 0);
+    assertError(await operator.call('GET', `/devices/${imei}/logs?kind=bogus`), 400, 'api.bad_input', 'kind');
+    assertError(
+      await operator.call('GET', `/devices/${imei}/logs?from=yesterday`),
+      400,
+      'api.bad_input',
+      'from',
+    );
+    const page = await operator.call('GET', `/devices/${imei}/logs?limit=1`);
+    assert.equal(page.json.items.length, 1);
+    assert.ok(page.json.next);
+    const page2 = await operator.call('GET', `/devices/${imei}/logs?limit=1&cursor=${page.json.next}`);
+    assert.equal(page2.json.items.length, 1);
+    assert.notDeepEqual(page2.json.items[0], page.json.items[0]);
+
+    // Live tail: a second connection appears on the stream while it is open.
+    const second = handset();
+    const events = await readEvents(
+      `${gw.adminUrl}/api/v1/devices/${imei}/logs/stream?access_token=${operator.token}`,
+      (evs) => evs.some((e) => e.event === 'log' && JSON.parse(e.data).kind === 'connect'),
+      async () => {
+        await second.connect();
+      },
+    );
+    await second.close();
+    const live = events.find((e) => e.event === 'log');
+    assert.equal(JSON.parse(live!.data).imei, imei);
+    assertError(await viewer.call('GET', `/devices/${imei}/logs/stream`), 403, 'api.forbidden');
+
+    // Usage report, three formats, filtered to this operator: two logins from the two connections
+    // (logouts count when a session ends, which a resumable close leaves for later).
+    const from = new Date(startedAt - 3_600_000).toISOString();
+    const report = await waitFor('two logins in the usage report', async () => {
+      const r = await viewer.call(
+        'GET',
+        `/reports/usage?from=${from}&granularity=hour&operator=usage-op&format=json`,
+      );
+      assert.equal(r.status, 200, r.text);
+      return r.json.totals.logins >= 2 ? r.json : undefined;
+    });
+    assert.equal(report.totals.logins, 2);
+    assert.equal(report.granularity, 'hour');
+    const hourRow = report.rows.find((row: { logins: number }) => row.logins > 0);
+    assert.ok(hourRow.bucket.endsWith(':00:00.000Z'));
+    const day = await viewer.call(
+      'GET',
+      `/reports/usage?from=${from}&granularity=day&operator=usage-op&groupBy=service`,
+    );
+    assert.equal(day.json.totals.logins, 2);
+    assert.ok(
+      day.json.rows.some(
+        (r: { service: string; logins: number }) => r.service === 'session' && r.logins === 2,
+      ),
+    );
+    const csv = await viewer.call('GET', `/reports/usage?from=${from}&operator=usage-op&format=csv`);
+    assert.equal(csv.status, 200);
+    assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
+    assert.match(csv.headers.get('content-disposition') ?? '', /attachment/);
+    const csvLines = csv.text.trim().split(/\r?\n/);
+    assert.equal(csvLines[0], 'bucket,logins,logouts,messagesIn,messagesOut,bytesIn,bytesOut');
+    const csvLogins = csvLines.slice(1).reduce((n, l) => n + Number(l.split(',')[1]), 0);
+    assert.equal(csvLogins, 2);
+    const xml = await viewer.call('GET', `/reports/usage?from=${from}&operator=usage-op&format=xml`);
+    assert.equal(xml.status, 200);
+    assert.match(xml.headers.get('content-type') ?? '', /application\/xml/);
+    assert.match(xml.text, /^<\?xml version="1.0"/);
+    assert.match(xml.text, /<totals><logins>2<\/logins><logouts>\d+<\/logouts>/);
+    // Other operators' reports do not see these logins.
+    const other = await viewer.call('GET', `/reports/usage?from=${from}&operator=dev-op`);
+    assert.equal(other.json.totals.logins, 0);
+    assertError(
+      await viewer.call('GET', '/reports/usage?granularity=week'),
+      400,
+      'api.bad_input',
+      'query.granularity',
+    );
+    assertError(await viewer.call('GET', '/reports/usage?format=pdf'), 400, 'api.bad_input', 'query.format');
+    assertError(
+      await viewer.call('GET', '/reports/usage?from=2026-01-02&to=2026-01-01'),
+      400,
+      'api.bad_input',
+      'from',
+    );
+    assertError(
+      await viewer.call('GET', '/reports/usage?from=2020-01-01&to=2026-01-01&granularity=hour'),
+      400,
+      'api.bad_input',
+      'to',
+    );
+  });
+
+  test('nodes, node stream and alarms', async () => {
+    const r = await viewer.call('GET', '/nodes');
+    const self = r.json.items.find((n: { nodeId: string }) => n.nodeId === gw.nodeId);
+    assert.ok(self, r.text);
+    assert.equal(self.status, 'up');
+    assert.ok(self.roles.includes('admin') && self.roles.includes('edge'));
+    assert.equal(typeof self.release, 'string');
+    assert.ok(self.rssBytes > 0);
+    assert.ok(self.uptimeSeconds >= 0);
+    assert.equal(typeof self.sessions, 'number');
+    assert.equal(typeof self.cpuPercent, 'number');
+    const events = await readEvents(
+      `${gw.adminUrl}/api/v1/nodes/stream?access_token=${viewer.token}`,
+      (evs) => evs.some((e) => e.event === 'nodes'),
+    );
+    assert.ok(
+      JSON.parse(events.find((e) => e.event === 'nodes')!.data).items.some(
+        (n: { nodeId: string }) => n.nodeId === gw.nodeId,
+      ),
+    );
+    const alarms = await viewer.call('GET', '/alarms?active=true');
+    assert.equal(alarms.status, 200);
+    assert.ok(Array.isArray(alarms.json.items));
+    assertError(await viewer.call('GET', '/alarms?active=maybe'), 400, 'api.bad_input', 'active');
+    assertError(await admin.call('POST', '/nodes/no-such-node/drain', {}), 404, 'api.not_found');
+    assertError(
+      await admin.call('POST', `/nodes/${gw.nodeId}/drain`, { reason: 5 }),
+      400,
+      'api.bad_input',
+      'reason',
+    );
+  });
+
+  test('login is rate limited per address (failures under many names from one address)', async () => {
+    const anon = new ApiClient(gw.adminUrl);
+    let limitedAt = 0;
+    for (let i = 1; i <= PER_ADDRESS + 1; i++) {
+      const r = await anon.call('POST', '/auth/login', {
+        name: `sprayed-${i}`,
+        password: 'not the password',
+      });
+      if (r.status === 429) {
+        assertError(r, 429, 'auth.rate_limited');
+        limitedAt = i;
+        break;
+      }
+      assertError(r, 401, 'api.unauthorized');
+    }
+    assert.ok(limitedAt > 1 && limitedAt <= PER_ADDRESS + 1, `limited at attempt ${limitedAt}`);
+  });
+});
+
+describe('admin REST API: drain', () => {
+  test('POST /nodes/{id}/drain drains that node and it exits', async () => {
+    const gw = await startGateway({
+      args: ['--engine', 'portable'],
+      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
+    });
+    try {
+      const admin = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
+      const exited = new Promise<number | null>((resolve) =>
+        gw.process.once('exit', (code) => resolve(code)),
+      );
+      const r = await admin.call('POST', `/nodes/${gw.nodeId}/drain`, { reason: 'test' });
+      assert.equal(r.status, 202, r.text);
+      assert.equal(await exited, 0);
+      assert.ok(
+        gw.stdout.some((l) => l.includes('"draining"')),
+        'the node logged that it drains',
+      );
+    } finally {
+      await gw.stop();
+    }
+  });
+});
