@@ -1,0 +1,263 @@
+/**
+ * System monitor: every node from its heartbeats, refreshed live (the
+ * /nodes/stream events every 2 s; polling every 3 s when the stream is not
+ * available), a drain button for admins, and the alarms.
+ */
+import { api, can, streamEvents } from '../api.ts';
+import { formatBytes, formatDuration, formatTime, h, mount, toast } from '../dom.ts';
+import type { Page } from '../main.ts';
+
+interface NodeView {
+  nodeId: string;
+  roles: string[];
+  release: string;
+  startedAt: number;
+  uptimeSeconds: number;
+  rssBytes: number;
+  cpuSeconds: number;
+  cpuPercent: number;
+  sessions: number;
+  status: 'up' | 'draining' | 'gone';
+  lastSeenAt: number;
+}
+
+interface Alarm {
+  id: string;
+  kind: 'node_gone' | 'backend_failing';
+  severity: 'warning' | 'critical';
+  subject: string;
+  message: string;
+  since: number;
+  lastAt: number;
+  count: number;
+  active: boolean;
+}
+
+const POLL_MS = 3000;
+
+export const monitorPage: Page = (root) => {
+  let nodes: NodeView[] = [];
+  let alarms: Alarm[] = [];
+  let updatedAt = 0;
+  let alive = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stream = new AbortController();
+
+  const cards = h('div', { class: 'cards', id: 'monitor-cards' });
+  const nodeBox = h('div', { class: 'table-wrap' });
+  const alarmBox = h('div', { class: 'table-wrap' });
+  const updated = h('span', { class: 'hint', id: 'monitor-updated' });
+
+  function statusBadge(status: NodeView['status']): HTMLElement {
+    const cls = status === 'up' ? 'ok' : status === 'draining' ? 'warn' : 'bad';
+    return h('span', { class: `badge ${cls}`, 'data-status': status }, status);
+  }
+
+  async function drain(node: NodeView): Promise<void> {
+    if (!confirm(`Drain ${node.nodeId}? Its devices are told to move, then the node stops.`)) return;
+    try {
+      await api(`/nodes/${encodeURIComponent(node.nodeId)}/drain`, {
+        method: 'POST',
+        body: { reason: 'drained from the admin console' },
+      });
+      toast(`Asked ${node.nodeId} to drain`);
+    } catch (err) {
+      toast((err as Error).message, 'error');
+    }
+  }
+
+  function render(): void {
+    const up = nodes.filter((n) => n.status === 'up').length;
+    const sessions = nodes.filter((n) => n.status !== 'gone').reduce((sum, n) => sum + n.sessions, 0);
+    const active = alarms.filter((a) => a.active);
+    mount(
+      cards,
+      (
+        [
+          ['Nodes up', `${up} / ${nodes.length}`],
+          ['Connected devices', String(sessions)],
+          ['Active alarms', String(active.length)],
+        ] as const
+      ).map(([label, value]) =>
+        h('div', { class: 'card' }, h('div', { class: 'value' }, value), h('div', { class: 'label' }, label)),
+      ),
+    );
+    mount(
+      nodeBox,
+      h(
+        'table',
+        { id: 'node-table' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            h('th', null, 'Node'),
+            h('th', null, 'Roles'),
+            h('th', null, 'Release'),
+            h('th', { class: 'num' }, 'Uptime'),
+            h('th', { class: 'num' }, 'Memory'),
+            h('th', { class: 'num' }, 'CPU'),
+            h('th', { class: 'num' }, 'Devices'),
+            h('th', null, 'Status'),
+            h('th', null, 'Last heartbeat'),
+            h('th', null, ''),
+          ),
+        ),
+        h(
+          'tbody',
+          null,
+          nodes.length === 0
+            ? h('tr', null, h('td', { colspan: 10, class: 'empty' }, 'No node has reported yet.'))
+            : nodes.map((n) =>
+                h(
+                  'tr',
+                  { class: 'node-row', 'data-node': n.nodeId },
+                  h('td', { class: 'mono' }, n.nodeId),
+                  h('td', null, n.roles.join(', ')),
+                  h('td', null, n.release),
+                  h('td', { class: 'num' }, formatDuration(n.uptimeSeconds)),
+                  h('td', { class: 'num' }, formatBytes(n.rssBytes)),
+                  h('td', { class: 'num' }, `${n.cpuPercent.toFixed(1)} %`),
+                  h('td', { class: 'num' }, n.sessions),
+                  h('td', null, statusBadge(n.status)),
+                  h('td', null, formatTime(n.lastSeenAt)),
+                  h(
+                    'td',
+                    null,
+                    can('drain') &&
+                      n.status === 'up' &&
+                      h(
+                        'button',
+                        { class: 'small danger', type: 'button', onclick: () => drain(n) },
+                        'Drain',
+                      ),
+                  ),
+                ),
+              ),
+        ),
+      ),
+    );
+    mount(
+      alarmBox,
+      h(
+        'table',
+        { id: 'alarm-table' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            ['Severity', 'Kind', 'Subject', 'Message', 'Since', 'Last', 'Count', 'State'].map((t) =>
+              h('th', null, t),
+            ),
+          ),
+        ),
+        h(
+          'tbody',
+          null,
+          alarms.length === 0
+            ? h('tr', null, h('td', { colspan: 8, class: 'empty' }, 'No alarms.'))
+            : alarms.map((a) =>
+                h(
+                  'tr',
+                  { class: 'alarm-row' },
+                  h(
+                    'td',
+                    null,
+                    h('span', { class: `badge ${a.severity === 'critical' ? 'bad' : 'warn'}` }, a.severity),
+                  ),
+                  h('td', null, a.kind.replace('_', ' ')),
+                  h('td', { class: 'mono' }, a.subject),
+                  h('td', { class: 'wrap' }, a.message),
+                  h('td', null, formatTime(a.since)),
+                  h('td', null, formatTime(a.lastAt)),
+                  h('td', { class: 'num' }, a.count),
+                  h(
+                    'td',
+                    null,
+                    a.active
+                      ? h('span', { class: 'badge bad' }, 'active')
+                      : h('span', { class: 'badge' }, 'cleared'),
+                  ),
+                ),
+              ),
+        ),
+      ),
+    );
+    mount(updated, h('span', { class: 'live-dot' }), `updated ${formatTime(updatedAt)}`);
+  }
+
+  async function poll(): Promise<void> {
+    try {
+      const [n, a] = await Promise.all([
+        api<{ items: NodeView[]; at: number }>('/nodes'),
+        api<{ items: Alarm[] }>('/alarms'),
+      ]);
+      if (!alive) return;
+      nodes = n.items;
+      alarms = a.items;
+      updatedAt = n.at ?? Date.now();
+      render();
+    } catch (err) {
+      mount(updated, h('span', { class: 'live-dot off' }), `update failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Polls until the stream delivers; a stream that ends or fails falls back to polling. */
+  async function pollLoop(): Promise<void> {
+    await poll();
+    if (alive && !streaming) timer = setTimeout(() => void pollLoop(), POLL_MS);
+  }
+
+  let streaming = false;
+  streamEvents(
+    '/nodes/stream',
+    {},
+    (data, event) => {
+      if (!alive) return;
+      streaming = true;
+      clearTimeout(timer);
+      const body = JSON.parse(data);
+      if (event === 'nodes') {
+        nodes = body.items;
+        updatedAt = body.at ?? Date.now();
+      } else if (event === 'alarms') {
+        alarms = body.items;
+      }
+      render();
+    },
+    stream.signal,
+  ).then(
+    () => fallBack(),
+    () => fallBack(),
+  );
+  function fallBack(): void {
+    if (!alive) return;
+    streaming = false;
+    clearTimeout(timer);
+    void pollLoop();
+  }
+
+  mount(
+    root,
+    h('h1', null, 'System monitor'),
+    cards,
+    h(
+      'div',
+      { class: 'panel' },
+      h('div', { class: 'toolbar' }, h('h2', null, 'Nodes'), h('span', { class: 'spacer' }), updated),
+      nodeBox,
+    ),
+    h('div', { class: 'panel' }, h('h2', null, 'Alarms'), alarmBox),
+  );
+  render();
+  void pollLoop();
+  return () => {
+    alive = false;
+    clearTimeout(timer);
+    stream.abort();
+  };
+};

@@ -1,0 +1,396 @@
+/**
+ * The admin web UI in real headless Chromium against a real gateway process:
+ * log in, reference data, add a device (a bad IMEI is refused inline), import
+ * a CSV with a bad row (the preview shows it before anything is written), a
+ * handset's log lines arriving live, the usage chart from real counters, the
+ * node list and the audit log. Every page is saved as a screenshot under
+ * test/output/screenshots/.
+ *
+ * The steps share one gateway and one browser and run in order.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import WebSocket from 'ws';
+import { Handset } from '../../device-protocol/handset.ts';
+import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+import { launchBrowser, type TestBrowser } from '../harness/browser.ts';
+import { type Gateway, startGateway } from '../harness/gateway.ts';
+
+const ADMIN = { name: 'root', password: 'browser-test-password-1' };
+/** Generous: only there so that a broken UI fails instead of hanging. */
+const WAIT = { timeout: 30_000 };
+
+/** IMEIs unique to this run (different TAC block per process). */
+const base = String(process.pid % 100_000).padStart(5, '0');
+const imei = (n: number) => imeiWithCheckDigit(`35${base}${String(n).padStart(7, '0')}`);
+/** Same digits as imei(n) with a wrong check digit. */
+const badLuhn = (n: number) => {
+  const good = imei(n);
+  return good.slice(0, 14) + String((Number(good[14]) + 1) % 10);
+};
+
+describe('admin web UI in Chromium', () => {
+  let gw: Gateway;
+  let browser: TestBrowser;
+  let page: Page;
+  let token: string;
+  let deviceSecret = '';
+  const deviceImei = imei(1);
+
+  async function apiGet(path: string): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${gw.adminUrl}/api/v1${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  async function go(hash: string): Promise<void> {
+    await page.goto(`${gw.adminUrl}/ui/${hash}`);
+  }
+
+  before(async () => {
+    gw = await startGateway({ env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password } });
+    browser = await launchBrowser();
+    page = await browser.newPage();
+    page.setDefaultTimeout(WAIT.timeout);
+    // Confirmation prompts (remove, reset secret, drain) are accepted.
+    page.on('dialog', (d) => void d.accept());
+    const res = await fetch(`${gw.adminUrl}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    });
+    assert.equal(res.status, 200, 'the bootstrap admin can log in through the API');
+    token = (await res.json()).token;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await gw?.stop();
+  });
+
+  test('the UI is served from the gateway itself, with a same-origin-only policy', async () => {
+    const res = await fetch(`${gw.adminUrl}/ui/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    const html = await res.text();
+    assert.doesNotMatch(html, /https?:\/\//, 'index.html refers to no other origin');
+    const js = await (await fetch(`${gw.adminUrl}/ui/app.js`)).text();
+    assert.doesNotMatch(js, /(src|href)=["']https?:/, 'the bundle loads nothing from another origin');
+  });
+
+  test('log in (a wrong password is refused)', async () => {
+    await go('');
+    await page.locator('input[name=name]').waitFor();
+    await browser.screenshot(page, '01-login');
+    await page.fill('input[name=name]', ADMIN.name);
+    await page.fill('input[name=password]', 'not-the-password');
+    await page.click('button[type=submit]');
+    await page.locator('.error-box:not([hidden])').waitFor();
+    assert.match(await page.locator('.error-box').innerText(), /wrong name or password/i);
+
+    await page.fill('input[name=password]', ADMIN.password);
+    await page.click('button[type=submit]');
+    await page.locator('nav.nav a[data-nav=devices]').waitFor();
+    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), [
+      'Devices',
+      'Reference data',
+      'Usage report',
+      'System monitor',
+      'Audit log',
+    ]);
+  });
+
+  test('reference data: add an operator', async () => {
+    await go('#/reference/operators');
+    await page.click('#add-ref');
+    await page.fill('#ref-form input[name=id]', 'acme');
+    await page.fill('#ref-form input[name=name]', 'ACME Mobile');
+    await page.fill('#ref-form input[name=mcc]', '001');
+    await page.fill('#ref-form input[name=mnc]', '01');
+    await page.click('#ref-form button[type=submit]');
+    await page.locator('#ref-table tr[data-id=acme]').waitFor();
+    await browser.screenshot(page, '02-reference-operators');
+    const op = await apiGet('/operators/acme');
+    assert.equal(op.status, 200);
+    assert.equal(op.body.name, 'ACME Mobile');
+    // A service profile: nested policies and a multi-choice, with the form's defaults.
+    await page.click('.tabs a[href="#/reference/service-profiles"]');
+    await page.click('#add-ref');
+    await page.fill('#ref-form input[name=id]', 'basic');
+    await page.fill('#ref-form input[name=name]', 'Basic mail');
+    await page.locator('#ref-form input[name=services][value=im]').uncheck();
+    await page.fill('#ref-form input[name="policies.imageQuality"]', '150');
+    await page.click('#ref-form button[type=submit]');
+    // The API refuses 150 and names the field; the message lands beside it.
+    await page.locator('#ref-form .hint.error').waitFor();
+    await browser.screenshot(page, '02-reference-service-profile-form');
+    await page.fill('#ref-form input[name="policies.imageQuality"]', '55');
+    await page.click('#ref-form button[type=submit]');
+    await page.locator('#ref-table tr[data-id=basic]').waitFor();
+    const profile = await apiGet('/service-profiles/basic');
+    assert.deepEqual(profile.body.services, ['mail']);
+    assert.equal(profile.body.policies.imageQuality, 55);
+  });
+
+  test('add a device: a bad IMEI is refused inline, a good one is added and its secret shown once', async () => {
+    await go('#/devices');
+    await page.click('#add-device');
+    const form = page.locator('#device-form');
+    await form.waitFor();
+
+    // Too short: refused before anything is sent.
+    await form.locator('input[name=imei]').fill('35123');
+    await form.locator('select[name=operator]').selectOption('acme');
+    await form.locator('button[type=submit]').click();
+    await page.locator('#hint-imei.error').waitFor();
+    assert.match(await page.locator('#hint-imei').innerText(), /must be 15 digits, got 5/);
+
+    // Wrong Luhn check digit.
+    await form.locator('input[name=imei]').fill(badLuhn(1));
+    await form.locator('button[type=submit]').click();
+    await page.waitForFunction(() =>
+      /check digit/.test(document.querySelector('#hint-imei')?.textContent ?? ''),
+    );
+    assert.match(await page.locator('#hint-imei').innerText(), /check digit should be \d/);
+    assert.equal(await form.locator('input[name=imei]').getAttribute('aria-invalid'), 'true');
+    await browser.screenshot(page, '03-device-bad-imei');
+    assert.equal(
+      (await apiGet(`/devices/${badLuhn(1)}`)).status,
+      404,
+      'nothing was written for the bad IMEI',
+    );
+
+    await form.locator('input[name=imei]').fill(deviceImei);
+    await form.locator('input[name=imsi]').fill('001010123456789');
+    await form.locator('select[name=serviceProfile]').selectOption('basic');
+    await form.locator('button[type=submit]').click();
+    await page.locator('#device-secret').waitFor();
+    deviceSecret = (await page.locator('#device-secret').innerText()).trim();
+    assert.ok(deviceSecret.length >= 16, 'a secret is shown');
+    await browser.screenshot(page, '04-device-secret');
+    await page.locator('#secret-dialog button.primary').click();
+
+    await page.locator(`#device-table tr[data-imei="${deviceImei}"]`).waitFor();
+    const stored = await apiGet(`/devices/${deviceImei}`);
+    assert.equal(stored.status, 200);
+    assert.equal(stored.body.operator, 'acme');
+    assert.equal(stored.body.imsi, '001010123456789');
+    assert.equal(stored.body.serviceProfile, 'basic');
+    await browser.screenshot(page, '05-devices');
+  });
+
+  test('import a CSV with a bad row: the preview shows it before anything is written', async () => {
+    const rows = [
+      'imei,imsi,operator,status',
+      `${imei(2)},,acme,enabled`,
+      `${badLuhn(3)},,acme,enabled`,
+      `${imei(4)},,acme,disabled`,
+    ];
+    await go('#/devices');
+    await page.click('#import-devices');
+    await page.locator('#import-dialog textarea[name=csv]').fill(rows.join('\n') + '\n');
+    await page.click('#import-preview-button');
+    await page.locator('#import-rejected tr.rejected-row').first().waitFor();
+    const rejected = await page.locator('#import-rejected tr.rejected-row').allInnerTexts();
+    assert.equal(rejected.length, 1, 'exactly the bad row is rejected');
+    assert.match(rejected[0], new RegExp(badLuhn(3)));
+    assert.match(rejected[0], /^3\b/, 'with its line number (the header is line 1)');
+    assert.match(await page.locator('#import-summary').innerText(), /3 rows checked: 2 valid, 1 rejected/);
+    assert.ok(
+      await page.locator('#import-write-button').isDisabled(),
+      'all-or-nothing cannot write while a row is bad',
+    );
+    await browser.screenshot(page, '06-import-preview');
+    assert.equal((await apiGet(`/devices/${imei(2)}`)).status, 404, 'the dry run wrote nothing');
+
+    await page.locator('#import-dialog select[name=mode]').selectOption('valid-only');
+    await page.click('#import-preview-button');
+    await page.waitForFunction(() => {
+      const b = document.querySelector<HTMLButtonElement>('#import-write-button');
+      return b !== null && !b.disabled;
+    });
+    assert.equal(await page.locator('#import-write-button').innerText(), 'Import 2 devices');
+    await page.click('#import-write-button');
+    await page.locator('#import-done').waitFor();
+    assert.match(await page.locator('#import-done').innerText(), /2 devices written, 1 row skipped/);
+    await browser.screenshot(page, '07-import-done');
+    assert.equal((await apiGet(`/devices/${imei(2)}`)).status, 200);
+    assert.equal((await apiGet(`/devices/${imei(4)}`)).body.status, 'disabled');
+    assert.equal((await apiGet(`/devices/${badLuhn(3)}`)).status, 404);
+    await page.keyboard.press('Escape');
+
+    // The list filters by IMEI prefix.
+    await go('#/devices');
+    await page.fill('input[name=filter-imei]', imei(4).slice(0, 14));
+    await page.waitForFunction((want) => {
+      const rows = Array.from(document.querySelectorAll('#device-table tbody tr[data-imei]'));
+      return rows.length === 1 && rows[0].getAttribute('data-imei') === want;
+    }, imei(4));
+    const [exported] = await Promise.all([page.waitForEvent('download'), page.click('#export-devices')]);
+    const csv = readFileSync((await exported.path())!, 'utf8')
+      .trim()
+      .split('\n');
+    assert.equal(csv.length, 2, 'header and the one device the filter matches');
+    assert.match(csv[1], new RegExp(`^${imei(4)},`));
+    // Enable the imported disabled device from its row.
+    await page.locator(`#device-table tr[data-imei="${imei(4)}"] button`, { hasText: 'Enable' }).click();
+    await page.locator(`#device-table tr[data-imei="${imei(4)}"] [data-status=enabled]`).waitFor();
+    assert.equal((await apiGet(`/devices/${imei(4)}`)).body.status, 'enabled');
+  });
+
+  test('edit a device, give it a new secret, remove it', async () => {
+    const target = imei(2);
+    await go('#/devices');
+    await page.fill('input[name=filter-imei]', target);
+    const row = page.locator(`#device-table tr[data-imei="${target}"]`);
+    await row.waitFor();
+    await row.locator('button', { hasText: 'Edit' }).click();
+    await page.fill('#device-form input[name=imsi]', '12345');
+    await page.click('#device-form button[type=submit]');
+    await page.locator('#hint-imsi.error').waitFor();
+    await page.fill('#device-form input[name=imsi]', '001010000000002');
+    await page.click('#device-form button[type=submit]');
+    await page.locator('#device-form').waitFor({ state: 'detached' });
+    assert.equal((await apiGet(`/devices/${target}`)).body.imsi, '001010000000002');
+
+    await row.locator('button', { hasText: 'New secret' }).click();
+    await page.locator('#device-secret').waitFor();
+    assert.ok((await page.locator('#device-secret').innerText()).trim().length >= 16);
+    await page.locator('#secret-dialog button.primary').click();
+
+    await row.locator('button', { hasText: 'Remove' }).click();
+    await row.waitFor({ state: 'detached' });
+    assert.equal((await apiGet(`/devices/${target}`)).status, 404);
+  });
+
+  test("a handset connects and its log lines appear in the device's log", async () => {
+    await go(`#/devices/${deviceImei}/log`);
+    await page.locator('#live-status .live-dot:not(.off)').waitFor();
+    const handset = new Handset({
+      url: gw.url,
+      imei: deviceImei,
+      secret: deviceSecret,
+      transport: 'ws',
+      WebSocket,
+      client: 'browser-test/1',
+    });
+    try {
+      await handset.connect();
+      await page.locator('#log-table tr.log-row[data-kind=connect]').first().waitFor();
+    } finally {
+      await handset.close();
+    }
+    await page.locator('#log-table tr.log-row[data-kind=disconnect]').first().waitFor();
+    const kinds = await page
+      .locator('#log-table tr.log-row')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')));
+    assert.ok(kinds.includes('connect') && kinds.includes('disconnect'), `log shows ${kinds.join(', ')}`);
+    await browser.screenshot(page, '08-device-log');
+  });
+
+  test('the usage report draws a chart from the real counters', async () => {
+    await go('#/usage');
+    await page.locator('#usage-chart svg').waitFor();
+    // Counters may be written a moment after the login: refresh until the login shows.
+    const deadline = Date.now() + WAIT.timeout;
+    let heights: number[] = [];
+    for (;;) {
+      heights = await page
+        .locator('#usage-chart svg rect.bar')
+        .evaluateAll((bars) => bars.map((b) => Number(b.getAttribute('height'))));
+      if (heights.some((x) => x > 0) || Date.now() > deadline) break;
+      await page.click('#usage-refresh');
+      await page.waitForTimeout(500);
+    }
+    assert.ok(heights.length > 0, 'the chart has bars');
+    assert.ok(
+      heights.some((x) => x > 0),
+      'at least one bar has a height (the login of the handset)',
+    );
+    const logins = await page.locator('#usage-totals .card').first().innerText();
+    assert.match(logins, /^[1-9]\d*\s+Logins/);
+    assert.ok((await page.locator('#usage-table tbody tr').count()) >= 1);
+    assert.equal(await page.locator('#usage-downloads a.download').count(), 3);
+    for (const [format, looks] of [
+      ['csv', /^bucket,|logins/],
+      ['json', /"rows"/],
+      ['xml', /^<\?xml/],
+    ] as const) {
+      const [file] = await Promise.all([
+        page.waitForEvent('download'),
+        page.click(`#usage-downloads a[data-format=${format}]`),
+      ]);
+      assert.match(file.suggestedFilename(), new RegExp(`\\.${format}$`));
+      const text = readFileSync((await file.path())!, 'utf8');
+      assert.match(text, looks, `${format} download`);
+    }
+    await browser.screenshot(page, '09-usage');
+  });
+
+  test('the system monitor lists this node', async () => {
+    await go('#/monitor');
+    const row = page.locator(`#node-table tr.node-row[data-node="${gw.nodeId}"]`);
+    await row.waitFor();
+    assert.match(await row.innerText(), /up/);
+    await page.locator('#monitor-updated .live-dot').waitFor();
+    await browser.screenshot(page, '10-monitor');
+  });
+
+  test('the audit log shows the changes made above', async () => {
+    await go('#/audit');
+    await page.locator('#audit-table tr.audit-row').first().waitFor();
+    const text = await page.locator('#audit-table').innerText();
+    assert.match(text, /device\.create/);
+    assert.match(text, new RegExp(deviceImei));
+    await browser.screenshot(page, '11-audit');
+  });
+
+  test('a viewer sees only the usage report and the system monitor', async () => {
+    const res = await fetch(`${gw.adminUrl}/api/v1/users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'watcher', role: 'viewer', password: 'viewer-password-1' }),
+    });
+    assert.equal(res.status, 201);
+    await page.click('button.logout');
+    await page.fill('input[name=name]', 'watcher');
+    await page.fill('input[name=password]', 'viewer-password-1');
+    await page.click('button[type=submit]');
+    await page.locator('nav.nav a').first().waitFor();
+    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), ['Usage report', 'System monitor']);
+    await go('#/devices');
+    await page.waitForURL(/#\/usage$/);
+    await page.locator('#usage-chart svg').waitFor();
+    await browser.screenshot(page, '12-viewer-usage');
+    assert.equal(await page.locator('#add-device').count(), 0);
+
+    // Answers like the 401 of the wrong password are logged by Chromium as "Failed to load resource".
+    const errors = browser.pageErrors.filter((e) => !/Failed to load resource/.test(e));
+    assert.deepEqual(errors, [], 'no script errors on any page');
+  });
+
+  test('drain the node from the monitor: it stops', async () => {
+    await page.click('button.logout');
+    await page.fill('input[name=name]', ADMIN.name);
+    await page.fill('input[name=password]', ADMIN.password);
+    await page.click('button[type=submit]');
+    await page.locator('nav.nav a[data-nav=devices]').waitFor();
+    await go('#/monitor');
+    const row = page.locator(`#node-table tr.node-row[data-node="${gw.nodeId}"]`);
+    await row.locator('button', { hasText: 'Drain' }).waitFor();
+    const exited = new Promise<number | null>((resolve) => gw.process.once('exit', (code) => resolve(code)));
+    await row.locator('button', { hasText: 'Drain' }).click();
+    await page.locator('.toast', { hasText: `Asked ${gw.nodeId} to drain` }).waitFor();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const code = await Promise.race([
+      exited,
+      new Promise<string>((r) => (timer = setTimeout(() => r('still running'), 30_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(code, 0, 'the drained node exits cleanly');
+  });
+});
