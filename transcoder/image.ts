@@ -33,6 +33,12 @@ export interface ImageVariantSpec {
   maxBytes: number;
   /** Keep the animation (WebP output only); otherwise the first frame. */
   animate?: boolean;
+  /**
+   * Highest quality rung to start from (a service profile's imageQuality): the
+   * ladder starts at the first rung at or below it, or at this value when every
+   * rung is higher. Absent: the ladder as configured.
+   */
+  maxQuality?: number;
 }
 
 export interface ImageVariant {
@@ -86,12 +92,19 @@ export function checkVariantSpec(
     if (typeof v.animate !== 'boolean') throw bad('animate', 'must be a boolean');
     spec.animate = v.animate;
   }
+  if (v.maxQuality !== undefined && v.maxQuality !== null) {
+    if (!Number.isInteger(v.maxQuality) || (v.maxQuality as number) < 1 || (v.maxQuality as number) > 100) {
+      throw bad('maxQuality', 'must be an integer in 1…100');
+    }
+    spec.maxQuality = v.maxQuality as number;
+  }
   return spec;
 }
 
 /** A stable text form of a spec, part of the cache key. */
 export function variantKey(spec: ImageVariantSpec): string {
-  return `img:${spec.format}:${spec.width}x${spec.height ?? 0}:${spec.maxBytes}:${spec.animate ? 'a' : 's'}`;
+  const q = spec.maxQuality === undefined ? '' : `:q${spec.maxQuality}`;
+  return `img:${spec.format}:${spec.width}x${spec.height ?? 0}:${spec.maxBytes}:${spec.animate ? 'a' : 's'}${q}`;
 }
 
 /** Size and format checks that need no decoding; returns the sniffed format. */
@@ -338,7 +351,9 @@ export async function transcodeImage(
   });
 
   const ladder: Rung[] =
-    spec.format === 'png' ? ['lossless', ...limits.qualityLadder] : [...limits.qualityLadder];
+    spec.format === 'png'
+      ? ['lossless', ...qualityRungs(limits.qualityLadder, spec.maxQuality)]
+      : qualityRungs(limits.qualityLadder, spec.maxQuality);
 
   /** Walks the ladder (from `start`) on the decoded image, then shrinks it; undefined when nothing fits. */
   const fit = async (raw: Decoded, start: number): Promise<ImageVariant | undefined> => {
@@ -394,4 +409,11 @@ export async function transcodeImage(
     'transcode.over_budget',
     `No ${spec.format} variant of at least ${limits.minDimension} px fits ${spec.maxBytes} bytes.`,
   );
+}
+
+/** The lossy rungs at or below maxQuality (maxQuality itself when every rung is above it). */
+export function qualityRungs(ladder: readonly number[], maxQuality: number | undefined): number[] {
+  if (maxQuality === undefined) return [...ladder];
+  const kept = ladder.filter((q) => q <= maxQuality);
+  return kept.length > 0 ? kept : [maxQuality];
 }

@@ -38,9 +38,11 @@ export {
 } from './role.ts';
 export { sniffImageFormat } from './sniff.ts';
 export {
+  capabilitiesFromProfile,
   DEFAULT_CAPABILITIES,
   effectiveCapabilities,
   type ImageVariantName,
   preferredFormat,
+  sanitizeCapabilities,
   variantSpec,
 } from './variants.ts';

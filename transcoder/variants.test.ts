@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sniffImageFormat } from './sniff.ts';
-import { effectiveCapabilities, preferredFormat, variantSpec } from './variants.ts';
+import { checkVariantSpec, qualityRungs, variantKey } from './image.ts';
+import {
+  capabilitiesFromProfile,
+  effectiveCapabilities,
+  preferredFormat,
+  sanitizeCapabilities,
+  variantSpec,
+} from './variants.ts';
 
 test('screen and thumb specs follow the capabilities; the profile overrides the device', () => {
   const caps = effectiveCapabilities(
@@ -57,4 +64,40 @@ test('sniffing looks at bytes only', () => {
   assert.equal(sniffImageFormat(pad('%PDF-1.7')), undefined);
   assert.equal(sniffImageFormat(pad('BM')), undefined, 'BMP is not on the list');
   assert.equal(sniffImageFormat(Buffer.from([0xff, 0xd8, 0xff])), undefined, 'too short to be anything');
+});
+
+test('a service profile quality caps the ladder and is part of the cache key', () => {
+  const caps = effectiveCapabilities({ screenWidth: 320, screenHeight: 240, imageFormats: ['jpeg'] });
+  const spec = variantSpec('screen', caps, { maxQuality: 55 });
+  assert.equal(spec?.maxQuality, 55);
+  assert.equal(checkVariantSpec(spec).maxQuality, 55);
+  assert.notEqual(variantKey(spec!), variantKey({ ...spec!, maxQuality: undefined }));
+  assert.throws(() => checkVariantSpec({ ...spec, maxQuality: 0 }), /maxQuality/);
+  assert.deepEqual(qualityRungs([80, 70, 60, 50, 40, 30], 55), [50, 40, 30]);
+  assert.deepEqual(qualityRungs([80, 70], 20), [20]);
+  assert.deepEqual(qualityRungs([80, 70], undefined), [80, 70]);
+});
+
+test('an admin capability profile becomes Capabilities', () => {
+  assert.deepEqual(
+    capabilitiesFromProfile({
+      id: 'n95',
+      screen: { width: 240, height: 320 },
+      formats: ['jpeg', 'gif'],
+      animates: true,
+      imageBudgetBytes: 20_000,
+    }),
+    {
+      screenWidth: 240,
+      screenHeight: 320,
+      imageFormats: ['jpeg', 'gif'],
+      animates: true,
+      imageBudgetBytes: 20_000,
+      model: 'n95',
+    },
+  );
+  assert.equal(capabilitiesFromProfile(undefined), undefined);
+  assert.deepEqual(sanitizeCapabilities({ screenWidth: 5, animates: 'yes', imageFormats: ['jpeg', 3] }), {
+    imageFormats: ['jpeg'],
+  });
 });

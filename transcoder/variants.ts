@@ -46,8 +46,10 @@ export function preferredFormat(formats: readonly string[]): OutputFormat {
 export function variantSpec(
   name: ImageVariantName,
   caps: Required<Omit<Capabilities, 'model'>>,
+  options: { maxQuality?: number } = {},
 ): ImageVariantSpec | undefined {
   const format = preferredFormat(caps.imageFormats);
+  const q = options.maxQuality === undefined ? {} : { maxQuality: options.maxQuality };
   switch (name) {
     case 'original':
       return undefined;
@@ -58,6 +60,7 @@ export function variantSpec(
         format,
         maxBytes: caps.imageBudgetBytes,
         animate: caps.animates,
+        ...q,
       };
     case 'thumb': {
       // A list-row thumbnail: a quarter of the short side, a fraction of the budget.
@@ -67,7 +70,55 @@ export function variantSpec(
         height: side,
         format,
         maxBytes: Math.max(1024, Math.min(4096, Math.floor(caps.imageBudgetBytes / 6))),
+        ...q,
       };
     }
   }
+}
+
+/**
+ * An admin capability profile (the `capabilities` reference data: screen,
+ * formats, animates, imageBudgetBytes) as Capabilities; fields that are absent
+ * or malformed are left out, so the device's own declaration fills them.
+ */
+export function capabilitiesFromProfile(data: unknown): Capabilities | undefined {
+  if (data === null || typeof data !== 'object') return undefined;
+  const d = data as Record<string, unknown>;
+  const out: Capabilities = {};
+  const int = (v: unknown) => (Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined);
+  const screen = d.screen as Record<string, unknown> | undefined;
+  const w = int(screen?.width);
+  const h = int(screen?.height);
+  if (w !== undefined) out.screenWidth = w;
+  if (h !== undefined) out.screenHeight = h;
+  if (Array.isArray(d.formats) && d.formats.every((f) => typeof f === 'string')) {
+    out.imageFormats = d.formats as string[];
+  }
+  if (typeof d.animates === 'boolean') out.animates = d.animates;
+  const budget = int(d.imageBudgetBytes);
+  if (budget !== undefined) out.imageBudgetBytes = budget;
+  if (typeof d.id === 'string') out.model = d.id;
+  return out;
+}
+
+/**
+ * Caps from the edge are untrusted: keep the fields of the right type and a
+ * sane range, drop the rest (the defaults fill them).
+ */
+export function sanitizeCapabilities(value: unknown): Capabilities | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const v = value as Record<string, unknown>;
+  const out: Capabilities = {};
+  const dim = (n: unknown) => Number.isInteger(n) && (n as number) >= 16 && (n as number) <= 8192;
+  if (dim(v.screenWidth)) out.screenWidth = v.screenWidth as number;
+  if (dim(v.screenHeight)) out.screenHeight = v.screenHeight as number;
+  if (Array.isArray(v.imageFormats) && v.imageFormats.length <= 16) {
+    out.imageFormats = v.imageFormats.filter((f): f is string => typeof f === 'string' && f.length <= 16);
+  }
+  if (typeof v.animates === 'boolean') out.animates = v.animates;
+  if (Number.isInteger(v.imageBudgetBytes) && (v.imageBudgetBytes as number) >= 256) {
+    out.imageBudgetBytes = Math.min(v.imageBudgetBytes as number, 16 * 1024 * 1024);
+  }
+  if (typeof v.model === 'string' && v.model.length <= 100) out.model = v.model;
+  return out;
 }

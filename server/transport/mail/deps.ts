@@ -1,5 +1,6 @@
 import type { MailAccountStore } from './account-store.ts';
 import type { ImapSessionPool, UsageSink } from './imap-session.ts';
+import type { MediaProfileSource } from './image-variants.ts';
 import type { InboxWatchers } from './inbox-watcher.ts';
 
 /** Shared per-node state every mail method receives (injected, never imported globally). */
@@ -14,4 +15,6 @@ export interface MailDeps {
   connectTimeoutMs?: number;
   /** Default text budget of mail.body in UTF-8 bytes when the device asks for none. Default 16 KiB. */
   bodyBudgetBytes?: number;
+  /** The admin's capability and service profile of a device, for image variants. Absent: the device's caps. */
+  mediaProfiles?: MediaProfileSource;
 }

@@ -14,6 +14,7 @@ import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
 import { type ImapAccountState, ImapSessionPool, type UsageSink } from './imap-session.ts';
+import type { MediaProfileSource } from './image-variants.ts';
 import { InboxWatchers } from './inbox-watcher.ts';
 import { accountAddMethod } from './methods/account-add.ts';
 import { accountRemoveMethod, accountsMethod } from './methods/accounts.ts';
@@ -39,6 +40,7 @@ export {
   type UsageSink,
 } from './imap-session.ts';
 export { InboxWatcher, InboxWatchers } from './inbox-watcher.ts';
+export { type MediaProfile, type MediaProfileSource, registryMediaProfiles } from './image-variants.ts';
 
 /** Every mail MethodDefinition, bound to the node's shared state. */
 export function mailMethods(deps: MailDeps): MethodDefinition<any>[] {
@@ -67,6 +69,8 @@ export interface MailServiceOptions {
   lingerMs?: number;
   connectTimeoutMs?: number;
   bodyBudgetBytes?: number;
+  /** Capability profile and service policies of a device (image variants); see registryMediaProfiles. */
+  mediaProfiles?: MediaProfileSource;
   /** false: never ENABLE QRESYNC (exercises the expunge fallback). Default true. */
   qresync?: boolean;
   /** First reconnect delay of the INBOX watchers (doubles with jitter). Default 250 ms. */
@@ -141,6 +145,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
     usage,
     ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
     ...(opts.bodyBudgetBytes === undefined ? {} : { bodyBudgetBytes: opts.bodyBudgetBytes }),
+    ...(opts.mediaProfiles === undefined ? {} : { mediaProfiles: opts.mediaProfiles }),
   };
   return {
     deps,

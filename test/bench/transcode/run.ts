@@ -342,7 +342,9 @@ async function main(): Promise<void> {
         `**${(v2.rate / d.rate).toFixed(2)}** with ${opts.concurrency * 2} (target ≥ 0.90). ` +
         `Role CPU overhead: ${((v.cpu - d.cpu) * 1000).toFixed(1)} ms per image; measured alone per ${kb(avgPhoto)} kB source, ` +
         `bus encode + decode (two copies) ${codecMs.toFixed(1)} ms and sha256 for the cache key ${hashMs.toFixed(1)} ms; ` +
-        'the rest is garbage collection of those copies, the request/reply hops and the cache write.',
+        'the rest is garbage collection of those copies (msgpackr grows its pack buffer to 4× the message, the ' +
+        'decoder copies the bytes out: ~6 MB of external memory per request, which drives full GCs), the ' +
+        'request/reply hops and the cache lookup and write (no longer fsynced: the cache is rebuildable).',
       '',
       `On a host whose cores are all busy, throughput cannot beat the CPU ratio direct / role ` +
         `(${(d.cpu / v.cpu).toFixed(2)} here): the target needs that overhead to shrink (a bus that hands a ` +

@@ -1,32 +1,63 @@
 /**
- * mail.attachment {account, folder, uid, part, offset?, length?}
+ * mail.attachment {account, folder, uid, part, variant?, offset?, length?}
  *
- * One chunk of an attachment's decoded bytes, so a handset pulls a large file
- * piece by piece and resumes from the last offset it holds after a drop-out.
- * With the IMAP BINARY extension (Dovecot has it) the server decodes and cuts
- * the range (BINARY.PEEK[part]<offset.length>), so the node holds one chunk at
- * a time whatever the attachment's size. Without BINARY, the decoded stream is
- * read up to offset + length and the head is dropped: correct, costlier.
+ * One chunk of an attachment, so a handset pulls a large file piece by piece
+ * and resumes from the last offset it holds after a drop-out.
+ *
+ * `variant` (default `original`):
+ * - `original`: the decoded bytes as stored. With the IMAP BINARY extension
+ *   (Dovecot has it) the server decodes and cuts the range
+ *   (BINARY.PEEK[part]<offset.length>), so the node holds one chunk at a time
+ *   whatever the attachment's size. Without BINARY, the decoded stream is read
+ *   up to offset + length and the head is dropped: correct, costlier.
+ * - `thumb`, `screen` (images only): the source is fetched (refused before
+ *   fetching when it is over the transcoder's 25 MB source limit, and cut off
+ *   while streaming if it turns out bigger), shrunk by a transcoder over the
+ *   bus to the device's spec (image-variants.ts), and cut into chunks the same
+ *   way. The variant's bytes are remembered on the node for a while, so the
+ *   following chunks cost neither IMAP nor the transcoder; after that the
+ *   transcoder's content-addressed cache answers.
+ * A transcoder failure (hostile or unsupported input, busy, timeout) is a
+ * typed transcode.* error whose message says the original is still offered
+ * with its size; mail.body then lists the variant with that error.
  */
 import type { ImapFlow, MessageStructureObject } from 'imapflow';
-import { GatewayError } from '../../../../device-protocol/errors.ts';
-import type { MethodDefinition } from '../../types.ts';
+import { GatewayError, toGatewayError } from '../../../../device-protocol/errors.ts';
+import type { ImageVariantSpec } from '../../../../transcoder/image.ts';
+import { TranscoderClient } from '../../../../transcoder/protocol.ts';
+import type { MethodContext, MethodDefinition } from '../../types.ts';
+import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { listAttachments } from '../headers.ts';
+import {
+  deviceVariantSpecs,
+  ImageVariantMemo,
+  isTranscodableImage,
+  memoFor,
+  SOURCE_LIMIT_BYTES,
+  type TranscodedVariantName,
+} from '../image-variants.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, bad, folder, reqInt, reqStr } from '../input.ts';
+import { asObject, bad, folder, reqInt, reqStr, str } from '../input.ts';
+
+export type AttachmentVariant = 'original' | TranscodedVariantName;
 
 export interface AttachmentInput {
   account: string;
   folder: string;
   uid: number;
   part: string;
+  variant: AttachmentVariant;
   offset: number;
   length: number;
 }
 
 export const ATTACHMENT_CHUNK_DEFAULT = 64 * 1024;
 export const ATTACHMENT_CHUNK_MAX = 512 * 1024;
+/** A request may wait in a transcoder's queue, then run up to its job limit. */
+const TRANSCODE_TIMEOUT_MS = 30_000;
+
+const VARIANTS: readonly AttachmentVariant[] = ['original', 'thumb', 'screen'];
 
 export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInput> {
   return {
@@ -36,11 +67,14 @@ export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInp
       const part = reqStr(body, 'part', { max: 64 });
       if (!/^[1-9]\d{0,4}(\.[1-9]\d{0,4}){0,20}$/.test(part))
         throw bad('part', 'must be a MIME part number like 2 or 1.2');
+      const variant = (str(body, 'variant', { max: 16, optional: true }) ?? 'original') as AttachmentVariant;
+      if (!VARIANTS.includes(variant)) throw bad('variant', `must be one of ${VARIANTS.join(', ')}`);
       return {
         account: reqStr(body, 'account', { max: 100 }),
         folder: folder(body),
         uid: reqInt(body, 'uid', { min: 1, max: 0xffffffff }),
         part,
+        variant,
         offset: reqInt(body, 'offset', { min: 0, max: 2 ** 40, default: 0 }),
         length: reqInt(body, 'length', {
           min: 1,
@@ -51,27 +85,15 @@ export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInp
     },
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
+      if (input.variant !== 'original') return variantChunk(deps, ctx, account, input);
       return deps.sessions.use(account, 'attachment', (client) =>
         withFolder(client, input.folder, async () => {
-          const msg = await client.fetchOne(
-            String(input.uid),
-            { uid: true, bodyStructure: true },
-            { uid: true },
-          );
-          if (msg === false || !msg.bodyStructure) {
-            throw new GatewayError('mail.not_found', `no message with UID ${input.uid}`, { field: 'uid' });
-          }
-          const node = findPart(msg.bodyStructure, input.part);
-          if (!node || node.childNodes?.length) {
-            throw new GatewayError('mail.not_found', `message ${input.uid} has no part ${input.part}`, {
-              field: 'part',
-            });
-          }
-          const meta = listAttachments(msg.bodyStructure).find((a) => a.part === input.part);
+          const { node, meta } = await locatePart(client, input);
           const data = await readRange(client, input);
           return {
             uid: input.uid,
             part: input.part,
+            variant: 'original',
             offset: input.offset,
             data,
             // A short chunk is the last one: the exact decoded size is only known at the end.
@@ -86,6 +108,150 @@ export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInp
   };
 }
 
+async function locatePart(
+  client: ImapFlow,
+  input: Pick<AttachmentInput, 'uid' | 'part'>,
+): Promise<{ node: MessageStructureObject; meta: ReturnType<typeof listAttachments>[number] | undefined }> {
+  const msg = await client.fetchOne(String(input.uid), { uid: true, bodyStructure: true }, { uid: true });
+  if (msg === false || !msg.bodyStructure) {
+    throw new GatewayError('mail.not_found', `no message with UID ${input.uid}`, { field: 'uid' });
+  }
+  const node = findPart(msg.bodyStructure, input.part);
+  if (!node || node.childNodes?.length) {
+    throw new GatewayError('mail.not_found', `message ${input.uid} has no part ${input.part}`, {
+      field: 'part',
+    });
+  }
+  const meta = listAttachments(msg.bodyStructure).find((a) => a.part === input.part);
+  return { node, meta };
+}
+
+/** A transcoder failure as the device sees it: the same code, and where the original is. */
+function offerOriginal(err: unknown, originalSize: number): GatewayError {
+  let gw = toGatewayError(err);
+  if (gw.code === 'bus.no_responders') {
+    gw = new GatewayError('transcode.busy', 'No transcoder is running.', {
+      retryable: true,
+      retryAfterMs: 5000,
+    });
+  } else if (gw.code === 'bus.timeout') {
+    gw = new GatewayError('transcode.timeout', 'The transcoder did not answer in time.', { retryable: true });
+  }
+  return new GatewayError(
+    gw.code,
+    `${gw.message} The original (${originalSize} bytes) is still offered as variant "original".`,
+    {
+      retryable: gw.retryable,
+      field: 'variant',
+      ...(gw.retryAfterMs === undefined ? {} : { retryAfterMs: gw.retryAfterMs }),
+    },
+  );
+}
+
+async function variantChunk(
+  deps: MailDeps,
+  ctx: MethodContext,
+  account: MailAccount,
+  input: AttachmentInput,
+): Promise<Record<string, any>> {
+  const accountId = account.id;
+  const variant = input.variant as TranscodedVariantName;
+  const { specs } = await deviceVariantSpecs(ctx.deviceId, ctx.caps, deps.mediaProfiles);
+  const spec: ImageVariantSpec = specs[variant];
+  const memo = memoFor(deps);
+
+  // Phase 1, on the IMAP session: the part's description and, unless a recent variant is at hand, its bytes.
+  const fetched = await deps.sessions.use(account, 'attachment', (client) =>
+    withFolder(client, input.folder, async () => {
+      const { node, meta } = await locatePart(client, input);
+      const type = (node.type ?? 'application/octet-stream').toLowerCase();
+      const originalSize = meta?.size ?? node.size ?? 0;
+      const uidValidity = client.mailbox ? client.mailbox.uidValidity : 0n;
+      const key = ImageVariantMemo.key(accountId, input.folder, uidValidity, input.uid, input.part, spec);
+      const base = { name: meta?.name ?? '', type, originalSize, key };
+      if (!isTranscodableImage(type)) {
+        const err = new GatewayError(
+          'transcode.unsupported_format',
+          `A ${type} part has no ${variant} variant.`,
+        );
+        memo.remember(key, { error: err.code });
+        throw offerOriginal(err, originalSize);
+      }
+      const cached = memo.bytesOf(key);
+      if (cached !== undefined) return { ...base, source: undefined, cached };
+      // The size from BODYSTRUCTURE is known before anything is fetched: refuse early.
+      if (originalSize > SOURCE_LIMIT_BYTES) {
+        const err = new GatewayError(
+          'transcode.too_large',
+          `The source has about ${originalSize} bytes; the transcoder takes at most ${SOURCE_LIMIT_BYTES}.`,
+        );
+        memo.remember(key, { error: err.code });
+        throw offerOriginal(err, originalSize);
+      }
+      const source = await readWhole(client, input.uid, input.part, SOURCE_LIMIT_BYTES);
+      if (source === undefined) {
+        const err = new GatewayError(
+          'transcode.too_large',
+          `The source is larger than the ${SOURCE_LIMIT_BYTES} bytes the transcoder takes.`,
+        );
+        memo.remember(key, { error: err.code });
+        throw offerOriginal(err, originalSize);
+      }
+      return { ...base, source, cached: undefined };
+    }),
+  );
+
+  // Phase 2, off the IMAP session (it serves the device's other requests meanwhile): the transcoder.
+  let bytes = fetched.cached;
+  let described = memo.outcome(fetched.key);
+  if (bytes === undefined) {
+    const client = new TranscoderClient(ctx.bus, { timeoutMs: TRANSCODE_TIMEOUT_MS });
+    try {
+      const reply = await client.image(fetched.source as Uint8Array, spec);
+      bytes = reply.bytes;
+      described = {
+        size: reply.bytes.byteLength,
+        format: reply.format,
+        width: reply.width,
+        height: reply.height,
+      };
+      memo.remember(fetched.key, described, reply.bytes);
+      ctx.logger.debug(
+        {
+          uid: input.uid,
+          part: input.part,
+          variant,
+          in: fetched.source?.byteLength,
+          out: bytes.byteLength,
+          cached: reply.cached,
+        },
+        'attachment variant',
+      );
+    } catch (err) {
+      const gw = toGatewayError(err);
+      // Busy and timeouts pass; a verdict on the input (bad, too big, unsupported) is remembered for the listing.
+      if (!gw.retryable && gw.code.startsWith('transcode.')) memo.remember(fetched.key, { error: gw.code });
+      throw offerOriginal(gw, fetched.originalSize);
+    }
+  }
+  const info = described && 'size' in described ? described : undefined;
+  const data = bytes.subarray(Math.min(input.offset, bytes.byteLength), input.offset + input.length);
+  return {
+    uid: input.uid,
+    part: input.part,
+    variant,
+    offset: input.offset,
+    data: new Uint8Array(data),
+    done: input.offset + data.byteLength >= bytes.byteLength,
+    name: fetched.name,
+    type: `image/${info?.format ?? spec.format}`,
+    size: bytes.byteLength,
+    ...(info ? { width: info.width, height: info.height } : {}),
+    originalType: fetched.type,
+    originalSize: fetched.originalSize,
+  };
+}
+
 function findPart(root: MessageStructureObject, part: string): MessageStructureObject | undefined {
   if ((root.part ?? (root.childNodes?.length ? '' : '1')) === part) return root;
   for (const child of root.childNodes ?? []) {
@@ -93,6 +259,30 @@ function findPart(root: MessageStructureObject, part: string): MessageStructureO
     if (found) return found;
   }
   return undefined;
+}
+
+/** The whole decoded part, streamed; undefined as soon as it passes `limit` bytes (the rest is not read). */
+async function readWhole(
+  client: ImapFlow,
+  uid: number,
+  part: string,
+  limit: number,
+): Promise<Uint8Array | undefined> {
+  const { content } = await client.download(String(uid), part, { uid: true, maxBytes: limit + 1 });
+  if (!content) return new Uint8Array(0);
+  const chunks: Buffer[] = [];
+  let seen = 0;
+  for await (const chunk of content as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > limit) {
+      (content as { destroy?: () => void }).destroy?.();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  const all = Buffer.concat(chunks, seen);
+  // A plain Uint8Array: msgpackr packs it without the Buffer detour (transcoder/protocol.ts).
+  return new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
 }
 
 async function readRange(client: ImapFlow, input: AttachmentInput): Promise<Uint8Array> {

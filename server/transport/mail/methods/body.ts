@@ -7,12 +7,26 @@
  * listed, never fetched: only the text part travels from the IMAP server, and
  * at most TEXT_PART_MAX_BYTES of it, so a 25 MB message costs no more memory
  * than its text.
+ *
+ * Each image the transcoder reads is listed with its `variants`: `thumb` and
+ * `screen` in the device's format, with their size once a variant has been
+ * made on this node (or the transcode.* code it failed with), and `original`
+ * with its size, always. Inline images (the ones the text refers to) carry
+ * `variant: "thumb"`: what a handset fetches for them unless the user asks
+ * for more.
  */
 import type { ImapFlow } from 'imapflow';
 import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailDeps } from '../deps.ts';
+import {
+  deviceVariantSpecs,
+  ImageVariantMemo,
+  isTranscodableImage,
+  memoFor,
+  TRANSCODED_VARIANTS,
+} from '../image-variants.ts';
 import { withFolder } from '../imap-session.ts';
 import { findTextPart, listAttachments } from '../headers.ts';
 import { asObject, folder, int, reqInt, reqStr } from '../input.ts';
@@ -49,6 +63,39 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
       const rendered = await deps.sessions.use(account, 'body', async (client) => {
         return withFolder(client, input.folder, () => renderBody(client, input.uid));
       });
+      // The device's specs (a registry lookup) only when there is an image to offer.
+      const { specs } = rendered.attachments.some((a) => isTranscodableImage(a.type))
+        ? await deviceVariantSpecs(ctx.deviceId, ctx.caps, deps.mediaProfiles)
+        : { specs: undefined };
+      const memo = memoFor(deps);
+      const attachments = rendered.attachments.map((a): Value => {
+        const { inline, ...rest } = a;
+        const listed = { ...rest, inline };
+        if (specs === undefined || !isTranscodableImage(a.type)) return listed;
+        const variants: Value[] = TRANSCODED_VARIANTS.map((name) => {
+          const spec = specs[name];
+          const key = ImageVariantMemo.key(
+            account.id,
+            input.folder,
+            rendered.uidValidity,
+            input.uid,
+            a.part,
+            spec,
+          );
+          const known = memo.outcome(key);
+          const offered: Record<string, Value> = { name, format: spec.format };
+          if (known && 'size' in known) {
+            offered.size = known.size;
+            offered.width = known.width;
+            offered.height = known.height;
+          } else if (known) {
+            offered.error = known.error;
+          }
+          return offered;
+        });
+        variants.push({ name: 'original', format: a.type.replace(/^image\//, ''), size: a.size });
+        return { ...listed, variants, ...(inline ? { variant: 'thumb' } : {}) };
+      });
       const rest = rendered.text.slice(input.offset);
       const { text, truncated } = truncateUtf8(rest, budget);
       ctx.logger.debug(
@@ -61,7 +108,7 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
         more: truncated ? input.offset + text.length : null,
         ...(rendered.cut ? { cut: true } : {}),
         format: rendered.format,
-        attachments: rendered.attachments,
+        attachments,
         subject: rendered.subject,
         from: rendered.from,
         to: rendered.to,
@@ -77,7 +124,8 @@ interface Rendered {
   text: string;
   format: 'plain' | 'html' | 'none';
   cut: boolean;
-  attachments: Value[];
+  attachments: { part: string; name: string; type: string; size: number; inline: boolean }[];
+  uidValidity: string;
   subject: string;
   from: Value;
   to: Value;
@@ -112,6 +160,7 @@ async function renderBody(client: ImapFlow, uid: number): Promise<Rendered> {
     }
   }
   const env = msg.envelope;
+  const uidValidity = String(client.mailbox ? client.mailbox.uidValidity : 0n);
   const addr = (
     list: { name?: string; address?: string }[] | undefined,
   ): { name: string; address: string }[] =>
@@ -128,6 +177,7 @@ async function renderBody(client: ImapFlow, uid: number): Promise<Rendered> {
       size: a.size,
       inline: a.inline,
     })),
+    uidValidity,
     subject: env?.subject ?? '',
     from: addr(env?.from)?.[0] ?? null,
     to: addr(env?.to),
