@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
-import type { Value } from '../../device-protocol/messages.ts';
+import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../bus/bus.ts';
 import { sysEcho } from './methods/sys-echo.ts';
 import { createSysInfo } from './methods/sys-info.ts';
@@ -19,6 +19,12 @@ import type { MethodContext, MethodDefinition, TransportRequest } from './types.
 
 export { MethodRegistry } from './registry.ts';
 export type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
+export {
+  busDevicePush,
+  type DeviceSessionHooks,
+  watchDeviceSessions,
+  type WatchDeviceSessionsOptions,
+} from './device-sessions.ts';
 
 /** How long a push waits for the edge to take an event into the replay buffer. */
 export const PUSH_TIMEOUT_MS = 5000;
@@ -55,6 +61,10 @@ export function parseTransportRequest(data: unknown): TransportRequest {
     method: stringField(d, 'method'),
   };
   if (d.body !== undefined) request.body = d.body as Value;
+  // Only an object is kept; what is inside is checked where it is used (effectiveCapabilities).
+  if (d.caps !== null && typeof d.caps === 'object' && !Array.isArray(d.caps)) {
+    request.caps = d.caps as Capabilities;
+  }
   return request;
 }
 
@@ -108,6 +118,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       bus,
       logger: logger.child({ deviceId: request.deviceId, method: request.method, requestId: request.id }),
       dataDir,
+      ...(request.caps === undefined ? {} : { caps: request.caps }),
       now,
       push: (name, body) => push(request.deviceId, name, body),
     };

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Value } from '../../device-protocol/messages.ts';
+import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import type { Bus } from '../bus/bus.ts';
 
 /** What the edge sends to a transport node for each device Request (Subjects.transportRequest). */
@@ -10,6 +10,8 @@ export interface TransportRequest {
   id: string;
   method: string;
   body?: Value;
+  /** What the device said it can show (Hello caps), for shrinking images and bodies to fit. */
+  caps?: Capabilities;
 }
 
 /** Given to every method handler; handlers never reach for globals. */
@@ -21,6 +23,8 @@ export interface MethodContext {
   logger: Logger;
   /** Node-local data directory of this transport node. */
   dataDir: string;
+  /** The device's Hello caps as the edge passed them (TransportRequest.caps); absent when it declared none. */
+  caps?: Capabilities;
   now(): number;
   /**
    * Push an event to the device's session (through whichever edge holds it).

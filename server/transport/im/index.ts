@@ -2,8 +2,11 @@
  * Chat (XMPP) for the transport role: the MethodDefinitions and the per-node
  * state they share. The node wires it as
  *
- *   const im = openImService({ dataDir, logger });
+ *   const im = openImService({ dataDir, logger, bus, recorder });
  *   startTransport({ …, methods: [...mail.methods, ...im.methods] });   // `await im.close()` on stop
+ *   watchDeviceSessions({ …, hooks: [{ up: im.restoreDevice, down: im.deviceGone }] });
+ *   void im.restoreAll();
+ * (server/node.ts does exactly this). MMGW_IM_LINGER_MS overrides the linger time.
  *
  * Pushed events: im.state {account, jid, state, error?}, im.message {account,
  * from, to, body, stanzaId, originId?, at, direction, carbon?, truncated?},
@@ -35,6 +38,7 @@ import { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from '.
 export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
 export { imAccountId, LmdbImAccountStore } from './account-store.ts';
 export type { ImDeps } from './deps.ts';
+export { IM_PUSHED_EVENTS, IM_RESPONSE_EVENTS } from './events.ts';
 export { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
 export {
   type ArchivePage,
@@ -63,21 +67,6 @@ export function imMethods(deps: ImDeps): MethodDefinition<any>[] {
     imTypingMethod(deps),
   ];
 }
-
-/** The event name a handset shows for each method's response (the JSON-lines vocabulary of issue 4). */
-export const IM_RESPONSE_EVENTS: Record<string, string> = {
-  'im.login': 'im.online',
-  'im.logout': 'im.logged_out',
-  'im.accounts': 'im.accounts',
-  'im.roster': 'im.roster',
-  'im.send': 'im.sent',
-  'im.presence': 'im.presence.set',
-  'im.contact.add': 'im.contact.added',
-  'im.contact.remove': 'im.contact.removed',
-  'im.subscription.answer': 'im.subscription.answered',
-  'im.catchup': 'im.catchup',
-  'im.typing': 'im.typing.sent',
-};
 
 export interface ImServiceOptions extends XmppSessionPoolOptions {
   dataDir: string;
@@ -132,7 +121,10 @@ export function openImService(opts: ImServiceOptions): ImService {
       }
     : undefined;
   const push = opts.push ?? busPush;
+  // MMGW_IM_LINGER_MS: how long a gone device's XMPP sessions stay (tests and operators; default 10 min).
+  const lingerEnv = Number((opts.env ?? process.env).MMGW_IM_LINGER_MS);
   const sessions = new XmppSessionPool({
+    ...(Number.isInteger(lingerEnv) && lingerEnv > 0 ? { lingerMs: lingerEnv } : {}),
     ...opts,
     ...(push ? { push } : {}),
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),

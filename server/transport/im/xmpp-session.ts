@@ -133,6 +133,9 @@ export interface XmppAccountSessionOptions {
   smAckDebounceMs?: number;
 }
 
+/** Longest a sent message waits before the server is asked for an ack (XEP-0198 <r/>). */
+const ACK_MAX_WAIT_MS = 40;
+
 interface PendingSend {
   clientId: string;
   bodyBytes: number;
@@ -241,6 +244,7 @@ export class XmppAccountSession {
   #smSettled = deferred<void>();
   #smOffered = false;
   #awaitingResume = false;
+  #ackTimer: NodeJS.Timeout | undefined;
   #csiOffered = false;
   #inactive = false;
   #wake?: () => void;
@@ -530,6 +534,8 @@ export class XmppAccountSession {
   async stop(): Promise<void> {
     if (this.#stopped && this.#state === 'stopped') return;
     this.#stopped = true;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
     this.#wake?.();
     this.#first.reject(new GatewayError('im.unreachable', 'the chat session was stopped'));
     for (const entry of this.#pending.values()) {
@@ -755,6 +761,17 @@ export class XmppAccountSession {
   #transmit(entry: PendingSend): void {
     entry.inFlight = true;
     const smOn = this.#xmpp.streamManagement.enabled;
+    // The library's ack request is debounced: under a steady stream of sends it would never
+    // go out, and every im.send would wait for a pause. Ask at least every ACK_MAX_WAIT_MS.
+    if (smOn && this.#ackTimer === undefined) {
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = undefined;
+        if (this.#state === 'online' && this.#xmpp.streamManagement.enabled) {
+          this.#xmpp.send(xml('r', { xmlns: NS.sm })).catch(() => {});
+        }
+      }, ACK_MAX_WAIT_MS);
+      this.#ackTimer.unref?.();
+    }
     this.#xmpp.send(entry.stanza()).then(
       () => {
         // Without stream management the best we can know is that the bytes left.

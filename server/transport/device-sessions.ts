@@ -1,0 +1,95 @@
+/**
+ * Device session up/down for the transport role. The edge publishes
+ * Subjects.sessionUp when a device session is created or resumed and
+ * Subjects.sessionDown when it ends; every transport node hears both, and the
+ * one the device is pinned to (rendezvous pick) tells its services, so that
+ * backend sessions come back without a new login and linger (CSI inactive)
+ * when the handset is gone.
+ *
+ * Services plug in as DeviceSessionHooks (IM today; mail can add its own).
+ */
+import type { Logger } from 'pino';
+import type { Value } from '../../device-protocol/messages.ts';
+import {
+  type Bus,
+  type DeviceEventReply,
+  type DeviceMessage,
+  type DeviceSessionEvent,
+  Subjects,
+} from '../bus/bus.ts';
+
+/** How long a push waits for the edge to take an event (as the transport's own pushes). */
+const PUSH_TIMEOUT_MS = 5000;
+
+export interface DeviceSessionHooks {
+  /** The device has a live session (new or resumed); `push` reaches it through its edge. */
+  up(deviceId: string, push: (name: string, body?: Value) => Promise<number>): void | Promise<void>;
+  /** The device's session ended; it may come back later with a new one. */
+  down(deviceId: string): void | Promise<void>;
+}
+
+export interface WatchDeviceSessionsOptions {
+  bus: Bus;
+  /** True when this node is the device's transport node (the router's pick). */
+  holds(deviceId: string): boolean;
+  hooks: DeviceSessionHooks[];
+  logger?: Pick<Logger, 'debug' | 'warn'>;
+}
+
+function parseEvent(data: unknown): DeviceSessionEvent | undefined {
+  if (data === null || typeof data !== 'object') return undefined;
+  const { deviceId, sessionId } = data as Record<string, unknown>;
+  if (typeof deviceId !== 'string' || deviceId === '' || deviceId.length > 256) return undefined;
+  if (typeof sessionId !== 'string' || sessionId === '' || sessionId.length > 256) return undefined;
+  return { deviceId, sessionId };
+}
+
+/** A push to the edge that holds the device's session (as the transport's own pushes). */
+export function busDevicePush(bus: Bus, deviceId: string) {
+  return async (name: string, body?: Value): Promise<number> => {
+    const message: DeviceMessage =
+      body === undefined ? { type: 'event', name } : { type: 'event', name, body };
+    const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
+      timeoutMs: PUSH_TIMEOUT_MS,
+    });
+    return reply.seq;
+  };
+}
+
+export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close(): void } {
+  const { bus, hooks, logger } = opts;
+  // The newest session each device was seen up with: a down of an older session
+  // (published by another edge, so possibly arriving after the newer up) is ignored.
+  const current = new Map<string, string>();
+  const call = (what: string, deviceId: string, fn: () => void | Promise<void>) => {
+    try {
+      void Promise.resolve(fn()).catch((err) =>
+        logger?.warn({ deviceId, err: String(err) }, `device session ${what} hook failed`),
+      );
+    } catch (err) {
+      logger?.warn({ deviceId, err: String(err) }, `device session ${what} hook failed`);
+    }
+  };
+  const upSub = bus.subscribe(Subjects.sessionUp, (msg) => {
+    const event = parseEvent(msg.data);
+    if (event === undefined || !opts.holds(event.deviceId)) return;
+    current.set(event.deviceId, event.sessionId);
+    const push = busDevicePush(bus, event.deviceId);
+    for (const hook of hooks) call('up', event.deviceId, () => hook.up(event.deviceId, push));
+  });
+  const downSub = bus.subscribe(Subjects.sessionDown, (msg) => {
+    const event = parseEvent(msg.data);
+    if (event === undefined || !opts.holds(event.deviceId)) return;
+    const seen = current.get(event.deviceId);
+    if (seen !== undefined && seen !== event.sessionId) return;
+    current.delete(event.deviceId);
+    for (const hook of hooks) call('down', event.deviceId, () => hook.down(event.deviceId));
+  });
+  return {
+    close() {
+      upSub.unsubscribe();
+      downSub.unsubscribe();
+      current.clear();
+    },
+  };
+}

@@ -1,0 +1,482 @@
+/**
+ * `npm run bench:im`: the chat benchmark of issue 4, against a real gateway
+ * process (`mmgw start`, every role), a private Prosody and real handsets
+ * (the Handset SDK over WebSocket), compared in the same run with plain
+ * @xmpp/client sessions straight to the same Prosody.
+ *
+ *  (a) Bytes on the air, counted as socket bytes both ways on each device's
+ *      own TCP connection (a counting relay in front of the gateway's device
+ *      port and in front of Prosody's c2s port):
+ *      - per chat message: sender's plus receiver's link, N messages, ÷ N.
+ *        The direct clients behave like a common mobile client: each message
+ *        carries origin-id, a receipt request and a chat state, the receiver
+ *        answers the receipt; both use stream management (@xmpp/client).
+ *      - a 500-contact roster coming online: one account with 500 mutual
+ *        contacts; login + roster fetch, then the 500 contacts come online
+ *        (each sends a presence with a status and entity capabilities, as
+ *        real clients do), until the device knows all 500.
+ *  (b) Relay throughput: M messages sender → Prosody → receiver, as fast as
+ *      they go (the handset keeps a window of im.send requests in flight,
+ *      the direct client sends without waiting); messages/s = M ÷ time to the
+ *      last one at the receiver.
+ *
+ *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--smoke] [--out FILE | --no-write]
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { client, type XmppClient, xml } from '@xmpp/client';
+import WebSocket from 'ws';
+import { Handset } from '../../../device-protocol/handset.ts';
+import { applyScramSpeedup } from '../../../server/transport/im/scram-speedup.ts';
+import { type Gateway, provisionDevice, startGateway } from '../../harness/gateway.ts';
+import { type ProsodyServer, startProsody } from '../../harness/prosody.ts';
+
+// Hundreds of direct logins: the same native PBKDF2 the gateway uses, so the bench is not CPU-bound on SCRAM.
+applyScramSpeedup();
+
+interface Options {
+  contacts: number;
+  messages: number;
+  relay: number;
+  window: number;
+  out: string | undefined;
+}
+
+const RESULTS = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
+const DOMAIN = 'example.test';
+const PW = 'bench-pw';
+const WAIT_MS = 180_000;
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { contacts: 500, messages: 100, relay: 2000, window: 64, out: RESULTS };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = () => {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer`);
+      return n;
+    };
+    if (a === '--contacts') o.contacts = num();
+    else if (a === '--messages') o.messages = num();
+    else if (a === '--relay') o.relay = num();
+    else if (a === '--window') o.window = num();
+    else if (a === '--out') o.out = argv[++i];
+    else if (a === '--no-write') o.out = undefined;
+    else if (a === '--smoke') Object.assign(o, { contacts: 20, messages: 10, relay: 100, out: undefined });
+    else throw new Error(`unknown flag ${a}`);
+  }
+  return o;
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A TCP relay that counts the bytes of every connection through it, both ways. */
+class CountingRelay {
+  up = 0;
+  down = 0;
+  port = 0;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  constructor(upstreamPort: number) {
+    this.#server = createServer((c) => {
+      const u = createConnection(upstreamPort, '127.0.0.1');
+      c.setNoDelay(true);
+      u.setNoDelay(true);
+      this.#sockets.add(c).add(u);
+      c.on('data', (d: Buffer) => {
+        this.up += d.length;
+        u.write(d);
+      });
+      u.on('data', (d: Buffer) => {
+        this.down += d.length;
+        c.write(d);
+      });
+      const end = () => {
+        c.destroy();
+        u.destroy();
+        this.#sockets.delete(c);
+        this.#sockets.delete(u);
+      };
+      c.on('close', end).on('error', end);
+      u.on('close', end).on('error', end);
+    });
+  }
+  get total(): number {
+    return this.up + this.down;
+  }
+  reset(): void {
+    this.up = 0;
+    this.down = 0;
+  }
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.port = (this.#server.address() as { port: number }).port;
+    return this;
+  }
+  async stop(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+}
+
+const contactName = (i: number) => `c${String(i).padStart(4, '0')}`;
+
+/** The presence a common mobile client sends: show, status, priority and entity capabilities. */
+const clientPresence = (status: string) =>
+  xml(
+    'presence',
+    {},
+    xml('show', {}, 'chat'),
+    xml('status', {}, status),
+    xml('priority', {}, '0'),
+    xml('c', {
+      xmlns: 'http://jabber.org/protocol/caps',
+      hash: 'sha-1',
+      node: 'https://conversations.im',
+      ver: 'hNlGx1WbQ4D2Ui0t7FiVTa2gm3U=',
+    }),
+  );
+
+async function direct(port: number, user: string, resource: string): Promise<XmppClient> {
+  const x = client({
+    service: `xmpp://127.0.0.1:${port}`,
+    domain: DOMAIN,
+    username: user,
+    password: PW,
+    resource,
+  });
+  x.reconnect.stop();
+  x.on('error', () => {});
+  await x.start();
+  return x;
+}
+
+function handsetOn(url: string, dev: { imei: string; secret: string }): Handset {
+  return new Handset({
+    url,
+    imei: dev.imei,
+    secret: dev.secret,
+    transport: 'ws',
+    WebSocket,
+    client: 'mmgw-bench-im/1',
+    requestTimeoutMs: 60_000,
+  });
+}
+
+/**
+ * 500 users with one password: registered once with prosodyctl, the account
+ * file then copied (SCRAM salt and keys do not depend on the user name).
+ */
+function cloneAccounts(prosody: ProsodyServer, template: string, names: string[]): void {
+  const dir = join(prosody.dir, 'data', DOMAIN.replace(/\./g, '%2e'), 'accounts');
+  for (const n of names) copyFileSync(join(dir, `${template}.dat`), join(dir, `${n}.dat`));
+}
+
+function machine(): string[] {
+  const cpu = os.cpus()[0]?.model ?? 'unknown';
+  const prosodyVersion = (
+    spawnSync('dpkg-query', ['-W', 'prosody'], { encoding: 'utf8' }).stdout.split('\t')[1] ?? ''
+  ).trim();
+  return [
+    `- date: ${new Date().toISOString()}`,
+    `- command: \`npm run bench:im${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `- nproc: ${os.cpus().length} (${cpu}); memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; prosody ${prosodyVersion || '?'}`,
+    `- load average at the end (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')} — other benchmarks shared the 2 cores; throughput is the figure this hurts most`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const contacts = Array.from({ length: o.contacts }, (_, i) => contactName(i));
+  const mutual = (jid: string) => ({ jid: `${jid}@${DOMAIN}`, subscription: 'both' as const });
+  const rosters: Record<string, Array<ReturnType<typeof mutual>>> = {
+    big: contacts.map(mutual),
+    big2: contacts.map(mutual),
+    alice: [mutual('bob')],
+    bob: [mutual('alice')],
+    carol: [mutual('dave')],
+    dave: [mutual('carol')],
+  };
+  for (const c of contacts) rosters[c] = [mutual('big'), mutual('big2')];
+  console.log(`starting Prosody with ${o.contacts} contacts …`);
+  const prosody = await startProsody({
+    domain: DOMAIN,
+    users: ['big', 'big2', 'alice', 'bob', 'carol', 'dave', contacts[0]!].map((user) => ({
+      user,
+      password: PW,
+    })),
+    rosters,
+  });
+  cloneAccounts(prosody, contacts[0]!, contacts.slice(1));
+  const gw: Gateway = await startGateway({ env: { MMGW_LOG_LEVEL: 'warn' } });
+  const xmppRelay = await new CountingRelay(prosody.c2sPort).start();
+  const gwRelay = await new CountingRelay(gw.devicePort).start();
+  const gwUrl = `ws://127.0.0.1:${gwRelay.port}`;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const rows: string[][] = [];
+  try {
+    const devs = [];
+    for (let i = 0; i < 3; i++) devs.push(await provisionDevice(gw.dataDir));
+    const [devBig, devCarol, devDave] = devs as [(typeof devs)[0], (typeof devs)[0], (typeof devs)[0]];
+    const login = (h: Handset, user: string) =>
+      h.request<any>('im.login', {
+        jid: `${user}@${DOMAIN}`,
+        password: PW,
+        host: prosody.host,
+        port: prosody.c2sPort,
+      });
+
+    // ---- (a) roster coming online ----------------------------------------
+    // Two accounts with the same roster: 'big' on a direct client, 'big2' on a handset.
+    console.log('roster: login + roster fetch …');
+    xmppRelay.reset();
+    const bigDirect = await direct(xmppRelay.port, 'big', 'phone');
+    cleanup.push(() => bigDirect.stop());
+    const directPresence = new Set<string>();
+    bigDirect.on('stanza', (el) => {
+      if (el.is('presence') && !el.attrs.type) directPresence.add(String(el.attrs.from).split('/')[0]!);
+    });
+    const roster = await bigDirect.iqCaller.get(xml('query', { xmlns: 'jabber:iq:roster' }));
+    if (roster?.getChildren('item').length !== o.contacts) throw new Error('direct roster incomplete');
+    await bigDirect.send(clientPresence('on the bench'));
+    await new Promise((r) => setTimeout(r, 500));
+    const directLoginBytes = xmppRelay.total;
+
+    gwRelay.reset();
+    const bigHandset = handsetOn(gwUrl, devBig);
+    cleanup.push(() => bigHandset.close());
+    const handsetPresence = new Set<string>();
+    bigHandset.on('event', (e) => {
+      if (e.name !== 'im.presence') return;
+      for (const item of (e.body as any).items)
+        if (item.show !== 'unavailable') handsetPresence.add(item.jid);
+    });
+    await bigHandset.connect();
+    const acc = (await login(bigHandset, 'big2')).account as string;
+    const hRoster = await bigHandset.request<any>('im.roster', { account: acc });
+    if (hRoster.items.length !== o.contacts) throw new Error('handset roster incomplete');
+    await new Promise((r) => setTimeout(r, 500));
+    const handsetLoginBytes = gwRelay.total;
+
+    console.log(`roster: ${o.contacts} contacts come online …`);
+    xmppRelay.reset();
+    gwRelay.reset();
+    const contactClients: XmppClient[] = [];
+    for (let i = 0; i < contacts.length; i += 25) {
+      const batch = await Promise.all(
+        contacts.slice(i, i + 25).map((c) => direct(prosody.c2sPort, c, 'phone')),
+      );
+      for (const c of batch) await c.send(clientPresence('available for the bench'));
+      contactClients.push(...batch);
+    }
+    cleanup.push(() => Promise.all(contactClients.map((c) => c.stop().catch(() => {}))));
+    await waitFor('direct client sees every contact', () => directPresence.size >= o.contacts);
+    await waitFor('handset sees every contact', () => handsetPresence.size >= o.contacts);
+    // Let acks and trailing batches settle before reading the counters.
+    await new Promise((r) => setTimeout(r, 1500));
+    const directPresenceBytes = xmppRelay.total;
+    const handsetPresenceBytes = gwRelay.total;
+    await bigDirect.stop();
+    await bigHandset.close();
+
+    // ---- (a) per chat message ------------------------------------------------
+    console.log(`messages: ${o.messages} each way …`);
+    xmppRelay.reset();
+    const alice = await direct(xmppRelay.port, 'alice', 'phone');
+    const bob = await direct(xmppRelay.port, 'bob', 'phone');
+    cleanup.push(
+      () => alice.stop(),
+      () => bob.stop(),
+    );
+    let bobGot = 0;
+    bob.on('stanza', (el) => {
+      if (!el.is('message') || !el.getChild('body')) return;
+      bobGot++;
+      // A good citizen answers the receipt request (XEP-0184).
+      if (el.getChild('request', 'urn:xmpp:receipts')) {
+        void bob.send(
+          xml(
+            'message',
+            { to: el.attrs.from, id: `r-${el.attrs.id}` },
+            xml('received', { xmlns: 'urn:xmpp:receipts', id: el.attrs.id }),
+          ),
+        );
+      }
+    });
+    await alice.send(xml('presence', {}));
+    await bob.send(xml('presence', {}));
+    await new Promise((r) => setTimeout(r, 500));
+    const chat = (to: string, id: string, body: string) =>
+      xml(
+        'message',
+        { type: 'chat', to, id },
+        xml('body', {}, body),
+        xml('origin-id', { xmlns: 'urn:xmpp:sid:0', id }),
+        xml('request', { xmlns: 'urn:xmpp:receipts' }),
+        xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }),
+      );
+    const text = 'See you at the station at 6, I will bring the tickets.';
+    xmppRelay.reset();
+    for (let i = 0; i < o.messages; i++) {
+      await alice.send(chat(`bob@${DOMAIN}`, `m-${i}-${Date.now().toString(36)}`, text));
+      await waitFor('bob gets the message', () => bobGot >= i + 1);
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const directMsgBytes = xmppRelay.total / o.messages;
+
+    const carolH = handsetOn(gwUrl, devCarol);
+    const daveH = handsetOn(gwUrl, devDave);
+    cleanup.push(
+      () => carolH.close(),
+      () => daveH.close(),
+    );
+    await carolH.connect();
+    await daveH.connect();
+    const carolAcc = (await login(carolH, 'carol')).account as string;
+    await login(daveH, 'dave');
+    let daveGot = 0;
+    daveH.on('event', (e) => {
+      if (e.name === 'im.message' && (e.body as any).direction === 'in') daveGot++;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    gwRelay.reset();
+    for (let i = 0; i < o.messages; i++) {
+      await carolH.request('im.send', {
+        account: carolAcc,
+        to: `dave@${DOMAIN}`,
+        body: text,
+        clientId: `h-${i}-${Date.now().toString(36)}`,
+      });
+      await waitFor('dave gets the message', () => daveGot >= i + 1);
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const handsetMsgBytes = gwRelay.total / o.messages;
+
+    // ---- (b) relay throughput -------------------------------------------------
+    console.log(`relay: ${o.relay} messages direct …`);
+    bobGot = 0;
+    let t0 = performance.now();
+    for (let i = 0; i < o.relay; i++) void alice.send(chat(`bob@${DOMAIN}`, `t-${i}`, `relay ${i}`));
+    await waitFor('bob gets every relayed message', () => bobGot >= o.relay);
+    const directRate = o.relay / ((performance.now() - t0) / 1000);
+
+    console.log(`relay: ${o.relay} messages through the gateway (window ${o.window}) …`);
+    daveGot = 0;
+    t0 = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: o.window }, async () => {
+        while (next < o.relay) {
+          const i = next++;
+          await carolH.request('im.send', {
+            account: carolAcc,
+            to: `dave@${DOMAIN}`,
+            body: `relay ${i}`,
+            clientId: `ht-${i}-${Date.now().toString(36)}`,
+          });
+        }
+      }),
+    );
+    const sentAt = performance.now() - t0;
+    await waitFor('dave gets every relayed message', () => daveGot >= o.relay);
+    console.log(
+      `  all im.sent after ${Math.round(sentAt)} ms, all at the receiver after ${Math.round(performance.now() - t0)} ms`,
+    );
+    const gwRate = o.relay / ((performance.now() - t0) / 1000);
+
+    const f = (n: number) => Math.round(n).toLocaleString('en-US');
+    const r = (a: number, b: number) => (a / b).toFixed(2);
+    rows.push(
+      [
+        'bytes per chat message (sender + receiver link)',
+        f(handsetMsgBytes),
+        f(directMsgBytes),
+        `${r(directMsgBytes, handsetMsgBytes)}× fewer`,
+      ],
+      [
+        `bytes: login + roster fetch, ${o.contacts} contacts`,
+        f(handsetLoginBytes),
+        f(directLoginBytes),
+        `${r(directLoginBytes, handsetLoginBytes)}× fewer`,
+      ],
+      [
+        `bytes: ${o.contacts} contacts coming online (presence)`,
+        f(handsetPresenceBytes),
+        f(directPresenceBytes),
+        `${r(directPresenceBytes, handsetPresenceBytes)}× fewer`,
+      ],
+      [
+        `bytes: roster coming online, total`,
+        f(handsetLoginBytes + handsetPresenceBytes),
+        f(directLoginBytes + directPresenceBytes),
+        `${r(directLoginBytes + directPresenceBytes, handsetLoginBytes + handsetPresenceBytes)}× fewer`,
+      ],
+      [
+        `relay throughput, messages/s (${o.relay} messages)`,
+        f(gwRate),
+        f(directRate),
+        `${r(gwRate, directRate)} (gateway ÷ direct)`,
+      ],
+    );
+    const table = [
+      '| figure | handset via gateway | direct XMPP client | ratio |',
+      '| --- | ---: | ---: | ---: |',
+      ...rows.map((row) => `| ${row.join(' | ')} |`),
+    ];
+    const section = [
+      '## IM',
+      '',
+      'Measured by `npm run bench:im` (test/bench/im/run.ts): a gateway process (every role, in-process bus),',
+      'a private Prosody, handsets over WebSocket vs. plain @xmpp/client sessions to the same Prosody, same run.',
+      'Bytes: socket bytes both ways on the device link (counting TCP relays), setup excluded except in the login row.',
+      'Direct client messages carry origin-id, receipt request and chat state, the receiver answers receipts;',
+      'contacts send presence with show, status, priority and caps. Targets: ≥ 5× fewer bytes, throughput ratio ≥ 0.8.',
+      '',
+      ...machine(),
+      '',
+      ...table,
+      '',
+    ].join('\n');
+    console.log(`\n${section}`);
+    if (o.out) {
+      const old = readFileSync(o.out, 'utf8');
+      const start = old.indexOf('\n## IM\n');
+      let updated: string;
+      if (start < 0) updated = `${old.trimEnd()}\n\n${section}`;
+      else {
+        const end = old.indexOf('\n## ', start + 6);
+        updated = `${old.slice(0, start + 1)}${section}${end < 0 ? '' : old.slice(end)}`;
+      }
+      writeFileSync(o.out, updated);
+      console.log(`written to ${o.out}`);
+    }
+  } finally {
+    for (const c of cleanup.reverse()) await c().catch(() => {});
+    await gwRelay.stop();
+    await xmppRelay.stop();
+    await gw.stop();
+    await prosody.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

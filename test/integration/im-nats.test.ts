@@ -1,0 +1,177 @@
+/**
+ * Chat over NATS with the edge and the transport (+ admin) in separate
+ * processes, against a private Prosody:
+ * - the edge publishes device session up/down on the bus (what the transport
+ *   holding the device acts on);
+ * - the transport process is killed (SIGKILL) mid-conversation and comes back
+ *   on the same data directory: its accounts return without im.login, and
+ *   every message is at the receiving application exactly once, in order
+ *   (the application dedups by origin-id/stanza-id and catches up from its
+ *   cursor; the sender resends with the same clientId until im.sent).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Handset } from '../../device-protocol/handset.ts';
+import { type Bus, type DeviceSessionEvent, Subjects } from '../../server/bus/bus.ts';
+import { connectNatsBus } from '../../server/bus/nats.ts';
+import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
+import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
+import { handsetFor, WAIT_MS, waitFor } from './e2e-suite.ts';
+import { ChatApp, ChatSender, persistentRequest } from './im-gateway-app.ts';
+
+async function readyz(gw: Gateway): Promise<void> {
+  const deadline = Date.now() + WAIT_MS * 2;
+  for (;;) {
+    try {
+      const res = await fetch(`${gw.adminUrl}/readyz`);
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let prosody: ProsodyServer;
+let nats: NatsServerHandle;
+let watcher: Bus;
+let transportDir: string;
+let edgeDir: string;
+let transport: Gateway;
+let edge: Gateway;
+const handsets: Handset[] = [];
+const transportId = `transport-${process.pid}`;
+const env = { MMGW_JWT_SECRET: randomBytes(32).toString('base64url') };
+const startTransportNode = () =>
+  startGateway({
+    args: ['--role', 'transport,admin', '--bus', nats.url, '--node-id', transportId],
+    env,
+    dataDir: transportDir,
+  });
+const sessionEvents: Array<{ kind: 'up' | 'down' } & DeviceSessionEvent> = [];
+
+before(async () => {
+  prosody = await startProsody({
+    domain: 'example.test',
+    users: [
+      { user: 'alice', password: 'alice-pw' },
+      { user: 'bob', password: 'bob-pw' },
+    ],
+    rosters: {
+      alice: [{ jid: 'bob@example.test', name: 'Bob' }],
+      bob: [{ jid: 'alice@example.test', name: 'Alice' }],
+    },
+  });
+  nats = await startNatsServer();
+  watcher = await connectNatsBus({ servers: nats.url, name: 'im-nats-test' });
+  watcher.subscribe(Subjects.sessionUp, (m) => {
+    sessionEvents.push({ kind: 'up', ...(m.data as DeviceSessionEvent) });
+  });
+  watcher.subscribe(Subjects.sessionDown, (m) => {
+    sessionEvents.push({ kind: 'down', ...(m.data as DeviceSessionEvent) });
+  });
+  transportDir = mkdtempSync(join(tmpdir(), 'mmgw-im-nats-'));
+  edgeDir = mkdtempSync(join(tmpdir(), 'mmgw-im-nats-edge-'));
+  writeFileSync(join(edgeDir, 'gw.json'), JSON.stringify({ edge: { resumeWindowMs: 1000 } }));
+  transport = await startTransportNode();
+  edge = await startGateway({
+    args: [
+      '--role',
+      'edge',
+      '--bus',
+      nats.url,
+      '--node-id',
+      `edge-${process.pid}`,
+      '--config',
+      join(edgeDir, 'gw.json'),
+    ],
+    env,
+    dataDir: edgeDir,
+  });
+  await readyz(edge);
+});
+after(async () => {
+  for (const h of handsets) await h.close().catch(() => {});
+  await edge?.stop();
+  await transport?.stop();
+  await watcher?.close();
+  await nats?.stop();
+  await prosody?.stop();
+  if (transportDir) rmSync(transportDir, { recursive: true, force: true });
+  if (edgeDir) rmSync(edgeDir, { recursive: true, force: true });
+});
+
+const connect = async (device: { imei: string; secret: string }) => {
+  const h = handsetFor(edge, device);
+  handsets.push(h);
+  await h.connect();
+  return h;
+};
+const login = (h: Handset, user: 'alice' | 'bob') =>
+  persistentRequest<any>(h, 'im.login', {
+    jid: prosody.jid(user),
+    password: `${user}-pw`,
+    host: prosody.host,
+    port: prosody.c2sPort,
+  });
+
+test('NATS: the edge publishes device session up and down', async () => {
+  const device = await provisionDevice(transportDir);
+  const h = await connect(device);
+  await waitFor('session up', () => sessionEvents.some((e) => e.kind === 'up' && e.deviceId === device.imei));
+  const up = sessionEvents.find((e) => e.kind === 'up' && e.deviceId === device.imei)!;
+  await h.close();
+  // Detached, then ended once the (1 s) resume window is over.
+  await waitFor('session down', () =>
+    sessionEvents.some((e) => e.kind === 'down' && e.deviceId === device.imei),
+  );
+  const down = sessionEvents.find((e) => e.kind === 'down' && e.deviceId === device.imei)!;
+  assert.equal(down.sessionId, up.sessionId);
+});
+
+test('NATS: transport killed -9 mid-conversation; every message at B once, in order', async () => {
+  const devA = await provisionDevice(transportDir);
+  const devB = await provisionDevice(transportDir);
+  const a = await connect(devA);
+  const b = await connect(devB);
+  const aliceAcc = (await login(a, 'alice')).account as string;
+  const bobAcc = (await login(b, 'bob')).account as string;
+  const app = new ChatApp(b, bobAcc);
+  await app.start();
+  const sender = new ChatSender(a, aliceAcc);
+  const bodies = Array.from({ length: 16 }, (_, i) => `kill-${String(i).padStart(2, '0')}`);
+  let killed = false;
+  for (const [i, body] of bodies.entries()) {
+    // The kill lands while the next send is under way (no await on it before the kill).
+    if (i === 6) {
+      await waitFor('the first messages at B', () => app.bodies('kill-').length >= 3);
+      const inFlight = sender.send('bob@example.test', body, `${body}-id`);
+      transport.kill();
+      assert.equal(await transport.stop(), null, 'killed by a signal');
+      killed = true;
+      transport = await startTransportNode();
+      await inFlight;
+      continue;
+    }
+    await sender.send('bob@example.test', body, `${body}-id`);
+  }
+  assert.ok(killed);
+  await waitFor('every message at B', () => app.bodies('kill-').length >= bodies.length, 90_000);
+  await app.idle();
+  await app.sync();
+  assert.deepEqual(app.bodies('kill-'), bodies);
+  assert.equal(new Set(app.timeline.map((m) => m.originId ?? m.stanzaId)).size, app.timeline.length);
+  // The accounts came back by themselves: the same account ids still answer, no im.login since the kill.
+  const list = await b.request<any>('im.accounts', {});
+  assert.deepEqual(
+    list.accounts.map((x: any) => x.account),
+    [bobAcc],
+  );
+});
