@@ -1,12 +1,24 @@
 /**
  * `npm run peers`: starts on loopback the same real mail servers the tests use
  * (a private Dovecot with demo accounts and the SMTP peer that delivers into
- * it) and prints how to point a handset at them. Ctrl-C stops both.
+ * it) and a private Prosody (XMPP, demo accounts alice and bob on
+ * example.test, each in the other's roster), and prints how to point a
+ * handset at them. Ctrl-C stops them all.
  *
- *   npm run peers -- [--imap-port 1143] [--smtp-port 1587]
+ *   npm run peers -- [--imap-port 1143] [--smtp-port 1587] [--xmpp-port 5222]
  */
+import { createServer } from 'node:net';
 import { startDovecot } from '../test/harness/dovecot.ts';
+import { freePort, type ProsodyServer, startProsody } from '../test/harness/prosody.ts';
 import { startSmtpPeer } from '../test/harness/smtp-peer.ts';
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
@@ -26,8 +38,23 @@ const users = [
 
 const dovecot = await startDovecot({ users, port: arg('--imap-port') });
 let smtp: Awaited<ReturnType<typeof startSmtpPeer>> | undefined;
+let prosody: ProsodyServer | undefined;
 try {
   smtp = await startSmtpPeer({ dovecot, port: arg('--smtp-port') });
+  // 5222 unless taken (a system Prosody): then any free port, printed below.
+  const xmppPort = arg('--xmpp-port') ?? ((await portFree(5222)) ? 5222 : await freePort());
+  prosody = await startProsody({
+    domain: 'example.test',
+    port: xmppPort,
+    users: [
+      { user: 'alice', password: 'alice-demo' },
+      { user: 'bob', password: 'bob-demo' },
+    ],
+    rosters: {
+      alice: [{ jid: 'bob@example.test', name: 'Bob', groups: ['Demo'] }],
+      bob: [{ jid: 'alice@example.test', name: 'Alice', groups: ['Demo'] }],
+    },
+  });
   for (const u of users) {
     await dovecot.appendMessage(
       u.user,
@@ -45,6 +72,7 @@ try {
     );
   }
 } catch (err) {
+  await prosody?.stop();
   await smtp?.stop();
   await dovecot.stop({ removeDir: true });
   throw err;
@@ -68,12 +96,37 @@ console.log('  npx mmgw handset --json --url ws://127.0.0.1:8080 --imei <imei> -
 console.log('and add an account with one of:');
 for (const u of users) console.log(addLine(u));
 console.log('\nthen e.g. {"id":"2","cmd":"mail.sync","account":"<id>","folder":"INBOX","limit":20}');
-console.log('Ctrl-C stops both servers.');
+console.log(
+  `\nProsody XMPP  ${prosody!.host}:${prosody!.c2sPort}  (domain example.test, plain c2s; data in ${prosody!.dir})`,
+);
+console.log('Chat accounts: alice@example.test password alice-demo, bob@example.test password bob-demo');
+console.log('Sign in from a handset (two handsets, one each, to chat) with:');
+for (const [user, password] of [
+  ['alice', 'alice-demo'],
+  ['bob', 'bob-demo'],
+]) {
+  console.log(
+    JSON.stringify({
+      id: '1',
+      cmd: 'im.login',
+      jid: `${user}@example.test`,
+      password,
+      host: prosody!.host,
+      port: prosody!.c2sPort,
+    }),
+  );
+}
+console.log(
+  'then {"id":"2","cmd":"im.send","account":"<id>","to":"bob@example.test","body":"hi","clientId":"c-1"}',
+);
+console.log(`(interactive: im login alice@example.test alice-demo ${prosody!.host} ${prosody!.c2sPort})`);
+console.log('Ctrl-C stops all servers.');
 
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  await prosody?.stop();
   await smtp?.stop();
   await dovecot.stop({ removeDir: true });
   process.exit(0);

@@ -4,7 +4,7 @@
  *   bus ─ membership (heartbeats) ─ router
  *    ├─ admin: registry (lmdb) + registry service on the bus
  *    ├─ transport: device requests for the devices hashed to this node
- *    ├─ transcoder: (later issue)
+ *    ├─ transcoder: image and body shrinking, a queue group on the bus
  *    └─ edge: device sockets; asks admin over the bus who a device is
  *   ops endpoint: /healthz /readyz /metrics (+ /api/v1 mounted later)
  *
@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry as PromRegistry } from 'prom-client';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { startAdminRole } from '../admin/index.ts';
+import { createUiHandler } from '../admin/ui/serve.ts';
 import { type Bus, type NodeHeartbeat, Subjects } from './bus/bus.ts';
 import { createBus, InProcessBus, serveIpcBus } from './bus/index.ts';
 import {
@@ -37,10 +38,14 @@ import { reusePortEnv, startEdge } from './edge/index.ts';
 import { type OpsServer, type Readiness, startOpsServer } from './ops/http.ts';
 import { createLogger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { createBusRecorder } from './records/recorder.ts';
 import { Membership, RendezvousRouter, startHeartbeat } from './router/index.ts';
 import { busDeviceDirectory } from './store/directory.ts';
 import { Registry } from './store/registry.ts';
-import { startTransport } from './transport/index.ts';
+import { startTransport, watchDeviceSessions } from './transport/index.ts';
+import { openImService } from './transport/im/index.ts';
+import { openMailService, registryMediaProfiles } from './transport/mail/index.ts';
+import { startTranscoder } from '../transcoder/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'mmgw.js');
@@ -237,19 +242,78 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       }
     }
 
+    // Every role writes its device log records and usage counters through this one recorder.
+    const recorder = createBusRecorder({ bus, nodeId, logger });
     if (roles.includes('admin')) {
       registry = await Registry.open(config.data);
-      const admin = await startAdminRole({ bus, registry, logger });
+      const admin = await startAdminRole({
+        bus,
+        registry,
+        logger,
+        dataDir: config.data,
+        ...(ops ? { ops } : {}),
+        membership,
+        ...(config.records ? { retention: config.records } : {}),
+        ...(config.admin ? { api: config.admin } : {}),
+      });
       handles.push({ name: 'admin', close: () => admin.close() });
       started.add('admin');
+      // The web UI on the admin port (built here on first start when admin/ui/dist is missing).
+      ops?.use(await createUiHandler({ logger }));
     }
+    // Closed after the edge and transport (their last records still go out), before the admin that stores them.
+    handles.push({ name: 'recorder', close: () => recorder.close() });
     if (roles.includes('transport')) {
-      const transport = await startTransport({ bus, nodeId, logger, dataDir: config.data });
-      handles.push({ name: 'transport', close: () => transport.close() });
+      // Mail accounts live in lmdb under this node's data dir, so they outlive a restart of the node.
+      const mail = openMailService({
+        dataDir: config.data,
+        logger,
+        bus,
+        recorder,
+        // Capability profiles per model and service policies, where this node holds the registry.
+        ...(registry ? { mediaProfiles: registryMediaProfiles(registry) } : {}),
+      });
+      // Chat accounts likewise; their XMPP sessions come back at start and when a device reconnects.
+      const im = openImService({ dataDir: config.data, logger, bus, recorder });
+      let transport: Awaited<ReturnType<typeof startTransport>>;
+      try {
+        transport = await startTransport({
+          bus,
+          nodeId,
+          logger,
+          dataDir: config.data,
+          methods: [...mail.methods, ...im.methods],
+        });
+      } catch (err) {
+        await im.close();
+        await mail.close();
+        throw err;
+      }
+      // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
+      const transportRouter = new RendezvousRouter(membership);
+      const sessionWatch = watchDeviceSessions({
+        bus,
+        holds: (deviceId) => (transportRouter.pick(deviceId) ?? nodeId) === nodeId,
+        hooks: [{ up: (id, push) => im.restoreDevice(id, push), down: (id) => im.deviceGone(id) }],
+        logger,
+      });
+      void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
+      handles.push({
+        name: 'transport',
+        close: async () => {
+          sessionWatch.close();
+          transportRouter.close();
+          await transport.close();
+          await im.close();
+          await mail.close();
+        },
+      });
       started.add('transport');
     }
     if (roles.includes('transcoder')) {
-      logger.info('transcoder role: nothing to run yet (images and bodies are passed through)');
+      // Stateless: a queue group on the bus, so several transcoders share the work.
+      const transcoder = await startTranscoder({ bus, dataDir: config.data, logger });
+      handles.push({ name: 'transcoder', close: () => transcoder.stop() });
       started.add('transcoder');
     }
 
@@ -302,6 +366,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
             resumeWindowMs: config.edge.resumeWindowMs,
             limits: config.edge.limits,
             ...(worker ? { reusePort: true } : {}),
+            recorder,
             logger,
             metrics,
           });

@@ -15,6 +15,8 @@ import WebSocket from 'ws';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import { Handset } from '../../device-protocol/handset.ts';
 import type { Value } from '../../device-protocol/messages.ts';
+import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
+import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
 
 export interface RunHandsetOptions {
   url: string;
@@ -75,6 +77,8 @@ interface Presenter {
   error(err: GatewayError, id?: string): void;
   pong(rttMs: number, id?: string): void;
   response(body: Value | undefined, id?: string): void;
+  /** The answer to a service command (`mail.*`): its own event name, fields at top level. */
+  named(event: string, body: Value | undefined, id?: string): void;
   switched(transport: string, id?: string): void;
   status(s: { session?: string; transport?: string; lastSeq: number }, id?: string): void;
   text(line: string): void;
@@ -97,12 +101,15 @@ function jsonPresenter(write: (line: string) => void): Presenter {
     reconnecting: (e) =>
       emit({ event: 'reconnecting', attempt: e.attempt, delayMs: e.delayMs, transport: e.transport }),
     push: (e) =>
-      emit({
-        event: 'push',
-        name: e.name,
-        ...(e.body === undefined ? {} : { body: valueToJson(e.body) }),
-        seq: e.seq,
-      }),
+      // Service events (mail.new, mail.account.state, im.message, im.presence) are written under their own name, fields at top level.
+      e.name.startsWith('mail.') || e.name.startsWith('im.')
+        ? emit({ event: e.name, ...spreadable(e.body) })
+        : emit({
+            event: 'push',
+            name: e.name,
+            ...(e.body === undefined ? {} : { body: valueToJson(e.body) }),
+            seq: e.seq,
+          }),
     error: (err, id) =>
       emit(
         withId(id, {
@@ -115,6 +122,7 @@ function jsonPresenter(write: (line: string) => void): Presenter {
     pong: (rttMs, id) => emit(withId(id, { event: 'pong', rttMs })),
     response: (body, id) =>
       emit(withId(id, { event: 'response', ...(body === undefined ? {} : { body: valueToJson(body) }) })),
+    named: (event, body, id) => emit(withId(id, { event, ...spreadable(body) })),
     switched: (transport, id) => emit(withId(id, { event: 'switched', transport })),
     status: (s, id) =>
       emit(
@@ -127,6 +135,17 @@ function jsonPresenter(write: (line: string) => void): Presenter {
       ),
     text: () => {},
   };
+}
+
+/** A body's fields for spreading beside id/event; a non-object body goes under `body`. */
+function spreadable(body: Value | undefined): Record<string, unknown> {
+  if (body === undefined) return {};
+  const json = valueToJson(body);
+  if (json !== null && typeof json === 'object' && !Array.isArray(json)) {
+    const { id: _id, event: _event, ...rest } = json as Record<string, unknown>;
+    return rest;
+  }
+  return { body: json };
 }
 
 function humanPresenter(write: (line: string) => void, colors: boolean): Presenter {
@@ -145,6 +164,7 @@ function humanPresenter(write: (line: string) => void, colors: boolean): Present
     error: (err) => write(`error [${err.code}] ${err.message}`),
     pong: (rttMs) => write(`pong in ${rttMs} ms`),
     response: (body) => write(`response: ${show(body)}`),
+    named: (event, body) => write(`${event}: ${show(body)}`),
     switched: (transport) => write(`switched to ${transport}`),
     status: (s) =>
       write(`session ${s.session ?? '-'} over ${s.transport ?? '(disconnected)'}, last seq ${s.lastSeq}`),
@@ -159,6 +179,15 @@ const HELP = [
   '  req <method> [json]   any request; the body is JSON ({"$base64":"…"} for bytes)',
   '  switch ws|poll        move the session to the other carrier',
   '  status                session, carrier and last seq',
+  '  mail accounts                       the mail accounts of this device',
+  '  mail folders <account>              folders with unread counts',
+  '  mail sync <account> [folder]        newest headers (INBOX by default)',
+  '  mail read <account> <uid> [folder]  the text of one message',
+  '  im login <jid> <password> [host] [port]  sign in to a chat account',
+  '  im accounts                         the chat accounts of this device',
+  '  im roster <account>                 contacts with their presence',
+  '  im send <account> <to> <text>       send a chat message',
+  '  im catchup <account> [after]        messages after an archive id',
   '  help                  this text',
   '  quit                  close the session and exit',
 ].join('\n');
@@ -166,7 +195,16 @@ const HELP = [
 /** A command from either input form, already parsed. */
 type Command =
   | { cmd: 'ping'; id?: string }
-  | { cmd: 'request'; id?: string; method: string; body?: Value; requestId?: string; timeoutMs?: number }
+  | {
+      cmd: 'request';
+      id?: string;
+      method: string;
+      body?: Value;
+      requestId?: string;
+      timeoutMs?: number;
+      /** Answer under this event name, fields at top level (service commands such as mail.*). */
+      event?: string;
+    }
   | { cmd: 'switch'; id?: string; transport: 'ws' | 'poll' }
   | { cmd: 'status'; id?: string }
   | { cmd: 'help'; id?: string }
@@ -232,7 +270,117 @@ function jsonCommand(o: Record<string, unknown>, id: string | undefined): Comman
         throw badInput('switch needs "transport": "ws" or "poll"');
       return { ...base, cmd: 'switch', transport: o.transport };
     default:
+      if (typeof o.cmd === 'string' && /^(mail|im)\.[a-z.]+$/.test(o.cmd))
+        return serviceCommand(o, o.cmd, base);
       throw badInput(o.cmd === undefined ? 'missing "cmd"' : `unknown cmd ${JSON.stringify(o.cmd)}`, 'cmd');
+  }
+}
+
+/**
+ * `{"cmd":"mail.sync","account":…}`: a request with the cmd as method and every
+ * other field (but id, requestId, timeoutMs) as the body; answered under the
+ * method's event name (MAIL_RESPONSE_EVENTS: mail.sync → mail.headers).
+ */
+function serviceCommand(o: Record<string, unknown>, method: string, base: { id?: string }): Command {
+  const { id: _id, cmd: _cmd, requestId, timeoutMs, ...rest } = o;
+  const cmd: Command = {
+    ...base,
+    cmd: 'request',
+    method,
+    body: jsonToValue(rest),
+    event: MAIL_RESPONSE_EVENTS[method] ?? IM_RESPONSE_EVENTS[method] ?? method,
+  };
+  if (requestId !== undefined) {
+    if (typeof requestId !== 'string' || requestId === '') {
+      throw badInput('"requestId" must be a non-empty string', 'requestId');
+    }
+    cmd.requestId = requestId;
+  }
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) {
+      throw badInput('"timeoutMs" must be a positive number', 'timeoutMs');
+    }
+    cmd.timeoutMs = timeoutMs;
+  }
+  return cmd;
+}
+
+const MAIL_USAGE =
+  'usage: mail accounts | mail folders <account> | mail sync <account> [folder] | mail read <account> <uid> [folder]';
+
+/** The interactive `mail …` commands, as the same requests the JSON vocabulary sends. */
+function humanMailCommand(rest: string): Command {
+  const [sub, ...args] = rest.split(/\s+/).filter((w) => w !== '');
+  const request = (method: string, body?: Value): Command => ({
+    cmd: 'request',
+    method,
+    ...(body === undefined ? {} : { body }),
+    event: MAIL_RESPONSE_EVENTS[method] ?? method,
+  });
+  switch (sub) {
+    case 'accounts':
+      return request('mail.accounts');
+    case 'folders':
+      if (args.length !== 1) throw badInput(MAIL_USAGE);
+      return request('mail.folders', { account: args[0] });
+    case 'sync':
+      if (args.length < 1 || args.length > 2) throw badInput(MAIL_USAGE);
+      return request('mail.sync', { account: args[0], folder: args[1] ?? 'INBOX', limit: 20 });
+    case 'read': {
+      const uid = Number(args[1]);
+      if (args.length < 2 || args.length > 3 || !Number.isInteger(uid) || uid < 1) throw badInput(MAIL_USAGE);
+      return request('mail.body', { account: args[0], folder: args[2] ?? 'INBOX', uid });
+    }
+    default:
+      throw badInput(MAIL_USAGE);
+  }
+}
+
+const IM_USAGE =
+  'usage: im login <jid> <password> [host] [port] | im accounts | im roster <account> | im send <account> <to> <text> | im catchup <account> [after]';
+
+/** The interactive `im …` commands, as the same requests the JSON vocabulary sends. */
+function humanImCommand(rest: string): Command {
+  const words = rest.split(/\s+/).filter((w) => w !== '');
+  const [sub, ...args] = words;
+  const request = (method: string, body?: Value): Command => ({
+    cmd: 'request',
+    method,
+    ...(body === undefined ? {} : { body }),
+    event: IM_RESPONSE_EVENTS[method] ?? method,
+  });
+  switch (sub) {
+    case 'login': {
+      if (args.length < 2 || args.length > 4) throw badInput(IM_USAGE);
+      const body: { [k: string]: Value } = { jid: args[0]!, password: args[1]! };
+      if (args[2] !== undefined) body.host = args[2];
+      if (args[3] !== undefined) {
+        const port = Number(args[3]);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw badInput(IM_USAGE);
+        body.port = port;
+      }
+      return request('im.login', body);
+    }
+    case 'accounts':
+      return request('im.accounts');
+    case 'roster':
+      if (args.length !== 1) throw badInput(IM_USAGE);
+      return request('im.roster', { account: args[0]! });
+    case 'send': {
+      // The text is the rest of the line, spaces kept.
+      const m = /^\s*send\s+(\S+)\s+(\S+)\s+(.+)$/.exec(rest);
+      if (!m) throw badInput(IM_USAGE);
+      const clientId = `c-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      return request('im.send', { account: m[1]!, to: m[2]!, body: m[3]!.trim(), clientId });
+    }
+    case 'catchup':
+      if (args.length < 1 || args.length > 2) throw badInput(IM_USAGE);
+      return request('im.catchup', {
+        account: args[0]!,
+        ...(args[1] === undefined ? {} : { after: args[1] }),
+      });
+    default:
+      throw badInput(IM_USAGE);
   }
 }
 
@@ -275,6 +423,10 @@ export function parseHumanCommand(line: string): Command | undefined {
     case 'switch':
       if (rest !== 'ws' && rest !== 'poll') throw badInput('usage: switch ws|poll');
       return { cmd: 'switch', transport: rest };
+    case 'mail':
+      return humanMailCommand(rest);
+    case 'im':
+      return humanImCommand(rest);
     default:
       throw badInput(`unknown command "${word}" (type help)`);
   }
@@ -387,8 +539,11 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
         const options: { id?: string; timeoutMs?: number } = {};
         if (command.requestId !== undefined) options.id = command.requestId;
         if (command.timeoutMs !== undefined) options.timeoutMs = command.timeoutMs;
+        const event = command.event;
         track(
-          handset.request(command.method, command.body, options).then((body) => ui.response(body, id), fail),
+          handset
+            .request(command.method, command.body, options)
+            .then((body) => (event === undefined ? ui.response(body, id) : ui.named(event, body, id)), fail),
         );
         return;
       }

@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { toGatewayError } from '../../device-protocol/errors.ts';
+import { adminCommand } from './admin.ts';
 import { deviceCommand, processIo } from './device.ts';
 
 type Action = (...args: any[]) => Promise<number>;
@@ -94,6 +95,7 @@ export function buildProgram(): Command {
     );
 
   program.addCommand(deviceCommand(wrap, processIo));
+  program.addCommand(adminCommand(wrap, processIo));
 
   program
     .command('handset')
@@ -122,6 +124,23 @@ export function buildProgram(): Command {
             transport: o.transport,
           });
         },
+      ),
+    );
+
+  program
+    .command('transcode <file>')
+    .description('shrink an image with the transcoder pipeline; print sizes before and after')
+    .option('--width <px>', 'fit inside this width (default 320)')
+    .option('--height <px>', 'and inside this height')
+    .option('--format <format>', 'jpeg|webp|png (default jpeg)')
+    .option('--max-bytes <n>', 'byte budget of the variant (default 30000)')
+    .option('--animate', 'keep the animation (webp only)')
+    .option('--max-pixels <n>', 'input pixel limit, all frames counted (default 50000000)')
+    .option('-o, --out <file>', 'write the variant here (default: only print sizes)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      wrap(async (file: string, o: Record<string, any>) =>
+        (await import('./transcode.ts')).runTranscode({ file, ...o }),
       ),
     );
 
