@@ -116,6 +116,11 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
     action: 'Start a new session with Hello; resend requests not yet answered (same ids).',
   },
   'auth.rate_limited': { fatal: 'yes', action: 'Wait `retryAfterMs` (or back off), then retry.' },
+  'bus.timeout': {
+    fatal: 'yes, on Resume only',
+    action:
+      'The gateway node holding the session did not answer in time (overload): keep the session, wait `retryAfterMs`, Resume again. Elsewhere treat like `request.unavailable`.',
+  },
   'session.replaced': {
     fatal: 'yes (Bye, resumable false)',
     action: 'Another connection of this device took over: do not reconnect automatically.',

@@ -435,7 +435,10 @@ export class EdgeCore implements EngineHost, CarrierHost {
         return;
       }
       // The registry is unreachable: an authenticated session may continue (fail open for resumes only).
-      this.logger.warn({ imei, code: g.code }, 'directory lookup failed during resume; continuing');
+      this.logger.warn(
+        { imei, code: g.code },
+        'resume hit a bus or registry error; continuing only if the session is here',
+      );
       const s = this.table.getById(r.sessionId);
       if (s === undefined) {
         this.refuse(c, imei, g);
@@ -551,6 +554,16 @@ export class EdgeCore implements EngineHost, CarrierHost {
       snapshot = await asked;
     } catch (err) {
       const code = toGatewayError(err).code;
+      if (code === 'bus.timeout') {
+        // The holder may be alive but overloaded (a reconnect storm): the session is
+        // probably still there, so the device is told to come back, not to start afresh.
+        this.logger.warn({ imei, code }, 'session claim timed out; device asked to retry');
+        throw new GatewayError('bus.timeout', 'The session is busy elsewhere; resume again shortly.', {
+          cause: err,
+          retryable: true,
+          retryAfterMs: 500 + Math.floor(Math.random() * 1500),
+        });
+      }
       if (code !== 'bus.no_responders' && code !== 'auth.resume_failed') {
         this.logger.warn({ imei, code }, 'session claim failed');
       }

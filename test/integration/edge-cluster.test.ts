@@ -8,8 +8,10 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { type Bye, type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
+import { type Bye, type ErrorFrame, type Event, Kind, type Welcome } from '../../device-protocol/messages.ts';
+import { Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
+import { DEVICE_QUEUE } from '../../server/edge/edge-core.ts';
 import { buildReusePortPreload, reusePortEnv } from '../../server/edge/index.ts';
 import {
   CARRIERS,
@@ -96,6 +98,38 @@ for (const engine of ENGINES) {
         await e1.push(IMEI_A, 'still-mine');
         assert.equal((await c1.nextOf(Kind.Event)).name, 'still-mine');
         assert.equal(c1.closeInfo, undefined);
+      });
+
+      test('a claim the holder does not answer in time is refused as retryable bus.timeout, not resume_failed', async (t) => {
+        const bus = new InProcessBus();
+        t.after(() => bus.close());
+        startEchoTransport(bus);
+        const directory = new MemoryDirectory();
+        directory.add(IMEI_A, SECRET);
+        directory.add(IMEI_B, 'secret-b');
+        const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', busTimeoutMs: 300 });
+        // A holder that is alive but too busy to answer (a reconnect storm): it never replies.
+        const stalled = bus.subscribe(Subjects.device(IMEI_A), () => new Promise<never>(() => {}), {
+          queue: DEVICE_QUEUE,
+        });
+        const other = await rawClient(kind, e2.port);
+        t.after(() => other.kill());
+        await other.hello(IMEI_B, { secret: 'secret-b' });
+        const c = await rawClient(kind, e2.port);
+        t.after(() => c.kill());
+        const session = { sessionId: `${IMEI_A}.s1`, resumeToken: 'A'.repeat(22) } as Welcome;
+        const answer = (await c.resumeAnswer(session, 0)) as ErrorFrame;
+        assert.equal(answer.code, 'bus.timeout');
+        assert.ok((answer.retryAfterMs ?? 0) >= 500, `retryAfterMs ${answer.retryAfterMs}`);
+        assert.equal(await e2.counter('mmgw_edge_resumes_total'), 0);
+        // The other device on the same edge did not notice.
+        await e2.push(IMEI_B, 'unaffected');
+        assert.equal((await other.nextOf(Kind.Event)).name, 'unaffected');
+        // Once nobody holds the session, the same resume learns the truth: start afresh.
+        stalled.unsubscribe();
+        const c3 = await rawClient(kind, e2.port);
+        t.after(() => c3.kill());
+        assert.equal(((await c3.resumeAnswer(session, 0)) as ErrorFrame).code, 'auth.resume_failed');
       });
 
       test('a Hello on another edge takes the device over: session.replaced there', async (t) => {

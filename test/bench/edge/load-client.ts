@@ -38,6 +38,26 @@ interface DeviceSession {
   ackQueued: boolean;
   resuming: boolean;
   portRetries: number;
+  /** Retryable refusals (bus.timeout during a storm, rate limits) answered in this phase. */
+  refusals: number;
+}
+
+/** Refusals a handset answers by coming back after the hinted delay (as the Handset SDK does). */
+const RETRYABLE = new Set(['bus.timeout', 'auth.rate_limited', 'request.unavailable']);
+const MAX_REFUSALS = 5;
+/** Retries made in the current phase, by code (reported with the phase's result). */
+let retried: Record<string, number> = {};
+
+function retryLater(s: DeviceSession, code: string, afterMs: number): void {
+  bump(retried, code);
+  const c = s.conn;
+  s.conn = null;
+  c?.reset();
+  setTimeout(() => {
+    if (s.state !== State.Connecting) return;
+    s.portRetries = 0;
+    s.conn = new RawWs(target, handler, s, nextLocalPort());
+  }, afterMs);
 }
 
 /** Source ports this process binds explicitly, in turn (it owns its source address; see RawWs). */
@@ -149,7 +169,9 @@ const handler: RawWsHandler = {
         send(s, encodeBenchFrame({ kind: Kind.Pong, nonce: f.nonce }));
         return;
       case Kind.Error:
-        if (s.state === State.Connecting) settle(s, f.code);
+        if (s.state === State.Connecting && RETRYABLE.has(f.code) && s.refusals++ < MAX_REFUSALS) {
+          retryLater(s, f.code, f.retryAfterMs ?? 1000);
+        } else if (s.state === State.Connecting) settle(s, f.code);
         else if (f.fatal) bump(closedByServer, f.code);
         return;
       case Kind.Bye:
@@ -216,6 +238,7 @@ function pump(): void {
     s.resuming = p.mode === 'resume';
     s.startedAt = Date.now();
     s.portRetries = 0;
+    s.refusals = 0;
     s.conn = new RawWs(target, handler, s, nextLocalPort());
   }
   if (p.pending === 0) {
@@ -227,6 +250,7 @@ function pump(): void {
       failed: p.next - p.ok - p.resumed,
       notStarted: p.notStarted,
       errors: p.errors,
+      retried,
       ms: Date.now() - p.startedAt,
       p50Ms: lat[Math.floor(lat.length * 0.5)] ?? 0,
       p99Ms: lat[Math.floor(lat.length * 0.99)] ?? 0,
@@ -236,6 +260,7 @@ function pump(): void {
 
 function runPhase(queue: DeviceSession[], mode: 'hello' | 'resume'): Promise<PhaseResult> {
   return new Promise((resolve) => {
+    retried = {};
     phase = {
       pending: queue.length,
       ok: 0,
@@ -331,6 +356,7 @@ process.on('message', async (msg: ClientCommand) => {
         ackQueued: false,
         resuming: false,
         portRetries: 0,
+        refusals: 0,
       }));
       reply({ id: msg.id, ok: true });
       return;

@@ -104,6 +104,7 @@ function mergePhases(all: PhaseResult[], wallMs: number): MergedPhase {
     failed: 0,
     notStarted: 0,
     errors: {},
+    retried: {},
     ms: 0,
     p50Ms: 0,
     p99Ms: 0,
@@ -119,6 +120,7 @@ function mergePhases(all: PhaseResult[], wallMs: number): MergedPhase {
     out.p50Ms = Math.max(out.p50Ms, p.p50Ms);
     out.p99Ms = Math.max(out.p99Ms, p.p99Ms);
     for (const [k, v] of Object.entries(p.errors)) out.errors[k] = (out.errors[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(p.retried)) out.retried[k] = (out.retried[k] ?? 0) + v;
   }
   return out;
 }

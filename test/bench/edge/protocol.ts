@@ -35,6 +35,8 @@ export interface PhaseResult {
   /** Never started: the phase was aborted at its time bound. */
   notStarted: number;
   errors: Record<string, number>;
+  /** Retryable refusals the handsets came back after, by code (not failures unless errors says so). */
+  retried: Record<string, number>;
   ms: number;
   p50Ms: number;
   p99Ms: number;

@@ -153,6 +153,7 @@ export function renderResults(r: ReportInput): string {
     out.push(
       `- storm: ${int(s.dropped)} sockets reset at once; ${int(s.eventsWhileDown)} events pushed to every device while they were down; ` +
         `${int(s.resumed)} resumed, ${int(s.freshWelcome)} got a fresh session, ${int(s.failed)} failed (${errors(s.errors)}), ` +
+        `retryable refusals answered by a later resume: ${errors(s.retried)}; ` +
         `${int(s.notStarted)} not attempted before the time bound, ` +
         `in ${int(s.wallMs)} ms = ${int(s.resumeRatePerSec)}/s (p99 ${s.p99Ms} ms). ` +
         `${int(s.devicesChecked)} devices checked for every event sent to them since the start: ${int(s.devicesShort)} short, ` +

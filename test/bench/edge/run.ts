@@ -196,6 +196,8 @@ export interface EngineResult {
     /** Dropped sessions whose Resume never started: the storm hit the time bound. */
     notStarted: number;
     errors: Record<string, number>;
+    /** Retryable refusals (claim timeouts under load) the handsets came back after. */
+    retried: Record<string, number>;
     wallMs: number;
     resumeRatePerSec: number;
     p99Ms: number;
@@ -533,6 +535,7 @@ async function stormPhase(
     failed: phase.failed,
     notStarted: phase.notStarted,
     errors: phase.errors,
+    retried: phase.retried,
     wallMs: phase.wallMs,
     resumeRatePerSec: Math.round(((phase.resumed + phase.ok) / phase.wallMs) * 1000),
     p99Ms: phase.p99Ms,
