@@ -809,7 +809,7 @@ describe('admin REST API: drain', () => {
     try {
       const admin = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
       const exited = new Promise<number | null>((resolve) =>
-        gw.process.once('exit', (code) => resolve(code)),
+        gw.process.once('close', (code) => resolve(code)),
       );
       const r = await admin.call('POST', `/nodes/${gw.nodeId}/drain`, { reason: 'test' });
       assert.equal(r.status, 202, r.text);
