@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import { decodeBatch, decodeFrame, encodeBatch, encodeFrame } from './codec.ts';
 import { TypedEmitter } from './emitter.ts';
 import { GatewayError } from './errors.ts';
+import { compactHeaders } from './mail-headers.ts';
 import {
   backoffDelay,
   carrierUrl,
@@ -620,6 +621,35 @@ describe('Handset', () => {
       (e: GatewayError) => e.code === 'request.unknown_method',
     );
     assert.equal(handset.lastSeq, 2);
+  });
+
+  test('mail.sync goes out compact and resolves with items; an explicit compact is left alone', async (t) => {
+    const { handset, gateway } = setup(t, { transport: 'ws' });
+    const header = {
+      uid: 7,
+      from: { name: 'Bob', address: 'bob@example.test' },
+      subject: 'Hi',
+      date: 1795420800000,
+      size: 1234,
+      flags: ['\\Seen'],
+      attachments: 0,
+      preview: 'Are we still on',
+    };
+    const answer = { items: [header], cursor: 'c1', reset: false };
+    gateway.methods['mail.sync'] = (body) =>
+      (body as { compact?: boolean }).compact ? compactHeaders(answer) : answer;
+    await handset.connect();
+    assert.deepEqual(await handset.request('mail.sync', { account: 'a', folder: 'INBOX', limit: 5 }), answer);
+    const compact = await handset.request<any>('mail.sync', { account: 'a', limit: 5, compact: true });
+    assert.deepEqual(compact.rows, [
+      [7, 'Bob', 'bob@example.test', 'Hi', 1795420800000, 1234, ['\\Seen'], 0, 'Are we still on'],
+    ]);
+    assert.deepEqual(await handset.request('mail.sync', { account: 'a', limit: 5, compact: false }), answer);
+    const sent = gateway.framesOf(Kind.Request).map((f) => (f.kind === Kind.Request ? f.body : undefined));
+    assert.deepEqual(
+      sent.map((b) => (b as { compact?: boolean }).compact),
+      [true, true, false],
+    );
   });
 
   test('refuses a wrong secret with a typed error and does not retry', async (t) => {

@@ -25,6 +25,7 @@ import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { encodeFrame } from './codec.ts';
 import { TypedEmitter } from './emitter.ts';
 import { type ErrorCode, GatewayError } from './errors.ts';
+import { expandHeaders } from './mail-headers.ts';
 import {
   type Bye,
   type Capabilities,
@@ -81,6 +82,12 @@ export interface HandsetOptions {
   pollWaitMs?: number;
   /** An Ack goes out at the latest this long after a sequenced frame arrived. Default 1000. */
   ackIntervalMs?: number;
+  /**
+   * `mail.sync` without a `compact` field goes on the wire as `compact: true`
+   * (field names once, not per message) and resolves with `items` as usual
+   * (mail-headers.ts). false: send it as given. Default true.
+   */
+  compactMailHeaders?: boolean;
   /** Injectable for tests. Default Math.random. */
   random?: () => number;
   /** Injectable for tests. Default Date.now. */
@@ -324,6 +331,13 @@ export class Handset {
     }
     const frame: Request = { kind: Kind.Request, id, method };
     if (body !== undefined) frame.body = body;
+    // The compact header table on the wire, `items` for the application: same data, fewer bytes.
+    const expand =
+      method === 'mail.sync' &&
+      this.#options.compactMailHeaders !== false &&
+      isRecord(body) &&
+      body.compact === undefined;
+    if (expand) frame.body = { ...(body as Record<string, Value>), compact: true };
     // Encode once up front: a body the codec cannot carry, or one over the
     // gateway's frame limit, fails here rather than closing the carrier.
     try {
@@ -345,7 +359,10 @@ export class Handset {
         this.#pending.delete(id);
         reject(new GatewayError('request.timeout', `no answer to ${method} (${id})`, { retryable: true }));
       }, opts.timeoutMs ?? this.#requestTimeoutMs);
-      this.#pending.set(id, { frame, resolve: resolve as (body: unknown) => void, reject, timer });
+      const settle = expand
+        ? (answer: unknown) => resolve((isRecord(answer) ? expandHeaders(answer) : answer) as T)
+        : (resolve as (body: unknown) => void);
+      this.#pending.set(id, { frame, resolve: settle, reject, timer });
       if (this.#welcomed) this.#carrier?.send(frame);
     });
   }
@@ -944,4 +961,8 @@ export function errorFromFrame(frame: ErrorFrame | Bye): GatewayError {
   };
   if (retryAfterMs !== undefined) options.retryAfterMs = retryAfterMs;
   return new GatewayError(code, frame.message || undefined, options);
+}
+
+function isRecord(v: unknown): v is Record<string, Value> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }

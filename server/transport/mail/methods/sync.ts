@@ -16,6 +16,7 @@
  * once for new messages (UIDs only grow).
  */
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import { compactHeaders } from '../../../../device-protocol/mail-headers.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from '../cursor.ts';
@@ -31,41 +32,6 @@ export interface SyncInput {
   before?: number;
   /** Headers as one table (`columns` + `rows`) instead of `items`: no key names repeated per message. */
   compact?: boolean;
-}
-
-/** The columns of a compact answer, in row order. */
-export const COMPACT_COLUMNS = [
-  'uid',
-  'fromName',
-  'fromAddress',
-  'subject',
-  'date',
-  'size',
-  'flags',
-  'attachments',
-  'preview',
-] as const;
-
-/** `items` → `columns` + `rows` (the same header fields, `from` split in two). */
-export function compactItems(result: { [key: string]: Value }): { [key: string]: Value } {
-  const items = result.items as MailHeader[] | undefined;
-  if (!items) return result;
-  const { items: _items, ...rest } = result;
-  return {
-    ...rest,
-    columns: [...COMPACT_COLUMNS],
-    rows: items.map((h) => [
-      h.uid,
-      h.from.name,
-      h.from.address,
-      h.subject,
-      h.date,
-      h.size,
-      h.flags,
-      h.attachments,
-      h.preview,
-    ]),
-  };
 }
 
 /** Past this many UIDs the no-QRESYNC expunge scan is skipped (it would cost more than a resync). */
@@ -109,7 +75,7 @@ export function syncMethod(deps: MailDeps): MethodDefinition<SyncInput> {
         const cursor = decodeCursor(input.folder, result.cursor);
         deps.watchers.watch(account, cursor.highestUid, ctx.push, { folder: input.folder, cursor });
       }
-      return input.compact ? compactItems(result) : result;
+      return input.compact ? compactHeaders(result) : result;
     },
   };
 }
