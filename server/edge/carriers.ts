@@ -37,6 +37,8 @@ export interface CarrierHost {
   backpressure(carrier: WsCarrier): void;
   /** Answer this carrier's held GET soon (coalesced across carriers). */
   schedulePollFlush(carrier: PollCarrier): void;
+  /** Write this WebSocket's newly appended frames soon (coalesced: one corked write per socket per turn). */
+  scheduleWsFlush(carrier: WsCarrier): void;
   /** Keep a poll carrier's last frame for its next request (it had no GET held). */
   pollTombstone(carrier: PollCarrier, status: number, frame: Uint8Array): void;
 }
@@ -78,6 +80,9 @@ export class WsCarrier extends Carrier {
   pumpSeq = 1;
   drainArmed = false;
 
+  /** Is this carrier in the host's list of carriers to flush this turn? */
+  flushQueued = false;
+
   private send(frame: Uint8Array): void {
     const stats = this.host.stats;
     stats.framesOut++;
@@ -92,12 +97,39 @@ export class WsCarrier extends Carrier {
     this.pump();
   }
 
+  /**
+   * A live frame was appended. It leaves at the end of this turn together
+   * with every other frame appended meanwhile (a burst from the bus becomes
+   * one corked write, not one syscall per frame).
+   */
   appended(seq: number): void {
-    if (this.state !== ACTIVE || seq !== this.pumpSeq) return; // catching up: the pump gets there
-    const frame = this.session!.frameAt(seq);
-    if (frame === undefined) return;
-    this.pumpSeq = seq + 1;
-    this.send(frame);
+    if (this.state !== ACTIVE || seq !== this.pumpSeq || this.flushQueued) return; // catching up: the pump gets there
+    this.flushQueued = true;
+    this.host.scheduleWsFlush(this);
+  }
+
+  /** Writes every live frame appended since the last flush; called by the host, once per turn. */
+  flushLive(): void {
+    this.flushQueued = false;
+    const session = this.session;
+    if (this.state !== ACTIVE || session === undefined || this.drainArmed) return;
+    const first = this.pumpSeq;
+    const end = session.nextSeq;
+    if (first >= end) return;
+    const frames: Uint8Array[] = [];
+    let bytes = 0;
+    for (let seq = first; seq < end; seq++) {
+      const frame = session.frameAt(seq);
+      if (frame === undefined) continue;
+      frames.push(frame);
+      bytes += frame.length;
+    }
+    this.pumpSeq = end;
+    const stats = this.host.stats;
+    stats.framesOut += frames.length;
+    stats.bytesOut += bytes;
+    session.bytesOut += bytes;
+    this.host.wsDriver.sendMany(this.socket, frames);
     // Live frames go out at once; a reader too slow for them trips the limit.
     if (this.host.wsDriver.bufferedAmount(this.socket) > this.host.limits.maxQueuedBytes) {
       this.host.backpressure(this);
@@ -140,6 +172,8 @@ export class WsCarrier extends Carrier {
 
   finish(frame: Uint8Array, code: string, bye: boolean): void {
     if (this.state === CLOSED) return;
+    // Frames appended this turn leave before the farewell (a resumable Bye keeps them anyway).
+    if (this.flushQueued) this.flushLive();
     this.state = CLOSED;
     this.host.stats.carrierClosed(code);
     if (this.socket === undefined) return;

@@ -168,6 +168,8 @@ export class EdgeCore implements EngineHost, CarrierHost {
   private readonly tombstones = new Map<string, Tombstone>();
   private pollFlushes: PollCarrier[] = [];
   private pollFlushScheduled = false;
+  private wsFlushes: WsCarrier[] = [];
+  private wsFlushScheduled = false;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly recorder: Recorder;
   readonly authLimiter: AuthLimiter;
@@ -1137,6 +1139,27 @@ export class EdgeCore implements EngineHost, CarrierHost {
       setImmediate(this.runPollFlushes);
     }
   }
+
+  scheduleWsFlush(c: WsCarrier): void {
+    this.wsFlushes.push(c);
+    if (!this.wsFlushScheduled) {
+      this.wsFlushScheduled = true;
+      setImmediate(this.runWsFlushes);
+    }
+  }
+
+  private readonly runWsFlushes = (): void => {
+    this.wsFlushScheduled = false;
+    const list = this.wsFlushes;
+    this.wsFlushes = [];
+    for (const c of list) {
+      try {
+        c.flushLive();
+      } catch (err) {
+        this.internalError(c, err);
+      }
+    }
+  };
 
   private readonly runPollFlushes = (): void => {
     this.pollFlushScheduled = false;

@@ -11,6 +11,8 @@ import type { PollCarrier, WsCarrier } from '../carriers.ts';
 export interface WsDriver {
   /** Queues one binary message. */
   send(socket: unknown, bytes: Uint8Array): void;
+  /** Queues several binary messages, in order, written together where the engine can (cork). */
+  sendMany(socket: unknown, frames: readonly Uint8Array[]): void;
   /** Bytes queued in user space (and, where the engine can tell, not yet written to the socket). */
   bufferedAmount(socket: unknown): number;
   /** Closes after what is queued has been written (WebSocket close frame with code and reason). */

@@ -33,6 +33,17 @@ const portableDriver: WsDriver = {
   send(socket, bytes) {
     (socket as WebSocket).send(bytes);
   },
+  sendMany(socket, frames) {
+    const ws = socket as WebSocket;
+    // ws has no cork of its own; its net.Socket does (one writev for the burst).
+    const raw = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    raw?.cork();
+    try {
+      for (const f of frames) ws.send(f);
+    } finally {
+      raw?.uncork();
+    }
+  },
   bufferedAmount(socket) {
     return (socket as WebSocket).bufferedAmount;
   },

@@ -49,6 +49,11 @@ let corkBytes: Uint8Array | undefined;
 const corkedSend = (): void => {
   corkSocket!.send(corkBytes!, true);
 };
+let corkFrames: readonly Uint8Array[] | undefined;
+const corkedSendMany = (): void => {
+  const ws = corkSocket!;
+  for (const f of corkFrames!) ws.send(f, true);
+};
 
 const uwsDriver: WsDriver = {
   send(socket, bytes) {
@@ -60,6 +65,17 @@ const uwsDriver: WsDriver = {
     } finally {
       corkSocket = undefined;
       corkBytes = undefined;
+    }
+  },
+  sendMany(socket, frames) {
+    const ws = socket as UwsSocket;
+    corkSocket = ws;
+    corkFrames = frames;
+    try {
+      ws.cork(corkedSendMany);
+    } finally {
+      corkSocket = undefined;
+      corkFrames = undefined;
     }
   },
   bufferedAmount(socket) {
