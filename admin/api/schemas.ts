@@ -332,6 +332,7 @@ export const LOG_KINDS = [
   'message_out',
   'sync',
   'error',
+  'logout',
 ] as const;
 
 export const DeviceLogRecord = z

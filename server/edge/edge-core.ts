@@ -849,15 +849,26 @@ export class EdgeCore implements EngineHost, CarrierHost {
       if (code === 'session.replaced') {
         this.recorder.log({ at, imei: s.imei, kind: 'takeover', service: 'session', code });
       }
-      this.recorder.usage({
-        at,
-        imei: s.imei,
-        ...(s.operator === undefined ? {} : { operator: s.operator }),
-        service: 'session',
-        logouts: 1,
-      });
+      this.recordLogout(s, at, code);
     }
     this.logger.debug({ imei: s.imei, sessionId: s.id, code }, 'session ended');
+  }
+
+  /**
+   * A logout is the end of a session, never a carrier drop: one per login
+   * (Hello), like an accounting stop record. A device that goes away without
+   * coming back is logged out when its resume window lapses (`session.expired`);
+   * a session that moves to another edge is not logged out (it goes on there).
+   */
+  private recordLogout(s: DeviceSession, at: number, code: string): void {
+    this.recorder.log({ at, imei: s.imei, kind: 'logout', service: 'session', code });
+    this.recorder.usage({
+      at,
+      imei: s.imei,
+      ...(s.operator === undefined ? {} : { operator: s.operator }),
+      service: 'session',
+      logouts: 1,
+    });
   }
 
   // ---------------------------------------------------------------------------
@@ -1251,11 +1262,17 @@ export class EdgeCore implements EngineHost, CarrierHost {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    const at = this.now();
     for (const s of [...this.table.values()]) {
       s.ended = true;
       s.sub?.unsubscribe();
       s.sub = undefined;
       this.table.remove(s);
+      // Not claimed by another edge before this one stopped: the session ends here.
+      if (!s.moved) {
+        this.flushUsage(s);
+        this.recordLogout(s, at, this.draining ? 'session.draining' : 'session.closed');
+      }
     }
     this.tombstones.clear();
   }

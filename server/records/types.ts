@@ -9,7 +9,9 @@ export type ServiceName = 'session' | 'mail' | 'im';
 
 /** Stable kinds; the admin UI filters by them. Add new ones, never rename. */
 export type DeviceLogKind =
+  /** A new session (Hello accepted): the login of the usage counters. */
   | 'connect'
+  /** A carrier closed; the session stays for a Resume (not a logout). */
   | 'disconnect'
   | 'auth_failure'
   | 'resume'
@@ -21,7 +23,9 @@ export type DeviceLogKind =
   | 'message_in'
   | 'message_out'
   | 'sync'
-  | 'error';
+  | 'error'
+  /** The session ended (code says why): the logout of the usage counters, one per connect. */
+  | 'logout';
 
 export interface DeviceLogRecord {
   /** Epoch ms. */

@@ -19,6 +19,8 @@ import { launchBrowser, type TestBrowser } from '../harness/browser.ts';
 import { type Gateway, startGateway } from '../harness/gateway.ts';
 
 const ADMIN = { name: 'root', password: 'browser-test-password-1' };
+/** The sections an operator sees; an admin also sees Users. */
+const OPERATOR_NAV = ['Devices', 'Reference data', 'Usage report', 'System monitor', 'Audit log'];
 /** Generous: only there so that a broken UI fails instead of hanging. */
 const WAIT = { timeout: 30_000 };
 
@@ -49,6 +51,15 @@ describe('admin web UI in Chromium', () => {
 
   async function go(hash: string): Promise<void> {
     await page.goto(`${gw.adminUrl}/ui/${hash}`);
+  }
+
+  /** Logs out (when logged in) and in again as someone else; resolves once the console shows. */
+  async function logInAs(name: string, password: string): Promise<void> {
+    if ((await page.locator('button.logout').count()) > 0) await page.click('button.logout');
+    await page.fill('input[name=name]', name);
+    await page.fill('input[name=password]', password);
+    await page.click('button[type=submit]');
+    await page.locator('nav.nav a').first().waitFor();
   }
 
   before(async () => {
@@ -95,13 +106,7 @@ describe('admin web UI in Chromium', () => {
     await page.fill('input[name=password]', ADMIN.password);
     await page.click('button[type=submit]');
     await page.locator('nav.nav a[data-nav=devices]').waitFor();
-    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), [
-      'Devices',
-      'Reference data',
-      'Usage report',
-      'System monitor',
-      'Audit log',
-    ]);
+    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), [...OPERATOR_NAV, 'Users']);
   });
 
   test('reference data: add an operator', async () => {
@@ -340,13 +345,88 @@ describe('admin web UI in Chromium', () => {
     await browser.screenshot(page, '10-monitor');
   });
 
-  test('the audit log shows the changes made above', async () => {
+  test('the audit log shows the changes made above, with the record before and after', async () => {
     await go('#/audit');
     await page.locator('#audit-table tr.audit-row').first().waitFor();
     const text = await page.locator('#audit-table').innerText();
     assert.match(text, /device\.create/);
     assert.match(text, new RegExp(deviceImei));
+    // The edit of imei(2) above changed its IMSI: both sides are shown.
+    await page.fill('input[name=action]', 'device.update');
+    const row = page.locator('#audit-table tr.audit-row', { hasText: imei(2) }).first();
+    await row.waitFor();
+    await page.waitForFunction(() => {
+      const rows = Array.from(document.querySelectorAll('#audit-table tr.audit-row'));
+      return rows.length > 0 && rows.every((r) => r.textContent?.includes('device.update'));
+    });
+    for (const d of await row.locator('details').all()) await d.locator('summary').click();
+    const [before, after] = await row.locator('pre.json').allInnerTexts();
+    assert.doesNotMatch(before, /001010000000002/, 'before: the IMSI it had');
+    assert.match(before, new RegExp(`"imei": "${imei(2)}"`));
+    assert.match(after, /"imsi": "001010000000002"/, 'after: the IMSI it got');
     await browser.screenshot(page, '11-audit');
+  });
+
+  test('users (admin only): add one with a role, bad input refused inline, reset a password, remove', async () => {
+    await go('#/users');
+    await page.locator(`#user-table tr.user-row[data-user="${ADMIN.name}"]`).waitFor();
+    assert.equal(
+      await page.locator(`#user-table tr[data-user="${ADMIN.name}"] button`, { hasText: 'Remove' }).count(),
+      0,
+      'an admin cannot remove themselves',
+    );
+    await page.click('#add-user');
+    await page.fill('#user-form input[name=name]', 'desk');
+    await page.locator('#user-form select[name=role]').selectOption('operator');
+    await page.fill('#user-form input[name=password]', 'short');
+    await page.click('#user-form button[type=submit]');
+    await page.locator('#hint-password.error').waitFor();
+    assert.match(await page.locator('#hint-password').innerText(), /at least 10 characters/);
+    await browser.screenshot(page, '12-users-add-refused');
+    await page.fill('#user-form input[name=password]', 'desk-password-1');
+    await page.click('#user-form button[type=submit]');
+    const desk = page.locator('#user-table tr.user-row[data-user=desk]');
+    await desk.waitFor();
+    assert.match(await desk.innerText(), /operator/);
+    const users = (await apiGet('/users')).body.items as Array<{ name: string; role: string }>;
+    assert.equal(users.find((u) => u.name === 'desk')?.role, 'operator');
+
+    await desk.locator('button', { hasText: 'Reset password' }).click();
+    await page.fill('#password-form input[name=password]', 'desk-password-2');
+    await page.click('#password-form button[type=submit]');
+    await page.locator('#password-form').waitFor({ state: 'detached' });
+    const login = async (name: string, password: string) =>
+      (
+        await fetch(`${gw.adminUrl}/api/v1/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name, password }),
+        })
+      ).status;
+    assert.equal(await login('desk', 'desk-password-2'), 200, 'the new password works');
+
+    const added = await fetch(`${gw.adminUrl}/api/v1/users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'leaver', role: 'viewer', password: 'leaver-password-1' }),
+    });
+    assert.equal(added.status, 201);
+    await go('#/reference');
+    await go('#/users');
+    const leaver = page.locator('#user-table tr.user-row[data-user=leaver]');
+    await leaver.locator('button', { hasText: 'Remove' }).click();
+    await leaver.waitFor({ state: 'detached' });
+    assert.ok(!(await apiGet('/users')).body.items.some((u: { name: string }) => u.name === 'leaver'));
+    await browser.screenshot(page, '13-users');
+  });
+
+  test('an operator manages devices but sees no Users page', async () => {
+    await logInAs('desk', 'desk-password-2');
+    assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), OPERATOR_NAV);
+    await go('#/users');
+    await page.waitForURL(/#\/devices$/);
+    await page.locator('#add-device').waitFor();
+    await browser.screenshot(page, '14-operator-devices');
   });
 
   test('a viewer sees only the usage report and the system monitor', async () => {
@@ -356,16 +436,14 @@ describe('admin web UI in Chromium', () => {
       body: JSON.stringify({ name: 'watcher', role: 'viewer', password: 'viewer-password-1' }),
     });
     assert.equal(res.status, 201);
-    await page.click('button.logout');
-    await page.fill('input[name=name]', 'watcher');
-    await page.fill('input[name=password]', 'viewer-password-1');
-    await page.click('button[type=submit]');
-    await page.locator('nav.nav a').first().waitFor();
+    await logInAs('watcher', 'viewer-password-1');
     assert.deepEqual(await page.locator('nav.nav a').allInnerTexts(), ['Usage report', 'System monitor']);
+    await go('#/users');
+    await page.waitForURL(/#\/usage$/);
     await go('#/devices');
     await page.waitForURL(/#\/usage$/);
     await page.locator('#usage-chart svg').waitFor();
-    await browser.screenshot(page, '12-viewer-usage');
+    await browser.screenshot(page, '15-viewer-usage');
     assert.equal(await page.locator('#add-device').count(), 0);
 
     // Answers like the 401 of the wrong password are logged by Chromium as "Failed to load resource".
@@ -374,11 +452,7 @@ describe('admin web UI in Chromium', () => {
   });
 
   test('drain the node from the monitor: it stops', async () => {
-    await page.click('button.logout');
-    await page.fill('input[name=name]', ADMIN.name);
-    await page.fill('input[name=password]', ADMIN.password);
-    await page.click('button[type=submit]');
-    await page.locator('nav.nav a[data-nav=devices]').waitFor();
+    await logInAs(ADMIN.name, ADMIN.password);
     await go('#/monitor');
     const row = page.locator(`#node-table tr.node-row[data-node="${gw.nodeId}"]`);
     await row.locator('button', { hasText: 'Drain' }).waitFor();

@@ -15,6 +15,7 @@ import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
 import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, waitFor } from './admin-api-helpers.ts';
 
 const PER_ADDRESS = 60;
+const RESUME_WINDOW_MS = 1000;
 
 describe('admin REST API', () => {
   let gw: Gateway;
@@ -27,7 +28,14 @@ describe('admin REST API', () => {
       (await import('node:os')).tmpdir(),
       `mmgw-admin-api-${process.pid}-${Date.now()}.json`,
     );
-    writeFileSync(config, JSON.stringify({ admin: { loginFailuresPerAddress: PER_ADDRESS } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        admin: { loginFailuresPerAddress: PER_ADDRESS },
+        // A closed handset's session ends (its logout) once this window passes without a Resume.
+        edge: { resumeWindowMs: RESUME_WINDOW_MS },
+      }),
+    );
     gw = await startGateway({
       args: ['--engine', 'portable', '--config', config],
       env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
@@ -178,6 +186,68 @@ describe('admin REST API', () => {
     assertError(await operator.call('DELETE', '/operators/x'), 403, 'api.forbidden');
     assertError(await operator.call('GET', '/users'), 403, 'api.forbidden');
     assertError(await operator.call('POST', '/nodes/x/drain'), 403, 'api.forbidden');
+  });
+
+  test('every route of openapi.json: 401 without a token, 403 for a role not in x-roles, allowed otherwise', async () => {
+    const doc = (await new ApiClient(gw.adminUrl).call('GET', '/openapi.json')).json;
+    const clients = { admin, operator, viewer } as const;
+    const names = { admin: ADMIN.name, operator: 'ops1', viewer: 'view1' } as const;
+    const absentImei = nextImei();
+    let checked = 0;
+    /** Status and error code; a stream's body is not read (it would not end). */
+    const call = async (who: ApiClient | undefined, method: string, path: string) => {
+      const ac = new AbortController();
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (who?.token) headers.authorization = `Bearer ${who.token}`;
+      const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
+      try {
+        const res = await fetch(`${gw.adminUrl}/api/v1${path}`, {
+          method,
+          headers,
+          ...(hasBody ? { body: '{}' } : {}),
+          signal: ac.signal,
+        });
+        if (/text\/event-stream/.test(res.headers.get('content-type') ?? ''))
+          return { status: res.status, code: undefined, message: '' };
+        const text = await res.text();
+        const error = text.startsWith('{') ? JSON.parse(text).error : undefined;
+        return { status: res.status, code: error?.code as string | undefined, message: error?.message ?? '' };
+      } finally {
+        ac.abort();
+      }
+    };
+    for (const [template, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [verb, operation] of Object.entries(item)) {
+        if (verb === 'parameters') continue;
+        const method = verb.toUpperCase();
+        const roles = operation['x-roles'] as string[];
+        assert.ok(Array.isArray(roles), `${method} ${template} names its roles`);
+        const pathFor = (role: keyof typeof names) =>
+          template
+            .replace('{imei}', absentImei)
+            .replace('{name}', names[role])
+            .replace('{id}', 'matrix-absent')
+            .replace(/\{\w+\}/g, 'matrix-absent');
+        const where = `${method} ${template}`;
+        if (Array.isArray(operation.security) && operation.security.length === 0) continue;
+        const anon = await call(undefined, method, pathFor('viewer'));
+        assert.equal(anon.status, 401, `${where} without a token`);
+        assert.equal(anon.code, 'api.unauthorized', where);
+        for (const role of ['admin', 'operator', 'viewer'] as const) {
+          const r = await call(clients[role], method, pathFor(role));
+          if (roles.includes(role)) {
+            assert.ok(r.status !== 401 && r.status !== 403, `${where} as ${role}: ${r.status} ${r.code}`);
+            assert.ok(!/^no route/.test(r.message), `${where} is routed (${r.message})`);
+            assert.ok(r.status < 500, `${where} as ${role}: ${r.status} ${r.code}`);
+          } else {
+            assert.equal(r.status, 403, `${where} as ${role}`);
+            assert.equal(r.code, 'api.forbidden', `${where} as ${role}`);
+          }
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked >= 3 * 40, `checked ${checked} route and role pairs`);
   });
 
   test('reference data: create, read, replace with revision, 400 with field, 409, in-use, remove', async () => {
@@ -636,20 +706,22 @@ describe('admin REST API', () => {
     await first.connect();
     await first.close();
 
-    const logs = await waitFor('connect and disconnect records', async () => {
+    // The carrier closes at once (disconnect); the session ends when its resume window passes (logout).
+    const logs = await waitFor('connect, disconnect and logout records', async () => {
       const r = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
       assert.equal(r.status, 200, r.text);
       const kinds = r.json.items.map((x: { kind: string }) => x.kind);
-      return kinds.includes('connect') && kinds.includes('disconnect') ? r.json.items : undefined;
+      return kinds.includes('logout') ? r.json.items : undefined;
     });
+    const kindsInOrder = logs.map((x: { kind: string }) => x.kind);
+    assert.deepEqual(kindsInOrder, ['connect', 'disconnect', 'logout']);
     const connect = logs.find((x: { kind: string }) => x.kind === 'connect');
     assert.equal(connect.imei, imei);
     assert.equal(connect.service, 'session');
     assert.equal(connect.node, gw.nodeId);
-    assert.ok(
-      logs.findIndex((x: { kind: string }) => x.kind === 'connect') <
-        logs.findIndex((x: { kind: string }) => x.kind === 'disconnect'),
-    );
+    const logout = logs.find((x: { kind: string }) => x.kind === 'logout');
+    assert.equal(logout.code, 'session.expired');
+    assert.ok(logout.at - logs[1].at >= RESUME_WINDOW_MS, 'the logout comes after the resume window');
     // Filters: kind and time.
     const onlyConnect = await operator.call('GET', `/devices/${imei}/logs?kind=connect`);
     assert.ok(
@@ -681,23 +753,36 @@ describe('admin REST API', () => {
         await second.connect();
       },
     );
-    await second.close();
     const live = events.find((e) => e.event === 'log');
     assert.equal(JSON.parse(live!.data).imei, imei);
     assertError(await viewer.call('GET', `/devices/${imei}/logs/stream`), 403, 'api.forbidden');
+    // A third connection while the second is up takes over: the second session ends at once.
+    const third = handset();
+    await third.connect();
+    await second.close();
+    await third.close();
+    const ends = await waitFor('three logouts in the device log', async () => {
+      const r = await operator.call('GET', `/devices/${imei}/logs?kind=logout&order=asc`);
+      return r.json.items.length >= 3 ? r.json.items : undefined;
+    });
+    assert.deepEqual(
+      ends.map((x: { code: string }) => x.code),
+      ['session.expired', 'session.replaced', 'session.expired'],
+    );
 
-    // Usage report, three formats, filtered to this operator: two logins from the two connections
-    // (logouts count when a session ends, which a resumable close leaves for later).
+    // Usage report, three formats, filtered to this operator: a login per Hello, a logout per
+    // session end (not per carrier drop), so they balance once every session has ended.
     const from = new Date(startedAt - 3_600_000).toISOString();
-    const report = await waitFor('two logins in the usage report', async () => {
+    const report = await waitFor('three logins and logouts in the usage report', async () => {
       const r = await viewer.call(
         'GET',
         `/reports/usage?from=${from}&granularity=hour&operator=usage-op&format=json`,
       );
       assert.equal(r.status, 200, r.text);
-      return r.json.totals.logins >= 2 ? r.json : undefined;
+      return r.json.totals.logins >= 3 && r.json.totals.logouts >= 3 ? r.json : undefined;
     });
-    assert.equal(report.totals.logins, 2);
+    assert.equal(report.totals.logins, 3);
+    assert.equal(report.totals.logouts, 3);
     assert.equal(report.granularity, 'hour');
     const hourRow = report.rows.find((row: { logins: number }) => row.logins > 0);
     assert.ok(hourRow.bucket.endsWith(':00:00.000Z'));
@@ -705,10 +790,11 @@ describe('admin REST API', () => {
       'GET',
       `/reports/usage?from=${from}&granularity=day&operator=usage-op&groupBy=service`,
     );
-    assert.equal(day.json.totals.logins, 2);
+    assert.equal(day.json.totals.logins, 3);
     assert.ok(
       day.json.rows.some(
-        (r: { service: string; logins: number }) => r.service === 'session' && r.logins === 2,
+        (r: { service: string; logins: number; logouts: number }) =>
+          r.service === 'session' && r.logins === 3 && r.logouts === 3,
       ),
     );
     const csv = await viewer.call('GET', `/reports/usage?from=${from}&operator=usage-op&format=csv`);
@@ -717,13 +803,14 @@ describe('admin REST API', () => {
     assert.match(csv.headers.get('content-disposition') ?? '', /attachment/);
     const csvLines = csv.text.trim().split(/\r?\n/);
     assert.equal(csvLines[0], 'bucket,logins,logouts,messagesIn,messagesOut,bytesIn,bytesOut');
-    const csvLogins = csvLines.slice(1).reduce((n, l) => n + Number(l.split(',')[1]), 0);
-    assert.equal(csvLogins, 2);
+    const csvSum = (col: number) => csvLines.slice(1).reduce((n, l) => n + Number(l.split(',')[col]), 0);
+    assert.equal(csvSum(1), 3);
+    assert.equal(csvSum(2), 3);
     const xml = await viewer.call('GET', `/reports/usage?from=${from}&operator=usage-op&format=xml`);
     assert.equal(xml.status, 200);
     assert.match(xml.headers.get('content-type') ?? '', /application\/xml/);
     assert.match(xml.text, /^<\?xml version="1.0"/);
-    assert.match(xml.text, /<totals><logins>2<\/logins><logouts>\d+<\/logouts>/);
+    assert.match(xml.text, /<totals><logins>3<\/logins><logouts>3<\/logouts>/);
     // Other operators' reports do not see these logins.
     const other = await viewer.call('GET', `/reports/usage?from=${from}&operator=dev-op`);
     assert.equal(other.json.totals.logins, 0);
@@ -804,7 +891,8 @@ describe('admin REST API: drain', () => {
   test('POST /nodes/{id}/drain drains that node and it exits', async () => {
     const gw = await startGateway({
       args: ['--engine', 'portable'],
-      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
+      // npm test runs gateways silent; this test reads the node's own log line.
+      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password, MMGW_LOG_LEVEL: 'info' },
     });
     try {
       const admin = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);

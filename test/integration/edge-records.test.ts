@@ -95,10 +95,11 @@ for (const engine of ENGINES) {
       assert.deepEqual(recorder.kinds(IMEI_B), ['auth_failure']);
       assert.equal(recorder.logs.find((r) => r.imei === IMEI_B)!.code, 'auth.bad_secret');
 
-      // A new Hello takes over: takeover, logout of the old session, disconnect of its carrier, a new login.
+      // A new Hello takes over: disconnect of the old carrier, takeover and logout of the old session, a new login.
       const ws2 = await e.client('ws');
       await ws2.hello(IMEI_A, { secret: 'secret-a' });
-      assert.deepEqual(recorder.kinds(IMEI_A).slice(4), ['disconnect', 'takeover', 'connect']);
+      assert.deepEqual(recorder.kinds(IMEI_A).slice(4), ['disconnect', 'takeover', 'logout', 'connect']);
+      assert.equal(recorder.logs.find((r) => r.kind === 'logout')!.code, 'session.replaced');
       assert.equal(recorder.logs.filter((r) => r.kind === 'disconnect').at(-1)!.code, 'session.replaced');
       assert.equal(recorder.logs.find((r) => r.kind === 'takeover')!.code, 'session.replaced');
       assert.equal(recorder.sum(IMEI_A, 'logouts'), 1);

@@ -57,7 +57,7 @@ export function onSession(listener: (s: Session | undefined) => void): void {
 
 /** Admin changes anything, operator manages devices, viewer reads reports and the monitor. */
 export function can(
-  what: 'devices' | 'write-devices' | 'reference' | 'write-reference' | 'audit' | 'drain',
+  what: 'devices' | 'write-devices' | 'reference' | 'write-reference' | 'audit' | 'drain' | 'users',
 ): boolean {
   const role = session?.user.role;
   if (role === 'admin') return true;

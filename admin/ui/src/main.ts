@@ -13,6 +13,7 @@ import { loginPage } from './pages/login.ts';
 import { monitorPage } from './pages/monitor.ts';
 import { referencePage } from './pages/reference.ts';
 import { usagePage } from './pages/usage.ts';
+import { usersPage } from './pages/users.ts';
 
 export type Dispose = () => void;
 export type Page = (root: HTMLElement, params: string[]) => Dispose | undefined;
@@ -42,6 +43,7 @@ const routes: Route[] = [
   { pattern: /^\/usage$/, page: usagePage, nav: 'usage', allowed: () => true },
   { pattern: /^\/monitor$/, page: monitorPage, nav: 'monitor', allowed: () => true },
   { pattern: /^\/audit$/, page: auditPage, nav: 'audit', allowed: () => can('audit') },
+  { pattern: /^\/users$/, page: usersPage, nav: 'users', allowed: () => can('users') },
 ];
 
 const NAV: { id: string; label: string; href: string; allowed: () => boolean }[] = [
@@ -50,6 +52,7 @@ const NAV: { id: string; label: string; href: string; allowed: () => boolean }[]
   { id: 'usage', label: 'Usage report', href: '#/usage', allowed: () => true },
   { id: 'monitor', label: 'System monitor', href: '#/monitor', allowed: () => true },
   { id: 'audit', label: 'Audit log', href: '#/audit', allowed: () => can('audit') },
+  { id: 'users', label: 'Users', href: '#/users', allowed: () => can('users') },
 ];
 
 let dispose: Dispose | undefined;

@@ -33,6 +33,7 @@ const KINDS = [
   'message_out',
   'sync',
   'error',
+  'logout',
 ] as const;
 
 function sameRecord(a: LogRecord, b: LogRecord): boolean {
