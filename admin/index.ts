@@ -66,7 +66,12 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
     };
   }
 
-  const records = await RecordsStore.open({ dataDir: options.dataDir, logger, ...options.retention });
+  const records = await RecordsStore.open({
+    dataDir: options.dataDir,
+    logger,
+    ...options.retention,
+    operatorOf: (imei) => registry.getDevice(imei)?.operator,
+  });
   const feed = new EventEmitter();
   feed.setMaxListeners(0);
   const onStoredLogs = (listener: (logs: DeviceLogRecord[]) => void) => {

@@ -175,6 +175,34 @@ test('usage: hour and day buckets, zero-filled, filters and groups; counters add
   assert.equal(store.deviceUsage('1', day0, day0 + DAY_MS).logins, 2);
 });
 
+test("usage without an operator (mail, IM from transport nodes) counts for the device's operator", async (t) => {
+  const operators: Record<string, string> = { '1': 'a', '2': 'b' };
+  const store = await RecordsStore.open({
+    dataDir: tempDir(t),
+    now: () => T0,
+    operatorOf: (imei) => operators[imei],
+  });
+  t.after(() => store.close());
+  const day0 = Date.UTC(2026, 0, 10);
+  await store.write({
+    logs: [],
+    usage: [
+      { at: day0, imei: '1', service: 'mail', messagesIn: 2 },
+      { at: day0, imei: '2', service: 'im', messagesOut: 3 },
+      { at: day0, imei: '9', service: 'im', messagesOut: 5 },
+      { at: day0, imei: '1', operator: 'b', service: 'session', logins: 1 },
+    ],
+  });
+  const by = (operator: string) =>
+    store.usageReport({ from: day0, to: day0 + DAY_MS, granularity: 'day', groupBy: 'none', operator })
+      .totals;
+  assert.equal(by('a').messagesIn, 2);
+  assert.equal(by('b').messagesOut, 3);
+  assert.equal(by('b').logins, 1, 'an operator given with the delta is kept');
+  const all = store.usageReport({ from: day0, to: day0 + DAY_MS, granularity: 'day', groupBy: 'none' });
+  assert.equal(all.totals.messagesOut, 8, 'an unknown device still counts in the totals');
+});
+
 test('audit: newest first, filters, pages', async (t) => {
   let now = T0;
   const store = await RecordsStore.open({ dataDir: tempDir(t), now: () => now });

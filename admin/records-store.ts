@@ -45,6 +45,12 @@ export interface RecordsStoreOptions extends RetentionOptions {
   logger?: Logger;
   /** How often the age sweep runs. Default 60 s. */
   sweepMs?: number;
+  /**
+   * The operator of a device, for usage deltas that come without one (mail and
+   * IM counters are written by transport nodes, which do not hold the
+   * registry), so that reports by operator include every service.
+   */
+  operatorOf?: (imei: string) => string | undefined;
 }
 
 /** [logins, logouts, messagesIn, messagesOut, bytesIn, bytesOut] */
@@ -141,6 +147,7 @@ export class RecordsStore {
   private readonly maxAgeMs: number;
   private readonly maxBytes: number;
   private readonly maxPerDevice: number;
+  private readonly operatorOf: ((imei: string) => string | undefined) | undefined;
   private readonly usageMaxAgeMs: number;
   private readonly perDevice = new Map<string, number>();
   private totalBytes = 0;
@@ -157,6 +164,7 @@ export class RecordsStore {
     this.maxBytes = options.maxBytes ?? 1024 ** 3;
     this.maxPerDevice = options.maxPerDevice ?? 20_000;
     this.usageMaxAgeMs = (options.usageMaxAgeDays ?? 400) * DAY_MS;
+    this.operatorOf = options.operatorOf;
     this.env = open({ path, maxDbs: 8, noSync: false });
     this.logs = this.env.openDB({ name: 'logs' });
     this.logTime = this.env.openDB({ name: 'logTime' });
@@ -207,7 +215,7 @@ export class RecordsStore {
       const agg = new Map<string, { key: [number, string, string]; c: Counters }>();
       for (const d of usage) {
         const hour = Math.floor(d.at / HOUR_MS) * HOUR_MS;
-        const op = d.operator ?? '';
+        const op = d.operator ?? this.deviceOperator(d.imei);
         const c = countersOf(d);
         const key: [number, string, string, string] = [hour, op, d.service, d.imei];
         this.usage.put(key, add((this.usage.get(key)?.slice() as Counters | undefined) ?? zero(), c));
@@ -223,6 +231,15 @@ export class RecordsStore {
     });
     this.writes = p.catch(() => {});
     await p;
+  }
+
+  /** '' when unknown, or when the lookup fails (a registry closing): the counters still count. */
+  private deviceOperator(imei: string): string {
+    try {
+      return this.operatorOf?.(imei) ?? '';
+    } catch {
+      return '';
+    }
   }
 
   /** Inside a write transaction: drops a device's oldest `count` records. */

@@ -8,11 +8,14 @@
  *   await browser.screenshot(page, 'login');   // test/output/screenshots/login.png
  *
  * We use the distribution's Chromium rather than a downloaded Playwright build:
- * CI installs it with the other peers (scripts/install-peers.sh), and nothing is
- * fetched at test time. Every launch gets a fresh user data directory so no
- * cookie, cache or storage leaks between runs; it is removed on close().
+ * CI installs it with the other peers (scripts/install-peers.sh), and so does
+ * launchBrowser() when it is missing (apt, where root or sudo allows); no
+ * browser build is downloaded by Playwright. Every launch gets a fresh user
+ * data directory so no cookie, cache or storage leaks between runs; it is
+ * removed on close().
  * Every browser launched here is also closed when the test process exits.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +56,20 @@ export interface LaunchOptions {
   viewport?: { width: number; height: number };
 }
 
+/**
+ * Debian's chromium is missing: install it (with the other peers) once, as
+ * CI does. Needs root or sudo without a password; stdin is closed so a sudo
+ * that wants one fails at once instead of waiting.
+ */
+function installChromium(): void {
+  const script = join(ROOT, 'scripts', 'install-peers.sh');
+  const r = spawnSync('bash', [script], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 600_000 });
+  if (r.status !== 0)
+    process.stderr.write(`${script} failed (exit ${r.status}); Chromium is still missing\n`);
+}
+
 export async function launchBrowser(options: LaunchOptions = {}): Promise<TestBrowser> {
+  if (!existsSync(CHROMIUM_PATH) && process.env.MMGW_CHROMIUM === undefined) installChromium();
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `no Chromium at ${CHROMIUM_PATH}: the browser tests need Debian's chromium package; ` +
