@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { decodePayload, decodeReply, encodeErrorReply, encodePayload, encodeReply } from './codec.ts';
+import {
+  decodePayload,
+  decodeReply,
+  encodeErrorReply,
+  encodePayload,
+  encodeReply,
+  LARGE_BINARY_BYTES,
+} from './codec.ts';
 
 function rejectsWith(fn: () => unknown, code: string): void {
   assert.throws(fn, (err: unknown) => err instanceof GatewayError && err.code === code);
@@ -33,6 +40,40 @@ describe('bus codec', () => {
     a.bytes[0] = 99;
     assert.equal(b.bytes[0], 1);
     assert.equal((decodePayload(encoded) as { bytes: Uint8Array }).bytes[0], 1);
+  });
+
+  test('a large binary gets a message buffer of its own, sized for it; later messages do not share it', () => {
+    const source = new Uint8Array(3 * 1024 * 1024).fill(7);
+    const before = encodePayload({ seq: 1 });
+    const big = encodePayload({ source, spec: { width: 320 } });
+    const after = encodePayload({ seq: 2 });
+    assert.ok(big.byteLength > source.byteLength);
+    assert.ok(big.buffer.byteLength < source.byteLength + 64 * 1024, `buffer ${big.buffer.byteLength}`);
+    assert.notEqual(after.buffer, big.buffer);
+    assert.notEqual(before.buffer, big.buffer);
+    // One level deeper, as in a reply envelope: sized the same way.
+    const reply = encodeReply({ bytes: source, width: 320 });
+    assert.ok(reply.buffer.byteLength < source.byteLength + 64 * 1024, `buffer ${reply.buffer.byteLength}`);
+    assert.deepEqual((decodeReply(reply) as { bytes: Uint8Array }).bytes, source);
+    assert.deepEqual(decodePayload(after), { seq: 2 });
+  });
+
+  test('owned large messages decode binaries as views of the message; shared ones and small ones copy', () => {
+    const source = new Uint8Array(LARGE_BINARY_BYTES).fill(3);
+    const big = encodePayload({ source });
+    const owned = (decodePayload(big, 'owned') as { source: Uint8Array }).source;
+    assert.equal(owned.buffer, big.buffer, 'a view of the message');
+    assert.equal(owned.constructor, Uint8Array);
+    assert.deepEqual(owned, source);
+    const shared = (decodePayload(big) as { source: Uint8Array }).source;
+    assert.notEqual(shared.buffer, big.buffer);
+    shared[0] = 99;
+    assert.equal(owned[0], 3);
+    // A small binary kept by its receiver must not pin a pack buffer shared with other messages.
+    const small = encodePayload({ token: new Uint8Array([1, 2, 3]) });
+    const kept = (decodePayload(small, 'owned') as { token: Uint8Array }).token;
+    assert.notEqual(kept.buffer, small.buffer);
+    assert.ok(kept.buffer.byteLength < 64);
   });
 
   test('a Buffer input decodes the same as a Uint8Array', () => {

@@ -7,13 +7,64 @@
  * not have). A request's answer travels as a reply envelope:
  * `{ok: true, data}` or `{ok: false, code, message, …}`, so that a handler's
  * GatewayError reaches the requester with the same code and message.
+ *
+ * Large binaries (a transcoder source is 3–25 MB) are what the bus mostly
+ * moves by volume, so two rules keep them to one copy in each direction:
+ * - A message carrying a binary of LARGE_BINARY_BYTES or more is packed into
+ *   a buffer of its own, sized for it, instead of into msgpackr's shared pack
+ *   buffer (which would grow to 4× the message and then hold every small
+ *   message packed after it).
+ * - A receiver that owns the message bytes (`decodePayload(bytes, 'owned')`:
+ *   nobody else decodes, reads or writes them afterwards) gets the binaries of
+ *   a large message as views of those bytes instead of copies. Small messages
+ *   are always copied out, so that a kept small binary never pins a shared
+ *   pack or socket buffer. Isolation holds either way: what the sender packed
+ *   is already a copy, and bytes decoded by more than one subscriber are
+ *   decoded 'shared' (copies).
  */
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { ERROR_CODES, GatewayError, isErrorCode } from '../../device-protocol/errors.ts';
 
 // copyBuffers: decoded Uint8Arrays are copies, never views of the message
 // bytes, so two subscribers decoding the same message share no memory.
 const packr = new Packr({ useRecords: false, copyBuffers: true });
+// For owned large messages only (see above): binaries are views of the message.
+const viewUnpackr = new Unpackr({ useRecords: false, copyBuffers: false });
+
+/** A binary this large gets a message buffer of its own; a message this large may be decoded into views. */
+export const LARGE_BINARY_BYTES = 64 * 1024;
+/** Room for the rest of a large message (keys, a spec, metadata); more only costs msgpackr one regrowth. */
+const LARGE_MESSAGE_SLACK = 16 * 1024;
+/** The fresh shared pack buffer after a large message (msgpackr's own initial size). */
+const SMALL_PACK_BUFFER = 8192;
+/** How far largeBinaryBytes looks: a reply envelope holds its binaries at depth 2 ({ok, data: {bytes}}). */
+const SCAN_DEPTH = 3;
+const SCAN_MAX_ENTRIES = 32;
+
+/**
+ * Bytes of the large binaries near the top of a payload (plain objects and
+ * arrays, a bounded look): enough to size the buffer of a transcoder request
+ * or reply, cheap for the many small messages that have none.
+ */
+function largeBinaryBytes(value: unknown, depth: number): number {
+  if (value === null || typeof value !== 'object') return 0;
+  if (value instanceof Uint8Array) return value.byteLength >= LARGE_BINARY_BYTES ? value.byteLength : 0;
+  if (depth === 0) return 0;
+  let total = 0;
+  if (Array.isArray(value)) {
+    const n = Math.min(value.length, SCAN_MAX_ENTRIES);
+    for (let i = 0; i < n; i++) total += largeBinaryBytes(value[i], depth - 1);
+    return total;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return 0;
+  let seen = 0;
+  for (const key in value) {
+    if (++seen > SCAN_MAX_ENTRIES) break;
+    total += largeBinaryBytes((value as Record<string, unknown>)[key], depth - 1);
+  }
+  return total;
+}
 
 export type ReplyEnvelope =
   | { ok: true; data: unknown }
@@ -29,14 +80,32 @@ export type ReplyEnvelope =
 /** Encodes any bus payload to bytes. Throws GatewayError('bus.bad_message') for what cannot be encoded. */
 export function encodePayload(data: unknown): Uint8Array {
   try {
-    return packr.pack(data);
+    const large = largeBinaryBytes(data, SCAN_DEPTH);
+    if (large === 0) return packr.pack(data);
+    // Its own buffer: the message is not a slice of a buffer shared with others, and a
+    // receiver's views of it hold exactly this message. Afterwards a fresh small buffer,
+    // so that later small messages do not land in (and pin) this one.
+    packr.useBuffer(Buffer.allocUnsafeSlow(large + LARGE_MESSAGE_SLACK));
+    try {
+      return packr.pack(data);
+    } finally {
+      packr.useBuffer(Buffer.allocUnsafeSlow(SMALL_PACK_BUFFER));
+    }
   } catch (err) {
     throw new GatewayError('bus.bad_message', 'The bus payload could not be encoded.', { cause: err });
   }
 }
 
+/**
+ * Who else may touch the bytes handed to decodePayload: 'shared' (the
+ * default: binaries are copied out), or 'owned' (the caller hands them over;
+ * nobody else decodes, reads or writes them afterwards, so the binaries of a
+ * large message may stay views of them).
+ */
+export type MessageOwnership = 'shared' | 'owned';
+
 /** Decodes bytes from the bus. Throws GatewayError('bus.bad_message') on bad bytes. */
-export function decodePayload(bytes: Uint8Array): unknown {
+export function decodePayload(bytes: Uint8Array, ownership: MessageOwnership = 'shared'): unknown {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) {
     throw new GatewayError('bus.bad_message', 'The bus message is empty or not bytes.');
   }
@@ -47,7 +116,8 @@ export function decodePayload(bytes: Uint8Array): unknown {
       bytes.constructor === Uint8Array
         ? bytes
         : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return packr.unpack(view);
+    const unpackr = ownership === 'owned' && view.byteLength >= LARGE_BINARY_BYTES ? viewUnpackr : packr;
+    return unpackr.unpack(view);
   } catch (err) {
     throw new GatewayError('bus.bad_message', 'The bus message could not be decoded.', { cause: err });
   }
@@ -95,8 +165,8 @@ export function encodeHandlerResult(
  * GatewayError of a failure, or GatewayError('bus.bad_message') when the bytes
  * are not an envelope.
  */
-export function decodeReply(bytes: Uint8Array): unknown {
-  const envelope = decodePayload(bytes) as ReplyEnvelope | null;
+export function decodeReply(bytes: Uint8Array, ownership: MessageOwnership = 'shared'): unknown {
+  const envelope = decodePayload(bytes, ownership) as ReplyEnvelope | null;
   if (envelope === null || typeof envelope !== 'object' || typeof envelope.ok !== 'boolean') {
     throw new GatewayError('bus.bad_message', 'The bus reply is not an envelope.');
   }

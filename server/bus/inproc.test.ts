@@ -125,6 +125,40 @@ describe('InProcessBus', () => {
     await bus.close();
   });
 
+  test('encoding isolation holds for large binaries too: fanned-out bytes are copies, a lone receiver owns its own', async () => {
+    const bus = new InProcessBus();
+    const size = 256 * 1024;
+    const seen: Uint8Array[] = [];
+    bus.subscribe('big', (m) => {
+      const bytes = (m.data as { bytes: Uint8Array }).bytes;
+      bytes.fill(0);
+      seen.push(bytes);
+    });
+    bus.subscribe('big', (m) => void seen.push((m.data as { bytes: Uint8Array }).bytes));
+    const sent = new Uint8Array(size).fill(5);
+    bus.publish('big', { bytes: sent });
+    await bus.flush();
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0][0], 0);
+    assert.ok(
+      seen[1].every((b) => b === 5),
+      'the second subscriber saw the first one write',
+    );
+    assert.notEqual(seen[0].buffer, seen[1].buffer);
+    assert.ok(sent.every((b) => b === 5));
+    // Request/reply with one responder: the handler's change stays in its own bytes.
+    bus.subscribe('echo', (m) => {
+      const bytes = (m.data as { bytes: Uint8Array }).bytes;
+      const copy = new Uint8Array(bytes);
+      bytes.fill(1);
+      return { bytes: copy };
+    });
+    const reply = await bus.request<{ bytes: Uint8Array }>('echo', { bytes: sent });
+    assert.ok(reply.bytes.every((b) => b === 5));
+    assert.ok(sent.every((b) => b === 5));
+    await bus.close();
+  });
+
   test('a message whose subscriber unsubscribed before delivery is not delivered', async () => {
     const bus = new InProcessBus();
     const got = collector();

@@ -61,6 +61,8 @@ interface Delivery {
   subject: string;
   bytes: Uint8Array;
   reply: RawReply | undefined;
+  /** The same bytes went to more than one subscriber: each decodes its own copies. */
+  shared: boolean;
 }
 
 interface PendingRequest {
@@ -99,7 +101,8 @@ export class InProcessBus implements Bus {
   async request<T = unknown>(subject: string, data: unknown, options: RequestOptions = {}): Promise<T> {
     const bytes = encodePayload(data);
     const envelope = await this.requestRaw(subject, bytes, options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
-    return decodeReply(envelope) as T;
+    // A reply envelope goes to its one requester only.
+    return decodeReply(envelope, 'owned') as T;
   }
 
   subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): Subscription {
@@ -120,14 +123,17 @@ export class InProcessBus implements Bus {
     return this.add(subject, deliver, undefined, options, context);
   }
 
-  private deliver(entry: SubEntry, subject: string, bytes: Uint8Array, reply: RawReply | undefined): void {
+  private deliver(d: Delivery): void {
+    const { entry, subject, bytes, reply } = d;
     if (entry.raw !== undefined) {
       entry.raw(subject, bytes, reply, entry.context);
       return;
     }
     let data: unknown;
     try {
-      data = decodePayload(bytes);
+      // Bytes routed to this subscriber alone are its own: nobody else reads or writes them
+      // (the sender's were packed into them, a raw sender hands them over).
+      data = decodePayload(bytes, d.shared ? 'shared' : 'owned');
     } catch (err) {
       this.logger?.warn({ subject, err }, 'undecodable bus message dropped');
       if (reply) reply(encodeErrorReply(err));
@@ -268,7 +274,7 @@ export class InProcessBus implements Bus {
     const list = this.exact.get(subject);
     // Fast path: one subscriber (a lone queue group member gets it too), no wildcards anywhere.
     if (this.wildcard.length === 0 && list !== undefined && list.length === 1) {
-      this.enqueue({ entry: list[0], subject, bytes, reply });
+      this.enqueue({ entry: list[0], subject, bytes, reply, shared: false });
       return 1;
     }
     const targets: SubEntry[] = list === undefined ? [] : list.slice();
@@ -278,11 +284,10 @@ export class InProcessBus implements Bus {
     }
     if (targets.length === 0) return 0;
     let groups: Map<string, SubEntry[]> | undefined;
-    let count = 0;
+    const chosen: SubEntry[] = [];
     for (const entry of targets) {
       if (entry.queue === undefined) {
-        this.enqueue({ entry, subject, bytes, reply });
-        count++;
+        chosen.push(entry);
       } else {
         groups ??= new Map();
         const members = groups.get(entry.queue);
@@ -295,11 +300,12 @@ export class InProcessBus implements Bus {
         // Round robin per queue name: bounded by the number of groups, fair enough for load spreading.
         const cursor = this.queueCursor.get(queue) ?? 0;
         this.queueCursor.set(queue, (cursor + 1) % 1_000_000_007);
-        this.enqueue({ entry: members[cursor % members.length], subject, bytes, reply });
-        count++;
+        chosen.push(members[cursor % members.length]);
       }
     }
-    return count;
+    const shared = chosen.length > 1;
+    for (const entry of chosen) this.enqueue({ entry, subject, bytes, reply, shared });
+    return chosen.length;
   }
 
   private rerouteQueued(d: Delivery): void {
@@ -323,6 +329,7 @@ export class InProcessBus implements Bus {
       subject: d.subject,
       bytes: d.bytes,
       reply: d.reply,
+      shared: d.shared,
     });
   }
 
@@ -346,7 +353,7 @@ export class InProcessBus implements Bus {
         continue;
       }
       try {
-        this.deliver(d.entry, d.subject, d.bytes, d.reply);
+        this.deliver(d);
       } catch (err) {
         // A subscriber must never take the bus (or the process) down.
         this.logger?.error({ subject: d.subject, err }, 'bus subscriber threw');

@@ -91,7 +91,7 @@ class NatsBus implements Bus {
     } catch (err) {
       throw natsErrorToGateway(err, subject, timeoutMs);
     }
-    return decodeReply(reply.data) as T;
+    return decodeReply(reply.data, 'owned') as T;
   }
 
   subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): Subscription {
@@ -117,7 +117,9 @@ class NatsBus implements Bus {
             : undefined;
           let data: unknown;
           try {
-            data = decodePayload(msg.data);
+            // Each delivery has bytes of its own (a view of a socket read or of the
+            // client's per-message buffer, neither of which is written again).
+            data = decodePayload(msg.data, 'owned');
           } catch (e) {
             logger?.warn({ subject: msg.subject, err: e }, 'undecodable bus message dropped');
             respond?.(encodeErrorReply(e));
