@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
@@ -42,8 +43,22 @@ describe('admin web UI in Chromium', () => {
   const deviceImei = imei(1);
 
   async function apiGet(path: string): Promise<{ status: number; body: any }> {
+    return apiSend('GET', path);
+  }
+
+  /** A call of the REST API as the bootstrap admin (or anonymous with `asAdmin` false). */
+  async function apiSend(
+    method: string,
+    path: string,
+    body?: unknown,
+    asAdmin = true,
+  ): Promise<{ status: number; body: any }> {
+    const headers: Record<string, string> = asAdmin ? { authorization: `Bearer ${token}` } : {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${gw.adminUrl}/api/v1${path}`, {
-      headers: { authorization: `Bearer ${token}` },
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
@@ -69,13 +84,9 @@ describe('admin web UI in Chromium', () => {
     page.setDefaultTimeout(WAIT.timeout);
     // Confirmation prompts (remove, reset secret, drain) are accepted.
     page.on('dialog', (d) => void d.accept());
-    const res = await fetch(`${gw.adminUrl}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    });
+    const res = await apiSend('POST', '/auth/login', ADMIN, false);
     assert.equal(res.status, 200, 'the bootstrap admin can log in through the API');
-    token = (await res.json()).token;
+    token = res.body.token;
   });
 
   after(async () => {
@@ -336,6 +347,53 @@ describe('admin web UI in Chromium', () => {
     await browser.screenshot(page, '09-usage');
   });
 
+  test('a failing backend shows in the device log and raises an alarm on the monitor', async () => {
+    // A chat server that refuses connections: a port that was free a moment ago.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer();
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const added = await apiSend('POST', '/devices', { imei: imei(5), operator: 'acme' });
+    assert.equal(added.status, 201);
+    const handset = new Handset({
+      url: gw.url,
+      imei: imei(5),
+      secret: added.body.secret,
+      transport: 'ws',
+      WebSocket,
+      client: 'browser-test/1',
+    });
+    await handset.connect();
+    try {
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(
+          handset.request('im.login', {
+            jid: `user${i}@example.test`,
+            password: 'not-used-here',
+            host: '127.0.0.1',
+            port,
+          }),
+          (err: { code?: string }) => err.code === 'im.unreachable',
+        );
+      }
+    } finally {
+      await handset.close();
+    }
+    await go(`#/devices/${imei(5)}/log`);
+    const errors = page.locator('#log-table tr.log-row[data-kind=backend_error]');
+    await errors.nth(2).waitFor();
+    assert.match(await errors.first().innerText(), /im\.unreachable/);
+    await browser.screenshot(page, '09b-device-log-backend-errors');
+    await go('#/monitor');
+    const alarm = page.locator('#alarm-table tr.alarm-row', { hasText: 'im.unreachable' });
+    await alarm.waitFor();
+    assert.match(await alarm.innerText(), /backend failing/);
+    assert.match(await alarm.innerText(), /active/);
+  });
+
   test('the system monitor lists this node', async () => {
     await go('#/monitor');
     const row = page.locator(`#node-table tr.node-row[data-node="${gw.nodeId}"]`);
@@ -395,20 +453,13 @@ describe('admin web UI in Chromium', () => {
     await page.fill('#password-form input[name=password]', 'desk-password-2');
     await page.click('#password-form button[type=submit]');
     await page.locator('#password-form').waitFor({ state: 'detached' });
-    const login = async (name: string, password: string) =>
-      (
-        await fetch(`${gw.adminUrl}/api/v1/auth/login`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ name, password }),
-        })
-      ).status;
-    assert.equal(await login('desk', 'desk-password-2'), 200, 'the new password works');
+    const login = await apiSend('POST', '/auth/login', { name: 'desk', password: 'desk-password-2' }, false);
+    assert.equal(login.status, 200, 'the new password works');
 
-    const added = await fetch(`${gw.adminUrl}/api/v1/users`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'leaver', role: 'viewer', password: 'leaver-password-1' }),
+    const added = await apiSend('POST', '/users', {
+      name: 'leaver',
+      role: 'viewer',
+      password: 'leaver-password-1',
     });
     assert.equal(added.status, 201);
     await go('#/reference');
@@ -430,10 +481,10 @@ describe('admin web UI in Chromium', () => {
   });
 
   test('a viewer sees only the usage report and the system monitor', async () => {
-    const res = await fetch(`${gw.adminUrl}/api/v1/users`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'watcher', role: 'viewer', password: 'viewer-password-1' }),
+    const res = await apiSend('POST', '/users', {
+      name: 'watcher',
+      role: 'viewer',
+      password: 'viewer-password-1',
     });
     assert.equal(res.status, 201);
     await logInAs('watcher', 'viewer-password-1');
