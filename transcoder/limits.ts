@@ -21,9 +21,10 @@
  * - Sources wait in a bounded queue (`maxQueued` jobs and `maxQueuedBytes`);
  *   past either bound the role answers transcode.busy instead of growing.
  * The ceiling this gives (memoryCeilingBytes): RSS above the idle process
- * stays under 2 × maxQueuedBytes (each waiting source exists twice until the
- * garbage collector runs: the bus's encoded message and the role's decoded
- * copy) plus maxConcurrent × 64 MB (one job's working set: shrink-on-load
+ * stays under 2 × maxQueuedBytes (in `all` mode each waiting source exists
+ * twice: the requester's bytes and the bus message, which the role reads as
+ * a view, not as a third copy; server/bus/codec.ts) plus
+ * maxConcurrent × 64 MB (one job's working set: shrink-on-load
  * JPEG needs far less, a 50-megapixel PNG streamed by sequential read about
  * that). Defaults: 2 × 128 + 2 × 64 = 384 MB. transcoder/memory.test.ts
  * checks it with 20 concurrent 24-megapixel inputs; `npm run bench:transcode`

@@ -4,9 +4,13 @@
  * `transcoders`, so each request goes to exactly one of them.
  *
  * The source travels inside the request. With NATS that makes the server's
- * max_payload (1 MB by default) the effective source limit: raise it
- * (`max_payload: 32MB` in nats-server.conf) in cluster mode, or the request
- * fails on the bus before reaching a transcoder.
+ * max_payload (1 MiB by default) the effective source limit: in cluster mode
+ * set it above transcoder.maxSourceBytes plus a little for the envelope
+ * (`max_payload: 32MB` in nats-server.conf for the default 25 MB; the server
+ * takes up to 64 MB and warns above 8 MB), or lower maxSourceBytes to fit.
+ * A larger source is refused by the NATS client before it is sent, as
+ * bus.bad_message naming max_payload (not retryable), and the caller offers
+ * the original; role-nats.test.ts checks both sides of that bound.
  */
 import type { Bus } from '../server/bus/bus.ts';
 import type { TextChunk } from './body.ts';

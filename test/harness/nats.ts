@@ -4,7 +4,7 @@
  * exits without cleaning up.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -18,6 +18,8 @@ export interface NatsServerHandle {
 
 export interface NatsServerOptions {
   jetstream?: boolean;
+  /** The server's max_payload (default: the server's own, 1 MiB); written to a config file. */
+  maxPayloadBytes?: number;
   /** How long to wait for the server to accept connections (default 15 s). */
   readyTimeoutMs?: number;
 }
@@ -128,9 +130,11 @@ async function startOnce(
   port: number,
   storeDir: string | undefined,
   readyTimeoutMs: number,
+  configFile: string | undefined,
 ): Promise<{ child: ChildProcess } | { retry: true; reason: string }> {
   const args = ['-a', '127.0.0.1', '-p', String(port)];
   if (storeDir !== undefined) args.push('-js', '-sd', storeDir);
+  if (configFile !== undefined) args.push('-c', configFile);
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let stderr = '';
@@ -160,14 +164,22 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const binary = findNatsServer();
   installExitHook();
   const storeDir = opts.jetstream ? mkdtempSync(join(tmpdir(), 'mmgw-nats-')) : undefined;
+  let configDir: string | undefined;
+  let configFile: string | undefined;
+  if (opts.maxPayloadBytes !== undefined) {
+    configDir = mkdtempSync(join(tmpdir(), 'mmgw-nats-conf-'));
+    configFile = join(configDir, 'nats-server.conf');
+    writeFileSync(configFile, `max_payload: ${opts.maxPayloadBytes}\n`);
+  }
   const cleanupStore = (): void => {
     if (storeDir !== undefined) rmSync(storeDir, { recursive: true, force: true });
+    if (configDir !== undefined) rmSync(configDir, { recursive: true, force: true });
   };
   try {
     // The probe port may be taken by someone else between probe and bind: try again with another.
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort();
-      const started = await startOnce(binary, port, storeDir, opts.readyTimeoutMs ?? 15_000);
+      const started = await startOnce(binary, port, storeDir, opts.readyTimeoutMs ?? 15_000, configFile);
       if ('retry' in started) continue;
       const { child } = started;
       let stopping: Promise<void> | undefined;
