@@ -12,6 +12,7 @@ import type { RecordBatch } from '../server/records/recorder.ts';
 import type { DeviceLogRecord } from '../server/records/types.ts';
 import type { Membership } from '../server/router/membership.ts';
 import type { Registry } from '../server/store/registry.ts';
+import { CredentialCipher } from '../server/transport/credentials.ts';
 import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
 import { type AdminApi, createAdminApi } from './api/server.ts';
 import { NodeMonitor } from './monitor.ts';
@@ -106,6 +107,15 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
   let api: AdminApi | undefined;
   if (options.ops && monitor) {
     await bootstrapAdmin(registry, options.env ?? process.env, logger);
+    // Provisioned account passwords are sealed with the transport's credentials key: the same
+    // MMGW_CREDENTIALS_KEY (or the same <data>/keys/credentials.key) on admin and transport nodes.
+    let cipher: CredentialCipher | undefined;
+    const dataDir = options.dataDir;
+    const sealSecret = (secret: string, context: string) =>
+      (cipher ??= CredentialCipher.open({ dataDir, env: options.env ?? process.env, logger })).encrypt(
+        secret,
+        context,
+      );
     api = createAdminApi({
       registry,
       records,
@@ -120,6 +130,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
         windowMs: 15 * 60_000,
       },
       onStoredLogs,
+      sealSecret,
     });
     options.ops.use(api.handler);
   }

@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../device-protocol/errors.ts';
 import type { Bus, BusMessage, DeviceInfo, RegistryAuthRequest, Subscription } from '../server/bus/bus.ts';
 import { Subjects } from '../server/bus/bus.ts';
+import { type DeviceProfile, deviceProfile } from '../server/store/device-profile.ts';
 import type { Registry } from '../server/store/registry.ts';
 
 /**
  * The admin role's answer to Subjects.registryAuth: edges ask it who a device
- * is (authenticate with the secret, or look up by IMEI for token and resume).
+ * is (authenticate with the secret, or look up by IMEI for token and resume);
+ * and to Subjects.deviceProfile: transports ask what a device may use.
  * Subscribed in a queue group, so with several admin nodes each question is
  * answered once.
  */
@@ -55,9 +57,21 @@ export function startRegistryService(deps: {
     }
   };
   const sub: Subscription = bus.subscribe(Subjects.registryAuth, handle, { queue: REGISTRY_QUEUE });
+  // Transport nodes ask what a device may use (service profile, presets, policies, provisioned accounts).
+  const profileSub: Subscription = bus.subscribe(
+    Subjects.deviceProfile,
+    (msg): DeviceProfile => {
+      const imei = (msg.data as { imei?: unknown } | null)?.imei;
+      if (typeof imei !== 'string' || imei.length === 0 || imei.length > 32)
+        throw new GatewayError('request.bad_input', 'device profile request needs imei', { field: 'imei' });
+      return deviceProfile(registry, imei);
+    },
+    { queue: REGISTRY_QUEUE },
+  );
   return {
     close() {
       sub.unsubscribe();
+      profileSub.unsubscribe();
     },
   };
 }

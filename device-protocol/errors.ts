@@ -77,6 +77,12 @@ export const ERROR_CODES = {
   'im.send_failed': 'The XMPP server did not acknowledge the message in time; resend with the same clientId.',
   'im.bad_cursor': 'The archive id is unknown to the server (expired or from another account).',
   'im.server_error': 'The XMPP server answered a request with an error.',
+  // Service profiles (admin reference data): which services a device may use, presets, policies.
+  'service.not_allowed': "The device's service profile does not include this service (mail or im).",
+  'service.unknown_preset':
+    "The device's service profile has no account preset with this label for this service.",
+  'policy.attachment_too_large':
+    "The attachment is larger than the service profile's maxAttachmentBytes policy allows.",
   // Secrets at rest.
   'credentials.unreadable': 'Stored credentials could not be decrypted (wrong key or tampered data).',
   // Transcoder (images and bodies shrunk for the handset); the original stays offered with its size.

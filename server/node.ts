@@ -42,7 +42,12 @@ import { createBusRecorder } from './records/recorder.ts';
 import { Membership, RendezvousRouter, startHeartbeat } from './router/index.ts';
 import { busDeviceDirectory } from './store/directory.ts';
 import { Registry } from './store/registry.ts';
-import { startTransport, watchDeviceSessions } from './transport/index.ts';
+import {
+  busDeviceProfileFetch,
+  DeviceProfiles,
+  startTransport,
+  watchDeviceSessions,
+} from './transport/index.ts';
 import { openImService } from './transport/im/index.ts';
 import { openMailService, registryMediaProfiles } from './transport/mail/index.ts';
 import { startTranscoder } from '../transcoder/index.ts';
@@ -275,6 +280,8 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       });
       // Chat accounts likewise; their XMPP sessions come back at start and when a device reconnects.
       const im = openImService({ dataDir: config.data, logger, bus, recorder });
+      // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
+      const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
       let transport: Awaited<ReturnType<typeof startTransport>>;
       try {
         transport = await startTransport({
@@ -283,6 +290,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
           logger,
           dataDir: config.data,
           methods: [...mail.methods, ...im.methods],
+          profiles,
         });
       } catch (err) {
         await im.close();
@@ -294,7 +302,24 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       const sessionWatch = watchDeviceSessions({
         bus,
         holds: (deviceId) => (transportRouter.pick(deviceId) ?? nodeId) === nodeId,
-        hooks: [{ up: (id, push) => im.restoreDevice(id, push), down: (id) => im.deviceGone(id) }],
+        hooks: [
+          {
+            // Operator-provisioned accounts first (stored and brought up), then every stored chat account.
+            up: async (id, push) => {
+              const profile = await profiles.refresh(id);
+              if (profile) {
+                await mail
+                  .provision(id, profile, push)
+                  .catch((err) => logger.warn({ err, deviceId: id }, 'provisioning mail accounts failed'));
+                await im
+                  .provision(id, profile, push)
+                  .catch((err) => logger.warn({ err, deviceId: id }, 'provisioning chat accounts failed'));
+              }
+              await im.restoreDevice(id, push);
+            },
+            down: (id) => im.deviceGone(id),
+          },
+        ],
         logger,
       });
       void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));

@@ -16,6 +16,8 @@ const API_STATUS: Partial<Record<ErrorCode, number>> = {
   'api.not_found': 404,
   'api.conflict': 409,
   'api.too_large': 413,
+  'service.unknown_preset': 400,
+  'service.not_allowed': 400,
 };
 
 export function apiStatusOf(err: GatewayError): number {

@@ -310,6 +310,33 @@ function buildDocument(): Json {
           responses: { '200': json(S.DeviceWithSecret) },
         }),
       },
+      '/devices/{imei}/accounts': {
+        parameters: [imeiParam],
+        get: op({
+          summary:
+            "Accounts provisioned for the device's service profile presets (never a password); the device's transport brings them up by itself when it connects",
+          roles: STAFF,
+          responses: { '200': json(z.object({ items: z.array(S.DeviceAccount) })) },
+        }),
+      },
+      '/devices/{imei}/accounts/{label}': {
+        parameters: [imeiParam, pathParam('label', "A preset label of the device's service profile")],
+        put: op({
+          summary:
+            'Set the credentials of one preset (audited, without the password). Mail presets need address (user defaults to it); chat presets need jid. The password is sealed with the credentials key (MMGW_CREDENTIALS_KEY, the same on admin and transport nodes) and never returned',
+          roles: STAFF,
+          body: jsonBody(S.DeviceAccountBody),
+          responses: {
+            '200': json(S.DeviceAccount, 'Replaced'),
+            '201': json(S.DeviceAccount, 'Created'),
+          },
+        }),
+        delete: op({
+          summary: 'Remove a provisioned account (audited); the transport drops it at the next connect',
+          roles: STAFF,
+          responses: { '204': { description: 'Removed' } },
+        }),
+      },
       '/devices/{imei}/logs': {
         parameters: [imeiParam],
         get: op({

@@ -180,9 +180,47 @@ export const ImportResult = z
   })
   .meta({ id: 'ImportResult' });
 
-// ---- reference data ---------------------------------------------------------
+// ---- provisioned accounts of a device -----------------------------------------
 
 const Services = z.enum(['mail', 'im']);
+
+export const DeviceAccountBody = z
+  .object({
+    address: z
+      .string()
+      .max(320)
+      .regex(/^[^\s@]+@[^\s@]+$/, { error: 'an e-mail address' })
+      .optional()
+      .meta({ description: 'Mail: the e-mail address (required for a mail preset)' }),
+    jid: z
+      .string()
+      .max(3071)
+      .regex(/^[^\s@/]+@[^\s@/]+$/, { error: 'a bare JID like user@domain' })
+      .optional()
+      .meta({ description: 'Chat: the bare JID (required for an IM preset, unless user is one)' }),
+    user: z
+      .string()
+      .min(1)
+      .max(320)
+      .optional()
+      .meta({ description: 'Mail: the login name (default the address). Chat: the JID' }),
+    password: z.string().min(1).max(1024).meta({ description: 'Sealed at once; never returned or logged' }),
+  })
+  .strict()
+  .meta({ id: 'DeviceAccountBody' });
+
+export const DeviceAccount = z
+  .object({
+    label: z.string().meta({ description: "The preset label in the device's service profile" }),
+    service: Services,
+    user: z.string().meta({ description: 'Mail: the login name. Chat: the bare JID' }),
+    address: z.string().optional(),
+    createdAt: EpochMs,
+    updatedAt: EpochMs,
+  })
+  .meta({ id: 'DeviceAccount', description: 'A provisioned account; the password is never shown' });
+
+// ---- reference data ---------------------------------------------------------
 
 export const Operator = z
   .object({

@@ -13,6 +13,7 @@ import { csvLine, parseCsv } from '../../server/cli/csv.ts';
 import type { OpsHandler } from '../../server/ops/http.ts';
 import type { DeviceLogKind, DeviceLogRecord } from '../../server/records/types.ts';
 import type { AdminRole, Device as StoredDevice } from '../../server/store/records.ts';
+import { type ProvisionedAccount, setDeviceAccount } from '../../server/store/device-profile.ts';
 import type { ImportRejection, ImportRow, Registry } from '../../server/store/registry.ts';
 import { importRowProblem } from '../../server/store/registry.ts';
 import type { NodeMonitor } from '../monitor.ts';
@@ -48,6 +49,12 @@ export interface AdminApiOptions {
   onStoredLogs(listener: (logs: DeviceLogRecord[]) => void): () => void;
   now?: () => number;
   loginLimits?: { perUser: number; perAddress: number; windowMs: number };
+  /**
+   * Seals a provisioned account's password with the credentials key the
+   * transport nodes open it with (CredentialCipher.encrypt). Absent: the
+   * /devices/{imei}/accounts routes answer 503.
+   */
+  sealSecret?: (secret: string, context: string) => string;
 }
 
 export interface AdminApi {
@@ -451,6 +458,46 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     sendJson(ctx.res, 200, { device: deviceView(device), secret });
   });
 
+  // ---- provisioned accounts: credentials for the presets of the device's service profile ----
+
+  /** What the API shows and audits of a provisioned account: never the secret. */
+  const accountView = (a: ProvisionedAccount) => {
+    const { secret: _secret, ...rest } = a;
+    return rest;
+  };
+
+  route('GET', '/devices/:imei/accounts', STAFF, ({ res, params }) => {
+    deviceOr404(params.imei);
+    sendJson(res, 200, { items: registry.listDeviceAccounts(params.imei).map(accountView) });
+  });
+
+  route('PUT', '/devices/:imei/accounts/:label', STAFF, async (ctx) => {
+    const { imei, label } = ctx.params;
+    deviceOr404(imei);
+    const body = parse(S.DeviceAccountBody, await readJson(ctx.req));
+    if (!o.sealSecret)
+      throw new GatewayError('request.unavailable', 'this admin node cannot seal credentials', {
+        retryable: true,
+      });
+    const r = await setDeviceAccount(registry, imei, { ...body, label }, o.sealSecret);
+    await audit(
+      ctx,
+      r.before ? 'device.account.update' : 'device.account.create',
+      `device:${imei}/account:${label}`,
+      r.before && accountView(r.before),
+      accountView(r.after),
+    );
+    sendJson(ctx.res, r.before ? 200 : 201, accountView(r.after));
+  });
+
+  route('DELETE', '/devices/:imei/accounts/:label', STAFF, async (ctx) => {
+    const { imei, label } = ctx.params;
+    deviceOr404(imei);
+    const before = await registry.removeDeviceAccount(imei, label);
+    await audit(ctx, 'device.account.remove', `device:${imei}/account:${label}`, accountView(before));
+    ctx.res.writeHead(204).end();
+  });
+
   const logKinds = (value: string | undefined): DeviceLogKind[] | undefined => {
     if (value === undefined || value === '') return undefined;
     const kinds = value.split(',').map((k) => k.trim());
@@ -552,6 +599,13 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
       sendJson(res, 200, refView(r));
     });
     const checkBodyRefs = (data: Record<string, unknown>) => {
+      // A preset is named by its label (devices' provisioned accounts refer to it): one label, one preset.
+      if (kind === 'service-profiles' && Array.isArray(data.accounts)) {
+        const labels = (data.accounts as Array<{ label: string }>).map((a) => a.label);
+        const twice = labels.find((l, i) => labels.indexOf(l) !== i);
+        if (twice !== undefined)
+          throw badInput(`accounts: the label ${JSON.stringify(twice)} is used twice`, 'accounts');
+      }
       if (kind === 'operator-profiles' && !refExists('operators', data.operator as string))
         throw new GatewayError(
           'registry.invalid_field',

@@ -62,6 +62,8 @@ export const Subjects = {
   heartbeat: 'mmgw.node.heartbeat',
   /** Edge → admin: `{imei, secret}` → DeviceInfo (or auth.* error). */
   registryAuth: 'mmgw.registry.auth',
+  /** Transport → admin: `{imei}` → DeviceProfile (service profile, presets, policies, provisioned accounts). */
+  deviceProfile: 'mmgw.registry.profile',
   /** Any role → admin: per-device log records and usage counters (fire and forget, batched). */
   records: 'mmgw.records',
   /** Admin → a node: `{reason}`; the node drains. */

@@ -27,14 +27,14 @@ function dataOption(): Option {
 }
 
 /** Reads all of stdin; the password is its first line. */
-async function passwordFromStdin(): Promise<string> {
+export async function passwordFromStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
 }
 
 /** Prompts on the terminal without echo. */
-async function promptPassword(question: string): Promise<string> {
+export async function promptPassword(question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) {
     throw new GatewayError('request.bad_input', 'no terminal to prompt on: use --password-stdin', {

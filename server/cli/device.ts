@@ -11,6 +11,9 @@ import {
   importRowProblem,
   Registry,
 } from '../store/registry.ts';
+import { type ProvisionedAccount, setDeviceAccount } from '../store/device-profile.ts';
+import { CredentialCipher } from '../transport/credentials.ts';
+import { passwordFromStdin, promptPassword } from './admin.ts';
 import { csvLine, parseCsv } from './csv.ts';
 
 /**
@@ -510,6 +513,104 @@ export function deviceCommand(
         io.out(
           o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
         );
+        return 0;
+      }),
+    );
+
+  // ---- provisioned accounts: credentials for the presets of the handset's service profile ----
+
+  const account = device
+    .command('account')
+    .description(
+      "accounts provisioned for the presets of a handset's service profile (brought up by the transport)",
+    );
+  const accountJson = (a: ProvisionedAccount) => {
+    const { secret: _secret, ...rest } = a;
+    return rest;
+  };
+
+  account
+    .command('set')
+    .description(
+      'set the credentials of one preset; the password (from a prompt or --password-stdin) is sealed with the credentials key',
+    )
+    .argument('<imei>')
+    .argument('<label>', "a preset label of the handset's service profile")
+    .option('--address <address>', 'mail: the e-mail address')
+    .option('--user <user>', 'mail: the login name (default the address); chat: the JID')
+    .option('--jid <jid>', 'chat: the bare JID')
+    .option('--password-stdin', 'read the password from the first line of stdin')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(
+        async (
+          imei: string,
+          label: string,
+          o: DataOptions & { address?: string; user?: string; jid?: string; passwordStdin?: boolean },
+        ) => {
+          checkImeiArg(imei);
+          const password = o.passwordStdin
+            ? await passwordFromStdin()
+            : await promptPassword(`password for ${label} of ${imei}: `);
+          // The key the transport opens it with: MMGW_CREDENTIALS_KEY, else <data>/keys/credentials.key.
+          const cipher = CredentialCipher.open({ dataDir: resolve(o.data) });
+          const r = await withRegistry(
+            o,
+            (reg) =>
+              setDeviceAccount(
+                reg,
+                imei,
+                {
+                  label,
+                  password,
+                  ...(o.address === undefined ? {} : { address: o.address }),
+                  ...(o.user === undefined ? {} : { user: o.user }),
+                  ...(o.jid === undefined ? {} : { jid: o.jid }),
+                },
+                (secret, context) => cipher.encrypt(secret, context),
+              ),
+            'read',
+          );
+          io.out(
+            o.json
+              ? JSON.stringify({ account: accountJson(r.after), created: r.before === undefined }) + '\n'
+              : `${imei}: ${r.before ? 'updated' : 'set'} ${r.after.service} account ${label} (${r.after.user}); it comes up at the handset's next connect\n`,
+          );
+          return 0;
+        },
+      ),
+    );
+
+  account
+    .command('list')
+    .description("a handset's provisioned accounts (never the passwords)")
+    .argument('<imei>')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (imei: string, o: DataOptions) => {
+        checkImeiArg(imei);
+        const list = await withRegistry(o, async (r) => r.listDeviceAccounts(imei), 'read');
+        if (o.json) io.out(JSON.stringify({ accounts: list.map(accountJson) }) + '\n');
+        else if (list.length === 0) io.out('no accounts\n');
+        else for (const a of list) io.out(`${a.label}\t${a.service}\t${a.user}\t${iso(a.updatedAt)}\n`);
+        return 0;
+      }),
+    );
+
+  account
+    .command('remove')
+    .description('remove a provisioned account (the transport drops it at the next connect)')
+    .argument('<imei>')
+    .argument('<label>')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (imei: string, label: string, o: DataOptions) => {
+        checkImeiArg(imei);
+        await withRegistry(o, (r) => r.removeDeviceAccount(imei, label), 'read');
+        io.out(o.json ? JSON.stringify({ removed: label }) + '\n' : `${imei}: removed account ${label}\n`);
         return 0;
       }),
     );

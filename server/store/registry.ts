@@ -4,6 +4,7 @@ import { type Database, open, type RootDatabase } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { DeviceInfo } from '../bus/bus.ts';
 import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
+import type { ProvisionedAccount } from './device-profile.ts';
 import {
   ADMIN_USER_RECORD_VERSION,
   type AdminRole,
@@ -204,6 +205,8 @@ export class Registry {
   /** `<imsi>:<imei>` → true: IMSI prefix search without reading every device. */
   private readonly imsis: Database<boolean, string>;
   private readonly meta: Database<unknown, string>;
+  /** [imei, label] → ProvisionedAccountRecord: account credentials an operator set for a device. */
+  private readonly accounts: Database<ProvisionedAccountRecord, string[]>;
   private readonly now: () => number;
   private readonly pendingLastSeen = new Map<string, number>();
   private readonly flushTimer: NodeJS.Timeout;
@@ -219,6 +222,7 @@ export class Registry {
     this.refs = this.env.openDB<RefRecord & { v: number }, string[]>({ name: 'refdata' });
     this.imsis = this.env.openDB<boolean, string>({ name: 'imsi' });
     this.meta = this.env.openDB<unknown, string>({ name: 'meta' });
+    this.accounts = this.env.openDB<ProvisionedAccountRecord, string[]>({ name: 'accounts' });
     this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
     this.flushTimer.unref();
   }
@@ -360,6 +364,9 @@ export class Registry {
       if (raw === undefined) return false;
       if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
       this.devices.remove(imei);
+      for (const key of this.accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) {
+        this.accounts.remove(key);
+      }
       return true;
     });
     if (!removed) throw notFound(imei);
@@ -620,6 +627,66 @@ export class Registry {
     return before;
   }
 
+  // ---- provisioned accounts (operator-set credentials; the admin API and CLI use these) ----
+
+  /** The device's provisioned accounts, by label (the secret stays sealed). */
+  listDeviceAccounts(imei: string): ProvisionedAccount[] {
+    this.assertOpen();
+    const out: ProvisionedAccount[] = [];
+    for (const { value } of this.accounts.getRange({
+      start: [imei],
+      end: [imei, '\uffff'],
+      snapshot: true,
+    })) {
+      out.push(provisionedView(value));
+    }
+    return out;
+  }
+
+  getDeviceAccount(imei: string, label: string): ProvisionedAccount | undefined {
+    this.assertOpen();
+    const raw = this.accounts.get([imei, label]);
+    return raw === undefined ? undefined : provisionedView(raw);
+  }
+
+  /**
+   * Creates or replaces one provisioned account of an existing device; the
+   * caller has sealed the secret. Returns the record before (if any) and after.
+   */
+  async putDeviceAccount(
+    imei: string,
+    account: Omit<ProvisionedAccount, 'createdAt' | 'updatedAt'>,
+  ): Promise<{ before?: ProvisionedAccount; after: ProvisionedAccount }> {
+    this.assertOpen();
+    const now = this.now();
+    const result = await this.accounts.transaction(() => {
+      if (!this.devices.doesExist(imei)) return undefined;
+      const raw = this.accounts.get([imei, account.label]);
+      const before = raw === undefined ? undefined : provisionedView(raw);
+      const after: ProvisionedAccount = { ...account, createdAt: before?.createdAt ?? now, updatedAt: now };
+      this.accounts.put([imei, account.label], { ...after, v: PROVISIONED_ACCOUNT_VERSION });
+      return before ? { before, after } : { after };
+    });
+    if (!result) throw notFound(imei);
+    return result;
+  }
+
+  /** Removes one provisioned account; returns what it was (registry.not_found when absent). */
+  async removeDeviceAccount(imei: string, label: string): Promise<ProvisionedAccount> {
+    this.assertOpen();
+    const before = await this.accounts.transaction(() => {
+      const raw = this.accounts.get([imei, label]);
+      if (raw === undefined) return undefined;
+      this.accounts.remove([imei, label]);
+      return provisionedView(raw);
+    });
+    if (!before)
+      throw new GatewayError('registry.not_found', `device ${imei} has no account ${label}`, {
+        field: 'label',
+      });
+    return before;
+  }
+
   // ---- admin users (the admin API uses these) ---------------------------
 
   async addAdminUser(input: { name: string; role: AdminRole; password: string }): Promise<AdminUser> {
@@ -745,6 +812,15 @@ function deviceInfo(r: DeviceRecordV1): DeviceInfo {
   const info: DeviceInfo = { imei: r.imei, operator: r.operator, status: r.status };
   if (r.profile !== undefined) info.profile = r.profile;
   return info;
+}
+
+const PROVISIONED_ACCOUNT_VERSION = 1;
+type ProvisionedAccountRecord = ProvisionedAccount & { v: number };
+
+function provisionedView(raw: ProvisionedAccountRecord): ProvisionedAccount {
+  // v1 is the only version so far; the sealed secret is opaque here.
+  const { v: _v, ...rest } = raw;
+  return rest;
 }
 
 function refView(raw: RefRecord & { v?: number }): RefRecord {

@@ -15,6 +15,8 @@ import { sysEcho } from './methods/sys-echo.ts';
 import { createSysInfo } from './methods/sys-info.ts';
 import { sysStream } from './methods/sys-stream.ts';
 import { MethodRegistry } from './registry.ts';
+import { SERVICE_NAMES, type ServiceName } from '../store/device-profile.ts';
+import { assertServiceAllowed, type DeviceProfiles } from './service-profile.ts';
 import type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
 
 export { MethodRegistry } from './registry.ts';
@@ -25,6 +27,12 @@ export {
   watchDeviceSessions,
   type WatchDeviceSessionsOptions,
 } from './device-sessions.ts';
+export {
+  assertServiceAllowed,
+  busDeviceProfileFetch,
+  type DeviceProfileFetch,
+  DeviceProfiles,
+} from './service-profile.ts';
 
 /** How long a push waits for the edge to take an event into the replay buffer. */
 export const PUSH_TIMEOUT_MS = 5000;
@@ -77,6 +85,12 @@ export interface TransportOptions {
   methods?: MethodDefinition<any>[];
   /** Injected for tests; default Date.now. */
   now?: () => number;
+  /**
+   * Service profiles of devices (from the admin): a mail.* or im.* request of a
+   * device whose profile leaves that service out fails with service.not_allowed,
+   * and the methods see the profile as ctx.profile. Absent: every service, no profile.
+   */
+  profiles?: DeviceProfiles;
 }
 
 export interface TransportHandle {
@@ -110,6 +124,9 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     if (definition === undefined) {
       throw new GatewayError('request.unknown_method', `Unknown method "${request.method}".`);
     }
+    const service = request.method.slice(0, request.method.indexOf('.')) as ServiceName;
+    const profile = SERVICE_NAMES.includes(service) ? await opts.profiles?.get(request.deviceId) : undefined;
+    assertServiceAllowed(profile, service);
     const input = definition.validate(request.body);
     const ctx: MethodContext = {
       deviceId: request.deviceId,
@@ -119,6 +136,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       logger: logger.child({ deviceId: request.deviceId, method: request.method, requestId: request.id }),
       dataDir,
       ...(request.caps === undefined ? {} : { caps: request.caps }),
+      ...(profile === undefined ? {} : { profile }),
       now,
       push: (name, body) => push(request.deviceId, name, body),
     };

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import type { Bus } from '../bus/bus.ts';
+import type { DeviceProfile } from '../store/device-profile.ts';
 
 /** What the edge sends to a transport node for each device Request (Subjects.transportRequest). */
 export interface TransportRequest {
@@ -25,6 +26,11 @@ export interface MethodContext {
   dataDir: string;
   /** The device's Hello caps as the edge passed them (TransportRequest.caps); absent when it declared none. */
   caps?: Capabilities;
+  /**
+   * The device's service profile (services, presets, policies), for mail.* and
+   * im.* requests when the node knows the admin (TransportOptions.profiles).
+   */
+  profile?: DeviceProfile;
   now(): number;
   /**
    * Push an event to the device's session (through whichever edge holds it).

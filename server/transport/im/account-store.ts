@@ -22,11 +22,18 @@ export interface ImAccount {
   password: string;
   host?: string;
   port?: number;
+  /** The service profile preset the server settings came from (im.login {preset}, provisioning). */
+  preset?: string;
+  /** Credentials provisioned by the operator (admin API): brought up and kept in step by the transport. */
+  provisioned?: boolean;
   createdAt: number;
   updatedAt: number;
 }
 
-export type ImAccountSettings = Pick<ImAccount, 'jid' | 'password' | 'host' | 'port'>;
+export type ImAccountSettings = Pick<
+  ImAccount,
+  'jid' | 'password' | 'host' | 'port' | 'preset' | 'provisioned'
+>;
 
 interface StoredImAccountV1 {
   v: 1;
@@ -36,6 +43,8 @@ interface StoredImAccountV1 {
   secret: string;
   host?: string;
   port?: number;
+  preset?: string;
+  provisioned?: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -81,6 +90,8 @@ export class LmdbImAccountStore implements ImAccountStore {
       secret: this.#cipher.encrypt(settings.password, id),
       ...(settings.host === undefined ? {} : { host: settings.host }),
       ...(settings.port === undefined ? {} : { port: settings.port }),
+      ...(settings.preset === undefined ? {} : { preset: settings.preset }),
+      ...(settings.provisioned ? { provisioned: true } : {}),
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
     };
@@ -135,6 +146,8 @@ export class LmdbImAccountStore implements ImAccountStore {
       password: this.#cipher.decrypt(record.secret, record.id),
       ...(record.host === undefined ? {} : { host: record.host }),
       ...(record.port === undefined ? {} : { port: record.port }),
+      ...(record.preset === undefined ? {} : { preset: record.preset }),
+      ...(record.provisioned ? { provisioned: true } : {}),
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
     };

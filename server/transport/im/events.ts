@@ -5,6 +5,7 @@
  */
 export const IM_RESPONSE_EVENTS: Record<string, string> = {
   'im.login': 'im.online',
+  'im.presets': 'im.presets',
   'im.logout': 'im.logged_out',
   'im.accounts': 'im.accounts',
   'im.roster': 'im.roster',
@@ -27,4 +28,7 @@ export const IM_PUSHED_EVENTS = [
   'im.roster.changed',
   'im.receipt',
   'im.typing',
+  // Operator-provisioned accounts the transport brought up or removed by itself (provisioned.ts).
+  'im.online',
+  'im.logged_out',
 ] as const;

@@ -34,6 +34,9 @@ import { imSendMethod } from './methods/send.ts';
 import { imSubscriptionAnswerMethod } from './methods/subscription-answer.ts';
 import { imTypingMethod } from './methods/typing.ts';
 import { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
+import { imPresetsMethod } from './methods/presets.ts';
+import { provisionImAccounts } from './provisioned.ts';
+import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
 export { imAccountId, LmdbImAccountStore } from './account-store.ts';
@@ -55,6 +58,7 @@ export {
 export function imMethods(deps: ImDeps): MethodDefinition<any>[] {
   return [
     imLoginMethod(deps),
+    imPresetsMethod(),
     imLogoutMethod(deps),
     imAccountsMethod(deps),
     imRosterMethod(deps),
@@ -97,18 +101,23 @@ export interface ImService {
    * had just left, until one of its requests arrives.
    */
   restoreAll(): Promise<void>;
+  /**
+   * The device's session came up: keeps its operator-provisioned chat accounts
+   * in step with the registry and brings new ones online (provisioned.ts).
+   * Call before restoreDevice, which brings back the others.
+   */
+  provision(deviceId: string, profile: DeviceProfile, push: DevicePush): Promise<void>;
   /** The device's session ended: CSI inactive now, sessions closed after the linger time. */
   deviceGone(deviceId: string): void;
   close(): Promise<void>;
 }
 
 export function openImService(opts: ImServiceOptions): ImService {
-  const accounts =
-    opts.accounts ??
-    new LmdbImAccountStore({
-      dataDir: opts.dataDir,
-      cipher: CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }),
-    });
+  // Opened lazily when injected accounts make it unneeded at start (tests).
+  let cipher: CredentialCipher | undefined;
+  const theCipher = () =>
+    (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
+  const accounts = opts.accounts ?? new LmdbImAccountStore({ dataDir: opts.dataDir, cipher: theCipher() });
   const bus = opts.bus;
   const busPush = bus
     ? async (deviceId: string, name: string, body?: Value): Promise<number> => {
@@ -148,6 +157,17 @@ export function openImService(opts: ImServiceOptions): ImService {
         }
       };
       await Promise.all(Array.from({ length: 16 }, worker));
+    },
+    provision(deviceId, profile, devicePush) {
+      sessions.setPusher(deviceId, devicePush);
+      return provisionImAccounts(deps, {
+        deviceId,
+        profile,
+        push: devicePush,
+        open: (sealed, context) => theCipher().decrypt(sealed, context),
+        now: Date.now,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      });
     },
     deviceGone: (deviceId) => sessions.deviceGone(deviceId),
     async close() {

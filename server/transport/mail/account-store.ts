@@ -31,8 +31,14 @@ export interface MailAccount {
   name?: string;
   imap: MailServerSettings;
   smtp: MailServerSettings;
+  /** The service profile preset the server settings came from (mail.account.add {preset}, provisioning). */
+  preset?: string;
+  /** Credentials provisioned by the operator (admin API): brought up and kept in step by the transport. */
+  provisioned?: boolean;
   createdAt: number;
 }
+
+type MailAccountInput = Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>;
 
 interface StoredServer extends Omit<MailServerSettings, 'password'> {
   secret: string;
@@ -46,16 +52,16 @@ interface StoredAccountV1 {
   name?: string;
   imap: StoredServer;
   smtp: StoredServer;
+  preset?: string;
+  provisioned?: boolean;
   createdAt: number;
 }
 
 /** What mail methods need from storage; the lmdb one below is the real one. */
 export interface MailAccountStore {
-  add(
-    deviceId: string,
-    account: Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>,
-    now: number,
-  ): Promise<MailAccount>;
+  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount>;
+  /** Stores the account under a chosen id (provisioned accounts), replacing what was there. */
+  put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount>;
   /** The account, only if it belongs to this device; else mail.not_found. */
   get(deviceId: string, accountId: string): MailAccount;
   list(deviceId: string): MailAccount[];
@@ -76,12 +82,13 @@ export class LmdbMailAccountStore implements MailAccountStore {
     this.#cipher = opts.cipher;
   }
 
-  async add(
-    deviceId: string,
-    account: Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>,
-    now: number,
-  ): Promise<MailAccount> {
-    const id = 'm' + randomBytes(8).toString('hex');
+  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount> {
+    return this.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
+  }
+
+  async put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount> {
+    const previous = this.#db.get(key(deviceId, id)) as StoredAccountV1 | undefined;
+    const createdAt = previous?.createdAt ?? now;
     const seal = (s: MailServerSettings): StoredServer => {
       const { password, ...rest } = s;
       return { ...rest, secret: this.#cipher.encrypt(password, id) };
@@ -94,11 +101,13 @@ export class LmdbMailAccountStore implements MailAccountStore {
       ...(account.name === undefined ? {} : { name: account.name }),
       imap: seal(account.imap),
       smtp: seal(account.smtp),
-      createdAt: now,
+      ...(account.preset === undefined ? {} : { preset: account.preset }),
+      ...(account.provisioned ? { provisioned: true } : {}),
+      createdAt,
     };
     // put resolves once the transaction is committed (durable before we acknowledge).
     await this.#db.put(key(deviceId, id), record);
-    return { ...account, id, deviceId, createdAt: now };
+    return { ...account, id, deviceId, createdAt };
   }
 
   get(deviceId: string, accountId: string): MailAccount {
@@ -141,6 +150,8 @@ export class LmdbMailAccountStore implements MailAccountStore {
       ...(record.name === undefined ? {} : { name: record.name }),
       imap: unseal(record.imap),
       smtp: unseal(record.smtp),
+      ...(record.preset === undefined ? {} : { preset: record.preset }),
+      ...(record.provisioned ? { provisioned: true } : {}),
       createdAt: record.createdAt,
     };
   }

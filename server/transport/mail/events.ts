@@ -5,6 +5,7 @@
  */
 export const MAIL_RESPONSE_EVENTS: Record<string, string> = {
   'mail.account.add': 'mail.account.added',
+  'mail.presets': 'mail.presets',
   'mail.accounts': 'mail.accounts',
   'mail.account.remove': 'mail.account.removed',
   'mail.folders': 'mail.folders',
@@ -18,4 +19,10 @@ export const MAIL_RESPONSE_EVENTS: Record<string, string> = {
 };
 
 /** Events the transport pushes to a device on its own (not answers). */
-export const MAIL_PUSHED_EVENTS = ['mail.new', 'mail.account.state'] as const;
+export const MAIL_PUSHED_EVENTS = [
+  'mail.new',
+  'mail.account.state',
+  // Operator-provisioned accounts the transport brought up or removed by itself (provisioned.ts).
+  'mail.account.added',
+  'mail.account.removed',
+] as const;

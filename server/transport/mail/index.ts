@@ -26,7 +26,11 @@ import { foldersMethod } from './methods/folders.ts';
 import { moveMethod } from './methods/move.ts';
 import { sendMethod } from './methods/send.ts';
 import { syncMethod } from './methods/sync.ts';
+import { presetsMethod } from './methods/presets.ts';
+import { provisionMailAccounts } from './provisioned.ts';
 import { recordMailUsage } from './records.ts';
+import type { DeviceProfile } from '../../store/device-profile.ts';
+import type { Value } from '../../../device-protocol/messages.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
 export { LmdbMailAccountStore } from './account-store.ts';
@@ -46,6 +50,7 @@ export { type MediaProfile, type MediaProfileSource, registryMediaProfiles } fro
 export function mailMethods(deps: MailDeps): MethodDefinition<any>[] {
   return [
     accountAddMethod(deps),
+    presetsMethod(),
     accountsMethod(deps),
     accountRemoveMethod(deps),
     foldersMethod(deps),
@@ -96,16 +101,24 @@ const STATE_PUSH_TIMEOUT_MS = 5000;
 export interface MailService {
   deps: MailDeps;
   methods: MethodDefinition<any>[];
+  /**
+   * The device's session came up: keeps its operator-provisioned accounts in
+   * step with the registry and brings them online (provisioned.ts).
+   */
+  provision(
+    deviceId: string,
+    profile: DeviceProfile,
+    push: (name: string, body?: Value) => Promise<number>,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
 export function openMailService(opts: MailServiceOptions): MailService {
-  const accounts =
-    opts.accounts ??
-    new LmdbMailAccountStore({
-      dataDir: opts.dataDir,
-      cipher: CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }),
-    });
+  // Opened lazily when injected accounts make it unneeded at start (tests).
+  let cipher: CredentialCipher | undefined;
+  const theCipher = () =>
+    (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
+  const accounts = opts.accounts ?? new LmdbMailAccountStore({ dataDir: opts.dataDir, cipher: theCipher() });
   const recorder = opts.recorder ?? nullRecorder;
   const usage: UsageSink = (record) => {
     opts.logger?.debug({ ...record }, 'mail usage');
@@ -113,9 +126,10 @@ export function openMailService(opts: MailServiceOptions): MailService {
     recordMailUsage(recorder, record);
   };
   const bus = opts.bus;
-  const pushState = (deviceId: string, account: string, state: ImapAccountState): void => {
+  const pushState = (deviceId: string, account: string, state: ImapAccountState, preset?: string): void => {
     if (!bus || state === 'idle') return;
-    const message: DeviceMessage = { type: 'event', name: 'mail.account.state', body: { account, state } };
+    const body = { account, state, ...(preset === undefined ? {} : { preset }) };
+    const message: DeviceMessage = { type: 'event', name: 'mail.account.state', body };
     bus
       .request<DeviceEventReply>(Subjects.device(deviceId), message, { timeoutMs: STATE_PUSH_TIMEOUT_MS })
       .catch(() => {});
@@ -129,7 +143,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
     onState: (account, state) => {
       opts.logger?.info({ deviceId: account.deviceId, account: account.id, state }, 'mail account state');
       opts.onAccountState?.(account.id, account.deviceId, state);
-      pushState(account.deviceId, account.id, state);
+      pushState(account.deviceId, account.id, state, account.preset);
     },
   });
   const watchers = new InboxWatchers({
@@ -150,6 +164,15 @@ export function openMailService(opts: MailServiceOptions): MailService {
   return {
     deps,
     methods: mailMethods(deps),
+    provision: (deviceId, profile, push) =>
+      provisionMailAccounts(deps, {
+        deviceId,
+        profile,
+        push,
+        open: (sealed, context) => theCipher().decrypt(sealed, context),
+        now: Date.now,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      }),
     async close() {
       await watchers.stopAll();
       await sessions.closeAll();

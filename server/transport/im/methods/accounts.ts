@@ -12,6 +12,8 @@ export function imAccountsMethod(deps: ImDeps): MethodDefinition<null> {
         account: a.id,
         jid: a.jid,
         state: deps.sessions.get(a.id)?.state ?? 'stopped',
+        ...(a.preset === undefined ? {} : { preset: a.preset }),
+        ...(a.provisioned ? { provisioned: true } : {}),
       }));
       return { accounts };
     },

@@ -1,21 +1,23 @@
 /**
  * mail.account.add: logs in to IMAP and verifies SMTP (EHLO, STARTTLS, AUTH)
  * before anything is stored, so a stored account is one that worked.
+ *
+ * With `preset` (a label of the device's service profile, see mail.presets)
+ * the handset gives only address, password and optionally user: the servers
+ * come from the preset.
  */
 import type { MailServerSettings, TlsMode } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { connectImap } from '../imap-session.ts';
 import { asObject, bad, type Body, reqStr, str } from '../input.ts';
 import { mailConnectError } from '../mail-errors.ts';
+import { mailPreset, mailSettingsFromPreset } from '../presets.ts';
 import { createSmtpTransport } from '../smtp.ts';
 import type { MethodDefinition } from '../../types.ts';
 
-export interface AccountAddInput {
-  address: string;
-  name?: string;
-  imap: MailServerSettings;
-  smtp: MailServerSettings;
-}
+export type AccountAddInput =
+  | { address: string; name?: string; imap: MailServerSettings; smtp: MailServerSettings }
+  | { address: string; name?: string; preset: string; user: string; password: string };
 
 const TLS_MODES: TlsMode[] = ['none', 'starttls', 'implicit'];
 
@@ -50,6 +52,18 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
       const address = reqStr(body, 'address', { max: 320 });
       if (!/^[^\s@]+@[^\s@]+$/.test(address)) throw bad('address', 'must be an e-mail address');
       const name = str(body, 'name', { max: 200, optional: true });
+      const preset = str(body, 'preset', { max: 100, optional: true });
+      if (preset !== undefined) {
+        for (const field of ['imap', 'smtp'])
+          if (body[field] !== undefined) throw bad(field, 'comes from the preset; give preset or servers');
+        return {
+          address,
+          ...(name ? { name } : {}),
+          preset,
+          user: str(body, 'user', { max: 320, optional: true }) || address,
+          password: reqStr(body, 'password', { max: 1000 }),
+        };
+      }
       const imap = serverSettings(body, 'imap', address);
       // The SMTP login defaults to the IMAP one (the usual case), password included.
       const smtpBody = asObject(body.smtp, 'smtp');
@@ -60,7 +74,19 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
       );
       return { address, ...(name ? { name } : {}), imap, smtp };
     },
-    async handle(ctx, input) {
+    async handle(ctx, given) {
+      const input =
+        'preset' in given
+          ? {
+              address: given.address,
+              ...(given.name ? { name: given.name } : {}),
+              preset: given.preset,
+              ...mailSettingsFromPreset(mailPreset(ctx.profile, given.preset), {
+                user: given.user,
+                password: given.password,
+              }),
+            }
+          : given;
       const timeout = deps.connectTimeoutMs ?? 15_000;
       // A failed check is still a backend error in the device's log (no account id: nothing is stored).
       const failed = (err: unknown): never => {
@@ -101,7 +127,11 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
         { deviceId: ctx.deviceId, account: account.id, imapHost: input.imap.host, smtpHost: input.smtp.host },
         'mail account added',
       );
-      return { account: account.id, address: account.address };
+      return {
+        account: account.id,
+        address: account.address,
+        ...(account.preset === undefined ? {} : { preset: account.preset }),
+      };
     },
   };
 }

@@ -14,6 +14,8 @@ export function accountsMethod(deps: MailDeps): MethodDefinition<Record<string, 
           address: a.address,
           name: a.name ?? '',
           state: deps.sessions.state(a.id),
+          ...(a.preset === undefined ? {} : { preset: a.preset }),
+          ...(a.provisioned ? { provisioned: true } : {}),
         })),
       };
     },

@@ -17,6 +17,9 @@
  *   way. The variant's bytes are remembered on the node for a while, so the
  *   following chunks cost neither IMAP nor the transcoder; after that the
  *   transcoder's content-addressed cache answers.
+ * An original larger than the service profile's maxAttachmentBytes is
+ * refused (policy.attachment_too_large) before any byte is fetched; its
+ * thumb and screen variants stay offered.
  * A transcoder failure (hostile or unsupported input, busy, timeout) is a
  * typed transcode.* error whose message says the original is still offered
  * with its size; mail.body then lists the variant with that error.
@@ -89,6 +92,17 @@ export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInp
       return deps.sessions.use(account, 'attachment', (client) =>
         withFolder(client, input.folder, async () => {
           const { node, meta } = await locatePart(client, input);
+          const size = meta?.size ?? node.size ?? 0;
+          const max = ctx.profile?.policies.maxAttachmentBytes;
+          // The service profile's limit, on the decoded size mail.body listed, before anything is fetched.
+          if (max !== undefined && size > max) {
+            throw new GatewayError(
+              'policy.attachment_too_large',
+              `The attachment has about ${size} bytes; this device's service profile allows ${max}.` +
+                (isTranscodableImage(node.type ?? '') ? ' Variants thumb and screen are still offered.' : ''),
+              { field: 'part' },
+            );
+          }
           const data = await readRange(client, input);
           return {
             uid: input.uid,
@@ -100,7 +114,7 @@ export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInp
             done: data.length < input.length,
             name: meta?.name ?? '',
             type: (node.type ?? 'application/octet-stream').toLowerCase(),
-            size: meta?.size ?? node.size ?? 0,
+            size,
           };
         }),
       );

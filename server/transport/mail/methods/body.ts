@@ -14,6 +14,10 @@
  * with its size, always. Inline images (the ones the text refers to) carry
  * `variant: "thumb"`: what a handset fetches for them unless the user asks
  * for more.
+ *
+ * The device's service profile bounds both: `bodyTruncateBytes` caps the text
+ * budget (whatever maxBytes asks), and attachments (and image originals) over
+ * `maxAttachmentBytes` are listed with `error: "policy.attachment_too_large"`.
  */
 import type { ImapFlow } from 'imapflow';
 import { GatewayError } from '../../../../device-protocol/errors.ts';
@@ -59,7 +63,12 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
     },
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
-      const budget = input.maxBytes ?? deps.bodyBudgetBytes ?? 16 * 1024;
+      // The service profile's bodyTruncateBytes caps what the device may ask for.
+      const policy = ctx.profile?.policies.bodyTruncateBytes;
+      const asked = input.maxBytes ?? deps.bodyBudgetBytes ?? 16 * 1024;
+      const budget = policy === undefined ? asked : Math.min(asked, policy);
+      const maxAttachment = ctx.profile?.policies.maxAttachmentBytes;
+      const overPolicy = (size: number) => maxAttachment !== undefined && size > maxAttachment;
       const rendered = await deps.sessions.use(account, 'body', async (client) => {
         return withFolder(client, input.folder, () => renderBody(client, input.uid));
       });
@@ -70,7 +79,10 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
       const memo = memoFor(deps);
       const attachments = rendered.attachments.map((a): Value => {
         const { inline, ...rest } = a;
-        const listed = { ...rest, inline };
+        const blocked: Record<string, Value> = overPolicy(a.size)
+          ? { error: 'policy.attachment_too_large' }
+          : {};
+        const listed = { ...rest, inline, ...blocked };
         if (specs === undefined || !isTranscodableImage(a.type)) return listed;
         const variants: Value[] = TRANSCODED_VARIANTS.map((name) => {
           const spec = specs[name];
@@ -93,7 +105,7 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
           }
           return offered;
         });
-        variants.push({ name: 'original', format: a.type.replace(/^image\//, ''), size: a.size });
+        variants.push({ name: 'original', format: a.type.replace(/^image\//, ''), size: a.size, ...blocked });
         return { ...listed, variants, ...(inline ? { variant: 'thumb' } : {}) };
       });
       const rest = rendered.text.slice(input.offset);

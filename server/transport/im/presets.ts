@@ -1,0 +1,47 @@
+/**
+ * XMPP server settings from a service profile preset: the handset (or the
+ * operator) gives only the JID and the password; the server (xmppHost and
+ * xmppPort, else DNS SRV of the JID's domain) comes from the preset, and a
+ * preset with xmppDomain takes only JIDs of that domain.
+ */
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { Value } from '../../../device-protocol/messages.ts';
+import { type DeviceProfile, findPreset, type PresetAccount } from '../../store/device-profile.ts';
+
+export function isImPreset(p: PresetAccount): boolean {
+  return p.service === 'im';
+}
+
+/** The device's IM preset with this label, or service.unknown_preset (field `preset`). */
+export function imPreset(profile: DeviceProfile | undefined, label: string): PresetAccount {
+  const preset = profile === undefined ? undefined : findPreset(profile, 'im', label);
+  if (preset === undefined) {
+    throw new GatewayError(
+      'service.unknown_preset',
+      `The service profile of this device has no chat preset "${label}" (im.presets lists them).`,
+      { field: 'preset' },
+    );
+  }
+  return preset;
+}
+
+/** Host and port for a bare JID on this preset; request.bad_input (field `jid`) for another domain. */
+export function imServerFromPreset(preset: PresetAccount, jid: string): { host?: string; port?: number } {
+  const domain = jid.slice(jid.lastIndexOf('@') + 1);
+  if (preset.xmppDomain !== undefined && domain !== preset.xmppDomain.toLowerCase()) {
+    throw new GatewayError('request.bad_input', `jid: preset "${preset.label}" is for ${preset.xmppDomain}`, {
+      field: 'jid',
+    });
+  }
+  if (preset.xmppHost === undefined) return {};
+  return { host: preset.xmppHost, port: preset.xmppPort ?? 5222 };
+}
+
+/** What im.presets shows of a preset. */
+export function imPresetView(p: PresetAccount): Value {
+  return {
+    label: p.label,
+    ...(p.xmppDomain === undefined ? {} : { domain: p.xmppDomain }),
+    ...(p.xmppHost === undefined ? {} : { host: p.xmppHost, port: p.xmppPort ?? 5222 }),
+  };
+}
