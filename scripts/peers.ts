@@ -5,8 +5,14 @@
  * example.test, each in the other's roster), and prints how to point a
  * handset at them. Ctrl-C stops them all.
  *
- *   npm run peers -- [--imap-port 1143] [--smtp-port 1587] [--xmpp-port 5222]
+ * Dovecot calls the gateway's new-mail hook (docs/dovecot/README.md) at
+ * --push-hook URL (default http://127.0.0.1:8081/hooks/mail/new, the admin
+ * port of `npm start`) with the token in MMGW_MAIL_PUSH_TOKEN (generated when
+ * unset and printed: start the gateway with the same). --no-push-hook: IDLE only.
+ *
+ *   npm run peers -- [--imap-port 1143] [--smtp-port 1587] [--xmpp-port 5222] [--push-hook URL | --no-push-hook]
  */
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { startDovecot } from '../test/harness/dovecot.ts';
 import { freePort, type ProsodyServer, startProsody } from '../test/harness/prosody.ts';
@@ -36,7 +42,14 @@ const users = [
   { user: 'bob@example.test', password: 'bob-demo' },
 ];
 
-const dovecot = await startDovecot({ users, port: arg('--imap-port') });
+const hookAt = process.argv.indexOf('--push-hook');
+const pushHook = process.argv.includes('--no-push-hook')
+  ? undefined
+  : {
+      url: hookAt >= 0 ? process.argv[hookAt + 1] : 'http://127.0.0.1:8081/hooks/mail/new',
+      token: process.env.MMGW_MAIL_PUSH_TOKEN || randomBytes(18).toString('hex'),
+    };
+const dovecot = await startDovecot({ users, port: arg('--imap-port'), ...(pushHook ? { pushHook } : {}) });
 let smtp: Awaited<ReturnType<typeof startSmtpPeer>> | undefined;
 let prosody: ProsodyServer | undefined;
 try {
@@ -89,6 +102,10 @@ const addLine = (u: (typeof users)[number]) =>
 
 console.log(`Dovecot IMAP  ${dovecot.host}:${dovecot.imapPort}  (tls none; data in ${dovecot.dir})`);
 console.log(`SMTP peer     ${smtp.host}:${smtp.port}  (tls none, or starttls with allowInvalidCert: true)`);
+if (pushHook) {
+  console.log(`Push hook     Dovecot calls ${pushHook.url} on new mail; start the gateway with`);
+  console.log(`              MMGW_MAIL_PUSH_TOKEN=${pushHook.token} npm start`);
+}
 console.log('Demo accounts:');
 for (const u of users) console.log(`  ${u.user}  password ${u.password}`);
 console.log('\nWith a gateway running (npm start) and a provisioned device (npx mmgw device add …), open');

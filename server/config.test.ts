@@ -55,6 +55,7 @@ describe('config', () => {
         MMGW_EDGE_WORKERS: '3',
         MMGW_LOG_LEVEL: 'debug',
         MMGW_JWT_SECRET: 'x'.repeat(32),
+        MMGW_MAIL_PUSH_TOKEN: 'h'.repeat(20),
       },
     });
     assert.equal(config.data, '/var/lib/mmgw');
@@ -69,6 +70,8 @@ describe('config', () => {
     assert.equal(config.log.level, 'debug');
     assert.equal(config.jwtSecret, 'x'.repeat(32));
     assert.equal(redactedConfig(config).jwtSecret, '[redacted]');
+    assert.equal(config.mailPushToken, 'h'.repeat(20));
+    assert.equal(redactedConfig(config).mailPushToken, '[redacted]');
   });
 
   test('file < environment < flags', (t) => {
@@ -132,6 +135,10 @@ describe('config', () => {
     assert.match(
       problems(() => loadConfig({ env: { MMGW_JWT_SECRET: 'short' } }))[0],
       /^config: jwtSecret: expected at least 32 characters/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_MAIL_PUSH_TOKEN: 'short' } }))[0],
+      /^config: mailPushToken: expected at least 16 characters/,
     );
     assert.match(
       problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '1.5' } }))[0],

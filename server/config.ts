@@ -85,6 +85,15 @@ export const ConfigSchema = z
       .string({ error: 'expected a string' })
       .min(32, { error: 'expected at least 32 characters' })
       .optional(),
+    /**
+     * Shared secret of the new-mail hook (POST /hooks/mail/new on the admin port,
+     * `Authorization: Bearer <token>`), called by the mail server's push plugin
+     * (docs/dovecot/README.md). Absent: no hook; IMAP IDLE alone drives mail.new.
+     */
+    mailPushToken: z
+      .string({ error: 'expected a string' })
+      .min(16, { error: 'expected at least 16 characters' })
+      .optional(),
     /** When every role is up, write {pid, nodeId, devicePort, adminPort} here (tests and supervisors use it). */
     readyFile: z.string({ error: 'expected a path' }).min(1).optional(),
     log: z
@@ -182,6 +191,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_EDGE_WORKERS: 'edge.workers',
   MMGW_LOG_LEVEL: 'log.level',
   MMGW_JWT_SECRET: 'jwtSecret',
+  MMGW_MAIL_PUSH_TOKEN: 'mailPushToken',
 };
 
 const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
@@ -335,5 +345,9 @@ export function expandRoles(roles: readonly RoleName[]): Role[] {
 
 /** The configuration as it may be logged: secrets replaced. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  return { ...config, ...(config.jwtSecret === undefined ? {} : { jwtSecret: '[redacted]' }) };
+  return {
+    ...config,
+    ...(config.jwtSecret === undefined ? {} : { jwtSecret: '[redacted]' }),
+    ...(config.mailPushToken === undefined ? {} : { mailPushToken: '[redacted]' }),
+  };
 }

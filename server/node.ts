@@ -49,7 +49,7 @@ import {
   watchDeviceSessions,
 } from './transport/index.ts';
 import { openImService } from './transport/im/index.ts';
-import { openMailService, registryMediaProfiles } from './transport/mail/index.ts';
+import { mailPushHook, openMailService, registryMediaProfiles } from './transport/mail/index.ts';
 import { startTranscoder } from '../transcoder/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -244,6 +244,10 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         });
       } catch (err) {
         throw listenError(err, 'admin', config.adminPort);
+      }
+      // Mail servers' new-mail hook; any node takes it and publishes to every transport.
+      if (config.mailPushToken !== undefined) {
+        ops.use(mailPushHook({ bus, token: config.mailPushToken, logger, metrics }));
       }
     }
 

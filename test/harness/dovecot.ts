@@ -19,6 +19,7 @@ import {
 import { createServer, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 
 export const DOVECOT_BINARY = process.env.MMGW_DOVECOT_BIN ?? '/usr/sbin/dovecot';
@@ -42,6 +43,27 @@ export interface DovecotOptions {
   capabilities?: string[];
   /** Lines appended to the generated dovecot.conf (e.g. process limits for a benchmark). */
   extraConfig?: string[];
+  /**
+   * Calls the gateway's new-mail hook on every delivery/APPEND to INBOX, through
+   * Dovecot's push_notification plugin and docs/dovecot/mmgw-push.lua, as an
+   * operator would set it up (docs/dovecot/README.md).
+   */
+  pushHook?: { url: string; token: string };
+}
+
+/** The Lua script an operator installs for the push hook. */
+export const PUSH_HOOK_SCRIPT = fileURLToPath(new URL('../../docs/dovecot/mmgw-push.lua', import.meta.url));
+
+/** dovecot.conf lines that enable the mmgw push hook (the same as docs/dovecot/README.md shows). */
+export function pushHookConfig(hook: { url: string; token: string }, script = PUSH_HOOK_SCRIPT): string[] {
+  return [
+    'mail_plugins = $mail_plugins mail_lua notify push_notification push_notification_lua',
+    'plugin {',
+    `  push_notification_driver = lua:file=${script}`,
+    `  mmgw_push_url = ${hook.url}`,
+    `  mmgw_push_token = ${hook.token}`,
+    '}',
+  ];
 }
 
 export interface DovecotServer {
@@ -55,6 +77,12 @@ export interface DovecotServer {
   appendMessage(user: string, folder: string, rfc822: string | Buffer, flags?: string[]): Promise<number>;
   /** A connected ImapFlow client logged in as `user` (caller logs out). */
   connect(user: string): Promise<ImapFlow>;
+  /**
+   * Turns the push hook on or off without a restart (rewrites dovecot.conf,
+   * SIGHUP to the master): connections opened afterwards follow the new
+   * setting, open ones keep theirs.
+   */
+  setPushHook(hook: { url: string; token: string } | undefined): Promise<void>;
 }
 
 const live = new Set<ChildProcess>();
@@ -216,9 +244,13 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
   const users = opts.users;
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
   let port = opts.port ?? (await freePort());
+  const writeConfig = (hook: { url: string; token: string } | undefined) => {
+    const extra = [...(hook ? pushHookConfig(hook) : []), ...(opts.extraConfig ?? [])];
+    writeFileSync(join(dir, 'dovecot.conf'), dovecotConfig(dir, port, opts.capabilities, extra));
+  };
   let child: ChildProcess | undefined;
   for (let attempt = 0; ; attempt++) {
-    writeFileSync(join(dir, 'dovecot.conf'), dovecotConfig(dir, port, opts.capabilities, opts.extraConfig));
+    writeConfig(opts.pushHook);
     // Own process group, so that stop() can end the master and every imap/auth child with it.
     child = spawn(DOVECOT_BINARY, ['-F', '-c', join(dir, 'dovecot.conf')], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -300,7 +332,15 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
     }
   };
 
-  return { host: '127.0.0.1', imapPort: port, dir, users, stop, appendMessage, connect };
+  const setPushHook = async (hook: { url: string; token: string } | undefined) => {
+    writeConfig(hook);
+    if (proc.pid !== undefined) process.kill(proc.pid, 'SIGHUP');
+    // The master restarts its login processes on reload; wait until one answers again.
+    await new Promise((r) => setTimeout(r, 500));
+    await waitForGreeting('127.0.0.1', port, '* OK', startTimeoutMs);
+  };
+
+  return { host: '127.0.0.1', imapPort: port, dir, users, stop, appendMessage, connect, setPushHook };
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

@@ -10,10 +10,20 @@
  * s2s is off and plain (non-TLS) c2s is allowed: loopback tests only.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { client, type XmppClient } from '@xmpp/client';
 
 export interface XmppUser {
   /** Local part only ("alice"), or a full bare JID on the server's domain. */
@@ -361,4 +371,40 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
     },
   };
   return server;
+}
+
+/**
+ * A plain @xmpp/client session straight to a server (no gateway), started:
+ * the "other XMPP client" of tests and benchmarks. It does not reconnect by
+ * itself, and its stream errors are the caller's business (swallowed here).
+ */
+export async function plainXmppClient(opts: {
+  port: number;
+  domain: string;
+  user: string;
+  password: string;
+  resource: string;
+  host?: string;
+}): Promise<XmppClient> {
+  const x = client({
+    service: `xmpp://${opts.host ?? '127.0.0.1'}:${opts.port}`,
+    domain: opts.domain,
+    username: opts.user,
+    password: opts.password,
+    resource: opts.resource,
+  });
+  x.reconnect.stop();
+  x.on('error', () => {});
+  await x.start();
+  return x;
+}
+
+/**
+ * Many users with the password of `template` (already registered), made by
+ * copying its account file: SCRAM salt and keys do not depend on the user
+ * name, and prosodyctl takes a second per account.
+ */
+export function cloneAccounts(prosody: ProsodyServer, template: string, names: string[]): void {
+  const dir = join(prosody.dir, 'data', prosody.domain.replace(/\./g, '%2e'), 'accounts');
+  for (const n of names) copyFileSync(join(dir, `${template}.dat`), join(dir, `${n}.dat`));
 }

@@ -19,29 +19,7 @@ import type { Handset } from '../../device-protocol/handset.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { handsetFor, waitFor } from './e2e-suite.ts';
-import { ChatApp, ChatSender, persistentRequest } from './im-gateway-app.ts';
-
-/**
- * @xmpp/client 0.14 resets its inbound stanza count when it handles <enabled/>,
- * which can be after it counted (and acked) stanzas that came in the same
- * read; Prosody then closes the stream ("acknowledged less stanzas than
- * already acknowledged"). The plain test clients never send a lower ack.
- */
-export function monotonicAcks(x: XmppClient): void {
-  let highest = 0;
-  const send = x.send.bind(x);
-  x.send = ((el: any) => {
-    if (el?.name === 'a' && el.attrs?.xmlns === 'urn:xmpp:sm:3') {
-      const h = Number(el.attrs.h);
-      if (h < highest) el.attrs.h = String(highest);
-      else highest = h;
-    }
-    return send(el);
-  }) as typeof x.send;
-  x.on('offline', () => {
-    highest = 0;
-  });
-}
+import { ChatApp, ChatSender, monotonicAcks, persistentRequest } from './im-gateway-app.ts';
 
 const PW = { alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw' };
 

@@ -17,7 +17,7 @@ import {
   openMailService,
 } from '../../server/transport/mail/index.ts';
 import type { MethodContext } from '../../server/transport/types.ts';
-import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
+import { type DovecotOptions, type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 
 export const ALICE = { user: 'alice@example.test', password: 'alice-pw' };
@@ -53,9 +53,15 @@ export async function startMailFixture(
     maxSize?: number;
     capabilities?: string[];
     serviceOptions?: Partial<Parameters<typeof openMailService>[0]>;
+    /** More Dovecot options (e.g. pushHook), also on restart. */
+    dovecotOptions?: Partial<DovecotOptions>;
   } = {},
 ): Promise<MailFixture> {
-  const dovecot = await startDovecot({ users: [ALICE, BOB], capabilities: opts.capabilities });
+  const dovecot = await startDovecot({
+    users: [ALICE, BOB],
+    capabilities: opts.capabilities,
+    ...opts.dovecotOptions,
+  });
   const stops: (() => Promise<void>)[] = [() => current.stop({ removeDir: true })];
   let current = dovecot;
   try {
@@ -155,6 +161,7 @@ export async function startMailFixture(
             dir: current.dir,
             port: current.imapPort,
             capabilities: opts.capabilities,
+            ...opts.dovecotOptions,
           });
           fixture.dovecot = current;
         }

@@ -908,8 +908,13 @@ export class XmppAccountSession {
         ? new Date(stamp).toISOString()
         : new Date(this.#now()).toISOString();
     const message: ChatMessage = { from, to, body: text, at, direction };
-    // Only the id our own server stamped is an archive id we can page from.
-    const stanzaId = el.getChildren('stanza-id', NS.sid).find((s) => s.attrs.by === this.jid)?.attrs.id;
+    // Only the id our own server stamped is an archive id we can page from. A sender can put
+    // a forged <stanza-id by="us"/> in; a server that does not strip it (Prosody 0.12 does not)
+    // appends its own after it, so the last one is the server's.
+    const stanzaId = el
+      .getChildren('stanza-id', NS.sid)
+      .filter((s) => s.attrs.by === this.jid)
+      .at(-1)?.attrs.id;
     if (stanzaId) message.stanzaId = stanzaId.slice(0, 256);
     const originId = el.getChild('origin-id', NS.sid)?.attrs.id;
     if (originId) message.originId = originId.slice(0, 256);

@@ -9,6 +9,11 @@
  * up on UIDs above its mark, so nothing that arrived meanwhile is missed and,
  * the mark only moving forward, nothing is pushed twice.
  *
+ * A mail server with the push hook (push-hook.ts) tells the gateway about
+ * new mail sooner than IDLE does (Dovecot holds EXISTS back ~0.5 s): poke()
+ * runs the same catch-up at once. Whichever of the two comes first pushes;
+ * the other finds nothing above the mark.
+ *
  * The watcher stops when a push finds no session for the device
  * (bus.no_responders): a device that reconnects syncs with its cursor, which
  * starts a new watcher from there.
@@ -21,6 +26,7 @@ import type { MailAccount } from './account-store.ts';
 import { encodeCursor, type SyncCursor } from './cursor.ts';
 import { fetchHeaders } from './headers.ts';
 import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
+import type { MailPushNotice } from './push-hook.ts';
 
 export type PushFn = (name: string, body?: Value) => Promise<number>;
 
@@ -44,6 +50,9 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
 
 const FOLDER = 'INBOX';
 
+/** What made the watcher look for new mail: its (re)connect, IDLE's EXISTS, or the mail server's hook. */
+export type CatchUpTrigger = 'connect' | 'idle' | 'hook';
+
 export class InboxWatcher {
   readonly account: MailAccount;
   state: ImapAccountState = 'idle';
@@ -54,6 +63,11 @@ export class InboxWatcher {
   #stopped = false;
   #wake: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
+  /** The connection a catch-up is queued for and not started yet: a further trigger for it would find nothing more. */
+  #queuedFor: ImapFlow | undefined;
+  /** How often each trigger fired, and how many mail.new each trigger's catch-up pushed (metrics, tests). */
+  readonly triggers: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0 };
+  readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0 };
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
   readonly #onStop: () => void;
@@ -98,6 +112,24 @@ export class InboxWatcher {
     return encodeCursor(c.folder, c.cursor);
   }
 
+  /**
+   * The mail server says INBOX has mail up to `uid` (push hook): look now
+   * instead of waiting for IDLE. False when there is nothing to do (already
+   * pushed, or not connected: the reconnect catches up anyway).
+   */
+  poke(uid?: number): boolean {
+    if (uid !== undefined && uid <= this.#lastUid) return false;
+    const client = this.#client;
+    if (this.#stopped || !client?.usable) return false;
+    this.#catchUp(client, 'hook');
+    return true;
+  }
+
+  /** Resolves when every catch-up queued so far has finished. */
+  settled(): Promise<void> {
+    return this.#chain;
+  }
+
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -120,12 +152,12 @@ export class InboxWatcher {
         }
         this.#client = client;
         const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-        client.on('exists', () => this.#catchUp(client));
+        client.on('exists', () => this.#catchUp(client, 'idle'));
         await client.mailboxOpen(FOLDER);
         failures = 0;
         this.#setState('online');
         // Whatever arrived while we were away, before waiting for IDLE news.
-        this.#catchUp(client);
+        this.#catchUp(client, 'connect');
         await this.#chain;
         this.#markReady();
         await closed;
@@ -161,10 +193,17 @@ export class InboxWatcher {
   }
 
   /** Serialised: EXISTS can arrive again while we are still fetching the previous batch. */
-  #catchUp(client: ImapFlow): void {
+  #catchUp(client: ImapFlow, trigger: CatchUpTrigger): void {
+    this.triggers[trigger]++;
+    if (this.#queuedFor === client) return;
+    this.#queuedFor = client;
     this.#chain = this.#chain.then(async () => {
+      if (this.#queuedFor === client) this.#queuedFor = undefined;
       if (this.#stopped || this.#client !== client || !client.usable) return;
       try {
+        // A hook can come before this session has seen the message: IMAP shows new messages to a
+        // session only once it has synced (EXISTS), so sync first or the SEARCH finds nothing.
+        if (trigger === 'hook') await client.noop();
         const found = await client.search({ uid: `${this.#lastUid + 1}:*` }, { uid: true });
         const uids = (Array.isArray(found) ? found : [])
           .filter((u) => u > this.#lastUid)
@@ -174,6 +213,7 @@ export class InboxWatcher {
         for (const header of headers) {
           if (this.#stopped || header.uid <= this.#lastUid) continue;
           this.#lastUid = header.uid;
+          this.pushedBy[trigger]++;
           const cursor = this.#cursorAt(client, header.uid);
           await this.#push('mail.new', {
             account: this.account.id,
@@ -208,6 +248,8 @@ export class InboxWatcher {
 /** The node's watchers, one per account at most. */
 export class InboxWatchers {
   readonly #watchers = new Map<string, InboxWatcher>();
+  /** Lower-cased IMAP login and address → the watchers of accounts with it (push hook lookup). */
+  readonly #byUser = new Map<string, Set<InboxWatcher>>();
   readonly #opts: InboxWatcherOptions;
 
   constructor(opts: InboxWatcherOptions = {}) {
@@ -228,11 +270,33 @@ export class InboxWatchers {
       this.#opts,
       () => {
         if (this.#watchers.get(account.id) === watcher) this.#watchers.delete(account.id);
+        for (const key of userKeys(account)) {
+          const set = this.#byUser.get(key);
+          set?.delete(watcher);
+          if (set?.size === 0) this.#byUser.delete(key);
+        }
       },
       cursor,
     );
     this.#watchers.set(account.id, watcher);
+    for (const key of userKeys(account)) {
+      let set = this.#byUser.get(key);
+      if (!set) this.#byUser.set(key, (set = new Set()));
+      set.add(watcher);
+    }
     return watcher;
+  }
+
+  /** A push hook notice: pokes the INBOX watchers of that user (on that host, when given); returns how many. */
+  notify(notice: MailPushNotice): number {
+    if (notice.folder.toUpperCase() !== FOLDER) return 0;
+    const host = notice.host?.toLowerCase();
+    let poked = 0;
+    for (const watcher of this.#byUser.get(notice.user.toLowerCase()) ?? []) {
+      if (host !== undefined && watcher.account.imap.host.toLowerCase() !== host) continue;
+      if (watcher.poke(notice.uid)) poked++;
+    }
+    return poked;
   }
 
   get(accountId: string): InboxWatcher | undefined {
@@ -246,4 +310,8 @@ export class InboxWatchers {
   async stopAll(): Promise<void> {
     await Promise.all([...this.#watchers.values()].map((w) => w.stop()));
   }
+}
+
+function userKeys(account: MailAccount): Set<string> {
+  return new Set([account.imap.user.toLowerCase(), account.address.toLowerCase()]);
 }

@@ -28,6 +28,7 @@ import { sendMethod } from './methods/send.ts';
 import { syncMethod } from './methods/sync.ts';
 import { presetsMethod } from './methods/presets.ts';
 import { provisionMailAccounts } from './provisioned.ts';
+import { subscribeMailPush } from './push-hook.ts';
 import { recordMailUsage } from './records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
@@ -45,6 +46,7 @@ export {
 } from './imap-session.ts';
 export { InboxWatcher, InboxWatchers } from './inbox-watcher.ts';
 export { type MediaProfile, type MediaProfileSource, registryMediaProfiles } from './image-variants.ts';
+export { MAIL_PUSH_PATH, type MailPushNotice, mailPushHook } from './push-hook.ts';
 
 /** Every mail MethodDefinition, bound to the node's shared state. */
 export function mailMethods(deps: MailDeps): MethodDefinition<any>[] {
@@ -152,6 +154,8 @@ export function openMailService(opts: MailServiceOptions): MailService {
     ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
     ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
   });
+  // New-mail hooks of mail servers (push-hook.ts), published by whichever node's ops endpoint took them.
+  const pushSub = bus ? subscribeMailPush(bus, (notice) => watchers.notify(notice), opts.logger) : undefined;
   const deps: MailDeps = {
     accounts,
     sessions,
@@ -174,6 +178,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
         ...(opts.logger ? { logger: opts.logger } : {}),
       }),
     async close() {
+      pushSub?.unsubscribe();
       await watchers.stopAll();
       await sessions.closeAll();
       await accounts.close();

@@ -23,18 +23,17 @@
  *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--smoke] [--out FILE | --no-write]
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { client, type XmppClient, xml } from '@xmpp/client';
+import { type XmppClient, xml } from '@xmpp/client';
 import WebSocket from 'ws';
 import { Handset } from '../../../device-protocol/handset.ts';
 import { applyScramSpeedup } from '../../../server/transport/im/scram-speedup.ts';
 import { type Gateway, provisionDevice, startGateway } from '../../harness/gateway.ts';
-import { type ProsodyServer, startProsody } from '../../harness/prosody.ts';
+import { cloneAccounts, plainXmppClient, startProsody } from '../../harness/prosody.ts';
 
 // Hundreds of direct logins: the same native PBKDF2 the gateway uses, so the bench is not CPU-bound on SCRAM.
 applyScramSpeedup();
@@ -148,19 +147,8 @@ const clientPresence = (status: string) =>
     }),
   );
 
-async function direct(port: number, user: string, resource: string): Promise<XmppClient> {
-  const x = client({
-    service: `xmpp://127.0.0.1:${port}`,
-    domain: DOMAIN,
-    username: user,
-    password: PW,
-    resource,
-  });
-  x.reconnect.stop();
-  x.on('error', () => {});
-  await x.start();
-  return x;
-}
+const direct = (port: number, user: string, resource: string): Promise<XmppClient> =>
+  plainXmppClient({ port, domain: DOMAIN, user, password: PW, resource });
 
 function handsetOn(url: string, dev: { imei: string; secret: string }): Handset {
   return new Handset({
@@ -172,15 +160,6 @@ function handsetOn(url: string, dev: { imei: string; secret: string }): Handset 
     client: 'mmgw-bench-im/1',
     requestTimeoutMs: 60_000,
   });
-}
-
-/**
- * 500 users with one password: registered once with prosodyctl, the account
- * file then copied (SCRAM salt and keys do not depend on the user name).
- */
-function cloneAccounts(prosody: ProsodyServer, template: string, names: string[]): void {
-  const dir = join(prosody.dir, 'data', DOMAIN.replace(/\./g, '%2e'), 'accounts');
-  for (const n of names) copyFileSync(join(dir, `${template}.dat`), join(dir, `${n}.dat`));
 }
 
 function machine(): string[] {

@@ -9,13 +9,21 @@
  *      a mail client shows it: the HTML part when there is one, else the text).
  *      Handset: WebSocket payload bytes both ways at the client, session setup
  *      included. IMAP: socket bytes both ways, login and logout included.
- *  (b) Push latency: N devices connected, each with its own mail account and
+ *  (b) Dovecot alone: one IDLE-ing imapflow client; the time from an APPEND
+ *      to the untagged EXISTS, and to the push hook's HTTP call
+ *      (docs/dovecot/mmgw-push.lua) at a plain HTTP listener.
+ *  (c) Push latency: N devices connected, each with its own mail account and
  *      its INBOX watched (IDLE); the time from the APPEND on Dovecot (sent by
  *      an already logged-in client) to the mail.new event at the handset.
+ *      First with Dovecot calling the gateway's new-mail hook, then with the
+ *      hook switched off (Dovecot reloaded), IDLE alone: same fleet, same run.
  *
- *   npm run bench:mail -- [--devices 1000] [--samples 500] [--concurrency 4] [--smoke] [--out FILE | --no-write]
+ *   npm run bench:mail -- [--devices 1000] [--samples 500] [--idle-samples 200] [--no-hook]
+ *                         [--concurrency 4] [--smoke] [--out FILE | --no-write]
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +34,7 @@ import WebSocket from 'ws';
 import { Handset } from '../../../device-protocol/handset.ts';
 import { findTextPart } from '../../../server/transport/mail/headers.ts';
 import { type DovecotServer, startDovecot } from '../../harness/dovecot.ts';
+import { MAIL_PUSH_PATH } from '../../../server/transport/mail/push-hook.ts';
 import { type Gateway, startGateway } from '../../harness/gateway.ts';
 import { provisionDevices } from '../edge/provision.ts';
 import { rssBytes } from '../edge/proc-stats.ts';
@@ -34,6 +43,9 @@ import { benchMessage } from './corpus.ts';
 interface Options {
   devices: number;
   samples: number;
+  /** Samples with the hook off (IDLE alone); 0 skips that phase. */
+  idleSamples: number;
+  hook: boolean;
   concurrency: number;
   out: string | undefined;
 }
@@ -41,7 +53,14 @@ interface Options {
 const RESULTS = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { devices: 1000, samples: 500, concurrency: 4, out: RESULTS };
+  const o: Options = {
+    devices: 1000,
+    samples: 500,
+    idleSamples: 200,
+    hook: true,
+    concurrency: 4,
+    out: RESULTS,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -52,11 +71,14 @@ function parseArgs(argv: string[]): Options {
     if (a === '--devices') o.devices = num();
     else if (a === '--samples') o.samples = num();
     else if (a === '--concurrency') o.concurrency = num();
+    else if (a === '--idle-samples') o.idleSamples = Number(argv[++i]);
+    else if (a === '--no-hook') o.hook = false;
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--no-write') o.out = undefined;
     else if (a === '--smoke') {
       o.devices = 20;
       o.samples = 20;
+      o.idleSamples = 10;
       o.out = undefined;
     } else throw new Error(`unknown flag ${a}`);
   }
@@ -292,13 +314,83 @@ async function bytesOnTheAir(
   };
 }
 
-// ---- (b) push latency -------------------------------------------------------
+// ---- (b) Dovecot alone ------------------------------------------------------
+
+interface DovecotAlone {
+  /** APPEND → untagged EXISTS at an IDLE-ing imapflow client, sorted. */
+  exists: number[];
+  /** APPEND → the push hook's HTTP request at a local listener, sorted. */
+  hook: number[];
+}
+
+const ALONE = { user: 'alone@example.test', password: 'alone-pw' };
+
+async function dovecotAlone(samples: number): Promise<DovecotAlone> {
+  let onHook: ((at: number) => void) | undefined;
+  const listener = createHttpServer((req, res) => {
+    const at = performance.now();
+    req.resume();
+    req.on('end', () => {
+      onHook?.(at);
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  const port = (listener.address() as { port: number }).port;
+  const dovecot = await startDovecot({
+    users: [ALONE],
+    pushHook: { url: `http://127.0.0.1:${port}${MAIL_PUSH_PATH}`, token: 'bench-alone-token-0000' },
+  });
+  const out: DovecotAlone = { exists: [], hook: [] };
+  try {
+    const idle = await dovecot.connect(ALONE.user);
+    await idle.mailboxOpen('INBOX');
+    let onExists: ((at: number) => void) | undefined;
+    idle.on('exists', () => onExists?.(performance.now()));
+    void idle.idle().catch(() => {});
+    const writer = await dovecot.connect(ALONE.user);
+    const within = (p: Promise<number>) =>
+      Promise.race([p, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+    for (let k = 0; k < samples; k++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const exists = new Promise<number>((r) => (onExists = r));
+      const hook = new Promise<number>((r) => (onHook = r));
+      const t0 = performance.now();
+      await writer.append(
+        'INBOX',
+        `Subject: alone ${k}
+
+x
+`,
+      );
+      const [te, th] = await Promise.all([within(exists), within(hook)]);
+      if (te >= 0) out.exists.push(te - t0);
+      if (th >= 0) out.hook.push(th - t0);
+    }
+    await writer.logout();
+    idle.close();
+  } finally {
+    await dovecot.stop({ removeDir: true });
+    listener.close();
+  }
+  out.exists.sort((a, b) => a - b);
+  out.hook.sort((a, b) => a - b);
+  return out;
+}
+
+// ---- (c) push latency -------------------------------------------------------
+
+interface PushPhase {
+  /** 'hook': Dovecot calls the gateway's new-mail hook (IDLE still on); 'idle': IDLE alone. */
+  name: 'hook' | 'idle';
+  samples: number[];
+  missed: number;
+}
 
 interface PushResult {
   devices: number;
   connected: number;
-  samples: number[];
-  missed: number;
+  phases: PushPhase[];
   setupSeconds: number;
   gatewayRssMb: number;
   imapProcesses: number;
@@ -327,6 +419,7 @@ async function pushLatency(
   dovecot: DovecotServer,
   devices: [string, string][],
   opts: Options,
+  hook: { url: string; token: string } | undefined,
 ): Promise<PushResult> {
   const started = performance.now();
   const waiting = new Map<string, (at: number) => void>();
@@ -367,38 +460,53 @@ async function pushLatency(
   const setupSeconds = (performance.now() - started) / 1000;
   console.log(`  every device got its warm-up mail.new (${setupSeconds.toFixed(0)} s of setup)`);
 
-  const picks = Array.from({ length: opts.samples }, (_, k) => 1 + ((k * 7919) % devices.length));
-  const samples: number[] = [];
-  let missed = 0;
-  await pool(picks, opts.concurrency, async (n, k) => {
-    const u = user(n);
-    const client = new ImapFlow({
-      host: dovecot.host,
-      port: dovecot.imapPort,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: u.user, pass: u.password },
-      logger: false,
+  const phase = async (name: PushPhase['name'], count: number, offset: number): Promise<PushPhase> => {
+    const picks = Array.from({ length: count }, (_, k) => 1 + (((k + offset) * 7919) % devices.length));
+    const samples: number[] = [];
+    let missed = 0;
+    await pool(picks, opts.concurrency, async (n, k) => {
+      const u = user(n);
+      const client = new ImapFlow({
+        host: dovecot.host,
+        port: dovecot.imapPort,
+        secure: false,
+        doSTARTTLS: false,
+        auth: { user: u.user, pass: u.password },
+        logger: false,
+      });
+      await client.connect();
+      try {
+        const subject = `${name} sample ${k}`;
+        const got = arrived(n, subject);
+        const raw = `From: bench <b@example.test>\r\nSubject: ${subject}\r\n\r\nlatency sample\r\n`;
+        const t0 = performance.now();
+        await client.append('INBOX', raw);
+        const t1 = await Promise.race([got, new Promise<number>((r) => setTimeout(() => r(-1), 30_000))]);
+        if (t1 < 0) missed++;
+        else samples.push(t1 - t0);
+      } finally {
+        await client.logout().catch(() => client.close());
+      }
     });
-    await client.connect();
-    try {
-      const subject = `sample ${k}`;
-      const got = arrived(n, subject);
-      const raw = `From: bench <b@example.test>\r\nSubject: ${subject}\r\n\r\nlatency sample\r\n`;
-      const t0 = performance.now();
-      await client.append('INBOX', raw);
-      const t1 = await Promise.race([got, new Promise<number>((r) => setTimeout(() => r(-1), 30_000))]);
-      if (t1 < 0) missed++;
-      else samples.push(t1 - t0);
-    } finally {
-      await client.logout().catch(() => client.close());
+    samples.sort((a, b) => a - b);
+    console.log(
+      `  ${name}: ${samples.length} samples, missed ${missed}: p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`,
+    );
+    return { name, samples, missed };
+  };
+  const phases: PushPhase[] = [];
+  if (hook) {
+    phases.push(await phase('hook', opts.samples, 0));
+    if (opts.idleSamples > 0) {
+      // New connections (each sample's APPEND client) no longer call the hook; the watchers' IDLE stays.
+      await dovecot.setPushHook(undefined);
+      phases.push(await phase('idle', opts.idleSamples, opts.samples));
     }
-  });
+  } else phases.push(await phase('idle', opts.samples, 0));
   const result: PushResult = {
     devices: devices.length,
     connected: handsets.filter((h) => h.sessionId !== undefined).length,
-    samples: samples.sort((a, b) => a - b),
-    missed,
+    phases,
     setupSeconds,
     gatewayRssMb: rssBytes(gw.pid) / 1048576,
     imapProcesses: countImapProcesses(),
@@ -409,12 +517,26 @@ async function pushLatency(
 
 // ---- report -----------------------------------------------------------------
 
-function render(opts: Options, air: AirResult, push: PushResult, command: string, seconds: number): string {
+function render(
+  opts: Options,
+  air: AirResult,
+  alone: DovecotAlone,
+  push: PushResult,
+  load: [number[], number[]],
+  command: string,
+  seconds: number,
+): string {
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const handsetTotal = air.handsetIn + air.handsetOut;
   const imapTotal = air.imapIn + air.imapOut;
-  const s = push.samples;
   const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
+  const hook = push.phases.find((p) => p.name === 'hook');
+  const idle = push.phases.find((p) => p.name === 'idle');
+  const main = hook ?? idle!;
+  const row = (label: string, s: number[], missed: number) =>
+    `| ${label} | ${s.length} | ${missed} | ${ms(percentile(s, 50))} | ${ms(percentile(s, 90))} | ${ms(percentile(s, 99))} | ${ms(s.at(-1) ?? Number.NaN)} |`;
+  const met = push.devices >= 1000 && percentile(main.samples, 99) <= 250 && main.missed === 0;
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return [
     '## Mail',
@@ -437,13 +559,16 @@ function render(opts: Options, air: AirResult, push: PushResult, command: string
     '',
     `### Push latency: APPEND on Dovecot → \`mail.new\` at the handset, ${push.devices} devices`,
     '',
-    `${push.connected} of ${push.devices} handsets connected over WebSocket, each with its own Dovecot account (\`mail.account.add\`) and its INBOX watched (a \`mail.sync\` of INBOX starts IDLE on the transport), i.e. ${push.devices} IDLE connections plus ${push.devices} lingering request sessions (${push.imapProcesses} Dovecot imap processes at the end; the benchmark raises \`service imap { process_limit }\` and \`default_client_limit\` in the Dovecot config, and needs \`fs.inotify.max_user_instances\` above the process count, here ${readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim()}, else Dovecot's IDLE falls back to a 30 s poll). Setup (connect, add, sync, one warm-up push per device) took ${push.setupSeconds.toFixed(0)} s. Then ${opts.samples} samples, ${opts.concurrency} at a time, each to a device spread over the fleet: an already logged-in IMAP client APPENDs to that device's INBOX; the clock runs from just before the APPEND to the handset's \`mail.new\`. Gateway RSS at the end: ${push.gatewayRssMb.toFixed(0)} MB.`,
+    `${push.connected} of ${push.devices} handsets connected over WebSocket, each with its own Dovecot account (\`mail.account.add\`) and its INBOX watched (a \`mail.sync\` of INBOX starts IDLE on the transport), i.e. ${push.devices} IDLE connections plus ${push.devices} lingering request sessions (${push.imapProcesses} Dovecot imap processes at the end; the benchmark raises \`service imap { process_limit }\` and \`default_client_limit\` in the Dovecot config, and needs \`fs.inotify.max_user_instances\` above the process count, here ${readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim()}, else Dovecot's IDLE falls back to a 30 s poll). Setup (connect, add, sync, one warm-up push per device) took ${push.setupSeconds.toFixed(0)} s. Then samples, ${opts.concurrency} at a time, each to a device spread over the fleet: a newly logged-in IMAP client APPENDs to that device's INBOX; the clock runs from just before the APPEND to the handset's \`mail.new\`.${hook ? ` First with Dovecot's push_notification plugin calling the gateway's new-mail hook (docs/dovecot/README.md: Lua driver, \`POST /hooks/mail/new\`; IDLE stays on), then, same fleet, with the hook switched off (Dovecot reloaded without it), IDLE alone.` : ' IDLE alone (`--no-hook`).'} Gateway RSS at the end: ${push.gatewayRssMb.toFixed(0)} MB.`,
     '',
-    '| samples | missed | p50 | p90 | p99 | max |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: |',
-    `| ${s.length} | ${push.missed} | ${ms(percentile(s, 50))} | ${ms(percentile(s, 90))} | ${ms(percentile(s, 99))} | ${ms(s.at(-1) ?? Number.NaN)} |`,
+    '| path | samples | missed | p50 | p90 | p99 | max |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...(hook ? [row('push hook (+ IDLE as fallback)', hook.samples, hook.missed)] : []),
+    ...(idle ? [row('IMAP IDLE alone', idle.samples, idle.missed)] : []),
     '',
-    `Target: p99 ≤ 250 ms with 1,000 devices: ${push.devices >= 1000 && percentile(s, 99) <= 250 && push.missed === 0 ? 'met' : 'not met'}. Dovecot 2.3 waits 500 ms after a change before an IDLE-ing process sends EXISTS (NOTIFY_DELAY_MSECS in src/lib-storage/mailbox-watch.c): every sample includes that floor.`,
+    `Dovecot alone, same run (its own instance, one IDLE-ing imapflow client, ${alone.exists.length} APPENDs): APPEND → untagged \`EXISTS\` p50 ${ms(percentile(alone.exists, 50))}, min ${ms(alone.exists[0] ?? Number.NaN)}, max ${ms(alone.exists.at(-1) ?? Number.NaN)}; APPEND → the hook's HTTP request at a plain listener p50 ${ms(percentile(alone.hook, 50))}, max ${ms(alone.hook.at(-1) ?? Number.NaN)}. Dovecot 2.3 holds an IDLE client's \`EXISTS\` back after a change (\`NOTIFY_DELAY_MSECS 500\` in src/lib-storage/mailbox-watch.c), which is the floor of every IDLE sample; the hook is called from the APPENDing process right after the commit. So the gateway's own share (hook or EXISTS → FETCH of the header → bus → edge → WebSocket → SDK) is about ${hook ? `${ms(percentile(hook.samples, 50) - percentile(alone.hook, 50))} at p50 on the hook path` : ''}${hook && idle ? ' and ' : ''}${idle ? `${ms(percentile(idle.samples, 50) - percentile(alone.exists, 50))} at p50 on the IDLE path` : ''} (differences of medians, not a measurement of their own).`,
+    '',
+    `Target: p99 ≤ 250 ms with 1,000 devices: ${met ? '**met**' : '**not met**'} (${hook ? 'with the push hook' : 'IDLE alone'}). Load average (1/5/15 min) at the start ${la(load[0])}, at the end ${la(load[1])}, on ${os.cpus().length} cores shared with other work.`,
     '',
   ].join('\n');
 }
@@ -484,28 +609,36 @@ async function main(): Promise<void> {
   const users = [AIR, ...Array.from({ length: opts.devices }, (_, i) => user(i + 1))];
   // Two IMAP connections per device (IDLE watcher + request session), one process each.
   const imapProcesses = opts.devices * 2 + 200;
-  const dovecot = await startDovecot({
-    users,
-    startTimeoutMs: 60_000,
-    extraConfig: [
-      `default_client_limit = ${imapProcesses + 1000}`,
-      'service imap {',
-      `  process_limit = ${imapProcesses}`,
-      '}',
-    ],
-  });
-  const stub = await smtpStub();
-  smtpStubPort = stub.port;
+  const loadBefore = os.loadavg();
+  const token = randomBytes(18).toString('hex');
   const dataDir = mkdtempSync(join(os.tmpdir(), 'mmgw-bench-mail-'));
-  let gw: Gateway | undefined;
+  const devices = await provisionDevices(dataDir, opts.devices + 1);
+  // The gateway first: Dovecot's config names its hook URL.
+  const gw: Gateway = await startGateway({
+    dataDir,
+    env: { MMGW_LOG_LEVEL: 'warn', ...(opts.hook ? { MMGW_MAIL_PUSH_TOKEN: token } : {}) },
+  });
+  const hook = opts.hook ? { url: `${gw.adminUrl}${MAIL_PUSH_PATH}`, token } : undefined;
+  let dovecot: DovecotServer | undefined;
+  let stub: Awaited<ReturnType<typeof smtpStub>> | undefined;
   try {
+    dovecot = await startDovecot({
+      users,
+      startTimeoutMs: 60_000,
+      ...(hook ? { pushHook: hook } : {}),
+      extraConfig: [
+        `default_client_limit = ${imapProcesses + 1000}`,
+        'service imap {',
+        `  process_limit = ${imapProcesses}`,
+        '}',
+      ],
+    });
+    stub = await smtpStub();
+    smtpStubPort = stub.port;
     console.log(`filling the INBOX of ${AIR.user} with 200 messages`);
     const imap = await dovecot.connect(AIR.user);
     for (let i = 0; i < 200; i++) await imap.append('INBOX', benchMessage(i, AIR.user));
     await imap.logout();
-
-    const devices = await provisionDevices(dataDir, opts.devices + 1);
-    gw = await startGateway({ dataDir, env: { MMGW_LOG_LEVEL: 'warn' } });
 
     console.log('(a) bytes on the air');
     const air = await bytesOnTheAir(gw, dovecot, devices[0]);
@@ -514,18 +647,25 @@ async function main(): Promise<void> {
       `  handset ${air.handsetIn + air.handsetOut} B (items form ${air.itemsTotal} B), imapflow ${air.imapIn + air.imapOut} B, ratio ${((air.imapIn + air.imapOut) / (air.handsetIn + air.handsetOut)).toFixed(1)}`,
     );
 
-    console.log(`(b) push latency with ${opts.devices} devices`);
-    const push = await pushLatency(gw, dovecot, devices.slice(1), opts);
-    const s = push.samples;
+    console.log('(b) Dovecot alone: APPEND → EXISTS at an IDLE client, APPEND → hook call');
+    const alone = await dovecotAlone(opts.idleSamples > 0 ? 40 : 10);
     console.log(
-      `  ${s.length} samples, missed ${push.missed}: p50 ${percentile(s, 50).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms, max ${(s.at(-1) ?? 0).toFixed(1)} ms`,
+      `  EXISTS p50 ${percentile(alone.exists, 50).toFixed(1)} ms, hook p50 ${percentile(alone.hook, 50).toFixed(1)} ms`,
     );
+
+    console.log(
+      `(c) push latency with ${opts.devices} devices${hook ? ', hook then IDLE alone' : ', IDLE alone'}`,
+    );
+    const push = await pushLatency(gw, dovecot, devices.slice(1), opts, hook);
+    const loadAfter = os.loadavg();
 
     const argv = process.argv.slice(2).join(' ');
     const section = render(
       opts,
       air,
+      alone,
       push,
+      [loadBefore, loadAfter],
       `npm run bench:mail${argv ? ` -- ${argv}` : ''}`,
       (performance.now() - t0) / 1000,
     );
@@ -534,9 +674,9 @@ async function main(): Promise<void> {
       console.log(`wrote the "## Mail" section of ${opts.out}`);
     } else console.log(`\n${section}`);
   } finally {
-    await gw?.stop();
-    await stub.stop();
-    await dovecot.stop({ removeDir: true });
+    await gw.stop();
+    await stub?.stop();
+    await dovecot?.stop({ removeDir: true });
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
