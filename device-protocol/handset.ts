@@ -845,6 +845,11 @@ export class Handset {
       void carrier.close();
       return;
     }
+    if (FATAL_AUTH_CODES.has(bye.code)) {
+      // Disabled, removed or re-keyed by the operator while connected: a new Hello would be refused too.
+      this.#fail(errorFromFrame(bye));
+      return;
+    }
     if (bye.code === 'session.replaced') {
       // A newer Hello of this device took over: fighting back would only ping-pong it.
       this.#fail(errorFromFrame(bye), false);

@@ -435,9 +435,30 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     sendJson(ctx.res, 200, deviceView(after));
   });
 
+  /**
+   * Ends the device's live session, wherever it is, once the registry no longer
+   * lets it in (disabled, removed, new secret): an operator disabling a stolen
+   * handset expects it off the gateway now, not at its next reconnect. Best
+   * effort: a device without a session has nothing to end (bus.no_responders).
+   */
+  const revoke = async (imei: string, code: 'auth.disabled' | 'auth.unknown_device' | 'auth.bad_secret') => {
+    try {
+      await bus.request(
+        Subjects.device(imei),
+        { type: 'revoke', code, reason: `The device's access was changed by an administrator (${code}).` },
+        { timeoutMs: 3000 },
+      );
+    } catch (err) {
+      const c = (err as GatewayError).code;
+      if (c !== 'bus.no_responders')
+        logger.warn({ imei, code: c }, 'could not end the session of a revoked device');
+    }
+  };
+
   route('DELETE', '/devices/:imei', STAFF, async (ctx) => {
     const before = deviceOr404(ctx.params.imei);
     await registry.removeDevice(ctx.params.imei);
+    await revoke(before.imei, 'auth.unknown_device');
     await audit(ctx, 'device.remove', `device:${before.imei}`, deviceView(before));
     ctx.res.writeHead(204).end();
   });
@@ -446,6 +467,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     route('POST', `/devices/:imei/${status}`, STAFF, async (ctx) => {
       const before = deviceOr404(ctx.params.imei);
       const after = await registry.setStatus(ctx.params.imei, status === 'enable' ? 'enabled' : 'disabled');
+      if (status === 'disable') await revoke(after.imei, 'auth.disabled');
       await audit(ctx, `device.${status}`, `device:${after.imei}`, deviceView(before), deviceView(after));
       sendJson(ctx.res, 200, deviceView(after));
     });
@@ -454,6 +476,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
   route('POST', '/devices/:imei/reset-secret', STAFF, async (ctx) => {
     deviceOr404(ctx.params.imei);
     const { device, secret } = await registry.resetSecret(ctx.params.imei);
+    await revoke(device.imei, 'auth.bad_secret');
     await audit(ctx, 'device.reset_secret', `device:${device.imei}`);
     sendJson(ctx.res, 200, { device: deviceView(device), secret });
   });

@@ -1098,6 +1098,12 @@ export class EdgeCore implements EngineHost, CarrierHost {
         };
         return { seq: this.appendSequenced(s, event) };
       }
+      case 'revoke': {
+        if (s === undefined || s.ended) return this.notHere(msg, imei, m);
+        this.logger.info({ imei, code: m.code }, 'session revoked by the registry');
+        this.endSession(s, m.code, String(m.reason), false);
+        return { ok: true };
+      }
       case 'takeover':
         if (m.byNode !== this.instanceId && s !== undefined && s.id !== m.sessionId) {
           this.endSession(s, 'session.replaced', 'A newer connection of this device took over.', false);

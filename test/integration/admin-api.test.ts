@@ -683,6 +683,48 @@ describe('admin REST API', () => {
     assertError(await admin.call('DELETE', '/users/root'), 400, 'api.bad_input', 'name');
   });
 
+  test("disable, remove and reset-secret end a connected device's session at once", async () => {
+    assert.equal((await admin.call('POST', '/operators', { id: 'revoke-op', name: 'Revoke' })).status, 201);
+    for (const [action, code] of [
+      ['disable', 'auth.disabled'],
+      ['reset-secret', 'auth.bad_secret'],
+      ['remove', 'auth.unknown_device'],
+    ] as const) {
+      const imei = nextImei();
+      const added = await operator.call('POST', '/devices', { imei, operator: 'revoke-op' });
+      assert.equal(added.status, 201, added.text);
+      const h = new Handset({
+        url: gw.url,
+        imei,
+        secret: added.json.secret,
+        transport: 'ws',
+        WebSocket,
+        requestTimeoutMs: WAIT_MS,
+        backoff: { initialMs: 100, maxMs: 1000 },
+      });
+      const ended = new Promise<{ code?: string; willReconnect: boolean }>((resolve) =>
+        h.on('disconnected', (e) => resolve(e)),
+      );
+      h.on('error', () => {});
+      await h.connect();
+      const r =
+        action === 'remove'
+          ? await operator.call('DELETE', `/devices/${imei}`)
+          : await operator.call('POST', `/devices/${imei}/${action}`);
+      assert.ok(r.status < 300, `${action}: ${r.status} ${r.text}`);
+      const e = await ended;
+      assert.equal(e.code, code, action);
+      assert.equal(e.willReconnect, false, action);
+      await h.close();
+      const logs = await waitFor(`${action}: logout record`, async () => {
+        const l = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
+        const items = (l.json?.items ?? []) as Array<{ kind: string; code?: string }>;
+        return items.some((x) => x.kind === 'logout') ? items : undefined;
+      });
+      assert.equal(logs.find((x) => x.kind === 'logout')?.code, code, action);
+    }
+  });
+
   test('a handset connecting shows in its device log (and the live tail) and in the usage report', async () => {
     assert.equal((await admin.call('POST', '/operators', { id: 'usage-op', name: 'Usage' })).status, 201);
     const imei = nextImei();
