@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   'session.draining': 'This gateway node is draining; reconnect (to another node).',
   'session.expired': 'The session expired.',
   'session.closed': 'The session was closed.',
+  'session.logout': 'The device ended its session (logout).',
   // Requests routed to a backend role.
   'request.unknown_method': 'The request method is unknown.',
   'request.bad_input': 'The request body is not valid for this method.',

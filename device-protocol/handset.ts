@@ -417,6 +417,10 @@ export class Handset {
     const err = new GatewayError('session.closed', 'the handset was closed');
     this.#stopTimers();
     if (this.#welcomed && this.#lastSeq > this.#ackedSeq) this.#sendAck();
+    // Log out: the gateway ends the session now rather than keeping it for a Resume that
+    // cannot come (a closed Handset forgets its session).
+    if (this.#welcomed)
+      this.#carrier?.send({ kind: Kind.Bye, code: 'session.logout', message: 'logout', resumable: false });
     const carrier = this.#carrier;
     const candidate = this.#candidate;
     this.#carrier = undefined;

@@ -129,6 +129,11 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
     fatal: 'yes (Bye on the old carrier)',
     action: 'Expected after switching carrier; ignore it on the old carrier.',
   },
+  'session.logout': {
+    fatal: 'yes (Bye, resumable false)',
+    action:
+      'Sent by the device in its own Bye to log out; the gateway answers with the same code and closes.',
+  },
   'session.rate_limited': { fatal: 'yes', action: 'Send fewer frames per second; back off, then Resume.' },
   'session.backpressure': { fatal: 'yes (resumable)', action: 'Read faster; Resume (the session was kept).' },
   'session.heartbeat_timeout': {

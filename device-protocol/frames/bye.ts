@@ -4,10 +4,13 @@ import type { FrameSpec } from './schema.ts';
 export const byeSpec: FrameSpec = {
   kind: Kind.Bye,
   name: 'Bye',
-  direction: 'gateway→device',
+  direction: 'both',
   validIn: ['active'],
   sequenced: 'never',
-  doc: 'The last frame before the gateway closes the carrier.',
+  doc:
+    'The last frame before the carrier closes. From the gateway: why, and whether to Resume. ' +
+    'From the device: it logs out; the gateway ends the session (nothing to Resume) and closes the carrier. ' +
+    'A device sends code `session.logout`, resumable false.',
   fields: [
     { no: 1, name: 'code', type: 'string', required: true, doc: 'Why (§6), e.g. `session.draining`.' },
     { no: 2, name: 'message', type: 'string', required: true, doc: 'Human-readable text.' },

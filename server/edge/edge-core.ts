@@ -339,6 +339,10 @@ export class EdgeCore implements EngineHost, CarrierHost {
       case Kind.Request:
         this.request(c, session, f);
         return;
+      case Kind.Bye:
+        // The device logs out: nothing to keep for a Resume.
+        this.endSession(session, 'session.logout', 'The device ended its session.', false);
+        return;
       default:
         this.fatal(c, 'protocol.bad_state', `A ${Kind[f.kind] ?? 'frame'} frame is not valid here.`);
     }

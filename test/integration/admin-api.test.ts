@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
+import { decodeFrame, encodeFrame } from '../../device-protocol/codec.ts';
 import { Handset } from '../../device-protocol/handset.ts';
+import { Kind, PROTOCOL_VERSION } from '../../device-protocol/messages.ts';
 import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
 import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, waitFor } from './admin-api-helpers.ts';
 
@@ -744,11 +746,22 @@ describe('admin REST API', () => {
         backoff: { initialMs: 100, maxMs: 1000 },
       });
 
-    const first = handset();
-    await first.connect();
-    await first.close();
+    // The first device drops off the network (no Bye): its carrier closes at once
+    // (disconnect); the session ends when its resume window passes (logout, session.expired).
+    const first = new WebSocket(gw.url.replace(/\/?$/, '') + '/v1/ws');
+    await new Promise<void>((resolve, reject) => {
+      first.once('open', () => {
+        first.send(encodeFrame({ kind: Kind.Hello, version: PROTOCOL_VERSION, imei, secret }));
+      });
+      first.once('message', (data) => {
+        const f = decodeFrame(new Uint8Array(data as Buffer));
+        if (f.ok && f.frame.kind === Kind.Welcome) resolve();
+        else reject(new Error(`no Welcome: ${JSON.stringify(f)}`));
+      });
+      first.once('error', reject);
+    });
+    first.terminate();
 
-    // The carrier closes at once (disconnect); the session ends when its resume window passes (logout).
     const logs = await waitFor('connect, disconnect and logout records', async () => {
       const r = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
       assert.equal(r.status, 200, r.text);
@@ -802,14 +815,14 @@ describe('admin REST API', () => {
     const third = handset();
     await third.connect();
     await second.close();
-    await third.close();
+    await third.close(); // a Handset closed by its user logs out at once (Bye session.logout)
     const ends = await waitFor('three logouts in the device log', async () => {
       const r = await operator.call('GET', `/devices/${imei}/logs?kind=logout&order=asc`);
       return r.json.items.length >= 3 ? r.json.items : undefined;
     });
     assert.deepEqual(
       ends.map((x: { code: string }) => x.code),
-      ['session.expired', 'session.replaced', 'session.expired'],
+      ['session.expired', 'session.replaced', 'session.logout'],
     );
 
     // Usage report, three formats, filtered to this operator: a login per Hello, a logout per
