@@ -288,7 +288,7 @@ describe('forward compatibility', () => {
   });
 
   test('unknown fields inside nested capabilities are skipped', () => {
-    const frame = bytes(1, 1, 0x08, 1, 0x12, 1, ...utf8('1'), 0x32, 5, 0x08, 0x10, 0x3a, 1, 0x41);
+    const frame = bytes(1, 1, 0x08, 1, 0x12, 1, ...utf8('1'), 0x32, 5, 0x08, 0x10, 0x7a, 1, 0x41);
     assert.deepStrictEqual(decodeOk(frame), {
       kind: Kind.Hello,
       version: 1,

@@ -25,6 +25,7 @@ import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { encodeFrame } from './codec.ts';
 import { TypedEmitter } from './emitter.ts';
 import { type ErrorCode, GatewayError } from './errors.ts';
+import { expandImEvent, expandRoster, IM_COMPACT } from './im-compact.ts';
 import { expandHeaders } from './mail-headers.ts';
 import {
   type Bye,
@@ -88,6 +89,13 @@ export interface HandsetOptions {
    * (mail-headers.ts). false: send it as given. Default true.
    */
   compactMailHeaders?: boolean;
+  /**
+   * Ask for the compact chat forms (SPEC.md §9: Hello caps `encodings`
+   * gets `im.compact`, `im.roster` goes out with `compact: true`) and turn
+   * them back into the documented events and answers (im-compact.ts), so the
+   * application sees the same shapes for fewer bytes. Default true.
+   */
+  compactIm?: boolean;
   /** Injectable for tests. Default Math.random. */
   random?: () => number;
   /** Injectable for tests. Default Date.now. */
@@ -338,6 +346,10 @@ export class Handset {
       isRecord(body) &&
       body.compact === undefined;
     if (expand) frame.body = { ...(body as Record<string, Value>), compact: true };
+    const im = this.#options.compactIm !== false && isRecord(body) ? method : undefined;
+    if (im === 'im.roster' && (body as Record<string, Value>).compact === undefined) {
+      frame.body = { ...(body as Record<string, Value>), compact: true };
+    }
     // Encode once up front: a body the codec cannot carry, or one over the
     // gateway's frame limit, fails here rather than closing the carrier.
     try {
@@ -361,7 +373,15 @@ export class Handset {
       }, opts.timeoutMs ?? this.#requestTimeoutMs);
       const settle = expand
         ? (answer: unknown) => resolve((isRecord(answer) ? expandHeaders(answer) : answer) as T)
-        : (resolve as (body: unknown) => void);
+        : im === 'im.roster'
+          ? (answer: unknown) => resolve((isRecord(answer) ? expandRoster(answer) : answer) as T)
+          : im === 'im.send'
+            ? // A gateway that knows we expand answers im.send with nothing: we know what it would say.
+              (answer: unknown) => {
+                const b = body as Record<string, Value>;
+                resolve((answer ?? { account: b.account ?? null, clientId: b.clientId ?? null }) as T);
+              }
+            : (resolve as (body: unknown) => void);
       this.#pending.set(id, { frame, resolve: settle, reject, timer });
       if (this.#welcomed) this.#carrier?.send(frame);
     });
@@ -493,6 +513,11 @@ export class Handset {
     else if (this.#token !== undefined) hello.token = this.#token;
     if (this.#options.client !== undefined) hello.client = this.#options.client;
     if (this.#options.caps !== undefined) hello.caps = this.#options.caps;
+    if (this.#options.compactIm !== false) {
+      const encodings = hello.caps?.encodings ?? [];
+      if (!encodings.includes(IM_COMPACT))
+        hello.caps = { ...hello.caps, encodings: [...encodings, IM_COMPACT] };
+    }
     return hello;
   }
 
@@ -775,8 +800,9 @@ export class Handset {
     this.#lastSeq = frame.seq;
     switch (frame.kind) {
       case Kind.Event: {
-        const event: HandsetPushEvent = { name: frame.name, seq: frame.seq };
-        if (frame.body !== undefined) event.body = frame.body;
+        const { name, body } = expandImEvent(frame.name, frame.body);
+        const event: HandsetPushEvent = { name, seq: frame.seq };
+        if (body !== undefined) event.body = body;
         // Through the microtask queue, like the answers to requests (promise
         // reactions): an application sees answers and events in seq order.
         queueMicrotask(() => this.#emitter.emit('event', event));

@@ -36,6 +36,8 @@ export interface Capabilities {
   animates?: boolean;
   imageBudgetBytes?: number;
   model?: string;
+  /** Compact body encodings the device expands (SPEC.md §9), e.g. `im.compact`. */
+  encodings?: string[];
 }
 
 /** D→G, first frame of a new session: authenticate with IMEI + secret, or with a still-valid JWT. */

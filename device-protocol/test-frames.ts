@@ -26,6 +26,7 @@ export const FULL_FRAMES: readonly Frame[] = [
       animates: false,
       imageBudgetBytes: 65_536,
       model: 'Nokia 6300',
+      encodings: ['im.compact'],
     },
   },
   {

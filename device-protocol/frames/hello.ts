@@ -23,6 +23,13 @@ export const capabilitiesSpec: MessageSpec = {
       doc: 'Largest image the device wants by default.',
     },
     { no: 6, name: 'model', type: 'string', required: false, doc: 'Handset model name.' },
+    {
+      no: 7,
+      name: 'encodings',
+      type: 'strings',
+      required: false,
+      doc: 'Compact body encodings the device expands (§9), e.g. `im.compact`.',
+    },
   ],
 };
 

@@ -21,7 +21,7 @@ export async function accountSession(
   ctx: MethodContext,
   accountId: string,
 ): Promise<{ account: ImAccount; session: XmppAccountSession }> {
-  deps.sessions.setPusher(ctx.deviceId, ctx.push);
+  deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
   const account = deps.accounts.get(ctx.deviceId, accountId);
   const running = deps.sessions.get(account.id);
   if (running && running.state !== 'stopped') return { account, session: running };

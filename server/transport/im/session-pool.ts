@@ -16,7 +16,8 @@
 import type { Logger } from 'pino';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import type { Value } from '../../../device-protocol/messages.ts';
+import { compactImEvent, IM_COMPACT } from '../../../device-protocol/im-compact.ts';
+import type { Capabilities, Value } from '../../../device-protocol/messages.ts';
 import type { ImAccount } from './account-store.ts';
 import {
   type ContactPresence,
@@ -73,6 +74,8 @@ export class XmppSessionPool {
   readonly #pushers = new Map<string, DevicePush>();
   readonly #chains = new Map<string, Promise<boolean>>();
   readonly #lingers = new Map<string, NodeJS.Timeout>();
+  /** Devices that take the compact IM event forms. */
+  readonly #compact = new Set<string>();
   #closed = false;
   readonly #recorder: Recorder;
   readonly #trafficTimer: NodeJS.Timeout;
@@ -103,10 +106,23 @@ export class XmppSessionPool {
     this.#recorder.usage({ imei: entry.account.deviceId, service: 'im', bytesIn, bytesOut });
   }
 
-  /** Remembers how to reach a device; every request of the device refreshes it. */
-  setPusher(deviceId: string, push: DevicePush): void {
+  /**
+   * Remembers how to reach a device; every request of the device refreshes it.
+   * `caps` (the device's Hello caps, {} for none) says whether it takes the
+   * compact IM forms (SPEC.md §9); without it the last known answer stands.
+   */
+  setPusher(deviceId: string, push: DevicePush, caps?: Capabilities): void {
     this.#pushers.set(deviceId, push);
+    if (caps !== undefined) {
+      if (caps.encodings?.includes(IM_COMPACT)) this.#compact.add(deviceId);
+      else this.#compact.delete(deviceId);
+    }
     this.#present(deviceId);
+  }
+
+  /** The device expands the compact IM forms (it said so in its Hello caps). */
+  compact(deviceId: string): boolean {
+    return this.#compact.has(deviceId);
   }
 
   /** The device is reachable (a request came, or the edge took a push): no linger, CSI active. */
@@ -294,6 +310,11 @@ export class XmppSessionPool {
       const push = this.#pushers.get(deviceId);
       const fallback = this.#opts.push;
       if (!push && !fallback) return false;
+      const compact = this.#compact.has(deviceId) ? compactImEvent(name, body) : undefined;
+      if (compact) {
+        name = compact.name;
+        body = compact.body;
+      }
       try {
         if (push) await push(name, body);
         else {

@@ -133,9 +133,6 @@ export interface XmppAccountSessionOptions {
   smAckDebounceMs?: number;
 }
 
-/** Longest a sent message waits before the server is asked for an ack (XEP-0198 <r/>). */
-const ACK_MAX_WAIT_MS = 40;
-
 interface PendingSend {
   clientId: string;
   bodyBytes: number;
@@ -244,7 +241,7 @@ export class XmppAccountSession {
   #smSettled = deferred<void>();
   #smOffered = false;
   #awaitingResume = false;
-  #ackTimer: NodeJS.Timeout | undefined;
+  #ackTimer: NodeJS.Immediate | undefined;
   #csiOffered = false;
   #inactive = false;
   #wake?: () => void;
@@ -534,7 +531,7 @@ export class XmppAccountSession {
   async stop(): Promise<void> {
     if (this.#stopped && this.#state === 'stopped') return;
     this.#stopped = true;
-    clearTimeout(this.#ackTimer);
+    if (this.#ackTimer) clearImmediate(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#wake?.();
     this.#first.reject(new GatewayError('im.unreachable', 'the chat session was stopped'));
@@ -762,15 +759,16 @@ export class XmppAccountSession {
     entry.inFlight = true;
     const smOn = this.#xmpp.streamManagement.enabled;
     // The library's ack request is debounced: under a steady stream of sends it would never
-    // go out, and every im.send would wait for a pause. Ask at least every ACK_MAX_WAIT_MS.
+    // go out, and every im.send would wait for a pause. One <r/> follows each burst instead
+    // (every send of this event-loop turn): im.sent waits one server round trip, no timer, and
+    // the extra bytes are on the server link, not the handset's.
     if (smOn && this.#ackTimer === undefined) {
-      this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = setImmediate(() => {
         this.#ackTimer = undefined;
         if (this.#state === 'online' && this.#xmpp.streamManagement.enabled) {
           this.#xmpp.send(xml('r', { xmlns: NS.sm })).catch(() => {});
         }
-      }, ACK_MAX_WAIT_MS);
-      this.#ackTimer.unref?.();
+      });
     }
     this.#xmpp.send(entry.stanza()).then(
       () => {

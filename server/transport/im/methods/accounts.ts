@@ -7,7 +7,7 @@ export function imAccountsMethod(deps: ImDeps): MethodDefinition<null> {
     method: 'im.accounts',
     validate: () => null,
     async handle(ctx) {
-      deps.sessions.setPusher(ctx.deviceId, ctx.push);
+      deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const accounts = deps.accounts.list(ctx.deviceId).map((a) => ({
         account: a.id,
         jid: a.jid,

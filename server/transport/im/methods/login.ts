@@ -51,7 +51,7 @@ export function imLoginMethod(deps: ImDeps): MethodDefinition<ImLoginInput> {
         given.preset === undefined
           ? given
           : { ...given, ...imServerFromPreset(imPreset(ctx.profile, given.preset), given.jid) };
-      deps.sessions.setPusher(ctx.deviceId, ctx.push);
+      deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const now = ctx.now();
       const candidate = {
         id: imAccountId(ctx.deviceId, input.jid),

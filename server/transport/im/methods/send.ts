@@ -42,6 +42,8 @@ export function imSendMethod(deps: ImDeps): MethodDefinition<ImSendInput> {
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.send(input.to, input.body, input.clientId);
+      // A device on the compact forms knows both from its request (SPEC.md §9): an empty answer.
+      if (deps.sessions.compact(ctx.deviceId)) return undefined;
       return { account: account.id, clientId: input.clientId };
     },
   };
