@@ -177,6 +177,22 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 }
 
 /** Makes a valid IMEI from 14 digits (adds the Luhn check digit). */
+/** Waits until the node says it is ready on /readyz (for an edge: it knows a transport node). */
+export async function waitReady(gw: Gateway, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${gw.adminUrl}/readyz`);
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function luhnImei(prefix14: string): string {
   return imeiWithCheckDigit(prefix14);
 }

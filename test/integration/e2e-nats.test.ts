@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import {
   type Deployment,
@@ -20,7 +20,6 @@ import {
   range,
   requestWhenAvailable,
   tickRecorder,
-  WAIT_MS,
   waitFor,
 } from './e2e-suite.ts';
 
@@ -30,22 +29,6 @@ interface Cluster extends Deployment {
   transport(): Gateway;
   /** Starts the transport + admin process again on the same data directory and node id. */
   restartTransport(): Promise<Gateway>;
-}
-
-/** Waits until the node says it is ready (for an edge: it knows a transport node). */
-async function readyz(gw: Gateway): Promise<void> {
-  const deadline = Date.now() + WAIT_MS * 2;
-  for (;;) {
-    try {
-      const res = await fetch(`${gw.adminUrl}/readyz`);
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function startCluster(): Promise<Cluster> {
@@ -64,7 +47,7 @@ async function startCluster(): Promise<Cluster> {
       env,
     });
     started.push(edge);
-    await readyz(edge);
+    await waitReady(edge);
     return {
       nats,
       edge,

@@ -18,26 +18,11 @@ import { after, before, test } from 'node:test';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { type Bus, type DeviceSessionEvent, Subjects } from '../../server/bus/bus.ts';
 import { connectNatsBus } from '../../server/bus/nats.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { handsetFor, WAIT_MS, waitFor } from './e2e-suite.ts';
+import { handsetFor, waitFor } from './e2e-suite.ts';
 import { ChatApp, ChatSender, persistentRequest } from './im-gateway-app.ts';
-
-async function readyz(gw: Gateway): Promise<void> {
-  const deadline = Date.now() + WAIT_MS * 2;
-  for (;;) {
-    try {
-      const res = await fetch(`${gw.adminUrl}/readyz`);
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 let prosody: ProsodyServer;
 let nats: NatsServerHandle;
@@ -95,7 +80,7 @@ before(async () => {
     env,
     dataDir: edgeDir,
   });
-  await readyz(edge);
+  await waitReady(edge);
 });
 after(async () => {
   for (const h of handsets) await h.close().catch(() => {});

@@ -21,10 +21,10 @@ import { after, before, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { handsetFor, requestWhenAvailable, WAIT_MS, waitFor } from './e2e-suite.ts';
+import { handsetFor, requestWhenAvailable, waitFor } from './e2e-suite.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
 
 /** A TCP relay to the SMTP peer that, while `holdMarker` is set, swallows the client chunk containing it and everything after. */
@@ -70,21 +70,6 @@ class HoldingRelay {
   }
 }
 
-async function readyz(gw: Gateway): Promise<void> {
-  const deadline = Date.now() + WAIT_MS * 2;
-  for (;;) {
-    try {
-      const res = await fetch(`${gw.adminUrl}/readyz`);
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 let dovecot: DovecotServer;
 let smtp: SmtpPeer;
 let relay: HoldingRelay;
@@ -114,7 +99,7 @@ before(async () => {
     args: ['--role', 'edge', '--bus', nats.url, '--node-id', `edge-${process.pid}`],
     env,
   });
-  await readyz(edge);
+  await waitReady(edge);
 });
 after(async () => {
   for (const h of handsets) await h.close().catch(() => {});
