@@ -20,10 +20,16 @@
  *      the direct client sends without waiting); messages/s = M ÷ time to the
  *      last one at the receiver.
  *
- *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--smoke] [--out FILE | --no-write]
+ * The edge limits a device to 50 frames/s by default (burst 200); one im.send
+ * is one Request frame, so a single handset sending flat out is cut off by
+ * that policy long before the relay itself is busy. --device-fps raises it
+ * for the run (edge.limits.maxFramesPerSecond, burst 4×) to measure the relay.
+ *
+ *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--device-fps N] [--smoke] [--out FILE | --no-write]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -43,6 +49,8 @@ interface Options {
   messages: number;
   relay: number;
   window: number;
+  /** edge.limits.maxFramesPerSecond (and burst) of the gateway; default: the gateway's default. */
+  deviceFps: number | undefined;
   out: string | undefined;
 }
 
@@ -52,7 +60,14 @@ const PW = 'bench-pw';
 const WAIT_MS = 180_000;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { contacts: 500, messages: 100, relay: 2000, window: 64, out: RESULTS };
+  const o: Options = {
+    contacts: 500,
+    messages: 100,
+    relay: 2000,
+    window: 64,
+    deviceFps: undefined,
+    out: RESULTS,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -64,6 +79,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--messages') o.messages = num();
     else if (a === '--relay') o.relay = num();
     else if (a === '--window') o.window = num();
+    else if (a === '--device-fps') o.deviceFps = num();
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--no-write') o.out = undefined;
     else if (a === '--smoke') Object.assign(o, { contacts: 20, messages: 10, relay: 100, out: undefined });
@@ -201,7 +217,10 @@ async function main(): Promise<void> {
     rosters,
   });
   cloneAccounts(prosody, contacts[0]!, contacts.slice(1));
-  const gw: Gateway = await startGateway({ env: { MMGW_LOG_LEVEL: 'warn' } });
+  const gwConfig = join(prosody.dir, 'gw.json');
+  const limits = o.deviceFps ? { maxFramesPerSecond: o.deviceFps, burstFrames: o.deviceFps * 4 } : {};
+  writeFileSync(gwConfig, JSON.stringify({ edge: { limits } }));
+  const gw: Gateway = await startGateway({ args: ['--config', gwConfig], env: { MMGW_LOG_LEVEL: 'warn' } });
   const xmppRelay = await new CountingRelay(prosody.c2sPort).start();
   const gwRelay = await new CountingRelay(gw.devicePort).start();
   const gwUrl = `ws://127.0.0.1:${gwRelay.port}`;
@@ -405,7 +424,7 @@ async function main(): Promise<void> {
         `${r(directLoginBytes + directPresenceBytes, handsetLoginBytes + handsetPresenceBytes)}× fewer`,
       ],
       [
-        `relay throughput, messages/s (${o.relay} messages)`,
+        `relay throughput, messages/s (${o.relay} messages, window ${o.window}, device limit ${o.deviceFps ?? 'default 50'} frames/s)`,
         f(gwRate),
         f(directRate),
         `${r(gwRate, directRate)} (gateway ÷ direct)`,
