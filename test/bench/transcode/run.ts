@@ -7,15 +7,18 @@
  *     quality ladder), (c) the same role offered twice as many requests as it
  *     runs, (d) transcodeImage() without the bus. Each path runs in its own
  *     child process (so peak RSS is that path's), in alternating rounds of the
- *     same run, with the same number of sharp jobs in flight; images/s,
- *     p50/p99 latency, CPU-seconds per image, peak RSS;
+ *     same run (ABCD DCBA …, so that a drift of the machine's load weighs on
+ *     every path alike), each round the same number of jobs with the same
+ *     number of sharp jobs in flight; images/s, p50/p99 latency, CPU-seconds
+ *     per image (all threads of the child), peak RSS;
  *  2. memory: 20 concurrent 24-megapixel inputs (10 JPEG, 10 PNG) through the
  *     role with its default limits, in a fresh process (transcoder/memory-probe.ts);
  *  3. bytes saved on a mixed set (photos, screenshots, PNG with alpha, GIFs).
  *
  * Inputs are generated with sharp at the start (nothing binary in the repo)
  * and handed to the children as files. `--write` replaces (or appends) the
- * "## Transcoder" section of test/bench/RESULTS.md and leaves the rest alone.
+ * "## Transcoder" section of test/bench/RESULTS.md and leaves the rest alone,
+ * hand-written "### Notes" at the end of that section included.
  * `--quick` is a smaller run for trying the benchmark itself.
  */
 import { spawnSync } from 'node:child_process';
@@ -216,11 +219,14 @@ async function main(): Promise<void> {
       writeFileSync(join(photoDir, `${String(i).padStart(3, '0')}.jpg`), p);
     const avgPhoto = photos.reduce((s, p) => s + p.length, 0) / photos.length;
 
-    // 1. Throughput, alternating paths round by round.
+    // 1. Throughput, alternating paths round by round, every other round in reverse order.
     const results = new Map<Path, RoundResult[]>(PATHS.map((p) => [p, []]));
+    const loadAtStart = os.loadavg()[0];
+    const loads: number[] = [];
     for (let r = 0; r < opts.rounds; r++) {
-      for (const path of PATHS) {
-        log(`round ${r + 1}/${opts.rounds}: ${path} …`);
+      for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+        loads.push(os.loadavg()[0]);
+        log(`round ${r + 1}/${opts.rounds}: ${path} (load ${loads[loads.length - 1].toFixed(1)}) …`);
         results
           .get(path)!
           .push(spawnChild([`--child=${path}`, `--dir=${photoDir}`, `--offset=${r}`]) as RoundResult);
@@ -252,9 +258,11 @@ async function main(): Promise<void> {
       const c = process.cpuUsage(c0);
       return (c.user + c.system) / 1000 / n;
     };
+    // As the in-process bus does it for a request with one receiver: one copy (the encode).
     const codecMs = cpuMsPer((b) => {
       decodePayload(
         encodePayload({ source: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), spec: SCREEN }),
+        'owned',
       );
     });
     const hashMs = cpuMsPer((b) => {
@@ -320,7 +328,7 @@ async function main(): Promise<void> {
     lines.push(
       'Measured by `npm run bench:transcode` (test/bench/transcode/run.ts); inputs generated with sharp at the start of the run.',
       '',
-      `- date: ${new Date().toISOString()}; command: \`npm run bench:transcode${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}\`; load average at the end ${os.loadavg()[0].toFixed(1)}`,
+      `- date: ${new Date().toISOString()}; command: \`npm run bench:transcode${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}\`; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the throughput rounds, ${os.loadavg()[0].toFixed(1)} at the end`,
       `- nproc ${os.cpus().length} (${cpuModel}), node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}; the machine was shared with other jobs`,
       `- settings: sharp.concurrency(1), sharp.cache(false), UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, ` +
         `maxConcurrent ${DEFAULT_LIMITS.maxConcurrent}, maxQueued ${DEFAULT_LIMITS.maxQueued}, quality ladder ${DEFAULT_LIMITS.qualityLadder.join('/')}`,
@@ -328,7 +336,7 @@ async function main(): Promise<void> {
       '### 12-MP JPEG → screen variant (320×240 JPEG, 30 kB budget)',
       '',
       `${opts.images} different 4000×3000 photo-like JPEGs (q90, avg ${kb(avgPhoto)} kB, half with EXIF orientation 6). ` +
-        `Each path in its own process, ${opts.rounds} alternating rounds of ${opts.jobsPerRound} jobs, ${opts.concurrency} sharp jobs at a time; ` +
+        `Each path in its own process, ${opts.rounds} rounds of ${opts.jobsPerRound} jobs per path (order ABCD, DCBA, …), ${opts.concurrency} sharp jobs at a time; ` +
         'the role runs with its cache on and every request is a miss (hash, lookup and write paid, no hit).',
       '',
       '| path | jobs | images/s | p50 ms | p99 ms | CPU-s / image | peak RSS MB | avg out kB |',
@@ -339,17 +347,17 @@ async function main(): Promise<void> {
       row(`transcodeImage() without the bus, ${opts.concurrency} in flight`, p),
       '',
       `Throughput ratio role / direct: **${(v.rate / d.rate).toFixed(2)}** with ${opts.concurrency} in flight, ` +
-        `**${(v2.rate / d.rate).toFixed(2)}** with ${opts.concurrency * 2} (target ≥ 0.90). ` +
+        `**${(v2.rate / d.rate).toFixed(2)}** with ${opts.concurrency * 2} (target ≥ 0.90); ` +
+        `CPU ratio direct / role (CPU-s per image): **${(d.cpu / v.cpu).toFixed(2)}** and ${(d.cpu / v2.cpu).toFixed(2)}. ` +
         `Role CPU overhead: ${((v.cpu - d.cpu) * 1000).toFixed(1)} ms per image; measured alone per ${kb(avgPhoto)} kB source, ` +
-        `bus encode + decode (two copies) ${codecMs.toFixed(1)} ms and sha256 for the cache key ${hashMs.toFixed(1)} ms; ` +
-        'the rest is garbage collection of those copies (msgpackr grows its pack buffer to 4× the message, the ' +
-        'decoder copies the bytes out: ~6 MB of external memory per request, which drives full GCs), the ' +
-        'request/reply hops and the cache lookup and write (no longer fsynced: the cache is rebuildable).',
+        `bus encode + decode (one copy: the encode; the one receiver decodes views) ${codecMs.toFixed(1)} ms and ` +
+        `sha256 for the cache key ${hashMs.toFixed(1)} ms; the rest is the header read (sharp metadata, ~0.3 ms), ` +
+        'the cache lookup and write (~0.3 ms, not fsynced: the cache is rebuildable), garbage collection and ' +
+        'page faults of the 3 MB message per request, and the request/reply hops.',
       '',
-      `On a host whose cores are all busy, throughput cannot beat the CPU ratio direct / role ` +
-        `(${(d.cpu / v.cpu).toFixed(2)} here): the target needs that overhead to shrink (a bus that hands a ` +
-        'Uint8Array over without two copies, or a reference to the attachment instead of its bytes) or spare cores ' +
-        'for the main thread (more cores than maxConcurrent).',
+      `When the cores are all busy (2 sharp jobs and the main thread on 2 cores, plus other jobs on a shared host), ` +
+        `throughput follows the CPU ratio; the latency gap is the main thread's work per request (encode, hash) ` +
+        'waiting for a core while it sits on the critical path of the next job.',
       '',
       `### Memory: ${opts.memoryInputs} concurrent 24-MP inputs`,
       '',
@@ -358,7 +366,7 @@ async function main(): Promise<void> {
         `${mem.errors.length === 0 ? 'none refused' : `refused: ${mem.errors.join(', ')}`}, in ${(mem.wallMs / 1000).toFixed(1)} s. ` +
         `RSS ${mb(mem.before)} MB before (inputs loaded), peak ${mb(mem.peak)} MB: **+${mb(mem.peak - mem.before)} MB** ` +
         `(documented ceiling ${mb(memoryCeilingBytes(DEFAULT_LIMITS))} MB = 2 × maxQueuedBytes + maxConcurrent × 64 MB; ` +
-        'most of it is the bus copies of the sources waiting in the queue).',
+        'most of it is the sources waiting in the queue: the bus message of each, decoded as a view, no second copy).',
       '',
       '### Bytes saved on a mixed set (screen variant 320×240, 30 kB budget)',
       '',
@@ -399,7 +407,12 @@ async function main(): Promise<void> {
     } else {
       const rest = text.slice(start + 1);
       const nextHeading = rest.search(/^## (?!#)/m);
-      text = text.slice(0, start) + section + (nextHeading === -1 ? '' : `\n${rest.slice(nextHeading)}`);
+      // Hand-written "### Notes …" at the end of the old section (analysis, history) stay.
+      const old = nextHeading === -1 ? rest : rest.slice(0, nextHeading);
+      const notesAt = old.search(/^### Notes/m);
+      const notes = notesAt === -1 ? '' : `\n${old.slice(notesAt).replace(/\s*$/, '')}\n`;
+      text =
+        text.slice(0, start) + section + notes + (nextHeading === -1 ? '' : `\n${rest.slice(nextHeading)}`);
     }
     writeFileSync(file, text);
     log(`section "## Transcoder" written to ${file}`);
