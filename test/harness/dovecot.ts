@@ -77,12 +77,6 @@ export interface DovecotServer {
   appendMessage(user: string, folder: string, rfc822: string | Buffer, flags?: string[]): Promise<number>;
   /** A connected ImapFlow client logged in as `user` (caller logs out). */
   connect(user: string): Promise<ImapFlow>;
-  /**
-   * Turns the push hook on or off without a restart (rewrites dovecot.conf,
-   * SIGHUP to the master): connections opened afterwards follow the new
-   * setting, open ones keep theirs.
-   */
-  setPushHook(hook: { url: string; token: string } | undefined): Promise<void>;
 }
 
 const live = new Set<ChildProcess>();
@@ -332,15 +326,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotServer>
     }
   };
 
-  const setPushHook = async (hook: { url: string; token: string } | undefined) => {
-    writeConfig(hook);
-    if (proc.pid !== undefined) process.kill(proc.pid, 'SIGHUP');
-    // The master restarts its login processes on reload; wait until one answers again.
-    await new Promise((r) => setTimeout(r, 500));
-    await waitForGreeting('127.0.0.1', port, '* OK', startTimeoutMs);
-  };
-
-  return { host: '127.0.0.1', imapPort: port, dir, users, stop, appendMessage, connect, setPushHook };
+  return { host: '127.0.0.1', imapPort: port, dir, users, stop, appendMessage, connect };
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

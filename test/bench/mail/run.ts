@@ -15,8 +15,8 @@
  *  (c) Push latency: N devices connected, each with its own mail account and
  *      its INBOX watched (IDLE); the time from the APPEND on Dovecot (sent by
  *      an already logged-in client) to the mail.new event at the handset.
- *      First with Dovecot calling the gateway's new-mail hook, then with the
- *      hook switched off (Dovecot reloaded), IDLE alone: same fleet, same run.
+ *      First with Dovecot calling the gateway's new-mail hook, then IDLE alone:
+ *      each on a fresh gateway, Dovecot and fleet of the same size, same run.
  *
  *   npm run bench:mail -- [--devices 1000] [--samples 500] [--idle-samples 200] [--no-hook]
  *                         [--concurrency 4] [--smoke] [--out FILE | --no-write]
@@ -43,7 +43,7 @@ import { benchMessage } from './corpus.ts';
 interface Options {
   devices: number;
   samples: number;
-  /** Samples with the hook off (IDLE alone); 0 skips that phase. */
+  /** Samples of the second fleet, without the hook (IDLE alone); 0 skips it. */
   idleSamples: number;
   hook: boolean;
   concurrency: number;
@@ -390,7 +390,7 @@ interface PushPhase {
 interface PushResult {
   devices: number;
   connected: number;
-  phases: PushPhase[];
+  phase: PushPhase;
   setupSeconds: number;
   gatewayRssMb: number;
   imapProcesses: number;
@@ -419,7 +419,8 @@ async function pushLatency(
   dovecot: DovecotServer,
   devices: [string, string][],
   opts: Options,
-  hook: { url: string; token: string } | undefined,
+  mode: PushPhase['name'],
+  count: number,
 ): Promise<PushResult> {
   const started = performance.now();
   const waiting = new Map<string, (at: number) => void>();
@@ -460,8 +461,8 @@ async function pushLatency(
   const setupSeconds = (performance.now() - started) / 1000;
   console.log(`  every device got its warm-up mail.new (${setupSeconds.toFixed(0)} s of setup)`);
 
-  const phase = async (name: PushPhase['name'], count: number, offset: number): Promise<PushPhase> => {
-    const picks = Array.from({ length: count }, (_, k) => 1 + (((k + offset) * 7919) % devices.length));
+  const phase = async (name: PushPhase['name']): Promise<PushPhase> => {
+    const picks = Array.from({ length: count }, (_, k) => 1 + ((k * 7919) % devices.length));
     const samples: number[] = [];
     let missed = 0;
     await pool(picks, opts.concurrency, async (n, k) => {
@@ -494,19 +495,11 @@ async function pushLatency(
     );
     return { name, samples, missed };
   };
-  const phases: PushPhase[] = [];
-  if (hook) {
-    phases.push(await phase('hook', opts.samples, 0));
-    if (opts.idleSamples > 0) {
-      // New connections (each sample's APPEND client) no longer call the hook; the watchers' IDLE stays.
-      await dovecot.setPushHook(undefined);
-      phases.push(await phase('idle', opts.idleSamples, opts.samples));
-    }
-  } else phases.push(await phase('idle', opts.samples, 0));
+  const done = await phase(mode);
   const result: PushResult = {
     devices: devices.length,
     connected: handsets.filter((h) => h.sessionId !== undefined).length,
-    phases,
+    phase: done,
     setupSeconds,
     gatewayRssMb: rssBytes(gw.pid) / 1048576,
     imapProcesses: countImapProcesses(),
@@ -521,7 +514,7 @@ function render(
   opts: Options,
   air: AirResult,
   alone: DovecotAlone,
-  push: PushResult,
+  pushes: PushResult[],
   load: [number[], number[]],
   command: string,
   seconds: number,
@@ -531,9 +524,11 @@ function render(
   const imapTotal = air.imapIn + air.imapOut;
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
-  const hook = push.phases.find((p) => p.name === 'hook');
-  const idle = push.phases.find((p) => p.name === 'idle');
+  const push = pushes[0];
+  const hook = pushes.find((p) => p.phase.name === 'hook')?.phase;
+  const idle = pushes.find((p) => p.phase.name === 'idle')?.phase;
   const main = hook ?? idle!;
+  const others = pushes.slice(1);
   const row = (label: string, s: number[], missed: number) =>
     `| ${label} | ${s.length} | ${missed} | ${ms(percentile(s, 50))} | ${ms(percentile(s, 90))} | ${ms(percentile(s, 99))} | ${ms(s.at(-1) ?? Number.NaN)} |`;
   const met = push.devices >= 1000 && percentile(main.samples, 99) <= 250 && main.missed === 0;
@@ -559,7 +554,7 @@ function render(
     '',
     `### Push latency: APPEND on Dovecot → \`mail.new\` at the handset, ${push.devices} devices`,
     '',
-    `${push.connected} of ${push.devices} handsets connected over WebSocket, each with its own Dovecot account (\`mail.account.add\`) and its INBOX watched (a \`mail.sync\` of INBOX starts IDLE on the transport), i.e. ${push.devices} IDLE connections plus ${push.devices} lingering request sessions (${push.imapProcesses} Dovecot imap processes at the end; the benchmark raises \`service imap { process_limit }\` and \`default_client_limit\` in the Dovecot config, and needs \`fs.inotify.max_user_instances\` above the process count, here ${readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim()}, else Dovecot's IDLE falls back to a 30 s poll). Setup (connect, add, sync, one warm-up push per device) took ${push.setupSeconds.toFixed(0)} s. Then samples, ${opts.concurrency} at a time, each to a device spread over the fleet: a newly logged-in IMAP client APPENDs to that device's INBOX; the clock runs from just before the APPEND to the handset's \`mail.new\`.${hook ? ` First with Dovecot's push_notification plugin calling the gateway's new-mail hook (docs/dovecot/README.md: Lua driver, \`POST /hooks/mail/new\`; IDLE stays on), then, same fleet, with the hook switched off (Dovecot reloaded without it), IDLE alone.` : ' IDLE alone (`--no-hook`).'} Gateway RSS at the end: ${push.gatewayRssMb.toFixed(0)} MB.`,
+    `${push.connected} of ${push.devices} handsets connected over WebSocket, each with its own Dovecot account (\`mail.account.add\`) and its INBOX watched (a \`mail.sync\` of INBOX starts IDLE on the transport), i.e. ${push.devices} IDLE connections plus ${push.devices} lingering request sessions (${push.imapProcesses} Dovecot imap processes at the end; the benchmark raises \`service imap { process_limit }\` and \`default_client_limit\` in the Dovecot config, and needs \`fs.inotify.max_user_instances\` above the process count, here ${readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8').trim()}, else Dovecot's IDLE falls back to a 30 s poll). Setup (connect, add, sync, one warm-up push per device) took ${push.setupSeconds.toFixed(0)} s${others.map((o) => ` (${o.setupSeconds.toFixed(0)} s for the ${o.phase.name === 'idle' ? 'IDLE-alone' : 'second'} fleet)`).join('')}. Then samples, ${opts.concurrency} at a time, each to a device spread over the fleet: a newly logged-in IMAP client APPENDs to that device's INBOX; the clock runs from just before the APPEND to the handset's \`mail.new\`.${hook ? ` First with Dovecot's push_notification plugin calling the gateway's new-mail hook (docs/dovecot/README.md: Lua driver, \`POST /hooks/mail/new\`; IDLE stays on)${idle ? ', then IDLE alone: a second fresh gateway, Dovecot (without the plugin) and fleet of the same size, set up the same way' : ''}.` : ' IDLE alone (`--no-hook`).'} Gateway RSS at the end: ${pushes.map((p) => `${p.gatewayRssMb.toFixed(0)} MB`).join(', ')}.`,
     '',
     '| path | samples | missed | p50 | p90 | p99 | max |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -606,26 +601,83 @@ async function main(): Promise<void> {
     );
   }
   const t0 = performance.now();
+  const loadBefore = os.loadavg();
+  console.log('(b) Dovecot alone: APPEND → EXISTS at an IDLE client, APPEND → hook call');
+  const alone = await dovecotAlone(40);
+  console.log(
+    `  EXISTS p50 ${percentile(alone.exists, 50).toFixed(1)} ms, hook p50 ${percentile(alone.hook, 50).toFixed(1)} ms`,
+  );
+  const modes: [PushPhase['name'], number][] = opts.hook
+    ? [
+        ['hook', opts.samples],
+        ...(opts.idleSamples > 0 ? [['idle', opts.idleSamples] as [PushPhase['name'], number]] : []),
+      ]
+    : [['idle', opts.samples]];
+  let air: AirResult | undefined;
+  const pushes: PushResult[] = [];
+  for (const [mode, count] of modes) {
+    console.log(
+      `(c) push latency with ${opts.devices} devices, ${mode === 'hook' ? 'push hook' : 'IDLE alone'}`,
+    );
+    const fleet = await withFleet(opts, mode === 'hook', async (gw, dovecot, devices) => {
+      if (!air) {
+        console.log('(a) bytes on the air');
+        air = await bytesOnTheAir(gw, dovecot, devices[0]);
+        console.log(`  headers down: handset ${air.handsetHeadersIn} B, imapflow ${air.imapHeadersIn} B`);
+        console.log(
+          `  handset ${air.handsetIn + air.handsetOut} B (items form ${air.itemsTotal} B), imapflow ${air.imapIn + air.imapOut} B, ratio ${((air.imapIn + air.imapOut) / (air.handsetIn + air.handsetOut)).toFixed(1)}`,
+        );
+      }
+      return pushLatency(gw, dovecot, devices.slice(1), opts, mode, count);
+    });
+    pushes.push(fleet);
+  }
+  const loadAfter = os.loadavg();
+  const argv = process.argv.slice(2).join(' ');
+  const section = render(
+    opts,
+    air!,
+    alone,
+    pushes,
+    [loadBefore, loadAfter],
+    `npm run bench:mail${argv ? ` -- ${argv}` : ''}`,
+    (performance.now() - t0) / 1000,
+  );
+  if (opts.out) {
+    writeSection(opts.out, section);
+    console.log(`wrote the "## Mail" section of ${opts.out}`);
+  } else console.log(`\n${section}`);
+}
+
+/**
+ * A fresh gateway (with the hook token when `hook`), a private Dovecot (calling
+ * that gateway's hook when `hook`) holding the INBOX of 200 for (a) and one
+ * account per device, and `opts.devices + 1` provisioned devices; all stopped after `fn`.
+ */
+async function withFleet<T>(
+  opts: Options,
+  hook: boolean,
+  fn: (gw: Gateway, dovecot: DovecotServer, devices: [string, string][]) => Promise<T>,
+): Promise<T> {
   const users = [AIR, ...Array.from({ length: opts.devices }, (_, i) => user(i + 1))];
   // Two IMAP connections per device (IDLE watcher + request session), one process each.
   const imapProcesses = opts.devices * 2 + 200;
-  const loadBefore = os.loadavg();
   const token = randomBytes(18).toString('hex');
   const dataDir = mkdtempSync(join(os.tmpdir(), 'mmgw-bench-mail-'));
-  const devices = await provisionDevices(dataDir, opts.devices + 1);
-  // The gateway first: Dovecot's config names its hook URL.
-  const gw: Gateway = await startGateway({
-    dataDir,
-    env: { MMGW_LOG_LEVEL: 'warn', ...(opts.hook ? { MMGW_MAIL_PUSH_TOKEN: token } : {}) },
-  });
-  const hook = opts.hook ? { url: `${gw.adminUrl}${MAIL_PUSH_PATH}`, token } : undefined;
+  let gw: Gateway | undefined;
   let dovecot: DovecotServer | undefined;
   let stub: Awaited<ReturnType<typeof smtpStub>> | undefined;
   try {
+    const devices = await provisionDevices(dataDir, opts.devices + 1);
+    // The gateway first: Dovecot's config names its hook URL.
+    gw = await startGateway({
+      dataDir,
+      env: { MMGW_LOG_LEVEL: 'warn', ...(hook ? { MMGW_MAIL_PUSH_TOKEN: token } : {}) },
+    });
     dovecot = await startDovecot({
       users,
       startTimeoutMs: 60_000,
-      ...(hook ? { pushHook: hook } : {}),
+      ...(hook ? { pushHook: { url: `${gw.adminUrl}${MAIL_PUSH_PATH}`, token } } : {}),
       extraConfig: [
         `default_client_limit = ${imapProcesses + 1000}`,
         'service imap {',
@@ -635,46 +687,12 @@ async function main(): Promise<void> {
     });
     stub = await smtpStub();
     smtpStubPort = stub.port;
-    console.log(`filling the INBOX of ${AIR.user} with 200 messages`);
     const imap = await dovecot.connect(AIR.user);
     for (let i = 0; i < 200; i++) await imap.append('INBOX', benchMessage(i, AIR.user));
     await imap.logout();
-
-    console.log('(a) bytes on the air');
-    const air = await bytesOnTheAir(gw, dovecot, devices[0]);
-    console.log(`  headers down: handset ${air.handsetHeadersIn} B, imapflow ${air.imapHeadersIn} B`);
-    console.log(
-      `  handset ${air.handsetIn + air.handsetOut} B (items form ${air.itemsTotal} B), imapflow ${air.imapIn + air.imapOut} B, ratio ${((air.imapIn + air.imapOut) / (air.handsetIn + air.handsetOut)).toFixed(1)}`,
-    );
-
-    console.log('(b) Dovecot alone: APPEND → EXISTS at an IDLE client, APPEND → hook call');
-    const alone = await dovecotAlone(opts.idleSamples > 0 ? 40 : 10);
-    console.log(
-      `  EXISTS p50 ${percentile(alone.exists, 50).toFixed(1)} ms, hook p50 ${percentile(alone.hook, 50).toFixed(1)} ms`,
-    );
-
-    console.log(
-      `(c) push latency with ${opts.devices} devices${hook ? ', hook then IDLE alone' : ', IDLE alone'}`,
-    );
-    const push = await pushLatency(gw, dovecot, devices.slice(1), opts, hook);
-    const loadAfter = os.loadavg();
-
-    const argv = process.argv.slice(2).join(' ');
-    const section = render(
-      opts,
-      air,
-      alone,
-      push,
-      [loadBefore, loadAfter],
-      `npm run bench:mail${argv ? ` -- ${argv}` : ''}`,
-      (performance.now() - t0) / 1000,
-    );
-    if (opts.out) {
-      writeSection(opts.out, section);
-      console.log(`wrote the "## Mail" section of ${opts.out}`);
-    } else console.log(`\n${section}`);
+    return await fn(gw, dovecot, devices);
   } finally {
-    await gw.stop();
+    await gw?.stop();
     await stub?.stop();
     await dovecot?.stop({ removeDir: true });
     rmSync(dataDir, { recursive: true, force: true });
