@@ -401,7 +401,10 @@ class IpcClientBus implements Bus {
       reject: (err) => answer(encodeErrorReply(err)),
       timer,
     });
-    this.outbox.push([Op.Req, this.c, rid, subject, wire, DEFAULT_REQUEST_TIMEOUT_MS]);
+    // Bytes of their own: the primary's broker lets a lone receiver decode a large message as views
+    // of its bytes, and the same received object sent twice in one batch would arrive as one object.
+    const own = wire instanceof Uint8Array ? wire.slice() : wire;
+    this.outbox.push([Op.Req, this.c, rid, subject, own, DEFAULT_REQUEST_TIMEOUT_MS]);
   }
 
   flush(): Promise<void> {
