@@ -385,6 +385,14 @@ interface PushPhase {
   name: 'hook' | 'idle';
   samples: number[];
   missed: number;
+  /**
+   * IDLE path only: per sample, the untagged EXISTS at the benchmark's own
+   * IDLE-ing client of the same user → the handset's mail.new, i.e. the
+   * gateway's own share (EXISTS → FETCH → bus → edge → WebSocket → SDK). Sorted.
+   */
+  afterExists: number[];
+  /** IDLE path only: APPEND → that observer's EXISTS. Sorted. */
+  existsAfterAppend: number[];
 }
 
 interface PushResult {
@@ -464,9 +472,10 @@ async function pushLatency(
   const phase = async (name: PushPhase['name']): Promise<PushPhase> => {
     const picks = Array.from({ length: count }, (_, k) => 1 + ((k * 7919) % devices.length));
     const samples: number[] = [];
+    const afterExists: number[] = [];
+    const existsAfterAppend: number[] = [];
     let missed = 0;
-    await pool(picks, opts.concurrency, async (n, k) => {
-      const u = user(n);
+    const login = async (u: { user: string; password: string }) => {
       const client = new ImapFlow({
         host: dovecot.host,
         port: dovecot.imapPort,
@@ -476,6 +485,24 @@ async function pushLatency(
         logger: false,
       });
       await client.connect();
+      return client;
+    };
+    await pool(picks, opts.concurrency, async (n, k) => {
+      const u = user(n);
+      const client = await login(u);
+      // On the IDLE path, an observer IDLE-ing like the gateway's watcher (its own Dovecot process)
+      // timestamps the EXISTS Dovecot sends for this APPEND.
+      const observer = name === 'idle' ? await login(u) : undefined;
+      let existsAt = -1;
+      if (observer) {
+        await observer.mailboxOpen('INBOX');
+        observer.on('exists', () => {
+          if (existsAt < 0) existsAt = performance.now();
+        });
+        void observer.idle().catch(() => {});
+        // imapflow sends IDLE on the next tick; let it reach the server before the APPEND.
+        await new Promise((r) => setTimeout(r, 20));
+      }
       try {
         const subject = `${name} sample ${k}`;
         const got = arrived(n, subject);
@@ -485,15 +512,31 @@ async function pushLatency(
         const t1 = await Promise.race([got, new Promise<number>((r) => setTimeout(() => r(-1), 30_000))]);
         if (t1 < 0) missed++;
         else samples.push(t1 - t0);
+        if (t1 >= 0 && observer) {
+          const deadline = performance.now() + 5000;
+          while (existsAt < 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+          if (existsAt >= 0) {
+            afterExists.push(t1 - existsAt);
+            existsAfterAppend.push(existsAt - t0);
+          }
+        }
       } finally {
         await client.logout().catch(() => client.close());
+        observer?.close();
       }
     });
     samples.sort((a, b) => a - b);
+    afterExists.sort((a, b) => a - b);
+    existsAfterAppend.sort((a, b) => a - b);
     console.log(
       `  ${name}: ${samples.length} samples, missed ${missed}: p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`,
     );
-    return { name, samples, missed };
+    if (afterExists.length > 0) {
+      console.log(
+        `  ${name}: EXISTS at an observing IDLE client → mail.new p50 ${percentile(afterExists, 50).toFixed(1)} ms, p99 ${percentile(afterExists, 99).toFixed(1)} ms`,
+      );
+    }
+    return { name, samples, missed, afterExists, existsAfterAppend };
   };
   const done = await phase(mode);
   const result: PushResult = {
@@ -561,7 +604,7 @@ function render(
     ...(hook ? [row('push hook (+ IDLE as fallback)', hook.samples, hook.missed)] : []),
     ...(idle ? [row('IMAP IDLE alone', idle.samples, idle.missed)] : []),
     '',
-    `Dovecot alone, same run (its own instance, one IDLE-ing imapflow client, ${alone.exists.length} APPENDs): APPEND → untagged \`EXISTS\` p50 ${ms(percentile(alone.exists, 50))}, min ${ms(alone.exists[0] ?? Number.NaN)}, max ${ms(alone.exists.at(-1) ?? Number.NaN)}; APPEND → the hook's HTTP request at a plain listener p50 ${ms(percentile(alone.hook, 50))}, max ${ms(alone.hook.at(-1) ?? Number.NaN)}. Dovecot 2.3 holds an IDLE client's \`EXISTS\` back after a change (\`NOTIFY_DELAY_MSECS 500\` in src/lib-storage/mailbox-watch.c), which is the floor of every IDLE sample; the hook is called from the APPENDing process right after the commit. So the gateway's own share (hook or EXISTS → FETCH of the header → bus → edge → WebSocket → SDK) is about ${hook ? `${ms(percentile(hook.samples, 50) - percentile(alone.hook, 50))} at p50 on the hook path` : ''}${hook && idle ? ' and ' : ''}${idle ? `${ms(percentile(idle.samples, 50) - percentile(alone.exists, 50))} at p50 on the IDLE path` : ''} (differences of medians, not a measurement of their own).`,
+    `Dovecot alone, same run (its own instance, one IDLE-ing imapflow client, ${alone.exists.length} APPENDs): APPEND → untagged \`EXISTS\` p50 ${ms(percentile(alone.exists, 50))}, min ${ms(alone.exists[0] ?? Number.NaN)}, max ${ms(alone.exists.at(-1) ?? Number.NaN)}; APPEND → the hook's HTTP request at a plain listener p50 ${ms(percentile(alone.hook, 50))}, max ${ms(alone.hook.at(-1) ?? Number.NaN)}. Dovecot 2.3 holds an IDLE client's \`EXISTS\` back after a change (\`NOTIFY_DELAY_MSECS 500\` in src/lib-storage/mailbox-watch.c), which is the floor of every IDLE sample; the hook is called from the APPENDing process right after the commit. The gateway's own share: ${idle && idle.afterExists.length > 0 ? `on the IDLE path, measured per sample from the \`EXISTS\` at an observing IDLE client of the same user (its own Dovecot process, so it gets the same delayed notification as the gateway's watcher) to the handset's \`mail.new\` (FETCH of the header → bus → edge → WebSocket → SDK), p50 ${ms(percentile(idle.afterExists, 50))}, p90 ${ms(percentile(idle.afterExists, 90))}, p99 ${ms(percentile(idle.afterExists, 99))} (${idle.afterExists.length} samples; APPEND → that \`EXISTS\` p50 ${ms(percentile(idle.existsAfterAppend, 50))} in the fleet)` : ''}${hook && idle ? '; ' : ''}${hook ? `on the hook path about ${ms(percentile(hook.samples, 50) - percentile(alone.hook, 50))} at p50 (end to end minus Dovecot's APPEND → hook call above: a difference of medians, not a paired measurement)` : ''}.`,
     '',
     `Target: p99 ≤ 250 ms with 1,000 devices: ${met ? '**met**' : '**not met**'} (${hook ? 'with the push hook' : 'IDLE alone'}). Load average (1/5/15 min) at the start ${la(load[0])}, at the end ${la(load[1])}, on ${os.cpus().length} cores shared with other work.`,
     '',
