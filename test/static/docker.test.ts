@@ -36,6 +36,12 @@ describe('docker files', () => {
       const services = Object.entries<any>(doc.services);
       assert.ok(services.length > 0);
       for (const [name, service] of services) {
+        // Bind mounts name files of this repository (relative to docker/).
+        for (const v of service.volumes ?? []) {
+          const source = String(v).split(':')[0];
+          if (source.startsWith('.'))
+            assert.ok(existsSync(join(root, 'docker', source)), `${name}: mounts missing ${source}`);
+        }
         if (!service.build) continue;
         assert.equal(service.build.dockerfile, 'docker/Dockerfile', `${name}: build`);
         const command: string[] = service.command ?? ['start'];
