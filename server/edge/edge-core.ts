@@ -103,6 +103,8 @@ interface AnswerMessage {
  * the edge-internal 'answer'.
  */
 type EdgeDeviceMessage = (DeviceMessage & { hops?: number; poll?: boolean }) | AnswerMessage;
+/** A claim waits this many bus timeouts for the holder's answer (the Resume that asked waits one). */
+const CLAIM_PATIENCE = 10;
 /** Most poll tombstones kept (last frames for long-poll devices that had no GET held). */
 const MAX_TOMBSTONES = 10_000;
 
@@ -509,10 +511,42 @@ export class EdgeCore implements EngineHost, CarrierHost {
       });
       this.claims.set(sessionId, pending);
       this.claiming.set(imei, pending);
+      pending.catch(() => undefined); // may settle after this Resume stopped waiting (below)
     }
-    const session = await pending;
+    const session = await this.waitForClaim(pending);
     if (!sameSecret(session.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
     return session;
+  }
+
+  /**
+   * A Resume waits busTimeoutMs for its claim, then is refused as retryable
+   * bus.timeout; the claim itself goes on (CLAIM_PATIENCE × longer). The holder
+   * may answer late, overloaded in a reconnect storm, after it already handed
+   * the session over: giving up on that answer would lose the session. A late
+   * snapshot is installed here (detached) and the device's retried Resume finds
+   * it, on this edge or by a claim from another.
+   */
+  private waitForClaim(pending: Promise<DeviceSession>): Promise<DeviceSession> {
+    return new Promise<DeviceSession>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new GatewayError('bus.timeout', 'The session is busy elsewhere; resume again shortly.', {
+            retryable: true,
+            retryAfterMs: 500 + Math.floor(Math.random() * 1500),
+          }),
+        );
+      }, this.busTimeoutMs);
+      pending.then(
+        (s) => {
+          clearTimeout(timer);
+          resolve(s);
+        },
+        (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   private async claim(
@@ -532,7 +566,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     // itself), and the subscription exists before the holder lets go (so that no event meanwhile
     // finds nobody: those that reach this edge wait for the claim, see onDeviceMessage).
     const asked = this.bus.request<SessionSnapshot>(Subjects.device(imei), msg, {
-      timeoutMs: this.busTimeoutMs,
+      timeoutMs: this.busTimeoutMs * CLAIM_PATIENCE,
     });
     let sub: Subscription;
     try {

@@ -21,7 +21,13 @@ import {
   type Value,
   type Welcome,
 } from '../../device-protocol/messages.ts';
-import type { DeviceDirectory, DeviceEventReply, DeviceInfo, DeviceMessage } from '../../server/bus/bus.ts';
+import type {
+  Bus,
+  DeviceDirectory,
+  DeviceEventReply,
+  DeviceInfo,
+  DeviceMessage,
+} from '../../server/bus/bus.ts';
 import { Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { type EdgeHandle, type EdgeOptions, startEdge } from '../../server/edge/index.ts';
@@ -69,10 +75,7 @@ export class MemoryDirectory implements DeviceDirectory {
 }
 
 /** A trivial transport node: `echo` answers its body, `fail` a non-retryable error, `count` how often it ran. */
-export function startEchoTransport(
-  bus: InProcessBus,
-  nodeId = TRANSPORT_NODE,
-): { calls: TransportRequest[] } {
+export function startEchoTransport(bus: Bus, nodeId = TRANSPORT_NODE): { calls: TransportRequest[] } {
   const calls: TransportRequest[] = [];
   bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
     const r = msg.data as TransportRequest;
@@ -94,7 +97,7 @@ export function startEchoTransport(
 export interface TestEdge {
   edge: EdgeHandle;
   port: number;
-  bus: InProcessBus;
+  bus: Bus;
   directory: MemoryDirectory;
   registry: Registry;
   engine: EngineKind;
@@ -108,7 +111,7 @@ export interface TestEdge {
 
 export interface TestEdgeOptions extends Partial<Omit<EdgeOptions, 'engine' | 'bus' | 'directory'>> {
   engine: EngineKind;
-  bus?: InProcessBus;
+  bus?: Bus;
   directory?: MemoryDirectory;
 }
 

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type Bye, type ErrorFrame, type Event, Kind, type Welcome } from '../../device-protocol/messages.ts';
-import { Subjects } from '../../server/bus/bus.ts';
+import { type Bus, Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { DEVICE_QUEUE } from '../../server/edge/edge-core.ts';
 import { buildReusePortPreload, reusePortEnv } from '../../server/edge/index.ts';
@@ -28,6 +28,17 @@ import {
 const IMEI_A = '356938035643809';
 const IMEI_B = '490154203237518';
 const SECRET = 'secret-a';
+
+/** Calls `f` until it returns a value (every 100 ms, at most WAIT_MS). */
+async function retryUntil<T>(what: string, f: () => Promise<T | undefined>): Promise<T> {
+  const until = Date.now() + WAIT_MS;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function twoEdges(t: import('node:test').TestContext, engine: 'uws' | 'portable') {
   const bus = new InProcessBus();
@@ -125,11 +136,77 @@ for (const engine of ENGINES) {
         // The other device on the same edge did not notice.
         await e2.push(IMEI_B, 'unaffected');
         assert.equal((await other.nextOf(Kind.Event)).name, 'unaffected');
-        // Once nobody holds the session, the same resume learns the truth: start afresh.
+        // Once nobody holds the session (and the first claim gave up), a resume learns the truth: start afresh.
         stalled.unsubscribe();
-        const c3 = await rawClient(kind, e2.port);
-        t.after(() => c3.kill());
-        assert.equal(((await c3.resumeAnswer(session, 0)) as ErrorFrame).code, 'auth.resume_failed');
+        const finalAnswer = await retryUntil('resume_failed once the claim gave up', async () => {
+          const c3 = await rawClient(kind, e2.port);
+          t.after(() => c3.kill());
+          const a = (await c3.resumeAnswer(session, 0)) as ErrorFrame;
+          assert.ok(['bus.timeout', 'auth.resume_failed'].includes(a.code), a.code);
+          return a.code === 'auth.resume_failed' ? a : undefined;
+        });
+        assert.equal(finalAnswer.code, 'auth.resume_failed');
+      });
+
+      test('a holder that answers a claim late still hands the session over: the retried resume gets it, nothing lost', async (t) => {
+        const bus = new InProcessBus();
+        t.after(() => bus.close());
+        startEchoTransport(bus);
+        const directory = new MemoryDirectory();
+        directory.add(IMEI_A, SECRET);
+        // Edge 1 is overloaded: it handles every device message `lag` ms late.
+        const slow = { lagMs: 0 };
+        const laggingBus: Bus = {
+          publish: (subject, data) => bus.publish(subject, data),
+          request: (subject, data, options) => bus.request(subject, data, options),
+          subscribe: (subject, handler, options) =>
+            bus.subscribe(
+              subject,
+              async (msg) => {
+                if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
+                  await new Promise((r) => setTimeout(r, slow.lagMs));
+                return handler(msg);
+              },
+              options,
+            ),
+          flush: () => bus.flush(),
+          close: async () => {},
+        };
+        const e1 = await startTestEdge(t, {
+          engine,
+          bus: laggingBus,
+          directory,
+          nodeId: 'edge-1',
+          busTimeoutMs: 300,
+        });
+        const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', busTimeoutMs: 300 });
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        const w = await c1.hello(IMEI_A, { secret: SECRET });
+        await e1.push(IMEI_A, 'one');
+        await c1.waitEvents(1);
+        c1.kill();
+        await e1.push(IMEI_A, 'two'); // waits in edge 1's replay buffer
+        slow.lagMs = 700; // more than edge 2 lets a Resume wait, less than its claim waits
+        const c2 = await rawClient(kind, e2.port);
+        t.after(() => c2.kill());
+        const first = (await c2.resumeAnswer(w, 1)) as ErrorFrame;
+        assert.equal(first.code, 'bus.timeout');
+        // The late answer arrives meanwhile; the device comes back as told and finds its session.
+        const w2 = await retryUntil('the retried resume gets the session', async () => {
+          const c3 = await rawClient(kind, e2.port);
+          t.after(() => c3.kill());
+          const a = await c3.resumeAnswer(w, 1);
+          if (a.kind === Kind.Welcome) return { a, c3 };
+          assert.equal((a as ErrorFrame).code, 'bus.timeout');
+          return undefined;
+        });
+        assert.equal(w2.a.sessionId, w.sessionId);
+        assert.deepEqual(
+          (await w2.c3.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
+          [[2, 'two']],
+        );
+        assert.equal(e1.edge.sessionCount(), 0);
       });
 
       test('a Hello on another edge takes the device over: session.replaced there', async (t) => {
