@@ -128,12 +128,21 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     const profile = SERVICE_NAMES.includes(service) ? await opts.profiles?.get(request.deviceId) : undefined;
     assertServiceAllowed(profile, service);
     const input = definition.validate(request.body);
+    // Made on first use: a pino child with redaction configured costs more than a whole im.send.
+    let requestLogger: Logger | undefined;
     const ctx: MethodContext = {
       deviceId: request.deviceId,
       sessionId: request.sessionId,
       requestId: request.id,
       bus,
-      logger: logger.child({ deviceId: request.deviceId, method: request.method, requestId: request.id }),
+      get logger() {
+        requestLogger ??= logger.child({
+          deviceId: request.deviceId,
+          method: request.method,
+          requestId: request.id,
+        });
+        return requestLogger;
+      },
       dataDir,
       ...(request.caps === undefined ? {} : { caps: request.caps }),
       ...(profile === undefined ? {} : { profile }),

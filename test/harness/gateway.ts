@@ -32,6 +32,8 @@ export interface GatewayOptions {
   dataDir?: string;
   /** How long to wait for the ready file. Default 60 s. */
   timeoutMs?: number;
+  /** Node options before the script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]; NODE_OPTIONS refuses some). */
+  nodeArgs?: string[];
 }
 
 export interface Gateway {
@@ -85,6 +87,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mmgw-gw-'));
   const readyFile = join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
   const args = [
+    ...(opts.nodeArgs ?? []),
     MMGW_BIN,
     'start',
     '--port',

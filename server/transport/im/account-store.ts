@@ -55,6 +55,8 @@ export interface ImAccountStore {
   put(deviceId: string, settings: ImAccountSettings, now: number): Promise<ImAccount>;
   /** The account, only if it belongs to this device; else im.not_found. */
   get(deviceId: string, accountId: string): ImAccount;
+  /** Like get, without reading the secret: im.not_found unless the account belongs to this device. */
+  assertOwned(deviceId: string, accountId: string): void;
   list(deviceId: string): ImAccount[];
   /** Every device with at least one account on this node. */
   devices(): string[];
@@ -107,6 +109,14 @@ export class LmdbImAccountStore implements ImAccountStore {
         field: 'account',
       });
     return this.#open(record);
+  }
+
+  /** Throws im.not_found unless the device has this account; no decryption (the hot path of every request). */
+  assertOwned(deviceId: string, accountId: string): void {
+    if (this.#db.get(key(deviceId, accountId)) === undefined)
+      throw new GatewayError('im.not_found', `no chat account ${accountId} on this device`, {
+        field: 'account',
+      });
   }
 
   list(deviceId: string): ImAccount[] {

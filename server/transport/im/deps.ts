@@ -20,11 +20,13 @@ export async function accountSession(
   deps: ImDeps,
   ctx: MethodContext,
   accountId: string,
-): Promise<{ account: ImAccount; session: XmppAccountSession }> {
+): Promise<{ account: Pick<ImAccount, 'id'>; session: XmppAccountSession }> {
   deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
+  // The password is decrypted only when a session has to be opened, not on every request.
+  deps.accounts.assertOwned(ctx.deviceId, accountId);
+  const running = deps.sessions.get(accountId);
+  if (running && running.state !== 'stopped') return { account: { id: accountId }, session: running };
   const account = deps.accounts.get(ctx.deviceId, accountId);
-  const running = deps.sessions.get(account.id);
-  if (running && running.state !== 'stopped') return { account, session: running };
   const ms = deps.restoreTimeoutMs ?? 20_000;
   let timer: NodeJS.Timeout | undefined;
   const session = await Promise.race([

@@ -163,8 +163,29 @@ const SHOW_RANK: Record<PresenceShow, number> = {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g;
 
+/**
+ * Bare JIDs of addresses seen lately. @xmpp/jid parses with XEP-0106 escape
+ * detection, twice per call (parse, then bare()): on the relay path that was
+ * a tenth of the gateway's CPU, and the same few addresses come back on every
+ * stanza. Bounded in entries and key length, so a hostile peer cannot grow it.
+ */
+const bareCache = new Map<string, string>();
+const BARE_CACHE_ENTRIES = 10_000;
+const BARE_CACHE_KEY_CHARS = 256;
+
 export function bareJid(address: string | undefined): string {
   if (!address) return '';
+  const cached = bareCache.get(address);
+  if (cached !== undefined) return cached;
+  const bare = parseBareJid(address);
+  if (address.length <= BARE_CACHE_KEY_CHARS) {
+    if (bareCache.size >= BARE_CACHE_ENTRIES) bareCache.clear();
+    bareCache.set(address, bare);
+  }
+  return bare;
+}
+
+function parseBareJid(address: string): string {
   try {
     const parsed = parseJid(address);
     if (!parsed.domain || parsed.domain.includes('@')) return '';
@@ -253,6 +274,9 @@ export class XmppAccountSession {
   readonly #mamQueries = new Map<string, ChatMessage[]>();
   /** Live messages whose sender asked for a delivery receipt: where to send it. */
   readonly #receiptRequests = new WeakMap<ChatMessage, { to: string; id: string }>();
+  /** Ids of the receipts this session sends: unique per stream is all they need (no random bytes each). */
+  readonly #receiptIdPrefix = `r${randomBytes(6).toString('hex')}-`;
+  #receiptIdSeq = 0;
 
   constructor(opts: XmppAccountSessionOptions) {
     this.#settings = opts.settings;
@@ -417,7 +441,7 @@ export class XmppAccountSession {
       .send(
         xml(
           'message',
-          { to: request.to, id: randomBytes(8).toString('hex') },
+          { to: request.to, id: `${this.#receiptIdPrefix}${(++this.#receiptIdSeq).toString(36)}` },
           xml('received', { xmlns: NS.receipts, id: request.id }),
         ),
       )

@@ -19,16 +19,29 @@
  *      they go (the handset keeps a window of im.send requests in flight,
  *      the direct client sends without waiting); messages/s = M ÷ time to the
  *      last one at the receiver.
+ *      - one pair (the first figure): one direct client pair vs one handset
+ *        pair. One handset is held by the per-device frame limit below and by
+ *        its window of im.send requests waiting for the server's ack.
+ *      - K pairs at once (--pairs, the answer to "is the gateway the
+ *        bottleneck?"): K direct client pairs vs K handset pairs, the same M
+ *        messages split over the pairs, rounds in ABBA order (direct,
+ *        gateway, gateway, direct) against the same Prosody. Each handset
+ *        paces its requests to 80 % of the gateway's per-device limit, so no
+ *        handset is over the policy. Per round: the aggregate rate, each
+ *        pair's own rate, and CPU seconds of Prosody, the gateway (process
+ *        tree) and this load process, read from /proc and process.cpuUsage().
+ *        Direct clients of this arm connect straight to Prosody (no counting
+ *        relay), handsets straight to the gateway.
  *
  * The edge limits a device to 50 frames/s by default (burst 200); one im.send
  * is one Request frame, so a single handset sending flat out is cut off by
  * that policy long before the relay itself is busy. --device-fps raises it
  * for the run (edge.limits.maxFramesPerSecond, burst 4×) to measure the relay.
  *
- *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--device-fps N] [--smoke] [--out FILE | --no-write]
+ *   npm run bench:im -- [--contacts 500] [--messages 100] [--relay 2000] [--window 64] [--pairs 20] [--device-fps N] [--gw-cpu-prof DIR] [--smoke] [--out FILE | --no-write]
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import os from 'node:os';
@@ -38,8 +51,9 @@ import { type XmppClient, xml } from '@xmpp/client';
 import WebSocket from 'ws';
 import { Handset } from '../../../device-protocol/handset.ts';
 import { applyScramSpeedup } from '../../../server/transport/im/scram-speedup.ts';
-import { type Gateway, provisionDevice, startGateway } from '../../harness/gateway.ts';
+import { type Gateway, startGateway } from '../../harness/gateway.ts';
 import { cloneAccounts, plainXmppClient, startProsody } from '../../harness/prosody.ts';
+import { provisionDevices } from '../edge/provision.ts';
 
 // Hundreds of direct logins: the same native PBKDF2 the gateway uses, so the bench is not CPU-bound on SCRAM.
 applyScramSpeedup();
@@ -49,6 +63,10 @@ interface Options {
   messages: number;
   relay: number;
   window: number;
+  /** Sender→receiver pairs in the parallel relay arms. */
+  pairs: number;
+  /** Directory for a V8 CPU profile of the gateway process (node --cpu-prof), written when it stops. */
+  gwCpuProf: string | undefined;
   /** edge.limits.maxFramesPerSecond (and burst) of the gateway; default: the gateway's default. */
   deviceFps: number | undefined;
   out: string | undefined;
@@ -65,6 +83,8 @@ function parseArgs(argv: string[]): Options {
     messages: 100,
     relay: 2000,
     window: 64,
+    pairs: 20,
+    gwCpuProf: undefined,
     deviceFps: undefined,
     out: RESULTS,
   };
@@ -79,10 +99,13 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--messages') o.messages = num();
     else if (a === '--relay') o.relay = num();
     else if (a === '--window') o.window = num();
+    else if (a === '--pairs') o.pairs = num();
     else if (a === '--device-fps') o.deviceFps = num();
+    else if (a === '--gw-cpu-prof') o.gwCpuProf = argv[++i];
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--no-write') o.out = undefined;
-    else if (a === '--smoke') Object.assign(o, { contacts: 20, messages: 10, relay: 100, out: undefined });
+    else if (a === '--smoke')
+      Object.assign(o, { contacts: 20, messages: 10, relay: 100, pairs: 4, out: undefined });
     else throw new Error(`unknown flag ${a}`);
   }
   return o;
@@ -166,6 +189,23 @@ const clientPresence = (status: string) =>
 const direct = (port: number, user: string, resource: string): Promise<XmppClient> =>
   plainXmppClient({ port, domain: DOMAIN, user, password: PW, resource });
 
+/** Counts the chat messages a direct client receives and, as a good citizen, answers receipt requests (XEP-0184). */
+function receiveChats(c: XmppClient, counted: () => void): void {
+  c.on('stanza', (el) => {
+    if (!el.is('message') || !el.getChild('body')) return;
+    counted();
+    if (el.getChild('request', 'urn:xmpp:receipts')) {
+      void c.send(
+        xml(
+          'message',
+          { to: el.attrs.from, id: `r-${el.attrs.id}` },
+          xml('received', { xmlns: 'urn:xmpp:receipts', id: el.attrs.id }),
+        ),
+      );
+    }
+  });
+}
+
 function handsetOn(url: string, dev: { imei: string; secret: string }): Handset {
   return new Handset({
     url,
@@ -176,6 +216,63 @@ function handsetOn(url: string, dev: { imei: string; secret: string }): Handset 
     client: 'mmgw-bench-im/1',
     requestTimeoutMs: 60_000,
   });
+}
+
+/** Linux USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on every mainstream kernel build). */
+const CLOCK_TICKS = 100;
+
+/** CPU seconds (user + system) so far of a process and every live descendant of it, from /proc. */
+function cpuSecondsOfTree(root: number): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      // Fields after "(comm)": state ppid … utime(14th) stime(15th); comm may hold spaces.
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let ticks = 0;
+  const todo = [root];
+  while (todo.length > 0) {
+    const pid = todo.pop()!;
+    ticks += procs.get(pid)?.ticks ?? 0;
+    for (const [child, p] of procs) if (p.ppid === pid) todo.push(child);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** This (load) process: every thread, in seconds. */
+const selfCpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** A token bucket on the sending side, so that a handset stays under the edge's per-device frame limit. */
+class Pacer {
+  #tokens: number;
+  #at = performance.now();
+  constructor(
+    readonly perSecond: number,
+    readonly burst: number,
+  ) {
+    this.#tokens = burst;
+  }
+  async take(): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.perSecond) / 1000);
+      this.#at = now;
+      if (this.#tokens >= 1) {
+        this.#tokens--;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, ((1 - this.#tokens) * 1000) / this.perSecond));
+    }
+  }
 }
 
 function machine(): string[] {
@@ -207,6 +304,18 @@ async function main(): Promise<void> {
     dave: [mutual('carol')],
   };
   for (const c of contacts) rosters[c] = [mutual('big'), mutual('big2')];
+  // The K-pair relay: direct senders ds<i> → receivers dr<i>, handset senders hs<i> → receivers hr<i>.
+  const pairUsers: string[] = [];
+  for (let i = 0; i < o.pairs; i++) {
+    for (const [a, b] of [
+      [`ds${i}`, `dr${i}`],
+      [`hs${i}`, `hr${i}`],
+    ] as const) {
+      rosters[a] = [mutual(b)];
+      rosters[b] = [mutual(a)];
+      pairUsers.push(a, b);
+    }
+  }
   console.log(`starting Prosody with ${o.contacts} contacts …`);
   const prosody = await startProsody({
     domain: DOMAIN,
@@ -216,20 +325,33 @@ async function main(): Promise<void> {
     })),
     rosters,
   });
-  cloneAccounts(prosody, contacts[0]!, contacts.slice(1));
+  cloneAccounts(prosody, contacts[0]!, [...contacts.slice(1), ...pairUsers]);
   const gwConfig = join(prosody.dir, 'gw.json');
   const limits = o.deviceFps ? { maxFramesPerSecond: o.deviceFps, burstFrames: o.deviceFps * 4 } : {};
   writeFileSync(gwConfig, JSON.stringify({ edge: { limits } }));
-  const gw: Gateway = await startGateway({ args: ['--config', gwConfig], env: { MMGW_LOG_LEVEL: 'warn' } });
+  // Devices written through the registry's import path before the gateway opens the data directory.
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'mmgw-bench-im-'));
+  const devices = (await provisionDevices(dataDir, 3 + 2 * o.pairs)).map(([imei, secret]) => ({
+    imei,
+    secret,
+  }));
+  const gw: Gateway = await startGateway({
+    dataDir,
+    args: ['--config', gwConfig],
+    env: { MMGW_LOG_LEVEL: 'warn' },
+    ...(o.gwCpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.gwCpuProf] } : {}),
+  });
   const xmppRelay = await new CountingRelay(prosody.c2sPort).start();
   const gwRelay = await new CountingRelay(gw.devicePort).start();
   const gwUrl = `ws://127.0.0.1:${gwRelay.port}`;
   const cleanup: Array<() => Promise<unknown>> = [];
   const rows: string[][] = [];
   try {
-    const devs = [];
-    for (let i = 0; i < 3; i++) devs.push(await provisionDevice(gw.dataDir));
-    const [devBig, devCarol, devDave] = devs as [(typeof devs)[0], (typeof devs)[0], (typeof devs)[0]];
+    const [devBig, devCarol, devDave] = devices as [
+      (typeof devices)[0],
+      (typeof devices)[0],
+      (typeof devices)[0],
+    ];
     const login = (h: Handset, user: string) =>
       h.request<any>('im.login', {
         jid: `${user}@${DOMAIN}`,
@@ -301,20 +423,7 @@ async function main(): Promise<void> {
       () => bob.stop(),
     );
     let bobGot = 0;
-    bob.on('stanza', (el) => {
-      if (!el.is('message') || !el.getChild('body')) return;
-      bobGot++;
-      // A good citizen answers the receipt request (XEP-0184).
-      if (el.getChild('request', 'urn:xmpp:receipts')) {
-        void bob.send(
-          xml(
-            'message',
-            { to: el.attrs.from, id: `r-${el.attrs.id}` },
-            xml('received', { xmlns: 'urn:xmpp:receipts', id: el.attrs.id }),
-          ),
-        );
-      }
-    });
+    receiveChats(bob, () => bobGot++);
     await alice.send(xml('presence', {}));
     await bob.send(xml('presence', {}));
     await new Promise((r) => setTimeout(r, 500));
@@ -396,6 +505,138 @@ async function main(): Promise<void> {
     );
     const gwRate = o.relay / ((performance.now() - t0) / 1000);
 
+    // ---- (b) relay throughput, K pairs at once, ABBA --------------------------
+    const K = o.pairs;
+    console.log(`relay: ${K} pairs, connecting …`);
+    const share = (i: number) => Math.floor(o.relay / K) + (i < o.relay % K ? 1 : 0);
+    const dSenders: XmppClient[] = [];
+    const dReceivers: XmppClient[] = [];
+    let directDrops = 0;
+    const dGot = new Array<number>(K).fill(0);
+    for (let i = 0; i < K; i++) {
+      // One after the other: a contact's presence arriving while @xmpp/client is still enabling
+      // stream management confuses its ack counter (Prosody then ends the stream).
+      const snd = await direct(prosody.c2sPort, `ds${i}`, 'phone');
+      const rcv = await direct(prosody.c2sPort, `dr${i}`, 'phone');
+      cleanup.push(
+        () => snd.stop(),
+        () => rcv.stop(),
+      );
+      for (const c of [snd, rcv])
+        c.on('disconnect', (e: { clean?: boolean }) => {
+          if (!e?.clean) directDrops++;
+        });
+      receiveChats(rcv, () => dGot[i]!++);
+      dSenders.push(snd);
+      dReceivers.push(rcv);
+    }
+    for (const c of [...dSenders, ...dReceivers]) await c.send(xml('presence', {}));
+    await new Promise((r) => setTimeout(r, 500));
+    const fps = o.deviceFps ?? 50;
+    const hSenders: Array<{ h: Handset; account: string; pacer: Pacer }> = [];
+    const hGot = new Array<number>(K).fill(0);
+    let handsetDrops = 0;
+    for (let i = 0; i < K; i++) {
+      const snd = handsetOn(gw.url, devices[3 + 2 * i]!);
+      const rcv = handsetOn(gw.url, devices[4 + 2 * i]!);
+      cleanup.push(
+        () => snd.close(),
+        () => rcv.close(),
+      );
+      for (const h of [snd, rcv]) h.on('disconnected', () => handsetDrops++);
+      rcv.on('event', (e) => {
+        if (e.name === 'im.message' && (e.body as any).direction === 'in') hGot[i]!++;
+      });
+      await Promise.all([snd.connect(), rcv.connect()]);
+      const [a] = await Promise.all([login(snd, `hs${i}`), login(rcv, `hr${i}`)]);
+      hSenders.push({ h: snd, account: a.account as string, pacer: new Pacer(fps * 0.8, fps * 4 * 0.8) });
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    handsetDrops = 0;
+    directDrops = 0;
+
+    interface Round {
+      arm: 'direct' | 'gateway';
+      seconds: number;
+      pairRates: number[];
+      cpu: { prosody: number; gateway: number; load: number };
+      load1: number;
+    }
+    const rounds: Round[] = [];
+    for (const [r, arm] of (['direct', 'gateway', 'gateway', 'direct'] as const).entries()) {
+      console.log(`relay: round ${r + 1}, ${arm}, ${o.relay} messages over ${K} pairs …`);
+      const got = arm === 'direct' ? dGot : hGot;
+      got.fill(0);
+      const cpu0 = {
+        prosody: cpuSecondsOfTree(prosody.pid),
+        gateway: cpuSecondsOfTree(gw.pid),
+        load: selfCpuSeconds(),
+      };
+      const t0 = performance.now();
+      const doneAt = await Promise.all(
+        Array.from({ length: K }, async (_, i) => {
+          const n = share(i);
+          if (arm === 'direct') {
+            const snd = dSenders[i]!;
+            for (let j = 0; j < n; j++)
+              void snd.send(chat(`dr${i}@${DOMAIN}`, `k${r}-${i}-${j}`, `relay ${j}`));
+          } else {
+            const { h, account, pacer } = hSenders[i]!;
+            let next = 0;
+            await Promise.all(
+              Array.from({ length: Math.min(o.window, n) }, async () => {
+                while (next < n) {
+                  const j = next++;
+                  await pacer.take();
+                  await h.request('im.send', {
+                    account,
+                    to: `hr${i}@${DOMAIN}`,
+                    body: `relay ${j}`,
+                    clientId: `k${r}-${i}-${j}-${Date.now().toString(36)}`,
+                  });
+                }
+              }),
+            );
+          }
+          await waitFor(`pair ${i} gets every message`, () => got[i]! >= n);
+          return performance.now() - t0;
+        }),
+      );
+      const seconds = Math.max(...doneAt) / 1000;
+      rounds.push({
+        arm,
+        seconds,
+        pairRates: doneAt.map((ms, i) => share(i) / (ms / 1000)),
+        cpu: {
+          prosody: cpuSecondsOfTree(prosody.pid) - cpu0.prosody,
+          gateway: cpuSecondsOfTree(gw.pid) - cpu0.gateway,
+          load: selfCpuSeconds() - cpu0.load,
+        },
+        load1: os.loadavg()[0]!,
+      });
+      console.log(
+        `  ${Math.round(o.relay / seconds)} messages/s; CPU s: prosody ${rounds.at(-1)!.cpu.prosody.toFixed(2)}, gateway ${rounds.at(-1)!.cpu.gateway.toFixed(2)}, load ${rounds.at(-1)!.cpu.load.toFixed(2)}`,
+      );
+      // Let receipts, acks and archive writes of this round settle before the next.
+      await new Promise((res) => setTimeout(res, 2000));
+    }
+    const armOf = (arm: Round['arm']) => {
+      const rs = rounds.filter((x) => x.arm === arm);
+      const seconds = rs.reduce((a, x) => a + x.seconds, 0);
+      const pair = rs.flatMap((x) => x.pairRates).sort((a, b) => a - b);
+      const cpu = (k: keyof Round['cpu']) => rs.reduce((a, x) => a + x.cpu[k], 0);
+      return {
+        rate: (rs.length * o.relay) / seconds,
+        pairMedian: pair[Math.floor(pair.length / 2)]!,
+        pairMin: pair[0]!,
+        seconds,
+        cpu: { prosody: cpu('prosody'), gateway: cpu('gateway'), load: cpu('load') },
+        rounds: rs,
+      };
+    };
+    const kd = armOf('direct');
+    const kg = armOf('gateway');
+
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const r = (a: number, b: number) => (a / b).toFixed(2);
     rows.push(
@@ -424,11 +665,45 @@ async function main(): Promise<void> {
         `${r(directLoginBytes + directPresenceBytes, handsetLoginBytes + handsetPresenceBytes)}× fewer`,
       ],
       [
-        `relay throughput, messages/s (${o.relay} messages, window ${o.window}, device limit ${o.deviceFps ?? 'default 50'} frames/s)`,
+        `relay throughput, ${K} pairs at once, aggregate messages/s (${o.relay} messages per round, 2 rounds per arm, ABBA)`,
+        f(kg.rate),
+        f(kd.rate),
+        `**${r(kg.rate, kd.rate)}** (gateway ÷ direct)`,
+      ],
+      [
+        `relay throughput, ${K} pairs: per pair messages/s, median (slowest)`,
+        `${f(kg.pairMedian)} (${f(kg.pairMin)})`,
+        `${f(kd.pairMedian)} (${f(kd.pairMin)})`,
+        r(kg.pairMedian, kd.pairMedian),
+      ],
+      [
+        `relay, ${K} pairs: CPU s per 1,000 messages — Prosody`,
+        ((kg.cpu.prosody / (2 * o.relay)) * 1000).toFixed(2),
+        ((kd.cpu.prosody / (2 * o.relay)) * 1000).toFixed(2),
+        '',
+      ],
+      [
+        `relay, ${K} pairs: CPU s per 1,000 messages — gateway process`,
+        ((kg.cpu.gateway / (2 * o.relay)) * 1000).toFixed(2),
+        `(idle: ${((kd.cpu.gateway / (2 * o.relay)) * 1000).toFixed(2)})`,
+        '',
+      ],
+      [
+        `relay, ${K} pairs: CPU s per 1,000 messages — load process (handsets / direct clients)`,
+        ((kg.cpu.load / (2 * o.relay)) * 1000).toFixed(2),
+        ((kd.cpu.load / (2 * o.relay)) * 1000).toFixed(2),
+        '',
+      ],
+      [
+        `relay throughput, ONE pair (old figure), messages/s (${o.relay} messages, window ${o.window}, device limit ${o.deviceFps ?? 'default 50'} frames/s)`,
         f(gwRate),
         f(directRate),
         `${r(gwRate, directRate)} (gateway ÷ direct)`,
       ],
+    );
+    const roundLines = rounds.map(
+      (x, i) =>
+        `| ${i + 1} | ${x.arm} | ${f(o.relay / x.seconds)} | ${x.cpu.prosody.toFixed(2)} | ${x.cpu.gateway.toFixed(2)} | ${x.cpu.load.toFixed(2)} | ${(x.cpu.prosody + x.cpu.gateway + x.cpu.load).toFixed(2)} / ${(x.seconds * os.cpus().length).toFixed(2)} | ${x.load1.toFixed(1)} |`,
     );
     const table = [
       '| figure | handset via gateway | direct XMPP client | ratio |',
@@ -447,6 +722,15 @@ async function main(): Promise<void> {
       ...machine(),
       '',
       ...table,
+      '',
+      `Relay rounds with ${K} pairs (disconnects during them: handsets ${handsetDrops}, direct clients ${directDrops}; each handset paced to`,
+      `${Math.round(fps * 0.8)} requests/s, burst ${Math.round(fps * 4 * 0.8)}, under the per-device limit of ${fps} frames/s, burst ${fps * 4}).`,
+      'Prosody is one thread (≤ 1 core). Direct rounds: Prosody + the load process on 2 cores; gateway rounds:',
+      'Prosody + gateway + the load process (which runs 2K handsets) share the same 2 cores.',
+      '',
+      '| round | arm | messages/s | CPU s Prosody | CPU s gateway | CPU s load | CPU s total / available | load avg 1 min |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...roundLines,
       '',
     ].join('\n');
     console.log(`\n${section}`);
@@ -468,6 +752,7 @@ async function main(): Promise<void> {
     await xmppRelay.stop();
     await gw.stop();
     await prosody.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
