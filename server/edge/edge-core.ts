@@ -1148,9 +1148,15 @@ export class EdgeCore implements EngineHost, CarrierHost {
         }
         return { ok: true };
       case 'claim': {
+        // Not here (yet): this edge may be claiming the same session itself (a device
+        // that retried its Resume elsewhere), or the queue group picked the wrong
+        // subscriber: wait for that claim, else pass the claim on, as for events.
+        // Our own claim passed back to us must not wait for itself.
+        if (s === undefined || s.ended) {
+          return m.byNode === this.instanceId ? this.passOn(imei, m) : this.notHere(msg, imei, m);
+        }
         if (
           m.byNode === this.instanceId ||
-          s === undefined ||
           s.id !== m.sessionId ||
           !sameSecret(s.resumeToken, m.resumeToken)
         ) {

@@ -209,6 +209,70 @@ for (const engine of ENGINES) {
         assert.equal(e1.edge.sessionCount(), 0);
       });
 
+      test('a resume retried on a third edge while the first claim is still out gets the session (claims wait for claims)', async (t) => {
+        const bus = new InProcessBus();
+        t.after(() => bus.close());
+        startEchoTransport(bus);
+        const directory = new MemoryDirectory();
+        directory.add(IMEI_A, SECRET);
+        // Edge 1 is overloaded: it handles every device message `lag` ms late.
+        const slow = { lagMs: 0 };
+        const laggingBus: Bus = {
+          publish: (subject, data) => bus.publish(subject, data),
+          request: (subject, data, options) => bus.request(subject, data, options),
+          subscribe: (subject, handler, options) =>
+            bus.subscribe(
+              subject,
+              async (msg) => {
+                if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
+                  await new Promise((r) => setTimeout(r, slow.lagMs));
+                return handler(msg);
+              },
+              options,
+            ),
+          flush: () => bus.flush(),
+          close: async () => {},
+        };
+        const e1 = await startTestEdge(t, {
+          engine,
+          bus: laggingBus,
+          directory,
+          nodeId: 'edge-1',
+          busTimeoutMs: 300,
+        });
+        const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', busTimeoutMs: 300 });
+        const e3 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-3', busTimeoutMs: 3000 });
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        const w = await c1.hello(IMEI_A, { secret: SECRET });
+        await e1.push(IMEI_A, 'one');
+        await c1.waitEvents(1);
+        c1.kill();
+        await e1.push(IMEI_A, 'two'); // waits in edge 1's replay buffer
+        slow.lagMs = 700; // more than edge 2 lets a Resume wait, less than its claim waits
+        const c2 = await rawClient(kind, e2.port);
+        t.after(() => c2.kill());
+        const first = (await c2.resumeAnswer(w, 1)) as ErrorFrame;
+        assert.equal(first.code, 'bus.timeout');
+        // The late answer arrives meanwhile; the device comes back as told and finds its session.
+        const w2 = await retryUntil('the retried resume gets the session', async () => {
+          const c3 = await rawClient(kind, e3.port);
+          t.after(() => c3.kill());
+          const a = await c3.resumeAnswer(w, 1);
+          if (a.kind === Kind.Welcome) return { a, c3 };
+          assert.equal((a as ErrorFrame).code, 'bus.timeout');
+          return undefined;
+        });
+        assert.equal(w2.a.sessionId, w.sessionId);
+        assert.deepEqual(
+          (await w2.c3.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
+          [[2, 'two']],
+        );
+        assert.equal(e1.edge.sessionCount(), 0);
+        assert.equal(e2.edge.sessionCount(), 0);
+        assert.equal(e3.edge.sessionCount(), 1);
+      });
+
       test('a Hello on another edge takes the device over: session.replaced there', async (t) => {
         const { e1, e2 } = await twoEdges(t, engine);
         const c1 = await rawClient(kind, e1.port);
