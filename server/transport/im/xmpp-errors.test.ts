@@ -37,3 +37,17 @@ test('bareJid normalises and rejects garbage', () => {
   assert.equal(bareJid(undefined), '');
   assert.equal(bareJid('@@@/'), '');
 });
+
+test('bareJid answers the same from its cache, past its bound and for addresses too long to cache', () => {
+  const cases: Array<[string, string]> = [
+    ['Alice@Example.TEST/Phone', 'alice@example.test'],
+    ['example.test', 'example.test'],
+    ['a@b@c', ''],
+    [`${'x'.repeat(300)}@example.test/r`, `${'x'.repeat(300)}@example.test`],
+  ];
+  for (let round = 0; round < 2; round++)
+    for (const [address, bare] of cases) assert.equal(bareJid(address), bare, `${address} (round ${round})`);
+  // More distinct addresses than the cache holds: still right after it starts over.
+  for (let i = 0; i < 10_050; i++) assert.equal(bareJid(`U${i}@Example.test/r${i}`), `u${i}@example.test`);
+  for (const [address, bare] of cases) assert.equal(bareJid(address), bare);
+});
