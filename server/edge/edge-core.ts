@@ -85,6 +85,13 @@ const DEVICE_SUBJECT_PREFIX = Subjects.device('');
 export const DEVICE_QUEUE = 'mmgw.edge';
 /** How often a device message may be passed on to the edge that now holds the session. */
 const MAX_FORWARD_HOPS = 3;
+/**
+ * A claim may be passed on more often: in a reconnect storm the queue group can
+ * hand it back to its own sender (subscribed while it waits) several times in a
+ * row before it reaches the edge that now holds the session; each hop is one
+ * bus round trip, and failing it would lose the session.
+ */
+const MAX_CLAIM_HOPS = 12;
 
 /** The answer to a device's request, passed on to the edge the session moved to meanwhile. */
 interface AnswerMessage {
@@ -1104,13 +1111,14 @@ export class EdgeCore implements EngineHost, CarrierHost {
 
   private passOn(imei: string, m: EdgeDeviceMessage): Promise<unknown> {
     const hops = typeof m.hops === 'number' ? m.hops : 0;
-    if (hops >= MAX_FORWARD_HOPS) {
+    if (hops >= (m.type === 'claim' ? MAX_CLAIM_HOPS : MAX_FORWARD_HOPS)) {
       return Promise.reject(new GatewayError('bus.no_responders', 'The device has no session here.'));
     }
+    // A claim's answer carries the session: a hop must not give up on it sooner than its sender.
     return this.bus.request(
       Subjects.device(imei),
       { ...m, hops: hops + 1 },
-      { timeoutMs: this.busTimeoutMs },
+      { timeoutMs: m.type === 'claim' ? this.busTimeoutMs * CLAIM_PATIENCE : this.busTimeoutMs },
     );
   }
 
