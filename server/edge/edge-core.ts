@@ -847,7 +847,17 @@ export class EdgeCore implements EngineHost, CarrierHost {
         });
       }
     }
-    this.logger.info({ imei, carrier: c.kind, code: g.code }, 'device refused');
+    const cause = (g as { cause?: unknown }).cause;
+    this.logger.info(
+      {
+        imei,
+        carrier: c.kind,
+        code: g.code,
+        reason: g.message,
+        ...(cause === undefined ? {} : { cause: toGatewayError(cause).code }),
+      },
+      'device refused',
+    );
     this.fatal(c, g.code, g.message, g.retryAfterMs, true);
   }
 
