@@ -89,7 +89,14 @@ export type DeviceMessage =
   /** Another edge got a new Hello for this device: close yours with session.replaced. */
   | { type: 'takeover'; sessionId: string; byNode: string }
   /** Another edge got a Resume for this session: hand it over (replay buffer included) and close. */
-  | { type: 'claim'; sessionId: string; resumeToken: string; byNode: string }
+  | {
+      type: 'claim';
+      sessionId: string;
+      resumeToken: string;
+      byNode: string;
+      /** Wall-clock ms after which the holder keeps the session (the claimer stopped waiting). */
+      expiresAt?: number;
+    }
   /**
    * The device was disabled, removed or given a new secret (admin): end its
    * session now with this code (a fatal, non-resumable refusal on its carrier).

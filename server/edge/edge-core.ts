@@ -92,6 +92,8 @@ const MAX_FORWARD_HOPS = 3;
  * bus round trip, and failing it would lose the session.
  */
 const MAX_CLAIM_HOPS = 12;
+/** A holder hands a session over only if the claim's answer can still reach its sender this long before it gives up. */
+const CLAIM_MARGIN_MS = 2000;
 
 /** The answer to a device's request, passed on to the edge the session moved to meanwhile. */
 interface AnswerMessage {
@@ -567,6 +569,12 @@ export class EdgeCore implements EngineHost, CarrierHost {
       sessionId,
       resumeToken,
       byNode: this.instanceId,
+      // Wall-clock time after which the holder must not hand the session over any more: this
+      // edge stops listening for the answer at the request's timeout (margin for the reply's way).
+      expiresAt:
+        Date.now() +
+        this.busTimeoutMs * CLAIM_PATIENCE -
+        Math.min(CLAIM_MARGIN_MS, (this.busTimeoutMs * CLAIM_PATIENCE) / 4),
       ...(poll ? { poll: true } : {}),
     };
     // The request leaves before this edge subscribes (so that the claim cannot reach this edge
@@ -1179,6 +1187,12 @@ export class EdgeCore implements EngineHost, CarrierHost {
           !sameSecret(s.resumeToken, m.resumeToken)
         ) {
           throw new GatewayError('auth.resume_failed');
+        }
+        if (typeof m.expiresAt === 'number' && Date.now() > m.expiresAt) {
+          // The claimer no longer waits for this answer: handing over now would lose the session.
+          throw new GatewayError('bus.timeout', 'The claim came too late; the session stays here.', {
+            retryable: true,
+          });
         }
         const snapshot = s.snapshot();
         s.moved = true;

@@ -40,6 +40,97 @@ async function retryUntil<T>(what: string, f: () => Promise<T | undefined>): Pro
   }
 }
 
+/**
+ * Edge 1 holds IMEI_A's session (events 1 seen, 2 waiting in its replay buffer,
+ * carrier gone) and is overloaded: with `slow.lagMs` set it handles every device
+ * message that late. Edge 2 (bus timeout `claimerTimeoutMs`) is where the device resumes.
+ */
+async function overloadedHolder(
+  t: import('node:test').TestContext,
+  engine: 'uws' | 'portable',
+  kind: 'ws' | 'poll',
+  claimerTimeoutMs: number,
+) {
+  const bus = new InProcessBus();
+  t.after(() => bus.close());
+  startEchoTransport(bus);
+  const directory = new MemoryDirectory();
+  directory.add(IMEI_A, SECRET);
+  const slow = { lagMs: 0 };
+  const laggingBus: Bus = {
+    publish: (subject, data) => bus.publish(subject, data),
+    request: (subject, data, options) => bus.request(subject, data, options),
+    subscribe: (subject, handler, options) =>
+      bus.subscribe(
+        subject,
+        async (msg) => {
+          if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
+            await new Promise((r) => setTimeout(r, slow.lagMs));
+          return handler(msg);
+        },
+        options,
+      ),
+    flush: () => bus.flush(),
+    close: async () => {},
+  };
+  const e1 = await startTestEdge(t, {
+    engine,
+    bus: laggingBus,
+    directory,
+    nodeId: 'edge-1',
+    busTimeoutMs: 300,
+  });
+  const e2 = await startTestEdge(t, {
+    engine,
+    bus,
+    directory,
+    nodeId: 'edge-2',
+    busTimeoutMs: claimerTimeoutMs,
+  });
+  const c1 = await rawClient(kind, e1.port);
+  t.after(() => c1.kill());
+  const w = await c1.hello(IMEI_A, { secret: SECRET });
+  await e1.push(IMEI_A, 'one');
+  await c1.waitEvents(1);
+  c1.kill();
+  await e1.push(IMEI_A, 'two'); // waits in edge 1's replay buffer
+  return { bus, directory, slow, e1, e2, w };
+}
+
+/** A Resume of `w` on `port` is refused as retryable bus.timeout (the holder is too slow). */
+async function resumeRefusedAsBusy(
+  t: import('node:test').TestContext,
+  kind: 'ws' | 'poll',
+  port: number,
+  w: Welcome,
+): Promise<void> {
+  const c = await rawClient(kind, port);
+  t.after(() => c.kill());
+  assert.equal(((await c.resumeAnswer(w, 1)) as ErrorFrame).code, 'bus.timeout');
+}
+
+/** The device comes back as told (only bus.timeout meanwhile) and gets its session with event 2. */
+async function resumeGetsEverything(
+  t: import('node:test').TestContext,
+  kind: 'ws' | 'poll',
+  port: number,
+  w: Welcome,
+): Promise<void> {
+  const got = await retryUntil('the retried resume gets the session', async () => {
+    const c = await rawClient(kind, port);
+    t.after(() => c.kill());
+    const a = await c.resumeAnswer(w, 1);
+    if (a.kind === Kind.Welcome) return { a, c };
+    assert.equal((a as ErrorFrame).code, 'bus.timeout');
+    return undefined;
+  });
+  assert.equal(got.a.sessionId, w.sessionId);
+  assert.deepEqual(
+    (await got.c.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
+    [[2, 'two']],
+  );
+}
+
 async function twoEdges(t: import('node:test').TestContext, engine: 'uws' | 'portable') {
   const bus = new InProcessBus();
   t.after(() => bus.close());
@@ -149,125 +240,34 @@ for (const engine of ENGINES) {
       });
 
       test('a holder that answers a claim late still hands the session over: the retried resume gets it, nothing lost', async (t) => {
-        const bus = new InProcessBus();
-        t.after(() => bus.close());
-        startEchoTransport(bus);
-        const directory = new MemoryDirectory();
-        directory.add(IMEI_A, SECRET);
-        // Edge 1 is overloaded: it handles every device message `lag` ms late.
-        const slow = { lagMs: 0 };
-        const laggingBus: Bus = {
-          publish: (subject, data) => bus.publish(subject, data),
-          request: (subject, data, options) => bus.request(subject, data, options),
-          subscribe: (subject, handler, options) =>
-            bus.subscribe(
-              subject,
-              async (msg) => {
-                if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
-                  await new Promise((r) => setTimeout(r, slow.lagMs));
-                return handler(msg);
-              },
-              options,
-            ),
-          flush: () => bus.flush(),
-          close: async () => {},
-        };
-        const e1 = await startTestEdge(t, {
-          engine,
-          bus: laggingBus,
-          directory,
-          nodeId: 'edge-1',
-          busTimeoutMs: 300,
-        });
-        const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', busTimeoutMs: 300 });
-        const c1 = await rawClient(kind, e1.port);
-        t.after(() => c1.kill());
-        const w = await c1.hello(IMEI_A, { secret: SECRET });
-        await e1.push(IMEI_A, 'one');
-        await c1.waitEvents(1);
-        c1.kill();
-        await e1.push(IMEI_A, 'two'); // waits in edge 1's replay buffer
+        const { slow, e1, e2, w } = await overloadedHolder(t, engine, kind, 300);
         slow.lagMs = 700; // more than edge 2 lets a Resume wait, less than its claim waits
-        const c2 = await rawClient(kind, e2.port);
-        t.after(() => c2.kill());
-        const first = (await c2.resumeAnswer(w, 1)) as ErrorFrame;
-        assert.equal(first.code, 'bus.timeout');
+        await resumeRefusedAsBusy(t, kind, e2.port, w);
         // The late answer arrives meanwhile; the device comes back as told and finds its session.
-        const w2 = await retryUntil('the retried resume gets the session', async () => {
-          const c3 = await rawClient(kind, e2.port);
-          t.after(() => c3.kill());
-          const a = await c3.resumeAnswer(w, 1);
-          if (a.kind === Kind.Welcome) return { a, c3 };
-          assert.equal((a as ErrorFrame).code, 'bus.timeout');
-          return undefined;
-        });
-        assert.equal(w2.a.sessionId, w.sessionId);
-        assert.deepEqual(
-          (await w2.c3.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
-          [[2, 'two']],
-        );
+        await resumeGetsEverything(t, kind, e2.port, w);
+        assert.equal(e1.edge.sessionCount(), 0);
+      });
+
+      test('a holder that sees a claim after its claimer gave up keeps the session (nothing handed into the void)', async (t) => {
+        // Edge 2 waits 100 ms per Resume and 1 s for its claim (whose answer is wanted until 750 ms).
+        const { slow, e1, e2, w } = await overloadedHolder(t, engine, kind, 100);
+        slow.lagMs = 1500; // edge 1 sees the claim after edge 2 stopped waiting for it
+        await resumeRefusedAsBusy(t, kind, e2.port, w);
+        // Once edge 1 is itself again, the device's next Resume finds the session it kept.
+        await new Promise((r) => setTimeout(r, 2000));
+        slow.lagMs = 0;
+        await new Promise((r) => setTimeout(r, 1600)); // edge 1 works off the late claim
+        await resumeGetsEverything(t, kind, e2.port, w);
         assert.equal(e1.edge.sessionCount(), 0);
       });
 
       test('a resume retried on a third edge while the first claim is still out gets the session (claims wait for claims)', async (t) => {
-        const bus = new InProcessBus();
-        t.after(() => bus.close());
-        startEchoTransport(bus);
-        const directory = new MemoryDirectory();
-        directory.add(IMEI_A, SECRET);
-        // Edge 1 is overloaded: it handles every device message `lag` ms late.
-        const slow = { lagMs: 0 };
-        const laggingBus: Bus = {
-          publish: (subject, data) => bus.publish(subject, data),
-          request: (subject, data, options) => bus.request(subject, data, options),
-          subscribe: (subject, handler, options) =>
-            bus.subscribe(
-              subject,
-              async (msg) => {
-                if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
-                  await new Promise((r) => setTimeout(r, slow.lagMs));
-                return handler(msg);
-              },
-              options,
-            ),
-          flush: () => bus.flush(),
-          close: async () => {},
-        };
-        const e1 = await startTestEdge(t, {
-          engine,
-          bus: laggingBus,
-          directory,
-          nodeId: 'edge-1',
-          busTimeoutMs: 300,
-        });
-        const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', busTimeoutMs: 300 });
+        const { bus, directory, slow, e1, e2, w } = await overloadedHolder(t, engine, kind, 300);
         const e3 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-3', busTimeoutMs: 3000 });
-        const c1 = await rawClient(kind, e1.port);
-        t.after(() => c1.kill());
-        const w = await c1.hello(IMEI_A, { secret: SECRET });
-        await e1.push(IMEI_A, 'one');
-        await c1.waitEvents(1);
-        c1.kill();
-        await e1.push(IMEI_A, 'two'); // waits in edge 1's replay buffer
         slow.lagMs = 700; // more than edge 2 lets a Resume wait, less than its claim waits
-        const c2 = await rawClient(kind, e2.port);
-        t.after(() => c2.kill());
-        const first = (await c2.resumeAnswer(w, 1)) as ErrorFrame;
-        assert.equal(first.code, 'bus.timeout');
+        await resumeRefusedAsBusy(t, kind, e2.port, w);
         // The late answer arrives meanwhile; the device comes back as told and finds its session.
-        const w2 = await retryUntil('the retried resume gets the session', async () => {
-          const c3 = await rawClient(kind, e3.port);
-          t.after(() => c3.kill());
-          const a = await c3.resumeAnswer(w, 1);
-          if (a.kind === Kind.Welcome) return { a, c3 };
-          assert.equal((a as ErrorFrame).code, 'bus.timeout');
-          return undefined;
-        });
-        assert.equal(w2.a.sessionId, w.sessionId);
-        assert.deepEqual(
-          (await w2.c3.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
-          [[2, 'two']],
-        );
+        await resumeGetsEverything(t, kind, e3.port, w);
         assert.equal(e1.edge.sessionCount(), 0);
         assert.equal(e2.edge.sessionCount(), 0);
         assert.equal(e3.edge.sessionCount(), 1);
