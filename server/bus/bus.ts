@@ -96,6 +96,8 @@ export type DeviceMessage =
       byNode: string;
       /** Wall-clock ms after which the holder keeps the session (the claimer stopped waiting). */
       expiresAt?: number;
+      /** Wall-clock ms when the claim was made: a holder resumed since then keeps the session. */
+      issuedAt?: number;
     }
   /**
    * The device was disabled, removed or given a new secret (admin): end its

@@ -43,6 +43,12 @@ export class DeviceSession {
   ended = false;
   /** Ended because another edge claimed it: answers still due here are passed on to that edge. */
   moved = false;
+  /**
+   * Wall-clock time of the newest Resume that took this session here (not in the
+   * snapshot: local). A claim issued before it comes from an attempt the device
+   * already gave up and must not take the session from the current one.
+   */
+  resumedAt = 0;
   /** Seq the next sequenced frame takes. */
   nextSeq = 1;
   /** Highest seq the device acked (cumulative). */

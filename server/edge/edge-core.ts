@@ -509,6 +509,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     const local = this.table.getById(sessionId);
     if (local !== undefined) {
       if (!sameSecret(local.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
+      local.resumedAt = Date.now();
       return local;
     }
     // Two resumes of the same unknown session at once share one claim.
@@ -524,6 +525,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     }
     const session = await this.waitForClaim(pending);
     if (!sameSecret(session.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
+    session.resumedAt = Date.now();
     return session;
   }
 
@@ -569,6 +571,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
       sessionId,
       resumeToken,
       byNode: this.instanceId,
+      issuedAt: Date.now(),
       // Wall-clock time after which the holder must not hand the session over any more: this
       // edge stops listening for the answer at the request's timeout (margin for the reply's way).
       expiresAt:
@@ -1187,6 +1190,11 @@ export class EdgeCore implements EngineHost, CarrierHost {
           !sameSecret(s.resumeToken, m.resumeToken)
         ) {
           throw new GatewayError('auth.resume_failed');
+        }
+        if (typeof m.issuedAt === 'number' && m.issuedAt < s.resumedAt) {
+          // A claim from a Resume the device gave up on (it came back elsewhere, then here or
+          // here first): the device's current attempt keeps the session.
+          throw new GatewayError('auth.resume_failed', 'A newer resume of this session took it.');
         }
         if (typeof m.expiresAt === 'number' && Date.now() > m.expiresAt) {
           // The claimer no longer waits for this answer: handing over now would lose the session.

@@ -261,6 +261,32 @@ for (const engine of ENGINES) {
         assert.equal(e1.edge.sessionCount(), 0);
       });
 
+      test('a claim made before the device resumed elsewhere cannot take the session from that newer resume', async (t) => {
+        const { bus, e1 } = await twoEdges(t, engine);
+        const c1 = await rawClient(kind, e1.port);
+        t.after(() => c1.kill());
+        const w = await c1.hello(IMEI_A, { secret: SECRET });
+        c1.kill();
+        const madeAt = Date.now() - 1000; // a claim of an attempt the device already gave up on
+        const c2 = await rawClient(kind, e1.port);
+        t.after(() => c2.kill());
+        await c2.resume(w, 0);
+        const stale = {
+          type: 'claim',
+          sessionId: w.sessionId,
+          resumeToken: w.resumeToken,
+          byNode: 'edge-elsewhere',
+          issuedAt: madeAt,
+        };
+        await assert.rejects(bus.request(Subjects.device(IMEI_A), stale, { timeoutMs: 3000 }), {
+          code: 'auth.resume_failed',
+        });
+        assert.equal(e1.edge.sessionCount(), 1);
+        await e1.push(IMEI_A, 'still-here');
+        assert.equal((await c2.nextOf(Kind.Event)).name, 'still-here');
+        assert.equal(c2.closeInfo, undefined);
+      });
+
       test('a resume retried on a third edge while the first claim is still out gets the session (claims wait for claims)', async (t) => {
         const { bus, directory, slow, e1, e2, w } = await overloadedHolder(t, engine, kind, 300);
         const e3 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-3', busTimeoutMs: 3000 });
