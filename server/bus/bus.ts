@@ -130,6 +130,11 @@ export interface DeviceInfo {
   operator: string;
   profile?: string;
   status: 'enabled' | 'disabled';
+  /**
+   * Changes whenever the device's secret changes (a digest of its hash): the edge
+   * puts it in the tokens it issues and refuses a token of an older secret.
+   */
+  keyEpoch?: string;
 }
 
 /** Payload of Subjects.registryAuth. */

@@ -45,15 +45,22 @@ export class DeviceTokens {
     this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
-  issue(imei: string, sessionId: string): { token: string; expiresAt: number } {
+  issue(imei: string, sessionId: string, keyEpoch?: string): { token: string; expiresAt: number } {
     const iat = Math.floor(this.now() / 1000);
     const exp = iat + this.ttlSec;
-    const token = jwt.sign({ sub: imei, sid: sessionId, iat, exp }, this.key, { algorithm: 'HS256' });
+    const claims = {
+      sub: imei,
+      sid: sessionId,
+      iat,
+      exp,
+      ...(keyEpoch === undefined ? {} : { kep: keyEpoch }),
+    };
+    const token = jwt.sign(claims, this.key, { algorithm: 'HS256' });
     return { token, expiresAt: exp * 1000 };
   }
 
-  /** Throws GatewayError auth.token_expired or auth.bad_token. */
-  verify(token: string, imei: string): void {
+  /** The token's key epoch (absent in tokens of older releases). Throws GatewayError auth.token_expired or auth.bad_token. */
+  verify(token: string, imei: string): string | undefined {
     let payload: unknown;
     try {
       payload = jwt.verify(token, this.key, {
@@ -66,7 +73,7 @@ export class DeviceTokens {
       }
       throw new GatewayError('auth.bad_token', undefined, { cause: err });
     }
-    const claims = payload as { sub?: unknown; exp?: unknown };
+    const claims = payload as { sub?: unknown; exp?: unknown; kep?: unknown };
     if (
       typeof claims !== 'object' ||
       claims === null ||
@@ -75,6 +82,7 @@ export class DeviceTokens {
     ) {
       throw new GatewayError('auth.bad_token', 'The token was not issued to this device.');
     }
+    return typeof claims.kep === 'string' ? claims.kep : undefined;
   }
 }
 
@@ -86,8 +94,13 @@ export async function authenticateHello(
 ): Promise<DeviceInfo> {
   if (!isDeviceId(hello.imei)) throw new GatewayError('auth.unknown_device', 'The IMEI is malformed.');
   if (hello.token !== undefined) {
-    tokens.verify(hello.token, hello.imei);
-    return directory.lookup(hello.imei);
+    const kep = tokens.verify(hello.token, hello.imei);
+    const info = await directory.lookup(hello.imei);
+    // A token issued under an older secret (the operator gave the device a new one) is dead.
+    if (kep !== undefined && info.keyEpoch !== undefined && kep !== info.keyEpoch) {
+      throw new GatewayError('auth.bad_token', 'The device secret changed since this token was issued.');
+    }
+    return info;
   }
   if (hello.secret !== undefined) return directory.authenticate(hello.imei, hello.secret);
   throw new GatewayError('auth.bad_secret', 'Hello needs a secret or a token.');

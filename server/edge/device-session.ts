@@ -49,6 +49,8 @@ export class DeviceSession {
    * already gave up and must not take the session from the current one.
    */
   resumedAt = 0;
+  /** DeviceInfo.keyEpoch from the last Hello or Resume here: put in the tokens this session issues. */
+  keyEpoch: string | undefined = undefined;
   /** Seq the next sequenced frame takes. */
   nextSeq = 1;
   /** Highest seq the device acked (cumulative). */

@@ -400,6 +400,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     if (c.state === CLOSED || this.closed) return;
     const session = new DeviceSession(sessionId, imei, newResumeToken());
     session.operator = info.operator;
+    session.keyEpoch = info.keyEpoch;
     if (h.caps !== undefined) session.caps = h.caps;
     this.addSession(session);
     this.logger.debug({ imei, sessionId, carrier: c.kind }, 'session opened');
@@ -440,7 +441,8 @@ export class EdgeCore implements EngineHost, CarrierHost {
     let session: DeviceSession;
     try {
       session = await this.findForResume(imei, r.sessionId, r.resumeToken);
-      await this.directory.lookup(imei);
+      const info = await this.directory.lookup(imei);
+      if (info.keyEpoch !== undefined) session.keyEpoch = info.keyEpoch;
     } catch (err) {
       const g = toGatewayError(err);
       if (g.code.startsWith('auth.')) {
@@ -672,7 +674,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     // long-poll carrier, the last frame kept for the old one must not end the new one.
     if (c.kind === 'poll') this.tombstones.delete(session.id);
     if (resumed) session.ack(lastSeq);
-    const { token, expiresAt } = this.tokens.issue(session.imei, session.id);
+    const { token, expiresAt } = this.tokens.issue(session.imei, session.id, session.keyEpoch);
     const welcome = encodeFrame({
       kind: Kind.Welcome,
       sessionId: session.id,

@@ -49,11 +49,9 @@ describe('Registry devices', () => {
       status: 'enabled',
       createdAt: 1_700_000_000_000,
     });
-    assert.deepEqual(registry.authenticate(IMEI, secret), {
-      imei: IMEI,
-      operator: 'demo',
-      status: 'enabled',
-    });
+    const info = registry.authenticate(IMEI, secret);
+    assert.match(info.keyEpoch ?? '', /^[A-Za-z0-9_-]{12}$/);
+    assert.deepEqual(info, { imei: IMEI, operator: 'demo', status: 'enabled', keyEpoch: info.keyEpoch });
     assert.throws(() => registry.authenticate(IMEI, secret + 'x'), code('auth.bad_secret'));
     assert.throws(() => registry.authenticate(IMEI, ''), code('auth.bad_secret'));
     assert.throws(() => registry.authenticate('490154203237518', secret), code('auth.unknown_device'));
@@ -64,6 +62,10 @@ describe('Registry devices', () => {
     assert.throws(() => registry.authenticate(IMEI, 'wrong'), code('auth.bad_secret'));
     await registry.setStatus(IMEI, 'enabled');
     assert.equal(registry.lookup(IMEI).status, 'enabled');
+    // The key epoch stays with the secret and changes with it (tokens of the old secret die).
+    assert.equal(registry.lookup(IMEI).keyEpoch, info.keyEpoch);
+    await registry.resetSecret(IMEI);
+    assert.notEqual(registry.lookup(IMEI).keyEpoch, info.keyEpoch);
   });
 
   test('duplicate, invalid IMEI, IMSI and fields are refused with their codes', async (t) => {

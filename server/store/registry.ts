@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
@@ -809,7 +810,12 @@ export class Registry {
 const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 function deviceInfo(r: DeviceRecordV1): DeviceInfo {
-  const info: DeviceInfo = { imei: r.imei, operator: r.operator, status: r.status };
+  const info: DeviceInfo = {
+    imei: r.imei,
+    operator: r.operator,
+    status: r.status,
+    keyEpoch: createHash('sha256').update(r.secretHash).digest('base64url').slice(0, 12),
+  };
   if (r.profile !== undefined) info.profile = r.profile;
   return info;
 }

@@ -12,7 +12,7 @@ import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { decodeFrame, encodeFrame } from '../../device-protocol/codec.ts';
 import { Handset } from '../../device-protocol/handset.ts';
-import { Kind, PROTOCOL_VERSION } from '../../device-protocol/messages.ts';
+import { type Frame, Kind, PROTOCOL_VERSION } from '../../device-protocol/messages.ts';
 import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
 import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, waitFor } from './admin-api-helpers.ts';
 
@@ -727,6 +727,24 @@ describe('admin REST API', () => {
     }
   });
 
+  test("after reset-secret the device's old tokens are refused (auth.bad_token); a new secret works", async () => {
+    const imei = nextImei();
+    const added = await operator.call('POST', '/devices', { imei, operator: 'revoke-op' });
+    assert.equal(added.status, 201, added.text);
+    const first = await rawHello(gw.url, { imei, secret: added.json.secret });
+    assert.equal(first.kind, Kind.Welcome);
+    const token = (first as { token?: string }).token;
+    assert.ok(token, 'Welcome carries a token');
+    // Before the reset the token is good for a new Hello.
+    assert.equal((await rawHello(gw.url, { imei, token })).kind, Kind.Welcome);
+    const reset = await operator.call('POST', `/devices/${imei}/reset-secret`);
+    assert.equal(reset.status, 200, reset.text);
+    const refused = await rawHello(gw.url, { imei, token });
+    assert.equal(refused.kind, Kind.Error);
+    assert.equal((refused as { code?: string }).code, 'auth.bad_token');
+    assert.equal((await rawHello(gw.url, { imei, secret: reset.json.secret })).kind, Kind.Welcome);
+  });
+
   test('a handset connecting shows in its device log (and the live tail) and in the usage report', async () => {
     assert.equal((await admin.call('POST', '/operators', { id: 'usage-op', name: 'Usage' })).status, 201);
     const imei = nextImei();
@@ -966,3 +984,21 @@ describe('admin REST API: drain', () => {
     }
   });
 });
+
+/** One Hello over a fresh WebSocket: the first frame the gateway answers (then the socket is dropped). */
+async function rawHello(url: string, auth: { imei: string; secret?: string; token?: string }) {
+  const ws = new WebSocket(`${url.replace(/\/?$/, '')}/v1/ws`);
+  try {
+    return await new Promise<Frame>((resolve, reject) => {
+      ws.once('open', () => ws.send(encodeFrame({ kind: Kind.Hello, version: PROTOCOL_VERSION, ...auth })));
+      ws.once('message', (data) => {
+        const f = decodeFrame(new Uint8Array(data as Buffer));
+        if (f.ok) resolve(f.frame);
+        else reject(new Error('undecodable answer'));
+      });
+      ws.once('error', reject);
+    });
+  } finally {
+    ws.terminate();
+  }
+}
