@@ -28,12 +28,15 @@ test('the edge authenticates devices through the admin role over the bus', async
   const imei = '356938035643809';
   const { secret } = await registry.addDevice({ imei, operator: 'demo', profile: 'basic' });
 
+  // The key epoch travels with the answer (the edge puts it in the tokens it issues).
   assert.deepEqual(await directory.authenticate(imei, secret), {
     imei,
     operator: 'demo',
     profile: 'basic',
     status: 'enabled',
+    keyEpoch: registry.lookup(imei).keyEpoch,
   });
+  assert.ok(registry.lookup(imei).keyEpoch);
   assert.equal((await directory.lookup(imei)).operator, 'demo');
   await assert.rejects(directory.authenticate(imei, 'wrong'), code('auth.bad_secret'));
   await assert.rejects(directory.authenticate('490154203237518', secret), code('auth.unknown_device'));
