@@ -4,6 +4,7 @@
  * generated from them, so the two cannot drift apart.
  */
 import { z } from 'zod';
+import { DEVICE_LOG_KINDS } from '../../server/records/types.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
 export const RefId = z
@@ -356,22 +357,7 @@ export const RefMeta = z.object({
 
 // ---- logs, usage -------------------------------------------------------------
 
-export const LOG_KINDS = [
-  'connect',
-  'disconnect',
-  'auth_failure',
-  'resume',
-  'carrier_switch',
-  'takeover',
-  'backend_login',
-  'backend_logout',
-  'backend_error',
-  'message_in',
-  'message_out',
-  'sync',
-  'error',
-  'logout',
-] as const;
+export const LOG_KINDS = DEVICE_LOG_KINDS;
 
 export const DeviceLogRecord = z
   .object({

@@ -7,25 +7,28 @@
 
 export type ServiceName = 'session' | 'mail' | 'im';
 
-/** Stable kinds; the admin UI filters by them. Add new ones, never rename. */
-export type DeviceLogKind =
+/** Stable kinds; the admin UI and API filter by them. Add new ones, never rename. */
+export const DEVICE_LOG_KINDS = [
   /** A new session (Hello accepted): the login of the usage counters. */
-  | 'connect'
+  'connect',
   /** A carrier closed; the session stays for a Resume (not a logout). */
-  | 'disconnect'
-  | 'auth_failure'
-  | 'resume'
-  | 'carrier_switch'
-  | 'takeover'
-  | 'backend_login'
-  | 'backend_logout'
-  | 'backend_error'
-  | 'message_in'
-  | 'message_out'
-  | 'sync'
-  | 'error'
+  'disconnect',
+  'auth_failure',
+  'resume',
+  'carrier_switch',
+  'takeover',
+  'backend_login',
+  'backend_logout',
+  'backend_error',
+  'message_in',
+  'message_out',
+  'sync',
+  'error',
   /** The session ended (code says why): the logout of the usage counters, one per connect. */
-  | 'logout';
+  'logout',
+] as const;
+
+export type DeviceLogKind = (typeof DEVICE_LOG_KINDS)[number];
 
 export interface DeviceLogRecord {
   /** Epoch ms. */

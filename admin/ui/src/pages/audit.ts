@@ -2,18 +2,7 @@
 import { api } from '../api.ts';
 import { field, formatTime, h, mount } from '../dom.ts';
 import type { Page } from '../main.ts';
-
-interface AuditEntry {
-  id: string;
-  at: number;
-  actor: string;
-  role: string;
-  address?: string;
-  action: string;
-  target: string;
-  before?: unknown;
-  after?: unknown;
-}
+import type { AuditEntry } from '../../../records-store.ts';
 
 function json(value: unknown): HTMLElement | string {
   if (value === undefined) return '—';

@@ -4,6 +4,7 @@
  */
 import { api, streamEvents } from '../api.ts';
 import { field, formatBytes, formatTime, h, mount } from '../dom.ts';
+import { DEVICE_LOG_KINDS } from '../../../../server/records/types.ts';
 import type { Page } from '../main.ts';
 
 interface LogRecord {
@@ -18,23 +19,6 @@ interface LogRecord {
   bytesOut?: number;
   detail?: Record<string, string | number | boolean>;
 }
-
-const KINDS = [
-  'connect',
-  'disconnect',
-  'auth_failure',
-  'resume',
-  'carrier_switch',
-  'takeover',
-  'backend_login',
-  'backend_logout',
-  'backend_error',
-  'message_in',
-  'message_out',
-  'sync',
-  'error',
-  'logout',
-] as const;
 
 function sameRecord(a: LogRecord, b: LogRecord): boolean {
   return a.at === b.at && a.kind === b.kind && a.node === b.node && a.message === b.message;
@@ -189,7 +173,7 @@ export const deviceLogPage: Page = (root, [imei]) => {
         },
       }),
     );
-  const kindBoxes = KINDS.map((k) =>
+  const kindBoxes = DEVICE_LOG_KINDS.map((k) =>
     h(
       'label',
       { class: 'row' },

@@ -6,20 +6,7 @@
 import { api, can, streamEvents } from '../api.ts';
 import { formatBytes, formatDuration, formatTime, h, mount, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
-
-interface NodeView {
-  nodeId: string;
-  roles: string[];
-  release: string;
-  startedAt: number;
-  uptimeSeconds: number;
-  rssBytes: number;
-  cpuSeconds: number;
-  cpuPercent: number;
-  sessions: number;
-  status: 'up' | 'draining' | 'gone';
-  lastSeenAt: number;
-}
+import type { NodeView } from '../../../monitor.ts';
 
 interface Alarm {
   id: string;
