@@ -610,8 +610,8 @@ describe('Handset', () => {
     assert.ok(hello?.kind === Kind.Hello);
     assert.equal(hello.secret, SECRET);
     assert.equal(hello.client, 'test/1');
-    // The SDK adds the compact chat forms it expands (SPEC.md §9).
-    assert.deepEqual(hello.caps, { screenWidth: 128, encodings: ['im.compact'] });
+    // The SDK adds the compact chat forms it expands (SPEC.md §9) and frame compression (§4.4).
+    assert.deepEqual(hello.caps, { screenWidth: 128, encodings: ['im.compact'], compression: ['deflate'] });
 
     const body = { text: 'hi', n: 3, raw: new Uint8Array([1, 2, 3]) };
     assert.deepEqual(await handset.request('sys.echo', body), body);

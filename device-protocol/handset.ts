@@ -23,6 +23,7 @@ import type { Carrier } from './carriers/carrier.ts';
 import { PollCarrier } from './carriers/poll-carrier.ts';
 import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { encodeFrame } from './codec.ts';
+import { DEFLATE } from './compression.ts';
 import { TypedEmitter } from './emitter.ts';
 import { type ErrorCode, GatewayError } from './errors.ts';
 import { expandImEvent, expandRoster, IM_COMPACT } from './im-compact.ts';
@@ -96,6 +97,13 @@ export interface HandsetOptions {
    * application sees the same shapes for fewer bytes. Default true.
    */
   compactIm?: boolean;
+  /**
+   * Ask for frame compression on WebSocket carriers (SPEC.md §4.4: Hello
+   * caps `compression` gets `deflate`): names, ids and JIDs that earlier
+   * frames on the same connection carried cost a few bytes each. It costs
+   * a few KiB of memory per connection on both sides. Default true.
+   */
+  compression?: boolean;
   /** Injectable for tests. Default Math.random. */
   random?: () => number;
   /** Injectable for tests. Default Date.now. */
@@ -517,6 +525,10 @@ export class Handset {
       const encodings = hello.caps?.encodings ?? [];
       if (!encodings.includes(IM_COMPACT))
         hello.caps = { ...hello.caps, encodings: [...encodings, IM_COMPACT] };
+    }
+    if (this.#options.compression !== false) {
+      const schemes = hello.caps?.compression ?? [];
+      if (!schemes.includes(DEFLATE)) hello.caps = { ...hello.caps, compression: [...schemes, DEFLATE] };
     }
     return hello;
   }

@@ -38,6 +38,8 @@ export interface Capabilities {
   model?: string;
   /** Compact body encodings the device expands (SPEC.md §9), e.g. `im.compact`. */
   encodings?: string[];
+  /** Frame compression schemes the device speaks on a WebSocket carrier (SPEC.md §4.4), e.g. `deflate`. */
+  compression?: string[];
 }
 
 /** D→G, first frame of a new session: authenticate with IMEI + secret, or with a still-valid JWT. */
@@ -78,6 +80,8 @@ export interface Welcome {
   resumeWindowMs: number;
   maxFrameBytes: number;
   serverTime: number;
+  /** Frame compression on this carrier from the next frame on (SPEC.md §4.4); absent: none. */
+  compression?: string;
 }
 
 /** D→G cumulative ack: the device holds every sequenced frame up to and including `seq`. */

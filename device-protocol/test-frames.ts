@@ -27,6 +27,7 @@ export const FULL_FRAMES: readonly Frame[] = [
       imageBudgetBytes: 65_536,
       model: 'Nokia 6300',
       encodings: ['im.compact'],
+      compression: ['deflate'],
     },
   },
   {
@@ -41,6 +42,7 @@ export const FULL_FRAMES: readonly Frame[] = [
     resumeWindowMs: 120_000,
     maxFrameBytes: 1_048_576,
     serverTime: 1_767_222_000_000,
+    compression: 'deflate',
   },
   { kind: Kind.Resume, version: 1, sessionId: 's-9f3a', resumeToken: 'r-77c1', lastSeq: 40 },
   { kind: Kind.Ack, seq: 41 },

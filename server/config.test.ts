@@ -36,7 +36,7 @@ describe('config', () => {
       bus: 'inproc',
       engine: 'uws',
       log: { level: 'info' },
-      edge: { workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, limits: {} },
+      edge: { workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, compression: true, limits: {} },
     });
   });
 
@@ -91,6 +91,9 @@ describe('config', () => {
     assert.equal(config.adminPort, 1001);
     assert.equal(config.edge.heartbeatMs, 5000);
     assert.equal(config.edge.resumeWindowMs, 120000, 'defaults fill what the file leaves out');
+    assert.equal(config.edge.compression, true, 'frame compression is on unless turned off');
+    const off = loadConfig({ file: tempFile(t, { edge: { compression: false } }), env: {} });
+    assert.equal(off.edge.compression, false);
     assert.equal(config.log.level, 'error');
     assert.deepEqual(config.roles, ['edge', 'admin', 'transport']);
     // MMGW_CONFIG names the file when --config is absent.
@@ -102,6 +105,11 @@ describe('config', () => {
     assert.deepEqual(
       problems(() => loadConfig({ file, env: {} })),
       [`config: edge.heartbeatMs: expected a number ≥ 1000, got "abc" (from file ${file})`],
+    );
+    const yes = tempFile(t, { edge: { compression: 'yes' } });
+    assert.deepEqual(
+      problems(() => loadConfig({ file: yes, env: {} })),
+      [`config: edge.compression: expected true or false, got "yes" (from file ${yes})`],
     );
     assert.deepEqual(
       problems(() => loadConfig({ env: { MMGW_PORT: 'eighty' } })),

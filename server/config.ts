@@ -108,10 +108,12 @@ export const ConfigSchema = z
         workers: whole(1, 64).default(1),
         heartbeatMs: whole(1000).default(30000),
         resumeWindowMs: whole(1000).default(120000),
+        /** Frame compression on WebSocket carriers for devices that ask (device-protocol/SPEC.md §4.4). */
+        compression: z.boolean({ error: 'expected true or false' }).default(true),
         limits: edgeLimits.default({}),
       })
       .strict()
-      .default({ workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, limits: {} }),
+      .default({ workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, compression: true, limits: {} }),
     /** Retention of per-device log records and usage counters (admin role, `<data>/records`); absent: the defaults below. */
     records: z
       .object({

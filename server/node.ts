@@ -393,6 +393,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
             jwtSecret,
             heartbeatMs: config.edge.heartbeatMs,
             resumeWindowMs: config.edge.resumeWindowMs,
+            compression: config.edge.compression,
             limits: config.edge.limits,
             ...(worker ? { reusePort: true } : {}),
             recorder,

@@ -9,7 +9,7 @@ import type { OutputFormat } from './limits.ts';
 export type ImageVariantName = 'thumb' | 'screen' | 'original';
 
 /** What a handset that declared nothing gets: a small feature phone screen. */
-export const DEFAULT_CAPABILITIES: Required<Omit<Capabilities, 'model' | 'encodings'>> = {
+export const DEFAULT_CAPABILITIES: Required<Omit<Capabilities, 'model' | 'encodings' | 'compression'>> = {
   screenWidth: 240,
   screenHeight: 320,
   imageFormats: ['jpeg'],
@@ -21,7 +21,7 @@ export const DEFAULT_CAPABILITIES: Required<Omit<Capabilities, 'model' | 'encodi
 export function effectiveCapabilities(
   declared: Capabilities | undefined,
   profile?: Capabilities,
-): Required<Omit<Capabilities, 'model' | 'encodings'>> {
+): Required<Omit<Capabilities, 'model' | 'encodings' | 'compression'>> {
   const pick = <K extends keyof typeof DEFAULT_CAPABILITIES>(k: K) =>
     (profile?.[k] ?? declared?.[k] ?? DEFAULT_CAPABILITIES[k]) as (typeof DEFAULT_CAPABILITIES)[K];
   return {
@@ -45,7 +45,7 @@ export function preferredFormat(formats: readonly string[]): OutputFormat {
 /** The spec of a variant, or undefined for `original` (sent as is, in chunks). */
 export function variantSpec(
   name: ImageVariantName,
-  caps: Required<Omit<Capabilities, 'model' | 'encodings'>>,
+  caps: Required<Omit<Capabilities, 'model' | 'encodings' | 'compression'>>,
   options: { maxQuality?: number } = {},
 ): ImageVariantSpec | undefined {
   const format = preferredFormat(caps.imageFormats);

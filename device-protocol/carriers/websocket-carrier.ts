@@ -7,8 +7,15 @@
  */
 
 import { decodeFrame, encodeFrame } from '../codec.ts';
+import {
+  COMPRESSED_FRAME,
+  DEFLATE,
+  FrameCompressor,
+  FrameDecompressor,
+  worthCompressing,
+} from '../compression.ts';
 import { GatewayError } from '../errors.ts';
-import type { Frame, Hello, Resume } from '../messages.ts';
+import { DEFAULT_LIMITS, type Frame, type Hello, Kind, type Resume } from '../messages.ts';
 import { Carrier, carrierUrl } from './carrier.ts';
 
 const OPEN = 1;
@@ -21,6 +28,9 @@ export class WebSocketCarrier extends Carrier {
   #socket: any;
   #opened = false;
   #onSocketClosed?: () => void;
+  /** Frame compression (SPEC.md §4.4), on once a Welcome says so; fresh for every carrier. */
+  #deflate?: FrameCompressor;
+  #inflate?: FrameDecompressor;
 
   start(first: Hello | Resume): void {
     const Ctor = this.options.WebSocket ?? (globalThis as any).WebSocket;
@@ -65,7 +75,9 @@ export class WebSocketCarrier extends Carrier {
 
   send(frame: Frame): void {
     if (this.closed || this.#socket?.readyState !== OPEN) return;
-    this.#socket.send(encodeFrame(frame));
+    const bytes = encodeFrame(frame);
+    const deflate = this.#deflate;
+    this.#socket.send(deflate !== undefined && worthCompressing(bytes) ? deflate.compress(bytes) : bytes);
   }
 
   #onMessage(data: unknown): void {
@@ -81,6 +93,18 @@ export class WebSocketCarrier extends Carrier {
       });
       return;
     }
+    if (bytes[0] === COMPRESSED_FRAME) {
+      try {
+        if (this.#inflate === undefined) {
+          throw new GatewayError('protocol.bad_frame', 'compressed frame, but compression is not on');
+        }
+        bytes = this.#inflate.decompress(bytes, DEFAULT_LIMITS.maxFrameBytes);
+      } catch (err) {
+        const error = err instanceof GatewayError ? err : new GatewayError('protocol.bad_frame', String(err));
+        this.end({ reason: `undecompressable frame: ${error.message}`, failedToOpen: false, error });
+        return;
+      }
+    }
     const decoded = decodeFrame(bytes);
     if (!decoded.ok) {
       this.end({
@@ -90,7 +114,13 @@ export class WebSocketCarrier extends Carrier {
       });
       return;
     }
-    this.deliver([decoded.frame]);
+    const frame = decoded.frame;
+    // From the frame after this Welcome on, both directions may be compressed.
+    if (frame.kind === Kind.Welcome && frame.compression === DEFLATE && this.#deflate === undefined) {
+      this.#deflate = new FrameCompressor();
+      this.#inflate = new FrameDecompressor();
+    }
+    this.deliver([frame]);
   }
 
   protected shutdown(): Promise<void> {

@@ -30,6 +30,13 @@ export const capabilitiesSpec: MessageSpec = {
       required: false,
       doc: 'Compact body encodings the device expands (§9), e.g. `im.compact`.',
     },
+    {
+      no: 8,
+      name: 'compression',
+      type: 'strings',
+      required: false,
+      doc: 'Frame compression schemes the device speaks on a WebSocket carrier (§4.4), e.g. `deflate`.',
+    },
   ],
 };
 

@@ -67,5 +67,12 @@ export const welcomeSpec: FrameSpec = {
       required: true,
       doc: 'Gateway clock, ms since the Unix epoch.',
     },
+    {
+      no: 11,
+      name: 'compression',
+      type: 'string',
+      required: false,
+      doc: 'Frame compression on this carrier from the next frame on (§4.4): `deflate`; absent: none.',
+    },
   ],
 };

@@ -8,6 +8,7 @@
  * are checked by the edge's one sweep.
  */
 import { encodeBatch } from '../../device-protocol/codec.ts';
+import { FrameCompressor, FrameDecompressor, worthCompressing } from '../../device-protocol/compression.ts';
 import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { PollExchange, WsDriver } from './engines/engine.ts';
@@ -52,6 +53,8 @@ export abstract class Carrier implements RateState {
   tokensAt: number;
   /** Frames that arrived after Hello/Resume and before Welcome; handled after Welcome. */
   early: Frame[] | undefined = undefined;
+  /** Inflates the device's compressed frames (SPEC.md §4.4); set at Welcome on a compressing WebSocket. */
+  inflate: FrameDecompressor | undefined = undefined;
 
   constructor(readonly host: CarrierHost) {
     const now = host.now();
@@ -60,8 +63,12 @@ export abstract class Carrier implements RateState {
     this.tokensAt = now;
   }
 
-  /** Sends Welcome, then every sequenced frame from `fromSeq` on. */
-  abstract welcome(frame: Uint8Array, fromSeq: number): void;
+  /**
+   * Sends Welcome, then every sequenced frame from `fromSeq` on; with
+   * `compress` (WebSocket only, Welcome says so) every frame after Welcome
+   * is compressed (SPEC.md §4.4).
+   */
+  abstract welcome(frame: Uint8Array, fromSeq: number, compress: boolean): void;
   /** A sequenced frame with this seq was appended to the session. */
   abstract appended(seq: number): void;
   /** Sends a frame that is not sequenced (Pong). */
@@ -82,17 +89,30 @@ export class WsCarrier extends Carrier {
 
   /** Is this carrier in the host's list of carriers to flush this turn? */
   flushQueued = false;
+  /** Compresses frames after Welcome when the device asked (SPEC.md §4.4). */
+  deflate: FrameCompressor | undefined = undefined;
 
-  private send(frame: Uint8Array): void {
-    const stats = this.host.stats;
-    stats.framesOut++;
-    stats.bytesOut += frame.length;
-    if (this.session !== undefined) this.session.bytesOut += frame.length;
-    this.host.wsDriver.send(this.socket, frame);
+  /** The frame as it goes on the air: compressed where this carrier compresses and it is worth it. */
+  private wire(frame: Uint8Array): Uint8Array {
+    const deflate = this.deflate;
+    return deflate !== undefined && worthCompressing(frame) ? deflate.compress(frame) : frame;
   }
 
-  welcome(frame: Uint8Array, fromSeq: number): void {
+  private send(frame: Uint8Array): void {
+    const bytes = this.wire(frame);
+    const stats = this.host.stats;
+    stats.framesOut++;
+    stats.bytesOut += bytes.length;
+    if (this.session !== undefined) this.session.bytesOut += bytes.length;
+    this.host.wsDriver.send(this.socket, bytes);
+  }
+
+  welcome(frame: Uint8Array, fromSeq: number, compress: boolean): void {
     this.send(frame);
+    if (compress) {
+      this.deflate = new FrameCompressor();
+      this.inflate = new FrameDecompressor();
+    }
     this.pumpSeq = fromSeq;
     this.pump();
   }
@@ -121,8 +141,9 @@ export class WsCarrier extends Carrier {
     for (let seq = first; seq < end; seq++) {
       const frame = session.frameAt(seq);
       if (frame === undefined) continue;
-      frames.push(frame);
-      bytes += frame.length;
+      const out = this.wire(frame);
+      frames.push(out);
+      bytes += out.length;
     }
     this.pumpSeq = end;
     const stats = this.host.stats;

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decodeFrame, encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
+import { COMPRESSED_FRAME, DEFLATE } from '../../device-protocol/compression.ts';
 import {
   ERROR_CODES,
   type ErrorCode,
@@ -126,6 +127,8 @@ export interface EdgeCoreOptions {
   heartbeatMs: number;
   resumeWindowMs: number;
   requestTimeoutMs: number;
+  /** Compress WebSocket carriers of devices that ask (SPEC.md §4.4); default true. */
+  compression?: boolean;
   /** How long a takeover or claim waits for the edge holding the session. */
   busTimeoutMs: number;
   limits: EdgeLimits;
@@ -171,6 +174,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
   private readonly resumeWindowMs: number;
   private readonly requestTimeoutMs: number;
   private readonly busTimeoutMs: number;
+  private readonly compression: boolean;
   /** Carriers without a session yet (opening or authenticating). */
   private readonly unattached = new Set<Carrier>();
   private readonly claims = new Map<string, Promise<DeviceSession>>();
@@ -198,6 +202,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.silenceMs = o.heartbeatMs * 2.5;
     this.resumeWindowMs = o.resumeWindowMs;
     this.requestTimeoutMs = o.requestTimeoutMs;
+    this.compression = o.compression ?? true;
     this.busTimeoutMs = o.busTimeoutMs;
     this.limits = o.limits;
     this.decodeLimits = deviceDecodeLimits(o.limits);
@@ -302,7 +307,25 @@ export class EdgeCore implements EngineHost, CarrierHost {
       return false;
     }
     c.lastHeardAt = now;
-    const decoded = decodeFrame(bytes, this.decodeLimits);
+    let frameBytes = bytes;
+    if (bytes[0] === COMPRESSED_FRAME) {
+      if (c.inflate === undefined) {
+        this.fatal(
+          c,
+          'protocol.bad_frame',
+          'A compressed frame on a carrier without compression (SPEC.md §4.4).',
+        );
+        return false;
+      }
+      try {
+        frameBytes = c.inflate.decompress(bytes, this.limits.maxFrameBytes);
+      } catch (err) {
+        if (!(err instanceof GatewayError)) throw err;
+        this.fatal(c, err.code, err.message);
+        return false;
+      }
+    }
+    const decoded = decodeFrame(frameBytes, this.decodeLimits);
     if (!decoded.ok) {
       this.fatal(c, decoded.error.code, decoded.error.message);
       return false;
@@ -675,6 +698,8 @@ export class EdgeCore implements EngineHost, CarrierHost {
     if (c.kind === 'poll') this.tombstones.delete(session.id);
     if (resumed) session.ack(lastSeq);
     const { token, expiresAt } = this.tokens.issue(session.imei, session.id, session.keyEpoch);
+    const compress =
+      this.compression && c.kind === 'ws' && session.caps?.compression?.includes(DEFLATE) === true;
     const welcome = encodeFrame({
       kind: Kind.Welcome,
       sessionId: session.id,
@@ -687,8 +712,9 @@ export class EdgeCore implements EngineHost, CarrierHost {
       resumeWindowMs: this.resumeWindowMs,
       maxFrameBytes: this.limits.maxFrameBytes,
       serverTime: this.now(),
+      ...(compress ? { compression: DEFLATE } : {}),
     });
-    c.welcome(welcome, (resumed ? lastSeq : 0) + 1);
+    c.welcome(welcome, (resumed ? lastSeq : 0) + 1, compress);
     // The device's transport node brings its backend sessions back (no new login needed).
     this.publishSession(Subjects.sessionUp, session);
     const early = c.early;

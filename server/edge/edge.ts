@@ -37,6 +37,8 @@ export interface EdgeOptions {
   heartbeatMs?: number;
   /** How long a session without carrier is kept for Resume. Default 120 s. */
   resumeWindowMs?: number;
+  /** Compress the WebSocket carriers of devices that ask (SPEC.md §4.4). Default true. */
+  compression?: boolean;
   /** Bus timeout of a device request to its transport node. Default 30 s. */
   requestTimeoutMs?: number;
   /** Bus timeout of takeover and claim messages to other edges. Default 3 s. */
@@ -152,6 +154,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     resumeWindowMs,
     requestTimeoutMs,
     busTimeoutMs,
+    compression: o.compression ?? true,
     limits,
     logger,
     now,

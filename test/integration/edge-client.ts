@@ -11,6 +11,13 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import WebSocket from 'ws';
 import { decodeBatch, decodeFrame, encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
+import {
+  COMPRESSED_FRAME,
+  DEFLATE,
+  FrameCompressor,
+  FrameDecompressor,
+  worthCompressing,
+} from '../../device-protocol/compression.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import {
   type ErrorFrame,
@@ -340,14 +347,33 @@ export abstract class RawClient {
 
 export class WsRawClient extends RawClient {
   readonly kind = 'ws';
+  /** Frame compression (SPEC.md §4.4), set up when a Welcome says so. */
+  private deflate: FrameCompressor | undefined;
+  private inflate: FrameDecompressor | undefined;
+  /** Per frame received: its size on the air and whether it came compressed. */
+  readonly wire: { bytes: number; compressed: boolean }[] = [];
+  /** Frames this client sent compressed. */
+  sentCompressed = 0;
 
   private constructor(private readonly ws: WebSocket) {
     super();
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) throw new Error('the edge sent a text message');
-      const decoded = decodeFrame(new Uint8Array(data));
+      let bytes: Uint8Array = new Uint8Array(data);
+      const compressed = bytes[0] === COMPRESSED_FRAME;
+      this.wire.push({ bytes: bytes.length, compressed });
+      if (compressed) {
+        if (this.inflate === undefined) throw new Error('a compressed frame before Welcome said so');
+        bytes = this.inflate.decompress(bytes, 64 << 20);
+      }
+      const decoded = decodeFrame(bytes);
       if (!decoded.ok) throw new Error(`undecodable frame from the edge: ${decoded.error.message}`);
-      this.deliver(decoded.frame);
+      const f = decoded.frame;
+      if (f.kind === Kind.Welcome && f.compression === DEFLATE) {
+        this.deflate = new FrameCompressor();
+        this.inflate = new FrameDecompressor();
+      }
+      this.deliver(f);
     });
     ws.on('close', (code: number, reason: Buffer) => this.closed({ code, reason: reason.toString() }));
     ws.on('error', () => {});
@@ -365,8 +391,15 @@ export class WsRawClient extends RawClient {
     });
   }
 
+  /** Sends a frame, compressed once this carrier compresses (and the frame is worth it). */
   async send(frame: Frame): Promise<void> {
-    await this.sendBytes(encodeFrame(frame));
+    const bytes = encodeFrame(frame);
+    if (this.deflate !== undefined && worthCompressing(bytes)) {
+      this.sentCompressed++;
+      await this.sendBytes(this.deflate.compress(bytes));
+    } else {
+      await this.sendBytes(bytes);
+    }
   }
 
   sendBytes(bytes: Uint8Array): Promise<void> {

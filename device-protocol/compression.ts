@@ -1,0 +1,179 @@
+/**
+ * Frame compression on a WebSocket carrier (SPEC.md §4.4): raw DEFLATE with
+ * the context kept for the life of the carrier, one sync flush per frame,
+ * the flush's fixed 4-byte tail (00 00 ff ff) left off, as permessage-deflate
+ * (RFC 7692) does, but at the frame layer so that it works with every
+ * WebSocket stack (the gateway's uWebSockets.js build has no
+ * permessage-deflate) and stays under the protocol's own limits.
+ *
+ * A compressed frame starts with the marker byte 0x81 instead of the version
+ * byte 0x01; a frame that starts with 0x01 is plain and does not touch the
+ * context. The sender decides per frame (tiny and large frames go plain), the
+ * receiver sees it from the first byte. Because the context belongs to the
+ * carrier, a new carrier (after a cut, a resume on another edge, a switch to
+ * long-poll) starts from an empty one on both sides: nothing about it has to
+ * follow the session.
+ *
+ * The window is fixed at 2^10 bytes in both directions, which keeps the
+ * state small (a few KiB per side per carrier): chat frames repeat their
+ * names, account ids and JIDs within a few hundred bytes.
+ *
+ * Pure (pako, no `node:` imports): runs in browsers and handsets too.
+ */
+import {
+  ZStream,
+  Z_DEFAULT_STRATEGY,
+  Z_STREAM_END,
+  Z_SYNC_FLUSH,
+  zlibDeflate,
+  zlibDeflateInit2,
+  zlibInflate,
+  zlibInflateInit2,
+} from 'pako';
+import { GatewayError } from './errors.ts';
+
+/** The Hello caps `compression` entry (and Welcome `compression` value) of this scheme. */
+export const DEFLATE = 'deflate';
+/** First byte of a compressed frame (a plain frame starts with its version, 0x01). */
+export const COMPRESSED_FRAME = 0x81;
+/** log2 of the DEFLATE window, both directions (SPEC.md §4.4). */
+export const WINDOW_BITS = 10;
+/** Frames shorter than this go plain: an Ack or a Ping would only grow. */
+export const MIN_COMPRESS_BYTES = 24;
+/** Frames longer than this go plain: attachment chunks are compressed data already, and costly to deflate. */
+export const MAX_COMPRESS_BYTES = 16 * 1024;
+
+const Z_DEFLATED = 8;
+const LEVEL = 6;
+/**
+ * zlib memLevel 1 with the classic hash (pako's `legacyHash`): a 256-entry
+ * hash table instead of the 32,768 entries (64 KiB) pako's faster hash needs,
+ * enough for frames of a few hundred bytes in a 1 KiB window.
+ */
+const MEM_LEVEL = 1;
+const LEGACY_HASH = true;
+const TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
+const Z_BUF_ERROR = -5;
+
+/** Should this plain frame be compressed? (The sender's choice; any choice decodes.) */
+export function worthCompressing(frame: Uint8Array): boolean {
+  return frame.length >= MIN_COMPRESS_BYTES && frame.length <= MAX_COMPRESS_BYTES;
+}
+
+/** The sending side of one carrier. */
+export class FrameCompressor {
+  readonly #strm = new ZStream();
+
+  constructor() {
+    const status = zlibDeflateInit2(
+      this.#strm,
+      LEVEL,
+      Z_DEFLATED,
+      -WINDOW_BITS,
+      MEM_LEVEL,
+      Z_DEFAULT_STRATEGY,
+      LEGACY_HASH,
+    );
+    if (status !== 0) throw new GatewayError('internal', `deflate init failed (${status})`);
+  }
+
+  /** The compressed form of one encoded frame: 0x81, then its DEFLATE bytes up to the sync flush's tail. */
+  compress(frame: Uint8Array): Uint8Array {
+    const strm = this.#strm;
+    strm.input = frame;
+    strm.next_in = 0;
+    strm.avail_in = frame.length;
+    let out = new Uint8Array(frame.length + 64);
+    out[0] = COMPRESSED_FRAME;
+    strm.output = out;
+    strm.next_out = 1;
+    strm.avail_out = out.length - 1;
+    for (;;) {
+      const status = zlibDeflate(strm, Z_SYNC_FLUSH);
+      if (status !== 0 && status !== Z_BUF_ERROR)
+        throw new GatewayError('internal', `deflate failed (${status})`);
+      if (strm.avail_out > 0) break;
+      const bigger = new Uint8Array(out.length * 2);
+      bigger.set(out);
+      strm.output = out = bigger;
+      strm.avail_out = out.length - strm.next_out;
+    }
+    const end = strm.next_out;
+    strm.input = EMPTY;
+    if (end < TAIL.length + 1 || TAIL.some((b, i) => out[end - TAIL.length + i] !== b)) {
+      throw new GatewayError('internal', 'deflate sync flush without its tail');
+    }
+    // A sync flush ends with an empty stored block: 00 00 ff ff, implied on the wire.
+    return out.subarray(0, end - TAIL.length);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The receiving side of one carrier. */
+export class FrameDecompressor {
+  readonly #strm = new ZStream();
+  #broken = false;
+
+  constructor() {
+    const status = zlibInflateInit2(this.#strm, -WINDOW_BITS);
+    if (status !== 0) throw new GatewayError('internal', `inflate init failed (${status})`);
+  }
+
+  /**
+   * The plain frame inside a compressed one (`bytes` starts with 0x81).
+   * Stops as soon as the output passes maxFrameBytes, so a small hostile
+   * frame cannot make it allocate much. Throws GatewayError
+   * `protocol.frame_too_large` or `protocol.bad_frame`; after a throw the
+   * context is unusable (the carrier must close).
+   */
+  decompress(bytes: Uint8Array, maxFrameBytes: number): Uint8Array {
+    if (this.#broken) throw new GatewayError('protocol.bad_frame', 'The compression context is broken.');
+    if (bytes.length < 2 || bytes[0] !== COMPRESSED_FRAME) {
+      throw new GatewayError('protocol.bad_frame', 'Not a compressed frame.');
+    }
+    const strm = this.#strm;
+    let out = new Uint8Array(Math.min(maxFrameBytes + 1, Math.max(256, bytes.length * 4)));
+    strm.output = out;
+    strm.next_out = 0;
+    strm.avail_out = out.length;
+    try {
+      for (const input of [bytes.subarray(1), TAIL]) {
+        strm.input = input;
+        strm.next_in = 0;
+        strm.avail_in = input.length;
+        for (;;) {
+          const status = zlibInflate(strm, Z_SYNC_FLUSH);
+          if (status === Z_STREAM_END) {
+            throw new GatewayError('protocol.bad_frame', 'A compressed frame ended the DEFLATE stream.');
+          }
+          if (status !== 0 && status !== Z_BUF_ERROR) {
+            throw new GatewayError('protocol.bad_frame', `Bad compressed frame: ${strm.msg || status}.`);
+          }
+          if (strm.next_out > maxFrameBytes) {
+            throw new GatewayError(
+              'protocol.frame_too_large',
+              `A compressed frame expands past the limit of ${maxFrameBytes} bytes.`,
+            );
+          }
+          if (strm.avail_out > 0) break;
+          const bigger = new Uint8Array(Math.min(maxFrameBytes + 1, out.length * 2));
+          bigger.set(out);
+          strm.output = out = bigger;
+          strm.avail_out = out.length - strm.next_out;
+        }
+        if (strm.avail_in !== 0) throw new GatewayError('protocol.bad_frame', 'Bad compressed frame.');
+      }
+    } catch (err) {
+      this.#broken = true;
+      throw err;
+    } finally {
+      strm.input = EMPTY;
+    }
+    if (strm.next_out === 0) {
+      this.#broken = true;
+      throw new GatewayError('protocol.bad_frame', 'A compressed frame holds no frame.');
+    }
+    return out.subarray(0, strm.next_out);
+  }
+}
