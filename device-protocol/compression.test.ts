@@ -95,3 +95,63 @@ test('garbage, a final block, a missing marker and an empty frame are protocol.b
     );
   }
 });
+
+test('either side may park at any frame and pick up again: the bytes stay a valid continuation', () => {
+  let seed = 42;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const words = [
+    'carol@example.test',
+    'x0123456789abcdef',
+    'see you',
+    'at six',
+    'im.m',
+    'station',
+    'tickets',
+  ];
+  const frameOf = (i: number): Uint8Array => {
+    const n = rnd() < 0.1 ? 2000 + Math.floor(rnd() * 3000) : 10 + Math.floor(rnd() * 200);
+    let text = '';
+    while (text.length < n) text += `${words[Math.floor(rnd() * words.length)]} ${Math.floor(rnd() * 1000)} `;
+    return encodeFrame({ kind: Kind.Event, seq: i, name: 'im.m', body: text.slice(0, n) });
+  };
+  const tx = new FrameCompressor();
+  const rx = new FrameDecompressor();
+  const steady = new FrameCompressor(); // never parks: what a peer that never parked would send
+  const steadyRx = new FrameDecompressor();
+  let parks = 0;
+  for (let i = 1; i <= 400; i++) {
+    const frame = frameOf(i);
+    if (rnd() < 0.2) {
+      tx.park();
+      parks++;
+      assert.equal(tx.active, false);
+    }
+    if (rnd() < 0.2) {
+      rx.park();
+      steadyRx.park();
+      assert.equal(rx.active, false);
+    }
+    const wire = tx.compress(frame);
+    assert.equal(tx.active, true);
+    assert.deepEqual(rx.decompress(wire, 1 << 20), frame, `frame ${i}: parked sender, parking receiver`);
+    assert.deepEqual(
+      steadyRx.decompress(steady.compress(frame), 1 << 20),
+      frame,
+      `frame ${i}: steady sender`,
+    );
+  }
+  assert.ok(parks > 50);
+  // A sender that primed itself from its history still finds matches: a repeat costs little.
+  const a = encodeFrame({
+    kind: Kind.Event,
+    seq: 1,
+    name: 'im.m',
+    body: 'the same words as before, once more',
+  });
+  tx.compress(a);
+  tx.park();
+  assert.ok(tx.compress(a).length < a.length / 2);
+});

@@ -14,9 +14,16 @@
  * long-poll) starts from an empty one on both sides: nothing about it has to
  * follow the session.
  *
- * The window is fixed at 2^10 bytes in both directions, which keeps the
- * state small (a few KiB per side per carrier): chat frames repeat their
- * names, account ids and JIDs within a few hundred bytes.
+ * The window is fixed at 2^10 bytes in both directions: chat frames repeat
+ * their names, account ids and JIDs within a few hundred bytes.
+ *
+ * Parking: a live context costs ~13 KiB (compressor) and ~10 KiB
+ * (decompressor) of tables. After a sync flush all either side needs to go
+ * on is the last window of plain bytes, so an idle carrier can `park()` its
+ * contexts down to that 1 KiB and later start a fresh zlib stream primed with
+ * it as the dictionary: the bytes on the wire are a valid continuation for a
+ * peer that never parked (a match reaches at most 1 KiB back, which both
+ * sides hold). Nothing on the wire says so; each side parks on its own.
  *
  * Pure (pako, no `node:` imports): runs in browsers and handsets too.
  */
@@ -27,8 +34,10 @@ import {
   Z_SYNC_FLUSH,
   zlibDeflate,
   zlibDeflateInit2,
+  zlibDeflateSetDictionary,
   zlibInflate,
   zlibInflateInit2,
+  zlibInflateSetDictionary,
 } from 'pako';
 import { GatewayError } from './errors.ts';
 
@@ -60,13 +69,81 @@ export function worthCompressing(frame: Uint8Array): boolean {
   return frame.length >= MIN_COMPRESS_BYTES && frame.length <= MAX_COMPRESS_BYTES;
 }
 
-/** The sending side of one carrier. */
-export class FrameCompressor {
-  readonly #strm = new ZStream();
+/** The last WINDOW bytes a context saw (a ring): all a parked context keeps. */
+class History {
+  readonly #ring = new Uint8Array(1 << WINDOW_BITS);
+  #pos = 0;
+  #filled = 0;
+
+  push(bytes: Uint8Array): void {
+    const ring = this.#ring;
+    const size = ring.length;
+    if (bytes.length >= size) {
+      ring.set(bytes.subarray(bytes.length - size));
+      this.#pos = 0;
+      this.#filled = size;
+      return;
+    }
+    const first = Math.min(bytes.length, size - this.#pos);
+    ring.set(bytes.subarray(0, first), this.#pos);
+    ring.set(bytes.subarray(first), 0);
+    this.#pos = (this.#pos + bytes.length) % size;
+    this.#filled = Math.min(size, this.#filled + bytes.length);
+  }
+
+  /** The bytes in order, oldest first (a copy). */
+  bytes(): Uint8Array {
+    const ring = this.#ring;
+    if (this.#filled < ring.length) return ring.slice(0, this.#filled);
+    const out = new Uint8Array(ring.length);
+    out.set(ring.subarray(this.#pos));
+    out.set(ring.subarray(0, this.#pos), ring.length - this.#pos);
+    return out;
+  }
+
+  get empty(): boolean {
+    return this.#filled === 0;
+  }
+}
+
+/**
+ * One direction's zlib stream of a carrier, or (parked) just the window it
+ * can be rebuilt from.
+ */
+abstract class Context {
+  protected strm: ZStream | undefined;
+  protected readonly history = new History();
 
   constructor() {
-    const status = zlibDeflateInit2(
-      this.#strm,
+    this.strm = this.open();
+  }
+
+  /** Is a live zlib context held (false when parked)? */
+  get active(): boolean {
+    return this.strm !== undefined;
+  }
+
+  /** Drops the zlib context and keeps only the last window; the next frame picks up from it. */
+  park(): void {
+    this.strm = undefined;
+  }
+
+  /** The live stream, rebuilt from the window when parked. */
+  protected stream(): ZStream {
+    this.strm ??= this.open();
+    return this.strm;
+  }
+
+  /** A fresh zlib stream primed with the window (the history) as its dictionary. */
+  protected abstract open(): ZStream;
+}
+
+/** The sending side of one carrier. */
+export class FrameCompressor extends Context {
+  protected open(): ZStream {
+    const strm = new ZStream();
+    let status = zlibDeflateInit2(
+      strm,
       LEVEL,
       Z_DEFLATED,
       -WINDOW_BITS,
@@ -74,12 +151,14 @@ export class FrameCompressor {
       Z_DEFAULT_STRATEGY,
       LEGACY_HASH,
     );
+    if (status === 0 && !this.history.empty) status = zlibDeflateSetDictionary(strm, this.history.bytes());
     if (status !== 0) throw new GatewayError('internal', `deflate init failed (${status})`);
+    return strm;
   }
 
   /** The compressed form of one encoded frame: 0x81, then its DEFLATE bytes up to the sync flush's tail. */
   compress(frame: Uint8Array): Uint8Array {
-    const strm = this.#strm;
+    const strm = this.stream();
     strm.input = frame;
     strm.next_in = 0;
     strm.avail_in = frame.length;
@@ -103,6 +182,7 @@ export class FrameCompressor {
     if (end < TAIL.length + 1 || TAIL.some((b, i) => out[end - TAIL.length + i] !== b)) {
       throw new GatewayError('internal', 'deflate sync flush without its tail');
     }
+    this.history.push(frame);
     // A sync flush ends with an empty stored block: 00 00 ff ff, implied on the wire.
     return out.subarray(0, end - TAIL.length);
   }
@@ -111,13 +191,15 @@ export class FrameCompressor {
 const EMPTY = new Uint8Array(0);
 
 /** The receiving side of one carrier. */
-export class FrameDecompressor {
-  readonly #strm = new ZStream();
+export class FrameDecompressor extends Context {
   #broken = false;
 
-  constructor() {
-    const status = zlibInflateInit2(this.#strm, -WINDOW_BITS);
+  protected open(): ZStream {
+    const strm = new ZStream();
+    let status = zlibInflateInit2(strm, -WINDOW_BITS);
+    if (status === 0 && !this.history.empty) status = zlibInflateSetDictionary(strm, this.history.bytes());
     if (status !== 0) throw new GatewayError('internal', `inflate init failed (${status})`);
+    return strm;
   }
 
   /**
@@ -132,7 +214,7 @@ export class FrameDecompressor {
     if (bytes.length < 2 || bytes[0] !== COMPRESSED_FRAME) {
       throw new GatewayError('protocol.bad_frame', 'Not a compressed frame.');
     }
-    const strm = this.#strm;
+    const strm = this.stream();
     let out = new Uint8Array(Math.min(maxFrameBytes + 1, Math.max(256, bytes.length * 4)));
     strm.output = out;
     strm.next_out = 0;
@@ -174,6 +256,8 @@ export class FrameDecompressor {
       this.#broken = true;
       throw new GatewayError('protocol.bad_frame', 'A compressed frame holds no frame.');
     }
-    return out.subarray(0, strm.next_out);
+    const frame = out.subarray(0, strm.next_out);
+    this.history.push(frame);
+    return frame;
   }
 }

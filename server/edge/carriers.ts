@@ -91,11 +91,26 @@ export class WsCarrier extends Carrier {
   flushQueued = false;
   /** Compresses frames after Welcome when the device asked (SPEC.md §4.4). */
   deflate: FrameCompressor | undefined = undefined;
+  /** When a frame was last compressed or inflated here (the sweep parks contexts idle for long). */
+  compressedAt = 0;
 
   /** The frame as it goes on the air: compressed where this carrier compresses and it is worth it. */
   private wire(frame: Uint8Array): Uint8Array {
     const deflate = this.deflate;
-    return deflate !== undefined && worthCompressing(frame) ? deflate.compress(frame) : frame;
+    if (deflate === undefined || !worthCompressing(frame)) return frame;
+    this.compressedAt = this.host.now();
+    return deflate.compress(frame);
+  }
+
+  /** Live zlib contexts of this carrier (0–2). */
+  compressionContexts(): number {
+    return (this.deflate?.active ? 1 : 0) + (this.inflate?.active ? 1 : 0);
+  }
+
+  /** Parks both contexts down to their last window (~1 KiB each); the next frame picks up from there. */
+  parkCompression(): void {
+    this.deflate?.park();
+    this.inflate?.park();
   }
 
   private send(frame: Uint8Array): void {

@@ -129,6 +129,8 @@ export interface EdgeCoreOptions {
   requestTimeoutMs: number;
   /** Compress WebSocket carriers of devices that ask (SPEC.md §4.4); default true. */
   compression?: boolean;
+  /** A carrier that compressed or inflated nothing for this long parks its contexts (~1 KiB each); default 30 s. */
+  compressionIdleMs?: number;
   /** How long a takeover or claim waits for the edge holding the session. */
   busTimeoutMs: number;
   limits: EdgeLimits;
@@ -175,6 +177,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
   private readonly requestTimeoutMs: number;
   private readonly busTimeoutMs: number;
   private readonly compression: boolean;
+  private readonly compressionIdleMs: number;
   /** Carriers without a session yet (opening or authenticating). */
   private readonly unattached = new Set<Carrier>();
   private readonly claims = new Map<string, Promise<DeviceSession>>();
@@ -203,6 +206,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.resumeWindowMs = o.resumeWindowMs;
     this.requestTimeoutMs = o.requestTimeoutMs;
     this.compression = o.compression ?? true;
+    this.compressionIdleMs = o.compressionIdleMs ?? 30_000;
     this.busTimeoutMs = o.busTimeoutMs;
     this.limits = o.limits;
     this.decodeLimits = deviceDecodeLimits(o.limits);
@@ -211,6 +215,14 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.stats = o.stats;
     this.instanceId = `${o.nodeId}~${randomBytes(4).toString('hex')}`;
     this.stats.sessions = () => this.table.size;
+    this.stats.compressionContexts = () => {
+      let n = 0;
+      for (const session of this.table.values()) {
+        const c = session.carrier;
+        if (c !== undefined && c.kind === 'ws') n += (c as WsCarrier).compressionContexts();
+      }
+      return n;
+    };
   }
 
   get sessionCount(): number {
@@ -318,6 +330,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
         return false;
       }
       try {
+        (c as WsCarrier).compressedAt = now;
         frameBytes = c.inflate.decompress(bytes, this.limits.maxFrameBytes);
       } catch (err) {
         if (!(err instanceof GatewayError)) throw err;
@@ -1342,7 +1355,14 @@ export class EdgeCore implements EngineHost, CarrierHost {
           continue; // a held GET keeps the carrier alive
         }
       }
-      if (now - c.lastHeardAt > this.silenceMs) this.silent(c);
+      if (now - c.lastHeardAt > this.silenceMs) {
+        this.silent(c);
+        continue;
+      }
+      if (c.kind === 'ws') {
+        const w = c as WsCarrier;
+        if (w.deflate !== undefined && now - w.compressedAt > this.compressionIdleMs) w.parkCompression();
+      }
     }
     for (const [id, t] of this.tombstones) {
       if (now - t.at <= this.silenceMs) break; // insertion order = age order

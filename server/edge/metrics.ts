@@ -16,6 +16,8 @@ export class EdgeStats {
   /** Carriers the edge closed, by the code of their last frame. */
   readonly carrierCloses = new Map<string, number>();
   sessions: () => number = () => 0;
+  /** Live frame-compression contexts (SPEC.md §4.4): up to 2 per compressing carrier, 0 once parked. */
+  compressionContexts: () => number = () => 0;
 
   authFailed(code: string): void {
     this.authFailures.set(code, (this.authFailures.get(code) ?? 0) + 1);
@@ -74,6 +76,14 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
       registers: [registry],
       collect() {
         this.set(sum(all, (s) => s.sessions()));
+      },
+    });
+    new Gauge({
+      name: 'mmgw_edge_compression_contexts',
+      help: 'Live frame-compression contexts (about 13 KiB each way; an idle carrier parks its to 1 KiB).',
+      registers: [registry],
+      collect() {
+        this.set(sum(all, (s) => s.compressionContexts()));
       },
     });
     counter('mmgw_edge_frames_in_total', 'Frames received from devices.', (s) => s.framesIn);

@@ -11,7 +11,14 @@ import { describe, test } from 'node:test';
 import { encodeFrame } from '../../device-protocol/codec.ts';
 import { COMPRESSED_FRAME, DEFLATE, FrameCompressor } from '../../device-protocol/compression.ts';
 import { type ErrorFrame, Kind, PROTOCOL_VERSION, type Welcome } from '../../device-protocol/messages.ts';
-import { ENGINES, type RawClient, type TestEdge, startTestEdge, type WsRawClient } from './edge-client.ts';
+import {
+  ENGINES,
+  eventually,
+  type RawClient,
+  startTestEdge,
+  type TestEdge,
+  type WsRawClient,
+} from './edge-client.ts';
 
 const IMEI = '356938035643809';
 const OTHER = '490154203237518';
@@ -93,6 +100,29 @@ for (const engine of ENGINES) {
       await off.push(IMEI, 'im.message', chatBody(2));
       await c.waitEvents(1);
       assert.ok(c.wire.every((f) => !f.compressed));
+    });
+
+    test('an idle carrier parks its contexts and picks up where it was: both directions go on', async (t) => {
+      const e = await startTestEdge(t, { engine, compressionIdleMs: 100, heartbeatMs: 2000 });
+      e.directory.add(IMEI, SECRET);
+      const c = (await e.client('ws')) as WsRawClient;
+      await hello(c, IMEI, [DEFLATE]);
+      const contexts = () => e.counter('mmgw_edge_compression_contexts');
+      for (let round = 0; round < 3; round++) {
+        await e.push(IMEI, 'im.message', chatBody(round));
+        await c.send({ kind: Kind.Request, id: `r${round}`, method: 'echo', body: chatBody(round) });
+        assert.deepEqual((await c.nextOf(Kind.Response)).body, chatBody(round));
+        // Nothing compressed for a while: the sweep parks both (the client, which never parks, does not notice).
+        await eventually(async () => (await contexts()) === 0, 'the contexts to park');
+      }
+      const events = await c.waitEvents(3);
+      assert.deepEqual(
+        events.map((ev) => ev.body),
+        [chatBody(0), chatBody(1), chatBody(2)],
+      );
+      assert.ok(c.wire.slice(1).every((f) => f.compressed));
+      assert.equal(c.sentCompressed, 3);
+      assert.equal(c.closeInfo, undefined);
     });
 
     test('a cut mid-stream: the resumed carrier starts fresh contexts, and every event arrives once, in order', async (t) => {

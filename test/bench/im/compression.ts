@@ -1,8 +1,8 @@
 /**
  * What frame compression (device-protocol/compression.ts, SPEC.md §4.4)
  * costs the edge per WebSocket carrier: memory of one compressor and one
- * decompressor (the edge holds both for a carrier that compresses), and CPU
- * per chat frame each way.
+ * decompressor (the edge holds both for a carrier that compresses), of both
+ * once parked (an idle carrier), and CPU per chat frame each way.
  *
  *   node --expose-gc --import tsx test/bench/im/compression.ts [--carriers 5000] [--frames 20000]
  */
@@ -70,6 +70,16 @@ const decompressor = memoryPer(() => {
   return d;
 });
 
+// An idle carrier parks both (the edge's sweep does after edge compressionIdleMs): the last window is kept.
+const parked = memoryPer(() => {
+  const c = new FrameCompressor();
+  const d = new FrameDecompressor();
+  d.decompress(c.compress(sample), 1 << 20);
+  c.park();
+  d.park();
+  return [c, d];
+});
+
 const inputs = Array.from({ length: frames }, (_, i) => chat(i));
 const tx = new FrameCompressor();
 let t0 = performance.now();
@@ -91,6 +101,7 @@ console.log(
       frames,
       compressor,
       decompressor,
+      parkedPair: parked,
       chatFrame: {
         plainBytes: Math.round(plainBytes),
         wireBytes: Math.round(wireBytes),
