@@ -25,6 +25,7 @@ export {
   type BodyRequest,
   type ImageReply,
   type ImageRequest,
+  type ImageRequestOptions,
   TRANSCODER_QUEUE_GROUP,
   TranscoderClient,
   type TranscoderClientOptions,

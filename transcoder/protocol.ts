@@ -52,6 +52,11 @@ export interface TranscoderClientOptions {
   timeoutMs?: number;
 }
 
+export interface ImageRequestOptions {
+  /** The caller does not use the source after the call: the in-process bus may move it (no copy). */
+  handOver?: boolean;
+}
+
 /** What a transport (or the CLI, or a test) uses to ask any transcoder. */
 export class TranscoderClient {
   private readonly timeoutMs: number;
@@ -63,10 +68,19 @@ export class TranscoderClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  /** Throws GatewayError transcode.* (or bus.*): the caller then offers the original with its size. */
-  image(source: Uint8Array, spec: ImageVariantSpec): Promise<ImageReply> {
-    const request: ImageRequest = { source: plainBytes(source), spec };
-    return this.bus.request<ImageReply>(TranscoderSubjects.image, request, { timeoutMs: this.timeoutMs });
+  /**
+   * Throws GatewayError transcode.* (or bus.*): the caller then offers the original with its size.
+   * `handOver: true` gives the source to the bus (RequestOptions.transfer): the in-process bus
+   * moves it instead of copying it, and `source` (with every view of its memory) is unusable
+   * afterwards, so read what is needed of it first.
+   */
+  image(source: Uint8Array, spec: ImageVariantSpec, options: ImageRequestOptions = {}): Promise<ImageReply> {
+    const bytes = plainBytes(source);
+    const request: ImageRequest = { source: bytes, spec };
+    return this.bus.request<ImageReply>(TranscoderSubjects.image, request, {
+      timeoutMs: this.timeoutMs,
+      ...(options.handOver === true ? { transfer: [bytes] } : {}),
+    });
   }
 
   body(request: BodyRequest): Promise<BodyReply> {

@@ -63,6 +63,24 @@ describe('transcoder role over the in-process bus', () => {
     assert.equal(role.stats().transcodes, 2);
   });
 
+  test("a source handed over is moved to the role (the caller's copy detached) and gives the same variant", async (t) => {
+    const { role, client } = await setup(t);
+    const photo = await photoJpeg(640, 480, { orientation: 6 });
+    const copied = await client.image(photo, screen);
+    // A fresh buffer of its own, as a fetched attachment arrives (a whole ArrayBuffer: movable).
+    const fetched = Buffer.allocUnsafeSlow(photo.byteLength);
+    photo.copy(fetched);
+    const moved = await client.image(
+      fetched,
+      { ...screen, maxBytes: screen.maxBytes - 1 },
+      { handOver: true },
+    );
+    assert.equal(fetched.byteLength, 0, "the caller's buffer was moved, not copied");
+    assert.equal(moved.cached, false);
+    assert.equal(role.stats().transcodes, 2);
+    assert.deepEqual(Buffer.from(moved.bytes), Buffer.from(copied.bytes));
+  });
+
   test('identical concurrent requests share one job', async (t) => {
     const { role, client } = await setup(t);
     const photo = await photoJpeg(320, 240, { seed: 4 });

@@ -2,7 +2,9 @@
  * The bus: the only way roles talk to each other. Two implementations stand
  * behind this interface: in-process (one process) and NATS (several processes
  * or hosts). Payloads are always encoded to bytes and decoded again, in both,
- * so no role can come to rely on sharing memory with another.
+ * so no role can come to rely on sharing memory with another; binaries a
+ * requester hands over (RequestOptions.transfer) are moved by the in-process
+ * bus instead, which detaches the sender's views: still nothing is shared.
  *
  * Subjects are dot-separated tokens, NATS style; `*` matches one token and
  * `>` matches the rest (subscribe side only).
@@ -28,6 +30,17 @@ export interface SubscribeOptions {
 export interface RequestOptions {
   /** Default 5000 ms; a timeout rejects with GatewayError('bus.timeout'). */
   timeoutMs?: number;
+  /**
+   * Binaries of the payload the requester hands over, like postMessage's
+   * transfer list: it must not use them after the call (read what it needs,
+   * e.g. byteLength, before). The in-process bus moves those that are the
+   * whole of their ArrayBuffer and sit near the top of the payload (a
+   * transcoder source) instead of copying them, detaching the requester's
+   * views; it copies the rest. NATS and IPC ignore the list (the bytes are
+   * sent, the requester's views stay as they were). The receiver sees the same
+   * payload either way.
+   */
+  transfer?: readonly Uint8Array[];
 }
 
 /**

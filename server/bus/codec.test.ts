@@ -3,11 +3,14 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import {
+  decodeMoved,
   decodePayload,
   decodeReply,
   encodeErrorReply,
+  encodeMoving,
   encodePayload,
   encodeReply,
+  inlineMoved,
   LARGE_BINARY_BYTES,
 } from './codec.ts';
 
@@ -147,5 +150,63 @@ describe('bus codec', () => {
   test('a reply that is not an envelope is bus.bad_message', () => {
     rejectsWith(() => decodeReply(encodePayload({ seq: 1 })), 'bus.bad_message');
     rejectsWith(() => decodeReply(encodePayload(null)), 'bus.bad_message');
+  });
+});
+
+describe('bus codec: binaries handed over (encodeMoving)', () => {
+  const payload = () => {
+    const whole = new Uint8Array(LARGE_BINARY_BYTES * 2).map((_, i) => i & 0xff);
+    const backing = new Uint8Array(1000).fill(3);
+    const part = backing.subarray(10, 20);
+    return { whole, part, backing, data: { source: whole, part, spec: { width: 320, when: new Date(5) } } };
+  };
+
+  test("a whole binary is moved (the sender's view detached), a partial view is packed; the decode is the ordinary one", () => {
+    const { whole, part, backing, data } = payload();
+    const expected = decodePayload(encodePayload(data));
+    const message = encodeMoving(data, [whole, part]);
+    assert.equal(whole.byteLength, 0, "the sender's view is detached");
+    assert.equal(part.byteLength, 10, 'a view of part of a buffer is copied, not moved');
+    assert.equal(backing.byteLength, 1000);
+    assert.equal(message.moved.length, 1);
+    assert.ok(message.bytes.byteLength < 1000, 'the moved binary is not in the message bytes');
+    const owned = decodeMoved(message, 'owned') as typeof data;
+    assert.deepEqual(owned, expected);
+    assert.equal(owned.source.constructor, Uint8Array);
+    assert.equal(owned.source, message.moved[0], 'the one receiver gets the moved binary itself');
+    const shared = decodeMoved(message, 'shared') as typeof data;
+    assert.deepEqual(shared, expected);
+    assert.notEqual(shared.source.buffer, message.moved[0].buffer, 'a shared decode copies');
+  });
+
+  test("the sender's objects are not touched; a binary not in the payload stays where it is", () => {
+    const { whole, data } = payload();
+    const spec = data.spec;
+    const elsewhere = new Uint8Array(64);
+    encodeMoving(data, [whole, elsewhere]);
+    assert.equal(data.source, whole);
+    assert.equal(data.spec, spec);
+    assert.equal(elsewhere.byteLength, 64);
+  });
+
+  test('inlineMoved packs the moved binaries back in: ordinary self-contained bytes', () => {
+    const { whole, data } = payload();
+    const expected = decodePayload(encodePayload(data));
+    const message = encodeMoving(data, [whole]);
+    assert.deepEqual(decodePayload(inlineMoved(message)), expected);
+  });
+
+  test('a payload that cannot be encoded fails before anything is moved', () => {
+    const whole = new Uint8Array(256);
+    rejectsWith(() => encodeMoving({ whole, bad: 2n ** 70n }, [whole]), 'bus.bad_message');
+    assert.equal(whole.byteLength, 256);
+  });
+
+  test('the slot of a moved binary without the binary (bytes from a peer, a lost list) is bus.bad_message', () => {
+    const { whole, data } = payload();
+    const message = encodeMoving(data, [whole]);
+    rejectsWith(() => decodePayload(message.bytes), 'bus.bad_message');
+    rejectsWith(() => decodePayload(message.bytes, 'owned'), 'bus.bad_message');
+    rejectsWith(() => decodeMoved({ bytes: message.bytes, moved: [] }), 'bus.bad_message');
   });
 });

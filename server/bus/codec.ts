@@ -21,8 +21,17 @@
  *   pack or socket buffer. Isolation holds either way: what the sender packed
  *   is already a copy, and bytes decoded by more than one subscriber are
  *   decoded 'shared' (copies).
+ *
+ * And one rule takes the in-process bus to no copy at all: a sender that hands
+ * a binary over (`RequestOptions.transfer`, like postMessage's transfer list)
+ * gets it moved instead of packed (encodeMoving): the message is packed with a
+ * slot in its place, the binary's ArrayBuffer is transferred (the sender's view
+ * is detached, so memory is still never shared) and travels beside the message
+ * bytes, and the receiver's decode puts it back into the slot. Everything else
+ * in the payload is packed and decoded as always, so the receiver sees what a
+ * NATS receiver would see. The NATS and IPC buses ignore the list.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { addExtension, Packr, Unpackr } from 'msgpackr';
 import { ERROR_CODES, GatewayError, isErrorCode } from '../../device-protocol/errors.ts';
 
 // copyBuffers: decoded Uint8Arrays are copies, never views of the message
@@ -64,6 +73,164 @@ function largeBinaryBytes(value: unknown, depth: number): number {
     total += largeBinaryBytes((value as Record<string, unknown>)[key], depth - 1);
   }
   return total;
+}
+
+/** Stands in for a moved binary inside the packed message: its index among the moved ones. */
+class MovedSlot {
+  constructor(readonly index: number) {}
+}
+
+/** The moved binaries of the message being decoded (decoding is synchronous: set around one unpack). */
+let decodingMoved: { binaries: readonly Uint8Array[]; copy: boolean } | undefined;
+
+/** msgpackr extension type of a slot; unknown to every peer, and a slot without its binary is a bad message. */
+const MOVED_SLOT_EXT = 0x4d;
+addExtension({
+  Class: MovedSlot,
+  type: MOVED_SLOT_EXT,
+  write: (slot: MovedSlot) => slot.index,
+  read: (index: unknown) => {
+    const binary =
+      decodingMoved !== undefined && typeof index === 'number' ? decodingMoved.binaries[index] : undefined;
+    if (binary === undefined) throw new Error('A moved binary is missing from the message.');
+    return decodingMoved!.copy ? binary.slice() : binary;
+  },
+});
+
+/** A message whose moved binaries travel beside its bytes (in-process only). */
+export interface MovedMessage {
+  bytes: Uint8Array;
+  /** The binaries whose slots are in `bytes`, by index; each owns its whole ArrayBuffer. */
+  moved: Uint8Array[];
+}
+
+/**
+ * Whether a binary can be moved: it is the whole of an ordinary ArrayBuffer
+ * (a view of part of one, e.g. a pooled Buffer, would take its neighbours along).
+ */
+function movable(view: Uint8Array): boolean {
+  return (
+    view.byteOffset === 0 &&
+    view.buffer instanceof ArrayBuffer &&
+    view.byteLength === view.buffer.byteLength &&
+    view.byteLength > 0
+  );
+}
+
+/** Moves the ArrayBuffer of `view` (detaching the sender's); undefined when it cannot be transferred. */
+function transferred(view: Uint8Array): Uint8Array | undefined {
+  try {
+    return new Uint8Array(
+      structuredClone(view.buffer as ArrayBuffer, { transfer: [view.buffer as ArrayBuffer] }),
+    );
+  } catch {
+    // Marked untransferable (Node's Buffer pool) or otherwise refused: it is packed instead.
+    return undefined;
+  }
+}
+
+/**
+ * The payload with each binary whose whole ArrayBuffer is one of `candidates` replaced by a slot (containers
+ * on the way are shallow copies: the sender's objects are not touched),
+ * looking as far as largeBinaryBytes does. `found` collects the binaries in
+ * slot order.
+ */
+function withSlots(
+  value: unknown,
+  candidates: ReadonlySet<ArrayBufferLike>,
+  found: Uint8Array[],
+  depth: number,
+): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Uint8Array) {
+    if (!candidates.has(value.buffer) || !movable(value)) return value;
+    let index = found.findIndex((f) => f.buffer === value.buffer);
+    if (index === -1) index = found.push(value) - 1;
+    return new MovedSlot(index);
+  }
+  if (depth === 0) return value;
+  if (Array.isArray(value)) {
+    if (value.length > SCAN_MAX_ENTRIES) return value;
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = withSlots(value[i], candidates, found, depth - 1);
+      if (v !== value[i]) (copy ??= value.slice())[i] = v;
+    }
+    return copy ?? value;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const keys = Object.keys(value);
+  if (keys.length > SCAN_MAX_ENTRIES) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of keys) {
+    const v0 = (value as Record<string, unknown>)[key];
+    const v = withSlots(v0, candidates, found, depth - 1);
+    if (v !== v0) (copy ??= { ...(value as Record<string, unknown>) })[key] = v;
+  }
+  return copy ?? value;
+}
+
+/**
+ * Encodes a payload whose binaries in `transfer` are handed over (the sender
+ * does not use them afterwards): those that are the whole of a transferable
+ * ArrayBuffer and sit where a transcoder request keeps its source (within the
+ * bounded look of largeBinaryBytes) are moved, detaching the sender's view;
+ * the rest are packed (copied) as by encodePayload. Throws like encodePayload,
+ * before anything is moved.
+ */
+export function encodeMoving(data: unknown, transfer: readonly Uint8Array[]): MovedMessage {
+  const candidates = new Set(
+    transfer.filter((b) => b instanceof Uint8Array && movable(b)).map((b) => b.buffer),
+  );
+  if (candidates.size === 0) return { bytes: encodePayload(data), moved: [] };
+  const found: Uint8Array[] = [];
+  const slotted = withSlots(data, candidates, found, SCAN_DEPTH);
+  if (found.length === 0) return { bytes: encodePayload(data), moved: [] };
+  // Packed before anything is moved: a payload that cannot be encoded leaves the sender's bytes alone.
+  const bytes = encodePayload(slotted);
+  // One that cannot be moved after all (a non-detachable buffer) travels as a copy; its sender keeps it.
+  const moved = found.map((binary) => transferred(binary) ?? binary.slice());
+  return { bytes, moved };
+}
+
+function decodeWithMoved(bytes: Uint8Array, moved: readonly Uint8Array[], copy: boolean): unknown {
+  const outer = decodingMoved;
+  decodingMoved = { binaries: moved, copy };
+  try {
+    return packr.unpack(bytes);
+  } finally {
+    decodingMoved = outer;
+  }
+}
+
+/**
+ * Decodes a message whose binaries were moved beside it. 'owned': the
+ * receiver gets the moved binaries themselves; 'shared' (more than one
+ * subscriber): each gets copies. Throws GatewayError('bus.bad_message').
+ */
+export function decodeMoved(message: MovedMessage, ownership: MessageOwnership = 'shared'): unknown {
+  if (message.moved.length === 0) return decodePayload(message.bytes, ownership);
+  try {
+    return decodeWithMoved(plain(message.bytes), message.moved, ownership === 'shared');
+  } catch (err) {
+    throw new GatewayError('bus.bad_message', 'The bus message could not be decoded.', { cause: err });
+  }
+}
+
+/**
+ * The same message as self-contained bytes (the moved binaries packed back
+ * in), for whoever reads bytes: a raw subscriber, the IPC broker.
+ */
+export function inlineMoved(message: MovedMessage): Uint8Array {
+  if (message.moved.length === 0) return message.bytes;
+  return encodePayload(decodeMoved(message, 'owned'));
+}
+
+function plain(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export type ReplyEnvelope =
@@ -112,10 +279,7 @@ export function decodePayload(bytes: Uint8Array, ownership: MessageOwnership = '
   try {
     // A plain Uint8Array view makes msgpackr hand out plain Uint8Arrays
     // (not Buffers) for binary fields, in Node as in any other runtime.
-    const view =
-      bytes.constructor === Uint8Array
-        ? bytes
-        : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const view = plain(bytes);
     const unpackr = ownership === 'owned' && view.byteLength >= LARGE_BINARY_BYTES ? viewUnpackr : packr;
     return unpackr.unpack(view);
   } catch (err) {

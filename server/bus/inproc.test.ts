@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { BusMessage } from './bus.ts';
+import { decodePayload } from './codec.ts';
 import { InProcessBus } from './inproc.ts';
 
 const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
@@ -156,6 +157,66 @@ describe('InProcessBus', () => {
     const reply = await bus.request<{ bytes: Uint8Array }>('echo', { bytes: sent });
     assert.ok(reply.bytes.every((b) => b === 5));
     assert.ok(sent.every((b) => b === 5));
+    await bus.close();
+  });
+
+  test("a request's transfer list: a whole binary is moved to the one receiver, the sender's view detached", async () => {
+    const bus = new InProcessBus();
+    const received: Uint8Array[] = [];
+    bus.subscribe('move', (m) => {
+      const d = m.data as { source: Uint8Array; part: Uint8Array; n: number };
+      received.push(d.source);
+      return { sum: d.source.reduce((s, b) => s + b, 0), part: [...d.part], n: d.n };
+    });
+    const source = new Uint8Array(300_000).map((_, i) => i % 7);
+    const expectedSum = source.reduce((s, b) => s + b, 0);
+    const backing = new Uint8Array([9, 8, 7, 6, 5]);
+    const part = backing.subarray(1, 3);
+    const answer = bus.request('move', { source, part, n: 1 }, { transfer: [source, part] });
+    assert.equal(source.byteLength, 0, "the sender's view is detached when request() returns");
+    assert.deepEqual([...part], [8, 7], 'a view of part of a buffer is copied: the sender keeps it');
+    assert.deepEqual(await answer, { sum: expectedSum, part: [8, 7], n: 1 });
+    assert.equal(received[0].byteLength, 300_000);
+    await bus.close();
+  });
+
+  test('a transfer list with several subscribers: each gets its own copy, a raw one self-contained bytes', async () => {
+    const bus = new InProcessBus();
+    const seen: Uint8Array[] = [];
+    bus.subscribe('fan', (m) => {
+      const bytes = (m.data as { source: Uint8Array }).source;
+      seen.push(bytes);
+      bytes.fill(0);
+      return 'first';
+    });
+    bus.subscribe('fan', (m) => void seen.push((m.data as { source: Uint8Array }).source));
+    const raw: Uint8Array[] = [];
+    bus.subscribeRaw('fan', (_subject, bytes) => void raw.push(bytes));
+    const source = new Uint8Array(200_000).fill(4);
+    assert.equal(await bus.request('fan', { source }, { transfer: [source] }), 'first');
+    await bus.flush();
+    assert.equal(source.byteLength, 0);
+    assert.equal(seen.length, 2);
+    assert.notEqual(seen[0].buffer, seen[1].buffer);
+    assert.ok(
+      seen[1].every((b) => b === 4),
+      'the second subscriber saw the first one write',
+    );
+    assert.equal(raw.length, 1);
+    const decoded = decodePayload(raw[0]) as { source: Uint8Array };
+    assert.equal(decoded.source.byteLength, 200_000);
+    assert.ok(decoded.source.every((b) => b === 4));
+    await bus.close();
+  });
+
+  test('a moved binary routed to a queue member that left goes with the message to another member', async () => {
+    const bus = new InProcessBus();
+    const leaving = bus.subscribe('q.move', () => 'left', { queue: 'g' });
+    bus.subscribe('q.move', (m) => (m.data as { source: Uint8Array }).source.byteLength, { queue: 'g' });
+    const source = new Uint8Array(100_000);
+    const answer = bus.request('q.move', { source }, { transfer: [source] });
+    leaving.unsubscribe();
+    assert.equal(await answer, 100_000);
     await bus.close();
   });
 

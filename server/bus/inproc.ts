@@ -8,11 +8,25 @@
  *
  * It is also the broker behind the IPC bus of edge worker processes, which is
  * why it has a byte-level ("raw") side next to the typed one.
+ *
+ * One exception to "encoded to bytes": binaries a requester hands over
+ * (`RequestOptions.transfer`) are moved, not packed (codec.ts, encodeMoving):
+ * the sender's views are detached, so still nobody shares memory. A raw
+ * subscriber gets them packed back in; several subscribers get copies each.
  */
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Bus, BusHandler, RequestOptions, SubscribeOptions, Subscription } from './bus.ts';
-import { decodePayload, decodeReply, encodeErrorReply, encodeHandlerResult, encodePayload } from './codec.ts';
+import {
+  decodeMoved,
+  decodeReply,
+  encodeErrorReply,
+  encodeHandlerResult,
+  encodeMoving,
+  encodePayload,
+  inlineMoved,
+  type MovedMessage,
+} from './codec.ts';
 import { checkPublishSubject, checkSubscribeSubject, hasWildcard, subjectMatches } from './subject.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
@@ -60,6 +74,8 @@ interface Delivery {
   entry: SubEntry;
   subject: string;
   bytes: Uint8Array;
+  /** Binaries moved beside the bytes (a request's transfer list); usually none. */
+  moved: Uint8Array[] | undefined;
   reply: RawReply | undefined;
   /** The same bytes went to more than one subscriber: each decodes its own copies. */
   shared: boolean;
@@ -99,8 +115,11 @@ export class InProcessBus implements Bus {
   }
 
   async request<T = unknown>(subject: string, data: unknown, options: RequestOptions = {}): Promise<T> {
-    const bytes = encodePayload(data);
-    const envelope = await this.requestRaw(subject, bytes, options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const message: MovedMessage =
+      options.transfer !== undefined && options.transfer.length > 0
+        ? encodeMoving(data, options.transfer)
+        : { bytes: encodePayload(data), moved: [] };
+    const envelope = await this.send(subject, message, options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     // A reply envelope goes to its one requester only.
     return decodeReply(envelope, 'owned') as T;
   }
@@ -124,16 +143,16 @@ export class InProcessBus implements Bus {
   }
 
   private deliver(d: Delivery): void {
-    const { entry, subject, bytes, reply } = d;
+    const { entry, subject, bytes, moved, reply } = d;
     if (entry.raw !== undefined) {
-      entry.raw(subject, bytes, reply, entry.context);
+      entry.raw(subject, moved === undefined ? bytes : inlineMoved({ bytes, moved }), reply, entry.context);
       return;
     }
     let data: unknown;
     try {
       // Bytes routed to this subscriber alone are its own: nobody else reads or writes them
-      // (the sender's were packed into them, a raw sender hands them over).
-      data = decodePayload(bytes, d.shared ? 'shared' : 'owned');
+      // (the sender's were packed into them or moved, a raw sender hands them over).
+      data = decodeMoved({ bytes, moved: moved ?? [] }, d.shared ? 'shared' : 'owned');
     } catch (err) {
       this.logger?.warn({ subject, err }, 'undecodable bus message dropped');
       if (reply) reply(encodeErrorReply(err));
@@ -176,7 +195,7 @@ export class InProcessBus implements Bus {
   publishRaw(subject: string, bytes: Uint8Array): void {
     if (this.closed) throw new GatewayError('bus.closed');
     checkPublishSubject(subject);
-    this.route(subject, bytes, undefined);
+    this.route(subject, bytes, undefined, undefined);
   }
 
   /**
@@ -185,6 +204,10 @@ export class InProcessBus implements Bus {
    * or bus.closed.
    */
   requestRaw(subject: string, bytes: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.send(subject, { bytes, moved: [] }, timeoutMs);
+  }
+
+  private send(subject: string, message: MovedMessage, timeoutMs: number): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new GatewayError('bus.closed'));
     try {
       checkPublishSubject(subject);
@@ -218,7 +241,8 @@ export class InProcessBus implements Bus {
         this.pending.delete(pending);
         resolve(envelope);
       };
-      if (this.route(subject, bytes, reply) === 0) {
+      const moved = message.moved.length > 0 ? message.moved : undefined;
+      if (this.route(subject, message.bytes, moved, reply) === 0) {
         done = true;
         clearTimeout(pending.timer);
         reject(new GatewayError('bus.no_responders', `Nobody listens on "${subject}".`, { retryable: true }));
@@ -270,11 +294,16 @@ export class InProcessBus implements Bus {
   }
 
   /** Queues the message for every matching subscriber (one per queue group); returns how many. */
-  private route(subject: string, bytes: Uint8Array, reply: RawReply | undefined): number {
+  private route(
+    subject: string,
+    bytes: Uint8Array,
+    moved: Uint8Array[] | undefined,
+    reply: RawReply | undefined,
+  ): number {
     const list = this.exact.get(subject);
     // Fast path: one subscriber (a lone queue group member gets it too), no wildcards anywhere.
     if (this.wildcard.length === 0 && list !== undefined && list.length === 1) {
-      this.enqueue({ entry: list[0], subject, bytes, reply, shared: false });
+      this.enqueue({ entry: list[0], subject, bytes, moved, reply, shared: false });
       return 1;
     }
     const targets: SubEntry[] = list === undefined ? [] : list.slice();
@@ -304,7 +333,7 @@ export class InProcessBus implements Bus {
       }
     }
     const shared = chosen.length > 1;
-    for (const entry of chosen) this.enqueue({ entry, subject, bytes, reply, shared });
+    for (const entry of chosen) this.enqueue({ entry, subject, bytes, moved, reply, shared });
     return chosen.length;
   }
 
@@ -328,6 +357,7 @@ export class InProcessBus implements Bus {
       entry: members[cursor % members.length],
       subject: d.subject,
       bytes: d.bytes,
+      moved: d.moved,
       reply: d.reply,
       shared: d.shared,
     });

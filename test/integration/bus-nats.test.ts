@@ -47,6 +47,20 @@ describe('bus conformance: NATS (real nats-server, two connections)', () => {
   };
   for (const c of conformanceCases) test(c.name, () => runCase(factory, c));
 
+  test('a transfer list is ignored: the bytes are sent and the requester keeps its binaries', async () => {
+    const { a, b, close } = await factory();
+    try {
+      b.subscribe('conf.transfer.nats', (msg) => (msg.data as { source: Uint8Array }).source.byteLength);
+      await b.flush();
+      const source = new Uint8Array(200 * 1024).fill(7);
+      assert.equal(await a.request('conf.transfer.nats', { source }, { transfer: [source] }), 200 * 1024);
+      assert.equal(source.byteLength, 200 * 1024);
+      assert.ok(source.every((x) => x === 7));
+    } finally {
+      await close();
+    }
+  });
+
   test('connecting to a server that is not there fails with a clear bus error', async () => {
     await assert.rejects(
       connectNatsBus({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 2000 }),

@@ -3,14 +3,20 @@
  *
  *  1. throughput: 12-megapixel JPEGs → screen variant (320×240 JPEG, 30 kB),
  *     (a) sharp called directly with the same settings, (b) the transcoder
- *     role over the in-process bus (bus encoding, checks, cache, queue,
- *     quality ladder), (c) the same role offered twice as many requests as it
- *     runs, (d) transcodeImage() without the bus. Each path runs in its own
- *     child process (so peak RSS is that path's), in alternating rounds of the
- *     same run (ABCD DCBA …, so that a drift of the machine's load weighs on
- *     every path alike), each round the same number of jobs with the same
- *     number of sharp jobs in flight; images/s, p50/p99 latency, CPU-seconds
- *     per image (all threads of the child), peak RSS;
+ *     role over the in-process bus (bus, checks, cache, queue, quality
+ *     ladder), the source handed over as the mail path does, (c) the same role
+ *     offered twice as many requests as it runs, (d) transcodeImage() without
+ *     the bus. Each job gets a fresh buffer with its input, as a fetched
+ *     attachment arrives (the same allocation and copy in every path), so that
+ *     a handed-over source can be moved; (e) and (f) are (a) and (b) the way
+ *     they were measured before 2026-12-04 18:00: every job reuses the input
+ *     loaded at the start, so the role cannot move it and the bus copies it.
+ *     Each path runs in its own child process (so peak RSS is that path's), in
+ *     alternating rounds of the same run (ABCDEF FEDCBA …, so that a drift of
+ *     the machine's load weighs on every path alike), each round the same
+ *     number of jobs with the same number of sharp jobs in flight; images/s,
+ *     p50/p99 latency, CPU-seconds per image (all threads of the child), peak
+ *     RSS (VmHWM);
  *  2. memory: 20 concurrent 24-megapixel inputs (10 JPEG, 10 PNG) through the
  *     role with its default limits, in a fresh process (transcoder/memory-probe.ts);
  *  3. bytes saved on a mixed set (photos, screenshots, PNG with alpha, GIFs).
@@ -73,8 +79,10 @@ const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const mb = (n: number) => (n / 1024 / 1024).toFixed(0);
 const kb = (n: number) => (n / 1024).toFixed(0);
 
-type Path = 'direct' | 'role' | 'role-deep' | 'pipeline';
-const PATHS: Path[] = ['direct', 'role', 'role-deep', 'pipeline'];
+type Path = 'direct' | 'role' | 'role-deep' | 'pipeline' | 'direct-preloaded' | 'role-preloaded';
+const PATHS: Path[] = ['direct', 'role', 'role-deep', 'pipeline', 'direct-preloaded', 'role-preloaded'];
+/** Paths that reuse the inputs loaded at the start for every job (the method before 2026-12-04 18:00). */
+const PRELOADED = new Set<Path>(['direct-preloaded', 'role-preloaded']);
 
 interface RoundResult {
   jobs: number;
@@ -112,13 +120,28 @@ function directSharp(input: Buffer): Promise<Buffer> {
     .toBuffer();
 }
 
-/** `count` jobs through `run`, `inFlight` at a time (closed loop). */
+/**
+ * A fresh buffer with the bytes of `input`, as a fetched attachment arrives
+ * (the mail path's Buffer.concat of the IMAP stream: one allocation of its own, one copy).
+ */
+function fetched(input: Buffer): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(input.byteLength);
+  input.copy(bytes);
+  return bytes;
+}
+
+/**
+ * `count` jobs through `run`, `inFlight` at a time (closed loop); each job
+ * gets a fresh copy of its input (fetched()), or with `preloaded` the loaded
+ * input itself.
+ */
 async function closedLoop(
   count: number,
   inFlight: number,
   inputs: Buffer[],
   offset: number,
   run: (input: Buffer) => Promise<Uint8Array>,
+  preloaded: boolean,
 ): Promise<Omit<RoundResult, 'maxRss'>> {
   let next = 0;
   const latencies: number[] = [];
@@ -130,7 +153,8 @@ async function closedLoop(
       const i = next++;
       if (i >= count) return;
       const started = performance.now();
-      const out = await run(inputs[(offset + i) % inputs.length]);
+      const input = inputs[(offset + i) % inputs.length];
+      const out = await run(preloaded ? input : fetched(input));
       latencies.push(performance.now() - started);
       outBytes += out.byteLength;
     }
@@ -151,7 +175,8 @@ async function child(path: Path, dir: string, offset: number): Promise<void> {
     let run: (input: Buffer) => Promise<Uint8Array>;
     let inFlight = opts.concurrency;
     let role: Awaited<ReturnType<typeof startTranscoder>> | undefined;
-    if (path === 'direct') run = directSharp;
+    const preloaded = PRELOADED.has(path);
+    if (path === 'direct' || path === 'direct-preloaded') run = directSharp;
     else if (path === 'pipeline') run = async (p) => (await transcodeImage(p, SCREEN)).bytes;
     else {
       // The role as deployed (cache on) where every request is a miss: each asks a budget one
@@ -159,21 +184,17 @@ async function child(path: Path, dir: string, offset: number): Promise<void> {
       role = await startTranscoder({ bus, dataDir });
       const client = new TranscoderClient(bus, { timeoutMs: 120_000 });
       let budget = SCREEN.maxBytes;
-      run = async (p) => (await client.image(p, { ...SCREEN, maxBytes: budget++ })).bytes;
+      // A fresh source is handed over (moved, as the mail path does); a preloaded one is reused, so copied.
+      const handOver = !preloaded;
+      run = async (p) => (await client.image(p, { ...SCREEN, maxBytes: budget++ }, { handOver })).bytes;
       // Offered twice as many requests as it runs: its queue keeps sharp busy while the
       // main thread moves the next source; sharp still runs at most maxConcurrent jobs.
       if (path === 'role-deep') inFlight = opts.concurrency * 2;
     }
-    // Peak RSS sampled (getrusage's maxRSS survives exec on Linux: it would be the parent's).
-    let maxRss = process.memoryUsage.rss();
-    const sampler = setInterval(() => {
-      maxRss = Math.max(maxRss, process.memoryUsage.rss());
-    }, 5);
-    await closedLoop(opts.concurrency * 2, inFlight, inputs, offset + 1, run); // warm-up
+    await closedLoop(opts.concurrency * 2, inFlight, inputs, offset + 1, run, preloaded); // warm-up
     gc();
-    const result = await closedLoop(opts.jobsPerRound, inFlight, inputs, offset, run);
-    clearInterval(sampler);
-    maxRss = Math.max(maxRss, process.memoryUsage.rss());
+    const result = await closedLoop(opts.jobsPerRound, inFlight, inputs, offset, run, preloaded);
+    const maxRss = peakRss();
     if (role !== undefined) {
       const s = role.stats();
       if (s.cacheHits > 0 || s.joined > 0) throw new Error(`the role shared work: ${JSON.stringify(s)}`);
@@ -184,6 +205,20 @@ async function child(path: Path, dir: string, offset: number): Promise<void> {
     await bus.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * This process's peak RSS, from the kernel (VmHWM: per process, starts afresh
+ * at exec). getrusage's maxRSS would not do: on Linux it survives exec, so it
+ * could be the parent's. (Until 2026-12-04 a 5 ms sampler of
+ * process.memoryUsage.rss() ran in every child instead: it cost the role arm
+ * ~0.4 ms of CPU per image in the profile, the direct arm ~0.1, and could miss
+ * a peak between two samples.)
+ */
+function peakRss(): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (m === null) throw new Error('no VmHWM in /proc/self/status');
+  return Number(m[1]) * 1024;
 }
 
 function spawnChild(extra: string[]): unknown {
@@ -250,6 +285,8 @@ async function main(): Promise<void> {
     const v = summary(results.get('role')!);
     const v2 = summary(results.get('role-deep')!);
     const p = summary(results.get('pipeline')!);
+    const dPre = summary(results.get('direct-preloaded')!);
+    const vPre = summary(results.get('role-preloaded')!);
 
     // Where the role's extra CPU goes, per source (main thread).
     const cpuMsPer = (f: (p: Buffer) => void, n = 30) => {
@@ -258,7 +295,7 @@ async function main(): Promise<void> {
       const c = process.cpuUsage(c0);
       return (c.user + c.system) / 1000 / n;
     };
-    // As the in-process bus does it for a request with one receiver: one copy (the encode).
+    // What the in-process bus does with a source that is not handed over: one copy (the encode).
     const codecMs = cpuMsPer((b) => {
       decodePayload(
         encodePayload({ source: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), spec: SCREEN }),
@@ -336,8 +373,12 @@ async function main(): Promise<void> {
       '### 12-MP JPEG → screen variant (320×240 JPEG, 30 kB budget)',
       '',
       `${opts.images} different 4000×3000 photo-like JPEGs (q90, avg ${kb(avgPhoto)} kB, half with EXIF orientation 6). ` +
-        `Each path in its own process, ${opts.rounds} rounds of ${opts.jobsPerRound} jobs per path (order ABCD, DCBA, …), ${opts.concurrency} sharp jobs at a time; ` +
-        'the role runs with its cache on and every request is a miss (hash, lookup and write paid, no hit).',
+        `Each path in its own process, ${opts.rounds} rounds of ${opts.jobsPerRound} jobs per path (order ABCDEF, FEDCBA, …), ${opts.concurrency} sharp jobs at a time; ` +
+        'the role runs with its cache on and every request is a miss (hash, lookup and write paid, no hit). ' +
+        'Each job gets a fresh buffer with its input, as a fetched attachment arrives (one allocation and one 3 MB copy, the same in every path), ' +
+        'and the role gets it handed over as the mail path does (moved over the in-process bus, not copied); ' +
+        'the two "preloaded" rows are the method used before: every job reuses the input loaded at the start (so the role cannot take it over, and the bus copies it). ' +
+        "Peak RSS is the child's VmHWM (the whole process, inputs included).",
       '',
       '| path | jobs | images/s | p50 ms | p99 ms | CPU-s / image | peak RSS MB | avg out kB |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -345,18 +386,21 @@ async function main(): Promise<void> {
       row(`transcoder role over in-process bus, ${opts.concurrency} in flight`, v),
       row(`same role, ${opts.concurrency * 2} requests in flight`, v2),
       row(`transcodeImage() without the bus, ${opts.concurrency} in flight`, p),
+      row(`preloaded: sharp directly, ${opts.concurrency} in flight`, dPre),
+      row(`preloaded: role, source copied by the bus, ${opts.concurrency} in flight`, vPre),
       '',
       `Throughput ratio role / direct: **${(v.rate / d.rate).toFixed(2)}** with ${opts.concurrency} in flight, ` +
         `**${(v2.rate / d.rate).toFixed(2)}** with ${opts.concurrency * 2} (target ≥ 0.90); ` +
         `CPU ratio direct / role (CPU-s per image): **${(d.cpu / v.cpu).toFixed(2)}** and ${(d.cpu / v2.cpu).toFixed(2)}. ` +
+        `Preloaded (the method before): throughput ratio ${(vPre.rate / dPre.rate).toFixed(2)}, CPU ratio ${(dPre.cpu / vPre.cpu).toFixed(2)}. ` +
         `Role CPU overhead: ${((v.cpu - d.cpu) * 1000).toFixed(1)} ms per image; measured alone per ${kb(avgPhoto)} kB source, ` +
-        `bus encode + decode (one copy: the encode; the one receiver decodes views) ${codecMs.toFixed(1)} ms and ` +
-        `sha256 for the cache key ${hashMs.toFixed(1)} ms; the rest is the header read (sharp metadata, ~0.3 ms), ` +
-        'the cache lookup and write (~0.3 ms, not fsynced: the cache is rebuildable), garbage collection and ' +
-        'page faults of the 3 MB message per request, and the request/reply hops.',
+        `sha256 for the cache key ${hashMs.toFixed(1)} ms (the largest part; the cache is shared across devices, so the key must be collision resistant) ` +
+        `and the bus copy a source not handed over would cost (encode + decode) ${codecMs.toFixed(1)} ms; the rest is the header read ` +
+        '(sharp metadata, ~0.2 ms; also in the transcodeImage() row), the cache lookup and write (~0.3–0.5 ms, not fsynced: the cache is rebuildable), ' +
+        'and the request/reply hops.',
       '',
       `When the cores are all busy (2 sharp jobs and the main thread on 2 cores, plus other jobs on a shared host), ` +
-        `throughput follows the CPU ratio; the latency gap is the main thread's work per request (encode, hash) ` +
+        `throughput follows the CPU ratio; the latency gap is the main thread's work per request (mostly the hash) ` +
         'waiting for a core while it sits on the critical path of the next job.',
       '',
       `### Memory: ${opts.memoryInputs} concurrent 24-MP inputs`,

@@ -220,8 +220,10 @@ async function variantChunk(
   let described = memo.outcome(fetched.key);
   if (bytes === undefined) {
     const client = new TranscoderClient(ctx.bus, { timeoutMs: TRANSCODE_TIMEOUT_MS });
+    const sourceBytes = fetched.source?.byteLength;
     try {
-      const reply = await client.image(fetched.source as Uint8Array, spec);
+      // Handed over: nothing here reads the source again, and the in-process bus then moves it instead of copying.
+      const reply = await client.image(fetched.source as Uint8Array, spec, { handOver: true });
       bytes = reply.bytes;
       described = {
         size: reply.bytes.byteLength,
@@ -235,7 +237,7 @@ async function variantChunk(
           uid: input.uid,
           part: input.part,
           variant,
-          in: fetched.source?.byteLength,
+          in: sourceBytes,
           out: bytes.byteLength,
           cached: reply.cached,
         },
