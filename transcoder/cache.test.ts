@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { sourceHash, sourceHashAsync, TranscodeCache } from './cache.ts';
+import { SourceFingerprint, TranscodeCache } from './cache.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-tcache-'));
@@ -18,8 +18,8 @@ describe('TranscodeCache', () => {
     const dir = tempDir(t);
     const cache = TranscodeCache.open(dir, { maxBytes: 1_000_000 });
     t.after(() => cache.close());
-    const a = TranscodeCache.key(sourceHash(Buffer.from('photo')), 'img:jpeg:320x240');
-    const b = TranscodeCache.key(sourceHash(Buffer.from('photo')), 'img:webp:320x240');
+    const a = TranscodeCache.key(cache.fingerprint.of(Buffer.from('photo')), 'img:jpeg:320x240');
+    const b = TranscodeCache.key(cache.fingerprint.of(Buffer.from('photo')), 'img:webp:320x240');
     assert.notEqual(a, b);
     assert.equal(cache.get(a), undefined);
     await cache.put(a, bytes(100, 1), { width: 320 });
@@ -77,9 +77,41 @@ describe('TranscodeCache', () => {
   });
 });
 
-test('sourceHashAsync agrees with sourceHash on both sides of the sync threshold', async () => {
-  for (const n of [0, 1000, 300 * 1024, 5 * 1024 * 1024]) {
-    const b = new Uint8Array(n).map((_, i) => (i * 31) & 0xff);
-    assert.equal(await sourceHashAsync(b), sourceHash(b));
-  }
+test('the fingerprint: same bytes same key, any change another, its own key per cache, kept across reopen', async (t) => {
+  const dir = tempDir(t);
+  const source = new Uint8Array(300 * 1024).map((_, i) => (i * 31) & 0xff);
+  const first = TranscodeCache.open(dir, { maxBytes: 1_000_000 });
+  const fp = first.fingerprint.of(source);
+  assert.match(fp, /^[0-9a-f]{32}$/);
+  assert.equal(first.fingerprint.of(new Uint8Array(source)), fp, 'a copy of the bytes');
+  assert.equal(
+    first.fingerprint.of(Buffer.from('<p>hi</p>')),
+    first.fingerprint.of('<p>hi</p>'),
+    'text as UTF-8',
+  );
+  const flipped = new Uint8Array(source);
+  flipped[123_456] ^= 1;
+  const seen = new Set([
+    fp,
+    first.fingerprint.of(flipped),
+    first.fingerprint.of(source.subarray(0, source.length - 1)),
+    first.fingerprint.of(new Uint8Array([...source, 0])),
+    first.fingerprint.of(new Uint8Array(0)),
+    first.fingerprint.of(new Uint8Array(16)),
+    first.fingerprint.of(new Uint8Array(32)),
+  ]);
+  assert.equal(
+    seen.size,
+    7,
+    'one bit, one byte less or more, and zero-filled inputs of different lengths all differ',
+  );
+  await first.close();
+  const again = TranscodeCache.open(dir, { maxBytes: 1_000_000 });
+  t.after(() => again.close());
+  assert.equal(again.fingerprint.of(source), fp, 'the key is kept with the entries it addresses');
+  const other = TranscodeCache.open(tempDir(t), { maxBytes: 1_000_000 });
+  t.after(() => other.close());
+  assert.notEqual(other.fingerprint.of(source), fp, 'another cache, another key');
+  assert.notEqual(SourceFingerprint.random().of(source), fp);
+  assert.throws(() => new SourceFingerprint(new Uint8Array(8)));
 });

@@ -1,6 +1,6 @@
 /** Public surface of the transcoder: the role, its bus protocol and client, and the pure pieces the CLI uses. */
 export { chunkText, htmlToReadableText, parseMoreToken, type TextChunk } from './body.ts';
-export { sourceHash, TranscodeCache, type TranscodeCacheOptions } from './cache.ts';
+export { SourceFingerprint, sourceHash, TranscodeCache, type TranscodeCacheOptions } from './cache.ts';
 export {
   checkVariantSpec,
   type ImageVariant,

@@ -4,7 +4,7 @@
  * same code runs in the one process over the in-process bus.
  *
  * A request costs, in order: a size and magic-byte check (hostile input is
- * refused before it is hashed or queued), a cache lookup, a join onto an
+ * refused before it is fingerprinted or queued), a cache lookup, a join onto an
  * identical job already running (single flight), and only then a place in
  * the bounded job queue.
  */
@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../device-protocol/errors.ts';
 import type { Bus, BusMessage, Subscription } from '../server/bus/bus.ts';
 import { chunkText, htmlToReadableText, tidyText } from './body.ts';
-import { sourceHash, sourceHashAsync, TranscodeCache } from './cache.ts';
+import { SourceFingerprint, TranscodeCache } from './cache.ts';
 import { checkSource, checkVariantSpec, type ImageVariant, transcodeImage, variantKey } from './image.ts';
 import { JobQueue, type JobQueueStats } from './job-queue.ts';
 import { configureSharp, resolveLimits, type TranscoderLimits } from './limits.ts';
@@ -71,6 +71,8 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
     limits.cacheMaxBytes > 0
       ? TranscodeCache.open(options.dataDir, { maxBytes: limits.cacheMaxBytes })
       : undefined;
+  // Without a cache the fingerprint only joins identical jobs in flight: a key of this process will do.
+  const fingerprint = cache?.fingerprint ?? SourceFingerprint.random();
   const queue = new JobQueue(limits);
   const inflight = new Map<string, Promise<ImageVariant>>();
   const counters = { imageRequests: 0, bodyRequests: 0, cacheHits: 0, joined: 0, transcodes: 0 };
@@ -102,7 +104,7 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
     const source = req.source;
     const spec = checkVariantSpec(req.spec, limits);
     checkSource(source, limits);
-    const key = TranscodeCache.key(await sourceHashAsync(source), variantKey(spec));
+    const key = TranscodeCache.key(fingerprint.of(source), variantKey(spec));
     const hit = cache?.get<ImageMeta>(key);
     if (hit !== undefined) {
       counters.cacheHits++;
@@ -156,7 +158,7 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
     let text: string;
     if (hasHtml) {
       const html = req.html as string;
-      const key = TranscodeCache.key(sourceHash(html), 'body:text:1');
+      const key = TranscodeCache.key(fingerprint.of(html), 'body:text:1');
       const hit = cache?.get<null>(key);
       if (hit !== undefined) {
         counters.cacheHits++;
