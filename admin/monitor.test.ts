@@ -50,6 +50,15 @@ test('a node gone without draining raises node_gone until it is back; a drained 
       ['b', 'up', 3, 9],
     ],
   );
+  // Devices online vs sessions held; a node of an older release reports sessions only.
+  f.set([hb('a', { connected: 1 }), hb('b')]);
+  assert.deepEqual(
+    monitor.nodes().map((n) => [n.nodeId, n.connected, n.sessions]),
+    [
+      ['a', 1, 3],
+      ['b', 3, 3],
+    ],
+  );
   f.set([hb('a'), hb('b', { draining: true })]);
   assert.equal(monitor.nodes()[1].status, 'draining');
   now += 1000;

@@ -30,7 +30,10 @@ export interface NodeView {
   rssBytes: number;
   cpuSeconds: number;
   cpuPercent: number;
+  /** Device sessions held, those waiting for a resume included. */
   sessions: number;
+  /** Of those, devices online now (a carrier attached). */
+  connected: number;
   status: 'up' | 'draining' | 'gone';
   lastSeenAt: number;
 }
@@ -212,6 +215,8 @@ export class NodeMonitor {
           cpuSeconds: hb.cpuSeconds,
           cpuPercent: Math.round(s.cpuPercent * 10) / 10,
           sessions: s.goneAt ? 0 : hb.sessions,
+          // A node of an older release reports only sessions.
+          connected: s.goneAt ? 0 : (hb.connected ?? hb.sessions),
           status: s.goneAt ? 'gone' : hb.draining ? 'draining' : 'up',
           lastSeenAt: s.lastSeenAt,
         };

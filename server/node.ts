@@ -171,6 +171,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   let registry: Registry | undefined;
   let devicePort: number | undefined;
   let edgeSessions: () => number = () => 0;
+  let edgeConnected: () => number = () => 0;
   let workers: EdgeWorkers | undefined;
 
   if (!worker)
@@ -356,6 +357,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         ttlMs: HEARTBEAT_TTL_MS,
         draining,
         sessions: edgeSessions(),
+        connected: edgeConnected(),
         rssBytes: process.memoryUsage.rss(),
         cpuSeconds: (usage.user + usage.system) / 1e6,
       };
@@ -406,6 +408,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         }
         devicePort = edge.port;
         edgeSessions = () => edge.sessionCount();
+        edgeConnected = () => edge.connectedCount();
         handles.push({
           name: 'edge',
           drain: () => edge.drain(),

@@ -458,7 +458,11 @@ export const NodeView = z
     rssBytes: z.number(),
     cpuSeconds: z.number(),
     cpuPercent: z.number().meta({ description: 'CPU use since the previous heartbeat (100 = one core)' }),
-    sessions: z.number().int(),
+    sessions: z
+      .number()
+      .int()
+      .meta({ description: 'Device sessions held, those waiting within their resume window included' }),
+    connected: z.number().int().meta({ description: 'Of those, devices online now (a carrier attached)' }),
     status: z.enum(['up', 'draining', 'gone']),
     lastSeenAt: EpochMs,
   })

@@ -131,8 +131,10 @@ export interface NodeHeartbeat {
   /** The receiver drops the node when no heartbeat arrived for this long. */
   ttlMs: number;
   draining: boolean;
-  /** Connected device sessions (edge roles). */
+  /** Device sessions held (edge roles), those waiting within their resume window included. */
   sessions: number;
+  /** Of those, sessions with a carrier attached: devices online now (absent from nodes of older releases). */
+  connected?: number;
   rssBytes: number;
   cpuSeconds: number;
 }

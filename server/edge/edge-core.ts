@@ -229,6 +229,13 @@ export class EdgeCore implements EngineHost, CarrierHost {
     return this.table.size;
   }
 
+  /** Sessions with a carrier attached (devices online now); one pass over the table. */
+  get connectedCount(): number {
+    let n = 0;
+    for (const s of this.table.values()) if (s.carrier !== undefined) n++;
+    return n;
+  }
+
   /** Starts the one sweep timer of this edge. */
   start(): void {
     const tick = Math.min(1000, Math.max(50, Math.floor(this.heartbeatMs / 4)));

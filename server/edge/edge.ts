@@ -67,6 +67,8 @@ export interface EdgeOptions {
 export interface EdgeHandle {
   port: number;
   sessionCount(): number;
+  /** Sessions with a carrier attached (devices online now). */
+  connectedCount(): number;
   /**
    * Bye session.draining (resumable, reconnectAfterMs 1–5 s) to every carrier,
    * stop accepting, close the carriers. Sessions are kept (detached) so that the
@@ -197,6 +199,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   return {
     port: engine.port,
     sessionCount: () => core.sessionCount,
+    connectedCount: () => core.connectedCount,
     drain,
     close() {
       closed ??= (async () => {

@@ -54,6 +54,25 @@ for (const engine of ENGINES) {
         assert.equal(await e.counter('mmgw_edge_auth_failures_total'), 0);
       });
 
+      if (carrier === 'ws') {
+        test('devices online vs sessions held: a dropped carrier leaves its session waiting for a resume', async (t) => {
+          const e = await startTestEdge(t, { engine, resumeWindowMs: 60_000 });
+          e.directory.add(IMEI_A, SECRET);
+          e.directory.add(IMEI_B, 'secret-b');
+          const a = await e.client(carrier);
+          const w = await a.hello(IMEI_A, { secret: SECRET });
+          const b = await e.client(carrier);
+          await b.hello(IMEI_B, { secret: 'secret-b' });
+          assert.deepEqual([e.edge.connectedCount(), e.edge.sessionCount()], [2, 2]);
+          a.kill();
+          await eventually(() => e.edge.connectedCount() === 1, 'the edge to notice the drop');
+          assert.equal(e.edge.sessionCount(), 2, 'the session waits for its resume');
+          const again = await e.client(carrier);
+          await again.resume(w, 0);
+          assert.deepEqual([e.edge.connectedCount(), e.edge.sessionCount()], [2, 2]);
+        });
+      }
+
       test('refusals: unknown device, bad secret, disabled, bad token, expired token; another device unaffected', async (t) => {
         const e = await startTestEdge(t, { engine });
         e.directory.add(IMEI_A, SECRET);

@@ -55,14 +55,17 @@ export const monitorPage: Page = (root) => {
 
   function render(): void {
     const up = nodes.filter((n) => n.status === 'up').length;
-    const sessions = nodes.filter((n) => n.status !== 'gone').reduce((sum, n) => sum + n.sessions, 0);
+    const live = nodes.filter((n) => n.status !== 'gone');
+    const connected = live.reduce((sum, n) => sum + n.connected, 0);
+    const sessions = live.reduce((sum, n) => sum + n.sessions, 0);
     const active = alarms.filter((a) => a.active);
     mount(
       cards,
       (
         [
           ['Nodes up', `${up} / ${nodes.length}`],
-          ['Connected devices', String(sessions)],
+          ['Connected devices', String(connected)],
+          ['Sessions (incl. waiting to resume)', String(sessions)],
           ['Active alarms', String(active.length)],
         ] as const
       ).map(([label, value]) =>
@@ -86,7 +89,8 @@ export const monitorPage: Page = (root) => {
             h('th', { class: 'num' }, 'Uptime'),
             h('th', { class: 'num' }, 'Memory'),
             h('th', { class: 'num' }, 'CPU'),
-            h('th', { class: 'num' }, 'Devices'),
+            h('th', { class: 'num' }, 'Connected'),
+            h('th', { class: 'num' }, 'Sessions'),
             h('th', null, 'Status'),
             h('th', null, 'Last heartbeat'),
             h('th', null, ''),
@@ -96,7 +100,7 @@ export const monitorPage: Page = (root) => {
           'tbody',
           null,
           nodes.length === 0
-            ? h('tr', null, h('td', { colspan: 10, class: 'empty' }, 'No node has reported yet.'))
+            ? h('tr', null, h('td', { colspan: 11, class: 'empty' }, 'No node has reported yet.'))
             : nodes.map((n) =>
                 h(
                   'tr',
@@ -107,6 +111,7 @@ export const monitorPage: Page = (root) => {
                   h('td', { class: 'num' }, formatDuration(n.uptimeSeconds)),
                   h('td', { class: 'num' }, formatBytes(n.rssBytes)),
                   h('td', { class: 'num' }, `${n.cpuPercent.toFixed(1)} %`),
+                  h('td', { class: 'num' }, n.connected),
                   h('td', { class: 'num' }, n.sessions),
                   h('td', null, statusBadge(n.status)),
                   h('td', null, formatTime(n.lastSeenAt)),
