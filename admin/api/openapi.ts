@@ -210,6 +210,15 @@ function buildDocument(): Json {
           responses: { '204': { description: 'Removed' } },
         }),
       },
+      '/users/{name}/role': {
+        parameters: [pathParam('name', 'User name')],
+        put: op({
+          summary: 'Give a user another role (audited); not yourself. It applies from their next request on',
+          roles: ADMIN,
+          body: jsonBody(S.RoleBody),
+          responses: { '200': json(S.AdminUser) },
+        }),
+      },
       '/users/{name}/password': {
         parameters: [pathParam('name', 'User name')],
         put: op({

@@ -53,6 +53,7 @@ export const NewAdminUser = z
     password: z.string().min(10, { error: 'at least 10 characters' }).max(1024),
   })
   .strict();
+export const RoleBody = z.object({ role: AdminRoleName }).strict();
 export const PasswordBody = z
   .object({ password: z.string().min(10, { error: 'at least 10 characters' }).max(1024) })
   .strict();

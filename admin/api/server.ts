@@ -194,6 +194,15 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     await audit(ctx, 'user.remove', `user:${name}`, before);
     ctx.res.writeHead(204).end();
   });
+  route('PUT', '/users/:name/role', ADMIN, async (ctx) => {
+    const name = ctx.params.name;
+    // An admin who acts is an admin afterwards: the console can never lose its last admin this way.
+    if (name === ctx.user.name) throw badInput('you cannot change your own role', 'name');
+    const body = parse(S.RoleBody, await readJson(ctx.req));
+    const { before, after } = await registry.setAdminRole(name, body.role);
+    await audit(ctx, 'user.role', `user:${name}`, before, after);
+    sendJson(ctx.res, 200, after);
+  });
   route('PUT', '/users/:name/password', ALL, async (ctx) => {
     const name = ctx.params.name;
     if (ctx.user.role !== 'admin' && ctx.user.name !== name)

@@ -1,5 +1,5 @@
 /**
- * `mmgw admin user add|list|remove`: admin users of the REST API and web UI,
+ * `mmgw admin user add|list|role|remove`: admin users of the REST API and web UI,
  * written straight into the registry (works whether or not a gateway runs on
  * the data directory). The password comes from a prompt (not echoed) or, with
  * --password-stdin, from the first line of stdin; never from a flag, where it
@@ -134,6 +134,21 @@ export function adminCommand(
         else
           for (const u of users)
             io.out(`${u.name.padEnd(24)} ${u.role.padEnd(8)} ${new Date(u.createdAt).toISOString()}\n`);
+        return 0;
+      }),
+    );
+
+  user
+    .command('role')
+    .description('give an admin user another role (applies from their next request on)')
+    .requiredOption('--name <name>')
+    .addOption(new Option('--role <role>').choices(['admin', 'operator', 'viewer']).makeOptionMandatory())
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      wrap(async (o: DataOptions & { name: string; role: AdminRole }) => {
+        const { after } = await withRegistry(o, (r) => r.setAdminRole(o.name, o.role), true);
+        io.out(o.json ? `${JSON.stringify(after)}\n` : `${after.name} is now ${after.role}\n`);
         return 0;
       }),
     );

@@ -763,6 +763,24 @@ export class Registry {
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
   }
 
+  /** Gives a user another role; their tokens carry only the name, so it applies from their next request on. */
+  async setAdminRole(name: string, role: AdminRole): Promise<{ before: AdminUser; after: AdminUser }> {
+    this.assertOpen();
+    if (!['admin', 'operator', 'viewer'].includes(role)) {
+      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
+    }
+    const result = await this.admins.transaction(() => {
+      const raw = this.admins.get(name);
+      if (raw === undefined) return undefined;
+      const record = readAdminUserRecord(raw);
+      const updated: AdminUserRecordV1 = { ...record, v: ADMIN_USER_RECORD_VERSION, role };
+      this.admins.put(name, updated);
+      return { before: adminView(record), after: adminView(updated) };
+    });
+    if (result === undefined) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+    return result;
+  }
+
   async removeAdminUser(name: string): Promise<void> {
     const ok = await this.admins.transaction(() => {
       if (!this.admins.doesExist(name)) return false;

@@ -425,7 +425,7 @@ describe('admin web UI in Chromium', () => {
     await browser.screenshot(page, '11-audit');
   });
 
-  test('users (admin only): add one with a role, bad input refused inline, reset a password, remove', async () => {
+  test('users (admin only): add one with a role, bad input refused inline, reset a password, change a role, remove', async () => {
     await go('#/users');
     await page.locator(`#user-table tr.user-row[data-user="${ADMIN.name}"]`).waitFor();
     assert.equal(
@@ -465,6 +465,24 @@ describe('admin web UI in Chromium', () => {
     await go('#/reference');
     await go('#/users');
     const leaver = page.locator('#user-table tr.user-row[data-user=leaver]');
+    assert.equal(
+      await page
+        .locator(`#user-table tr[data-user="${ADMIN.name}"] button`, { hasText: 'Change role' })
+        .count(),
+      0,
+      'an admin cannot change their own role',
+    );
+    await leaver.locator('button', { hasText: 'Change role' }).click();
+    await page.locator('#role-form select[name=role]').selectOption('operator');
+    await page.click('#role-form button[type=submit]');
+    await page.locator('#role-form').waitFor({ state: 'detached' });
+    await page.locator('#user-table tr.user-row[data-user=leaver] [data-role=operator]').waitFor();
+    assert.equal(
+      ((await apiGet('/users')).body.items as Array<{ name: string; role: string }>).find(
+        (u) => u.name === 'leaver',
+      )?.role,
+      'operator',
+    );
     await leaver.locator('button', { hasText: 'Remove' }).click();
     await leaver.waitFor({ state: 'detached' });
     assert.ok(!(await apiGet('/users')).body.items.some((u: { name: string }) => u.name === 'leaver'));

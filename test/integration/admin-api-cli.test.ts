@@ -88,6 +88,38 @@ test('admin users from the CLI log in to the API; removal revokes; bootstrap onl
   assert.deepEqual((await desk.call('GET', '/auth/me')).json, { name: 'desk', role: 'operator' });
   assertError(await desk.call('GET', '/users'), 403, 'api.forbidden');
 
+  // Another role, from the CLI while the gateway runs: it applies from the user's next request on.
+  assert.equal((await desk.call('GET', '/devices')).status, 200);
+  const demoted = await runMmgw([
+    'admin',
+    'user',
+    'role',
+    '--name',
+    'desk',
+    '--role',
+    'viewer',
+    '--data',
+    dataDir,
+    '--json',
+  ]);
+  assert.equal(demoted.code, 0, demoted.stderr);
+  assert.equal(JSON.parse(demoted.stdout).role, 'viewer');
+  assertError(await desk.call('GET', '/devices'), 403, 'api.forbidden');
+  const noSuch = await runMmgw([
+    'admin',
+    'user',
+    'role',
+    '--name',
+    'ghost',
+    '--role',
+    'viewer',
+    '--data',
+    dataDir,
+    '--json',
+  ]);
+  assert.equal(noSuch.code, 2);
+  assert.equal(JSON.parse(noSuch.stdout).error.code, 'registry.not_found');
+
   const removed = await runMmgw(['admin', 'user', 'remove', '--name', 'desk', '--data', dataDir]);
   assert.equal(removed.code, 0, removed.stderr);
   assertError(await desk.call('GET', '/devices'), 401, 'api.unauthorized');

@@ -680,6 +680,26 @@ describe('admin REST API', () => {
     assert.ok(
       (await admin.call('GET', '/users')).json.items.some((u: { name: string }) => u.name === 'temp'),
     );
+    // Another role applies from the user's next request on (tokens carry only the name); audited.
+    assertError(await temp.call('GET', '/devices'), 403, 'api.forbidden');
+    const promoted = await admin.call('PUT', '/users/temp/role', { role: 'operator' });
+    assert.equal(promoted.status, 200, promoted.text);
+    assert.equal(promoted.json.role, 'operator');
+    assert.equal((await temp.call('GET', '/devices')).status, 200);
+    assertError(await temp.call('PUT', '/users/temp/role', { role: 'admin' }), 403, 'api.forbidden');
+    assertError(await admin.call('PUT', '/users/temp/role', { role: 'king' }), 400, 'api.bad_input', 'role');
+    assertError(
+      await admin.call('PUT', '/users/root/role', { role: 'viewer' }),
+      400,
+      'api.bad_input',
+      'name',
+    );
+    assertError(await admin.call('PUT', '/users/nobody/role', { role: 'viewer' }), 404, 'registry.not_found');
+    const audit = (await admin.call('GET', '/audit?action=user.role')).json;
+    const entry = audit.items.find((e: { target: string }) => e.target === 'user:temp');
+    assert.ok(entry, JSON.stringify(audit));
+    assert.equal(entry.before.role, 'viewer');
+    assert.equal(entry.after.role, 'operator');
     assert.equal((await admin.call('DELETE', '/users/temp')).status, 204);
     assertError(await temp.call('GET', '/nodes'), 401, 'api.unauthorized');
     assertError(await admin.call('DELETE', '/users/root'), 400, 'api.bad_input', 'name');

@@ -1,7 +1,7 @@
 /**
  * Admin users (admin role only): who may log in to this console and the API,
- * with which role; add one, remove one, set a new password. Every change goes
- * to the audit log on the server side.
+ * with which role; add one, change a role, remove one, set a new password.
+ * Every change goes to the audit log on the server side.
  */
 import { ApiError, api, currentSession, type Role } from '../api.ts';
 import { dialog, field, formatTime, h, mount, options, toast } from '../dom.ts';
@@ -72,6 +72,20 @@ export const usersPage: Page = (root) => {
                   { class: 'small', type: 'button', onclick: () => void passwordForm(u.name) },
                   'Reset password',
                 ),
+                u.name !== me &&
+                  h(
+                    'button',
+                    {
+                      class: 'small',
+                      type: 'button',
+                      'data-action': 'role',
+                      onclick: () =>
+                        void roleForm(u).then((sent) => {
+                          if (sent) void load();
+                        }),
+                    },
+                    'Change role',
+                  ),
                 u.name !== me &&
                   h(
                     'button',
@@ -237,6 +251,23 @@ function passwordForm(user: string): Promise<boolean> {
         body: { password: password.value },
       });
       return `Password of ${user} changed`;
+    },
+  });
+}
+
+function roleForm(user: AdminUser): Promise<boolean> {
+  const role = h('select', { name: 'role' }, options(ROLES, user.role));
+  return formDialog({
+    title: `Role of ${user.name}`,
+    id: 'role-form',
+    submitLabel: 'Change role',
+    fields: [['Role *', role]],
+    async send() {
+      await api(`/users/${encodeURIComponent(user.name)}/role`, {
+        method: 'PUT',
+        body: { role: role.value },
+      });
+      return `${user.name} is now ${role.value}`;
     },
   });
 }
