@@ -22,8 +22,6 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry as PromRegistry } from 'prom-client';
 import { GatewayError } from '../device-protocol/errors.ts';
-import { startAdminRole } from '../admin/index.ts';
-import { createUiHandler } from '../admin/ui/serve.ts';
 import { type Bus, type NodeHeartbeat, Subjects } from './bus/bus.ts';
 import { createBus, InProcessBus, serveIpcBus } from './bus/index.ts';
 import {
@@ -41,16 +39,7 @@ import { createMetrics } from './ops/metrics.ts';
 import { createBusRecorder } from './records/recorder.ts';
 import { Membership, RendezvousRouter, startHeartbeat } from './router/index.ts';
 import { busDeviceDirectory } from './store/directory.ts';
-import { Registry } from './store/registry.ts';
-import {
-  busDeviceProfileFetch,
-  DeviceProfiles,
-  startTransport,
-  watchDeviceSessions,
-} from './transport/index.ts';
-import { openImService } from './transport/im/index.ts';
-import { mailPushHook, openMailService, registryMediaProfiles } from './transport/mail/index.ts';
-import { startTranscoder } from '../transcoder/index.ts';
+import type { Registry } from './store/registry.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'mmgw.js');
@@ -248,6 +237,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       }
       // Mail servers' new-mail hook; any node takes it and publishes to every transport.
       if (config.mailPushToken !== undefined) {
+        const { mailPushHook } = await import('./transport/mail/index.ts');
         ops.use(mailPushHook({ bus, token: config.mailPushToken, logger, metrics }));
       }
     }
@@ -255,6 +245,11 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     // Every role writes its device log records and usage counters through this one recorder.
     const recorder = createBusRecorder({ bus, nodeId, logger });
     if (roles.includes('admin')) {
+      const [{ Registry }, { startAdminRole }, { createUiHandler }] = await Promise.all([
+        import('./store/registry.ts'),
+        import('../admin/index.ts'),
+        import('../admin/ui/serve.ts'),
+      ]);
       registry = await Registry.open(config.data);
       const admin = await startAdminRole({
         bus,
@@ -274,6 +269,15 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     // Closed after the edge and transport (their last records still go out), before the admin that stores them.
     handles.push({ name: 'recorder', close: () => recorder.close() });
     if (roles.includes('transport')) {
+      const [
+        { busDeviceProfileFetch, DeviceProfiles, startTransport, watchDeviceSessions },
+        { openImService },
+        { openMailService, registryMediaProfiles },
+      ] = await Promise.all([
+        import('./transport/index.ts'),
+        import('./transport/im/index.ts'),
+        import('./transport/mail/index.ts'),
+      ]);
       // Mail accounts live in lmdb under this node's data dir, so they outlive a restart of the node.
       const mail = openMailService({
         dataDir: config.data,
@@ -342,6 +346,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     }
     if (roles.includes('transcoder')) {
       // Stateless: a queue group on the bus, so several transcoders share the work.
+      const { startTranscoder } = await import('../transcoder/index.ts');
       const transcoder = await startTranscoder({ bus, dataDir: config.data, logger });
       handles.push({ name: 'transcoder', close: () => transcoder.stop() });
       started.add('transcoder');
