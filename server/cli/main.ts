@@ -105,6 +105,10 @@ export function buildProgram(): Command {
     .option('--secret <secret>', 'device secret (env MMGW_DEVICE_SECRET)')
     .addOption(new Option('--transport <carrier>', 'carrier').choices(['ws', 'poll', 'auto']).default('auto'))
     .option('--json', 'JSON lines on stdin and stdout (scriptable)')
+    .option(
+      '--no-compression',
+      'WebSocket frames uncompressed (SPEC.md §4.4), e.g. to read them in a capture',
+    )
     .action(
       wrap(
         async (o: {
@@ -113,6 +117,7 @@ export function buildProgram(): Command {
           secret?: string;
           transport: 'ws' | 'poll' | 'auto';
           json?: boolean;
+          compression: boolean;
         }) => {
           const { runHandset } = await import('./handset.ts');
           const secret = o.secret ?? process.env.MMGW_DEVICE_SECRET;
@@ -122,6 +127,7 @@ export function buildProgram(): Command {
             ...(secret === undefined ? {} : { secret }),
             json: Boolean(o.json),
             transport: o.transport,
+            ...(o.compression ? {} : { handsetOptions: { compression: false } }),
           });
         },
       ),

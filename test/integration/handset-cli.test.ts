@@ -32,7 +32,13 @@ interface CliHandset {
 
 const live = new Set<ChildProcessWithoutNullStreams>();
 
-function spawnHandset(url: string, imei: string, secret: string, transport: string): CliHandset {
+function spawnHandset(
+  url: string,
+  imei: string,
+  secret: string,
+  transport: string,
+  extra: string[] = [],
+): CliHandset {
   const child = spawn(
     process.execPath,
     [
@@ -47,6 +53,7 @@ function spawnHandset(url: string, imei: string, secret: string, transport: stri
       secret,
       '--transport',
       transport,
+      ...extra,
     ],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } },
   );
@@ -192,6 +199,31 @@ describe('mmgw handset --json against a gateway', () => {
       [...seqs].sort((a, b) => a - b),
     );
     assert.equal(new Set(seqs).size, seqs.length);
+  });
+
+  test('frames are compressed unless --no-compression (the gateway counts the live contexts)', async () => {
+    const contexts = async () => {
+      const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      return Number(/^mmgw_edge_compression_contexts(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+    };
+    for (const [extra, expected] of [
+      [['--no-compression'], 0],
+      [[], 2],
+    ] as const) {
+      const { imei, secret } = await provisionDevice(gw.dataDir);
+      const h = spawnHandset(gw.url, imei, secret, 'ws', [...extra]);
+      await h.waitFor('connected', (l) => l.event === 'connected');
+      h.send({
+        id: 'e',
+        cmd: 'request',
+        method: 'sys.echo',
+        body: 'a body long enough to be worth compressing',
+      });
+      await h.waitFor('echo', (l) => l.id === 'e');
+      assert.equal(await contexts(), expected, `handset ${extra.join(' ') || '(default)'}`);
+      h.send({ cmd: 'quit' });
+      assert.equal(await h.exit, 0);
+    }
   });
 
   test('refusals are typed errors and exit code 2', async () => {
