@@ -19,6 +19,19 @@ import { DEFAULT_LIMITS, type Frame, type Hello, Kind, type Resume } from '../me
 import { Carrier, carrierUrl } from './carrier.ts';
 
 const OPEN = 1;
+
+/**
+ * A request with a password in its body (`im.login`, `mail.account.add` …)
+ * goes plain: a password never enters a compression context, where lengths
+ * could give it away bit by bit (SPEC.md §4.4, Security).
+ */
+function carriesPassword(frame: Frame): boolean {
+  if (frame.kind !== Kind.Request) return false;
+  const body = frame.body;
+  return body !== null && typeof body === 'object' && !Array.isArray(body) && !(body instanceof Uint8Array)
+    ? 'password' in body
+    : false;
+}
 const CLOSED = 3;
 /** How long close() waits for the closing handshake before giving up on it. */
 const CLOSE_WAIT_MS = 1000;
@@ -77,7 +90,8 @@ export class WebSocketCarrier extends Carrier {
     if (this.closed || this.#socket?.readyState !== OPEN) return;
     const bytes = encodeFrame(frame);
     const deflate = this.#deflate;
-    this.#socket.send(deflate !== undefined && worthCompressing(bytes) ? deflate.compress(bytes) : bytes);
+    const compress = deflate !== undefined && worthCompressing(bytes) && !carriesPassword(frame);
+    this.#socket.send(compress ? deflate.compress(bytes) : bytes);
   }
 
   #onMessage(data: unknown): void {

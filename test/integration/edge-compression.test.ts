@@ -7,8 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
+import WebSocket from 'ws';
 import { describe, test } from 'node:test';
 import { encodeFrame } from '../../device-protocol/codec.ts';
+import { Handset } from '../../device-protocol/handset.ts';
 import { COMPRESSED_FRAME, DEFLATE, FrameCompressor } from '../../device-protocol/compression.ts';
 import { type ErrorFrame, Kind, PROTOCOL_VERSION, type Welcome } from '../../device-protocol/messages.ts';
 import {
@@ -82,6 +84,37 @@ for (const engine of ENGINES) {
         assert.deepEqual(r.body, chatBody(i));
       }
       assert.equal(c.sentCompressed, 5);
+    });
+
+    test('the Handset SDK compresses its requests, but one with a password goes plain', async (t) => {
+      const e = await edgeWithDevices(t, engine);
+      const sent: number[] = [];
+      // The SDK's WebSocket, recording the first byte of every message it sends.
+      class Recording extends WebSocket {
+        override send(data: any, ...rest: any[]): void {
+          sent.push(new Uint8Array(data)[0]);
+          (super.send as (...a: unknown[]) => void)(data, ...rest);
+        }
+      }
+      const h = new Handset({
+        url: `ws://127.0.0.1:${e.port}`,
+        imei: IMEI,
+        secret: SECRET,
+        transport: 'ws',
+        WebSocket: Recording,
+        // No timed Ack between the three requests: what the recorder sees is the requests.
+        ackIntervalMs: 60_000,
+      });
+      t.after(() => h.close());
+      const w = await h.connect();
+      assert.equal(w.compression, DEFLATE);
+      const plain = { account: 'x0123456789abcdef', body: 'a body long enough to be worth compressing' };
+      const secret = { jid: 'alice@example.test', password: 'a password that must not be compressed' };
+      const mark = sent.length;
+      assert.deepEqual(await h.request('echo', plain), plain);
+      assert.deepEqual(await h.request('echo', secret), secret);
+      assert.deepEqual(await h.request('echo', plain), plain);
+      assert.deepEqual(sent.slice(mark), [COMPRESSED_FRAME, 0x01, COMPRESSED_FRAME]);
     });
 
     test('no compression on long-poll, for a device that does not ask, or when the operator turns it off', async (t) => {
