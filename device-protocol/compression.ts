@@ -261,3 +261,56 @@ export class FrameDecompressor extends Context {
     return frame;
   }
 }
+
+/**
+ * Both directions of one compressing carrier: what the gateway's WebSocket
+ * carrier, the SDK's and a test client each hold once Welcome said
+ * `compression` (a carrier that does not compress holds none).
+ */
+export class CarrierCompression {
+  readonly #deflate = new FrameCompressor();
+  readonly #inflate = new FrameDecompressor();
+
+  /** The frame as it goes on the air: compressed when worth it and `allowed`, else as it is. */
+  outgoing(frame: Uint8Array, allowed = true): Uint8Array {
+    return allowed && worthCompressing(frame) ? this.#deflate.compress(frame) : frame;
+  }
+
+  /** The plain frame inside a compressed one (FrameDecompressor.decompress). */
+  inflate(bytes: Uint8Array, maxFrameBytes: number): Uint8Array {
+    return this.#inflate.decompress(bytes, maxFrameBytes);
+  }
+
+  /** Live zlib contexts (0–2). */
+  contexts(): number {
+    return (this.#deflate.active ? 1 : 0) + (this.#inflate.active ? 1 : 0);
+  }
+
+  /** Parks both contexts down to their last window (~1 KiB each); the next frame picks up from there. */
+  park(): void {
+    this.#deflate.park();
+    this.#inflate.park();
+  }
+}
+
+/**
+ * The plain frame of bytes received on a carrier with `compression`
+ * (undefined: the carrier does not compress): a plain frame as it is, a
+ * compressed one inflated. Throws GatewayError `protocol.bad_frame` (also
+ * for a compressed frame where there is no compression) or
+ * `protocol.frame_too_large`.
+ */
+export function plainFrame(
+  bytes: Uint8Array,
+  compression: CarrierCompression | undefined,
+  maxFrameBytes: number,
+): Uint8Array {
+  if (bytes[0] !== COMPRESSED_FRAME) return bytes;
+  if (compression === undefined) {
+    throw new GatewayError(
+      'protocol.bad_frame',
+      'A compressed frame on a carrier without compression (SPEC.md §4.4).',
+    );
+  }
+  return compression.inflate(bytes, maxFrameBytes);
+}

@@ -7,13 +7,7 @@
  */
 
 import { decodeFrame, encodeFrame } from '../codec.ts';
-import {
-  COMPRESSED_FRAME,
-  DEFLATE,
-  FrameCompressor,
-  FrameDecompressor,
-  worthCompressing,
-} from '../compression.ts';
+import { CarrierCompression, DEFLATE, plainFrame } from '../compression.ts';
 import { GatewayError } from '../errors.ts';
 import { DEFAULT_LIMITS, type Frame, type Hello, Kind, type Resume } from '../messages.ts';
 import { Carrier, carrierUrl } from './carrier.ts';
@@ -42,8 +36,7 @@ export class WebSocketCarrier extends Carrier {
   #opened = false;
   #onSocketClosed?: () => void;
   /** Frame compression (SPEC.md §4.4), on once a Welcome says so; fresh for every carrier. */
-  #deflate?: FrameCompressor;
-  #inflate?: FrameDecompressor;
+  #compression?: CarrierCompression;
 
   start(first: Hello | Resume): void {
     const Ctor = this.options.WebSocket ?? (globalThis as any).WebSocket;
@@ -89,9 +82,7 @@ export class WebSocketCarrier extends Carrier {
   send(frame: Frame): void {
     if (this.closed || this.#socket?.readyState !== OPEN) return;
     const bytes = encodeFrame(frame);
-    const deflate = this.#deflate;
-    const compress = deflate !== undefined && worthCompressing(bytes) && !carriesPassword(frame);
-    this.#socket.send(compress ? deflate.compress(bytes) : bytes);
+    this.#socket.send(this.#compression?.outgoing(bytes, !carriesPassword(frame)) ?? bytes);
   }
 
   #onMessage(data: unknown): void {
@@ -107,17 +98,12 @@ export class WebSocketCarrier extends Carrier {
       });
       return;
     }
-    if (bytes[0] === COMPRESSED_FRAME) {
-      try {
-        if (this.#inflate === undefined) {
-          throw new GatewayError('protocol.bad_frame', 'compressed frame, but compression is not on');
-        }
-        bytes = this.#inflate.decompress(bytes, DEFAULT_LIMITS.maxFrameBytes);
-      } catch (err) {
-        const error = err instanceof GatewayError ? err : new GatewayError('protocol.bad_frame', String(err));
-        this.end({ reason: `undecompressable frame: ${error.message}`, failedToOpen: false, error });
-        return;
-      }
+    try {
+      bytes = plainFrame(bytes, this.#compression, DEFAULT_LIMITS.maxFrameBytes);
+    } catch (err) {
+      const error = err instanceof GatewayError ? err : new GatewayError('protocol.bad_frame', String(err));
+      this.end({ reason: `undecompressable frame: ${error.message}`, failedToOpen: false, error });
+      return;
     }
     const decoded = decodeFrame(bytes);
     if (!decoded.ok) {
@@ -130,10 +116,8 @@ export class WebSocketCarrier extends Carrier {
     }
     const frame = decoded.frame;
     // From the frame after this Welcome on, both directions may be compressed.
-    if (frame.kind === Kind.Welcome && frame.compression === DEFLATE && this.#deflate === undefined) {
-      this.#deflate = new FrameCompressor();
-      this.#inflate = new FrameDecompressor();
-    }
+    if (frame.kind === Kind.Welcome && frame.compression === DEFLATE)
+      this.#compression ??= new CarrierCompression();
     this.deliver([frame]);
   }
 

@@ -8,7 +8,7 @@
  * are checked by the edge's one sweep.
  */
 import { encodeBatch } from '../../device-protocol/codec.ts';
-import { FrameCompressor, FrameDecompressor, worthCompressing } from '../../device-protocol/compression.ts';
+import { CarrierCompression } from '../../device-protocol/compression.ts';
 import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { PollExchange, WsDriver } from './engines/engine.ts';
@@ -53,8 +53,10 @@ export abstract class Carrier implements RateState {
   tokensAt: number;
   /** Frames that arrived after Hello/Resume and before Welcome; handled after Welcome. */
   early: Frame[] | undefined = undefined;
-  /** Inflates the device's compressed frames (SPEC.md §4.4); set at Welcome on a compressing WebSocket. */
-  inflate: FrameDecompressor | undefined = undefined;
+  /** Frame compression (SPEC.md §4.4), set at Welcome on a WebSocket whose device asked; else none. */
+  compression: CarrierCompression | undefined = undefined;
+  /** When a frame was last compressed or inflated here (the sweep parks contexts idle for long). */
+  compressedAt = 0;
 
   constructor(readonly host: CarrierHost) {
     const now = host.now();
@@ -89,28 +91,12 @@ export class WsCarrier extends Carrier {
 
   /** Is this carrier in the host's list of carriers to flush this turn? */
   flushQueued = false;
-  /** Compresses frames after Welcome when the device asked (SPEC.md §4.4). */
-  deflate: FrameCompressor | undefined = undefined;
-  /** When a frame was last compressed or inflated here (the sweep parks contexts idle for long). */
-  compressedAt = 0;
 
   /** The frame as it goes on the air: compressed where this carrier compresses and it is worth it. */
   private wire(frame: Uint8Array): Uint8Array {
-    const deflate = this.deflate;
-    if (deflate === undefined || !worthCompressing(frame)) return frame;
-    this.compressedAt = this.host.now();
-    return deflate.compress(frame);
-  }
-
-  /** Live zlib contexts of this carrier (0–2). */
-  compressionContexts(): number {
-    return (this.deflate?.active ? 1 : 0) + (this.inflate?.active ? 1 : 0);
-  }
-
-  /** Parks both contexts down to their last window (~1 KiB each); the next frame picks up from there. */
-  parkCompression(): void {
-    this.deflate?.park();
-    this.inflate?.park();
+    const out = this.compression?.outgoing(frame) ?? frame;
+    if (out !== frame) this.compressedAt = this.host.now();
+    return out;
   }
 
   private send(frame: Uint8Array): void {
@@ -124,10 +110,7 @@ export class WsCarrier extends Carrier {
 
   welcome(frame: Uint8Array, fromSeq: number, compress: boolean): void {
     this.send(frame);
-    if (compress) {
-      this.deflate = new FrameCompressor();
-      this.inflate = new FrameDecompressor();
-    }
+    if (compress) this.compression = new CarrierCompression();
     this.pumpSeq = fromSeq;
     this.pump();
   }

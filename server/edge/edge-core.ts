@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { decodeFrame, encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
-import { COMPRESSED_FRAME, DEFLATE } from '../../device-protocol/compression.ts';
+import { COMPRESSED_FRAME, DEFLATE, plainFrame } from '../../device-protocol/compression.ts';
 import {
   ERROR_CODES,
   type ErrorCode,
@@ -217,10 +217,7 @@ export class EdgeCore implements EngineHost, CarrierHost {
     this.stats.sessions = () => this.table.size;
     this.stats.compressionContexts = () => {
       let n = 0;
-      for (const session of this.table.values()) {
-        const c = session.carrier;
-        if (c !== undefined && c.kind === 'ws') n += (c as WsCarrier).compressionContexts();
-      }
+      for (const session of this.table.values()) n += session.carrier?.compression?.contexts() ?? 0;
       return n;
     };
   }
@@ -328,17 +325,9 @@ export class EdgeCore implements EngineHost, CarrierHost {
     c.lastHeardAt = now;
     let frameBytes = bytes;
     if (bytes[0] === COMPRESSED_FRAME) {
-      if (c.inflate === undefined) {
-        this.fatal(
-          c,
-          'protocol.bad_frame',
-          'A compressed frame on a carrier without compression (SPEC.md §4.4).',
-        );
-        return false;
-      }
       try {
-        (c as WsCarrier).compressedAt = now;
-        frameBytes = c.inflate.decompress(bytes, this.limits.maxFrameBytes);
+        frameBytes = plainFrame(bytes, c.compression, this.limits.maxFrameBytes);
+        c.compressedAt = now;
       } catch (err) {
         if (!(err instanceof GatewayError)) throw err;
         this.fatal(c, err.code, err.message);
@@ -1366,10 +1355,8 @@ export class EdgeCore implements EngineHost, CarrierHost {
         this.silent(c);
         continue;
       }
-      if (c.kind === 'ws') {
-        const w = c as WsCarrier;
-        if (w.deflate !== undefined && now - w.compressedAt > this.compressionIdleMs) w.parkCompression();
-      }
+      // Only a compressing WebSocket has compression (long-poll carriers never do).
+      if (c.compression !== undefined && now - c.compressedAt > this.compressionIdleMs) c.compression.park();
     }
     for (const [id, t] of this.tombstones) {
       if (now - t.at <= this.silenceMs) break; // insertion order = age order

@@ -102,6 +102,14 @@ export function deviceProfile(registry: DeviceProfileRegistry, imei: string): De
   return { profile: ref.id, services, presets, policies, accounts };
 }
 
+/** Does the profile let the device use `service`? (No profile, or one without a services list: every service.) */
+export function serviceAllowed(
+  profile: Pick<DeviceProfile, 'services'> | undefined,
+  service: ServiceName,
+): boolean {
+  return profile?.services === undefined || profile.services.includes(service);
+}
+
 /** The preset of `service` with this label, if the profile offers one. */
 export function findPreset(
   profile: Pick<DeviceProfile, 'presets'>,
@@ -153,7 +161,7 @@ export async function setDeviceAccount(
       `the service profile ${device.profile ?? '(none)'} of device ${imei} has no preset labelled ${label}`,
       { field: 'label' },
     );
-  if (profile.services !== undefined && !profile.services.includes(preset.service))
+  if (!serviceAllowed(profile, preset.service))
     throw new GatewayError(
       'service.not_allowed',
       `the service profile ${profile.profile} leaves out ${preset.service}`,

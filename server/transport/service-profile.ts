@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import { type Bus, Subjects } from '../bus/bus.ts';
 import type { Value } from '../../device-protocol/messages.ts';
-import type { DeviceProfile, ServiceName } from '../store/device-profile.ts';
+import { type DeviceProfile, type ServiceName, serviceAllowed } from '../store/device-profile.ts';
 
 export type DeviceProfileFetch = (deviceId: string) => Promise<DeviceProfile>;
 
@@ -83,10 +83,10 @@ export class DeviceProfiles {
 
 /** Throws service.not_allowed when the profile leaves `service` out. */
 export function assertServiceAllowed(profile: DeviceProfile | undefined, service: ServiceName): void {
-  if (profile?.services === undefined || profile.services.includes(service)) return;
+  if (serviceAllowed(profile, service)) return;
   throw new GatewayError(
     'service.not_allowed',
-    `The service profile ${profile.profile ?? ''} of this device does not include ${service}.`,
+    `The service profile ${profile?.profile ?? ''} of this device does not include ${service}.`,
   );
 }
 

@@ -12,11 +12,10 @@ import { Registry } from 'prom-client';
 import WebSocket from 'ws';
 import { decodeBatch, decodeFrame, encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
 import {
+  CarrierCompression,
   COMPRESSED_FRAME,
   DEFLATE,
-  FrameCompressor,
-  FrameDecompressor,
-  worthCompressing,
+  plainFrame,
 } from '../../device-protocol/compression.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import {
@@ -348,8 +347,7 @@ export abstract class RawClient {
 export class WsRawClient extends RawClient {
   readonly kind = 'ws';
   /** Frame compression (SPEC.md §4.4), set up when a Welcome says so. */
-  private deflate: FrameCompressor | undefined;
-  private inflate: FrameDecompressor | undefined;
+  private compression: CarrierCompression | undefined;
   /** Per frame received: its size on the air and whether it came compressed. */
   readonly wire: { bytes: number; compressed: boolean }[] = [];
   /** Frames this client sent compressed. */
@@ -359,20 +357,12 @@ export class WsRawClient extends RawClient {
     super();
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) throw new Error('the edge sent a text message');
-      let bytes: Uint8Array = new Uint8Array(data);
-      const compressed = bytes[0] === COMPRESSED_FRAME;
-      this.wire.push({ bytes: bytes.length, compressed });
-      if (compressed) {
-        if (this.inflate === undefined) throw new Error('a compressed frame before Welcome said so');
-        bytes = this.inflate.decompress(bytes, 64 << 20);
-      }
-      const decoded = decodeFrame(bytes);
+      const bytes = new Uint8Array(data);
+      this.wire.push({ bytes: bytes.length, compressed: bytes[0] === COMPRESSED_FRAME });
+      const decoded = decodeFrame(plainFrame(bytes, this.compression, 64 << 20));
       if (!decoded.ok) throw new Error(`undecodable frame from the edge: ${decoded.error.message}`);
       const f = decoded.frame;
-      if (f.kind === Kind.Welcome && f.compression === DEFLATE) {
-        this.deflate = new FrameCompressor();
-        this.inflate = new FrameDecompressor();
-      }
+      if (f.kind === Kind.Welcome && f.compression === DEFLATE) this.compression = new CarrierCompression();
       this.deliver(f);
     });
     ws.on('close', (code: number, reason: Buffer) => this.closed({ code, reason: reason.toString() }));
@@ -394,12 +384,9 @@ export class WsRawClient extends RawClient {
   /** Sends a frame, compressed once this carrier compresses (and the frame is worth it). */
   async send(frame: Frame): Promise<void> {
     const bytes = encodeFrame(frame);
-    if (this.deflate !== undefined && worthCompressing(bytes)) {
-      this.sentCompressed++;
-      await this.sendBytes(this.deflate.compress(bytes));
-    } else {
-      await this.sendBytes(bytes);
-    }
+    const wire = this.compression?.outgoing(bytes) ?? bytes;
+    if (wire !== bytes) this.sentCompressed++;
+    await this.sendBytes(wire);
   }
 
   sendBytes(bytes: Uint8Array): Promise<void> {

@@ -23,6 +23,35 @@ import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 export const ALICE = { user: 'alice@example.test', password: 'alice-pw' };
 export const BOB = { user: 'bob@example.test', password: 'bob-pw' };
 
+/** A `mail.account.add` body for `user` on this Dovecot and SMTP peer (plain IMAP, STARTTLS to the peer). */
+export function mailAccountBody(
+  dovecot: Pick<DovecotServer, 'host' | 'imapPort'>,
+  smtp: Pick<SmtpPeer, 'host' | 'port'>,
+  user: { user: string; password: string },
+  overrides: object = {},
+): { [key: string]: Value } {
+  // A Value as the Handset sends it; overrides may also put in what no Value is (the tests of bad input).
+  return {
+    address: user.user,
+    imap: {
+      host: dovecot.host,
+      port: dovecot.imapPort,
+      tls: 'none',
+      user: user.user,
+      password: user.password,
+    },
+    smtp: {
+      host: smtp.host,
+      port: smtp.port,
+      tls: 'starttls',
+      allowInvalidCert: true,
+      user: user.user,
+      password: user.password,
+    },
+    ...overrides,
+  } as { [key: string]: Value };
+}
+
 export interface MailFixture {
   dovecot: DovecotServer;
   smtp: SmtpPeer;
@@ -127,25 +156,7 @@ export async function startMailFixture(
         throw new Error(`${method} succeeded but an error was expected`);
       },
       accountBody(user, overrides = {}) {
-        return {
-          address: user.user,
-          imap: {
-            host: dovecot.host,
-            port: dovecot.imapPort,
-            tls: 'none',
-            user: user.user,
-            password: user.password,
-          },
-          smtp: {
-            host: smtp.host,
-            port: smtp.port,
-            tls: 'starttls',
-            allowInvalidCert: true,
-            user: user.user,
-            password: user.password,
-          },
-          ...overrides,
-        };
+        return mailAccountBody(dovecot, smtp, user, overrides);
       },
       async addAccount(deviceId, user) {
         const res = await call(deviceId, 'mail.account.add', fixture.accountBody(user));

@@ -16,7 +16,7 @@ import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { handsetFor, waitFor } from './e2e-suite.ts';
-import { ALICE, BOB } from './mail-fixture.ts';
+import { ALICE, BOB, mailAccountBody } from './mail-fixture.ts';
 
 interface Pushed {
   name: string;
@@ -41,18 +41,8 @@ describe('mail through the gateway', () => {
   let devB: { imei: string; secret: string };
   const open: Handset[] = [];
 
-  const accountBody = (u: { user: string; password: string }, password = u.password) => ({
-    address: u.user,
-    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', user: u.user, password },
-    smtp: {
-      host: smtp.host,
-      port: smtp.port,
-      tls: 'starttls',
-      allowInvalidCert: true,
-      user: u.user,
-      password,
-    },
-  });
+  const accountBody = (u: { user: string; password: string }, password = u.password) =>
+    mailAccountBody(dovecot, smtp, { ...u, password });
   const connect = async (dev: { imei: string; secret: string }) => {
     const h = handsetFor(gw, dev);
     open.push(h);

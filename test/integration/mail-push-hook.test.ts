@@ -24,7 +24,7 @@ import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { handsetFor, waitFor } from './e2e-suite.ts';
-import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
+import { ALICE, BOB, type MailFixture, mailAccountBody, startMailFixture } from './mail-fixture.ts';
 
 const TOKEN = 'hook-token-for-tests-0123456789';
 
@@ -52,18 +52,8 @@ describe('new-mail hook through the gateway', () => {
       .filter((e) => e.name === 'mail.new' && e.body.account === account)
       .map((e) => e.body.header.uid as number);
 
-  const accountBody = (dovecot: DovecotServer, u: { user: string; password: string }) => ({
-    address: u.user,
-    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', user: u.user, password: u.password },
-    smtp: {
-      host: smtp.host,
-      port: smtp.port,
-      tls: 'starttls',
-      allowInvalidCert: true,
-      user: u.user,
-      password: u.password,
-    },
-  });
+  const accountBody = (dovecot: DovecotServer, u: { user: string; password: string }) =>
+    mailAccountBody(dovecot, smtp, u);
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'mmgw-push-hook-'));

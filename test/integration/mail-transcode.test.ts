@@ -19,7 +19,7 @@ import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { handsetFor } from './e2e-suite.ts';
-import { ALICE } from './mail-fixture.ts';
+import { ALICE, mailAccountBody } from './mail-fixture.ts';
 
 const CAPS = { screenWidth: 320, screenHeight: 240, imageFormats: ['jpeg'], imageBudgetBytes: 30_000 };
 
@@ -74,26 +74,7 @@ describe('mail attachment variants through the gateway and the transcoder role',
     const dev = await provisionDevice(dataDir);
     handset = handsetFor(gw, dev, { caps: CAPS, requestTimeoutMs: 60_000 });
     await handset.connect();
-    account = (
-      await handset.request<any>('mail.account.add', {
-        address: ALICE.user,
-        imap: {
-          host: dovecot.host,
-          port: dovecot.imapPort,
-          tls: 'none',
-          user: ALICE.user,
-          password: ALICE.password,
-        },
-        smtp: {
-          host: smtp.host,
-          port: smtp.port,
-          tls: 'starttls',
-          allowInvalidCert: true,
-          user: ALICE.user,
-          password: ALICE.password,
-        },
-      })
-    ).account;
+    account = (await handset.request<any>('mail.account.add', mailAccountBody(dovecot, smtp, ALICE))).account;
     photo = await rotatedPhoto();
     const other = await photoJpeg(800, 600, { seed: 9 });
     truncated = other.subarray(0, Math.floor(other.length / 2));

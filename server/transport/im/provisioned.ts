@@ -13,7 +13,7 @@
  *   provisioned: true}` pushed.
  */
 import { toGatewayError } from '../../../device-protocol/errors.ts';
-import { findPreset, provisionedSecretContext } from '../../store/device-profile.ts';
+import { findPreset, provisionedSecretContext, serviceAllowed } from '../../store/device-profile.ts';
 import { type ImAccountSettings, imAccountId } from './account-store.ts';
 import type { ProvisionOptions } from '../service-profile.ts';
 import type { ImDeps } from './deps.ts';
@@ -26,10 +26,9 @@ export interface ImProvisionOptions extends ProvisionOptions {
 
 export async function provisionImAccounts(deps: ImDeps, o: ImProvisionOptions): Promise<void> {
   const { deviceId, profile, logger } = o;
-  const allowed = profile.services === undefined || profile.services.includes('im');
   const wanted = new Map<string, ImAccountSettings>();
   const listed = new Set<string>();
-  for (const p of allowed ? profile.accounts : []) {
+  for (const p of serviceAllowed(profile, 'im') ? profile.accounts : []) {
     const preset = p.service === 'im' ? findPreset(profile, 'im', p.label) : undefined;
     if (preset === undefined) continue;
     const jid = p.user.toLowerCase();

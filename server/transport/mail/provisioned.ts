@@ -16,7 +16,12 @@
  */
 import { createHash } from 'node:crypto';
 import { toGatewayError } from '../../../device-protocol/errors.ts';
-import { findPreset, type ProvisionedAccount, provisionedSecretContext } from '../../store/device-profile.ts';
+import {
+  findPreset,
+  type ProvisionedAccount,
+  provisionedSecretContext,
+  serviceAllowed,
+} from '../../store/device-profile.ts';
 import type { ProvisionOptions } from '../service-profile.ts';
 import type { MailAccount, MailServerSettings } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
@@ -38,11 +43,10 @@ const sameServer = (a: MailServerSettings, b: MailServerSettings) =>
 
 export async function provisionMailAccounts(deps: MailDeps, o: ProvisionOptions): Promise<void> {
   const { deviceId, profile, logger } = o;
-  const allowed = profile.services === undefined || profile.services.includes('mail');
   const wanted = new Map<string, Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>>();
   // Listed but not usable now (a secret this node cannot open): left as it is, not removed.
   const listed = new Set<string>();
-  for (const p of allowed ? profile.accounts : []) {
+  for (const p of serviceAllowed(profile, 'mail') ? profile.accounts : []) {
     if (p.service !== 'mail' || !findPreset(profile, 'mail', p.label)) continue;
     const id = provisionedMailAccountId(deviceId, p.label);
     listed.add(id);
