@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const roots = ['device-protocol', 'server', 'transcoder', 'admin', 'test'];
+const roots = ['device-protocol', 'server', 'transcoder', 'admin', 'testing', 'test'];
 const skip = new Set(['node_modules', 'bench', 'output', 'data']);
 
 function walk(dir, out) {

@@ -1,0 +1,5 @@
+/**
+ * Test support shared by the unit tests beside the code and the suites under
+ * test/: nothing here is part of the product, and no product folder imports it.
+ */
+export { type EventuallyOptions, eventually } from './eventually.ts';
