@@ -84,6 +84,8 @@ export const ERROR_CODES = {
     "The device's service profile has no account preset with this label for this service.",
   'policy.attachment_too_large':
     "The attachment is larger than the service profile's maxAttachmentBytes policy allows.",
+  'policy.destination_not_allowed':
+    "The gateway's outbound policy does not allow connecting to this server (address or port).",
   // Secrets at rest.
   'credentials.unreadable': 'Stored credentials could not be decrypted (wrong key or tampered data).',
   // Transcoder (images and bodies shrunk for the handset); the original stays offered with its size.
