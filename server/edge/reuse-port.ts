@@ -7,14 +7,17 @@
  * with strace), and Node 20 has no `reusePort` listen option. So worker
  * processes are started with a tiny LD_PRELOAD shim (reuseport/*.c) that
  * sets SO_REUSEPORT in bind() for the listed ports. It is compiled on first
- * use with the system C compiler into the temp directory (cached by hash).
+ * use with the system C compiler into a private cache directory (cached by
+ * hash). Whatever is preloaded runs inside the gateway, so that directory
+ * must be this user's alone: a file some other user put in a shared /tmp
+ * under the expected name is never loaded (issue #11).
  *
  * The portable engine can instead run under node:cluster, whose workers
  * share the primary's listening handle without any of this.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +36,34 @@ function run(cmd: string, args: string[]): Promise<void> {
 }
 
 /**
+ * A directory only this user can write: created 0700 if absent; refused if it
+ * is a symbolic link, belongs to someone else or is writable by group or
+ * others (then anyone could have placed or swapped the library in it).
+ */
+export function privateCacheDir(path: string): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const st = lstatSync(path);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new GatewayError(
+      'config.invalid',
+      `${path} must be a directory of user ${uid} that only it can write (it is not): refusing to load a preload library from it.`,
+    );
+  }
+  return path;
+}
+
+/** A cached library is used only if this user built it and nobody else could have changed it. */
+function trustworthy(file: string): boolean {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const st = statSync(file);
+  return st.isFile() && st.uid === uid && (st.mode & 0o022) === 0;
+}
+
+/**
  * Builds the shim if needed and returns the path of the shared object.
- * Throws GatewayError('config.invalid') when no C compiler is available.
+ * Throws GatewayError('config.invalid') when no C compiler is available, or
+ * when the cache directory or a cached library is not this user's alone.
  */
 export async function buildReusePortPreload(
   options: { cacheDir?: string; cc?: string } = {},
@@ -42,8 +71,15 @@ export async function buildReusePortPreload(
   const source = readFileSync(SOURCE);
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  const out = join(options.cacheDir ?? tmpdir(), `mmgw-reuseport-${hash}-${uid}.so`);
-  if (existsSync(out)) return out;
+  const dir = privateCacheDir(options.cacheDir ?? join(tmpdir(), `mmgw-${uid}`));
+  const out = join(dir, `mmgw-reuseport-${hash}.so`);
+  if (existsSync(out)) {
+    if (trustworthy(out)) return out;
+    throw new GatewayError(
+      'config.invalid',
+      `${out} is not this user's own file (owner or mode): refusing to preload it. Remove it and start again.`,
+    );
+  }
   const tmp = `${out}.${process.pid}.tmp`;
   try {
     await run(options.cc ?? process.env.CC ?? 'cc', ['-shared', '-fPIC', '-O2', '-o', tmp, SOURCE, '-ldl']);
