@@ -61,6 +61,7 @@ export interface EdgeOptions {
   reusePort?: boolean;
   logger: Logger;
   metrics?: Registry;
+  /** The edge's one clock (tokens, heartbeats, claims between edges, records, the drain grace); default Date.now. */
   now?: () => number;
 }
 
@@ -191,8 +192,8 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       engine.stopAccepting();
       core.drain();
       // Give the Bye frames a moment to reach the devices before the sockets are cut.
-      const until = Date.now() + DRAIN_GRACE_MS;
-      while (engine.openSockets() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      const until = now() + DRAIN_GRACE_MS;
+      while (engine.openSockets() > 0 && now() < until) await new Promise((r) => setTimeout(r, 20));
     })();
     return drained;
   };

@@ -9,27 +9,51 @@
  *   session, a newer one answers the older with an empty batch.
  */
 import { decodeBatch, encodeBatch } from '../../device-protocol/codec.ts';
-import { sameSecret } from './auth.ts';
-import { PollCarrier, pollStatusFor } from './carriers.ts';
-import type { EdgeCore } from './edge-core.ts';
+import type { DecodeLimits } from '../../device-protocol/messages.ts';
+import { imeiOfSessionId, sameSecret } from './auth.ts';
+import { ACTIVE, type Carrier, type CarrierHost, PollCarrier, pollStatusFor } from './carriers.ts';
+import type { DeviceSession } from './device-session.ts';
 import type { PollExchange } from './engines/engine.ts';
 import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame } from './frames.ts';
+import type { PollTombstones } from './poll-tombstones.ts';
+import type { SessionTable } from './session-table.ts';
+
+/** What long-poll needs from the edge (besides what its carriers need). */
+export interface PollHost extends CarrierHost {
+  readonly draining: boolean;
+  readonly decodeLimits: DecodeLimits;
+  readonly table: SessionTable;
+  readonly tombstones: PollTombstones;
+  /** Forgets a held GET whose client went away (one function for every exchange). */
+  readonly onHeldAborted: (ex: PollExchange) => void;
+  /** A frame's bytes from a carrier; false when the carrier closed because of it. */
+  receive(c: Carrier, bytes: Uint8Array): boolean;
+  /** Counts a poll request against the frame rate; false when the carrier closed because of it. */
+  pollRequestAllowed(p: PollCarrier): boolean;
+  /** The session of a request, here or claimed from the edge holding it (HandOff); throws when neither. */
+  findForResume(imei: string, sessionId: string, resumeToken: string, poll: boolean): Promise<DeviceSession>;
+  /** Serves a poll request (the engine's entry point: internal errors answered). */
+  poll(ex: PollExchange): void;
+  /** A carrier without a session yet. */
+  addUnattached(c: Carrier): void;
+  fatal(c: Carrier, code: string, message: string): void;
+}
 
 export const DEFAULT_POLL_WAIT_MS = 25_000;
 export const MAX_POLL_WAIT_MS = 30_000;
 
-function reply(core: EdgeCore, ex: PollExchange, status: number, frame: Uint8Array): void {
-  core.stats.framesOut++;
-  core.stats.bytesOut += frame.length;
+function reply(host: PollHost, ex: PollExchange, status: number, frame: Uint8Array): void {
+  host.stats.framesOut++;
+  host.stats.bytesOut += frame.length;
   ex.respond(status, encodeBatch([frame]));
 }
 
-function refuse(core: EdgeCore, ex: PollExchange, code: string, message: string): void {
-  reply(core, ex, pollStatusFor(code), errorFrame(code, message));
+function refuse(host: PollHost, ex: PollExchange, code: string, message: string): void {
+  reply(host, ex, pollStatusFor(code), errorFrame(code, message));
 }
 
-function draining(core: EdgeCore, ex: PollExchange): void {
-  reply(core, ex, 503, byeFrame('session.draining', DRAINING_MESSAGE, true, drainJitterMs()));
+function draining(host: PollHost, ex: PollExchange): void {
+  reply(host, ex, 503, byeFrame('session.draining', DRAINING_MESSAGE, true, drainJitterMs()));
 }
 
 /** Reads `name=<non-negative integer>` from a query string; undefined when absent or malformed. */
@@ -51,56 +75,56 @@ const onOpeningAborted = (ex: PollExchange): void => {
   ex.carrier = undefined;
 };
 
-export function handlePoll(core: EdgeCore, ex: PollExchange): void {
+export function handlePoll(host: PollHost, ex: PollExchange): void {
   if (ex.method === 'POST' && ex.sessionId === '') {
-    openPoll(core, ex);
+    openPoll(host, ex);
     return;
   }
   if (ex.sessionId === '') {
     refuse(
-      core,
+      host,
       ex,
       'auth.resume_failed',
       'A poll request needs the X-MMGW-Session and X-MMGW-Token headers.',
     );
     return;
   }
-  if (core.draining) {
-    draining(core, ex);
+  if (host.draining) {
+    draining(host, ex);
     return;
   }
-  const session = core.table.getById(ex.sessionId);
+  const session = host.table.getById(ex.sessionId);
   // The last frame of a long-poll carrier that ended while no GET was held, unless
   // the session has gone on with another long-poll carrier.
   if (session?.carrier?.kind !== 'poll') {
-    const tomb = core.takeTombstone(ex.sessionId, ex.token);
+    const tomb = host.tombstones.take(ex.sessionId, ex.token);
     if (tomb !== undefined) {
-      core.stats.framesOut++;
-      core.stats.bytesOut += tomb.frame.length;
+      host.stats.framesOut++;
+      host.stats.bytesOut += tomb.frame.length;
       ex.respond(tomb.status, encodeBatch([tomb.frame]));
       return;
     }
   }
   // Held by another edge (a worker process sharing the port): claim it, then serve this request.
-  if (session === undefined && core.pollMiss(ex)) return;
+  if (session === undefined && pollMiss(host, ex)) return;
   if (session === undefined || !sameSecret(session.resumeToken, ex.token)) {
-    refuse(core, ex, 'auth.resume_failed', 'No such session; start a new one.');
+    refuse(host, ex, 'auth.resume_failed', 'No such session; start a new one.');
     return;
   }
   let c = session.carrier;
   if (c === undefined) {
-    c = core.attachPollQuietly(session);
+    c = attachQuietly(host, session);
   } else if (c.kind !== 'poll') {
-    reply(core, ex, 410, byeFrame('session.moved', 'The session moved to another connection.', true));
+    reply(host, ex, 410, byeFrame('session.moved', 'The session moved to another connection.', true));
     return;
   }
   const p = c as PollCarrier;
   if (ex.method === 'POST') {
-    postFrames(core, p, ex);
+    postFrames(host, p, ex);
     return;
   }
   p.current = ex;
-  if (!core.pollRequestAllowed(p)) return;
+  if (!host.pollRequestAllowed(p)) return;
   p.current = undefined;
   const ack = queryInt(ex.query, 'ack');
   if (ack !== undefined) session.ack(ack);
@@ -119,45 +143,85 @@ export function handlePoll(core: EdgeCore, ex: PollExchange): void {
     return;
   }
   p.held = ex;
-  p.heldUntil = core.now() + wait;
+  p.heldUntil = host.now() + wait;
   ex.carrier = p;
-  ex.onAborted = core.onHeldAborted;
+  ex.onAborted = host.onHeldAborted;
 }
 
-function openPoll(core: EdgeCore, ex: PollExchange): void {
-  if (core.draining) {
-    draining(core, ex);
+/**
+ * A long-poll request for a session this edge does not hold (SPEC.md §4.2):
+ * worker processes share the port, so a device's requests may land on any of
+ * them. The session is claimed from the edge that holds it (the resume token
+ * authorises it, as for Resume), then the request is served here. The
+ * session stays here until a request of the device lands elsewhere.
+ */
+function pollMiss(host: PollHost, ex: PollExchange): boolean {
+  const imei = imeiOfSessionId(ex.sessionId);
+  if (imei === undefined || ex.token === '' || ex.claimed === true) return false;
+  ex.claimed = true;
+  host.findForResume(imei, ex.sessionId, ex.token, true).then(
+    () => {
+      if (ex.aborted && ex.method !== 'POST') return;
+      host.poll(ex);
+    },
+    () => {
+      // Not known anywhere (expired, replaced) or a wrong token: the same answer as a local miss.
+      host.poll(ex);
+    },
+  );
+  return true;
+}
+
+/**
+ * Puts a long-poll carrier on a detached session without a Welcome: a poll
+ * request with the right session headers continues where the device left
+ * off (a flaky network may let the carrier time out between two polls).
+ */
+function attachQuietly(host: PollHost, session: DeviceSession): PollCarrier {
+  const p = new PollCarrier(host);
+  host.tombstones.forget(session.id);
+  session.carrier = p;
+  session.detachedAt = 0;
+  p.session = session;
+  p.state = ACTIVE;
+  p.sentSeq = session.ackedSeq;
+  return p;
+}
+
+function openPoll(host: PollHost, ex: PollExchange): void {
+  if (host.draining) {
+    draining(host, ex);
     return;
   }
-  const batch = decodeBatch(ex.body, core.decodeLimits);
+  const batch = decodeBatch(ex.body, host.decodeLimits);
   if (!batch.ok) {
-    refuse(core, ex, batch.error.code, batch.error.message);
+    refuse(host, ex, batch.error.code, batch.error.message);
     return;
   }
   if (batch.frames.length === 0) {
-    refuse(core, ex, 'protocol.bad_state', 'The opening POST must carry Hello or Resume.');
+    refuse(host, ex, 'protocol.bad_state', 'The opening POST must carry Hello or Resume.');
     return;
   }
-  const p = new PollCarrier(core);
+  const p = new PollCarrier(host);
   p.opening = ex;
   ex.carrier = p;
   ex.onAborted = onOpeningAborted;
-  core.addUnattached(p);
+  host.addUnattached(p);
   for (const bytes of batch.frames) {
-    if (!core.receive(p, bytes)) break;
+    if (!host.receive(p, bytes)) break;
   }
 }
 
-function postFrames(core: EdgeCore, p: PollCarrier, ex: PollExchange): void {
+function postFrames(host: PollHost, p: PollCarrier, ex: PollExchange): void {
   p.current = ex;
-  p.lastHeardAt = core.now();
-  const batch = decodeBatch(ex.body, core.decodeLimits);
+  p.lastHeardAt = host.now();
+  const batch = decodeBatch(ex.body, host.decodeLimits);
   if (!batch.ok) {
-    core.fatal(p, batch.error.code, batch.error.message);
+    host.fatal(p, batch.error.code, batch.error.message);
     return;
   }
   for (const bytes of batch.frames) {
-    if (!core.receive(p, bytes)) return; // the fatal Error answered this POST
+    if (!host.receive(p, bytes)) return; // the fatal Error answered this POST
   }
   if (p.current !== ex) return;
   p.current = undefined;

@@ -11,7 +11,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { type Bye, type ErrorFrame, type Event, Kind, type Welcome } from '../../device-protocol/messages.ts';
 import { type Bus, Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
-import { DEVICE_QUEUE } from '../../server/edge/edge-core.ts';
+import { DEVICE_QUEUE } from '../../server/edge/edge-messages.ts';
 import { buildReusePortPreload, reusePortEnv } from '../../server/edge/index.ts';
 import {
   CARRIERS,

@@ -1,0 +1,206 @@
+/**
+ * The request relay (SPEC.md §5, Requests): a device's Request goes over the
+ * bus to the transport node the router picks for the device, and its answer
+ * comes back as a sequenced Response or Error. Ids are remembered per
+ * session, so a repeat of an answered id is answered again from memory and a
+ * repeat of one in progress waits for the answer that is coming. A session
+ * that moved to another edge meanwhile gets its answers passed on there.
+ */
+import type { Logger } from 'pino';
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  GatewayError,
+  isErrorCode,
+  toGatewayError,
+} from '../../device-protocol/errors.ts';
+import { type Frame, Kind, type Request, type Value } from '../../device-protocol/messages.ts';
+import { type Bus, type DeviceRouter, Subjects } from '../bus/bus.ts';
+import type { TransportRequest } from '../transport/types.ts';
+import type { Carrier } from './carriers.ts';
+import type { DeviceSession } from './device-session.ts';
+import type { AnswerMessage } from './edge-messages.ts';
+import { MAX_INFLIGHT_REQUESTS } from './limits.ts';
+
+/** What the relay needs from the edge. */
+export interface RelayHost {
+  /** Sequences a frame on the session (Sequencer.append): its seq, or a throw when it cannot be. */
+  appendSequenced(s: DeviceSession, frame: Frame): number;
+}
+
+export interface RelayOptions {
+  bus: Bus;
+  router: DeviceRouter;
+  /** Bus timeout of a request to the transport node. */
+  requestTimeoutMs: number;
+  /** Bus timeout of an answer passed on to another edge. */
+  busTimeoutMs: number;
+  logger: Logger;
+}
+
+/** What the device is told when a request failed: code, message, and whether the same id may be retried. */
+export interface RequestFailure {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+/**
+ * Turns a request's failure into what the device sees: bus-level failures
+ * become request.timeout / request.unavailable (retryable: the transport may
+ * answer a retry), codes the device protocol does not know become internal.
+ */
+export function requestFailure(g: GatewayError): RequestFailure {
+  let code: ErrorCode = g.code;
+  let retryable = g.retryable;
+  if (code === 'bus.timeout') code = 'request.timeout';
+  else if (code === 'bus.no_responders' || code === 'bus.closed') code = 'request.unavailable';
+  if (code === 'request.timeout' || code === 'request.unavailable') retryable = true;
+  if (!isErrorCode(code)) code = 'internal';
+  return { code, message: code === g.code ? g.message : ERROR_CODES[code], retryable };
+}
+
+export class RequestRelay {
+  constructor(
+    private readonly host: RelayHost,
+    private readonly o: RelayOptions,
+  ) {}
+
+  /** A Request frame from the device on carrier `c` of session `s`. */
+  request(c: Carrier, s: DeviceSession, r: Request): void {
+    const answered = s.answerSeq(r.id);
+    if (answered !== undefined) {
+      c.resend(answered);
+      return;
+    }
+    if (s.isInflight(r.id)) return; // the answer will come once
+    if (s.inflightCount >= MAX_INFLIGHT_REQUESTS) {
+      this.answerError(
+        s,
+        r.id,
+        new GatewayError('request.unavailable', 'Too many requests in progress.', {
+          retryable: true,
+          retryAfterMs: 1000,
+        }),
+      );
+      return;
+    }
+    const nodeId = this.o.router.pick(s.imei);
+    if (nodeId === undefined) {
+      this.answerError(
+        s,
+        r.id,
+        new GatewayError('request.unavailable', undefined, { retryable: true, retryAfterMs: 1000 }),
+      );
+      return;
+    }
+    s.startRequest(r.id);
+    const tr: TransportRequest = {
+      deviceId: s.imei,
+      sessionId: s.id,
+      id: r.id,
+      method: r.method,
+      ...(r.body === undefined ? {} : { body: r.body }),
+      ...(s.caps === undefined ? {} : { caps: s.caps }),
+    };
+    const id = r.id;
+    this.o.bus
+      .request<Value | undefined>(Subjects.transportRequest(nodeId), tr, {
+        timeoutMs: this.o.requestTimeoutMs,
+      })
+      .then(
+        (body) => this.answer(s, id, body),
+        (err) => {
+          s.finishRequest(id);
+          this.answerError(s, id, err);
+        },
+      );
+  }
+
+  /** An answer passed on by the edge that started the request before the session moved here. */
+  answerPassedOn(s: DeviceSession, m: AnswerMessage): void {
+    if (typeof m.id !== 'string') throw new GatewayError('bus.bad_message', 'An answer needs an id.');
+    if (m.error === undefined) {
+      this.answer(s, m.id, m.body as Value | undefined);
+      return;
+    }
+    const code = isErrorCode(m.error.code) ? m.error.code : 'internal';
+    this.answerError(
+      s,
+      m.id,
+      new GatewayError(code, String(m.error.message), {
+        retryable: m.error.retryable === true,
+        ...(typeof m.error.retryAfterMs === 'number' ? { retryAfterMs: m.error.retryAfterMs } : {}),
+      }),
+    );
+  }
+
+  private answer(s: DeviceSession, id: string, body: Value | undefined): void {
+    s.finishRequest(id);
+    if (s.ended) {
+      // Moved to another edge meanwhile: the answer follows it. Otherwise the device resends
+      // the request in its next session.
+      if (s.moved)
+        this.passAnswerOn(s, { type: 'answer', sessionId: s.id, id, ...(body == null ? {} : { body }) });
+      return;
+    }
+    if (s.answerSeq(id) !== undefined) return; // answered already (an answer passed on from another edge)
+    let seq: number;
+    try {
+      seq = this.host.appendSequenced(s, {
+        kind: Kind.Response,
+        seq: 0,
+        id,
+        ...(body == null ? {} : { body }),
+      });
+    } catch (err) {
+      if (!s.ended) this.answerError(s, id, err);
+      return;
+    }
+    s.rememberAnswer(id, seq);
+  }
+
+  private answerError(s: DeviceSession, id: string, err: unknown): void {
+    const g = toGatewayError(err);
+    if (s.ended) {
+      if (s.moved) {
+        // Passed on as it is: the edge that now holds the session maps it for the device.
+        const error = {
+          code: g.code,
+          message: g.message,
+          retryable: g.retryable,
+          ...(g.retryAfterMs === undefined ? {} : { retryAfterMs: g.retryAfterMs }),
+        };
+        this.passAnswerOn(s, { type: 'answer', sessionId: s.id, id, error });
+      }
+      return;
+    }
+    if (s.answerSeq(id) !== undefined) return;
+    const failure = requestFailure(g);
+    let seq: number;
+    try {
+      seq = this.host.appendSequenced(s, {
+        kind: Kind.Error,
+        seq: 0,
+        id,
+        code: failure.code,
+        message: failure.message,
+        fatal: false,
+        ...(g.retryAfterMs === undefined ? {} : { retryAfterMs: g.retryAfterMs }),
+      });
+    } catch {
+      return;
+    }
+    // A retryable failure is not remembered: the device's retry with the same id runs again.
+    if (!failure.retryable) s.rememberAnswer(id, seq);
+  }
+
+  private passAnswerOn(s: DeviceSession, m: AnswerMessage): void {
+    this.o.bus.request(Subjects.device(s.imei), m, { timeoutMs: this.o.busTimeoutMs }).catch((err) => {
+      this.o.logger.debug(
+        { imei: s.imei, sessionId: s.id, code: toGatewayError(err).code },
+        'answer for a moved session not delivered',
+      );
+    });
+  }
+}
