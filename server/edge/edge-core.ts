@@ -6,6 +6,7 @@
  * - frame-dispatch.ts   frames by kind, as device-protocol/frames/*.ts allow them
  * - handshake.ts        Hello, Resume, attach and Welcome
  * - handoff.ts          takeovers and claims between edges, passing messages on
+ *                       (edge-messages.ts: what edges send each other)
  * - relay.ts            requests to the transport and their answers
  * - sequencer.ts        seq numbers and the replay-buffer limits
  * - flush-scheduler.ts  coalesced writes to WebSockets and held GETs
