@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type Bus, Subjects } from '../../server/bus/bus.ts';
-import { csvLine, parseCsv } from '../../server/cli/csv.ts';
+import { csvLine, parseCsv } from '../../server/store/device-csv.ts';
 import type { OpsHandler } from '../../server/ops/http.ts';
 import type { DeviceLogKind, DeviceLogRecord } from '../../server/records/types.ts';
 import type { AdminRole, Device as StoredDevice } from '../../server/store/records.ts';

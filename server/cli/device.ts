@@ -11,10 +11,19 @@ import {
   importRowProblem,
   Registry,
 } from '../store/registry.ts';
+import {
+  csvLine,
+  DEVICE_CSV_COLUMNS,
+  DEVICE_CSV_HEADER_HELP,
+  DEVICE_CSV_IMPORT_COLUMNS,
+  deviceCsvHeader,
+  deviceCsvLine,
+  readDeviceCsv,
+  screenImportRows,
+} from '../store/device-csv.ts';
 import { type ProvisionedAccount, setDeviceAccount } from '../store/device-profile.ts';
 import { CredentialCipher } from '../transport/credentials.ts';
 import { passwordFromStdin, promptPassword } from './admin.ts';
-import { csvLine, parseCsv } from './csv.ts';
 
 /**
  * `mmgw device …`: provisioning from a shell. Works on the data directory
@@ -39,9 +48,6 @@ interface DataOptions {
   data: string;
   json?: boolean;
 }
-
-const EXPORT_COLUMNS = ['imei', 'imsi', 'operator', 'profile', 'status', 'createdAt'] as const;
-const IMPORT_COLUMNS = new Set(['imei', 'imsi', 'operator', 'profile', 'status', 'secret', 'createdAt']);
 
 function defaultData(): string {
   return process.env.MMGW_DATA || './data';
@@ -108,12 +114,12 @@ function table(devices: Device[]): string {
     iso(d.createdAt).slice(0, 19),
     d.lastSeenAt === undefined ? 'never' : iso(d.lastSeenAt).slice(0, 19),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [head, ...rows]
     .map(
       (r) =>
         r
-          .map((c, i) => c.padEnd(widths[i]))
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
           .join('  ')
           .trimEnd() + '\n',
     )
@@ -153,56 +159,17 @@ function readImportFile(file: string): ParsedImport {
       field: 'file',
     });
   }
-  const records = parseCsv(text);
-  const header = records.shift();
-  if (!header)
-    throw new GatewayError('registry.import_rejected', `${file} is empty: a header line is required`);
-  const columns = header.fields.map((f) => f.trim());
-  const unknown = columns.filter((c) => !IMPORT_COLUMNS.has(c));
-  if (unknown.length > 0 || !columns.includes('imei') || !columns.includes('operator')) {
-    const what =
-      unknown.length > 0
-        ? `unknown column ${unknown.map((c) => JSON.stringify(c)).join(', ')}`
-        : 'the header must name at least imei and operator';
+  const read = readDeviceCsv(text);
+  if (!read.ok) {
+    const { line, message } = read.problem;
     throw new GatewayError(
       'registry.import_rejected',
-      `${file} line ${header.line}: ${what} (columns: ${[...IMPORT_COLUMNS].join(', ')}); nothing written`,
+      line === undefined
+        ? `${file} is empty: ${message}`
+        : `${file} line ${line}: ${message} (columns: ${DEVICE_CSV_IMPORT_COLUMNS.join(', ')}); nothing written`,
     );
   }
-  if (new Set(columns).size !== columns.length) {
-    throw new GatewayError(
-      'registry.import_rejected',
-      `${file} line ${header.line}: a column is named twice`,
-    );
-  }
-  const rows: ImportRow[] = [];
-  const unreadable: ImportRejection[] = [];
-  for (const record of records) {
-    if (record.fields.length !== columns.length) {
-      unreadable.push({
-        line: record.line,
-        code: 'registry.invalid_field',
-        reason: `expected ${columns.length} fields, found ${record.fields.length}`,
-      });
-      continue;
-    }
-    const get = (name: string): string | undefined => {
-      const i = columns.indexOf(name);
-      const v = i < 0 ? undefined : record.fields[i].trim();
-      return v === '' ? undefined : v;
-    };
-    const row: ImportRow = { line: record.line, imei: get('imei') ?? '', operator: get('operator') ?? '' };
-    const imsi = get('imsi');
-    const profile = get('profile');
-    const status = get('status');
-    const secret = get('secret');
-    if (imsi !== undefined) row.imsi = imsi;
-    if (profile !== undefined) row.profile = profile;
-    if (status !== undefined) row.status = status as DeviceStatus;
-    if (secret !== undefined) row.secret = secret;
-    rows.push(row);
-  }
-  return { rows, unreadable };
+  return { rows: read.rows, unreadable: read.rejected };
 }
 
 interface Progress {
@@ -248,44 +215,21 @@ async function runImport(file: string, options: ImportOptions, io: CliIo): Promi
   const total = rows.length + unreadable.length;
   const progress = await progressBar(io);
   return withRegistry(options, async (registry) => {
-    // Validate every row first (the registry check repeats inside the write transaction).
     progress.start(total, 'checking');
-    const rejected: ImportRejection[] = [...unreadable];
-    const firstLine = new Map<string, number | undefined>();
-    let checked = unreadable.length;
-    for (const row of rows) {
-      const problem = importRowProblem(row);
-      if (problem) rejected.push(problem);
-      else if (firstLine.has(row.imei)) {
-        rejected.push({
-          line: row.line,
-          imei: row.imei,
-          code: 'registry.duplicate',
-          reason: `IMEI ${row.imei} appears twice in the file (first on line ${firstLine.get(row.imei)})`,
-        });
-      } else {
-        firstLine.set(row.imei, row.line);
-        if (registry.getDevice(row.imei) !== undefined) {
-          rejected.push({
-            line: row.line,
-            imei: row.imei,
-            code: 'registry.duplicate',
-            reason: `IMEI ${row.imei} is already in the registry`,
-          });
-        }
-      }
-      if (++checked % 1000 === 0) progress.update(checked);
-    }
+    const screened = screenImportRows(rows, importRowProblem, {
+      exists: (imei) => registry.getDevice(imei) !== undefined,
+      source: 'file',
+      onProgress: (n) => progress.update(unreadable.length + n),
+    });
+    const rejected: ImportRejection[] = [...unreadable, ...screened.rejected];
     progress.update(total);
     progress.stop();
 
-    const rejectedLines = new Set(rejected.map((r) => r.line));
     let written = 0;
     let secrets: Array<{ imei: string; secret: string }> = [];
     if (options.mode === 'valid-only' || rejected.length === 0) {
-      const valid = rows.filter((r) => !rejectedLines.has(r.line));
-      progress.start(valid.length, 'writing');
-      const result = await registry.importDevices(valid, {
+      progress.start(screened.good.length, 'writing');
+      const result = await registry.importDevices(screened.good, {
         mode: options.mode,
         onProgress: (done) => progress.update(done),
       });
@@ -617,7 +561,7 @@ export function deviceCommand(
 
   device
     .command('export')
-    .description(`write every handset as CSV (${EXPORT_COLUMNS.join(',')}); no secrets`)
+    .description(`write every handset as CSV (${DEVICE_CSV_COLUMNS.join(',')}); no secrets`)
     .option('--out <file>', 'write here (atomically) instead of stdout')
     .addOption(dataOption())
     .action(
@@ -626,10 +570,8 @@ export function deviceCommand(
           o,
           async (r) => {
             function* lines(): Generator<string> {
-              yield csvLine([...EXPORT_COLUMNS]);
-              for (const d of r.iterateDevices()) {
-                yield csvLine([d.imei, d.imsi, d.operator, d.profile, d.status, iso(d.createdAt)]);
-              }
+              yield deviceCsvHeader();
+              for (const d of r.iterateDevices()) yield deviceCsvLine(d);
             }
             if (o.out) writeAtomically(resolve(o.out), lines());
             else {
@@ -653,7 +595,7 @@ export function deviceCommand(
   device
     .command('import')
     .description(
-      'add handsets from a CSV file with a header (imei,operator required; imsi,profile,status,secret,createdAt optional). ' +
+      `add handsets from a CSV file with a header (${DEVICE_CSV_HEADER_HELP}). ` +
         'Every row is checked first; rejected rows are listed with their line numbers.',
     )
     .argument('<file>', 'CSV file')

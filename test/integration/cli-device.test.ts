@@ -242,13 +242,17 @@ describe('mmgw device', () => {
     const out = join(data, 'export.csv');
     assert.equal((await runMmgw(['device', 'export', '--out', out, '--data', data])).code, 0);
     const exported = readFileSync(out, 'utf8').trim().split('\n');
-    assert.equal(exported[0], 'imei,imsi,operator,profile,status,createdAt');
+    // The API's column set (the file above used the CLI's old header: profile is read as serviceProfile).
+    assert.equal(
+      exported[0],
+      'imei,imsi,operator,operatorProfile,serviceProfile,model,status,createdAt,lastSeenAt',
+    );
     assert.equal(exported.length, 4);
     assert.match(
       exported[1],
-      new RegExp(`^${good[0]},310150123456789,acme,basic,enabled,\\d{4}-\\d\\d-\\d\\dT`),
+      new RegExp(`^${good[0]},310150123456789,acme,,basic,,enabled,\\d{4}-\\d\\d-\\d\\dT[^,]*,$`),
     );
-    assert.match(exported[2], new RegExp(`^${good[1]},,acme,,disabled,`));
+    assert.match(exported[2], new RegExp(`^${good[1]},,acme,,,,disabled,`));
     const stdoutExport = await runMmgw(['device', 'export', '--data', data]);
     assert.equal(stdoutExport.stdout, readFileSync(out, 'utf8'));
 
@@ -257,6 +261,8 @@ describe('mmgw device', () => {
     const back = await runMmgw(['device', 'import', out, '--data', other, '--json']);
     assert.equal(JSON.parse(back.stdout).written, 3);
     assert.equal(JSON.parse(back.stdout).secretsNotSaved, 3);
+    const copied = await runMmgw(['device', 'show', good[0], '--data', other, '--json']);
+    assert.equal(JSON.parse(copied.stdout).device.profile, 'basic');
   });
 
   test('import refuses a file without a proper header', async (t) => {

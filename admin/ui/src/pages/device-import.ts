@@ -4,6 +4,7 @@
  * operator choose to write. The one-time secrets of the written devices can
  * be saved as a CSV from the browser (they are never stored by the gateway).
  */
+import { DEVICE_CSV_REQUIRED, DEVICE_CSV_TEMPLATE } from '../../../../server/store/device-csv.ts';
 import { ApiError, api } from '../api.ts';
 import { dialog, field, h, mount, toast } from '../dom.ts';
 import type { RefChoices } from '../refs.ts';
@@ -25,7 +26,14 @@ interface ImportResult {
   secrets: { imei: string; secret: string }[];
 }
 
-const EXAMPLE = 'imei,imsi,operator,operatorProfile,serviceProfile,model,status';
+/** The columns of an export, less those the registry keeps (createdAt, lastSeenAt): the CLI's and the API's. */
+const EXAMPLE = DEVICE_CSV_TEMPLATE.join(',');
+const EXAMPLE_ROW: Record<string, string> = {
+  imei: '490154203237518',
+  imsi: '310150123456789',
+  operator: 'acme',
+  status: 'enabled',
+};
 
 function saveText(text: string, filename: string, type: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -55,7 +63,7 @@ export function importDialog(_refs: RefChoices): Promise<void> {
       name: 'csv',
       rows: 9,
       spellcheck: 'false',
-      placeholder: `${EXAMPLE}\n490154203237518,310150123456789,acme,,,,enabled`,
+      placeholder: `${EXAMPLE}\n${DEVICE_CSV_TEMPLATE.map((c) => EXAMPLE_ROW[c] ?? '').join(',')}`,
     });
     const file = h('input', {
       type: 'file',
@@ -218,7 +226,7 @@ export function importDialog(_refs: RefChoices): Promise<void> {
         { class: 'hint' },
         'Header line first: ',
         h('code', null, EXAMPLE),
-        ' (imei and operator required). Check shows the rejected rows before anything is written.',
+        ` (${DEVICE_CSV_REQUIRED.join(' and ')} required). Check shows the rejected rows before anything is written.`,
       ),
       h('div', { class: 'row' }, field('CSV file', file), field('Mode', mode)),
       text,
