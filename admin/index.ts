@@ -20,7 +20,7 @@ import { RecordsStore, type RetentionOptions } from './records-store.ts';
 import { startRegistryService } from './registry-service.ts';
 
 export { API_PREFIX, createAdminApi } from './api/server.ts';
-export { openApiDocument } from './api/openapi.ts';
+export { openApiDocument } from './api/routes/index.ts';
 export { type Alarm, NodeMonitor, type NodeView } from './monitor.ts';
 export { RecordsStore } from './records-store.ts';
 export { REGISTRY_QUEUE, type RegistryService, startRegistryService } from './registry-service.ts';

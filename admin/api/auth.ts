@@ -4,6 +4,7 @@
  * key), login rate limits, and the first admin from the environment.
  */
 import { type KeyObject, createSecretKey, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -79,6 +80,30 @@ export class TokenIssuer {
 }
 
 /**
+ * The caller of a request: the bearer token of the Authorization header (or
+ * `?access_token=`, the form EventSource and plain links can send), checked
+ * against the registry on every request, so that a removed user's tokens stop
+ * working at once and a changed role applies at once.
+ */
+export function bearerPrincipal(
+  req: IncomingMessage,
+  url: URL,
+  tokens: TokenIssuer,
+  registry: Registry,
+): Principal {
+  const header = req.headers.authorization;
+  let token: string | undefined;
+  if (typeof header === 'string' && /^Bearer\s+/i.test(header))
+    token = header.replace(/^Bearer\s+/i, '').trim();
+  token ??= url.searchParams.get('access_token') ?? undefined;
+  if (!token) throw new GatewayError('api.unauthorized', 'log in and send Authorization: Bearer <token>');
+  const { name } = tokens.verify(token);
+  const user = registry.getAdminUser(name);
+  if (!user) throw new GatewayError('api.unauthorized', 'the user of this token no longer exists');
+  return { name: user.name, role: user.role };
+}
+
+/**
  * Sliding-window counters of failed logins: per user name (a password
  * guesser cannot try more than `perUser` times per window) and per client
  * address (one address cannot spray many names). Successful logins do not
@@ -113,8 +138,9 @@ export class LoginLimiter {
     const addr = this.recent(this.byAddress, address);
     const blocked =
       user.length >= this.limits.perUser ? user : addr.length >= this.limits.perAddress ? addr : undefined;
-    if (blocked) {
-      const retryAfterMs = Math.max(1000, blocked[0] + this.limits.windowMs - this.now());
+    const oldest = blocked?.[0];
+    if (oldest !== undefined) {
+      const retryAfterMs = Math.max(1000, oldest + this.limits.windowMs - this.now());
       throw new GatewayError('auth.rate_limited', 'too many login attempts: wait before trying again', {
         retryable: true,
         retryAfterMs,

@@ -51,6 +51,7 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown, where = ''
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0];
+  if (!issue) throw badInput(`${where || 'body'}: invalid`, where || undefined);
   let path = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') path = [path, issue.keys[0]].filter(Boolean).join('.');
   const field = [where, path].filter(Boolean).join('.') || undefined;

@@ -1,7 +1,8 @@
 /**
  * Every body and query the admin REST API accepts or returns, as zod schemas.
- * The handlers validate with them and the OpenAPI document (openapi.ts) is
- * generated from them, so the two cannot drift apart.
+ * The routes (routes/) declare them, the router validates with them and the
+ * OpenAPI document (openapi.ts) is generated from them, so the two cannot
+ * drift apart. A schema with an id becomes a component of the document.
  */
 import { z } from 'zod';
 import { DEVICE_LOG_KINDS } from '../../server/records/types.ts';
@@ -181,6 +182,10 @@ export const ImportResult = z
       .meta({ description: 'One-time secrets of the devices written (empty on a dry run)' }),
   })
   .meta({ id: 'ImportResult' });
+
+export const ImportRejectedBody = z
+  .object({ error: ErrorBody.shape.error, result: ImportResult })
+  .meta({ id: 'ImportRejected', description: 'all-or-nothing with rejected rows: the error and the result' });
 
 // ---- provisioned accounts of a device -----------------------------------------
 

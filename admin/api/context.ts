@@ -1,0 +1,76 @@
+/**
+ * What the admin API's route handlers work with (the services the router
+ * hands to every route) and the few helpers several resources share: the
+ * role lists and the audit record every change leaves.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Bus } from '../../server/bus/bus.ts';
+import type { DeviceLogRecord } from '../../server/records/types.ts';
+import type { AdminRole } from '../../server/store/records.ts';
+import type { Registry } from '../../server/store/registry.ts';
+import type { NodeMonitor } from '../monitor.ts';
+import type { RecordsStore } from '../records-store.ts';
+import type { LoginLimiter, TokenIssuer } from './auth.ts';
+import { type Context, type ResponseSpec, routeFor } from './router.ts';
+import * as S from './schemas.ts';
+
+export interface ApiServices {
+  registry: Registry;
+  records: RecordsStore;
+  monitor: NodeMonitor;
+  bus: Bus;
+  logger: Logger;
+  now(): number;
+  tokens: TokenIssuer;
+  limiter: LoginLimiter;
+  /** Seals a provisioned account's password; absent, the account routes answer 503. */
+  sealSecret: ((secret: string, context: string) => string) | undefined;
+  /** Subscribes to the live feed of stored log records. */
+  onStoredLogs(listener: (logs: DeviceLogRecord[]) => void): () => void;
+  /** Answers with a Server-Sent Events stream, ended when the client goes or the API closes. */
+  openStream(res: ServerResponse, onClose: () => void): void;
+}
+
+export type ApiContext<P extends string = string> = Context<ApiServices, P, unknown, unknown>;
+
+/** Declares one admin API route; its handler's query and body are typed from its schemas. */
+export const route = routeFor<ApiServices>();
+
+/** A JSON answer of a route, for the document. */
+export function json(schema: z.ZodType, description = 'OK'): ResponseSpec {
+  return { description, json: schema };
+}
+
+/** An error answer ({error:{code, message, field?}}) of a route, for the document. */
+export function failure(description: string): ResponseSpec {
+  return { description, json: S.ErrorBody };
+}
+
+export const ALL: readonly AdminRole[] = ['admin', 'operator', 'viewer'];
+export const STAFF: readonly AdminRole[] = ['admin', 'operator'];
+export const ADMIN: readonly AdminRole[] = ['admin'];
+
+/** Records a change: who, from where, what, and the record before and after. */
+export async function audit(
+  ctx: ApiContext,
+  action: string,
+  target: string,
+  before?: unknown,
+  after?: unknown,
+): Promise<void> {
+  await ctx.services.records.addAudit({
+    actor: ctx.user.name,
+    role: ctx.user.role,
+    address: ctx.address,
+    action,
+    target,
+    ...(before === undefined ? {} : { before }),
+    ...(after === undefined ? {} : { after }),
+  });
+}
+
+export function iso(ms: number | undefined): string {
+  return ms === undefined ? '' : new Date(ms).toISOString();
+}

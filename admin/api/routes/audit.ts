@@ -1,0 +1,34 @@
+/** The audit log: every change made through the API, newest first. */
+import { json, route, STAFF } from '../context.ts';
+import { badInput, parseTime, sendJson } from '../http-util.ts';
+import * as S from '../schemas.ts';
+
+export const auditRoutes = [
+  route({
+    method: 'GET',
+    path: '/audit',
+    roles: STAFF,
+    summary: 'Audit log of every change made through the API (newest first)',
+    query: S.AuditQuery,
+    responses: { '200': json(S.AuditList) },
+    handle({ res, query: q, services: { records } }) {
+      const from = parseTime(q.from, 'from');
+      const to = parseTime(q.to, 'to');
+      if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))
+        throw badInput('cursor: use the next value of a previous page', 'cursor');
+      sendJson(
+        res,
+        200,
+        records.queryAudit({
+          limit: q.limit,
+          ...(from === undefined ? {} : { from }),
+          ...(to === undefined ? {} : { to }),
+          ...(q.actor ? { actor: q.actor } : {}),
+          ...(q.action ? { action: q.action } : {}),
+          ...(q.target ? { target: q.target } : {}),
+          ...(q.cursor ? { cursor: q.cursor } : {}),
+        }),
+      );
+    },
+  }),
+];

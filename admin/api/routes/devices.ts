@@ -1,0 +1,373 @@
+/**
+ * Devices: search, provision, change, enable and disable, new secrets, and
+ * CSV import and export in the one column set the CLI and the UI use too
+ * (server/store/device-csv.ts).
+ */
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import { Subjects } from '../../../server/bus/bus.ts';
+import {
+  DEVICE_CSV_COLUMNS,
+  DEVICE_CSV_HEADER_HELP,
+  deviceCsvHeader,
+  deviceCsvLine,
+  readDeviceCsv,
+  screenImportRows,
+} from '../../../server/store/device-csv.ts';
+import type { Device as StoredDevice } from '../../../server/store/records.ts';
+import { type ImportRow, importRowProblem, type Registry } from '../../../server/store/registry.ts';
+import { type ApiContext, type ApiServices, audit, failure, json, route, STAFF } from '../context.ts';
+import { badInput, readBody, sendApiError, sendJson } from '../http-util.ts';
+import * as S from '../schemas.ts';
+
+const IMPORT_MAX_BYTES = 256 * 1024 * 1024;
+
+export const imei = 'Device IMEI (15 digits)';
+
+/** API view: the registry's `profile` is the service profile. */
+export function deviceView(d: StoredDevice): Record<string, unknown> {
+  const { profile, ...rest } = d;
+  return profile === undefined ? rest : { ...rest, serviceProfile: profile };
+}
+
+/** The reference fields of a device (API names) and the reference data they name. */
+export const REF_FIELDS = [
+  ['operator', 'operators'],
+  ['operatorProfile', 'operator-profiles'],
+  ['serviceProfile', 'service-profiles'],
+  ['model', 'capabilities'],
+] as const;
+
+export function deviceOr404(registry: Registry, imei: string): StoredDevice {
+  const d = registry.getDevice(imei);
+  if (!d) throw new GatewayError('registry.not_found', `no device with IMEI ${imei}`, { field: 'imei' });
+  return d;
+}
+
+/** References a device makes must name existing records. */
+function checkRefs(registry: Registry, d: Record<string, unknown>): void {
+  for (const [field, kind] of REF_FIELDS) {
+    const v = d[field];
+    if (typeof v === 'string' && registry.getRef(kind, v) === undefined)
+      throw new GatewayError('registry.invalid_field', `${field} ${v} is not defined (see /${kind})`, {
+        field,
+      });
+  }
+}
+
+type ListQuery = Omit<ReturnType<typeof S.DeviceListQuery.parse>, 'limit' | 'after'> & { after?: string };
+
+const deviceFilter = (q: ListQuery) => (d: StoredDevice) =>
+  (q.imsi === undefined || (d.imsi ?? '').startsWith(q.imsi)) &&
+  (q.operatorProfile === undefined || d.operatorProfile === q.operatorProfile) &&
+  (q.serviceProfile === undefined || d.profile === q.serviceProfile) &&
+  (q.profile === undefined || d.profile === q.profile || d.operatorProfile === q.profile) &&
+  (q.model === undefined || d.model === q.model);
+
+/**
+ * IMEI order over the IMEI range; with an IMSI prefix (and no IMEI prefix),
+ * IMSI order from the IMSI index, `after` then being the last IMEI seen.
+ */
+function* searchDevices(registry: Registry, q: ListQuery): Generator<StoredDevice> {
+  if (q.imsi && !q.imei) {
+    let skipping = q.after !== undefined;
+    for (const d of registry.iterateDevicesByImsi(q.imsi)) {
+      if (skipping) {
+        if (d.imei === q.after) skipping = false;
+        continue;
+      }
+      if ((q.operator && d.operator !== q.operator) || (q.status && d.status !== q.status)) continue;
+      yield d;
+    }
+    return;
+  }
+  yield* registry.iterateDevices({
+    ...(q.operator ? { operator: q.operator } : {}),
+    ...(q.status ? { status: q.status } : {}),
+    ...(q.imei ? { prefix: q.imei } : {}),
+    ...(q.after ? { after: q.after } : {}),
+  });
+}
+
+/**
+ * Ends the device's live session, wherever it is, once the registry no longer
+ * lets it in (disabled, removed, new secret): an operator disabling a stolen
+ * handset expects it off the gateway now, not at its next reconnect. Best
+ * effort: a device without a session has nothing to end (bus.no_responders).
+ */
+async function revoke(
+  { bus, logger }: ApiServices,
+  imei: string,
+  code: 'auth.disabled' | 'auth.unknown_device' | 'auth.bad_secret',
+): Promise<void> {
+  try {
+    await bus.request(
+      Subjects.device(imei),
+      { type: 'revoke', code, reason: `The device's access was changed by an administrator (${code}).` },
+      { timeoutMs: 3000 },
+    );
+  } catch (err) {
+    const c = (err as GatewayError).code;
+    if (c !== 'bus.no_responders')
+      logger.warn({ imei, code: c }, 'could not end the session of a revoked device');
+  }
+}
+
+/** Checks every row first (references and existing IMEIs too), so that a dry run shows every rejection. */
+async function importDevices(ctx: ApiContext, q: ReturnType<typeof S.ImportQuery.parse>): Promise<void> {
+  const { registry, logger } = ctx.services;
+  const text = (await readBody(ctx.req, IMPORT_MAX_BYTES)).toString('utf8');
+  const read = readDeviceCsv(text);
+  if (!read.ok) {
+    const { line, message, field } = read.problem;
+    throw badInput(line === undefined ? `the CSV is empty: ${message}` : `line ${line}: ${message}`, field);
+  }
+  const { rows } = read;
+  const known = new Map<string, Set<string>>();
+  for (const [, kind] of REF_FIELDS) known.set(kind, new Set(registry.listRefs(kind).map((r) => r.id)));
+  const refProblem = (row: ImportRow) => {
+    const asApi: Record<string, unknown> = { ...row, serviceProfile: row.profile };
+    const missing = REF_FIELDS.find(
+      ([f, kind]) => typeof asApi[f] === 'string' && !known.get(kind)?.has(asApi[f] as string),
+    );
+    if (!missing) return undefined;
+    return {
+      line: row.line,
+      imei: row.imei,
+      code: 'registry.invalid_field' as const,
+      reason: `${missing[0]} ${asApi[missing[0]]} is not defined (see /${missing[1]})`,
+      field: missing[0],
+    };
+  };
+  const screened = screenImportRows(rows, importRowProblem, {
+    exists: (imei) => registry.getDevice(imei) !== undefined,
+    refProblem,
+    source: 'import',
+  });
+  const rejected = [...read.rejected, ...screened.rejected].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  const dryRun = q.dryRun === 'true';
+  const base = { mode: q.mode, dryRun, total: rows.length + read.rejected.length };
+  if (dryRun) {
+    sendJson(ctx.res, 200, {
+      ...base,
+      written: q.mode === 'all-or-nothing' && rejected.length > 0 ? 0 : screened.good.length,
+      rejected,
+      secrets: [],
+    });
+    return;
+  }
+  if (q.mode === 'all-or-nothing' && rejected.length > 0) {
+    const result = { ...base, written: 0, rejected, secrets: [] };
+    sendApiError(
+      ctx.res,
+      new GatewayError('registry.import_rejected', `${rejected.length} rows rejected; nothing was written`),
+      logger,
+      { result },
+    );
+    return;
+  }
+  const r = await registry.importDevices(screened.good, { mode: q.mode });
+  const allRejected = [...rejected, ...r.rejected].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  await audit(ctx, 'device.import', `devices:${r.written}`, undefined, {
+    mode: q.mode,
+    total: base.total,
+    written: r.written,
+    rejected: allRejected.length,
+    imeis: r.secrets.slice(0, 1000).map((s) => s.imei),
+  });
+  sendJson(ctx.res, 200, { ...base, written: r.written, rejected: allRejected, secrets: r.secrets });
+}
+
+const csvText = { description: 'CSV', text: ['text/csv'] };
+
+export const deviceRoutes = [
+  route({
+    method: 'GET',
+    path: '/devices',
+    roles: STAFF,
+    summary: 'Search devices, IMEI order, paged with `after`',
+    query: S.DeviceListQuery,
+    responses: { '200': json(S.DeviceList) },
+    handle({ res, query: q, services: { registry } }) {
+      const match = deviceFilter(q);
+      const items: StoredDevice[] = [];
+      let more = false;
+      for (const d of searchDevices(registry, q)) {
+        if (!match(d)) continue;
+        if (items.length === q.limit) {
+          more = true;
+          break;
+        }
+        items.push(d);
+      }
+      const filtered = [
+        'imei',
+        'imsi',
+        'operator',
+        'operatorProfile',
+        'serviceProfile',
+        'profile',
+        'model',
+        'status',
+      ].some((k) => q[k as keyof typeof q] !== undefined);
+      const last = items.at(-1);
+      sendJson(res, 200, {
+        items: items.map(deviceView),
+        ...(more && last ? { next: last.imei } : {}),
+        ...(filtered ? {} : { total: registry.deviceTotal() }),
+      });
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/devices',
+    roles: STAFF,
+    summary: 'Provision a device (audited); the secret is in this answer only',
+    body: S.NewDevice,
+    responses: {
+      '201': json(S.DeviceWithSecret, 'Created'),
+      '409': failure('IMEI exists (registry.duplicate)'),
+    },
+    async handle(ctx) {
+      const { body } = ctx;
+      const { registry } = ctx.services;
+      checkRefs(registry, body);
+      const { device, secret } = await registry.addDevice({
+        imei: body.imei,
+        operator: body.operator,
+        ...(body.imsi ? { imsi: body.imsi } : {}),
+        ...(body.serviceProfile ? { profile: body.serviceProfile } : {}),
+        ...(body.operatorProfile ? { operatorProfile: body.operatorProfile } : {}),
+        ...(body.model ? { model: body.model } : {}),
+        ...(body.status ? { status: body.status } : {}),
+      });
+      await audit(ctx, 'device.create', `device:${device.imei}`, undefined, deviceView(device));
+      sendJson(ctx.res, 201, { device: deviceView(device), secret });
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/devices/import',
+    roles: STAFF,
+    summary:
+      `Import devices from CSV (audited). Header: ${DEVICE_CSV_HEADER_HELP}. ` +
+      '`dryRun=true` writes nothing and returns the rejected rows with line numbers. all-or-nothing writes nothing if any row is rejected (then 422 registry.import_rejected unless dryRun); valid-only writes the good rows.',
+    query: S.ImportQuery,
+    rawBody: 'text/csv',
+    responses: {
+      '200': json(S.ImportResult),
+      '413': failure('Body larger than 256 MiB (api.too_large)'),
+      '422': json(S.ImportRejectedBody, 'all-or-nothing with rejected rows: nothing written'),
+    },
+    handle: (ctx) => importDevices(ctx, ctx.query),
+  }),
+  route({
+    method: 'GET',
+    path: '/devices/export.csv',
+    roles: STAFF,
+    summary: `Every device as CSV (${DEVICE_CSV_COLUMNS.join(',')}); accepts the list filters`,
+    query: S.DeviceListQuery.omit({ limit: true, after: true }),
+    responses: { '200': csvText },
+    async handle({ res, query: q, services: { registry } }) {
+      const match = deviceFilter(q);
+      res.writeHead(200, {
+        'content-type': 'text/csv; charset=utf-8',
+        'content-disposition': 'attachment; filename="devices.csv"',
+        'cache-control': 'no-store',
+      });
+      let chunk = deviceCsvHeader();
+      for (const d of searchDevices(registry, q)) {
+        if (!match(d)) continue;
+        chunk += deviceCsvLine(d);
+        if (chunk.length > 64 * 1024) {
+          if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+          chunk = '';
+        }
+      }
+      res.end(chunk);
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/devices/{imei}',
+    roles: STAFF,
+    summary: 'One device',
+    params: { imei },
+    responses: { '200': json(S.Device) },
+    handle: ({ res, params, services }) =>
+      sendJson(res, 200, deviceView(deviceOr404(services.registry, params.imei))),
+  }),
+  route({
+    method: 'PATCH',
+    path: '/devices/{imei}',
+    roles: STAFF,
+    summary: 'Change a device (audited)',
+    params: { imei },
+    body: S.DevicePatch,
+    bodyOptional: true,
+    responses: { '200': json(S.Device) },
+    guard: ({ params, services }) => void deviceOr404(services.registry, params.imei),
+    async handle(ctx) {
+      const { registry } = ctx.services;
+      const before = deviceOr404(registry, ctx.params.imei);
+      checkRefs(registry, ctx.body);
+      const { serviceProfile, ...rest } = ctx.body;
+      const after = await registry.updateDevice(ctx.params.imei, {
+        ...rest,
+        ...(serviceProfile === undefined ? {} : { profile: serviceProfile }),
+      });
+      await audit(ctx, 'device.update', `device:${after.imei}`, deviceView(before), deviceView(after));
+      sendJson(ctx.res, 200, deviceView(after));
+    },
+  }),
+  route({
+    method: 'DELETE',
+    path: '/devices/{imei}',
+    roles: STAFF,
+    summary: 'Remove a device (audited)',
+    params: { imei },
+    responses: { '204': { description: 'Removed' } },
+    async handle(ctx) {
+      const { registry } = ctx.services;
+      const before = deviceOr404(registry, ctx.params.imei);
+      await registry.removeDevice(ctx.params.imei);
+      await revoke(ctx.services, before.imei, 'auth.unknown_device');
+      await audit(ctx, 'device.remove', `device:${before.imei}`, deviceView(before));
+      ctx.res.writeHead(204).end();
+    },
+  }),
+  ...(['enable', 'disable'] as const).map((status) =>
+    route({
+      method: 'POST',
+      path: `/devices/{imei}/${status}`,
+      roles: STAFF,
+      summary:
+        status === 'enable' ? 'Enable (audited)' : 'Disable (audited); the device can no longer log in',
+      params: { imei },
+      responses: { '200': json(S.Device) },
+      async handle(ctx) {
+        const { registry } = ctx.services;
+        const before = deviceOr404(registry, ctx.params.imei);
+        const after = await registry.setStatus(ctx.params.imei, status === 'enable' ? 'enabled' : 'disabled');
+        if (status === 'disable') await revoke(ctx.services, after.imei, 'auth.disabled');
+        await audit(ctx, `device.${status}`, `device:${after.imei}`, deviceView(before), deviceView(after));
+        sendJson(ctx.res, 200, deviceView(after));
+      },
+    }),
+  ),
+  route({
+    method: 'POST',
+    path: '/devices/{imei}/reset-secret',
+    roles: STAFF,
+    summary: 'New secret (audited), shown once; the old one stops working',
+    params: { imei },
+    responses: { '200': json(S.DeviceWithSecret) },
+    async handle(ctx) {
+      const { registry } = ctx.services;
+      deviceOr404(registry, ctx.params.imei);
+      const { device, secret } = await registry.resetSecret(ctx.params.imei);
+      await revoke(ctx.services, device.imei, 'auth.bad_secret');
+      await audit(ctx, 'device.reset_secret', `device:${device.imei}`);
+      sendJson(ctx.res, 200, { device: deviceView(device), secret });
+    },
+  }),
+];

@@ -1,0 +1,94 @@
+/** The node monitor: nodes from their heartbeats, alarms, and draining a node. */
+import { z } from 'zod';
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import { Subjects } from '../../../server/bus/bus.ts';
+import { ADMIN, ALL, audit, json, route } from '../context.ts';
+import { badInput, sendJson } from '../http-util.ts';
+import * as S from '../schemas.ts';
+
+/** Not strict: the stream has always let other parameters pass. */
+const StreamQuery = z.object({ access_token: z.string().optional() });
+
+/**
+ * Checked by the handler, not the schema: its error names the field `active`
+ * (clients match on it), where schema errors name `query.<name>`. The schema
+ * lets any string through and only documents the two values.
+ */
+const AlarmQuery = z.object({
+  active: z
+    .string()
+    .optional()
+    .meta({ enum: ['true', 'false'] }),
+});
+
+export const nodeRoutes = [
+  route({
+    method: 'GET',
+    path: '/nodes',
+    roles: ALL,
+    summary: 'Every node (from heartbeats); nodes gone in the last hour are listed with status gone',
+    responses: {
+      '200': json(z.object({ items: z.array(S.NodeView), at: z.number() })),
+    },
+    handle: ({ res, services: { monitor, now } }) =>
+      sendJson(res, 200, { items: monitor.nodes(), at: now() }),
+  }),
+  route({
+    method: 'GET',
+    path: '/nodes/stream',
+    roles: ALL,
+    summary:
+      'Server-Sent Events: `event: nodes` with {items, at} every 2 s, and `event: alarms` with {items} when they change',
+    query: StreamQuery,
+    responses: { '200': { description: 'text/event-stream', text: ['text/event-stream'] } },
+    handle({ res, services: { monitor, now, openStream } }) {
+      const send = () =>
+        res.write(`event: nodes\ndata: ${JSON.stringify({ items: monitor.nodes(), at: now() })}\n\n`);
+      const sendAlarms = () =>
+        res.write(`event: alarms\ndata: ${JSON.stringify({ items: monitor.alarmList() })}\n\n`);
+      const timer = setInterval(send, 2000);
+      const stopAlarms = monitor.onAlarmsChanged(sendAlarms);
+      openStream(res, () => {
+        clearInterval(timer);
+        stopAlarms();
+      });
+      send();
+      sendAlarms();
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/nodes/{id}/drain',
+    roles: ADMIN,
+    summary: 'Drain a node (audited): it tells its devices to move, then exits',
+    params: { id: 'Node id' },
+    body: S.DrainBody,
+    bodyOptional: true,
+    responses: { '202': json(z.object({ ok: z.literal(true) }), 'Asked') },
+    async handle(ctx) {
+      const { id } = ctx.params;
+      const { monitor, bus } = ctx.services;
+      if (!monitor.isLive(id)) throw new GatewayError('api.not_found', `no live node ${id}`, { field: 'id' });
+      await audit(ctx, 'node.drain', `node:${id}`, undefined, {
+        reason: ctx.body.reason ?? 'asked from the admin API',
+      });
+      bus.publish(Subjects.drain(id), {
+        reason: ctx.body.reason ?? `asked by ${ctx.user.name} from the admin API`,
+      });
+      sendJson(ctx.res, 202, { ok: true });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/alarms',
+    roles: ALL,
+    summary: 'Alarms: a node gone without draining; a backend failing (backend_error records). Active first',
+    query: AlarmQuery,
+    responses: { '200': json(z.object({ items: z.array(S.Alarm) })) },
+    handle({ res, query: { active }, services: { monitor } }) {
+      if (active !== undefined && active !== 'true' && active !== 'false')
+        throw badInput('active: true or false', 'active');
+      sendJson(res, 200, { items: monitor.alarmList(active === 'true') });
+    },
+  }),
+];
