@@ -8,13 +8,15 @@
  *
  * A device opts in by listing `im.compact` in Hello caps `encodings`; the
  * gateway then pushes the compact forms (compactImEvent) and the Handset SDK
- * turns them back into the documented ones (expandImEvent), so applications
- * and the JSON-lines handset see exactly the documented shapes. A body the
+ * turns them back into the documented ones (expandImEvent, through
+ * imCompactPlugin), so applications and the JSON-lines handset see exactly
+ * the documented shapes. A body the
  * compact form cannot carry exactly (an unknown field, an odd value) is sent
  * in the documented form: compaction never loses anything.
  *
  * Pure: no `node:` imports (runs in browsers and handsets too).
  */
+import { type HandsetPlugin, isValueMap } from './handset-plugin.ts';
 import type { Value } from './messages.ts';
 
 /** The Hello caps `encodings` entry that asks for these forms. */
@@ -61,7 +63,7 @@ const MESSAGE_KEYS = [
 function compactMessage(b: Body): Value[] | undefined {
   if (!onlyKeys(b, MESSAGE_KEYS)) return undefined;
   const { account, from, to, body, stanzaId, originId, at, direction } = b;
-  if (![account, from, to, body].every(isStr)) return undefined;
+  if (!isStr(account) || !isStr(from) || !isStr(to) || !isStr(body)) return undefined;
   if (stanzaId !== undefined && !isStr(stanzaId)) return undefined;
   if (originId !== undefined && !isStr(originId)) return undefined;
   if (direction !== 'in' && direction !== 'out') return undefined;
@@ -208,3 +210,37 @@ export function expandRoster(result: Body): Body {
   });
   return { ...rest, items };
 }
+
+const expandRosterAnswer = (answer: Value | undefined) =>
+  isValueMap(answer) ? expandRoster(answer) : answer;
+
+/**
+ * The Handset SDK's plugin for these forms: asks for `im.compact` in Hello,
+ * sends `im.roster` with `compact: true` unless the application says
+ * otherwise (and expands `rows` whenever they come), fills in the answer to
+ * `im.send` that a gateway leaves out for such a device (SPEC.md §9.1), and
+ * expands the compact events.
+ */
+export const imCompactPlugin: HandsetPlugin = {
+  caps: { encodings: [IM_COMPACT] },
+  request(method, body) {
+    if (!isValueMap(body)) return undefined;
+    if (method === 'im.roster') {
+      return {
+        body: body.compact === undefined ? { ...body, compact: true } : body,
+        expandResponse: expandRosterAnswer,
+      };
+    }
+    if (method === 'im.send') {
+      // The body-less answer stands for {account, clientId} of the request.
+      return {
+        expandResponse: (answer) =>
+          answer ?? { account: body.account ?? null, clientId: body.clientId ?? null },
+      };
+    }
+    return undefined;
+  },
+  expandEvent(name, body) {
+    return IM_COMPACT_EVENTS[name] === undefined ? undefined : expandImEvent(name, body);
+  },
+};

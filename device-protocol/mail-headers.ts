@@ -5,10 +5,11 @@
  * message (`rows`), about a quarter fewer bytes for a long list. The gateway
  * builds the compact form (compactHeaders); the Handset SDK asks for it by
  * default and hands the application `items` again (expandHeaders), so the
- * documented shape stays what an application sees.
+ * documented shape stays what an application sees (mailHeadersPlugin).
  *
  * Pure: no `node:` imports (runs in browsers and handsets too).
  */
+import { type HandsetPlugin, isValueMap } from './handset-plugin.ts';
 import type { Value } from './messages.ts';
 
 type Body = { [key: string]: Value };
@@ -71,3 +72,17 @@ export function expandHeaders(result: Body): Body {
   // `items` first, as the gateway writes it.
   return { items, ...rest };
 }
+
+const expandSyncAnswer = (answer: Value | undefined) => (isValueMap(answer) ? expandHeaders(answer) : answer);
+
+/**
+ * The Handset SDK's plugin for this form: a `mail.sync` without a `compact`
+ * field goes on the wire with `compact: true` and resolves with `items`; one
+ * that says `compact` either way is sent and answered as it is.
+ */
+export const mailHeadersPlugin: HandsetPlugin = {
+  request(method, body) {
+    if (method !== 'mail.sync' || !isValueMap(body) || body.compact !== undefined) return undefined;
+    return { body: { ...body, compact: true }, expandResponse: expandSyncAnswer };
+  },
+};
