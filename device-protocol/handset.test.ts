@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { eventually } from '../testing/index.ts';
 import { decodeBatch, decodeFrame, encodeBatch, encodeFrame } from './codec.ts';
 import { TypedEmitter } from './emitter.ts';
 import { GatewayError } from './errors.ts';
@@ -500,14 +501,6 @@ function makeFakeFetch(gateway: FakeGateway): typeof fetch {
 // ---------------------------------------------------------------------------
 // Helpers
 
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 interface Recorded {
   events: HandsetPushEvent[];
   connected: HandsetConnectedEvent[];
@@ -659,7 +652,8 @@ describe('Handset', () => {
       handset.connect(),
       (e: unknown) => e instanceof GatewayError && e.code === 'auth.bad_secret',
     );
-    await new Promise((r) => setTimeout(r, 30));
+    // A retry is announced ('reconnecting') in the very step that schedules it, so none is
+    // coming (handset-session.test.ts checks that a refusal schedules nothing).
     assert.equal(gateway.wsUrls.length, 1);
     assert.deepEqual(
       rec.errors.map((e) => e.code),
@@ -686,7 +680,7 @@ describe('Handset', () => {
     const ev = (seq: number): Frame => ({ kind: Kind.Event, seq, name: 'n', body: seq });
     gateway.sessionOf().seq = 4;
     conn.burst([ev(1), ev(2), ev(1), ev(3), ev(2), ev(4), ev(4)]);
-    await waitFor('4 events', () => rec.events.length >= 4);
+    await eventually('4 events', () => rec.events.length >= 4);
     await handset.ping(); // a round trip later, any extra event would have arrived
     assert.deepEqual(
       rec.events.map((e) => e.seq),
@@ -701,7 +695,7 @@ describe('Handset', () => {
     const seen: string[] = [];
     handset.on('event', (e) => seen.push(`event ${e.seq}`));
     const answered = handset.request('test.hold', null, { id: 'r' }).then(() => seen.push('response 1'));
-    await waitFor('request', () => gateway.framesOf(Kind.Request).length === 1);
+    await eventually('request', () => gateway.framesOf(Kind.Request).length === 1);
     const s = gateway.sessionOf();
     s.seq = 3;
     (gateway.currentConn() as WsConn).burst([
@@ -710,7 +704,7 @@ describe('Handset', () => {
       { kind: Kind.Event, seq: 3, name: 'b' },
     ]);
     await answered;
-    await waitFor('events', () => seen.length === 3);
+    await eventually('events', () => seen.length === 3);
     assert.deepEqual(seen, ['response 1', 'event 2', 'event 3']);
   });
 
@@ -722,7 +716,7 @@ describe('Handset', () => {
     const frames: Frame[] = [];
     for (let i = 0; i < 250; i++) frames.push({ kind: Kind.Event, seq: ++s.seq, name: 'e' });
     conn.burst(frames);
-    await waitFor('three acks', () => gateway.framesOf(Kind.Ack).length >= 3);
+    await eventually('three acks', () => gateway.framesOf(Kind.Ack).length >= 3);
     assert.deepEqual(
       gateway.framesOf(Kind.Ack).map((f) => (f.kind === Kind.Ack ? f.seq : -1)),
       [100, 200, 250],
@@ -731,7 +725,7 @@ describe('Handset', () => {
     assert.equal(s.buffer.length, 0, 'the gateway trimmed its replay buffer');
     // One more event: one more ack, for it alone.
     gateway.push('late');
-    await waitFor('fourth ack', () => gateway.framesOf(Kind.Ack).length >= 4);
+    await eventually('fourth ack', () => gateway.framesOf(Kind.Ack).length >= 4);
     const last = gateway.framesOf(Kind.Ack)[3];
     assert.ok(last?.kind === Kind.Ack && last.seq === 251);
   });
@@ -741,14 +735,14 @@ describe('Handset', () => {
     await handset.connect();
     gateway.push('a');
     gateway.push('b');
-    await waitFor('2 events', () => rec.events.length === 2);
+    await eventually('2 events', () => rec.events.length === 2);
     gateway.dropAll();
-    await waitFor('disconnected', () => rec.disconnected.length === 1);
+    await eventually('disconnected', () => rec.disconnected.length === 1);
     assert.equal(rec.disconnected[0]?.willReconnect, true);
     gateway.push('c'); // while detached
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     gateway.push('d');
-    await waitFor('4 events', () => rec.events.length === 4);
+    await eventually('4 events', () => rec.events.length === 4);
     await handset.ping();
     assert.deepEqual(
       rec.events.map((e) => `${e.seq}${e.name}`),
@@ -765,7 +759,7 @@ describe('Handset', () => {
     const { handset, gateway } = setup(t, { transport: 'ws' });
     await handset.connect();
     const answer = handset.request('test.hold', 'x', { id: 'req-1' });
-    await waitFor('request at gateway', () => gateway.framesOf(Kind.Request).length === 1);
+    await eventually('request at gateway', () => gateway.framesOf(Kind.Request).length === 1);
     // The edge loses the in-progress request with the carrier (as a crashed node would).
     gateway.sessionOf().inProgress.clear();
     gateway.methods['test.hold'] = (body) => body;
@@ -819,7 +813,7 @@ describe('Handset', () => {
     const backoff = { initialMs: 2, maxMs: 16, factor: 2, jitter: 0.5 };
     const { handset, rec } = setup(t, { transport: 'ws', backoff, random: () => 0.5 }, gateway);
     const connected = handset.connect();
-    await waitFor('5 retries', () => rec.reconnecting.length >= 5);
+    await eventually('5 retries', () => rec.reconnecting.length >= 5);
     gateway.wsMode = 'ok';
     await connected;
     const expected = [0, 1, 2, 3, 4].map((a) => backoffDelay(a, backoff, () => 0.5));
@@ -830,7 +824,7 @@ describe('Handset', () => {
     );
     const before = rec.reconnecting.length;
     gateway.dropAll();
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     assert.deepEqual(
       rec.reconnecting.slice(before).map((r) => r.attempt),
       [1],
@@ -848,12 +842,12 @@ describe('Handset', () => {
     assert.equal(gateway.pollRequests[0]?.url, 'http://gateway.test:8080/v1/poll');
     assert.deepEqual(await handset.request('sys.echo', [1, 'two']), [1, 'two']);
     gateway.push('pushed', { over: 'poll' });
-    await waitFor('event over poll', () => rec.events.length === 1);
+    await eventually('event over poll', () => rec.events.length === 1);
     assert.deepEqual(rec.events[0], { name: 'pushed', body: { over: 'poll' }, seq: 2 });
     // Session headers on every later request, and the GET acks what it has.
     const later = gateway.pollRequests.slice(1);
     assert.ok(later.every((r) => r.headers['x-mmgw-session'] === 's1' && r.headers['x-mmgw-token']));
-    await waitFor('GET with ack=2', () =>
+    await eventually('GET with ack=2', () =>
       gateway.pollRequests.some((r) => r.method === 'GET' && r.url.includes('ack=2')),
     );
   });
@@ -871,16 +865,16 @@ describe('Handset', () => {
     const { handset, gateway, rec } = setup(t, { transport: 'ws', pollWaitMs: 1_000 });
     await handset.connect();
     gateway.push('1');
-    await waitFor('event 1', () => rec.events.length === 1);
+    await eventually('event 1', () => rec.events.length === 1);
     await handset.switchTransport('poll');
     assert.equal(handset.transport, 'poll');
     gateway.push('2');
-    await waitFor('event 2', () => rec.events.length === 2);
+    await eventually('event 2', () => rec.events.length === 2);
     assert.equal(await handset.request('sys.echo', 'p'), 'p');
     await handset.switchTransport('ws');
     assert.equal(handset.transport, 'ws');
     gateway.push('3');
-    await waitFor('event 3', () => rec.events.length === 3);
+    await eventually('event 3', () => rec.events.length === 3);
     await handset.ping();
     assert.deepEqual(
       rec.events.map((e) => e.name),
@@ -909,7 +903,7 @@ describe('Handset', () => {
     assert.equal(handset.transport, 'ws');
     assert.equal(await handset.request('sys.echo', 'still'), 'still');
     gateway.dropAll();
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     assert.deepEqual(rec.connected[1], { sessionId: 's1', transport: 'ws', resumed: true });
   });
 
@@ -917,9 +911,9 @@ describe('Handset', () => {
     const { handset, gateway, rec } = setup(t, { transport: 'ws' });
     await handset.connect();
     gateway.push('old');
-    await waitFor('event', () => rec.events.length === 1);
+    await eventually('event', () => rec.events.length === 1);
     const answer = handset.request('test.hold', 'keep', { id: 'r9' });
-    await waitFor('request at gateway', () => gateway.framesOf(Kind.Request).length === 1);
+    await eventually('request at gateway', () => gateway.framesOf(Kind.Request).length === 1);
     gateway.forgetSessions();
     gateway.methods['test.hold'] = (body) => body;
     gateway.dropAll();
@@ -927,7 +921,7 @@ describe('Handset', () => {
     assert.deepEqual(rec.connected.at(-1), { sessionId: 's2', transport: 'ws', resumed: false });
     assert.equal(handset.sessionId, 's2');
     gateway.push('new');
-    await waitFor('event in new session', () => rec.events.length === 2);
+    await eventually('event in new session', () => rec.events.length === 2);
     assert.deepEqual(
       rec.events.map((e) => [e.name, e.seq]),
       [
@@ -948,7 +942,7 @@ describe('Handset', () => {
     await handset.connect();
     gateway.forgetSessions();
     gateway.dropAll();
-    await waitFor('new session', () => rec.connected.length === 2);
+    await eventually('new session', () => rec.connected.length === 2);
     const hellos = gateway.framesOf(Kind.Hello);
     assert.ok(
       hellos.every((h) => h.kind === Kind.Hello && h.secret === undefined && h.token === `token-${IMEI}`),
@@ -963,14 +957,14 @@ describe('Handset', () => {
       first.handset.request('test.hold'),
       (e: GatewayError) => e.code === 'session.replaced',
     );
-    await waitFor('request', () => gateway.framesOf(Kind.Request).length === 1);
+    await eventually('request', () => gateway.framesOf(Kind.Request).length === 1);
     const second = setup(t, { transport: 'ws' }, gateway);
     await second.handset.connect();
     await pending;
     assert.deepEqual(first.rec.disconnected, [
       { code: 'session.replaced', reason: 'replaced', willReconnect: false },
     ]);
-    await new Promise((r) => setTimeout(r, 30));
+    // As above: no 'reconnecting', no retry.
     assert.equal(first.rec.reconnecting.length, 0);
     assert.equal(gateway.wsUrls.length, 2);
     assert.equal(second.handset.transport, 'ws');
@@ -988,7 +982,7 @@ describe('Handset', () => {
       reconnectAfterMs: 15,
     });
     conn.close();
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     assert.equal(rec.connected[1]?.resumed, true);
     assert.deepEqual(rec.disconnected[0], {
       code: 'session.draining',
@@ -1003,12 +997,12 @@ describe('Handset', () => {
     gateway.heartbeatMs = 40;
     const { handset, rec } = setup(t, { transport: 'ws' }, gateway);
     await handset.connect();
-    await waitFor('a heartbeat Ping', () => gateway.framesOf(Kind.Ping).length >= 1);
+    await eventually('a heartbeat Ping', () => gateway.framesOf(Kind.Ping).length >= 1);
     gateway.answerPings = false;
-    await waitFor('disconnected', () => rec.disconnected.length === 1);
+    await eventually('disconnected', () => rec.disconnected.length === 1);
     assert.equal(rec.disconnected[0]?.code, 'session.heartbeat_timeout');
     gateway.answerPings = true;
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     assert.equal(rec.connected[1]?.resumed, true);
   });
 
@@ -1016,7 +1010,7 @@ describe('Handset', () => {
     const { handset, gateway } = setup(t, { transport: 'ws' });
     await handset.connect();
     gateway.currentConn()!.send({ kind: Kind.Ping, nonce: 77 });
-    await waitFor('pong', () => gateway.framesOf(Kind.Pong).length === 1);
+    await eventually('pong', () => gateway.framesOf(Kind.Pong).length === 1);
     assert.deepEqual(gateway.framesOf(Kind.Pong)[0], { kind: Kind.Pong, nonce: 77 });
   });
 
@@ -1024,20 +1018,20 @@ describe('Handset', () => {
     const { handset, gateway, rec } = setup(t, { transport: 'poll', pollWaitMs: 1_000 });
     await handset.connect();
     gateway.dropAll();
-    await waitFor('resumed', () => rec.connected.length === 2);
+    await eventually('resumed', () => rec.connected.length === 2);
     assert.equal(rec.connected[1]?.resumed, true);
     assert.equal(rec.connected[1]?.transport, 'poll');
     gateway.push('after');
-    await waitFor('event', () => rec.events.length === 1);
+    await eventually('event', () => rec.events.length === 1);
   });
 
   test('close() acks what was received and rejects later calls', async (t) => {
     const { handset, gateway, rec } = setup(t, { transport: 'ws', ackIntervalMs: 60_000 });
     await handset.connect();
     gateway.push('x');
-    await waitFor('event', () => rec.events.length === 1);
+    await eventually('event', () => rec.events.length === 1);
     await handset.close();
-    await waitFor('final ack', () => gateway.framesOf(Kind.Ack).length === 1);
+    await eventually('final ack', () => gateway.framesOf(Kind.Ack).length === 1);
     assert.deepEqual(rec.disconnected, [{ code: 'session.closed', reason: 'closed', willReconnect: false }]);
     await assert.rejects(handset.ping(), (e: GatewayError) => e.code === 'session.closed');
     await assert.rejects(handset.connect(), (e: GatewayError) => e.code === 'session.closed');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeFrame } from './codec.ts';
-import { compactImEvent, compactRoster, expandImEvent, expandRoster } from './im-compact.ts';
+import { compactImEvent, compactRoster, expandImEvent, expandRoster, imCompactPlugin } from './im-compact.ts';
 import { Kind, type Value } from './messages.ts';
 
 const acc = 'x0123456789abcdef';
@@ -108,4 +108,33 @@ test('roster rows round-trip to the documented items', () => {
     undefined,
   );
   assert.deepEqual(expandRoster(answer), answer);
+});
+
+test('the SDK plugin: asks for im.compact, rewrites im.roster, fills the im.send answer, expands events', () => {
+  const plugin = imCompactPlugin;
+  assert.deepEqual(plugin.caps, { encodings: ['im.compact'] });
+  const items = [{ jid: 'b@x', groups: ['g'], subscription: 'both', presence: 'away', status: 'out' }];
+  const roster = plugin.request?.('im.roster', { account: acc });
+  assert.deepEqual(roster?.body, { account: acc, compact: true });
+  assert.deepEqual(roster?.expandResponse?.(compactRoster({ items })), { items });
+  // An explicit compact is sent as given; rows that come back are still expanded.
+  const explicit = plugin.request?.('im.roster', { account: acc, compact: true });
+  assert.deepEqual(explicit?.body, { account: acc, compact: true });
+  assert.deepEqual(explicit?.expandResponse?.(compactRoster({ items })), { items });
+  const send = plugin.request?.('im.send', { account: acc, clientId: 'c1', to: 'b@x', body: 'hi' });
+  assert.equal(send?.body, undefined, 'sent as given');
+  assert.deepEqual(send?.expandResponse?.(undefined), { account: acc, clientId: 'c1' });
+  assert.deepEqual(send?.expandResponse?.({ account: acc, clientId: 'c1', stanzaId: 's' }), {
+    account: acc,
+    clientId: 'c1',
+    stanzaId: 's',
+  });
+  assert.equal(plugin.request?.('im.login', { account: acc }), undefined);
+  assert.equal(plugin.request?.('im.roster', null), undefined);
+  assert.deepEqual(plugin.expandEvent?.('im.r', [acc, 'b@x', 'm1']), {
+    name: 'im.receipt',
+    body: { account: acc, from: 'b@x', id: 'm1' },
+  });
+  assert.equal(plugin.expandEvent?.('im.message', { account: acc }), undefined);
+  assert.equal(plugin.expandEvent?.('mail.new', { account: acc }), undefined);
 });

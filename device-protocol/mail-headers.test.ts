@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compactHeaders, expandHeaders, MAIL_HEADER_COLUMNS } from './mail-headers.ts';
+import { compactHeaders, expandHeaders, MAIL_HEADER_COLUMNS, mailHeadersPlugin } from './mail-headers.ts';
 
 const header = (uid: number) => ({
   uid,
@@ -39,5 +39,20 @@ describe('mail header forms', () => {
         { uid: 6, from: { name: null, address: '' }, thread: null },
       ],
     });
+  });
+
+  test('the SDK plugin asks for the table on mail.sync without compact, and hands back items', () => {
+    const plugin = mailHeadersPlugin;
+    const rewrite = plugin.request?.('mail.sync', { account: 'a', limit: 5 });
+    assert.deepEqual(rewrite?.body, { account: 'a', limit: 5, compact: true });
+    const answer = { items: [header(1)], cursor: 'c' };
+    assert.deepEqual(rewrite?.expandResponse?.(compactHeaders(answer)), answer);
+    assert.equal(rewrite?.expandResponse?.(null), null);
+    // The application chose a form, another method, or a body that is not a map: left alone.
+    assert.equal(plugin.request?.('mail.sync', { account: 'a', compact: false }), undefined);
+    assert.equal(plugin.request?.('mail.sync', { account: 'a', compact: true }), undefined);
+    assert.equal(plugin.request?.('mail.body', { account: 'a' }), undefined);
+    assert.equal(plugin.request?.('mail.sync', new Uint8Array(2)), undefined);
+    assert.equal(plugin.caps, undefined);
   });
 });
