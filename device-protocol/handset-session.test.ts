@@ -365,6 +365,18 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
     );
   });
 
+  test('the carrier a switch moved to is the live one: its drop is noticed at once', () => {
+    const d = connected();
+    d.switchTo('poll');
+    const moved = d.newest();
+    d.receive(d.welcome({ resumed: true }), moved.id);
+    d.drop(moved.id);
+    assert.deepEqual(d.events('disconnected'), [{ reason: 'dropped', willReconnect: true }]);
+    d.fireNext();
+    assert.equal(d.newest().kind, 'poll');
+    assert.equal(d.newest().first.kind, Kind.Resume);
+  });
+
   test('a failed switch leaves the session where it was, and its mode', () => {
     const d = connected({ transport: 'auto' });
     const old = d.newest();

@@ -892,6 +892,35 @@ describe('Handset', () => {
     assert.equal(gateway.framesOf(Kind.Hello).length, 1);
   });
 
+  test('a carrier reached by switchTransport that drops is noticed at once and resumed', async (t) => {
+    const { handset, gateway, rec } = setup(t, { transport: 'ws', pollWaitMs: 1_000 });
+    await handset.connect();
+    await handset.switchTransport('poll');
+    gateway.dropAll();
+    await eventually('resumed', () => rec.connected.length === 3);
+    assert.equal(rec.disconnected.length, 1);
+    assert.deepEqual(rec.connected[2], { sessionId: 's1', transport: 'poll', resumed: true });
+  });
+
+  test('a listener that calls in while a frame is handled is served right after it', async (t) => {
+    const { handset, gateway } = setup(t, { transport: 'ws' });
+    let echo: Promise<void> | undefined;
+    let closed: Promise<void> | undefined;
+    const isClosed = (e: GatewayError) => e.code === 'session.closed';
+    handset.on('connected', () => {
+      echo = assert.rejects(handset.request('sys.echo', 'from the listener'), isClosed);
+      closed = handset.close();
+    });
+    const pending = assert.rejects(handset.request('test.hold', null, { id: 'held' }), isClosed);
+    await handset.connect();
+    await closed;
+    await echo;
+    await pending;
+    // The Welcome's resend went out before the Bye of close().
+    const order = gateway.received.map((r) => r.frame.kind);
+    assert.deepEqual(order.slice(order.indexOf(Kind.Request)), [Kind.Request, Kind.Request, Kind.Bye]);
+  });
+
   test('a failed switch leaves the session where it was', async (t) => {
     const { handset, gateway, rec } = setup(t, { transport: 'auto' });
     await handset.connect();
