@@ -272,7 +272,7 @@ export class Handset {
     try {
       let next: SessionInput | undefined = input;
       while (next !== undefined) {
-        this.#stepCloses.length = 0;
+        if (this.#stepCloses.length > 0) this.#stepCloses.length = 0;
         const effects = this.#session.step(next);
         for (let i = 0; i < effects.length; i++) this.#perform(effects[i]!);
         next = this.#queue.shift();
