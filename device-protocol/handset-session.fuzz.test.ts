@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { SessionDriver } from '../testing/index.ts';
 import type { CarrierKind } from './carriers/carrier.ts';
 import { GatewayError } from './errors.ts';
-import type { HandsetSessionOptions, SessionEffect } from './handset-session.ts';
+import type { HandsetSessionOptions, SessionEffect } from './handset-types.ts';
 import { imCompactPlugin } from './im-compact.ts';
 import { mailHeadersPlugin } from './mail-headers.ts';
 import { type Frame, Kind, type Value } from './messages.ts';

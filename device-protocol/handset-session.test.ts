@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { SessionDriver } from '../testing/index.ts';
 import { GatewayError } from './errors.ts';
 import type { HandsetPlugin } from './handset-plugin.ts';
-import { backoffDelay } from './handset-session.ts';
+import { backoffDelay } from './backoff.ts';
 import { imCompactPlugin } from './im-compact.ts';
 import { mailHeadersPlugin } from './mail-headers.ts';
 import { type Frame, Kind, type SequencedFrame } from './messages.ts';

@@ -22,21 +22,35 @@
  * - 'auto': WebSocket first, long-poll when WebSocket does not open;
  *   switch moves the live session to the other carrier kind.
  *
- * Invariants (checked by handset-session.fuzz.test.ts): sequenced frames
- * are delivered at most once and in seq order; the acked seq never goes
- * backwards within a session; every call is settled exactly once; once
- * closed, only cleanup comes out (cancel, close, settling calls).
+ * Invariants (testing/handset-session-driver.ts checks them on every step of
+ * the unit tests and the fuzzer): sequenced frames are delivered at most once
+ * and in seq order; the acked seq never goes backwards within a session;
+ * every call is settled exactly once; a started session always has a carrier
+ * open or a retry scheduled; once closed, only cleanup comes out (cancel,
+ * close, settling calls).
  *
  * A step never calls out except into the plugins (pure by contract), so
  * nothing can re-enter it: the shell queues inputs that arrive while it
  * performs a step's effects.
  */
 
+import { backoffDelay } from './backoff.ts';
 import type { CarrierCloseInfo, CarrierKind } from './carriers/carrier.ts';
 import { encodeFrame } from './codec.ts';
 import { DEFLATE } from './compression.ts';
 import { type ErrorCode, GatewayError, toGatewayError } from './errors.ts';
 import type { HandsetPlugin, RequestRewrite } from './handset-plugin.ts';
+import type {
+  EmitEffect,
+  HandsetDisconnectedEvent,
+  HandsetEvents,
+  HandsetPushEvent,
+  HandsetSessionOptions,
+  SessionEffect,
+  SessionInput,
+  TimerKey,
+  TransportMode,
+} from './handset-types.ts';
 import {
   type Bye,
   type Capabilities,
@@ -53,129 +67,6 @@ import {
   type Welcome,
 } from './messages.ts';
 
-export interface BackoffOptions {
-  /** Delay before the first retry. Default 500. */
-  initialMs?: number;
-  /** Cap of the delay. Default 30000. */
-  maxMs?: number;
-  /** Growth per attempt. Default 2. */
-  factor?: number;
-  /** Fraction of the delay that is random (0 = none, 1 = anywhere in [0, delay]). Default 0.5. */
-  jitter?: number;
-}
-
-export type TransportMode = 'ws' | 'poll' | 'auto';
-
-/** The settings of a session (HandsetOptions without what only the shell needs). */
-export interface SessionSettings {
-  imei: string;
-  secret?: string;
-  /** A JWT from an earlier Welcome; used when there is no secret. */
-  token?: string;
-  /** Default 'auto': WebSocket first, long-poll when WebSocket fails to open. */
-  transport?: TransportMode;
-  /** 'auto' falls back to long-poll after 2 WebSocket failures or no Welcome within this. Default 5000. */
-  fallbackAfterMs?: number;
-  caps?: Capabilities;
-  /** Client name and version, e.g. "mmgw-cli/0.1". */
-  client?: string;
-  backoff?: BackoffOptions;
-  /** Default timeout of request() and ping(), and of a long-poll POST. Default 30000. */
-  requestTimeoutMs?: number;
-  /** An Ack goes out at the latest this long after a sequenced frame arrived. Default 1000. */
-  ackIntervalMs?: number;
-  /**
-   * Ask for frame compression on WebSocket carriers (SPEC.md §4.4: Hello
-   * caps `compression` gets `deflate`): names, ids and JIDs that earlier
-   * frames on the same connection carried cost a few bytes each. It costs
-   * a few KiB of memory per connection on both sides. Default true.
-   */
-  compression?: boolean;
-}
-
-export interface HandsetSessionOptions extends SessionSettings {
-  /** The body encodings, in order (handset-plugin.ts). */
-  plugins: readonly HandsetPlugin[];
-  now(): number;
-  /** In [0, 1): the backoff jitter and the request id prefix. */
-  random(): number;
-}
-
-export interface HandsetPushEvent {
-  name: string;
-  body?: Value;
-  seq: number;
-}
-
-export interface HandsetConnectedEvent {
-  sessionId: string;
-  transport: CarrierKind;
-  resumed: boolean;
-}
-
-export interface HandsetDisconnectedEvent {
-  code?: string;
-  reason: string;
-  willReconnect: boolean;
-}
-
-export interface HandsetReconnectingEvent {
-  /** 1 for the first retry after a loss; reset by every Welcome. */
-  attempt: number;
-  delayMs: number;
-  transport: CarrierKind;
-}
-
-export interface HandsetEvents {
-  event: HandsetPushEvent;
-  connected: HandsetConnectedEvent;
-  disconnected: HandsetDisconnectedEvent;
-  reconnecting: HandsetReconnectingEvent;
-  error: GatewayError;
-}
-
-/**
- * The session's timers: one of each name at a time, and the timeout of a
- * pending call under the call's number.
- */
-export type TimerKey = 'reconnect' | 'attempt' | 'heartbeat' | 'ack' | 'switch' | number;
-
-/**
- * What goes into the machine. `call` numbers the application's calls (chosen
- * by the caller, unique); carriers are numbered by the machine's `open` effects.
- */
-export type SessionInput =
-  | { type: 'connect'; call: number }
-  | { type: 'request'; call: number; method: string; body?: Value; id?: string; timeoutMs?: number }
-  | { type: 'ping'; call: number }
-  | { type: 'switch'; call: number; kind: CarrierKind }
-  | { type: 'close'; call: number }
-  | { type: 'frame'; carrier: number; frame: Frame }
-  | { type: 'carrier-closed'; carrier: number; info: CarrierCloseInfo }
-  /** The carrier acked implicitly (long-poll `GET ?ack=`). */
-  | { type: 'carrier-acked'; carrier: number; seq: number }
-  | { type: 'timer'; timer: TimerKey };
-
-export type EmitEffect = {
-  [K in keyof HandsetEvents]: { type: 'emit'; name: K; payload: HandsetEvents[K] };
-}[keyof HandsetEvents];
-
-/** What the shell does, in order. */
-export type SessionEffect =
-  /** Open a new carrier with this number and send `first` on it. */
-  | { type: 'open'; carrier: number; kind: CarrierKind; first: Hello | Resume }
-  | { type: 'send'; carrier: number; frame: Frame }
-  /** Close the carrier; it reports nothing more. */
-  | { type: 'close'; carrier: number }
-  /** Fire `timer` at `at` (the injected clock), replacing one of the same key. */
-  | { type: 'schedule'; timer: TimerKey; at: number }
-  | { type: 'cancel'; timer: TimerKey }
-  | EmitEffect
-  /** Settle call `call`: connect (Welcome), request (answer body), ping (RTT ms), switch, close. */
-  | { type: 'resolve'; call: number; value: unknown }
-  | { type: 'reject'; call: number; error: GatewayError };
-
-const DEFAULT_BACKOFF: Required<BackoffOptions> = { initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 };
 /** Ack at once when this many sequenced frames are unacked (SPEC.md §5). */
 const ACK_EVERY_FRAMES = 100;
 /** A carrier silent for this many heartbeats is dead. */
@@ -200,22 +91,6 @@ const RETRYABLE_CODES = new Set<string>([
   'session.rate_limited',
   'session.draining',
 ]);
-
-/**
- * Delay before retry number `attempt` (0-based): exponential, capped, with the
- * top `jitter` fraction randomised so that devices dropped together (a node
- * restart) do not come back together.
- */
-export function backoffDelay(
-  attempt: number,
-  options: BackoffOptions = {},
-  random: () => number = Math.random,
-) {
-  const { initialMs, maxMs, factor, jitter } = { ...DEFAULT_BACKOFF, ...options };
-  const base = Math.min(maxMs, initialMs * factor ** Math.max(0, attempt));
-  const j = Math.min(1, Math.max(0, jitter));
-  return Math.round(base * (1 - j * random()));
-}
 
 /** Turns an Error or Bye frame into the GatewayError the application sees. */
 export function errorFromFrame(frame: ErrorFrame | Bye): GatewayError {

@@ -31,14 +31,14 @@ import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { TypedEmitter } from './emitter.ts';
 import { GatewayError } from './errors.ts';
 import type { HandsetPlugin } from './handset-plugin.ts';
-import {
-  type HandsetEvents,
-  HandsetSession,
-  type SessionEffect,
-  type SessionInput,
-  type SessionSettings,
-  type TimerKey,
-} from './handset-session.ts';
+import { HandsetSession } from './handset-session.ts';
+import type {
+  HandsetEvents,
+  SessionEffect,
+  SessionInput,
+  SessionSettings,
+  TimerKey,
+} from './handset-types.ts';
 import { imCompactPlugin } from './im-compact.ts';
 import { mailHeadersPlugin } from './mail-headers.ts';
 import type { Hello, Resume, Value, Welcome } from './messages.ts';
@@ -49,23 +49,22 @@ export { PollCarrier } from './carriers/poll-carrier.ts';
 export { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 export { TypedEmitter } from './emitter.ts';
 export type { HandsetPlugin, RequestRewrite } from './handset-plugin.ts';
-export {
-  type BackoffOptions,
-  backoffDelay,
-  errorFromFrame,
-  type HandsetConnectedEvent,
-  type HandsetDisconnectedEvent,
-  type HandsetEvents,
-  type HandsetPushEvent,
-  type HandsetReconnectingEvent,
-  HandsetSession,
-  type HandsetSessionOptions,
-  type SessionEffect,
-  type SessionInput,
-  type SessionSettings,
-  type TimerKey,
-  type TransportMode,
-} from './handset-session.ts';
+export { type BackoffOptions, backoffDelay } from './backoff.ts';
+export { errorFromFrame, HandsetSession } from './handset-session.ts';
+export type {
+  EmitEffect,
+  HandsetConnectedEvent,
+  HandsetDisconnectedEvent,
+  HandsetEvents,
+  HandsetPushEvent,
+  HandsetReconnectingEvent,
+  HandsetSessionOptions,
+  SessionEffect,
+  SessionInput,
+  SessionSettings,
+  TimerKey,
+  TransportMode,
+} from './handset-types.ts';
 export { imCompactPlugin } from './im-compact.ts';
 export { mailHeadersPlugin } from './mail-headers.ts';
 

@@ -22,14 +22,14 @@
 
 import type { CarrierCloseInfo, CarrierKind } from '../device-protocol/carriers/carrier.ts';
 import type { GatewayError } from '../device-protocol/errors.ts';
-import {
-  type HandsetEvents,
-  HandsetSession,
-  type HandsetSessionOptions,
-  type SessionEffect,
-  type SessionInput,
-  type TimerKey,
-} from '../device-protocol/handset-session.ts';
+import { HandsetSession } from '../device-protocol/handset-session.ts';
+import type {
+  HandsetEvents,
+  HandsetSessionOptions,
+  SessionEffect,
+  SessionInput,
+  TimerKey,
+} from '../device-protocol/handset-types.ts';
 import {
   type Frame,
   type Hello,

@@ -1,0 +1,123 @@
+/**
+ * The vocabulary between the Handset SDK's session state machine
+ * (handset-session.ts), its shell (handset.ts) and the tests that drive the
+ * machine: the session settings, the events an application hears, and the
+ * inputs and effects of a step.
+ */
+
+import type { BackoffOptions } from './backoff.ts';
+import type { CarrierCloseInfo, CarrierKind } from './carriers/carrier.ts';
+import type { GatewayError } from './errors.ts';
+import type { HandsetPlugin } from './handset-plugin.ts';
+import type { Capabilities, Frame, Hello, Resume, Value } from './messages.ts';
+
+export type TransportMode = 'ws' | 'poll' | 'auto';
+
+/** The settings of a session (HandsetOptions without what only the shell needs). */
+export interface SessionSettings {
+  imei: string;
+  secret?: string;
+  /** A JWT from an earlier Welcome; used when there is no secret. */
+  token?: string;
+  /** Default 'auto': WebSocket first, long-poll when WebSocket fails to open. */
+  transport?: TransportMode;
+  /** 'auto' falls back to long-poll after 2 WebSocket failures or no Welcome within this. Default 5000. */
+  fallbackAfterMs?: number;
+  caps?: Capabilities;
+  /** Client name and version, e.g. "mmgw-cli/0.1". */
+  client?: string;
+  backoff?: BackoffOptions;
+  /** Default timeout of request() and ping(), and of a long-poll POST. Default 30000. */
+  requestTimeoutMs?: number;
+  /** An Ack goes out at the latest this long after a sequenced frame arrived. Default 1000. */
+  ackIntervalMs?: number;
+  /**
+   * Ask for frame compression on WebSocket carriers (SPEC.md §4.4: Hello
+   * caps `compression` gets `deflate`): names, ids and JIDs that earlier
+   * frames on the same connection carried cost a few bytes each. It costs
+   * a few KiB of memory per connection on both sides. Default true.
+   */
+  compression?: boolean;
+}
+
+export interface HandsetSessionOptions extends SessionSettings {
+  /** The body encodings, in order (handset-plugin.ts). */
+  plugins: readonly HandsetPlugin[];
+  now(): number;
+  /** In [0, 1): the backoff jitter and the request id prefix. */
+  random(): number;
+}
+
+export interface HandsetPushEvent {
+  name: string;
+  body?: Value;
+  seq: number;
+}
+
+export interface HandsetConnectedEvent {
+  sessionId: string;
+  transport: CarrierKind;
+  resumed: boolean;
+}
+
+export interface HandsetDisconnectedEvent {
+  code?: string;
+  reason: string;
+  willReconnect: boolean;
+}
+
+export interface HandsetReconnectingEvent {
+  /** 1 for the first retry after a loss; reset by every Welcome. */
+  attempt: number;
+  delayMs: number;
+  transport: CarrierKind;
+}
+
+export interface HandsetEvents {
+  event: HandsetPushEvent;
+  connected: HandsetConnectedEvent;
+  disconnected: HandsetDisconnectedEvent;
+  reconnecting: HandsetReconnectingEvent;
+  error: GatewayError;
+}
+
+/**
+ * The session's timers: one of each name at a time, and the timeout of a
+ * pending call under the call's number.
+ */
+export type TimerKey = 'reconnect' | 'attempt' | 'heartbeat' | 'ack' | 'switch' | number;
+
+/**
+ * What goes into the machine. `call` numbers the application's calls (chosen
+ * by the caller, unique); carriers are numbered by the machine's `open` effects.
+ */
+export type SessionInput =
+  | { type: 'connect'; call: number }
+  | { type: 'request'; call: number; method: string; body?: Value; id?: string; timeoutMs?: number }
+  | { type: 'ping'; call: number }
+  | { type: 'switch'; call: number; kind: CarrierKind }
+  | { type: 'close'; call: number }
+  | { type: 'frame'; carrier: number; frame: Frame }
+  | { type: 'carrier-closed'; carrier: number; info: CarrierCloseInfo }
+  /** The carrier acked implicitly (long-poll `GET ?ack=`). */
+  | { type: 'carrier-acked'; carrier: number; seq: number }
+  | { type: 'timer'; timer: TimerKey };
+
+export type EmitEffect = {
+  [K in keyof HandsetEvents]: { type: 'emit'; name: K; payload: HandsetEvents[K] };
+}[keyof HandsetEvents];
+
+/** What the shell does, in order. */
+export type SessionEffect =
+  /** Open a new carrier with this number and send `first` on it. */
+  | { type: 'open'; carrier: number; kind: CarrierKind; first: Hello | Resume }
+  | { type: 'send'; carrier: number; frame: Frame }
+  /** Close the carrier; it reports nothing more. */
+  | { type: 'close'; carrier: number }
+  /** Fire `timer` at `at` (the injected clock), replacing one of the same key. */
+  | { type: 'schedule'; timer: TimerKey; at: number }
+  | { type: 'cancel'; timer: TimerKey }
+  | EmitEffect
+  /** Settle call `call`: connect (Welcome), request (answer body), ping (RTT ms), switch, close. */
+  | { type: 'resolve'; call: number; value: unknown }
+  | { type: 'reject'; call: number; error: GatewayError };
