@@ -3,105 +3,185 @@
  * and the logs. Codes are stable strings: a handset, a script or an alert rule
  * may match on them, so never rename one; add new ones instead.
  *
+ * Each entry says what the code means, its HTTP status (REST API and ops
+ * endpoint), whether the same operation may be retried later, and whether a
+ * handset may see it. `presentError` is the one place an error becomes what
+ * an audience sees: a handset never gets a server-internal code (`bus.*`,
+ * `registry.*`, `config.*`, `api.*`) nor the message of an internal error.
+ *
  * No `node:` imports here: this file runs in browsers and handsets too.
  */
 
-export const ERROR_CODES = {
-  // Framing and codec: the bytes themselves are wrong.
-  'protocol.bad_frame': 'The frame could not be decoded.',
-  'protocol.frame_too_large': 'The frame is larger than the negotiated limit.',
-  'protocol.limit': 'A string, list, map or nesting limit inside the frame was exceeded.',
-  'protocol.unsupported_version': 'The protocol version is not supported by this gateway.',
-  'protocol.unknown_kind': 'The frame kind is unknown.',
-  'protocol.bad_state': 'The frame is not valid in the current session state.',
-  // Authentication and authorisation of a device.
-  'auth.unknown_device': 'No device with this IMEI is provisioned.',
-  'auth.bad_secret': 'The device secret is wrong.',
-  'auth.disabled': 'The device is disabled by the operator.',
-  'auth.bad_token': 'The token is malformed or its signature is wrong.',
-  'auth.token_expired': 'The token has expired; authenticate again.',
-  'auth.resume_failed': 'The session cannot be resumed; start a new one.',
-  'auth.rate_limited': 'Too many authentication attempts; wait before retrying.',
-  // Session life.
-  'session.replaced': 'A newer connection of the same device took over this session.',
-  'session.moved': 'The session moved to another carrier (WebSocket or long-poll).',
-  'session.rate_limited': 'The device sent frames faster than its limit.',
-  'session.backpressure': 'The device read too slowly; queued bytes passed the limit. Resume to continue.',
-  'session.heartbeat_timeout': 'Nothing was heard from the device within the heartbeat window.',
-  'session.draining': 'This gateway node is draining; reconnect (to another node).',
-  'session.expired': 'The session expired.',
-  'session.closed': 'The session was closed.',
-  'session.logout': 'The device ended its session (logout).',
-  // Requests routed to a backend role.
-  'request.unknown_method': 'The request method is unknown.',
-  'request.bad_input': 'The request body is not valid for this method.',
-  'request.timeout': 'The backend did not answer in time; retry with the same request id.',
-  'request.unavailable': 'No backend node is available for this device right now; retry.',
-  'request.duplicate': 'A request with this id is still in progress.',
-  // Bus (inter-role) failures.
-  'bus.timeout': 'A bus request timed out.',
-  'bus.no_responders': 'Nobody is listening on the bus subject.',
-  'bus.closed': 'The bus is closed.',
-  'bus.bad_message': 'A bus message could not be decoded.',
-  // Registry and provisioning.
-  'registry.invalid_imei': 'The IMEI must be 15 digits with a valid Luhn check digit.',
-  'registry.invalid_imsi': 'The IMSI must be 14 or 15 digits.',
-  'registry.invalid_field': 'A field of the record is invalid.',
-  'registry.duplicate': 'A record with this key already exists.',
-  'registry.not_found': 'No such record.',
-  'registry.import_rejected': 'The import was rejected; nothing was written.',
-  // Configuration.
-  'config.invalid': 'The configuration is invalid.',
-  // Admin REST API.
-  'api.bad_input': 'The admin API request is not valid; error.field names the input at fault.',
-  'api.unauthorized': 'The admin API needs a valid bearer token (log in), or the name or password is wrong.',
-  'api.forbidden': 'The admin role of this user may not do this.',
-  'api.not_found': 'No such admin API route or record.',
-  'api.conflict': 'The record changed meanwhile, or is still referred to.',
-  'api.too_large': 'The request body is larger than the admin API accepts.',
-  // Mail accounts (IMAP/SMTP) bridged by the transport role.
-  'mail.auth_failed': 'The mail server rejected the user name or password.',
-  'mail.unreachable': 'The mail server could not be reached (refused, timed out or unknown host).',
-  'mail.tls_failed': 'The TLS handshake with the mail server failed (certificate or protocol).',
-  'mail.recipient_refused': 'The SMTP server refused one or more recipients.',
-  'mail.too_large': 'The message is larger than the SMTP server accepts.',
-  'mail.send_failed': 'The SMTP server did not accept the message.',
-  'mail.not_found': 'No such mail account, folder or message.',
-  'mail.bad_cursor': 'The sync cursor is malformed or belongs to another folder.',
-  'mail.server_error': 'The mail server answered with an error.',
-  'mail.malformed_message': 'The message could not be parsed.',
-  // Chat accounts (XMPP) bridged by the transport role.
-  'im.auth_failed': 'The XMPP server rejected the JID or password.',
-  'im.unknown_domain': 'The XMPP domain does not resolve (DNS) or is not served by that server.',
-  'im.unreachable': 'The XMPP server could not be reached (refused, timed out or dropped).',
-  'im.not_found': 'No such chat account on this device.',
-  'im.send_failed': 'The XMPP server did not acknowledge the message in time; resend with the same clientId.',
-  'im.bad_cursor': 'The archive id is unknown to the server (expired or from another account).',
-  'im.server_error': 'The XMPP server answered a request with an error.',
-  // Service profiles (admin reference data): which services a device may use, presets, policies.
-  'service.not_allowed': "The device's service profile does not include this service (mail or im).",
-  'service.unknown_preset':
-    "The device's service profile has no account preset with this label for this service.",
-  'policy.attachment_too_large':
-    "The attachment is larger than the service profile's maxAttachmentBytes policy allows.",
-  'policy.destination_not_allowed':
-    "The gateway's outbound policy does not allow connecting to this server (address or port).",
-  // Secrets at rest.
-  'credentials.unreadable': 'Stored credentials could not be decrypted (wrong key or tampered data).',
-  // Transcoder (images and bodies shrunk for the handset); the original stays offered with its size.
-  'transcode.unsupported_format':
-    'The attachment is not an image format the transcoder accepts (by its bytes).',
-  'transcode.bad_input': 'The image is empty, truncated or corrupt.',
-  'transcode.too_large': 'The source is larger than the transcoder accepts.',
-  'transcode.too_many_pixels': 'The image has more pixels (all frames counted) than the transcoder accepts.',
-  'transcode.over_budget': 'No variant of the image fits the byte budget.',
-  'transcode.busy': 'Every transcoder is busy; retry later.',
-  'transcode.timeout': 'Transcoding took longer than its time limit.',
-  // Anything else.
-  internal: 'An internal error occurred.',
-} as const;
+export interface ErrorSpec {
+  /** The default message: what happened, for a person. */
+  readonly message: string;
+  /** HTTP status when it answers a REST or ops request. */
+  readonly status: number;
+  /** May the caller retry the same operation (same ids) later? */
+  readonly retryable: boolean;
+  /** May a handset see this code? Server-internal codes are translated first (presentError). */
+  readonly handset: boolean;
+}
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+const RETRY = true;
+
+function handset(message: string, status: number, retryable = false): ErrorSpec {
+  return { message, status, retryable, handset: true };
+}
+
+function internalOnly(message: string, status: number, retryable = false): ErrorSpec {
+  return { message, status, retryable, handset: false };
+}
+
+export const ERRORS = {
+  // Framing and codec: the bytes themselves are wrong.
+  'protocol.bad_frame': handset('The frame could not be decoded.', 400),
+  'protocol.frame_too_large': handset('The frame is larger than the negotiated limit.', 400),
+  'protocol.limit': handset('A string, list, map or nesting limit inside the frame was exceeded.', 400),
+  'protocol.unsupported_version': handset('The protocol version is not supported by this gateway.', 400),
+  'protocol.unknown_kind': handset('The frame kind is unknown.', 400),
+  'protocol.bad_state': handset('The frame is not valid in the current session state.', 400),
+  // Authentication and authorisation of a device.
+  'auth.unknown_device': handset('No device with this IMEI is provisioned.', 401),
+  'auth.bad_secret': handset('The device secret is wrong.', 401),
+  'auth.disabled': handset('The device is disabled by the operator.', 403),
+  'auth.bad_token': handset('The token is malformed or its signature is wrong.', 401),
+  'auth.token_expired': handset('The token has expired; authenticate again.', 401),
+  'auth.resume_failed': handset('The session cannot be resumed; start a new one.', 410),
+  'auth.rate_limited': handset('Too many authentication attempts; wait before retrying.', 429, RETRY),
+  // Session life.
+  'session.replaced': handset('A newer connection of the same device took over this session.', 410),
+  'session.moved': handset('The session moved to another carrier (WebSocket or long-poll).', 410),
+  'session.rate_limited': handset('The device sent frames faster than its limit.', 429, RETRY),
+  'session.backpressure': handset(
+    'The device read too slowly; queued bytes passed the limit. Resume to continue.',
+    410,
+  ),
+  'session.heartbeat_timeout': handset('Nothing was heard from the device within the heartbeat window.', 410),
+  'session.draining': handset('This gateway node is draining; reconnect (to another node).', 503, RETRY),
+  'session.expired': handset('The session expired.', 410),
+  'session.closed': handset('The session was closed.', 410),
+  'session.logout': handset('The device ended its session (logout).', 410),
+  'session.busy': handset(
+    'The session is being handed between gateway nodes; Resume again shortly.',
+    503,
+    RETRY,
+  ),
+  // Requests routed to a backend role.
+  'request.unknown_method': handset('The request method is unknown.', 404),
+  'request.bad_input': handset('The request body is not valid for this method.', 400),
+  'request.timeout': handset(
+    'The backend did not answer in time; retry with the same request id.',
+    504,
+    RETRY,
+  ),
+  'request.unavailable': handset(
+    'No backend node is available for this device right now; retry.',
+    503,
+    RETRY,
+  ),
+  'request.duplicate': handset('A request with this id is still in progress.', 409),
+  // Bus (inter-role) failures.
+  'bus.timeout': internalOnly('A bus request timed out.', 504, RETRY),
+  'bus.no_responders': internalOnly('Nobody is listening on the bus subject.', 503, RETRY),
+  'bus.closed': internalOnly('The bus is closed.', 503, RETRY),
+  'bus.bad_message': internalOnly('A bus message could not be decoded.', 500),
+  // Registry and provisioning.
+  'registry.invalid_imei': internalOnly('The IMEI must be 15 digits with a valid Luhn check digit.', 400),
+  'registry.invalid_imsi': internalOnly('The IMSI must be 14 or 15 digits.', 400),
+  'registry.invalid_field': internalOnly('A field of the record is invalid.', 400),
+  'registry.duplicate': internalOnly('A record with this key already exists.', 409),
+  'registry.not_found': internalOnly('No such record.', 404),
+  'registry.import_rejected': internalOnly('The import was rejected; nothing was written.', 422),
+  // Configuration.
+  'config.invalid': internalOnly('The configuration is invalid.', 400),
+  // Admin REST API.
+  'api.bad_input': internalOnly(
+    'The admin API request is not valid; error.field names the input at fault.',
+    400,
+  ),
+  'api.unauthorized': internalOnly(
+    'The admin API needs a valid bearer token (log in), or the name or password is wrong.',
+    401,
+  ),
+  'api.forbidden': internalOnly('The admin role of this user may not do this.', 403),
+  'api.not_found': internalOnly('No such admin API route or record.', 404),
+  'api.conflict': internalOnly('The record changed meanwhile, or is still referred to.', 409),
+  'api.too_large': internalOnly('The request body is larger than the admin API accepts.', 413),
+  // Mail accounts (IMAP/SMTP) bridged by the transport role.
+  'mail.auth_failed': handset('The mail server rejected the user name or password.', 502),
+  'mail.unreachable': handset(
+    'The mail server could not be reached (refused, timed out or unknown host).',
+    502,
+  ),
+  'mail.tls_failed': handset('The TLS handshake with the mail server failed (certificate or protocol).', 502),
+  'mail.recipient_refused': handset('The SMTP server refused one or more recipients.', 422),
+  'mail.too_large': handset('The message is larger than the SMTP server accepts.', 413),
+  'mail.send_failed': handset('The SMTP server did not accept the message.', 502),
+  'mail.not_found': handset('No such mail account, folder or message.', 404),
+  'mail.bad_cursor': handset('The sync cursor is malformed or belongs to another folder.', 400),
+  'mail.server_error': handset('The mail server answered with an error.', 502),
+  'mail.malformed_message': handset('The message could not be parsed.', 422),
+  // Chat accounts (XMPP) bridged by the transport role.
+  'im.auth_failed': handset('The XMPP server rejected the JID or password.', 502),
+  'im.unknown_domain': handset(
+    'The XMPP domain does not resolve (DNS) or is not served by that server.',
+    502,
+  ),
+  'im.unreachable': handset('The XMPP server could not be reached (refused, timed out or dropped).', 502),
+  'im.not_found': handset('No such chat account on this device.', 404),
+  'im.send_failed': handset(
+    'The XMPP server did not acknowledge the message in time; resend with the same clientId.',
+    502,
+  ),
+  'im.bad_cursor': handset('The archive id is unknown to the server (expired or from another account).', 400),
+  'im.server_error': handset('The XMPP server answered a request with an error.', 502),
+  // Service profiles (admin reference data): which services a device may use, presets, policies.
+  'service.not_allowed': handset(
+    "The device's service profile does not include this service (mail or im).",
+    400,
+  ),
+  'service.unknown_preset': handset(
+    "The device's service profile has no account preset with this label for this service.",
+    400,
+  ),
+  'policy.attachment_too_large': handset(
+    "The attachment is larger than the service profile's maxAttachmentBytes policy allows.",
+    413,
+  ),
+  'policy.destination_not_allowed': handset(
+    "The gateway's outbound policy does not allow connecting to this server (address or port).",
+    403,
+  ),
+  // Secrets at rest.
+  'credentials.unreadable': handset(
+    'Stored credentials could not be decrypted (wrong key or tampered data).',
+    500,
+  ),
+  // Transcoder (images and bodies shrunk for the handset); the original stays offered with its size.
+  'transcode.unsupported_format': handset(
+    'The attachment is not an image format the transcoder accepts (by its bytes).',
+    415,
+  ),
+  'transcode.bad_input': handset('The image is empty, truncated or corrupt.', 400),
+  'transcode.too_large': handset('The source is larger than the transcoder accepts.', 413),
+  'transcode.too_many_pixels': handset(
+    'The image has more pixels (all frames counted) than the transcoder accepts.',
+    413,
+  ),
+  'transcode.over_budget': handset('No variant of the image fits the byte budget.', 422),
+  'transcode.busy': handset('Every transcoder is busy; retry later.', 503),
+  'transcode.timeout': handset('Transcoding took longer than its time limit.', 504),
+  // Anything else.
+  internal: handset('An internal error occurred.', 500),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The default message of every code (the registry's `message`), for code that only needs the text. */
+export const ERROR_CODES: { readonly [C in ErrorCode]: string } = Object.fromEntries(
+  Object.entries(ERRORS).map(([code, spec]) => [code, spec.message]),
+) as { readonly [C in ErrorCode]: string };
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
@@ -150,4 +230,75 @@ export class ProtocolError extends GatewayError {}
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   return new GatewayError('internal', ERROR_CODES.internal, { cause: err });
+}
+
+/**
+ * What a handset sees instead of a server-internal code: a bus that timed out
+ * or found nobody is a backend that did not answer (retry the same request);
+ * anything else internal is `internal`.
+ */
+function handsetCodeOf(code: ErrorCode): ErrorCode {
+  if (ERRORS[code].handset) return code;
+  if (code === 'bus.timeout') return 'request.timeout';
+  if (code === 'bus.no_responders' || code === 'bus.closed') return 'request.unavailable';
+  return 'internal';
+}
+
+/** Who an error is shown to: a handset (frames) or an operator (REST API, ops endpoint, CLI). */
+export type ErrorAudience = 'handset' | 'operator';
+
+/** An error as one audience sees it: the fields of an Error frame, a JSON error body and a log record. */
+export interface PresentedError {
+  code: ErrorCode;
+  message: string;
+  /** HTTP status (REST answers). */
+  status: number;
+  retryable: boolean;
+  retryAfterMs?: number;
+  field?: string;
+}
+
+/**
+ * The one way an error becomes a frame, an HTTP answer or a log record.
+ * Anything that is not a GatewayError is `internal`, and the message of an
+ * internal error is always the registry's (a stack or a peer's words never
+ * leave through it); for a handset, server-internal codes are translated and
+ * their messages replaced.
+ */
+export function presentError(err: unknown, audience: ErrorAudience): PresentedError {
+  const g = toGatewayError(err);
+  const code = audience === 'handset' ? handsetCodeOf(g.code) : g.code;
+  const spec = ERRORS[code];
+  const message = code === 'internal' || code !== g.code ? spec.message : g.message;
+  return {
+    code,
+    message,
+    status: spec.status,
+    retryable: code !== g.code ? spec.retryable : g.retryable || spec.retryable,
+    ...(g.retryAfterMs === undefined ? {} : { retryAfterMs: g.retryAfterMs }),
+    ...(g.field === undefined || code !== g.code ? {} : { field: g.field }),
+  };
+}
+
+/** May the caller retry an operation that failed with this code (the registry's default)? */
+export function isRetryableCode(code: string): boolean {
+  return isErrorCode(code) && ERRORS[code].retryable;
+}
+
+/**
+ * HTTP status of a long-poll answer that carries a fatal Error or a Bye
+ * (SPEC.md §4.2). It is part of the device protocol, fixed for handsets
+ * already deployed (they read the frames of 400, 401, 410 and 429 answers):
+ * 401 for every auth.* refusal but a lost session (410), 400 protocol, 429
+ * rate limits, 503 when the gateway cannot serve it now, 410 for a session
+ * the device can no longer use from this carrier.
+ */
+export function longPollStatusOf(code: string): number {
+  if (code === 'auth.resume_failed') return 410;
+  if (code.endsWith('.rate_limited')) return 429;
+  if (code.startsWith('auth.')) return 401;
+  if (code.startsWith('protocol.')) return 400;
+  if (code === 'session.draining' || code === 'session.busy' || code === 'internal') return 503;
+  if (isErrorCode(code) && !ERRORS[code].handset) return 503;
+  return 410;
 }

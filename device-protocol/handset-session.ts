@@ -38,7 +38,7 @@ import { backoffDelay } from './backoff.ts';
 import type { CarrierCloseInfo, CarrierKind } from './carriers/carrier.ts';
 import { encodeFrame } from './codec.ts';
 import { DEFLATE } from './compression.ts';
-import { type ErrorCode, GatewayError, toGatewayError } from './errors.ts';
+import { type ErrorCode, GatewayError, isRetryableCode, toGatewayError } from './errors.ts';
 import type { HandsetPlugin, RequestRewrite } from './handset-plugin.ts';
 import type {
   EmitEffect,
@@ -82,15 +82,14 @@ const FATAL_AUTH_CODES = new Set<string>([
   'auth.bad_token',
   'auth.token_expired',
 ]);
-const RETRYABLE_CODES = new Set<string>([
-  'request.timeout',
-  'request.unavailable',
-  'bus.timeout',
-  'bus.no_responders',
-  'auth.rate_limited',
-  'session.rate_limited',
-  'session.draining',
-]);
+/**
+ * Codes whose operation may be retried: the registry's, plus the bus codes
+ * older gateways sent to devices (a Resume that hit a busy holder answered
+ * bus.timeout before session.busy existed).
+ */
+function retryableCode(code: string): boolean {
+  return isRetryableCode(code) || code === 'bus.timeout' || code === 'bus.no_responders';
+}
 
 /** Turns an Error or Bye frame into the GatewayError the application sees. */
 export function errorFromFrame(frame: ErrorFrame | Bye): GatewayError {
@@ -99,7 +98,7 @@ export function errorFromFrame(frame: ErrorFrame | Bye): GatewayError {
   // keep it as is rather than hiding it behind 'internal'.
   const code = frame.code as ErrorCode;
   const options: { retryable: boolean; retryAfterMs?: number } = {
-    retryable: RETRYABLE_CODES.has(frame.code) || retryAfterMs !== undefined,
+    retryable: retryableCode(frame.code) || retryAfterMs !== undefined,
   };
   if (retryAfterMs !== undefined) options.retryAfterMs = retryAfterMs;
   return new GatewayError(code, frame.message || undefined, options);

@@ -93,6 +93,7 @@ const ADVICE_BY_PREFIX: Record<string, DeviceAdvice> = {
   },
   registry: { fatal: '—', action: 'Operator and admin API only; not sent to devices.' },
   config: { fatal: '—', action: 'Gateway start-up only; not sent to devices.' },
+  api: { fatal: '—', action: 'Admin REST API only; not sent to devices.' },
 };
 
 const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
@@ -116,10 +117,15 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
     action: 'Start a new session with Hello; resend requests not yet answered (same ids).',
   },
   'auth.rate_limited': { fatal: 'yes', action: 'Wait `retryAfterMs` (or back off), then retry.' },
-  'bus.timeout': {
-    fatal: 'yes, on Resume only',
+  'session.busy': {
+    fatal: 'yes, on Resume',
     action:
-      'The gateway node holding the session did not answer in time (overload): keep the session, wait `retryAfterMs`, Resume again. Elsewhere treat like `request.unavailable`.',
+      'The gateway node holding the session did not hand it over in time (overload): keep the session, wait `retryAfterMs`, Resume again.',
+  },
+  'bus.timeout': {
+    fatal: '—',
+    action:
+      'Gateway-internal; not sent to devices. Gateways before `session.busy` sent it on a Resume: treat it like `session.busy` there, elsewhere like `request.unavailable`.',
   },
   'session.replaced': {
     fatal: 'yes (Bye, resumable false)',

@@ -6,30 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { type ErrorCode, GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
-import { httpStatusOf, sendJson } from '../../server/ops/http.ts';
-
-const API_STATUS: Partial<Record<ErrorCode, number>> = {
-  'api.bad_input': 400,
-  'api.unauthorized': 401,
-  'api.forbidden': 403,
-  'api.not_found': 404,
-  'api.conflict': 409,
-  'api.too_large': 413,
-  'service.unknown_preset': 400,
-  'service.not_allowed': 400,
-};
-
-export function apiStatusOf(err: GatewayError): number {
-  return API_STATUS[err.code] ?? httpStatusOf(err);
-}
+import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+import { errorBody, httpStatusOf, sendJson } from '../../server/ops/http.ts';
 
 export function sendApiError(res: ServerResponse, err: unknown, logger?: Logger, extra?: object): void {
   const gw = toGatewayError(err);
-  const status = apiStatusOf(gw);
+  const status = httpStatusOf(gw);
   if (status >= 500) logger?.error({ err: gw.cause ?? gw, code: gw.code }, 'admin API request failed');
-  const error =
-    status >= 500 && gw.code === 'internal' ? { code: gw.code, message: 'internal error' } : gw.toJSON();
+  const error = errorBody(gw);
   if (res.headersSent) {
     res.destroy();
     return;

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { z } from 'zod';
-import { GatewayError } from '../../device-protocol/errors.ts';
+import { ERROR_CODES, GatewayError } from '../../device-protocol/errors.ts';
 import type { Principal } from './auth.ts';
 import { sendJson } from './http-util.ts';
 import { createRouter, type Route, routeFor } from './router.ts';
@@ -255,7 +255,8 @@ describe('admin API router', () => {
     );
     r = await call('DELETE', '/api/v1/fails/crash', { token: 'admin' });
     assert.equal(r.status, 500);
-    assert.deepEqual(r.json.error, { code: 'internal', message: 'internal error' });
+    // The registry's message, never the thrown error's.
+    assert.deepEqual(r.json.error, { code: 'internal', message: ERROR_CODES.internal, retryable: false });
   });
 
   test('a parameter must be a whole segment', () => {

@@ -9,6 +9,7 @@
  */
 import { encodeBatch } from '../../device-protocol/codec.ts';
 import { CarrierCompression } from '../../device-protocol/compression.ts';
+import { longPollStatusOf } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { PollExchange, WsDriver } from './engines/engine.ts';
@@ -207,20 +208,8 @@ export class WsCarrier extends Carrier {
   }
 }
 
-/**
- * HTTP status of a long-poll answer that carries a fatal Error or a Bye
- * (SPEC.md §4.2): 401 auth, 400 protocol, 429 rate limits, 410 for a
- * session the device can no longer use from this carrier, 503 when the
- * gateway cannot serve it now.
- */
-export function pollStatusFor(code: string): number {
-  if (code === 'auth.resume_failed') return 410;
-  if (code.endsWith('.rate_limited')) return 429;
-  if (code.startsWith('auth.')) return 401;
-  if (code.startsWith('protocol.')) return 400;
-  if (code === 'session.draining' || code.startsWith('bus.') || code === 'internal') return 503;
-  return 410;
-}
+/** HTTP status of a long-poll answer that carries a fatal Error or a Bye: the errors registry's rule. */
+export const pollStatusFor = longPollStatusOf;
 
 export class PollCarrier extends Carrier {
   readonly kind = 'poll';

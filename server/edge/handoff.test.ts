@@ -168,7 +168,7 @@ test('a holder whose clock is past the claim keeps the session; the device is to
   holder.addSession(s);
   await assert.rejects(
     claimer.handoff.findForResume(IMEI, s.id, s.resumeToken),
-    (err: GatewayError) => err.code === 'bus.timeout' && err.retryable && err.retryAfterMs !== undefined,
+    (err: GatewayError) => err.code === 'session.busy' && err.retryable && err.retryAfterMs !== undefined,
   );
   assert.equal(holder.table.get(IMEI), s);
   assert.equal(s.ended, false);
@@ -191,7 +191,7 @@ test('a Resume stops waiting for a slow holder after the bus timeout (retryable)
   const slow = bus.subscribe(Subjects.device(IMEI), () => new Promise((_, reject) => (refuse = reject)));
   await assert.rejects(
     claimer.handoff.findForResume(IMEI, `${IMEI}.abc`, 'resume-token'),
-    (err: GatewayError) => err.code === 'bus.timeout' && err.retryable && /busy elsewhere/.test(err.message),
+    (err: GatewayError) => err.code === 'session.busy' && err.retryable && /busy elsewhere/.test(err.message),
   );
   refuse(new GatewayError('auth.resume_failed')); // lets the claim itself end
   slow.unsubscribe();

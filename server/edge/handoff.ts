@@ -58,7 +58,7 @@ export interface HandOffOptions {
 }
 
 function busyElsewhere(cause?: unknown): GatewayError {
-  return new GatewayError('bus.timeout', 'The session is busy elsewhere; resume again shortly.', {
+  return new GatewayError('session.busy', 'The session is busy elsewhere; resume again shortly.', {
     ...(cause === undefined ? {} : { cause }),
     retryable: true,
     retryAfterMs: 500 + Math.floor(Math.random() * 1500),
@@ -110,7 +110,7 @@ export class HandOff {
 
   /**
    * The session to resume: here, or claimed from the edge that holds it.
-   * Throws auth.resume_failed, or retryable bus.timeout when the holder does
+   * Throws auth.resume_failed, or retryable session.busy when the holder does
    * not answer in time. `poll`: the claim is made by a long-poll request.
    */
   async findForResume(
@@ -144,7 +144,7 @@ export class HandOff {
 
   /**
    * A Resume waits busTimeoutMs for its claim, then is refused as retryable
-   * bus.timeout; the claim itself goes on (CLAIM_PATIENCE × longer). The holder
+   * session.busy; the claim itself goes on (CLAIM_PATIENCE × longer). The holder
    * may answer late, overloaded in a reconnect storm, after it already handed
    * the session over: giving up on that answer would lose the session. A late
    * snapshot is installed here (detached) and the device's retried Resume finds

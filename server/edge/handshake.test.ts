@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { decodeFrame } from '../../device-protocol/codec.ts';
 import { DEFLATE } from '../../device-protocol/compression.ts';
-import { GatewayError } from '../../device-protocol/errors.ts';
+import { ERROR_CODES, GatewayError } from '../../device-protocol/errors.ts';
 import { type Capabilities, type Frame, Kind, PROTOCOL_VERSION } from '../../device-protocol/messages.ts';
 import type { DeviceInfo } from '../bus/bus.ts';
 import type { Recorder } from '../records/types.ts';
@@ -274,7 +274,7 @@ test('Resume: when the claim cannot be answered, only a session held here contin
     Promise.reject(new GatewayError('bus.timeout', 'busy', { retryable: true, retryAfterMs: 700 }));
   t.resumeWith(busy);
   await t.handshake.resume(t.carrier(), resume(new DeviceSession(`${IMEI}.elsewhere`, IMEI, 'x'), 0));
-  assert.deepEqual(t.calls, ['fatal bus.timeout: busy (700 ms)']);
+  assert.deepEqual(t.calls, [`fatal session.busy: ${ERROR_CODES['session.busy']} (700 ms)`]);
   assert.deepEqual(t.records, []); // not an authentication failure
   t.calls.length = 0;
   const s = heldSession(t);

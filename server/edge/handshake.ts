@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { encodeFrame } from '../../device-protocol/codec.ts';
 import { DEFLATE } from '../../device-protocol/compression.ts';
-import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+import { GatewayError, presentError, toGatewayError } from '../../device-protocol/errors.ts';
 import { type Hello, Kind, PROTOCOL_VERSION, type Resume } from '../../device-protocol/messages.ts';
 import type { DeviceDirectory, DeviceInfo } from '../bus/bus.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
@@ -167,7 +167,15 @@ export class Handshake {
       );
       const s = host.table.getById(r.sessionId);
       if (s === undefined) {
-        this.refuse(c, imei, g);
+        // The session may well be alive elsewhere: the device is told to Resume again shortly.
+        const busy = g.code.startsWith('bus.')
+          ? new GatewayError('session.busy', undefined, {
+              retryable: true,
+              ...(g.retryAfterMs === undefined ? {} : { retryAfterMs: g.retryAfterMs }),
+              cause: g,
+            })
+          : g;
+        this.refuse(c, imei, busy);
         return;
       }
       session = s;
@@ -287,6 +295,8 @@ export class Handshake {
       },
       'device refused',
     );
-    this.host.fatal(c, g.code, g.message, g.retryAfterMs, true);
+    // A registry outage (bus.*) reaches the device as request.unavailable, never as a bus code.
+    const shown = presentError(g, 'handset');
+    this.host.fatal(c, shown.code, shown.message, g.retryAfterMs, true);
   }
 }

@@ -23,6 +23,8 @@ const NODE = 'transport-1';
 function setup(
   methods: Record<string, (r: TransportRequest) => unknown>,
   pick = (): string | undefined => NODE,
+  // Long by default: a loaded machine must not turn a slow answer into a timeout.
+  requestTimeoutMs = 30_000,
 ) {
   const bus = new InProcessBus();
   const calls: TransportRequest[] = [];
@@ -42,7 +44,7 @@ function setup(
         return s.append(new Uint8Array([frame.kind]));
       },
     },
-    { bus, router: { pick }, requestTimeoutMs: 100, busTimeoutMs: 100, logger: pino({ level: 'silent' }) },
+    { bus, router: { pick }, requestTimeoutMs, busTimeoutMs: 100, logger: pino({ level: 'silent' }) },
   );
   const session = new DeviceSession(`${IMEI}.abc`, IMEI, 'token');
   const resent: number[] = [];
@@ -84,7 +86,7 @@ test('a repeat of a request in progress is ignored: the answer comes once', asyn
 });
 
 test('bus failures reach the device as retryable request codes and are not remembered', async () => {
-  const t = setup({ hang: () => new Promise(() => {}) });
+  const t = setup({ hang: () => new Promise(() => {}) }, undefined, 100);
   t.send('r1', 'hang');
   await settled(t.sent, 1);
   assert.deepEqual(t.sent[0], {

@@ -8,10 +8,10 @@
  */
 import type { Logger } from 'pino';
 import {
-  ERROR_CODES,
   type ErrorCode,
   GatewayError,
   isErrorCode,
+  presentError,
   toGatewayError,
 } from '../../device-protocol/errors.ts';
 import { type Frame, Kind, type Request, type Value } from '../../device-protocol/messages.ts';
@@ -46,18 +46,14 @@ export interface RequestFailure {
 }
 
 /**
- * Turns a request's failure into what the device sees: bus-level failures
- * become request.timeout / request.unavailable (retryable: the transport may
- * answer a retry), codes the device protocol does not know become internal.
+ * Turns a request's failure into what the device sees (the errors registry's
+ * presentError): bus-level failures become request.timeout /
+ * request.unavailable (retryable: the transport may answer a retry), other
+ * server-internal codes become internal.
  */
 export function requestFailure(g: GatewayError): RequestFailure {
-  let code: ErrorCode = g.code;
-  let retryable = g.retryable;
-  if (code === 'bus.timeout') code = 'request.timeout';
-  else if (code === 'bus.no_responders' || code === 'bus.closed') code = 'request.unavailable';
-  if (code === 'request.timeout' || code === 'request.unavailable') retryable = true;
-  if (!isErrorCode(code)) code = 'internal';
-  return { code, message: code === g.code ? g.message : ERROR_CODES[code], retryable };
+  const p = presentError(g, 'handset');
+  return { code: p.code, message: p.message, retryable: p.retryable };
 }
 
 export class RequestRelay {

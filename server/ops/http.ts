@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type ErrorCode, type GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
+import { type GatewayError, presentError, toGatewayError } from '../../device-protocol/errors.ts';
 
 /**
  * The ops endpoint of every node, on the admin port: /healthz (the process
@@ -42,30 +42,25 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  'auth.unknown_device': 401,
-  'auth.bad_secret': 401,
-  'auth.bad_token': 401,
-  'auth.token_expired': 401,
-  'auth.disabled': 403,
-  'auth.rate_limited': 429,
-  'request.bad_input': 400,
-  'request.unknown_method': 404,
-  'request.timeout': 504,
-  'request.unavailable': 503,
-  'bus.timeout': 504,
-  'bus.no_responders': 503,
-  'registry.invalid_imei': 400,
-  'registry.invalid_imsi': 400,
-  'registry.invalid_field': 400,
-  'registry.duplicate': 409,
-  'registry.not_found': 404,
-  'registry.import_rejected': 422,
-  'config.invalid': 400,
-};
-
+/** HTTP status of an error: the errors registry's, for every code. */
 export function httpStatusOf(err: GatewayError): number {
-  return STATUS_BY_CODE[err.code] ?? 500;
+  return presentError(err, 'operator').status;
+}
+
+/** The JSON error body of an operator-facing answer (an internal error never shows its details). */
+export function errorBody(err: unknown): {
+  code: string;
+  message: string;
+  retryable: boolean;
+  field?: string;
+} {
+  const p = presentError(err, 'operator');
+  return {
+    code: p.code,
+    message: p.message,
+    retryable: p.retryable,
+    ...(p.field === undefined ? {} : { field: p.field }),
+  };
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -83,10 +78,8 @@ export function sendError(res: ServerResponse, err: unknown, logger?: Logger): v
   const gw = toGatewayError(err);
   const status = httpStatusOf(gw);
   if (status >= 500) logger?.error({ err: gw.cause ?? gw, code: gw.code }, 'ops request failed');
-  const body =
-    status === 500 && gw.code === 'internal' ? { code: gw.code, message: 'internal error' } : gw.toJSON();
   if (res.headersSent) res.destroy();
-  else sendJson(res, status, { error: body });
+  else sendJson(res, status, { error: errorBody(gw) });
 }
 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {

@@ -97,7 +97,7 @@ async function overloadedHolder(
   return { bus, directory, slow, e1, e2, w };
 }
 
-/** A Resume of `w` on `port` is refused as retryable bus.timeout (the holder is too slow). */
+/** A Resume of `w` on `port` is refused as retryable session.busy (the holder is too slow). */
 async function resumeRefusedAsBusy(
   t: import('node:test').TestContext,
   kind: 'ws' | 'poll',
@@ -106,10 +106,10 @@ async function resumeRefusedAsBusy(
 ): Promise<void> {
   const c = await rawClient(kind, port);
   t.after(() => c.kill());
-  assert.equal(((await c.resumeAnswer(w, 1)) as ErrorFrame).code, 'bus.timeout');
+  assert.equal(((await c.resumeAnswer(w, 1)) as ErrorFrame).code, 'session.busy');
 }
 
-/** The device comes back as told (only bus.timeout meanwhile) and gets its session with event 2. */
+/** The device comes back as told (only session.busy meanwhile) and gets its session with event 2. */
 async function resumeGetsEverything(
   t: import('node:test').TestContext,
   kind: 'ws' | 'poll',
@@ -121,7 +121,7 @@ async function resumeGetsEverything(
     t.after(() => c.kill());
     const a = await c.resumeAnswer(w, 1);
     if (a.kind === Kind.Welcome) return { a, c };
-    assert.equal((a as ErrorFrame).code, 'bus.timeout');
+    assert.equal((a as ErrorFrame).code, 'session.busy');
     return undefined;
   });
   assert.equal(got.a.sessionId, w.sessionId);
@@ -202,7 +202,7 @@ for (const engine of ENGINES) {
         assert.equal(c1.closeInfo, undefined);
       });
 
-      test('a claim the holder does not answer in time is refused as retryable bus.timeout, not resume_failed', async (t) => {
+      test('a claim the holder does not answer in time is refused as retryable session.busy, not resume_failed', async (t) => {
         const bus = new InProcessBus();
         t.after(() => bus.close());
         startEchoTransport(bus);
@@ -221,7 +221,7 @@ for (const engine of ENGINES) {
         t.after(() => c.kill());
         const session = { sessionId: `${IMEI_A}.s1`, resumeToken: 'A'.repeat(22) } as Welcome;
         const answer = (await c.resumeAnswer(session, 0)) as ErrorFrame;
-        assert.equal(answer.code, 'bus.timeout');
+        assert.equal(answer.code, 'session.busy');
         assert.ok((answer.retryAfterMs ?? 0) >= 500, `retryAfterMs ${answer.retryAfterMs}`);
         assert.equal(await e2.counter('mmgw_edge_resumes_total'), 0);
         // The other device on the same edge did not notice.
@@ -233,7 +233,7 @@ for (const engine of ENGINES) {
           const c3 = await rawClient(kind, e2.port);
           t.after(() => c3.kill());
           const a = (await c3.resumeAnswer(session, 0)) as ErrorFrame;
-          assert.ok(['bus.timeout', 'auth.resume_failed'].includes(a.code), a.code);
+          assert.ok(['session.busy', 'auth.resume_failed'].includes(a.code), a.code);
           return a.code === 'auth.resume_failed' ? a : undefined;
         });
         assert.equal(finalAnswer.code, 'auth.resume_failed');

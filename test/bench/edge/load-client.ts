@@ -38,12 +38,12 @@ interface DeviceSession {
   ackQueued: boolean;
   resuming: boolean;
   portRetries: number;
-  /** Retryable refusals (bus.timeout during a storm, rate limits) answered in this phase. */
+  /** Retryable refusals (session.busy during a storm, rate limits) answered in this phase. */
   refusals: number;
 }
 
 /** Refusals a handset answers by coming back after the hinted delay (as the Handset SDK does). */
-const RETRYABLE = new Set(['bus.timeout', 'auth.rate_limited', 'request.unavailable']);
+const RETRYABLE = new Set(['session.busy', 'auth.rate_limited', 'request.unavailable']);
 const MAX_REFUSALS = 5;
 /** Retries made in the current phase, by code (reported with the phase's result). */
 let retried: Record<string, number> = {};
