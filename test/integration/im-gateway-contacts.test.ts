@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type XmlElement, type XmppClient, xml } from '@xmpp/client';
 import type { Handset } from '../../device-protocol/handset.ts';
-import { applyScramSpeedup } from '../../server/transport/im/scram-speedup.ts';
+import { applyScramSpeedup } from '../../server/transport/im/xmpp/scram-speedup.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { cloneAccounts, plainXmppClient, type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { handsetFor, waitFor } from './e2e-suite.ts';

@@ -54,7 +54,7 @@ import { fileURLToPath } from 'node:url';
 import { type XmppClient, xml } from '@xmpp/client';
 import WebSocket from 'ws';
 import { Handset } from '../../../device-protocol/handset.ts';
-import { applyScramSpeedup } from '../../../server/transport/im/scram-speedup.ts';
+import { applyScramSpeedup } from '../../../server/transport/im/xmpp/scram-speedup.ts';
 import { type Gateway, startGateway } from '../../harness/gateway.ts';
 import { cloneAccounts, plainXmppClient, startProsody } from '../../harness/prosody.ts';
 import { provisionDevices } from '../edge/provision.ts';

@@ -66,7 +66,15 @@ declare module '@xmpp/client' {
     ): void;
   }
 
+  /** net.Socket for TCP, @xmpp/tls's wrapper after STARTTLS. */
+  export interface XmppSocket extends EventEmitter {
+    write(data: string | Uint8Array, ...rest: any[]): unknown;
+    end(): void;
+  }
+
   export interface XmppClient extends EventEmitter {
+    /** The socket of the current connection; null while there is none. */
+    socket: XmppSocket | null;
     iqCallee: IqCallee;
     status: string;
     jid: Jid | null;

@@ -2,7 +2,7 @@
  * Turns what @xmpp/client, the socket layer and DNS throw into GatewayErrors
  * with the stable im.* codes a handset can act on.
  */
-import { GatewayError } from '../../../device-protocol/errors.ts';
+import { GatewayError } from '../../../../device-protocol/errors.ts';
 
 const AUTH_CONDITIONS = new Set([
   'not-authorized',
