@@ -9,9 +9,9 @@
  *   ops endpoint: /healthz /readyz /metrics (+ /api/v1 mounted later)
  *
  * With edge.workers > 1 the edge runs in N worker processes (cluster.fork of
- * bin/mmgw.js) that share the device port and reach the primary's roles over
- * the IPC bus; the primary runs the other roles and the ops endpoint, and
- * sums the workers' metrics into its /metrics.
+ * edge-worker.ts) that share the device port and reach the primary's roles
+ * over the IPC bus; the primary runs the other roles and the ops endpoint,
+ * and sums the workers' metrics into its /metrics.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
@@ -24,14 +24,8 @@ import { AggregatorRegistry, type Registry as PromRegistry } from 'prom-client';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { type Bus, type NodeHeartbeat, Subjects } from './bus/bus.ts';
 import { createBus, InProcessBus, serveIpcBus } from './bus/index.ts';
-import {
-  type Config,
-  expandRoles,
-  loadConfig,
-  type LoadConfigOptions,
-  redactedConfig,
-  type Role,
-} from './config.ts';
+// Types only: the config schema (zod) is loaded where a config is parsed, never in an edge worker.
+import type { Config, LoadConfigOptions, Role } from './config.ts';
 import { reusePortEnv, startEdge } from './edge/index.ts';
 import { type OpsServer, type Readiness, startOpsServer } from './ops/http.ts';
 import { createLogger } from './ops/logger.ts';
@@ -41,8 +35,19 @@ import { Membership, RendezvousRouter, startHeartbeat } from './router/index.ts'
 import { busDeviceDirectory } from './store/directory.ts';
 import type { Registry } from './store/registry.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'mmgw.js');
+/** Running the build (dist/server/node.js) rather than the sources under tsx (server/node.ts)? */
+const BUILT = import.meta.url.endsWith('.js');
+const ROOT = fileURLToPath(new URL(BUILT ? '../..' : '..', import.meta.url));
+/**
+ * What an edge worker process runs: the build's worker entry when this is the
+ * build; else the source one, under tsx like this process (the tests and
+ * benchmarks start nodes from the sources).
+ */
+const WORKER_ENTRY = fileURLToPath(new URL(`./edge-worker.${BUILT ? 'js' : 'ts'}`, import.meta.url));
+function workerExecArgv(): string[] {
+  if (BUILT || process.execArgv.some((a) => a.includes('tsx'))) return process.execArgv;
+  return [...process.execArgv, '--import', import.meta.resolve('tsx')];
+}
 export const RELEASE: string = (() => {
   try {
     return JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version ?? 'dev';
@@ -148,7 +153,9 @@ function listenError(err: unknown, what: string, port: number): unknown {
 export async function startNode(config: Config, deps: NodeDeps = {}): Promise<RunningNode> {
   const worker = deps.worker;
   const nodeId = config.nodeId ?? defaultNodeId();
-  const roles: Role[] = worker ? ['edge'] : expandRoles(config.roles);
+  // An edge worker is handed its config parsed: it never loads the config module and its schema.
+  const configModule = worker ? undefined : await import('./config.ts');
+  const roles: Role[] = configModule ? configModule.expandRoles(config.roles) : ['edge'];
   const logger = deps.logger ?? createLogger({ level: config.log.level, nodeId });
   const startedAt = Date.now();
   const metrics = createMetrics({ nodeId, roles, release: RELEASE });
@@ -163,8 +170,11 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   let edgeConnected: () => number = () => 0;
   let workers: EdgeWorkers | undefined;
 
-  if (!worker)
-    logger.info({ config: redactedConfig(config), nodeId, roles, release: RELEASE }, 'starting node');
+  if (configModule)
+    logger.info(
+      { config: configModule.redactedConfig(config), nodeId, roles, release: RELEASE },
+      'starting node',
+    );
 
   const bus =
     worker && config.bus === 'inproc'
@@ -606,8 +616,9 @@ class EdgeWorkers {
 
   private async fork(slot: WorkerSlot, port: number): Promise<number> {
     cluster.setupPrimary({
-      exec: BIN,
-      args: ['start', '--internal-edge-worker', String(slot.index)],
+      exec: WORKER_ENTRY,
+      execArgv: workerExecArgv(),
+      args: ['--internal-edge-worker', String(slot.index)],
       serialization: 'advanced',
     });
     // uWS needs SO_REUSEPORT (a preload shim, see server/edge/reuse-port.ts); the portable
@@ -720,6 +731,7 @@ export function writeFileAtomically(path: string, content: string): void {
  * SIGTERM or SIGINT: then drains, closes and resolves 0. A second signal exits at once.
  */
 export async function runStart(options: LoadConfigOptions): Promise<number> {
+  const { loadConfig } = await import('./config.ts');
   const config = loadConfig(options);
   const node = await startNode(config);
   if (config.readyFile) {

@@ -1,15 +1,25 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under the source folders with Node's own test runner
 // (Node 20 has no glob support in --test, so the list is built here).
-// `npm test -- server/edge` runs only files whose path contains one of the arguments.
+//
+//   node test/run.js [--unit] [<substring>…]
+//
+// `npm test -- server/edge` runs only files whose path contains one of the
+// arguments. --unit (`npm run test:unit`) runs only the tests beside the code
+// and under testing/ that start no peer: none under test/, and none that
+// imports test/harness/ (transcoder/role-nats.test.ts starts a nats-server).
+// Before tests under test/ it builds dist/ (scripts/build.ts, under a second
+// when nothing changed): the gateways those tests start run `mmgw`, which runs
+// the build.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const roots = ['device-protocol', 'server', 'transcoder', 'admin', 'testing', 'test'];
-const skip = new Set(['node_modules', 'bench', 'output', 'data']);
+const unitRoots = ['device-protocol', 'server', 'transcoder', 'admin', 'testing'];
+const roots = [...unitRoots, 'test'];
+const skip = new Set(['node_modules', 'bench', 'output', 'data', 'dist']);
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {
@@ -21,8 +31,11 @@ function walk(dir, out) {
   return out;
 }
 
-const filters = process.argv.slice(2);
-const files = roots
+const args = process.argv.slice(2);
+const unit = args.includes('--unit');
+const filters = args.filter((a) => a !== '--unit');
+const startsPeers = (file) => /from '(\.\.\/)+test\/harness\//.test(readFileSync(join(root, file), 'utf8'));
+const files = (unit ? unitRoots : roots)
   .flatMap((r) => {
     try {
       return walk(join(root, r), []);
@@ -31,11 +44,20 @@ const files = roots
     }
   })
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .filter((f) => !unit || !startsPeers(f))
   .sort();
 
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
+}
+
+if (files.some((f) => f.startsWith('test/'))) {
+  const build = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--no-types'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (build.status !== 0) process.exit(build.status ?? 1);
 }
 
 const result = spawnSync(

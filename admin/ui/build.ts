@@ -13,7 +13,11 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } 
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const UI_DIR = fileURLToPath(new URL('.', import.meta.url));
+// The UI's sources and its build stay in admin/ui even when this module runs from
+// the server's build (dist/admin/ui/build.js): the UI is bundled from the sources.
+export const UI_DIR = fileURLToPath(
+  new URL(import.meta.url.endsWith('.js') ? '../../../admin/ui/' : '.', import.meta.url),
+);
 export const UI_DIST = join(UI_DIR, 'dist');
 /** Written beside the assets, never served: what the build was made from (to spot a stale build). */
 export const BUILD_INFO = 'build.json';

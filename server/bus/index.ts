@@ -4,7 +4,6 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Bus } from './bus.ts';
 import { InProcessBus } from './inproc.ts';
 import { connectIpcBus } from './ipc.ts';
-import { connectNatsBus } from './nats.ts';
 
 export * from './bus.ts';
 export {
@@ -23,7 +22,10 @@ export {
   type RawReply,
 } from './inproc.ts';
 export { connectIpcBus, type IpcChild, type ServeIpcBusOptions, serveIpcBus } from './ipc.ts';
-export { connectNatsBus, type NatsBusOptions } from './nats.ts';
+// The NATS client is loaded only for a NATS bus (createBus), not by every process
+// that imports the bus (an edge worker talks to its primary over IPC):
+// connectNatsBus itself is in nats.ts.
+export type { NatsBusOptions } from './nats.ts';
 
 export interface BusConfig {
   /** inproc: one process; nats: `url` is the NATS server(s); ipc: an edge worker process talking to its primary. */
@@ -46,6 +48,7 @@ export async function createBus(config: BusConfig): Promise<Bus> {
         .split(',')
         .map((s) => s.trim())
         .filter((s) => s.length > 0);
+      const { connectNatsBus } = await import('./nats.ts');
       return connectNatsBus({
         servers,
         ...(config.name === undefined ? {} : { name: config.name }),

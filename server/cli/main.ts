@@ -1,5 +1,5 @@
 /**
- * The `mmgw` command (bin/mmgw.js loads this through tsx).
+ * The `mmgw` command (bin/mmgw.js runs its build, dist/server/cli/main.js).
  *
  * Exit codes: 0 ok; 1 the command ran but refused its input as a whole (an
  * all-or-nothing import with rejected rows); 2 an error (bad flag, bad

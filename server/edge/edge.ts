@@ -13,8 +13,6 @@ import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
 import { type AuthLimitOptions, AuthLimiter } from './auth-limiter.ts';
 import { EdgeCore } from './edge-core.ts';
 import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
-import { startPortableEngine } from './engines/portable-engine.ts';
-import { startUwsEngine } from './engines/uws-engine.ts';
 import { type EdgeLimitOptions, resolveEdgeLimits } from './limits.ts';
 import { EdgeStats, registerEdgeMetrics } from './metrics.ts';
 import { reusePortActive } from './reuse-port.ts';
@@ -178,7 +176,12 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     maxBackpressureBytes: limits.maxQueuedBytes + DEFAULT_LIMITS.maxFrameBytes + 64 * 1024,
     idleTimeoutSec: Math.min(960, Math.max(16, Math.ceil((heartbeatMs * 2.5) / 1000) + 16)),
   };
-  const engine: EdgeEngine = await (o.engine === 'uws' ? startUwsEngine : startPortableEngine)(engineOptions);
+  // Only the engine in use is loaded: the portable one's ws would cost a uws edge worker ~6 MiB.
+  const start =
+    o.engine === 'uws'
+      ? (await import('./engines/uws-engine.ts')).startUwsEngine
+      : (await import('./engines/portable-engine.ts')).startPortableEngine;
+  const engine: EdgeEngine = await start(engineOptions);
   core.wsDriver = engine.driver;
   core.start();
   const unregister = o.metrics ? registerEdgeMetrics(o.metrics, stats) : () => {};

@@ -1,6 +1,7 @@
 /**
- * Test harness: a real gateway process (`node bin/mmgw.js start`) on free
- * ports with its own temporary data directory, plus device provisioning.
+ * Test harness: a real gateway process (`node bin/mmgw.js start`, which runs
+ * the build in dist/: see dist.ts) on free ports with its own temporary data
+ * directory, plus device provisioning.
  *
  *   const gw = await startGateway();        // every role, inproc bus
  *   t.after(() => gw.stop());
@@ -17,9 +18,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+import { ensureBuilt } from './dist.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MMGW_BIN = join(ROOT, 'bin', 'mmgw.js');
+// Before any test of the importing file runs MMGW_BIN.
+await ensureBuilt();
 
 const run = promisify(execFile);
 
