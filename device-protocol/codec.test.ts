@@ -12,7 +12,7 @@ import {
 import { type ErrorCode, GatewayError, isErrorCode, ProtocolError } from './errors.ts';
 import { FRAME_SPECS } from './frames/index.ts';
 import { DEFAULT_LIMITS, type DecodeLimits, type Frame, Kind, type Value } from './messages.ts';
-import { FULL_FRAMES, MINIMAL_FRAMES } from './test-frames.ts';
+import { FULL_FRAMES, MINIMAL_FRAMES } from '../testing/index.ts';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -13,7 +13,7 @@ import { ERROR_CODES } from './errors.ts';
 import { FRAME_SPECS } from './frames/index.ts';
 import { Kind } from './messages.ts';
 import { GENERATED_BLOCKS } from './spec-tables.ts';
-import { SPEC_EXAMPLES } from './test-frames.ts';
+import { SPEC_EXAMPLES } from '../testing/index.ts';
 import { ValueTag } from './value.ts';
 
 const specPath = new URL('./SPEC.md', import.meta.url);

@@ -1,6 +1,11 @@
 /**
  * Test support shared by the unit tests beside the code and the suites under
- * test/: nothing here is part of the product, and no product folder imports it.
+ * test/: nothing here is part of the product, and no product folder imports it
+ * (test/static/imports.test.ts checks).
  */
 export { type EventuallyOptions, eventually } from './eventually.ts';
 export { type DriverCarrier, SessionDriver, type Settlement } from './handset-session-driver.ts';
+// Sample frames of every kind (codec and spec tests).
+export * from './frames.ts';
+// Images made with sharp (transcoder tests and benchmark): nothing binary is checked in.
+export * from './images.ts';

@@ -17,7 +17,7 @@ import {
   png16WithAlpha,
   pngClaiming,
   webpPhoto,
-} from './test-images.ts';
+} from '../testing/index.ts';
 
 const isRed = ([r, g, b]: number[]) => r > 180 && g < 80 && b < 80;
 const isBlue = ([r, g, b]: number[]) => b > 180 && r < 80 && g < 80;

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS, memoryCeilingBytes } from './limits.ts';
 import type { MemoryProbeResult } from './memory-probe.ts';
-import { photoJpeg, screenshotPng, withJpegComment, withPngText } from './test-images.ts';
+import { photoJpeg, screenshotPng, withJpegComment, withPngText } from '../testing/index.ts';
 
 test('20 concurrent 24-MP inputs stay under the documented memory ceiling', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-transcoder-mem-'));

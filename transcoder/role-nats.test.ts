@@ -17,7 +17,7 @@ import { startNatsServer } from '../test/harness/nats.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import { TranscoderClient } from './protocol.ts';
 import { startTranscoder } from './role.ts';
-import { photoJpeg } from './test-images.ts';
+import { photoJpeg } from '../testing/index.ts';
 
 const screen = { width: 320, height: 240, format: 'jpeg', maxBytes: 30_000 } as const;
 

@@ -9,7 +9,7 @@ import { InProcessBus } from '../server/bus/inproc.ts';
 import type { TranscoderLimits } from './limits.ts';
 import { TranscoderClient, TranscoderSubjects } from './protocol.ts';
 import { startTranscoder, type TranscoderRole } from './role.ts';
-import { gifWithFrames, HOSTILE_SVG, photoJpeg, pngClaiming } from './test-images.ts';
+import { gifWithFrames, HOSTILE_SVG, photoJpeg, pngClaiming } from '../testing/index.ts';
 
 async function setup(
   t: TestContext,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { HOSTILE_SVG, photoJpeg } from '../../transcoder/test-images.ts';
+import { HOSTILE_SVG, photoJpeg } from '../../testing/index.ts';
 import type { CliIo } from './device.ts';
 import { runTranscode } from './transcode.ts';
 

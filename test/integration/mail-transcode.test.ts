@@ -14,7 +14,7 @@ import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import sharp from 'sharp';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
-import { photoJpeg } from '../../transcoder/test-images.ts';
+import { photoJpeg } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';

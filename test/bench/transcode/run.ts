@@ -55,7 +55,7 @@ import {
   screenshotPng,
   withJpegComment,
   withPngText,
-} from '../../../transcoder/test-images.ts';
+} from '../../../testing/index.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const self = fileURLToPath(import.meta.url);

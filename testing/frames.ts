@@ -4,7 +4,7 @@
  * and the spec test; not part of the public surface.
  */
 
-import { type Frame, Kind } from './messages.ts';
+import { type Frame, Kind } from '../device-protocol/messages.ts';
 
 export interface FrameSample {
   name: string;
