@@ -37,3 +37,20 @@ test('eventually fails naming what it waited for and the last error', async () =
     /last value: false/,
   );
 });
+
+test('eventually fails at once on an AssertionError of the probe (a check, not a "not yet")', async () => {
+  let n = 0;
+  await assert.rejects(
+    eventually(
+      'an answer that must be bus.timeout until it is the session',
+      () => {
+        n++;
+        assert.equal('auth.resume_failed', 'bus.timeout');
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 1 },
+    ),
+    assert.AssertionError,
+  );
+  assert.equal(n, 1);
+});

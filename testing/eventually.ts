@@ -4,6 +4,7 @@
  * seen. It is a readiness wait with a generous bound, never a timed
  * assertion: how long the wait took is not checked.
  */
+import { AssertionError } from 'node:assert';
 
 export interface EventuallyOptions {
   /** Give up after this long; default 20 s (peers on a loaded 2-core machine are slow). */
@@ -19,7 +20,10 @@ const DEFAULT_INTERVAL_MS = 10;
  * Resolves with the probe's first value that is neither undefined, null nor
  * false (a boolean probe resolves with true). A probe that throws is retried:
  * a server not listening yet refuses, and that is what the wait is for; the
- * last error is reported if time runs out.
+ * last error is reported if time runs out. An AssertionError is not retried:
+ * an assertion inside a probe is a check of each answer (say, "only
+ * bus.timeout until the session is back"), and one that fails fails the test
+ * at once, as it would outside the wait.
  */
 export async function eventually<T>(
   what: string,
@@ -38,6 +42,7 @@ export async function eventually<T>(
       last = v;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof AssertionError) throw err;
       lastError = err;
     }
     if (Date.now() >= deadline) {

@@ -16,6 +16,7 @@ import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { Handset } from '../../device-protocol/handset.ts';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+import { eventually } from '../../testing/index.ts';
 import { launchBrowser, type TestBrowser } from '../harness/browser.ts';
 import { type Gateway, startGateway } from '../harness/gateway.ts';
 
@@ -312,16 +313,18 @@ describe('admin web UI in Chromium', () => {
     await go('#/usage');
     await page.locator('#usage-chart svg').waitFor();
     // Counters may be written a moment after the login: refresh until the login shows.
-    const deadline = Date.now() + WAIT.timeout;
-    let heights: number[] = [];
-    for (;;) {
-      heights = await page
-        .locator('#usage-chart svg rect.bar')
-        .evaluateAll((bars) => bars.map((b) => Number(b.getAttribute('height'))));
-      if (heights.some((x) => x > 0) || Date.now() > deadline) break;
-      await page.click('#usage-refresh');
-      await page.waitForTimeout(500);
-    }
+    const heights = await eventually(
+      'a bar with a height in the usage chart',
+      async () => {
+        const bars = await page
+          .locator('#usage-chart svg rect.bar')
+          .evaluateAll((rects) => rects.map((b) => Number(b.getAttribute('height'))));
+        if (bars.some((x) => x > 0)) return bars;
+        await page.click('#usage-refresh');
+        return undefined;
+      },
+      { timeoutMs: WAIT.timeout, intervalMs: 500 },
+    );
     assert.ok(heights.length > 0, 'the chart has bars');
     assert.ok(
       heights.some((x) => x > 0),

@@ -16,11 +16,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
+import { waitForServer } from './server-probe.ts';
 
 export const DOVECOT_BINARY = process.env.MMGW_DOVECOT_BIN ?? '/usr/sbin/dovecot';
 
@@ -104,7 +105,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once a connection to host:port reads a line starting with `prefix`. */
+/**
+ * Resolves once a connection to host:port reads a line starting with
+ * `prefix`; fails at once with isDead()'s message when the server died.
+ */
 export async function waitForGreeting(
   host: string,
   port: number,
@@ -112,33 +116,8 @@ export async function waitForGreeting(
   timeoutMs: number,
   isDead: () => string | undefined = () => undefined,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  while (Date.now() < deadline) {
-    const dead = isDead();
-    if (dead) throw new Error(dead);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = new Socket();
-      let buf = '';
-      const done = (v: boolean) => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(2000, () => done(false));
-      sock.on('error', (e) => {
-        lastError = e.message;
-        done(false);
-      });
-      sock.on('data', (d) => {
-        buf += d.toString('latin1');
-        if (buf.includes('\n')) done(buf.startsWith(prefix));
-      });
-      sock.connect(port, host);
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no greeting from ${host}:${port} within ${timeoutMs} ms (${lastError})`);
+  const verdict = (received: string) => (received.includes('\n') ? received.startsWith(prefix) : undefined);
+  await waitForServer(`a greeting from ${host}:${port}`, host, port, { verdict }, { timeoutMs, isDead });
 }
 
 function dovecotConfig(dir: string, port: number, capabilities?: string[], extra: string[] = []): string {

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+import { eventually } from '../../testing/index.ts';
 import { ensureBuilt } from './dist.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,6 +27,14 @@ export const MMGW_BIN = join(ROOT, 'bin', 'mmgw.js');
 await ensureBuilt();
 
 const run = promisify(execFile);
+
+/** What `mmgw start --ready-file` writes. */
+interface ReadyInfo {
+  pid: number;
+  nodeId: string;
+  devicePort: number;
+  adminPort: number;
+}
 
 export interface GatewayOptions {
   /** Extra arguments after `start` (e.g. ['--role', 'edge', '--bus', natsUrl]). */
@@ -124,33 +133,31 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
 
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const ready = await new Promise<{ pid: number; nodeId: string; devicePort: number; adminPort: number }>(
-    (resolve, reject) => {
-      const deadline = Date.now() + timeoutMs;
-      let settled = false;
-      const fail = (why: string) => {
-        if (settled) return;
-        settled = true;
-        clearInterval(timer);
-        child.kill('SIGKILL');
-        const tail = [...stderr, ...stdout.filter((l) => /"level":"(error|fatal)"/.test(l))]
-          .slice(-30)
-          .join('\n');
-        reject(new Error(`gateway ${why}\n--- its output ---\n${tail}`));
-      };
-      const timer = setInterval(() => {
-        try {
-          const info = JSON.parse(readFileSync(readyFile, 'utf8'));
-          settled = true;
-          clearInterval(timer);
-          resolve(info);
-        } catch {
-          if (Date.now() > deadline) fail(`did not become ready within ${timeoutMs} ms`);
-        }
-      }, 50);
-      void exited.then((code) => fail(`exited with code ${code} before it was ready`));
+  // The ready file, or the exit code of a gateway that died before writing it.
+  const outcome = await eventually(
+    'the ready file',
+    (): { info: ReadyInfo } | { exited: number | null } | undefined => {
+      if (child.exitCode !== null || child.signalCode !== null) return { exited: child.exitCode };
+      try {
+        return { info: JSON.parse(readFileSync(readyFile, 'utf8')) as ReadyInfo };
+      } catch {
+        return undefined;
+      }
     },
-  );
+    { timeoutMs, intervalMs: 50 },
+  ).catch(() => ({ timedOut: true }) as const);
+  if (!('info' in outcome)) {
+    child.kill('SIGKILL');
+    const tail = [...stderr, ...stdout.filter((l) => /"level":"(error|fatal)"/.test(l))]
+      .slice(-30)
+      .join('\n');
+    const why =
+      'exited' in outcome
+        ? `exited with code ${outcome.exited} before it was ready`
+        : `did not become ready within ${timeoutMs} ms`;
+    throw new Error(`gateway ${why}\n--- its output ---\n${tail}`);
+  }
+  const ready = outcome.info;
 
   let stopping: Promise<number | null> | undefined;
   const gateway: Gateway = {
@@ -183,23 +190,20 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   return gateway;
 }
 
-/** Makes a valid IMEI from 14 digits (adds the Luhn check digit). */
 /** Waits until the node says it is ready on /readyz (for an edge: it knows a transport node). */
 export async function waitReady(gw: Gateway, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
+  await eventually(
+    `${gw.nodeId} ready on /readyz`,
+    async () => {
       const res = await fetch(`${gw.adminUrl}/readyz`);
       await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${gw.nodeId} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      return res.status === 200;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
+/** Makes a valid IMEI from 14 digits (adds the Luhn check digit). */
 export function luhnImei(prefix14: string): string {
   return imeiWithCheckDigit(prefix14);
 }

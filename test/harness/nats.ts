@@ -5,9 +5,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { waitForServer } from './server-probe.ts';
 
 export interface NatsServerHandle {
   url: string;
@@ -62,19 +63,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once the server sends its INFO line on a fresh TCP connection. */
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('data', (chunk) => done(chunk.toString('latin1').startsWith('INFO')));
-  });
-}
+/** Up once a fresh TCP connection reads the server's INFO line. */
+const NATS_INFO = {
+  verdict: (received: string) => (received.length > 0 ? received.startsWith('INFO') : undefined),
+  silenceMs: 1000,
+};
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -149,11 +142,15 @@ async function startOnce(
   child.once('error', () => {
     exited = true;
   });
-  const deadline = Date.now() + readyTimeoutMs;
-  while (Date.now() < deadline) {
-    if (exited) break;
-    if (await probe(port)) return { child };
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitForServer(`nats-server on port ${port}`, '127.0.0.1', port, NATS_INFO, {
+      timeoutMs: readyTimeoutMs,
+      intervalMs: 50,
+      isDead: () => (exited ? 'nats-server exited' : undefined),
+    });
+    return { child };
+  } catch {
+    // Exited or not up in time: the output says which.
   }
   await stopChild(child);
   if (/address already in use/i.test(stderr)) return { retry: true, reason: stderr };

@@ -20,10 +20,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { client, type XmppClient } from '@xmpp/client';
+import { eventually } from '../../testing/index.ts';
+import { waitForServer } from './server-probe.ts';
 
 export interface XmppUser {
   /** Local part only ("alice"), or a full bare JID on the server's domain. */
@@ -196,7 +198,7 @@ function prosodyConfig(dir: string, domain: string, port: number, hibernation: n
   ].join('\n');
 }
 
-/** Resolves once host:port answers an XMPP stream header with its own. */
+/** Resolves once host:port opens an XMPP stream; fails at once with isDead()'s message when Prosody died. */
 async function waitForStream(
   host: string,
   port: number,
@@ -204,40 +206,27 @@ async function waitForStream(
   timeoutMs: number,
   isDead: () => string | undefined,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  while (Date.now() < deadline) {
-    const dead = isDead();
-    if (dead) throw new Error(dead);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = new Socket();
-      let buf = '';
-      const done = (v: boolean) => {
-        sock.destroy();
-        resolve(v);
-      };
-      sock.setTimeout(2000, () => done(false));
-      sock.on('error', (e) => {
-        lastError = e.message;
-        done(false);
-      });
-      sock.on('data', (d) => {
-        buf += d.toString('utf8');
-        if (buf.includes('stream:features')) done(true);
-      });
-      sock.on('connect', () => {
-        sock.write(
-          `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
-        );
-      });
-      sock.connect(port, host);
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `Prosody on ${host}:${port} did not open an XMPP stream within ${timeoutMs} ms (${lastError})`,
+  const send = `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
+  const verdict = (received: string) => (received.includes('stream:features') ? true : undefined);
+  await waitForServer(
+    `Prosody on ${host}:${port} to open an XMPP stream`,
+    host,
+    port,
+    { send, verdict },
+    {
+      timeoutMs,
+      isDead,
+    },
   );
+}
+
+/** Whether `port` can be bound on `host` (no process holds it any more). */
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
 }
 
 function tail(file: string): string {
@@ -326,7 +315,8 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodySe
       } catch (err) {
         lastError = err;
         await stopChild(proc, 1000);
-        if (fixedPort) await new Promise((r) => setTimeout(r, 500));
+        // The same port again: only once the dead server's socket is gone.
+        if (fixedPort) await eventually(`port ${port} free again`, () => portFree(host, port));
       }
     }
     throw new Error(

@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { eventually } from '../../testing/index.ts';
 import { startGateway } from '../harness/gateway.ts';
 import { startNatsServer } from '../harness/nats.ts';
-import { ADMIN, ApiClient, waitFor } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient, WAIT } from './admin-api-helpers.ts';
 
 test('nodes over NATS: listed, drained one leaves quietly, killed one raises node_gone', async (t) => {
   const nats = await startNatsServer();
@@ -33,12 +34,16 @@ test('nodes over NATS: listed, drained one leaves quietly, killed one raises nod
       status: string;
       roles: string[];
     }>;
-  await waitFor('both edges listed', async () => {
-    const list = await nodes();
-    return ['e1', 'e2'].every((n) => list.some((x) => x.nodeId === `${n}-${tag}` && x.status === 'up'))
-      ? true
-      : undefined;
-  });
+  await eventually(
+    'both edges listed',
+    async () => {
+      const list = await nodes();
+      return ['e1', 'e2'].every((n) => list.some((x) => x.nodeId === `${n}-${tag}` && x.status === 'up'))
+        ? true
+        : undefined;
+    },
+    WAIT,
+  );
   assert.deepEqual((await nodes()).find((n) => n.nodeId === `e1-${tag}`)?.roles, ['edge']);
 
   // e1 is drained from the API: it exits, and no alarm is raised for it.
@@ -47,15 +52,21 @@ test('nodes over NATS: listed, drained one leaves quietly, killed one raises nod
   await exited;
   // e2 is killed: node_gone.
   edges[1].kill();
-  const alarm = await waitFor('node_gone for e2', async () => {
-    const r = await api.call('GET', '/alarms?active=true');
-    return r.json.items.find(
-      (a: { kind: string; subject: string }) => a.kind === 'node_gone' && a.subject === `e2-${tag}`,
-    );
-  });
+  const alarm = await eventually(
+    'node_gone for e2',
+    async () => {
+      const r = await api.call('GET', '/alarms?active=true');
+      return r.json.items.find(
+        (a: { kind: string; subject: string }) => a.kind === 'node_gone' && a.subject === `e2-${tag}`,
+      );
+    },
+    WAIT,
+  );
   assert.equal(alarm.severity, 'critical');
-  await waitFor('e1 gone too', async () =>
-    (await nodes()).find((n) => n.nodeId === `e1-${tag}`)?.status === 'gone' ? true : undefined,
+  await eventually(
+    'e1 gone too',
+    async () => ((await nodes()).find((n) => n.nodeId === `e1-${tag}`)?.status === 'gone' ? true : undefined),
+    WAIT,
   );
   const alarms = (await api.call('GET', '/alarms')).json.items as Array<{ subject: string }>;
   assert.equal(alarms.filter((a) => a.subject === `e1-${tag}`).length, 0, 'a drained node raises no alarm');

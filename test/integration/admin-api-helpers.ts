@@ -3,10 +3,13 @@
  * /api/v1 on a real gateway, and an SSE reader.
  */
 import assert from 'node:assert/strict';
+import type { EventuallyOptions } from '../../testing/index.ts';
 
 export const ADMIN = { name: 'root', password: 'correct horse battery' };
 /** Bounds only against hangs; nothing asserts on time. */
 export const WAIT_MS = 30_000;
+/** eventually()'s options in the admin API tests (each probe is an API call: no faster than 5 a second). */
+export const WAIT: EventuallyOptions = { timeoutMs: WAIT_MS, intervalMs: 200 };
 
 export interface ApiAnswer {
   status: number;
@@ -64,20 +67,6 @@ export function assertError(r: ApiAnswer, status: number, code: string, field?: 
   assert.equal(r.json?.error?.code, code, r.text);
   assert.equal(typeof r.json.error.message, 'string');
   if (field !== undefined) assert.equal(r.json.error.field, field, r.text);
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = WAIT_MS,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Reads Server-Sent Events from a URL until `until` says stop (or the bound passes). */

@@ -13,8 +13,9 @@ import WebSocket from 'ws';
 import { decodeFrame, encodeFrame } from '../../device-protocol/codec.ts';
 import { Handset } from '../../device-protocol/handset.ts';
 import { type Frame, Kind, PROTOCOL_VERSION } from '../../device-protocol/messages.ts';
+import { eventually } from '../../testing/index.ts';
 import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
-import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, waitFor } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, WAIT } from './admin-api-helpers.ts';
 
 const PER_ADDRESS = 60;
 const RESUME_WINDOW_MS = 1000;
@@ -738,11 +739,15 @@ describe('admin REST API', () => {
       assert.equal(e.code, code, action);
       assert.equal(e.willReconnect, false, action);
       await h.close();
-      const logs = await waitFor(`${action}: logout record`, async () => {
-        const l = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
-        const items = (l.json?.items ?? []) as Array<{ kind: string; code?: string }>;
-        return items.some((x) => x.kind === 'logout') ? items : undefined;
-      });
+      const logs = await eventually(
+        `${action}: logout record`,
+        async () => {
+          const l = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
+          const items = (l.json?.items ?? []) as Array<{ kind: string; code?: string }>;
+          return items.some((x) => x.kind === 'logout') ? items : undefined;
+        },
+        WAIT,
+      );
       assert.equal(logs.find((x) => x.kind === 'logout')?.code, code, action);
     }
   });
@@ -800,12 +805,16 @@ describe('admin REST API', () => {
     });
     first.terminate();
 
-    const logs = await waitFor('connect, disconnect and logout records', async () => {
-      const r = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
-      assert.equal(r.status, 200, r.text);
-      const kinds = r.json.items.map((x: { kind: string }) => x.kind);
-      return kinds.includes('logout') ? r.json.items : undefined;
-    });
+    const logs = await eventually(
+      'connect, disconnect and logout records',
+      async () => {
+        const r = await operator.call('GET', `/devices/${imei}/logs?order=asc`);
+        assert.equal(r.status, 200, r.text);
+        const kinds = r.json.items.map((x: { kind: string }) => x.kind);
+        return kinds.includes('logout') ? r.json.items : undefined;
+      },
+      WAIT,
+    );
     const kindsInOrder = logs.map((x: { kind: string }) => x.kind);
     assert.deepEqual(kindsInOrder, ['connect', 'disconnect', 'logout']);
     const connect = logs.find((x: { kind: string }) => x.kind === 'connect');
@@ -854,10 +863,14 @@ describe('admin REST API', () => {
     await third.connect();
     await second.close();
     await third.close(); // a Handset closed by its user logs out at once (Bye session.logout)
-    const ends = await waitFor('three logouts in the device log', async () => {
-      const r = await operator.call('GET', `/devices/${imei}/logs?kind=logout&order=asc`);
-      return r.json.items.length >= 3 ? r.json.items : undefined;
-    });
+    const ends = await eventually(
+      'three logouts in the device log',
+      async () => {
+        const r = await operator.call('GET', `/devices/${imei}/logs?kind=logout&order=asc`);
+        return r.json.items.length >= 3 ? r.json.items : undefined;
+      },
+      WAIT,
+    );
     assert.deepEqual(
       ends.map((x: { code: string }) => x.code),
       ['session.expired', 'session.replaced', 'session.logout'],
@@ -866,14 +879,18 @@ describe('admin REST API', () => {
     // Usage report, three formats, filtered to this operator: a login per Hello, a logout per
     // session end (not per carrier drop), so they balance once every session has ended.
     const from = new Date(startedAt - 3_600_000).toISOString();
-    const report = await waitFor('three logins and logouts in the usage report', async () => {
-      const r = await viewer.call(
-        'GET',
-        `/reports/usage?from=${from}&granularity=hour&operator=usage-op&format=json`,
-      );
-      assert.equal(r.status, 200, r.text);
-      return r.json.totals.logins >= 3 && r.json.totals.logouts >= 3 ? r.json : undefined;
-    });
+    const report = await eventually(
+      'three logins and logouts in the usage report',
+      async () => {
+        const r = await viewer.call(
+          'GET',
+          `/reports/usage?from=${from}&granularity=hour&operator=usage-op&format=json`,
+        );
+        assert.equal(r.status, 200, r.text);
+        return r.json.totals.logins >= 3 && r.json.totals.logouts >= 3 ? r.json : undefined;
+      },
+      WAIT,
+    );
     assert.equal(report.totals.logins, 3);
     assert.equal(report.totals.logouts, 3);
     assert.equal(report.granularity, 'hour');

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Bus, BusMessage } from '../../server/bus/bus.ts';
+import { eventually } from '../../testing/index.ts';
 
 export interface BusPair {
   a: Bus;
@@ -148,9 +149,9 @@ export const conformanceCases: ConformanceCase[] = [
       const n = 60;
       for (let i = 0; i < n; i++) a.publish(subject, i);
       await plain.wait(n);
-      const deadline = Date.now() + WAIT_MS;
-      while (m1.items.length + m2.items.length < n && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 10));
+      await eventually('every message at one queue member', () => m1.items.length + m2.items.length >= n, {
+        timeoutMs: WAIT_MS,
+      });
       const together = [...m1.items, ...m2.items].sort((x, y) => x - y);
       assert.deepEqual(
         together,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
+import { eventually } from '../../testing/index.ts';
 import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import {
@@ -20,7 +21,7 @@ import {
   range,
   requestWhenAvailable,
   tickRecorder,
-  waitFor,
+  WAIT,
 } from './e2e-suite.ts';
 
 interface Cluster extends Deployment {
@@ -88,7 +89,7 @@ test('NATS: the transport process is killed mid-stream and restarted; the applic
   // Slow enough that the kill lands in the middle.
   const answer = await requestWhenAvailable(handset, 'sys.stream', { count: total, intervalMs: 20 });
   assert.deepEqual(answer, { accepted: true, from: 1, count: total });
-  await waitFor('the stream to be under way', () => ticks.length >= 40);
+  await eventually('the stream to be under way', () => ticks.length >= 40, WAIT);
 
   const victim = cluster.transport();
   victim.kill();
@@ -119,7 +120,7 @@ test('NATS: the transport process is killed mid-stream and restarted; the applic
     outage,
   );
   assert.deepEqual(resumed, { accepted: true, from: last + 1, count: total - last });
-  await waitFor(`all ${total} ticks`, () => ticks.length >= total);
+  await eventually(`all ${total} ticks`, () => ticks.length >= total, WAIT);
   await handset.ping();
   assert.deepEqual(ticks, range(1, total));
   t.diagnostic(

@@ -17,9 +17,12 @@ import {
   type Value,
   type Welcome,
 } from '../../device-protocol/messages.ts';
+import { type EventuallyOptions, eventually } from '../../testing/index.ts';
 
 /** Bounds that only keep a broken gateway from hanging the run; nothing asserts on time. */
 export const WAIT_MS = 30_000;
+/** eventually()'s bound in the gateway suites. */
+export const WAIT: EventuallyOptions = { timeoutMs: WAIT_MS };
 
 export interface Deployment {
   /** ws://127.0.0.1:<devicePort> */
@@ -46,15 +49,6 @@ export function handsetFor(
     backoff: { initialMs: 100, maxMs: 1000 },
     ...options,
   });
-}
-
-/** Polls a condition (event-driven code under test, a generous bound only against hangs). */
-export async function waitFor(what: string, condition: () => boolean, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Every sys.tick the application saw, in the order it saw them. */
@@ -84,30 +78,38 @@ export async function requestWhenAvailable<T>(
   body: Value,
   seen: string[] = [],
 ): Promise<T> {
-  const deadline = Date.now() + WAIT_MS * 2;
   const prefix = `e2e-${process.pid}-${++retryCounter}`;
   let attempt = 0;
-  for (;;) {
-    try {
-      return await handset.request<T>(method, body, { id: `${prefix}-${attempt}`, timeoutMs: 15_000 });
-    } catch (err) {
-      const retryable =
-        err instanceof GatewayError &&
-        (err.retryable ||
-          ['request.unavailable', 'request.timeout', 'bus.no_responders', 'bus.timeout'].includes(err.code));
-      if (!retryable || Date.now() > deadline) throw err;
-      const code = (err as GatewayError).code;
-      seen.push(code);
-      if (code !== 'request.timeout') attempt++;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const answer = await eventually(
+    `an answer to ${method}`,
+    async () => {
+      try {
+        return {
+          value: await handset.request<T>(method, body, { id: `${prefix}-${attempt}`, timeoutMs: 15_000 }),
+        };
+      } catch (err) {
+        const retryable =
+          err instanceof GatewayError &&
+          (err.retryable ||
+            ['request.unavailable', 'request.timeout', 'bus.no_responders', 'bus.timeout'].includes(
+              err.code,
+            ));
+        if (!retryable) return { err };
+        const code = (err as GatewayError).code;
+        seen.push(code);
+        if (code !== 'request.timeout') attempt++;
+        throw err;
+      }
+    },
+    { timeoutMs: WAIT_MS * 2, intervalMs: 200 },
+  );
+  if ('err' in answer) throw answer.err;
+  return answer.value;
 }
 
 /** A device speaking raw frames over a WebSocket: to see seqs and acks that the SDK hides. */
 export class RawDevice {
   private readonly frames: Frame[] = [];
-  private waiter: (() => void) | undefined;
   private closed = false;
 
   private constructor(private readonly ws: WebSocket) {
@@ -115,11 +117,9 @@ export class RawDevice {
       const decoded = decodeFrame(new Uint8Array(data));
       if (!decoded.ok) throw decoded.error;
       this.frames.push(decoded.frame);
-      this.waiter?.();
     });
     ws.on('close', () => {
       this.closed = true;
-      this.waiter?.();
     });
   }
 
@@ -138,18 +138,14 @@ export class RawDevice {
 
   /** The next frame from the gateway (in arrival order). */
   async next(): Promise<Frame> {
-    const deadline = Date.now() + WAIT_MS;
-    while (this.frames.length === 0) {
-      if (this.closed) throw new Error('the gateway closed the WebSocket');
-      if (Date.now() > deadline) throw new Error('no frame from the gateway');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    await eventually(
+      'a frame from the gateway',
+      () => {
+        assert.ok(this.frames.length > 0 || !this.closed, 'the gateway closed the WebSocket');
+        return this.frames.length > 0;
+      },
+      WAIT,
+    );
     return this.frames.shift()!;
   }
 
@@ -241,7 +237,7 @@ export function defineE2eSuite(
       const ticks = tickRecorder(h);
       const answer = await requestWhenAvailable(h, 'sys.stream', { count: 300 });
       assert.deepEqual(answer, { accepted: true, from: 1, count: 300 });
-      await waitFor('300 ticks', () => ticks.length >= 300);
+      await eventually('300 ticks', () => ticks.length >= 300, WAIT);
       await h.ping();
       assert.deepEqual(ticks, range(1, 300));
     });
@@ -254,7 +250,7 @@ export function defineE2eSuite(
         requestWhenAvailable(h1, 'sys.stream', { count: 150, from: 1000 }),
         requestWhenAvailable(h2, 'sys.stream', { count: 120, from: 5000 }),
       ]);
-      await waitFor('both streams', () => t1.length >= 150 && t2.length >= 120);
+      await eventually('both streams', () => t1.length >= 150 && t2.length >= 120, WAIT);
       await Promise.all([h1.ping(), h2.ping()]);
       assert.deepEqual(t1, range(1000, 150));
       assert.deepEqual(t2, range(5000, 120));
@@ -266,7 +262,7 @@ export function defineE2eSuite(
       const ticks = tickRecorder(h);
       assert.deepEqual(await requestWhenAvailable(h, 'sys.echo', { via: 'poll' }), { via: 'poll' });
       await requestWhenAvailable(h, 'sys.stream', { count: 50 });
-      await waitFor('50 ticks over long-poll', () => ticks.length >= 50);
+      await eventually('50 ticks over long-poll', () => ticks.length >= 50, WAIT);
       assert.deepEqual(ticks, range(1, 50));
     });
 
@@ -274,10 +270,10 @@ export function defineE2eSuite(
       const h = await open();
       const ticks = tickRecorder(h);
       await requestWhenAvailable(h, 'sys.stream', { count: 200, intervalMs: 5 });
-      await waitFor('some ticks', () => ticks.length >= 20);
+      await eventually('some ticks', () => ticks.length >= 20, WAIT);
       await h.switchTransport('poll');
       assert.equal(h.transport, 'poll');
-      await waitFor('200 ticks', () => ticks.length >= 200);
+      await eventually('200 ticks', () => ticks.length >= 200, WAIT);
       assert.deepEqual(ticks, range(1, 200));
     });
 
@@ -290,21 +286,22 @@ export function defineE2eSuite(
 
       // The transport may need a moment to be known by the edge: retry a fresh id until answered.
       let attempt = 0;
-      let echoSeq = 0;
-      for (;;) {
-        const id = `echo-${++attempt}`;
-        first.send({ kind: Kind.Request, id, method: 'sys.echo', body: { attempt } });
-        const answer = await first.next();
-        if (answer.kind === Kind.Response) {
-          assert.equal(answer.id, id);
-          assert.deepEqual(answer.body, { attempt });
-          echoSeq = answer.seq;
-          break;
-        }
-        assert.equal(answer.kind, Kind.Error, JSON.stringify(answer));
-        assert.ok(attempt < 100, `still failing: ${JSON.stringify(answer)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const echoSeq = await eventually(
+        'sys.echo answered',
+        async () => {
+          const id = `echo-${++attempt}`;
+          first.send({ kind: Kind.Request, id, method: 'sys.echo', body: { attempt } });
+          const answer = await first.next();
+          if (answer.kind === Kind.Response) {
+            assert.equal(answer.id, id);
+            assert.deepEqual(answer.body, { attempt });
+            return answer.seq;
+          }
+          assert.equal(answer.kind, Kind.Error, JSON.stringify(answer));
+          return undefined;
+        },
+        { timeoutMs: WAIT_MS, intervalMs: 200 },
+      );
       assert.ok(echoSeq >= 1);
 
       first.send({ kind: Kind.Request, id: 'stream-1', method: 'sys.stream', body: { count: 5 } });

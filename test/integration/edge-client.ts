@@ -38,6 +38,7 @@ import { Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { type EdgeHandle, type EdgeOptions, startEdge } from '../../server/edge/index.ts';
 import type { TransportRequest } from '../../server/transport/types.ts';
+import type { EventuallyOptions } from '../../testing/index.ts';
 
 export type CarrierKind = 'ws' | 'poll';
 export type EngineKind = 'uws' | 'portable';
@@ -48,6 +49,8 @@ export const JWT_SECRET = 'test-secret-0123456789abcdef';
 export const TRANSPORT_NODE = 'transport-1';
 /** Generous: only to keep a broken test from hanging, never a timing assertion. */
 export const WAIT_MS = 15_000;
+/** eventually()'s bound in the edge suites. */
+export const WAIT: EventuallyOptions = { timeoutMs: WAIT_MS };
 
 // ---------------------------------------------------------------------------
 // Directory and transport
@@ -175,19 +178,6 @@ export async function startTestEdge(t: TestContext, o: TestEdgeOptions): Promise
       return n;
     },
   };
-}
-
-/** Polls `check` until it returns true (a readiness wait, not a timing assertion). */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  ms = WAIT_MS,
-): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 // ---------------------------------------------------------------------------

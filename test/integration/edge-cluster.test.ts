@@ -13,10 +13,10 @@ import { type Bus, Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { DEVICE_QUEUE } from '../../server/edge/edge-messages.ts';
 import { buildReusePortPreload, reusePortEnv } from '../../server/edge/index.ts';
+import { type EventuallyOptions, eventually } from '../../testing/index.ts';
 import {
   CARRIERS,
   ENGINES,
-  eventually,
   MemoryDirectory,
   rawClient,
   startEchoTransport,
@@ -28,17 +28,8 @@ import {
 const IMEI_A = '356938035643809';
 const IMEI_B = '490154203237518';
 const SECRET = 'secret-a';
-
-/** Calls `f` until it returns a value (every 100 ms, at most WAIT_MS). */
-async function retryUntil<T>(what: string, f: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** A device retrying a Resume: every 100 ms. */
+const RETRY: EventuallyOptions = { timeoutMs: WAIT_MS, intervalMs: 100 };
 
 /**
  * Edge 1 holds IMEI_A's session (events 1 seen, 2 waiting in its replay buffer,
@@ -56,7 +47,8 @@ async function overloadedHolder(
   startEchoTransport(bus);
   const directory = new MemoryDirectory();
   directory.add(IMEI_A, SECRET);
-  const slow = { lagMs: 0 };
+  // lagging: device messages edge 1 holds back now; lateHandled: how many held back it has handled.
+  const slow = { lagMs: 0, lagging: 0, lateHandled: 0 };
   const laggingBus: Bus = {
     publish: (subject, data) => bus.publish(subject, data),
     request: (subject, data, options) => bus.request(subject, data, options),
@@ -64,9 +56,15 @@ async function overloadedHolder(
       bus.subscribe(
         subject,
         async (msg) => {
-          if (slow.lagMs > 0 && subject.startsWith('mmgw.device.'))
+          if (slow.lagMs === 0 || !subject.startsWith('mmgw.device.')) return handler(msg);
+          slow.lagging++;
+          try {
             await new Promise((r) => setTimeout(r, slow.lagMs));
-          return handler(msg);
+            return await handler(msg);
+          } finally {
+            slow.lagging--;
+            slow.lateHandled++;
+          }
         },
         options,
       ),
@@ -116,14 +114,18 @@ async function resumeGetsEverything(
   port: number,
   w: Welcome,
 ): Promise<void> {
-  const got = await retryUntil('the retried resume gets the session', async () => {
-    const c = await rawClient(kind, port);
-    t.after(() => c.kill());
-    const a = await c.resumeAnswer(w, 1);
-    if (a.kind === Kind.Welcome) return { a, c };
-    assert.equal((a as ErrorFrame).code, 'session.busy');
-    return undefined;
-  });
+  const got = await eventually(
+    'the retried resume gets the session',
+    async () => {
+      const c = await rawClient(kind, port);
+      t.after(() => c.kill());
+      const a = await c.resumeAnswer(w, 1);
+      if (a.kind === Kind.Welcome) return { a, c };
+      assert.equal((a as ErrorFrame).code, 'session.busy');
+      return undefined;
+    },
+    RETRY,
+  );
   assert.equal(got.a.sessionId, w.sessionId);
   assert.deepEqual(
     (await got.c.waitEvents(1)).map((e: Event) => [e.seq, e.name]),
@@ -229,13 +231,17 @@ for (const engine of ENGINES) {
         assert.equal((await other.nextOf(Kind.Event)).name, 'unaffected');
         // Once nobody holds the session (and the first claim gave up), a resume learns the truth: start afresh.
         stalled.unsubscribe();
-        const finalAnswer = await retryUntil('resume_failed once the claim gave up', async () => {
-          const c3 = await rawClient(kind, e2.port);
-          t.after(() => c3.kill());
-          const a = (await c3.resumeAnswer(session, 0)) as ErrorFrame;
-          assert.ok(['session.busy', 'auth.resume_failed'].includes(a.code), a.code);
-          return a.code === 'auth.resume_failed' ? a : undefined;
-        });
+        const finalAnswer = await eventually(
+          'resume_failed once the claim gave up',
+          async () => {
+            const c3 = await rawClient(kind, e2.port);
+            t.after(() => c3.kill());
+            const a = (await c3.resumeAnswer(session, 0)) as ErrorFrame;
+            assert.ok(['session.busy', 'auth.resume_failed'].includes(a.code), a.code);
+            return a.code === 'auth.resume_failed' ? a : undefined;
+          },
+          RETRY,
+        );
         assert.equal(finalAnswer.code, 'auth.resume_failed');
       });
 
@@ -253,10 +259,14 @@ for (const engine of ENGINES) {
         const { slow, e1, e2, w } = await overloadedHolder(t, engine, kind, 100);
         slow.lagMs = 1500; // edge 1 sees the claim after edge 2 stopped waiting for it
         await resumeRefusedAsBusy(t, kind, e2.port, w);
-        // Once edge 1 is itself again, the device's next Resume finds the session it kept.
-        await new Promise((r) => setTimeout(r, 2000));
+        // Once edge 1 has worked off the late claim (seen after edge 2 gave up: the lag exceeds
+        // its claim wait) and is itself again, the device's next Resume finds the session it kept.
+        await eventually(
+          'edge 1 worked off the late claim',
+          () => slow.lateHandled > 0 && slow.lagging === 0,
+          RETRY,
+        );
         slow.lagMs = 0;
-        await new Promise((r) => setTimeout(r, 1600)); // edge 1 works off the late claim
         await resumeGetsEverything(t, kind, e2.port, w);
         assert.equal(e1.edge.sessionCount(), 0);
       });
@@ -465,5 +475,3 @@ describe('edge worker processes sharing one port', { skip: process.platform !== 
     assert.match(refused as string, /SO_REUSEPORT/);
   });
 });
-
-void eventually;

@@ -13,9 +13,10 @@ import { encodeFrame } from '../../device-protocol/codec.ts';
 import { Handset } from '../../device-protocol/handset.ts';
 import { COMPRESSED_FRAME, DEFLATE, FrameCompressor } from '../../device-protocol/compression.ts';
 import { type ErrorFrame, Kind, PROTOCOL_VERSION, type Welcome } from '../../device-protocol/messages.ts';
+import { eventually } from '../../testing/index.ts';
 import {
   ENGINES,
-  eventually,
+  WAIT,
   type RawClient,
   startTestEdge,
   type TestEdge,
@@ -146,7 +147,7 @@ for (const engine of ENGINES) {
         await c.send({ kind: Kind.Request, id: `r${round}`, method: 'echo', body: chatBody(round) });
         assert.deepEqual((await c.nextOf(Kind.Response)).body, chatBody(round));
         // Nothing compressed for a while: the sweep parks both (the client, which never parks, does not notice).
-        await eventually(async () => (await contexts()) === 0, 'the contexts to park');
+        await eventually('the contexts to park', async () => (await contexts()) === 0, WAIT);
       }
       const events = await c.waitEvents(3);
       assert.deepEqual(

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodeFrame } from '../../device-protocol/codec.ts';
 import { type Bye, type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
+import { eventually } from '../../testing/index.ts';
 import {
   CARRIERS,
   ENGINES,
-  eventually,
+  WAIT,
   PollRawClient,
   type RawClient,
   startTestEdge,
@@ -213,8 +214,9 @@ for (const engine of ENGINES) {
         } else {
           a.pauseReading();
           await eventually(
-            async () => (await e.counter('mmgw_edge_carrier_closes_total', 'session.heartbeat_timeout')) > 0,
             'the heartbeat timeout',
+            async () => (await e.counter('mmgw_edge_carrier_closes_total', 'session.heartbeat_timeout')) > 0,
+            WAIT,
           );
           a.resumeReading();
           const closed = await a.waitClosed();
@@ -232,7 +234,7 @@ for (const engine of ENGINES) {
         const a = await e.client(kind);
         const wa = await a.hello(IMEI_A, { secret: 'secret-a' });
         a.kill();
-        await eventually(() => e.edge.sessionCount() === 0, 'the session to expire');
+        await eventually('the session to expire', () => e.edge.sessionCount() === 0, WAIT);
         await assert.rejects(e.push(IMEI_A, 'nobody'), { code: 'bus.no_responders' });
         const a2 = await e.client(kind);
         const answer = await a2.resumeAnswer(wa, 0);

@@ -17,6 +17,7 @@ import {
   type Welcome,
 } from '../../device-protocol/messages.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
+import { eventually } from '../../testing/index.ts';
 import { ENGINES, MemoryDirectory, startEchoTransport, startTestEdge, WAIT_MS } from './edge-client.ts';
 
 const IMEI = '356938035643809';
@@ -61,6 +62,7 @@ for (const engine of ENGINES) {
       directory.add(IMEI, SECRET);
       const e1 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-1', heartbeatMs: 20_000 });
       const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', heartbeatMs: 20_000 });
+      const edges = [e1, e2];
       const ports = [e1.port, e2.port];
 
       const opened = await exchange(e1.port, 'POST', '', {}, [
@@ -108,7 +110,8 @@ for (const engine of ENGINES) {
           const id = `r${i}`;
           requestIds.add(id);
           const held = exchange(port, 'GET', `?wait=10000${ack}`, headers);
-          await new Promise((r) => setTimeout(r, 5));
+          // The session was on the other edge: it is on this one once the GET got here.
+          await eventually('the held GET to take the session', () => edges[i % 2]!.edge.sessionCount() === 1);
           const posted = exchange(other, 'POST', '', headers, [
             { kind: Kind.Request, id, method: 'echo', body: { i } },
           ]);
@@ -122,11 +125,12 @@ for (const engine of ENGINES) {
       // Collect what is still due (answers to the last requests), from both edges in turn.
       const answered = () =>
         new Set(received.filter((f) => f.kind === Kind.Response).map((f) => (f as { id: string }).id));
-      for (let i = 0; answered().size < requestIds.size || lastSeq < Math.max(...pushed); i++) {
-        assert.ok(i < 200, 'the last answers never came');
-        take(await exchange(ports[i % 2], 'GET', `?wait=0&ack=${lastSeq}`, headers));
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      let polls = 0;
+      await eventually('the last answers', async () => {
+        if (answered().size >= requestIds.size && lastSeq >= Math.max(...pushed)) return true;
+        take(await exchange(ports[polls++ % 2]!, 'GET', `?wait=0&ack=${lastSeq}`, headers));
+        return false;
+      });
 
       assert.deepEqual(
         statuses.filter((s) => s !== 200),

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Kind } from '../../device-protocol/messages.ts';
 import type { DeviceLogRecord, Recorder, UsageDelta } from '../../server/records/types.ts';
-import { ENGINES, eventually, startTestEdge } from './edge-client.ts';
+import { eventually } from '../../testing/index.ts';
+import { ENGINES, WAIT, startTestEdge } from './edge-client.ts';
 
 const IMEI_A = '356938035643809';
 const IMEI_B = '490154203237518';
@@ -68,7 +69,7 @@ for (const engine of ENGINES) {
 
       // A minute later the sweep writes the bytes of the open session.
       clock += 61_000;
-      await eventually(() => recorder.bytes(IMEI_A).records === 1, 'the minutely usage flush');
+      await eventually('the minutely usage flush', () => recorder.bytes(IMEI_A).records === 1, WAIT);
       const minutely = recorder.bytes(IMEI_A);
       assert.ok(minutely.bytesIn > 20 && minutely.bytesOut > 20, JSON.stringify(minutely));
 
@@ -76,7 +77,7 @@ for (const engine of ENGINES) {
       await ws.send({ kind: Kind.Ping, nonce: 99 });
       await ws.nextOf(Kind.Pong);
       ws.kill();
-      await eventually(() => recorder.kinds(IMEI_A).includes('disconnect'), 'the disconnect record');
+      await eventually('the disconnect record', () => recorder.kinds(IMEI_A).includes('disconnect'), WAIT);
       const disconnect = recorder.logs.find((r) => r.kind === 'disconnect')!;
       assert.equal(disconnect.code, 'carrier.closed');
       assert.deepEqual(disconnect.detail, { carrier: 'ws' });

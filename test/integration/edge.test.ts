@@ -9,10 +9,11 @@ import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { Handset } from '../../device-protocol/handset.ts';
 import { type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
+import { eventually } from '../../testing/index.ts';
 import {
   CARRIERS,
   ENGINES,
-  eventually,
+  WAIT,
   JWT_SECRET,
   PollRawClient,
   startEchoTransport,
@@ -65,7 +66,7 @@ for (const engine of ENGINES) {
           await b.hello(IMEI_B, { secret: 'secret-b' });
           assert.deepEqual([e.edge.connectedCount(), e.edge.sessionCount()], [2, 2]);
           a.kill();
-          await eventually(() => e.edge.connectedCount() === 1, 'the edge to notice the drop');
+          await eventually('the edge to notice the drop', () => e.edge.connectedCount() === 1, WAIT);
           assert.equal(e.edge.sessionCount(), 2, 'the session waits for its resume');
           const again = await e.client(carrier);
           await again.resume(w, 0);
@@ -347,7 +348,7 @@ for (const engine of ENGINES) {
         // Cut the network now and then, with events in flight.
         if (i % 20 === 10) proxy.dropAll();
       }
-      await eventually(() => seen.length >= 60, '60 events');
+      await eventually('60 events', () => seen.length >= 60, WAIT);
       assert.deepEqual(
         seen,
         Array.from({ length: 60 }, (_, i) => i + 1),

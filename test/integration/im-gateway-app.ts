@@ -13,6 +13,7 @@
 import type { XmppClient } from '@xmpp/client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
 import { WAIT_MS } from './e2e-suite.ts';
 
 export interface AppMessage {
@@ -48,8 +49,6 @@ export function monotonicAcks(x: XmppClient): void {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A request retried on any error but bad input, each attempt with a fresh request id. */
 export async function persistentRequest<T>(
   handset: Handset,
@@ -57,18 +56,23 @@ export async function persistentRequest<T>(
   body: Record<string, unknown>,
   errors: string[] = [],
 ): Promise<T> {
-  const deadline = Date.now() + WAIT_MS * 4;
-  for (;;) {
-    try {
-      return await handset.request<T>(method, body as never, { timeoutMs: 20_000 });
-    } catch (err) {
-      const code = err instanceof GatewayError ? err.code : 'internal';
-      if (['request.bad_input', 'im.auth_failed', 'im.not_found'].includes(code) || Date.now() > deadline)
+  const answer = await eventually(
+    `an answer to ${method}`,
+    async () => {
+      try {
+        return { value: await handset.request<T>(method, body as never, { timeoutMs: 20_000 }) };
+      } catch (err) {
+        const code = err instanceof GatewayError ? err.code : 'internal';
+        // Asking again cannot mend these.
+        if (['request.bad_input', 'im.auth_failed', 'im.not_found'].includes(code)) return { err };
+        errors.push(code);
         throw err;
-      errors.push(code);
-      await sleep(250);
-    }
-  }
+      }
+    },
+    { timeoutMs: WAIT_MS * 4, intervalMs: 250 },
+  );
+  if ('err' in answer) throw answer.err;
+  return answer.value;
 }
 
 export class ChatApp {

@@ -12,9 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { type XmlElement, type XmppClient, xml } from '@xmpp/client';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { applyScramSpeedup } from '../../server/transport/im/xmpp/scram-speedup.ts';
+import { eventually } from '../../testing/index.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { cloneAccounts, plainXmppClient, type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { monotonicAcks } from './im-gateway-app.ts';
 
 applyScramSpeedup();
@@ -107,8 +108,10 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
       groups: ['Work'],
     });
     assert.deepEqual(added, { account: acc, jid: `erin@${DOMAIN}` });
-    await waitFor('roster push with erin', () =>
-      pushed('im.roster.changed').some((b) => b.items.some((i: any) => i.jid === `erin@${DOMAIN}`)),
+    await eventually(
+      'roster push with erin',
+      () => pushed('im.roster.changed').some((b) => b.items.some((i: any) => i.jid === `erin@${DOMAIN}`)),
+      WAIT,
     );
     const push = pushed('im.roster.changed')
       .flatMap((b) => b.items)
@@ -117,22 +120,30 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
     assert.deepEqual(push.groups, ['Work']);
     assert.equal(pushed('im.roster.changed')[0].account, acc);
     // The subscription request went out to erin.
-    await waitFor('subscribe at erin', () =>
-      erin.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribe'),
+    await eventually(
+      'subscribe at erin',
+      () => erin.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribe'),
+      WAIT,
     );
     const sub = erin.stanzas.find((s) => s.is('presence') && s.attrs.type === 'subscribe')!;
     assert.equal(String(sub.attrs.from).split('/')[0], `alice@${DOMAIN}`);
     // Erin accepts: the server pushes the new subscription state, and her presence follows.
     await erin.x.send(xml('presence', { to: `alice@${DOMAIN}`, type: 'subscribed' }));
-    await waitFor('subscription "to" pushed', () =>
-      pushed('im.roster.changed').some((b) =>
-        b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && ['to', 'both'].includes(i.subscription)),
-      ),
+    await eventually(
+      'subscription "to" pushed',
+      () =>
+        pushed('im.roster.changed').some((b) =>
+          b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && ['to', 'both'].includes(i.subscription)),
+        ),
+      WAIT,
     );
-    await waitFor('erin presence', () =>
-      pushed('im.presence').some((b) =>
-        b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && i.show === 'available'),
-      ),
+    await eventually(
+      'erin presence',
+      () =>
+        pushed('im.presence').some((b) =>
+          b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && i.show === 'available'),
+        ),
+      WAIT,
     );
     let roster = await h.request<any>('im.roster', { account: acc });
     const item = roster.items.find((i: any) => i.jid === `erin@${DOMAIN}`);
@@ -141,10 +152,13 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
 
     const removed = await h.request<any>('im.contact.remove', { account: acc, jid: `erin@${DOMAIN}` });
     assert.deepEqual(removed, { account: acc, jid: `erin@${DOMAIN}` });
-    await waitFor('removal pushed', () =>
-      pushed('im.roster.changed').some((b) =>
-        b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && i.subscription === 'remove'),
-      ),
+    await eventually(
+      'removal pushed',
+      () =>
+        pushed('im.roster.changed').some((b) =>
+          b.items.some((i: any) => i.jid === `erin@${DOMAIN}` && i.subscription === 'remove'),
+        ),
+      WAIT,
     );
     roster = await h.request<any>('im.roster', { account: acc });
     assert.ok(!roster.items.some((i: any) => i.jid === `erin@${DOMAIN}`));
@@ -157,7 +171,7 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
     await frank.x.send(xml('presence', { to: `alice@${DOMAIN}`, type: 'subscribe' }));
     await grace.x.send(xml('presence', { to: `alice@${DOMAIN}`, type: 'subscribe' }));
     const requests = () => pushed('im.subscription').filter((r) => r.kind === 'subscribe');
-    await waitFor('two subscription requests', () => requests().length >= 2);
+    await eventually('two subscription requests', () => requests().length >= 2, WAIT);
     assert.deepEqual(
       requests()
         .map((r) => r.from)
@@ -180,22 +194,31 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
       p.stanzas.some(
         (s) => s.is('presence') && !s.attrs.type && String(s.attrs.from).startsWith(`alice@${DOMAIN}/`),
       );
-    await waitFor('subscribed at frank', () =>
-      frank.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribed'),
+    await eventually(
+      'subscribed at frank',
+      () => frank.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribed'),
+      WAIT,
     );
-    await waitFor("alice's presence at frank", () => aliceAvailable(frank));
-    await waitFor('alice asks frank back', () =>
-      frank.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribe'),
+    await eventually("alice's presence at frank", () => aliceAvailable(frank), WAIT);
+    await eventually(
+      'alice asks frank back',
+      () => frank.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribe'),
+      WAIT,
     );
-    await waitFor('frank in the roster, from', () =>
-      pushed('im.roster.changed').some((b) =>
-        b.items.some((i: any) => i.jid === `frank@${DOMAIN}` && ['from', 'both'].includes(i.subscription)),
-      ),
+    await eventually(
+      'frank in the roster, from',
+      () =>
+        pushed('im.roster.changed').some((b) =>
+          b.items.some((i: any) => i.jid === `frank@${DOMAIN}` && ['from', 'both'].includes(i.subscription)),
+        ),
+      WAIT,
     );
 
     await h.request('im.subscription.answer', { account: acc, jid: `grace@${DOMAIN}`, accept: false });
-    await waitFor('unsubscribed at grace', () =>
-      grace.stanzas.some((s) => s.is('presence') && s.attrs.type === 'unsubscribed'),
+    await eventually(
+      'unsubscribed at grace',
+      () => grace.stanzas.some((s) => s.is('presence') && s.attrs.type === 'unsubscribed'),
+      WAIT,
     );
     // Denied: grace sees no presence of alice and is not asked back.
     assert.ok(!grace.stanzas.some((s) => s.is('presence') && s.attrs.type === 'subscribe'));
@@ -207,10 +230,13 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
 
   test('delivery receipts and typing notifications, both ways with a plain client', async () => {
     const dave = await plain('dave', 'phone');
-    await waitFor('dave online at the handset', () =>
-      pushed('im.presence').some((b) =>
-        b.items.some((i: any) => i.jid === `dave@${DOMAIN}` && i.show === 'available'),
-      ),
+    await eventually(
+      'dave online at the handset',
+      () =>
+        pushed('im.presence').some((b) =>
+          b.items.some((i: any) => i.jid === `dave@${DOMAIN}` && i.show === 'available'),
+        ),
+      WAIT,
     );
     // Handset → dave: the message asks for a receipt; dave's client answers it.
     await h.request('im.send', {
@@ -219,8 +245,10 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
       body: 'receipt please',
       clientId: 'rc-1',
     });
-    await waitFor('message at dave', () =>
-      dave.stanzas.some((s) => s.is('message') && s.getChildText('body') === 'receipt please'),
+    await eventually(
+      'message at dave',
+      () => dave.stanzas.some((s) => s.is('message') && s.getChildText('body') === 'receipt please'),
+      WAIT,
     );
     const m = dave.stanzas.find((s) => s.is('message') && s.getChildText('body') === 'receipt please')!;
     assert.ok(m.getChild('request', RECEIPTS), 'the gateway asks for a receipt');
@@ -228,7 +256,11 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
     await dave.x.send(
       xml('message', { to: m.attrs.from, id: 'r-1' }, xml('received', { xmlns: RECEIPTS, id: m.attrs.id })),
     );
-    await waitFor('im.receipt at the handset', () => pushed('im.receipt').some((r) => r.id === 'rc-1'));
+    await eventually(
+      'im.receipt at the handset',
+      () => pushed('im.receipt').some((r) => r.id === 'rc-1'),
+      WAIT,
+    );
     assert.deepEqual(
       pushed('im.receipt').find((r) => r.id === 'rc-1'),
       { account: acc, from: `dave@${DOMAIN}`, id: 'rc-1' },
@@ -243,11 +275,16 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
         xml('request', { xmlns: RECEIPTS }),
       ),
     );
-    await waitFor('im.message from dave', () =>
-      pushed('im.message').some((x) => x.body === 'did it arrive?'),
+    await eventually(
+      'im.message from dave',
+      () => pushed('im.message').some((x) => x.body === 'did it arrive?'),
+      WAIT,
     );
-    await waitFor('receipt at dave', () =>
-      dave.stanzas.some((s) => s.is('message') && s.getChild('received', RECEIPTS)?.attrs.id === 'dave-77'),
+    await eventually(
+      'receipt at dave',
+      () =>
+        dave.stanzas.some((s) => s.is('message') && s.getChild('received', RECEIPTS)?.attrs.id === 'dave-77'),
+      WAIT,
     );
 
     // Typing, handset → dave.
@@ -257,8 +294,10 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
       state: 'composing',
     });
     assert.equal(typed.account ?? acc, acc);
-    await waitFor('composing at dave', () =>
-      dave.stanzas.some((s) => s.is('message') && s.getChild('composing', CHATSTATES) !== undefined),
+    await eventually(
+      'composing at dave',
+      () => dave.stanzas.some((s) => s.is('message') && s.getChild('composing', CHATSTATES) !== undefined),
+      WAIT,
     );
     const typing = dave.stanzas.find((s) => s.is('message') && s.getChild('composing', CHATSTATES))!;
     assert.equal(typing.getChild('body'), undefined, 'a chat state carries no body');
@@ -268,7 +307,7 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
         xml('message', { type: 'chat', to: `alice@${DOMAIN}` }, xml(state, { xmlns: CHATSTATES })),
       );
     }
-    await waitFor('paused pushed', () => pushed('im.typing').some((t) => t.state === 'paused'));
+    await eventually('paused pushed', () => pushed('im.typing').some((t) => t.state === 'paused'), WAIT);
     assert.deepEqual(
       pushed('im.typing').filter((t) => t.from === `dave@${DOMAIN}`),
       [
@@ -311,14 +350,14 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
 
     const presenceItems = () =>
       bigEvents.filter((e) => e.name === 'im.presence').flatMap((e) => e.body.items as any[]);
-    await waitFor(
+    await eventually(
       'every contact online at the handset',
       () => new Set(presenceItems().map((i) => i.jid)).size >= CONTACTS,
-      120_000,
+      { timeoutMs: 120_000 },
     );
     // One last change after everything settled proves the earlier pushes are all in.
     await clients[1]!.send(xml('presence', {}, xml('show', {}, 'dnd'), xml('status', {}, 'last')));
-    await waitFor('the last change', () => presenceItems().some((i) => i.status === 'last'));
+    await eventually('the last change', () => presenceItems().some((i) => i.status === 'last'), WAIT);
 
     const pushes = bigEvents.filter((e) => e.name === 'im.presence');
     const items = presenceItems();
@@ -355,7 +394,7 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
     await mallory.x.send(
       xml('message', { type: 'chat', to: `alice@${DOMAIN}` }, xml('body', {}, '€'.repeat(80_000))),
     );
-    await waitFor('huge message', () => seen().length === 1);
+    await eventually('huge message', () => seen().length === 1, WAIT);
     assert.equal(seen()[0].truncated, true);
     assert.equal(seen()[0].body.length, 65_536);
 
@@ -388,7 +427,11 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
         xml('shouting', { xmlns: CHATSTATES }),
       ),
     );
-    await waitFor('the spoofed message', () => pushed('im.message').some((x) => x.body === 'spoofed sender'));
+    await eventually(
+      'the spoofed message',
+      () => pushed('im.message').some((x) => x.body === 'spoofed sender'),
+      WAIT,
+    );
     const spoofed = pushed('im.message').find((x) => x.body === 'spoofed sender');
     // The server stamps the real sender; the archive id is the server's own.
     assert.equal(spoofed.from, `mallory@${DOMAIN}`);
@@ -409,10 +452,13 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
         ),
       );
     }
-    await waitFor('the last flood state', () =>
-      pushed('im.presence').some((b) =>
-        b.items.some((i: any) => i.status?.startsWith(`flood ${flood - 1} `)),
-      ),
+    await eventually(
+      'the last flood state',
+      () =>
+        pushed('im.presence').some((b) =>
+          b.items.some((i: any) => i.status?.startsWith(`flood ${flood - 1} `)),
+        ),
+      WAIT,
     );
     const malloryItems = pushed('im.presence')
       .slice(before)
@@ -436,15 +482,19 @@ describe('chat through the gateway: contacts, receipts, typing, big rosters, hos
         ),
       )
       .catch(() => {});
-    await waitFor('the hostile stream closed', () => mallory.x.status !== 'online', 30_000).catch(() => {});
+    await eventually('the hostile stream closed', () => mallory.x.status !== 'online', {
+      timeoutMs: 30_000,
+    }).catch(() => {});
 
     // The handset's account is still in business.
     const dave = await plain('dave', 'later');
     await dave.x.send(
       xml('message', { type: 'chat', to: `alice@${DOMAIN}` }, xml('body', {}, 'still there?')),
     );
-    await waitFor('a message after the attack', () =>
-      pushed('im.message').some((x) => x.body === 'still there?'),
+    await eventually(
+      'a message after the attack',
+      () => pushed('im.message').some((x) => x.body === 'still there?'),
+      WAIT,
     );
     const control = (text: string) => [...text].some((c) => c.charCodeAt(0) < 9);
     assert.ok(!pushed('im.message').some((x) => control(x.body)), 'no control characters');

@@ -16,9 +16,10 @@ import { after, before, describe, test } from 'node:test';
 import { client, type XmppClient, xml } from '@xmpp/client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ChatApp, ChatSender, monotonicAcks, persistentRequest } from './im-gateway-app.ts';
 
 const PW = { alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw' };
@@ -159,8 +160,10 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       clientId: 'gw-c-1',
     });
     assert.equal(sent.clientId, 'gw-c-1');
-    await waitFor('im.message at B', () =>
-      bEvents.some((e) => e.name === 'im.message' && e.body.body === 'hi bob, through the gateway'),
+    await eventually(
+      'im.message at B',
+      () => bEvents.some((e) => e.name === 'im.message' && e.body.body === 'hi bob, through the gateway'),
+      WAIT,
     );
     // Let anything doubled arrive before counting.
     await b.request('sys.echo', 'barrier');
@@ -170,8 +173,10 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       body: 'second',
       clientId: 'gw-c-2',
     });
-    await waitFor('the second message', () =>
-      bEvents.some((e) => e.name === 'im.message' && e.body.body === 'second'),
+    await eventually(
+      'the second message',
+      () => bEvents.some((e) => e.name === 'im.message' && e.body.body === 'second'),
+      WAIT,
     );
     const got = bEvents.filter(
       (e) => e.name === 'im.message' && e.body.body === 'hi bob, through the gateway',
@@ -184,10 +189,13 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
     assert.equal(typeof m.stanzaId, 'string');
     assert.ok(!Number.isNaN(Date.parse(m.at)));
     // Alice's presence reached B, coalesced into im.presence batches.
-    await waitFor('alice presence at B', () =>
-      bEvents.some(
-        (e) => e.name === 'im.presence' && e.body.items.some((i: any) => i.jid === 'alice@example.test'),
-      ),
+    await eventually(
+      'alice presence at B',
+      () =>
+        bEvents.some(
+          (e) => e.name === 'im.presence' && e.body.items.some((i: any) => i.jid === 'alice@example.test'),
+        ),
+      WAIT,
     );
   });
 
@@ -202,8 +210,10 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
         xml('body', {}, 'hi from carol'),
       ),
     );
-    await waitFor('carol → handset B', () =>
-      bEvents.some((e) => e.name === 'im.message' && e.body.body === 'hi from carol'),
+    await eventually(
+      'carol → handset B',
+      () => bEvents.some((e) => e.name === 'im.message' && e.body.body === 'hi from carol'),
+      WAIT,
     );
     const fromCarol = bEvents.find((e) => e.name === 'im.message' && e.body.body === 'hi from carol')!.body;
     assert.equal(fromCarol.from, 'carol@example.test');
@@ -215,7 +225,7 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       body: 'hi carol',
       clientId: 'gw-c-3',
     });
-    await waitFor('handset B → carol', () => carolGot.includes('hi carol'));
+    await eventually('handset B → carol', () => carolGot.includes('hi carol'), WAIT);
 
     const bob2 = await plainClient('bob', 'laptop');
     await bob2.iqCaller.set(xml('enable', { xmlns: 'urn:xmpp:carbons:2' }));
@@ -227,14 +237,16 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
         xml('body', {}, 'from my laptop'),
       ),
     );
-    await waitFor('sent carbon at handset B', () =>
-      bEvents.some((e) => e.name === 'im.message' && e.body.body === 'from my laptop'),
+    await eventually(
+      'sent carbon at handset B',
+      () => bEvents.some((e) => e.name === 'im.message' && e.body.body === 'from my laptop'),
+      WAIT,
     );
     const carbon = bEvents.find((e) => e.name === 'im.message' && e.body.body === 'from my laptop')!.body;
     assert.equal(carbon.direction, 'out');
     assert.equal(carbon.carbon, true);
     assert.equal(carbon.to, 'carol@example.test');
-    await waitFor('carol gets the laptop message', () => carolGot.includes('from my laptop'));
+    await eventually('carol gets the laptop message', () => carolGot.includes('from my laptop'), WAIT);
     await bob2.stop();
   });
 
@@ -249,7 +261,7 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       body: 'off-0',
       clientId: 'off-0',
     });
-    await waitFor('off-0 live', () => app.bodies('off-').length === 1);
+    await eventually('off-0 live', () => app.bodies('off-').length === 1, WAIT);
 
     await b.close();
     const sender = new ChatSender(a, aliceAcc);
@@ -259,10 +271,10 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
     // A new device session (not resumed): the application catches up from its cursor.
     app.attach(b);
     void app.sync();
-    await waitFor('catch-up after the reconnect', () => app.bodies('off-').length === 5);
+    await eventually('catch-up after the reconnect', () => app.bodies('off-').length === 5, WAIT);
     await app.idle();
     await sender.send('bob@example.test', 'off-5', 'off-5');
-    await waitFor('off-5 live', () => app.bodies('off-').length === 6);
+    await eventually('off-5 live', () => app.bodies('off-').length === 6, WAIT);
     await app.idle();
     assert.deepEqual(app.bodies('off-'), ['off-0', ...missed, 'off-5']);
     assert.ok(app.catchups >= 1);
@@ -274,14 +286,20 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
     await b.close();
     // The edge ends the session after its resume window; the transport then lets bob's XMPP session
     // linger and closes it: carol sees bob go offline without anybody logging out.
-    await waitFor('bob unavailable at carol', () => carolPresence.some((p) => p.type === 'unavailable'));
+    await eventually(
+      'bob unavailable at carol',
+      () => carolPresence.some((p) => p.type === 'unavailable'),
+      WAIT,
+    );
     carolPresence.length = 0;
     b = await connect(devB);
     const events: Array<{ name: string; body: any }> = [];
     b.on('event', (e) => events.push({ name: e.name, body: e.body }));
     // No request at all from B: the new device session alone brings the account back.
-    await waitFor('bob available again at carol', () =>
-      carolPresence.some((p) => p.type === 'available'),
+    await eventually(
+      'bob available again at carol',
+      () => carolPresence.some((p) => p.type === 'available'),
+      WAIT,
     ).catch((err) => {
       if (process.env.IM_DEBUG)
         console.error(
@@ -292,14 +310,19 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
         );
       throw err;
     });
-    await waitFor('im.state online pushed', () =>
-      events.some((e) => e.name === 'im.state' && e.body.account === bobAcc && e.body.state === 'online'),
+    await eventually(
+      'im.state online pushed',
+      () =>
+        events.some((e) => e.name === 'im.state' && e.body.account === bobAcc && e.body.state === 'online'),
+      WAIT,
     );
     await carol.send(
       xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, 'welcome back')),
     );
-    await waitFor('pushed without any request', () =>
-      events.some((e) => e.name === 'im.message' && e.body.body === 'welcome back'),
+    await eventually(
+      'pushed without any request',
+      () => events.some((e) => e.name === 'im.message' && e.body.body === 'welcome back'),
+      WAIT,
     );
   });
 
@@ -311,12 +334,18 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
     const b = await connect(devB);
     const events: Array<{ name: string; body: any }> = [];
     b.on('event', (e) => events.push({ name: e.name, body: e.body }));
-    await waitFor('bob back online at carol', () => carolPresence.some((p) => p.type === 'available'));
+    await eventually(
+      'bob back online at carol',
+      () => carolPresence.some((p) => p.type === 'available'),
+      WAIT,
+    );
     await carol.send(
       xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, 'after restart')),
     );
-    await waitFor('pushed after the restart', () =>
-      events.some((e) => e.name === 'im.message' && e.body.body === 'after restart'),
+    await eventually(
+      'pushed after the restart',
+      () => events.some((e) => e.name === 'im.message' && e.body.body === 'after restart'),
+      WAIT,
     );
     const list = await b.request<any>('im.accounts', {});
     assert.deepEqual(
@@ -339,7 +368,7 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       for (const [i, body] of bodies.entries()) {
         await sender.send('bob@example.test', body, `${body}-id`);
         if (i === 5) {
-          await waitFor('the first messages at B', () => app.bodies('pr-').length >= 3);
+          await eventually('the first messages at B', () => app.bodies('pr-').length >= 3, WAIT);
           await prosody.restart();
           restarted = true;
         }
@@ -347,7 +376,9 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
     })();
     await sending;
     assert.ok(restarted);
-    await waitFor('every message at B', () => app.bodies('pr-').length >= bodies.length, 90_000);
+    await eventually('every message at B', () => app.bodies('pr-').length >= bodies.length, {
+      timeoutMs: 90_000,
+    });
     await app.idle();
     // Anything late (a resend) has had its chance: one more catch-up finds nothing new.
     await app.sync();
@@ -361,6 +392,6 @@ describe('chat through the gateway', { timeout: 300_000 }, () => {
       clientId: 'pr-after',
     });
     assert.equal(after.clientId, 'pr-after');
-    await waitFor('pr-after at B', () => app.bodies('pr-after').length === 1);
+    await eventually('pr-after at B', () => app.bodies('pr-after').length === 1, WAIT);
   });
 });

@@ -13,6 +13,7 @@ import type { Bus } from '../../server/bus/bus.ts';
 import type { DeviceLogRecord, Recorder, UsageDelta } from '../../server/records/types.ts';
 import { type ImService, openImService } from '../../server/transport/im/index.ts';
 import type { MethodContext, MethodDefinition } from '../../server/transport/types.ts';
+import { eventually } from '../../testing/index.ts';
 import { freePort, type ProsodyServer, startProsody } from '../harness/prosody.ts';
 
 const logger = pino({ level: 'silent' });
@@ -32,14 +33,6 @@ const sum = (imei: string, field: keyof UsageDelta) =>
 interface Pushed {
   name: string;
   body: any;
-}
-
-async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 class FakeDevice {
@@ -149,7 +142,7 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     assert.equal(result.state, 'online');
     assert.match(result.account, /^x[0-9a-f]{16}$/);
     // Pushes go out through a per-device chain, after the answer at the latest.
-    await until(() => device.events('im.state').length >= 2, 'state pushes');
+    await eventually('state pushes', () => device.events('im.state').length >= 2);
     const states = device.events('im.state').map((e) => e.state);
     assert.deepEqual(states, ['connecting', 'online']);
     const listed = await device.call('im.accounts', {});
@@ -188,7 +181,7 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       clientId: 'c-1',
     });
     assert.deepEqual(sent, { account: accA, clientId: 'c-1' });
-    await until(() => b.events('im.message').length >= 1, 'bob gets im.message');
+    await eventually('bob gets im.message', () => b.events('im.message').length >= 1);
     const [m] = b.events('im.message');
     assert.equal(m.account, accB);
     assert.equal(m.from, 'alice@example.test');
@@ -204,12 +197,13 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       name: 'Bob',
       groups: ['Friends'],
     });
-    await until(() => b.events('im.subscription').some((s) => s.from === 'alice@example.test'), 'request');
+    await eventually('request', () =>
+      b.events('im.subscription').some((s) => s.from === 'alice@example.test'),
+    );
     assert.equal(b.events('im.subscription')[0].kind, 'subscribe');
     await b.call('im.subscription.answer', { account: accB, jid: 'alice@example.test', accept: true });
-    await until(
-      () => a.events('im.presence').some((p) => p.items.some((i: any) => i.jid === 'bob@example.test')),
-      'alice sees bob online',
+    await eventually('alice sees bob online', () =>
+      a.events('im.presence').some((p) => p.items.some((i: any) => i.jid === 'bob@example.test')),
     );
     const roster = await a.call('im.roster', { account: accA });
     const bob = roster.items.find((i: any) => i.jid === 'bob@example.test');
@@ -221,9 +215,8 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
 
     // Bob goes away with a status: alice gets a presence delta.
     await b.call('im.presence', { account: accB, show: 'away', status: 'at lunch' });
-    await until(
-      () => a.events('im.presence').some((p) => p.items.some((i: any) => i.show === 'away')),
-      'alice sees bob away',
+    await eventually('alice sees bob away', () =>
+      a.events('im.presence').some((p) => p.items.some((i: any) => i.show === 'away')),
     );
     const away = a
       .events('im.presence')
@@ -232,7 +225,7 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     assert.deepEqual(away, { jid: 'bob@example.test', show: 'away', status: 'at lunch' });
 
     // Usage counters and log records, with nothing secret in them.
-    await until(() => sum('dev-a', 'bytesOut') > 0 && sum('dev-b', 'bytesIn') > 0, 'byte counters');
+    await eventually('byte counters', () => sum('dev-a', 'bytesOut') > 0 && sum('dev-b', 'bytesIn') > 0);
     assert.ok(sum('dev-a', 'logins') >= 1);
     assert.ok(sum('dev-a', 'messagesOut') >= 1);
     assert.ok(sum('dev-b', 'messagesIn') >= 1);
@@ -245,9 +238,9 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     );
 
     await a.call('im.contact.remove', { account: accA, jid: 'bob@example.test' });
-    await until(
-      () => !(a.service.deps.sessions.get(accA)?.roster() ?? []).some((i) => i.jid === 'bob@example.test'),
+    await eventually(
       'bob removed from the roster',
+      () => !(a.service.deps.sessions.get(accA)?.roster() ?? []).some((i) => i.jid === 'bob@example.test'),
     );
   });
 
@@ -259,13 +252,13 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     const clientId = `rcpt-${Date.now()}`;
     await a.call('im.send', { account: accA, to: 'bob@example.test', body: 'did you get this?', clientId });
     // Bob's device took the message, so the gateway confirms delivery to alice.
-    await until(() => a.events('im.receipt').some((r) => r.id === clientId), 'receipt');
+    await eventually('receipt', () => a.events('im.receipt').some((r) => r.id === clientId));
     assert.deepEqual(
       a.events('im.receipt').find((r) => r.id === clientId),
       { account: accA, from: 'bob@example.test', id: clientId },
     );
     await b.call('im.typing', { account: accB, to: 'alice@example.test', state: 'composing' });
-    await until(() => a.events('im.typing').length > 0, 'typing');
+    await eventually('typing', () => a.events('im.typing').length > 0);
     assert.deepEqual(a.events('im.typing')[0], {
       account: accA,
       from: 'bob@example.test',
@@ -292,7 +285,9 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       await carol.send(xml('presence', {}));
       const huge = 'x'.repeat(150_000);
       await carol.send(xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, huge)));
-      await until(() => b.events('im.message').some((m) => m.from === 'carol@example.test'), 'huge message');
+      await eventually('huge message', () =>
+        b.events('im.message').some((m) => m.from === 'carol@example.test'),
+      );
       const cut = b.events('im.message').find((m) => m.from === 'carol@example.test');
       assert.equal(cut.truncated, true);
       assert.equal(cut.body.length, 65_536);
@@ -310,9 +305,8 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
         );
       }
       const final = `s${flood - 1}`;
-      await until(
-        () => b.events('im.presence').some((p) => p.items.some((i: any) => i.status === final)),
-        'final presence',
+      await eventually('final presence', () =>
+        b.events('im.presence').some((p) => p.items.some((i: any) => i.status === final)),
       );
       const carolItems = b
         .events('im.presence')
@@ -369,7 +363,9 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       await carol.send(
         xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, 'still there?')),
       );
-      await until(() => b.events('im.message').some((m) => m.body === 'still there?'), 'after the flood');
+      await eventually('after the flood', () =>
+        b.events('im.message').some((m) => m.body === 'still there?'),
+      );
       assert.ok(!b.events('im.message').some((m) => m.body === 'forged archive'));
     } finally {
       await carol.stop().catch(() => {});
@@ -388,7 +384,7 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       body: `${mark} 0`,
       clientId: `${mark}-0`,
     });
-    await until(() => b.events('im.message').some((m) => m.body === `${mark} 0`), 'first');
+    await eventually('first', () => b.events('im.message').some((m) => m.body === `${mark} 0`));
     const cursor = b.events('im.message').find((m) => m.body === `${mark} 0`).stanzaId;
     for (let i = 1; i <= 3; i++) {
       await a.call('im.send', {
@@ -420,6 +416,6 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     // restoreDevice brings the device's accounts back without im.login.
     const a2 = new FakeDevice('dev-a', service);
     await service.restoreDevice('dev-a', a2.ctx().push);
-    await until(() => service.deps.sessions.get(accA)?.state === 'online', 'alice restored');
+    await eventually('alice restored', () => service.deps.sessions.get(accA)?.state === 'online');
   });
 });

@@ -18,10 +18,11 @@ import { after, before, test } from 'node:test';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { type Bus, type DeviceSessionEvent, Subjects } from '../../server/bus/bus.ts';
 import { connectNatsBus } from '../../server/bus/nats.ts';
+import { eventually } from '../../testing/index.ts';
 import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ChatApp, ChatSender, persistentRequest } from './im-gateway-app.ts';
 
 let prosody: ProsodyServer;
@@ -110,12 +111,18 @@ const login = (h: Handset, user: 'alice' | 'bob') =>
 test('NATS: the edge publishes device session up and down', async () => {
   const device = await provisionDevice(transportDir);
   const h = await connect(device);
-  await waitFor('session up', () => sessionEvents.some((e) => e.kind === 'up' && e.deviceId === device.imei));
+  await eventually(
+    'session up',
+    () => sessionEvents.some((e) => e.kind === 'up' && e.deviceId === device.imei),
+    WAIT,
+  );
   const up = sessionEvents.find((e) => e.kind === 'up' && e.deviceId === device.imei)!;
   await h.close();
   // Detached, then ended once the (1 s) resume window is over.
-  await waitFor('session down', () =>
-    sessionEvents.some((e) => e.kind === 'down' && e.deviceId === device.imei),
+  await eventually(
+    'session down',
+    () => sessionEvents.some((e) => e.kind === 'down' && e.deviceId === device.imei),
+    WAIT,
   );
   const down = sessionEvents.find((e) => e.kind === 'down' && e.deviceId === device.imei)!;
   assert.equal(down.sessionId, up.sessionId);
@@ -136,7 +143,7 @@ test('NATS: transport killed -9 mid-conversation; every message at B once, in or
   for (const [i, body] of bodies.entries()) {
     // The kill lands while the next send is under way (no await on it before the kill).
     if (i === 6) {
-      await waitFor('the first messages at B', () => app.bodies('kill-').length >= 3);
+      await eventually('the first messages at B', () => app.bodies('kill-').length >= 3, WAIT);
       const inFlight = sender.send('bob@example.test', body, `${body}-id`);
       transport.kill();
       assert.equal(await transport.stop(), null, 'killed by a signal');
@@ -148,7 +155,9 @@ test('NATS: transport killed -9 mid-conversation; every message at B once, in or
     await sender.send('bob@example.test', body, `${body}-id`);
   }
   assert.ok(killed);
-  await waitFor('every message at B', () => app.bodies('kill-').length >= bodies.length, 90_000);
+  await eventually('every message at B', () => app.bodies('kill-').length >= bodies.length, {
+    timeoutMs: 90_000,
+  });
   await app.idle();
   await app.sync();
   assert.deepEqual(app.bodies('kill-'), bodies);

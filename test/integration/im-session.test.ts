@@ -10,6 +10,7 @@ import {
   type XmppAccountSettings,
   type XmppAccountState,
 } from '../../server/transport/im/xmpp-session.ts';
+import { eventually } from '../../testing/index.ts';
 import { freePort, type ProsodyServer, startProsody } from '../harness/prosody.ts';
 
 const USERS = [
@@ -22,15 +23,6 @@ const USERS = [
 const log = (level: string) => (o: unknown, m?: string) =>
   console.log(level, Date.now() % 100_000, m, JSON.stringify(o));
 const debugLogger = process.env.IM_DEBUG ? { debug: log('D'), info: log('I'), warn: log('W') } : undefined;
-
-/** Waits until `predicate` holds, polling; the timeout only keeps a broken run from hanging. */
-async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Recorded {
   session: XmppAccountSession;
@@ -138,10 +130,10 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     const b = open('bob', 'bob-pw');
     await Promise.all([a.session.start(), b.session.start()]);
     await a.session.send(prosody.jid('bob'), 'hello bob', 'c-1');
-    await until(() => b.messages.length >= 1, 'bob gets the message');
+    await eventually('bob gets the message', () => b.messages.length >= 1);
     // A second send with the same clientId in flight joins the first; afterwards nothing else arrives.
     await a.session.send(prosody.jid('bob'), 'second', 'c-2');
-    await until(() => b.messages.length >= 2, 'bob gets the second message');
+    await eventually('bob gets the second message', () => b.messages.length >= 2);
     assert.equal(b.messages.length, 2);
     const [m] = b.messages;
     assert.equal(m.from, 'alice@example.test');
@@ -175,9 +167,9 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
       await plain.send(
         xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, 'hi from carol')),
       );
-      await until(() => b.messages.some((m) => m.body === 'hi from carol'), 'bob gets carol');
+      await eventually('bob gets carol', () => b.messages.some((m) => m.body === 'hi from carol'));
       await b.session.send('carol@example.test', 'hi carol', 'c-carol-1');
-      await until(() => got.includes('hi carol'), 'carol gets the reply');
+      await eventually('carol gets the reply', () => got.includes('hi carol'));
 
       // A second client of bob's own (another resource) sends to carol: the gateway session sees a sent carbon.
       const bob2 = client({
@@ -200,7 +192,7 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
             xml('body', {}, 'sent from my other client'),
           ),
         );
-        await until(() => b.messages.some((m) => m.body === 'sent from my other client'), 'sent carbon');
+        await eventually('sent carbon', () => b.messages.some((m) => m.body === 'sent from my other client'));
         const carbon = b.messages.find((m) => m.body === 'sent from my other client');
         assert.equal(carbon?.direction, 'out');
         assert.equal(carbon?.carbon, true);
@@ -225,9 +217,8 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
         await plain.send(
           xml('message', { type: 'chat', to: 'bob@example.test' }, xml('body', {}, 'after forged')),
         );
-        await until(
-          () => b.messages.some((m) => m.body === 'after forged'),
-          'message after the forged carbon',
+        await eventually('message after the forged carbon', () =>
+          b.messages.some((m) => m.body === 'after forged'),
         );
         assert.equal(b.messages.filter((m) => m.body === 'forged').length, 0);
       } finally {
@@ -244,7 +235,10 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     await Promise.all([a.session.start(), b.session.start()]);
     const mark = `mam-${Date.now()}`;
     for (let i = 0; i < 5; i++) await a.session.send(prosody.jid('bob'), `${mark} ${i}`, `${mark}-${i}`);
-    await until(() => b.messages.filter((m) => m.body.startsWith(mark)).length === 5, 'bob gets all five');
+    await eventually(
+      'bob gets all five',
+      () => b.messages.filter((m) => m.body.startsWith(mark)).length === 5,
+    );
     const live = b.messages.filter((m) => m.body.startsWith(mark));
     const cursor = live[1].stanzaId;
     assert.ok(cursor);
@@ -270,7 +264,7 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     await Promise.all([a.session.start(), b.session.start()]);
     const mark = `restart-${Date.now()}`;
     await a.session.send(prosody.jid('bob'), `${mark} 0`, `${mark}-0`);
-    await until(() => b.messages.some((m) => m.body === `${mark} 0`), 'first message');
+    await eventually('first message', () => b.messages.some((m) => m.body === `${mark} 0`));
     const cursor = b.messages.find((m) => m.body === `${mark} 0`)?.stanzaId;
     assert.ok(cursor);
 
@@ -279,7 +273,7 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     const sends = [1, 2, 3].map((i) => a.session.send(prosody.jid('bob'), `${mark} ${i}`, `${mark}-${i}`));
     await restarted;
     await Promise.all(sends);
-    await until(() => a.session.state === 'online' && b.session.state === 'online', 'both back online');
+    await eventually('both back online', () => a.session.state === 'online' && b.session.state === 'online');
     assert.ok(a.states.includes('retrying'), `alice states: ${a.states.join(',')}`);
     assert.equal(a.states.at(-1), 'online');
     await a.session.send(prosody.jid('bob'), `${mark} 4`, `${mark}-4`);
@@ -300,15 +294,15 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     const start = await b.session.archive({});
     const body = `once-${Date.now()}`;
     const sending = a.session.send(prosody.jid('bob'), body, body);
-    await until(() => b.messages.some((m) => m.body === body), 'bob has it live');
+    await eventually('bob has it live', () => b.messages.some((m) => m.body === body));
     await prosody.restart();
     await sending; // settled by the h on <failed/>, not by a resend
-    await until(() => a.session.state === 'online' && b.session.state === 'online', 'both back');
+    await eventually('both back', () => a.session.state === 'online' && b.session.state === 'online');
     // (alice's session asks for acks only after a minute; a second one sends the next message.)
     const a2 = open('alice', 'alice-pw');
     await a2.session.start();
     await a2.session.send(prosody.jid('bob'), `${body} after`, `${body}-after`);
-    await until(() => b.messages.some((m) => m.body === `${body} after`), 'the next message');
+    await eventually('the next message', () => b.messages.some((m) => m.body === `${body} after`));
     const page = await b.session.archive(
       start.last === undefined ? { keepDuplicates: true } : { after: start.last, keepDuplicates: true },
     );

@@ -12,18 +12,11 @@ import { type DeviceMessage, Subjects } from '../../server/bus/bus.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { startTransport, type TransportHandle, type TransportRequest } from '../../server/transport/index.ts';
 import { type ImService, openImService } from '../../server/transport/im/index.ts';
+import { eventually } from '../../testing/index.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 
 const logger = pino({ level: 'silent' });
 const NODE = 'node-im-1';
-
-async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('im.* through the transport role and the bus', { timeout: 120_000 }, () => {
   let prosody: ProsodyServer;
@@ -93,7 +86,7 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
       clientId: 'bus-1',
     });
     assert.deepEqual(sent, { account: a.account, clientId: 'bus-1' });
-    await until(() => evB.some((e) => e.name === 'im.message'), 'im.message at bob’s edge');
+    await eventually('im.message at bob’s edge', () => evB.some((e) => e.name === 'im.message'));
     const message = evB.find((e) => e.name === 'im.message')!.body;
     assert.equal(message.body, 'über den Bus ✓');
     assert.equal(message.account, b.account);
@@ -115,11 +108,10 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
     transport = await startTransport({ bus, nodeId: NODE, logger, dataDir, methods: im.methods });
     const before = evB.length;
     await im.restoreAll();
-    await until(() => im.deps.sessions.get(b.account)?.state === 'online', 'bob restored');
-    await until(() => im.deps.sessions.get(a.account)?.state === 'online', 'alice restored');
-    await until(
-      () => evB.slice(before).some((e) => e.name === 'im.state' && e.body.state === 'online'),
-      'bob’s edge hears the restored account is online',
+    await eventually('bob restored', () => im.deps.sessions.get(b.account)?.state === 'online');
+    await eventually('alice restored', () => im.deps.sessions.get(a.account)?.state === 'online');
+    await eventually('bob’s edge hears the restored account is online', () =>
+      evB.slice(before).some((e) => e.name === 'im.state' && e.body.state === 'online'),
     );
     await ask('dev-a', 'im.send', {
       account: a.account,
@@ -127,9 +119,8 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
       body: 'after restart',
       clientId: 'bus-2',
     });
-    await until(
-      () => evB.some((e) => e.name === 'im.message' && e.body.body === 'after restart'),
-      'message after restart',
+    await eventually('message after restart', () =>
+      evB.some((e) => e.name === 'im.message' && e.body.body === 'after restart'),
     );
 
     await assert.rejects(

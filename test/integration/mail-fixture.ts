@@ -194,12 +194,3 @@ export async function startMailFixture(
     throw err;
   }
 }
-
-/** Polls `cond` until it holds; the timeout only keeps a broken test from hanging. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

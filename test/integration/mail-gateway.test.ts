@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ALICE, BOB, mailAccountBody } from './mail-fixture.ts';
 
 interface Pushed {
@@ -100,7 +101,7 @@ describe('mail through the gateway', () => {
     });
     assert.equal(sent.clientId, 'gw-1');
 
-    await waitFor('mail.new at B', () => newUids(bEvents).length >= 1);
+    await eventually('mail.new at B', () => newUids(bEvents).length >= 1, WAIT);
     const pushed = bEvents.find((e) => e.name === 'mail.new')!.body;
     assert.equal(pushed.account, bobAcc);
     assert.equal(pushed.folder, 'INBOX');
@@ -164,8 +165,10 @@ describe('mail through the gateway', () => {
       text: 'x',
       clientId: 'gw-on-1',
     });
-    await waitFor('mail.new for the message sent after the reconnect', () =>
-      events.some((e) => e.name === 'mail.new' && e.body.header.subject === 'online again'),
+    await eventually(
+      'mail.new for the message sent after the reconnect',
+      () => events.some((e) => e.name === 'mail.new' && e.body.header.subject === 'online again'),
+      WAIT,
     );
     for (const uid of newUids(events)) assert.ok(!afterUids.has(uid), `uid ${uid} came twice`);
     const next = await b.request<any>('mail.sync', {
@@ -204,8 +207,10 @@ describe('mail through the gateway', () => {
       text: 'still here',
       clientId: 'gw-restart-1',
     });
-    await waitFor('mail.new after the restart', () =>
-      events.some((e) => e.name === 'mail.new' && e.body.header.subject === 'after restart'),
+    await eventually(
+      'mail.new after the restart',
+      () => events.some((e) => e.name === 'mail.new' && e.body.header.subject === 'after restart'),
+      WAIT,
     );
   });
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, MMGW_BIN, provisionDevice, ROOT, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
@@ -16,7 +17,6 @@ import { ALICE, BOB } from './mail-fixture.ts';
 /** A `mmgw handset --json` process: write objects, wait for lines that match. */
 class JsonHandset {
   readonly lines: any[] = [];
-  private waiters: (() => void)[] = [];
   private readonly child: ChildProcessWithoutNullStreams;
 
   constructor(url: string, dev: { imei: string; secret: string }) {
@@ -27,7 +27,6 @@ class JsonHandset {
     );
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       this.lines.push(JSON.parse(line));
-      for (const w of this.waiters.splice(0)) w();
     });
   }
 
@@ -36,19 +35,9 @@ class JsonHandset {
   }
 
   async next(what: string, match: (line: any) => boolean, timeoutMs = 30_000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no line for ${what}; got ${JSON.stringify(this.lines)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 500);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    return eventually(what, () => this.lines.find(match), { timeoutMs }).catch((err: Error) => {
+      throw new Error(`${err.message}; got ${JSON.stringify(this.lines)}`);
+    });
   }
 
   async ask(obj: Record<string, unknown>): Promise<any> {

@@ -20,11 +20,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { handsetFor, requestWhenAvailable, waitFor } from './e2e-suite.ts';
+import { handsetFor, requestWhenAvailable, WAIT } from './e2e-suite.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
 
 /** A TCP relay to the SMTP peer that, while `holdMarker` is set, swallows the client chunk containing it and everything after. */
@@ -137,7 +138,7 @@ test('NATS: transport killed mid-send; the device resends with the same clientId
     (ok) => ({ ok }),
     (err) => ({ err }),
   );
-  await waitFor('the SMTP data to reach the relay', () => relay.held > 0);
+  await eventually('the SMTP data to reach the relay', () => relay.held > 0, WAIT);
   transport.kill();
   assert.equal(await transport.stop(), null, 'killed by a signal');
   relay.holdMarker = undefined;

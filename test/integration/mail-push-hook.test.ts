@@ -20,10 +20,11 @@ import type { Handset } from '../../device-protocol/handset.ts';
 import { InProcessBus } from '../../server/bus/index.ts';
 import { type OpsServer, startOpsServer } from '../../server/ops/http.ts';
 import { MAIL_PUSH_PATH, mailPushHook } from '../../server/transport/mail/push-hook.ts';
+import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ALICE, BOB, type MailFixture, mailAccountBody, startMailFixture } from './mail-fixture.ts';
 
 const TOKEN = 'hook-token-for-tests-0123456789';
@@ -86,14 +87,14 @@ describe('new-mail hook through the gateway', () => {
     await h.request('mail.sync', { account, folder: 'INBOX', limit: 10 });
     // The first one may come from the watcher's connect catch-up or the hook; after it the watcher is connected.
     const u0 = await noIdle.appendMessage(ALICE.user, 'INBOX', message('first'));
-    await waitFor('the first mail.new', () => newOf(account).includes(u0));
+    await eventually('the first mail.new', () => newOf(account).includes(u0), WAIT);
     const later: number[] = [];
     for (const s of ['second', 'third', 'fourth'])
       later.push(await noIdle.appendMessage(ALICE.user, 'INBOX', message(s)));
-    await waitFor('three mail.new by hook', () => later.every((u) => newOf(account).includes(u)));
+    await eventually('three mail.new by hook', () => later.every((u) => newOf(account).includes(u)), WAIT);
     // A last one: a watcher pushes in UID order, so a duplicate of the earlier ones would be here by now.
     const last = await noIdle.appendMessage(ALICE.user, 'INBOX', message('last'));
-    await waitFor('the last mail.new', () => newOf(account).includes(last));
+    await eventually('the last mail.new', () => newOf(account).includes(last), WAIT);
     assert.deepEqual(newOf(account), [u0, ...later, last]);
     const pushed = events.find((e) => e.name === 'mail.new' && e.body.header.uid === later[0])!.body;
     assert.equal(pushed.folder, 'INBOX');
@@ -112,7 +113,7 @@ describe('new-mail hook through the gateway', () => {
       text: 'hi bob',
       clientId: 'c-hook-1',
     });
-    await waitFor('mail.new for bob', () => newOf(account).length > before);
+    await eventually('mail.new for bob', () => newOf(account).length > before, WAIT);
     const got = events.filter((e) => e.name === 'mail.new' && e.body.account === account).at(-1)!.body;
     assert.equal(got.header.subject, 'via smtp');
   });
@@ -140,9 +141,9 @@ describe('new-mail hook through the gateway', () => {
     const { account } = await h.request<any>('mail.account.add', accountBody(refused, ALICE));
     await h.request('mail.sync', { account, folder: 'INBOX', limit: 10 });
     const u0 = await refused.appendMessage(ALICE.user, 'INBOX', message('warm'));
-    await waitFor('warm-up mail.new', () => newOf(account).includes(u0));
+    await eventually('warm-up mail.new', () => newOf(account).includes(u0), WAIT);
     const u1 = await refused.appendMessage(ALICE.user, 'INBOX', message('by idle'));
-    await waitFor('mail.new by IDLE', () => newOf(account).includes(u1));
+    await eventually('mail.new by IDLE', () => newOf(account).includes(u1), WAIT);
     assert.deepEqual(newOf(account), [u0, u1]);
   });
 });
@@ -190,10 +191,10 @@ describe('new-mail hook and IDLE together', () => {
     const uids: number[] = [];
     for (let i = 0; i < 3; i++)
       uids.push(await fx.dovecot.appendMessage(ALICE.user, 'INBOX', message(`both ${i}`)));
-    await waitFor('three mail.new', () => uids.every((u) => newUids().includes(u)));
+    await eventually('three mail.new', () => uids.every((u) => newUids().includes(u)), WAIT);
     // Every APPEND called the hook, and IDLE reported them as well (after its delay).
-    await waitFor('three hook calls', () => watcher.triggers.hook >= hooks + 3);
-    await waitFor('an IDLE EXISTS', () => watcher.triggers.idle > idles);
+    await eventually('three hook calls', () => watcher.triggers.hook >= hooks + 3, WAIT);
+    await eventually('an IDLE EXISTS', () => watcher.triggers.idle > idles, WAIT);
     await watcher.settled();
     assert.deepEqual(newUids(), uids);
     const { pushedBy } = watcher;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ALICE, BOB, type MailFixture, startMailFixture, waitFor } from './mail-fixture.ts';
+import { eventually } from '../../testing/index.ts';
+import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
 
 describe('mail.new pushed from IMAP IDLE', () => {
   let fx: MailFixture;
@@ -40,7 +41,7 @@ describe('mail.new pushed from IMAP IDLE', () => {
     await fx.service.deps.watchers!.get(alice)!.ready;
     const u1 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: pushed 1\r\n\r\nhello push\r\n');
     const u2 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: pushed 2\r\n\r\nagain\r\n');
-    await waitFor(() => newUids(A).length >= 2, 'two mail.new');
+    await eventually('two mail.new', () => newUids(A).length >= 2);
     assert.deepEqual(newUids(A), [u1, u2]);
     const first = fx.pushed.find((p) => p.name === 'mail.new')!.body as any;
     assert.equal(first.account, alice);
@@ -58,7 +59,7 @@ describe('mail.new pushed from IMAP IDLE', () => {
       text: 'hi A',
       clientId: 'b-1',
     });
-    await waitFor(() => newUids(A).length > before, 'mail.new from B');
+    await eventually('mail.new from B', () => newUids(A).length > before);
     const last = fx.pushed.filter((p) => p.name === 'mail.new' && p.deviceId === A).at(-1)!.body as any;
     assert.equal(last.header.subject, 'from B');
     assert.equal(last.header.from.address, BOB.user);
@@ -66,12 +67,12 @@ describe('mail.new pushed from IMAP IDLE', () => {
 
   test('Dovecot restart: the watcher goes retrying then online, misses nothing, doubles nothing', async () => {
     await fx.restartDovecot();
-    await waitFor(
-      () => states(A).at(-1) === 'online' && states(A).includes('retrying'),
+    await eventually(
       'watcher back online',
+      () => states(A).at(-1) === 'online' && states(A).includes('retrying'),
     );
     const u3 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: after restart\r\n\r\nx\r\n');
-    await waitFor(() => newUids(A).includes(u3), 'mail.new after restart');
+    await eventually('mail.new after restart', () => newUids(A).includes(u3));
     const uids = newUids(A);
     assert.equal(new Set(uids).size, uids.length, `duplicates in ${uids}`);
     // A sync with the last cursor-free view agrees with what was pushed.
@@ -86,7 +87,7 @@ describe('mail.new pushed from IMAP IDLE', () => {
     const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
     fx.offline.add(A);
     await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: while offline\r\n\r\nx\r\n');
-    await waitFor(() => fx.service.deps.watchers!.get(alice) === undefined, 'watcher stopped');
+    await eventually('watcher stopped', () => fx.service.deps.watchers!.get(alice) === undefined);
     fx.offline.delete(A);
     const missed = await fx.call(A, 'mail.sync', {
       account: alice,
@@ -101,7 +102,7 @@ describe('mail.new pushed from IMAP IDLE', () => {
     await fx.service.deps.watchers!.get(alice)!.ready;
     const before = newUids(A).length;
     const u = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: back\r\n\r\nx\r\n');
-    await waitFor(() => newUids(A).length > before, 'mail.new after reconnect');
+    await eventually('mail.new after reconnect', () => newUids(A).length > before);
     assert.deepEqual(newUids(A).slice(before), [u]);
   });
 });

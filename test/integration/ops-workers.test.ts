@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { type EventuallyOptions, eventually } from '../../testing/index.ts';
 import { provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
 
 /** Edge worker processes: one device port, one ops endpoint, metrics of every worker. */
@@ -13,14 +14,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(check: () => boolean | Promise<boolean>, limitMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + limitMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
+/** Processes starting and stopping: 30 s, every 100 ms. */
+const POLL: EventuallyOptions = { timeoutMs: 30_000, intervalMs: 100 };
 
 /** Worker pids by node id, from the workers' "node started" log lines. */
 function workerPids(stdout: string[]): Map<string, number> {
@@ -56,8 +51,11 @@ for (const engine of ['uws', 'portable'] as const) {
         env: { MMGW_LOG_LEVEL: 'info' },
       });
       t.after(() => gw.stop());
-      const ready = await until(async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200);
-      assert.ok(ready, 'the node became ready');
+      await eventually(
+        'the node became ready',
+        async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200,
+        POLL,
+      );
       const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
       assert.match(metrics, new RegExp(`^mmgw_edge_sessions\\{node="${gw.nodeId}-w0"\\} 0$`, 'm'));
       assert.match(metrics, new RegExp(`^mmgw_edge_sessions\\{node="${gw.nodeId}-w1"\\} 0$`, 'm'));
@@ -82,7 +80,10 @@ for (const engine of ['uws', 'portable'] as const) {
       assert.equal(pids.size, 2, gw.stdout.join('\n'));
       assert.equal(await gw.stop(), 0);
       for (const pid of pids.values())
-        assert.ok(await until(() => !alive(pid), 10_000), `worker ${pid} outlived the node`);
+        await eventually(`worker ${pid} gone with the node`, () => !alive(pid), {
+          ...POLL,
+          timeoutMs: 10_000,
+        });
     });
   });
 }
@@ -93,12 +94,15 @@ test('a worker killed with -9 is forked again; the primary killed with -9 leaves
   const pids = workerPids(gw.stdout);
   const first = pids.get(`${gw.nodeId}-w0`)!;
   process.kill(first, 'SIGKILL');
-  const replaced = await until(() => {
-    const now = workerPids(gw.stdout).get(`${gw.nodeId}-w0`);
-    return now !== undefined && now !== first;
-  });
-  assert.ok(replaced, 'worker 0 came back');
-  assert.ok(await until(async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200), 'ready again');
+  await eventually(
+    'worker 0 came back',
+    () => {
+      const now = workerPids(gw.stdout).get(`${gw.nodeId}-w0`);
+      return now !== undefined && now !== first;
+    },
+    POLL,
+  );
+  await eventually('ready again', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200, POLL);
   const { imei, secret } = await provisionDevice(gw.dataDir);
   for (let i = 0; i < 3; i++) {
     const events = await ping(gw.url, imei, secret, 'ws');
@@ -111,5 +115,6 @@ test('a worker killed with -9 is forked again; the primary killed with -9 leaves
   const workers = [...workerPids(gw.stdout).values()];
   gw.kill();
   await gw.stop();
-  for (const pid of workers) assert.ok(await until(() => !alive(pid), 15_000), `worker ${pid} is an orphan`);
+  for (const pid of workers)
+    await eventually(`worker ${pid} gone, not an orphan`, () => !alive(pid), { ...POLL, timeoutMs: 15_000 });
 });

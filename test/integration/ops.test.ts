@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { eventually } from '../../testing/index.ts';
 import { startGateway } from '../harness/gateway.ts';
-
-/** Polls until `check` passes (readiness needs a heartbeat or two); generous limit, never a timed assertion. */
-async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boolean, limitMs = 20_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  let last = await fn();
-  while (!check(last) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    last = await fn();
-  }
-  return last;
-}
 
 describe('ops endpoint of a running gateway', () => {
   test('/healthz, /readyz and /metrics on a node with every role', async (t) => {
@@ -22,11 +12,17 @@ describe('ops endpoint of a running gateway', () => {
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { status: 'ok' });
 
+    // Readiness needs a heartbeat or two; a wait that runs out reports the last reasons.
     const ready = await eventually(
-      () => fetch(`${gw.adminUrl}/readyz`),
-      (r) => r.status === 200,
+      '/readyz 200',
+      async () => {
+        const r = await fetch(`${gw.adminUrl}/readyz`);
+        if (r.status !== 200) throw new Error(`/readyz ${r.status}: ${await r.text()}`);
+        return r;
+      },
+      { intervalMs: 100 },
     );
-    assert.equal(ready.status, 200, JSON.stringify(await ready.clone().json()));
+    assert.equal(ready.status, 200);
 
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metrics, /^# TYPE mmgw_edge_sessions gauge$/m);

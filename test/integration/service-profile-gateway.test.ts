@@ -17,12 +17,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, nextImei, runMmgw, startGateway } from '../harness/gateway.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN, ApiClient, assertError } from './admin-api-helpers.ts';
-import { handsetFor, waitFor } from './e2e-suite.ts';
+import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
 
 interface Pushed {
@@ -341,8 +342,8 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
   test('a provisioned device gets its accounts on connect, without mail.account.add or im.login', async () => {
     const events: Pushed[] = [];
     const p = await connect(devices.p, events);
-    await waitFor('mail.account.added', () => events.some((e) => e.name === 'mail.account.added'));
-    await waitFor('im.online', () => events.some((e) => e.name === 'im.online'));
+    await eventually('mail.account.added', () => events.some((e) => e.name === 'mail.account.added'), WAIT);
+    await eventually('im.online', () => events.some((e) => e.name === 'im.online'), WAIT);
     const added = events.find((e) => e.name === 'mail.account.added')!.body;
     assert.equal(added.address, BOB.user);
     assert.equal(added.preset, MAIL_PRESET);
@@ -376,27 +377,30 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
     api = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
     const events: Pushed[] = [];
     const p = await connect(devices.p, events);
-    await waitFor('mail.account.state online', () =>
-      events.some(
-        (e) => e.name === 'mail.account.state' && e.body.account === bobMail && e.body.state === 'online',
-      ),
+    await eventually(
+      'mail.account.state online',
+      () =>
+        events.some(
+          (e) => e.name === 'mail.account.state' && e.body.account === bobMail && e.body.state === 'online',
+        ),
+      WAIT,
     );
     const state = events.find((e) => e.name === 'mail.account.state' && e.body.state === 'online')!.body;
     assert.equal(state.preset, MAIL_PRESET);
     // Unchanged accounts are not announced as added again.
     assert.ok(!events.some((e) => e.name === 'mail.account.added' || e.name === 'im.online'));
     // Restored in the background since the node started; the device asks until it is up.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const r = await p.request<any>('im.accounts');
-      const chat = r.accounts.find((x: any) => x.account === bobChat);
-      if (chat?.state === 'online') {
-        assert.equal(chat.preset, CHAT_PRESET);
-        break;
-      }
-      if (Date.now() > deadline) assert.fail(`chat account still ${chat?.state}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const chat = await eventually(
+      'the chat account online',
+      async () => {
+        const r = await p.request<any>('im.accounts');
+        const chat = r.accounts.find((x: any) => x.account === bobChat);
+        if (chat?.state !== 'online') throw new Error(`chat account still ${chat?.state}`);
+        return chat;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    assert.equal(chat.preset, CHAT_PRESET);
   });
 
   test('the CLI provisions an account with the key the transport opens it with', async () => {
@@ -446,7 +450,7 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
     for (const h of open.splice(0)) await h.close();
     const events: Pushed[] = [];
     await connect(m, events);
-    await waitFor('mail.account.added', () => events.some((e) => e.name === 'mail.account.added'));
+    await eventually('mail.account.added', () => events.some((e) => e.name === 'mail.account.added'), WAIT);
     assert.equal(events.find((e) => e.name === 'mail.account.added')!.body.state, 'online');
   });
 
@@ -459,7 +463,11 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
     for (const h of open.splice(0)) await h.close();
     const events: Pushed[] = [];
     const p = await connect(devices.p, events);
-    await waitFor('mail.account.removed', () => events.some((e) => e.name === 'mail.account.removed'));
+    await eventually(
+      'mail.account.removed',
+      () => events.some((e) => e.name === 'mail.account.removed'),
+      WAIT,
+    );
     assert.deepEqual(events.find((e) => e.name === 'mail.account.removed')!.body, {
       account: bobMail,
       preset: MAIL_PRESET,
