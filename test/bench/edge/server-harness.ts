@@ -2,7 +2,7 @@
  * The server side of the benchmark: a real node (server/node.ts startNode,
  * every role, the in-process bus) started inside this process, so that this
  * process is the node's primary and its edge runs in N worker processes
- * (cluster.fork of `mmgw start --internal-edge-worker i`) sharing the device
+ * (cluster.fork of server/edge-worker.ts `--internal-edge-worker i`) sharing the device
  * port, each reaching the primary's bus over IPC — the same composition as
  * `mmgw start --edge-workers N`. The benchmark injects events by publishing
  * DeviceMessage 'event' on Subjects.device(imei) on that bus, exactly as a
