@@ -7,7 +7,7 @@
 // `npm test -- server/edge` runs only files whose path contains one of the
 // arguments. --unit (`npm run test:unit`) runs only the tests beside the code
 // and under testing/ that start no peer: none under test/, and none that
-// imports test/harness/ (transcoder/role-nats.test.ts starts a nats-server).
+// imports test/harness/.
 // Before tests under test/ it builds dist/ (scripts/build.ts, under a second
 // when nothing changed): the gateways those tests start run `mmgw`, which runs
 // the build.

@@ -18,7 +18,7 @@
  *     p50/p99 latency, CPU-seconds per image (all threads of the child), peak
  *     RSS (VmHWM);
  *  2. memory: 20 concurrent 24-megapixel inputs (10 JPEG, 10 PNG) through the
- *     role with its default limits, in a fresh process (transcoder/memory-probe.ts);
+ *     role with its default limits, in a fresh process (test/harness/transcoder-memory-probe.ts);
  *  3. bytes saved on a mixed set (photos, screenshots, PNG with alpha, GIFs).
  *
  * Inputs are generated with sharp at the start (nothing binary in the repo)
@@ -46,7 +46,7 @@ import {
   transcodeImage,
 } from '../../../transcoder/index.ts';
 import { memoryCeilingBytes } from '../../../transcoder/limits.ts';
-import type { MemoryProbeResult } from '../../../transcoder/memory-probe.ts';
+import type { MemoryProbeResult } from '../../harness/transcoder-memory-probe.ts';
 import {
   alphaPng,
   animatedPhotoGif,
@@ -324,7 +324,7 @@ async function main(): Promise<void> {
     }
     const probe = spawnSync(
       process.execPath,
-      ['--expose-gc', '--import', 'tsx', join(root, 'transcoder/memory-probe.ts'), memDir],
+      ['--expose-gc', '--import', 'tsx', join(root, 'test/harness/transcoder-memory-probe.ts'), memDir],
       { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     if (probe.status !== 0) throw new Error(`memory probe failed with ${probe.status}`);

@@ -1,6 +1,6 @@
 /**
  * Measures the memory of a transcoder role under load in a fresh process:
- * `node --expose-gc --import tsx transcoder/memory-probe.ts DIR` sends every
+ * `node --expose-gc --import tsx test/harness/transcoder-memory-probe.ts DIR` sends every
  * file in DIR at once to a role with the default limits and prints
  * `{before, peak, wallMs, served, errors}` as JSON. Used by memory.test.ts and
  * by the benchmark; a fresh process, because RSS in a process that made the
@@ -10,9 +10,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InProcessBus } from '../server/bus/inproc.ts';
-import { TranscoderClient } from './protocol.ts';
-import { startTranscoder } from './role.ts';
+import { InProcessBus } from '../../server/bus/inproc.ts';
+import { TranscoderClient } from '../../transcoder/protocol.ts';
+import { startTranscoder } from '../../transcoder/role.ts';
 
 export interface MemoryProbeResult {
   before: number;

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_LIMITS, memoryCeilingBytes } from './limits.ts';
-import type { MemoryProbeResult } from './memory-probe.ts';
-import { photoJpeg, screenshotPng, withJpegComment, withPngText } from '../testing/index.ts';
+import { DEFAULT_LIMITS, memoryCeilingBytes } from '../../transcoder/limits.ts';
+import type { MemoryProbeResult } from '../harness/transcoder-memory-probe.ts';
+import { photoJpeg, screenshotPng, withJpegComment, withPngText } from '../../testing/index.ts';
 
 test('20 concurrent 24-MP inputs stay under the documented memory ceiling', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-transcoder-mem-'));
@@ -25,7 +25,7 @@ test('20 concurrent 24-MP inputs stay under the documented memory ceiling', asyn
     const bytes = i % 2 === 0 ? withJpegComment(jpeg, `copy ${i}`) : withPngText(png, `copy ${i}`);
     writeFileSync(join(dir, String(i).padStart(2, '0')), bytes);
   }
-  const probe = fileURLToPath(new URL('./memory-probe.ts', import.meta.url));
+  const probe = fileURLToPath(new URL('../harness/transcoder-memory-probe.ts', import.meta.url));
   const run = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', probe, dir], {
     encoding: 'utf8',
     timeout: 240_000,

@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import sharp from 'sharp';
-import { GatewayError } from '../device-protocol/errors.ts';
-import type { Bus } from '../server/bus/bus.ts';
-import { connectNatsBus } from '../server/bus/nats.ts';
-import { startNatsServer } from '../test/harness/nats.ts';
-import { DEFAULT_LIMITS } from './limits.ts';
-import { TranscoderClient } from './protocol.ts';
-import { startTranscoder } from './role.ts';
-import { photoJpeg } from '../testing/index.ts';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { Bus } from '../../server/bus/bus.ts';
+import { connectNatsBus } from '../../server/bus/nats.ts';
+import { startNatsServer } from '../harness/nats.ts';
+import { DEFAULT_LIMITS } from '../../transcoder/limits.ts';
+import { TranscoderClient } from '../../transcoder/protocol.ts';
+import { startTranscoder } from '../../transcoder/role.ts';
+import { photoJpeg } from '../../testing/index.ts';
 
 const screen = { width: 320, height: 240, format: 'jpeg', maxBytes: 30_000 } as const;
 
