@@ -9,21 +9,12 @@
  * Services plug in as DeviceSessionHooks (IM today; mail can add its own).
  */
 import type { Logger } from 'pino';
-import type { Value } from '../../device-protocol/messages.ts';
-import {
-  type Bus,
-  type DeviceEventReply,
-  type DeviceMessage,
-  type DeviceSessionEvent,
-  Subjects,
-} from '../bus/bus.ts';
-
-/** How long a push waits for the edge to take an event (as the transport's own pushes). */
-const PUSH_TIMEOUT_MS = 5000;
+import { type Bus, type DeviceSessionEvent, Subjects } from '../bus/bus.ts';
+import { type DevicePush, DevicePusher } from './kit/device-pusher.ts';
 
 export interface DeviceSessionHooks {
   /** The device has a live session (new or resumed); `push` reaches it through its edge. */
-  up(deviceId: string, push: (name: string, body?: Value) => Promise<number>): void | Promise<void>;
+  up(deviceId: string, push: DevicePush): void | Promise<void>;
   /** The device's session ended; it may come back later with a new one. */
   down(deviceId: string): void | Promise<void>;
 }
@@ -33,6 +24,8 @@ export interface WatchDeviceSessionsOptions {
   /** True when this node is the device's transport node (the router's pick). */
   holds(deviceId: string): boolean;
   hooks: DeviceSessionHooks[];
+  /** What the hooks' pushes go through. Default: a DevicePusher on `bus`. */
+  pusher?: DevicePusher;
   logger?: Pick<Logger, 'debug' | 'warn'>;
 }
 
@@ -44,20 +37,9 @@ function parseEvent(data: unknown): DeviceSessionEvent | undefined {
   return { deviceId, sessionId };
 }
 
-/** A push to the edge that holds the device's session (as the transport's own pushes). */
-export function busDevicePush(bus: Bus, deviceId: string) {
-  return async (name: string, body?: Value): Promise<number> => {
-    const message: DeviceMessage =
-      body === undefined ? { type: 'event', name } : { type: 'event', name, body };
-    const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
-      timeoutMs: PUSH_TIMEOUT_MS,
-    });
-    return reply.seq;
-  };
-}
-
 export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close(): void } {
   const { bus, hooks, logger } = opts;
+  const pusher = opts.pusher ?? new DevicePusher(bus);
   // The newest session each device was seen up with: a down of an older session
   // (published by another edge, so possibly arriving after the newer up) is ignored.
   const current = new Map<string, string>();
@@ -74,7 +56,7 @@ export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close()
     const event = parseEvent(msg.data);
     if (event === undefined || !opts.holds(event.deviceId)) return;
     current.set(event.deviceId, event.sessionId);
-    const push = busDevicePush(bus, event.deviceId);
+    const push = pusher.to(event.deviceId);
     for (const hook of hooks) call('up', event.deviceId, () => hook.up(event.deviceId, push));
   });
   const downSub = bus.subscribe(Subjects.sessionDown, (msg) => {

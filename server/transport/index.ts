@@ -10,7 +10,8 @@
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
-import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../bus/bus.ts';
+import { type Bus, Subjects } from '../bus/bus.ts';
+import { DevicePusher } from './kit/device-pusher.ts';
 import { sysEcho } from './methods/sys-echo.ts';
 import { createSysInfo } from './methods/sys-info.ts';
 import { sysStream } from './methods/sys-stream.ts';
@@ -21,8 +22,8 @@ import type { MethodContext, MethodDefinition, TransportRequest } from './types.
 
 export { MethodRegistry } from './registry.ts';
 export type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
+export { DEVICE_PUSH_TIMEOUT_MS, type DevicePush, DevicePusher } from './kit/device-pusher.ts';
 export {
-  busDevicePush,
   type DeviceSessionHooks,
   watchDeviceSessions,
   type WatchDeviceSessionsOptions,
@@ -33,9 +34,6 @@ export {
   type DeviceProfileFetch,
   DeviceProfiles,
 } from './service-profile.ts';
-
-/** How long a push waits for the edge to take an event into the replay buffer. */
-export const PUSH_TIMEOUT_MS = 5000;
 
 /** The built-in methods every transport node answers. */
 export function defaultMethods(nodeId: string): MethodDefinition<any>[] {
@@ -104,19 +102,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
   const now = opts.now ?? Date.now;
   const registry = new MethodRegistry([...defaultMethods(nodeId), ...(opts.methods ?? [])]);
   let closed = false;
-
-  const push = async (deviceId: string, name: string, body: Value | undefined): Promise<number> => {
-    if (closed) throw new GatewayError('bus.closed', 'The transport is closed.');
-    const message: DeviceMessage =
-      body === undefined ? { type: 'event', name } : { type: 'event', name, body };
-    const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
-      timeoutMs: PUSH_TIMEOUT_MS,
-    });
-    if (reply === null || typeof reply !== 'object' || typeof reply.seq !== 'number') {
-      throw new GatewayError('bus.bad_message', 'The edge answered a pushed event without a seq.');
-    }
-    return reply.seq;
-  };
+  const pusher = new DevicePusher(bus);
 
   const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
     const request = parseTransportRequest(msg.data);
@@ -147,7 +133,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       ...(request.caps === undefined ? {} : { caps: request.caps }),
       ...(profile === undefined ? {} : { profile }),
       now,
-      push: (name, body) => push(request.deviceId, name, body),
+      push: pusher.to(request.deviceId),
     };
     try {
       return await definition.handle(ctx, input);
@@ -164,6 +150,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     async close() {
       if (closed) return;
       closed = true;
+      pusher.close();
       subscription.unsubscribe();
       logger.info({ nodeId }, 'transport stopped');
     },

@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import { type Bus, Subjects } from '../bus/bus.ts';
-import type { Value } from '../../device-protocol/messages.ts';
+import type { DevicePush } from './kit/device-pusher.ts';
 import { type DeviceProfile, type ServiceName, serviceAllowed } from '../store/device-profile.ts';
 
 export type DeviceProfileFetch = (deviceId: string) => Promise<DeviceProfile>;
@@ -96,7 +96,7 @@ export interface ProvisionOptions {
   profile: DeviceProfile;
   /** Opens a provisioned secret (CredentialCipher.decrypt with its context). */
   open(sealed: string, context: string): string;
-  push(name: string, body?: Value): Promise<number>;
+  push: DevicePush;
   now(): number;
   logger?: Pick<Logger, 'info' | 'warn'>;
 }

@@ -16,9 +16,9 @@
  * im.typing {account, from, state} (XEP-0085).
  */
 import type { Logger } from 'pino';
-import type { Value } from '../../../device-protocol/messages.ts';
-import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../../bus/bus.ts';
+import type { Bus } from '../../bus/bus.ts';
 import { CredentialCipher } from '../credentials.ts';
+import { DevicePusher } from '../kit/device-pusher.ts';
 import type { MethodDefinition } from '../types.ts';
 import { type ImAccountStore, LmdbImAccountStore } from './account-store.ts';
 import type { ImDeps } from './deps.ts';
@@ -83,9 +83,6 @@ export interface ImServiceOptions extends XmppSessionPoolOptions {
   bus?: Bus;
 }
 
-/** How long a background push waits for the edge (as the transport's own pushes). */
-const PUSH_TIMEOUT_MS = 5000;
-
 export interface ImService {
   deps: ImDeps;
   methods: MethodDefinition<any>[];
@@ -118,18 +115,8 @@ export function openImService(opts: ImServiceOptions): ImService {
   const theCipher = () =>
     (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
   const accounts = opts.accounts ?? new LmdbImAccountStore({ dataDir: opts.dataDir, cipher: theCipher() });
-  const bus = opts.bus;
-  const busPush = bus
-    ? async (deviceId: string, name: string, body?: Value): Promise<number> => {
-        const message: DeviceMessage =
-          body === undefined ? { type: 'event', name } : { type: 'event', name, body };
-        const reply = await bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
-          timeoutMs: PUSH_TIMEOUT_MS,
-        });
-        return reply.seq;
-      }
-    : undefined;
-  const push = opts.push ?? busPush;
+  const pusher = opts.bus ? new DevicePusher(opts.bus) : undefined;
+  const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
   // MMGW_IM_LINGER_MS: how long a gone device's XMPP sessions stay (tests and operators; default 10 min).
   const lingerEnv = Number((opts.env ?? process.env).MMGW_IM_LINGER_MS);
   const sessions = new XmppSessionPool({

@@ -18,6 +18,7 @@ import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { compactImEvent, IM_COMPACT } from '../../../device-protocol/im-compact.ts';
 import type { Capabilities, Value } from '../../../device-protocol/messages.ts';
+import type { DevicePush } from '../kit/device-pusher.ts';
 import type { ImAccount } from './account-store.ts';
 import {
   type ContactPresence,
@@ -26,7 +27,7 @@ import {
   type XmppAccountState,
 } from './xmpp-session.ts';
 
-export type DevicePush = (name: string, body?: Value) => Promise<number>;
+export type { DevicePush } from '../kit/device-pusher.ts';
 
 export interface XmppSessionPoolOptions {
   logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
@@ -44,7 +45,7 @@ export interface XmppSessionPoolOptions {
   >;
   /**
    * Pushes to a device that has not sent a request yet (accounts restored at
-   * start), e.g. a bus request to Subjects.device(deviceId). Requests refresh
+   * start), e.g. DevicePusher.push. Requests refresh
    * the device's own push function.
    */
   push?: (deviceId: string, name: string, body?: Value) => Promise<number>;

@@ -6,10 +6,10 @@
  *   startTransport({ …, methods: mail.methods });   // and `await mail.close()` on stop
  */
 import type { Logger } from 'pino';
-import type { DeviceEventReply, DeviceMessage } from '../../bus/bus.ts';
-import { type Bus, Subjects } from '../../bus/bus.ts';
+import type { Bus } from '../../bus/bus.ts';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { CredentialCipher } from '../credentials.ts';
+import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
 import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
@@ -31,7 +31,6 @@ import { provisionMailAccounts } from './provisioned.ts';
 import { subscribeMailPush } from './push-hook.ts';
 import { recordMailUsage } from './records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
-import type { Value } from '../../../device-protocol/messages.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
 export { LmdbMailAccountStore } from './account-store.ts';
@@ -97,9 +96,6 @@ export interface MailServiceOptions {
   bus?: Bus;
 }
 
-/** How long a state push waits for the edge; best effort, the next answer says it too. */
-const STATE_PUSH_TIMEOUT_MS = 5000;
-
 export interface MailService {
   deps: MailDeps;
   methods: MethodDefinition<any>[];
@@ -107,11 +103,7 @@ export interface MailService {
    * The device's session came up: keeps its operator-provisioned accounts in
    * step with the registry and brings them online (provisioned.ts).
    */
-  provision(
-    deviceId: string,
-    profile: DeviceProfile,
-    push: (name: string, body?: Value) => Promise<number>,
-  ): Promise<void>;
+  provision(deviceId: string, profile: DeviceProfile, push: DevicePush): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -128,13 +120,12 @@ export function openMailService(opts: MailServiceOptions): MailService {
     recordMailUsage(recorder, record);
   };
   const bus = opts.bus;
+  const pusher = bus ? new DevicePusher(bus) : undefined;
+  // Best effort: the next answer (mail.accounts, a failed request) says it too.
   const pushState = (deviceId: string, account: string, state: ImapAccountState, preset?: string): void => {
-    if (!bus || state === 'idle') return;
+    if (!pusher || state === 'idle') return;
     const body = { account, state, ...(preset === undefined ? {} : { preset }) };
-    const message: DeviceMessage = { type: 'event', name: 'mail.account.state', body };
-    bus
-      .request<DeviceEventReply>(Subjects.device(deviceId), message, { timeoutMs: STATE_PUSH_TIMEOUT_MS })
-      .catch(() => {});
+    pusher.push(deviceId, 'mail.account.state', body).catch(() => {});
   };
   const sessions = new ImapSessionPool({
     usage,

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import { type Bus, type DeviceMessage, type RequestOptions, Subjects } from '../../bus/bus.ts';
+import { InProcessBus } from '../../bus/inproc.ts';
+import { DEVICE_PUSH_TIMEOUT_MS, DevicePusher } from './device-pusher.ts';
+
+const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
+
+/** A bus that notes every request and answers with `reply`. */
+function recordingBus(reply: unknown) {
+  const requests: { subject: string; data: unknown; options: RequestOptions | undefined }[] = [];
+  const bus: Pick<Bus, 'request'> = {
+    async request<T>(subject: string, data: unknown, options?: RequestOptions) {
+      requests.push({ subject, data, options });
+      return reply as T;
+    },
+  };
+  return { bus, requests };
+}
+
+describe('DevicePusher', () => {
+  test('asks the device subject with the one push timeout and resolves with the seq', async () => {
+    const { bus, requests } = recordingBus({ seq: 41 });
+    const pusher = new DevicePusher(bus);
+    assert.equal(await pusher.push('dev-1', 'im.message', { body: 'hi' }), 41);
+    assert.equal(await pusher.to('dev-2')('sys.tick'), 41);
+    assert.deepEqual(requests, [
+      {
+        subject: Subjects.device('dev-1'),
+        data: { type: 'event', name: 'im.message', body: { body: 'hi' } },
+        options: { timeoutMs: DEVICE_PUSH_TIMEOUT_MS },
+      },
+      // No body: none is sent (not even an undefined key, which a codec might turn into null).
+      {
+        subject: Subjects.device('dev-2'),
+        data: { type: 'event', name: 'sys.tick' },
+        options: { timeoutMs: 5000 },
+      },
+    ]);
+  });
+
+  test('a reply without a seq is bus.bad_message', async () => {
+    for (const reply of [null, 7, {}, { seq: '3' }]) {
+      await assert.rejects(
+        new DevicePusher(recordingBus(reply).bus).push('d', 'e'),
+        isCode('bus.bad_message'),
+      );
+    }
+  });
+
+  test('a device without a session: bus.no_responders; with one, the edge’s seq', async () => {
+    const bus = new InProcessBus();
+    const pusher = new DevicePusher(bus);
+    try {
+      // no_responders, not bus.timeout: the push does not wait for an edge that is not there.
+      await assert.rejects(pusher.push('nobody', 'mail.new', { uid: 1 }), isCode('bus.no_responders'));
+      const seen: DeviceMessage[] = [];
+      bus.subscribe(Subjects.device('dev-x'), (msg) => {
+        seen.push(msg.data as DeviceMessage);
+        return { seq: seen.length + 100 };
+      });
+      assert.equal(await pusher.push('dev-x', 'mail.new', { uid: 1 }), 101);
+      assert.equal(await pusher.to('dev-x')('mail.new', { uid: 2 }), 102);
+      assert.deepEqual(seen, [
+        { type: 'event', name: 'mail.new', body: { uid: 1 } },
+        { type: 'event', name: 'mail.new', body: { uid: 2 } },
+      ]);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  test('after close every push is bus.closed and nothing reaches the bus', async () => {
+    const { bus, requests } = recordingBus({ seq: 1 });
+    const pusher = new DevicePusher(bus);
+    const push = pusher.to('dev-1');
+    pusher.close();
+    await assert.rejects(pusher.push('dev-1', 'x'), isCode('bus.closed'));
+    await assert.rejects(push('x'), isCode('bus.closed'));
+    assert.equal(requests.length, 0);
+  });
+});

@@ -1,0 +1,62 @@
+/**
+ * Pushes an event to a device through whichever edge holds its session
+ * (Subjects.device(deviceId)): the one way every transport service reaches a
+ * device outside an answer (MethodContext.push, IM messages and presence, mail
+ * account states, provisioned accounts, INBOX watchers through the ctx.push
+ * they were given).
+ *
+ * The edge answers once the event is in the session's replay buffer, with the
+ * sequence number it got there; from then on the device gets it even across a
+ * reconnect. A device without a session has no subscriber on its subject, so
+ * the bus rejects with bus.no_responders instead of waiting out the timeout.
+ */
+import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { Value } from '../../../device-protocol/messages.ts';
+import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../../bus/bus.ts';
+
+/**
+ * How long a push waits for the edge to take the event into its replay buffer.
+ * A live edge answers at once; this bounds a push to an edge that is stuck or
+ * gone while its subscription still stands.
+ */
+export const DEVICE_PUSH_TIMEOUT_MS = 5000;
+
+/** One device's push: resolves with the event's seq in the device session. */
+export type DevicePush = (name: string, body?: Value) => Promise<number>;
+
+export class DevicePusher {
+  readonly #bus: Pick<Bus, 'request'>;
+  #closed = false;
+
+  constructor(bus: Pick<Bus, 'request'>) {
+    this.#bus = bus;
+  }
+
+  /**
+   * Resolves with the seq the edge gave the event; rejects with
+   * bus.no_responders when the device has no session, bus.timeout when its
+   * edge does not answer, bus.closed once this pusher is closed.
+   */
+  async push(deviceId: string, name: string, body?: Value): Promise<number> {
+    if (this.#closed) throw new GatewayError('bus.closed', 'The transport is closed.');
+    const message: DeviceMessage =
+      body === undefined ? { type: 'event', name } : { type: 'event', name, body };
+    const reply = await this.#bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
+      timeoutMs: DEVICE_PUSH_TIMEOUT_MS,
+    });
+    if (reply === null || typeof reply !== 'object' || typeof reply.seq !== 'number') {
+      throw new GatewayError('bus.bad_message', 'The edge answered a pushed event without a seq.');
+    }
+    return reply.seq;
+  }
+
+  /** The push of one device, for code that holds a device's push function (sessions, watchers). */
+  to(deviceId: string): DevicePush {
+    return (name, body) => this.push(deviceId, name, body);
+  }
+
+  /** Later pushes reject with bus.closed (a stopping transport starts nothing new). */
+  close(): void {
+    this.#closed = true;
+  }
+}
