@@ -9,3 +9,4 @@ export { type DriverCarrier, SessionDriver, type Settlement } from './handset-se
 export * from './frames.ts';
 // Images made with sharp (transcoder tests and benchmark): nothing binary is checked in.
 export * from './images.ts';
+export { methodInputs } from './method-inputs.ts';

@@ -12,6 +12,7 @@ import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import { type Bus, Subjects } from '../bus/bus.ts';
 import { DevicePusher } from './kit/device-pusher.ts';
+import { parseMethodInput } from './kit/method-input.ts';
 import { sysEcho } from './methods/sys-echo.ts';
 import { createSysInfo } from './methods/sys-info.ts';
 import { sysStream } from './methods/sys-stream.ts';
@@ -23,6 +24,7 @@ import type { MethodContext, MethodDefinition, TransportRequest } from './types.
 export { MethodRegistry } from './registry.ts';
 export type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
 export { DEVICE_PUSH_TIMEOUT_MS, type DevicePush, DevicePusher } from './kit/device-pusher.ts';
+export { parseMethodInput } from './kit/method-input.ts';
 export {
   type DeviceSessionHooks,
   watchDeviceSessions,
@@ -113,7 +115,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     const service = request.method.slice(0, request.method.indexOf('.')) as ServiceName;
     const profile = SERVICE_NAMES.includes(service) ? await opts.profiles?.get(request.deviceId) : undefined;
     assertServiceAllowed(profile, service);
-    const input = definition.validate(request.body);
+    const input = parseMethodInput(definition, request.body);
     // Made on first use: a pino child with redaction configured costs more than a whole im.send.
     let requestLogger: Logger | undefined;
     const ctx: MethodContext = {

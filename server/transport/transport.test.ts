@@ -7,7 +7,9 @@ import pino from 'pino';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type DeviceMessage, Subjects } from '../bus/bus.ts';
 import { InProcessBus } from '../bus/inproc.ts';
+import { z } from 'zod';
 import { startTransport } from './index.ts';
+import { noInput } from './kit/method-input.ts';
 import type { MethodDefinition, TransportRequest } from './types.ts';
 
 const logger = pino({ level: 'silent' });
@@ -171,11 +173,7 @@ describe('transport', () => {
   test('more methods register through the methods option; a duplicate name is refused', async () => {
     const shout: MethodDefinition<string> = {
       method: 'test.shout',
-      validate(body) {
-        if (typeof body !== 'string')
-          throw new GatewayError('request.bad_input', 'a string', { field: 'body' });
-        return body;
-      },
+      input: z.string(),
       async handle(ctx, input) {
         return `${input.toUpperCase()} from ${ctx.deviceId} at ${ctx.now() > 0}`;
       },
@@ -199,7 +197,7 @@ describe('transport', () => {
   test('a method that throws something else is internal', async () => {
     const broken: MethodDefinition<undefined> = {
       method: 'test.broken',
-      validate: () => undefined,
+      input: noInput,
       handle: async () => {
         throw new Error('oops');
       },

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { DeviceProfile } from '../store/device-profile.ts';
@@ -42,11 +43,13 @@ export interface MethodContext {
 
 /**
  * One file per method under server/transport/methods/ (or a service folder),
- * each exporting a MethodDefinition. `validate` turns the untrusted body into
- * typed input or throws GatewayError('request.bad_input', …, { field }).
+ * each exporting a MethodDefinition. `input` is the zod schema of the
+ * untrusted body, with every limit in it; the dispatcher parses the body with
+ * it (kit/method-input.ts), so `handle` only ever sees typed input, and a body
+ * it refuses is GatewayError('request.bad_input', …, { field }).
  */
 export interface MethodDefinition<I = unknown> {
   method: string;
-  validate(body: unknown): I;
+  input: z.ZodType<I>;
   handle(ctx: MethodContext, input: I): Promise<Value | undefined>;
 }

@@ -12,6 +12,7 @@ import type { Value } from '../../device-protocol/messages.ts';
 import type { Bus } from '../../server/bus/bus.ts';
 import type { DeviceLogRecord, Recorder, UsageDelta } from '../../server/records/types.ts';
 import { type ImService, openImService } from '../../server/transport/im/index.ts';
+import { parseMethodInput } from '../../server/transport/index.ts';
 import type { MethodContext, MethodDefinition } from '../../server/transport/types.ts';
 import { eventually } from '../../testing/index.ts';
 import { freePort, type ProsodyServer, startProsody } from '../harness/prosody.ts';
@@ -63,7 +64,7 @@ class FakeDevice {
   async call(method: string, body: unknown): Promise<any> {
     const def = this.service.methods.find((m) => m.method === method) as MethodDefinition<unknown>;
     assert.ok(def, `method ${method}`);
-    return def.handle(this.ctx(), def.validate(body));
+    return def.handle(this.ctx(), parseMethodInput(def, body));
   }
 
   events(name: string): any[] {
@@ -117,22 +118,24 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
 
   test('validation names the field', () => {
     const def = service.methods.find((m) => m.method === 'im.login')!;
-    assert.throws(() => def.validate({ jid: 'no-at-sign', password: 'x' }), {
+    assert.throws(() => parseMethodInput(def, { jid: 'no-at-sign', password: 'x' }), {
       code: 'request.bad_input',
       field: 'jid',
     });
-    assert.throws(() => def.validate({ jid: 'a@b', password: '' }), {
+    assert.throws(() => parseMethodInput(def, { jid: 'a@b', password: '' }), {
       code: 'request.bad_input',
       field: 'password',
     });
-    assert.throws(() => def.validate({ jid: 'a@b', password: 'x', host: 'h', port: 0 }), { field: 'port' });
+    assert.throws(() => parseMethodInput(def, { jid: 'a@b', password: 'x', host: 'h', port: 0 }), {
+      field: 'port',
+    });
     const send = service.methods.find((m) => m.method === 'im.send')!;
     const ok = { account: 'x0123456789abcdef', to: 'b@example.test', body: 'hi', clientId: 'c-1' };
-    assert.deepEqual(send.validate(ok), ok);
-    assert.throws(() => send.validate({ ...ok, body: 'a\u0001b' }), { field: 'body' });
-    assert.throws(() => send.validate({ ...ok, body: 'x'.repeat(70_000) }), { field: 'body' });
-    assert.throws(() => send.validate({ ...ok, clientId: 'has space' }), { field: 'clientId' });
-    assert.throws(() => send.validate({ ...ok, account: '../etc' }), { field: 'account' });
+    assert.deepEqual(parseMethodInput(send, ok), ok);
+    assert.throws(() => parseMethodInput(send, { ...ok, body: 'a\u0001b' }), { field: 'body' });
+    assert.throws(() => parseMethodInput(send, { ...ok, body: 'x'.repeat(70_000) }), { field: 'body' });
+    assert.throws(() => parseMethodInput(send, { ...ok, clientId: 'has space' }), { field: 'clientId' });
+    assert.throws(() => parseMethodInput(send, { ...ok, account: '../etc' }), { field: 'account' });
   });
 
   test('im.login: online, stored with the password sealed; errors have distinct codes', async () => {
@@ -265,7 +268,9 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
       state: 'composing',
     });
     const typing = service.methods.find((m) => m.method === 'im.typing')!;
-    assert.throws(() => typing.validate({ account: accA, to: 'a@b', state: 'shouting' }), { field: 'state' });
+    assert.throws(() => parseMethodInput(typing, { account: accA, to: 'a@b', state: 'shouting' }), {
+      field: 'state',
+    });
   });
 
   test('hostile contact: huge body is cut, a presence flood is coalesced, the session survives', async () => {

@@ -16,6 +16,7 @@ import {
   type MailUsageRecord,
   openMailService,
 } from '../../server/transport/mail/index.ts';
+import { parseMethodInput } from '../../server/transport/index.ts';
 import type { MethodContext } from '../../server/transport/types.ts';
 import { type DovecotOptions, type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
@@ -134,7 +135,7 @@ export async function startMailFixture(
     const call = async (deviceId: string, method: string, body: unknown): Promise<any> => {
       const def = fixture.service.methods.find((m) => m.method === method);
       if (!def) throw new Error(`no method ${method}`);
-      const input = def.validate(body);
+      const input = parseMethodInput(def, body);
       return def.handle(ctxFor(deviceId, `r${++req}`), input);
     };
     const fixture: MailFixture = {

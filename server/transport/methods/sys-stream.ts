@@ -7,7 +7,7 @@
  * last tick it got, which is what the failover tests do.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GatewayError } from '../../../device-protocol/errors.ts';
+import { integer, objectOf } from '../kit/method-input.ts';
 import type { MethodContext, MethodDefinition } from '../types.ts';
 
 export const MAX_STREAM_COUNT = 1_000_000;
@@ -17,23 +17,6 @@ export interface SysStreamInput {
   count: number;
   from: number;
   intervalMs: number;
-}
-
-function integerField(
-  body: Record<string, unknown>,
-  field: string,
-  min: number,
-  max: number,
-  fallback?: number,
-): number {
-  const v = body[field];
-  if (v === undefined && fallback !== undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new GatewayError('request.bad_input', `${field} must be an integer from ${min} to ${max}.`, {
-      field,
-    });
-  }
-  return v;
 }
 
 async function pushTicks(ctx: MethodContext, input: SysStreamInput): Promise<void> {
@@ -51,17 +34,11 @@ async function pushTicks(ctx: MethodContext, input: SysStreamInput): Promise<voi
 
 export const sysStream: MethodDefinition<SysStreamInput> = {
   method: 'sys.stream',
-  validate(body) {
-    if (body === null || typeof body !== 'object' || Array.isArray(body) || body instanceof Uint8Array) {
-      throw new GatewayError('request.bad_input', 'sys.stream needs a body {count, from?, intervalMs?}.');
-    }
-    const b = body as Record<string, unknown>;
-    return {
-      count: integerField(b, 'count', 0, MAX_STREAM_COUNT),
-      from: integerField(b, 'from', 0, Number.MAX_SAFE_INTEGER - MAX_STREAM_COUNT, 1),
-      intervalMs: integerField(b, 'intervalMs', 0, MAX_STREAM_INTERVAL_MS, 0),
-    };
-  },
+  input: objectOf({
+    count: integer(0, MAX_STREAM_COUNT),
+    from: integer(0, Number.MAX_SAFE_INTEGER - MAX_STREAM_COUNT).default(1),
+    intervalMs: integer(0, MAX_STREAM_INTERVAL_MS).default(0),
+  }),
   async handle(ctx, input) {
     // After the answer is on its way: the first tick must not overtake it.
     setImmediate(() => void pushTicks(ctx, input));

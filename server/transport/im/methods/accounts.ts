@@ -1,11 +1,12 @@
 /** im.accounts: the device's chat accounts and the state of their sessions on this node. */
+import { noInput } from '../../kit/method-input.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { ImDeps } from '../deps.ts';
 
-export function imAccountsMethod(deps: ImDeps): MethodDefinition<null> {
+export function imAccountsMethod(deps: ImDeps): MethodDefinition<undefined> {
   return {
     method: 'im.accounts',
-    validate: () => null,
+    input: noInput,
     async handle(ctx) {
       deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const accounts = deps.accounts.list(ctx.deviceId).map((a) => ({

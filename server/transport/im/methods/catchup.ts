@@ -6,7 +6,8 @@
  */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, optInt, optStr } from '../input.ts';
+import { integerOr, objectOf, optionalString } from '../../kit/method-input.ts';
+import { imAccountIdField } from '../fields.ts';
 import { toValue } from '../session-pool.ts';
 
 export interface ImCatchupInput {
@@ -15,16 +16,16 @@ export interface ImCatchupInput {
   max: number;
 }
 
+const catchupInput = objectOf({
+  account: imAccountIdField,
+  max: integerOr(1, 500, 100),
+  after: optionalString(256),
+}).transform(({ after, ...rest }): ImCatchupInput => (after ? { ...rest, after } : rest));
+
 export function imCatchupMethod(deps: ImDeps): MethodDefinition<ImCatchupInput> {
   return {
     method: 'im.catchup',
-    validate(raw) {
-      const body = asObject(raw);
-      const input: ImCatchupInput = { account: accountField(body), max: optInt(body, 'max', 1, 500) ?? 100 };
-      const after = optStr(body, 'after', 256);
-      if (after !== undefined && after !== '') input.after = after;
-      return input;
-    },
+    input: catchupInput,
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       const page = await session.archive(input.after === undefined ? { max: input.max } : input);

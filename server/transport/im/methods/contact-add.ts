@@ -1,7 +1,9 @@
 /** im.contact.add: puts the contact on the roster and asks for a presence subscription. */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, bad, bareJidField, optStr } from '../input.ts';
+import { z } from 'zod';
+import { listOf, objectOf, optionalString } from '../../kit/method-input.ts';
+import { bareJid, imAccountIdField } from '../fields.ts';
 
 export interface ImContactAddInput {
   account: string;
@@ -10,30 +12,24 @@ export interface ImContactAddInput {
   groups: string[];
 }
 
+const contactAddInput = objectOf({
+  account: imAccountIdField,
+  jid: bareJid,
+  name: optionalString(256),
+  groups: listOf(z.string().min(1).max(256), {
+    max: 32,
+    notList: 'must be a list of at most 32 names',
+    tooMany: 'must be a list of at most 32 names',
+    badEntry: 'names are 1 to 256 characters',
+  })
+    .nullish()
+    .transform((groups) => groups ?? []),
+}).transform(({ name, ...rest }): ImContactAddInput => (name === undefined ? rest : { ...rest, name }));
+
 export function imContactAddMethod(deps: ImDeps): MethodDefinition<ImContactAddInput> {
   return {
     method: 'im.contact.add',
-    validate(raw) {
-      const body = asObject(raw);
-      const input: ImContactAddInput = {
-        account: accountField(body),
-        jid: bareJidField(body, 'jid'),
-        groups: [],
-      };
-      const name = optStr(body, 'name', 256);
-      if (name !== undefined) input.name = name;
-      const groups = body.groups;
-      if (groups !== undefined && groups !== null) {
-        if (!Array.isArray(groups) || groups.length > 32)
-          throw bad('groups', 'must be a list of at most 32 names');
-        for (const g of groups) {
-          if (typeof g !== 'string' || g === '' || g.length > 256)
-            throw bad('groups', 'names are 1 to 256 characters');
-        }
-        input.groups = groups as string[];
-      }
-      return input;
-    },
+    input: contactAddInput,
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.addContact(input.jid, input.name, input.groups);

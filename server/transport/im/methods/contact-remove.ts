@@ -1,15 +1,13 @@
 /** im.contact.remove: removes the contact from the roster (which also cancels both subscriptions). */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, bareJidField } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { bareJid, imAccountIdField } from '../fields.ts';
 
 export function imContactRemoveMethod(deps: ImDeps): MethodDefinition<{ account: string; jid: string }> {
   return {
     method: 'im.contact.remove',
-    validate(raw) {
-      const body = asObject(raw);
-      return { account: accountField(body), jid: bareJidField(body, 'jid') };
-    },
+    input: objectOf({ account: imAccountIdField, jid: bareJid }),
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.removeContact(input.jid);

@@ -8,7 +8,16 @@
 import type { MethodDefinition } from '../../types.ts';
 import { imAccountId } from '../account-store.ts';
 import type { ImDeps } from '../deps.ts';
-import { asObject, bad, bareJidField, optInt, optStr, reqStr } from '../input.ts';
+import { z } from 'zod';
+import {
+  boundedString,
+  eitherBy,
+  mustBeAbsent,
+  optionalInteger,
+  optionalString,
+} from '../../kit/method-input.ts';
+import { bareJid } from '../fields.ts';
+
 import { imPreset, imServerFromPreset } from '../presets.ts';
 
 export interface ImLoginInput {
@@ -19,38 +28,52 @@ export interface ImLoginInput {
   preset?: string;
 }
 
+const account = { jid: bareJid, password: boundedString(1024) };
+
+/** With `preset` the server comes from the device's service profile; without, from host/port or DNS SRV. */
+const loginInput = eitherBy(
+  'preset',
+  {
+    ...account,
+    preset: z.string().max(100),
+    host: mustBeAbsent('comes from the preset; give preset or host'),
+    port: mustBeAbsent('comes from the preset; give preset or port'),
+  },
+  {
+    ...account,
+    host: optionalString(255).refine((host) => host === undefined || /^[A-Za-z0-9.\-:[\]]+$/.test(host), {
+      error: 'must be a host name or IP address',
+    }),
+    port: optionalInteger(1, 65535),
+  },
+)
+  .superRefine((b, ctx) => {
+    if (!b.$given && b.port !== undefined && b.host === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'needs host as well' });
+    }
+  })
+  .transform(({ jid, password, ...b }): ImLoginInput => {
+    if (b.$given) return { jid, password, preset: b.preset };
+    return {
+      jid,
+      password,
+      ...(b.host === undefined ? {} : { host: b.host }),
+      ...(b.port === undefined ? {} : { port: b.port }),
+    };
+  });
+
 export function imLoginMethod(deps: ImDeps): MethodDefinition<ImLoginInput> {
   return {
     method: 'im.login',
-    validate(raw) {
-      const body = asObject(raw);
-      const input: ImLoginInput = {
-        jid: bareJidField(body, 'jid'),
-        password: reqStr(body, 'password', 1024),
-      };
-      const preset = optStr(body, 'preset', 100);
-      if (preset !== undefined) {
-        if (body.host !== undefined) throw bad('host', 'comes from the preset; give preset or host');
-        if (body.port !== undefined) throw bad('port', 'comes from the preset; give preset or port');
-        return { ...input, preset };
-      }
-      const host = optStr(body, 'host', 255);
-      if (host !== undefined) {
-        if (!/^[A-Za-z0-9.\-:[\]]+$/.test(host)) throw bad('host', 'must be a host name or IP address');
-        input.host = host;
-      }
-      const port = optInt(body, 'port', 1, 65535);
-      if (port !== undefined) {
-        if (host === undefined) throw bad('port', 'needs host as well');
-        input.port = port;
-      }
-      return input;
-    },
+    input: loginInput,
     async handle(ctx, given) {
       const input =
         given.preset === undefined
           ? given
-          : { ...given, ...imServerFromPreset(imPreset(ctx.profile, given.preset), given.jid) };
+          : {
+              ...given,
+              ...imServerFromPreset(imPreset(ctx.profile, given.preset), given.jid),
+            };
       deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const now = ctx.now();
       const candidate = {

@@ -1,12 +1,13 @@
 /** im.logout: ends the account's session and forgets the account (and its sealed password). */
 import type { MethodDefinition } from '../../types.ts';
 import type { ImDeps } from '../deps.ts';
-import { accountField, asObject } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { imAccountIdField } from '../fields.ts';
 
 export function imLogoutMethod(deps: ImDeps): MethodDefinition<{ account: string }> {
   return {
     method: 'im.logout',
-    validate: (raw) => ({ account: accountField(asObject(raw)) }),
+    input: objectOf({ account: imAccountIdField }),
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       await deps.sessions.close(account.id);

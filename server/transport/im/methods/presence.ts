@@ -1,11 +1,13 @@
 /** im.presence: sets the account's own presence (kept across reconnects). */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, bad, optStr } from '../input.ts';
+import { z } from 'zod';
+import { objectOf, optionalString } from '../../kit/method-input.ts';
+import { imAccountIdField } from '../fields.ts';
 import { toValue } from '../session-pool.ts';
 import type { PresenceShow } from '../xmpp-session.ts';
 
-const SHOWS: PresenceShow[] = ['available', 'away', 'chat', 'dnd', 'xa', 'unavailable'];
+const SHOWS = ['available', 'away', 'chat', 'dnd', 'xa', 'unavailable'] as const satisfies PresenceShow[];
 
 export interface ImPresenceInput {
   account: string;
@@ -13,18 +15,22 @@ export interface ImPresenceInput {
   status?: string;
 }
 
+const presenceInput = objectOf({
+  show: z
+    .enum(SHOWS)
+    .nullish()
+    .transform((show): PresenceShow => show ?? 'available'),
+  status: optionalString(1024),
+  account: imAccountIdField,
+}).transform(
+  ({ account, show, status }): ImPresenceInput =>
+    status === undefined ? { account, show } : { account, show, status },
+);
+
 export function imPresenceMethod(deps: ImDeps): MethodDefinition<ImPresenceInput> {
   return {
     method: 'im.presence',
-    validate(raw) {
-      const body = asObject(raw);
-      const show = (optStr(body, 'show', 16) ?? 'available') as PresenceShow;
-      if (!SHOWS.includes(show)) throw bad('show', `must be one of ${SHOWS.join(', ')}`);
-      const status = optStr(body, 'status', 1024);
-      return status === undefined
-        ? { account: accountField(body), show }
-        : { account: accountField(body), show, status };
-    },
+    input: presenceInput,
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.setPresence(input.show, input.status);

@@ -5,7 +5,8 @@
  */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, bad, bareJidField, reqStr } from '../input.ts';
+import { boundedString, objectOf } from '../../kit/method-input.ts';
+import { bareJid, imAccountIdField } from '../fields.ts';
 import { hasControlChars } from '../xmpp-session.ts';
 
 export interface ImSendInput {
@@ -18,27 +19,21 @@ export interface ImSendInput {
 /** Prosody's default stanza limit is 256 KiB; a chat body far below that keeps every server happy. */
 export const MAX_SEND_BODY_BYTES = 64 * 1024;
 
+const sendInput = objectOf({
+  account: imAccountIdField,
+  to: bareJid,
+  body: boundedString(MAX_SEND_BODY_BYTES)
+    .refine((body) => Buffer.byteLength(body) <= MAX_SEND_BODY_BYTES, {
+      error: `is larger than ${MAX_SEND_BODY_BYTES} bytes`,
+    })
+    .refine((body) => !hasControlChars(body), { error: 'holds control characters XML cannot carry' }),
+  clientId: boundedString(128).regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' }),
+});
+
 export function imSendMethod(deps: ImDeps): MethodDefinition<ImSendInput> {
   return {
     method: 'im.send',
-    validate(raw) {
-      const body = asObject(raw);
-      const input: ImSendInput = {
-        account: accountField(body),
-        to: bareJidField(body, 'to'),
-        body: reqStr(body, 'body', MAX_SEND_BODY_BYTES),
-        clientId: reqStr(body, 'clientId', 128),
-      };
-      if (Buffer.byteLength(input.body) > MAX_SEND_BODY_BYTES) {
-        throw bad('body', `is larger than ${MAX_SEND_BODY_BYTES} bytes`);
-      }
-      if (hasControlChars(input.body)) {
-        throw bad('body', 'holds control characters XML cannot carry');
-      }
-      if (!/^[\x21-\x7e]+$/.test(input.clientId))
-        throw bad('clientId', 'must be printable ASCII without spaces');
-      return input;
-    },
+    input: sendInput,
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.send(input.to, input.body, input.clientId);

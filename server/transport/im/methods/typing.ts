@@ -1,7 +1,9 @@
 /** im.typing: tells a contact the user is typing or stopped (XEP-0085 chat states). */
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
-import { accountField, asObject, bad, bareJidField, reqStr } from '../input.ts';
+import { z } from 'zod';
+import { objectOf } from '../../kit/method-input.ts';
+import { bareJid, imAccountIdField } from '../fields.ts';
 import { CHAT_STATES, type ChatState } from '../xmpp-session.ts';
 
 export function imTypingMethod(
@@ -9,12 +11,7 @@ export function imTypingMethod(
 ): MethodDefinition<{ account: string; to: string; state: ChatState }> {
   return {
     method: 'im.typing',
-    validate(raw) {
-      const body = asObject(raw);
-      const state = reqStr(body, 'state', 16) as ChatState;
-      if (!CHAT_STATES.includes(state)) throw bad('state', `must be one of ${CHAT_STATES.join(', ')}`);
-      return { account: accountField(body), to: bareJidField(body, 'to'), state };
-    },
+    input: objectOf({ state: z.enum(CHAT_STATES), account: imAccountIdField, to: bareJid }),
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
       await session.sendChatState(input.to, input.state);

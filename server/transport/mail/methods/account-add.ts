@@ -6,11 +6,20 @@
  * the handset gives only address, password and optionally user: the servers
  * come from the preset.
  */
+import { z } from 'zod';
+import {
+  boundedString,
+  eitherBy,
+  integer,
+  mustBeAbsent,
+  objectOf,
+  optionalString,
+} from '../../kit/method-input.ts';
 import type { MailServerSettings, TlsMode } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { connectImap } from '../imap-session.ts';
-import { asObject, bad, type Body, reqStr, str } from '../input.ts';
 import { mailConnectError } from '../mail-errors.ts';
+
 import { mailPreset, mailSettingsFromPreset } from '../presets.ts';
 import { createSmtpTransport } from '../smtp.ts';
 import type { MethodDefinition } from '../../types.ts';
@@ -19,61 +28,62 @@ export type AccountAddInput =
   | { address: string; name?: string; imap: MailServerSettings; smtp: MailServerSettings }
   | { address: string; name?: string; preset: string; user: string; password: string };
 
-const TLS_MODES: TlsMode[] = ['none', 'starttls', 'implicit'];
+const TLS_MODES = ['none', 'starttls', 'implicit'] as const satisfies readonly TlsMode[];
 
-function serverSettings(body: Body, which: 'imap' | 'smtp', fallbackUser: string): MailServerSettings {
-  const s = asObject(body[which], which);
-  const prefix = `${which}.`;
-  const tls = reqStr(s, 'tls', { prefix, max: 20 }) as TlsMode;
-  if (!TLS_MODES.includes(tls)) throw bad(`${which}.tls`, `must be one of ${TLS_MODES.join(', ')}`);
-  const allow = s.allowInvalidCert;
-  if (allow !== undefined && typeof allow !== 'boolean')
-    throw bad(`${which}.allowInvalidCert`, 'must be a boolean');
-  const host = reqStr(s, 'host', { prefix, max: 255 });
-  const port = s.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw bad(`${which}.port`, 'must be an integer from 1 to 65535');
-  }
+const serverFields = {
+  tls: z.enum(TLS_MODES),
+  allowInvalidCert: z.boolean().optional(),
+  host: boundedString(255),
+  port: integer(1, 65535),
+  user: optionalString(320),
+};
+const imapServer = objectOf({ ...serverFields, password: boundedString(1000) });
+// The SMTP login defaults to the IMAP one (the usual case), password included.
+const smtpServer = objectOf({ ...serverFields, password: boundedString(1000).optional() });
+
+type ServerInput = z.output<typeof smtpServer>;
+
+function serverSettings(s: ServerInput, user: string, password: string): MailServerSettings {
   return {
-    host,
-    port,
-    tls,
-    user: str(s, 'user', { prefix, max: 320, optional: true }) || fallbackUser,
-    password: reqStr(s, 'password', { prefix, max: 1000 }),
-    ...(allow ? { allowInvalidCert: true } : {}),
+    host: s.host,
+    port: s.port,
+    tls: s.tls,
+    user: s.user || user,
+    password: s.password ?? password,
+    ...(s.allowInvalidCert ? { allowInvalidCert: true } : {}),
   };
 }
+
+const comesFromPreset = mustBeAbsent('comes from the preset; give preset or servers');
+
+const identity = {
+  address: boundedString(320).regex(/^[^\s@]+@[^\s@]+$/, { error: 'must be an e-mail address' }),
+  name: optionalString(200),
+};
+
+/** With `preset` the servers come from the device's service profile; without, the body gives both. */
+const accountAddInput = eitherBy(
+  'preset',
+  {
+    ...identity,
+    preset: z.string().max(100),
+    imap: comesFromPreset,
+    smtp: comesFromPreset,
+    user: optionalString(320),
+    password: boundedString(1000),
+  },
+  { ...identity, imap: imapServer, smtp: smtpServer },
+).transform((b): AccountAddInput => {
+  const who = { address: b.address, ...(b.name ? { name: b.name } : {}) };
+  if (b.$given) return { ...who, preset: b.preset, user: b.user || b.address, password: b.password };
+  const imap = serverSettings(b.imap, b.address, b.imap.password);
+  return { ...who, imap, smtp: serverSettings(b.smtp, imap.user, imap.password) };
+});
 
 export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInput> {
   return {
     method: 'mail.account.add',
-    validate(raw) {
-      const body = asObject(raw);
-      const address = reqStr(body, 'address', { max: 320 });
-      if (!/^[^\s@]+@[^\s@]+$/.test(address)) throw bad('address', 'must be an e-mail address');
-      const name = str(body, 'name', { max: 200, optional: true });
-      const preset = str(body, 'preset', { max: 100, optional: true });
-      if (preset !== undefined) {
-        for (const field of ['imap', 'smtp'])
-          if (body[field] !== undefined) throw bad(field, 'comes from the preset; give preset or servers');
-        return {
-          address,
-          ...(name ? { name } : {}),
-          preset,
-          user: str(body, 'user', { max: 320, optional: true }) || address,
-          password: reqStr(body, 'password', { max: 1000 }),
-        };
-      }
-      const imap = serverSettings(body, 'imap', address);
-      // The SMTP login defaults to the IMAP one (the usual case), password included.
-      const smtpBody = asObject(body.smtp, 'smtp');
-      const smtp = serverSettings(
-        { smtp: { password: imap.password, ...smtpBody } } as Body,
-        'smtp',
-        imap.user,
-      );
-      return { address, ...(name ? { name } : {}), imap, smtp };
-    },
+    input: accountAddInput,
     async handle(ctx, given) {
       const input =
         'preset' in given

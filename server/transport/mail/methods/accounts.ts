@@ -1,12 +1,13 @@
 /** mail.accounts lists the device's accounts; mail.account.remove forgets one (and closes its session). */
-import type { MailDeps } from '../deps.ts';
-import { asObject, reqStr } from '../input.ts';
+import { noInput, objectOf } from '../../kit/method-input.ts';
 import type { MethodDefinition } from '../../types.ts';
+import type { MailDeps } from '../deps.ts';
+import { mailAccountId } from '../fields.ts';
 
-export function accountsMethod(deps: MailDeps): MethodDefinition<Record<string, never>> {
+export function accountsMethod(deps: MailDeps): MethodDefinition<undefined> {
   return {
     method: 'mail.accounts',
-    validate: () => ({}),
+    input: noInput,
     async handle(ctx) {
       return {
         accounts: deps.accounts.list(ctx.deviceId).map((a) => ({
@@ -25,7 +26,7 @@ export function accountsMethod(deps: MailDeps): MethodDefinition<Record<string, 
 export function accountRemoveMethod(deps: MailDeps): MethodDefinition<{ account: string }> {
   return {
     method: 'mail.account.remove',
-    validate: (raw) => ({ account: reqStr(asObject(raw), 'account', { max: 100 }) }),
+    input: objectOf({ account: mailAccountId }),
     async handle(ctx, input) {
       deps.accounts.get(ctx.deviceId, input.account); // mail.not_found for another device's account
       await deps.watchers?.stop(input.account);

@@ -25,6 +25,7 @@
  * with its size; mail.body then lists the variant with that error.
  */
 import type { ImapFlow, MessageStructureObject } from 'imapflow';
+import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../../../../device-protocol/errors.ts';
 import type { ImageVariantSpec } from '../../../../transcoder/image.ts';
 import { TranscoderClient } from '../../../../transcoder/protocol.ts';
@@ -41,7 +42,8 @@ import {
   type TranscodedVariantName,
 } from '../image-variants.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, bad, folder, reqInt, reqStr, str } from '../input.ts';
+import { boundedString, integerOr, objectOf } from '../../kit/method-input.ts';
+import { folderPath, mailAccountId, uid } from '../fields.ts';
 
 export type AttachmentVariant = 'original' | TranscodedVariantName;
 
@@ -60,32 +62,25 @@ export const ATTACHMENT_CHUNK_MAX = 512 * 1024;
 /** A request may wait in a transcoder's queue, then run up to its job limit. */
 const TRANSCODE_TIMEOUT_MS = 30_000;
 
-const VARIANTS: readonly AttachmentVariant[] = ['original', 'thumb', 'screen'];
+const attachmentInput = objectOf({
+  part: boundedString(64).regex(/^[1-9]\d{0,4}(\.[1-9]\d{0,4}){0,20}$/, {
+    error: 'must be a MIME part number like 2 or 1.2',
+  }),
+  variant: z
+    .enum(['original', 'thumb', 'screen'])
+    .nullish()
+    .transform((v): AttachmentVariant => v ?? 'original'),
+  account: mailAccountId,
+  folder: folderPath,
+  uid,
+  offset: integerOr(0, 2 ** 40, 0),
+  length: integerOr(1, ATTACHMENT_CHUNK_MAX, ATTACHMENT_CHUNK_DEFAULT),
+});
 
 export function attachmentMethod(deps: MailDeps): MethodDefinition<AttachmentInput> {
   return {
     method: 'mail.attachment',
-    validate(raw) {
-      const body = asObject(raw);
-      const part = reqStr(body, 'part', { max: 64 });
-      if (!/^[1-9]\d{0,4}(\.[1-9]\d{0,4}){0,20}$/.test(part))
-        throw bad('part', 'must be a MIME part number like 2 or 1.2');
-      const variant = (str(body, 'variant', { max: 16, optional: true }) ?? 'original') as AttachmentVariant;
-      if (!VARIANTS.includes(variant)) throw bad('variant', `must be one of ${VARIANTS.join(', ')}`);
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        uid: reqInt(body, 'uid', { min: 1, max: 0xffffffff }),
-        part,
-        variant,
-        offset: reqInt(body, 'offset', { min: 0, max: 2 ** 40, default: 0 }),
-        length: reqInt(body, 'length', {
-          min: 1,
-          max: ATTACHMENT_CHUNK_MAX,
-          default: ATTACHMENT_CHUNK_DEFAULT,
-        }),
-      };
-    },
+    input: attachmentInput,
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       if (input.variant !== 'original') return variantChunk(deps, ctx, account, input);

@@ -33,7 +33,8 @@ import {
 } from '../image-variants.ts';
 import { withFolder } from '../imap-session.ts';
 import { findTextPart, listAttachments } from '../headers.ts';
-import { asObject, folder, int, reqInt, reqStr } from '../input.ts';
+import { integerOr, objectOf, optionalInteger } from '../../kit/method-input.ts';
+import { folderPath, mailAccountId, uid } from '../fields.ts';
 import { decodeCharset, decodeTransfer, htmlToText, truncateUtf8 } from '../mime-text.ts';
 
 export interface BodyInput {
@@ -44,23 +45,23 @@ export interface BodyInput {
   offset: number;
 }
 
+const bodyInput = objectOf({
+  maxBytes: optionalInteger(256, 1024 * 1024),
+  account: mailAccountId,
+  folder: folderPath,
+  uid,
+  offset: integerOr(0, 1 << 30, 0),
+}).transform(
+  ({ maxBytes, ...rest }): BodyInput => ({ ...rest, ...(maxBytes === undefined ? {} : { maxBytes }) }),
+);
+
 /** Raw bytes of a text part we are willing to read; beyond this the text is cut (and says so). */
 export const TEXT_PART_MAX_BYTES = 4 * 1024 * 1024;
 
 export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
   return {
     method: 'mail.body',
-    validate(raw) {
-      const body = asObject(raw);
-      const maxBytes = int(body, 'maxBytes', { min: 256, max: 1024 * 1024, optional: true });
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        uid: reqInt(body, 'uid', { min: 1, max: 0xffffffff }),
-        ...(maxBytes === undefined ? {} : { maxBytes }),
-        offset: reqInt(body, 'offset', { min: 0, max: 1 << 30, default: 0 }),
-      };
-    },
+    input: bodyInput,
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       // The service profile's bodyTruncateBytes caps what the device may ask for.

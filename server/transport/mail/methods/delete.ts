@@ -2,7 +2,8 @@
 import type { MethodDefinition } from '../../types.ts';
 import type { MailDeps } from '../deps.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, folder, reqStr, uidList } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { folderPath, mailAccountId, uidList } from '../fields.ts';
 
 export interface DeleteInput {
   account: string;
@@ -13,14 +14,7 @@ export interface DeleteInput {
 export function deleteMethod(deps: MailDeps): MethodDefinition<DeleteInput> {
   return {
     method: 'mail.delete',
-    validate(raw) {
-      const body = asObject(raw);
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        uids: uidList(body, 'uids'),
-      };
-    },
+    input: objectOf({ account: mailAccountId, folder: folderPath, uids: uidList() }),
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       await deps.sessions.use(account, 'delete', async (c) => {

@@ -2,7 +2,31 @@
 import type { MethodDefinition } from '../../types.ts';
 import type { MailDeps } from '../deps.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, bad, folder, reqStr, stringList, uidList } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { folderPath, mailAccountId, stringList, uidList } from '../fields.ts';
+
+const IMAP_FLAG = /^\\?[A-Za-z0-9$_.-]{1,64}$/;
+
+const flagInput = objectOf({
+  add: stringList(20, { optional: true }),
+  remove: stringList(20, { optional: true }),
+  account: mailAccountId,
+  folder: folderPath,
+  uids: uidList(),
+}).superRefine(({ add, remove }, ctx) => {
+  // Both lists are reported as `add`: the device named no usable flag.
+  if (add.length === 0 && remove.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['add'], message: 'add or remove must name a flag' });
+  }
+  const wrong = [...add, ...remove].find((f) => !IMAP_FLAG.test(f));
+  if (wrong !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['add'],
+      message: `flag ${JSON.stringify(wrong)} is not an IMAP flag`,
+    });
+  }
+});
 
 export interface FlagInput {
   account: string;
@@ -15,23 +39,7 @@ export interface FlagInput {
 export function flagMethod(deps: MailDeps): MethodDefinition<FlagInput> {
   return {
     method: 'mail.flag',
-    validate(raw) {
-      const body = asObject(raw);
-      const add = stringList(body, 'add', { max: 20, optional: true });
-      const remove = stringList(body, 'remove', { max: 20, optional: true });
-      if (add.length === 0 && remove.length === 0) throw bad('add', 'add or remove must name a flag');
-      for (const f of [...add, ...remove]) {
-        if (!/^\\?[A-Za-z0-9$_.-]{1,64}$/.test(f))
-          throw bad('add', `flag ${JSON.stringify(f)} is not an IMAP flag`);
-      }
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        uids: uidList(body, 'uids'),
-        add,
-        remove,
-      };
-    },
+    input: flagInput,
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       await deps.sessions.use(account, 'flag', async (c) => {

@@ -1,12 +1,13 @@
 /** mail.folders: every selectable folder with total and unread counts (LIST + STATUS). */
 import type { MailDeps } from '../deps.ts';
-import { asObject, reqStr } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { mailAccountId } from '../fields.ts';
 import type { MethodDefinition } from '../../types.ts';
 
 export function foldersMethod(deps: MailDeps): MethodDefinition<{ account: string }> {
   return {
     method: 'mail.folders',
-    validate: (raw) => ({ account: reqStr(asObject(raw), 'account', { max: 100 }) }),
+    input: objectOf({ account: mailAccountId }),
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const list = await deps.sessions.use(account, 'folders', (c) =>

@@ -2,7 +2,8 @@
 import type { MethodDefinition } from '../../types.ts';
 import type { MailDeps } from '../deps.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, folder, reqStr, uidList } from '../input.ts';
+import { objectOf } from '../../kit/method-input.ts';
+import { folderPath, mailAccountId, uidList } from '../fields.ts';
 
 export interface MoveInput {
   account: string;
@@ -14,15 +15,7 @@ export interface MoveInput {
 export function moveMethod(deps: MailDeps): MethodDefinition<MoveInput> {
   return {
     method: 'mail.move',
-    validate(raw) {
-      const body = asObject(raw);
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        uids: uidList(body, 'uids'),
-        to: folder(body, 'to'),
-      };
-    },
+    input: objectOf({ account: mailAccountId, folder: folderPath, uids: uidList(), to: folderPath }),
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const res = await deps.sessions.use(account, 'move', async (c) => {

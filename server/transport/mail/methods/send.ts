@@ -10,13 +10,15 @@
 import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { z } from 'zod';
 import type { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { withFolder } from '../imap-session.ts';
-import { asObject, bad, reqStr, str, stringList } from '../input.ts';
+import { boundedString, objectOf, optionalString } from '../../kit/method-input.ts';
+import { mailAccountId, stringList } from '../fields.ts';
 import { smtpSendError } from '../mail-errors.ts';
 import { createSmtpTransport } from '../smtp.ts';
 
@@ -39,6 +41,35 @@ export interface SendInput {
 }
 
 const MAX_TEXT = 1024 * 1024;
+const MAX_ATTACHMENTS = 20;
+
+const attachmentInput = objectOf({
+  name: boundedString(255),
+  type: optionalString(255).transform((t) => t || 'application/octet-stream'),
+  content: z
+    .custom<Uint8Array | string>((c) => c instanceof Uint8Array || typeof c === 'string', {
+      error: 'must be bytes or base64',
+    })
+    .transform((c) => (typeof c === 'string' ? Buffer.from(c, 'base64') : c)),
+});
+
+const sendInput = objectOf({
+  to: stringList(100),
+  // The count first: a list over the limit costs no decoding of its contents.
+  attachments: z
+    .array(z.unknown(), { error: `must be a list of at most ${MAX_ATTACHMENTS}` })
+    .max(MAX_ATTACHMENTS, { error: `must be a list of at most ${MAX_ATTACHMENTS}` })
+    .pipe(z.array(attachmentInput))
+    .nullish()
+    .transform((list): SendAttachment[] => list ?? []),
+  inReplyTo: optionalString(1000),
+  account: mailAccountId,
+  cc: stringList(100, { optional: true }),
+  bcc: stringList(100, { optional: true }),
+  subject: optionalString(2000).transform((s) => s ?? ''),
+  text: optionalString(MAX_TEXT).transform((t) => t ?? ''),
+  clientId: boundedString(200),
+}).transform(({ inReplyTo, ...rest }): SendInput => ({ ...rest, ...(inReplyTo ? { inReplyTo } : {}) }));
 
 export function messageIdFor(account: MailAccount, deviceId: string, clientId: string): string {
   const domain = account.address.split('@')[1] || 'mmgw.invalid';
@@ -50,41 +81,7 @@ export function messageIdFor(account: MailAccount, deviceId: string, clientId: s
 export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
   return {
     method: 'mail.send',
-    validate(raw) {
-      const body = asObject(raw);
-      const to = stringList(body, 'to', { max: 100 });
-      const attachments: SendAttachment[] = [];
-      const rawAtt = body.attachments;
-      if (rawAtt !== undefined && rawAtt !== null) {
-        if (!Array.isArray(rawAtt) || rawAtt.length > 20)
-          throw bad('attachments', 'must be a list of at most 20');
-        rawAtt.forEach((a, i) => {
-          const o = asObject(a, `attachments[${i}]`);
-          const content = o.content;
-          let bytes: Uint8Array;
-          if (content instanceof Uint8Array) bytes = content;
-          else if (typeof content === 'string') bytes = Buffer.from(content, 'base64');
-          else throw bad(`attachments[${i}].content`, 'must be bytes or base64');
-          attachments.push({
-            name: reqStr(o, 'name', { max: 255, prefix: `attachments[${i}].` }),
-            type: str(o, 'type', { max: 255, optional: true }) || 'application/octet-stream',
-            content: bytes,
-          });
-        });
-      }
-      const inReplyTo = str(body, 'inReplyTo', { max: 1000, optional: true });
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        to,
-        cc: stringList(body, 'cc', { max: 100, optional: true }),
-        bcc: stringList(body, 'bcc', { max: 100, optional: true }),
-        subject: str(body, 'subject', { max: 2000, optional: true }) ?? '',
-        text: str(body, 'text', { max: MAX_TEXT, optional: true }) ?? '',
-        clientId: reqStr(body, 'clientId', { max: 200 }),
-        ...(inReplyTo ? { inReplyTo } : {}),
-        attachments,
-      };
-    },
+    input: sendInput,
     async handle(ctx, input): Promise<Value> {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const messageId = messageIdFor(account, ctx.deviceId, input.clientId);

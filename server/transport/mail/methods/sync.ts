@@ -16,13 +16,15 @@
  * once for new messages (UIDs only grow).
  */
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import { z } from 'zod';
 import { compactHeaders } from '../../../../device-protocol/mail-headers.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from '../cursor.ts';
 import type { MailDeps } from '../deps.ts';
 import { deviceFlags, fetchHeaders, type MailHeader } from '../headers.ts';
-import { asObject, bad, folder, int, reqInt, reqStr, str } from '../input.ts';
+import { integerOr, objectOf, optionalInteger, optionalString } from '../../kit/method-input.ts';
+import { folderPath, MAX_UID, mailAccountId } from '../fields.ts';
 
 export interface SyncInput {
   account: string;
@@ -34,27 +36,29 @@ export interface SyncInput {
   compact?: boolean;
 }
 
+const syncInput = objectOf({
+  cursor: optionalString(200),
+  before: optionalInteger(1, MAX_UID),
+  compact: z.boolean().optional(),
+  account: mailAccountId,
+  folder: folderPath,
+  limit: integerOr(1, 500, 50),
+}).transform(
+  ({ cursor, before, compact, ...rest }): SyncInput => ({
+    ...rest,
+    ...(cursor ? { cursor } : {}),
+    ...(before === undefined ? {} : { before }),
+    ...(compact ? { compact: true } : {}),
+  }),
+);
+
 /** Past this many UIDs the no-QRESYNC expunge scan is skipped (it would cost more than a resync). */
 const FALLBACK_SCAN_MAX = 200_000;
 
 export function syncMethod(deps: MailDeps): MethodDefinition<SyncInput> {
   return {
     method: 'mail.sync',
-    validate(raw) {
-      const body = asObject(raw);
-      const cursor = str(body, 'cursor', { max: 200, optional: true });
-      const before = int(body, 'before', { min: 1, max: 0xffffffff, optional: true });
-      const compact = body.compact;
-      if (compact !== undefined && typeof compact !== 'boolean') throw bad('compact', 'must be a boolean');
-      return {
-        account: reqStr(body, 'account', { max: 100 }),
-        folder: folder(body),
-        limit: reqInt(body, 'limit', { min: 1, max: 500, default: 50 }),
-        ...(cursor ? { cursor } : {}),
-        ...(before === undefined ? {} : { before }),
-        ...(compact ? { compact: true } : {}),
-      };
-    },
+    input: syncInput,
     async handle(ctx, input) {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       // Decode before touching the server: a bad cursor is the device's error, not the server's.
