@@ -280,7 +280,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     handles.push({ name: 'recorder', close: () => recorder.close() });
     if (roles.includes('transport')) {
       const [
-        { busDeviceProfileFetch, DeviceProfiles, startTransport, watchDeviceSessions },
+        { busDeviceProfileFetch, DeviceProfiles, startTransport, TransportStorage, watchDeviceSessions },
         { openImService },
         { openMailService, registryMediaProfiles },
       ] = await Promise.all([
@@ -288,17 +288,19 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         import('./transport/im/index.ts'),
         import('./transport/mail/index.ts'),
       ]);
-      // Mail accounts live in lmdb under this node's data dir, so they outlive a restart of the node.
+      // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
+      const storage = TransportStorage.open(config.data);
       const mail = openMailService({
         dataDir: config.data,
+        storage,
         logger,
         bus,
         recorder,
         // Capability profiles per model and service policies, where this node holds the registry.
         ...(registry ? { mediaProfiles: registryMediaProfiles(registry) } : {}),
       });
-      // Chat accounts likewise; their XMPP sessions come back at start and when a device reconnects.
-      const im = openImService({ dataDir: config.data, logger, bus, recorder });
+      // Chat accounts too; their XMPP sessions come back at start and when a device reconnects.
+      const im = openImService({ dataDir: config.data, storage, logger, bus, recorder });
       // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
       const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
       let transport: Awaited<ReturnType<typeof startTransport>>;
@@ -314,6 +316,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       } catch (err) {
         await im.close();
         await mail.close();
+        await storage.close();
         throw err;
       }
       // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
@@ -350,6 +353,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
           await transport.close();
           await im.close();
           await mail.close();
+          await storage.close();
         },
       });
       started.add('transport');

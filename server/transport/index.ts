@@ -25,6 +25,7 @@ export { MethodRegistry } from './registry.ts';
 export type { MethodContext, MethodDefinition, TransportRequest } from './types.ts';
 export { DEVICE_PUSH_TIMEOUT_MS, type DevicePush, DevicePusher } from './kit/device-pusher.ts';
 export { parseMethodInput } from './kit/method-input.ts';
+export { TransportStorage } from './kit/transport-storage.ts';
 export {
   type DeviceSessionHooks,
   watchDeviceSessions,

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.ts';
 import { CredentialCipher } from '../credentials.ts';
 import { DevicePusher } from '../kit/device-pusher.ts';
+import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
 import { type ImAccountStore, LmdbImAccountStore } from './account-store.ts';
 import type { ImDeps } from './deps.ts';
@@ -76,8 +77,10 @@ export interface ImServiceOptions extends XmppSessionPoolOptions {
   dataDir: string;
   logger?: Logger;
   env?: Record<string, string | undefined>;
-  /** Injected store (tests); default lmdb under `<dataDir>/transport`. */
+  /** Injected store (tests); default the `im.accounts` of `storage`. */
   accounts?: ImAccountStore;
+  /** The node's transport storage (one lmdb environment per node); absent: opened under `dataDir`. */
+  storage?: TransportStorage;
   restoreTimeoutMs?: number;
   /** The node's bus: pushes to devices that have not sent a request since the node started. */
   bus?: Bus;
@@ -114,7 +117,10 @@ export function openImService(opts: ImServiceOptions): ImService {
   let cipher: CredentialCipher | undefined;
   const theCipher = () =>
     (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
-  const accounts = opts.accounts ?? new LmdbImAccountStore({ dataDir: opts.dataDir, cipher: theCipher() });
+  // The node's storage when it gives one; else this service's own, closed with it.
+  let ownStorage: TransportStorage | undefined;
+  const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
+  const accounts = opts.accounts ?? new LmdbImAccountStore({ storage: storage(), cipher: theCipher() });
   const pusher = opts.bus ? new DevicePusher(opts.bus) : undefined;
   const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
   // MMGW_IM_LINGER_MS: how long a gone device's XMPP sessions stay (tests and operators; default 10 min).
@@ -160,6 +166,7 @@ export function openImService(opts: ImServiceOptions): ImService {
     async close() {
       await sessions.closeAll();
       await accounts.close();
+      await ownStorage?.close();
     },
   };
 

@@ -1,15 +1,14 @@
 /**
- * Mail accounts of the devices pinned to this transport node, in lmdb under
- * `<dataDir>/transport`. Passwords are sealed with the node's CredentialCipher
- * (the account id is bound as context). Records carry a version `v` so that a
- * newer release can still read what an older one wrote.
+ * Mail accounts of the devices pinned to this transport node: the mail codec
+ * of the kit's SealedAccountStore (kit/account-store.ts), sub-database
+ * `mail.accounts` of the node's TransportStorage. Both passwords (IMAP and
+ * SMTP) are sealed, the account id bound as context.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { CredentialCipher } from '../credentials.ts';
+import { type AccountCodec, SealedAccountStore } from '../kit/account-store.ts';
+import type { TransportStorage } from '../kit/transport-storage.ts';
 
 export type TlsMode = 'none' | 'starttls' | 'implicit';
 
@@ -38,7 +37,7 @@ export interface MailAccount {
   createdAt: number;
 }
 
-type MailAccountInput = Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>;
+export type MailAccountInput = Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>;
 
 interface StoredServer extends Omit<MailServerSettings, 'password'> {
   secret: string;
@@ -57,7 +56,7 @@ interface StoredAccountV1 {
   createdAt: number;
 }
 
-/** What mail methods need from storage; the lmdb one below is the real one. */
+/** What mail methods need from storage; LmdbMailAccountStore is the real one. */
 export interface MailAccountStore {
   add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount>;
   /** Stores the account under a chosen id (provisioned accounts), replacing what was there. */
@@ -69,90 +68,75 @@ export interface MailAccountStore {
   close(): Promise<void>;
 }
 
-const key = (deviceId: string, accountId: string) => `mail.account/${deviceId}/${accountId}`;
-
-export class LmdbMailAccountStore implements MailAccountStore {
-  readonly #db: RootDatabase;
-  readonly #cipher: CredentialCipher;
-
-  constructor(opts: { dataDir: string; cipher: CredentialCipher }) {
-    const dir = join(opts.dataDir, 'transport');
-    mkdirSync(dir, { recursive: true });
-    this.#db = open({ path: join(dir, 'mail-accounts.mdb'), encoding: 'msgpack' });
-    this.#cipher = opts.cipher;
-  }
-
-  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount> {
-    return this.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
-  }
-
-  async put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount> {
-    const previous = this.#db.get(key(deviceId, id)) as StoredAccountV1 | undefined;
-    const createdAt = previous?.createdAt ?? now;
-    const seal = (s: MailServerSettings): StoredServer => {
-      const { password, ...rest } = s;
-      return { ...rest, secret: this.#cipher.encrypt(password, id) };
-    };
-    const record: StoredAccountV1 = {
+const mailAccountCodec: AccountCodec<MailAccount, MailAccountInput, StoredAccountV1> = {
+  service: 'mail',
+  version: 1,
+  notFound: (accountId) =>
+    new GatewayError('mail.not_found', `no mail account ${accountId} on this device`, { field: 'account' }),
+  toRecord(account, { id, deviceId, createdAt }, seal) {
+    const sealServer = ({ password, ...rest }: MailServerSettings): StoredServer => ({
+      ...rest,
+      secret: seal(password),
+    });
+    return {
       v: 1,
       id,
       deviceId,
       address: account.address,
       ...(account.name === undefined ? {} : { name: account.name }),
-      imap: seal(account.imap),
-      smtp: seal(account.smtp),
+      imap: sealServer(account.imap),
+      smtp: sealServer(account.smtp),
       ...(account.preset === undefined ? {} : { preset: account.preset }),
       ...(account.provisioned ? { provisioned: true } : {}),
       createdAt,
     };
-    // put resolves once the transaction is committed (durable before we acknowledge).
-    await this.#db.put(key(deviceId, id), record);
-    return { ...account, id, deviceId, createdAt };
-  }
-
-  get(deviceId: string, accountId: string): MailAccount {
-    const record = this.#db.get(key(deviceId, accountId)) as StoredAccountV1 | undefined;
-    if (!record)
-      throw new GatewayError('mail.not_found', `no mail account ${accountId} on this device`, {
-        field: 'account',
-      });
-    return this.#open(record);
-  }
-
-  list(deviceId: string): MailAccount[] {
-    const prefix = `mail.account/${deviceId}/`;
-    const out: MailAccount[] = [];
-    for (const { value } of this.#db.getRange({ start: prefix, end: prefix + '\uffff' })) {
-      out.push(this.#open(value as StoredAccountV1));
-    }
-    return out;
-  }
-
-  async remove(deviceId: string, accountId: string): Promise<boolean> {
-    return this.#db.remove(key(deviceId, accountId));
-  }
-
-  async close(): Promise<void> {
-    await this.#db.close();
-  }
-
-  #open(record: StoredAccountV1): MailAccount {
-    if (record.v !== 1)
-      throw new GatewayError('internal', `mail account record version ${record.v} is unknown`);
-    const unseal = (s: StoredServer): MailServerSettings => {
-      const { secret, ...rest } = s;
-      return { ...rest, password: this.#cipher.decrypt(secret, record.id) };
-    };
+  },
+  fromRecord(record, open) {
+    const openServer = ({ secret, ...rest }: StoredServer): MailServerSettings => ({
+      ...rest,
+      password: open(secret),
+    });
     return {
       id: record.id,
       deviceId: record.deviceId,
       address: record.address,
       ...(record.name === undefined ? {} : { name: record.name }),
-      imap: unseal(record.imap),
-      smtp: unseal(record.smtp),
+      imap: openServer(record.imap),
+      smtp: openServer(record.smtp),
       ...(record.preset === undefined ? {} : { preset: record.preset }),
       ...(record.provisioned ? { provisioned: true } : {}),
       createdAt: record.createdAt,
     };
+  },
+};
+
+export class LmdbMailAccountStore implements MailAccountStore {
+  readonly #store: SealedAccountStore<MailAccount, MailAccountInput, StoredAccountV1>;
+
+  constructor(opts: { storage: TransportStorage; cipher: CredentialCipher }) {
+    this.#store = new SealedAccountStore({ ...opts, codec: mailAccountCodec });
   }
+
+  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount> {
+    return this.#store.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
+  }
+
+  put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount> {
+    return this.#store.put(deviceId, id, account, now);
+  }
+
+  get(deviceId: string, accountId: string): MailAccount {
+    return this.#store.get(deviceId, accountId);
+  }
+
+  list(deviceId: string): MailAccount[] {
+    return this.#store.list(deviceId);
+  }
+
+  remove(deviceId: string, accountId: string): Promise<boolean> {
+    return this.#store.remove(deviceId, accountId);
+  }
+
+  /** The storage is the node's: whoever opened it closes it. */
+  async close(): Promise<void> {}
 }

@@ -10,6 +10,7 @@ import type { Bus } from '../../bus/bus.ts';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { CredentialCipher } from '../credentials.ts';
 import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
+import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
@@ -81,8 +82,10 @@ export interface MailServiceOptions {
   qresync?: boolean;
   /** First reconnect delay of the INBOX watchers (doubles with jitter). Default 250 ms. */
   watcherBackoffMs?: number;
-  /** Injected store (tests); default lmdb under `<dataDir>/transport`. */
+  /** Injected store (tests); default the `mail.accounts` of `storage`. */
   accounts?: MailAccountStore;
+  /** The node's transport storage (one lmdb environment per node); absent: opened under `dataDir`. */
+  storage?: TransportStorage;
   onAccountState?: (accountId: string, deviceId: string, state: ImapAccountState) => void;
   /** Usage records of every login and operation (bytes to/from the mail servers), besides the recorder. */
   onUsage?: UsageSink;
@@ -112,7 +115,10 @@ export function openMailService(opts: MailServiceOptions): MailService {
   let cipher: CredentialCipher | undefined;
   const theCipher = () =>
     (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
-  const accounts = opts.accounts ?? new LmdbMailAccountStore({ dataDir: opts.dataDir, cipher: theCipher() });
+  // The node's storage when it gives one; else this service's own, closed with it.
+  let ownStorage: TransportStorage | undefined;
+  const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
+  const accounts = opts.accounts ?? new LmdbMailAccountStore({ storage: storage(), cipher: theCipher() });
   const recorder = opts.recorder ?? nullRecorder;
   const usage: UsageSink = (record) => {
     opts.logger?.debug({ ...record }, 'mail usage');
@@ -173,6 +179,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
       await watchers.stopAll();
       await sessions.closeAll();
       await accounts.close();
+      await ownStorage?.close();
     },
   };
 }
