@@ -5,25 +5,19 @@
  * preset with xmppDomain takes only JIDs of that domain.
  */
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import type { Value } from '../../../device-protocol/messages.ts';
-import { type DeviceProfile, findPreset, type PresetAccount } from '../../store/device-profile.ts';
+import type { PresetAccount } from '../../store/device-profile.ts';
+import type { ServicePresets } from '../kit/presets.ts';
 
-export function isImPreset(p: PresetAccount): boolean {
-  return p.service === 'im';
-}
-
-/** The device's IM preset with this label, or service.unknown_preset (field `preset`). */
-export function imPreset(profile: DeviceProfile | undefined, label: string): PresetAccount {
-  const preset = profile === undefined ? undefined : findPreset(profile, 'im', label);
-  if (preset === undefined) {
-    throw new GatewayError(
-      'service.unknown_preset',
-      `The service profile of this device has no chat preset "${label}" (im.presets lists them).`,
-      { field: 'preset' },
-    );
-  }
-  return preset;
-}
+export const imPresets: ServicePresets = {
+  service: 'im',
+  noun: 'chat',
+  usable: (p): p is PresetAccount => p.service === 'im',
+  view: (p) => ({
+    label: p.label,
+    ...(p.xmppDomain === undefined ? {} : { domain: p.xmppDomain }),
+    ...(p.xmppHost === undefined ? {} : { host: p.xmppHost, port: p.xmppPort ?? 5222 }),
+  }),
+};
 
 /** Host and port for a bare JID on this preset; request.bad_input (field `jid`) for another domain. */
 export function imServerFromPreset(preset: PresetAccount, jid: string): { host?: string; port?: number } {
@@ -35,13 +29,4 @@ export function imServerFromPreset(preset: PresetAccount, jid: string): { host?:
   }
   if (preset.xmppHost === undefined) return {};
   return { host: preset.xmppHost, port: preset.xmppPort ?? 5222 };
-}
-
-/** What im.presets shows of a preset. */
-export function imPresetView(p: PresetAccount): Value {
-  return {
-    label: p.label,
-    ...(p.xmppDomain === undefined ? {} : { domain: p.xmppDomain }),
-    ...(p.xmppHost === undefined ? {} : { host: p.xmppHost, port: p.xmppPort ?? 5222 }),
-  };
 }

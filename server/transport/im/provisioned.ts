@@ -1,81 +1,50 @@
 /**
- * Chat accounts an operator provisioned for a device (admin API, `mmgw device
- * account set`): when the device's session comes up, the transport keeps its
- * own store in step with the registry, with no im.login from the handset.
+ * Chat accounts an operator provisioned for a device, kept in step by the
+ * kit's provisionAccounts (kit/provisioned.ts) when the device's session
+ * comes up. For IM:
  *
- * - New or changed (password, JID, preset server): stored (the id derives
- *   from device and JID, as for im.login), its XMPP session opened, and
- *   `im.online {account, jid, state, preset, provisioned: true}` pushed once
- *   it is online (a failure comes as the usual im.state).
- * - Unchanged: left to restoreDevice, which brings stored accounts back.
- * - Gone from the registry (or its preset or the im service from the
- *   profile): logged out, removed, `im.logged_out {account, preset,
- *   provisioned: true}` pushed.
+ * - the id derives from device and JID, as for im.login;
+ * - a new or changed account (password, preset server) is stored, its XMPP
+ *   session opened, and `im.online {account, jid, state, preset, provisioned:
+ *   true}` pushed once it is online (a failure comes as the usual im.state);
+ *   an unchanged one is left to restoreDevice, which brings stored accounts back;
+ * - a removed one is logged out and goes with `im.logged_out {account, preset,
+ *   provisioned: true}`.
  */
-import { toGatewayError } from '../../../device-protocol/errors.ts';
-import { findPreset, provisionedSecretContext, serviceAllowed } from '../../store/device-profile.ts';
-import { type ImAccountSettings, imAccountId } from './account-store.ts';
+import type { PresetAccount } from '../../store/device-profile.ts';
+import { provisionAccounts, type ProvisionedService } from '../kit/provisioned.ts';
 import type { ProvisionOptions } from '../service-profile.ts';
+import { type ImAccount, type ImAccountSettings, imAccountId } from './account-store.ts';
 import type { ImDeps } from './deps.ts';
-import { imServerFromPreset } from './presets.ts';
+import { imPresets, imServerFromPreset } from './presets.ts';
 
 export interface ImProvisionOptions extends ProvisionOptions {
   /** How long to wait for a new account's first login before moving on. Default 10 s. */
   firstLoginMs?: number;
 }
 
-export async function provisionImAccounts(deps: ImDeps, o: ImProvisionOptions): Promise<void> {
-  const { deviceId, profile, logger } = o;
-  const wanted = new Map<string, ImAccountSettings>();
-  const listed = new Set<string>();
-  for (const p of serviceAllowed(profile, 'im') ? profile.accounts : []) {
-    const preset = p.service === 'im' ? findPreset(profile, 'im', p.label) : undefined;
-    if (preset === undefined) continue;
-    const jid = p.user.toLowerCase();
-    const id = imAccountId(deviceId, jid);
-    listed.add(id);
-    try {
-      const password = o.open(p.secret, provisionedSecretContext(deviceId, p.label));
-      wanted.set(id, {
-        jid,
-        password,
-        ...imServerFromPreset(preset, jid),
-        preset: p.label,
-        provisioned: true,
-      });
-    } catch (err) {
-      // A secret this node cannot open (another credentials key?) or a JID off the preset's domain.
-      logger?.warn(
-        { deviceId, preset: p.label, code: toGatewayError(err).code, err: String((err as Error).message) },
-        'provisioned chat account not usable',
-      );
-    }
-  }
-
-  const local = new Map(deps.accounts.list(deviceId).map((a) => [a.id, a]));
-  for (const [id, account] of local) {
-    if (!account.provisioned || listed.has(id)) continue;
-    await deps.sessions.close(id);
-    deps.sessions.recordLogout(account);
-    await deps.accounts.remove(deviceId, id);
-    logger?.info({ deviceId, account: id, preset: account.preset }, 'provisioned chat account removed');
-    await o
-      .push('im.logged_out', { account: id, preset: account.preset ?? '', provisioned: true })
-      .catch(() => 0);
-  }
-
-  await Promise.all(
-    [...wanted].map(async ([id, settings]) => {
-      const before = local.get(id);
-      const unchanged =
-        before?.provisioned &&
-        before.password === settings.password &&
-        before.host === settings.host &&
-        before.port === settings.port &&
-        before.preset === settings.preset;
-      if (unchanged) return;
-      const account = await deps.accounts.put(deviceId, settings, o.now());
-      logger?.info({ deviceId, account: id, preset: settings.preset }, 'provisioned chat account stored');
+function provisionedIm(
+  deps: ImDeps,
+  firstLoginMs: number,
+): ProvisionedService<PresetAccount, ImAccountSettings, ImAccount> {
+  return {
+    presets: imPresets,
+    removedEvent: 'im.logged_out',
+    accountId: (deviceId, entry) => imAccountId(deviceId, entry.user.toLowerCase()),
+    settings(entry, preset, password) {
+      const jid = entry.user.toLowerCase();
+      // request.bad_input for a JID off the preset's domain: the entry is left alone (logged).
+      return { jid, password, ...imServerFromPreset(preset, jid), preset: entry.label, provisioned: true };
+    },
+    list: (deviceId) => deps.accounts.list(deviceId),
+    unchanged: (stored, settings) =>
+      stored.password === settings.password &&
+      stored.host === settings.host &&
+      stored.port === settings.port &&
+      stored.preset === settings.preset,
+    store: (deviceId, _id, settings, now) => deps.accounts.put(deviceId, settings, now),
+    async bringUp(account, stored, o) {
+      if (!stored) return;
       // persistent: an unreachable server is retried in the background (im.state tells the device).
       const started = deps.sessions.open(account, { persistent: true });
       let timer: NodeJS.Timeout | undefined;
@@ -85,19 +54,28 @@ export async function provisionImAccounts(deps: ImDeps, o: ImProvisionOptions): 
           () => false,
         ),
         new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(false), o.firstLoginMs ?? 10_000);
+          timer = setTimeout(() => r(false), firstLoginMs);
         }),
       ]).finally(() => clearTimeout(timer));
       if (!online) return;
       await o
         .push('im.online', {
-          account: id,
+          account: account.id,
           jid: account.jid,
           state: 'online',
-          preset: settings.preset ?? '',
+          preset: account.preset ?? '',
           provisioned: true,
         })
         .catch(() => 0);
-    }),
-  );
+    },
+    async remove(deviceId, account) {
+      await deps.sessions.close(account.id);
+      deps.sessions.recordLogout(account);
+      await deps.accounts.remove(deviceId, account.id);
+    },
+  };
+}
+
+export function provisionImAccounts(deps: ImDeps, o: ImProvisionOptions): Promise<void> {
+  return provisionAccounts(provisionedIm(deps, o.firstLoginMs ?? 10_000), o);
 }

@@ -4,17 +4,11 @@
  * the preset. Preset `tls`: false is plain (`none`); true or absent is TLS,
  * implicit on the implicit-TLS ports (IMAPS 993, SMTPS 465), STARTTLS elsewhere.
  */
-import { GatewayError } from '../../../device-protocol/errors.ts';
-import type { Value } from '../../../device-protocol/messages.ts';
-import { type DeviceProfile, findPreset, type PresetAccount } from '../../store/device-profile.ts';
+import type { PresetAccount } from '../../store/device-profile.ts';
+import type { ServicePresets } from '../kit/presets.ts';
 import type { MailServerSettings, TlsMode } from './account-store.ts';
 
-type MailPreset = PresetAccount & { imapHost: string; smtpHost: string };
-
-/** A mail preset needs both servers; one without them is not offered. */
-export function isMailPreset(p: PresetAccount): p is MailPreset {
-  return p.service === 'mail' && p.imapHost !== undefined && p.smtpHost !== undefined;
-}
+export type MailPreset = PresetAccount & { imapHost: string; smtpHost: string };
 
 function server(host: string, port: number, tls: boolean, implicitPort: number) {
   const mode: TlsMode = !tls ? 'none' : port === implicitPort ? 'implicit' : 'starttls';
@@ -30,19 +24,6 @@ function presetServers(p: MailPreset) {
   };
 }
 
-/** The device's preset with this label, or service.unknown_preset (field `preset`). */
-export function mailPreset(profile: DeviceProfile | undefined, label: string): MailPreset {
-  const preset = profile === undefined ? undefined : findPreset(profile, 'mail', label);
-  if (preset === undefined || !isMailPreset(preset)) {
-    throw new GatewayError(
-      'service.unknown_preset',
-      `The service profile of this device has no mail preset "${label}" (mail.presets lists them).`,
-      { field: 'preset' },
-    );
-  }
-  return preset;
-}
-
 /** IMAP and SMTP settings for one user of a preset (the SMTP login is the IMAP one). */
 export function mailSettingsFromPreset(
   preset: MailPreset,
@@ -52,8 +33,14 @@ export function mailSettingsFromPreset(
   return { imap: { ...imap, ...credentials }, smtp: { ...smtp, ...credentials } };
 }
 
-/** What mail.presets shows of a preset. */
-export function mailPresetView(p: MailPreset): Value {
-  const { imap, smtp } = presetServers(p);
-  return { label: p.label, imap, smtp };
-}
+export const mailPresets: ServicePresets<MailPreset> = {
+  service: 'mail',
+  noun: 'mail',
+  // A mail preset needs both servers; one without them is not offered.
+  usable: (p): p is MailPreset =>
+    p.service === 'mail' && p.imapHost !== undefined && p.smtpHost !== undefined,
+  view(p) {
+    const { imap, smtp } = presetServers(p);
+    return { label: p.label, imap, smtp };
+  },
+};

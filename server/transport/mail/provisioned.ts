@@ -1,31 +1,23 @@
 /**
- * Mail accounts an operator provisioned for a device (admin API, `mmgw device
- * account set`): when the device's session comes up, the transport keeps its
- * own store in step with the registry and brings each account online, with
- * no mail.account.add from the handset.
+ * Mail accounts an operator provisioned for a device, kept in step by the
+ * kit's provisionAccounts (kit/provisioned.ts) when the device's session
+ * comes up. For mail:
  *
- * - New or changed (password, user, preset servers): stored under an id
- *   derived from device and label (so the same account keeps its id), its
- *   IMAP session opened, and `mail.account.added {account, address, preset,
- *   provisioned: true, state}` pushed.
- * - Unchanged: its IMAP session opened if it was not; the pool's
- *   `mail.account.state` pushes say so.
- * - Gone from the registry (or its preset or the mail service from the
- *   profile): removed, and `mail.account.removed {account, preset,
- *   provisioned: true}` pushed.
+ * - the id derives from device and label, so the same account keeps its id
+ *   when the operator changes its password, user or the preset's servers;
+ * - a new or changed account is stored, its IMAP session (and INBOX watcher)
+ *   restarted, brought online and `mail.account.added {account, address,
+ *   preset, provisioned: true, state}` pushed; an unchanged one is only
+ *   brought online if it is not (the pool's `mail.account.state` pushes say so);
+ * - a removed one goes with `mail.account.removed {account, preset, provisioned: true}`.
  */
 import { createHash } from 'node:crypto';
 import { toGatewayError } from '../../../device-protocol/errors.ts';
-import {
-  findPreset,
-  type ProvisionedAccount,
-  provisionedSecretContext,
-  serviceAllowed,
-} from '../../store/device-profile.ts';
+import { provisionAccounts, type ProvisionedService } from '../kit/provisioned.ts';
 import type { ProvisionOptions } from '../service-profile.ts';
-import type { MailAccount, MailServerSettings } from './account-store.ts';
+import type { MailAccount, MailAccountInput, MailServerSettings } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
-import { isMailPreset, mailSettingsFromPreset } from './presets.ts';
+import { type MailPreset, mailPresets, mailSettingsFromPreset } from './presets.ts';
 
 export function provisionedMailAccountId(deviceId: string, label: string): string {
   return (
@@ -41,107 +33,60 @@ const sameServer = (a: MailServerSettings, b: MailServerSettings) =>
   a.password === b.password &&
   Boolean(a.allowInvalidCert) === Boolean(b.allowInvalidCert);
 
-export async function provisionMailAccounts(deps: MailDeps, o: ProvisionOptions): Promise<void> {
-  const { deviceId, profile, logger } = o;
-  const wanted = new Map<string, Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'>>();
-  // Listed but not usable now (a secret this node cannot open): left as it is, not removed.
-  const listed = new Set<string>();
-  for (const p of serviceAllowed(profile, 'mail') ? profile.accounts : []) {
-    if (p.service !== 'mail' || !findPreset(profile, 'mail', p.label)) continue;
-    const id = provisionedMailAccountId(deviceId, p.label);
-    listed.add(id);
-    const settings = resolve(p, o);
-    if (settings) wanted.set(id, settings);
-  }
-
-  const local = new Map(deps.accounts.list(deviceId).map((a) => [a.id, a]));
-  for (const [id, account] of local) {
-    if (!account.provisioned || listed.has(id)) continue;
+function provisionedMail(deps: MailDeps): ProvisionedService<MailPreset, MailAccountInput, MailAccount> {
+  const takeDown = async (id: string) => {
     await deps.watchers?.stop(id);
     await deps.sessions.drop(id);
-    await deps.accounts.remove(deviceId, id);
-    logger?.info({ deviceId, account: id, preset: account.preset }, 'provisioned mail account removed');
-    await o
-      .push('mail.account.removed', { account: id, preset: account.preset ?? '', provisioned: true })
-      .catch(() => 0);
-  }
-
-  await Promise.all(
-    [...wanted].map(async ([id, settings]) => {
-      const before = local.get(id);
-      const changed =
-        before === undefined ||
-        before.address !== settings.address ||
-        before.preset !== settings.preset ||
-        !before.provisioned ||
-        !sameServer(before.imap, settings.imap) ||
-        !sameServer(before.smtp, settings.smtp);
-      let account = before;
-      if (changed) {
-        await deps.watchers?.stop(id);
-        await deps.sessions.drop(id);
-        account = await deps.accounts.put(deviceId, id, settings, o.now());
-        logger?.info({ deviceId, account: id, preset: settings.preset }, 'provisioned mail account stored');
-      } else if (deps.sessions.state(id) === 'online') {
-        return;
-      }
-      // Bring it online now: the pool pushes mail.account.state (connecting, online or auth_failed).
+  };
+  return {
+    presets: mailPresets,
+    removedEvent: 'mail.account.removed',
+    accountId: (deviceId, entry) => provisionedMailAccountId(deviceId, entry.label),
+    settings: (entry, preset, password) => ({
+      address: entry.address ?? entry.user,
+      preset: entry.label,
+      provisioned: true,
+      ...mailSettingsFromPreset(preset, { user: entry.user, password }),
+    }),
+    list: (deviceId) => deps.accounts.list(deviceId),
+    unchanged: (stored, settings) =>
+      stored.address === settings.address &&
+      stored.preset === settings.preset &&
+      sameServer(stored.imap, settings.imap) &&
+      sameServer(stored.smtp, settings.smtp),
+    async store(deviceId, id, settings, now) {
+      await takeDown(id);
+      return deps.accounts.put(deviceId, id, settings, now);
+    },
+    async bringUp(account, stored, o) {
+      if (!stored && deps.sessions.state(account.id) === 'online') return;
+      // The pool pushes mail.account.state (connecting, online or auth_failed) on its way.
       await deps.sessions
-        .use(account as MailAccount, 'noop', (client) => client.noop())
+        .use(account, 'noop', (client) => client.noop())
         .catch((err) =>
-          logger?.warn(
-            { deviceId, account: id, code: toGatewayError(err).code },
+          o.logger?.warn(
+            { deviceId: account.deviceId, account: account.id, code: toGatewayError(err).code },
             'provisioned mail account not online',
           ),
         );
-      if (changed) {
-        await o
-          .push('mail.account.added', {
-            account: id,
-            address: settings.address,
-            preset: settings.preset ?? '',
-            provisioned: true,
-            state: deps.sessions.state(id),
-          })
-          .catch(() => 0);
-      }
-    }),
-  );
+      if (!stored) return;
+      await o
+        .push('mail.account.added', {
+          account: account.id,
+          address: account.address,
+          preset: account.preset ?? '',
+          provisioned: true,
+          state: deps.sessions.state(account.id),
+        })
+        .catch(() => 0);
+    },
+    async remove(deviceId, account) {
+      await takeDown(account.id);
+      await deps.accounts.remove(deviceId, account.id);
+    },
+  };
 }
 
-/** The account's settings from its preset, or undefined (logged) when it cannot be used. */
-function resolve(
-  p: ProvisionedAccount,
-  o: ProvisionOptions,
-): Omit<MailAccount, 'id' | 'deviceId' | 'createdAt'> | undefined {
-  const preset = findPreset(o.profile, 'mail', p.label);
-  if (preset === undefined || !isMailPreset(preset)) {
-    o.logger?.warn(
-      { deviceId: o.deviceId, preset: p.label },
-      'provisioned mail account has no usable preset',
-    );
-    return undefined;
-  }
-  let password: string;
-  try {
-    password = o.open(p.secret, provisionedSecretContext(o.deviceId, p.label));
-  } catch (err) {
-    // Most likely the admin sealed it with another key: MMGW_CREDENTIALS_KEY must be the same on admin and transport nodes.
-    o.logger?.warn(
-      {
-        deviceId: o.deviceId,
-        preset: p.label,
-        code: toGatewayError(err).code,
-        err: String((err as Error).message),
-      },
-      'provisioned mail password cannot be opened',
-    );
-    return undefined;
-  }
-  return {
-    address: p.address ?? p.user,
-    preset: p.label,
-    provisioned: true,
-    ...mailSettingsFromPreset(preset, { user: p.user, password }),
-  };
+export function provisionMailAccounts(deps: MailDeps, o: ProvisionOptions): Promise<void> {
+  return provisionAccounts(provisionedMail(deps), o);
 }

@@ -17,8 +17,8 @@ import {
   optionalString,
 } from '../../kit/method-input.ts';
 import { bareJid } from '../fields.ts';
-
-import { imPreset, imServerFromPreset } from '../presets.ts';
+import { servicePreset } from '../../kit/presets.ts';
+import { imPresets, imServerFromPreset } from '../presets.ts';
 
 export interface ImLoginInput {
   jid: string;
@@ -72,7 +72,7 @@ export function imLoginMethod(deps: ImDeps): MethodDefinition<ImLoginInput> {
           ? given
           : {
               ...given,
-              ...imServerFromPreset(imPreset(ctx.profile, given.preset), given.jid),
+              ...imServerFromPreset(servicePreset(imPresets, ctx.profile, given.preset), given.jid),
             };
       deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const now = ctx.now();

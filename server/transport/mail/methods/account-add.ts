@@ -19,8 +19,8 @@ import type { MailServerSettings, TlsMode } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { connectImap } from '../imap-session.ts';
 import { mailConnectError } from '../mail-errors.ts';
-
-import { mailPreset, mailSettingsFromPreset } from '../presets.ts';
+import { servicePreset } from '../../kit/presets.ts';
+import { mailPresets, mailSettingsFromPreset } from '../presets.ts';
 import { createSmtpTransport } from '../smtp.ts';
 import type { MethodDefinition } from '../../types.ts';
 
@@ -91,7 +91,7 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
               address: given.address,
               ...(given.name ? { name: given.name } : {}),
               preset: given.preset,
-              ...mailSettingsFromPreset(mailPreset(ctx.profile, given.preset), {
+              ...mailSettingsFromPreset(servicePreset(mailPresets, ctx.profile, given.preset), {
                 user: given.user,
                 password: given.password,
               }),
