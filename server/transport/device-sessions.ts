@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { type Bus, type DeviceSessionEvent, Subjects } from '../bus/bus.ts';
 import { type DevicePush, DevicePusher } from './kit/device-pusher.ts';
+import { boundedString, objectOf } from './kit/method-input.ts';
 
 export interface DeviceSessionHooks {
   /** The device has a live session (new or resumed); `push` reaches it through its edge. */
@@ -29,12 +30,12 @@ export interface WatchDeviceSessionsOptions {
   logger?: Pick<Logger, 'debug' | 'warn'>;
 }
 
+const sessionEvent = objectOf({ deviceId: boundedString(256), sessionId: boundedString(256) });
+
+/** A malformed event (a shared bus) is dropped. */
 function parseEvent(data: unknown): DeviceSessionEvent | undefined {
-  if (data === null || typeof data !== 'object') return undefined;
-  const { deviceId, sessionId } = data as Record<string, unknown>;
-  if (typeof deviceId !== 'string' || deviceId === '' || deviceId.length > 256) return undefined;
-  if (typeof sessionId !== 'string' || sessionId === '' || sessionId.length > 256) return undefined;
-  return { deviceId, sessionId };
+  const parsed = sessionEvent.safeParse(data);
+  return parsed.success ? parsed.data : undefined;
 }
 
 export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close(): void } {

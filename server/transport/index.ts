@@ -5,14 +5,17 @@
  * their session (Subjects.device(deviceId)).
  *
  * Services add methods through the `methods` option (one MethodDefinition
- * per method); `sys.*` is built in.
+ * per method); `sys.*` is built in. What mail and IM share is in kit/: the
+ * device pusher, method inputs as zod schemas, the node's lmdb storage and
+ * the account store over it, presets and provisioned accounts.
  */
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import { type Bus, Subjects } from '../bus/bus.ts';
 import { DevicePusher } from './kit/device-pusher.ts';
-import { parseMethodInput } from './kit/method-input.ts';
+import { boundedString, parseInput, parseMethodInput } from './kit/method-input.ts';
 import { sysEcho } from './methods/sys-echo.ts';
 import { createSysInfo } from './methods/sys-info.ts';
 import { sysStream } from './methods/sys-stream.ts';
@@ -43,37 +46,24 @@ export function defaultMethods(nodeId: string): MethodDefinition<any>[] {
   return [sysEcho, sysStream, createSysInfo(nodeId)];
 }
 
-function stringField(data: Record<string, unknown>, field: string): string {
-  const v = data[field];
-  if (typeof v !== 'string' || v.length === 0 || v.length > 256) {
-    throw new GatewayError(
-      'request.bad_input',
-      `Transport request field "${field}" must be a non-empty string.`,
-      {
-        field,
-      },
-    );
-  }
-  return v;
-}
+const requestField = boundedString(256);
+const transportRequestInput = z.object({
+  deviceId: requestField,
+  sessionId: requestField,
+  id: requestField,
+  method: requestField,
+  body: z.unknown().optional(),
+  caps: z.unknown().optional(),
+});
 
 /** Checks what arrived on the bus; the edge is trusted, but a bus is shared, so the shape is checked anyway. */
 export function parseTransportRequest(data: unknown): TransportRequest {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new GatewayError('request.bad_input', 'A transport request must be an object.');
-  }
-  const d = data as Record<string, unknown>;
-  const request: TransportRequest = {
-    deviceId: stringField(d, 'deviceId'),
-    sessionId: stringField(d, 'sessionId'),
-    id: stringField(d, 'id'),
-    method: stringField(d, 'method'),
-  };
-  if (d.body !== undefined) request.body = d.body as Value;
+  // Built by hand, not by a zod transform: this runs for every request.
+  const { deviceId, sessionId, id, method, body, caps } = parseInput(transportRequestInput, data, 'request');
+  const request: TransportRequest = { deviceId, sessionId, id, method };
+  if (body !== undefined) request.body = body as Value;
   // Only an object is kept; what is inside is checked where it is used (effectiveCapabilities).
-  if (d.caps !== null && typeof d.caps === 'object' && !Array.isArray(d.caps)) {
-    request.caps = d.caps as Capabilities;
-  }
+  if (caps !== null && typeof caps === 'object' && !Array.isArray(caps)) request.caps = caps as Capabilities;
   return request;
 }
 

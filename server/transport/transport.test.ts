@@ -8,7 +8,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { type DeviceMessage, Subjects } from '../bus/bus.ts';
 import { InProcessBus } from '../bus/inproc.ts';
 import { z } from 'zod';
-import { startTransport } from './index.ts';
+import { parseTransportRequest, startTransport } from './index.ts';
 import { noInput } from './kit/method-input.ts';
 import type { MethodDefinition, TransportRequest } from './types.ts';
 
@@ -114,6 +114,22 @@ describe('transport', () => {
     } finally {
       await t.close();
     }
+  });
+
+  test('a transport request keeps its body and an object caps, and only those', () => {
+    const base = { deviceId: 'd', sessionId: 's', id: 'i', method: 'sys.echo' };
+    assert.deepEqual(parseTransportRequest({ ...base, extra: 1 }), base);
+    assert.deepEqual(parseTransportRequest({ ...base, body: 0, caps: { maxImageWidth: 9 } }), {
+      ...base,
+      body: 0,
+      caps: { maxImageWidth: 9 },
+    });
+    assert.deepEqual(parseTransportRequest({ ...base, caps: [1] }), base);
+    assert.throws(
+      () => parseTransportRequest({ ...base, id: 'x'.repeat(257) }),
+      isCode('request.bad_input', 'id'),
+    );
+    assert.throws(() => parseTransportRequest([base]), isCode('request.bad_input', 'request'));
   });
 
   test('sys.stream refuses bad input, naming the field', async () => {

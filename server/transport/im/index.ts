@@ -2,7 +2,7 @@
  * Chat (XMPP) for the transport role: the MethodDefinitions and the per-node
  * state they share. The node wires it as
  *
- *   const im = openImService({ dataDir, logger, bus, recorder });
+ *   const im = openImService({ dataDir, storage, logger, bus, recorder });   // storage: as for mail
  *   startTransport({ …, methods: [...mail.methods, ...im.methods] });   // `await im.close()` on stop
  *   watchDeviceSessions({ …, hooks: [{ up: im.restoreDevice, down: im.deviceGone }] });
  *   void im.restoreAll();

@@ -76,9 +76,12 @@ export function fieldName(path: readonly PropertyKey[], root = 'body'): string {
  * naming its field. `root` names the value itself (a transport request is not a body).
  */
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown, root = 'body'): T {
-  const result = schema.safeParse(value, { error: inputErrorMessage });
+  const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
+  // Again with the error map, only for the body refused: a per-parse map costs zod its fast
+  // path (about 15 times slower), and every request passes here.
+  const worded = schema.safeParse(value, { error: inputErrorMessage });
+  const issue = (worded.success ? result : worded).error.issues[0];
   const field = fieldName(issue?.path ?? [], root);
   throw new GatewayError('request.bad_input', `${field}: ${issue?.message ?? 'is malformed'}`, { field });
 }

@@ -2,8 +2,9 @@
  * Mail (IMAP/SMTP) for the transport role: the MethodDefinitions and the
  * per-node state they share. The node wires it as
  *
- *   const mail = openMailService({ dataDir, logger });
- *   startTransport({ …, methods: mail.methods });   // and `await mail.close()` on stop
+ *   const storage = TransportStorage.open(dataDir);   // the node's one lmdb environment
+ *   const mail = openMailService({ dataDir, storage, logger, bus });
+ *   startTransport({ …, methods: mail.methods });   // `await mail.close()`, then storage.close(), on stop
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.ts';

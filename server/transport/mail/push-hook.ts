@@ -21,9 +21,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Bus, Subscription } from '../../bus/bus.ts';
 import { type OpsHandler, sendJson } from '../../ops/http.ts';
+import { boundedString, optionalInteger, parseInput, plainObject } from '../kit/method-input.ts';
+import { MAX_UID } from './fields.ts';
 
 /** Node → every transport (fire and forget): a MailPushNotice. */
 export const MAIL_PUSH_SUBJECT = 'mmgw.mail.push';
@@ -45,43 +48,45 @@ const MAX_BODY_BYTES = 16 * 1024;
 const bad = (field: string, why: string) =>
   new GatewayError('request.bad_input', `push hook: ${field} ${why}`, { field });
 
+const noticeInput = plainObject
+  // The OX driver names the folder `mailbox`; neither means INBOX (the only folder watched).
+  .transform((o) => ({ ...o, folder: o.folder ?? o.mailbox ?? 'INBOX' }))
+  .pipe(
+    z.object({
+      user: boundedString(320),
+      folder: boundedString(1000),
+      'imap-uid': optionalInteger(1, MAX_UID),
+      'imap-uidvalidity': optionalInteger(1, MAX_UID),
+    }),
+  );
+
+/** The `?host=` of the hook URL, when given. */
+const hostInput = z.string().min(1).max(255).nullish();
+
 /**
  * Accepts the body the Lua script sends and the one of Dovecot's OX driver:
  * `{"user", "folder"?, "imap-uid"?, "imap-uidvalidity"?, …}`; more fields are ignored.
  */
 export function parseMailPushNotice(raw: unknown, host?: string | null): MailPushNotice {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw bad('body', 'must be a JSON object');
-  const o = raw as Record<string, unknown>;
-  const user = o.user;
-  if (typeof user !== 'string' || user.length === 0 || user.length > 320) {
-    throw bad('user', 'must be a non-empty string of at most 320 characters');
-  }
-  const folder = o.folder ?? o.mailbox ?? 'INBOX';
-  if (typeof folder !== 'string' || folder.length === 0 || folder.length > 1000) {
-    throw bad('folder', 'must be a non-empty string');
-  }
-  const num = (key: string): number | undefined => {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff) {
-      throw bad(key, 'must be a whole number 1–4294967295');
-    }
-    return v;
-  };
-  const uid = num('imap-uid');
-  const uidValidity = num('imap-uidvalidity');
-  if (host !== undefined && host !== null && (host.length === 0 || host.length > 255)) {
-    throw bad('host', 'must be a host name');
-  }
+  const n = parseInput(noticeInput, raw);
+  const onHost = parseInput(hostInput, host, 'host');
   return {
-    user,
-    folder,
-    ...(uid === undefined ? {} : { uid }),
-    ...(uidValidity === undefined ? {} : { uidValidity }),
-    ...(host ? { host } : {}),
+    user: n.user,
+    folder: n.folder,
+    ...(n['imap-uid'] === undefined ? {} : { uid: n['imap-uid'] }),
+    ...(n['imap-uidvalidity'] === undefined ? {} : { uidValidity: n['imap-uidvalidity'] }),
+    ...(onHost ? { host: onHost } : {}),
   };
 }
+
+/** What a transport takes from the bus: its own parseMailPushNotice's output (a field of another type is dropped). */
+const busNotice = z.object({
+  user: z.string(),
+  folder: z.string(),
+  uid: z.number().optional().catch(undefined),
+  uidValidity: z.number().optional().catch(undefined),
+  host: z.string().optional().catch(undefined),
+});
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -165,17 +170,18 @@ export function subscribeMailPush(
   logger?: Logger,
 ): Subscription {
   return bus.subscribe(MAIL_PUSH_SUBJECT, (msg) => {
-    const n = msg.data as Partial<MailPushNotice> | null;
-    if (typeof n?.user !== 'string' || typeof n.folder !== 'string') {
+    const parsed = busNotice.safeParse(msg.data);
+    if (!parsed.success) {
       logger?.debug('malformed mail push notice on the bus');
       return;
     }
+    const { user, folder, uid, uidValidity, host } = parsed.data;
     deliver({
-      user: n.user,
-      folder: n.folder,
-      ...(typeof n.uid === 'number' ? { uid: n.uid } : {}),
-      ...(typeof n.uidValidity === 'number' ? { uidValidity: n.uidValidity } : {}),
-      ...(typeof n.host === 'string' ? { host: n.host } : {}),
+      user,
+      folder,
+      ...(uid === undefined ? {} : { uid }),
+      ...(uidValidity === undefined ? {} : { uidValidity }),
+      ...(host === undefined ? {} : { host }),
     });
   });
 }

@@ -52,7 +52,13 @@ const bodyInput = objectOf({
   uid,
   offset: integerOr(0, 1 << 30, 0),
 }).transform(
-  ({ maxBytes, ...rest }): BodyInput => ({ ...rest, ...(maxBytes === undefined ? {} : { maxBytes }) }),
+  (b): BodyInput => ({
+    account: b.account,
+    folder: b.folder,
+    uid: b.uid,
+    ...(b.maxBytes === undefined ? {} : { maxBytes: b.maxBytes }),
+    offset: b.offset,
+  }),
 );
 
 /** Raw bytes of a text part we are willing to read; beyond this the text is cut (and says so). */

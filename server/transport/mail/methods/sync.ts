@@ -44,11 +44,13 @@ const syncInput = objectOf({
   folder: folderPath,
   limit: integerOr(1, 500, 50),
 }).transform(
-  ({ cursor, before, compact, ...rest }): SyncInput => ({
-    ...rest,
-    ...(cursor ? { cursor } : {}),
-    ...(before === undefined ? {} : { before }),
-    ...(compact ? { compact: true } : {}),
+  (b): SyncInput => ({
+    account: b.account,
+    folder: b.folder,
+    limit: b.limit,
+    ...(b.cursor ? { cursor: b.cursor } : {}),
+    ...(b.before === undefined ? {} : { before: b.before }),
+    ...(b.compact ? { compact: true } : {}),
   }),
 );
 
