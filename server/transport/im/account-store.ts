@@ -50,8 +50,8 @@ interface StoredImAccountV1 {
 
 /** What IM methods need from storage; LmdbImAccountStore is the real one. */
 export interface ImAccountStore {
-  /** Stores (or updates) the account; resolves once durable. */
-  put(deviceId: string, settings: ImAccountSettings, now: number): Promise<ImAccount>;
+  /** Stores (or updates) the account under `id` (imAccountId of device and JID); resolves once durable. */
+  put(deviceId: string, id: string, settings: ImAccountSettings, now: number): Promise<ImAccount>;
   /** The account, only if it belongs to this device; else im.not_found. */
   get(deviceId: string, accountId: string): ImAccount;
   /** Like get, without reading the secret: im.not_found unless the account belongs to this device. */
@@ -101,37 +101,17 @@ const imAccountCodec: AccountCodec<ImAccount, ImAccountSettings, StoredImAccount
   }),
 };
 
-export class LmdbImAccountStore implements ImAccountStore {
-  readonly #store: SealedAccountStore<ImAccount, ImAccountSettings, StoredImAccountV1>;
-
+export class LmdbImAccountStore
+  extends SealedAccountStore<ImAccount, ImAccountSettings, StoredImAccountV1>
+  implements ImAccountStore
+{
   constructor(opts: { storage: TransportStorage; cipher: CredentialCipher }) {
-    this.#store = new SealedAccountStore({ ...opts, codec: imAccountCodec });
-  }
-
-  /** The id derives from device and JID: a second im.login of the JID updates the one account. */
-  put(deviceId: string, settings: ImAccountSettings, now: number): Promise<ImAccount> {
-    return this.#store.put(deviceId, imAccountId(deviceId, settings.jid), settings, now);
-  }
-
-  get(deviceId: string, accountId: string): ImAccount {
-    return this.#store.get(deviceId, accountId);
+    super({ ...opts, codec: imAccountCodec });
   }
 
   /** No decryption: this runs on every request. */
   assertOwned(deviceId: string, accountId: string): void {
-    if (!this.#store.has(deviceId, accountId)) throw notFound(accountId);
-  }
-
-  list(deviceId: string): ImAccount[] {
-    return this.#store.list(deviceId);
-  }
-
-  devices(): string[] {
-    return this.#store.devices();
-  }
-
-  remove(deviceId: string, accountId: string): Promise<boolean> {
-    return this.#store.remove(deviceId, accountId);
+    if (!this.has(deviceId, accountId)) throw notFound(accountId);
   }
 
   /** The storage is the node's: whoever opened it closes it. */

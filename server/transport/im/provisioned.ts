@@ -42,7 +42,7 @@ function provisionedIm(
       stored.host === settings.host &&
       stored.port === settings.port &&
       stored.preset === settings.preset,
-    store: (deviceId, _id, settings, now) => deps.accounts.put(deviceId, settings, now),
+    store: (deviceId, id, settings, now) => deps.accounts.put(deviceId, id, settings, now),
     async bringUp(account, stored, o) {
       if (!stored) return;
       // persistent: an unreachable server is retried in the background (im.state tells the device).

@@ -110,31 +110,16 @@ const mailAccountCodec: AccountCodec<MailAccount, MailAccountInput, StoredAccoun
   },
 };
 
-export class LmdbMailAccountStore implements MailAccountStore {
-  readonly #store: SealedAccountStore<MailAccount, MailAccountInput, StoredAccountV1>;
-
+export class LmdbMailAccountStore
+  extends SealedAccountStore<MailAccount, MailAccountInput, StoredAccountV1>
+  implements MailAccountStore
+{
   constructor(opts: { storage: TransportStorage; cipher: CredentialCipher }) {
-    this.#store = new SealedAccountStore({ ...opts, codec: mailAccountCodec });
+    super({ ...opts, codec: mailAccountCodec });
   }
 
   add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount> {
-    return this.#store.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
-  }
-
-  put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount> {
-    return this.#store.put(deviceId, id, account, now);
-  }
-
-  get(deviceId: string, accountId: string): MailAccount {
-    return this.#store.get(deviceId, accountId);
-  }
-
-  list(deviceId: string): MailAccount[] {
-    return this.#store.list(deviceId);
-  }
-
-  remove(deviceId: string, accountId: string): Promise<boolean> {
-    return this.#store.remove(deviceId, accountId);
+    return this.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
   }
 
   /** The storage is the node's: whoever opened it closes it. */

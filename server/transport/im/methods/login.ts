@@ -76,15 +76,17 @@ export function imLoginMethod(deps: ImDeps): MethodDefinition<ImLoginInput> {
             };
       deps.sessions.setPusher(ctx.deviceId, ctx.push, ctx.caps ?? {});
       const now = ctx.now();
+      // The id derives from device and JID: the same JID again updates the one account.
+      const id = imAccountId(ctx.deviceId, input.jid);
       const candidate = {
-        id: imAccountId(ctx.deviceId, input.jid),
+        id,
         deviceId: ctx.deviceId,
         ...input,
         createdAt: now,
         updatedAt: now,
       };
       await deps.sessions.open(candidate);
-      const account = await deps.accounts.put(ctx.deviceId, input, now);
+      const account = await deps.accounts.put(ctx.deviceId, id, input, now);
       ctx.logger.info({ account: account.id, jid: account.jid }, 'im account online');
       return {
         account: account.id,
