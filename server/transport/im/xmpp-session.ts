@@ -28,6 +28,7 @@ import { enableCarbons } from './xmpp/carbons.ts';
 import { chatStateStanza } from './xmpp/chat-state.ts';
 import { Connection } from './xmpp/connection.ts';
 import { ClientState } from './xmpp/csi.ts';
+import { xmppErrorDetail } from './xmpp/errors.ts';
 import { InboundMessages } from './xmpp/inbound.ts';
 import { accountAddress, serviceFor } from './xmpp/jid.ts';
 import { chatMessageStanza, type MessageReader, readChatMessage } from './xmpp/message.ts';
@@ -129,7 +130,9 @@ export class XmppAccountSession {
       onSent: (clientId, bytes) => listener.sent?.(clientId, bytes),
     });
     this.#traffic = new TrafficMeter({ entity: x });
-    x.on('error', (err: unknown) => logger?.debug({ err: String(err), account: this.jid }, 'xmpp error'));
+    x.on('error', (err: unknown) =>
+      logger?.debug({ err: xmppErrorDetail(err), account: this.jid }, 'xmpp error'),
+    );
     const connection = (this.#connection = new Connection({
       entity: x,
       domain: account.domain,
@@ -189,7 +192,9 @@ export class XmppAccountSession {
       disconnected: () => connection.disconnected(),
       drop: () => connection.drop(),
       onState: (state, error) => {
-        logger?.info({ account: this.jid, state, code: error?.code }, 'xmpp account state');
+        // The server's words (a stream error's text, a banner) only here, sanitised and cut.
+        const detail = error ? { code: error.code, detail: xmppErrorDetail(error) } : {};
+        logger?.info({ account: this.jid, state, ...detail }, 'xmpp account state');
         listener.state?.(state, error);
       },
       onAuthFailed: (error) => this.#outbox.failAll(error),
