@@ -18,12 +18,18 @@
  * client state, received-message routing (inbound.ts), byte metering
  * (traffic.ts) and JID handling (jid.ts). This file wires them to one
  * @xmpp/client and keeps the account's public face.
+ *
+ * What a server sends cannot take the process down (issue #11): the stream
+ * guard (stream-guard.ts) parses only live streams, caps a stanza's size,
+ * turns parser failures into an error of this session, and tears a
+ * connection down in bounded time, every socket layer destroyed. Errors a
+ * device sees have fixed messages (errors.ts); the server's words go to the
+ * log only.
  */
 import { randomBytes } from 'node:crypto';
 import { client, type XmlElement, type XmppClient, xml } from '@xmpp/client';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { Archive } from './xmpp/archive.ts';
-import { withTimeout } from './xmpp/async.ts';
 import { enableCarbons } from './xmpp/carbons.ts';
 import { chatStateStanza } from './xmpp/chat-state.ts';
 import { Connection } from './xmpp/connection.ts';
@@ -38,17 +44,19 @@ import { Reconnect } from './xmpp/reconnect.ts';
 import { Roster } from './xmpp/roster.ts';
 import { Receipts } from './xmpp/receipts.ts';
 import { applyScramSpeedup } from './xmpp/scram-speedup.ts';
+import { StreamGuard } from './xmpp/stream-guard.ts';
 import { TrafficMeter } from './xmpp/traffic.ts';
-import type {
-  ArchivePage,
-  ChatMessage,
-  ChatState,
-  PresenceShow,
-  RosterItem,
-  XmppAccountSettings,
-  XmppAccountState,
-  XmppLogger,
-  XmppSessionListener,
+import {
+  type ArchivePage,
+  type ChatMessage,
+  type ChatState,
+  NS,
+  type PresenceShow,
+  type RosterItem,
+  type XmppAccountSettings,
+  type XmppAccountState,
+  type XmppLogger,
+  type XmppSessionListener,
 } from './xmpp/types.ts';
 
 export { bareJid } from './xmpp/jid.ts';
@@ -76,6 +84,19 @@ export interface XmppAccountSessionOptions {
   smRequestAckIntervalMs?: number;
   /** How soon after a send the server is asked for an ack (batches bursts). Default 250 ms. */
   smAckDebounceMs?: number;
+  /**
+   * How long closing a stream may take (our </stream:stream>, the server's,
+   * FIN) before the socket is destroyed; stop() and a failed attempt's
+   * cleanup never take longer. Default 5 s.
+   */
+  closeTimeoutMs?: number;
+  /**
+   * Bytes one top-level element from the server (a stanza, or the stream
+   * header) may take; a bigger one ends the connection (im.server_error).
+   * Default 1 MiB: four times Prosody's own c2s stanza limit, room for a
+   * roster of several thousand contacts.
+   */
+  maxStanzaBytes?: number;
 }
 
 export class XmppAccountSession {
@@ -110,6 +131,14 @@ export class XmppAccountSession {
     // Our own loop reconnects (backoff + jitter); the built-in one uses a fixed delay.
     x.reconnect.stop();
     const sm = x.streamManagement;
+    // Before anything connects: the guard takes over the library's data path and teardown.
+    new StreamGuard({
+      entity: x,
+      maxStanzaBytes: opts.maxStanzaBytes ?? 1024 * 1024,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
+      // What the library's own close does first (XEP-0198: tell the server what we handled).
+      beforeClose: () => (sm.enabled ? x.send(xml('a', { xmlns: NS.sm, h: String(sm.inbound) })) : undefined),
+    });
     sm.requestAckInterval = opts.smRequestAckIntervalMs ?? 30_000;
     sm.requestAckDebounce = opts.smAckDebounceMs ?? 250;
     const isOnline = () => this.#loop.state === 'online';
@@ -309,7 +338,8 @@ export class XmppAccountSession {
       new GatewayError('im.unreachable', 'the chat session was stopped', { retryable: true }),
     );
     try {
-      await withTimeout(this.#xmpp.stop(), 5000, 'closing the XMPP stream');
+      // Bounded by closeTimeoutMs: the stream guard destroys the socket when the close takes longer.
+      await this.#xmpp.stop();
     } catch {
       // The socket may already be gone; stop() is best effort.
     }

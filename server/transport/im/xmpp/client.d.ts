@@ -42,12 +42,16 @@ declare module '@xmpp/client' {
     outbound_q: Array<{ stanza: XmlElement; stamp: string }>;
     /** Stanzas the server acknowledged on the current stream. */
     outbound: number;
+    /** Stanzas received on the current stream (the 'h' of our acks). */
+    inbound: number;
     timeout: number;
     requestAckInterval: number;
     requestAckDebounce: number;
   }
 
   export interface IqCaller {
+    /** Requests awaiting their answer, by stanza id. */
+    handlers: Map<string, { reject(err: unknown): void }>;
     request(stanza: XmlElement, timeoutMs?: number): Promise<XmlElement>;
     get(element: XmlElement, to?: string, timeoutMs?: number): Promise<XmlElement | undefined>;
     set(element: XmlElement, to?: string, timeoutMs?: number): Promise<XmlElement | undefined>;
@@ -70,6 +74,12 @@ declare module '@xmpp/client' {
   export interface XmppSocket extends EventEmitter {
     write(data: string | Uint8Array, ...rest: any[]): unknown;
     end(): void;
+    /** net.Socket and tls.TLSSocket; @xmpp/tls's wrapper has none. */
+    destroy?(error?: Error): unknown;
+    /** @xmpp/tls's wrapper: the TLS socket inside it. */
+    socket?: XmppSocket | null;
+    /** @xmpp/tls's wrapper: lets go of the TLS socket inside. */
+    _detachSocket?(): void;
   }
 
   export interface XmppClient extends EventEmitter {
@@ -90,6 +100,19 @@ declare module '@xmpp/client' {
     disconnect(): Promise<unknown>;
     send(element: XmlElement): Promise<void>;
     write(data: string): Promise<void>;
+    // Internals of @xmpp/connection that its own plugins use too (starttls, resolve),
+    // taken over by the session's stream guard (stream-guard.ts) and destination.ts.
+    /** The stream's XML parser; null between streams. */
+    parser: { write(data: string): void; root?: { children: unknown[] } | null; cursor?: unknown } | null;
+    _onData(data: Buffer): void;
+    _attachSocket(socket: XmppSocket): void;
+    _detachSocket(): void;
+    _detachParser(): void;
+    _status(status: string, ...args: unknown[]): void;
+    _onSeeOtherHost(error: Error): unknown;
+    socketParameters(service: string): Record<string, unknown> | undefined;
+    footer(el: unknown): string;
+    footerElement(): unknown;
   }
 
   export interface ClientOptions {

@@ -25,8 +25,15 @@ class Entity extends EventEmitter {
       return this.iqAnswer();
     },
   };
+  /** Services whose TCP connect fails (the library emits the socket's error, then rejects). */
+  refusing = new Set<string>();
   async connect(service?: string): Promise<void> {
     this.calls.push(`connect ${service}`);
+    if (service !== undefined && this.refusing.has(service)) {
+      const err = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
+      this.emit('error', err);
+      throw err;
+    }
     this.status = 'connect';
   }
   async open(opts: { domain?: string; lang?: string }): Promise<unknown> {
@@ -46,9 +53,26 @@ class Entity extends EventEmitter {
   }
 }
 
-function setup(connectTimeoutMs = 10_000) {
+function setup(connectTimeoutMs = 10_000, destinations?: string[]) {
   const entity = new Entity();
-  return { entity, connection: new Connection({ entity, domain: 'example.test', connectTimeoutMs }) };
+  // The session's own logger: the library's socket errors have a listener.
+  if (destinations) entity.on('error', () => {});
+  const connection = new Connection({
+    entity,
+    domain: 'example.test',
+    connectTimeoutMs,
+    ...(destinations
+      ? {
+          destinations: async function* () {
+            for (const d of destinations) {
+              entity.calls.push(`checked ${d}`);
+              yield { service: d };
+            }
+          },
+        }
+      : {}),
+  });
+  return { entity, connection };
 }
 
 test('a fresh session runs its setup before it counts as online; a resumed one does not', async () => {
@@ -128,4 +152,75 @@ test('drop closes what is still open, and a close that fails is no error', async
   entity.disconnectResult = Promise.reject(new Error('broken'));
   await connection.drop();
   assert.deepEqual(entity.calls, ['disconnect']);
+});
+
+test('with destinations, each is tried in order until one connects; a failed one is closed first', async () => {
+  const { entity, connection } = setup(10_000, [
+    'xmpp://203.0.114.1:5222',
+    'xmpp://203.0.114.2:5222',
+    'xmpp://203.0.114.3:5222',
+  ]);
+  entity.refusing.add('xmpp://203.0.114.1:5222');
+  // The refused socket's error came while connecting: it must not fail the stream that follows.
+  assert.equal(await connection.open(async () => {}), false);
+  assert.deepEqual(entity.calls, [
+    'checked xmpp://203.0.114.1:5222',
+    'connect xmpp://203.0.114.1:5222',
+    'disconnect',
+    'checked xmpp://203.0.114.2:5222',
+    'connect xmpp://203.0.114.2:5222',
+    'open example.test en',
+  ]);
+});
+
+test('with destinations that all fail, the attempt fails with the last error; with none, with the refusal', async () => {
+  const { entity, connection } = setup(10_000, ['xmpp://203.0.114.1:5222']);
+  entity.refusing.add('xmpp://203.0.114.1:5222');
+  await assert.rejects(
+    connection.open(async () => {}),
+    { code: 'ECONNREFUSED' },
+  );
+  const entity2 = new Entity();
+  const refusing = new Connection({
+    entity: entity2,
+    domain: 'example.test',
+    connectTimeoutMs: 10_000,
+    // biome-ignore lint/correctness/useYield: a policy that refuses before anything is yielded
+    destinations: async function* () {
+      throw new GatewayError('policy.destination_not_allowed');
+    },
+  });
+  await assert.rejects(
+    refusing.open(async () => {}),
+    (err: unknown) => err instanceof GatewayError && err.code === 'policy.destination_not_allowed',
+  );
+  assert.deepEqual(entity2.calls, [], 'nothing connected');
+});
+
+test('an attempt whose open() fails without an event leaves no listener for the next one', async () => {
+  const { entity, connection } = setup();
+  entity.on('error', () => {});
+  entity.open = async () => {
+    throw Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+  };
+  await assert.rejects(
+    connection.open(async () => {}),
+    { name: 'TimeoutError' },
+  );
+  assert.equal(entity.listenerCount('online'), 0);
+  assert.equal(entity.listenerCount('error'), 1, "only the test's own");
+});
+
+test('a server that hangs up before its stream header fails the attempt at once, not at a timeout', async () => {
+  const { entity, connection } = setup(60_000);
+  entity.open = () => {
+    setImmediate(() => entity.emit('disconnect'));
+    return new Promise(() => {}); // the library waits for the header until its own timeout
+  };
+  const started = Date.now();
+  await assert.rejects(
+    connection.open(async () => {}),
+    /the XMPP server closed the connection/,
+  );
+  assert.ok(Date.now() - started < 5000);
 });
