@@ -24,16 +24,24 @@
  * turns parser failures into an error of this session, and tears a
  * connection down in bounded time, every socket layer destroyed. Errors a
  * device sees have fixed messages (errors.ts); the server's words go to the
- * log only.
+ * log only. With an outbound policy the session connects only to checked,
+ * pinned addresses (destination.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { client, type XmlElement, type XmppClient, xml } from '@xmpp/client';
 import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { Archive } from './xmpp/archive.ts';
 import { enableCarbons } from './xmpp/carbons.ts';
 import { chatStateStanza } from './xmpp/chat-state.ts';
 import { Connection } from './xmpp/connection.ts';
 import { ClientState } from './xmpp/csi.ts';
+import {
+  checkedDestinations,
+  refuseRedirects,
+  type SrvResolver,
+  useDomainForTls,
+} from './xmpp/destination.ts';
 import { xmppErrorDetail } from './xmpp/errors.ts';
 import { InboundMessages } from './xmpp/inbound.ts';
 import { accountAddress, serviceFor } from './xmpp/jid.ts';
@@ -97,6 +105,17 @@ export interface XmppAccountSessionOptions {
    * roster of several thousand contacts.
    */
   maxStanzaBytes?: number;
+  /**
+   * The outbound policy (server/net/destination-policy.ts). When set, every
+   * attempt resolves the server first (the explicit host, or the domain's SRV
+   * records, or the domain on 5222), checks each address and connects only to
+   * a checked one; a refused server fails with policy.destination_not_allowed
+   * and is not retried. Without it the library resolves and connects as it
+   * always did.
+   */
+  policy?: DestinationPolicy;
+  /** SRV lookups under the policy; node:dns by default, injected for tests. */
+  resolveSrv?: SrvResolver;
 }
 
 export class XmppAccountSession {
@@ -139,6 +158,9 @@ export class XmppAccountSession {
       // What the library's own close does first (XEP-0198: tell the server what we handled).
       beforeClose: () => (sm.enabled ? x.send(xml('a', { xmlns: NS.sm, h: String(sm.inbound) })) : undefined),
     });
+    useDomainForTls(x, account.domain);
+    const policy = opts.policy;
+    if (policy) refuseRedirects(x);
     sm.requestAckInterval = opts.smRequestAckIntervalMs ?? 30_000;
     sm.requestAckDebounce = opts.smAckDebounceMs ?? 250;
     const isOnline = () => this.#loop.state === 'online';
@@ -166,6 +188,18 @@ export class XmppAccountSession {
       entity: x,
       domain: account.domain,
       connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
+      ...(policy && {
+        destinations: () =>
+          checkedDestinations({
+            policy,
+            domain: account.domain,
+            host: settings.host,
+            port: settings.port,
+            resolveSrv: opts.resolveSrv,
+            onChecked: ({ pinned: { address, port, allowedBy } }) =>
+              logger?.debug({ account: this.jid, address, port, allowedBy }, 'xmpp destination'),
+          }),
+      }),
     }));
     this.#csi = new ClientState({ entity: x, isOnline });
     this.#presence = new ContactPresences({
@@ -226,7 +260,7 @@ export class XmppAccountSession {
         logger?.info({ account: this.jid, state, ...detail }, 'xmpp account state');
         listener.state?.(state, error);
       },
-      onAuthFailed: (error) => this.#outbox.failAll(error),
+      onTerminal: (error) => this.#outbox.failAll(error),
       random: opts.random ?? Math.random,
       backoff: opts.backoff,
     });

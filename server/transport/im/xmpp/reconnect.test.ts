@@ -35,7 +35,7 @@ const saslRefused = () => Object.assign(new Error('no'), { name: 'SASLError', co
 /** A loop over scripted attempts: each entry fails with that error, or (undefined) succeeds. */
 function setup(script: Array<unknown>, opts: Partial<ReconnectOptions> = {}) {
   const states: string[] = [];
-  const authFailures: GatewayError[] = [];
+  const terminal: GatewayError[] = [];
   let attempts = 0;
   let drops = 0;
   let link = deferred<void>();
@@ -48,7 +48,7 @@ function setup(script: Array<unknown>, opts: Partial<ReconnectOptions> = {}) {
     disconnected: () => link.promise,
     drop: async () => void drops++,
     onState: (state, error) => void states.push(error ? `${state} ${error.code}` : state),
-    onAuthFailed: (error) => void authFailures.push(error),
+    onTerminal: (error) => void terminal.push(error),
     random: () => 0,
     backoff: { initialMs: 1, maxMs: 4 },
     ...opts,
@@ -56,7 +56,7 @@ function setup(script: Array<unknown>, opts: Partial<ReconnectOptions> = {}) {
   return {
     loop,
     states,
-    authFailures,
+    terminal,
     attempts: () => attempts,
     drops: () => drops,
     dropLink: () => link.resolve(),
@@ -108,8 +108,24 @@ test('an authentication failure is terminal even when persistent', async () => {
   assert.equal(s.loop.state, 'auth_failed');
   assert.equal(s.loop.stopped, true);
   assert.deepEqual(
-    s.authFailures.map((e) => e.code),
+    s.terminal.map((e) => e.code),
     ['im.auth_failed'],
+  );
+});
+
+test('a destination the outbound policy refuses is terminal even when persistent: stopped, never retried', async () => {
+  const s = setup([new GatewayError('policy.destination_not_allowed'), undefined]);
+  await assert.rejects(
+    s.loop.start(true),
+    (err: unknown) => err instanceof GatewayError && err.code === 'policy.destination_not_allowed',
+  );
+  await s.loop.finished();
+  assert.equal(s.attempts(), 1);
+  assert.equal(s.loop.stopped, true);
+  assert.deepEqual(s.states, ['connecting', 'stopped policy.destination_not_allowed']);
+  assert.deepEqual(
+    s.terminal.map((e) => e.code),
+    ['policy.destination_not_allowed'],
   );
 });
 

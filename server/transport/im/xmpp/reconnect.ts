@@ -20,8 +20,11 @@ export interface ReconnectOptions {
   drop(): Promise<void>;
   /** The state changed (called once per change of state or error code). */
   onState(state: XmppAccountState, error?: GatewayError): void;
-  /** The server refused the credentials: the loop has ended for good. */
-  onAuthFailed(error: GatewayError): void;
+  /**
+   * The loop has ended for good: the server refused the credentials, or the
+   * outbound policy the destination (no retry can change either).
+   */
+  onTerminal(error: GatewayError): void;
   /** In [0, 1). */
   random: () => number;
   backoff?: { initialMs?: number; maxMs?: number };
@@ -120,7 +123,14 @@ export class Reconnect {
           this.#stopped = true;
           this.setState('auth_failed', error);
           this.#first.reject(error);
-          opts.onAuthFailed(error);
+          opts.onTerminal(error);
+          break;
+        }
+        if (error.code === 'policy.destination_not_allowed') {
+          this.#stopped = true;
+          this.#first.reject(error);
+          this.setState('stopped', error);
+          opts.onTerminal(error);
           break;
         }
         if (!this.#everOnline && !persistent) {
