@@ -41,7 +41,15 @@ export interface XmppSessionPoolOptions {
   /** Passed to every XmppAccountSession (backoff, timeouts, limits). */
   session?: Pick<
     XmppAccountSessionOptions,
-    'backoff' | 'connectTimeoutMs' | 'sendTimeoutMs' | 'maxBodyChars' | 'smRequestAckIntervalMs' | 'random'
+    | 'backoff'
+    | 'connectTimeoutMs'
+    | 'sendTimeoutMs'
+    | 'maxBodyChars'
+    | 'smRequestAckIntervalMs'
+    | 'random'
+    | 'policy'
+    | 'closeTimeoutMs'
+    | 'maxStanzaBytes'
   >;
   /**
    * Pushes to a device that has not sent a request yet (accounts restored at
@@ -62,6 +70,8 @@ interface PoolEntry {
   session: XmppAccountSession;
   presence: Map<string, ContactPresence>;
   presenceTimer?: NodeJS.Timeout;
+  /** Its state changes reach neither the device nor the records (a candidate on trial, a replaced session). */
+  muted?: boolean;
 }
 
 /** Drops undefined fields: the device codec carries only Values. */
@@ -159,6 +169,9 @@ export class XmppSessionPool {
         await existing.session.start();
         return existing.session;
       }
+      // Other credentials or another server for an account that works: the new session must
+      // work before it replaces it (#11: a wrong password stopped the working account).
+      if (existing.session.state === 'online') return this.#replace(existing, account);
       await this.close(account.id);
     }
     const entry = this.#create(account);
@@ -173,6 +186,35 @@ export class XmppSessionPool {
       throw err;
     }
     return entry.session;
+  }
+
+  /** Tries `account` beside the online `existing` one; only a session that came online replaces it. */
+  async #replace(existing: PoolEntry, account: ImAccount): Promise<XmppAccountSession> {
+    const candidate = this.#create(account);
+    candidate.muted = true;
+    try {
+      await candidate.session.start();
+    } catch (err) {
+      await candidate.session.stop();
+      throw err;
+    }
+    if (this.#closed || this.#entries.get(account.id) !== existing) {
+      // Closed or replaced meanwhile: the candidate lost.
+      await candidate.session.stop();
+      throw new GatewayError('im.unreachable', 'the chat account changed meanwhile; retry', {
+        retryable: true,
+      });
+    }
+    existing.muted = true;
+    candidate.muted = false;
+    this.#entries.set(account.id, candidate);
+    if (this.#lingers.has(account.deviceId)) void candidate.session.setActive(false);
+    this.#announce(candidate, 'online');
+    if (candidate.presence.size > 0) this.#schedulePresence(candidate);
+    clearTimeout(existing.presenceTimer);
+    await existing.session.stop();
+    this.#flushTraffic(existing);
+    return candidate.session;
   }
 
   /** The account's session if one runs on this node. */
@@ -229,6 +271,9 @@ export class XmppSessionPool {
       account,
       presence: new Map<string, ContactPresence>(),
     } as PoolEntry;
+    // A muted session's events are dropped: the device hears one session per account.
+    const push = (name: string, body: Value) =>
+      entry.muted ? Promise.resolve(false) : this.#push(account.deviceId, name, body);
     entry.session = new XmppAccountSession({
       ...this.#opts.session,
       settings: {
@@ -241,30 +286,22 @@ export class XmppSessionPool {
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
       listener: {
         state: (state, error) => {
-          this.#opts.onState?.(account, state, error);
-          this.#recordState(account, state, error);
-          const body: Record<string, Value> = { account: id, jid: account.jid, state };
-          if (error) body.error = { code: error.code, message: error.message };
-          void this.#push(account.deviceId, 'im.state', body);
+          if (!entry.muted) this.#announce(entry, state, error);
         },
         message: (message) => {
+          if (entry.muted) return;
           if (message.direction === 'in' && !message.carbon) {
             this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesIn: 1 });
           }
-          void this.#push(account.deviceId, 'im.message', toValue({ account: id, ...message })).then(
-            (delivered) => {
-              if (delivered) void entry.session.confirmDelivery(message);
-            },
-          );
+          void push('im.message', toValue({ account: id, ...message })).then((delivered) => {
+            if (delivered) void entry.session.confirmDelivery(message);
+          });
         },
         sent: () => this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesOut: 1 }),
-        receipt: (from, receiptId) =>
-          void this.#push(account.deviceId, 'im.receipt', { account: id, from, id: receiptId }),
-        typing: (from, state) => void this.#push(account.deviceId, 'im.typing', { account: id, from, state }),
-        subscription: (from, kind) =>
-          void this.#push(account.deviceId, 'im.subscription', { account: id, from, kind }),
-        roster: (items) =>
-          void this.#push(account.deviceId, 'im.roster.changed', toValue({ account: id, items })),
+        receipt: (from, receiptId) => void push('im.receipt', { account: id, from, id: receiptId }),
+        typing: (from, state) => void push('im.typing', { account: id, from, state }),
+        subscription: (from, kind) => void push('im.subscription', { account: id, from, kind }),
+        roster: (items) => void push('im.roster.changed', toValue({ account: id, items })),
         presence: (p) => {
           entry.presence.delete(p.jid); // re-insert: the batch keeps the order of last change
           entry.presence.set(p.jid, p);
@@ -273,6 +310,16 @@ export class XmppSessionPool {
       },
     });
     return entry;
+  }
+
+  /** A state change of the account's session: observers, records, and the device. */
+  #announce(entry: PoolEntry, state: XmppAccountState, error?: GatewayError): void {
+    const { account } = entry;
+    this.#opts.onState?.(account, state, error);
+    this.#recordState(account, state, error);
+    const body: Record<string, Value> = { account: account.id, jid: account.jid, state };
+    if (error) body.error = { code: error.code, message: error.message };
+    void this.#push(account.deviceId, 'im.state', body);
   }
 
   #recordState(account: ImAccount, state: XmppAccountState, error?: GatewayError): void {
@@ -289,7 +336,7 @@ export class XmppSessionPool {
     if (entry.presenceTimer) return;
     entry.presenceTimer = setTimeout(() => {
       entry.presenceTimer = undefined;
-      if (entry.presence.size === 0) return;
+      if (entry.presence.size === 0 || entry.muted) return;
       const max = this.#opts.presenceBatchMax ?? 100;
       const items: ContactPresence[] = [];
       for (const [jid, p] of entry.presence) {
