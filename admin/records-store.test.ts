@@ -77,6 +77,88 @@ test('retention: one device cannot take more than its cap, and the others keep t
   assert.equal(store.queryLogs('quiet', { limit: 10, order: 'asc' }).items.length, 1);
 });
 
+test("records caused by outsiders: their own quota per device, never pushing out the device's own", async (t) => {
+  const dataDir = tempDir(t);
+  const known = new Set(['victim', 'quiet']);
+  const options = {
+    dataDir,
+    maxPerDevice: 100,
+    maxOutsiderPerDevice: 20,
+    now: () => T0,
+    operatorOf: (imei: string) => (known.has(imei) ? 'op' : undefined),
+  };
+  let store = await RecordsStore.open(options);
+  await store.write({
+    logs: [log('victim', T0 - 100_000, 'connect'), log('victim', T0 - 99_000, 'backend_error')],
+    usage: [],
+  });
+  for (let b = 0; b < 10; b++) {
+    await store.write({
+      logs: Array.from({ length: 100 }, (_, i) => log('victim', T0 - 90_000 + b * 100 + i, 'auth_failure')),
+      usage: [],
+    });
+  }
+  const kinds = (imei: string) =>
+    store.queryLogs(imei, { limit: 1000, order: 'asc' }).items.map((r) => r.kind);
+  const check = () => {
+    const got = kinds('victim');
+    assert.deepEqual(got.slice(0, 2), ['connect', 'backend_error'], "the device's own records stay");
+    const outsiders = got.filter((k) => k === 'auth_failure').length;
+    assert.ok(outsiders >= 18 && outsiders <= 20, `outsiders' records kept: ${outsiders}`);
+  };
+  check();
+  // The counts survive a reopen: the quota still holds.
+  await store.close();
+  store = await RecordsStore.open(options);
+  t.after(() => store.close());
+  await store.write({ logs: [log('victim', T0 - 1, 'auth_failure')], usage: [] });
+  check();
+  // The device's own records are trimmed among themselves, outsiders' records untouched.
+  await store.write({
+    logs: Array.from({ length: 200 }, (_, i) => log('victim', T0 + i, 'sync')),
+    usage: [],
+  });
+  const after = kinds('victim');
+  assert.ok(after.filter((k) => k === 'sync').length <= 100);
+  assert.ok(after.filter((k) => k === 'auth_failure').length >= 18);
+});
+
+test('outsiders naming IMEIs that are not provisioned go to the bounded security log, not a device log', async (t) => {
+  let now = T0;
+  const store = await RecordsStore.open({
+    dataDir: tempDir(t),
+    securityMaxRecords: 50,
+    securityMaxAgeDays: 1,
+    now: () => now,
+    operatorOf: (imei) => (imei === 'known' ? 'op' : undefined),
+  });
+  t.after(() => store.close());
+  await store.write({
+    logs: [
+      ...Array.from({ length: 200 }, (_, i) => log(`ghost-${i}`, T0 - 1000 + i, 'auth_failure')),
+      log('known', T0, 'auth_failure'),
+      log('ghost-0', T0, 'sync'),
+    ],
+    usage: [],
+  });
+  assert.equal(store.queryLogs('ghost-1', { limit: 10, order: 'asc' }).items.length, 0);
+  assert.deepEqual(
+    store.queryLogs('ghost-0', { limit: 10, order: 'asc' }).items.map((r) => r.kind),
+    ['sync'],
+    'records of other kinds stay where they were',
+  );
+  assert.equal(store.queryLogs('known', { limit: 10, order: 'asc' }).items.length, 1);
+  const s = store.stats();
+  assert.ok(s.securityRecords <= 50 && s.securityRecords >= 45, `security records ${s.securityRecords}`);
+  const page = store.querySecurity({ limit: 10 });
+  assert.equal(page.items[0]?.imei, 'ghost-199', 'newest first; the oldest went');
+  const next = store.querySecurity({ limit: 10, cursor: page.next });
+  assert.equal(next.items[0]?.imei, 'ghost-189');
+  now = T0 + 2 * DAY_MS;
+  await store.sweep();
+  assert.equal(store.stats().securityRecords, 0);
+});
+
 test('retention: total bytes stay under maxBytes (oldest go first) and old records age out', async (t) => {
   let now = T0;
   const store = await RecordsStore.open({

@@ -5,15 +5,26 @@
  *
  *   logs      [imei, at, seq]                  → DeviceLogRecord   (a device's log, in time order)
  *   logTime   [at, imei, seq]                  → approx. bytes     (age and size retention, oldest first)
+ *   outsiders [imei, at, seq]                  → 1                 (which of a device's records outsiders caused)
+ *   security  [at, seq]                        → DeviceLogRecord   (outsiders' records for IMEIs not provisioned)
  *   usage     [hour, operator, service, imei]  → counters          (per device)
  *   usageAgg  [hour, operator, service]        → counters          (reports read only these)
  *   audit     [at, seq]                        → AuditEntry
  *
  * Retention keeps the disk bounded: log records older than maxAgeDays go, the
  * oldest go first once their total passes maxBytes, and one device keeps at
- * most maxPerDevice records (its oldest go first), so a busy or looping
- * device cannot push out everyone else's history. Usage counters are small
- * (one row per device-hour) and kept for usageMaxAgeDays.
+ * most maxPerDevice records of its own (its oldest go first), so a busy or
+ * looping device cannot push out everyone else's history. Usage counters are
+ * small (one row per device-hour) and kept for usageMaxAgeDays.
+ *
+ * Records that outsiders cause (OUTSIDER_LOG_KINDS: refused Hello/Resume,
+ * which anyone can send naming any IMEI) cannot flood a device's log: a
+ * device keeps at most maxOutsiderPerDevice of them, apart from its own
+ * records, so they never push those out. Those naming an IMEI the registry
+ * does not know (`operatorOf` answers undefined) go to the security log
+ * instead, which keeps at most securityMaxRecords for securityMaxAgeDays.
+ * (The edge already samples them: at most about one a minute per device or
+ * source address, server/edge/refusal-records.ts.)
  *
  * A batch is written in one transaction before write() resolves, and the
  * recorder is only answered after that: a crash loses nothing acknowledged.
@@ -23,7 +34,12 @@ import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { RecordBatch } from '../server/records/recorder.ts';
-import type { DeviceLogKind, DeviceLogRecord, UsageDelta } from '../server/records/types.ts';
+import {
+  type DeviceLogKind,
+  type DeviceLogRecord,
+  OUTSIDER_LOG_KINDS,
+  type UsageDelta,
+} from '../server/records/types.ts';
 
 export const DAY_MS = 86_400_000;
 export const HOUR_MS = 3_600_000;
@@ -33,8 +49,14 @@ export interface RetentionOptions {
   maxAgeDays?: number;
   /** Log records beyond this many bytes (approximate) go, oldest first. Default 1 GiB. */
   maxBytes?: number;
-  /** One device keeps at most this many log records. Default 20000. */
+  /** One device keeps at most this many log records of its own. Default 20000. */
   maxPerDevice?: number;
+  /** One device keeps at most this many records caused by outsiders (refused attempts), besides its own. Default 500. */
+  maxOutsiderPerDevice?: number;
+  /** The security log (outsiders' records for IMEIs not provisioned) keeps at most this many. Default 100,000. */
+  securityMaxRecords?: number;
+  /** Security log records older than this go. Default 7. */
+  securityMaxAgeDays?: number;
   /** Usage counters older than this go. Default 400. */
   usageMaxAgeDays?: number;
 }
@@ -48,7 +70,9 @@ export interface RecordsStoreOptions extends RetentionOptions {
   /**
    * The operator of a device, for usage deltas that come without one (mail and
    * IM counters are written by transport nodes, which do not hold the
-   * registry), so that reports by operator include every service.
+   * registry), so that reports by operator include every service. Undefined
+   * for an IMEI the registry does not know: outsiders' records naming it go
+   * to the security log. Absent: every IMEI counts as known.
    */
   operatorOf?: (imei: string) => string | undefined;
 }
@@ -134,11 +158,17 @@ function sizeOf(r: DeviceLogRecord): number {
 type LogKey = [string, number, number];
 type TimeKey = [number, string, number];
 
+function isOutsider(r: DeviceLogRecord): boolean {
+  return OUTSIDER_LOG_KINDS.has(r.kind);
+}
+
 export class RecordsStore {
   readonly path: string;
   private readonly env: RootDatabase;
   private readonly logs: Database<DeviceLogRecord, LogKey>;
   private readonly logTime: Database<number, TimeKey>;
+  private readonly outsiders: Database<number, LogKey>;
+  private readonly security: Database<DeviceLogRecord, [number, number]>;
   private readonly usage: Database<Counters, [number, string, string, string]>;
   private readonly usageAgg: Database<Counters, [number, string, string]>;
   private readonly audit: Database<AuditEntry, [number, number]>;
@@ -147,9 +177,16 @@ export class RecordsStore {
   private readonly maxAgeMs: number;
   private readonly maxBytes: number;
   private readonly maxPerDevice: number;
+  private readonly maxOutsiderPerDevice: number;
+  private readonly securityMaxRecords: number;
+  private readonly securityMaxAgeMs: number;
   private readonly operatorOf: ((imei: string) => string | undefined) | undefined;
   private readonly usageMaxAgeMs: number;
+  /** Log records per device, outsiders' included. */
   private readonly perDevice = new Map<string, number>();
+  /** Outsiders' records per device (counted in perDevice too). */
+  private readonly perDeviceOutsider = new Map<string, number>();
+  private securityCount = 0;
   private totalBytes = 0;
   private seq = 0;
   private readonly timer: NodeJS.Timeout;
@@ -163,11 +200,16 @@ export class RecordsStore {
     this.maxAgeMs = (options.maxAgeDays ?? 30) * DAY_MS;
     this.maxBytes = options.maxBytes ?? 1024 ** 3;
     this.maxPerDevice = options.maxPerDevice ?? 20_000;
+    this.maxOutsiderPerDevice = options.maxOutsiderPerDevice ?? 500;
+    this.securityMaxRecords = options.securityMaxRecords ?? 100_000;
+    this.securityMaxAgeMs = (options.securityMaxAgeDays ?? 7) * DAY_MS;
     this.usageMaxAgeMs = (options.usageMaxAgeDays ?? 400) * DAY_MS;
     this.operatorOf = options.operatorOf;
-    this.env = open({ path, maxDbs: 8, noSync: false });
+    this.env = open({ path, maxDbs: 10, noSync: false });
     this.logs = this.env.openDB({ name: 'logs' });
     this.logTime = this.env.openDB({ name: 'logTime' });
+    this.outsiders = this.env.openDB({ name: 'outsiders' });
+    this.security = this.env.openDB({ name: 'security' });
     this.usage = this.env.openDB({ name: 'usage' });
     this.usageAgg = this.env.openDB({ name: 'usageAgg' });
     this.audit = this.env.openDB({ name: 'audit' });
@@ -176,6 +218,15 @@ export class RecordsStore {
       this.totalBytes += typeof value === 'number' ? value : 0;
       this.perDevice.set(key[1], (this.perDevice.get(key[1]) ?? 0) + 1);
       if (key[2] > this.seq) this.seq = key[2];
+    }
+    for (const key of this.outsiders.getKeys({ snapshot: true })) {
+      const imei = (key as LogKey)[0];
+      this.perDeviceOutsider.set(imei, (this.perDeviceOutsider.get(imei) ?? 0) + 1);
+    }
+    for (const key of this.security.getKeys({ snapshot: true })) {
+      this.securityCount++;
+      const seq = (key as [number, number])[1];
+      if (seq > this.seq) this.seq = seq;
     }
     this.timer = setInterval(() => void this.sweep(), options.sweepMs ?? 60_000);
     this.timer.unref();
@@ -189,10 +240,15 @@ export class RecordsStore {
     return store;
   }
 
-  stats(): { logRecords: number; logBytes: number; devices: number } {
+  stats(): { logRecords: number; logBytes: number; devices: number; securityRecords: number } {
     let n = 0;
     for (const c of this.perDevice.values()) n += c;
-    return { logRecords: n, logBytes: this.totalBytes, devices: this.perDevice.size };
+    return {
+      logRecords: n,
+      logBytes: this.totalBytes,
+      devices: this.perDevice.size,
+      securityRecords: this.securityCount,
+    };
   }
 
   /** Stores a batch in one transaction; resolves once it is committed. */
@@ -204,13 +260,30 @@ export class RecordsStore {
     const p = this.env.transaction(() => {
       for (const r of logs) {
         const seq = ++this.seq;
+        const outsider = isOutsider(r);
+        if (outsider && !this.knownDevice(r.imei)) {
+          this.security.put([r.at, seq], r);
+          if (++this.securityCount > this.securityMaxRecords) {
+            this.trimSecurity(this.securityCount - Math.floor(this.securityMaxRecords * 0.9));
+          }
+          continue;
+        }
         const size = sizeOf(r);
         this.logs.put([r.imei, r.at, seq], r);
         this.logTime.put([r.at, r.imei, seq], size);
         this.totalBytes += size;
         const count = (this.perDevice.get(r.imei) ?? 0) + 1;
         this.perDevice.set(r.imei, count);
-        if (count > this.maxPerDevice) this.trimDevice(r.imei, count - Math.floor(this.maxPerDevice * 0.9));
+        const outsiderCount = this.perDeviceOutsider.get(r.imei) ?? 0;
+        if (outsider) {
+          this.outsiders.put([r.imei, r.at, seq], 1);
+          this.perDeviceOutsider.set(r.imei, outsiderCount + 1);
+          if (outsiderCount + 1 > this.maxOutsiderPerDevice) {
+            this.trimOutsiders(r.imei, outsiderCount + 1 - Math.floor(this.maxOutsiderPerDevice * 0.9));
+          }
+        } else if (count - outsiderCount > this.maxPerDevice) {
+          this.trimDevice(r.imei, count - outsiderCount - Math.floor(this.maxPerDevice * 0.9));
+        }
       }
       const agg = new Map<string, { key: [number, string, string]; c: Counters }>();
       for (const d of usage) {
@@ -242,21 +315,42 @@ export class RecordsStore {
     }
   }
 
-  /** Inside a write transaction: drops a device's oldest `count` records. */
+  /** Would an IMEI be known to the registry? Yes when it cannot tell (no lookup, or it fails). */
+  private knownDevice(imei: string): boolean {
+    if (this.operatorOf === undefined) return true;
+    try {
+      return this.operatorOf(imei) !== undefined;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Inside a write transaction: drops a device's oldest `count` records of its own (not outsiders'). */
   private trimDevice(imei: string, count: number): void {
     let n = 0;
-    for (const key of this.logs.getKeys({
+    for (const { key, value } of this.logs.getRange({
+      start: [imei],
+      end: [imei, Number.MAX_SAFE_INTEGER],
+    })) {
+      if (n >= count) break;
+      // Skipped: at most maxOutsiderPerDevice of them.
+      if (isOutsider(value)) continue;
+      const [, at, seq] = key;
+      this.dropLog(at, imei, seq, this.logTime.get([at, imei, seq]) ?? 0);
+      n++;
+    }
+  }
+
+  /** Inside a write transaction: drops a device's oldest `count` records caused by outsiders. */
+  private trimOutsiders(imei: string, count: number): void {
+    for (const key of this.outsiders.getKeys({
       start: [imei],
       end: [imei, Number.MAX_SAFE_INTEGER],
       limit: count,
     })) {
       const [, at, seq] = key as LogKey;
-      this.totalBytes -= this.logTime.get([at, imei, seq]) ?? 0;
-      this.logs.remove(key as LogKey);
-      this.logTime.remove([at, imei, seq]);
-      n++;
+      this.dropLog(at, imei, seq, this.logTime.get([at, imei, seq]) ?? 0);
     }
-    this.perDevice.set(imei, (this.perDevice.get(imei) ?? n) - n);
   }
 
   /** Inside a write transaction: drops the oldest records until `bytes` are freed. */
@@ -265,18 +359,29 @@ export class RecordsStore {
     for (const { key, value } of this.logTime.getRange({})) {
       if (freed >= bytes) break;
       const [at, imei, seq] = key;
-      this.logTime.remove(key);
-      this.logs.remove([imei, at, seq]);
+      this.dropLog(at, imei, seq, value);
       freed += value;
-      this.forget(imei);
     }
-    this.totalBytes -= freed;
   }
 
-  private forget(imei: string): void {
-    const left = (this.perDevice.get(imei) ?? 1) - 1;
-    if (left <= 0) this.perDevice.delete(imei);
-    else this.perDevice.set(imei, left);
+  /** Inside a write transaction: drops the oldest `count` records of the security log. */
+  private trimSecurity(count: number): void {
+    for (const key of this.security.getKeys({ limit: count })) {
+      this.security.remove(key as [number, number]);
+      this.securityCount--;
+    }
+  }
+
+  /** Inside a write transaction: removes one log record, its index entries and its counts. */
+  private dropLog(at: number, imei: string, seq: number, size: number): void {
+    this.logs.remove([imei, at, seq]);
+    this.logTime.remove([at, imei, seq]);
+    this.totalBytes -= size;
+    if (this.outsiders.doesExist([imei, at, seq])) {
+      this.outsiders.remove([imei, at, seq]);
+      decrement(this.perDeviceOutsider, imei);
+    }
+    decrement(this.perDevice, imei);
   }
 
   /** Age retention: old log records, usage counters and audit entries. Runs every sweepMs. */
@@ -296,10 +401,15 @@ export class RecordsStore {
             break;
           }
           const [at, imei, seq] = key;
-          this.logTime.remove(key);
-          this.logs.remove([imei, at, seq]);
-          this.totalBytes -= value;
-          this.forget(imei);
+          this.dropLog(at, imei, seq, value);
+        }
+        for (const key of this.security.getKeys({ end: [now - this.securityMaxAgeMs] })) {
+          if (++n > 20_000) {
+            more = true;
+            break;
+          }
+          this.security.remove(key as [number, number]);
+          this.securityCount--;
         }
         let u = 0;
         for (const key of this.usage.getKeys({ end: [usageCutoff] })) {
@@ -347,6 +457,14 @@ export class RecordsStore {
       last = key;
     }
     return { items };
+  }
+
+  /**
+   * The security log: outsiders' records naming IMEIs that are not
+   * provisioned, newest first. (Not served by the admin API yet.)
+   */
+  querySecurity(o: TimePageOptions): { items: DeviceLogRecord[]; next?: string } {
+    return newestFirst(this.security, o, () => true);
   }
 
   usageReport(o: UsageQueryOptions): { rows: UsageRow[]; totals: UsageCounters } {
@@ -416,26 +534,14 @@ export class RecordsStore {
     limit: number;
     cursor?: string;
   }): { items: AuditEntry[]; next?: string } {
-    const cursor = parseCursor(o.cursor);
-    const hi: [number, number] = cursor
-      ? [cursor[0], cursor[1] - 1]
-      : [o.to ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
-    const items: AuditEntry[] = [];
-    let last: [number, number] | undefined;
-    for (const { key, value } of this.audit.getRange({
-      start: hi,
-      end: [o.from ?? 0, 0],
-      reverse: true,
-      snapshot: true,
-    })) {
-      if (o.actor !== undefined && value.actor !== o.actor) continue;
-      if (o.action !== undefined && !value.action.startsWith(o.action)) continue;
-      if (o.target !== undefined && !value.target.includes(o.target)) continue;
-      if (items.length === o.limit) return { items, next: last ? `${last[0]}.${last[1]}` : undefined };
-      items.push(value);
-      last = key;
-    }
-    return { items };
+    return newestFirst(
+      this.audit,
+      o,
+      (value) =>
+        (o.actor === undefined || value.actor === o.actor) &&
+        (o.action === undefined || value.action.startsWith(o.action)) &&
+        (o.target === undefined || value.target.includes(o.target)),
+    );
   }
 
   // ---- bench support ------------------------------------------------------------
@@ -455,6 +561,46 @@ export class RecordsStore {
     await this.writes;
     await this.env.close();
   }
+}
+
+interface TimePageOptions {
+  from?: number;
+  to?: number;
+  limit: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+}
+
+/** One page of a [at, seq]-keyed database, newest first, of the values `accept` takes. */
+function newestFirst<T>(
+  db: Database<T, [number, number]>,
+  o: TimePageOptions,
+  accept: (value: T) => boolean,
+): { items: T[]; next?: string } {
+  const cursor = parseCursor(o.cursor);
+  const hi: [number, number] = cursor
+    ? [cursor[0], cursor[1] - 1]
+    : [o.to ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  const items: T[] = [];
+  let last: [number, number] | undefined;
+  for (const { key, value } of db.getRange({
+    start: hi,
+    end: [o.from ?? 0, 0],
+    reverse: true,
+    snapshot: true,
+  })) {
+    if (!accept(value)) continue;
+    if (items.length === o.limit) return { items, next: last ? `${last[0]}.${last[1]}` : undefined };
+    items.push(value);
+    last = key;
+  }
+  return { items };
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left <= 0) counts.delete(key);
+  else counts.set(key, left);
 }
 
 function parseCursor(cursor: string | undefined): [number, number] | undefined {

@@ -30,6 +30,15 @@ export const DEVICE_LOG_KINDS = [
 
 export type DeviceLogKind = (typeof DEVICE_LOG_KINDS)[number];
 
+/**
+ * Kinds of records that anyone on the internet can cause (a refused Hello
+ * names whatever IMEI it likes). The records store keeps them apart: a small
+ * quota per device, so they never push out the device's own records, and, for
+ * IMEIs that are not provisioned, the bounded security log instead of a
+ * device log (admin/records-store.ts).
+ */
+export const OUTSIDER_LOG_KINDS: ReadonlySet<string> = new Set<DeviceLogKind>(['auth_failure']);
+
 export interface DeviceLogRecord {
   /** Epoch ms. */
   at: number;
