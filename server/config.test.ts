@@ -94,6 +94,14 @@ describe('config', () => {
     assert.equal(config.edge.compression, true, 'frame compression is on unless turned off');
     const off = loadConfig({ file: tempFile(t, { edge: { compression: false } }), env: {} });
     assert.equal(off.edge.compression, false);
+    // The limits before authentication pass through to the edge; unset ones are left to its defaults.
+    const preAuth = {
+      helloTimeoutMs: 500,
+      maxUnauthenticatedPerAddress: 50,
+      authFailuresPerAddressPerMinute: 2000,
+    };
+    const limited = loadConfig({ file: tempFile(t, { edge: { limits: preAuth } }), env: {} });
+    assert.deepEqual(limited.edge.limits, preAuth);
     assert.equal(config.log.level, 'error');
     assert.deepEqual(config.roles, ['edge', 'admin', 'transport']);
     // MMGW_CONFIG names the file when --config is absent.

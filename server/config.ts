@@ -47,7 +47,10 @@ const busUrl = z.string({ error: 'expected a string' }).refine(
   { error: 'expected "inproc" or nats://host:port (several separated by commas)' },
 );
 
-/** Per-device limits of the edge (server/edge/limits.ts EdgeLimitOptions); unset ones keep the edge's defaults. */
+/**
+ * Limits of the edge (server/edge/limits.ts EdgeLimitOptions, where the
+ * defaults and their reasons are); unset ones keep the edge's defaults.
+ */
 const edgeLimits = z
   .object({
     maxFrameBytes: whole(64).optional(),
@@ -56,6 +59,16 @@ const edgeLimits = z
     maxQueuedBytes: whole(1024).optional(),
     maxReplayFrames: whole(1).optional(),
     maxReplayBytes: whole(1024).optional(),
+    /** Hello/Resume must be answered this long after a connection opens. Default 10000. */
+    helloTimeoutMs: whole(100).optional(),
+    /** Connections without a session per source address (IPv6: per /64). Default 256. */
+    maxUnauthenticatedPerAddress: whole(1).optional(),
+    /** Connections without a session in all. Default a quarter of the open-file limit. */
+    maxUnauthenticated: whole(1).optional(),
+    /** Refused Hello/Resume per (source address, IMEI) per minute. Default 10. */
+    authFailuresPerDevicePerMinute: whole(1).optional(),
+    /** Refused Hello/Resume per source address per minute (a carrier NAT holds thousands of devices). Default 1000. */
+    authFailuresPerAddressPerMinute: whole(1).optional(),
   })
   .strict();
 

@@ -1,9 +1,21 @@
 /**
- * Authentication attempt limits (SPEC.md §5.5): token buckets of failed
- * Hello/Resume attempts per IMEI and per source address. Only failures take a
- * token; an empty bucket refuses further attempts (right secret or not) with
- * auth.rate_limited and the time until the next token. Successes cost nothing,
- * so a device that authenticates correctly is never slowed down.
+ * Authentication attempt limits (SPEC.md §5, Authentication attempt limits):
+ * token buckets of failed Hello/Resume attempts per (source address, IMEI)
+ * and per source address. Only failures take a token; an empty bucket
+ * refuses further attempts with auth.rate_limited and the time until the
+ * next token. Successes cost nothing, so a device that authenticates
+ * correctly is never slowed down.
+ *
+ * There is no bucket per IMEI alone: failures from one address must not lock
+ * the device out everywhere (anyone who knows an IMEI could), so a device
+ * presenting its secret from another address is not affected by them. What
+ * the buckets cannot tell apart is an attacker behind the same address as
+ * the device (a carrier NAT): the per-address bucket is therefore sized for
+ * thousands of devices behind one address. Guessing a secret from many
+ * addresses stays hopeless because secrets carry at least 128 bits
+ * (server/store/registry.ts). Tokens and resume tokens are checked before
+ * any bucket (handshake.ts): they cannot be forged, so only their failures
+ * count.
  *
  * Memory is bounded: each kind keeps at most `maxEntries` buckets, least
  * recently failed first out (a Map's insertion order is the LRU order). An
@@ -13,19 +25,21 @@
  */
 
 export interface AuthLimitOptions {
-  /** Failed attempts allowed per IMEI per minute (also the burst). Default 10. */
+  /** Failed attempts allowed per (source address, IMEI) per minute (also the burst). Default 10. */
   perDevicePerMinute?: number;
-  /** Failed attempts allowed per source address per minute (also the burst). Default 100. */
+  /** Failed attempts allowed per source address per minute, whatever the IMEI (also the burst). Default 1,000. */
   perAddressPerMinute?: number;
-  /** Most buckets kept per kind (IMEI, address). Default 100,000. */
+  /** Most buckets kept per kind ((address, IMEI), address). Default 100,000. */
   maxEntries?: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: Required<AuthLimitOptions> = {
-  perDevicePerMinute: 10,
-  perAddressPerMinute: 100,
+  perDevicePerMinute: DEFAULT_EDGE_LIMITS.authFailuresPerDevicePerMinute,
+  perAddressPerMinute: DEFAULT_EDGE_LIMITS.authFailuresPerAddressPerMinute,
   maxEntries: 100_000,
 };
+
+import { DEFAULT_EDGE_LIMITS } from './limits.ts';
 
 const MINUTE_MS = 60_000;
 
@@ -89,8 +103,13 @@ class BucketTable {
   }
 }
 
+/** The key of the (address, IMEI) bucket; '' is an address the engine could not tell. */
+function pairKey(imei: string, address: string): string {
+  return `${address} ${imei}`;
+}
+
 export class AuthLimiter {
-  private readonly devices: BucketTable;
+  private readonly pairs: BucketTable;
   private readonly addresses: BucketTable;
 
   constructor(options: AuthLimitOptions = {}) {
@@ -100,28 +119,29 @@ export class AuthLimiter {
         throw new RangeError(`auth limit ${k} must be a number of at least 1`);
       }
     }
-    this.devices = new BucketTable(o.perDevicePerMinute, o.maxEntries);
+    this.pairs = new BucketTable(o.perDevicePerMinute, o.maxEntries);
     this.addresses = new BucketTable(o.perAddressPerMinute, o.maxEntries);
   }
 
   /** Buckets held (for tests and metrics). */
-  get size(): { devices: number; addresses: number } {
-    return { devices: this.devices.size, addresses: this.addresses.size };
+  get size(): { pairs: number; addresses: number } {
+    return { pairs: this.pairs.size, addresses: this.addresses.size };
   }
 
   /**
-   * How long the attempt must wait (0: go ahead). `imei` may be undefined
-   * (a Resume whose session id names no device); `address` may be ''.
+   * How long an attempt for `imei` from `address` (its key, pre-auth.ts
+   * addressKey) must wait (0: go ahead). `imei` may be undefined (malformed,
+   * or a Resume whose session id names no device); `address` may be ''.
    */
   check(imei: string | undefined, address: string, now: number): number {
     const a = address === '' ? 0 : this.addresses.waitMs(address, now);
-    const d = imei === undefined ? 0 : this.devices.waitMs(imei, now);
-    return Math.max(a, d);
+    const p = imei === undefined ? 0 : this.pairs.waitMs(pairKey(imei, address), now);
+    return Math.max(a, p);
   }
 
-  /** Counts a failed attempt against both buckets. */
+  /** Counts a failed attempt against the (address, IMEI) and the address buckets. */
   fail(imei: string | undefined, address: string, now: number): void {
     if (address !== '') this.addresses.fail(address, now);
-    if (imei !== undefined) this.devices.fail(imei, now);
+    if (imei !== undefined) this.pairs.fail(pairKey(imei, address), now);
   }
 }

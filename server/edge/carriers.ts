@@ -13,8 +13,9 @@ import { longPollStatusOf } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { PollExchange, WsDriver } from './engines/engine.ts';
-import type { EdgeLimits, RateState } from './limits.ts';
+import type { EdgeLimits } from './limits.ts';
 import type { EdgeStats } from './metrics.ts';
+import type { AddressEntry } from './pre-auth.ts';
 
 /** Carrier states (SPEC.md §5): waiting for Hello/Resume, checking it, carrying frames, gone. */
 export const OPENING = 0;
@@ -45,13 +46,18 @@ export interface CarrierHost {
   pollTombstone(carrier: PollCarrier, status: number, frame: Uint8Array): void;
 }
 
-export abstract class Carrier implements RateState {
+export abstract class Carrier {
   abstract readonly kind: 'ws' | 'poll';
   session: DeviceSession | undefined = undefined;
   state = OPENING;
+  /** When the connection opened (the Hello deadline counts from here). */
+  openedAt: number;
   lastHeardAt: number;
-  tokens: number;
-  tokensAt: number;
+  /**
+   * Until the carrier has a session: its source address's entry of the
+   * unauthenticated connections, which also holds the frame bucket (pre-auth.ts).
+   */
+  preAuth: AddressEntry | undefined = undefined;
   /** Frames that arrived after Hello/Resume and before Welcome; handled after Welcome. */
   early: Frame[] | undefined = undefined;
   /** Frame compression (SPEC.md §4.4), set at Welcome on a WebSocket whose device asked; else none. */
@@ -59,11 +65,14 @@ export abstract class Carrier implements RateState {
   /** When a frame was last compressed or inflated here (the sweep parks contexts idle for long). */
   compressedAt = 0;
 
-  constructor(readonly host: CarrierHost) {
+  /** `address`: the source address's key (pre-auth.ts addressKey), '' when the engine cannot tell. */
+  constructor(
+    readonly host: CarrierHost,
+    readonly address = '',
+  ) {
     const now = host.now();
+    this.openedAt = now;
     this.lastHeardAt = now;
-    this.tokens = host.limits.burstFrames;
-    this.tokensAt = now;
   }
 
   /**

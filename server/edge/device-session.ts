@@ -10,7 +10,7 @@
 import type { Capabilities } from '../../device-protocol/messages.ts';
 import type { Subscription } from '../bus/bus.ts';
 import type { Carrier } from './carriers.ts';
-import { MAX_ANSWERED_IDS } from './limits.ts';
+import { MAX_ANSWERED_IDS, type RateState } from './limits.ts';
 import { ReplayBuffer } from './replay-buffer.ts';
 
 /** What a claiming edge receives over the bus to rebuild a session (SessionSnapshot v1). */
@@ -35,7 +35,7 @@ export interface SessionSnapshot {
   caps?: Capabilities;
 }
 
-export class DeviceSession {
+export class DeviceSession implements RateState {
   /** The carrier currently attached, if any (undefined: detached). */
   carrier: Carrier | undefined = undefined;
   /** When the session lost its carrier (0 while attached). */
@@ -65,6 +65,13 @@ export class DeviceSession {
   /** Frame bytes from and to the device not yet written to the usage records. */
   bytesIn = 0;
   bytesOut = 0;
+  /**
+   * The device's frame bucket (limits.ts takeToken): it belongs to the session,
+   * not the carrier, so a Resume onto a new carrier goes on with what is left.
+   * Not in the snapshot: a session claimed by another edge starts full there.
+   */
+  tokens = Number.POSITIVE_INFINITY;
+  tokensAt = 0;
   private replay: ReplayBuffer | undefined = undefined;
   private answered: Map<string, number> | undefined = undefined;
   private inflight: Set<string> | undefined = undefined;

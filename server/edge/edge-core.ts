@@ -11,6 +11,10 @@
  * - sequencer.ts        seq numbers and the replay-buffer limits
  * - flush-scheduler.ts  coalesced writes to WebSockets and held GETs
  * - session-records.ts  log records and usage counters of sessions
+ * - pre-auth.ts         connections not authenticated yet: caps per address
+ *                       and in all, their frame buckets (the Hello deadline
+ *                       is the sweep's)
+ * - auth-limiter.ts     refused Hello/Resume attempts per (address, IMEI) and address
  * - poll-tombstones.ts, long-poll.ts, sweep.ts
  *
  * What stays here: the engines' entry points, frame intake (size, rate,
@@ -52,7 +56,7 @@ import type { DeviceTokens } from './auth.ts';
 import { CLOSED, type Carrier, type CarrierHost, type PollCarrier, WsCarrier } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { EdgeDeviceMessage } from './edge-messages.ts';
-import type { EngineHost, PollExchange, WsDriver } from './engines/engine.ts';
+import type { EngineHost, PollExchange, PreAuthRefusalAnswer, WsDriver } from './engines/engine.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { dispatchEarlyFrames, dispatchFrame, type FrameHost } from './frame-dispatch.ts';
 import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame } from './frames.ts';
@@ -62,6 +66,7 @@ import { deviceDecodeLimits, type EdgeLimits, takeToken } from './limits.ts';
 import { handlePoll, type PollHost } from './long-poll.ts';
 import type { EdgeStats } from './metrics.ts';
 import { PollTombstones } from './poll-tombstones.ts';
+import { addressKey, PreAuthGate } from './pre-auth.ts';
 import { RequestRelay } from './relay.ts';
 import { Sequencer } from './sequencer.ts';
 import { SessionRecords } from './session-records.ts';
@@ -92,7 +97,7 @@ export interface EdgeCoreOptions {
   stats: EdgeStats;
   /** Per-device log records and usage counters; nullRecorder when absent. */
   recorder?: Recorder;
-  /** Failed-authentication limits; the defaults of auth-limiter.ts when absent. */
+  /** Failed-authentication limits; built from `limits` when absent. */
   authLimiter?: AuthLimiter;
 }
 
@@ -111,8 +116,9 @@ export class EdgeCore
   closed = false;
   /** Identifies this edge instance in takeover/claim messages (several workers may share a node id). */
   readonly instanceId: string;
-  /** Carriers without a session yet (opening or authenticating). */
+  /** Carriers without a session yet (opening or authenticating); each is counted in `preAuth`. */
   readonly unattached = new Set<Carrier>();
+  readonly preAuth: PreAuthGate;
   readonly tombstones = new PollTombstones();
   readonly records: SessionRecords;
   readonly authLimiter: AuthLimiter;
@@ -133,7 +139,13 @@ export class EdgeCore
     this.now = o.now;
     this.stats = o.stats;
     this.instanceId = `${o.nodeId}~${randomBytes(4).toString('hex')}`;
-    this.authLimiter = o.authLimiter ?? new AuthLimiter();
+    this.authLimiter =
+      o.authLimiter ??
+      new AuthLimiter({
+        perDevicePerMinute: o.limits.authFailuresPerDevicePerMinute,
+        perAddressPerMinute: o.limits.authFailuresPerAddressPerMinute,
+      });
+    this.preAuth = new PreAuthGate(o.limits);
     this.records = new SessionRecords(o.recorder ?? nullRecorder, o.now);
     this.handoff = new HandOff(this, { bus: o.bus, busTimeoutMs: o.busTimeoutMs, logger: o.logger });
     this.handshake = new Handshake(this, {
@@ -160,11 +172,13 @@ export class EdgeCore
     });
     this.flushes = new FlushScheduler(this);
     this.sweep = new Sweep(this, {
+      helloTimeoutMs: o.limits.helloTimeoutMs,
       heartbeatMs: o.heartbeatMs,
       resumeWindowMs: o.resumeWindowMs,
       compressionIdleMs: o.compressionIdleMs ?? 30_000,
     });
     this.stats.sessions = () => this.table.size;
+    this.stats.unauthenticated = () => this.preAuth.open;
     this.stats.compressionContexts = () => {
       let n = 0;
       for (const session of this.table.values()) n += session.carrier?.compression?.contexts() ?? 0;
@@ -191,18 +205,31 @@ export class EdgeCore
   // ---------------------------------------------------------------------------
   // Engine entry points
 
-  newWsCarrier(): WsCarrier {
-    return new WsCarrier(this);
+  admit(address: string): PreAuthRefusalAnswer | undefined {
+    const reason = this.preAuth.refusal(addressKey(address));
+    if (reason === undefined) return undefined;
+    this.stats.preAuthRefused(reason);
+    // Room comes back as connections authenticate, or at the latest at their Hello deadline.
+    return {
+      status: reason === 'address_cap' ? 429 : 503,
+      retryAfterSec: Math.ceil(this.limits.helloTimeoutMs / 1000),
+    };
+  }
+
+  newWsCarrier(address: string): WsCarrier {
+    return new WsCarrier(this, addressKey(address));
   }
 
   wsOpen(c: WsCarrier, socket: unknown): void {
     c.socket = socket;
-    c.lastHeardAt = this.now();
+    const now = this.now();
+    c.openedAt = now;
+    c.lastHeardAt = now;
     if (this.draining) {
       this.drainingBye(c);
       return;
     }
-    this.unattached.add(c);
+    this.addUnattached(c);
   }
 
   wsMessage(c: WsCarrier, bytes: Uint8Array, isBinary: boolean): void {
@@ -272,7 +299,7 @@ export class EdgeCore
       );
       return false;
     }
-    if (!takeToken(c, this.limits, now)) {
+    if (!this.takeFrameToken(c, now)) {
       this.fatal(c, 'session.rate_limited', 'Too many frames per second.', 1000);
       return false;
     }
@@ -297,17 +324,39 @@ export class EdgeCore
     return c.state !== CLOSED;
   }
 
+  /**
+   * One frame token from the bucket of the carrier's session, or before it
+   * of its source address (pre-auth.ts): a fresh carrier brings no fresh bucket.
+   */
+  private takeFrameToken(c: Carrier, now: number): boolean {
+    const s = c.session;
+    if (s !== undefined) return takeToken(s, this.limits, now);
+    const e = c.preAuth;
+    return e === undefined || this.preAuth.takeFrame(e, now);
+  }
+
   /** A long-poll request counts against the frame rate like a frame (a spinning client is limited too). */
   pollRequestAllowed(c: PollCarrier): boolean {
     const now = this.now();
     c.lastHeardAt = now;
-    if (takeToken(c, this.limits, now)) return true;
+    if (this.takeFrameToken(c, now)) return true;
     this.fatal(c, 'session.rate_limited', 'Too many requests per second.', 1000);
     return false;
   }
 
   addUnattached(c: Carrier): void {
+    if (this.unattached.has(c)) return;
     this.unattached.add(c);
+    c.preAuth = this.preAuth.enter(c.address);
+  }
+
+  /** The carrier got a session or closed: it no longer counts as unauthenticated. */
+  private leaveUnattached(c: Carrier): void {
+    this.unattached.delete(c);
+    const e = c.preAuth;
+    if (e === undefined) return;
+    c.preAuth = undefined;
+    this.preAuth.leave(e);
   }
 
   hello(c: Carrier, h: Hello): void {
@@ -329,17 +378,13 @@ export class EdgeCore
   // ---------------------------------------------------------------------------
   // Sessions gained (HandshakeHost, HandOffHost)
 
-  remoteAddress(socket: unknown): string {
-    return this.wsDriver.remoteAddress(socket);
-  }
-
   addSession(session: DeviceSession, sub?: Subscription): void {
     this.table.add(session);
     session.sub = sub ?? this.handoff.subscribe(session.imei);
   }
 
   attaching(c: Carrier, session: DeviceSession): void {
-    this.unattached.delete(c);
+    this.leaveUnattached(c);
     if (c.kind === 'poll') this.tombstones.forget(session.id);
   }
 
@@ -362,7 +407,7 @@ export class EdgeCore
    * the session only moved to another edge).
    */
   release(c: Carrier, code: string | undefined): void {
-    this.unattached.delete(c);
+    this.leaveUnattached(c);
     const s = c.session;
     if (s === undefined || s.carrier !== c) return;
     s.carrier = undefined;
@@ -406,6 +451,15 @@ export class EdgeCore
       c,
       'session.heartbeat_timeout',
       'Nothing was heard from the device within the heartbeat window.',
+    );
+  }
+
+  helloOverdue(c: Carrier): void {
+    this.stats.preAuthRefused('hello_deadline');
+    this.fatal(
+      c,
+      'session.heartbeat_timeout',
+      `No Hello or Resume was answered within ${this.limits.helloTimeoutMs} ms of connecting.`,
     );
   }
 

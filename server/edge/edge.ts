@@ -10,7 +10,6 @@ import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
 import type { Bus, DeviceDirectory, DeviceRouter } from '../bus/bus.ts';
 import type { Recorder } from '../records/types.ts';
 import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
-import { type AuthLimitOptions, AuthLimiter } from './auth-limiter.ts';
 import { EdgeCore } from './edge-core.ts';
 import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
 import { type EdgeLimitOptions, resolveEdgeLimits } from './limits.ts';
@@ -43,12 +42,8 @@ export interface EdgeOptions {
   requestTimeoutMs?: number;
   /** Bus timeout of takeover and claim messages to other edges. Default 3 s. */
   busTimeoutMs?: number;
+  /** Per-device limits, and those before authentication (Hello deadline, connection caps, failed attempts). */
   limits?: EdgeLimitOptions;
-  /**
-   * Failed-authentication limits per IMEI and per source address; the
-   * defaults (10 and 100 failures a minute) need no configuration.
-   */
-  authLimits?: AuthLimitOptions;
   /** Per-device log records and usage counters (connects, resumes, bytes …); default: none kept. */
   recorder?: Recorder;
   /**
@@ -139,12 +134,6 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       { field: 'reusePort' },
     );
   }
-  let authLimiter: AuthLimiter;
-  try {
-    authLimiter = new AuthLimiter(o.authLimits);
-  } catch (err) {
-    throw new GatewayError('config.invalid', (err as Error).message, { field: 'authLimits' });
-  }
   const logger = o.logger.child({ component: 'edge', engine: o.engine });
   const stats = new EdgeStats();
   const core = new EdgeCore({
@@ -163,7 +152,6 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     logger,
     now,
     stats,
-    authLimiter,
     ...(o.recorder === undefined ? {} : { recorder: o.recorder }),
   });
   const engineOptions: EngineOptions = {
@@ -175,6 +163,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     // The core closes at maxQueuedBytes; one more outgoing frame and the fatal Error must still fit.
     maxBackpressureBytes: limits.maxQueuedBytes + DEFAULT_LIMITS.maxFrameBytes + 64 * 1024,
     idleTimeoutSec: Math.min(960, Math.max(16, Math.ceil((heartbeatMs * 2.5) / 1000) + 16)),
+    headersTimeoutMs: Math.min(60_000, limits.helloTimeoutMs),
   };
   // Only the engine in use is loaded: the portable one's ws would cost a uws edge worker ~6 MiB.
   const start =

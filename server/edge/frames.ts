@@ -33,3 +33,18 @@ export const DRAINING_MESSAGE = 'This gateway node is draining; reconnect.';
 export function drainJitterMs(): number {
   return 1000 + Math.floor(Math.random() * 4000);
 }
+
+/**
+ * The last frame of a long-poll request refused before authentication (too
+ * many unauthenticated connections from its address, or in all): a device
+ * backs off as from a rate limit.
+ */
+export function preAuthRefusalFrame(status: 429 | 503, retryAfterSec: number): Uint8Array {
+  return errorFrame(
+    'session.rate_limited',
+    status === 429
+      ? 'Too many connections from this address are waiting to authenticate.'
+      : 'Too many connections are waiting to authenticate.',
+    retryAfterSec * 1000,
+  );
+}

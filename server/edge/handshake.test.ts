@@ -42,7 +42,6 @@ function setup() {
     draining: false,
     closed: false,
     table,
-    remoteAddress: () => '::ffff:10.0.0.1',
     addSession(s) {
       calls.push('add');
       table.add(s);
@@ -97,19 +96,21 @@ function setup() {
     end: () => {},
     terminate: () => {},
     armDrain: () => {},
-    remoteAddress: () => '',
   } satisfies WsDriver;
-  const carrier = (): WsCarrier => {
-    const c = new WsCarrier({
-      limits: DEFAULT_EDGE_LIMITS,
-      stats,
-      wsDriver: driver,
-      now: () => NOW,
-      backpressure() {},
-      schedulePollFlush() {},
-      scheduleWsFlush() {},
-      pollTombstone() {},
-    });
+  const carrier = (address = '10.0.0.1'): WsCarrier => {
+    const c = new WsCarrier(
+      {
+        limits: DEFAULT_EDGE_LIMITS,
+        stats,
+        wsDriver: driver,
+        now: () => NOW,
+        backpressure() {},
+        schedulePollFlush() {},
+        scheduleWsFlush() {},
+        pollTombstone() {},
+      },
+      address,
+    );
     c.socket = {};
     sent.set(c.socket, []);
     return c;
@@ -190,18 +191,42 @@ test('Hello: a device that asks for compression gets it on a WebSocket', async (
   assert.ok(c.compression !== undefined);
 });
 
-test('Hello: refusals are fatal, counted, recorded, and rate limited per device', async () => {
+test('Hello: refusals are fatal, counted, recorded (sampled), and rate limited per (address, device)', async () => {
   const t = setup();
   await t.handshake.hello(t.carrier(), hello('wrong'));
   assert.deepEqual(t.calls, ['fatal auth.bad_secret: The device secret is wrong.']);
   assert.deepEqual(t.records, ['auth_failure auth.bad_secret']);
   assert.equal(t.stats.authFailures.get('auth.bad_secret'), 1);
   for (let i = 1; i < 10; i++) await t.handshake.hello(t.carrier(), hello('wrong'));
+  assert.equal(t.stats.authFailures.get('auth.bad_secret'), 10);
+  assert.deepEqual(t.records, ['auth_failure auth.bad_secret'], 'one record a minute for the device');
   t.calls.length = 0;
-  // The bucket is empty: even the right secret waits now.
+  // The bucket of this address and device is empty: even the right secret waits here…
   await t.handshake.hello(t.carrier(), hello('right'));
   assert.match(t.calls[0] ?? '', /^fatal auth\.rate_limited: .* \(\d+ ms\)$/);
   assert.equal(t.table.get(IMEI), undefined);
+  // …but not from another address.
+  const elsewhere = t.carrier('10.0.0.2');
+  await t.handshake.hello(elsewhere, hello('right'));
+  assert.equal(elsewhere.state, ACTIVE);
+});
+
+test('Hello with a valid token passes a spent bucket; a forged one meets it', async () => {
+  const t = setup();
+  for (let i = 0; i < 10; i++) await t.handshake.hello(t.carrier(), hello('wrong'));
+  const { token } = new DeviceTokens('a-secret-of-16-chars', 3600, () => NOW).issue(IMEI, `${IMEI}.x`, 'k1');
+  const c = t.carrier();
+  await t.handshake.hello(c, { kind: Kind.Hello, version: PROTOCOL_VERSION, imei: IMEI, token });
+  assert.equal(c.state, ACTIVE, 'a valid token is never refused because of failures from its address');
+  t.calls.length = 0;
+  const forged = new DeviceTokens('another-secret-16chars', 3600, () => NOW).issue(IMEI, `${IMEI}.x`).token;
+  await t.handshake.hello(t.carrier(), {
+    kind: Kind.Hello,
+    version: PROTOCOL_VERSION,
+    imei: IMEI,
+    token: forged,
+  });
+  assert.match(t.calls[0] ?? '', /^fatal auth\.rate_limited/);
 });
 
 test('Hello: another protocol version, or a draining edge, gets no session', async () => {
@@ -258,6 +283,20 @@ test('Resume: a lastSeq outside what the session holds is refused', async () => 
     'fatal auth.resume_failed: lastSeq 9 is outside what this session holds (0..3).',
   ]);
   assert.equal(s.carrier, undefined);
+});
+
+test('Resume with the right resume token passes a spent bucket; a wrong one meets it', async () => {
+  const t = setup();
+  for (let i = 0; i < 10; i++) await t.handshake.hello(t.carrier(), hello('wrong'));
+  const s = heldSession(t);
+  t.resumeWith(async () => s);
+  const c = t.carrier();
+  await t.handshake.resume(c, resume(s, 3));
+  assert.equal(t.welcomeOf(c).resumed, true);
+  t.calls.length = 0;
+  t.resumeWith(() => Promise.reject(new GatewayError('auth.resume_failed')));
+  await t.handshake.resume(t.carrier(), { ...resume(s, 3), resumeToken: 'guessed' });
+  assert.match(t.calls[0] ?? '', /^fatal auth\.rate_limited/);
 });
 
 test('Resume: an unknown session is refused and counted', async () => {

@@ -3,7 +3,14 @@
  * Resume continues one (here, or claimed from the edge holding it), and
  * attach puts the carrier on the session and sends Welcome plus the frames
  * the device has not acked. Refusals are fatal Errors, counted against the
- * authentication attempt limits (auth-limiter.ts) and recorded.
+ * authentication attempt limits (auth-limiter.ts) and recorded, sampled
+ * (refusal-records.ts).
+ *
+ * What the limits see: a secret is checked only while the (address, IMEI)
+ * and address buckets allow it (a guess costs a hash). A token or a resume
+ * token is checked first, whatever the buckets say: it cannot be forged, so
+ * a device that holds a valid one is never refused because of what others
+ * did from its address; only a failed one meets the limits.
  */
 import type { Logger } from 'pino';
 import { encodeFrame } from '../../device-protocol/codec.ts';
@@ -20,14 +27,7 @@ import {
   newResumeToken,
   newSessionId,
 } from './auth.ts';
-import {
-  ACTIVE,
-  AUTHENTICATING,
-  CLOSED,
-  type Carrier,
-  type PollCarrier,
-  type WsCarrier,
-} from './carriers.ts';
+import { ACTIVE, AUTHENTICATING, CLOSED, type Carrier } from './carriers.ts';
 import { DeviceSession } from './device-session.ts';
 import { byeFrame } from './frames.ts';
 import type { EdgeStats } from './metrics.ts';
@@ -39,8 +39,6 @@ export interface HandshakeHost {
   readonly draining: boolean;
   readonly closed: boolean;
   readonly table: SessionTable;
-  /** The peer address of a WebSocket ('' when the engine cannot tell). */
-  remoteAddress(socket: unknown): string;
   /** Adds a new session to the table and subscribes to its device messages. */
   addSession(session: DeviceSession): void;
   endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void;
@@ -98,15 +96,15 @@ export class Handshake {
       this.refuse(c, h.imei, new GatewayError('protocol.unsupported_version'));
       return;
     }
-    const address = this.addressOf(c);
+    const address = c.address;
     const limitKey = isDeviceId(h.imei) ? h.imei : undefined;
-    if (this.authRateLimited(c, limitKey, address)) return;
+    const byToken = h.token !== undefined && limitKey !== undefined;
+    if (!byToken && this.authRateLimited(c, limitKey, address)) return;
     let info: DeviceInfo;
     try {
       info = await authenticateHello(h, this.o.directory, this.o.tokens);
     } catch (err) {
-      this.authFailed(limitKey, address, err);
-      this.refuse(c, h.imei, err);
+      this.failed(c, limitKey, h.imei, err);
       return;
     }
     if (c.state === CLOSED) return;
@@ -137,12 +135,8 @@ export class Handshake {
       return;
     }
     const imei = imeiOfSessionId(r.sessionId);
-    const address = this.addressOf(c);
-    if (this.authRateLimited(c, imei, address)) return;
     if (imei === undefined || r.version !== PROTOCOL_VERSION) {
-      const g = new GatewayError('auth.resume_failed', 'Unknown session.');
-      this.authFailed(imei, address, g);
-      this.refuse(c, undefined, g);
+      this.failed(c, imei, undefined, new GatewayError('auth.resume_failed', 'Unknown session.'));
       return;
     }
     let session: DeviceSession;
@@ -153,11 +147,10 @@ export class Handshake {
     } catch (err) {
       const g = toGatewayError(err);
       if (g.code.startsWith('auth.')) {
-        this.authFailed(imei, address, g);
         const s = host.table.getById(r.sessionId);
         // The device is gone or disabled: its session ends with it.
         if (s !== undefined && g.code !== 'auth.resume_failed') host.endSession(s, g.code, g.message, false);
-        this.refuse(c, imei, g);
+        this.failed(c, imei, imei, g);
         return;
       }
       // The registry is unreachable: an authenticated session may continue (fail open for resumes only).
@@ -248,20 +241,10 @@ export class Handshake {
     this.host.welcomed(c, session);
   }
 
-  /** The source address of a carrier ('' when the engine cannot tell), IPv4-mapped IPv6 as IPv4. */
-  private addressOf(c: Carrier): string {
-    let address: string;
-    if (c.kind === 'ws') {
-      const socket = (c as WsCarrier).socket;
-      address = socket === undefined ? '' : this.host.remoteAddress(socket);
-    } else {
-      const p = c as PollCarrier;
-      address = p.opening?.remoteAddress ?? p.current?.remoteAddress ?? '';
-    }
-    return address.startsWith('::ffff:') ? address.slice(7) : address;
-  }
-
-  /** Refuses with auth.rate_limited when the device or the address failed too often lately. */
+  /**
+   * Refuses with auth.rate_limited when the (address, IMEI) pair or the
+   * address (the carrier's, pre-auth.ts addressKey) failed too often lately.
+   */
   private authRateLimited(c: Carrier, imei: string | undefined, address: string): boolean {
     const waitMs = this.o.authLimiter.check(imei, address, this.o.now());
     if (waitMs <= 0) return false;
@@ -269,12 +252,24 @@ export class Handshake {
     return true;
   }
 
-  /** Counts a refused authentication against the attempt limits (not a registry outage, not a limit hit). */
-  private authFailed(imei: string | undefined, address: string, err: unknown): void {
-    const code = toGatewayError(err).code;
-    if (code.startsWith('auth.') && code !== 'auth.rate_limited') {
-      this.o.authLimiter.fail(imei, address, this.o.now());
+  /**
+   * An attempt failed: refused with its code and counted against the limits
+   * (an auth.* refusal, not a registry outage), or with auth.rate_limited when
+   * the limits are spent already. `limitKey` is the IMEI the limits count,
+   * `recordImei` the one the refusal is recorded for.
+   */
+  private failed(
+    c: Carrier,
+    limitKey: string | undefined,
+    recordImei: string | undefined,
+    err: unknown,
+  ): void {
+    const address = c.address;
+    if (this.authRateLimited(c, limitKey, address)) return;
+    if (toGatewayError(err).code.startsWith('auth.')) {
+      this.o.authLimiter.fail(limitKey, address, this.o.now());
     }
+    this.refuse(c, recordImei, err);
   }
 
   /** An authentication refusal: fatal Error with the code, counted and logged (never the secret or token). */
@@ -282,7 +277,7 @@ export class Handshake {
     const g = toGatewayError(err);
     if (g.code.startsWith('auth.')) {
       this.o.stats.authFailed(g.code);
-      if (isDeviceId(imei)) this.o.records.authFailure(imei, c.kind, g.code);
+      if (isDeviceId(imei)) this.o.records.authFailure(imei, c.kind, g.code, c.address);
     }
     const cause = (g as { cause?: unknown }).cause;
     this.o.logger.info(

@@ -13,9 +13,10 @@ import type { DecodeLimits } from '../../device-protocol/messages.ts';
 import { imeiOfSessionId, sameSecret } from './auth.ts';
 import { ACTIVE, type Carrier, type CarrierHost, PollCarrier, pollStatusFor } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
-import type { PollExchange } from './engines/engine.ts';
-import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame } from './frames.ts';
+import type { PollExchange, PreAuthRefusalAnswer } from './engines/engine.ts';
+import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame, preAuthRefusalFrame } from './frames.ts';
 import type { PollTombstones } from './poll-tombstones.ts';
+import { addressKey } from './pre-auth.ts';
 import type { SessionTable } from './session-table.ts';
 
 /** What long-poll needs from the edge (besides what its carriers need). */
@@ -34,7 +35,9 @@ export interface PollHost extends CarrierHost {
   findForResume(imei: string, sessionId: string, resumeToken: string, poll: boolean): Promise<DeviceSession>;
   /** Serves a poll request (the engine's entry point: internal errors answered). */
   poll(ex: PollExchange): void;
-  /** A carrier without a session yet. */
+  /** May a connection not authenticated yet be kept for this peer address (undefined: yes)? */
+  admit(address: string): PreAuthRefusalAnswer | undefined;
+  /** A carrier without a session yet (counted against the limits before authentication). */
   addUnattached(c: Carrier): void;
   fatal(c: Carrier, code: string, message: string): void;
 }
@@ -193,6 +196,12 @@ function openPoll(host: PollHost, ex: PollExchange): void {
     draining(host, ex);
     return;
   }
+  // The engine asked before it read the body; other opening POSTs may have come in meanwhile.
+  const refusal = host.admit(ex.remoteAddress);
+  if (refusal !== undefined) {
+    reply(host, ex, refusal.status, preAuthRefusalFrame(refusal.status, refusal.retryAfterSec));
+    return;
+  }
   const batch = decodeBatch(ex.body, host.decodeLimits);
   if (!batch.ok) {
     refuse(host, ex, batch.error.code, batch.error.message);
@@ -202,7 +211,7 @@ function openPoll(host: PollHost, ex: PollExchange): void {
     refuse(host, ex, 'protocol.bad_state', 'The opening POST must carry Hello or Resume.');
     return;
   }
-  const p = new PollCarrier(host);
+  const p = new PollCarrier(host, addressKey(ex.remoteAddress));
   p.opening = ex;
   ex.carrier = p;
   ex.onAborted = onOpeningAborted;

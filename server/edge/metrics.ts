@@ -13,14 +13,22 @@ export class EdgeStats {
   bytesOut = 0;
   resumes = 0;
   readonly authFailures = new Map<string, number>();
+  /** Connections refused or closed before authentication, by reason (pre-auth.ts, the Hello deadline). */
+  readonly preAuthRefusals = new Map<string, number>();
   /** Carriers the edge closed, by the code of their last frame. */
   readonly carrierCloses = new Map<string, number>();
   sessions: () => number = () => 0;
+  /** Connections without a session yet (opening or authenticating). */
+  unauthenticated: () => number = () => 0;
   /** Live frame-compression contexts (SPEC.md §4.4): up to 2 per compressing carrier, 0 once parked. */
   compressionContexts: () => number = () => 0;
 
   authFailed(code: string): void {
     this.authFailures.set(code, (this.authFailures.get(code) ?? 0) + 1);
+  }
+
+  preAuthRefused(reason: string): void {
+    this.preAuthRefusals.set(reason, (this.preAuthRefusals.get(reason) ?? 0) + 1);
   }
 
   carrierClosed(code: string): void {
@@ -59,15 +67,20 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
           this.inc(sum(all, pick));
         },
       });
-    const labelled = (name: string, help: string, pick: (s: EdgeStats) => Map<string, number>) =>
+    const labelled = (
+      name: string,
+      help: string,
+      pick: (s: EdgeStats) => Map<string, number>,
+      label = 'code',
+    ) =>
       new Counter({
         name,
         help,
-        labelNames: ['code'],
+        labelNames: [label],
         registers: [registry],
         collect() {
           this.reset();
-          for (const [code, n] of sumByLabel(all, pick)) this.inc({ code }, n);
+          for (const [value, n] of sumByLabel(all, pick)) this.inc({ [label]: value }, n);
         },
       });
     new Gauge({
@@ -76,6 +89,14 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
       registers: [registry],
       collect() {
         this.set(sum(all, (s) => s.sessions()));
+      },
+    });
+    new Gauge({
+      name: 'mmgw_edge_unauthenticated',
+      help: 'Connections without a session yet (waiting for or checking Hello/Resume).',
+      registers: [registry],
+      collect() {
+        this.set(sum(all, (s) => s.unauthenticated()));
       },
     });
     new Gauge({
@@ -96,6 +117,12 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
       (s) => s.resumes,
     );
     labelled('mmgw_edge_auth_failures_total', 'Refused Hello/Resume, by error code.', (s) => s.authFailures);
+    labelled(
+      'mmgw_edge_preauth_refusals_total',
+      'Connections refused before authentication (address_cap, total_cap) or closed at the Hello deadline (hello_deadline).',
+      (s) => s.preAuthRefusals,
+      'reason',
+    );
     labelled(
       'mmgw_edge_carrier_closes_total',
       'Carriers closed by the edge, by the code of the fatal Error or Bye sent.',

@@ -3,10 +3,12 @@
  * 'session'): one login per Hello and one logout per session end, like an
  * accounting start and stop; disconnects, resumes and carrier switches in
  * between. Byte counts are summed on the session and written at least every
- * USAGE_FLUSH_MS and when a carrier closes, never per frame.
+ * USAGE_FLUSH_MS and when a carrier closes, never per frame. Refused
+ * attempts are sampled (refusal-records.ts).
  */
 import type { Recorder } from '../records/types.ts';
 import type { DeviceSession } from './device-session.ts';
+import { RefusalRecords } from './refusal-records.ts';
 
 /** Usage bytes of sessions are written at least this often (and when a carrier closes). */
 export const USAGE_FLUSH_MS = 60_000;
@@ -15,12 +17,14 @@ type CarrierKind = 'ws' | 'poll';
 
 export class SessionRecords {
   private lastUsageFlush: number;
+  private readonly refusals: RefusalRecords;
 
   constructor(
     private readonly recorder: Recorder,
     private readonly now: () => number,
   ) {
     this.lastUsageFlush = now();
+    this.refusals = new RefusalRecords(recorder);
   }
 
   /** A Hello opened a session: connect, and the login of the usage counters. */
@@ -58,15 +62,9 @@ export class SessionRecords {
     });
   }
 
-  authFailure(imei: string, carrier: CarrierKind, code: string): void {
-    this.recorder.log({
-      at: this.now(),
-      imei,
-      kind: 'auth_failure',
-      service: 'session',
-      code,
-      detail: { carrier },
-    });
+  /** A Hello or Resume naming `imei` was refused: sampled (refusal-records.ts). */
+  authFailure(imei: string, carrier: CarrierKind, code: string, address: string): void {
+    this.refusals.refused(imei, carrier, code, address, this.now());
   }
 
   /** The session ended here (not moved): a takeover when a newer Hello replaced it, and the logout. */
@@ -110,10 +108,14 @@ export class SessionRecords {
     s.bytesOut = 0;
   }
 
-  /** Flushes every session's bytes when USAGE_FLUSH_MS passed since the last time (called by the sweep). */
+  /**
+   * Flushes every session's bytes, and the counts of refusals not recorded one
+   * by one, when USAGE_FLUSH_MS passed since the last time (called by the sweep).
+   */
   flushUsageIfDue(sessions: Iterable<DeviceSession>, now: number): void {
     if (now - this.lastUsageFlush < USAGE_FLUSH_MS) return;
     this.lastUsageFlush = now;
     for (const s of sessions) this.flushUsage(s);
+    this.refusals.flush(now);
   }
 }

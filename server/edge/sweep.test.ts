@@ -10,12 +10,13 @@ import type { PollExchange } from './engines/engine.ts';
 import { DEFAULT_EDGE_LIMITS } from './limits.ts';
 import { EdgeStats } from './metrics.ts';
 import { PollTombstones } from './poll-tombstones.ts';
+import { PreAuthGate } from './pre-auth.ts';
 import { SessionRecords } from './session-records.ts';
 import { SessionTable } from './session-table.ts';
 import { Sweep, type SweepHost } from './sweep.ts';
 
-/** heartbeat 1 s: silence after 2.5 s; resume window 10 s; compression idle 30 s. */
-function setup() {
+/** heartbeat 1 s: silence after 2.5 s; resume window 10 s; compression idle 30 s; Hello deadline 60 s unless given. */
+function setup(helloTimeoutMs = 60_000) {
   const clock = { now: 0 };
   const calls: string[] = [];
   const host: SweepHost = {
@@ -23,8 +24,10 @@ function setup() {
     unattached: new Set<Carrier>(),
     tombstones: new PollTombstones(),
     records: new SessionRecords(nullRecorder, () => clock.now),
+    preAuth: new PreAuthGate({ maxUnauthenticatedPerAddress: 4, maxUnauthenticated: 100 }),
     now: () => clock.now,
     silent: (c) => calls.push(`silent ${c.session?.id ?? 'unattached'}`),
+    helloOverdue: (c) => calls.push(`hello overdue ${c.address}`),
     endSession: (s, code) => {
       calls.push(`end ${s.id} ${code}`);
       host.table.remove(s);
@@ -35,7 +38,12 @@ function setup() {
     stats: new EdgeStats(),
     now: () => clock.now,
   } as CarrierHost;
-  const sweep = new Sweep(host, { heartbeatMs: 1000, resumeWindowMs: 10_000, compressionIdleMs: 30_000 });
+  const sweep = new Sweep(host, {
+    helloTimeoutMs,
+    heartbeatMs: 1000,
+    resumeWindowMs: 10_000,
+    compressionIdleMs: 30_000,
+  });
   const attached = <C extends Carrier>(c: C, id: string): C => {
     const s = new DeviceSession(id, id.split('.')[0]!, 't');
     s.carrier = c;
@@ -55,6 +63,29 @@ test('silent carriers close after 2.5 heartbeats, with or without a session', ()
   assert.deepEqual(t.calls, []);
   t.sweep.run(2501);
   assert.deepEqual(t.calls, ['silent unattached', 'silent 1.a']);
+});
+
+test('a carrier without a session closes at the Hello deadline, however lively it is', () => {
+  const t = setup(500);
+  const c = new WsCarrier(t.carrierHost, '10.0.0.7');
+  (t.host.unattached as Set<Carrier>).add(c);
+  c.lastHeardAt = 450;
+  t.sweep.run(500);
+  assert.deepEqual(t.calls, []);
+  t.sweep.run(501);
+  assert.deepEqual(t.calls, ['hello overdue 10.0.0.7']);
+});
+
+test('addresses done with authenticating are forgotten once their frame bucket is full again', () => {
+  const t = setup();
+  const gate = t.host.preAuth;
+  const e = gate.enter('10.0.0.8');
+  assert.equal(gate.takeFrame(e, 0), true);
+  gate.leave(e);
+  t.sweep.run(100);
+  assert.equal(gate.size, 1, 'a frame taken 100 ms ago: not refilled yet (4 a second)');
+  t.sweep.run(250);
+  assert.equal(gate.size, 0);
 });
 
 test('a detached session ends when its resume window lapses', () => {

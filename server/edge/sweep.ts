@@ -1,13 +1,15 @@
 /**
  * The one timer of an edge. No session or carrier has a timer of its own
  * (hundreds of thousands sit idle at once); each tick checks them all:
- * heartbeats (silence closes a carrier), held long-poll GETs due for an
- * answer, resume windows of detached sessions, idle compression contexts,
- * old poll tombstones, and the periodic usage flush.
+ * the Hello deadline of connections not authenticated yet, heartbeats
+ * (silence closes a carrier), held long-poll GETs due for an answer, resume
+ * windows of detached sessions, idle compression contexts, old poll
+ * tombstones, addresses done with authenticating, and the periodic records flush.
  */
 import type { Carrier, PollCarrier } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { PollTombstones } from './poll-tombstones.ts';
+import type { PreAuthGate } from './pre-auth.ts';
 import type { SessionRecords } from './session-records.ts';
 import type { SessionTable } from './session-table.ts';
 
@@ -18,13 +20,18 @@ export interface SweepHost {
   readonly unattached: Iterable<Carrier>;
   readonly tombstones: PollTombstones;
   readonly records: SessionRecords;
+  readonly preAuth: PreAuthGate;
   now(): number;
   /** Nothing heard from the device within the heartbeat window: close the carrier. */
   silent(c: Carrier): void;
+  /** No Hello or Resume answered within the Hello deadline: close the carrier. */
+  helloOverdue(c: Carrier): void;
   endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void;
 }
 
 export interface SweepTimes {
+  /** A carrier must have a session this long after it opened. */
+  helloTimeoutMs: number;
   heartbeatMs: number;
   resumeWindowMs: number;
   /** A compressing carrier idle this long parks its contexts. */
@@ -34,6 +41,7 @@ export interface SweepTimes {
 export class Sweep {
   /** Silence for this long (2.5 heartbeats, SPEC.md §5) closes a carrier. */
   readonly silenceMs: number;
+  private readonly helloTimeoutMs: number;
   private readonly resumeWindowMs: number;
   private readonly compressionIdleMs: number;
   private readonly tickMs: number;
@@ -44,9 +52,10 @@ export class Sweep {
     t: SweepTimes,
   ) {
     this.silenceMs = t.heartbeatMs * 2.5;
+    this.helloTimeoutMs = t.helloTimeoutMs;
     this.resumeWindowMs = t.resumeWindowMs;
     this.compressionIdleMs = t.compressionIdleMs;
-    this.tickMs = Math.min(1000, Math.max(50, Math.floor(t.heartbeatMs / 4)));
+    this.tickMs = Math.min(1000, Math.max(50, Math.floor(Math.min(t.heartbeatMs, t.helloTimeoutMs) / 4)));
   }
 
   start(): void {
@@ -68,8 +77,10 @@ export class Sweep {
     const host = this.host;
     host.records.flushUsageIfDue(host.table.values(), now);
     for (const c of host.unattached) {
-      if (now - c.lastHeardAt > this.silenceMs) host.silent(c);
+      if (now - c.openedAt > this.helloTimeoutMs) host.helloOverdue(c);
+      else if (now - c.lastHeardAt > this.silenceMs) host.silent(c);
     }
+    host.preAuth.prune(now);
     for (const s of host.table.values()) {
       const c = s.carrier;
       if (c === undefined) {

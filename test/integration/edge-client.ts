@@ -4,7 +4,11 @@
  * socket, kill it, send garbage), an in-memory DeviceDirectory, an echo
  * transport responder and a fixture that starts an edge on a free port and
  * stops it after the test.
+ *
+ * Clients may bind a source address of 127.0.0.0/8 (`localAddress`), so that
+ * one test can be several peers to the edge's per-address limits.
  */
+import http from 'node:http';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
 import pino from 'pino';
@@ -112,8 +116,8 @@ export interface TestEdge {
   engine: EngineKind;
   /** Pushes an event to a device through the bus, as a transport would; resolves with its seq. */
   push(imei: string, name: string, body?: Value): Promise<number>;
-  /** A raw client of the given carrier kind (not yet authenticated). */
-  client(kind: CarrierKind): Promise<RawClient>;
+  /** A raw client of the given carrier kind (not yet authenticated), from 127.0.0.1 unless `localAddress` says. */
+  client(kind: CarrierKind, localAddress?: string): Promise<RawClient>;
   /** Value of a counter with a `code` label (0 when absent). */
   counter(name: string, code?: string): Promise<number>;
 }
@@ -165,8 +169,8 @@ export async function startTestEdge(t: TestContext, o: TestEdgeOptions): Promise
       const reply = await bus.request<DeviceEventReply>(Subjects.device(imei), msg, { timeoutMs: WAIT_MS });
       return reply.seq;
     },
-    async client(kind) {
-      const c = kind === 'ws' ? await WsRawClient.connect(edge.port) : new PollRawClient(edge.port);
+    async client(kind, localAddress) {
+      const c = await rawClient(kind, edge.port, localAddress);
       clients.push(c);
       return c;
     },
@@ -359,11 +363,12 @@ export class WsRawClient extends RawClient {
     ws.on('error', () => {});
   }
 
-  static connect(port: number): Promise<WsRawClient> {
+  static connect(port: number, localAddress?: string): Promise<WsRawClient> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, {
         perMessageDeflate: false,
         maxPayload: 64 << 20,
+        ...(localAddress === undefined ? {} : { localAddress }),
       });
       ws.binaryType = 'nodebuffer';
       ws.once('open', () => resolve(new WsRawClient(ws)));
@@ -411,6 +416,46 @@ export class WsRawClient extends RawClient {
   }
 }
 
+/** One HTTP answer: its status and body (undefined: the request failed or was aborted). */
+interface HttpAnswer {
+  status: number;
+  body: Uint8Array;
+}
+
+/** One HTTP request by node:http (fetch cannot choose the source address). */
+function httpExchange(
+  url: string,
+  o: {
+    method: string;
+    headers?: Record<string, string>;
+    body?: Uint8Array;
+    signal?: AbortSignal;
+    localAddress?: string;
+  },
+): Promise<HttpAnswer | undefined> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      url,
+      {
+        method: o.method,
+        headers: { ...o.headers, ...(o.body === undefined ? {} : { 'Content-Length': o.body.length }) },
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+        ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: new Uint8Array(Buffer.concat(chunks)) }),
+        );
+        res.on('error', () => resolve(undefined));
+      },
+    );
+    req.on('error', () => resolve(undefined));
+    req.end(o.body === undefined ? undefined : Buffer.from(o.body));
+  });
+}
+
 /**
  * Long-poll client: the first frame opens the carrier (POST without headers);
  * after Welcome a GET loop runs (acking with `ack=` what it received) until a
@@ -430,7 +475,10 @@ export class PollRawClient extends RawClient {
   /** HTTP statuses of every answer, in order. */
   readonly statuses: number[] = [];
 
-  constructor(port: number) {
+  constructor(
+    port: number,
+    private readonly localAddress?: string,
+  ) {
     super();
     this.url = `http://127.0.0.1:${port}/v1/poll`;
   }
@@ -448,16 +496,17 @@ export class PollRawClient extends RawClient {
   async post(body: Uint8Array): Promise<number> {
     if (this.dead) return 0;
     const opening = this.headers === undefined;
-    const res = await fetch(this.url, {
+    const res = await httpExchange(this.url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/octet-stream', ...this.headers },
-      body: body as BodyInit,
-    }).catch(() => undefined);
+      body,
+      ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }),
+    });
     if (res === undefined) {
       this.closed({ code: 0, reason: 'network error' });
       return 0;
     }
-    const frames = await this.absorb(res);
+    const frames = this.absorb(res);
     if (opening && res.status === 200) {
       const w = frames[0];
       if (w?.kind === Kind.Welcome) {
@@ -469,10 +518,9 @@ export class PollRawClient extends RawClient {
   }
 
   /** Decodes an answer; a non-200 status, a fatal Error or a Bye ends the carrier. */
-  private async absorb(res: Response): Promise<Frame[]> {
+  private absorb(res: HttpAnswer): Frame[] {
     this.statuses.push(res.status);
-    const body = new Uint8Array(await res.arrayBuffer());
-    const batch = decodeBatch(body);
+    const batch = decodeBatch(res.body);
     if (!batch.ok) throw new Error(`undecodable batch (HTTP ${res.status}): ${batch.error.message}`);
     const frames: Frame[] = [];
     for (const bytes of batch.frames) {
@@ -503,11 +551,14 @@ export class PollRawClient extends RawClient {
         const seq = this.lastSeq();
         const q = `?wait=${this.waitMs}${this.autoAck && seq > 0 ? `&ack=${seq}` : ''}`;
         this.held = new AbortController();
-        const res = await fetch(this.url + q, { headers: this.headers, signal: this.held.signal }).catch(
-          () => undefined,
-        );
+        const res = await httpExchange(this.url + q, {
+          method: 'GET',
+          ...(this.headers === undefined ? {} : { headers: this.headers }),
+          signal: this.held.signal,
+          ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }),
+        });
         if (res === undefined) break; // aborted (pause/kill) or network error
-        await this.absorb(res);
+        this.absorb(res);
       }
     } finally {
       this.held = undefined;
@@ -532,8 +583,13 @@ export class PollRawClient extends RawClient {
 
   /** One GET by hand (for tests that drive polling themselves); returns the status. */
   async getOnce(query: string): Promise<number> {
-    const res = await fetch(this.url + query, { headers: this.headers });
-    await this.absorb(res);
+    const res = await httpExchange(this.url + query, {
+      method: 'GET',
+      ...(this.headers === undefined ? {} : { headers: this.headers }),
+      ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }),
+    });
+    if (res === undefined) throw new Error('poll GET failed');
+    this.absorb(res);
     return res.status;
   }
 
@@ -546,9 +602,9 @@ export class PollRawClient extends RawClient {
   }
 }
 
-/** A client of the given kind, connected to `port` (for tests that use several edges). */
-export async function rawClient(kind: CarrierKind, port: number): Promise<RawClient> {
-  return kind === 'ws' ? WsRawClient.connect(port) : new PollRawClient(port);
+/** A client of the given kind, connected to `port` (for tests that use several edges), from `localAddress` if given. */
+export async function rawClient(kind: CarrierKind, port: number, localAddress?: string): Promise<RawClient> {
+  return kind === 'ws' ? WsRawClient.connect(port, localAddress) : new PollRawClient(port, localAddress);
 }
 
 /** A TCP proxy in front of an edge whose connections the test can cut at once (a network drop). */

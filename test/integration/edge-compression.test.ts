@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { deflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { describe, test } from 'node:test';
+import { eventually } from '../../testing/index.ts';
 import { encodeFrame } from '../../device-protocol/codec.ts';
 import { Handset } from '../../device-protocol/handset.ts';
 import { COMPRESSED_FRAME, DEFLATE, FrameCompressor } from '../../device-protocol/compression.ts';
 import { type ErrorFrame, Kind, PROTOCOL_VERSION, type Welcome } from '../../device-protocol/messages.ts';
-import { eventually } from '../../testing/index.ts';
 import {
   ENGINES,
   WAIT,

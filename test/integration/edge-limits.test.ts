@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { encodeFrame } from '../../device-protocol/codec.ts';
-import { type Bye, type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
 import { eventually } from '../../testing/index.ts';
+import { encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
+import { type Bye, type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
 import {
   CARRIERS,
   ENGINES,
@@ -22,6 +22,7 @@ import {
 
 const IMEI_A = '356938035643809';
 const IMEI_B = '490154203237518';
+const PING = encodeFrame({ kind: Kind.Ping, nonce: 1 });
 
 async function twoDevices(e: TestEdge, kind: 'ws' | 'poll') {
   e.directory.add(IMEI_A, 'secret-a');
@@ -102,6 +103,37 @@ for (const engine of ENGINES) {
         // A frame just under the limit is fine.
         await b.send({ kind: Kind.Request, id: 'ok', method: 'echo', body: 'y'.repeat(900) });
         assert.equal((await b.nextOf(Kind.Response)).id, 'ok');
+      });
+
+      test('fresh carriers bring no fresh bucket: Resume after Resume, the device gets its burst once', async (t) => {
+        // A clock that stands still: nothing refills, so what gets through is what the buckets held.
+        const e = await startTestEdge(t, {
+          engine,
+          now: () => 1_800_000_000_000,
+          limits: { maxFramesPerSecond: 10, burstFrames: 20 },
+        });
+        e.directory.add(IMEI_A, 'secret-a');
+        const first = await e.client(kind);
+        const w = await first.hello(IMEI_A, { secret: 'secret-a' });
+        let c: RawClient = first;
+        let served = 0;
+        for (let round = 0; round < 5; round++) {
+          if (round > 0) {
+            c = await e.client(kind);
+            assert.equal((await c.resumeAnswer(w, 0)).kind, Kind.Welcome, `resume ${round}`);
+          }
+          if (c instanceof PollRawClient) {
+            c.pauseReading(); // no GETs of its own: only the POSTs below take tokens
+            for (let i = 0; i < 30 && (await c.post(encodeBatch([PING]))) === 200; i++) served++;
+          } else {
+            for (let i = 0; i < 30; i++) void c.sendBytes(PING);
+            await c.waitClosed();
+            served += c.received.filter((x) => x.kind === Kind.Pong).length;
+          }
+          assert.equal((c.last() as ErrorFrame).code, 'session.rate_limited', `round ${round}`);
+        }
+        // Per carrier, five carriers would have served five bursts (100 frames).
+        assert.ok(served <= 20, `frames served over five carriers: ${served}`);
       });
 
       test('a frame flood: session.rate_limited for that device only', async (t) => {

@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { eventually } from '../../testing/index.ts';
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import { Handset } from '../../device-protocol/handset.ts';
 import { type ErrorFrame, type Event, Kind } from '../../device-protocol/messages.ts';
-import { eventually } from '../../testing/index.ts';
 import {
   CARRIERS,
   ENGINES,

@@ -21,8 +21,12 @@ export interface WsDriver {
   terminate(socket: unknown): void;
   /** Calls carrier.onDrain() once when the queued bytes have been written (uWS does so by itself). */
   armDrain(socket: unknown, carrier: WsCarrier): void;
-  /** The peer's IP address as text ('' when unknown); read only when needed (auth limits). */
-  remoteAddress(socket: unknown): string;
+}
+
+/** A connection refused before authentication: the HTTP status and Retry-After seconds to answer with. */
+export interface PreAuthRefusalAnswer {
+  status: 429 | 503;
+  retryAfterSec: number;
 }
 
 /** One HTTP long-poll exchange as the engine hands it over (SPEC.md §4.2). */
@@ -34,7 +38,7 @@ export interface PollExchange {
   token: string;
   /** Raw query string without '?'. */
   query: string;
-  /** The peer's IP address as text ('' when unknown). */
+  /** The peer's IP address as text ('' when unknown; read only for an opening POST). */
   readonly remoteAddress: string;
   /** The request body (POST); empty for GET. */
   body: Uint8Array;
@@ -54,8 +58,14 @@ export interface PollExchange {
 export interface EngineHost {
   readonly logger: Logger;
   readonly draining: boolean;
-  /** Creates the carrier for a WebSocket about to open (uWS keeps it as the socket's user data). */
-  newWsCarrier(): WsCarrier;
+  /**
+   * Asked before a connection that is not authenticated yet is kept (a
+   * WebSocket upgrade, an opening long-poll POST) from this peer address:
+   * undefined to go ahead, else the refusal to answer with (counted already).
+   */
+  admit(address: string): PreAuthRefusalAnswer | undefined;
+  /** Creates the carrier for a WebSocket about to open from this peer address (uWS keeps it as the socket's user data). */
+  newWsCarrier(address: string): WsCarrier;
   wsOpen(carrier: WsCarrier, socket: unknown): void;
   wsMessage(carrier: WsCarrier, bytes: Uint8Array, isBinary: boolean): void;
   wsDrain(carrier: WsCarrier): void;
@@ -75,6 +85,14 @@ export interface EngineOptions {
   maxBackpressureBytes: number;
   /** Engine-level idle backstop in seconds (the core's sweep closes silent carriers first). */
   idleTimeoutSec: number;
+  /** An HTTP connection must have sent a request's headers within this long (where the engine lets us set it). */
+  headersTimeoutMs: number;
+}
+
+/** The header of a pre-authentication refusal, for engines that write raw HTTP. */
+export function refusalResponse(r: PreAuthRefusalAnswer): string {
+  const text = r.status === 429 ? '429 Too Many Requests' : '503 Service Unavailable';
+  return `HTTP/1.1 ${text}\r\nRetry-After: ${r.retryAfterSec}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 }
 
 export interface EdgeEngine {

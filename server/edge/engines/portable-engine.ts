@@ -8,12 +8,12 @@
  * SO_REUSEPORT preload as uWS (../reuse-port.ts), since libuv binds through libc.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { encodeBatch } from '../../../device-protocol/codec.ts';
 import type { WsCarrier } from '../carriers.ts';
-import { errorFrame } from '../frames.ts';
+import { errorFrame, preAuthRefusalFrame } from '../frames.ts';
 import {
   type EdgeEngine,
   type EngineHost,
@@ -22,6 +22,7 @@ import {
   POLL_PATH,
   POLL_PREFLIGHT_HEADERS,
   type PollExchange,
+  refusalResponse,
   WS_PATH,
   type WsDriver,
 } from './engine.ts';
@@ -52,9 +53,6 @@ const portableDriver: WsDriver = {
   },
   terminate(socket) {
     (socket as WebSocket).terminate();
-  },
-  remoteAddress(socket) {
-    return (socket as unknown as { _socket?: { remoteAddress?: string } })._socket?.remoteAddress ?? '';
   },
   armDrain(socket, carrier) {
     // `ws` has no drain event of its own; the underlying net.Socket has.
@@ -129,62 +127,89 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
     skipUTF8Validation: true,
   });
 
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    if (path !== POLL_PATH) {
-      res.writeHead(404).end();
-      return;
-    }
-    const method = req.method ?? 'GET';
-    if (method === 'OPTIONS') {
-      res.writeHead(204, Object.fromEntries(POLL_PREFLIGHT_HEADERS)).end();
-      return;
-    }
-    if (method !== 'GET' && method !== 'POST') {
-      res.writeHead(405).end();
-      return;
-    }
-    const ex = new NodeExchange(
-      res,
-      method,
-      header(req, 'x-mmgw-session'),
-      header(req, 'x-mmgw-token'),
-      q < 0 ? '' : url.slice(q + 1),
-      req.socket.remoteAddress ?? '',
-    );
-    res.on('close', () => {
-      if (ex.done) return;
-      ex.aborted = true;
-      ex.onAborted?.(ex);
-    });
-    if (method !== 'POST') {
-      core.poll(ex);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (ex.done) return;
-      total += chunk.length;
-      if (total > o.maxPollBodyBytes) {
-        const frame = errorFrame(
-          'protocol.frame_too_large',
-          `The request body exceeds ${o.maxPollBodyBytes} bytes.`,
+  const server = http.createServer(
+    {
+      // A connection that sends no request headers within the Hello deadline is closed
+      // (Node's default holds it for a minute); checked a few times per deadline.
+      headersTimeout: o.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(o.headersTimeoutMs / 4))),
+    },
+    (req, res) => {
+      req.socket.setTimeout(0); // it spoke: from now on the timeouts of HTTP apply (see 'connection' below)
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      if (path !== POLL_PATH) {
+        res.writeHead(404).end();
+        return;
+      }
+      const method = req.method ?? 'GET';
+      if (method === 'OPTIONS') {
+        res.writeHead(204, Object.fromEntries(POLL_PREFLIGHT_HEADERS)).end();
+        return;
+      }
+      if (method !== 'GET' && method !== 'POST') {
+        res.writeHead(405).end();
+        return;
+      }
+      const sessionId = header(req, 'x-mmgw-session');
+      const ex = new NodeExchange(
+        res,
+        method,
+        sessionId,
+        header(req, 'x-mmgw-token'),
+        q < 0 ? '' : url.slice(q + 1),
+        req.socket.remoteAddress ?? '',
+      );
+      res.on('close', () => {
+        if (ex.done) return;
+        ex.aborted = true;
+        ex.onAborted?.(ex);
+      });
+      if (method !== 'POST') {
+        core.poll(ex);
+        return;
+      }
+      const refusal = sessionId === '' ? core.admit(ex.remoteAddress) : undefined;
+      if (refusal !== undefined) {
+        // Answered before its body is read; the core checks again once it is.
+        ex.respond(
+          refusal.status,
+          encodeBatch([preAuthRefusalFrame(refusal.status, refusal.retryAfterSec)]),
+          true,
         );
-        ex.respond(400, encodeBatch([frame]), true);
         req.destroy();
         return;
       }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (ex.done || ex.aborted) return;
-      ex.body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
-      core.poll(ex);
-    });
-    req.on('error', () => {});
+      const chunks: Buffer[] = [];
+      let total = 0;
+      req.on('data', (chunk: Buffer) => {
+        if (ex.done) return;
+        total += chunk.length;
+        if (total > o.maxPollBodyBytes) {
+          const frame = errorFrame(
+            'protocol.frame_too_large',
+            `The request body exceeds ${o.maxPollBodyBytes} bytes.`,
+          );
+          ex.respond(400, encodeBatch([frame]), true);
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (ex.done || ex.aborted) return;
+        ex.body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+        core.poll(ex);
+      });
+      req.on('error', () => {});
+    },
+  );
+  // headersTimeout only counts once a request has begun: a connection that sends nothing would
+  // be held for good. Until its first request (or upgrade, where `ws` clears it) it has the Hello
+  // deadline; the server's timeout handler destroys it then.
+  server.on('connection', (socket: Socket) => {
+    socket.setTimeout(o.headersTimeoutMs);
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -204,9 +229,16 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
       );
       return;
     }
+    // Before the socket is kept: a connection over the unauthenticated caps costs one answer.
+    const address = req.socket.remoteAddress ?? '';
+    const refusal = core.admit(address);
+    if (refusal !== undefined) {
+      socket.end(refusalResponse(refusal), () => socket.destroy());
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const s = ws as CarrierSocket;
-      s.carrier = core.newWsCarrier();
+      s.carrier = core.newWsCarrier(address);
       s.core = core;
       s.open = sockets;
       sockets.add(ws);

@@ -16,7 +16,7 @@
 import uws from '@trufflesuite/uws-js-unofficial';
 import { encodeBatch } from '../../../device-protocol/codec.ts';
 import type { WsCarrier } from '../carriers.ts';
-import { errorFrame } from '../frames.ts';
+import { errorFrame, preAuthRefusalFrame } from '../frames.ts';
 import {
   type EdgeEngine,
   type EngineOptions,
@@ -90,13 +90,6 @@ const uwsDriver: WsDriver = {
   armDrain() {
     // uWS calls the behaviour's drain handler whenever a backpressured socket drains.
   },
-  remoteAddress(socket) {
-    try {
-      return Buffer.from((socket as UwsSocket).getRemoteAddressAsText()).toString();
-    } catch {
-      return ''; // closed meanwhile
-    }
-  },
 };
 
 class UwsExchange implements PollExchange {
@@ -147,8 +140,20 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
         res.writeStatus(STATUS_TEXT[503]).end();
         return;
       }
+      // Before the socket is kept: a connection over the unauthenticated caps costs one answer.
+      const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const refusal = core.admit(address);
+      if (refusal !== undefined) {
+        res.cork(() => {
+          res
+            .writeStatus(STATUS_TEXT[refusal.status] ?? String(refusal.status))
+            .writeHeader('Retry-After', String(refusal.retryAfterSec))
+            .end('', true);
+        });
+        return;
+      }
       res.upgrade(
-        { c: core.newWsCarrier() },
+        { c: core.newWsCarrier(address) },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -174,14 +179,16 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
 
   const poll = (res: uws.HttpResponse, req: uws.HttpRequest): void => {
     const method = req.getMethod().toUpperCase();
+    const sessionId = req.getHeader('x-mmgw-session');
+    // Only an opening POST (Hello/Resume) needs it, for the limits before authentication.
+    const opening = method === 'POST' && sessionId === '';
     const ex = new UwsExchange(
       res,
       method,
-      req.getHeader('x-mmgw-session'),
+      sessionId,
       req.getHeader('x-mmgw-token'),
       req.getQuery() ?? '',
-      // Only an opening POST (Hello/Resume) needs it, for the auth attempt limits.
-      method === 'POST' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
+      opening ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     );
     res.onAborted(() => {
       ex.aborted = true;
@@ -189,6 +196,16 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
     });
     if (method !== 'POST') {
       core.poll(ex);
+      return;
+    }
+    const refusal = opening ? core.admit(ex.remoteAddress) : undefined;
+    if (refusal !== undefined) {
+      // Answered before its body is read; the core checks again once it is.
+      ex.respond(
+        refusal.status,
+        encodeBatch([preAuthRefusalFrame(refusal.status, refusal.retryAfterSec)]),
+        true,
+      );
       return;
     }
     const chunks: Uint8Array[] = [];
