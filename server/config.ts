@@ -65,6 +65,8 @@ const edgeLimits = z
     maxUnauthenticatedPerAddress: whole(1).optional(),
     /** Connections without a session in all. Default a quarter of the open-file limit. */
     maxUnauthenticated: whole(1).optional(),
+    /** Frames a second from one source address before its connections have sessions. Default 2000. */
+    preAuthFramesPerSecondPerAddress: whole(1).optional(),
     /** Refused Hello/Resume per (source address, IMEI) per minute. Default 10. */
     authFailuresPerDevicePerMinute: whole(1).optional(),
     /** Refused Hello/Resume per source address per minute (a carrier NAT holds thousands of devices). Default 1000. */

@@ -391,6 +391,16 @@ export class EdgeCore
   welcomed(c: Carrier, session: DeviceSession): void {
     // The device's transport node brings its backend sessions back (no new login needed).
     this.publishSession(Subjects.sessionUp, session);
+    // Frames that rode behind Hello/Resume are the session's too: a fresh carrier must not
+    // carry a burst past the session's bucket.
+    const early = c.early?.length ?? 0;
+    const now = this.now();
+    for (let i = 0; i < early; i++) {
+      if (!takeToken(session, this.limits, now)) {
+        this.fatal(c, 'session.rate_limited', 'Too many frames per second.', 1000);
+        return;
+      }
+    }
     dispatchEarlyFrames(this, c);
   }
 

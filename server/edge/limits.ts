@@ -27,6 +27,12 @@ export interface EdgeLimitOptions {
   maxUnauthenticatedPerAddress?: number;
   /** Connections without a session yet, in all; default a quarter of the process's open-file limit. */
   maxUnauthenticated?: number;
+  /**
+   * Frames per second (also the burst) the connections of one source address
+   * may send before they have a session: Hello, Resume and what rides right
+   * behind them. One bucket per address, so a new connection brings no new one.
+   */
+  preAuthFramesPerSecondPerAddress?: number;
   /** Refused Hello/Resume attempts per (source address, IMEI) per minute (also the burst). */
   authFailuresPerDevicePerMinute?: number;
   /** Refused Hello/Resume attempts per source address per minute, whatever the IMEI (also the burst). */
@@ -83,6 +89,9 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   // unauthenticated only for the milliseconds of its handshake.
   maxUnauthenticatedPerAddress: 256,
   maxUnauthenticated: FALLBACK_MAX_UNAUTHENTICATED,
+  // A carrier NAT's devices come back after a drain within its 1–5 s jitter:
+  // 10,000 behind one address is 2,000 a second for five seconds.
+  preAuthFramesPerSecondPerAddress: 2000,
   authFailuresPerDevicePerMinute: 10,
   // Sized for a carrier NAT: 5,000 devices behind one address, a tenth of them
   // failing once in the same minute (a secret rotation), still stay under it;

@@ -14,7 +14,11 @@ test('address keys: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () =
 });
 
 test('connections are capped per address and in all, and leaving makes room', () => {
-  const g = new PreAuthGate({ maxUnauthenticatedPerAddress: 2, maxUnauthenticated: 3 });
+  const g = new PreAuthGate({
+    maxUnauthenticatedPerAddress: 2,
+    maxUnauthenticated: 3,
+    preAuthFramesPerSecondPerAddress: 10,
+  });
   const a1 = g.enter('a');
   g.enter('a');
   assert.equal(g.refusal('a'), 'address_cap');
@@ -30,14 +34,18 @@ test('connections are capped per address and in all, and leaving makes room', ()
 });
 
 test('carriers of one address share one frame bucket: a new connection does not refill it', () => {
-  const g = new PreAuthGate({ maxUnauthenticatedPerAddress: 3, maxUnauthenticated: 100 });
+  const g = new PreAuthGate({
+    maxUnauthenticatedPerAddress: 2,
+    maxUnauthenticated: 100,
+    preAuthFramesPerSecondPerAddress: 3,
+  });
   let taken = 0;
   for (let i = 0; i < 10; i++) {
     const e = g.enter('a');
     while (g.takeFrame(e, 0)) taken++;
     g.leave(e);
   }
-  assert.equal(taken, 3, 'as many frames as the address may have connections, once');
+  assert.equal(taken, 3, 'the burst of the address, once');
   const e = g.enter('a');
   assert.equal(g.takeFrame(e, 333), false);
   assert.equal(g.takeFrame(e, 334), true, 'refilled at that many a second');
@@ -45,7 +53,10 @@ test('carriers of one address share one frame bucket: a new connection does not 
 });
 
 test('memory is bounded: addresses without connections go first', () => {
-  const g = new PreAuthGate({ maxUnauthenticatedPerAddress: 5, maxUnauthenticated: 1000 }, 10);
+  const g = new PreAuthGate(
+    { maxUnauthenticatedPerAddress: 5, maxUnauthenticated: 1000, preAuthFramesPerSecondPerAddress: 5 },
+    10,
+  );
   const held = g.enter('held');
   for (let i = 0; i < 100; i++) g.leave(g.enter(`x${i}`));
   assert.equal(g.size, 10);

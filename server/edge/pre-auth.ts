@@ -7,11 +7,11 @@
  * deadline that closes the silent ones is the sweep's (sweep.ts).
  *
  * Each address with such connections also owns the frame bucket of its
- * unauthenticated carriers (limits.ts RateState): opening another carrier
- * does not refill it. It holds as many frames as the address may have
- * unauthenticated connections, refilled by as many a second, so that every
- * device behind a carrier NAT can send its Hello at once after an outage,
- * and one address cannot push more Hello work than that.
+ * unauthenticated carriers (limits.ts RateState, preAuthFramesPerSecondPerAddress
+ * a second and as the burst): opening another carrier does not refill it, so
+ * one address cannot push more Hello and Resume work than that, however many
+ * connections it opens. (Frames that ride behind a Hello or Resume are taken
+ * from the session's bucket as well once it has one: edge-core.ts welcomed.)
  *
  * Memory: an entry lives while its address has connections here or its
  * bucket is not full again (at most a second after its last frame); prune()
@@ -33,6 +33,7 @@ export interface AddressEntry {
 export interface PreAuthLimits {
   maxUnauthenticatedPerAddress: number;
   maxUnauthenticated: number;
+  preAuthFramesPerSecondPerAddress: number;
 }
 
 const MAX_ENTRIES = 100_000;
@@ -113,16 +114,17 @@ export class PreAuthGate {
 
   /** Takes one frame token of the address's unauthenticated carriers; false when it is empty. */
   takeFrame(e: AddressEntry, now: number): boolean {
-    const n = this.limits.maxUnauthenticatedPerAddress;
+    const n = this.limits.preAuthFramesPerSecondPerAddress;
     return takeTokenOf(e, n, n, now);
   }
 
   /** Forgets addresses with no connection here whose bucket is full again (called by the sweep). */
   prune(now: number): void {
-    const perMs = this.limits.maxUnauthenticatedPerAddress / 1000;
+    const full = this.limits.preAuthFramesPerSecondPerAddress;
+    const perMs = full / 1000;
     for (const e of this.entries.values()) {
       if (e.open > 0) continue;
-      if (e.tokens + (now - e.tokensAt) * perMs >= this.limits.maxUnauthenticatedPerAddress) {
+      if (e.tokens + (now - e.tokensAt) * perMs >= full) {
         this.entries.delete(e.key);
       }
     }

@@ -62,3 +62,15 @@ test('bytes are written when flushed and at most once per USAGE_FLUSH_MS by the 
   t.records.flushUsage(t.s); // nothing new: nothing written
   assert.equal(t.usage.length, 1);
 });
+
+test('refusals are sampled, and the minutely flush writes what was not recorded one by one', () => {
+  const t = setup();
+  for (let i = 0; i < 50; i++) t.records.authFailure('1', 'ws', 'auth.bad_secret', '10.0.0.2');
+  assert.deepEqual(
+    t.logs.map((r) => [r.kind, r.code, r.detail]),
+    [['auth_failure', 'auth.bad_secret', { carrier: 'ws', address: '10.0.0.2' }]],
+  );
+  t.records.flushUsageIfDue([], 5000 + USAGE_FLUSH_MS);
+  assert.equal(t.logs.length, 2);
+  assert.equal(t.logs[1]?.detail?.suppressed, 49);
+});

@@ -24,7 +24,11 @@ function setup(helloTimeoutMs = 60_000) {
     unattached: new Set<Carrier>(),
     tombstones: new PollTombstones(),
     records: new SessionRecords(nullRecorder, () => clock.now),
-    preAuth: new PreAuthGate({ maxUnauthenticatedPerAddress: 4, maxUnauthenticated: 100 }),
+    preAuth: new PreAuthGate({
+      maxUnauthenticatedPerAddress: 4,
+      maxUnauthenticated: 100,
+      preAuthFramesPerSecondPerAddress: 4,
+    }),
     now: () => clock.now,
     silent: (c) => calls.push(`silent ${c.session?.id ?? 'unattached'}`),
     helloOverdue: (c) => calls.push(`hello overdue ${c.address}`),
