@@ -38,6 +38,17 @@ function setup() {
     close: async () => {},
   };
   const table = new SessionTable();
+  /** Operator log lines as [level, msg]. */
+  const logLines: [number, string][] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write: (line: string) => {
+        const o = JSON.parse(line) as { level: number; msg: string };
+        logLines.push([o.level, o.msg]);
+      },
+    },
+  );
   const host: HandshakeHost & { draining: boolean } = {
     draining: false,
     closed: false,
@@ -81,7 +92,7 @@ function setup() {
     finder,
     records: new SessionRecords(recorder, () => NOW),
     stats,
-    logger: pino({ level: 'silent' }),
+    logger,
     now: () => NOW,
     heartbeatMs: 30_000,
     resumeWindowMs: 120_000,
@@ -128,6 +139,7 @@ function setup() {
     handshake,
     calls,
     records,
+    logLines,
     stats,
     table,
     carrier,
@@ -200,6 +212,8 @@ test('Hello: refusals are fatal, counted, recorded (sampled), and rate limited p
   for (let i = 1; i < 10; i++) await t.handshake.hello(t.carrier(), hello('wrong'));
   assert.equal(t.stats.authFailures.get('auth.bad_secret'), 10);
   assert.deepEqual(t.records, ['auth_failure auth.bad_secret'], 'one record a minute for the device');
+  const refused = t.logLines.filter(([, msg]) => msg === 'device refused').map(([level]) => level);
+  assert.deepEqual(refused, [30, 20, 20, 20, 20, 20, 20, 20, 20, 20], 'info as recorded, the rest at debug');
   t.calls.length = 0;
   // The bucket of this address and device is empty: even the right secret waits here…
   await t.handshake.hello(t.carrier(), hello('right'));

@@ -272,15 +272,21 @@ export class Handshake {
     this.refuse(c, recordImei, err);
   }
 
-  /** An authentication refusal: fatal Error with the code, counted and logged (never the secret or token). */
+  /**
+   * An authentication refusal: fatal Error with the code, counted, and
+   * recorded and logged (never the secret or token) as the records are
+   * sampled: a refusal that is only counted is logged at debug level, so
+   * that a flood of attempts does not flood the operator's log either.
+   */
   private refuse(c: Carrier, imei: string | undefined, err: unknown): void {
     const g = toGatewayError(err);
+    let sampled = true;
     if (g.code.startsWith('auth.')) {
       this.o.stats.authFailed(g.code);
-      if (isDeviceId(imei)) this.o.records.authFailure(imei, c.kind, g.code, c.address);
+      sampled = isDeviceId(imei) && this.o.records.authFailure(imei, c.kind, g.code, c.address);
     }
     const cause = (g as { cause?: unknown }).cause;
-    this.o.logger.info(
+    this.o.logger[sampled ? 'info' : 'debug'](
       {
         imei,
         carrier: c.kind,

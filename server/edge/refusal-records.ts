@@ -55,8 +55,8 @@ export class RefusalRecords {
     return this.windows.size;
   }
 
-  /** A Hello or Resume for `imei` from `address` was refused with `code` at `now`. */
-  refused(imei: string, carrier: CarrierKind, code: string, address: string, now: number): void {
+  /** A Hello or Resume for `imei` from `address` was refused with `code` at `now`; true when a record was written. */
+  refused(imei: string, carrier: CarrierKind, code: string, address: string, now: number): boolean {
     const key = DEVICE_CODES.has(code) ? `device ${imei}` : `address ${address}`;
     const w = this.windows.get(key);
     if (w !== undefined && now < w.until) {
@@ -64,7 +64,7 @@ export class RefusalRecords {
       w.imei = imei;
       w.code = code;
       w.carrier = carrier;
-      return;
+      return false;
     }
     // A window over but not summarised yet (the flush runs once a minute): its count rides along.
     const earlier = w?.suppressed ?? 0;
@@ -72,6 +72,7 @@ export class RefusalRecords {
     else if (this.windows.size >= this.maxWindows) this.evictOldest(now);
     this.windows.set(key, { until: now + REFUSAL_WINDOW_MS, suppressed: 0, imei, code, carrier, address });
     this.write(now, imei, code, carrier, address, earlier, false);
+    return true;
   }
 
   /** Summarises the windows that are over and forgets the quiet ones (the sweep calls it once a minute). */

@@ -62,9 +62,9 @@ export class SessionRecords {
     });
   }
 
-  /** A Hello or Resume naming `imei` was refused: sampled (refusal-records.ts). */
-  authFailure(imei: string, carrier: CarrierKind, code: string, address: string): void {
-    this.refusals.refused(imei, carrier, code, address, this.now());
+  /** A Hello or Resume naming `imei` was refused: sampled (refusal-records.ts); true when recorded. */
+  authFailure(imei: string, carrier: CarrierKind, code: string, address: string): boolean {
+    return this.refusals.refused(imei, carrier, code, address, this.now());
   }
 
   /** The session ended here (not moved): a takeover when a newer Hello replaced it, and the logout. */
