@@ -12,7 +12,55 @@ import { CarrierCompression } from '../../device-protocol/compression.ts';
 import { longPollStatusOf } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS, type Frame } from '../../device-protocol/messages.ts';
 import type { DeviceSession } from './device-session.ts';
-import type { PollExchange, WsDriver } from './engines/engine.ts';
+
+declare module './device-session.ts' {
+  /** A session's carrier is one of these (see device-session.ts). */
+  interface CarrierOfSession {
+    carrier: Carrier;
+  }
+}
+
+/** Socket operations of one engine; one driver object serves every socket of that engine. */
+export interface WsDriver {
+  /** Queues one binary message. */
+  send(socket: unknown, bytes: Uint8Array): void;
+  /** Queues several binary messages, in order, written together where the engine can (cork). */
+  sendMany(socket: unknown, frames: readonly Uint8Array[]): void;
+  /** Bytes queued in user space (and, where the engine can tell, not yet written to the socket). */
+  bufferedAmount(socket: unknown): number;
+  /** Closes after what is queued has been written (WebSocket close frame with code and reason). */
+  end(socket: unknown, code: number, reason: string): void;
+  /** Closes at once, dropping what is queued. */
+  terminate(socket: unknown): void;
+  /** Calls carrier.onDrain() once when the queued bytes have been written (uWS does so by itself). */
+  armDrain(socket: unknown, carrier: WsCarrier): void;
+}
+
+/** One HTTP long-poll exchange as the engine hands it over (SPEC.md §4.2). */
+export interface PollExchange {
+  method: string;
+  /** `X-MMGW-Session` or '' when absent. */
+  sessionId: string;
+  /** `X-MMGW-Token` or '' when absent. */
+  token: string;
+  /** Raw query string without '?'. */
+  query: string;
+  /** The peer's IP address as text ('' when unknown; read only for an opening POST). */
+  readonly remoteAddress: string;
+  /** The request body (POST); empty for GET. */
+  body: Uint8Array;
+  /** Set by the engine when the client went away before the answer. */
+  aborted: boolean;
+  /** Set by the core for a held GET: called by the engine when the client goes away. */
+  onAborted: ((ex: PollExchange) => void) | undefined;
+  /** Set by the core once it claimed the session of this request from another edge (claim at most once). */
+  claimed?: boolean;
+  /** Held by a poll carrier: a back reference used to forget it on abort. */
+  carrier: PollCarrier | undefined;
+  /** Answers once (later calls and calls after an abort do nothing). */
+  respond(status: number, body: Uint8Array, closeConnection?: boolean): void;
+}
+
 import type { EdgeLimits } from './limits.ts';
 import type { EdgeStats } from './metrics.ts';
 import type { AddressEntry } from './pre-auth.ts';

@@ -9,9 +9,18 @@
  */
 import type { Capabilities } from '../../device-protocol/messages.ts';
 import type { Subscription } from '../bus/bus.ts';
-import type { Carrier } from './carriers.ts';
 import { MAX_ANSWERED_IDS, type RateState } from './limits.ts';
 import { ReplayBuffer } from './replay-buffer.ts';
+
+/**
+ * The carrier a session has attached. carriers.ts names its Carrier here by
+ * declaration merging (`interface CarrierOfSession { carrier: Carrier }`), so
+ * that a session and its carrier can point at each other without the two
+ * modules importing each other.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled in by carriers.ts
+export interface CarrierOfSession {}
+type SessionCarrier = CarrierOfSession extends { carrier: infer C } ? C : never;
 
 /** What a claiming edge receives over the bus to rebuild a session (SessionSnapshot v1). */
 export interface SessionSnapshot {
@@ -37,7 +46,7 @@ export interface SessionSnapshot {
 
 export class DeviceSession implements RateState {
   /** The carrier currently attached, if any (undefined: detached). */
-  carrier: Carrier | undefined = undefined;
+  carrier: SessionCarrier | undefined = undefined;
   /** When the session lost its carrier (0 while attached). */
   detachedAt = 0;
   ended = false;

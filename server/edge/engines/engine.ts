@@ -5,53 +5,15 @@
  * (engine.io's `transports/` split, applied to servers.)
  */
 import type { Logger } from 'pino';
-import type { PollCarrier, WsCarrier } from '../carriers.ts';
+import type { PollExchange, WsCarrier, WsDriver } from '../carriers.ts';
 
-/** Socket operations of one engine; one driver object serves every socket of that engine. */
-export interface WsDriver {
-  /** Queues one binary message. */
-  send(socket: unknown, bytes: Uint8Array): void;
-  /** Queues several binary messages, in order, written together where the engine can (cork). */
-  sendMany(socket: unknown, frames: readonly Uint8Array[]): void;
-  /** Bytes queued in user space (and, where the engine can tell, not yet written to the socket). */
-  bufferedAmount(socket: unknown): number;
-  /** Closes after what is queued has been written (WebSocket close frame with code and reason). */
-  end(socket: unknown, code: number, reason: string): void;
-  /** Closes at once, dropping what is queued. */
-  terminate(socket: unknown): void;
-  /** Calls carrier.onDrain() once when the queued bytes have been written (uWS does so by itself). */
-  armDrain(socket: unknown, carrier: WsCarrier): void;
-}
+// The carriers' view of an engine lives with the carriers (no import cycle); engines import it from here.
+export type { PollExchange, WsDriver } from '../carriers.ts';
 
 /** A connection refused before authentication: the HTTP status and Retry-After seconds to answer with. */
 export interface PreAuthRefusalAnswer {
   status: 429 | 503;
   retryAfterSec: number;
-}
-
-/** One HTTP long-poll exchange as the engine hands it over (SPEC.md §4.2). */
-export interface PollExchange {
-  method: string;
-  /** `X-MMGW-Session` or '' when absent. */
-  sessionId: string;
-  /** `X-MMGW-Token` or '' when absent. */
-  token: string;
-  /** Raw query string without '?'. */
-  query: string;
-  /** The peer's IP address as text ('' when unknown; read only for an opening POST). */
-  readonly remoteAddress: string;
-  /** The request body (POST); empty for GET. */
-  body: Uint8Array;
-  /** Set by the engine when the client went away before the answer. */
-  aborted: boolean;
-  /** Set by the core for a held GET: called by the engine when the client goes away. */
-  onAborted: ((ex: PollExchange) => void) | undefined;
-  /** Set by the core once it claimed the session of this request from another edge (claim at most once). */
-  claimed?: boolean;
-  /** Held by a poll carrier: a back reference used to forget it on abort. */
-  carrier: PollCarrier | undefined;
-  /** Answers once (later calls and calls after an abort do nothing). */
-  respond(status: number, body: Uint8Array, closeConnection?: boolean): void;
 }
 
 /** What the engines call; implemented by EdgeCore. */
