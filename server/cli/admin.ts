@@ -1,7 +1,7 @@
 /**
- * `mmgw admin user add|list|role|remove`: admin users of the REST API and web UI,
- * written straight into the registry (works whether or not a gateway runs on
- * the data directory). The password comes from a prompt (not echoed) or, with
+ * `mmgw admin user add|list|role|remove|password`: admin users of the REST API
+ * and web UI, written straight into the registry (works whether or not a
+ * gateway runs on the data directory), each change audited as `cli:<os user>`. The password comes from a prompt (not echoed) or, with
  * --password-stdin, from the first line of stdin; never from a flag, where it
  * would land in the shell history and the process list.
  */
@@ -10,7 +10,7 @@ import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AdminRole } from '../store/records.ts';
 import { Registry } from '../store/registry.ts';
-import { type CliIo, processIo } from './device.ts';
+import { type CliIo, cliActor, processIo } from './device.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -116,7 +116,9 @@ export function adminCommand(
           if (again !== password)
             throw new GatewayError('request.bad_input', 'the passwords differ', { field: 'password' });
         }
-        const added = await withRegistry(o, (r) => r.addAdminUser({ name: o.name, role: o.role, password }));
+        const added = await withRegistry(o, (r) =>
+          r.addAdminUser({ name: o.name, role: o.role, password }, cliActor()),
+        );
         io.out(o.json ? `${JSON.stringify(added)}\n` : `added ${added.role} ${added.name}\n`);
         return 0;
       }),
@@ -140,15 +142,33 @@ export function adminCommand(
 
   user
     .command('role')
-    .description('give an admin user another role (applies from their next request on)')
+    .description('give an admin user another role (their tokens stop working: they log in again)')
     .requiredOption('--name <name>')
     .addOption(new Option('--role <role>').choices(['admin', 'operator', 'viewer']).makeOptionMandatory())
     .addOption(dataOption())
     .option('--json', 'machine-readable output')
     .action(
       wrap(async (o: DataOptions & { name: string; role: AdminRole }) => {
-        const { after } = await withRegistry(o, (r) => r.setAdminRole(o.name, o.role), true);
+        const { after } = await withRegistry(o, (r) => r.setAdminRole(o.name, o.role, cliActor()), true);
         io.out(o.json ? `${JSON.stringify(after)}\n` : `${after.name} is now ${after.role}\n`);
+        return 0;
+      }),
+    );
+
+  user
+    .command('password')
+    .description("set a user's password (prompt, or stdin with --password-stdin); their tokens stop working")
+    .requiredOption('--name <name>')
+    .option('--password-stdin', 'read the password from the first line of stdin')
+    .addOption(dataOption())
+    .option('--json', 'machine-readable output')
+    .action(
+      wrap(async (o: DataOptions & { name: string; passwordStdin?: boolean }) => {
+        const password = o.passwordStdin
+          ? await passwordFromStdin()
+          : await promptPassword(`new password for ${o.name}: `);
+        await withRegistry(o, (r) => r.setAdminPassword(o.name, password, cliActor()), true);
+        io.out(o.json ? `${JSON.stringify({ name: o.name, ok: true })}\n` : `password of ${o.name} set\n`);
         return 0;
       }),
     );
@@ -161,7 +181,7 @@ export function adminCommand(
     .option('--json', 'machine-readable output')
     .action(
       wrap(async (o: DataOptions & { name: string }) => {
-        await withRegistry(o, (r) => r.removeAdminUser(o.name), true);
+        await withRegistry(o, (r) => r.removeAdminUser(o.name, cliActor()), true);
         io.out(o.json ? `${JSON.stringify({ removed: o.name })}\n` : `removed ${o.name}\n`);
         return 0;
       }),

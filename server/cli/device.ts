@@ -1,34 +1,35 @@
-import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { imeiProblem } from '../store/imei.ts';
-import type { Device, DeviceStatus } from '../store/records.ts';
+import type { AuditActor } from '../store/audit-outbox.ts';
 import {
-  type ImportMode,
-  type ImportRejection,
-  type ImportRow,
-  importRowProblem,
-  Registry,
-} from '../store/registry.ts';
-import {
-  csvLine,
+  csvLineVerbatim,
   DEVICE_CSV_COLUMNS,
   DEVICE_CSV_HEADER_HELP,
   DEVICE_CSV_IMPORT_COLUMNS,
+  DeviceCsvError,
   deviceCsvHeader,
   deviceCsvLine,
-  readDeviceCsv,
-  screenImportRows,
 } from '../store/device-csv.ts';
+import { DEFAULT_IMPORT_MAX_ROWS, type ImportOutcome, importDeviceCsv } from '../store/device-import.ts';
 import { type ProvisionedAccount, setDeviceAccount } from '../store/device-profile.ts';
+import { imeiProblem } from '../store/imei.ts';
+import type { ImportJob, Sealer } from '../store/import-jobs.ts';
+import { importResultSealer } from '../store/import-sealer.ts';
+import type { Device, DeviceStatus } from '../store/records.ts';
+import { type ImportMode, type ImportRejection, Registry } from '../store/registry.ts';
 import { CredentialCipher } from '../transport/credentials.ts';
 import { passwordFromStdin, promptPassword } from './admin.ts';
 
 /**
  * `mmgw device …`: provisioning from a shell. Works on the data directory
  * directly, whether or not a gateway runs on it (lmdb is multi-process safe;
- * a running gateway sees a change on its next read).
+ * a running gateway sees a change on its next read). Every change is audited
+ * like one made through the API, as `cli:<os user>` (cliActor): the registry
+ * writes the entry in the change's own transaction, and the admin role moves
+ * it to the audit log.
  */
 
 export interface CliIo {
@@ -36,6 +37,18 @@ export interface CliIo {
   err(text: string): void;
   /** Is stderr a terminal (progress bars only there)? */
   isTty: boolean;
+}
+
+/** Who changes things from this shell, for the audit log. */
+export function cliActor(): AuditActor {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (some containers): the uid still says who.
+    user = process.env.USER || `uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+  return { actor: `cli:${user}`, role: 'cli', address: hostname() };
 }
 
 export const processIo: CliIo = {
@@ -144,34 +157,6 @@ function secretNotice(secret: string): string {
 
 // ---- import -------------------------------------------------------------
 
-interface ParsedImport {
-  rows: ImportRow[];
-  /** Rows that could not even be read (wrong column count). */
-  unreadable: ImportRejection[];
-}
-
-function readImportFile(file: string): ParsedImport {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new GatewayError('request.bad_input', `cannot read ${file}: ${(err as Error).message}`, {
-      field: 'file',
-    });
-  }
-  const read = readDeviceCsv(text);
-  if (!read.ok) {
-    const { line, message } = read.problem;
-    throw new GatewayError(
-      'registry.import_rejected',
-      line === undefined
-        ? `${file} is empty: ${message}`
-        : `${file} line ${line}: ${message} (columns: ${DEVICE_CSV_IMPORT_COLUMNS.join(', ')}); nothing written`,
-    );
-  }
-  return { rows: read.rows, unreadable: read.rejected };
-}
-
 interface Progress {
   start(total: number, label: string): void;
   update(done: number): void;
@@ -208,86 +193,207 @@ async function progressBar(io: CliIo): Promise<Progress> {
 interface ImportOptions extends DataOptions {
   mode: ImportMode;
   secretsOut?: string;
+  dryRun?: boolean;
+  jobId?: string;
+  maxRows: string;
+}
+
+/** The sealer of import results, from the credentials key the gateway on this data directory uses. */
+function sealerFor(options: DataOptions): Sealer {
+  return importResultSealer({ dataDir: resolve(options.data) });
+}
+
+/**
+ * Writes the job's secrets to a file (atomically, 0600) and wipes them from
+ * the registry: they have been delivered. Returns how many were written.
+ */
+async function saveSecrets(
+  registry: Registry,
+  job: ImportJob,
+  file: string,
+  sealer: Sealer,
+): Promise<number> {
+  let count = 0;
+  function* lines(): Generator<string> {
+    yield csvLineVerbatim(['imei', 'secret']);
+    for (const batch of registry.imports.secrets(job.id, sealer))
+      for (const s of batch) {
+        count++;
+        yield csvLineVerbatim([s.imei, s.secret]);
+      }
+  }
+  writeAtomically(resolve(file), lines(), 0o600);
+  await registry.imports.wipeSecrets(job.id, 'delivered');
+  return count;
+}
+
+function printRejected(io: CliIo, rejected: ImportRejection[], count: number): void {
+  const shown = rejected.slice(0, 200);
+  for (const r of shown) io.err(`line ${r.line ?? '?'}: ${r.reason}\n`);
+  if (count > shown.length) io.err(`… and ${count - shown.length} more rejected rows\n`);
+}
+
+function rejectedJson(rejected: ImportRejection[]) {
+  return rejected.map((r) => ({ line: r.line, imei: r.imei, code: r.code, reason: r.reason }));
 }
 
 async function runImport(file: string, options: ImportOptions, io: CliIo): Promise<number> {
-  const { rows, unreadable } = readImportFile(file);
-  const total = rows.length + unreadable.length;
+  const path = resolve(file);
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    throw new GatewayError('request.bad_input', `cannot read ${file}: ${(err as Error).message}`, {
+      field: 'file',
+    });
+  }
+  const maxRows = Number(options.maxRows);
+  if (!Number.isInteger(maxRows) || maxRows < 1)
+    throw new GatewayError('request.bad_input', `--max-rows: a whole number ≥ 1, not ${options.maxRows}`, {
+      field: 'max-rows',
+    });
   const progress = await progressBar(io);
   return withRegistry(options, async (registry) => {
-    progress.start(total, 'checking');
-    const screened = screenImportRows(rows, importRowProblem, {
-      exists: (imei) => registry.getDevice(imei) !== undefined,
-      source: 'file',
-      onProgress: (n) => progress.update(unreadable.length + n),
-    });
-    const rejected: ImportRejection[] = [...unreadable, ...screened.rejected];
-    progress.update(total);
-    progress.stop();
-
-    let written = 0;
-    let secrets: Array<{ imei: string; secret: string }> = [];
-    if (options.mode === 'valid-only' || rejected.length === 0) {
-      progress.start(screened.good.length, 'writing');
-      const result = await registry.importDevices(screened.good, {
-        mode: options.mode,
-        onProgress: (done) => progress.update(done),
-      });
-      progress.stop();
-      // Rows that became duplicates since the check (another process added them).
-      rejected.push(...result.rejected);
-      written = result.written;
-      secrets = result.secrets;
-    }
-    rejected.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-
-    const provided = new Set(rows.filter((r) => r.secret !== undefined).map((r) => r.imei));
-    const generated = secrets.filter((s) => !provided.has(s.imei));
-    if (options.secretsOut && secrets.length > 0) {
-      writeAtomically(
-        resolve(options.secretsOut),
-        [csvLine(['imei', 'secret']), ...secrets.map((s) => csvLine([s.imei, s.secret]))],
-        0o600,
+    const sealer = options.dryRun ? undefined : sealerFor(options);
+    let phase = '';
+    let outcome: ImportOutcome;
+    try {
+      outcome = await importDeviceCsv(
+        registry,
+        { first: createReadStream(path), again: () => createReadStream(path) },
+        {
+          mode: options.mode,
+          dryRun: options.dryRun ?? false,
+          maxRows,
+          maxRowsSetting: '--max-rows',
+          sizeHint: size,
+          ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
+          actor: cliActor(),
+          source: 'file',
+          ...(sealer ? { sealer } : {}),
+          onJob: (id) =>
+            io.err(
+              `import job ${id}: writing (if this is interrupted, \`mmgw device import-result ${id}\` tells what became of it)\n`,
+            ),
+          onProgress(p) {
+            if (p.phase !== phase) {
+              phase = p.phase;
+              progress.start(p.phase === 'checking' ? size : (p.total ?? 0), p.phase);
+            }
+            progress.update(p.phase === 'checking' ? p.bytes : p.rows);
+          },
+        },
       );
+    } catch (err) {
+      if (err instanceof DeviceCsvError) {
+        const { line, message } = err.problem;
+        throw new GatewayError(
+          'registry.import_rejected',
+          line === undefined
+            ? `${file} is empty: ${message}`
+            : `${file} line ${line}: ${message} (columns: ${DEVICE_CSV_IMPORT_COLUMNS.join(', ')}); nothing written`,
+        );
+      }
+      throw err;
+    } finally {
+      progress.stop();
     }
-    const summary =
-      options.mode === 'all-or-nothing' && rejected.length > 0
-        ? `all-or-nothing: ${rejected.length} ${rejected.length === 1 ? 'row' : 'rows'} rejected, nothing written`
-        : `${options.mode}: wrote ${written} of ${total} rows; ${rejected.length} rejected`;
-    const failed = options.mode === 'all-or-nothing' && rejected.length > 0;
+    const { job } = outcome;
+    const failed =
+      outcome.written === 0 &&
+      (job?.state === 'failed' || (options.mode === 'all-or-nothing' && outcome.rejectedCount > 0));
+    let secretsFile: string | null = null;
+    let saved = 0;
+    if (sealer && job && options.secretsOut && job.secrets === 'sealed') {
+      saved = await saveSecrets(registry, job, options.secretsOut, sealer);
+      secretsFile = resolve(options.secretsOut);
+    }
+    const generated = job?.generatedSecrets ?? job?.written ?? 0;
+    const summary = options.dryRun
+      ? `${options.mode}, dry run: would write ${outcome.written} of ${outcome.total} rows; ${outcome.rejectedCount} rejected`
+      : failed
+        ? `all-or-nothing: ${outcome.rejectedCount} ${outcome.rejectedCount === 1 ? 'row' : 'rows'} rejected, nothing written`
+        : `${options.mode}: wrote ${outcome.written} of ${outcome.total} rows; ${outcome.rejectedCount} rejected`;
 
     if (options.json) {
       io.out(
         JSON.stringify({
-          mode: options.mode,
-          total,
-          written,
-          rejected: rejected.map((r) => ({ line: r.line, imei: r.imei, code: r.code, reason: r.reason })),
+          mode: outcome.mode,
+          ...(options.dryRun ? { dryRun: true } : {}),
+          total: outcome.total,
+          written: outcome.written,
+          rejectedCount: outcome.rejectedCount,
+          rejected: rejectedJson(outcome.rejected),
+          ...(job ? { job: job.id } : {}),
+          ...(outcome.replayed ? { replayed: true } : {}),
           ...(failed
             ? { error: { code: 'registry.import_rejected', message: summary } }
-            : {
-                secretsFile: options.secretsOut && secrets.length > 0 ? resolve(options.secretsOut) : null,
-                secretsNotSaved: options.secretsOut ? 0 : generated.length,
-              }),
+            : options.dryRun
+              ? {}
+              : {
+                  secretsFile,
+                  secretsNotSaved: secretsFile ? 0 : job?.secrets === 'sealed' ? generated : 0,
+                }),
         }) + '\n',
       );
     } else {
-      const shown = rejected.slice(0, 200);
-      for (const r of shown) io.err(`line ${r.line ?? '?'}: ${r.reason}\n`);
-      if (rejected.length > shown.length)
-        io.err(`… and ${rejected.length - shown.length} more rejected rows\n`);
-      (failed ? io.err : io.out)(summary + '\n');
-      if (!failed && generated.length > 0 && !options.secretsOut) {
+      printRejected(io, outcome.rejected, outcome.rejectedCount);
+      (failed ? io.err : io.out)(`${summary}\n`);
+      if (outcome.replayed && job)
+        io.err(`the result of import job ${job.id}, done earlier: nothing was written now\n`);
+      if (secretsFile) io.out(`secrets of ${saved} devices written to ${secretsFile} (mode 0600)\n`);
+      else if (!failed && job?.secrets === 'sealed')
         io.err(
-          `note: ${generated.length} devices got generated secrets that were not saved; ` +
-            'use --secrets-out FILE to keep them, or `mmgw device reset-secret IMEI` per device\n',
+          `note: the secrets of ${job.written} devices (${generated} generated) were not saved; ` +
+            `\`mmgw device import-result ${job.id} --secrets-out FILE\` saves them once, until ${iso(job.secretsExpireAt)}\n`,
         );
-      } else if (options.secretsOut && secrets.length > 0) {
-        io.out(`secrets written to ${resolve(options.secretsOut)} (mode 0600)\n`);
-      }
     }
     return failed ? 1 : 0;
   });
+}
+
+async function runImportResult(
+  id: string,
+  options: DataOptions & { secretsOut?: string },
+  io: CliIo,
+): Promise<number> {
+  return withRegistry(
+    options,
+    async (registry) => {
+      await registry.imports.recover();
+      const job = registry.imports.get(id);
+      if (!job) throw new GatewayError('registry.not_found', `no import job ${id}`, { field: 'id' });
+      let secretsFile: string | null = null;
+      let saved = 0;
+      if (options.secretsOut && job.secrets === 'sealed') {
+        saved = await saveSecrets(registry, job, options.secretsOut, sealerFor(options));
+        secretsFile = resolve(options.secretsOut);
+      }
+      const view = registry.imports.get(id) ?? job;
+      if (options.json) {
+        const { owner: _o, closing: _c, secretChunks: _n, ...rest } = view;
+        io.out(JSON.stringify({ ...rest, rejected: rejectedJson(view.rejected), secretsFile }) + '\n');
+      } else {
+        printRejected(io, view.rejected, view.rejectedCount);
+        io.out(
+          `job ${view.id}: ${view.state}; ${view.mode}: wrote ${view.written} of ${view.total} rows; ` +
+            `${view.rejectedCount} rejected; by ${view.actor.actor} at ${iso(view.startedAt)}\n`,
+        );
+        if (view.reason) io.out(`${view.reason}\n`);
+        if (secretsFile) io.out(`secrets of ${saved} devices written to ${secretsFile} (mode 0600)\n`);
+        else if (view.secrets === 'sealed')
+          io.out(
+            `secrets of ${view.written} devices are kept sealed until ${iso(view.secretsExpireAt)}: --secrets-out FILE saves them (once)\n`,
+          );
+        else if (view.secrets === 'delivered' || view.secrets === 'expired')
+          io.out(
+            `its secrets were ${view.secrets === 'delivered' ? `delivered at ${iso(view.secretsDeliveredAt)}` : 'not fetched in time'} and are gone; \`mmgw device reset-secret IMEI\` makes a new one\n`,
+          );
+      }
+      return view.state === 'done' ? 0 : 1;
+    },
+    'read',
+  );
 }
 
 // ---- command tree ----------------------------------------------------------
@@ -316,12 +422,15 @@ export function deviceCommand(
     .action(
       wrap(async (o: DataOptions & { imei: string; imsi?: string; operator: string; profile?: string }) => {
         const { device: d, secret } = await withRegistry(o, (r) =>
-          r.addDevice({
-            imei: o.imei,
-            operator: o.operator,
-            ...(o.imsi ? { imsi: o.imsi } : {}),
-            ...(o.profile ? { profile: o.profile } : {}),
-          }),
+          r.addDevice(
+            {
+              imei: o.imei,
+              operator: o.operator,
+              ...(o.imsi ? { imsi: o.imsi } : {}),
+              ...(o.profile ? { profile: o.profile } : {}),
+            },
+            cliActor(),
+          ),
         );
         io.out(
           o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
@@ -422,7 +531,7 @@ export function deviceCommand(
       .action(
         wrap(async (imei: string, o: DataOptions) => {
           checkImeiArg(imei);
-          const d = await withRegistry(o, (r) => r.setStatus(imei, status), 'read');
+          const d = await withRegistry(o, (r) => r.setStatus(imei, status, cliActor()), 'read');
           io.out(o.json ? JSON.stringify({ device: d }) + '\n' : `${imei}: ${d.status}\n`);
           return 0;
         }),
@@ -438,7 +547,7 @@ export function deviceCommand(
     .action(
       wrap(async (imei: string, o: DataOptions) => {
         checkImeiArg(imei);
-        await withRegistry(o, (r) => r.removeDevice(imei), 'read');
+        await withRegistry(o, (r) => r.removeDevice(imei, cliActor()), 'read');
         io.out(o.json ? JSON.stringify({ removed: imei }) + '\n' : `removed ${imei}\n`);
         return 0;
       }),
@@ -453,7 +562,7 @@ export function deviceCommand(
     .action(
       wrap(async (imei: string, o: DataOptions) => {
         checkImeiArg(imei);
-        const { device: d, secret } = await withRegistry(o, (r) => r.resetSecret(imei), 'read');
+        const { device: d, secret } = await withRegistry(o, (r) => r.resetSecret(imei, cliActor()), 'read');
         io.out(
           o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
         );
@@ -513,6 +622,7 @@ export function deviceCommand(
                   ...(o.jid === undefined ? {} : { jid: o.jid }),
                 },
                 (secret, context) => cipher.encrypt(secret, context),
+                cliActor(),
               ),
             'read',
           );
@@ -553,7 +663,7 @@ export function deviceCommand(
     .action(
       wrap(async (imei: string, label: string, o: DataOptions) => {
         checkImeiArg(imei);
-        await withRegistry(o, (r) => r.removeDeviceAccount(imei, label), 'read');
+        await withRegistry(o, (r) => r.removeDeviceAccount(imei, label, cliActor()), 'read');
         io.out(o.json ? JSON.stringify({ removed: label }) + '\n' : `${imei}: removed account ${label}\n`);
         return 0;
       }),
@@ -607,10 +717,71 @@ export function deviceCommand(
         .choices(['all-or-nothing', 'valid-only'])
         .default('all-or-nothing'),
     )
+    .option('--dry-run', 'check every row and write nothing')
+    .option(
+      '--job-id <id>',
+      'name the import job (letters, digits . _ : -): run again after an interruption, it answers the finished job instead of refusing every row as a duplicate',
+    )
+    .option('--max-rows <n>', 'refuse a file with more rows than this', String(DEFAULT_IMPORT_MAX_ROWS))
     .option('--secrets-out <file>', "write the new devices' secrets here as CSV (imei,secret), mode 0600")
     .addOption(dataOption())
     .addOption(jsonOption())
     .action(wrap((file: string, o: ImportOptions) => runImport(file, o, io)));
+
+  device
+    .command('import-result')
+    .description(
+      "an import job's result, also after the import was interrupted: its rows, rejections and (once, within 24 h) its devices' secrets",
+    )
+    .argument('<id>', 'job id (`mmgw device imports` lists them)')
+    .option(
+      '--secrets-out <file>',
+      'write the secrets here as CSV (imei,secret), mode 0600; then they are gone',
+    )
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(wrap((id: string, o: DataOptions & { secretsOut?: string }) => runImportResult(id, o, io)));
+
+  device
+    .command('imports')
+    .description('recent import jobs, newest first (an interrupted one is rolled back and listed so)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(
+      wrap(async (o: DataOptions) => {
+        const jobs = await withRegistry(
+          o,
+          async (r) => {
+            await r.imports.recover();
+            return r.imports.list(50);
+          },
+          'read',
+        );
+        if (o.json)
+          io.out(
+            JSON.stringify({
+              jobs: jobs.map((j) => ({
+                id: j.id,
+                state: j.state,
+                mode: j.mode,
+                total: j.total,
+                written: j.written,
+                rejectedCount: j.rejectedCount,
+                actor: j.actor.actor,
+                startedAt: j.startedAt,
+                secrets: j.secrets,
+              })),
+            }) + '\n',
+          );
+        else if (jobs.length === 0) io.out('no import jobs\n');
+        else
+          for (const j of jobs)
+            io.out(
+              `${j.id}\t${j.state}\t${j.mode}\t${j.written}/${j.total}\t${iso(j.startedAt)}\t${j.actor.actor}\n`,
+            );
+        return 0;
+      }),
+    );
 
   return device;
 }

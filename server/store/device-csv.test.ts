@@ -2,8 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
+  CsvParser,
+  CsvRecordTooLong,
   csvField,
   csvLine,
+  csvLineVerbatim,
+  DeviceCsvError,
   DEVICE_CSV_COLUMNS,
   DEVICE_CSV_HEADER_HELP,
   DEVICE_CSV_TEMPLATE,
@@ -11,6 +15,7 @@ import {
   deviceCsvLine,
   parseCsv,
   readDeviceCsv,
+  readDeviceCsvStream,
   screenImportRows,
 } from './device-csv.ts';
 import type { Device } from './records.ts';
@@ -69,14 +74,146 @@ describe('CSV (RFC 4180)', () => {
         ),
         (records) => {
           const parsed = parseCsv(records.map((r) => csvLine(r)).join(''));
+          // Cells a spreadsheet would take for a formula come back with the ' the writer put in front.
           assert.deepEqual(
             parsed.map((r) => r.fields),
+            records.map((r) => r.map((f) => (/^[\r]/.test(f) ? `'${f}` : f))),
+          );
+          const verbatim = parseCsv(records.map((r) => csvLineVerbatim(r)).join(''));
+          assert.deepEqual(
+            verbatim.map((r) => r.fields),
             records,
           );
         },
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('CSV in chunks', () => {
+  /** Splits text at the given cut points and feeds the pieces to one parser. */
+  function parseInPieces(text: string, cuts: number[]) {
+    const parser = new CsvParser(Number.POSITIVE_INFINITY);
+    const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+    const out = [];
+    let from = 0;
+    for (const at of [...points, text.length]) {
+      out.push(...parser.push(text.slice(from, at)));
+      from = at;
+    }
+    return [...out, ...parser.end()];
+  }
+
+  test('a quote, a doubled quote, a CRLF and a byte order mark split between chunks read as in one piece', () => {
+    const text = '\ufeffh1,h2\r\n"a,""1""","x\r\ny"\r\n\r\nlast,';
+    const whole = parseCsv(text);
+    assert.deepEqual(whole, [
+      { line: 1, fields: ['h1', 'h2'] },
+      { line: 2, fields: ['a,"1"', 'x\r\ny'] },
+      { line: 5, fields: ['last', ''] },
+    ]);
+    for (let i = 0; i <= text.length; i++)
+      for (let j = i; j <= text.length; j++)
+        assert.deepEqual(parseInPieces(text, [i, j]), whole, `cut at ${i}, ${j}`);
+  });
+
+  test('any split of any input parses the same as the whole', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom('a', ',', '"', '\n', '\r', ' ', '\ufeff') }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (text, cuts) => {
+          assert.deepEqual(parseInPieces(text, cuts), parseCsv(text));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test('a record longer than the limit is refused with the line it starts on (an unclosed quote)', () => {
+    const parser = new CsvParser(100);
+    assert.deepEqual(parser.push('imei,operator\n'), [{ line: 1, fields: ['imei', 'operator'] }]);
+    parser.push('1,"open quote\n');
+    assert.throws(
+      () => parser.push('x'.repeat(50) + '\n' + 'y'.repeat(50)),
+      (err: unknown) => err instanceof CsvRecordTooLong && err.line === 2 && err.limit === 100,
+    );
+  });
+});
+
+describe('CSV cells for spreadsheets (OWASP CSV injection)', () => {
+  test('a text beginning with = + - @ tab or CR gets a leading quote; numbers and other text do not', () => {
+    assert.equal(csvField('=HYPERLINK("http://x","y")'), `"'=HYPERLINK(""http://x"",""y"")"`);
+    assert.equal(csvField('+1'), "'+1");
+    assert.equal(csvField('-op'), "'-op");
+    assert.equal(csvField('@sum(1)'), "'@sum(1)");
+    assert.equal(csvField('\tx'), "'\tx");
+    assert.equal(csvField('\rx'), `"'\rx"`);
+    assert.equal(csvField(-5), '-5');
+    assert.equal(csvField('a-b'), 'a-b');
+    assert.equal(csvField("'quoted"), "'quoted");
+    assert.equal(csvLineVerbatim(['490154203237518', '-secret_x']), '490154203237518,-secret_x\n');
+  });
+
+  test('an export of such a value is refused on import with the reason, never stripped', () => {
+    const device: Device = { imei: IMEI_A, operator: '-acme', status: 'enabled', createdAt: 0 };
+    const line = deviceCsvLine(device);
+    assert.match(line, /^490154203237518,,'-acme,/);
+    const read = readDeviceCsv(deviceCsvHeader() + line);
+    assert.ok(read.ok);
+    assert.deepEqual(read.rows, []);
+    assert.equal(read.rejected.length, 1);
+    assert.equal(read.rejected[0]?.field, 'operator');
+    assert.equal(read.rejected[0]?.imei, IMEI_A);
+    assert.match(read.rejected[0]?.reason ?? '', /operator "'-acme" begins with the ' that an export puts/);
+  });
+});
+
+describe('readDeviceCsvStream', () => {
+  async function* bytes(...parts: string[]) {
+    const all = new TextEncoder().encode(parts.join(''));
+    // Split inside a multi-byte character as well: é is two bytes.
+    for (let i = 0; i < all.length; i += 7) yield all.subarray(i, i + 7);
+  }
+  async function collect(chunks: AsyncIterable<Uint8Array | string>, max?: number) {
+    const out = [];
+    for await (const batch of readDeviceCsvStream(chunks, max)) out.push(...batch);
+    return out;
+  }
+
+  test('rows and rejections in file order, from bytes cut anywhere', async () => {
+    const items = await collect(
+      bytes(`imei,operator,model\n${IMEI_A},acme,caf\u00e9\nshort\n${IMEI_B},"ac\nme",x`),
+    );
+    assert.deepEqual(items, [
+      { row: { line: 2, imei: IMEI_A, operator: 'acme', model: 'caf\u00e9' } },
+      { rejected: { line: 3, code: 'registry.invalid_field', reason: 'expected 3 fields, found 1' } },
+      { row: { line: 4, imei: IMEI_B, operator: 'ac\nme', model: 'x' } },
+    ]);
+  });
+
+  test('a file that cannot be imported throws DeviceCsvError with the problem', async () => {
+    const problem = async (chunks: AsyncIterable<Uint8Array | string>, max?: number) => {
+      try {
+        await collect(chunks, max);
+      } catch (err) {
+        assert.ok(err instanceof DeviceCsvError, String(err));
+        return err.problem;
+      }
+      assert.fail('no error');
+    };
+    assert.deepEqual(await problem(bytes('')), { message: 'a header line is required', field: 'body' });
+    assert.deepEqual(await problem(bytes('imei,colour\n')), {
+      line: 1,
+      message: 'unknown column "colour"',
+      field: 'colour',
+    });
+    assert.deepEqual(await problem(bytes(`imei,operator\n${IMEI_A},"never closed\n`, 'x'.repeat(200)), 100), {
+      line: 2,
+      message: 'the record is longer than 100 characters (a quote left open?)',
+      field: 'body',
+    });
   });
 });
 

@@ -10,10 +10,20 @@
  * Underneath, just enough CSV (RFC 4180): comma separator, double quotes
  * around fields that need them, "" for a quote inside, CRLF or LF line ends.
  * Each record remembers the line it starts on, so that a rejection can point
- * at the line an operator sees in an editor.
+ * at the line an operator sees in an editor. The parser takes its input in
+ * chunks (CsvParser), so that an import of any size is read with a bounded
+ * amount of memory: a quote or a CRLF split between two chunks is carried
+ * over, and one record may not exceed CSV_MAX_RECORD_CHARS (an unclosed quote
+ * would otherwise swallow the rest of the file into one field).
+ *
+ * Written cells are neutralised against spreadsheet formula injection
+ * (OWASP "CSV injection"): a text cell that begins with = + - @ tab or CR gets
+ * a leading '. Reading strips nothing: a cell that begins with that ' and one
+ * of those characters is refused with a reason that says so.
  *
  * No node: imports: the admin UI bundles this file for its template.
  */
+import { ImeiSet } from './imei-set.ts';
 import type { Device } from './records.ts';
 import type { ImportRejection, ImportRow } from './registry.ts';
 
@@ -22,67 +32,179 @@ export interface CsvRecord {
   fields: string[];
 }
 
-export function parseCsv(text: string): CsvRecord[] {
-  const records: CsvRecord[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  let line = 1;
-  let start = 1;
-  let fieldStarted = false;
-  const endRecord = () => {
-    fields.push(field);
-    // A blank line is no record.
-    if (!(fields.length === 1 && fields[0] === '' && !fieldStarted)) records.push({ line: start, fields });
-    fields = [];
-    field = '';
-    fieldStarted = false;
-  };
-  // Skip a UTF-8 byte order mark left by spreadsheet programs.
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  for (; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else {
-        if (c === '\n') line++;
-        field += c;
-      }
-      continue;
-    }
-    if (c === '"' && field === '') {
-      quoted = true;
-      fieldStarted = true;
-    } else if (c === ',') {
-      fields.push(field);
-      field = '';
-      fieldStarted = true;
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      endRecord();
-      line++;
-      start = line;
-    } else {
-      field += c;
-      fieldStarted = true;
-    }
+/** The longest record the parser accepts, in characters: a device row is a few hundred. */
+export const CSV_MAX_RECORD_CHARS = 64 * 1024;
+
+/** A record longer than the parser accepts; `line` is where it starts. */
+export class CsvRecordTooLong extends Error {
+  constructor(
+    readonly line: number,
+    readonly limit: number,
+  ) {
+    super(`the record on line ${line} is longer than ${limit} characters (a quote left open?)`);
   }
-  if (field !== '' || fields.length > 0 || fieldStarted) endRecord();
-  return records;
 }
 
+/**
+ * RFC 4180 records from text given in any number of chunks: push() returns
+ * the records each chunk completes, end() the last one. A UTF-8 byte order
+ * mark at the very start is skipped (spreadsheet programs write one).
+ */
+export class CsvParser {
+  private fields: string[] = [];
+  private field = '';
+  private quoted = false;
+  /** Quoted, and the chunk ended on a quote: the next character says whether it was "" or the end. */
+  private quoteAtEnd = false;
+  /** The chunk ended on a CR: a LF starting the next one belongs to it. */
+  private crAtEnd = false;
+  private fieldStarted = false;
+  private line = 1;
+  private start = 1;
+  private chars = 0;
+  private first = true;
+
+  constructor(private readonly maxRecordChars = CSV_MAX_RECORD_CHARS) {}
+
+  push(text: string): CsvRecord[] {
+    const out: CsvRecord[] = [];
+    let i = 0;
+    const n = text.length;
+    if (this.first && n > 0) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) i = 1;
+    }
+    if (this.crAtEnd && i < n) {
+      this.crAtEnd = false;
+      if (text.charCodeAt(i) === LF) i++;
+    }
+    if (this.quoteAtEnd && i < n) {
+      this.quoteAtEnd = false;
+      if (text.charCodeAt(i) === QUOTE) {
+        this.append('"');
+        i++;
+      } else this.quoted = false;
+    }
+    while (i < n) {
+      if (this.quoted) {
+        const q = text.indexOf('"', i);
+        const stop = q < 0 ? n : q;
+        const part = text.slice(i, stop);
+        this.append(part);
+        for (let j = part.indexOf('\n'); j >= 0; j = part.indexOf('\n', j + 1)) this.line++;
+        if (q < 0) break;
+        i = q + 1;
+        if (i === n) {
+          this.quoteAtEnd = true;
+          break;
+        }
+        if (text.charCodeAt(i) === QUOTE) {
+          this.append('"');
+          i++;
+        } else this.quoted = false;
+        continue;
+      }
+      const c = text.charCodeAt(i);
+      if (c === QUOTE && this.field === '') {
+        this.quoted = true;
+        this.fieldStarted = true;
+        i++;
+      } else if (c === COMMA) {
+        this.fields.push(this.field);
+        this.field = '';
+        this.fieldStarted = true;
+        i++;
+      } else if (c === LF || c === CR) {
+        i++;
+        if (c === CR) {
+          if (i === n) this.crAtEnd = true;
+          else if (text.charCodeAt(i) === LF) i++;
+        }
+        this.endRecord(out);
+        this.line++;
+        this.start = this.line;
+      } else {
+        let j = i + 1;
+        while (j < n) {
+          const d = text.charCodeAt(j);
+          if (d === COMMA || d === LF || d === CR) break;
+          j++;
+        }
+        this.append(text.slice(i, j));
+        this.fieldStarted = true;
+        i = j;
+      }
+    }
+    return out;
+  }
+
+  /** The record the input ends in, if it has no line end. */
+  end(): CsvRecord[] {
+    const out: CsvRecord[] = [];
+    this.quoteAtEnd = false;
+    this.quoted = false;
+    if (this.field !== '' || this.fields.length > 0 || this.fieldStarted) this.endRecord(out);
+    return out;
+  }
+
+  private append(part: string): void {
+    this.chars += part.length;
+    if (this.chars > this.maxRecordChars) throw new CsvRecordTooLong(this.start, this.maxRecordChars);
+    this.field += part;
+  }
+
+  private endRecord(out: CsvRecord[]): void {
+    this.fields.push(this.field);
+    // A blank line is no record.
+    if (!(this.fields.length === 1 && this.fields[0] === '' && !this.fieldStarted))
+      out.push({ line: this.start, fields: this.fields });
+    this.fields = [];
+    this.field = '';
+    this.fieldStarted = false;
+    this.chars = 0;
+  }
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const LF = 0x0a;
+const CR = 0x0d;
+
+export function parseCsv(text: string): CsvRecord[] {
+  const parser = new CsvParser(Number.POSITIVE_INFINITY);
+  return [...parser.push(text), ...parser.end()];
+}
+
+/** What a spreadsheet would run as a formula, or as a field separator of its own: OWASP's list. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One cell: quoted when it holds a comma, quote or line end; a text that a
+ * spreadsheet would take for a formula gets a leading ' (numbers are numbers).
+ */
 export function csvField(value: string | number | undefined): string {
   if (value === undefined) return '';
-  const s = String(value);
+  if (typeof value === 'number') return String(value);
+  return quoteCsv(FORMULA_START.test(value) ? `'${value}` : value);
+}
+
+function quoteCsv(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export function csvLine(values: Array<string | number | undefined>): string {
   return values.map(csvField).join(',') + '\n';
+}
+
+/**
+ * A line of cells written exactly as given, for files that are read by
+ * provisioning tools and must stay byte-exact: the imei,secret files of an
+ * import. Device secrets are base64url, where '-' is one of the 64 letters;
+ * with no parenthesis or separator in that alphabet, a cell of it cannot
+ * call anything even in a spreadsheet.
+ */
+export function csvLineVerbatim(values: Array<string | number | undefined>): string {
+  return values.map((v) => (v === undefined ? '' : quoteCsv(String(v)))).join(',') + '\n';
 }
 
 // ---- the device column set ------------------------------------------------
@@ -150,44 +272,78 @@ export interface DeviceCsvHeaderProblem {
   field: string;
 }
 
+/** Thrown by readDeviceCsvStream when the file cannot be imported at all. */
+export class DeviceCsvError extends Error {
+  constructor(readonly problem: DeviceCsvHeaderProblem) {
+    super(problem.line === undefined ? problem.message : `line ${problem.line}: ${problem.message}`);
+  }
+}
+
 export type DeviceCsvRead =
   | { ok: true; rows: ImportRow[]; rejected: ImportRejection[] }
   | { ok: false; problem: DeviceCsvHeaderProblem };
 
-/**
- * Reads an import: the header names the columns (any order); a row with the
- * wrong number of fields is rejected with its line, every other row becomes an
- * ImportRow for the registry's checks (importRowProblem, screenImportRows).
- */
-export function readDeviceCsv(text: string): DeviceCsvRead {
-  const records = parseCsv(text);
-  const header = records.shift();
-  if (!header) return { ok: false, problem: { message: 'a header line is required', field: 'body' } };
-  const at = header.line;
-  const columns = header.fields.map((f) => f.trim());
-  const unknown = columns.filter((c) => !DEVICE_CSV_IMPORT_COLUMNS.includes(c));
-  const fail = (message: string, field: string): DeviceCsvRead => ({
-    ok: false,
-    problem: { line: at, message, field },
-  });
-  if (unknown[0] !== undefined)
-    return fail(`unknown column ${unknown.map((c) => JSON.stringify(c)).join(', ')}`, unknown[0]);
-  for (const need of DEVICE_CSV_REQUIRED)
-    if (!columns.includes(need)) return fail(`the header must name ${need}`, need);
-  if (new Set(columns).size !== columns.length) return fail('a column is named twice', 'body');
-  if (columns.includes('profile') && columns.includes('serviceProfile'))
-    return fail('profile and serviceProfile are the same column', 'profile');
+/** A row read, or refused before any check of its values (wrong field count, the export's ' guard). */
+export type DeviceCsvItem = { row: ImportRow } | { rejected: ImportRejection };
 
-  const rows: ImportRow[] = [];
-  const rejected: ImportRejection[] = [];
-  for (const record of records) {
-    if (record.fields.length !== columns.length) {
-      rejected.push({
-        line: record.line,
-        code: 'registry.invalid_field',
-        reason: `expected ${columns.length} fields, found ${record.fields.length}`,
-      });
-      continue;
+/** The ' that csvField puts before a formula character, still on a cell read back. */
+const FORMULA_GUARD = /^'[=+\-@\t\r]/;
+
+/**
+ * The device columns of one file: the header names them (any order); then
+ * each record becomes an ImportRow for the registry's checks
+ * (importRowProblem, ImportScreen), or a rejection with its line.
+ */
+export class DeviceCsvColumns {
+  private constructor(private readonly columns: string[]) {}
+
+  /** Reads the header record, or says why the file cannot be imported. */
+  static fromHeader(header: CsvRecord | undefined): DeviceCsvColumns | DeviceCsvHeaderProblem {
+    if (!header) return { message: 'a header line is required', field: 'body' };
+    const at = header.line;
+    const columns = header.fields.map((f) => f.trim());
+    const unknown = columns.filter((c) => !DEVICE_CSV_IMPORT_COLUMNS.includes(c));
+    if (unknown[0] !== undefined)
+      return {
+        line: at,
+        message: `unknown column ${unknown.map((c) => JSON.stringify(c)).join(', ')}`,
+        field: unknown[0],
+      };
+    for (const need of DEVICE_CSV_REQUIRED)
+      if (!columns.includes(need)) return { line: at, message: `the header must name ${need}`, field: need };
+    if (new Set(columns).size !== columns.length)
+      return { line: at, message: 'a column is named twice', field: 'body' };
+    if (columns.includes('profile') && columns.includes('serviceProfile'))
+      return { line: at, message: 'profile and serviceProfile are the same column', field: 'profile' };
+    return new DeviceCsvColumns(columns);
+  }
+
+  read(record: CsvRecord): DeviceCsvItem {
+    const { columns } = this;
+    if (record.fields.length !== columns.length)
+      return {
+        rejected: {
+          line: record.line,
+          code: 'registry.invalid_field',
+          reason: `expected ${columns.length} fields, found ${record.fields.length}`,
+        },
+      };
+    const guarded = record.fields.findIndex((f) => FORMULA_GUARD.test(f.trim()));
+    if (guarded >= 0) {
+      const column = columns[guarded] ?? 'body';
+      const value = record.fields[guarded]?.trim() ?? '';
+      const imei = record.fields[columns.indexOf('imei')]?.trim();
+      return {
+        rejected: {
+          line: record.line,
+          ...(imei ? { imei } : {}),
+          code: 'registry.invalid_field',
+          reason:
+            `${column} ${JSON.stringify(value)} begins with the ' that an export puts before = + - @ ` +
+            '(so that a spreadsheet does not run it as a formula); nothing is stripped on import: remove it',
+          field: column,
+        },
+      };
     }
     const get = (name: string): string | undefined => {
       const v = record.fields[columns.indexOf(name)]?.trim();
@@ -206,9 +362,70 @@ export function readDeviceCsv(text: string): DeviceCsvRead {
     if (model !== undefined) row.model = model;
     if (status !== undefined) row.status = status as ImportRow['status'];
     if (secret !== undefined) row.secret = secret;
-    rows.push(row);
+    return { row };
+  }
+}
+
+/** Reads a whole import held in memory (small files; imports stream with readDeviceCsvStream). */
+export function readDeviceCsv(text: string): DeviceCsvRead {
+  const records = parseCsv(text);
+  const columns = DeviceCsvColumns.fromHeader(records.shift());
+  if (!(columns instanceof DeviceCsvColumns)) return { ok: false, problem: columns };
+  const rows: ImportRow[] = [];
+  const rejected: ImportRejection[] = [];
+  for (const record of records) {
+    const item = columns.read(record);
+    if ('row' in item) rows.push(item.row);
+    else rejected.push(item.rejected);
   }
   return { ok: true, rows, rejected };
+}
+
+/**
+ * Reads an import from a stream of chunks (bytes as UTF-8, or text), one
+ * batch of rows and rejections per chunk, in file order, holding no more than
+ * a chunk and one record. Throws DeviceCsvError when the file cannot be
+ * imported at all (no header, a bad header, a record over maxRecordChars).
+ */
+export async function* readDeviceCsvStream(
+  chunks: AsyncIterable<Uint8Array | string>,
+  maxRecordChars = CSV_MAX_RECORD_CHARS,
+): AsyncGenerator<DeviceCsvItem[]> {
+  const parser = new CsvParser(maxRecordChars);
+  const decoder = new TextDecoder('utf-8');
+  let columns: DeviceCsvColumns | undefined;
+  const items = (records: CsvRecord[]): DeviceCsvItem[] => {
+    const out: DeviceCsvItem[] = [];
+    for (const record of records) {
+      if (!columns) {
+        const read = DeviceCsvColumns.fromHeader(record);
+        if (!(read instanceof DeviceCsvColumns)) throw new DeviceCsvError(read);
+        columns = read;
+      } else out.push(columns.read(record));
+    }
+    return out;
+  };
+  const parse = (text: string): CsvRecord[] => {
+    try {
+      return parser.push(text);
+    } catch (err) {
+      if (err instanceof CsvRecordTooLong)
+        throw new DeviceCsvError({
+          line: err.line,
+          message: err.message.replace(/^the record on line \d+ /, 'the record '),
+          field: 'body',
+        });
+      throw err;
+    }
+  };
+  for await (const chunk of chunks) {
+    const text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    const batch = items(parse(text));
+    if (batch.length > 0) yield batch;
+  }
+  const last = items([...parse(decoder.decode()), ...parser.end()]);
+  if (!columns) throw new DeviceCsvError({ message: 'a header line is required', field: 'body' });
+  if (last.length > 0) yield last;
 }
 
 export interface ScreenOptions {
@@ -223,12 +440,45 @@ export interface ScreenOptions {
 }
 
 /**
- * Checks every row before anything is written, so that a dry run shows every
- * rejection: the row itself (`rowProblem`: the registry's importRowProblem,
- * passed in so that this file stays free of lmdb for the UI bundle), then
- * `refProblem`, then an IMEI seen earlier in the input, then one the registry
- * has. The registry checks duplicates again inside its write transaction.
+ * Checks rows one at a time, before anything is written, so that a dry run
+ * shows every rejection: the row itself (`rowProblem`: the registry's
+ * importRowProblem, passed in so that this file stays free of lmdb for the UI
+ * bundle), then `refProblem`, then an IMEI seen earlier in the input, then one
+ * the registry has. What it keeps of the rows seen is an ImeiSet (12 bytes a
+ * row), so a screen of any length stays small. The registry checks
+ * duplicates again inside its write transaction.
  */
+export class ImportScreen {
+  private screened = 0;
+
+  /** `seen`: the IMEI set to fill (cleared first), so that a second pass reuses the first one's room. */
+  constructor(
+    private readonly rowProblem: (row: ImportRow) => ImportRejection | undefined,
+    private readonly o: ScreenOptions,
+    readonly seen = new ImeiSet(),
+  ) {
+    seen.clear();
+  }
+
+  /** The row's rejection, or undefined when it may be written. */
+  check(row: ImportRow): ImportRejection | undefined {
+    const { o } = this;
+    if (++this.screened % 1000 === 0) o.onProgress?.(this.screened);
+    const problem = this.rowProblem(row) ?? o.refProblem?.(row);
+    if (problem) return problem;
+    const at = { line: row.line, imei: row.imei, code: 'registry.duplicate', field: 'imei' } as const;
+    const first = this.seen.add(row.imei, row.line);
+    if (first !== undefined)
+      return {
+        ...at,
+        reason: `IMEI ${row.imei} appears twice in the ${o.source} (first on line ${first ?? undefined})`,
+      };
+    if (o.exists(row.imei)) return { ...at, reason: `IMEI ${row.imei} is already in the registry` };
+    return undefined;
+  }
+}
+
+/** ImportScreen over rows held in memory. */
 export function screenImportRows(
   rows: readonly ImportRow[],
   rowProblem: (row: ImportRow) => ImportRejection | undefined,
@@ -236,27 +486,11 @@ export function screenImportRows(
 ): { good: ImportRow[]; rejected: ImportRejection[] } {
   const good: ImportRow[] = [];
   const rejected: ImportRejection[] = [];
-  const firstLine = new Map<string, number | undefined>();
-  let screened = 0;
+  const screen = new ImportScreen(rowProblem, o);
   for (const row of rows) {
-    if (++screened % 1000 === 0) o.onProgress?.(screened);
-    const problem = rowProblem(row) ?? o.refProblem?.(row);
-    if (problem) {
-      rejected.push(problem);
-      continue;
-    }
-    const at = { line: row.line, imei: row.imei, code: 'registry.duplicate', field: 'imei' } as const;
-    if (firstLine.has(row.imei)) {
-      const reason = `IMEI ${row.imei} appears twice in the ${o.source} (first on line ${firstLine.get(row.imei)})`;
-      rejected.push({ ...at, reason });
-      continue;
-    }
-    firstLine.set(row.imei, row.line);
-    if (o.exists(row.imei)) {
-      rejected.push({ ...at, reason: `IMEI ${row.imei} is already in the registry` });
-      continue;
-    }
-    good.push(row);
+    const problem = screen.check(row);
+    if (problem) rejected.push(problem);
+    else good.push(row);
   }
   return { good, rejected };
 }

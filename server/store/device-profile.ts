@@ -10,6 +10,7 @@
  * them, and the transport re-seals them into its own account store.
  */
 import { GatewayError } from '../../device-protocol/errors.ts';
+import type { AuditActor } from './audit-outbox.ts';
 import type { RefRecord } from './registry.ts';
 
 export type ServiceName = 'mail' | 'im';
@@ -143,11 +144,14 @@ export async function setDeviceAccount(
     putDeviceAccount(
       imei: string,
       account: Omit<ProvisionedAccount, 'createdAt' | 'updatedAt'>,
+      audit?: AuditActor,
     ): Promise<{ before?: ProvisionedAccount; after: ProvisionedAccount }>;
   },
   imei: string,
   input: ProvisionInput,
   seal: (secret: string, context: string) => string,
+  /** Who sets it, when the registry writes the audit entry (the CLI). */
+  audit?: AuditActor,
 ): Promise<{ before?: ProvisionedAccount; after: ProvisionedAccount }> {
   const device = registry.getDevice(imei);
   if (device === undefined)
@@ -189,11 +193,15 @@ export async function setDeviceAccount(
     if (preset.xmppDomain !== undefined && !user.endsWith(`@${preset.xmppDomain.toLowerCase()}`))
       throw invalid('jid', `preset ${label} is for ${preset.xmppDomain}`);
   }
-  return registry.putDeviceAccount(imei, {
-    label,
-    service: preset.service,
-    user,
-    ...(address === undefined ? {} : { address }),
-    secret: seal(input.password, provisionedSecretContext(imei, label)),
-  });
+  return registry.putDeviceAccount(
+    imei,
+    {
+      label,
+      service: preset.service,
+      user,
+      ...(address === undefined ? {} : { address }),
+      secret: seal(input.password, provisionedSecretContext(imei, label)),
+    },
+    audit,
+  );
 }

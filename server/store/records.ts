@@ -44,6 +44,12 @@ export interface AdminUserRecordV1 {
   /** `scrypt$N$r$p$salt$hash` (salt and hash base64url); never the password. */
   passwordHash: string;
   createdAt: number;
+  /**
+   * Grows at every password or role change; tokens carry the epoch they were
+   * issued in, and only the current one is accepted. Absent (0) in records
+   * written before it existed: an optional field read as 0, so no new version.
+   */
+  tokenEpoch?: number;
 }
 
 export const DEVICE_RECORD_VERSION = 1;

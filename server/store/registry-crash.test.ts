@@ -1,47 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Registry } from './registry.ts';
+import { runAndKill } from './test-fixtures/spawn.ts';
 
 /**
  * kill -9 during imports: every importDevices call is one lmdb transaction,
  * so after the crash each batch is either complete or absent, and the
  * environment opens cleanly.
  */
-const child = fileURLToPath(new URL('./test-fixtures/registry-child.ts', import.meta.url));
-
-/** Starts the child and SIGKILLs it once `killWhen` matches a line of its stdout. */
-function runAndKill(args: string[], killWhen: (line: string) => boolean): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: string[] = [];
-    let stderr = '';
-    let buffered = '';
-    const guard = setTimeout(() => proc.kill('SIGKILL'), 120_000);
-    proc.stderr.on('data', (d) => (stderr += d));
-    proc.stdout.on('data', (d) => {
-      buffered += d;
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      for (const line of parts) {
-        lines.push(line);
-        if (killWhen(line)) proc.kill('SIGKILL');
-      }
-    });
-    proc.on('error', reject);
-    proc.on('exit', (codeOrNull, signal) => {
-      clearTimeout(guard);
-      if (signal !== 'SIGKILL' && codeOrNull !== 0) reject(new Error(`child failed: ${stderr}`));
-      else resolve(lines);
-    });
-  });
-}
 
 test('kill -9 between and during 5000-row import batches leaves whole batches only', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-crash-'));

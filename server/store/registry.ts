@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { DeviceInfo } from '../bus/bus.ts';
-import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
+import { type AuditActor, AuditOutbox, deviceAuditView } from './audit-outbox.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
+import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
+import { ImportJobs, type PreparedImportRow } from './import-jobs.ts';
 import {
   ADMIN_USER_RECORD_VERSION,
   type AdminRole,
@@ -38,6 +40,12 @@ import {
  *
  * Writes use lmdb's asynchronous transactions: the main thread never blocks
  * on the write lock while another process (say, a 100k-row import) holds it.
+ *
+ * A change may name who made it (an AuditActor): its audit entry is then
+ * written in the same transaction (audit-outbox.ts). The CLI does so for
+ * every change; the admin API writes its own entries. Large imports run as
+ * jobs (import-jobs.ts, driven by device-import.ts); opening the registry
+ * rolls back the jobs whose process died.
  */
 
 export interface NewDevice {
@@ -193,6 +201,28 @@ export function importRowProblem(row: ImportRow): ImportRejection | undefined {
   return undefined;
 }
 
+/**
+ * The record of a new device and its one-time secret (the row's own, or a
+ * generated one); only the secret's hash is kept. Outside any transaction:
+ * hashing is what keeps the write lock short.
+ */
+export function prepareImportRow(row: ImportRow, now: number): PreparedImportRow {
+  const secret = row.secret || generateDeviceSecret();
+  const record: DeviceRecordV1 = {
+    v: DEVICE_RECORD_VERSION,
+    imei: row.imei,
+    ...(row.imsi ? { imsi: row.imsi } : {}),
+    operator: row.operator,
+    ...(row.profile ? { profile: row.profile } : {}),
+    ...(row.operatorProfile ? { operatorProfile: row.operatorProfile } : {}),
+    ...(row.model ? { model: row.model } : {}),
+    status: row.status ?? 'enabled',
+    createdAt: now,
+    secretHash: hashDeviceSecret(secret),
+  };
+  return { ...(row.line === undefined ? {} : { line: row.line }), record, secret };
+}
+
 function notFound(imei: string): GatewayError {
   return new GatewayError('registry.not_found', `no device with IMEI ${imei}`, { field: 'imei' });
 }
@@ -208,6 +238,10 @@ export class Registry {
   private readonly meta: Database<unknown, string>;
   /** [imei, label] → ProvisionedAccountRecord: account credentials an operator set for a device. */
   private readonly accounts: Database<ProvisionedAccountRecord, string[]>;
+  /** Audit entries of changes made here, until the admin role relays them to its audit log. */
+  readonly auditOutbox: AuditOutbox;
+  /** Import jobs: their results, sealed secrets and the rows they created. */
+  readonly imports: ImportJobs;
   private readonly now: () => number;
   private readonly pendingLastSeen = new Map<string, number>();
   private readonly flushTimer: NodeJS.Timeout;
@@ -217,13 +251,22 @@ export class Registry {
   private constructor(path: string, options: RegistryOptions) {
     this.path = path;
     this.now = options.now ?? Date.now;
-    this.env = open({ path, maxDbs: 8 });
+    this.env = open({ path, maxDbs: 16 });
     this.devices = this.env.openDB<DeviceRecordV1, string>({ name: 'devices' });
     this.admins = this.env.openDB<AdminUserRecordV1, string>({ name: 'admins' });
     this.refs = this.env.openDB<RefRecord & { v: number }, string[]>({ name: 'refdata' });
     this.imsis = this.env.openDB<boolean, string>({ name: 'imsi' });
     this.meta = this.env.openDB<unknown, string>({ name: 'meta' });
     this.accounts = this.env.openDB<ProvisionedAccountRecord, string[]>({ name: 'accounts' });
+    this.auditOutbox = new AuditOutbox(this.env.openDB({ name: 'auditOutbox' }), this.now);
+    this.imports = new ImportJobs({
+      devices: this.devices,
+      imsis: this.imsis,
+      accounts: this.accounts,
+      jobs: this.env.openDB({ name: 'imports' }),
+      outbox: this.auditOutbox,
+      now: this.now,
+    });
     this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
     this.flushTimer.unref();
   }
@@ -239,6 +282,7 @@ export class Registry {
     mkdirSync(path, { recursive: true });
     const registry = new Registry(path, options);
     await registry.buildImsiIndex();
+    await registry.imports.recover();
     return registry;
   }
 
@@ -267,7 +311,7 @@ export class Registry {
   // ---- devices -----------------------------------------------------------
 
   /** Provisions a device. The secret is returned once and never stored (only its hash). */
-  async addDevice(input: NewDevice): Promise<{ device: Device; secret: string }> {
+  async addDevice(input: NewDevice, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
     this.assertOpen();
     const problem = importRowProblem({ ...input });
     if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
@@ -288,6 +332,14 @@ export class Registry {
       if (this.devices.doesExist(record.imei)) return false;
       this.devices.put(record.imei, record);
       if (record.imsi) this.imsis.put(`${record.imsi}:${record.imei}`, true);
+      if (audit)
+        this.auditOutbox.put(
+          audit,
+          'device.create',
+          `device:${record.imei}`,
+          undefined,
+          deviceAuditView(deviceView(record)),
+        );
       return true;
     });
     if (!added) {
@@ -302,6 +354,12 @@ export class Registry {
     this.assertOpen();
     const raw = this.devices.get(imei);
     return raw === undefined ? undefined : deviceView(readDeviceRecord(raw));
+  }
+
+  /** Is there a device with this IMEI? (No record is decoded: an import asks once per row.) */
+  hasDevice(imei: string): boolean {
+    this.assertOpen();
+    return this.devices.doesExist(imei);
   }
 
   /**
@@ -338,7 +396,7 @@ export class Registry {
     return deviceInfo(record);
   }
 
-  async setStatus(imei: string, status: DeviceStatus): Promise<Device> {
+  async setStatus(imei: string, status: DeviceStatus, audit?: AuditActor): Promise<Device> {
     if (status !== 'enabled' && status !== 'disabled') {
       throw new GatewayError(
         'registry.invalid_field',
@@ -348,17 +406,22 @@ export class Registry {
         },
       );
     }
-    return this.update(imei, (r) => ({ ...r, status }));
+    const action = status === 'enabled' ? 'device.enable' : 'device.disable';
+    return this.update(imei, (r) => ({ ...r, status }), audit && { who: audit, action });
   }
 
   /** Replaces the secret (the old one stops working at once); the new one is returned once. */
-  async resetSecret(imei: string): Promise<{ device: Device; secret: string }> {
+  async resetSecret(imei: string, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
     const secret = generateDeviceSecret();
-    const device = await this.update(imei, (r) => ({ ...r, secretHash: hashDeviceSecret(secret) }));
+    const device = await this.update(
+      imei,
+      (r) => ({ ...r, secretHash: hashDeviceSecret(secret) }),
+      audit && { who: audit, action: 'device.reset_secret', noRecords: true },
+    );
     return { device, secret };
   }
 
-  async removeDevice(imei: string): Promise<void> {
+  async removeDevice(imei: string, audit?: AuditActor): Promise<void> {
     this.assertOpen();
     const removed = await this.devices.transaction(() => {
       const raw = this.devices.get(imei);
@@ -368,6 +431,13 @@ export class Registry {
       for (const key of this.accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) {
         this.accounts.remove(key);
       }
+      if (audit)
+        this.auditOutbox.put(
+          audit,
+          'device.remove',
+          `device:${imei}`,
+          deviceAuditView(deviceView(readDeviceRecord(raw))),
+        );
       return true;
     });
     if (!removed) throw notFound(imei);
@@ -455,22 +525,7 @@ export class Registry {
     }
     // Secrets and hashes are computed outside the transaction to keep the write lock short.
     const now = this.now();
-    const prepared = candidates.map((row) => {
-      const secret = row.secret || generateDeviceSecret();
-      const record: DeviceRecordV1 = {
-        v: DEVICE_RECORD_VERSION,
-        imei: row.imei,
-        ...(row.imsi ? { imsi: row.imsi } : {}),
-        operator: row.operator,
-        ...(row.profile ? { profile: row.profile } : {}),
-        ...(row.operatorProfile ? { operatorProfile: row.operatorProfile } : {}),
-        ...(row.model ? { model: row.model } : {}),
-        status: row.status ?? 'enabled',
-        createdAt: now,
-        secretHash: hashDeviceSecret(secret),
-      };
-      return { row, record, secret };
-    });
+    const prepared = candidates.map((row) => ({ row, ...prepareImportRow(row, now) }));
     const secrets: Array<{ imei: string; secret: string }> = [];
     const step = Math.max(1, Math.floor(prepared.length / 100));
     await this.devices.transaction(() => {
@@ -657,6 +712,7 @@ export class Registry {
   async putDeviceAccount(
     imei: string,
     account: Omit<ProvisionedAccount, 'createdAt' | 'updatedAt'>,
+    audit?: AuditActor,
   ): Promise<{ before?: ProvisionedAccount; after: ProvisionedAccount }> {
     this.assertOpen();
     const now = this.now();
@@ -666,6 +722,14 @@ export class Registry {
       const before = raw === undefined ? undefined : provisionedView(raw);
       const after: ProvisionedAccount = { ...account, createdAt: before?.createdAt ?? now, updatedAt: now };
       this.accounts.put([imei, account.label], { ...after, v: PROVISIONED_ACCOUNT_VERSION });
+      if (audit)
+        this.auditOutbox.put(
+          audit,
+          before ? 'device.account.update' : 'device.account.create',
+          `device:${imei}/account:${account.label}`,
+          before && accountAuditView(before),
+          accountAuditView(after),
+        );
       return before ? { before, after } : { after };
     });
     if (!result) throw notFound(imei);
@@ -673,13 +737,21 @@ export class Registry {
   }
 
   /** Removes one provisioned account; returns what it was (registry.not_found when absent). */
-  async removeDeviceAccount(imei: string, label: string): Promise<ProvisionedAccount> {
+  async removeDeviceAccount(imei: string, label: string, audit?: AuditActor): Promise<ProvisionedAccount> {
     this.assertOpen();
     const before = await this.accounts.transaction(() => {
       const raw = this.accounts.get([imei, label]);
       if (raw === undefined) return undefined;
       this.accounts.remove([imei, label]);
-      return provisionedView(raw);
+      const view = provisionedView(raw);
+      if (audit)
+        this.auditOutbox.put(
+          audit,
+          'device.account.remove',
+          `device:${imei}/account:${label}`,
+          accountAuditView(view),
+        );
+      return view;
     });
     if (!before)
       throw new GatewayError('registry.not_found', `device ${imei} has no account ${label}`, {
@@ -690,7 +762,10 @@ export class Registry {
 
   // ---- admin users (the admin API uses these) ---------------------------
 
-  async addAdminUser(input: { name: string; role: AdminRole; password: string }): Promise<AdminUser> {
+  async addAdminUser(
+    input: { name: string; role: AdminRole; password: string },
+    audit?: AuditActor,
+  ): Promise<AdminUser> {
     this.assertOpen();
     if (!/^[A-Za-z0-9._@-]{1,64}$/.test(input.name ?? '')) {
       throw new GatewayError('registry.invalid_field', 'name: 1-64 letters, digits or . _ @ -', {
@@ -715,6 +790,8 @@ export class Registry {
     const added = await this.admins.transaction(() => {
       if (this.admins.doesExist(record.name)) return false;
       this.admins.put(record.name, record);
+      if (audit)
+        this.auditOutbox.put(audit, 'user.create', `user:${record.name}`, undefined, adminView(record));
       return true;
     });
     if (!added) throw new GatewayError('registry.duplicate', `an admin user ${input.name} already exists`);
@@ -725,6 +802,18 @@ export class Registry {
     this.assertOpen();
     const raw = this.admins.get(name);
     return raw === undefined ? undefined : adminView(readAdminUserRecord(raw));
+  }
+
+  /**
+   * The user and their token epoch: a number that grows at every password or
+   * role change, carried in their tokens, so that older tokens stop working.
+   */
+  getAdminAuth(name: string): { user: AdminUser; tokenEpoch: number } | undefined {
+    this.assertOpen();
+    const raw = this.admins.get(name);
+    if (raw === undefined) return undefined;
+    const record = readAdminUserRecord(raw);
+    return { user: adminView(record), tokenEpoch: record.tokenEpoch ?? 0 };
   }
 
   listAdminUsers(): AdminUser[] {
@@ -747,7 +836,8 @@ export class Registry {
     return (await verifyPassword(password, record.passwordHash)) ? adminView(record) : undefined;
   }
 
-  async setAdminPassword(name: string, password: string): Promise<void> {
+  /** Sets a password; the user's tokens stop working (their epoch moves on). */
+  async setAdminPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
     if (typeof password !== 'string' || password.length < 10 || password.length > 1024) {
       throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
         field: 'password',
@@ -757,14 +847,25 @@ export class Registry {
     const ok = await this.admins.transaction(() => {
       const raw = this.admins.get(name);
       if (raw === undefined) return false;
-      this.admins.put(name, { ...readAdminUserRecord(raw), v: ADMIN_USER_RECORD_VERSION, passwordHash });
+      const record = readAdminUserRecord(raw);
+      this.admins.put(name, {
+        ...record,
+        v: ADMIN_USER_RECORD_VERSION,
+        passwordHash,
+        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+      });
+      if (audit) this.auditOutbox.put(audit, 'user.password', `user:${name}`);
       return true;
     });
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
   }
 
-  /** Gives a user another role; their tokens carry only the name, so it applies from their next request on. */
-  async setAdminRole(name: string, role: AdminRole): Promise<{ before: AdminUser; after: AdminUser }> {
+  /** Gives a user another role; their tokens stop working (they log in again, with the new role). */
+  async setAdminRole(
+    name: string,
+    role: AdminRole,
+    audit?: AuditActor,
+  ): Promise<{ before: AdminUser; after: AdminUser }> {
     this.assertOpen();
     if (!['admin', 'operator', 'viewer'].includes(role)) {
       throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
@@ -773,18 +874,28 @@ export class Registry {
       const raw = this.admins.get(name);
       if (raw === undefined) return undefined;
       const record = readAdminUserRecord(raw);
-      const updated: AdminUserRecordV1 = { ...record, v: ADMIN_USER_RECORD_VERSION, role };
+      const updated: AdminUserRecordV1 = {
+        ...record,
+        v: ADMIN_USER_RECORD_VERSION,
+        role,
+        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+      };
       this.admins.put(name, updated);
-      return { before: adminView(record), after: adminView(updated) };
+      const change = { before: adminView(record), after: adminView(updated) };
+      if (audit) this.auditOutbox.put(audit, 'user.role', `user:${name}`, change.before, change.after);
+      return change;
     });
     if (result === undefined) throw new GatewayError('registry.not_found', `no admin user ${name}`);
     return result;
   }
 
-  async removeAdminUser(name: string): Promise<void> {
+  async removeAdminUser(name: string, audit?: AuditActor): Promise<void> {
     const ok = await this.admins.transaction(() => {
-      if (!this.admins.doesExist(name)) return false;
+      const raw = this.admins.get(name);
+      if (raw === undefined) return false;
       this.admins.remove(name);
+      if (audit)
+        this.auditOutbox.put(audit, 'user.remove', `user:${name}`, adminView(readAdminUserRecord(raw)));
       return true;
     });
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
@@ -805,18 +916,31 @@ export class Registry {
     if (this.closed) throw new GatewayError('internal', 'the registry is closed');
   }
 
-  private async update(imei: string, change: (r: DeviceRecordV1) => DeviceRecordV1): Promise<Device> {
+  private async update(
+    imei: string,
+    change: (r: DeviceRecordV1) => DeviceRecordV1,
+    audit?: { who: AuditActor; action: string; noRecords?: boolean },
+  ): Promise<Device> {
     this.assertOpen();
     assertImei(imei);
     const updated = await this.devices.transaction(() => {
       const raw = this.devices.get(imei);
       if (raw === undefined) return undefined;
-      const record = { ...change(readDeviceRecord(raw)), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
+      const before = readDeviceRecord(raw);
+      const record = { ...change(before), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
       this.devices.put(imei, record);
       if (raw.imsi !== record.imsi) {
         if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
         if (record.imsi) this.imsis.put(`${record.imsi}:${imei}`, true);
       }
+      if (audit)
+        this.auditOutbox.put(
+          audit.who,
+          audit.action,
+          `device:${imei}`,
+          audit.noRecords ? undefined : deviceAuditView(deviceView(before)),
+          audit.noRecords ? undefined : deviceAuditView(deviceView(record)),
+        );
       return record;
     });
     if (updated === undefined) throw notFound(imei);
@@ -844,6 +968,12 @@ type ProvisionedAccountRecord = ProvisionedAccount & { v: number };
 function provisionedView(raw: ProvisionedAccountRecord): ProvisionedAccount {
   // v1 is the only version so far; the sealed secret is opaque here.
   const { v: _v, ...rest } = raw;
+  return rest;
+}
+
+/** What the audit log keeps of a provisioned account: never its sealed secret. */
+function accountAuditView(a: ProvisionedAccount): Omit<ProvisionedAccount, 'secret'> {
+  const { secret: _secret, ...rest } = a;
   return rest;
 }
 

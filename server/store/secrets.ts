@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
@@ -19,6 +20,9 @@ export function generateDeviceSecret(): string {
 }
 
 export function hashDeviceSecret(secret: string): string {
+  // The one-shot form makes no Hash object: an import hashes a secret per row.
+  // (crypto.hash is Node 20.12 and later.)
+  if (typeof crypto.hash === 'function') return crypto.hash('sha256', secret, 'base64url');
   return createHash('sha256').update(secret, 'utf8').digest('base64url');
 }
 
