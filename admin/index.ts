@@ -5,16 +5,21 @@
  * The web UI (admin/ui) mounts beside it.
  */
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Bus, Subjects } from '../server/bus/bus.ts';
 import type { OpsServer } from '../server/ops/http.ts';
 import type { RecordBatch } from '../server/records/recorder.ts';
 import type { DeviceLogRecord } from '../server/records/types.ts';
 import type { Membership } from '../server/router/membership.ts';
+import type { Sealer } from '../server/store/import-jobs.ts';
+import { importResultSealer } from '../server/store/import-sealer.ts';
 import type { Registry } from '../server/store/registry.ts';
 import { CredentialCipher } from '../server/transport/credentials.ts';
 import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
+import { sweepSpool } from './api/routes/imports.ts';
 import { type AdminApi, createAdminApi } from './api/server.ts';
+import { startAuditRelay } from './audit-relay.ts';
 import { NodeMonitor } from './monitor.ts';
 import { RecordsStore, type RetentionOptions } from './records-store.ts';
 import { startRegistryService } from './registry-service.ts';
@@ -48,7 +53,12 @@ export interface AdminRoleOptions {
   membership?: Membership;
   retention?: RetentionOptions;
   /** Admin API settings (config `admin`). */
-  api?: { tokenTtlSeconds?: number; loginFailuresPerUser?: number; loginFailuresPerAddress?: number };
+  api?: {
+    tokenTtlSeconds?: number;
+    loginFailuresPerUser?: number;
+    loginFailuresPerAddress?: number;
+    importMaxRows?: number;
+  };
   /** MMGW_ADMIN_NAME / MMGW_ADMIN_PASSWORD for the first admin. Default process.env. */
   env?: Record<string, string | undefined>;
 }
@@ -73,6 +83,8 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
     ...options.retention,
     operatorOf: (imei) => registry.getDevice(imei)?.operator,
   });
+  // Audit entries the registry wrote itself (CLI changes, import jobs) go to the audit log from here.
+  const relay = startAuditRelay({ registry, records, logger });
   const feed = new EventEmitter();
   feed.setMaxListeners(0);
   const onStoredLogs = (listener: (logs: DeviceLogRecord[]) => void) => {
@@ -116,6 +128,9 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
         secret,
         context,
       );
+    let sealer: Sealer | undefined;
+    const spoolDir = join(dataDir, 'tmp');
+    await sweepSpool(spoolDir);
     api = createAdminApi({
       registry,
       records,
@@ -131,6 +146,11 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
       },
       onStoredLogs,
       sealSecret,
+      importSealer: () =>
+        (sealer ??= importResultSealer({ dataDir, env: options.env ?? process.env, logger })),
+      ...(options.api?.importMaxRows === undefined ? {} : { importMaxRows: options.api.importMaxRows }),
+      spoolDir,
+      drainAudit: relay.drain,
     });
     options.ops.use(api.handler);
   }
@@ -140,6 +160,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
     ...(monitor ? { monitor } : {}),
     async close() {
       api?.close();
+      await relay.close();
       storedSub.unsubscribe();
       recordsSub.unsubscribe();
       monitor?.close();

@@ -150,6 +150,8 @@ export const ConfigSchema = z
         loginFailuresPerUser: whole(1).default(5),
         /** Failed logins from one client address per 15 minutes before 429. */
         loginFailuresPerAddress: whole(1).default(30),
+        /** Rows a device import may have (API; the CLI has --max-rows); more is 413 api.too_large. */
+        importMaxRows: whole(1, 100_000_000).default(1_000_000),
       })
       .strict()
       .optional(),

@@ -2,8 +2,16 @@
  * Admin API authentication: bearer JWTs (HS256 only, with expiry) signed with
  * a key of their own (`<data>/keys/admin-jwt.key`, never the device token
  * key), login rate limits, and the first admin from the environment.
+ *
+ * A token carries its user's token epoch (`ep`), which the registry moves on
+ * at every password or role change: from then on the user's older tokens are
+ * refused. Tokens travel only in the Authorization header, never in a URL
+ * (where logs, proxies and browser history keep them): a Server-Sent Events
+ * stream, which EventSource opens without headers, takes a stream ticket
+ * instead, asked for with the token, good for one use within 30 s and for
+ * the one stream path it names.
  */
-import { type KeyObject, createSecretKey, randomBytes } from 'node:crypto';
+import { createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,7 +24,12 @@ import type { Registry } from '../../server/store/registry.ts';
 export interface Principal {
   name: string;
   role: AdminRole;
+  /** The user's token epoch when the request was checked (0 on a public route). */
+  epoch?: number;
 }
+
+/** How long a stream ticket can be used. */
+export const TICKET_TTL_SECONDS = 30;
 
 /** Reads or creates (32 random bytes, mode 0600) the admin token key. */
 export function adminJwtKey(dataDir: string): string {
@@ -50,57 +63,129 @@ export class TokenIssuer {
     this.key = createSecretKey(Buffer.from(key, 'utf8'));
   }
 
-  issue(p: Principal): { token: string; expiresAt: number } {
+  /** Stream tickets already used (jti → expiry in seconds), until they would have expired anyway. */
+  private readonly usedTickets = new Map<string, number>();
+
+  /** A login token of the user, in their current token epoch. */
+  issue(p: Principal, epoch: number): { token: string; expiresAt: number } {
     const iat = Math.floor(this.now() / 1000);
     const exp = iat + this.ttlSeconds;
-    const token = jwt.sign({ sub: p.name, role: p.role, iat, exp }, this.key, {
+    const token = jwt.sign({ sub: p.name, role: p.role, ep: epoch, iat, exp }, this.key, {
       algorithm: 'HS256',
       issuer: ISSUER,
+      audience: AUDIENCE_API,
       noTimestamp: true,
     });
     return { token, expiresAt: exp * 1000 };
   }
 
-  /** The token's subject; throws api.unauthorized or auth.token_expired. */
-  verify(token: string): { name: string } {
+  /** The token's subject and epoch; throws api.unauthorized or auth.token_expired. */
+  verify(token: string): { name: string; epoch: number } {
+    // A ticket is not a login token (nor the other way round): each names its audience.
+    const { name, epoch } = this.check(token, AUDIENCE_API);
+    return { name, epoch };
+  }
+
+  /** A single-use ticket for one stream path, good for TICKET_TTL_SECONDS. */
+  issueTicket(name: string, epoch: number, path: string): { ticket: string; expiresAt: number } {
+    const iat = Math.floor(this.now() / 1000);
+    const exp = iat + TICKET_TTL_SECONDS;
+    const ticket = jwt.sign({ sub: name, ep: epoch, path, iat, exp }, this.key, {
+      algorithm: 'HS256',
+      issuer: ISSUER,
+      audience: AUDIENCE_STREAM,
+      jwtid: randomBytes(12).toString('base64url'),
+      noTimestamp: true,
+    });
+    return { ticket, expiresAt: exp * 1000 };
+  }
+
+  /**
+   * The subject and epoch of a ticket for this path, which is used up by
+   * this call; throws api.unauthorized when it is not good (any more).
+   */
+  redeemTicket(ticket: string, path: string): { name: string; epoch: number } {
+    const claims = this.check(ticket, AUDIENCE_STREAM);
+    const nowSeconds = Math.floor(this.now() / 1000);
+    for (const [jti, exp] of this.usedTickets) if (exp < nowSeconds) this.usedTickets.delete(jti);
+    if (claims.path !== path)
+      throw new GatewayError('api.unauthorized', 'the stream ticket is for another stream');
+    if (!claims.jti || this.usedTickets.has(claims.jti))
+      throw new GatewayError('api.unauthorized', 'the stream ticket was used already: ask for another');
+    this.usedTickets.set(claims.jti, claims.exp);
+    return { name: claims.name, epoch: claims.epoch };
+  }
+
+  private check(
+    token: string,
+    audience: string,
+  ): { name: string; epoch: number; path?: string; jti?: string; exp: number } {
+    let claims: jwt.JwtPayload;
     try {
-      const claims = jwt.verify(token, this.key, {
+      claims = jwt.verify(token, this.key, {
         algorithms: ['HS256'],
         issuer: ISSUER,
         clockTimestamp: Math.floor(this.now() / 1000),
       }) as jwt.JwtPayload;
-      if (typeof claims.sub !== 'string') throw new Error('no subject');
-      return { name: claims.sub };
     } catch (err) {
       if (err instanceof jwt.TokenExpiredError)
-        throw new GatewayError('auth.token_expired', 'the token has expired: log in again');
+        throw new GatewayError(
+          'auth.token_expired',
+          audience === AUDIENCE_STREAM
+            ? 'the stream ticket has expired: ask for another'
+            : 'the token has expired: log in again',
+        );
       throw new GatewayError('api.unauthorized', 'the token is malformed or its signature is wrong');
     }
+    // Tokens from before audiences were named are login tokens.
+    const aud = claims.aud ?? AUDIENCE_API;
+    if (aud !== audience || typeof claims.sub !== 'string')
+      throw new GatewayError(
+        'api.unauthorized',
+        audience === AUDIENCE_STREAM ? 'not a stream ticket' : 'a stream ticket is not a login token',
+      );
+    return {
+      name: claims.sub,
+      epoch: typeof claims.ep === 'number' ? claims.ep : 0,
+      ...(typeof claims.path === 'string' ? { path: claims.path } : {}),
+      ...(typeof claims.jti === 'string' ? { jti: claims.jti } : {}),
+      exp: claims.exp ?? 0,
+    };
   }
 }
 
+const AUDIENCE_API = 'mmgw-admin-api';
+const AUDIENCE_STREAM = 'mmgw-admin-stream';
+
 /**
- * The caller of a request: the bearer token of the Authorization header (or
- * `?access_token=`, the form EventSource and plain links can send), checked
- * against the registry on every request, so that a removed user's tokens stop
- * working at once and a changed role applies at once.
+ * The caller of a request: the bearer token of the Authorization header,
+ * checked against the registry on every request, so that a removed user's
+ * tokens stop working at once, and so do the tokens issued before their
+ * password or role changed. On a stream route, `?ticket=` (a stream ticket
+ * for that path) may stand in for the header.
  */
 export function bearerPrincipal(
   req: IncomingMessage,
   url: URL,
   tokens: TokenIssuer,
   registry: Registry,
+  o: { ticketPath?: string } = {},
 ): Principal {
   const header = req.headers.authorization;
-  let token: string | undefined;
+  let claims: { name: string; epoch: number };
+  const ticket = o.ticketPath === undefined ? null : url.searchParams.get('ticket');
   if (typeof header === 'string' && /^Bearer\s+/i.test(header))
-    token = header.replace(/^Bearer\s+/i, '').trim();
-  token ??= url.searchParams.get('access_token') ?? undefined;
-  if (!token) throw new GatewayError('api.unauthorized', 'log in and send Authorization: Bearer <token>');
-  const { name } = tokens.verify(token);
-  const user = registry.getAdminUser(name);
-  if (!user) throw new GatewayError('api.unauthorized', 'the user of this token no longer exists');
-  return { name: user.name, role: user.role };
+    claims = tokens.verify(header.replace(/^Bearer\s+/i, '').trim());
+  else if (ticket && o.ticketPath !== undefined) claims = tokens.redeemTicket(ticket, o.ticketPath);
+  else throw new GatewayError('api.unauthorized', 'log in and send Authorization: Bearer <token>');
+  const auth = registry.getAdminAuth(claims.name);
+  if (!auth) throw new GatewayError('api.unauthorized', 'the user of this token no longer exists');
+  if (auth.tokenEpoch !== claims.epoch)
+    throw new GatewayError(
+      'api.unauthorized',
+      'the token was issued before a password or role change: log in again',
+    );
+  return { name: auth.user.name, role: auth.user.role, epoch: auth.tokenEpoch };
 }
 
 /**

@@ -9,11 +9,13 @@ import type { z } from 'zod';
 import type { Bus } from '../../server/bus/bus.ts';
 import type { DeviceLogRecord } from '../../server/records/types.ts';
 import type { AdminRole } from '../../server/store/records.ts';
+import type { Sealer } from '../../server/store/import-jobs.ts';
 import type { Registry } from '../../server/store/registry.ts';
 import type { NodeMonitor } from '../monitor.ts';
 import type { RecordsStore } from '../records-store.ts';
 import type { LoginLimiter, TokenIssuer } from './auth.ts';
 import { type Context, type ResponseSpec, routeFor } from './router.ts';
+import { sendJson } from './http-util.ts';
 import * as S from './schemas.ts';
 
 export interface ApiServices {
@@ -27,6 +29,14 @@ export interface ApiServices {
   limiter: LoginLimiter;
   /** Seals a provisioned account's password; absent, the account routes answer 503. */
   sealSecret: ((secret: string, context: string) => string) | undefined;
+  /** Seals and opens the one-time secrets of import jobs; absent, an import that writes answers 503. */
+  importSealer: (() => Sealer) | undefined;
+  /** Rows an import may have (config admin.importMaxRows). */
+  importMaxRows: number;
+  /** Where an import's body is kept between its two passes (`<data>/tmp`). */
+  spoolDir: string | undefined;
+  /** Moves the audit entries the registry wrote itself (CLI, import jobs) into the audit log. */
+  drainAudit(): Promise<unknown>;
   /** Subscribes to the live feed of stored log records. */
   onStoredLogs(listener: (logs: DeviceLogRecord[]) => void): () => void;
   /** Answers with a Server-Sent Events stream, ended when the client goes or the API closes. */
@@ -68,6 +78,20 @@ export async function audit(
     target,
     ...(before === undefined ? {} : { before }),
     ...(after === undefined ? {} : { after }),
+  });
+}
+
+/** Answers with a stream ticket for `streamPath` (the path under /api/v1) of the caller. */
+export function sendStreamTicket(ctx: ApiContext, streamPath: string): void {
+  const { ticket, expiresAt } = ctx.services.tokens.issueTicket(
+    ctx.user.name,
+    ctx.user.epoch ?? 0,
+    streamPath,
+  );
+  sendJson(ctx.res, 200, {
+    ticket,
+    expiresAt,
+    url: `/api/v1${streamPath}?ticket=${encodeURIComponent(ticket)}`,
   });
 }
 

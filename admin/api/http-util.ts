@@ -72,10 +72,10 @@ export async function readJson(req: IncomingMessage, maxBytes = 1 << 20): Promis
   }
 }
 
-/** The query as an object; access_token (the SSE and download form of the bearer token) is not an input. */
-export function queryObject(url: URL): Record<string, string> {
+/** The query as an object, less the parameters the router has read itself (a stream's ticket). */
+export function queryObject(url: URL, omit: readonly string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of url.searchParams) if (k !== 'access_token') out[k] = v;
+  for (const [k, v] of url.searchParams) if (!omit.includes(k)) out[k] = v;
   return out;
 }
 

@@ -41,6 +41,13 @@ describe('OpenAPI document of the admin API', () => {
       if (r.roles === 'public') {
         assert.deepEqual(op.security, [], `${where} needs no token`);
         assert.deepEqual(op['x-roles'], ['admin', 'operator', 'viewer']);
+      } else if (r.ticket) {
+        assert.deepEqual(
+          op.security,
+          [{ bearer: [] }, { streamTicket: [] }],
+          `${where} takes the bearer token or a stream ticket`,
+        );
+        assert.deepEqual(op['x-roles'], r.roles, where);
       } else {
         assert.equal(op.security, undefined, `${where} uses the document's bearer security`);
         assert.deepEqual(op['x-roles'], r.roles, where);
@@ -52,6 +59,11 @@ describe('OpenAPI document of the admin API', () => {
         assert.ok(
           params.some((p) => p.in === 'path' && p.name === name && p.required === true && p.description),
           `${where} describes {${name}}`,
+        );
+      for (const name of Object.keys(r.headers ?? {}))
+        assert.ok(
+          params.some((p) => p.in === 'header' && p.name === name && p.schema && p.description),
+          `${where} describes the ${name} header`,
         );
       if (r.query) {
         const names = Object.keys((r.query as z.ZodObject).shape);
@@ -71,6 +83,27 @@ describe('OpenAPI document of the admin API', () => {
           assert.ok(documented.content['application/json'].schema, `${where} ${status} schema`);
       }
     }
+  });
+
+  test('no token in a URL: each stream takes a ticket from the route beside it; the import names its Idempotency-Key', () => {
+    assert.ok(!JSON.stringify(doc).includes('access_token'));
+    assert.deepEqual(doc.components.securitySchemes.streamTicket, {
+      type: 'apiKey',
+      in: 'query',
+      name: 'ticket',
+    });
+    for (const stream of ['/devices/{imei}/logs/stream', '/nodes/stream']) {
+      assert.ok(doc.paths[stream].get.security, stream);
+      assert.ok(doc.paths[`${stream}-ticket`]?.post?.responses['200'], `${stream}-ticket`);
+    }
+    const post = doc.paths['/devices/import'].post as Json;
+    assert.ok(
+      (post.parameters as Json[]).some(
+        (p) => p.in === 'header' && p.name === 'Idempotency-Key' && p.required === false,
+      ),
+    );
+    assert.ok(doc.paths['/devices/imports/{id}'].get.responses['200'].content['application/json']);
+    assert.ok(doc.paths['/devices/imports'].get);
   });
 
   test('the schemas are components, and every reference resolves inside the document', () => {

@@ -10,8 +10,9 @@
  * Roles: admin changes anything; operator reads everything and manages
  * devices; viewer reads reports and the monitor (nodes, alarms) only.
  * Every error answer is {error:{code, message, field?}}: 400 bad input (field
- * at fault), 401 missing/expired/bad token, 403 wrong role, 404 unknown route
- * or record, 409 conflict, 413 body too large, 429 rate limited.
+ * at fault), 401 missing/expired/bad/revoked token, 403 wrong role, 404
+ * unknown route or record, 409 conflict, 413 body or import too large, 422
+ * import rejected, 429 rate limited.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
@@ -88,6 +89,15 @@ function operation<S>(r: Route<S>, schemas: SchemaSet): Json {
       description: typeof spec === 'string' ? spec : spec.description,
     });
   }
+  for (const [name, spec] of Object.entries(r.headers ?? {})) {
+    parameters.push({
+      name,
+      in: 'header',
+      required: !spec.schema.safeParse(undefined).success,
+      schema: schemas.convert(spec.schema, 'input'),
+      description: spec.description,
+    });
+  }
   if (r.query) {
     const js = schemas.convert(r.query, 'input') as {
       properties?: Record<string, Json>;
@@ -130,6 +140,7 @@ function operation<S>(r: Route<S>, schemas: SchemaSet): Json {
     ...(requestBody ? { requestBody } : {}),
     responses,
     ...(r.roles === 'public' ? { security: [] } : {}),
+    ...(r.ticket ? { security: [{ bearer: [] }, { streamTicket: [] }] } : {}),
   };
 }
 
@@ -150,14 +161,18 @@ export function buildOpenApiDocument<S>(routes: readonly Route<S>[]): Json {
       version: '1',
       description:
         'Provisioning, reference data, device logs, usage reports and the node monitor. ' +
-        'Authenticate with POST /auth/login, then send `Authorization: Bearer <token>`. ' +
-        'Server-Sent Event streams and report downloads also accept `?access_token=<token>` ' +
-        '(EventSource and plain links cannot set headers).',
+        'Authenticate with POST /auth/login, then send `Authorization: Bearer <token>`; a token is ' +
+        'never accepted in a URL, and stops working when its user’s password or role changes. ' +
+        'A Server-Sent Events stream (EventSource cannot set headers) also takes `?ticket=<ticket>`: ' +
+        'a stream ticket from the POST …/stream-ticket route beside it, good once, for 30 s, for that stream.',
     },
     servers: [{ url: '/api/v1' }],
     security: [{ bearer: [] }],
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        streamTicket: { type: 'apiKey', in: 'query', name: 'ticket' },
+      },
       schemas: Object.fromEntries(Object.entries(schemas.components).sort(([a], [b]) => a.localeCompare(b))),
     },
     paths,

@@ -15,11 +15,17 @@ interface Services {
 }
 const route = routeFor<Services>();
 
-/** Tokens are the role names; anything else is refused as a bad token. */
-function authenticate(req: { headers: Record<string, unknown> }): Principal {
+/** Tokens are the role names; anything else is refused as a bad token. A stream's ticket is `t:<its path>`. */
+function authenticate(
+  req: { headers: Record<string, unknown> },
+  url?: URL,
+  o: { ticketPath?: string } = {},
+): Principal {
   const token = String(req.headers.authorization ?? '').replace(/^Bearer /, '');
   if (token === 'admin' || token === 'operator' || token === 'viewer')
     return { name: `${token}-user`, role: token };
+  if (o.ticketPath !== undefined && url?.searchParams.get('ticket') === `t:${o.ticketPath}`)
+    return { name: 'ticket-user', role: 'viewer' };
   throw new GatewayError('api.unauthorized', 'no token');
 }
 
@@ -91,6 +97,26 @@ const routes: Route<Services>[] = [
     handle: ({ res, user }) => sendJson(res, 200, { user: user.name }),
   }),
   route({
+    method: 'GET',
+    path: '/things/{id}/feed',
+    roles: ['viewer'],
+    summary: 'a stream',
+    responses: {},
+    params: { id: 'Thing id' },
+    ticket: true,
+    query: z.object({ kind: z.string().optional() }).strict(),
+    handle: ({ res, user, query }) => sendJson(res, 200, { user: user.name, kind: query.kind ?? null }),
+  }),
+  route({
+    method: 'POST',
+    path: '/keyed',
+    roles: ['admin'],
+    summary: 'reads a header',
+    responses: {},
+    headers: { 'X-Key': { description: 'a key', schema: z.string().regex(/^k\d$/).optional() } },
+    handle: ({ res, headers }) => sendJson(res, 200, { key: headers['X-Key'] ?? null }),
+  }),
+  route({
     method: 'DELETE',
     path: '/fails/{how}',
     roles: ['admin'],
@@ -109,12 +135,15 @@ describe('admin API router', () => {
   let server: Server;
   let base: string;
 
+  /** What the router logged (JSON lines). */
+  const logged: Array<{ level: number; msg: string }> = [];
+
   before(async () => {
     const handler = createRouter(routes, {
       prefix: '/api/v1',
       services,
-      authenticate: (req) => authenticate(req),
-      logger: pino({ level: 'silent' }),
+      authenticate: (req, url, o) => authenticate(req, url, o),
+      logger: pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) }),
     });
     server = createServer(async (req, res) => {
       const url = new URL(req.url ?? '/', 'http://x.invalid');
@@ -125,12 +154,17 @@ describe('admin API router', () => {
   });
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  const call = async (method: string, path: string, o: { token?: string; body?: string } = {}) => {
+  const call = async (
+    method: string,
+    path: string,
+    o: { token?: string; body?: string; headers?: Record<string, string> } = {},
+  ) => {
     const res = await fetch(`${base}${path}`, {
       method,
       headers: {
         ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
         ...(o.body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...o.headers,
       },
       ...(o.body === undefined ? {} : { body: o.body }),
     });
@@ -213,6 +247,52 @@ describe('admin API router', () => {
     assert.deepEqual((await call('GET', '/api/v1/things/latestXcsv', { token: 'operator' })).json, {
       id: 'latestXcsv',
     });
+  });
+
+  test('a path segment that is not valid percent-encoding is 400 naming the parameter, and logs no error', async () => {
+    logged.length = 0;
+    for (const bad of ['%E0%A4%A', '%', '%zz', '%C0%80x%']) {
+      const r = await call('GET', `/api/v1/things/${bad}`, { token: 'operator' });
+      assert.equal(r.status, 400, bad);
+      assert.deepEqual([r.json.error.code, r.json.error.field], ['api.bad_input', 'id'], bad);
+    }
+    assert.deepEqual(
+      logged.filter((l) => l.level >= 50),
+      [],
+      'nothing is logged as a failure (no stack trace)',
+    );
+  });
+
+  test('a token in the URL is refused (400 access_token) on every route, before it is looked at', async () => {
+    for (const [path, token] of [
+      ['/api/v1/things?access_token=viewer', undefined],
+      ['/api/v1/things?access_token=viewer', 'viewer'],
+      ['/api/v1/open?access_token=x', undefined],
+      ['/api/v1/things/t1/feed?access_token=viewer', undefined],
+    ] as const) {
+      const r = await call('GET', path, token ? { token } : {});
+      assert.equal(r.status, 400, path);
+      assert.deepEqual([r.json.error.code, r.json.error.field], ['api.bad_input', 'access_token']);
+    }
+  });
+
+  test('a stream route takes a ticket for its own path in place of the header; others do not', async () => {
+    let r = await call('GET', '/api/v1/things/t1/feed?ticket=t:/things/t1/feed&kind=k');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { user: 'ticket-user', kind: 'k' }, 'the ticket is not a query field');
+    r = await call('GET', '/api/v1/things/t1/feed?ticket=t:/things/t2/feed');
+    assert.equal(r.status, 401, 'a ticket for another path');
+    r = await call('GET', '/api/v1/things?ticket=t:/things');
+    assert.equal(r.status, 401, 'a route that is no stream takes no ticket');
+  });
+
+  test('declared headers are validated (400 naming the header) and handed over', async () => {
+    let r = await call('POST', '/api/v1/keyed', { token: 'admin', headers: { 'x-key': 'k1' } });
+    assert.deepEqual(r.json, { key: 'k1' });
+    r = await call('POST', '/api/v1/keyed', { token: 'admin' });
+    assert.deepEqual(r.json, { key: null });
+    r = await call('POST', '/api/v1/keyed', { token: 'admin', headers: { 'x-key': 'bad key' } });
+    assert.deepEqual([r.status, r.json.error.field], [400, 'X-Key']);
   });
 
   test('HEAD is routed as GET', async () => {

@@ -8,10 +8,14 @@
  * from the one table in http-util.ts.
  *
  * Order of checks: unknown route (a known path with another method too) → 404;
- * no valid token → 401; role → 403; the route's guard (what must be refused
- * before the input is looked at: who may act on whom, the record the path
- * names); input validation → 400 naming the field at fault (path parameters,
- * then the query as `query.<name>`, then the JSON body); the handler.
+ * a path segment that is not valid percent-encoding, or a token in the URL
+ * (`access_token`, which used to be accepted) → 400; no valid token → 401;
+ * role → 403; the route's guard (what must be refused before the input is
+ * looked at: who may act on whom, the record the path names); input
+ * validation → 400 naming the field at fault (path parameters, declared
+ * headers, then the query as `query.<name>`, then the JSON body); the
+ * handler. A stream route (`ticket: true`) also takes `?ticket=`, a stream
+ * ticket for its path, in place of the Authorization header.
  *
  * Paths are templates with {name} parameters, as in OpenAPI. A literal
  * segment wins over a parameter (/devices/export.csv before /devices/{imei}),
@@ -24,7 +28,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { OpsHandler } from '../../server/ops/http.ts';
 import type { AdminRole } from '../../server/store/records.ts';
 import type { Principal } from './auth.ts';
-import { parse, queryObject, readJson, sendApiError } from './http-util.ts';
+import { badInput, parse, queryObject, readJson, sendApiError } from './http-util.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -47,11 +51,19 @@ export interface ResponseSpec {
   text?: readonly string[];
 }
 
+/** A request header a route reads, validated like the other inputs (a missing one is undefined). */
+export interface HeaderSpec {
+  description: string;
+  schema: z.ZodType<string | undefined>;
+}
+
 export interface Context<S, P extends string = string, Q = undefined, B = undefined> {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
   params: Record<PathParamNames<P>, string>;
+  /** The declared headers, validated, by their declared names. */
+  headers: Record<string, string | undefined>;
   /** The caller; an empty name on a public route. */
   user: Principal;
   address: string;
@@ -86,6 +98,10 @@ interface RouteBase<S, P extends string, Q extends z.ZodType | undefined, B exte
   bodyOptional?: boolean;
   /** A body the handler reads itself (CSV): its content type, for the document. */
   rawBody?: string;
+  /** Request headers the handler reads (e.g. Idempotency-Key), by their canonical names. */
+  headers?: Record<string, HeaderSpec>;
+  /** A Server-Sent Events stream: `?ticket=` may stand in for the Authorization header. */
+  ticket?: boolean;
   responses: Record<string, ResponseSpec>;
   /** Runs after the role check and before input validation. */
   guard?(ctx: Context<S, P>): void | Promise<void>;
@@ -103,6 +119,8 @@ export interface Route<S> {
   body?: z.ZodType;
   bodyOptional?: boolean;
   rawBody?: string;
+  headers?: Record<string, HeaderSpec>;
+  ticket?: boolean;
   responses: Record<string, ResponseSpec>;
   guard?(ctx: Context<S>): void | Promise<void>;
   /** The table erases each route's own input types (routeFor checked them). */
@@ -155,8 +173,11 @@ export interface RouterOptions<S> {
   /** Where the API is mounted, e.g. /api/v1; other paths are left to the next handler. */
   prefix: string;
   services: S;
-  /** The caller of a non-public route; throws api.unauthorized (401) when there is none. */
-  authenticate(req: IncomingMessage, url: URL): Principal;
+  /**
+   * The caller of a non-public route; throws api.unauthorized (401) when
+   * there is none. `ticketPath`: the route takes a stream ticket for this path.
+   */
+  authenticate(req: IncomingMessage, url: URL, o: { ticketPath?: string }): Principal;
   logger: Logger;
 }
 
@@ -171,7 +192,12 @@ export function createRouter<S>(routes: readonly Route<S>[], o: RouterOptions<S>
       if (!m) continue;
       const params: Record<string, string> = {};
       c.keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1] ?? '');
+        try {
+          params[k] = decodeURIComponent(m[i + 1] ?? '');
+        } catch {
+          // A truncated or invalid %-escape (say %E0%A4%A) is the client's mistake, not ours.
+          throw badInput(`${k}: the path segment is not valid percent-encoding`, k);
+        }
       });
       return { route: c.route, params };
     }
@@ -186,9 +212,14 @@ export function createRouter<S>(routes: readonly Route<S>[], o: RouterOptions<S>
       const found = match(method, path);
       if (!found) throw new GatewayError('api.not_found', `no route for ${req.method} ${url.pathname}`);
       const { route, params } = found;
+      if (url.searchParams.has('access_token'))
+        throw badInput(
+          'a token is never accepted in a URL: send Authorization: Bearer <token> (a stream takes a ?ticket=)',
+          'access_token',
+        );
       let user: Principal = { name: '', role: 'viewer' };
       if (route.roles !== 'public') {
-        user = o.authenticate(req, url);
+        user = o.authenticate(req, url, route.ticket ? { ticketPath: path } : {});
         if (!route.roles.includes(user.role))
           throw new GatewayError('api.forbidden', `the ${user.role} role may not ${req.method} ${path}`);
       }
@@ -197,6 +228,7 @@ export function createRouter<S>(routes: readonly Route<S>[], o: RouterOptions<S>
         res,
         url,
         params,
+        headers: {},
         user,
         address: req.socket.remoteAddress ?? 'unknown',
         query: undefined,
@@ -206,7 +238,12 @@ export function createRouter<S>(routes: readonly Route<S>[], o: RouterOptions<S>
       await route.guard?.(ctx as Context<S>);
       for (const [name, spec] of Object.entries(route.params ?? {}))
         if (typeof spec !== 'string') params[name] = parse(spec.schema, params[name], name);
-      if (route.query) ctx.query = parse(route.query, queryObject(url), 'query');
+      for (const [name, spec] of Object.entries(route.headers ?? {})) {
+        const raw = req.headers[name.toLowerCase()];
+        ctx.headers[name] = parse(spec.schema, Array.isArray(raw) ? raw.join(',') : raw, name);
+      }
+      if (route.query)
+        ctx.query = parse(route.query, queryObject(url, route.ticket ? ['ticket'] : []), 'query');
       if (route.body) {
         const raw = await readJson(req);
         ctx.body = parse(route.body, raw === undefined && route.bodyOptional ? {} : raw);

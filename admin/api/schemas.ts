@@ -56,8 +56,33 @@ export const NewAdminUser = z
   .strict();
 export const RoleBody = z.object({ role: AdminRoleName }).strict();
 export const PasswordBody = z
-  .object({ password: z.string().min(10, { error: 'at least 10 characters' }).max(1024) })
+  .object({
+    password: z.string().min(10, { error: 'at least 10 characters' }).max(1024),
+    oldPassword: z
+      .string()
+      .max(1024)
+      .optional()
+      .meta({ description: 'The current password: required when users change their own' }),
+  })
   .strict();
+export const PasswordReply = z
+  .object({
+    ok: z.literal(true),
+    token: z
+      .string()
+      .optional()
+      .meta({ description: 'Your own password changed: a new token (the old ones stop)' }),
+    expiresAt: EpochMs.optional(),
+  })
+  .meta({ id: 'PasswordReply' });
+
+export const StreamTicket = z
+  .object({
+    ticket: z.string().meta({ description: 'Pass as ?ticket= to the stream, once, before expiresAt' }),
+    expiresAt: EpochMs,
+    url: z.string().meta({ description: 'The stream URL with the ticket' }),
+  })
+  .meta({ id: 'StreamTicket' });
 
 // ---- devices --------------------------------------------------------------
 
@@ -159,6 +184,12 @@ export const ImportQuery = z
   })
   .strict();
 
+/** A caller's id for an import job (Idempotency-Key): a retry under it answers the same job. */
+export const ImportJobId = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,64}$/, { error: '1-64 letters, digits or . _ : -' })
+  .meta({ description: 'Import job id: 1-64 letters, digits or . _ : -' });
+
 export const ImportRejection = z
   .object({
     line: z.number().int().optional().meta({ description: 'Line in the CSV (the header is line 1)' }),
@@ -169,6 +200,15 @@ export const ImportRejection = z
   })
   .meta({ id: 'ImportRejection' });
 
+const ImportSecrets = z.array(z.object({ imei: z.string(), secret: z.string() })).meta({
+  description:
+    'One-time secrets of the devices written (empty on a dry run, and once delivered in full or after 24 h)',
+});
+const SecretsState = z.enum(['sealed', 'delivered', 'expired', 'none']).meta({
+  description:
+    'sealed: kept (encrypted) until delivered once in full or 24 h pass; delivered, expired: wiped; none: no device was written',
+});
+
 export const ImportResult = z
   .object({
     mode: z.enum(['all-or-nothing', 'valid-only']),
@@ -176,12 +216,44 @@ export const ImportResult = z
     total: z.number().int(),
     /** Dry run: how many would be written. */
     written: z.number().int().meta({ description: 'Rows written (dry run: rows that would be written)' }),
-    rejected: z.array(ImportRejection),
-    secrets: z
-      .array(z.object({ imei: z.string(), secret: z.string() }))
-      .meta({ description: 'One-time secrets of the devices written (empty on a dry run)' }),
+    rejectedCount: z.number().int().meta({ description: 'Rows rejected, all of them' }),
+    rejected: z.array(ImportRejection).meta({ description: 'The first 1,000 rejected rows, in file order' }),
+    job: z.string().optional().meta({ description: 'The import job (GET /devices/imports/{id})' }),
+    replayed: z
+      .boolean()
+      .optional()
+      .meta({ description: 'The Idempotency-Key named a job done earlier: its result, nothing written now' }),
+    secretsState: SecretsState.optional(),
+    secretsExpireAt: EpochMs.optional(),
+    secrets: ImportSecrets,
   })
   .meta({ id: 'ImportResult' });
+
+const ImportJobFields = {
+  id: z.string(),
+  state: z.enum(['running', 'done', 'failed', 'rolling_back', 'rolled_back']).meta({
+    description:
+      'done: every row written, with its audit entry; rolled_back: its process died and its rows were removed; failed: refused while writing, nothing written',
+  }),
+  mode: z.enum(['all-or-nothing', 'valid-only']),
+  total: z.number().int(),
+  written: z.number().int(),
+  rejectedCount: z.number().int(),
+  actor: z.string(),
+  attempt: z.number().int(),
+  startedAt: EpochMs,
+  finishedAt: EpochMs.optional(),
+  reason: z.string().optional(),
+  code: z.string().optional(),
+  secretsState: SecretsState,
+  secretsExpireAt: EpochMs.optional(),
+  secretsDeliveredAt: EpochMs.optional(),
+};
+export const ImportJobSummary = z.object(ImportJobFields).meta({ id: 'ImportJobSummary' });
+export const ImportJobList = z.object({ items: z.array(ImportJobSummary) }).meta({ id: 'ImportJobList' });
+export const ImportJobResult = z
+  .object({ ...ImportJobFields, rejected: z.array(ImportRejection), secrets: ImportSecrets })
+  .meta({ id: 'ImportJobResult' });
 
 export const ImportRejectedBody = z
   .object({ error: ErrorBody.shape.error, result: ImportResult })
@@ -415,7 +487,6 @@ export const UsageQuery = z
       .optional(),
     groupBy: z.enum(['none', 'service', 'operator']).default('none'),
     format: z.enum(['json', 'csv', 'xml']).default('json'),
-    access_token: z.string().optional(),
   })
   .strict();
 
@@ -494,9 +565,9 @@ export const AuditEntry = z
   .object({
     id: z.string(),
     at: EpochMs,
-    actor: z.string(),
-    role: AdminRoleName,
-    address: z.string().optional(),
+    actor: z.string().meta({ description: 'A user name, or cli:<os user> for a change made with the CLI' }),
+    role: z.union([AdminRoleName, z.literal('cli')]),
+    address: z.string().optional().meta({ description: 'Client address (the host name for the CLI)' }),
     action: z
       .string()
       .meta({ description: 'e.g. device.create, device.import, operators.update, node.drain' }),

@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import type { Bus } from '../../server/bus/bus.ts';
 import type { OpsHandler } from '../../server/ops/http.ts';
 import type { DeviceLogRecord } from '../../server/records/types.ts';
+import { DEFAULT_IMPORT_MAX_ROWS } from '../../server/store/device-import.ts';
+import type { Sealer } from '../../server/store/import-jobs.ts';
 import type { Registry } from '../../server/store/registry.ts';
 import type { NodeMonitor } from '../monitor.ts';
 import type { RecordsStore } from '../records-store.ts';
@@ -39,6 +41,14 @@ export interface AdminApiOptions {
    * /devices/{imei}/accounts routes answer 503.
    */
   sealSecret?: (secret: string, context: string) => string;
+  /** Seals the one-time secrets of import jobs (made on first use). Absent: imports that write answer 503. */
+  importSealer?: () => Sealer;
+  /** Rows an import may have. Default DEFAULT_IMPORT_MAX_ROWS (1,000,000). */
+  importMaxRows?: number;
+  /** Where an import body is kept between its two passes; the data directory's tmp. */
+  spoolDir?: string;
+  /** Relays the registry's own audit entries to the audit log (admin/audit-relay.ts). */
+  drainAudit?: () => Promise<unknown>;
 }
 
 export interface AdminApi {
@@ -79,6 +89,10 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     tokens,
     limiter: new LoginLimiter(o.loginLimits, now),
     sealSecret: o.sealSecret,
+    importSealer: o.importSealer,
+    importMaxRows: o.importMaxRows ?? DEFAULT_IMPORT_MAX_ROWS,
+    spoolDir: o.spoolDir,
+    drainAudit: o.drainAudit ?? (async () => 0),
     onStoredLogs: o.onStoredLogs,
     openStream,
   };
@@ -86,7 +100,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
   const handler = createRouter(API_ROUTES, {
     prefix: API_PREFIX,
     services,
-    authenticate: (req, url) => bearerPrincipal(req, url, tokens, o.registry),
+    authenticate: (req, url, how) => bearerPrincipal(req, url, tokens, o.registry, how),
     logger: o.logger,
   });
 

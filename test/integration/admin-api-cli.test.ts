@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runMmgw, startGateway } from '../harness/gateway.ts';
@@ -88,7 +88,7 @@ test('admin users from the CLI log in to the API; removal revokes; bootstrap onl
   assert.deepEqual((await desk.call('GET', '/auth/me')).json, { name: 'desk', role: 'operator' });
   assertError(await desk.call('GET', '/users'), 403, 'api.forbidden');
 
-  // Another role, from the CLI while the gateway runs: it applies from the user's next request on.
+  // Another role, from the CLI while the gateway runs: the user's tokens stop; they log in again to the new role.
   assert.equal((await desk.call('GET', '/devices')).status, 200);
   const demoted = await runMmgw([
     'admin',
@@ -104,7 +104,53 @@ test('admin users from the CLI log in to the API; removal revokes; bootstrap onl
   ]);
   assert.equal(demoted.code, 0, demoted.stderr);
   assert.equal(JSON.parse(demoted.stdout).role, 'viewer');
+  assertError(await desk.call('GET', '/devices'), 401, 'api.unauthorized');
+  assert.equal((await desk.login('desk', 'desk-password-long')).status, 200);
   assertError(await desk.call('GET', '/devices'), 403, 'api.forbidden');
+  // A password set from the CLI ends the user's tokens too.
+  const reset = await runMmgw(
+    ['admin', 'user', 'password', '--name', 'desk', '--password-stdin', '--data', dataDir],
+    {
+      input: 'desk-password-new\n',
+    },
+  );
+  assert.equal(reset.code, 0, reset.stderr);
+  assertError(await desk.call('GET', '/auth/me'), 401, 'api.unauthorized');
+  assert.equal((await desk.login('desk', 'desk-password-new')).status, 200);
+
+  // Every change made from the CLI is in the audit log, as cli:<os user>, with the records before and after.
+  const added = await runMmgw([
+    'device',
+    'add',
+    '--imei',
+    '490154203237518',
+    '--operator',
+    'cli-op',
+    '--data',
+    dataDir,
+  ]);
+  assert.equal(added.code, 0, added.stderr);
+  const boss = await ApiClient.as(gw.adminUrl, 'boss', 'boss-password-long');
+  const actor = `cli:${userInfo().username}`;
+  const audit = (await boss.call('GET', `/audit?actor=${encodeURIComponent(actor)}&limit=100`)).json
+    .items as Array<{
+    action: string;
+    target: string;
+    role: string;
+    before?: { role?: string };
+    after?: { role?: string; operator?: string };
+  }>;
+  assert.deepEqual(audit.map((e) => [e.action, e.target]).reverse(), [
+    ['user.create', 'user:boss'],
+    ['user.create', 'user:desk'],
+    ['user.role', 'user:desk'],
+    ['user.password', 'user:desk'],
+    ['device.create', 'device:490154203237518'],
+  ]);
+  assert.ok(audit.every((e) => e.role === 'cli'));
+  const roleChange = audit.find((e) => e.action === 'user.role');
+  assert.deepEqual([roleChange?.before?.role, roleChange?.after?.role], ['operator', 'viewer']);
+  assert.equal(audit.find((e) => e.action === 'device.create')?.after?.operator, 'cli-op');
   const noSuch = await runMmgw([
     'admin',
     'user',

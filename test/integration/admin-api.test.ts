@@ -18,6 +18,7 @@ import { type Gateway, nextImei, startGateway } from '../harness/gateway.ts';
 import { ADMIN, ApiClient, assertError, readEvents, WAIT_MS, WAIT } from './admin-api-helpers.ts';
 
 const PER_ADDRESS = 60;
+const IMPORT_MAX_ROWS = 100;
 const RESUME_WINDOW_MS = 1000;
 
 describe('admin REST API', () => {
@@ -34,7 +35,7 @@ describe('admin REST API', () => {
     writeFileSync(
       config,
       JSON.stringify({
-        admin: { loginFailuresPerAddress: PER_ADDRESS },
+        admin: { loginFailuresPerAddress: PER_ADDRESS, importMaxRows: IMPORT_MAX_ROWS },
         // A closed handset's session ends (its logout) once this window passes without a Resume.
         edge: { resumeWindowMs: RESUME_WINDOW_MS },
       }),
@@ -644,6 +645,99 @@ describe('admin REST API', () => {
     });
   });
 
+  test('an import is a job: its result and audit entry stay fetchable; a retry under its Idempotency-Key answers it', async () => {
+    const rows = [nextImei(), nextImei(), nextImei()];
+    const csv = ['imei,operator', ...rows.map((i) => `${i},dev-op`)].join('\n');
+    const key = `batch-${Date.now()}`;
+    const send = (text: string, idempotencyKey: string) =>
+      operator.call('POST', '/devices/import', text, {
+        'content-type': 'text/csv',
+        'idempotency-key': idempotencyKey,
+      });
+    const first = await send(csv, key);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.job, key);
+    assert.equal(first.json.written, 3);
+    assert.deepEqual(first.json.secrets.map((x: { imei: string }) => x.imei).sort(), [...rows].sort());
+    // The answer was delivered: a retry answers the same job, and nothing is a duplicate of itself.
+    const again = await send(csv, key);
+    assert.equal(again.status, 200, again.text);
+    assert.deepEqual(
+      [again.json.replayed, again.json.job, again.json.written, again.json.rejectedCount],
+      [true, key, 3, 0],
+    );
+    assert.deepEqual(again.json.secrets, [], 'the secrets were delivered once, then wiped');
+    assert.equal(again.json.secretsState, 'delivered');
+    assertError(
+      await send(`imei,operator\n${nextImei()},dev-op`, key),
+      409,
+      'api.conflict',
+      'Idempotency-Key',
+    );
+    assertError(await send(csv, 'no spaces'), 400, 'api.bad_input', 'Idempotency-Key');
+
+    const result = await operator.call('GET', `/devices/imports/${key}`);
+    assert.equal(result.status, 200, result.text);
+    assert.deepEqual(
+      [result.json.state, result.json.written, result.json.actor, result.json.secretsState],
+      ['done', 3, 'ops1', 'delivered'],
+    );
+    assert.deepEqual(result.json.secrets, []);
+    const list = await operator.call('GET', '/devices/imports');
+    assert.ok(list.json.items.some((j: { id: string }) => j.id === key));
+    assertError(await operator.call('GET', '/devices/imports/no-such-job'), 404, 'registry.not_found');
+    assertError(await viewer.call('GET', `/devices/imports/${key}`), 403, 'api.forbidden');
+    const audit = await operator.call('GET', `/audit?target=import:${key}`);
+    assert.deepEqual(
+      audit.json.items.map((e: { action: string; actor: string }) => [e.action, e.actor]),
+      [['device.import', 'ops1']],
+      'written with the job, in the same transaction as its last rows',
+    );
+  });
+
+  test(`an import of more than admin.importMaxRows (${IMPORT_MAX_ROWS}) rows is 413 naming the cap; nothing is written`, async () => {
+    const rows = Array.from({ length: IMPORT_MAX_ROWS + 1 }, () => `${nextImei()},dev-op`);
+    for (const query of ['?dryRun=true', '?mode=valid-only']) {
+      const r = await operator.call(
+        'POST',
+        `/devices/import${query}`,
+        ['imei,operator', ...rows].join('\n'),
+        {
+          'content-type': 'text/csv',
+        },
+      );
+      assertError(r, 413, 'api.too_large');
+      assert.match(
+        r.json.error.message,
+        new RegExp(`more than ${IMPORT_MAX_ROWS} rows \\(admin\\.importMaxRows\\)`),
+      );
+    }
+    assertError(await operator.call('GET', `/devices/${rows[0]?.slice(0, 15)}`), 404, 'registry.not_found');
+  });
+
+  test('exported cells a spreadsheet would run get a leading quote; importing one back is refused, not stripped', async () => {
+    assert.equal(
+      (await admin.call('POST', '/operators', { id: '@calc', name: 'Formula-looking' })).status,
+      201,
+    );
+    const imei = nextImei();
+    assert.equal((await operator.call('POST', '/devices', { imei, operator: '@calc' })).status, 201);
+    const exported = await operator.call('GET', `/devices/export.csv?imei=${imei}`);
+    const line = exported.text.trim().split(/\r?\n/)[1] ?? '';
+    assert.match(line, new RegExp(`^${imei},,'@calc,`));
+    const back = await operator.call('POST', '/devices/import?dryRun=true', exported.text, {
+      'content-type': 'text/csv',
+    });
+    assert.equal(back.status, 200, back.text);
+    assert.equal(back.json.rejected[0]?.field, 'operator');
+    assert.match(back.json.rejected[0]?.reason, /begins with the ' that an export puts/);
+  });
+
+  test('a path with bad percent-encoding is 400 api.bad_input, not a 500', async () => {
+    assertError(await operator.call('GET', '/devices/%E0%A4%A'), 400, 'api.bad_input', 'imei');
+    assertError(await operator.call('GET', '/devices/%E0%A4%A/logs'), 400, 'api.bad_input', 'imei');
+  });
+
   test('users: add, list, 409, remove (tokens of a removed user stop working), password', async () => {
     const r = await admin.call('POST', '/users', {
       name: 'temp',
@@ -669,10 +763,38 @@ describe('admin REST API', () => {
       'password',
     );
     const temp = await ApiClient.as(gw.adminUrl, 'temp', 'temp-password-long');
-    assert.equal(
-      (await temp.call('PUT', '/users/temp/password', { password: 'another-long-one' })).status,
-      200,
+    // Changing one's own password needs the current one; the answer carries a new token, the old one stops.
+    assertError(
+      await temp.call('PUT', '/users/temp/password', { password: 'another-long-one' }),
+      400,
+      'api.bad_input',
+      'oldPassword',
     );
+    assertError(
+      await temp.call('PUT', '/users/temp/password', {
+        password: 'another-long-one',
+        oldPassword: 'not-the-password',
+      }),
+      403,
+      'api.forbidden',
+      'oldPassword',
+    );
+    const before = temp.token;
+    const changed = await temp.call('PUT', '/users/temp/password', {
+      password: 'another-long-one',
+      oldPassword: 'temp-password-long',
+    });
+    assert.equal(changed.status, 200, changed.text);
+    assert.equal(typeof changed.json.token, 'string');
+    assertError(
+      await new ApiClient(gw.adminUrl).call('GET', '/auth/me', undefined, {
+        authorization: `Bearer ${before}`,
+      }),
+      401,
+      'api.unauthorized',
+    );
+    temp.token = changed.json.token;
+    assert.equal((await temp.call('GET', '/auth/me')).json.name, 'temp');
     assertError(
       await temp.call('PUT', '/users/root/password', { password: 'another-long-one' }),
       403,
@@ -681,13 +803,22 @@ describe('admin REST API', () => {
     assert.ok(
       (await admin.call('GET', '/users')).json.items.some((u: { name: string }) => u.name === 'temp'),
     );
-    // Another role applies from the user's next request on (tokens carry only the name); audited.
+    // Another role ends the user's tokens: they log in again, with the new role; audited.
     assertError(await temp.call('GET', '/devices'), 403, 'api.forbidden');
     const promoted = await admin.call('PUT', '/users/temp/role', { role: 'operator' });
     assert.equal(promoted.status, 200, promoted.text);
     assert.equal(promoted.json.role, 'operator');
+    assertError(await temp.call('GET', '/devices'), 401, 'api.unauthorized');
+    assert.equal((await temp.login('temp', 'another-long-one')).status, 200);
     assert.equal((await temp.call('GET', '/devices')).status, 200);
     assertError(await temp.call('PUT', '/users/temp/role', { role: 'admin' }), 403, 'api.forbidden');
+    // An admin resets the user's password (no old one needed): the user's tokens stop.
+    assert.equal(
+      (await admin.call('PUT', '/users/temp/password', { password: 'reset-by-admin-1' })).status,
+      200,
+    );
+    assertError(await temp.call('GET', '/devices'), 401, 'api.unauthorized');
+    assert.equal((await temp.login('temp', 'reset-by-admin-1')).status, 200);
     assertError(await admin.call('PUT', '/users/temp/role', { role: 'king' }), 400, 'api.bad_input', 'role');
     assertError(
       await admin.call('PUT', '/users/root/role', { role: 'viewer' }),
@@ -846,10 +977,15 @@ describe('admin REST API', () => {
     assert.equal(page2.json.items.length, 1);
     assert.notDeepEqual(page2.json.items[0], page.json.items[0]);
 
-    // Live tail: a second connection appears on the stream while it is open.
+    // Live tail: a second connection appears on the stream while it is open. EventSource cannot
+    // send the Authorization header: it opens the stream with a single-use ticket, never the token.
     const second = handset();
+    const ticket = await operator.call('POST', `/devices/${imei}/logs/stream-ticket`);
+    assert.equal(ticket.status, 200, ticket.text);
+    assert.ok(ticket.json.expiresAt - Date.now() <= 30_000);
+    assert.ok(!ticket.json.url.includes(operator.token));
     const events = await readEvents(
-      `${gw.adminUrl}/api/v1/devices/${imei}/logs/stream?access_token=${operator.token}`,
+      `${gw.adminUrl}${ticket.json.url}`,
       (evs) => evs.some((e) => e.event === 'log' && JSON.parse(e.data).kind === 'connect'),
       async () => {
         await second.connect();
@@ -857,6 +993,20 @@ describe('admin REST API', () => {
     );
     const live = events.find((e) => e.event === 'log');
     assert.equal(JSON.parse(live!.data).imei, imei);
+    const anon = new ApiClient(gw.adminUrl);
+    assertError(await anon.call('GET', ticket.json.url.replace('/api/v1', '')), 401, 'api.unauthorized');
+    assertError(
+      await anon.call('GET', `/devices/${imei}/logs/stream?access_token=${operator.token}`),
+      400,
+      'api.bad_input',
+      'access_token',
+    );
+    const otherDevice = await operator.call('POST', `/devices/${nextImei()}/logs/stream-ticket`);
+    assertError(
+      await anon.call('GET', `/devices/${imei}/logs/stream?ticket=${otherDevice.json.ticket}`),
+      401,
+      'api.unauthorized',
+    );
     assertError(await viewer.call('GET', `/devices/${imei}/logs/stream`), 403, 'api.forbidden');
     // A third connection while the second is up takes over: the second session ends at once.
     const third = handset();
@@ -956,9 +1106,10 @@ describe('admin REST API', () => {
     assert.ok(self.uptimeSeconds >= 0);
     assert.equal(typeof self.sessions, 'number');
     assert.equal(typeof self.cpuPercent, 'number');
-    const events = await readEvents(
-      `${gw.adminUrl}/api/v1/nodes/stream?access_token=${viewer.token}`,
-      (evs) => evs.some((e) => e.event === 'nodes'),
+    const ticket = await viewer.call('POST', '/nodes/stream-ticket');
+    assert.equal(ticket.status, 200, ticket.text);
+    const events = await readEvents(`${gw.adminUrl}${ticket.json.url}`, (evs) =>
+      evs.some((e) => e.event === 'nodes'),
     );
     assert.ok(
       JSON.parse(events.find((e) => e.event === 'nodes')!.data).items.some(

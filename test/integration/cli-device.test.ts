@@ -265,6 +265,66 @@ describe('mmgw device', () => {
     assert.equal(JSON.parse(copied.stdout).device.profile, 'basic');
   });
 
+  test('import as a job: dry run, row cap, the result fetched after the fact (secrets once), a retry under --job-id', async (t) => {
+    const data = tempDir(t);
+    const file = join(data, 'devices.csv');
+    const imeis = [luhnImei('35000000000011'), luhnImei('35000000000012')];
+    writeFileSync(file, ['imei,operator', ...imeis.map((i) => `${i},acme`)].join('\n') + '\n');
+    const json = (r: { stdout: string }) => JSON.parse(r.stdout);
+
+    const dry = await runMmgw(['device', 'import', file, '--dry-run', '--data', data, '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual([json(dry).dryRun, json(dry).written, json(dry).job], [true, 2, undefined]);
+    const capped = await runMmgw(['device', 'import', file, '--max-rows', '1', '--data', data, '--json']);
+    assert.equal(capped.code, 2);
+    assert.equal(json(capped).error.code, 'api.too_large');
+    assert.match(json(capped).error.message, /more than 1 rows \(--max-rows\)/);
+    assert.equal(json(await runMmgw(['device', 'list', '--data', data, '--json'])).devices.length, 0);
+
+    // The import's own output is lost (no --secrets-out): the job keeps the result and the secrets.
+    const run = await runMmgw(['device', 'import', file, '--job-id', 'batch-1', '--data', data, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual([json(run).job, json(run).written, json(run).secretsNotSaved], ['batch-1', 2, 2]);
+    assert.match(run.stderr, /import job batch-1: writing/);
+    const listed = json(await runMmgw(['device', 'imports', '--data', data, '--json'])).jobs;
+    assert.deepEqual(
+      listed.map((j: { id: string; state: string; secrets: string }) => [j.id, j.state, j.secrets]),
+      [['batch-1', 'done', 'sealed']],
+    );
+    const retry = await runMmgw(['device', 'import', file, '--job-id', 'batch-1', '--data', data, '--json']);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.deepEqual([json(retry).replayed, json(retry).written, json(retry).rejectedCount], [true, 2, 0]);
+
+    const secrets = join(data, 'secrets.csv');
+    const fetched = await runMmgw([
+      'device',
+      'import-result',
+      'batch-1',
+      '--secrets-out',
+      secrets,
+      '--data',
+      data,
+    ]);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.match(
+      fetched.stdout,
+      /^job batch-1: done; all-or-nothing: wrote 2 of 2 rows; 0 rejected; by cli:/m,
+    );
+    const lines = readFileSync(secrets, 'utf8').trim().split('\n');
+    assert.deepEqual(
+      lines.map((l) => l.split(',')[0]),
+      ['imei', ...imeis],
+    );
+    assert.equal(statSync(secrets).mode & 0o777, 0o600);
+    const secret = lines[1]?.split(',')[1] ?? '';
+    assert.match(secret, /^[A-Za-z0-9_-]{43}$/, 'byte-exact, no spreadsheet guard on a secret');
+    const once = await runMmgw(['device', 'import-result', 'batch-1', '--data', data, '--json']);
+    assert.deepEqual([json(once).secrets, json(once).secretsFile], ['delivered', null]);
+    const none = await runMmgw(['device', 'import-result', 'no-such-job', '--data', data, '--json']);
+    assert.equal(none.code, 2);
+    assert.equal(json(none).error.code, 'registry.not_found');
+  });
+
   test('import refuses a file without a proper header', async (t) => {
     const data = tempDir(t);
     const file = join(data, 'bad.csv');

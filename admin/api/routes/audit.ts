@@ -1,4 +1,4 @@
-/** The audit log: every change made through the API, newest first. */
+/** The audit log: every change made through the API or the CLI, newest first. */
 import { json, route, STAFF } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
@@ -8,10 +8,13 @@ export const auditRoutes = [
     method: 'GET',
     path: '/audit',
     roles: STAFF,
-    summary: 'Audit log of every change made through the API (newest first)',
+    summary:
+      'Audit log of every change made through the API or the CLI (actor cli:<os user>), and of import jobs (newest first)',
     query: S.AuditQuery,
     responses: { '200': json(S.AuditList) },
-    handle({ res, query: q, services: { records } }) {
+    async handle({ res, query: q, services: { records, drainAudit } }) {
+      // Changes the registry recorded itself (CLI, import jobs) are moved in first.
+      await drainAudit();
       const from = parseTime(q.from, 'from');
       const to = parseTime(q.to, 'to');
       if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))

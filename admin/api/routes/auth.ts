@@ -26,7 +26,7 @@ export const authRoutes = [
         throw new GatewayError('api.unauthorized', 'wrong name or password');
       }
       limiter.succeeded(body.name);
-      const { token, expiresAt } = tokens.issue(user);
+      const { token, expiresAt } = tokens.issue(user, registry.getAdminAuth(user.name)?.tokenEpoch ?? 0);
       sendJson(res, 200, { token, expiresAt, user: { name: user.name, role: user.role } });
     },
   }),
@@ -36,6 +36,6 @@ export const authRoutes = [
     roles: ALL,
     summary: 'Who the token belongs to',
     responses: { '200': json(z.object({ name: z.string(), role: S.AdminRoleName })) },
-    handle: ({ res, user }) => sendJson(res, 200, user),
+    handle: ({ res, user }) => sendJson(res, 200, { name: user.name, role: user.role }),
   }),
 ];

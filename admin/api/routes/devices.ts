@@ -1,33 +1,22 @@
 /**
  * Devices: search, provision, change, enable and disable, new secrets, and
- * CSV import and export in the one column set the CLI and the UI use too
- * (server/store/device-csv.ts).
+ * CSV export in the one column set the CLI and the UI use too
+ * (server/store/device-csv.ts); imports are in imports.ts.
  */
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { Subjects } from '../../../server/bus/bus.ts';
-import {
-  DEVICE_CSV_COLUMNS,
-  DEVICE_CSV_HEADER_HELP,
-  deviceCsvHeader,
-  deviceCsvLine,
-  readDeviceCsv,
-  screenImportRows,
-} from '../../../server/store/device-csv.ts';
+import { deviceAuditView } from '../../../server/store/audit-outbox.ts';
+import { DEVICE_CSV_COLUMNS, deviceCsvHeader, deviceCsvLine } from '../../../server/store/device-csv.ts';
 import type { Device as StoredDevice } from '../../../server/store/records.ts';
-import { type ImportRow, importRowProblem, type Registry } from '../../../server/store/registry.ts';
-import { type ApiContext, type ApiServices, audit, failure, json, route, STAFF } from '../context.ts';
-import { badInput, readBody, sendApiError, sendJson } from '../http-util.ts';
+import type { Registry } from '../../../server/store/registry.ts';
+import { type ApiServices, audit, failure, json, route, STAFF } from '../context.ts';
+import { sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
-
-const IMPORT_MAX_BYTES = 256 * 1024 * 1024;
 
 export const imei = 'Device IMEI (15 digits)';
 
-/** API view: the registry's `profile` is the service profile. */
-export function deviceView(d: StoredDevice): Record<string, unknown> {
-  const { profile, ...rest } = d;
-  return profile === undefined ? rest : { ...rest, serviceProfile: profile };
-}
+/** API view: the registry's `profile` is the service profile (as in the audit log). */
+export const deviceView = deviceAuditView;
 
 /** The reference fields of a device (API names) and the reference data they name. */
 export const REF_FIELDS = [
@@ -112,71 +101,6 @@ async function revoke(
   }
 }
 
-/** Checks every row first (references and existing IMEIs too), so that a dry run shows every rejection. */
-async function importDevices(ctx: ApiContext, q: ReturnType<typeof S.ImportQuery.parse>): Promise<void> {
-  const { registry, logger } = ctx.services;
-  const text = (await readBody(ctx.req, IMPORT_MAX_BYTES)).toString('utf8');
-  const read = readDeviceCsv(text);
-  if (!read.ok) {
-    const { line, message, field } = read.problem;
-    throw badInput(line === undefined ? `the CSV is empty: ${message}` : `line ${line}: ${message}`, field);
-  }
-  const { rows } = read;
-  const known = new Map<string, Set<string>>();
-  for (const [, kind] of REF_FIELDS) known.set(kind, new Set(registry.listRefs(kind).map((r) => r.id)));
-  const refProblem = (row: ImportRow) => {
-    const asApi: Record<string, unknown> = { ...row, serviceProfile: row.profile };
-    const missing = REF_FIELDS.find(
-      ([f, kind]) => typeof asApi[f] === 'string' && !known.get(kind)?.has(asApi[f] as string),
-    );
-    if (!missing) return undefined;
-    return {
-      line: row.line,
-      imei: row.imei,
-      code: 'registry.invalid_field' as const,
-      reason: `${missing[0]} ${asApi[missing[0]]} is not defined (see /${missing[1]})`,
-      field: missing[0],
-    };
-  };
-  const screened = screenImportRows(rows, importRowProblem, {
-    exists: (imei) => registry.getDevice(imei) !== undefined,
-    refProblem,
-    source: 'import',
-  });
-  const rejected = [...read.rejected, ...screened.rejected].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  const dryRun = q.dryRun === 'true';
-  const base = { mode: q.mode, dryRun, total: rows.length + read.rejected.length };
-  if (dryRun) {
-    sendJson(ctx.res, 200, {
-      ...base,
-      written: q.mode === 'all-or-nothing' && rejected.length > 0 ? 0 : screened.good.length,
-      rejected,
-      secrets: [],
-    });
-    return;
-  }
-  if (q.mode === 'all-or-nothing' && rejected.length > 0) {
-    const result = { ...base, written: 0, rejected, secrets: [] };
-    sendApiError(
-      ctx.res,
-      new GatewayError('registry.import_rejected', `${rejected.length} rows rejected; nothing was written`),
-      logger,
-      { result },
-    );
-    return;
-  }
-  const r = await registry.importDevices(screened.good, { mode: q.mode });
-  const allRejected = [...rejected, ...r.rejected].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  await audit(ctx, 'device.import', `devices:${r.written}`, undefined, {
-    mode: q.mode,
-    total: base.total,
-    written: r.written,
-    rejected: allRejected.length,
-    imeis: r.secrets.slice(0, 1000).map((s) => s.imei),
-  });
-  sendJson(ctx.res, 200, { ...base, written: r.written, rejected: allRejected, secrets: r.secrets });
-}
-
 const csvText = { description: 'CSV', text: ['text/csv'] };
 
 export const deviceRoutes = [
@@ -243,22 +167,6 @@ export const deviceRoutes = [
       await audit(ctx, 'device.create', `device:${device.imei}`, undefined, deviceView(device));
       sendJson(ctx.res, 201, { device: deviceView(device), secret });
     },
-  }),
-  route({
-    method: 'POST',
-    path: '/devices/import',
-    roles: STAFF,
-    summary:
-      `Import devices from CSV (audited). Header: ${DEVICE_CSV_HEADER_HELP}. ` +
-      '`dryRun=true` writes nothing and returns the rejected rows with line numbers. all-or-nothing writes nothing if any row is rejected (then 422 registry.import_rejected unless dryRun); valid-only writes the good rows.',
-    query: S.ImportQuery,
-    rawBody: 'text/csv',
-    responses: {
-      '200': json(S.ImportResult),
-      '413': failure('Body larger than 256 MiB (api.too_large)'),
-      '422': json(S.ImportRejectedBody, 'all-or-nothing with rejected rows: nothing written'),
-    },
-    handle: (ctx) => importDevices(ctx, ctx.query),
   }),
   route({
     method: 'GET',

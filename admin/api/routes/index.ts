@@ -10,6 +10,7 @@ import { accountRoutes } from './accounts.ts';
 import { auditRoutes } from './audit.ts';
 import { authRoutes } from './auth.ts';
 import { deviceRoutes } from './devices.ts';
+import { importRoutes } from './imports.ts';
 import { logRoutes } from './logs.ts';
 import { nodeRoutes } from './nodes.ts';
 import { refDataRoutes } from './refs.ts';
@@ -30,6 +31,7 @@ export const API_ROUTES: readonly Route<ApiServices>[] = [
   ...authRoutes,
   ...userRoutes,
   ...deviceRoutes,
+  ...importRoutes,
   ...accountRoutes,
   ...logRoutes,
   ...refDataRoutes,

@@ -1,7 +1,7 @@
 /** A device's log records: pages of the stored ones, and a live tail as Server-Sent Events. */
 import { z } from 'zod';
 import type { DeviceLogKind } from '../../../server/records/types.ts';
-import { json, route, STAFF } from '../context.ts';
+import { json, route, STAFF, sendStreamTicket } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
 import { imei } from './devices.ts';
@@ -17,10 +17,7 @@ function logKinds(value: string | undefined): DeviceLogKind[] | undefined {
 }
 
 /** Not strict: the live tail has always let other parameters pass. */
-const StreamQuery = z.object({
-  access_token: z.string().optional(),
-  kind: S.LogQuery.shape.kind,
-});
+const StreamQuery = z.object({ kind: S.LogQuery.shape.kind });
 
 export const logRoutes = [
   route({
@@ -53,9 +50,10 @@ export const logRoutes = [
     path: '/devices/{imei}/logs/stream',
     roles: STAFF,
     summary:
-      'Live tail as Server-Sent Events: `event: log` with a DeviceLogRecord as data for every record stored from now on; a comment line every 15 s keeps proxies from closing it',
+      'Live tail as Server-Sent Events: `event: log` with a DeviceLogRecord as data for every record stored from now on; a comment line every 15 s keeps proxies from closing it. EventSource: pass `?ticket=` from POST …/stream-ticket',
     params: { imei },
     query: StreamQuery,
+    ticket: true,
     responses: { '200': { description: 'text/event-stream', text: ['text/event-stream'] } },
     handle({ res, query, params, services }) {
       const kinds = logKinds(query.kind);
@@ -68,5 +66,15 @@ export const logRoutes = [
       });
       services.openStream(res, stop);
     },
+  }),
+  route({
+    method: 'POST',
+    path: '/devices/{imei}/logs/stream-ticket',
+    roles: STAFF,
+    summary:
+      'A ticket for the live tail of this device: `?ticket=` on GET /devices/{imei}/logs/stream (EventSource cannot send the Authorization header); good once, for 30 s',
+    params: { imei },
+    responses: { '200': json(S.StreamTicket) },
+    handle: (ctx) => sendStreamTicket(ctx, `/devices/${ctx.params.imei}/logs/stream`),
   }),
 ];

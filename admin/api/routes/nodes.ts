@@ -2,12 +2,12 @@
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { Subjects } from '../../../server/bus/bus.ts';
-import { ADMIN, ALL, audit, json, route } from '../context.ts';
+import { ADMIN, ALL, audit, json, route, sendStreamTicket } from '../context.ts';
 import { badInput, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
 
 /** Not strict: the stream has always let other parameters pass. */
-const StreamQuery = z.object({ access_token: z.string().optional() });
+const StreamQuery = z.object({});
 
 /**
  * Checked by the handler, not the schema: its error names the field `active`
@@ -38,8 +38,9 @@ export const nodeRoutes = [
     path: '/nodes/stream',
     roles: ALL,
     summary:
-      'Server-Sent Events: `event: nodes` with {items, at} every 2 s, and `event: alarms` with {items} when they change',
+      'Server-Sent Events: `event: nodes` with {items, at} every 2 s, and `event: alarms` with {items} when they change. EventSource: pass `?ticket=` from POST /nodes/stream-ticket',
     query: StreamQuery,
+    ticket: true,
     responses: { '200': { description: 'text/event-stream', text: ['text/event-stream'] } },
     handle({ res, services: { monitor, now, openStream } }) {
       const send = () =>
@@ -55,6 +56,15 @@ export const nodeRoutes = [
       send();
       sendAlarms();
     },
+  }),
+  route({
+    method: 'POST',
+    path: '/nodes/stream-ticket',
+    roles: ALL,
+    summary:
+      'A ticket for GET /nodes/stream: `?ticket=` (EventSource cannot send the Authorization header); good once, for 30 s',
+    responses: { '200': json(S.StreamTicket) },
+    handle: (ctx) => sendStreamTicket(ctx, '/nodes/stream'),
   }),
   route({
     method: 'POST',

@@ -54,7 +54,8 @@ export const userRoutes = [
     method: 'PUT',
     path: '/users/{name}/role',
     roles: ADMIN,
-    summary: 'Give a user another role (audited); not yourself. It applies from their next request on',
+    summary:
+      'Give a user another role (audited); not yourself. Their tokens stop working: they log in again, with the new role',
     params: { name },
     body: S.RoleBody,
     responses: { '200': json(S.AdminUser) },
@@ -73,19 +74,40 @@ export const userRoutes = [
     method: 'PUT',
     path: '/users/{name}/password',
     roles: ALL,
-    summary: 'Set a password (audited): admins for anyone, every user for themself',
+    summary:
+      "Set a password (audited): admins for anyone, every user for themself with their current one (oldPassword). The user's tokens stop working; changing your own answers a new token",
     params: { name },
     body: S.PasswordBody,
-    responses: { '200': json(z.object({ ok: z.literal(true) })) },
+    responses: {
+      '200': json(S.PasswordReply),
+      '403': failure('Not an admin and not yourself, or oldPassword is wrong (api.forbidden)'),
+      '429': failure('Too many wrong oldPasswords (auth.rate_limited); see Retry-After'),
+    },
     guard(ctx) {
       if (ctx.user.role !== 'admin' && ctx.user.name !== ctx.params.name)
         throw new GatewayError('api.forbidden', 'only an admin may set another user’s password');
     },
     async handle(ctx) {
       const { name } = ctx.params;
-      await ctx.services.registry.setAdminPassword(name, ctx.body.password);
+      const { registry, limiter, tokens } = ctx.services;
+      const self = name === ctx.user.name;
+      if (self) {
+        // A stolen token must not be enough to take the account over: the password is.
+        const { oldPassword } = ctx.body;
+        if (oldPassword === undefined)
+          throw badInput('oldPassword: your current password is needed to change it', 'oldPassword');
+        limiter.check(name, ctx.address);
+        if (!(await registry.verifyAdminPassword(name, oldPassword))) {
+          limiter.failed(name, ctx.address);
+          throw new GatewayError('api.forbidden', 'oldPassword: that is not your current password', {
+            field: 'oldPassword',
+          });
+        }
+      }
+      await registry.setAdminPassword(name, ctx.body.password);
       await audit(ctx, 'user.password', `user:${name}`);
-      sendJson(ctx.res, 200, { ok: true });
+      const auth = self ? registry.getAdminAuth(name) : undefined;
+      sendJson(ctx.res, 200, auth ? { ok: true, ...tokens.issue(auth.user, auth.tokenEpoch) } : { ok: true });
     },
   }),
 ];
