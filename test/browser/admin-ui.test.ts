@@ -234,6 +234,10 @@ describe('admin web UI in Chromium', () => {
     await page.click('#import-write-button');
     await page.locator('#import-done').waitFor();
     assert.match(await page.locator('#import-done').innerText(), /2 devices written, 1 row skipped/);
+    // Written under an Idempotency-Key of its own: the job is there to fetch again.
+    const job = /Import job (ui-[0-9a-f]{24})/.exec(await page.locator('#import-job').innerText())?.[1];
+    assert.ok(job);
+    assert.equal((await apiGet(`/devices/imports/${job}`)).body.written, 2);
     await browser.screenshot(page, '07-import-done');
     assert.equal((await apiGet(`/devices/${imei(2)}`)).status, 200);
     assert.equal((await apiGet(`/devices/${imei(4)}`)).body.status, 'disabled');
@@ -285,8 +289,19 @@ describe('admin web UI in Chromium', () => {
   });
 
   test("a handset connects and its log lines appear in the device's log", async () => {
+    const urls: string[] = [];
+    const seen = (r: { url(): string }) => void urls.push(r.url());
+    page.on('request', seen);
     await go(`#/devices/${deviceImei}/log`);
     await page.locator('#live-status .live-dot:not(.off)').waitFor();
+    // The live tail is an EventSource opened with a single-use ticket: the token is in no URL.
+    const session = await page.evaluate(() => JSON.parse(sessionStorage.getItem('mmgw.session') ?? '{}'));
+    assert.ok(
+      urls.some((u) => /\/logs\/stream\?ticket=/.test(u)),
+      urls.join('\n'),
+    );
+    assert.ok(!urls.some((u) => u.includes(session.token) || /access_token/.test(u)), urls.join('\n'));
+    page.off('request', seen);
     const handset = new Handset({
       url: gw.url,
       imei: deviceImei,
@@ -490,6 +505,26 @@ describe('admin web UI in Chromium', () => {
     await leaver.waitFor({ state: 'detached' });
     assert.ok(!(await apiGet('/users')).body.items.some((u: { name: string }) => u.name === 'leaver'));
     await browser.screenshot(page, '13-users');
+
+    // Your own password: the current one is asked for; you stay logged in, the older tokens stop.
+    await page
+      .locator(`#user-table tr[data-user="${ADMIN.name}"] button`, { hasText: 'Change password' })
+      .click();
+    await page.fill('#password-form input[name=oldPassword]', 'not-my-password');
+    await page.fill('#password-form input[name=password]', 'browser-test-password-2');
+    await page.click('#password-form button[type=submit]');
+    await page.locator('#hint-oldPassword.error').waitFor();
+    await page.fill('#password-form input[name=oldPassword]', ADMIN.password);
+    await page.click('#password-form button[type=submit]');
+    await page.locator('#password-form').waitFor({ state: 'detached' });
+    assert.equal((await apiGet('/auth/me')).status, 401, 'the token from before the change stops working');
+    ADMIN.password = 'browser-test-password-2';
+    const again = await apiSend('POST', '/auth/login', ADMIN, false);
+    assert.equal(again.status, 200, 'the new password works');
+    token = again.body.token;
+    await go('#/reference');
+    await go('#/users');
+    await page.locator(`#user-table tr.user-row[data-user="${ADMIN.name}"]`).waitFor();
   });
 
   test('an operator manages devices but sees no Users page', async () => {

@@ -1,7 +1,9 @@
 /**
  * The REST client of the console: bearer token from the login, JSON in and
  * out, errors as ApiError with the stable code and the field at fault (so a
- * form can put the message beside the input that caused it).
+ * form can put the message beside the input that caused it). The token only
+ * ever travels in the Authorization header: live streams are opened with a
+ * single-use stream ticket (streamEvents).
  */
 
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -83,11 +85,13 @@ export interface RequestOptions {
   /** JSON-encoded unless it is a string (sent as `contentType`). */
   body?: unknown;
   contentType?: string;
+  /** More request headers (e.g. Idempotency-Key). */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
 }
 
 async function raw(path: string, options: RequestOptions = {}): Promise<Response> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
   if (session) headers.authorization = `Bearer ${session.token}`;
   let body: BodyInit | undefined;
   if (options.body !== undefined) {
@@ -146,41 +150,42 @@ export async function download(path: string, query: Query, filename: string): Pr
 }
 
 /**
- * Reads a Server-Sent Events stream with fetch (EventSource cannot send the
- * Authorization header). Calls onEvent per `data:` message until aborted.
+ * Follows a Server-Sent Events stream with EventSource, which cannot send the
+ * Authorization header: a single-use ticket for the stream is asked for
+ * first (POST <path>-ticket) and goes in the URL instead of the token. Calls
+ * onEvent for each event named in `events` until aborted (resolves) or the
+ * stream fails or ends (rejects: EventSource would reconnect with a ticket
+ * already used, so the caller opens a new stream, with a new ticket).
  */
 export async function streamEvents(
   path: string,
   query: Query,
+  events: readonly string[],
   onEvent: (data: string, event: string) => void,
   signal: AbortSignal,
   /** Called once the server has accepted the stream (from then on nothing stored is missed). */
   onOpen?: () => void,
 ): Promise<void> {
-  const res = await fetch(withQuery(API + path, query), {
-    headers: { accept: 'text/event-stream', authorization: `Bearer ${session?.token ?? ''}` },
-    signal,
+  const { url } = await api<{ url: string }>(`${path}-ticket`, { method: 'POST', signal });
+  if (signal.aborted) return;
+  const params = new URLSearchParams(withQuery('', query).slice(1));
+  const source = new EventSource(params.size > 0 ? `${url}&${params}` : url);
+  return new Promise<void>((resolve, reject) => {
+    const close = () => {
+      source.close();
+      signal.removeEventListener('abort', aborted);
+    };
+    const aborted = () => {
+      close();
+      resolve();
+    };
+    signal.addEventListener('abort', aborted);
+    source.addEventListener('open', () => onOpen?.());
+    for (const name of events)
+      source.addEventListener(name, (e) => onEvent((e as MessageEvent<string>).data, name));
+    source.addEventListener('error', () => {
+      close();
+      reject(new ApiError(0, 'request.failed', 'the live stream ended'));
+    });
   });
-  if (!res.ok || !res.body) throw new ApiError(res.status, 'request.failed', `live tail: ${res.status}`);
-  onOpen?.();
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let end = buffer.indexOf('\n\n');
-    while (end >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = 'message';
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
-        else if (line.startsWith('event:')) event = line.slice(6).trim();
-      }
-      if (data.length > 0) onEvent(data.join('\n'), event);
-      end = buffer.indexOf('\n\n');
-    }
-  }
 }

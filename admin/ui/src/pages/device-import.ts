@@ -1,10 +1,18 @@
 /**
  * CSV import: the file is checked first with a dry run (nothing written), the
  * rejected rows are shown with their line and reason, and only then does the
- * operator choose to write. The one-time secrets of the written devices can
- * be saved as a CSV from the browser (they are never stored by the gateway).
+ * operator choose to write. The write goes under an Idempotency-Key made for
+ * this file, so pressing Import again after a lost answer fetches the same
+ * import job instead of refusing every row as a duplicate. The one-time
+ * secrets of the written devices can be saved as a CSV from the browser; the
+ * gateway keeps them sealed only until they have been delivered once (or
+ * 24 h: GET /devices/imports/{id}).
  */
-import { DEVICE_CSV_REQUIRED, DEVICE_CSV_TEMPLATE } from '../../../../server/store/device-csv.ts';
+import {
+  csvLineVerbatim,
+  DEVICE_CSV_REQUIRED,
+  DEVICE_CSV_TEMPLATE,
+} from '../../../../server/store/device-csv.ts';
 import { ApiError, api } from '../api.ts';
 import { dialog, field, h, mount, toast } from '../dom.ts';
 import type { RefChoices } from '../refs.ts';
@@ -22,7 +30,12 @@ interface ImportResult {
   dryRun: boolean;
   total: number;
   written: number;
+  rejectedCount: number;
+  /** The first 1,000 rejected rows. */
   rejected: ImportRejection[];
+  job?: string;
+  replayed?: boolean;
+  secretsState?: 'sealed' | 'delivered' | 'expired' | 'none';
   secrets: { imei: string; secret: string }[];
 }
 
@@ -44,13 +57,14 @@ function saveText(text: string, filename: string, type: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-async function postImport(csv: string, mode: string, dryRun: boolean): Promise<ImportResult> {
+async function postImport(csv: string, mode: string, dryRun: boolean, key?: string): Promise<ImportResult> {
   try {
     return await api<ImportResult>('/devices/import', {
       method: 'POST',
       query: { dryRun: String(dryRun), mode },
       body: csv,
       contentType: 'text/csv',
+      ...(key ? { headers: { 'idempotency-key': key } } : {}),
     });
   } catch (err) {
     throw err instanceof ApiError ? err : new Error(String(err));
@@ -90,15 +104,18 @@ export function importDialog(_refs: RefChoices): Promise<void> {
     );
     const writeButton = h('button', { type: 'button', id: 'import-write-button', disabled: true }, 'Import');
     let checked: ImportResult | undefined;
+    /** The import job this text and mode go under, kept until they change. */
+    let key: string | undefined;
 
     function reset(): void {
       checked = undefined;
+      key = undefined;
       writeButton.disabled = true;
       writeButton.textContent = 'Import';
       mount(preview);
     }
 
-    function rejectedTable(rows: ImportRejection[]): HTMLElement {
+    function rejectedTable(rows: ImportRejection[], count: number): HTMLElement {
       return h(
         'div',
         { class: 'table-wrap' },
@@ -131,7 +148,7 @@ export function importDialog(_refs: RefChoices): Promise<void> {
               ),
           ),
         ),
-        rows.length > 200 && h('p', { class: 'hint' }, `… and ${rows.length - 200} more rejected rows.`),
+        count > 200 && h('p', { class: 'hint' }, `… and ${count - 200} more rejected rows.`),
       );
     }
 
@@ -146,17 +163,17 @@ export function importDialog(_refs: RefChoices): Promise<void> {
         const result = await postImport(text.value, mode.value, true);
         checked = result;
         const allOrNothing = result.mode === 'all-or-nothing';
-        const blocked = allOrNothing && result.rejected.length > 0;
+        const blocked = allOrNothing && result.rejectedCount > 0;
         mount(
           preview,
           h(
             'p',
             { id: 'import-summary' },
-            `${result.total} rows checked: ${result.total - result.rejected.length} valid, `,
-            h('strong', null, `${result.rejected.length} rejected`),
+            `${result.total} rows checked: ${result.total - result.rejectedCount} valid, `,
+            h('strong', null, `${result.rejectedCount} rejected`),
             '. Nothing has been written yet.',
           ),
-          result.rejected.length > 0 && rejectedTable(result.rejected),
+          result.rejectedCount > 0 && rejectedTable(result.rejected, result.rejectedCount),
           blocked &&
             h(
               'p',
@@ -178,21 +195,33 @@ export function importDialog(_refs: RefChoices): Promise<void> {
     writeButton.addEventListener('click', async () => {
       if (!checked) return;
       writeButton.disabled = true;
+      // getRandomValues, not randomUUID: the console may be served over plain HTTP (no secure context).
+      key ??= `ui-${Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('')}`;
       try {
-        const result = await postImport(text.value, mode.value, false);
+        const result = await postImport(text.value, mode.value, false, key);
         toast(`${result.written} devices imported`);
-        const secretsCsv =
-          ['imei,secret', ...result.secrets.map((s) => `${s.imei},${s.secret}`)].join('\n') + '\n';
+        const secretsCsv = [
+          csvLineVerbatim(['imei', 'secret']),
+          ...result.secrets.map((s) => csvLineVerbatim([s.imei, s.secret])),
+        ].join('');
         mount(
           preview,
           h(
             'p',
             { id: 'import-done' },
             `${result.written} devices written`,
-            result.rejected.length > 0
-              ? `, ${result.rejected.length} row${result.rejected.length === 1 ? '' : 's'} skipped.`
+            result.rejectedCount > 0
+              ? `, ${result.rejectedCount} row${result.rejectedCount === 1 ? '' : 's'} skipped.`
               : '.',
+            result.job && h('span', { class: 'hint', id: 'import-job' }, ` Import job ${result.job}.`),
           ),
+          result.replayed &&
+            result.secrets.length === 0 &&
+            h(
+              'p',
+              { class: 'hint' },
+              'This import was done already: its secrets went with its first answer and are no longer kept.',
+            ),
           result.secrets.length > 0 &&
             h(
               'p',

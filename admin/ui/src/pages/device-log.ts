@@ -123,6 +123,7 @@ export const deviceLogPage: Page = (root, [imei]) => {
     streamEvents(
       `/devices/${imei}/logs/stream`,
       {},
+      ['log'],
       (data, event) => {
         if (event !== 'log') return;
         const r = JSON.parse(data) as LogRecord;

@@ -208,6 +208,7 @@ export const monitorPage: Page = (root) => {
   streamEvents(
     '/nodes/stream',
     {},
+    ['nodes', 'alarms'],
     (data, event) => {
       if (!alive) return;
       streaming = true;

@@ -1,9 +1,11 @@
 /**
  * Admin users (admin role only): who may log in to this console and the API,
  * with which role; add one, change a role, remove one, set a new password.
- * Every change goes to the audit log on the server side.
+ * Every change goes to the audit log on the server side. A password or role
+ * change ends that user's sessions; changing your own password asks for the
+ * current one and keeps you logged in with the new token the server answers.
  */
-import { ApiError, api, currentSession, type Role } from '../api.ts';
+import { ApiError, api, currentSession, type Role, setSession } from '../api.ts';
 import { dialog, field, formatTime, h, mount, options, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
 
@@ -69,8 +71,8 @@ export const usersPage: Page = (root) => {
                 { class: 'actions' },
                 h(
                   'button',
-                  { class: 'small', type: 'button', onclick: () => void passwordForm(u.name) },
-                  'Reset password',
+                  { class: 'small', type: 'button', onclick: () => void passwordForm(u.name, u.name === me) },
+                  u.name === me ? 'Change password' : 'Reset password',
                 ),
                 u.name !== me &&
                   h(
@@ -238,19 +240,38 @@ function userForm(): Promise<boolean> {
   });
 }
 
-function passwordForm(user: string): Promise<boolean> {
+function passwordForm(user: string, self: boolean): Promise<boolean> {
   const password = newPassword();
+  const oldPassword = h('input', {
+    name: 'oldPassword',
+    type: 'password',
+    autocomplete: 'current-password',
+  });
   return formDialog({
-    title: `New password for ${user}`,
+    title: self ? 'Change your password' : `New password for ${user}`,
     id: 'password-form',
     submitLabel: 'Set password',
-    fields: [['New password *', password]],
+    fields: self
+      ? [
+          ['Current password *', oldPassword],
+          ['New password *', password],
+        ]
+      : [['New password *', password]],
     async send() {
-      await api(`/users/${encodeURIComponent(user)}/password`, {
-        method: 'PUT',
-        body: { password: password.value },
-      });
-      return `Password of ${user} changed`;
+      const reply = await api<{ ok: true; token?: string; expiresAt?: number }>(
+        `/users/${encodeURIComponent(user)}/password`,
+        {
+          method: 'PUT',
+          body: self
+            ? { password: password.value, oldPassword: oldPassword.value }
+            : { password: password.value },
+        },
+      );
+      // The change ended every token of ours, this one too: carry on with the one the answer brings.
+      const session = currentSession();
+      if (self && session && reply.token && reply.expiresAt !== undefined)
+        setSession({ ...session, token: reply.token, expiresAt: reply.expiresAt });
+      return self ? 'Your password was changed' : `Password of ${user} changed; their sessions have ended`;
     },
   });
 }
@@ -267,7 +288,7 @@ function roleForm(user: AdminUser): Promise<boolean> {
         method: 'PUT',
         body: { role: role.value },
       });
-      return `${user.name} is now ${role.value}`;
+      return `${user.name} is now ${role.value}; their sessions have ended (they log in again)`;
     },
   });
 }
