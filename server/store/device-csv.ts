@@ -295,7 +295,25 @@ const FORMULA_GUARD = /^'[=+\-@\t\r]/;
  * (importRowProblem, ImportScreen), or a rejection with its line.
  */
 export class DeviceCsvColumns {
-  private constructor(private readonly columns: string[]) {}
+  /** Where each field of an ImportRow is, -1 when the file has no such column. */
+  private readonly at: Record<
+    'imei' | 'imsi' | 'operator' | 'profile' | 'operatorProfile' | 'model' | 'status' | 'secret',
+    number
+  >;
+
+  private constructor(private readonly columns: string[]) {
+    const profile = columns.indexOf('serviceProfile');
+    this.at = {
+      imei: columns.indexOf('imei'),
+      imsi: columns.indexOf('imsi'),
+      operator: columns.indexOf('operator'),
+      profile: profile >= 0 ? profile : columns.indexOf('profile'),
+      operatorProfile: columns.indexOf('operatorProfile'),
+      model: columns.indexOf('model'),
+      status: columns.indexOf('status'),
+      secret: columns.indexOf('secret'),
+    };
+  }
 
   /** Reads the header record, or says why the file cannot be imported. */
   static fromHeader(header: CsvRecord | undefined): DeviceCsvColumns | DeviceCsvHeaderProblem {
@@ -345,17 +363,19 @@ export class DeviceCsvColumns {
         },
       };
     }
-    const get = (name: string): string | undefined => {
-      const v = record.fields[columns.indexOf(name)]?.trim();
-      return v === '' ? undefined : v;
+    const { at } = this;
+    const { fields } = record;
+    const row: ImportRow = {
+      line: record.line,
+      imei: cell(fields, at.imei) ?? '',
+      operator: cell(fields, at.operator) ?? '',
     };
-    const row: ImportRow = { line: record.line, imei: get('imei') ?? '', operator: get('operator') ?? '' };
-    const imsi = get('imsi');
-    const profile = get('serviceProfile') ?? get('profile');
-    const operatorProfile = get('operatorProfile');
-    const model = get('model');
-    const status = get('status');
-    const secret = get('secret');
+    const imsi = cell(fields, at.imsi);
+    const profile = cell(fields, at.profile);
+    const operatorProfile = cell(fields, at.operatorProfile);
+    const model = cell(fields, at.model);
+    const status = cell(fields, at.status);
+    const secret = cell(fields, at.secret);
     if (imsi !== undefined) row.imsi = imsi;
     if (profile !== undefined) row.profile = profile;
     if (operatorProfile !== undefined) row.operatorProfile = operatorProfile;
@@ -364,6 +384,12 @@ export class DeviceCsvColumns {
     if (secret !== undefined) row.secret = secret;
     return { row };
   }
+}
+
+/** A cell's value, spaces around it trimmed; undefined when empty or absent. */
+function cell(fields: string[], i: number): string | undefined {
+  const v = i < 0 ? undefined : fields[i]?.trim();
+  return v === '' ? undefined : v;
 }
 
 /** Reads a whole import held in memory (small files; imports stream with readDeviceCsvStream). */
@@ -466,14 +492,19 @@ export class ImportScreen {
     if (++this.screened % 1000 === 0) o.onProgress?.(this.screened);
     const problem = this.rowProblem(row) ?? o.refProblem?.(row);
     if (problem) return problem;
-    const at = { line: row.line, imei: row.imei, code: 'registry.duplicate', field: 'imei' } as const;
     const first = this.seen.add(row.imei, row.line);
+    const duplicate = (reason: string): ImportRejection => ({
+      line: row.line,
+      imei: row.imei,
+      code: 'registry.duplicate',
+      field: 'imei',
+      reason,
+    });
     if (first !== undefined)
-      return {
-        ...at,
-        reason: `IMEI ${row.imei} appears twice in the ${o.source} (first on line ${first ?? undefined})`,
-      };
-    if (o.exists(row.imei)) return { ...at, reason: `IMEI ${row.imei} is already in the registry` };
+      return duplicate(
+        `IMEI ${row.imei} appears twice in the ${o.source} (first on line ${first ?? undefined})`,
+      );
+    if (o.exists(row.imei)) return duplicate(`IMEI ${row.imei} is already in the registry`);
     return undefined;
   }
 }

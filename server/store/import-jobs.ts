@@ -395,14 +395,6 @@ export class ImportJobs {
       });
     });
   }
-
-  /** Keeps a running job's heartbeat fresh while it is between batches (a long check of a batch). */
-  async heartbeat(id: string): Promise<void> {
-    await this.s.jobs.transaction(() => {
-      const job = this.get(id);
-      if (job?.state === 'running') this.s.jobs.put(['job', id], { ...job, heartbeatAt: this.s.now() });
-    });
-  }
 }
 
 /** Binds a sealed batch to its job, attempt and place: a batch copied elsewhere does not open. */

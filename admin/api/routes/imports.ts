@@ -178,19 +178,20 @@ function refChecker(ctx: ApiContext): (row: ImportRow) => ImportRejection | unde
   const { registry } = ctx.services;
   const known = new Map<string, Set<string>>();
   for (const [, kind] of REF_FIELDS) known.set(kind, new Set(registry.listRefs(kind).map((r) => r.id)));
+  // Called once a row: it allocates nothing unless the row is refused.
   return (row) => {
-    const asApi: Record<string, unknown> = { ...row, serviceProfile: row.profile };
-    const missing = REF_FIELDS.find(
-      ([f, kind]) => typeof asApi[f] === 'string' && !known.get(kind)?.has(asApi[f] as string),
-    );
-    if (!missing) return undefined;
-    return {
-      line: row.line,
-      imei: row.imei,
-      code: 'registry.invalid_field' as const,
-      reason: `${missing[0]} ${asApi[missing[0]]} is not defined (see /${missing[1]})`,
-      field: missing[0],
-    };
+    for (const [field, kind] of REF_FIELDS) {
+      const value = field === 'serviceProfile' ? row.profile : row[field];
+      if (value === undefined || known.get(kind)?.has(value)) continue;
+      return {
+        line: row.line,
+        imei: row.imei,
+        code: 'registry.invalid_field' as const,
+        reason: `${field} ${value} is not defined (see /${kind})`,
+        field,
+      };
+    }
+    return undefined;
   };
 }
 
