@@ -1,8 +1,9 @@
 /**
  * The admin role: the device registry service on the bus, the records store
- * (what every node's Recorder sends on Subjects.records), the node monitor
- * and alarms, and the REST API under /api/v1 on the node's ops endpoint.
- * The web UI (admin/ui) mounts beside it.
+ * (what every node's Recorder sends on Subjects.records) with the audit log,
+ * fed also by the registry's own audit entries (CLI changes, import jobs:
+ * audit-relay.ts), the node monitor and alarms, and the REST API under
+ * /api/v1 on the node's ops endpoint. The web UI (admin/ui) mounts beside it.
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';

@@ -8,8 +8,8 @@
  * entry (audit-outbox.ts), so a finished job, its result and its audit entry
  * exist together or not at all.
  *
- * A job whose process died (same host: the pid is gone; another host: no
- * heartbeat for 10 minutes) is rolled back by the next process that opens
+ * A job whose process died (same host and pid namespace: the pid is gone;
+ * elsewhere: no heartbeat for 10 minutes) is rolled back by the next process that opens
  * the registry, or asks for jobs: the rows it created are removed, batch by
  * batch, and the job ends `rolled_back` with an audit entry. So after a crash
  * an import has either all its rows, with its result and audit entry, or none
@@ -24,6 +24,7 @@
  *   ['row', id, imei]       → true            (rows the job created: what a rollback removes)
  *   ['secrets', id, n]      → sealed JSON of [[imei, secret], …] (batch n)
  */
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Database } from 'lmdb';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
@@ -98,6 +99,18 @@ interface Stores {
   now: () => number;
 }
 
+/**
+ * Where pids mean the same: the host, and its pid namespace (two containers
+ * on one host, sharing a data directory, may have the same host name).
+ */
+function pidSpace(): string {
+  try {
+    return `${hostname()} ${readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return hostname();
+  }
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -108,7 +121,7 @@ function pidAlive(pid: number): boolean {
 }
 
 export class ImportJobs {
-  private readonly host = hostname();
+  private readonly host = pidSpace();
 
   constructor(private readonly s: Stores) {}
 

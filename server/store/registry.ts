@@ -489,7 +489,9 @@ export class Registry {
 
   /**
    * Writes many devices in ONE lmdb transaction: a crash (kill -9) at any point
-   * leaves either every row of the call or none of it.
+   * leaves either every row of the call or none of it. For rows held in
+   * memory; files (the CLI, the API) import through device-import.ts, in
+   * batches as a job, since one transaction holds every dirty page in memory.
    *
    * Rows are checked on their own first, then against the registry and each
    * other inside the transaction (another process may have added one since the
