@@ -589,6 +589,15 @@ export const AuditQuery = z
   })
   .strict();
 
+export const SecurityQuery = z
+  .object({
+    from: TimeParam.optional(),
+    to: TimeParam.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
 export const AuditList = z
   .object({ items: z.array(AuditEntry), next: z.string().optional() })
   .meta({ id: 'AuditList' });

@@ -901,6 +901,42 @@ describe('admin REST API', () => {
     assert.equal((await rawHello(gw.url, { imei, secret: reset.json.secret })).kind, Kind.Welcome);
   });
 
+  test('a Hello for an IMEI nobody provisioned lands in the security log, which only admins read', async () => {
+    const stranger = nextImei();
+    // Its own source address: refusals are sampled per address, and other tests refuse from 127.0.0.1.
+    const from = `127.0.${1 + Math.floor(Math.random() * 200)}.${2 + Math.floor(Math.random() * 200)}`;
+    const ws = new WebSocket(gw.url.replace(/\/?$/, '') + '/v1/ws', { localAddress: from });
+    const code = await new Promise<string>((resolve, reject) => {
+      ws.once('open', () => {
+        ws.send(
+          encodeFrame({ kind: Kind.Hello, version: PROTOCOL_VERSION, imei: stranger, secret: 'guess' }),
+        );
+      });
+      ws.once('message', (data) => {
+        const f = decodeFrame(new Uint8Array(data as Buffer));
+        resolve(f.ok && f.frame.kind === Kind.Error ? f.frame.code : JSON.stringify(f));
+      });
+      ws.once('error', reject);
+    });
+    ws.terminate();
+    assert.equal(code, 'auth.unknown_device');
+    const entry = await eventually(
+      'the refusal in the security log',
+      async () => {
+        const r = await admin.call('GET', '/security-log?limit=1000');
+        assert.equal(r.status, 200, r.text);
+        return (r.json.items as Array<{ imei: string; code: string }>).find((i) => i.imei === stranger);
+      },
+      WAIT,
+    );
+    assert.equal(entry.code, 'auth.unknown_device');
+    assert.equal((entry as { detail?: { address?: string } }).detail?.address, from);
+    assert.equal((await admin.call('GET', `/devices/${stranger}/logs`)).json?.items?.length ?? 0, 0);
+    assert.equal((await operator.call('GET', '/security-log')).status, 403);
+    assert.equal((await viewer.call('GET', '/security-log')).status, 403);
+    assert.equal((await admin.call('GET', '/security-log?limit=0')).status, 400);
+  });
+
   test('a handset connecting shows in its device log (and the live tail) and in the usage report', async () => {
     assert.equal((await admin.call('POST', '/operators', { id: 'usage-op', name: 'Usage' })).status, 201);
     const imei = nextImei();

@@ -1,5 +1,8 @@
-/** The audit log: every change made through the API or the CLI, newest first. */
-import { json, route, STAFF } from '../context.ts';
+/**
+ * The audit log (every change made through the API or the CLI) and the
+ * security log (refused attempts naming IMEIs that are not provisioned), newest first.
+ */
+import { ADMIN, json, route, STAFF } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
 
@@ -29,6 +32,32 @@ export const auditRoutes = [
           ...(q.actor ? { actor: q.actor } : {}),
           ...(q.action ? { action: q.action } : {}),
           ...(q.target ? { target: q.target } : {}),
+          ...(q.cursor ? { cursor: q.cursor } : {}),
+        }),
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/security-log',
+    // Source addresses of outsiders: for admins only.
+    roles: ADMIN,
+    summary:
+      'Refused Hello/Resume attempts for IMEIs that are not provisioned (sampled; at most 100,000 records, 7 days), newest first',
+    query: S.SecurityQuery,
+    responses: { '200': json(S.LogList) },
+    handle({ res, query: q, services: { records } }) {
+      const from = parseTime(q.from, 'from');
+      const to = parseTime(q.to, 'to');
+      if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))
+        throw badInput('cursor: use the next value of a previous page', 'cursor');
+      sendJson(
+        res,
+        200,
+        records.querySecurity({
+          limit: q.limit,
+          ...(from === undefined ? {} : { from }),
+          ...(to === undefined ? {} : { to }),
           ...(q.cursor ? { cursor: q.cursor } : {}),
         }),
       );
