@@ -6,6 +6,20 @@ import { ADMIN, json, route, STAFF } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
 
+/** The page of a newest-first log the query asks for (times and cursor checked). */
+function timePage(q: { from?: string; to?: string; limit: number; cursor?: string }) {
+  const from = parseTime(q.from, 'from');
+  const to = parseTime(q.to, 'to');
+  if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))
+    throw badInput('cursor: use the next value of a previous page', 'cursor');
+  return {
+    limit: q.limit,
+    ...(from === undefined ? {} : { from }),
+    ...(to === undefined ? {} : { to }),
+    ...(q.cursor ? { cursor: q.cursor } : {}),
+  };
+}
+
 export const auditRoutes = [
   route({
     method: 'GET',
@@ -18,21 +32,14 @@ export const auditRoutes = [
     async handle({ res, query: q, services: { records, drainAudit } }) {
       // Changes the registry recorded itself (CLI, import jobs) are moved in first.
       await drainAudit();
-      const from = parseTime(q.from, 'from');
-      const to = parseTime(q.to, 'to');
-      if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))
-        throw badInput('cursor: use the next value of a previous page', 'cursor');
       sendJson(
         res,
         200,
         records.queryAudit({
-          limit: q.limit,
-          ...(from === undefined ? {} : { from }),
-          ...(to === undefined ? {} : { to }),
+          ...timePage(q),
           ...(q.actor ? { actor: q.actor } : {}),
           ...(q.action ? { action: q.action } : {}),
           ...(q.target ? { target: q.target } : {}),
-          ...(q.cursor ? { cursor: q.cursor } : {}),
         }),
       );
     },
@@ -47,20 +54,7 @@ export const auditRoutes = [
     query: S.SecurityQuery,
     responses: { '200': json(S.LogList) },
     handle({ res, query: q, services: { records } }) {
-      const from = parseTime(q.from, 'from');
-      const to = parseTime(q.to, 'to');
-      if (q.cursor !== undefined && !/^\d{1,16}\.\d{1,16}$/.test(q.cursor))
-        throw badInput('cursor: use the next value of a previous page', 'cursor');
-      sendJson(
-        res,
-        200,
-        records.querySecurity({
-          limit: q.limit,
-          ...(from === undefined ? {} : { from }),
-          ...(to === undefined ? {} : { to }),
-          ...(q.cursor ? { cursor: q.cursor } : {}),
-        }),
-      );
+      sendJson(res, 200, records.querySecurity(timePage(q)));
     },
   }),
 ];
