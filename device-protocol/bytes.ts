@@ -211,7 +211,7 @@ export class ByteReader {
 
   byte(field?: string): number {
     if (this.pos >= this.end) fail('protocol.bad_frame', 'frame truncated', field);
-    return this.buf[this.pos++];
+    return this.buf[this.pos++]!;
   }
 
   /**
@@ -224,7 +224,8 @@ export class ByteReader {
     const end = this.end;
     let pos = this.pos;
     if (pos >= end) fail('protocol.bad_frame', 'frame truncated', field);
-    let b = buf[pos++];
+    // Every read below follows a `pos < end` check, and `end` never exceeds buf.length.
+    let b = buf[pos++]!;
     if (b < 0x80) {
       this.pos = pos;
       return b;
@@ -233,7 +234,7 @@ export class ByteReader {
     let mul = 128;
     for (let i = 1; i < MAX_VARINT_BYTES; i++) {
       if (pos >= end) fail('protocol.bad_frame', 'frame truncated in a varint', field);
-      b = buf[pos++];
+      b = buf[pos++]!;
       result += (b & 0x7f) * mul;
       if (b < 0x80) {
         if (b === 0) fail('protocol.bad_frame', 'over-long varint', field);
@@ -248,7 +249,7 @@ export class ByteReader {
 
   float64(field?: string): number {
     if (this.end - this.pos < 8) fail('protocol.bad_frame', 'frame truncated in a float64', field);
-    for (let i = 0; i < 8; i++) floatBytes[i] = this.buf[this.pos + i];
+    for (let i = 0; i < 8; i++) floatBytes[i] = this.buf[this.pos + i]!;
     this.pos += 8;
     return floatView.getFloat64(0, true);
   }
@@ -276,7 +277,7 @@ export class ByteReader {
       let s = '';
       let i = start;
       for (; i < end; i++) {
-        const c = buf[i];
+        const c = buf[i]!;
         if (c >= 0x80) break;
         s += String.fromCharCode(c);
       }

@@ -89,7 +89,7 @@ function mutate(input: Uint8Array, mutations: Mutation[]): Uint8Array {
     const at = b.length === 0 ? 0 : m.at % b.length;
     switch (m.op) {
       case 'flip':
-        if (b.length > 0) b[at] ^= 1 << m.bit;
+        if (b.length > 0) b[at]! ^= 1 << m.bit;
         break;
       case 'set':
         if (b.length > 0) b[at] = m.byte;

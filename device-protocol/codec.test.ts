@@ -217,7 +217,7 @@ describe('round trip', () => {
   });
 
   test('a Buffer slice with a byteOffset decodes like a fresh array', () => {
-    const encoded = encodeFrame(FULL_FRAMES[8]);
+    const encoded = encodeFrame(FULL_FRAMES[8]!);
     const pool = Buffer.alloc(encoded.length + 20, 0xee);
     pool.set(encoded, 7);
     assert.deepStrictEqual(decodeOk(pool.subarray(7, 7 + encoded.length)), FULL_FRAMES[8]);
@@ -234,7 +234,7 @@ describe('round trip', () => {
   test('a big frame does not break the reused encoder buffer', () => {
     const big = event({ blob: new Uint8Array(300_000).fill(7), text: 'z'.repeat(200_000) });
     assert.deepStrictEqual(decodeOk(encodeFrame(big)), big);
-    const small = FULL_FRAMES[3];
+    const small = FULL_FRAMES[3]!;
     assert.deepStrictEqual(decodeOk(encodeFrame(small)), small);
   });
 
@@ -649,7 +649,7 @@ describe('batches', () => {
 
   test('maxFrameBytes per frame, at and over', () => {
     const big = encodeFrame(event('x'.repeat(100)));
-    const batch = encodeBatch([frames[3], big]);
+    const batch = encodeBatch([frames[3]!, big]);
     assert.ok(decodeBatch(batch, { maxFrameBytes: big.length }).ok);
     const over = decodeBatch(batch, { maxFrameBytes: big.length - 1 });
     assert.ok(!over.ok);

@@ -163,7 +163,7 @@ function writeFields(
 ): void {
   const fields = msg.fields;
   for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
+    const f = fields[i]!;
     const v = obj[f.name];
     if (v === undefined) {
       if (f.required) fail('protocol.bad_frame', `missing required field ${f.path}`, f.path);

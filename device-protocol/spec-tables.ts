@@ -178,7 +178,7 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
 export function adviceFor(code: string): DeviceAdvice {
   const own = ADVICE[code as ErrorCode];
   if (own) return own;
-  const prefix = code.split('.')[0];
+  const prefix = code.split('.')[0]!;
   return ADVICE_BY_PREFIX[prefix] ?? { fatal: 'no', action: 'Fails that one request.' };
 }
 

@@ -113,7 +113,7 @@ export function writeValue(
         const obj = value as Record<string, unknown>;
         const keys = Object.keys(obj);
         let count = 0;
-        for (let i = 0; i < keys.length; i++) if (obj[keys[i]] !== undefined) count++;
+        for (let i = 0; i < keys.length; i++) if (obj[keys[i]!] !== undefined) count++;
         if (count > limits.maxMapEntries) {
           fail(
             'protocol.limit',
@@ -124,7 +124,7 @@ export function writeValue(
         w.byte(ValueTag.Map);
         w.varint(count);
         for (let i = 0; i < keys.length; i++) {
-          const key = keys[i];
+          const key = keys[i]!;
           const item = obj[key];
           if (item === undefined) continue;
           const len = w.string(key);
