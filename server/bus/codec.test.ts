@@ -176,7 +176,7 @@ describe('bus codec: binaries handed over (encodeMoving)', () => {
     assert.equal(owned.source, message.moved[0], 'the one receiver gets the moved binary itself');
     const shared = decodeMoved(message, 'shared') as typeof data;
     assert.deepEqual(shared, expected);
-    assert.notEqual(shared.source.buffer, message.moved[0].buffer, 'a shared decode copies');
+    assert.notEqual(shared.source.buffer, message.moved[0]!.buffer, 'a shared decode copies');
   });
 
   test("the sender's objects are not touched; a binary not in the payload stays where it is", () => {

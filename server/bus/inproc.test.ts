@@ -140,12 +140,12 @@ describe('InProcessBus', () => {
     bus.publish('big', { bytes: sent });
     await bus.flush();
     assert.equal(seen.length, 2);
-    assert.equal(seen[0][0], 0);
+    assert.equal(seen[0]![0], 0);
     assert.ok(
-      seen[1].every((b) => b === 5),
+      seen[1]!.every((b) => b === 5),
       'the second subscriber saw the first one write',
     );
-    assert.notEqual(seen[0].buffer, seen[1].buffer);
+    assert.notEqual(seen[0]!.buffer, seen[1]!.buffer);
     assert.ok(sent.every((b) => b === 5));
     // Request/reply with one responder: the handler's change stays in its own bytes.
     bus.subscribe('echo', (m) => {
@@ -176,7 +176,7 @@ describe('InProcessBus', () => {
     assert.equal(source.byteLength, 0, "the sender's view is detached when request() returns");
     assert.deepEqual([...part], [8, 7], 'a view of part of a buffer is copied: the sender keeps it');
     assert.deepEqual(await answer, { sum: expectedSum, part: [8, 7], n: 1 });
-    assert.equal(received[0].byteLength, 300_000);
+    assert.equal(received[0]!.byteLength, 300_000);
     await bus.close();
   });
 
@@ -197,13 +197,13 @@ describe('InProcessBus', () => {
     await bus.flush();
     assert.equal(source.byteLength, 0);
     assert.equal(seen.length, 2);
-    assert.notEqual(seen[0].buffer, seen[1].buffer);
+    assert.notEqual(seen[0]!.buffer, seen[1]!.buffer);
     assert.ok(
-      seen[1].every((b) => b === 4),
+      seen[1]!.every((b) => b === 4),
       'the second subscriber saw the first one write',
     );
     assert.equal(raw.length, 1);
-    const decoded = decodePayload(raw[0]) as { source: Uint8Array };
+    const decoded = decodePayload(raw[0]!) as { source: Uint8Array };
     assert.equal(decoded.source.byteLength, 200_000);
     assert.ok(decoded.source.every((b) => b === 4));
     await bus.close();

@@ -303,7 +303,7 @@ export class InProcessBus implements Bus {
     const list = this.exact.get(subject);
     // Fast path: one subscriber (a lone queue group member gets it too), no wildcards anywhere.
     if (this.wildcard.length === 0 && list !== undefined && list.length === 1) {
-      this.enqueue({ entry: list[0], subject, bytes, moved, reply, shared: false });
+      this.enqueue({ entry: list[0]!, subject, bytes, moved, reply, shared: false });
       return 1;
     }
     const targets: SubEntry[] = list === undefined ? [] : list.slice();
@@ -327,9 +327,10 @@ export class InProcessBus implements Bus {
     if (groups !== undefined) {
       for (const [queue, members] of groups) {
         // Round robin per queue name: bounded by the number of groups, fair enough for load spreading.
+        // A group is created with its first member, so `members` is never empty.
         const cursor = this.queueCursor.get(queue) ?? 0;
         this.queueCursor.set(queue, (cursor + 1) % 1_000_000_007);
-        chosen.push(members[cursor % members.length]);
+        chosen.push(members[cursor % members.length]!);
       }
     }
     const shared = chosen.length > 1;
@@ -354,7 +355,7 @@ export class InProcessBus implements Bus {
     const cursor = this.queueCursor.get(d.entry.queue!) ?? 0;
     this.queueCursor.set(d.entry.queue!, (cursor + 1) % 1_000_000_007);
     this.enqueue({
-      entry: members[cursor % members.length],
+      entry: members[cursor % members.length]!,
       subject: d.subject,
       bytes: d.bytes,
       moved: d.moved,

@@ -54,8 +54,9 @@ export class ReplayBuffer {
     let n = Math.min(seq - this.firstSeq + 1, this.length);
     if (n <= 0) return;
     this.firstSeq += n;
+    // n ≤ this.length, so every slot read here holds a live frame.
     while (n-- > 0) {
-      this.byteCount -= this.frames[this.head].length;
+      this.byteCount -= this.frames[this.head]!.length;
       // Let the bytes go now, not at the next compaction.
       this.frames[this.head] = EMPTY;
       this.head++;

@@ -25,6 +25,7 @@ test('batches logs and sums usage per hour, device, operator and service; flush 
   await recorder.flush();
   assert.equal(batches.length, 1);
   const [b] = batches;
+  assert.ok(b);
   assert.deepEqual(
     b.logs.map((l) => [l.kind, l.node]),
     [
@@ -32,7 +33,7 @@ test('batches logs and sums usage per hour, device, operator and service; flush 
       ['disconnect', 'n1'],
     ],
   );
-  assert.ok((b.logs[1].message ?? '').length <= 500, 'messages are bounded');
+  assert.ok((b.logs[1]?.message ?? '').length <= 500, 'messages are bounded');
   assert.deepEqual(b.usage, [
     { at: 0, imei: '1', operator: 'op', service: 'session', logins: 2, bytesIn: 150 },
     { at: HOUR, imei: '1', operator: 'op', service: 'session', logouts: 1 },
@@ -75,7 +76,7 @@ test('without an admin, records are kept (bounded, oldest dropped) and sent once
   assert.equal(got.length, 1);
   // The newest of the first eight survive, in order, before the later one.
   assert.deepEqual(
-    got[0].logs.map((l) => l.at),
+    got[0]!.logs.map((l) => l.at),
     [4, 5, 6, 7, 100],
   );
 });

@@ -60,7 +60,7 @@ describe('Membership', () => {
     for (let i = 0; i < 5; i++) bus.publish(Subjects.heartbeat, hb('t1', ['transport'], { sessions: i }));
     await bus.flush();
     assert.equal(changes.length, 1);
-    assert.equal(membership.nodes()[0].sessions, 4);
+    assert.equal(membership.nodes()[0]?.sessions, 4);
     bus.publish(Subjects.heartbeat, hb('t1', ['transport'], { draining: true }));
     bus.publish(Subjects.heartbeat, hb('t1', ['transport', 'edge'], { draining: true }));
     bus.publish(Subjects.heartbeat, hb('t1', ['transport', 'edge'], { draining: true, startedAt: 2 }));

@@ -50,7 +50,7 @@ function hashNode(id: string): HashedNode {
 /** Picks among pre-hashed nodes; ties (1 in 2^64) go to the smaller node id, so the answer stays deterministic. */
 function pickHashed(key: string, nodes: readonly HashedNode[]): string | undefined {
   if (nodes.length === 0) return undefined;
-  if (nodes.length === 1) return nodes[0].id;
+  if (nodes.length === 1) return nodes[0]!.id;
   const [k1, k2] = hash64(key);
   let best: HashedNode | undefined;
   let bestHi = -1;

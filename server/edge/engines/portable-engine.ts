@@ -199,7 +199,7 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
       });
       req.on('end', () => {
         if (ex.done || ex.aborted) return;
-        ex.body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+        ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
         core.poll(ex);
       });
       req.on('error', () => {});

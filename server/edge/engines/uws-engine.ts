@@ -30,7 +30,7 @@ import {
 
 type UwsSocket = uws.WebSocket<{ c: WsCarrier }>;
 
-const STATUS_TEXT: Record<number, string> = {
+const STATUS_TEXT: Partial<Record<number, string>> = {
   200: '200 OK',
   204: '204 No Content',
   400: '400 Bad Request',
@@ -41,6 +41,11 @@ const STATUS_TEXT: Record<number, string> = {
   429: '429 Too Many Requests',
   503: '503 Service Unavailable',
 };
+
+/** uWS takes the whole status line; a code outside the table goes out bare. */
+function statusLine(status: number): string {
+  return STATUS_TEXT[status] ?? String(status);
+}
 
 // Arguments of the corked send, passed through module variables so that a
 // send allocates no closure (uWS calls the cork callback synchronously).
@@ -113,7 +118,7 @@ class UwsExchange implements PollExchange {
     this.done = true;
     const res = this.res;
     res.cork(() => {
-      res.writeStatus(STATUS_TEXT[status] ?? String(status));
+      res.writeStatus(statusLine(status));
       for (const [k, v] of POLL_HEADERS) res.writeHeader(k, v);
       res.end(body, closeConnection);
     });
@@ -137,7 +142,7 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
     sendPingsAutomatically: false,
     upgrade: (res, req, context) => {
       if (core.draining) {
-        res.writeStatus(STATUS_TEXT[503]).end();
+        res.writeStatus(statusLine(503)).end();
         return;
       }
       // Before the socket is kept: a connection over the unauthenticated caps costs one answer.
@@ -146,7 +151,7 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
       if (refusal !== undefined) {
         res.cork(() => {
           res
-            .writeStatus(STATUS_TEXT[refusal.status] ?? String(refusal.status))
+            .writeStatus(statusLine(refusal.status))
             .writeHeader('Retry-After', String(refusal.retryAfterSec))
             .end('', true);
         });
@@ -224,22 +229,22 @@ export function startUwsEngine(o: EngineOptions): Promise<EdgeEngine> {
       // The chunk is neutered after this callback: copy it.
       chunks.push(new Uint8Array(chunk.slice(0)));
       if (!isLast) return;
-      ex.body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+      ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
       core.poll(ex);
     });
   };
   app.get(POLL_PATH, poll);
   app.post(POLL_PATH, poll);
   app.options(POLL_PATH, (res) => {
-    res.writeStatus(STATUS_TEXT[204]);
+    res.writeStatus(statusLine(204));
     for (const [k, v] of POLL_PREFLIGHT_HEADERS) res.writeHeader(k, v);
     res.end();
   });
   app.any(POLL_PATH, (res) => {
-    res.writeStatus(STATUS_TEXT[405]).end();
+    res.writeStatus(statusLine(405)).end();
   });
   app.any('/*', (res) => {
-    res.writeStatus(STATUS_TEXT[404]).end();
+    res.writeStatus(statusLine(404)).end();
   });
 
   return new Promise((resolve, reject) => {
