@@ -254,7 +254,7 @@ export const HOSTILE_SVG = Buffer.from(
 export async function pixelAt(bytes: Uint8Array, x: number, y: number): Promise<[number, number, number]> {
   const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
   const i = (y * info.width + x) * info.channels;
-  return [data[i], data[i + 1], data[i + 2]];
+  return [data[i]!, data[i + 1]!, data[i + 2]!];
 }
 
 /** A photo cut out by a soft-edged disc: an RGBA PNG like a sticker or a logo. */

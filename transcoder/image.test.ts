@@ -19,8 +19,8 @@ import {
   webpPhoto,
 } from '../testing/index.ts';
 
-const isRed = ([r, g, b]: number[]) => r > 180 && g < 80 && b < 80;
-const isBlue = ([r, g, b]: number[]) => b > 180 && r < 80 && g < 80;
+const isRed = ([r, g, b]: readonly [number, number, number]) => r > 180 && g < 80 && b < 80;
+const isBlue = ([r, g, b]: readonly [number, number, number]) => b > 180 && r < 80 && g < 80;
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {

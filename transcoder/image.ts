@@ -350,6 +350,8 @@ export async function transcodeImage(
     inputFrames,
   });
 
+  // Never empty: the limits check rejects an empty qualityLadder, and a maxQuality below every
+  // rung becomes the one rung.
   const ladder: Rung[] =
     spec.format === 'png'
       ? ['lossless', ...qualityRungs(limits.qualityLadder, spec.maxQuality)]
@@ -364,7 +366,7 @@ export async function transcodeImage(
     }
     if (raw.frames > 1) return undefined; // animated and too big: the caller falls back to one frame
     // Shrink: the encoded size is roughly proportional to the pixel count.
-    const lowest = ladder[ladder.length - 1];
+    const lowest = ladder[ladder.length - 1]!;
     let width = raw.width;
     let height = raw.height;
     let size = last?.data.byteLength ?? spec.maxBytes * 2;
@@ -388,14 +390,14 @@ export async function transcodeImage(
     // The common case: the first rung fits. Encoded straight from the source in one libvips
     // pipeline (as sharp used directly would), without the raw intermediate.
     try {
-      const { data, info } = await withEncoder(fromSource(false), ladder[0]).toBuffer({
+      const { data, info } = await withEncoder(fromSource(false), ladder[0]!).toBuffer({
         resolveWithObject: true,
       });
       const first: Encoded = {
         data,
         width: info.width,
         height: info.height,
-        q: ladder[0] === 'lossless' ? 100 : ladder[0],
+        q: ladder[0] === 'lossless' ? 100 : ladder[0]!,
         frames: 1,
       };
       if (data.byteLength <= spec.maxBytes) return done(first);

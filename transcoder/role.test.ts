@@ -139,10 +139,10 @@ describe('transcoder role over the in-process bus', () => {
     );
     assert.equal(served.length, 2, 'one running + one queued');
     assert.equal(busy.length, 2);
-    assert.equal(busy[0].reason.retryable, true);
+    assert.equal(busy[0]?.reason.retryable, true);
     assert.equal(role.stats().queue.refused, 2);
     // Busy is momentary: a retry once the queue drained is served.
-    const retry = await client.image(photos[3], screen);
+    const retry = await client.image(photos[3]!, screen);
     assert.equal(retry.cached, false);
   });
 
@@ -180,6 +180,6 @@ describe('transcoder role over the in-process bus', () => {
     assert.equal(role.stats().imageRequests + role2.stats().imageRequests, 4);
     await role.stop();
     await role2.stop();
-    assert.equal(await codeOf(client.image(photos[0], screen)), 'bus.no_responders');
+    assert.equal(await codeOf(client.image(photos[0]!, screen)), 'bus.no_responders');
   });
 });

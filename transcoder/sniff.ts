@@ -11,7 +11,7 @@ const AVIF_BRANDS = new Set(['avif', 'avis']);
 
 function ascii(bytes: Uint8Array, start: number, end: number): string {
   let s = '';
-  for (let i = start; i < end && i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  for (let i = start; i < end && i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
   return s;
 }
 
@@ -33,7 +33,7 @@ export function sniffImageFormat(bytes: Uint8Array): InputFormat | undefined {
   if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 12) === 'WEBP') return 'webp';
   if (ascii(bytes, 4, 8) === 'ftyp') {
     // ISO base media file: the major brand, then compatible brands up to the box's end.
-    const boxSize = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+    const boxSize = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
     const end = Math.min(bytes.length, boxSize >= 16 && boxSize <= 4096 ? boxSize : 16);
     const brands = [ascii(bytes, 8, 12)];
     for (let i = 16; i + 4 <= end; i += 4) brands.push(ascii(bytes, i, i + 4));
