@@ -214,8 +214,8 @@ describe('admin web UI in Chromium', () => {
     await page.locator('#import-rejected tr.rejected-row').first().waitFor();
     const rejected = await page.locator('#import-rejected tr.rejected-row').allInnerTexts();
     assert.equal(rejected.length, 1, 'exactly the bad row is rejected');
-    assert.match(rejected[0], new RegExp(badLuhn(3)));
-    assert.match(rejected[0], /^3\b/, 'with its line number (the header is line 1)');
+    assert.match(rejected[0]!, new RegExp(badLuhn(3)));
+    assert.match(rejected[0]!, /^3\b/, 'with its line number (the header is line 1)');
     assert.match(await page.locator('#import-summary').innerText(), /3 rows checked: 2 valid, 1 rejected/);
     assert.ok(
       await page.locator('#import-write-button').isDisabled(),
@@ -249,14 +249,14 @@ describe('admin web UI in Chromium', () => {
     await page.fill('input[name=filter-imei]', imei(4).slice(0, 14));
     await page.waitForFunction((want) => {
       const rows = Array.from(document.querySelectorAll('#device-table tbody tr[data-imei]'));
-      return rows.length === 1 && rows[0].getAttribute('data-imei') === want;
+      return rows.length === 1 && rows[0]!.getAttribute('data-imei') === want;
     }, imei(4));
     const [exported] = await Promise.all([page.waitForEvent('download'), page.click('#export-devices')]);
     const csv = readFileSync((await exported.path())!, 'utf8')
       .trim()
       .split('\n');
     assert.equal(csv.length, 2, 'header and the one device the filter matches');
-    assert.match(csv[1], new RegExp(`^${imei(4)},`));
+    assert.match(csv[1]!, new RegExp(`^${imei(4)},`));
     // Enable the imported disabled device from its row.
     await page.locator(`#device-table tr[data-imei="${imei(4)}"] button`, { hasText: 'Enable' }).click();
     await page.locator(`#device-table tr[data-imei="${imei(4)}"] [data-status=enabled]`).waitFor();
@@ -437,6 +437,7 @@ describe('admin web UI in Chromium', () => {
     });
     for (const d of await row.locator('details').all()) await d.locator('summary').click();
     const [before, after] = await row.locator('pre.json').allInnerTexts();
+    assert.ok(before !== undefined && after !== undefined, 'both sides are shown');
     assert.doesNotMatch(before, /001010000000002/, 'before: the IMSI it had');
     assert.match(before, new RegExp(`"imei": "${imei(2)}"`));
     assert.match(after, /"imsi": "001010000000002"/, 'after: the IMSI it got');

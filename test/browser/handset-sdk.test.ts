@@ -71,7 +71,7 @@ describe('the Handset SDK in Chromium', () => {
       platform: 'browser',
       target: 'es2022',
       write: false,
-    }).outputFiles[0].text;
+    }).outputFiles[0]!.text;
     await page.addScriptTag({ content: bundle });
     // inPage goes to the page as source text; tsx compiled it with esbuild's keepNames, whose
     // __name helper exists only in this process.

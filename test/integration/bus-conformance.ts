@@ -307,7 +307,7 @@ export const conformanceCases: ConformanceCase[] = [
     name: 'requests spread over a queue group, each answered once',
     async run({ a, b }) {
       const subject = subjectFor('queue-req');
-      const counts = [0, 0];
+      const counts: [number, number] = [0, 0];
       b.subscribe(subject, () => ++counts[0] && 'first', { queue: 'q' });
       b.subscribe(subject, () => ++counts[1] && 'second', { queue: 'q' });
       await b.flush();

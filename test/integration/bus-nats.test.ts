@@ -146,7 +146,7 @@ for (const serialization of ['advanced', 'json'] as const) {
       });
     }
     test('once the child is gone, none of its subscriptions is left in the broker', async () => {
-      await run!.result(conformanceCases[conformanceCases.length - 1].name);
+      await run!.result(conformanceCases[conformanceCases.length - 1]!.name);
       if (run!.child.exitCode === null) await new Promise((r) => run!.child.once('exit', r));
       assert.equal(run!.broker.subscriptionCount(), 0);
     });

@@ -251,7 +251,7 @@ export abstract class RawClient {
       }
       await this.waitChange(ms, 'a frame');
     }
-    return this.received[this.cursor++];
+    return this.received[this.cursor++]!;
   }
 
   /** Skips frames until one of this kind arrives. */

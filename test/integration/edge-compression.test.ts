@@ -75,7 +75,7 @@ for (const engine of ENGINES) {
         'every event after Welcome came compressed',
       );
       const plain = encodeFrame({ kind: Kind.Event, seq: 20, name: 'im.message', body: chatBody(19) }).length;
-      const last = pushed[pushed.length - 1].bytes;
+      const last = pushed[pushed.length - 1]!.bytes;
       assert.ok(last * 2 < plain, `a repeated shape costs ${last} bytes instead of ${plain}`);
       // Requests from the device, compressed with its own context.
       for (let i = 0; i < 5; i++) {
@@ -93,7 +93,7 @@ for (const engine of ENGINES) {
       // The SDK's WebSocket, recording the first byte of every message it sends.
       class Recording extends WebSocket {
         override send(data: any, ...rest: any[]): void {
-          sent.push(new Uint8Array(data)[0]);
+          sent.push(new Uint8Array(data)[0]!);
           (super.send as (...a: unknown[]) => void)(data, ...rest);
         }
       }
@@ -175,7 +175,7 @@ for (const engine of ENGINES) {
       await Promise.all(pushes);
       const seen = c1.events();
       const c2 = (await e.client('ws')) as WsRawClient;
-      const last = seen.length === 0 ? 0 : seen[seen.length - 1].seq;
+      const last = seen.at(-1)?.seq ?? 0;
       const w2 = await c2.resume(w, last);
       assert.equal(w2.compression, DEFLATE, 'the session keeps the caps of its Hello');
       const rest = await c2.waitEvents(total - seen.length);
@@ -227,10 +227,11 @@ for (const engine of ENGINES) {
         const again = (await e.client('ws')) as WsRawClient;
         await again.resume(w, 1);
         const [ev] = await again.waitEvents(1);
+        assert.ok(ev);
         assert.deepEqual(ev.body, chatBody(2));
         // The other device did not notice.
         await e.push(OTHER, 'im.message', chatBody(3));
-        assert.deepEqual((await bystander.waitEvents(1))[0].body, chatBody(3));
+        assert.deepEqual((await bystander.waitEvents(1))[0]!.body, chatBody(3));
         assert.equal(bystander.closeInfo, undefined);
       });
     }

@@ -101,8 +101,8 @@ for (const engine of ENGINES) {
       const REQUESTS = 10;
       const requestIds = new Set<string>();
       for (let i = 0; (!pushDone || requestIds.size < REQUESTS) && i < 2000; i++) {
-        const port = ports[i % 2];
-        const other = ports[(i + 1) % 2];
+        const port = ports[i % 2]!;
+        const other = ports[(i + 1) % 2]!;
         const ack = lastSeq > 0 ? `&ack=${lastSeq}` : '';
         if (i % 3 === 1 && requestIds.size < REQUESTS) {
           // A GET held on one edge while a request lands on the other: the held GET is answered

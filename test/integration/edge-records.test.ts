@@ -56,7 +56,7 @@ for (const engine of ENGINES) {
       const ws = await e.client('ws');
       const w = await ws.hello(IMEI_A, { secret: 'secret-a' });
       assert.deepEqual(recorder.kinds(IMEI_A), ['connect']);
-      assert.deepEqual(recorder.logs[0].detail, { carrier: 'ws' });
+      assert.deepEqual(recorder.logs[0]?.detail, { carrier: 'ws' });
       assert.equal(recorder.sum(IMEI_A, 'logins'), 1);
 
       // Frames go both ways: no usage record per frame.

@@ -83,8 +83,10 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     // The roster the harness wrote into Prosody's storage comes back with the login.
     const roster = a.session.roster();
     assert.equal(roster.length, 1);
+    const [dave] = roster;
+    assert.ok(dave);
     assert.deepEqual(
-      { ...roster[0], groups: [...roster[0].groups].sort() },
+      { ...dave, groups: [...dave.groups].sort() },
       {
         jid: 'dave@example.test',
         name: 'Dave "D" Ünal',
@@ -136,6 +138,7 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
     await eventually('bob gets the second message', () => b.messages.length >= 2);
     assert.equal(b.messages.length, 2);
     const [m] = b.messages;
+    assert.ok(m);
     assert.equal(m.from, 'alice@example.test');
     assert.equal(m.to, 'bob@example.test');
     assert.equal(m.body, 'hello bob');
@@ -240,7 +243,7 @@ describe('XmppAccountSession against Prosody', { timeout: 180_000 }, () => {
       () => b.messages.filter((m) => m.body.startsWith(mark)).length === 5,
     );
     const live = b.messages.filter((m) => m.body.startsWith(mark));
-    const cursor = live[1].stanzaId;
+    const cursor = live[1]?.stanzaId;
     assert.ok(cursor);
     const page = await b.session.archive({ after: cursor });
     const bodies = page.messages.filter((m) => m.body.startsWith(mark)).map((m) => m.body);

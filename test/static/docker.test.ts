@@ -35,7 +35,7 @@ function startHelp(): string {
 describe('docker files', () => {
   test('the Dockerfile builds on Debian 12 (glibc 2.36, what the pinned uWS build needs) and copies what exists', () => {
     assert.match(dockerfile, /^FROM node:20-bookworm/m);
-    const copies = [...dockerfile.matchAll(/^COPY\s+(\S+)\s+/gm)].map((m) => m[1]);
+    const copies = [...dockerfile.matchAll(/^COPY\s+(\S+)\s+/gm)].map((m) => m[1]!);
     assert.ok(copies.length > 0);
     for (const source of copies)
       assert.ok(existsSync(join(root, source)), `COPY ${source} names a missing path`);
@@ -78,7 +78,7 @@ describe('docker files', () => {
       for (const [name, service] of services) {
         // Bind mounts name files of this repository (relative to docker/).
         for (const v of service.volumes ?? []) {
-          const source = String(v).split(':')[0];
+          const [source = ''] = String(v).split(':');
           if (source.startsWith('.'))
             assert.ok(existsSync(join(root, 'docker', source)), `${name}: mounts missing ${source}`);
         }
@@ -87,11 +87,11 @@ describe('docker files', () => {
         const command: string[] = service.command ?? ['start'];
         assert.equal(command[0], 'start', `${name}: command`);
         for (let i = 1; i < command.length; i++) {
-          const arg = command[i];
+          const arg = command[i]!;
           if (!arg.startsWith('--')) continue;
           assert.ok(help.includes(arg), `${name}: mmgw start does not know ${arg}`);
           if (arg === '--role')
-            for (const r of command[i + 1].split(',')) assert.ok(roles.has(r), `${name}: role ${r}`);
+            for (const r of (command[i + 1] ?? '').split(',')) assert.ok(roles.has(r), `${name}: role ${r}`);
         }
       }
     });

@@ -63,14 +63,14 @@ const imeiOf = (i: number) => imeiWithCheckDigit(`35${String(i).padStart(12, '0'
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
-  const loadBefore = loadavg()[0];
+  const loadBefore = loadavg()[0]!;
   const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-bench-admin-'));
   const gw = await startGateway({
     dataDir,
@@ -184,13 +184,14 @@ async function main(): Promise<void> {
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
-      latency[label] = {
+      const stats = {
         n,
         p50: percentile(times, 50),
         p99: percentile(times, 99),
-        max: times[times.length - 1],
+        max: times[times.length - 1]!,
       };
-      console.error(`  ${label}: p50 ${fmt(latency[label].p50, 1)} ms, p99 ${fmt(latency[label].p99, 1)} ms`);
+      latency[label] = stats;
+      console.error(`  ${label}: p50 ${fmt(stats.p50, 1)} ms, p99 ${fmt(stats.p99, 1)} ms`);
     }
     results.latency = latency;
 
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
             at: begin + day * DAY + Math.floor(random() * 24) * HOUR,
             imei: imeiOf(d),
             operator: `op-${d % OPERATORS}`,
-            service: services[(d + h) % 3],
+            service: services[(d + h) % services.length]!,
             logins: 1,
             logouts: 1,
             messagesIn: Math.floor(random() * 20),
@@ -299,7 +300,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown';
   const machine = `nproc ${cpus().length} (${cpu}); memory ${fmt(totalmem() / 2 ** 30, 1)} GiB; node ${process.version}`;
   const date = new Date().toISOString();
-  const load = `load average (1 min) ${fmt(loadBefore, 1)} at the start, ${fmt(loadavg()[0], 1)} at the end`;
+  const load = `load average (1 min) ${fmt(loadBefore, 1)} at the start, ${fmt(loadavg()[0]!, 1)} at the end`;
   const command = `npm run bench:admin${smoke ? ' -- --smoke' : ''}`;
   const imp = results.import as {
     devices: number;

@@ -232,7 +232,7 @@ function pump(): void {
   const p = phase;
   if (p === null) return;
   while (p.inFlight < concurrency && p.next < p.queue.length) {
-    const s = p.queue[p.next++];
+    const s = p.queue[p.next++]!;
     p.inFlight++;
     s.state = State.Connecting;
     s.resuming = p.mode === 'resume';
@@ -285,7 +285,7 @@ setInterval(() => {
   const p = phase;
   if (p === null) return;
   for (let i = 0; i < p.next && phase === p; i++) {
-    const s = p.queue[i];
+    const s = p.queue[i]!;
     // settle() may end the phase (phase becomes null): the loop stops with it.
     if (s.state === State.Connecting && now - s.startedAt > connectTimeoutMs) settle(s, 'timeout');
   }

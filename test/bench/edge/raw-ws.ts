@@ -137,8 +137,8 @@ export class RawWs {
       if (this.closed) return;
     }
     while (buf.length - off >= 2) {
-      const b0 = buf[off];
-      const b1 = buf[off + 1];
+      const b0 = buf[off]!;
+      const b1 = buf[off + 1]!;
       let len = b1 & 0x7f;
       let header = 2;
       if (len === 126) {

@@ -67,7 +67,7 @@ const HELP = `npm run bench:edge -- [flags]
 function parseArgs(argv: string[]): BenchOptions {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i]!;
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}\n${HELP}`);
     const eq = a.indexOf('=');
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
@@ -115,7 +115,7 @@ function parseArgs(argv: string[]): BenchOptions {
   const eventBursts = (flags.get('event-bursts') ?? (smoke ? '10' : '1,10')).split(',').map(Number);
   if (eventBursts.some((b) => !Number.isInteger(b) || b < 1))
     throw new Error('--event-bursts: whole numbers ≥ 1');
-  if (steps.some((s) => !(s > 0 && s <= 1)) || steps.some((s, i) => i > 0 && s <= steps[i - 1])) {
+  if (steps.some((s) => !(s > 0 && s <= 1)) || steps.some((s, i) => i > 0 && s <= steps[i - 1]!)) {
     throw new Error('--steps: increasing fractions in (0, 1]');
   }
   const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -423,12 +423,12 @@ async function eventPhase(
       const room = o.eventWindow - (pushed - ackedNow);
       const n = Math.min(room, 2000);
       for (let i = 0; i < n; i += burst) {
-        const d = connected[cursor];
+        const d = connected[cursor]!;
         cursor = (cursor + 1) % connected.length;
         for (let b = 0; b < burst; b++) {
           body.n = pushed;
-          server.publishEvent(devices[d][0], 'bench', body);
-          pushedPerDevice[d]++;
+          server.publishEvent(devices[d]![0], 'bench', body);
+          pushedPerDevice[d]!++;
           pushed++;
         }
       }
@@ -496,8 +496,8 @@ async function stormPhase(
   let eventsWhileDown = 0;
   for (let k = 0; k < o.stormEvents; k++) {
     for (const d of wasOpen) {
-      server.publishEvent(devices[d][0], 'while-down', { k });
-      pushedPerDevice[d]++;
+      server.publishEvent(devices[d]![0], 'while-down', { k });
+      pushedPerDevice[d]!++;
       // Yield now and then so that the bus hands the events on in reasonable batches.
       if (++eventsWhileDown % 5000 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -513,7 +513,7 @@ async function stormPhase(
     for (;;) {
       const { seqs: s } = await fleet.deviceStates();
       let short = 0;
-      for (const d of wasOpen) if (s[d] < pushedPerDevice[d]) short++;
+      for (const d of wasOpen) if (s[d]! < pushedPerDevice[d]!) short++;
       if (short === 0 || Date.now() > drainUntil) return s;
       await sleep(250);
     }
@@ -522,9 +522,9 @@ async function stormPhase(
   let devicesShort = 0;
   let eventsLost = 0;
   for (const d of wasOpen) {
-    if (seqs[d] < pushedPerDevice[d]) {
+    if (seqs[d]! < pushedPerDevice[d]!) {
       devicesShort++;
-      eventsLost += pushedPerDevice[d] - seqs[d];
+      eventsLost += pushedPerDevice[d]! - seqs[d]!;
     }
   }
   return {
@@ -585,7 +585,7 @@ function machineInfo(argv: string[]): MachineInfo {
         ?.replace(/\s+/g, ' ')
         .replace('Max open files ', '') ?? '?',
     ephemeralPorts: read('/proc/sys/net/ipv4/ip_local_port_range').replace(/\s+/g, '-'),
-    loadAvgStart: os.loadavg()[0],
+    loadAvgStart: os.loadavg()[0]!,
     loadAvgEnd: 0,
   };
 }
@@ -652,7 +652,7 @@ async function main(): Promise<void> {
       }
       await sleep(o.smoke ? 200 : 2000);
     }
-    machine.loadAvgEnd = os.loadavg()[0];
+    machine.loadAvgEnd = os.loadavg()[0]!;
     const md = renderResults({
       machine,
       options: o,

@@ -126,7 +126,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<BenchServ
           const m = /^(mmgw_edge_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
           if (!m) continue;
           const code = /code="([^"]*)"/.exec(m[2] ?? '');
-          const key = code ? `${m[1]}{${code[1]}}` : m[1];
+          const key = code ? `${m[1]}{${code[1]}}` : m[1]!;
           out[key] = (out[key] ?? 0) + Number(m[3]);
         }
       } catch {

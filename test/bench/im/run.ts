@@ -140,7 +140,7 @@ function chatTexts(n: number): string[] {
   while (out.length < n) {
     let line = '';
     while (line.length < 50) line += `${line === '' ? '' : ' '}${words[Math.floor(next() * words.length)]}`;
-    out.push(`${line[0].toUpperCase()}${line.slice(1, 59)}.`);
+    out.push(`${line[0]!.toUpperCase()}${line.slice(1, 59)}.`);
   }
   return out;
 }
@@ -436,7 +436,7 @@ async function main(): Promise<void> {
       const batch = await Promise.all(
         contacts.slice(i, i + 25).map((c) => direct(prosody.c2sPort, c, 'phone')),
       );
-      for (const [k, c] of batch.entries()) await c.send(clientPresence(statuses[i + k]));
+      for (const [k, c] of batch.entries()) await c.send(clientPresence(statuses[i + k]!));
       contactClients.push(...batch);
     }
     cleanup.push(() => Promise.all(contactClients.map((c) => c.stop().catch(() => {}))));
@@ -476,8 +476,8 @@ async function main(): Promise<void> {
     // must not gain from seeing one text again and again.
     const texts = chatTexts(o.messages);
     xmppRelay.reset();
-    for (let i = 0; i < o.messages; i++) {
-      await alice.send(chat(`bob@${DOMAIN}`, `m-${i}-${Date.now().toString(36)}`, texts[i]));
+    for (const [i, text] of texts.entries()) {
+      await alice.send(chat(`bob@${DOMAIN}`, `m-${i}-${Date.now().toString(36)}`, text));
       await waitFor('bob gets the message', () => bobGot >= i + 1);
     }
     await new Promise((r) => setTimeout(r, 1500));
@@ -499,11 +499,11 @@ async function main(): Promise<void> {
     });
     await new Promise((r) => setTimeout(r, 1500));
     gwRelay.reset();
-    for (let i = 0; i < o.messages; i++) {
+    for (const [i, text] of texts.entries()) {
       await carolH.request('im.send', {
         account: carolAcc,
         to: `dave@${DOMAIN}`,
-        body: texts[i],
+        body: text,
         clientId: `h-${i}-${Date.now().toString(36)}`,
       });
       await waitFor('dave gets the message', () => daveGot >= i + 1);

@@ -15,7 +15,7 @@ function words(seed: number, count: number): string {
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
-    out.push(WORDS[x % WORDS.length]);
+    out.push(WORDS[x % WORDS.length]!);
   }
   return out.join(' ');
 }

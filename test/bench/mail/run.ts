@@ -93,7 +93,7 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) =>
     Array.from({ length: Math.min(limit, items.length) }, async () => {
       while (next < items.length) {
         const i = next++;
-        out[i] = await fn(items[i], i);
+        out[i] = await fn(items[i]!, i);
       }
     }),
   );
@@ -406,7 +406,7 @@ interface PushResult {
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 function countImapProcesses(): number {
@@ -567,7 +567,7 @@ function render(
   const imapTotal = air.imapIn + air.imapOut;
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
-  const push = pushes[0];
+  const push = pushes[0]!; // one per push mode, and there is always one
   const hook = pushes.find((p) => p.phase.name === 'hook')?.phase;
   const idle = pushes.find((p) => p.phase.name === 'idle')?.phase;
   const main = hook ?? idle!;
@@ -665,7 +665,7 @@ async function main(): Promise<void> {
     const fleet = await withFleet(opts, mode === 'hook', async (gw, dovecot, devices) => {
       if (!air) {
         console.log('(a) bytes on the air');
-        air = await bytesOnTheAir(gw, dovecot, devices[0]);
+        air = await bytesOnTheAir(gw, dovecot, devices[0]!);
         console.log(`  headers down: handset ${air.handsetHeadersIn} B, imapflow ${air.imapHeadersIn} B`);
         console.log(
           `  handset ${air.handsetIn + air.handsetOut} B (items form ${air.itemsTotal} B), imapflow ${air.imapIn + air.imapOut} B, ratio ${((air.imapIn + air.imapOut) / (air.handsetIn + air.handsetOut)).toFixed(1)}`,

@@ -61,7 +61,7 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const self = fileURLToPath(import.meta.url);
 const args = new Map<string, string>();
 for (const a of process.argv.slice(2)) {
-  const [k, v] = a.replace(/^--/, '').split('=');
+  const [k = '', v] = a.replace(/^--/, '').split('=');
   args.set(k, v ?? 'true');
 }
 const quick = args.has('quick');
@@ -96,7 +96,7 @@ interface RoundResult {
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 function readInputs(dir: string): Buffer[] {
@@ -154,7 +154,7 @@ async function closedLoop(
       const i = next++;
       if (i >= count) return;
       const started = performance.now();
-      const input = inputs[(offset + i) % inputs.length];
+      const input = inputs[(offset + i) % inputs.length]!;
       const out = await run(preloaded ? input : fetched(input));
       latencies.push(performance.now() - started);
       outBytes += out.byteLength;
@@ -257,12 +257,13 @@ async function main(): Promise<void> {
 
     // 1. Throughput, alternating paths round by round, every other round in reverse order.
     const results = new Map<Path, RoundResult[]>(PATHS.map((p) => [p, []]));
-    const loadAtStart = os.loadavg()[0];
+    const loadAtStart = os.loadavg()[0]!;
     const loads: number[] = [];
     for (let r = 0; r < opts.rounds; r++) {
       for (const path of r % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-        loads.push(os.loadavg()[0]);
-        log(`round ${r + 1}/${opts.rounds}: ${path} (load ${loads[loads.length - 1].toFixed(1)}) …`);
+        const load = os.loadavg()[0]!;
+        loads.push(load);
+        log(`round ${r + 1}/${opts.rounds}: ${path} (load ${load.toFixed(1)}) …`);
         results
           .get(path)!
           .push(spawnChild([`--child=${path}`, `--dir=${photoDir}`, `--offset=${r}`]) as RoundResult);
@@ -291,9 +292,9 @@ async function main(): Promise<void> {
 
     // Where the role's extra CPU goes, per source (main thread).
     const cpuMsPer = (f: (p: Buffer) => void, n = 30) => {
-      for (let i = 0; i < 3; i++) f(photos[i % photos.length]); // warm (first-use setup is not per source)
+      for (let i = 0; i < 3; i++) f(photos[i % photos.length]!); // warm (first-use setup is not per source)
       const c0 = process.cpuUsage();
-      for (let i = 0; i < n; i++) f(photos[i % photos.length]);
+      for (let i = 0; i < n; i++) f(photos[i % photos.length]!);
       const c = process.cpuUsage(c0);
       return (c.user + c.system) / 1000 / n;
     };
@@ -371,7 +372,7 @@ async function main(): Promise<void> {
     lines.push(
       'Measured by `npm run bench:transcode` (test/bench/transcode/run.ts); inputs generated with sharp at the start of the run.',
       '',
-      `- date: ${new Date().toISOString()}; command: \`npm run bench:transcode${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}\`; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the throughput rounds, ${os.loadavg()[0].toFixed(1)} at the end`,
+      `- date: ${new Date().toISOString()}; command: \`npm run bench:transcode${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}\`; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the throughput rounds, ${os.loadavg()[0]!.toFixed(1)} at the end`,
       `- nproc ${os.cpus().length} (${cpuModel}), node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}; the machine was shared with other jobs`,
       `- settings: sharp.concurrency(1), sharp.cache(false), UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, ` +
         `maxConcurrent ${DEFAULT_LIMITS.maxConcurrent}, maxQueued ${DEFAULT_LIMITS.maxQueued}, quality ladder ${DEFAULT_LIMITS.qualityLadder.join('/')}`,
