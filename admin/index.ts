@@ -60,8 +60,10 @@ export interface AdminRoleOptions {
     loginFailuresPerAddress?: number;
     importMaxRows?: number;
   };
-  /** MMGW_ADMIN_NAME / MMGW_ADMIN_PASSWORD for the first admin. Default process.env. */
-  env?: Record<string, string | undefined>;
+  /** The admin user created on a first start, when none exists (config admin.firstAdminName/Password). */
+  firstAdmin?: { name?: string | undefined; password?: string | undefined };
+  /** Key that seals provisioned account passwords (config credentialsKey); absent: the key file. */
+  credentialsKey?: string | undefined;
 }
 
 /** Starts the admin role. The caller owns the registry (opens and closes it). */
@@ -119,13 +121,17 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
 
   let api: AdminApi | undefined;
   if (options.ops && monitor) {
-    await bootstrapAdmin(registry, options.env ?? process.env, logger);
+    await bootstrapAdmin(
+      registry,
+      { MMGW_ADMIN_NAME: options.firstAdmin?.name, MMGW_ADMIN_PASSWORD: options.firstAdmin?.password },
+      logger,
+    );
     // Provisioned account passwords are sealed with the transport's credentials key: the same
     // MMGW_CREDENTIALS_KEY (or the same <data>/keys/credentials.key) on admin and transport nodes.
     let cipher: CredentialCipher | undefined;
     const dataDir = options.dataDir;
     const sealSecret = (secret: string, context: string) =>
-      (cipher ??= CredentialCipher.open({ dataDir, env: options.env ?? process.env, logger })).encrypt(
+      (cipher ??= CredentialCipher.open({ dataDir, key: options.credentialsKey, logger })).encrypt(
         secret,
         context,
       );
@@ -148,7 +154,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
       onStoredLogs,
       sealSecret,
       importSealer: () =>
-        (sealer ??= importResultSealer({ dataDir, env: options.env ?? process.env, logger })),
+        (sealer ??= importResultSealer({ dataDir, key: options.credentialsKey, logger })),
       ...(options.api?.importMaxRows === undefined ? {} : { importMaxRows: options.api.importMaxRows }),
       spoolDir,
       drainAudit: relay.drain,

@@ -56,6 +56,10 @@ describe('config', () => {
         MMGW_LOG_LEVEL: 'debug',
         MMGW_JWT_SECRET: 'x'.repeat(32),
         MMGW_MAIL_PUSH_TOKEN: 'h'.repeat(20),
+        MMGW_CREDENTIALS_KEY: 'k'.repeat(44),
+        MMGW_IM_LINGER_MS: '1500',
+        MMGW_ADMIN_NAME: 'alice',
+        MMGW_ADMIN_PASSWORD: 'first-password',
       },
     });
     assert.equal(config.data, '/var/lib/mmgw');
@@ -72,6 +76,26 @@ describe('config', () => {
     assert.equal(redactedConfig(config).jwtSecret, '[redacted]');
     assert.equal(config.mailPushToken, 'h'.repeat(20));
     assert.equal(redactedConfig(config).mailPushToken, '[redacted]');
+    assert.equal(config.credentialsKey, 'k'.repeat(44));
+    assert.equal(redactedConfig(config).credentialsKey, '[redacted]');
+    assert.equal(config.im?.lingerMs, 1500);
+    assert.equal(config.admin?.firstAdminName, 'alice');
+    assert.equal(config.admin?.firstAdminPassword, 'first-password');
+    // The rest of the admin settings keep their defaults when only the first admin is given.
+    assert.equal(config.admin?.tokenTtlSeconds, 12 * 3600);
+    const redacted = redactedConfig(config) as {
+      admin: { firstAdminPassword: string; firstAdminName: string };
+    };
+    assert.equal(redacted.admin.firstAdminPassword, '[redacted]');
+    assert.equal(redacted.admin.firstAdminName, 'alice');
+    assert.ok(!JSON.stringify(redactedConfig(config)).includes('first-password'));
+  });
+
+  test('im.lingerMs must be a positive number', () => {
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_IM_LINGER_MS: '0' } }))[0] ?? '',
+      /^config: im\.lingerMs: expected a number ≥ 1, got 0 \(from env MMGW_IM_LINGER_MS\)$/,
+    );
   });
 
   test('file < environment < flags', (t) => {

@@ -109,6 +109,11 @@ export const ConfigSchema = z
       .string({ error: 'expected a string' })
       .min(16, { error: 'expected at least 16 characters' })
       .optional(),
+    /**
+     * Key of the account secrets at rest (32 bytes, base64; server/transport/credentials.ts); else
+     * `<data>/keys/credentials.key` (generated on first use). The admin and every transport need the same.
+     */
+    credentialsKey: z.string({ error: 'expected a string' }).min(1).optional(),
     /** When every role is up, write {pid, nodeId, devicePort, adminPort} here (tests and supervisors use it). */
     readyFile: z.string({ error: 'expected a path' }).min(1).optional(),
     log: z
@@ -141,6 +146,14 @@ export const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Chat accounts (transport role); absent: the defaults. */
+    im: z
+      .object({
+        /** How long a gone device's XMPP sessions stay before they are closed (default 10 minutes). */
+        lingerMs: whole(1).optional(),
+      })
+      .strict()
+      .optional(),
     /** Admin REST API; absent: the defaults below. */
     admin: z
       .object({
@@ -152,6 +165,9 @@ export const ConfigSchema = z
         loginFailuresPerAddress: whole(1).default(30),
         /** Rows a device import may have (API; the CLI has --max-rows); more is 413 api.too_large. */
         importMaxRows: whole(1, 100_000_000).default(1_000_000),
+        /** With firstAdminPassword: the admin user created on a first start, when none exists yet. */
+        firstAdminName: z.string({ error: 'expected a string' }).min(1).optional(),
+        firstAdminPassword: z.string({ error: 'expected a string' }).min(1).optional(),
       })
       .strict()
       .optional(),
@@ -211,6 +227,10 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_LOG_LEVEL: 'log.level',
   MMGW_JWT_SECRET: 'jwtSecret',
   MMGW_MAIL_PUSH_TOKEN: 'mailPushToken',
+  MMGW_CREDENTIALS_KEY: 'credentialsKey',
+  MMGW_IM_LINGER_MS: 'im.lingerMs',
+  MMGW_ADMIN_NAME: 'admin.firstAdminName',
+  MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
 };
 
 const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
@@ -227,7 +247,7 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   readyFile: ['readyFile', '--ready-file'],
 };
 
-const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers']);
+const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs']);
 
 /** Strings from the environment and flags: digits become numbers; anything else stays as given (and fails validation). */
 function fromText(path: string, value: unknown): unknown {
@@ -368,5 +388,9 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     ...config,
     ...(config.jwtSecret === undefined ? {} : { jwtSecret: '[redacted]' }),
     ...(config.mailPushToken === undefined ? {} : { mailPushToken: '[redacted]' }),
+    ...(config.credentialsKey === undefined ? {} : { credentialsKey: '[redacted]' }),
+    ...(config.admin?.firstAdminPassword === undefined
+      ? {}
+      : { admin: { ...config.admin, firstAdminPassword: '[redacted]' } }),
   };
 }

@@ -270,6 +270,8 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         membership,
         ...(config.records ? { retention: config.records } : {}),
         ...(config.admin ? { api: config.admin } : {}),
+        firstAdmin: { name: config.admin?.firstAdminName, password: config.admin?.firstAdminPassword },
+        credentialsKey: config.credentialsKey,
       });
       handles.push({ name: 'admin', close: () => admin.close() });
       started.add('admin');
@@ -296,11 +298,20 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         logger,
         bus,
         recorder,
+        credentialsKey: config.credentialsKey,
         // Capability profiles per model and service policies, where this node holds the registry.
         ...(registry ? { mediaProfiles: registryMediaProfiles(registry) } : {}),
       });
       // Chat accounts too; their XMPP sessions come back at start and when a device reconnects.
-      const im = openImService({ dataDir: config.data, storage, logger, bus, recorder });
+      const im = openImService({
+        dataDir: config.data,
+        storage,
+        logger,
+        bus,
+        recorder,
+        credentialsKey: config.credentialsKey,
+        ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
+      });
       // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
       const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
       let transport: Awaited<ReturnType<typeof startTransport>>;

@@ -200,7 +200,7 @@ interface ImportOptions extends DataOptions {
 
 /** The sealer of import results, from the credentials key the gateway on this data directory uses. */
 function sealerFor(options: DataOptions): Sealer {
-  return importResultSealer({ dataDir: resolve(options.data) });
+  return importResultSealer({ dataDir: resolve(options.data), key: process.env.MMGW_CREDENTIALS_KEY });
 }
 
 /**
@@ -607,7 +607,10 @@ export function deviceCommand(
             ? await passwordFromStdin()
             : await promptPassword(`password for ${label} of ${imei}: `);
           // The key the transport opens it with: MMGW_CREDENTIALS_KEY, else <data>/keys/credentials.key.
-          const cipher = CredentialCipher.open({ dataDir: resolve(o.data) });
+          const cipher = CredentialCipher.open({
+            dataDir: resolve(o.data),
+            key: process.env.MMGW_CREDENTIALS_KEY,
+          });
           const r = await withRegistry(
             o,
             (reg) =>

@@ -36,7 +36,7 @@ function retry(registry: Registry, data: string, file: string, jobId: string) {
       jobId,
       actor: { actor: 'cli:retry', role: 'cli' },
       source: 'file',
-      sealer: importResultSealer({ dataDir: data, env: {} }),
+      sealer: importResultSealer({ dataDir: data }),
     },
   );
 }
@@ -89,7 +89,7 @@ test('killed after the job finished, before anyone saw the answer: rows, result,
   assert.equal((audit[0]?.after as { written?: number } | undefined)?.written, ROWS);
 
   // The one-time secrets are there to fetch, and they open the devices.
-  const sealer = importResultSealer({ dataDir: data, env: {} });
+  const sealer = importResultSealer({ dataDir: data });
   const secrets = [...registry.imports.secrets('crash-2', sealer)].flat();
   assert.equal(secrets.length, ROWS);
   const first = secrets.find((s) => s.imei === fileImei(0));

@@ -71,36 +71,34 @@ describe('loadCredentialKey', () => {
     const dataDir = tempDir(t);
     const lines: unknown[] = [];
     const logger = { info: (...a: unknown[]) => lines.push(a), warn: () => {} };
-    const k1 = loadCredentialKey({ dataDir, env: {}, logger });
+    const k1 = loadCredentialKey({ dataDir, logger });
     assert.equal(k1.length, 32);
     const file = join(dataDir, 'keys', 'credentials.key');
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(lines.length, 1);
     assert.ok(!JSON.stringify(lines).includes(readFileSync(file, 'utf8').trim()));
-    const k2 = loadCredentialKey({ dataDir, env: {}, logger });
+    const k2 = loadCredentialKey({ dataDir, logger });
     assert.ok(k1.equals(k2));
     assert.equal(lines.length, 1);
     // A secret sealed by one opening is readable by the next (a restart).
-    const sealed = CredentialCipher.open({ dataDir, env: {} }).encrypt('pw', 'a');
-    assert.equal(CredentialCipher.open({ dataDir, env: {} }).decrypt(sealed, 'a'), 'pw');
+    const sealed = CredentialCipher.open({ dataDir }).encrypt('pw', 'a');
+    assert.equal(CredentialCipher.open({ dataDir }).decrypt(sealed, 'a'), 'pw');
   });
 
-  test('MMGW_CREDENTIALS_KEY wins over the file and must be 32 bytes', (t) => {
+  test('a given key (MMGW_CREDENTIALS_KEY) wins over the file and must be 32 bytes', (t) => {
     const dataDir = tempDir(t);
     const key = randomBytes(32);
-    assert.ok(
-      loadCredentialKey({ dataDir, env: { MMGW_CREDENTIALS_KEY: key.toString('base64') } }).equals(key),
-    );
+    assert.ok(loadCredentialKey({ dataDir, key: key.toString('base64') }).equals(key));
     assert.throws(
-      () => loadCredentialKey({ dataDir, env: { MMGW_CREDENTIALS_KEY: randomBytes(16).toString('base64') } }),
+      () => loadCredentialKey({ dataDir, key: randomBytes(16).toString('base64') }),
       isCode('config.invalid'),
     );
   });
 
   test('a corrupt key file stops the start instead of silently making a new key', (t) => {
     const dataDir = tempDir(t);
-    loadCredentialKey({ dataDir, env: {} });
+    loadCredentialKey({ dataDir });
     writeFileSync(join(dataDir, 'keys', 'credentials.key'), 'short\n');
-    assert.throws(() => loadCredentialKey({ dataDir, env: {} }), isCode('config.invalid'));
+    assert.throws(() => loadCredentialKey({ dataDir }), isCode('config.invalid'));
   });
 });

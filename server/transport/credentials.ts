@@ -26,17 +26,19 @@ const TAG_BYTES = 16;
 
 export interface CredentialKeyOptions {
   dataDir: string;
-  /** Defaults to process.env; injected in tests. */
-  env?: Record<string, string | undefined>;
+  /**
+   * The key in base64, as MMGW_CREDENTIALS_KEY gives it (config `credentialsKey`; the CLI reads the
+   * environment itself); absent or empty: the key file.
+   */
+  key?: string | undefined;
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
 /** Loads the node's credentials key, generating the key file on first use. */
 export function loadCredentialKey(opts: CredentialKeyOptions): Buffer {
-  const env = opts.env ?? process.env;
-  const fromEnv = env.MMGW_CREDENTIALS_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') {
-    const key = Buffer.from(fromEnv.trim(), 'base64');
+  const given = opts.key;
+  if (given !== undefined && given !== '') {
+    const key = Buffer.from(given.trim(), 'base64');
     if (key.length !== KEY_BYTES) {
       throw new GatewayError(
         'config.invalid',

@@ -81,7 +81,7 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     openImService({
       dataDir,
       logger,
-      env: { MMGW_CREDENTIALS_KEY: KEY },
+      credentialsKey: KEY,
       presenceWindowMs: 50,
       recorder,
       trafficFlushMs: 50,

@@ -57,7 +57,7 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
     im = openImService({
       dataDir,
       logger,
-      env: { MMGW_CREDENTIALS_KEY: Buffer.alloc(32, 3).toString('base64') },
+      credentialsKey: Buffer.alloc(32, 3).toString('base64'),
     });
     transport = await startTransport({ bus, nodeId: NODE, logger, dataDir, methods: im.methods });
   });
@@ -103,7 +103,7 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
       dataDir,
       logger,
       bus,
-      env: { MMGW_CREDENTIALS_KEY: Buffer.alloc(32, 3).toString('base64') },
+      credentialsKey: Buffer.alloc(32, 3).toString('base64'),
     });
     transport = await startTransport({ bus, nodeId: NODE, logger, dataDir, methods: im.methods });
     const before = evB.length;

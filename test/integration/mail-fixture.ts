@@ -101,13 +101,13 @@ export async function startMailFixture(
     stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
     const logger = pino({ level: process.env.MMGW_LOG_LEVEL ?? 'silent' });
     const bus = new InProcessBus();
-    const env = { MMGW_CREDENTIALS_KEY: Buffer.alloc(32, 7).toString('base64') };
+    const credentialsKey = Buffer.alloc(32, 7).toString('base64');
     const usage: MailUsageRecord[] = [];
     const open = () =>
       openMailService({
         dataDir,
         logger,
-        env,
+        credentialsKey,
         lingerMs: 60_000,
         connectTimeoutMs: 5000,
         onUsage: (r) => usage.push(r),

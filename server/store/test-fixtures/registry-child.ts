@@ -65,7 +65,7 @@ if (cmd === 'add') {
       ...(jobId ? { jobId } : {}),
       actor: { actor: 'cli:crash-test', role: 'cli' },
       source: 'file',
-      sealer: importResultSealer({ dataDir, env: {} }),
+      sealer: importResultSealer({ dataDir }),
       onJob: (id) => process.stdout.write(`job ${id}\n`),
       onProgress: (p) => {
         if (p.phase === 'writing') process.stdout.write(`written ${p.rows}\n`);
@@ -104,7 +104,7 @@ async function memory(file: string): Promise<void> {
     const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? 0) / 1024;
     return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), hwm: kb('VmHWM') };
   };
-  const sealer = importResultSealer({ dataDir, env: {} });
+  const sealer = importResultSealer({ dataDir });
   const run = async (path: string, dryRun: boolean) => {
     const start = status();
     let peak = start;

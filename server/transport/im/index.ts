@@ -6,7 +6,8 @@
  *   startTransport({ …, methods: [...mail.methods, ...im.methods] });   // `await im.close()` on stop
  *   watchDeviceSessions({ …, hooks: [{ up: im.restoreDevice, down: im.deviceGone }] });
  *   void im.restoreAll();
- * (server/node.ts does exactly this). MMGW_IM_LINGER_MS overrides the linger time.
+ * (server/node.ts does exactly this). `lingerMs` comes from the config (im.lingerMs,
+ * MMGW_IM_LINGER_MS).
  *
  * Pushed events: im.state {account, jid, state, error?}, im.message {account,
  * from, to, body, stanzaId, originId?, at, direction, carbon?, truncated?},
@@ -76,7 +77,8 @@ export function imMethods(deps: ImDeps): MethodDefinition<any>[] {
 export interface ImServiceOptions extends XmppSessionPoolOptions {
   dataDir: string;
   logger?: Logger;
-  env?: Record<string, string | undefined>;
+  /** The credentials key in base64 (config credentialsKey); absent: `<dataDir>/keys/credentials.key`. */
+  credentialsKey?: string | undefined;
   /** Injected store (tests); default the `im.accounts` of `storage`. */
   accounts?: ImAccountStore;
   /** The node's transport storage (one lmdb environment per node); absent: opened under `dataDir`. */
@@ -116,17 +118,18 @@ export function openImService(opts: ImServiceOptions): ImService {
   // Opened lazily when injected accounts make it unneeded at start (tests).
   let cipher: CredentialCipher | undefined;
   const theCipher = () =>
-    (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
+    (cipher ??= CredentialCipher.open({
+      dataDir: opts.dataDir,
+      key: opts.credentialsKey,
+      logger: opts.logger,
+    }));
   // The node's storage when it gives one; else this service's own, closed with it.
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
   const accounts = opts.accounts ?? new LmdbImAccountStore({ storage: storage(), cipher: theCipher() });
   const pusher = opts.bus ? new DevicePusher(opts.bus) : undefined;
   const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
-  // MMGW_IM_LINGER_MS: how long a gone device's XMPP sessions stay (tests and operators; default 10 min).
-  const lingerEnv = Number((opts.env ?? process.env).MMGW_IM_LINGER_MS);
   const sessions = new XmppSessionPool({
-    ...(Number.isInteger(lingerEnv) && lingerEnv > 0 ? { lingerMs: lingerEnv } : {}),
     ...opts,
     ...(push ? { push } : {}),
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),

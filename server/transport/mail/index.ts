@@ -72,7 +72,8 @@ export { MAIL_PUSHED_EVENTS, MAIL_RESPONSE_EVENTS } from './events.ts';
 export interface MailServiceOptions {
   dataDir: string;
   logger?: Logger;
-  env?: Record<string, string | undefined>;
+  /** The credentials key in base64 (config credentialsKey); absent: `<dataDir>/keys/credentials.key`. */
+  credentialsKey?: string | undefined;
   /** How long an account's IMAP session outlives its last use. Default 5 minutes. */
   lingerMs?: number;
   connectTimeoutMs?: number;
@@ -115,7 +116,11 @@ export function openMailService(opts: MailServiceOptions): MailService {
   // Opened lazily when injected accounts make it unneeded at start (tests).
   let cipher: CredentialCipher | undefined;
   const theCipher = () =>
-    (cipher ??= CredentialCipher.open({ dataDir: opts.dataDir, env: opts.env, logger: opts.logger }));
+    (cipher ??= CredentialCipher.open({
+      dataDir: opts.dataDir,
+      key: opts.credentialsKey,
+      logger: opts.logger,
+    }));
   // The node's storage when it gives one; else this service's own, closed with it.
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
