@@ -13,8 +13,9 @@
  *     directory): wall time from spawn until /readyz answers 200, median of
  *     --starts (after one start that is not counted: it builds the SO_REUSEPORT
  *     shim and warms the page cache);
- *   - after the last start has idled 3 s: RSS and PSS of the primary and of
- *     each edge worker, from /proc/<pid>/smaps_rollup; and of an idle bare node.
+ *   - after the last start has idled 3 s: RSS and PSS of the primary, of
+ *     each edge worker and of each supervised role's process (transport,
+ *     transcoder), from /proc/<pid>/smaps_rollup; and of an idle bare node.
  * Prints a Markdown table (and --json prints the raw figures).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -138,6 +139,8 @@ interface StartFigures {
   readySeconds: number;
   primary?: Memory;
   workers: Memory[];
+  /** Supervised role processes by role (none for a root that runs every role in the primary). */
+  roles: Record<string, Memory>;
 }
 
 /** Starts a node, times it until /readyz says 200, samples RSS after IDLE_MS when asked, stops it. */
@@ -182,14 +185,19 @@ async function startOnce(root: string, sampleRss: boolean): Promise<StartFigures
       ),
     ]);
     const readySeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (!sampleRss) return { readySeconds, workers: [] };
+    if (!sampleRss) return { readySeconds, workers: [], roles: {} };
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const pid = child.pid!;
     // The node also runs the SO_REUSEPORT shim's compiler on a cold cache; only node children count.
-    const workerPids = children(pid).filter((c) =>
-      readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('--internal-edge-worker'),
-    );
-    return { readySeconds, primary: memory(pid), workers: workerPids.map(memory) };
+    const cmdline = (c: number) => readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0');
+    const workerPids = children(pid).filter((c) => cmdline(c).includes('--internal-edge-worker'));
+    const roles: Record<string, Memory> = {};
+    for (const c of children(pid)) {
+      const args = cmdline(c);
+      const at = args.indexOf('--internal-role');
+      if (at >= 0) roles[args[at + 1] ?? '?'] = memory(c);
+    }
+    return { readySeconds, primary: memory(pid), workers: workerPids.map(memory), roles };
   } finally {
     if (child && child.exitCode === null) {
       const gone = new Promise((r) => child!.once('exit', r));
@@ -206,6 +214,7 @@ interface RootFigures {
   readySeconds: number;
   primary: Memory;
   workers: Memory[];
+  roles: Record<string, Memory>;
 }
 
 async function measureRoot(root: string): Promise<RootFigures> {
@@ -225,6 +234,7 @@ async function measureRoot(root: string): Promise<RootFigures> {
     readySeconds: median(ready),
     primary: last!.primary!,
     workers: last!.workers,
+    roles: last!.roles,
   };
 }
 
@@ -254,11 +264,15 @@ if (process.argv.includes('--json')) {
   );
   console.log('');
   console.log(
-    `| root | \`mmgw --help\`: wall s (× \`node -e 0\`); CPU s (×) | \`mmgw start --edge-workers ${workers}\` until /readyz 200, s | primary idle RSS / PSS, MiB | each edge worker idle RSS / PSS, MiB |`,
+    `| root | \`mmgw --help\`: wall s (× \`node -e 0\`); CPU s (×) | \`mmgw start --edge-workers ${workers}\` until /readyz 200, s | primary idle RSS / PSS, MiB | each edge worker idle RSS / PSS, MiB | supervised role processes idle RSS / PSS, MiB |`,
   );
-  console.log('| --- | ---: | ---: | ---: | ---: |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results)
     console.log(
-      `| ${r.root} | ${r.help.wall.toFixed(3)} (${(r.help.wall / bare.wall).toFixed(1)}×); ${r.help.cpu.toFixed(2)} (${(r.help.cpu / bare.cpu).toFixed(1)}×) | ${r.readySeconds.toFixed(2)} | ${mem(r.primary)} | ${r.workers.map(mem).join('; ')} |`,
+      `| ${r.root} | ${r.help.wall.toFixed(3)} (${(r.help.wall / bare.wall).toFixed(1)}×); ${r.help.cpu.toFixed(2)} (${(r.help.cpu / bare.cpu).toFixed(1)}×) | ${r.readySeconds.toFixed(2)} | ${mem(r.primary)} | ${r.workers.map(mem).join('; ')} | ${
+        Object.entries(r.roles)
+          .map(([role, m]) => `${role} ${mem(m)}`)
+          .join('; ') || '—'
+      } |`,
     );
 }

@@ -36,6 +36,7 @@ describe('config', () => {
       bus: 'inproc',
       engine: 'uws',
       log: { level: 'info' },
+      supervise: true,
       edge: { workers: 1, heartbeatMs: 30000, resumeWindowMs: 120000, compression: true, limits: {} },
     });
   });
@@ -57,6 +58,7 @@ describe('config', () => {
         MMGW_JWT_SECRET: 'x'.repeat(32),
         MMGW_MAIL_PUSH_TOKEN: 'h'.repeat(20),
         MMGW_CREDENTIALS_KEY: 'k'.repeat(44),
+        MMGW_SUPERVISE: 'false',
         MMGW_IM_LINGER_MS: '1500',
         MMGW_ADMIN_NAME: 'alice',
         MMGW_ADMIN_PASSWORD: 'first-password',
@@ -78,6 +80,7 @@ describe('config', () => {
     assert.equal(redactedConfig(config).mailPushToken, '[redacted]');
     assert.equal(config.credentialsKey, 'k'.repeat(44));
     assert.equal(redactedConfig(config).credentialsKey, '[redacted]');
+    assert.equal(config.supervise, false);
     assert.equal(config.im?.lingerMs, 1500);
     assert.equal(config.admin?.firstAdminName, 'alice');
     assert.equal(config.admin?.firstAdminPassword, 'first-password');
@@ -91,7 +94,15 @@ describe('config', () => {
     assert.ok(!JSON.stringify(redactedConfig(config)).includes('first-password'));
   });
 
-  test('im.lingerMs must be a positive number', () => {
+  test('supervise: on by default, off with --no-supervise or MMGW_SUPERVISE=0; anything else is refused', () => {
+    assert.equal(loadConfig({ env: {} }).supervise, true);
+    assert.equal(loadConfig({ env: {}, flags: { supervise: false } }).supervise, false);
+    assert.equal(loadConfig({ env: { MMGW_SUPERVISE: '0' } }).supervise, false);
+    assert.equal(loadConfig({ env: { MMGW_SUPERVISE: 'yes' } }).supervise, true);
+    assert.deepEqual(
+      problems(() => loadConfig({ env: { MMGW_SUPERVISE: 'maybe' } })),
+      ['config: supervise: expected true or false, got "maybe" (from env MMGW_SUPERVISE)'],
+    );
     assert.match(
       problems(() => loadConfig({ env: { MMGW_IM_LINGER_MS: '0' } }))[0] ?? '',
       /^config: im\.lingerMs: expected a number ≥ 1, got 0 \(from env MMGW_IM_LINGER_MS\)$/,

@@ -114,6 +114,11 @@ export const ConfigSchema = z
      * `<data>/keys/credentials.key` (generated on first use). The admin and every transport need the same.
      */
     credentialsKey: z.string({ error: 'expected a string' }).min(1).optional(),
+    /**
+     * Run the transport and the transcoder as child processes that a crash restarts alone, while the
+     * edge keeps every device session (`mmgw start`'s default); false: every role in this one process.
+     */
+    supervise: z.boolean({ error: 'expected true or false' }).default(true),
     /** When every role is up, write {pid, nodeId, devicePort, adminPort} here (tests and supervisors use it). */
     readyFile: z.string({ error: 'expected a path' }).min(1).optional(),
     log: z
@@ -189,6 +194,7 @@ export interface ConfigFlags {
   edgeWorkers?: string | number;
   logLevel?: string;
   readyFile?: string;
+  supervise?: boolean;
 }
 
 export interface LoadConfigOptions {
@@ -228,6 +234,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_JWT_SECRET: 'jwtSecret',
   MMGW_MAIL_PUSH_TOKEN: 'mailPushToken',
   MMGW_CREDENTIALS_KEY: 'credentialsKey',
+  MMGW_SUPERVISE: 'supervise',
   MMGW_IM_LINGER_MS: 'im.lingerMs',
   MMGW_ADMIN_NAME: 'admin.firstAdminName',
   MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
@@ -245,9 +252,11 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   edgeWorkers: ['edge.workers', '--edge-workers'],
   logLevel: ['log.level', '--log-level'],
   readyFile: ['readyFile', '--ready-file'],
+  supervise: ['supervise', '--no-supervise'],
 };
 
 const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs']);
+const BOOLEAN_PATHS = new Set(['supervise']);
 
 /** Strings from the environment and flags: digits become numbers; anything else stays as given (and fails validation). */
 function fromText(path: string, value: unknown): unknown {
@@ -262,6 +271,11 @@ function fromText(path: string, value: unknown): unknown {
   }
   if (NUMERIC_PATHS.has(path) && typeof value === 'string' && /^\d+$/.test(value.trim()))
     return Number(value);
+  if (BOOLEAN_PATHS.has(path) && typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(word)) return true;
+    if (['false', '0', 'no'].includes(word)) return false;
+  }
   return value;
 }
 

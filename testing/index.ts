@@ -10,3 +10,4 @@ export * from './frames.ts';
 // Images made with sharp (transcoder tests and benchmark): nothing binary is checked in.
 export * from './images.ts';
 export { methodInputs } from './method-inputs.ts';
+export { processAlive } from './processes.ts';

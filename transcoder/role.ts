@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../device-protocol/errors.ts';
 import type { Bus, BusMessage, Subscription } from '../server/bus/bus.ts';
+import type { RoleDefinition, RoleHandle } from '../server/roles.ts';
 import { chunkText, htmlToReadableText, tidyText } from './body.ts';
 import { SourceFingerprint, TranscodeCache } from './cache.ts';
 import { checkSource, checkVariantSpec, type ImageVariant, transcodeImage, variantKey } from './image.ts';
@@ -223,3 +224,13 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
     },
   };
 }
+
+/** The transcoder's entry in a node's role table (server/roles.ts). */
+export const transcoderRole: RoleDefinition = {
+  name: 'transcoder',
+  async start(ctx): Promise<RoleHandle> {
+    // Stateless: a queue group on the bus, so several transcoders share the work.
+    const transcoder = await startTranscoder({ bus: ctx.bus, dataDir: ctx.config.data, logger: ctx.logger });
+    return { stop: () => transcoder.stop() };
+  },
+};

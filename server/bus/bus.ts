@@ -85,6 +85,11 @@ export const Subjects = {
   sessionUp: 'mmgw.session.up',
   /** Edge → every transport (fire and forget): a device session ended (expired, replaced, closed). DeviceSessionEvent. */
   sessionDown: 'mmgw.session.down',
+  /**
+   * A transport that (re)started → every edge (fire and forget, `{nodeId}`): publish sessionUp again
+   * for every session you hold, so that the accounts of connected devices come back by themselves.
+   */
+  edgeSessions: 'mmgw.edge.sessions',
 } as const;
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The bus of edge worker processes. One machine runs several edge processes
- * sharing the device port (a process may hold at most 20,000 open files), and
- * they reach the rest of the node through the primary process: the primary
+ * The bus of a node's child processes: edge workers (one machine runs several
+ * edge processes sharing the device port; a process may hold at most 20,000
+ * open files) and the supervised transport and transcoder. They reach the
+ * rest of the node through the primary process: the primary
  * holds an InProcessBus (the broker) and serves each child over the Node IPC
  * channel; in the child, connectIpcBus() forwards publish, subscribe and
  * request to it. Payloads stay the bytes of the shared envelope codec end to
@@ -255,6 +256,14 @@ export function serveIpcBus(
     stopped = true;
     clearInterval(sweep);
     for (const c of [...clients.keys()]) dropClient(c);
+    // Requests the child took and will never answer (it crashed): their requesters learn it now,
+    // not at their timeout. Whether the child acted on them is unknown, as after a timeout.
+    const gone = encodeErrorReply(
+      new GatewayError('bus.timeout', 'The process serving this request exited before answering.', {
+        retryable: true,
+      }),
+    );
+    for (const pending of replies.values()) pending.reply(gone);
     replies.clear();
     child.off?.('message', onMessage);
     child.off?.('disconnect', stop);

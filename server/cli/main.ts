@@ -70,11 +70,18 @@ export function buildProgram(): Command {
       '--ready-file <file>',
       'when every role is up, write {pid,nodeId,devicePort,adminPort} here (atomically)',
     )
+    .option(
+      '--no-supervise',
+      'every role in this one process; by default the transport and the transcoder run in child processes restarted when they crash (env MMGW_SUPERVISE)',
+    )
     .addOption(new Option('--internal-edge-worker <index>').hideHelp())
     .action(
       wrap(async (o: Record<string, any>) => {
-        const { runStart, runEdgeWorker } = await import('../node.ts');
-        if (o.internalEdgeWorker !== undefined) return runEdgeWorker(Number(o.internalEdgeWorker));
+        if (o.internalEdgeWorker !== undefined) {
+          const { runEdgeWorker } = await import('../supervision/child.ts');
+          return runEdgeWorker(Number(o.internalEdgeWorker));
+        }
+        const { runStart } = await import('../node.ts');
         return runStart({
           ...(o.config === undefined ? {} : { file: o.config }),
           flags: {
@@ -89,6 +96,8 @@ export function buildProgram(): Command {
             edgeWorkers: o.edgeWorkers,
             logLevel: o.logLevel,
             readyFile: o.readyFile,
+            // Commander sets supervise to true when --no-supervise is absent: only the flag itself counts.
+            ...(o.supervise === false ? { supervise: false } : {}),
           },
         });
       }),

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
-import type { Bus, DeviceDirectory, DeviceRouter } from '../bus/bus.ts';
+import type { Bus, DeviceDirectory, DeviceRouter, DeviceSessionEvent } from '../bus/bus.ts';
 import type { Recorder } from '../records/types.ts';
 import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
 import { EdgeCore } from './edge-core.ts';
@@ -63,6 +63,8 @@ export interface EdgeHandle {
   sessionCount(): number;
   /** Sessions with a carrier attached (devices online now). */
   connectedCount(): number;
+  /** Every session held (attached or waiting for a resume), as the edge announced it on Subjects.sessionUp. */
+  sessions(): DeviceSessionEvent[];
   /**
    * Bye session.draining (resumable, reconnectAfterMs 1–5 s) to every carrier,
    * stop accepting, close the carriers. Sessions are kept (detached) so that the
@@ -193,6 +195,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     port: engine.port,
     sessionCount: () => core.sessionCount,
     connectedCount: () => core.connectedCount,
+    sessions: () => Array.from(core.table.values(), (s) => ({ deviceId: s.imei, sessionId: s.id })),
     drain,
     close() {
       closed ??= (async () => {

@@ -3,7 +3,8 @@
  * the build in dist/: see dist.ts) on free ports with its own temporary data
  * directory, plus device provisioning.
  *
- *   const gw = await startGateway();        // every role, inproc bus
+ *   const gw = await startGateway();        // every role in one process, inproc bus
+ *   const gw = await startGateway({ supervise: true });   // as `mmgw start`: supervised children
  *   t.after(() => gw.stop());
  *   const { imei, secret } = await provisionDevice(gw.dataDir);
  *   // connect to gw.url (ws://127.0.0.1:<devicePort>)
@@ -47,6 +48,13 @@ export interface GatewayOptions {
   timeoutMs?: number;
   /** Node options before the script (e.g. ['--cpu-prof', '--cpu-prof-dir', dir]; NODE_OPTIONS refuses some). */
   nodeArgs?: string[];
+  /**
+   * Run as `mmgw start` does by default: the transport and the transcoder in supervised child
+   * processes. Default false (--no-supervise): every role in the one process, as the suites
+   * expect; MMGW_TEST_SUPERVISE=1 in the test's environment makes true the default (to run the
+   * suites against the supervised layout).
+   */
+  supervise?: boolean;
 }
 
 export interface Gateway {
@@ -113,6 +121,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     dataDir,
     '--ready-file',
     readyFile,
+    ...((opts.supervise ?? process.env.MMGW_TEST_SUPERVISE === '1') ? [] : ['--no-supervise']),
     ...(opts.args ?? []),
   ];
   const child = spawn(process.execPath, args, {

@@ -1,18 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type EventuallyOptions, eventually } from '../../testing/index.ts';
+import { type EventuallyOptions, eventually, processAlive } from '../../testing/index.ts';
 import { provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
 
 /** Edge worker processes: one device port, one ops endpoint, metrics of every worker. */
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Processes starting and stopping: 30 s, every 100 ms. */
 const POLL: EventuallyOptions = { timeoutMs: 30_000, intervalMs: 100 };
@@ -80,7 +71,7 @@ for (const engine of ['uws', 'portable'] as const) {
       assert.equal(pids.size, 2, gw.stdout.join('\n'));
       assert.equal(await gw.stop(), 0);
       for (const pid of pids.values())
-        await eventually(`worker ${pid} gone with the node`, () => !alive(pid), {
+        await eventually(`worker ${pid} gone with the node`, () => !processAlive(pid), {
           ...POLL,
           timeoutMs: 10_000,
         });
@@ -116,5 +107,8 @@ test('a worker killed with -9 is forked again; the primary killed with -9 leaves
   gw.kill();
   await gw.stop();
   for (const pid of workers)
-    await eventually(`worker ${pid} gone, not an orphan`, () => !alive(pid), { ...POLL, timeoutMs: 15_000 });
+    await eventually(`worker ${pid} gone, not an orphan`, () => !processAlive(pid), {
+      ...POLL,
+      timeoutMs: 15_000,
+    });
 });

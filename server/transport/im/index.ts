@@ -6,7 +6,7 @@
  *   startTransport({ …, methods: [...mail.methods, ...im.methods] });   // `await im.close()` on stop
  *   watchDeviceSessions({ …, hooks: [{ up: im.restoreDevice, down: im.deviceGone }] });
  *   void im.restoreAll();
- * (server/node.ts does exactly this). `lingerMs` comes from the config (im.lingerMs,
+ * (server/transport/role.ts does exactly this). `lingerMs` comes from the config (im.lingerMs,
  * MMGW_IM_LINGER_MS).
  *
  * Pushed events: im.state {account, jid, state, error?}, im.message {account,
@@ -134,6 +134,8 @@ export function openImService(opts: ImServiceOptions): ImService {
     ...(push ? { push } : {}),
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),
   });
+  /** Devices whose session came up (restoreDevice with a push) and has not gone down since. */
+  const present = new Set<string>();
   const deps: ImDeps = {
     accounts,
     sessions,
@@ -148,7 +150,9 @@ export function openImService(opts: ImServiceOptions): ImService {
       // A few devices at a time: a node with thousands must not storm its XMPP servers.
       const worker = async () => {
         for (let deviceId = queue.shift(); deviceId !== undefined; deviceId = queue.shift()) {
-          sessions.deviceGone(deviceId);
+          // A device whose session the edge announced meanwhile is here, not gone (a restarted
+          // transport hears of every held session while this runs).
+          if (!present.has(deviceId)) sessions.deviceGone(deviceId);
           await restoreDevice(deviceId);
         }
       };
@@ -165,7 +169,10 @@ export function openImService(opts: ImServiceOptions): ImService {
         ...(opts.logger ? { logger: opts.logger } : {}),
       });
     },
-    deviceGone: (deviceId) => sessions.deviceGone(deviceId),
+    deviceGone: (deviceId) => {
+      present.delete(deviceId);
+      sessions.deviceGone(deviceId);
+    },
     async close() {
       await sessions.closeAll();
       await accounts.close();
@@ -174,7 +181,10 @@ export function openImService(opts: ImServiceOptions): ImService {
   };
 
   async function restoreDevice(deviceId: string, devicePush?: DevicePush): Promise<void> {
-    if (devicePush) sessions.setPusher(deviceId, devicePush);
+    if (devicePush) {
+      present.add(deviceId);
+      sessions.setPusher(deviceId, devicePush);
+    }
     await Promise.all(
       accounts.list(deviceId).map(async (account) => {
         if (sessions.get(account.id)) return;

@@ -1,0 +1,125 @@
+/**
+ * The transport role of a node: mail and chat services over the node's one
+ * lmdb environment, the request dispatcher on the bus, and the device
+ * session watch that brings backend sessions back when a device's session
+ * comes up.
+ *
+ * When it starts (a node start, or the restart of a supervised transport
+ * process) it asks every edge for the sessions it holds (Subjects.edgeSessions):
+ * the edges answer with a session-up per session, so the accounts of devices
+ * that stayed connected come back without the devices doing anything.
+ */
+import { Subjects } from '../bus/bus.ts';
+import type { RoleDefinition, RoleHandle } from '../roles.ts';
+import { RendezvousRouter } from '../router/index.ts';
+import { openImService } from './im/index.ts';
+import {
+  busDeviceProfileFetch,
+  DeviceProfiles,
+  startTransport,
+  TransportStorage,
+  watchDeviceSessions,
+} from './index.ts';
+import { openMailService, registryMediaProfiles } from './mail/index.ts';
+
+export const transportRole: RoleDefinition = {
+  name: 'transport',
+  async start(ctx): Promise<RoleHandle> {
+    const { bus, config, logger, membership, nodeId, recorder } = ctx;
+    const dataDir = config.data;
+    // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
+    const storage = TransportStorage.open(dataDir);
+    const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };
+    const mail = openMailService({
+      ...shared,
+      // Capability profiles per model and service policies, where this node holds the registry.
+      ...(ctx.registry ? { mediaProfiles: registryMediaProfiles(ctx.registry) } : {}),
+    });
+    // Chat accounts too; their XMPP sessions come back at start and when a device reconnects.
+    const im = openImService({
+      ...shared,
+      ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
+    });
+    // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
+    const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
+    let transport: Awaited<ReturnType<typeof startTransport>>;
+    try {
+      transport = await startTransport({
+        bus,
+        nodeId,
+        logger,
+        dataDir,
+        methods: [...mail.methods, ...im.methods],
+        profiles,
+      });
+    } catch (err) {
+      await im.close();
+      await mail.close();
+      await storage.close();
+      throw err;
+    }
+    // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
+    const router = new RendezvousRouter(membership);
+    const sessionWatch = watchDeviceSessions({
+      bus,
+      holds: (deviceId) => (router.pick(deviceId) ?? nodeId) === nodeId,
+      hooks: [
+        {
+          // Operator-provisioned accounts first (stored and brought up), then every stored chat account.
+          up: async (id, push) => {
+            const profile = await profiles.refresh(id);
+            if (profile) {
+              await mail
+                .provision(id, profile, push)
+                .catch((err) => logger.warn({ err, deviceId: id }, 'provisioning mail accounts failed'));
+              await im
+                .provision(id, profile, push)
+                .catch((err) => logger.warn({ err, deviceId: id }, 'provisioning chat accounts failed'));
+            }
+            await im.restoreDevice(id, push);
+          },
+          down: (id) => im.deviceGone(id),
+        },
+      ],
+      logger,
+    });
+    void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
+    const stopAsking = askEdgesOnceMember(ctx);
+    return {
+      async stop() {
+        stopAsking();
+        sessionWatch.close();
+        router.close();
+        await transport.close();
+        await im.close();
+        await mail.close();
+        await storage.close();
+      },
+    };
+  },
+};
+
+/**
+ * Asks the edges for their sessions once the membership lists this node as a
+ * transport: before that, the edges' routers would not pick it and its own
+ * `holds` could claim devices of other transports. Returns a cancel.
+ */
+function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0]): () => void {
+  const { bus, membership, nodeId, logger } = ctx;
+  const member = () => membership.nodes('transport').some((n) => n.nodeId === nodeId);
+  let off: (() => void) | undefined;
+  const ask = (): boolean => {
+    if (!member()) return false;
+    off?.();
+    off = undefined;
+    try {
+      bus.publish(Subjects.edgeSessions, { nodeId });
+      logger.debug('asked the edges for the sessions they hold');
+    } catch (err) {
+      logger.warn({ err }, 'could not ask the edges for their sessions');
+    }
+    return true;
+  };
+  if (!ask()) off = membership.onChange(() => void ask());
+  return () => off?.();
+}
