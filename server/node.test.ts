@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -7,6 +7,7 @@ import { GatewayError } from '../device-protocol/errors.ts';
 import { loadConfig } from './config.ts';
 import { startNode } from './node.ts';
 import type { RoleDefinition } from './roles.ts';
+import { LOCK_FILE } from './store/data-dir.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-node-'));
@@ -57,9 +58,14 @@ describe('startNode over a role table', () => {
     assert.deepEqual(node.readiness(), { ready: true, reasons: [] });
     const res = await fetch(`http://127.0.0.1:${node.adminPort}/readyz`);
     assert.equal(res.status, 200);
+    // The files the roles created are the gateway's alone, in a directory only it may enter.
+    assert.equal(statSync(join(data, 'store.mdb')).mode & 0o777, 0o600);
+    assert.equal(statSync(data).mode & 0o777, 0o700);
+    assert.ok(existsSync(join(data, LOCK_FILE)), 'the data directory is locked while the node runs');
     await node.close();
     assert.deepEqual(log, ['start admin', 'start transport', 'stop transport', 'stop admin']);
     assert.ok(await refused(node.adminPort), 'the ops endpoint is closed');
+    assert.ok(!existsSync(join(data, LOCK_FILE)), 'the lock is released');
   });
 
   test('a role that fails to start stops the node cleanly with its error', async (t) => {
@@ -73,7 +79,8 @@ describe('startNode over a role table', () => {
       (err) => err === boom,
     );
     assert.deepEqual(log, ['start admin', 'start transport', 'stop admin']);
-    // Nothing is left holding a port: the next start works.
+    assert.ok(!existsSync(join(data, LOCK_FILE)), 'the lock is released');
+    // Nothing is left holding the data directory or a port: the next start works.
     const again = await startNode(configIn(data, ['admin']), { table: [fake('admin', log)] });
     await again.close();
   });

@@ -43,6 +43,7 @@ import {
   stopRoles,
 } from './roles.ts';
 import { Membership, startHeartbeat } from './router/index.ts';
+import { type DataDirLock, lockDataDir, makePrivate } from './store/data-dir.ts';
 import type { Registry } from './store/registry.ts';
 import { BUILT, SUPERVISED_ROLES, type SupervisedRole } from './supervision/child-entry.ts';
 
@@ -185,17 +186,30 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   let draining = false;
   let closed = false;
   let ops: OpsServer | undefined;
+  let lock: DataDirLock | undefined;
 
   if (configModule)
     logger.info(
       { config: configModule.redactedConfig(config), nodeId, roles, release: RELEASE },
       'starting node',
     );
+  // One gateway per data directory (the CLI tools beside it take no lock; nor do the children).
+  if (primary) lock = lockDataDir(config.data);
 
-  const bus =
-    !primary && config.bus === 'inproc'
-      ? await createBus({ kind: 'ipc', logger })
-      : await createBus({ ...busKind(config.bus), name: child ? `${nodeId}-${child.role}` : nodeId, logger });
+  let bus: Bus;
+  try {
+    bus =
+      !primary && config.bus === 'inproc'
+        ? await createBus({ kind: 'ipc', logger })
+        : await createBus({
+            ...busKind(config.bus),
+            name: child ? `${nodeId}-${child.role}` : nodeId,
+            logger,
+          });
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   const membership = new Membership({ bus, logger });
   membership.start();
 
@@ -235,6 +249,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     } catch (err) {
       logger.debug({ err }, 'bus close failed');
     }
+    lock?.release();
     logger.info({ nodeId }, child ? 'role process stopped' : 'node stopped');
   };
 
@@ -331,6 +346,8 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     await startRoles(table, ctx, started, (r) => {
       if (isRole(r.name)) announce();
     });
+    // lmdb creates its files with the umask (0644): the roles have opened theirs by now.
+    if (primary) makePrivate(config.data);
   } catch (err) {
     await close().catch(() => {});
     throw err;

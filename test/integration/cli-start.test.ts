@@ -44,6 +44,11 @@ describe('mmgw start', () => {
     assert.deepEqual(await res.json(), { status: 'ok' });
     assert.ok(started.devicePort > 0);
     assert.ok(statSync(join(cwd, 'data', 'registry')).isDirectory());
+    // Only the gateway may read its data: files 0600 in 0700 directories (lmdb creates them 0644).
+    assert.equal(statSync(join(cwd, 'data')).mode & 0o777, 0o700);
+    for (const file of ['registry/data.mdb', 'registry/lock.mdb', 'transport/data.mdb', 'records/data.mdb'])
+      assert.equal(statSync(join(cwd, 'data', file)).mode & 0o777, 0o600, file);
+    assert.equal(statSync(join(cwd, 'data', 'transport')).mode & 0o777, 0o700);
     const key = join(cwd, 'data', 'keys', 'jwt.key');
     assert.equal(statSync(key).mode & 0o777, 0o600);
     const keyText = readFileSync(key, 'utf8').trim();
@@ -94,6 +99,29 @@ describe('mmgw start', () => {
     );
     assert.equal(res.code, 2);
     assert.equal(res.stderr, `mmgw: admin port ${port} is already in use\n`);
+  });
+
+  test('a second gateway on the same data directory stops at once, naming the first', async (t) => {
+    const dataDir = tempDir(t);
+    const gw = await startGateway({ dataDir });
+    t.after(() => gw.stop());
+    const second = await runMmgw(
+      ['start', '--data', gw.dataDir, '--port', '0', '--admin-port', '0', '--host', '127.0.0.1'],
+      { env: { MMGW_LOG_LEVEL: 'silent' } },
+    );
+    assert.equal(second.code, 2);
+    assert.match(
+      second.stderr,
+      new RegExp(
+        `^mmgw: The data directory ${gw.dataDir} is in use by another gateway \\(pid ${gw.pid}, since [^)]+\\); stop it first, or start this one with another --data\\.\n$`,
+      ),
+    );
+    // The first one did not notice.
+    assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 200);
+    assert.equal(await gw.stop(), 0);
+    // Stopped, it let go of the directory: the next gateway starts there.
+    const next = await startGateway({ dataDir });
+    assert.equal(await next.stop(), 0);
   });
 
   test('the CLI provisions into a running gateway, and the handset connects with that secret', async (t) => {
