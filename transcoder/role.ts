@@ -1,7 +1,8 @@
 /**
  * The transcoder role: stateless image and body shrinking behind the bus.
  * Each node subscribes in the queue group `transcoders`; in `all` mode the
- * same code runs in the one process over the in-process bus.
+ * same code runs in a supervised child process of the node (or, with
+ * --no-supervise, in its one process) over the node's in-process bus.
  *
  * A request costs, in order: a size and magic-byte check (hostile input is
  * refused before it is fingerprinted or queued), a cache lookup, a join onto an

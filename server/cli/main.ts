@@ -47,7 +47,9 @@ export function buildProgram(): Command {
 
   program
     .command('start')
-    .description('start a gateway node with the given roles (default: all of them in one process)')
+    .description(
+      'start a gateway node with the given roles (default: all of them; the transport and the transcoder in supervised child processes)',
+    )
     .option('--config <file>', 'JSON config file (env MMGW_CONFIG)')
     .option('--data <dir>', 'data directory (env MMGW_DATA; default ./data)')
     .option('--port <n>', 'device endpoint port, 0 = any free (env MMGW_PORT; default 8080)')
