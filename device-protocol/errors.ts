@@ -122,6 +122,10 @@ export const ERRORS = {
   'mail.bad_cursor': handset('The sync cursor is malformed or belongs to another folder.', 400),
   'mail.server_error': handset('The mail server answered with an error.', 502),
   'mail.malformed_message': handset('The message could not be parsed.', 422),
+  'mail.too_complex': handset(
+    'The message has more MIME parts or deeper nesting than the gateway reads; it stays listed.',
+    422,
+  ),
   // Chat accounts (XMPP) bridged by the transport role.
   'im.auth_failed': handset('The XMPP server rejected the JID or password.', 502),
   'im.unknown_domain': handset(
@@ -151,6 +155,10 @@ export const ERRORS = {
   ),
   'policy.destination_not_allowed': handset(
     "The gateway's outbound policy does not allow connecting to this server (address or port).",
+    403,
+  ),
+  'policy.too_many_accounts': handset(
+    'The device has as many accounts as the gateway allows per device; remove one first.',
     403,
   ),
   // Secrets at rest.

@@ -169,6 +169,19 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
   'mail.unreachable': { fatal: 'no', action: 'Fails that one request; retry later.' },
   'mail.server_error': { fatal: 'no', action: 'Fails that one request; retry later.' },
   'mail.bad_cursor': { fatal: 'no', action: 'Drop the cursor for that folder and sync it from scratch.' },
+  'mail.too_complex': {
+    fatal: 'no',
+    action:
+      'Fails that one request; the message stays listed: show it as unreadable. Retry only when `retryable` (the gateway was busy).',
+  },
+  'policy.destination_not_allowed': {
+    fatal: 'no',
+    action: 'Do not retry the same server; the operator decides which servers the gateway reaches.',
+  },
+  'policy.too_many_accounts': {
+    fatal: 'no',
+    action: 'Remove an account of the same device before adding another.',
+  },
   internal: {
     fatal: 'either',
     action: 'Retry later (same request id, or Resume when fatal); report it if it persists.',

@@ -197,6 +197,44 @@ describe('config', () => {
     );
   });
 
+  test('transport: allowDestinations from the file and MMGW_ALLOW_DESTINATIONS are merged', (t) => {
+    const file = tempFile(t, {
+      transport: { allowDestinations: ['10.1.0.0/16'], allowPorts: [2525], maxAccountsPerDevice: 3 },
+    });
+    const config = loadConfig({ file, env: { MMGW_ALLOW_DESTINATIONS: '127.0.0.0/8, ::1,,*.corp.test' } });
+    assert.deepEqual(config.transport, {
+      allowDestinations: ['10.1.0.0/16', '127.0.0.0/8', '::1', '*.corp.test'],
+      allowPorts: [2525],
+      maxAccountsPerDevice: 3,
+    });
+    // Without a file the environment alone makes the list; an empty variable adds nothing.
+    assert.deepEqual(loadConfig({ env: { MMGW_ALLOW_DESTINATIONS: '127.0.0.1' } }).transport, {
+      allowDestinations: ['127.0.0.1'],
+    });
+    assert.equal(loadConfig({ env: { MMGW_ALLOW_DESTINATIONS: ' ' } }).transport, undefined);
+  });
+
+  test('transport: a bad destination or port is named with where it came from', (t) => {
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_ALLOW_DESTINATIONS: '10.0.0.0/33' } }))[0],
+      /^config: transport\.allowDestinations\.0: expected a CIDR or host name: .*prefix length.*\(from env MMGW_ALLOW_DESTINATIONS\)$/,
+    );
+    const file = tempFile(t, { transport: { allowDestinations: ['ok.test'], allowPorts: [0] } });
+    const found = problems(() => loadConfig({ file, env: { MMGW_ALLOW_DESTINATIONS: 'bad host' } }));
+    assert.deepEqual(found.length, 2);
+    assert.match(
+      found.join('\n'),
+      /transport\.allowDestinations\.1: expected a CIDR or host name: .*bad host/,
+    );
+    assert.match(found.join('\n'), /transport\.allowPorts\.0: expected a number 1–65535, got 0/);
+    assert.match(
+      problems(() =>
+        loadConfig({ file: tempFile(t, { transport: { maxAccountsPerDevice: 0 } }), env: {} }),
+      )[0],
+      /^config: transport\.maxAccountsPerDevice: expected a number 1–1000/,
+    );
+  });
+
   test('an unknown key is refused by name, at any depth', (t) => {
     const file = tempFile(t, {
       prot: 8080,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { GatewayError } from '../device-protocol/errors.ts';
+import { allowEntryProblem, allowListFrom } from './net/destination-policy.ts';
 
 /**
  * The node's configuration: one validated object, built once at start from
@@ -71,6 +72,31 @@ const edgeLimits = z
     authFailuresPerDevicePerMinute: whole(1).optional(),
     /** Refused Hello/Resume per source address per minute (a carrier NAT holds thousands of devices). Default 1000. */
     authFailuresPerAddressPerMinute: whole(1).optional(),
+  })
+  .strict();
+
+/** An outbound destination the operator opens (server/net/destination-policy.ts). */
+const destination = z.string({ error: 'expected a string' }).superRefine((entry, ctx) => {
+  const problem = allowEntryProblem(entry);
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `expected a CIDR or host name: ${problem}` });
+});
+
+/** The transport role's outbound connections and accounts (server/transport/kit/outbound.ts); unset keys keep its defaults. */
+const transportSettings = z
+  .object({
+    /**
+     * Destinations opened besides public addresses on the service ports: CIDRs,
+     * addresses, host names or `*.example.com`, any port. MMGW_ALLOW_DESTINATIONS
+     * (comma-separated) adds to this list.
+     */
+    allowDestinations: z.array(destination, { error: 'expected a list of CIDRs or host names' }).optional(),
+    /** Ports allowed for every service besides its own (mail 143, 993, 25, 465, 587; XMPP 5222, 5223). */
+    allowPorts: z.array(whole(1, 65535), { error: 'expected a list of port numbers' }).optional(),
+    /** Accounts one device may add itself, per service (mail.account.add). */
+    maxAccountsPerDevice: whole(1, 1000).optional(),
+    /** How long connecting to a mail server (TCP, TLS, greeting) may take. */
+    mailConnectTimeoutMs: whole(1000, 120_000).optional(),
   })
   .strict();
 
@@ -176,6 +202,8 @@ export const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /** The transport role's outbound policy and per-device limits; absent: the defaults of transport/kit/outbound.ts. */
+    transport: transportSettings.optional(),
   })
   .strict();
 
@@ -347,6 +375,20 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const fromFile = readConfigFile(file, cwd);
     Object.assign(raw, structuredClone(fromFile));
     noteSources(fromFile, '', `file ${file}`, sources);
+  }
+  // Added to the file's list, not replacing it: the environment opens loopback peers for a test run.
+  const allowEnv = env.MMGW_ALLOW_DESTINATIONS;
+  if (allowEnv !== undefined && allowEnv.trim() !== '') {
+    const path = 'transport.allowDestinations';
+    const configured = getPath(raw, path.split('.'));
+    if (configured === undefined || Array.isArray(configured)) {
+      setPath(raw, path, allowListFrom(configured as string[] | undefined, allowEnv));
+      const fromFile = sources.get(path);
+      sources.set(
+        path,
+        fromFile ? `${fromFile} and env MMGW_ALLOW_DESTINATIONS` : 'env MMGW_ALLOW_DESTINATIONS',
+      );
+    }
   }
   for (const [name, path] of Object.entries(ENV_KEYS)) {
     const value = env[name];

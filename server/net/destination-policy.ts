@@ -230,6 +230,16 @@ function parseAllowEntry(raw: string): AllowEntry {
   return { text, match: (host) => host === name };
 }
 
+/** Why `raw` is not an allowDestinations entry, or undefined when it is one (config validation). */
+export function allowEntryProblem(raw: string): string | undefined {
+  try {
+    parseAllowEntry(raw);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 function isHostName(name: string): boolean {

@@ -32,6 +32,8 @@ export const transportRole: RoleDefinition = {
     const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };
     const mail = openMailService({
       ...shared,
+      // Allowed destinations and ports, accounts per device, the connect timeout.
+      transport: config.transport,
       // Capability profiles per model and service policies, where this node holds the registry.
       ...(ctx.registry ? { mediaProfiles: registryMediaProfiles(ctx.registry) } : {}),
     });

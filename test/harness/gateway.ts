@@ -29,6 +29,13 @@ await ensureBuilt();
 
 const run = promisify(execFile);
 
+/**
+ * The peers the tests start listen on loopback, which the outbound policy
+ * refuses by default (server/net/destination-policy.ts): every gateway
+ * started here opens it, unless a test sets MMGW_ALLOW_DESTINATIONS itself.
+ */
+export const LOOPBACK_PEERS = '127.0.0.0/8,::1';
+
 /** What `mmgw start --ready-file` writes. */
 interface ReadyInfo {
   pid: number;
@@ -40,7 +47,7 @@ interface ReadyInfo {
 export interface GatewayOptions {
   /** Extra arguments after `start` (e.g. ['--role', 'edge', '--bus', natsUrl]). */
   args?: string[];
-  /** Extra environment (on top of the test process's). */
+  /** Extra environment (on top of the test process's, and MMGW_ALLOW_DESTINATIONS=LOOPBACK_PEERS). */
   env?: Record<string, string>;
   /** Data directory to use (kept afterwards); default a fresh temporary one, removed by stop(). */
   dataDir?: string;
@@ -126,7 +133,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'info', ...opts.env },
+    env: {
+      ...process.env,
+      MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'info',
+      MMGW_ALLOW_DESTINATIONS: process.env.MMGW_ALLOW_DESTINATIONS ?? LOOPBACK_PEERS,
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

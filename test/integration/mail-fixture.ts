@@ -21,6 +21,9 @@ import type { MethodContext } from '../../server/transport/types.ts';
 import { type DovecotOptions, type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 
+/** What the fixture's mail service may reach: the loopback peers (a test can pass its own `transport`). */
+export const LOOPBACK_DESTINATIONS = ['127.0.0.0/8', '::1'];
+
 export const ALICE = { user: 'alice@example.test', password: 'alice-pw' };
 export const BOB = { user: 'bob@example.test', password: 'bob-pw' };
 
@@ -111,6 +114,8 @@ export async function startMailFixture(
         lingerMs: 60_000,
         connectTimeoutMs: 5000,
         onUsage: (r) => usage.push(r),
+        // The peers are on loopback, which the outbound policy refuses unless opened.
+        transport: { allowDestinations: LOOPBACK_DESTINATIONS },
         ...opts.serviceOptions,
       });
     let service = open();

@@ -132,6 +132,31 @@ describe('SealedAccountStore', () => {
     await reopened.close();
   });
 
+  test('putWithin: a device holds at most `max` accounts, even when its adds race; others are not counted', async () => {
+    const storage = TransportStorage.open(dataDir());
+    const store = new SealedAccountStore({ storage, cipher, codec: codecV1 });
+    await store.put('dev-2', 'other', { title: 'not mine', password: 'x' }, 1);
+    const tries = Array.from({ length: 8 }, (_, i) =>
+      store.putWithin('dev-1', `n${i}`, { title: `t${i}`, password: 'x' }, 1000 + i, 3),
+    );
+    const settled = await Promise.allSettled(tries);
+    assert.equal(settled.filter((s) => s.status === 'fulfilled').length, 3);
+    for (const s of settled) {
+      if (s.status === 'rejected') assert.ok(isCode('policy.too_many_accounts')(s.reason));
+    }
+    assert.equal(store.count('dev-1'), 3);
+    assert.equal(store.count('dev-2'), 1);
+    // Replacing an account the device already has is not a new one.
+    const kept = store.list('dev-1')[0]!;
+    const again = await store.putWithin('dev-1', kept.id, { title: 'renamed', password: 'y' }, 5000, 3);
+    assert.equal(again.title, 'renamed');
+    assert.equal(again.createdAt, kept.createdAt);
+    await store.remove('dev-1', kept.id);
+    await store.putWithin('dev-1', 'n-new', { title: 'room again', password: 'z' }, 6000, 3);
+    assert.equal(store.count('dev-1'), 3);
+    await storage.close();
+  });
+
   test('devices are isolated: ranges, gets and ownership never cross, even for ids sharing a prefix', async () => {
     const storage = TransportStorage.open(dataDir());
     const store = new SealedAccountStore({ storage, cipher, codec: codecV1 });

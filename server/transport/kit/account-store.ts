@@ -25,6 +25,7 @@ import { type Database, open } from 'lmdb';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { ServiceName } from '../../store/device-profile.ts';
 import type { CredentialCipher } from '../credentials.ts';
+import { assertAccountRoom } from './outbound.ts';
 import type { TransportStorage } from './transport-storage.ts';
 
 /** What every account record holds, whatever its service and version. */
@@ -80,6 +81,30 @@ export class SealedAccountStore<Account, Input, Stored extends StoredAccount> {
     );
     await this.#db.put([deviceId, id], record);
     return this.#open(record);
+  }
+
+  /**
+   * Stores a new account under `id` unless the device already holds `max`
+   * (policy.too_many_accounts). Counted and written in one transaction, so
+   * concurrent adds of one device cannot pass the cap together.
+   */
+  async putWithin(deviceId: string, id: string, input: Input, now: number, max: number): Promise<Account> {
+    const previous = this.#db.get([deviceId, id]);
+    const record = this.#codec.toRecord(
+      input,
+      { id, deviceId, createdAt: previous?.createdAt ?? now, now },
+      (s) => this.#cipher.encrypt(s, id),
+    );
+    await this.#db.transaction(() => {
+      if (!this.#db.doesExist([deviceId, id])) assertAccountRoom(this.count(deviceId), max);
+      this.#db.putSync([deviceId, id], record);
+    });
+    return this.#open(record);
+  }
+
+  /** How many accounts the device has (keys only: no secret is opened). */
+  count(deviceId: string): number {
+    return this.#db.getKeysCount({ start: [deviceId], end: [deviceId, '\uffff'] });
   }
 
   /** The account, only if this device has it; else the service's not-found error. */

@@ -58,7 +58,15 @@ interface StoredAccountV1 {
 
 /** What mail methods need from storage; LmdbMailAccountStore is the real one. */
 export interface MailAccountStore {
-  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount>;
+  /** A new account under a fresh id; with `maxPerDevice`, refused (policy.too_many_accounts) at the cap. */
+  add(
+    deviceId: string,
+    account: MailAccountInput,
+    now: number,
+    opts?: { maxPerDevice?: number },
+  ): Promise<MailAccount>;
+  /** How many accounts the device has. */
+  count(deviceId: string): number;
   /** Stores the account under a chosen id (provisioned accounts), replacing what was there. */
   put(deviceId: string, id: string, account: MailAccountInput, now: number): Promise<MailAccount>;
   /** The account, only if it belongs to this device; else mail.not_found. */
@@ -118,8 +126,15 @@ export class LmdbMailAccountStore
     super({ ...opts, codec: mailAccountCodec });
   }
 
-  add(deviceId: string, account: MailAccountInput, now: number): Promise<MailAccount> {
-    return this.put(deviceId, 'm' + randomBytes(8).toString('hex'), account, now);
+  add(
+    deviceId: string,
+    account: MailAccountInput,
+    now: number,
+    opts: { maxPerDevice?: number } = {},
+  ): Promise<MailAccount> {
+    const id = 'm' + randomBytes(8).toString('hex');
+    if (opts.maxPerDevice === undefined) return this.put(deviceId, id, account, now);
+    return this.putWithin(deviceId, id, account, now, opts.maxPerDevice);
   }
 
   /** The storage is the node's: whoever opened it closes it. */

@@ -1,4 +1,6 @@
+import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MailAccountStore } from './account-store.ts';
+import type { SentMarks } from './sent-marks.ts';
 import type { ImapSessionPool, UsageSink } from './imap-session.ts';
 import type { MediaProfileSource } from './image-variants.ts';
 import type { InboxWatchers } from './inbox-watcher.ts';
@@ -7,6 +9,14 @@ import type { InboxWatchers } from './inbox-watcher.ts';
 export interface MailDeps {
   accounts: MailAccountStore;
   sessions: ImapSessionPool;
+  /** The node's outbound policy (kit/outbound.ts): where IMAP and SMTP may connect. */
+  policy: DestinationPolicy;
+  /** Accounts a device may add with mail.account.add (provisioned ones count, are never refused). */
+  maxAccountsPerDevice: number;
+  /** mail.send's durable "sent" marks (resends of a clientId answer `duplicate`). */
+  sentMarks: SentMarks;
+  /** Tests only: runs after a send's mark is written, before its copy to Sent (a crash there). */
+  afterSentMark?: () => void | Promise<void>;
   /** New-mail push (IDLE on INBOX); started by a sync of INBOX. Absent: no push. */
   watchers?: InboxWatchers;
   /** Usage counters (bytes to/from mail servers per operation); the IMAP ones come from the pool. */

@@ -9,11 +9,12 @@
  * A command that fails because the connection died (server restart, idle
  * drop) is retried once on a fresh connection when it is idempotent.
  */
-import { isIP } from 'node:net';
 import { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { DestinationPolicy, PinnedDestination } from '../../net/destination-policy.ts';
 import type { MailAccount, MailServerSettings } from './account-store.ts';
+import { mailDestination, tlsServerName } from './destination.ts';
 import { imapCommandError, mailConnectError } from './mail-errors.ts';
 
 export type ImapAccountState = 'idle' | 'connecting' | 'online' | 'auth_failed' | 'retrying';
@@ -36,6 +37,10 @@ export interface MailUsageRecord {
 export type UsageSink = (record: MailUsageRecord) => void;
 
 export interface ImapConnectOptions {
+  /** The node's outbound policy: every connection goes to an address it checked. */
+  policy: DestinationPolicy;
+  /** Already checked by the caller (mail.account.add checks IMAP and SMTP before connecting either). */
+  destination?: PinnedDestination;
   connectTimeoutMs?: number;
   /** Set false to behave like a server without QRESYNC (tests the fallback path). */
   qresync?: boolean;
@@ -53,23 +58,34 @@ const CONNECTION_LOST = new Set([
   'ETIMEOUT',
 ]);
 
-/** Opens and logs in one ImapFlow client; errors come out as mail.* GatewayErrors. */
-export async function connectImap(
-  settings: MailServerSettings,
-  opts: ImapConnectOptions = {},
-): Promise<ImapFlow> {
+/**
+ * Longest response line (literals apart) taken from an IMAP server. A FETCH
+ * row of a 10,000-part message is a few MB; a line past this is no mail
+ * server's (a 10 MB greeting): the connection fails instead of buffering it.
+ */
+export const IMAP_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Opens and logs in one ImapFlow client; errors come out as mail.* GatewayErrors.
+ * Connects to the address the outbound policy checked, the host name kept for TLS.
+ */
+export async function connectImap(settings: MailServerSettings, opts: ImapConnectOptions): Promise<ImapFlow> {
   const timeout = opts.connectTimeoutMs ?? 15_000;
+  const target = opts.destination ?? (await mailDestination(opts.policy, 'imap', settings, opts.logger));
+  const servername = tlsServerName(target);
   const client = new ImapFlow({
-    host: settings.host,
-    port: settings.port,
+    host: target.address,
+    port: target.port,
+    // SNI and the certificate check on the name the handset gave (an address gets neither SNI nor a name check).
+    ...(servername === undefined ? {} : { servername }),
     secure: settings.tls === 'implicit',
     doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
     auth: { user: settings.user, pass: settings.password },
-    // SNI must not be an IP address (RFC 6066).
     tls: {
       rejectUnauthorized: !settings.allowInvalidCert,
-      ...(isIP(settings.host) ? {} : { servername: settings.host }),
+      ...(servername === undefined ? {} : { servername }),
     },
+    maxLineLength: IMAP_MAX_LINE_BYTES,
     logger: false,
     qresync: opts.qresync ?? true,
     disableAutoIdle: opts.autoIdleDelayMs === undefined,
@@ -89,7 +105,7 @@ export async function connectImap(
     await client.connect();
   } catch (err) {
     client.close();
-    throw mailConnectError(err, 'imap');
+    throw mailConnectError(err, 'imap', opts.logger);
   }
   return client;
 }
@@ -107,7 +123,7 @@ export class ImapAccountSession {
 
   constructor(
     account: MailAccount,
-    opts: ImapConnectOptions = {},
+    opts: ImapConnectOptions,
     onState: (s: ImapAccountState) => void = () => {},
     usage?: UsageSink,
   ) {
@@ -159,7 +175,7 @@ export class ImapAccountSession {
             this.#setState('retrying');
             continue;
           }
-          throw imapCommandError(err, what);
+          throw imapCommandError(err, what, this.#opts.logger);
         }
       }
     });
@@ -240,7 +256,7 @@ export class ImapSessionPool {
   >();
   readonly #opts: ImapSessionPoolOptions;
 
-  constructor(opts: ImapSessionPoolOptions = {}) {
+  constructor(opts: ImapSessionPoolOptions) {
     this.#opts = opts;
   }
 

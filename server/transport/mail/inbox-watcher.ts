@@ -252,7 +252,7 @@ export class InboxWatchers {
   readonly #byUser = new Map<string, Set<InboxWatcher>>();
   readonly #opts: InboxWatcherOptions;
 
-  constructor(opts: InboxWatcherOptions = {}) {
+  constructor(opts: InboxWatcherOptions) {
     this.#opts = opts;
   }
 

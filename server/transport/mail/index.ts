@@ -3,14 +3,20 @@
  * per-node state they share. The node wires it as
  *
  *   const storage = TransportStorage.open(dataDir);   // the node's one lmdb environment
- *   const mail = openMailService({ dataDir, storage, logger, bus });
+ *   const mail = openMailService({ dataDir, storage, logger, bus, transport: config.transport });
  *   startTransport({ …, methods: mail.methods });   // `await mail.close()`, then storage.close(), on stop
+ *
+ * `transport` (the config section) gives the outbound policy every IMAP and
+ * SMTP connection goes through (destination.ts) and the accounts a device may
+ * add; `mail.policy` is that policy, for the chat service to share.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.ts';
+import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { CredentialCipher } from '../credentials.ts';
 import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
+import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings } from '../kit/outbound.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
@@ -32,6 +38,7 @@ import { presetsMethod } from './methods/presets.ts';
 import { provisionMailAccounts } from './provisioned.ts';
 import { subscribeMailPush } from './push-hook.ts';
 import { recordMailUsage } from './records.ts';
+import { MARK_TTL_MS, SentMarks } from './sent-marks.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
@@ -74,8 +81,17 @@ export interface MailServiceOptions {
   logger?: Logger;
   /** The credentials key in base64 (config credentialsKey); absent: `<dataDir>/keys/credentials.key`. */
   credentialsKey?: string | undefined;
+  /**
+   * The config's `transport` section: allowed destinations and ports, the
+   * accounts per device, the connect timeout. Absent: public mail servers on
+   * the mail ports only, DEFAULT_MAX_ACCOUNTS_PER_DEVICE, 15 s.
+   */
+  transport?: TransportSettings;
+  /** The node's outbound policy, when it has one already; default: made from `transport`. */
+  policy?: DestinationPolicy;
   /** How long an account's IMAP session outlives its last use. Default 5 minutes. */
   lingerMs?: number;
+  /** Connecting to a mail server (TCP, TLS, greeting); default `transport.mailConnectTimeoutMs`, else 15 s. */
   connectTimeoutMs?: number;
   bodyBudgetBytes?: number;
   /** Capability profile and service policies of a device (image variants); see registryMediaProfiles. */
@@ -86,6 +102,8 @@ export interface MailServiceOptions {
   watcherBackoffMs?: number;
   /** Injected store (tests); default the `mail.accounts` of `storage`. */
   accounts?: MailAccountStore;
+  /** Tests only: runs after a send's durable mark, before its copy to Sent (MailDeps.afterSentMark). */
+  afterSentMark?: () => void | Promise<void>;
   /** The node's transport storage (one lmdb environment per node); absent: opened under `dataDir`. */
   storage?: TransportStorage;
   onAccountState?: (accountId: string, deviceId: string, state: ImapAccountState) => void;
@@ -104,6 +122,8 @@ export interface MailServiceOptions {
 export interface MailService {
   deps: MailDeps;
   methods: MethodDefinition<any>[];
+  /** The outbound policy of every IMAP and SMTP connection (the chat service can share it). */
+  policy: DestinationPolicy;
   /**
    * The device's session came up: keeps its operator-provisioned accounts in
    * step with the registry and brings them online (provisioned.ts).
@@ -125,6 +145,12 @@ export function openMailService(opts: MailServiceOptions): MailService {
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
   const accounts = opts.accounts ?? new LmdbMailAccountStore({ storage: storage(), cipher: theCipher() });
+  const policy = opts.policy ?? outboundPolicy(opts.transport);
+  const connectTimeoutMs = opts.connectTimeoutMs ?? opts.transport?.mailConnectTimeoutMs;
+  const sentMarks = new SentMarks(storage());
+  sentMarks
+    .prune(Date.now() - MARK_TTL_MS)
+    .catch((err) => opts.logger?.warn({ err }, 'pruning old sent marks failed'));
   const recorder = opts.recorder ?? nullRecorder;
   const usage: UsageSink = (record) => {
     opts.logger?.debug({ ...record }, 'mail usage');
@@ -140,9 +166,10 @@ export function openMailService(opts: MailServiceOptions): MailService {
     pusher.push(deviceId, 'mail.account.state', body).catch(() => {});
   };
   const sessions = new ImapSessionPool({
+    policy,
     usage,
     lingerMs: opts.lingerMs,
-    connectTimeoutMs: opts.connectTimeoutMs,
+    connectTimeoutMs,
     logger: opts.logger,
     ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
     onState: (account, state) => {
@@ -152,7 +179,8 @@ export function openMailService(opts: MailServiceOptions): MailService {
     },
   });
   const watchers = new InboxWatchers({
-    connectTimeoutMs: opts.connectTimeoutMs,
+    policy,
+    connectTimeoutMs,
     logger: opts.logger,
     ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
     ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
@@ -162,15 +190,20 @@ export function openMailService(opts: MailServiceOptions): MailService {
   const deps: MailDeps = {
     accounts,
     sessions,
+    policy,
+    maxAccountsPerDevice: opts.transport?.maxAccountsPerDevice ?? DEFAULT_MAX_ACCOUNTS_PER_DEVICE,
+    sentMarks,
     watchers,
     usage,
-    ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+    ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
+    ...(opts.afterSentMark ? { afterSentMark: opts.afterSentMark } : {}),
     ...(opts.bodyBudgetBytes === undefined ? {} : { bodyBudgetBytes: opts.bodyBudgetBytes }),
     ...(opts.mediaProfiles === undefined ? {} : { mediaProfiles: opts.mediaProfiles }),
   };
   return {
     deps,
     methods: mailMethods(deps),
+    policy,
     provision: (deviceId, profile, push) =>
       provisionMailAccounts(deps, {
         deviceId,

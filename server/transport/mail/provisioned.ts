@@ -83,6 +83,7 @@ function provisionedMail(deps: MailDeps): ProvisionedService<MailPreset, MailAcc
     async remove(deviceId, account) {
       await takeDown(account.id);
       await deps.accounts.remove(deviceId, account.id);
+      await deps.sentMarks.removeAccount(account.id);
     },
   };
 }

@@ -2,6 +2,11 @@
  * mail.account.add: logs in to IMAP and verifies SMTP (EHLO, STARTTLS, AUTH)
  * before anything is stored, so a stored account is one that worked.
  *
+ * Before anything is connected: the device's account count against the
+ * node's cap (policy.too_many_accounts), and both servers against the
+ * outbound policy (policy.destination_not_allowed); the checks then connect
+ * to the addresses the policy checked.
+ *
  * With `preset` (a label of the device's service profile, see mail.presets)
  * the handset gives only address, password and optionally user: the servers
  * come from the preset.
@@ -17,8 +22,11 @@ import {
 } from '../../kit/method-input.ts';
 import type { MailServerSettings, TlsMode } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
+import type { PinnedDestination } from '../../../net/destination-policy.ts';
+import { mailDestination } from '../destination.ts';
 import { connectImap } from '../imap-session.ts';
 import { mailConnectError } from '../mail-errors.ts';
+import { assertAccountRoom } from '../../kit/outbound.ts';
 import { servicePreset } from '../../kit/presets.ts';
 import { mailPresets, mailSettingsFromPreset } from '../presets.ts';
 import { createSmtpTransport } from '../smtp.ts';
@@ -111,20 +119,37 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
         });
         throw err;
       };
-      const client = await connectImap(input.imap, { connectTimeoutMs: timeout, logger: ctx.logger }).catch(
-        failed,
-      );
+      assertAccountRoom(deps.accounts.count(ctx.deviceId), deps.maxAccountsPerDevice);
+      // Both looked up at once; IMAP's refusal wins when both are refused (the same answer every time).
+      const [imapAt, smtpAt] = (
+        await Promise.allSettled([
+          mailDestination(deps.policy, 'imap', input.imap, ctx.logger),
+          mailDestination(deps.policy, 'smtp', input.smtp, ctx.logger),
+        ])
+      ).map((r) => (r.status === 'fulfilled' ? r.value : failed(r.reason))) as [
+        PinnedDestination,
+        PinnedDestination,
+      ];
+      const client = await connectImap(input.imap, {
+        policy: deps.policy,
+        destination: imapAt,
+        connectTimeoutMs: timeout,
+        logger: ctx.logger,
+      }).catch(failed);
       const { sent, received } = client.stats();
       await client.logout().catch(() => client.close());
-      const transport = createSmtpTransport(input.smtp, timeout);
+      const transport = createSmtpTransport(input.smtp, smtpAt, timeout);
       try {
         await transport.verify();
       } catch (err) {
-        failed(mailConnectError(err, 'smtp'));
+        failed(mailConnectError(err, 'smtp', ctx.logger));
       } finally {
         transport.close();
       }
-      const account = await deps.accounts.add(ctx.deviceId, input, ctx.now());
+      // Counted again with the write: adds of one device that raced the first check cannot pass the cap.
+      const account = await deps.accounts.add(ctx.deviceId, input, ctx.now(), {
+        maxPerDevice: deps.maxAccountsPerDevice,
+      });
       deps.usage?.({
         deviceId: ctx.deviceId,
         account: account.id,

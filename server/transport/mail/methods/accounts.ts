@@ -32,6 +32,7 @@ export function accountRemoveMethod(deps: MailDeps): MethodDefinition<{ account:
       await deps.watchers?.stop(input.account);
       await deps.sessions.drop(input.account);
       await deps.accounts.remove(ctx.deviceId, input.account);
+      await deps.sentMarks.removeAccount(input.account);
       ctx.logger.info({ deviceId: ctx.deviceId, account: input.account }, 'mail account removed');
       return { account: input.account };
     },

@@ -1,11 +1,14 @@
 /**
  * mail.send {account, to, cc?, bcc?, subject, text, attachments?, clientId, inReplyTo?}
  *
- * Answers only after the SMTP server accepted the message (250). The
- * Message-ID is derived from the clientId, the device and the account, so a
- * resend after a failover carries the same Message-ID; before sending we look
- * for that Message-ID in Sent, and if the first attempt got through we answer
- * again without sending twice. The exact bytes sent are APPENDed to Sent.
+ * Answers only after the SMTP server accepted the message (250). Right after
+ * the 250, before anything else, a durable "sent" mark is written
+ * (sent-marks.ts): a resend with the same clientId finds it and answers
+ * `duplicate` without sending again, even when the node died before the copy
+ * to Sent. The Message-ID is derived from the clientId, the device and the
+ * account, so a resend after a failover carries the same Message-ID; without
+ * a mark (a send older than its mark) we look for that Message-ID in Sent.
+ * The exact bytes sent are APPENDed to Sent.
  */
 import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
@@ -16,6 +19,7 @@ import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
+import { mailDestination } from '../destination.ts';
 import { withFolder } from '../imap-session.ts';
 import { boundedString, objectOf, optionalString } from '../../kit/method-input.ts';
 import { mailAccountId, stringList } from '../fields.ts';
@@ -85,6 +89,14 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
     async handle(ctx, input): Promise<Value> {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const messageId = messageIdFor(account, ctx.deviceId, input.clientId);
+      const resend = () => {
+        ctx.logger.info(
+          { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
+          'mail resend recognised',
+        );
+        return { clientId: input.clientId, messageId, duplicate: true };
+      };
+      if (deps.sentMarks.get(account.id, input.clientId) !== undefined) return resend();
 
       const sentFolder = await deps.sessions
         .use(account, 'send.find-sent', (c) => findSentFolder(c))
@@ -93,13 +105,7 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         const already = await deps.sessions
           .use(account, 'send.dedup', (c) => alreadySent(c, sentFolder, messageId))
           .catch(() => false);
-        if (already) {
-          ctx.logger.info(
-            { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
-            'mail resend recognised',
-          );
-          return { clientId: input.clientId, messageId, duplicate: true };
-        }
+        if (already) return resend();
       }
 
       const composer = new MailComposer({
@@ -119,7 +125,8 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         })),
       });
       const raw = await composer.compile().build();
-      const transport = createSmtpTransport(account.smtp, deps.connectTimeoutMs);
+      const smtpAt = await mailDestination(deps.policy, 'smtp', account.smtp, ctx.logger);
+      const transport = createSmtpTransport(account.smtp, smtpAt, deps.connectTimeoutMs);
       let rejected: string[] = [];
       try {
         const info = await transport.sendMail({
@@ -146,12 +153,19 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
           bytesOut: 0,
           ok: false,
         });
-        const gerr = smtpSendError(err);
+        const gerr = smtpSendError(err, ctx.logger);
         ctx.logger.info({ deviceId: ctx.deviceId, account: account.id, code: gerr.code }, 'mail send failed');
         throw gerr;
       } finally {
         transport.close();
       }
+      // The mark first: whatever happens from here on, a resend of this clientId is a duplicate.
+      await deps.sentMarks
+        .put(account.id, input.clientId, { messageId, at: ctx.now(), bytes: raw.length })
+        .catch((err) =>
+          ctx.logger.error({ err, account: account.id }, 'sent, but the sent mark was not written'),
+        );
+      await deps.afterSentMark?.();
 
       let sentCopy = false;
       if (sentFolder) {
