@@ -18,8 +18,11 @@ import {
 } from '../../server/transport/mail/index.ts';
 import { parseMethodInput } from '../../server/transport/index.ts';
 import type { MethodContext } from '../../server/transport/types.ts';
+import type { Handset } from '../../device-protocol/handset.ts';
 import { type DovecotOptions, type DovecotServer, startDovecot } from '../harness/dovecot.ts';
+import { type Gateway, type GatewayOptions, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+import { handsetFor } from './e2e-suite.ts';
 
 /** What the fixture's mail service may reach: the loopback peers (a test can pass its own `transport`). */
 export const LOOPBACK_DESTINATIONS = ['127.0.0.0/8', '::1'];
@@ -199,4 +202,58 @@ export async function startMailFixture(
     for (const s of stops) await s().catch(() => {});
     throw err;
   }
+}
+
+export interface MailGatewayRig {
+  dovecot: DovecotServer;
+  smtp: SmtpPeer;
+  gw: Gateway;
+  dataDir: string;
+  /** A provisioned device's connected Handset (closed by stop()). */
+  device(): Promise<Handset>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real gateway process (every role, dist/) with a private Dovecot and the
+ * SMTP peer, for tests that go device → edge → transport → mail server.
+ * `beforeGateway` runs once the peers are up (e.g. to lower their priority).
+ */
+export async function startMailGatewayRig(
+  opts: { beforeGateway?: (dovecot: DovecotServer) => void; gateway?: GatewayOptions } = {},
+): Promise<MailGatewayRig> {
+  const open: Handset[] = [];
+  const dovecot = await startDovecot({ users: [ALICE, BOB] });
+  let smtp: SmtpPeer | undefined;
+  let gw: Gateway | undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-mail-rig-'));
+  const stop = async () => {
+    for (const h of open) await h.close().catch(() => {});
+    await gw?.stop();
+    await smtp?.stop();
+    await dovecot.stop({ removeDir: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    opts.beforeGateway?.(dovecot);
+    smtp = await startSmtpPeer({ dovecot });
+    gw = await startGateway({ ...opts.gateway, dataDir });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const theGateway = gw;
+  return {
+    dovecot,
+    smtp,
+    gw,
+    dataDir,
+    async device() {
+      const h = handsetFor(theGateway, await provisionDevice(dataDir));
+      open.push(h);
+      await h.connect();
+      return h;
+    },
+    stop,
+  };
 }

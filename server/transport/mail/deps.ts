@@ -1,5 +1,6 @@
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MailAccountStore } from './account-store.ts';
+import type { MimePool } from './mime-pool.ts';
 import type { SentMarks } from './sent-marks.ts';
 import type { ImapSessionPool, UsageSink } from './imap-session.ts';
 import type { MediaProfileSource } from './image-variants.ts';
@@ -13,6 +14,8 @@ export interface MailDeps {
   policy: DestinationPolicy;
   /** Accounts a device may add with mail.account.add (provisioned ones count, are never refused). */
   maxAccountsPerDevice: number;
+  /** The MIME workers: large FETCH rows and text parts are parsed there (absent: on the event loop). */
+  mime?: MimePool;
   /** mail.send's durable "sent" marks (resends of a clientId answer `duplicate`). */
   sentMarks: SentMarks;
   /** Tests only: runs after a send's mark is written, before its copy to Sent (a crash there). */

@@ -15,7 +15,9 @@ import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { DestinationPolicy, PinnedDestination } from '../../net/destination-policy.ts';
 import type { MailAccount, MailServerSettings } from './account-store.ts';
 import { mailDestination, tlsServerName } from './destination.ts';
+import { offloadLargeFetchRows } from './fetch-offload.ts';
 import { imapCommandError, mailConnectError } from './mail-errors.ts';
+import type { MimePool } from './mime-pool.ts';
 
 export type ImapAccountState = 'idle' | 'connecting' | 'online' | 'auth_failed' | 'retrying';
 
@@ -41,6 +43,8 @@ export interface ImapConnectOptions {
   policy: DestinationPolicy;
   /** Already checked by the caller (mail.account.add checks IMAP and SMTP before connecting either). */
   destination?: PinnedDestination;
+  /** The MIME workers: FETCH rows over OFFLOAD_ROW_BYTES are parsed there (fetch-offload.ts). */
+  mime?: MimePool;
   connectTimeoutMs?: number;
   /** Set false to behave like a server without QRESYNC (tests the fallback path). */
   qresync?: boolean;
@@ -97,6 +101,7 @@ export async function connectImap(settings: MailServerSettings, opts: ImapConnec
     socketTimeout: 5 * 60_000,
     clientInfo: { name: 'mmgw' },
   });
+  if (opts.mime) offloadLargeFetchRows(client, opts.mime, opts.logger);
   // Socket errors after login surface on the next command; an unhandled 'error' would crash the node.
   client.on('error', (err: Error) =>
     opts.logger?.debug({ err: { message: err.message } }, 'imap connection error'),

@@ -17,6 +17,7 @@ import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { CredentialCipher } from '../credentials.ts';
 import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
 import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings } from '../kit/outbound.ts';
+import type { WorkerPoolOptions } from '../kit/worker-pool.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
 import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
@@ -37,6 +38,7 @@ import { syncMethod } from './methods/sync.ts';
 import { presetsMethod } from './methods/presets.ts';
 import { provisionMailAccounts } from './provisioned.ts';
 import { subscribeMailPush } from './push-hook.ts';
+import { type MimePool, openMimePool } from './mime-pool.ts';
 import { recordMailUsage } from './records.ts';
 import { MARK_TTL_MS, SentMarks } from './sent-marks.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
@@ -102,6 +104,11 @@ export interface MailServiceOptions {
   watcherBackoffMs?: number;
   /** Injected store (tests); default the `mail.accounts` of `storage`. */
   accounts?: MailAccountStore;
+  /**
+   * The MIME workers (mime-pool.ts): large FETCH rows and text parts are parsed
+   * there. Default: a pool sized to the cores; false: everything on the event loop.
+   */
+  mimeWorkers?: false | Omit<WorkerPoolOptions, 'entry'>;
   /** Tests only: runs after a send's durable mark, before its copy to Sent (MailDeps.afterSentMark). */
   afterSentMark?: () => void | Promise<void>;
   /** The node's transport storage (one lmdb environment per node); absent: opened under `dataDir`. */
@@ -148,6 +155,8 @@ export function openMailService(opts: MailServiceOptions): MailService {
   const policy = opts.policy ?? outboundPolicy(opts.transport);
   const connectTimeoutMs = opts.connectTimeoutMs ?? opts.transport?.mailConnectTimeoutMs;
   const sentMarks = new SentMarks(storage());
+  const mime: MimePool | undefined =
+    opts.mimeWorkers === false ? undefined : openMimePool(opts.mimeWorkers ?? {});
   sentMarks
     .prune(Date.now() - MARK_TTL_MS)
     .catch((err) => opts.logger?.warn({ err }, 'pruning old sent marks failed'));
@@ -167,6 +176,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
   };
   const sessions = new ImapSessionPool({
     policy,
+    ...(mime ? { mime } : {}),
     usage,
     lingerMs: opts.lingerMs,
     connectTimeoutMs,
@@ -180,6 +190,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
   });
   const watchers = new InboxWatchers({
     policy,
+    ...(mime ? { mime } : {}),
     connectTimeoutMs,
     logger: opts.logger,
     ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
@@ -193,6 +204,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
     policy,
     maxAccountsPerDevice: opts.transport?.maxAccountsPerDevice ?? DEFAULT_MAX_ACCOUNTS_PER_DEVICE,
     sentMarks,
+    ...(mime ? { mime } : {}),
     watchers,
     usage,
     ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
@@ -217,6 +229,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
       pushSub?.unsubscribe();
       await watchers.stopAll();
       await sessions.closeAll();
+      await mime?.close();
       await accounts.close();
       await ownStorage?.close();
     },

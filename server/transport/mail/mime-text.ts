@@ -21,7 +21,7 @@ export function decodeQuotedPrintable(data: Buffer): Buffer {
   const out = Buffer.allocUnsafe(data.length);
   let o = 0;
   for (let i = 0; i < data.length; i++) {
-    const c = data[i];
+    const c = data[i] ?? 0;
     if (c !== 0x3d /* = */) {
       out[o++] = c;
       continue;
@@ -78,6 +78,21 @@ export function htmlToText(html: string, wordwrap: number | false = false): stri
       { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
     ],
   });
+}
+
+/** How a text part is stored: what renderText needs to turn its bytes into text. */
+export interface TextPartCoding {
+  encoding?: string;
+  charset?: string;
+  html: boolean;
+}
+
+/** A text part's (possibly partial) bytes as readable UTF-8 text: transfer and charset decoded, HTML as text, LF line ends. */
+export function renderText(raw: Uint8Array, coding: TextPartCoding): string {
+  const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  let text = decodeCharset(decodeTransfer(bytes, coding.encoding), coding.charset);
+  if (coding.html) text = htmlToText(text);
+  return text.replace(/\r\n/g, '\n');
 }
 
 /** One short line for header lists: whitespace collapsed, quoted lines dropped. */

@@ -32,7 +32,9 @@ import { TranscoderClient } from '../../../../transcoder/protocol.ts';
 import type { MethodContext, MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
-import { listAttachments } from '../headers.ts';
+import { fetchRow } from '../fetch-offload.ts';
+import { listAttachments, readableStructure } from '../headers.ts';
+import { tooComplex } from '../mime-limits.ts';
 import {
   deviceVariantSpecs,
   ImageVariantMemo,
@@ -121,17 +123,19 @@ async function locatePart(
   client: ImapFlow,
   input: Pick<AttachmentInput, 'uid' | 'part'>,
 ): Promise<{ node: MessageStructureObject; meta: ReturnType<typeof listAttachments>[number] | undefined }> {
-  const msg = await client.fetchOne(String(input.uid), { uid: true, bodyStructure: true }, { uid: true });
-  if (msg === false || !msg.bodyStructure) {
+  const msg = await fetchRow(client, input.uid, { uid: true, bodyStructure: true });
+  if (msg === false)
     throw new GatewayError('mail.not_found', `no message with UID ${input.uid}`, { field: 'uid' });
-  }
-  const node = findPart(msg.bodyStructure, input.part);
+  // The message exists: a structure the gateway does not read is too complex, not absent.
+  const structure = readableStructure(msg);
+  if (!structure) throw tooComplex('uid', msg.unreadable === 'busy');
+  const node = findPart(structure, input.part);
   if (!node || node.childNodes?.length) {
     throw new GatewayError('mail.not_found', `message ${input.uid} has no part ${input.part}`, {
       field: 'part',
     });
   }
-  const meta = listAttachments(msg.bodyStructure).find((a) => a.part === input.part);
+  const meta = listAttachments(structure).find((a) => a.part === input.part);
   return { node, meta };
 }
 
@@ -298,10 +302,11 @@ async function readWhole(
 
 async function readRange(client: ImapFlow, input: AttachmentInput): Promise<Uint8Array> {
   if (client.capabilities.has('BINARY')) {
-    const res = await client.fetchOne(
-      String(input.uid),
+    const res = await fetchRow(
+      client,
+      input.uid,
       { uid: true, bodyParts: [{ key: input.part, start: input.offset, maxLength: input.length }] },
-      { uid: true, binary: true },
+      { binary: true },
     );
     const buf =
       res === false ? undefined : (res.bodyParts?.get(input.part) ?? res.bodyParts?.values().next().value);

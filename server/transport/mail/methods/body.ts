@@ -18,6 +18,10 @@
  * The device's service profile bounds both: `bodyTruncateBytes` caps the text
  * budget (whatever maxBytes asks), and attachments (and image originals) over
  * `maxAttachmentBytes` are listed with `error: "policy.attachment_too_large"`.
+ *
+ * A message past MIME_LIMITS (mime-limits.ts) is mail.too_complex; header
+ * fields are cut to their documented sizes (field-caps.ts); a large text part
+ * is decoded in the MIME workers (mime-pool.ts), never on the event loop.
  */
 import type { ImapFlow } from 'imapflow';
 import { GatewayError } from '../../../../device-protocol/errors.ts';
@@ -32,10 +36,14 @@ import {
   TRANSCODED_VARIANTS,
 } from '../image-variants.ts';
 import { withFolder } from '../imap-session.ts';
-import { findTextPart, listAttachments } from '../headers.ts';
+import { fetchRow } from '../fetch-offload.ts';
+import { capAddress, capAddressList, capMessageId, capSubject } from '../field-caps.ts';
+import { findTextPart, listAttachments, readableStructure } from '../headers.ts';
 import { integerOr, objectOf, optionalInteger } from '../../kit/method-input.ts';
 import { folderPath, mailAccountId, uid } from '../fields.ts';
-import { decodeCharset, decodeTransfer, htmlToText, truncateUtf8 } from '../mime-text.ts';
+import { tooComplex } from '../mime-limits.ts';
+import { type MimePool, renderTextPart } from '../mime-pool.ts';
+import { truncateUtf8 } from '../mime-text.ts';
 
 export interface BodyInput {
   account: string;
@@ -77,7 +85,7 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
       const maxAttachment = ctx.profile?.policies.maxAttachmentBytes;
       const overPolicy = (size: number) => maxAttachment !== undefined && size > maxAttachment;
       const rendered = await deps.sessions.use(account, 'body', async (client) => {
-        return withFolder(client, input.folder, () => renderBody(client, input.uid));
+        return withFolder(client, input.folder, () => renderBody(client, input.uid, deps.mime));
       });
       // The device's specs (a registry lookup) only when there is an image to offer.
       const { specs } = rendered.attachments.some((a) => isTranscodableImage(a.type))
@@ -153,43 +161,38 @@ interface Rendered {
   messageId: string;
 }
 
-async function renderBody(client: ImapFlow, uid: number): Promise<Rendered> {
-  const msg = await client.fetchOne(
-    String(uid),
-    { uid: true, bodyStructure: true, envelope: true, size: true },
-    { uid: true },
-  );
-  if (msg === false || !msg.bodyStructure)
-    throw new GatewayError('mail.not_found', `no message with UID ${uid}`, { field: 'uid' });
-  const ref = findTextPart(msg.bodyStructure);
+async function renderBody(client: ImapFlow, uid: number, mime: MimePool | undefined): Promise<Rendered> {
+  const msg = await fetchRow(client, uid, { uid: true, bodyStructure: true, envelope: true, size: true });
+  if (msg === false) throw new GatewayError('mail.not_found', `no message with UID ${uid}`, { field: 'uid' });
+  // The message exists: a structure missing, unreadable or past the limits is too complex, not absent.
+  const structure = readableStructure(msg);
+  if (!structure) throw tooComplex('uid', msg.unreadable === 'busy');
+  const ref = findTextPart(structure);
   let text = '';
   let cut = false;
   if (ref) {
-    const part = await client.fetchOne(
-      String(uid),
-      { uid: true, bodyParts: [{ key: ref.part, start: 0, maxLength: TEXT_PART_MAX_BYTES }] },
-      { uid: true },
-    );
+    const part = await fetchRow(client, uid, {
+      uid: true,
+      bodyParts: [{ key: ref.part, start: 0, maxLength: TEXT_PART_MAX_BYTES }],
+    });
     const raw = part ? (part.bodyParts?.get(ref.part) ?? part.bodyParts?.values().next().value) : undefined;
     if (raw) {
       cut = raw.length >= TEXT_PART_MAX_BYTES;
-      text = decodeCharset(decodeTransfer(raw, ref.encoding), ref.charset);
-      if (ref.type === 'text/html') text = htmlToText(text);
-      text = text.replace(/\r\n/g, '\n');
+      text = await renderTextPart(mime, raw.subarray(0, TEXT_PART_MAX_BYTES), {
+        encoding: ref.encoding,
+        charset: ref.charset,
+        html: ref.type === 'text/html',
+      });
     }
   }
   const env = msg.envelope;
   const uidValidity = String(client.mailbox ? client.mailbox.uidValidity : 0n);
-  const addr = (
-    list: { name?: string; address?: string }[] | undefined,
-  ): { name: string; address: string }[] =>
-    (list ?? []).map((a) => ({ name: a.name ?? '', address: a.address ?? '' }));
   const date = env?.date ? new Date(env.date).getTime() : 0;
   return {
     text,
     format: ref ? (ref.type === 'text/html' ? 'html' : 'plain') : 'none',
     cut,
-    attachments: listAttachments(msg.bodyStructure).map((a) => ({
+    attachments: listAttachments(structure).map((a) => ({
       part: a.part,
       name: a.name,
       type: a.type,
@@ -197,11 +200,11 @@ async function renderBody(client: ImapFlow, uid: number): Promise<Rendered> {
       inline: a.inline,
     })),
     uidValidity,
-    subject: env?.subject ?? '',
-    from: addr(env?.from)?.[0] ?? null,
-    to: addr(env?.to),
-    cc: addr(env?.cc),
+    subject: capSubject(env?.subject),
+    from: env?.from?.[0] ? capAddress(env.from[0]) : null,
+    to: capAddressList(env?.to),
+    cc: capAddressList(env?.cc),
     date: Number.isNaN(date) ? 0 : date,
-    messageId: env?.messageId ?? '',
+    messageId: capMessageId(env?.messageId),
   };
 }

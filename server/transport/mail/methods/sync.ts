@@ -22,7 +22,8 @@ import type { Value } from '../../../../device-protocol/messages.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from '../cursor.ts';
 import type { MailDeps } from '../deps.ts';
-import { deviceFlags, fetchHeaders, type MailHeader } from '../headers.ts';
+import { fetchRows } from '../fetch-offload.ts';
+import { deviceFlags, fetchHeaders, fitPage, type MailHeader } from '../headers.ts';
 import { integerOr, objectOf, optionalInteger, optionalString } from '../../kit/method-input.ts';
 import { folderPath, MAX_UID, mailAccountId } from '../fields.ts';
 
@@ -104,8 +105,9 @@ async function syncFolder(
   if (input.before !== undefined) {
     const uids = input.before > 1 ? await searchUids(client, `1:${input.before - 1}`) : [];
     const page = uids.slice(-input.limit);
-    const items = page.length ? await fetchHeaders(client, page, true) : [];
-    return { items, older: uids.length > page.length };
+    const fetched = page.length ? await fetchHeaders(client, page, true) : [];
+    const items = fitPage(fetched, 'newest');
+    return { items, older: uids.length > page.length || items.length < fetched.length };
   }
 
   let reset = false;
@@ -113,23 +115,33 @@ async function syncFolder(
   if (!prev || reset) {
     const all = exists > 0 ? await searchUids(client, '1:*') : [];
     const page = all.slice(-input.limit);
-    const items = page.length ? await fetchHeaders(client, page, true) : [];
+    const fetched = page.length ? await fetchHeaders(client, page, true) : [];
+    // Past the page budget the oldest go: the device holds from the lowest one it was given.
+    const items = fitPage(fetched, 'newest');
+    const cutAt = items.length < fetched.length ? Math.min(...items.map((h) => h.uid)) : undefined;
     const highestUid = Math.max(uidNext - 1, page.at(-1) ?? 0);
     const cursor = encodeCursor(folderPath, {
       uidValidity,
       highestUid,
       modseq,
-      lowestUid: page[0] ?? highestUid + 1,
+      lowestUid: cutAt ?? page[0] ?? highestUid + 1,
     });
-    return { items, cursor, reset, older: all.length > page.length, more: false };
+    return { items, cursor, reset, older: all.length > page.length || cutAt !== undefined, more: false };
   }
 
   // New messages: oldest first up to `limit`, so that `more` + the new cursor picks up the rest.
   const fresh = uidNext - 1 > prev.highestUid ? await searchUids(client, `${prev.highestUid + 1}:*`) : [];
   const newUids = fresh.filter((u) => u > prev.highestUid);
-  const more = newUids.length > input.limit;
-  const take = newUids.slice(0, input.limit);
-  const items: MailHeader[] = take.length ? await fetchHeaders(client, take, true) : [];
+  const fetched: MailHeader[] = newUids.length
+    ? await fetchHeaders(client, newUids.slice(0, input.limit), true)
+    : [];
+  // Past the page budget the newest wait for the next call (`more`, the cursor stops below them).
+  const items = fitPage(fetched, 'oldest');
+  const take =
+    items.length < fetched.length
+      ? items.map((h) => h.uid).sort((a, b) => a - b)
+      : newUids.slice(0, input.limit);
+  const more = newUids.length > take.length;
 
   let changed: { uid: number; flags: string[] }[] = [];
   let vanished: number[] = [];
@@ -143,7 +155,8 @@ async function syncFolder(
       client.on('expunge', onExpunge);
       let rows: FetchMessageObject[];
       try {
-        rows = await client.fetchAll(
+        rows = await fetchRows(
+          client,
           range,
           { uid: true, flags: true },
           { uid: true, changedSince: BigInt(prev.modseq) },
@@ -157,7 +170,8 @@ async function syncFolder(
       // No MODSEQ: send the flags of every message the device may hold; it keeps what differs.
       const low = Math.max(1, prev.lowestUid);
       if (low <= prev.highestUid) {
-        const rows = await client.fetchAll(
+        const rows = await fetchRows(
+          client,
           `${low}:${prev.highestUid}`,
           { uid: true, flags: true },
           { uid: true },
