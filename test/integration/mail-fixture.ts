@@ -27,6 +27,9 @@ import { handsetFor } from './e2e-suite.ts';
 /** What the fixture's mail service may reach: the loopback peers (a test can pass its own `transport`). */
 export const LOOPBACK_DESTINATIONS = ['127.0.0.0/8', '::1'];
 
+/** The key the fixture's mail service seals passwords with (a child process on its data dir needs it). */
+export const FIXTURE_CREDENTIALS_KEY = Buffer.alloc(32, 7).toString('base64');
+
 export const ALICE = { user: 'alice@example.test', password: 'alice-pw' };
 export const BOB = { user: 'bob@example.test', password: 'bob-pw' };
 
@@ -107,7 +110,7 @@ export async function startMailFixture(
     stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
     const logger = pino({ level: process.env.MMGW_LOG_LEVEL ?? 'silent' });
     const bus = new InProcessBus();
-    const credentialsKey = Buffer.alloc(32, 7).toString('base64');
+    const credentialsKey = FIXTURE_CREDENTIALS_KEY;
     const usage: MailUsageRecord[] = [];
     const open = () =>
       openMailService({

@@ -13,7 +13,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { DestinationPolicy, type Resolver } from '../../server/net/destination-policy.ts';
 import { freePort } from '../harness/dovecot.ts';
 import { type HostilePeer, startHostileImap, startHostileSmtp } from '../harness/hostile/index.ts';
-import { ALICE, type MailFixture, startMailFixture } from './mail-fixture.ts';
+import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
 
 /** Refusal is a check before any socket: far below any connect or greeting timeout. */
 const IMMEDIATE_MS = 250;
@@ -157,5 +157,37 @@ describe('mail under an allow list with an injected resolver', () => {
     assert.equal(unknown.code, 'mail.unreachable');
     assert.equal(unknown.field, 'imap.host');
     assert.doesNotMatch(unknown.message, /nowhere|ENOTFOUND/);
+  });
+});
+
+describe('accounts per device', () => {
+  let fx: MailFixture;
+  before(async () => {
+    fx = await startMailFixture({
+      serviceOptions: { transport: { allowDestinations: ['127.0.0.0/8'], maxAccountsPerDevice: 2 } },
+    });
+  });
+  after(() => fx?.stop());
+
+  test('a device at the cap is refused before anything connects; removing one makes room', async () => {
+    const first = await fx.addAccount('dev-cap', ALICE);
+    await fx.addAccount('dev-cap', BOB);
+    const listener = await startHostileImap('half-open');
+    try {
+      const err = await fx.callError('dev-cap', 'mail.account.add', {
+        ...fx.accountBody(ALICE),
+        imap: { host: '127.0.0.1', port: listener.port, tls: 'none', password: ALICE.password },
+      });
+      assert.equal(err.code, 'policy.too_many_accounts');
+      assert.equal(listener.connections(), 0);
+    } finally {
+      await listener.stop();
+    }
+    // Another device has its own count.
+    await fx.addAccount('dev-other', ALICE);
+    await fx.call('dev-cap', 'mail.account.remove', { account: first });
+    await fx.addAccount('dev-cap', ALICE);
+    const list = await fx.call('dev-cap', 'mail.accounts', {});
+    assert.equal(list.accounts.length, 2);
   });
 });
