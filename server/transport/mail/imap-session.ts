@@ -106,11 +106,30 @@ export async function connectImap(settings: MailServerSettings, opts: ImapConnec
   client.on('error', (err: Error) =>
     opts.logger?.debug({ err: { message: err.message } }, 'imap connection error'),
   );
+  // imapflow's timeouts cover connect and greeting; a server that then never settles the login
+  // (an answer under a tag the client never used, a challenge for every line) would hold it until
+  // the socket timeout. The whole login gets twice the connect timeout.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new GatewayError('mail.unreachable', 'The IMAP server did not answer in time.', {
+            retryable: true,
+            retryAfterMs: 5000,
+            field: 'imap.host',
+          }),
+        ),
+      2 * timeout,
+    );
+  });
   try {
-    await client.connect();
+    await Promise.race([client.connect(), late]);
   } catch (err) {
     client.close();
     throw mailConnectError(err, 'imap', opts.logger);
+  } finally {
+    clearTimeout(timer);
   }
   return client;
 }

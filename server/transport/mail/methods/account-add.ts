@@ -29,7 +29,7 @@ import { mailConnectError } from '../mail-errors.ts';
 import { assertAccountRoom } from '../../kit/outbound.ts';
 import { servicePreset } from '../../kit/presets.ts';
 import { mailPresets, mailSettingsFromPreset } from '../presets.ts';
-import { createSmtpTransport } from '../smtp.ts';
+import { createSmtpTransport, smtpWithin } from '../smtp.ts';
 import type { MethodDefinition } from '../../types.ts';
 
 export type AccountAddInput =
@@ -138,13 +138,14 @@ export function accountAddMethod(deps: MailDeps): MethodDefinition<AccountAddInp
       }).catch(failed);
       const { sent, received } = client.stats();
       await client.logout().catch(() => client.close());
-      const transport = createSmtpTransport(input.smtp, smtpAt, timeout);
+      const smtp = createSmtpTransport(input.smtp, smtpAt, timeout);
       try {
-        await transport.verify();
+        // Connect, greeting, TLS and login, within twice the connect timeout whatever the server does.
+        await smtpWithin(smtp, 2 * timeout, () => smtp.transport.verify());
       } catch (err) {
         failed(mailConnectError(err, 'smtp', ctx.logger));
       } finally {
-        transport.close();
+        smtp.close();
       }
       // Counted again with the write: adds of one device that raced the first check cannot pass the cap.
       const account = await deps.accounts.add(ctx.deviceId, input, ctx.now(), {

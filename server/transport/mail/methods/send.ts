@@ -24,7 +24,7 @@ import { withFolder } from '../imap-session.ts';
 import { boundedString, objectOf, optionalString } from '../../kit/method-input.ts';
 import { mailAccountId, stringList } from '../fields.ts';
 import { smtpSendError } from '../mail-errors.ts';
-import { createSmtpTransport } from '../smtp.ts';
+import { createSmtpTransport, smtpWithin } from '../smtp.ts';
 
 export interface SendAttachment {
   name: string;
@@ -45,6 +45,8 @@ export interface SendInput {
 }
 
 const MAX_TEXT = 1024 * 1024;
+/** A send (connect to the 250) may take this many connect timeouts: attachments take time, a drip does not get forever. */
+const SEND_DEADLINE_FACTOR = 10;
 const MAX_ATTACHMENTS = 20;
 
 const attachmentInput = objectOf({
@@ -126,13 +128,24 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
       });
       const raw = await composer.compile().build();
       const smtpAt = await mailDestination(deps.policy, 'smtp', account.smtp, ctx.logger);
-      const transport = createSmtpTransport(account.smtp, smtpAt, deps.connectTimeoutMs);
+      const timeout = deps.connectTimeoutMs ?? 15_000;
+      const smtp = createSmtpTransport(account.smtp, smtpAt, timeout);
       let rejected: string[] = [];
       try {
-        const info = await transport.sendMail({
-          envelope: { from: account.address, to: [...input.to, ...input.cc, ...input.bcc] },
-          raw,
-        });
+        const info = await smtpWithin(smtp, SEND_DEADLINE_FACTOR * timeout, () =>
+          smtp.transport.sendMail({
+            envelope: { from: account.address, to: [...input.to, ...input.cc, ...input.bcc] },
+            raw,
+          }),
+        );
+        // A message is taken with a 250 (RFC 5321); anything else (a server answering ahead
+        // of the commands, a stray 235) did not take it, whatever nodemailer concluded.
+        if (!/^250[ -]/.test(info.response ?? '')) {
+          throw Object.assign(new Error('no 250 for the message'), {
+            code: 'EPROTOCOL',
+            response: info.response,
+          });
+        }
         rejected = ((info.rejected ?? []) as (string | { address: string })[]).map((r) =>
           typeof r === 'string' ? r : r.address,
         );
@@ -157,7 +170,7 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         ctx.logger.info({ deviceId: ctx.deviceId, account: account.id, code: gerr.code }, 'mail send failed');
         throw gerr;
       } finally {
-        transport.close();
+        smtp.close();
       }
       // The mark first: whatever happens from here on, a resend of this clientId is a duplicate.
       await deps.sentMarks
