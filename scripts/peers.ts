@@ -5,6 +5,9 @@
  * example.test, each in the other's roster), and prints how to point a
  * handset at them. Ctrl-C stops them all.
  *
+ * The gateway's outbound policy refuses loopback servers unless opened: the
+ * start line printed names MMGW_ALLOW_DESTINATIONS for these peers.
+ *
  * Dovecot calls the gateway's new-mail hook (docs/dovecot/README.md) at
  * --push-hook URL (default http://127.0.0.1:8081/hooks/mail/new, the admin
  * port of `npm start`) with the token in MMGW_MAIL_PUSH_TOKEN (generated when
@@ -100,12 +103,15 @@ const addLine = (u: (typeof users)[number]) =>
     smtp: { host: smtp!.host, port: smtp!.port, tls: 'none', user: u.user, password: u.password },
   });
 
+// The outbound policy refuses loopback unless opened (README, "Running"): every peer here is on it.
+const allow = [...new Set([dovecot.host, smtp.host, prosody!.host])].join(',');
 console.log(`Dovecot IMAP  ${dovecot.host}:${dovecot.imapPort}  (tls none; data in ${dovecot.dir})`);
 console.log(`SMTP peer     ${smtp.host}:${smtp.port}  (tls none, or starttls with allowInvalidCert: true)`);
-if (pushHook) {
-  console.log(`Push hook     Dovecot calls ${pushHook.url} on new mail; start the gateway with`);
-  console.log(`              MMGW_MAIL_PUSH_TOKEN=${pushHook.token} npm start`);
-}
+console.log('These listen on loopback, which the gateway refuses to reach unless opened; start it with');
+console.log(
+  `              MMGW_ALLOW_DESTINATIONS=${allow}${pushHook ? ` MMGW_MAIL_PUSH_TOKEN=${pushHook.token}` : ''} npm start`,
+);
+if (pushHook) console.log(`Push hook     Dovecot calls ${pushHook.url} on new mail (the token above).`);
 console.log('Demo accounts:');
 for (const u of users) console.log(`  ${u.user}  password ${u.password}`);
 console.log('\nWith a gateway running (npm start) and a provisioned device (npx mmgw device add …), open');

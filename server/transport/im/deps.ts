@@ -1,4 +1,5 @@
 import { GatewayError } from '../../../device-protocol/errors.ts';
+import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MethodContext } from '../types.ts';
 import type { ImAccount, ImAccountStore } from './account-store.ts';
 import type { XmppSessionPool } from './session-pool.ts';
@@ -10,6 +11,12 @@ export interface ImDeps {
   sessions: XmppSessionPool;
   /** How long a request waits for a stored account's session to come up on this node. Default 20 s. */
   restoreTimeoutMs?: number;
+  /**
+   * The node's outbound policy (the mail service's, MailService.policy: one per node).
+   * HOOK, not applied yet: once XMPP hardening lands, each XmppAccountSession gets it
+   * as its `policy` option, so that chat connections go where mail ones may.
+   */
+  policy?: DestinationPolicy;
 }
 
 /**

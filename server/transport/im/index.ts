@@ -18,6 +18,7 @@
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../bus/bus.ts';
+import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { CredentialCipher } from '../credentials.ts';
 import { DevicePusher } from '../kit/device-pusher.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
@@ -86,6 +87,8 @@ export interface ImServiceOptions extends XmppSessionPoolOptions {
   restoreTimeoutMs?: number;
   /** The node's bus: pushes to devices that have not sent a request since the node started. */
   bus?: Bus;
+  /** The node's outbound policy (ImDeps.policy: a hook, not applied yet). */
+  policy?: DestinationPolicy;
 }
 
 export interface ImService {
@@ -140,6 +143,7 @@ export function openImService(opts: ImServiceOptions): ImService {
     accounts,
     sessions,
     ...(opts.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: opts.restoreTimeoutMs }),
+    ...(opts.policy ? { policy: opts.policy } : {}),
   };
   return {
     deps,
