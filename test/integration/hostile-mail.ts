@@ -23,7 +23,7 @@ export function nestedMail(depth = 3000): string {
   return `${head('nested')}${body}`;
 }
 
-/** A text part and `parts - 1` small attachments (50,000: about 6 MB). */
+/** A text part and `parts - 1` small attachments (50,000: about 6 MB; 600: a FETCH row of some 100 KB, within the limits). */
 export function manyPartsMail(parts = 50_000): string {
   const chunks = [`--many\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe first of many parts.\r\n`];
   for (let i = 1; i < parts; i++) {

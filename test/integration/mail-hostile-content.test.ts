@@ -42,6 +42,8 @@ describe('hostile mail in the inbox (mail service, MIME workers from the sources
       ['nested', nestedMail()],
       ['many', manyPartsMail()],
       ['crowd', crowdMail()],
+      // Within the limits, but a FETCH row far over the 32 KiB that go to the MIME workers.
+      ['wide', manyPartsMail(600)],
     ];
     for (const [name, raw] of mails) uid[name] = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', raw);
     account = await fx.addAccount('dev-a', ALICE);
@@ -75,6 +77,13 @@ describe('hostile mail in the inbox (mail service, MIME workers from the sources
     assert.ok(crowd.to.every((a: any) => bytes(a.name) <= FIELD_CAPS.name));
     assert.equal(crowd.messageId, '', 'a 5,000-byte Message-ID is dropped, not cut');
     for (const b of [body, crowd]) encodeFrame({ kind: Kind.Response, seq: 1, id: 'r', body: b });
+  });
+
+  test('a wide mail within the limits is read by the MIME workers: every attachment listed', async () => {
+    const body = await fx.call('dev-a', 'mail.body', { account, folder: 'INBOX', uid: uid.wide });
+    assert.equal(body.attachments.length, 599);
+    assert.equal(body.text.trim(), 'The first of many parts.');
+    assert.equal(fx.service.deps.mime?.workers, 1, 'a worker (the .ts module, from the sources) did it');
   });
 
   test('the nested and the many-part mail: mail.too_complex, never mail.not_found', async () => {
@@ -124,6 +133,14 @@ describe('one device’s hostile mail does not slow another device (gateway, MIM
       'mail.account.add',
       mailAccountBody(rig.dovecot, rig.smtp, ALICE),
     );
+    // The workers run from dist/: a wide mail within the limits is listed whole.
+    const wide = await rig.dovecot.appendMessage(ALICE.user, 'INBOX', manyPartsMail(600));
+    const read = await a.request<{ attachments: unknown[] }>('mail.body', {
+      account,
+      folder: 'INBOX',
+      uid: wide,
+    });
+    assert.equal(read.attachments.length, 599);
     // Through the edge: the page with the hostile mail encodes for the device.
     const page = await a.request<{ items: { uid: number }[] }>('mail.sync', {
       account,
