@@ -44,6 +44,7 @@ describe('hostile mail in the inbox (mail service, MIME workers from the sources
       ['crowd', crowdMail()],
       // Within the limits, but a FETCH row far over the 32 KiB that go to the MIME workers.
       ['wide', manyPartsMail(600)],
+      ['long', `Subject: long\r\nFrom: a@example.test\r\n\r\n${'A long line of text. '.repeat(30_000)}\r\n`],
     ];
     for (const [name, raw] of mails) uid[name] = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', raw);
     account = await fx.addAccount('dev-a', ALICE);
@@ -77,6 +78,29 @@ describe('hostile mail in the inbox (mail service, MIME workers from the sources
     assert.ok(crowd.to.every((a: any) => bytes(a.name) <= FIELD_CAPS.name));
     assert.equal(crowd.messageId, '', 'a 5,000-byte Message-ID is dropped, not cut');
     for (const b of [body, crowd]) encodeFrame({ kind: Kind.Response, seq: 1, id: 'r', body: b });
+  });
+
+  test('a 600 KB text asked for whole comes in pages that encode (the text decoded by a worker)', async () => {
+    const first = await fx.call('dev-a', 'mail.body', {
+      account,
+      folder: 'INBOX',
+      uid: uid.long,
+      maxBytes: 1024 * 1024,
+    });
+    assert.ok(bytes(first.text) <= 192 * 1024, `${bytes(first.text)} bytes`);
+    assert.equal(typeof first.more, 'number');
+    encodeFrame({ kind: Kind.Response, seq: 1, id: 'r', body: first });
+    const next = await fx.call('dev-a', 'mail.body', {
+      account,
+      folder: 'INBOX',
+      uid: uid.long,
+      maxBytes: 1024 * 1024,
+      offset: first.more,
+    });
+    assert.ok(
+      'A long line of text. '.repeat(30_000).startsWith(first.text + next.text),
+      'the next page goes on from `more`',
+    );
   });
 
   test('a wide mail within the limits is read by the MIME workers: every attachment listed', async () => {

@@ -72,6 +72,13 @@ const bodyInput = objectOf({
 /** Raw bytes of a text part we are willing to read; beyond this the text is cut (and says so). */
 export const TEXT_PART_MAX_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Text one answer carries at most, whatever maxBytes asks: a frame string may
+ * have 256 KiB (device-protocol DEFAULT_LIMITS), and a longer text made the
+ * answer impossible to encode. The device pages with `more`.
+ */
+export const TEXT_ANSWER_MAX_BYTES = 192 * 1024;
+
 export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
   return {
     method: 'mail.body',
@@ -81,7 +88,7 @@ export function bodyMethod(deps: MailDeps): MethodDefinition<BodyInput> {
       // The service profile's bodyTruncateBytes caps what the device may ask for.
       const policy = ctx.profile?.policies.bodyTruncateBytes;
       const asked = input.maxBytes ?? deps.bodyBudgetBytes ?? 16 * 1024;
-      const budget = policy === undefined ? asked : Math.min(asked, policy);
+      const budget = Math.min(policy === undefined ? asked : Math.min(asked, policy), TEXT_ANSWER_MAX_BYTES);
       const maxAttachment = ctx.profile?.policies.maxAttachmentBytes;
       const overPolicy = (size: number) => maxAttachment !== undefined && size > maxAttachment;
       const rendered = await deps.sessions.use(account, 'body', async (client) => {
