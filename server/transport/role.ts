@@ -40,6 +40,8 @@ export const transportRole: RoleDefinition = {
     // Chat accounts too; their XMPP sessions come back at start and when a device reconnects.
     const im = openImService({
       ...shared,
+      // One outbound policy per node: chat servers go where mail servers may.
+      policy: mail.policy,
       ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
     });
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.

@@ -16,7 +16,7 @@ import { type HostilePeer, startHostileImap, startHostileSmtp } from '../harness
 import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
 
 /** Refusal is a check before any socket: far below any connect or greeting timeout. */
-const IMMEDIATE_MS = 250;
+const IMMEDIATE_MS = 1000;
 
 describe('mail under the default outbound policy', () => {
   let fx: MailFixture;

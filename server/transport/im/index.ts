@@ -87,7 +87,11 @@ export interface ImServiceOptions extends XmppSessionPoolOptions {
   restoreTimeoutMs?: number;
   /** The node's bus: pushes to devices that have not sent a request since the node started. */
   bus?: Bus;
-  /** The node's outbound policy (ImDeps.policy: a hook, not applied yet). */
+  /**
+   * The node's outbound policy (the mail service's: one per node). Every XMPP
+   * login is checked against it after DNS (SRV targets included) and pinned to
+   * the checked address; absent, the library resolves and connects unchecked.
+   */
   policy?: DestinationPolicy;
 }
 
@@ -134,6 +138,7 @@ export function openImService(opts: ImServiceOptions): ImService {
   const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
   const sessions = new XmppSessionPool({
     ...opts,
+    ...(opts.policy ? { session: { ...opts.session, policy: opts.policy } } : {}),
     ...(push ? { push } : {}),
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),
   });
