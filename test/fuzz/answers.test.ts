@@ -77,10 +77,11 @@ describe('the fuzzer’s oracle', () => {
 
   test('a session ended with a code no handset may see is a finding; a lost carrier is not', () => {
     const t = tally();
-    t.recordDisconnect(undefined);
-    t.recordDisconnect('session.rate_limited');
+    t.recordDisconnect(undefined, 'ws');
+    t.recordDisconnect('session.rate_limited', 'poll');
+    assert.equal(t.disconnects.get('session.rate_limited (poll)'), 1);
     assert.equal(t.findingTotal(), 0);
-    t.recordDisconnect('bus.closed');
+    t.recordDisconnect('bus.closed', 'ws');
     assert.equal(t.findingTotal(), 1);
   });
 });

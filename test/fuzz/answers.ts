@@ -127,8 +127,8 @@ export class Tally {
     bump(this.rawCodes, code);
   }
 
-  recordDisconnect(code: string | undefined): void {
-    bump(this.disconnects, code ?? '(carrier lost)');
+  recordDisconnect(code: string | undefined, carrier: string): void {
+    bump(this.disconnects, `${code ?? '(carrier lost)'} (${carrier})`);
     if (code !== undefined && !isHandsetCode(code) && code !== 'session.closed') {
       this.find({ kind: 'untyped-answer', detail: `a session ended with code ${JSON.stringify(code)}` });
     }

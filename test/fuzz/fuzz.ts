@@ -201,7 +201,7 @@ export async function runFuzz(given: Partial<FuzzOptions> = {}): Promise<FuzzRep
       handsets.push(h);
       h.on('disconnected', (e) => {
         if (closing) return;
-        tally.recordDisconnect(e.code);
+        tally.recordDisconnect(e.code, transport);
         if (!e.willReconnect) onLost?.();
       });
       h.on('error', (e) => {

@@ -131,13 +131,19 @@ export class WireTrace {
       ...(t === undefined || t.answers.length === 0
         ? ['  no answer frame on the wire']
         : t.answers.map((a) => `  answer ${a}`)),
-      'exchanges that ended meanwhile (± 1 s):',
-      ...this.#recent
-        .filter((r) => t === undefined || (r.at >= t.from - 1 && r.at <= t.to + 1))
-        .slice(-SHOWN)
-        .map((r) => `  ${r.line}`),
+      'exchanges around the answer, in the order they ended:',
+      ...this.#around(t?.to).map((r) => `  ${r.line}`),
     ];
     return lines.join('\n');
+  }
+
+  /** The exchanges that ended shortly before and after `at` (the last ones when undefined). */
+  #around(at: number | undefined): { at: number; line: string }[] {
+    if (at === undefined) return this.#recent.slice(-SHOWN);
+    let i = this.#recent.findIndex((r) => r.at > at);
+    if (i < 0) i = this.#recent.length;
+    const after = Math.floor(SHOWN / 4);
+    return this.#recent.slice(Math.max(0, i - (SHOWN - after)), i + after);
   }
 
   forget(id: string): void {
