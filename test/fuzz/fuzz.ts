@@ -173,6 +173,8 @@ export async function runFuzz(given: Partial<FuzzOptions> = {}): Promise<FuzzRep
         detail: `the gateway process ended during the run (${gatewayExit})`,
         evidence: tail,
       });
+      // Nothing will answer now: end the open requests (as 'closed', not as findings) and the run.
+      for (const h of handsets) void h.close().catch(() => {});
     });
 
     const events = new Map<string, number>();
@@ -200,7 +202,7 @@ export async function runFuzz(given: Partial<FuzzOptions> = {}): Promise<FuzzRep
       });
       handsets.push(h);
       h.on('disconnected', (e) => {
-        if (closing) return;
+        if (closing || gatewayExit !== undefined) return;
         tally.recordDisconnect(e.code, transport);
         if (!e.willReconnect) onLost?.();
       });
@@ -273,7 +275,7 @@ export async function runFuzz(given: Partial<FuzzOptions> = {}): Promise<FuzzRep
     let controlLost = 0;
     const control = newHandset(controlImei, controlSecret, 'ws', true, () => controlLost++);
     control.on('disconnected', (e) => {
-      if (!closing && !stopping) {
+      if (!closing && gatewayExit === undefined) {
         tally.find({
           kind: 'control',
           device: controlImei,
@@ -419,6 +421,7 @@ export async function runFuzz(given: Partial<FuzzOptions> = {}): Promise<FuzzRep
             throw new Error(`echo changed the body: ${showValue(back)}`);
           controlLatencies.push(performance.now() - t0);
         } catch (err) {
+          if (gatewayExit !== undefined) break;
           controlFailures++;
           tally.find({
             kind: 'control',
