@@ -175,6 +175,69 @@ describe('HandsetSession: sequencing and acks', () => {
   });
 });
 
+describe('HandsetSession: frames that arrive out of order', () => {
+  test('frames beyond a gap wait for it: delivered in seq order once it fills, acked only up to it', () => {
+    // Long-poll: a POST answer with 4–5 can overtake the GET answer with 2–3.
+    const d = connected({ ackIntervalMs: 40 });
+    const answer = d.request('m', 1, { id: 'r4' });
+    d.receive(event(1));
+    d.receive({ kind: Kind.Response, seq: 4, id: 'r4', body: 'four' });
+    d.receive(event(5));
+    assert.deepEqual(
+      d.events('event').map((e) => e.seq),
+      [1],
+    );
+    assert.equal(d.result(answer), undefined, 'the answer waits behind the gap');
+    assert.equal(d.session.lastSeq, 1);
+    d.advance(40);
+    assert.deepEqual(d.sent(Kind.Ack), [{ kind: Kind.Ack, seq: 1 }], 'nothing past the gap is acked');
+    d.receive(event(3));
+    d.receive(event(2));
+    assert.deepEqual(
+      d.events('event').map((e) => e.seq),
+      [1, 2, 3, 5],
+    );
+    assert.deepEqual(d.result(answer), { ok: true, value: 'four' });
+    assert.equal(d.timers.has('gap'), false);
+    d.advance(40);
+    assert.deepEqual(d.sent(Kind.Ack).at(-1), { kind: Kind.Ack, seq: 5 });
+  });
+
+  test('a frame kept beyond a gap and sent again is not delivered twice', () => {
+    const d = connected();
+    d.receive(event(3));
+    d.receive(event(3));
+    d.receive(event(1));
+    d.receive(event(2));
+    d.receive(event(3));
+    assert.deepEqual(
+      d.events('event').map((e) => e.seq),
+      [1, 2, 3],
+    );
+  });
+
+  test('a gap that does not fill in time: the session resumes from before it and gets the rest replayed', () => {
+    const d = connected();
+    d.receive(event(1));
+    d.receive(event(3));
+    const first = d.newest().id;
+    assert.equal(d.timers.get('gap'), d.now + 5000);
+    d.advance(5000);
+    assert.ok(!d.open.has(first), 'the carrier that skipped seq 2 is given up');
+    while (d.newest().id === first) d.fireNext();
+    const resume = d.newest().first;
+    assert.ok(resume.kind === Kind.Resume);
+    assert.equal(resume.lastSeq, 1);
+    d.receive(d.welcome({ resumed: true, lastSeq: 3 }));
+    d.receive(event(2));
+    d.receive(event(3));
+    assert.deepEqual(
+      d.events('event').map((e) => e.seq),
+      [1, 2, 3],
+    );
+  });
+});
+
 describe('HandsetSession: losing and finding the carrier', () => {
   test('2.5 heartbeats of silence end the carrier; the retry Resumes with lastSeq after a jittered backoff', () => {
     const backoff = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0.5 };

@@ -69,6 +69,14 @@ import {
 
 /** Ack at once when this many sequenced frames are unacked (SPEC.md §5). */
 const ACK_EVERY_FRAMES = 100;
+/**
+ * Sequenced frames kept that arrived ahead of a gap (SPEC.md §4.2: answers to
+ * concurrent long-poll requests may arrive out of order). As many as the
+ * gateway keeps for replay by default: more means the gap will not fill.
+ */
+const MAX_FRAMES_AHEAD = 1000;
+/** A gap that has not filled after this long is given up: the session resumes from before it. */
+const GAP_PATIENCE_MS = 5000;
 /** A carrier silent for this many heartbeats is dead. */
 const DEAD_AFTER_HEARTBEATS = 2.5;
 /** In 'auto', this many WebSocket failures to open in a row switch to long-poll. */
@@ -167,7 +175,10 @@ export class HandsetSession {
   #resumeToken?: string;
   #token?: string;
   #welcome?: Welcome;
+  /** The last seq delivered: every frame up to it reached the application, in order. */
   #lastSeq = 0;
+  /** Frames received beyond a gap, by seq, delivered once the gap fills. */
+  readonly #ahead = new Map<number, SequencedFrame>();
   #ackedSeq = 0;
   #lastRxAt = 0;
   #heartbeatMs = 0;
@@ -701,9 +712,11 @@ export class HandsetSession {
     this.#cancel('attempt');
     const resumed = welcome.resumed && welcome.sessionId === this.#sessionId;
     if (!resumed) {
-      // A new session numbers its frames from 1 again.
+      // A new session numbers its frames from 1 again; nothing kept from before it counts.
       this.#lastSeq = 0;
       this.#ackedSeq = 0;
+      this.#ahead.clear();
+      this.#cancel('gap');
       this.#cancel('ack');
     }
     this.#sessionId = welcome.sessionId;
@@ -723,12 +736,45 @@ export class HandsetSession {
   }
 
   #onSequenced(frame: SequencedFrame): void {
-    if (frame.seq <= this.#lastSeq) {
-      // Already delivered (a replay after resume, a repeated GET): drop it,
+    if (frame.seq <= this.#lastSeq || this.#ahead.has(frame.seq)) {
+      // Already delivered or kept (a replay after resume, a repeated GET): drop it,
       // but ack again so that the gateway stops sending it.
       this.#scheduleAck(true);
       return;
     }
+    if (frame.seq > this.#lastSeq + 1) {
+      // A gap: what comes later waits until it fills, and only what came in order is acked,
+      // so the gateway keeps (and the next GET or a Resume brings) what is missing.
+      if (this.#ahead.size >= MAX_FRAMES_AHEAD) {
+        if (this.#carrier !== undefined) {
+          this.#loseCarrier(
+            this.#carrier,
+            `frames ahead of seq ${this.#lastSeq + 1} never came`,
+            undefined,
+            0,
+          );
+        }
+        return;
+      }
+      this.#ahead.set(frame.seq, frame);
+      if (!this.#armed.has('gap')) this.#schedule('gap', this.#now() + GAP_PATIENCE_MS);
+      return;
+    }
+    this.#deliver(frame);
+    for (
+      let next = this.#ahead.get(this.#lastSeq + 1);
+      next !== undefined;
+      next = this.#ahead.get(this.#lastSeq + 1)
+    ) {
+      this.#ahead.delete(next.seq);
+      this.#deliver(next);
+    }
+    if (this.#ahead.size === 0) this.#cancel('gap');
+    this.#scheduleAck(false);
+  }
+
+  /** Hands the next frame in seq order to the application. */
+  #deliver(frame: SequencedFrame): void {
     this.#lastSeq = frame.seq;
     switch (frame.kind) {
       case Kind.Event:
@@ -760,7 +806,6 @@ export class HandsetSession {
         break;
       }
     }
-    this.#scheduleAck(false);
   }
 
   /** The event as the application sees it: the plugins' documented form. */
@@ -915,6 +960,12 @@ export class HandsetSession {
       case 'ack':
         this.#sendAck(this.#ackForce);
         return;
+      case 'gap':
+        // The frames before the ones kept did not come on this carrier: a Resume gets them replayed.
+        if (this.#ahead.size > 0 && this.#carrier !== undefined) {
+          this.#loseCarrier(this.#carrier, `seq ${this.#lastSeq + 1} did not come`, undefined, 0);
+        }
+        return;
       case 'switch': {
         const kind = this.#candidate?.kind;
         if (kind !== undefined) {
@@ -952,6 +1003,9 @@ export class HandsetSession {
   }
 
   #stopCarrierTimers(): void {
+    // What was kept beyond a gap comes again with the replay of the next Resume (or a new session).
+    this.#ahead.clear();
+    this.#cancel('gap');
     this.#cancel('ack');
     this.#cancel('heartbeat');
     this.#cancel('attempt');

@@ -85,7 +85,7 @@ export interface HandsetEvents {
  * The session's timers: one of each name at a time, and the timeout of a
  * pending call under the call's number.
  */
-export type TimerKey = 'reconnect' | 'attempt' | 'heartbeat' | 'ack' | 'switch' | number;
+export type TimerKey = 'reconnect' | 'attempt' | 'heartbeat' | 'ack' | 'switch' | 'gap' | number;
 
 /**
  * What goes into the machine. `call` numbers the application's calls (chosen

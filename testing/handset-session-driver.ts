@@ -10,7 +10,8 @@
  * - frames go only to carriers that are open; a timer fires only when armed;
  * - every call is settled exactly once, and only calls that were made;
  * - a sequenced frame reaches the application (an event, an answer, an
- *   error) at most once and in seq order, within a session;
+ *   error) at most once and in seq order, within a session, and never past a
+ *   gap: the delivered seq only moves over seqs that were received;
  * - the acked seq (Ack frames, Resume lastSeq) never goes backwards within a
  *   session, and never passes what was received; closing a live session
  *   leaves everything received acked;
@@ -74,6 +75,8 @@ export class SessionDriver {
   readonly #requestIds = new Map<string, number>();
   #maxDelivered = 0;
   #maxReceived = 0;
+  /** Seqs received on an open carrier in this session (the delivered seq may only move over these). */
+  #received = new Set<number>();
   #maxAcked = 0;
   /** connect() was called: from then on a carrier is open or a retry is due. */
   #connecting = false;
@@ -232,7 +235,10 @@ export class SessionDriver {
     let sequenced: SequencedFrame | undefined;
     if (input.type === 'frame' && isSequenced(input.frame)) {
       sequenced = input.frame;
-      if (this.open.has(input.carrier)) this.#maxReceived = Math.max(this.#maxReceived, sequenced.seq);
+      if (this.open.has(input.carrier)) {
+        this.#maxReceived = Math.max(this.#maxReceived, sequenced.seq);
+        this.#received.add(sequenced.seq);
+      }
     }
     if (
       input.type === 'carrier-acked' &&
@@ -243,6 +249,7 @@ export class SessionDriver {
       // A long-poll GET's ack= stands for an Ack.
       this.#maxAcked = Math.max(this.#maxAcked, input.seq);
     }
+    const lastBefore = this.session.lastSeq;
     const effects = this.session.step(input);
     const requestsSent: string[] = [];
     let delivered = false;
@@ -291,6 +298,7 @@ export class SessionDriver {
               this.#maxDelivered = 0;
               this.#maxAcked = 0;
               this.#maxReceived = 0;
+              this.#received.clear();
             }
           }
           break;
@@ -313,6 +321,13 @@ export class SessionDriver {
         throw new Error(`seq ${sequenced.seq} delivered after ${this.#maxDelivered}`);
       }
       this.#maxDelivered = sequenced.seq;
+    }
+    const lastAfter = this.session.lastSeq;
+    if (lastAfter > lastBefore) {
+      for (let seq = lastBefore + 1; seq <= lastAfter; seq++) {
+        if (!this.#received.has(seq))
+          throw new Error(`delivered past seq ${seq}, which never came (a gap skipped)`);
+      }
     }
     for (const id of requestsSent) {
       const call = this.#requestIds.get(id);
