@@ -276,6 +276,8 @@ export class PollCarrier extends Carrier {
   current: PollExchange | undefined = undefined;
   /** The one GET held open for frames. */
   held: PollExchange | undefined = undefined;
+  /** The last answer carried frames: the next GET costs no frame token (SPEC.md §5.1). */
+  repollOwed = false;
   heldUntil = 0;
   /** Highest seq included in any answer so far. */
   sentSeq = 0;
@@ -284,6 +286,8 @@ export class PollCarrier extends Carrier {
   flushQueued = false;
 
   private respond(ex: PollExchange, status: number, frames: Uint8Array[]): void {
+    // The device polls again at once after frames: that GET is the gateway's pace, not the device's.
+    if (frames.length > 0) this.repollOwed = true;
     const stats = this.host.stats;
     let bytes = 0;
     for (const f of frames) bytes += f.length;

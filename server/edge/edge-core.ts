@@ -335,10 +335,19 @@ export class EdgeCore
     return e === undefined || this.preAuth.takeFrame(e, now);
   }
 
-  /** A long-poll request counts against the frame rate like a frame (a spinning client is limited too). */
+  /**
+   * A long-poll GET counts against the frame rate like a frame (a spinning
+   * client is limited too), except the one that follows an answer with frames:
+   * a device that keeps a GET held, as it should, re-polls as fast as the
+   * gateway has frames for it, and must not be cut for the gateway's own pace.
+   */
   pollRequestAllowed(c: PollCarrier): boolean {
     const now = this.now();
     c.lastHeardAt = now;
+    if (c.repollOwed) {
+      c.repollOwed = false;
+      return true;
+    }
     if (this.takeFrameToken(c, now)) return true;
     this.fatal(c, 'session.rate_limited', 'Too many requests per second.', 1000);
     return false;
