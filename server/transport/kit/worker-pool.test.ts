@@ -49,7 +49,8 @@ test('jobs run on workers, at most `size` of them; results come back in any orde
 });
 
 test('a job past its time or its heap ends its worker; the next job gets a new one', async () => {
-  const pool = new WorkerPool<Job, Res>({ entry, size: 1, jobTimeoutMs: 300, maxHeapMb: 32 });
+  // Generous: a worker starting on a loaded machine must not make an echo time out.
+  const pool = new WorkerPool<Job, Res>({ entry, size: 1, jobTimeoutMs: 2000, maxHeapMb: 32 });
   try {
     const first = await pool.run({ op: 'echo', v: 1 });
     await assert.rejects(pool.run({ op: 'spin' }), reason('timeout'));
@@ -68,7 +69,7 @@ test('a job past its time or its heap ends its worker; the next job gets a new o
 });
 
 test('a full queue fails at once (busy); a closed pool fails every job (closed)', async () => {
-  const pool = new WorkerPool<Job, Res>({ entry, size: 1, maxQueue: 1, jobTimeoutMs: 400 });
+  const pool = new WorkerPool<Job, Res>({ entry, size: 1, maxQueue: 1, jobTimeoutMs: 2000 });
   const spinning = pool.run({ op: 'spin' });
   const waiting = pool.run({ op: 'echo', v: 1 });
   await assert.rejects(pool.run({ op: 'echo', v: 2 }), reason('busy'));
