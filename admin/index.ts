@@ -153,8 +153,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
       },
       onStoredLogs,
       sealSecret,
-      importSealer: () =>
-        (sealer ??= importResultSealer({ dataDir, key: options.credentialsKey, logger })),
+      importSealer: () => (sealer ??= importResultSealer({ dataDir, key: options.credentialsKey, logger })),
       ...(options.api?.importMaxRows === undefined ? {} : { importMaxRows: options.api.importMaxRows }),
       spoolDir,
       drainAudit: relay.drain,
