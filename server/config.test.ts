@@ -163,36 +163,36 @@ describe('config', () => {
       ['config: adminPort: expected a number 0–65535, got 70000 (from flag --admin-port)'],
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_ROLE: 'edge,relay' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_ROLE: 'edge,relay' } }))[0] ?? '',
       /^config: roles\.1: expected one of all, edge, transport, transcoder, admin, got "relay" \(from env MMGW_ROLE\)$/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_ENGINE: 'fast' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_ENGINE: 'fast' } }))[0] ?? '',
       /^config: engine: expected "uws" or "portable"/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_BUS: 'redis://x' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_BUS: 'redis://x' } }))[0] ?? '',
       /^config: bus: expected "inproc" or nats:/,
     );
-    assert.match(problems(() => loadConfig({ env: { MMGW_NODE_ID: 'a.b' } }))[0], /^config: nodeId: /);
+    assert.match(problems(() => loadConfig({ env: { MMGW_NODE_ID: 'a.b' } }))[0] ?? '', /^config: nodeId: /);
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '0' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '0' } }))[0] ?? '',
       /^config: edge\.workers: expected a number 1–64, got 0/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_LOG_LEVEL: 'loud' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_LOG_LEVEL: 'loud' } }))[0] ?? '',
       /^config: log\.level: expected one of/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_JWT_SECRET: 'short' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_JWT_SECRET: 'short' } }))[0] ?? '',
       /^config: jwtSecret: expected at least 32 characters/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_MAIL_PUSH_TOKEN: 'short' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_MAIL_PUSH_TOKEN: 'short' } }))[0] ?? '',
       /^config: mailPushToken: expected at least 16 characters/,
     );
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '1.5' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_EDGE_WORKERS: '1.5' } }))[0] ?? '',
       /^config: edge\.workers: expected a .*, got "1\.5"/,
     );
   });
@@ -216,7 +216,7 @@ describe('config', () => {
 
   test('transport: a bad destination or port is named with where it came from', (t) => {
     assert.match(
-      problems(() => loadConfig({ env: { MMGW_ALLOW_DESTINATIONS: '10.0.0.0/33' } }))[0],
+      problems(() => loadConfig({ env: { MMGW_ALLOW_DESTINATIONS: '10.0.0.0/33' } }))[0] ?? '',
       /^config: transport\.allowDestinations\.0: expected a CIDR or host name: .*prefix length.*\(from env MMGW_ALLOW_DESTINATIONS\)$/,
     );
     const file = tempFile(t, { transport: { allowDestinations: ['ok.test'], allowPorts: [0] } });
@@ -230,7 +230,7 @@ describe('config', () => {
     assert.match(
       problems(() =>
         loadConfig({ file: tempFile(t, { transport: { maxAccountsPerDevice: 0 } }), env: {} }),
-      )[0],
+      )[0] ?? '',
       /^config: transport\.maxAccountsPerDevice: expected a number 1–1000/,
     );
   });
@@ -249,15 +249,15 @@ describe('config', () => {
 
   test('an unreadable or malformed file is named', (t) => {
     assert.match(
-      problems(() => loadConfig({ file: '/nonexistent/mmgw.json', env: {} }))[0],
+      problems(() => loadConfig({ file: '/nonexistent/mmgw.json', env: {} }))[0] ?? '',
       /cannot read config file \/nonexistent\/mmgw\.json/,
     );
     assert.match(
-      problems(() => loadConfig({ file: tempFile(t, '{port: 1'), env: {} }))[0],
+      problems(() => loadConfig({ file: tempFile(t, '{port: 1'), env: {} }))[0] ?? '',
       /is not valid JSON/,
     );
     assert.match(
-      problems(() => loadConfig({ file: tempFile(t, '[1]'), env: {} }))[0],
+      problems(() => loadConfig({ file: tempFile(t, '[1]'), env: {} }))[0] ?? '',
       /must hold a JSON object/,
     );
   });

@@ -315,7 +315,8 @@ function setPath(target: Raw, path: string, value: unknown): void {
     if (next === null || typeof next !== 'object' || Array.isArray(next)) node[key] = {};
     node = node[key] as Raw;
   }
-  node[keys[keys.length - 1]] = value;
+  // split() yields at least one key.
+  node[keys[keys.length - 1]!] = value;
 }
 
 function getPath(source: unknown, path: (string | number | symbol)[]): unknown {

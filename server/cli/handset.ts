@@ -322,14 +322,14 @@ function humanMailCommand(rest: string): Command {
       return request('mail.accounts');
     case 'folders':
       if (args.length !== 1) throw badInput(MAIL_USAGE);
-      return request('mail.folders', { account: args[0] });
+      return request('mail.folders', { account: args[0]! });
     case 'sync':
       if (args.length < 1 || args.length > 2) throw badInput(MAIL_USAGE);
-      return request('mail.sync', { account: args[0], folder: args[1] ?? 'INBOX', limit: 20 });
+      return request('mail.sync', { account: args[0]!, folder: args[1] ?? 'INBOX', limit: 20 });
     case 'read': {
       const uid = Number(args[1]);
       if (args.length < 2 || args.length > 3 || !Number.isInteger(uid) || uid < 1) throw badInput(MAIL_USAGE);
-      return request('mail.body', { account: args[0], folder: args[2] ?? 'INBOX', uid });
+      return request('mail.body', { account: args[0]!, folder: args[2] ?? 'INBOX', uid });
     }
     default:
       throw badInput(MAIL_USAGE);

@@ -124,7 +124,7 @@ describe('Registry devices', () => {
       imeis.push(imei);
       await registry.addDevice({ imei, operator: i % 2 === 0 ? 'even' : 'odd' });
     }
-    await registry.setStatus(imeis[3], 'disabled');
+    await registry.setStatus(imeis[3]!, 'disabled');
     assert.equal(registry.listDevices().length, 30);
     assert.equal(registry.countDevices(), 30);
     assert.equal(registry.listDevices({ operator: 'even' }).length, 15);
@@ -335,10 +335,12 @@ describe('Registry across processes', () => {
     assert.equal(registry.countDevices(), 400);
     assert.equal(registry.listDevices({ operator: 'child', limit: 1000 }).length, 200);
     // And the other way round: the child authenticates a device this process added.
-    const { secret } = await registry.resetSecret(mine[0]);
-    const auth = await run(process.execPath, ['--import', 'tsx', child, 'auth', dir, mine[0], secret]);
+    const [first] = mine;
+    assert.ok(first);
+    const { secret } = await registry.resetSecret(first);
+    const auth = await run(process.execPath, ['--import', 'tsx', child, 'auth', dir, first, secret]);
     assert.equal(JSON.parse(auth.stdout).operator, 'parent');
-    const bad = await run(process.execPath, ['--import', 'tsx', child, 'auth', dir, mine[0], 'nope']);
+    const bad = await run(process.execPath, ['--import', 'tsx', child, 'auth', dir, first, 'nope']);
     assert.equal(bad.stdout.trim(), 'auth.bad_secret');
   });
 });

@@ -56,9 +56,10 @@ export async function hashPassword(password: string): Promise<string> {
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const [N, r, p] = parts.slice(1, 4).map(Number);
-  const salt = Buffer.from(parts[4], 'base64url');
-  const expected = Buffer.from(parts[5], 'base64url');
+  const [N = 0, r = 0, p = 0] = parts.slice(1, 4).map(Number);
+  // Exactly six parts, checked above.
+  const salt = Buffer.from(parts[4]!, 'base64url');
+  const expected = Buffer.from(parts[5]!, 'base64url');
   if (![N, r, p].every((x) => Number.isInteger(x) && x > 0) || expected.length === 0) return false;
   const key = await scryptAsync(password, salt, N, r, p, expected.length);
   return timingSafeEqual(key, expected);

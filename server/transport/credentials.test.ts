@@ -38,6 +38,7 @@ describe('CredentialCipher', () => {
     const parts = sealed.split('.');
     for (const i of [2, 3, 4]) {
       const p = parts[i];
+      assert.ok(p);
       const flipped = (p[0] === 'A' ? 'B' : 'A') + p.slice(1);
       const bad = [...parts.slice(0, i), flipped, ...parts.slice(i + 1)].join('.');
       assert.throws(() => cipher.decrypt(bad, 'ctx'), isCode('credentials.unreadable'));

@@ -126,7 +126,8 @@ export class CredentialCipher {
     if (parts.length !== 5 || parts[0] !== PREFIX) {
       throw new GatewayError('credentials.unreadable', 'sealed secret has an unknown format or version');
     }
-    const [, keyId, ivText, tagText, ctText] = parts;
+    // Exactly five parts, checked above.
+    const [, keyId, ivText, tagText, ctText] = parts as [string, string, string, string, string];
     if (keyId !== this.keyId) {
       throw new GatewayError(
         'credentials.unreadable',

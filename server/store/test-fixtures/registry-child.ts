@@ -34,7 +34,7 @@ function imei(n: number, prefix: string): string {
 
 if (cmd === 'add') {
   const count = Number(b);
-  for (let i = 0; i < count; i++) await registry.addDevice({ imei: imei(i, a), operator: 'child' });
+  for (let i = 0; i < count; i++) await registry.addDevice({ imei: imei(i, a ?? ''), operator: 'child' });
   console.log(`added ${count}`);
 } else if (cmd === 'import') {
   const batches = Number(a);
@@ -79,7 +79,7 @@ if (cmd === 'add') {
   await memory(a ?? '');
 } else if (cmd === 'auth') {
   try {
-    console.log(JSON.stringify(registry.authenticate(a, b)));
+    console.log(JSON.stringify(registry.authenticate(a ?? '', b ?? '')));
   } catch (err) {
     console.log((err as { code?: string }).code);
   }

@@ -37,7 +37,8 @@ export function decodeCursor(folder: string, cursor: string): SyncCursor {
     throw bad('is malformed');
   const parts = Buffer.from(cursor.slice(PREFIX.length), 'base64url').toString('utf8').split(':');
   if (parts.length !== 5) throw bad('is malformed');
-  const [hash, uidValidity, highest, modseq, lowest] = parts;
+  // Exactly five parts, checked above.
+  const [hash, uidValidity, highest, modseq, lowest] = parts as [string, string, string, string, string];
   if (hash !== folderHash(folder)) throw bad('belongs to another folder');
   const isUint = (s: string) => /^\d{1,20}$/.test(s);
   if (!isUint(uidValidity) || !isUint(highest) || !isUint(lowest) || (modseq !== '' && !isUint(modseq))) {
@@ -55,7 +56,7 @@ export function toSequenceSet(uids: number[]): string {
   const out: string[] = [];
   for (let i = 0; i < sorted.length; ) {
     let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     out.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
     i = j + 1;
   }

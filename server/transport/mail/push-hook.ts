@@ -93,7 +93,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 /** `Bearer <token>`, or Basic with the token as password (a hook URL with user:token@ in it, as the OX driver sends). */
 export function hookAuthorized(header: string | undefined, token: string): boolean {
   if (!header) return false;
-  const [scheme, value = ''] = header.trim().split(/\s+/, 2);
+  const [scheme = '', value = ''] = header.trim().split(/\s+/, 2);
   let given: string | undefined;
   if (/^bearer$/i.test(scheme)) given = value;
   else if (/^basic$/i.test(scheme)) {
