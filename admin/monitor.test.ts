@@ -60,7 +60,7 @@ test('a node gone without draining raises node_gone until it is back; a drained 
     ],
   );
   f.set([hb('a'), hb('b', { draining: true })]);
-  assert.equal(monitor.nodes()[1].status, 'draining');
+  assert.equal(monitor.nodes()[1]?.status, 'draining');
   now += 1000;
   f.set([hb('c')]);
   monitor.noteGoodbye('c');
@@ -107,6 +107,7 @@ test('backend_error records raise backend_failing past a threshold; it clears af
   assert.equal(monitor.alarmList(true).length, 0, 'two are not an alarm yet');
   monitor.observeLogs([err, { ...err, service: 'im', code: 'im.unreachable' }]);
   const [alarm] = monitor.alarmList(true);
+  assert.ok(alarm);
   assert.equal(alarm.kind, 'backend_failing');
   assert.equal(alarm.subject, 'mail:mail.unreachable');
   assert.equal(alarm.count, 3);

@@ -73,7 +73,7 @@ test('retention: one device cannot take more than its cap, and the others keep t
   }
   const busy = store.queryLogs('busy', { limit: 1000, order: 'asc' }).items;
   assert.ok(busy.length <= 100 && busy.length >= 90, `busy keeps ${busy.length}`);
-  assert.equal(busy[busy.length - 1].at, T0 - 100_000 + 499, 'the newest are kept');
+  assert.equal(busy.at(-1)?.at, T0 - 100_000 + 499, 'the newest are kept');
   assert.equal(store.queryLogs('quiet', { limit: 10, order: 'asc' }).items.length, 1);
 });
 
@@ -178,6 +178,7 @@ test('retention: total bytes stay under maxBytes (oldest go first) and old recor
   assert.ok(s.logBytes <= 64 * 1024, `bytes ${s.logBytes}`);
   assert.ok(s.logRecords > 100 && s.logRecords < 1000);
   const newest = store.queryLogs(String(999 % 7), { limit: 1, order: 'desc' }).items[0];
+  assert.ok(newest);
   assert.equal(newest.at, T0 - 10_000 + 999);
   now = T0 + 3 * DAY_MS;
   await store.sweep();
@@ -212,7 +213,7 @@ test('usage: hour and day buckets, zero-filled, filters and groups; counters add
     hourly.rows.map((r) => r.logins),
     [0, 4, 0, 0, 0, 0],
   );
-  assert.equal(hourly.rows[3].messagesIn, 4);
+  assert.equal(hourly.rows[3]!.messagesIn, 4);
   assert.equal(hourly.totals.bytesIn, 10);
   const daily = store.usageReport({
     from: day0,

@@ -135,7 +135,7 @@ function countersOf(d: UsageDelta): Counters {
 }
 
 function add(into: Counters, c: Counters): Counters {
-  for (let i = 0; i < 6; i++) into[i] += c[i];
+  for (let i = 0; i < 6; i++) into[i]! += c[i]!;
   return into;
 }
 

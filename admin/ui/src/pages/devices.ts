@@ -484,7 +484,8 @@ function deviceForm(refs: RefChoices, device: Device | undefined): Promise<any> 
             ev.preventDefault();
             formError.hidden = true;
             for (const name of Object.keys(hints)) setError(name, undefined);
-            const v = (name: string) => inputs[name].value.trim();
+            // Called only with the names of the inputs set above.
+            const v = (name: string) => inputs[name]!.value.trim();
             let bad = false;
             if (!device) {
               const problem = imeiMessage(v('imei'));
@@ -562,7 +563,7 @@ function deviceForm(refs: RefChoices, device: Device | undefined): Promise<any> 
         formError,
         h('div', { class: 'row' }, submit, h('button', { type: 'button', onclick: close }, 'Cancel')),
       );
-      setTimeout(() => (device ? inputs.operator : imei).focus(), 0);
+      setTimeout(() => (device ? inputs.operator! : imei).focus(), 0);
       return form;
     }).then(() => resolve(result));
   });

@@ -33,7 +33,7 @@ interface KindSpec {
 
 let operatorIds: string[] = [];
 
-const KINDS: KindSpec[] = [
+const KINDS: [KindSpec, ...KindSpec[]] = [
   {
     kind: 'operators',
     label: 'Operators',
@@ -184,7 +184,8 @@ function setPath(obj: any, path: string, value: unknown): void {
   const keys = path.split('.');
   let o = obj;
   for (const k of keys.slice(0, -1)) o = o[k] ??= {};
-  o[keys[keys.length - 1]] = value;
+  // split() yields at least one key.
+  o[keys[keys.length - 1]!] = value;
 }
 
 function show(value: unknown): string {
