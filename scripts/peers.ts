@@ -45,11 +45,21 @@ const users = [
   { user: 'bob@example.test', password: 'bob-demo' },
 ];
 
-const hookAt = process.argv.indexOf('--push-hook');
+function hookUrl(): string {
+  const i = process.argv.indexOf('--push-hook');
+  if (i < 0) return 'http://127.0.0.1:8081/hooks/mail/new';
+  const url = process.argv[i + 1];
+  if (url === undefined) {
+    console.error('--push-hook needs a URL');
+    process.exit(2);
+  }
+  return url;
+}
+
 const pushHook = process.argv.includes('--no-push-hook')
   ? undefined
   : {
-      url: hookAt >= 0 ? process.argv[hookAt + 1] : 'http://127.0.0.1:8081/hooks/mail/new',
+      url: hookUrl(),
       token: process.env.MMGW_MAIL_PUSH_TOKEN || randomBytes(18).toString('hex'),
     };
 const dovecot = await startDovecot({ users, port: arg('--imap-port'), ...(pushHook ? { pushHook } : {}) });
