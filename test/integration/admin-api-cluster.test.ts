@@ -47,11 +47,13 @@ test('nodes over NATS: listed, drained one leaves quietly, killed one raises nod
   assert.deepEqual((await nodes()).find((n) => n.nodeId === `e1-${tag}`)?.roles, ['edge']);
 
   // e1 is drained from the API: it exits, and no alarm is raised for it.
-  const exited = new Promise((resolve) => edges[0].process.once('exit', resolve));
+  const [e1, e2] = edges;
+  assert.ok(e1 && e2);
+  const exited = new Promise((resolve) => e1.process.once('exit', resolve));
   assert.equal((await api.call('POST', `/nodes/e1-${tag}/drain`, { reason: 'test' })).status, 202);
   await exited;
   // e2 is killed: node_gone.
-  edges[1].kill();
+  e2.kill();
   const alarm = await eventually(
     'node_gone for e2',
     async () => {

@@ -169,7 +169,7 @@ describe('admin REST API', () => {
       ['GET', '/users'],
       ['POST', '/nodes/x/drain'],
       ['GET', '/devices/export.csv'],
-    ]) {
+    ] as const) {
       assertError(await viewer.call(m, p, m === 'POST' ? {} : undefined), 403, 'api.forbidden');
     }
   });
@@ -350,9 +350,11 @@ describe('admin REST API', () => {
     assertError(await admin.call('DELETE', '/operators/ref-op'), 409, 'api.conflict');
     assert.equal((await admin.call('DELETE', `/devices/${imei}`)).status, 204);
     for (const kind of ['operator-profiles', 'operators', 'services', 'service-profiles', 'capabilities']) {
-      const r = await admin.call('DELETE', `/${kind}/${bodies[kind].id}`);
+      const body = bodies[kind];
+      assert.ok(body, kind);
+      const r = await admin.call('DELETE', `/${kind}/${body.id}`);
       assert.equal(r.status, 204, `${kind}: ${r.text}`);
-      assertError(await admin.call('DELETE', `/${kind}/${bodies[kind].id}`), 404, 'registry.not_found');
+      assertError(await admin.call('DELETE', `/${kind}/${body.id}`), 404, 'registry.not_found');
     }
     const audit = await admin.call('GET', '/audit?action=service-profiles&limit=10');
     const actions = audit.json.items.map((e: { action: string }) => e.action);

@@ -178,7 +178,11 @@ describe('mmgw device', () => {
   test('import validates every row, then writes all or none (or the valid ones), and export round-trips', async (t) => {
     const data = tempDir(t);
     const file = join(data, 'devices.csv');
-    const good = [luhnImei('35000000000001'), luhnImei('35000000000002'), luhnImei('35000000000003')];
+    const good = [
+      luhnImei('35000000000001'),
+      luhnImei('35000000000002'),
+      luhnImei('35000000000003'),
+    ] as const;
     writeFileSync(
       file,
       [
@@ -249,10 +253,10 @@ describe('mmgw device', () => {
     );
     assert.equal(exported.length, 4);
     assert.match(
-      exported[1],
+      exported[1]!,
       new RegExp(`^${good[0]},310150123456789,acme,,basic,,enabled,\\d{4}-\\d\\d-\\d\\dT[^,]*,$`),
     );
-    assert.match(exported[2], new RegExp(`^${good[1]},,acme,,,,disabled,`));
+    assert.match(exported[2]!, new RegExp(`^${good[1]},,acme,,,,disabled,`));
     const stdoutExport = await runMmgw(['device', 'export', '--data', data]);
     assert.equal(stdoutExport.stdout, readFileSync(out, 'utf8'));
 

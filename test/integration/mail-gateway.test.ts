@@ -83,6 +83,7 @@ describe('mail through the gateway', () => {
 
   test('A sends, B is pushed mail.new and reads the body', async () => {
     const a = open[0];
+    assert.ok(a, 'the handset of the first test is still open');
     const b = await connect(devB);
     const bEvents = recordEvents(b);
     aliceAcc = ((await a.request<any>('mail.account.add', accountBody(ALICE))) as any).account;
@@ -135,6 +136,7 @@ describe('mail through the gateway', () => {
   test('a handset offline while mail arrives gets it exactly once on reconnect', async () => {
     const a = open[0];
     const oldB = open[1];
+    assert.ok(a && oldB, 'both handsets of the tests before are open');
     await oldB.close();
     const missed = ['missed 1', 'missed 2'];
     for (const [i, subject] of missed.entries()) {

@@ -82,8 +82,8 @@ for (const mode of MODES) {
       try {
         const lock = await other.getMailboxLock('INBOX');
         try {
-          await other.messageFlagsAdd([uids[4]], ['\\Flagged'], { uid: true });
-          await other.messageDelete([uids[3]], { uid: true });
+          await other.messageFlagsAdd([uids[4]!], ['\\Flagged'], { uid: true });
+          await other.messageDelete([uids[3]!], { uid: true });
         } finally {
           lock.release();
         }

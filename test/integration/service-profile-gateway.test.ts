@@ -84,7 +84,7 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
   let gw: Gateway;
   let api: ApiClient;
   const open: Handset[] = [];
-  const devices: Record<string, { imei: string; secret: string }> = {};
+  let devices: Record<'a' | 'm' | 'p', { imei: string; secret: string }>;
 
   const start = () =>
     startGateway({
@@ -164,9 +164,11 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
       });
       assert.equal(r.status, 201, r.text);
     }
-    devices.a = await addDevice('full');
-    devices.m = await addDevice('mail-only');
-    devices.p = await addDevice('full');
+    devices = {
+      a: await addDevice('full'),
+      m: await addDevice('mail-only'),
+      p: await addDevice('full'),
+    };
   });
   after(async () => {
     for (const h of open) await h.close().catch(() => {});
@@ -232,6 +234,7 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
 
   test('a wrong preset label is service.unknown_preset; wrong credentials the usual auth error', async () => {
     const a = open[0];
+    assert.ok(a, 'the handset of the test before is still open');
     await rejectsWith(
       a.request('mail.account.add', { preset: 'Nope', address: ALICE.user, password: ALICE.password }),
       'service.unknown_preset',
@@ -271,6 +274,7 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
 
   test('maxAttachmentBytes and bodyTruncateBytes apply to mail.attachment and mail.body', async () => {
     const a = open[0];
+    assert.ok(a, 'the handset of the first test is still open');
     const uid = await dovecot.appendMessage(ALICE.user, 'INBOX', messageWithAttachments(ALICE.user));
     const body = await a.request<any>('mail.body', {
       account: aliceMail,
