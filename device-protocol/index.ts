@@ -1,10 +1,13 @@
 /**
- * Public surface of the device protocol: frame types, error codes, the codec
- * and (from handset.ts) the Handset SDK. Runs in Node, browsers and handsets:
- * nothing here imports `node:` modules or server code.
+ * Public surface of the device protocol: frame types, error codes, the codec,
+ * frame compression, the compact mail/IM encodings and (from handset.ts) the
+ * Handset SDK. The SDK's package export (`mmgw/sdk`) and what the server
+ * imports from here are the same surface. Runs in Node, browsers and
+ * handsets: nothing here imports `node:` modules or server code.
  */
 
 export * from './codec.ts';
+export * from './compression.ts';
 export * from './errors.ts';
 export {
   capabilitiesSpec,
@@ -17,6 +20,17 @@ export {
   type FrameSpec,
   type MessageSpec,
 } from './frames/index.ts';
+// The compact encodings (SPEC.md §9): the server compacts, the SDK's plugins (imCompactPlugin,
+// mailHeadersPlugin, from handset.ts) expand.
+export {
+  compactImEvent,
+  compactRoster,
+  expandImEvent,
+  expandRoster,
+  IM_COMPACT,
+  IM_COMPACT_EVENTS,
+} from './im-compact.ts';
+export { compactHeaders, expandHeaders, MAIL_HEADER_COLUMNS } from './mail-headers.ts';
 export * from './messages.ts';
 export { ValueTag } from './value.ts';
 // Handset SDK (added by its owner):

@@ -1,4 +1,10 @@
-/** Public surface of the transcoder: the role, its bus protocol and client, and the pure pieces the CLI uses. */
+/**
+ * Public surface of the transcoder for the other folders: its bus protocol
+ * and client (the transport's mail.attachment), the limits and variant
+ * choices, and the image pipeline the CLI runs on one file. Not the role:
+ * node.ts loads role.ts by dynamic import on a node that runs it, so a
+ * process that only asks a transcoder does not load the job queue.
+ */
 export { chunkText, htmlToReadableText, parseMoreToken, type TextChunk } from './body.ts';
 export { SourceFingerprint, sourceHash, TranscodeCache, type TranscodeCacheOptions } from './cache.ts';
 export {
@@ -31,12 +37,6 @@ export {
   type TranscoderClientOptions,
   TranscoderSubjects,
 } from './protocol.ts';
-export {
-  startTranscoder,
-  type StartTranscoderOptions,
-  type TranscoderRole,
-  type TranscoderStats,
-} from './role.ts';
 export { sniffImageFormat } from './sniff.ts';
 export {
   capabilitiesFromProfile,

@@ -1,5 +1,6 @@
 /** Public surface of ops: logs, metrics and the /healthz /readyz /metrics endpoint. */
 export {
+  errorBody,
   httpStatusOf,
   type MetricsSource,
   type OpsHandler,

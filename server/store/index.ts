@@ -1,4 +1,27 @@
-/** Public surface of the store: the device registry and its bus-side client. */
+/**
+ * Public surface of the store: the device registry and its bus-side client,
+ * device profiles, the device CSV and import jobs, the audit outbox.
+ */
+export { type AuditActor, deviceAuditView, type OutboxEntry } from './audit-outbox.ts';
+export {
+  csvLine,
+  DEVICE_CSV_COLUMNS,
+  DEVICE_CSV_HEADER_HELP,
+  deviceCsvHeader,
+  deviceCsvLine,
+  DeviceCsvError,
+} from './device-csv.ts';
+export { DEFAULT_IMPORT_MAX_ROWS, type ImportOutcome, importDeviceCsv } from './device-import.ts';
+export {
+  type DeviceProfile,
+  deviceProfile,
+  type ProvisionedAccount,
+  SERVICE_NAMES,
+  type ServiceName,
+  setDeviceAccount,
+} from './device-profile.ts';
+export type { ImportJob, Sealer } from './import-jobs.ts';
+export { importResultSealer } from './import-sealer.ts';
 export { busDeviceDirectory } from './directory.ts';
 export {
   assertImei,

@@ -41,11 +41,11 @@ import {
   type ImageVariantSpec,
   SourceFingerprint,
   sourceHash,
-  startTranscoder,
   TranscoderClient,
   transcodeImage,
 } from '../../../transcoder/index.ts';
 import { memoryCeilingBytes } from '../../../transcoder/limits.ts';
+import { startTranscoder } from '../../../transcoder/role.ts';
 import type { MemoryProbeResult } from '../../harness/transcoder-memory-probe.ts';
 import {
   alphaPng,
