@@ -11,7 +11,7 @@
  * target) and does not add it twice.
  */
 import type { Logger } from 'pino';
-import type { Registry } from '../server/store/registry.ts';
+import type { Registry } from '../server/index.ts';
 import type { RecordsStore } from './records-store.ts';
 
 const BATCH = 200;

@@ -8,15 +8,18 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type Bus, Subjects } from '../server/bus/bus.ts';
-import type { OpsServer } from '../server/ops/http.ts';
-import type { RecordBatch } from '../server/records/recorder.ts';
-import type { DeviceLogRecord } from '../server/records/types.ts';
-import type { Membership } from '../server/router/membership.ts';
-import type { Sealer } from '../server/store/import-jobs.ts';
-import { importResultSealer } from '../server/store/import-sealer.ts';
-import type { Registry } from '../server/store/registry.ts';
-import { CredentialCipher } from '../server/transport/credentials.ts';
+import {
+  type Bus,
+  CredentialCipher,
+  type DeviceLogRecord,
+  importResultSealer,
+  type Membership,
+  type OpsServer,
+  type RecordBatch,
+  type Registry,
+  type Sealer,
+  Subjects,
+} from '../server/index.ts';
 import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
 import { sweepSpool } from './api/routes/imports.ts';
 import { type AdminApi, createAdminApi } from './api/server.ts';

@@ -7,9 +7,14 @@
  * Kept in memory: every admin node watches the same heartbeats and the same
  * stored-records broadcast, so each has the same picture.
  */
-import { type Bus, type NodeHeartbeat, Subjects, type Subscription } from '../server/bus/bus.ts';
-import type { DeviceLogRecord } from '../server/records/types.ts';
-import type { Membership } from '../server/router/membership.ts';
+import {
+  type Bus,
+  type DeviceLogRecord,
+  type Membership,
+  type NodeHeartbeat,
+  Subjects,
+  type Subscription,
+} from '../server/index.ts';
 
 export const BACKEND_WINDOW_MS = 5 * 60_000;
 export const BACKEND_THRESHOLD = 3;

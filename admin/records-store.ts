@@ -33,13 +33,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
-import type { RecordBatch } from '../server/records/recorder.ts';
 import {
   type DeviceLogKind,
   type DeviceLogRecord,
   OUTSIDER_LOG_KINDS,
+  type RecordBatch,
   type UsageDelta,
-} from '../server/records/types.ts';
+} from '../server/index.ts';
 
 export const DAY_MS = 86_400_000;
 export const HOUR_MS = 3_600_000;

@@ -1,9 +1,16 @@
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../device-protocol/errors.ts';
-import type { Bus, BusMessage, DeviceInfo, RegistryAuthRequest, Subscription } from '../server/bus/bus.ts';
-import { Subjects } from '../server/bus/bus.ts';
-import { type DeviceProfile, deviceProfile } from '../server/store/device-profile.ts';
-import type { Registry } from '../server/store/registry.ts';
+import {
+  type Bus,
+  type BusMessage,
+  type DeviceInfo,
+  type DeviceProfile,
+  deviceProfile,
+  type Registry,
+  type RegistryAuthRequest,
+  Subjects,
+  type Subscription,
+} from '../server/index.ts';
 
 /**
  * The admin role's answer to Subjects.registryAuth: edges ask it who a device

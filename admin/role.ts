@@ -3,8 +3,7 @@
  * roles and its callers read it through the handle), starts the admin
  * services and API (index.ts) and mounts the web UI on the ops endpoint.
  */
-import type { RoleDefinition, RoleHandle } from '../server/roles.ts';
-import { Registry } from '../server/store/registry.ts';
+import { Registry, type RoleDefinition, type RoleHandle } from '../server/index.ts';
 import { startAdminRole } from './index.ts';
 import { createUiHandler } from './ui/serve.ts';
 

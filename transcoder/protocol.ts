@@ -12,7 +12,7 @@
  * bus.bad_message naming max_payload (not retryable), and the caller offers
  * the original; role-nats.test.ts checks both sides of that bound.
  */
-import type { Bus } from '../server/bus/bus.ts';
+import type { Bus } from '../server/index.ts';
 import type { TextChunk } from './body.ts';
 import type { ImageVariant, ImageVariantSpec } from './image.ts';
 

@@ -11,8 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { GatewayError } from '../device-protocol/errors.ts';
-import type { Bus, BusMessage, Subscription } from '../server/bus/bus.ts';
-import type { RoleDefinition, RoleHandle } from '../server/roles.ts';
+import type { Bus, BusMessage, RoleDefinition, RoleHandle, Subscription } from '../server/index.ts';
 import { chunkText, htmlToReadableText, tidyText } from './body.ts';
 import { SourceFingerprint, TranscodeCache } from './cache.ts';
 import { checkSource, checkVariantSpec, type ImageVariant, transcodeImage, variantKey } from './image.ts';

@@ -18,8 +18,7 @@ import { dirname, join } from 'node:path';
 import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import type { AdminRole } from '../../server/store/records.ts';
-import type { Registry } from '../../server/store/registry.ts';
+import type { AdminRole, Registry } from '../../server/index.ts';
 
 export interface Principal {
   name: string;

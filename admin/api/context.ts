@@ -6,11 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { Bus } from '../../server/bus/bus.ts';
-import type { DeviceLogRecord } from '../../server/records/types.ts';
-import type { AdminRole } from '../../server/store/records.ts';
-import type { Sealer } from '../../server/store/import-jobs.ts';
-import type { Registry } from '../../server/store/registry.ts';
+import type { AdminRole, Bus, DeviceLogRecord, Registry, Sealer } from '../../server/index.ts';
 import type { NodeMonitor } from '../monitor.ts';
 import type { RecordsStore } from '../records-store.ts';
 import type { LoginLimiter, TokenIssuer } from './auth.ts';

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
-import { errorBody, httpStatusOf, sendJson } from '../../server/ops/http.ts';
+import { errorBody, httpStatusOf, sendJson } from '../../server/index.ts';
 
 export function sendApiError(res: ServerResponse, err: unknown, logger?: Logger, extra?: object): void {
   const gw = toGatewayError(err);

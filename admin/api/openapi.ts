@@ -16,7 +16,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import type { AdminRole } from '../../server/store/records.ts';
+import type { AdminRole } from '../../server/index.ts';
 import { pathParamNames, type ResponseSpec, type Route } from './router.ts';
 import * as S from './schemas.ts';
 

@@ -25,8 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import type { OpsHandler } from '../../server/ops/http.ts';
-import type { AdminRole } from '../../server/store/records.ts';
+import type { AdminRole, OpsHandler } from '../../server/index.ts';
 import type { Principal } from './auth.ts';
 import { badInput, parse, queryObject, readJson, sendApiError } from './http-util.ts';
 

@@ -5,7 +5,7 @@
  * drift apart. A schema with an id becomes a component of the document.
  */
 import { z } from 'zod';
-import { DEVICE_LOG_KINDS } from '../../server/records/types.ts';
+import { DEVICE_LOG_KINDS } from '../../server/index.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
 export const RefId = z

@@ -7,12 +7,14 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Bus } from '../../server/bus/bus.ts';
-import type { OpsHandler } from '../../server/ops/http.ts';
-import type { DeviceLogRecord } from '../../server/records/types.ts';
-import { DEFAULT_IMPORT_MAX_ROWS } from '../../server/store/device-import.ts';
-import type { Sealer } from '../../server/store/import-jobs.ts';
-import type { Registry } from '../../server/store/registry.ts';
+import {
+  type Bus,
+  DEFAULT_IMPORT_MAX_ROWS,
+  type DeviceLogRecord,
+  type OpsHandler,
+  type Registry,
+  type Sealer,
+} from '../../server/index.ts';
 import type { NodeMonitor } from '../monitor.ts';
 import type { RecordsStore } from '../records-store.ts';
 import { bearerPrincipal, LoginLimiter, TokenIssuer } from './auth.ts';

@@ -17,7 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { OpsHandler } from '../../server/ops/http.ts';
+import type { OpsHandler } from '../../server/index.ts';
 import { BUILD_INFO, buildUi, isBuildFresh, UI_DIST, type UiFiles } from './build.ts';
 
 const CONTENT_TYPES: Record<string, string> = {

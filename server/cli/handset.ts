@@ -12,9 +12,7 @@
 import { createInterface } from 'node:readline';
 import { inspect } from 'node:util';
 import WebSocket from 'ws';
-import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
-import { Handset } from '../../device-protocol/handset.ts';
-import type { Value } from '../../device-protocol/messages.ts';
+import { GatewayError, Handset, toGatewayError, type Value } from '../../device-protocol/index.ts';
 import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
 import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
 

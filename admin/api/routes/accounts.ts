@@ -1,7 +1,7 @@
 /** Provisioned accounts: credentials for the presets of a device's service profile. */
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import { type ProvisionedAccount, setDeviceAccount } from '../../../server/store/device-profile.ts';
+import { type ProvisionedAccount, setDeviceAccount } from '../../../server/index.ts';
 import { audit, json, route, STAFF } from '../context.ts';
 import { sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

@@ -4,11 +4,15 @@
  * (server/store/device-csv.ts); imports are in imports.ts.
  */
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import { Subjects } from '../../../server/bus/bus.ts';
-import { deviceAuditView } from '../../../server/store/audit-outbox.ts';
-import { DEVICE_CSV_COLUMNS, deviceCsvHeader, deviceCsvLine } from '../../../server/store/device-csv.ts';
-import type { Device as StoredDevice } from '../../../server/store/records.ts';
-import type { Registry } from '../../../server/store/registry.ts';
+import {
+  type Device as StoredDevice,
+  DEVICE_CSV_COLUMNS,
+  deviceAuditView,
+  deviceCsvHeader,
+  deviceCsvLine,
+  type Registry,
+  Subjects,
+} from '../../../server/index.ts';
 import { type ApiServices, audit, failure, json, route, STAFF } from '../context.ts';
 import { sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

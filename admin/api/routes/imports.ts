@@ -14,10 +14,15 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import { DEVICE_CSV_HEADER_HELP, DeviceCsvError } from '../../../server/store/device-csv.ts';
-import { type ImportOutcome, importDeviceCsv } from '../../../server/store/device-import.ts';
-import type { ImportJob } from '../../../server/store/import-jobs.ts';
-import type { ImportRejection, ImportRow } from '../../../server/store/registry.ts';
+import {
+  DEVICE_CSV_HEADER_HELP,
+  DeviceCsvError,
+  importDeviceCsv,
+  type ImportJob,
+  type ImportOutcome,
+  type ImportRejection,
+  type ImportRow,
+} from '../../../server/index.ts';
 import { type ApiContext, failure, json, route, STAFF } from '../context.ts';
 import { badInput, sendApiError, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

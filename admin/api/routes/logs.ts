@@ -1,6 +1,6 @@
 /** A device's log records: pages of the stored ones, and a live tail as Server-Sent Events. */
 import { z } from 'zod';
-import type { DeviceLogKind } from '../../../server/records/types.ts';
+import type { DeviceLogKind } from '../../../server/index.ts';
 import { json, route, STAFF, sendStreamTicket } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

@@ -1,7 +1,7 @@
 /** The node monitor: nodes from their heartbeats, alarms, and draining a node. */
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import { Subjects } from '../../../server/bus/bus.ts';
+import { Subjects } from '../../../server/index.ts';
 import { ADMIN, ALL, audit, json, route, sendStreamTicket } from '../context.ts';
 import { badInput, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
-import type { Registry } from '../../../server/store/registry.ts';
+import type { Registry } from '../../../server/index.ts';
 import { ADMIN, audit, failure, json, route, STAFF } from '../context.ts';
 import { badInput, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';

@@ -1,5 +1,5 @@
 /** Usage reports: counters per hour or day, as JSON, CSV or XML. */
-import { csvLine } from '../../../server/store/device-csv.ts';
+import { csvLine } from '../../../server/index.ts';
 import { DAY_MS, HOUR_MS } from '../../records-store.ts';
 import { ALL, iso, route } from '../context.ts';
 import { badInput, parseTime, sendJson, sendText } from '../http-util.ts';

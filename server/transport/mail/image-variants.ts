@@ -12,16 +12,16 @@
  * fetch the source again for every chunk.
  */
 import type { Capabilities } from '../../../device-protocol/messages.ts';
-import type { ImageVariantSpec } from '../../../transcoder/image.ts';
-import { DEFAULT_LIMITS } from '../../../transcoder/limits.ts';
 import {
   capabilitiesFromProfile,
+  DEFAULT_LIMITS,
   effectiveCapabilities,
   type ImageVariantName,
+  type ImageVariantSpec,
   sanitizeCapabilities,
+  variantKey,
   variantSpec,
-} from '../../../transcoder/variants.ts';
-import { variantKey } from '../../../transcoder/image.ts';
+} from '../../../transcoder/index.ts';
 
 /** What the admin says about a device's media: its model's capability profile and its service policies. */
 export interface MediaProfile {

@@ -27,8 +27,7 @@
 import type { ImapFlow, MessageStructureObject } from 'imapflow';
 import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../../../../device-protocol/errors.ts';
-import type { ImageVariantSpec } from '../../../../transcoder/image.ts';
-import { TranscoderClient } from '../../../../transcoder/protocol.ts';
+import { type ImageVariantSpec, TranscoderClient } from '../../../../transcoder/index.ts';
 import type { MethodContext, MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
