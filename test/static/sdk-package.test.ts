@@ -3,7 +3,7 @@
 // are checked as such a team would meet them, from outside the repository.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -29,10 +29,12 @@ test('the declarations type-check a dependent that imports mmgw/sdk, and catch i
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-sdk-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // A package as npm would install it (package.json and the declarations, written afresh here; no
-  // @types/node: a handset team's project need not have it).
+  // @types/node: a handset team's project need not have it), beside the one dependency the SDK's
+  // declarations name (pako, whose stream type the frame compressor's declarations mention).
   const pkg = join(dir, 'node_modules', 'mmgw');
   mkdirSync(pkg, { recursive: true });
   cpSync(join(root, 'package.json'), join(pkg, 'package.json'));
+  symlinkSync(join(root, 'node_modules', 'pako'), join(dir, 'node_modules', 'pako'));
   execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.sdk.json'), '--outDir', join(pkg, 'dist')]);
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
   const compile = (source: string) => {
