@@ -1,9 +1,9 @@
 /**
- * Public surface of the server for the other folders (admin, transcoder) and
- * the scripts: the bus contract and its implementations, the device registry
- * and what the admin does with it, device records, the ops endpoint, routing,
- * the outbound destination policy, the credentials cipher, and the types of
- * the role table and the config.
+ * Public surface of the server for the other folders (admin, transcoder): the
+ * bus contract and its implementations, the device registry and what the
+ * admin does with it, device log records, the ops endpoint, routing, the
+ * outbound destination policy, the credentials cipher, and the types of the
+ * role table and the config.
  *
  * Not the roles: ESM evaluates every module an index re-exports, so the edge,
  * the transport (imapflow, nodemailer, @xmpp), the supervisor and the CLI stay
