@@ -9,6 +9,7 @@
  *                       (edge-messages.ts: what edges send each other)
  * - relay.ts            requests to the transport and their answers
  * - sequencer.ts        seq numbers and the replay-buffer limits
+ * - device-messages.ts  the one bus handler of every session's device subject
  * - flush-scheduler.ts  coalesced writes to WebSockets and held GETs
  * - session-records.ts  log records and usage counters of sessions
  * - pre-auth.ts         connections not authenticated yet: caps per address
@@ -18,8 +19,7 @@
  * - poll-tombstones.ts, long-poll.ts, sweep.ts
  *
  * What stays here: the engines' entry points, frame intake (size, rate,
- * decode), ending carriers and sessions, the one handler of device messages
- * from the bus, drain and close.
+ * decode), ending carriers and sessions, drain and close.
  *
  * Scale notes. An idle session is a DeviceSession, its carrier, one map entry
  * and one bus subscription; no per-session timer exists: one sweep per edge
@@ -32,15 +32,7 @@ import type { Logger } from 'pino';
 import { decodeFrame, encodeBatch } from '../../device-protocol/codec.ts';
 import { COMPRESSED_FRAME, plainFrame } from '../../device-protocol/compression.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import {
-  type DecodeLimits,
-  type Frame,
-  type Hello,
-  Kind,
-  type Request,
-  type Resume,
-  type Value,
-} from '../../device-protocol/messages.ts';
+import type { DecodeLimits, Frame, Hello, Request, Resume } from '../../device-protocol/messages.ts';
 import {
   type Bus,
   type BusMessage,
@@ -55,8 +47,8 @@ import { AuthLimiter } from './auth-limiter.ts';
 import type { DeviceTokens } from './auth.ts';
 import { CLOSED, type Carrier, type CarrierHost, type PollCarrier, WsCarrier } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
-import type { EdgeDeviceMessage } from './edge-messages.ts';
 import type { EngineHost, PollExchange, PreAuthRefusalAnswer, WsDriver } from './engines/engine.ts';
+import { deviceMessageHandler } from './device-messages.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { dispatchEarlyFrames, dispatchFrame, type FrameHost } from './frame-dispatch.ts';
 import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame } from './frames.ts';
@@ -72,8 +64,6 @@ import { Sequencer } from './sequencer.ts';
 import { SessionRecords } from './session-records.ts';
 import { SessionTable } from './session-table.ts';
 import { Sweep, type SweepHost } from './sweep.ts';
-
-const DEVICE_SUBJECT_PREFIX = Subjects.device('');
 
 export interface EdgeCoreOptions {
   bus: Bus;
@@ -171,6 +161,14 @@ export class EdgeCore
       logger: o.logger,
     });
     this.flushes = new FlushScheduler(this);
+    this.onDeviceMessage = deviceMessageHandler({
+      table: this.table,
+      handoff: this.handoff,
+      appendSequenced: (s, frame) => this.sequencer.append(s, frame),
+      answerPassedOn: (s, m) => this.relay.answerPassedOn(s, m),
+      endSession: (s, code, message, resumable) => this.endSession(s, code, message, resumable),
+      logger: o.logger,
+    });
     this.sweep = new Sweep(this, {
       helloTimeoutMs: o.limits.helloTimeoutMs,
       heartbeatMs: o.heartbeatMs,
@@ -527,50 +525,10 @@ export class EdgeCore
   }
 
   // ---------------------------------------------------------------------------
-  // Device messages from the bus (one handler for every session)
+  // Device messages from the bus (one handler for every session: device-messages.ts)
 
-  readonly onDeviceMessage = (msg: BusMessage): unknown => {
-    const imei = msg.subject.slice(DEVICE_SUBJECT_PREFIX.length);
-    const s = this.table.get(imei);
-    const m = msg.data as EdgeDeviceMessage;
-    if (m === null || typeof m !== 'object') throw new GatewayError('bus.bad_message', 'Bad device message.');
-    switch (m.type) {
-      case 'event': {
-        if (typeof m.name !== 'string' || m.name.length === 0) {
-          throw new GatewayError('request.bad_input', 'An event needs a name.', { field: 'name' });
-        }
-        if (s === undefined || s.ended) return this.handoff.notHere(msg, imei, m);
-        const event: Frame = {
-          kind: Kind.Event,
-          seq: 0,
-          name: m.name,
-          ...(m.body === undefined ? {} : { body: m.body as Value }),
-        };
-        return { seq: this.sequencer.append(s, event) };
-      }
-      case 'revoke': {
-        if (s === undefined || s.ended) return this.handoff.notHere(msg, imei, m);
-        this.logger.info({ imei, code: m.code }, 'session revoked by the registry');
-        this.endSession(s, m.code, String(m.reason), false);
-        return { ok: true };
-      }
-      case 'takeover':
-        return this.handoff.takeoverReceived(s, m);
-      case 'claim':
-        return this.handoff.claimReceived(msg, imei, s, m);
-      case 'answer': {
-        const here = this.table.getById(m.sessionId);
-        if (here !== undefined && !here.ended) {
-          this.relay.answerPassedOn(here, m);
-          return { ok: true };
-        }
-        if (s !== undefined && !s.ended) return { ok: false }; // another session of the device: drop
-        return this.handoff.notHere(msg, imei, m);
-      }
-      default:
-        throw new GatewayError('bus.bad_message', 'Unknown device message type.');
-    }
-  };
+  /** The one bus handler of this edge's device subjects (device-messages.ts). */
+  readonly onDeviceMessage: (msg: BusMessage) => unknown;
 
   // ---------------------------------------------------------------------------
   // Carriers' requests (CarrierHost)
