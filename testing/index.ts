@@ -11,3 +11,7 @@ export * from './frames.ts';
 export * from './images.ts';
 export { methodInputs } from './method-inputs.ts';
 export { processAlive } from './processes.ts';
+// The registry's import and crash tests: device files, a sealer, a child process killed on cue.
+export { fileImei, writeDeviceCsvFile } from './store/device-csv-file.ts';
+export { runAndKill } from './store/spawn.ts';
+export { testSealer } from './store/test-sealer.ts';

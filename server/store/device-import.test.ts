@@ -7,9 +7,8 @@ import type { GatewayError } from '../../device-protocol/errors.ts';
 import { DeviceCsvError } from './device-csv.ts';
 import { type DeviceImportOptions, importDeviceCsv } from './device-import.ts';
 import { REJECTED_KEPT } from './import-jobs.ts';
-import { testSealer } from './test-fixtures/test-sealer.ts';
 import { Registry } from './registry.ts';
-import { fileImei } from './test-fixtures/device-csv-file.ts';
+import { fileImei, testSealer } from '../../testing/index.ts';
 
 const sealer = testSealer;
 

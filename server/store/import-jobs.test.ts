@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type ImportJob, JOB_KEEP_MS, SECRETS_TTL_MS } from './import-jobs.ts';
-import { testSealer } from './test-fixtures/test-sealer.ts';
 import { prepareImportRow, Registry } from './registry.ts';
-import { fileImei } from './test-fixtures/device-csv-file.ts';
+import { fileImei, testSealer } from '../../testing/index.ts';
 
 const sealer = testSealer;
 const actor = { actor: 'cli:test', role: 'cli' };

@@ -12,7 +12,7 @@ import { imeiWithCheckDigit } from './imei.ts';
 import { Registry } from './registry.ts';
 
 const run = promisify(execFile);
-const child = fileURLToPath(new URL('./test-fixtures/registry-child.ts', import.meta.url));
+const child = fileURLToPath(new URL('../../testing/store/registry-child.ts', import.meta.url));
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-registry-'));

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Registry } from './registry.ts';
-import { runAndKill } from './test-fixtures/spawn.ts';
+import { Registry } from '../../server/store/registry.ts';
+import { runAndKill } from '../../testing/index.ts';
 
 /**
  * kill -9 during imports: every importDevices call is one lmdb transaction,

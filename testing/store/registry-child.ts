@@ -20,10 +20,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { importDeviceCsv } from '../device-import.ts';
-import { imeiWithCheckDigit } from '../imei.ts';
-import { importResultSealer } from '../import-sealer.ts';
-import { type ImportMode, Registry } from '../registry.ts';
+import { importDeviceCsv } from '../../server/store/device-import.ts';
+import { imeiWithCheckDigit } from '../../server/store/imei.ts';
+import { importResultSealer } from '../../server/store/import-sealer.ts';
+import { type ImportMode, Registry } from '../../server/store/registry.ts';
 
 const [cmd, dataDir = '', a, b] = process.argv.slice(2);
 const registry = await Registry.open(dataDir);

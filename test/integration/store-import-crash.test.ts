@@ -3,11 +3,10 @@ import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { importDeviceCsv } from './device-import.ts';
-import { importResultSealer } from './import-sealer.ts';
-import { Registry } from './registry.ts';
-import { fileImei, writeDeviceCsvFile } from './test-fixtures/device-csv-file.ts';
-import { runAndKill } from './test-fixtures/spawn.ts';
+import { importDeviceCsv } from '../../server/store/device-import.ts';
+import { importResultSealer } from '../../server/store/import-sealer.ts';
+import { Registry } from '../../server/store/registry.ts';
+import { fileImei, runAndKill, writeDeviceCsvFile } from '../../testing/index.ts';
 
 /**
  * kill -9 of a process in the middle of a 100,000-row import job (issue #11

@@ -1,4 +1,4 @@
-import type { Sealer } from '../import-jobs.ts';
+import type { Sealer } from '../../server/store/import-jobs.ts';
 
 /** Seals by wrapping and refuses another context: enough for a test to see what was sealed where. */
 export const testSealer: Sealer = {

@@ -4,7 +4,7 @@
  * column filled to its 64-character limit and a secret, ~340 bytes a row).
  */
 import { createWriteStream } from 'node:fs';
-import { imeiWithCheckDigit } from '../imei.ts';
+import { imeiWithCheckDigit } from '../../server/store/imei.ts';
 
 /** The n-th IMEI of a file written with this prefix (2 digits). */
 export function fileImei(n: number, prefix = '35'): string {

@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runAndKill } from './test-fixtures/spawn.ts';
-import { writeDeviceCsvFile } from './test-fixtures/device-csv-file.ts';
+import { runAndKill, writeDeviceCsvFile } from '../../testing/index.ts';
 
 /**
  * A 200 MB import file (~610,000 wide rows) checked and imported with
