@@ -33,6 +33,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import {
   type DeviceLogKind,
   type DeviceLogRecord,
@@ -609,33 +610,26 @@ function parseCursor(cursor: string | undefined): [number, number] | undefined {
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
 
-const SERVICES = new Set(['session', 'mail', 'im']);
+// What recorders on other nodes send is bus input: each record is checked before it is stored; the
+// rest of a record (message, detail, counters) is trimmed and summed defensively where it is used.
+const logRecordShape = z.looseObject({
+  imei: z.string().min(1).max(32),
+  at: z.number(),
+  kind: z.string(),
+  node: z.string(),
+});
+
+const usageDeltaShape = z.looseObject({
+  imei: z.string().max(32),
+  at: z.number(),
+  service: z.enum(['session', 'mail', 'im']),
+  operator: z.string().optional(),
+});
 
 function validLog(r: unknown): r is DeviceLogRecord {
-  const x = r as DeviceLogRecord;
-  return (
-    x !== null &&
-    typeof x === 'object' &&
-    typeof x.imei === 'string' &&
-    x.imei.length > 0 &&
-    x.imei.length <= 32 &&
-    typeof x.at === 'number' &&
-    Number.isFinite(x.at) &&
-    typeof x.kind === 'string' &&
-    typeof x.node === 'string'
-  );
+  return logRecordShape.safeParse(r).success;
 }
 
 function validUsage(d: unknown): d is UsageDelta {
-  const x = d as UsageDelta;
-  return (
-    x !== null &&
-    typeof x === 'object' &&
-    typeof x.imei === 'string' &&
-    x.imei.length <= 32 &&
-    typeof x.at === 'number' &&
-    Number.isFinite(x.at) &&
-    SERVICES.has(x.service) &&
-    (x.operator === undefined || typeof x.operator === 'string')
-  );
+  return usageDeltaShape.safeParse(d).success;
 }

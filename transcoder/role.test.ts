@@ -146,6 +146,29 @@ describe('transcoder role over the in-process bus', () => {
     assert.equal(retry.cached, false);
   });
 
+  test('a malformed body or image request is refused with the field at fault', async (t) => {
+    const { bus } = await setup(t);
+    const refusal = async (subject: string, data: unknown) => {
+      const err = await bus.request(subject, data).then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e as GatewayError,
+      );
+      assert.equal(err.code, 'request.bad_input');
+      return { message: err.message, field: err.field };
+    };
+    const body = TranscoderSubjects.body;
+    assert.deepEqual(await refusal(body, { html: '<p>a</p>', text: 'a' }), {
+      message: 'Send exactly one of html or text.',
+      field: 'html',
+    });
+    assert.equal((await refusal(body, {})).field, 'html');
+    assert.equal((await refusal(body, { text: 'a', chunkBytes: 1.5 })).field, 'chunkBytes');
+    assert.equal((await refusal(body, { text: 'a', chunkBytes: 2 ** 21 })).field, 'chunkBytes');
+    assert.equal((await refusal(body, { text: 'a', more: 7 })).field, 'more');
+    assert.equal((await refusal(body, 'text')).message, 'body request must be an object.');
+    assert.equal((await refusal(TranscoderSubjects.image, { source: 'bytes', spec: {} })).field, 'source');
+  });
+
   test('bodies: HTML to text in chunks with a more token; the conversion is cached', async (t) => {
     const { role, client } = await setup(t);
     const html = `<h1>News</h1>${Array.from({ length: 40 }, (_, i) => `<p>Item ${i}: <img src="x.png"> some words here <a href="https://e.example/${i}">link ${i}</a></p>`).join('')}`;

@@ -10,6 +10,7 @@
  * the bounded job queue.
  */
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { GatewayError } from '../device-protocol/errors.ts';
 import type { Bus, BusMessage, RoleDefinition, RoleHandle, Subscription } from '../server/index.ts';
 import { chunkText, htmlToReadableText, tidyText } from './body.ts';
@@ -20,9 +21,7 @@ import { configureSharp, resolveLimits, type TranscoderLimits } from './limits.t
 import {
   type BodyReply,
   plainBytes,
-  type BodyRequest,
   type ImageReply,
-  type ImageRequest,
   TRANSCODER_QUEUE_GROUP,
   TranscoderSubjects,
 } from './protocol.ts';
@@ -62,6 +61,44 @@ export interface TranscoderRole {
 
 const MAX_CHUNK_BYTES = 1024 * 1024;
 
+// Requests come over the bus from other nodes: parsed like any untrusted input. The first issue's
+// message (set per field below) becomes the request.bad_input the caller sees.
+const imageRequestShape = z.looseObject({
+  source: z.instanceof(Uint8Array, { error: 'source must be bytes.' }),
+  spec: z.unknown(),
+});
+
+const chunkBytesWords = `chunkBytes must be an integer ≤ ${MAX_CHUNK_BYTES}.`;
+
+const bodyRequestShape = z
+  .looseObject({
+    html: z.string().optional(),
+    text: z.string().optional(),
+    chunkBytes: z.int({ error: chunkBytesWords }).max(MAX_CHUNK_BYTES, { error: chunkBytesWords }).optional(),
+    more: z.string({ error: 'more must be a string.' }).optional(),
+  })
+  .check((ctx) => {
+    if ((ctx.value.html === undefined) === (ctx.value.text === undefined)) {
+      ctx.issues.push({
+        code: 'custom',
+        message: 'Send exactly one of html or text.',
+        input: ctx.value,
+        path: ['html'],
+      });
+    }
+  });
+
+function parseRequest<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
+  if (data === null || typeof data !== 'object') {
+    throw new GatewayError('request.bad_input', `${what} request must be an object.`);
+  }
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue?.path.length ? String(issue.path[0]) : undefined;
+  throw new GatewayError('request.bad_input', issue?.message ?? 'bad request.', field ? { field } : {});
+}
+
 type ImageMeta = Omit<ImageVariant, 'bytes'>;
 
 export async function startTranscoder(options: StartTranscoderOptions): Promise<TranscoderRole> {
@@ -98,10 +135,7 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
 
   const handleImage = async (msg: BusMessage): Promise<ImageReply> => {
     counters.imageRequests++;
-    const req = msg.data as Partial<ImageRequest> | null;
-    if (req === null || typeof req !== 'object' || !(req.source instanceof Uint8Array)) {
-      throw new GatewayError('request.bad_input', 'source must be bytes.', { field: 'source' });
-    }
+    const req = parseRequest(imageRequestShape, msg.data, 'image');
     const source = req.source;
     const spec = checkVariantSpec(req.spec, limits);
     checkSource(source, limits);
@@ -139,26 +173,11 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
 
   const handleBody = async (msg: BusMessage): Promise<BodyReply> => {
     counters.bodyRequests++;
-    const req = msg.data as BodyRequest | null;
-    if (req === null || typeof req !== 'object')
-      throw new GatewayError('request.bad_input', 'body request must be an object.');
-    const hasHtml = typeof req.html === 'string';
-    const hasText = typeof req.text === 'string';
-    if (hasHtml === hasText) {
-      throw new GatewayError('request.bad_input', 'Send exactly one of html or text.', { field: 'html' });
-    }
+    const req = parseRequest(bodyRequestShape, msg.data, 'body');
     const chunkBytes = req.chunkBytes ?? limits.bodyChunkBytes;
-    if (!Number.isSafeInteger(chunkBytes) || chunkBytes > MAX_CHUNK_BYTES) {
-      throw new GatewayError('request.bad_input', `chunkBytes must be an integer ≤ ${MAX_CHUNK_BYTES}.`, {
-        field: 'chunkBytes',
-      });
-    }
-    if (req.more !== undefined && typeof req.more !== 'string') {
-      throw new GatewayError('request.bad_input', 'more must be a string.', { field: 'more' });
-    }
     let text: string;
-    if (hasHtml) {
-      const html = req.html as string;
+    if (req.html !== undefined) {
+      const html = req.html;
       const key = TranscodeCache.key(fingerprint.of(html), 'body:text:1');
       const hit = cache?.get<null>(key);
       if (hit !== undefined) {
@@ -169,7 +188,7 @@ export async function startTranscoder(options: StartTranscoderOptions): Promise<
         if (cache !== undefined) track(cache.put(key, Buffer.from(text, 'utf8'), null));
       }
     } else {
-      const raw = req.text as string;
+      const raw = req.text ?? '';
       if (Buffer.byteLength(raw, 'utf8') > limits.maxBodyBytes) {
         throw new GatewayError(
           'transcode.too_large',

@@ -157,4 +157,17 @@ describe('startHeartbeat', () => {
     membership.stop();
     await bus.close();
   });
+  test('a malformed heartbeat is ignored; one with fields of a newer release counts', async () => {
+    const { bus, membership } = setup();
+    bus.publish(Subjects.heartbeat, { nodeId: '', roles: ['edge'], ttlMs: 3000 });
+    bus.publish(Subjects.heartbeat, { nodeId: 'x1', roles: 'edge', ttlMs: 3000 });
+    bus.publish(Subjects.heartbeat, { nodeId: 'x2', roles: ['edge'], ttlMs: 'soon' });
+    bus.publish(Subjects.heartbeat, 'not a heartbeat');
+    bus.publish(Subjects.heartbeat, { ...hb('n1', ['transport']), accounts: { mail: 3 } });
+    await bus.flush();
+    assert.deepEqual(
+      membership.nodes().map((n) => n.nodeId),
+      ['n1'],
+    );
+  });
 });

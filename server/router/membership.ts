@@ -6,6 +6,7 @@
  * than the NATS bus.
  */
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { type Bus, type NodeHeartbeat, Subjects, type Subscription } from '../bus/bus.ts';
 
 export interface Clock {
@@ -28,18 +29,18 @@ interface Member {
   seenAt: number;
 }
 
+/**
+ * What decides membership; other fields are read where they are shown. Loose, so that a node of a newer
+ * release with more fields still counts.
+ */
+const heartbeatShape = z.looseObject({
+  nodeId: z.string().min(1),
+  roles: z.array(z.string()),
+  ttlMs: z.number(),
+});
+
 function isHeartbeat(x: unknown): x is NodeHeartbeat {
-  const h = x as NodeHeartbeat;
-  return (
-    h !== null &&
-    typeof h === 'object' &&
-    typeof h.nodeId === 'string' &&
-    h.nodeId.length > 0 &&
-    Array.isArray(h.roles) &&
-    h.roles.every((r) => typeof r === 'string') &&
-    typeof h.ttlMs === 'number' &&
-    Number.isFinite(h.ttlMs)
-  );
+  return heartbeatShape.safeParse(x).success;
 }
 
 /** Does a node with these roles serve `role`? 'all' serves every role. */
