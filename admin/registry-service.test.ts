@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { Subjects } from '../server/bus/bus.ts';
 import { InProcessBus } from '../server/bus/inproc.ts';
@@ -13,7 +13,8 @@ import { startAdminRole } from './index.ts';
 
 const code = (c: string) => (err: unknown) => err instanceof GatewayError && err.code === c;
 
-test('the edge authenticates devices through the admin role over the bus', async (t) => {
+/** An admin role over a fresh registry on an in-process bus, all closed after the test. */
+async function startAdmin(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-admin-'));
   const bus = new InProcessBus();
   const registry = await Registry.open(dir);
@@ -24,6 +25,11 @@ test('the edge authenticates devices through the admin role over the bus', async
     await registry.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { bus, registry, admin };
+}
+
+test('the edge authenticates devices through the admin role over the bus', async (t) => {
+  const { bus, registry, admin } = await startAdmin(t);
   const directory = busDeviceDirectory(bus, { timeoutMs: 2000 });
   const imei = '356938035643809';
   const { secret } = await registry.addDevice({ imei, operator: 'demo', profile: 'basic' });
@@ -53,4 +59,38 @@ test('the edge authenticates devices through the admin role over the bus', async
   // Without an admin role, the edge gets a bus error, not a hang.
   await admin.close();
   await assert.rejects(directory.lookup(imei), code('bus.no_responders'));
+});
+
+test('a malformed request from another role is request.bad_input naming its field', async (t) => {
+  const { bus, registry } = await startAdmin(t);
+  const imei = '356938035643809';
+  const { secret } = await registry.addDevice({ imei, operator: 'demo' });
+  const refusal = (subject: string, data: unknown) =>
+    bus.request(subject, data).then(
+      () => assert.fail(`${JSON.stringify(data)} was answered`),
+      (err: GatewayError) => [err.code, err.field],
+    );
+  // Without a device id the op is not looked at.
+  assert.deepEqual(await refusal(Subjects.registryAuth, { op: 'drop', imei: 5 }), [
+    'request.bad_input',
+    'imei',
+  ]);
+  assert.deepEqual(await refusal(Subjects.registryAuth, [imei]), ['request.bad_input', 'imei']);
+  assert.deepEqual(await refusal(Subjects.registryAuth, { op: 'drop', imei }), ['request.bad_input', 'op']);
+  assert.deepEqual(await refusal(Subjects.registryAuth, { op: 'authenticate', imei }), [
+    'request.bad_input',
+    'op',
+  ]);
+  assert.equal(
+    ((await bus.request(Subjects.registryAuth, { op: 'authenticate', imei, secret })) as { imei: string })
+      .imei,
+    imei,
+  );
+  for (const data of [{}, { imei: '' }, { imei: 'x'.repeat(33) }, null])
+    assert.deepEqual(await refusal(Subjects.deviceProfile, data), ['request.bad_input', 'imei']);
+  assert.deepEqual(await bus.request(Subjects.deviceProfile, { imei }), {
+    presets: [],
+    policies: {},
+    accounts: [],
+  });
 });

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../device-protocol/errors.ts';
 import {
   type Bus,
@@ -22,20 +23,28 @@ import {
 
 export const REGISTRY_QUEUE = 'mmgw.admin.registry';
 
+// What other roles send here is untrusted like any bus input: each request is parsed once.
+
+/** Every registry request names a device; checked first, whatever the op. */
+const registryRequestHead = z.object({ imei: z.string() });
+
+const registryRequest = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('authenticate'), imei: z.string(), secret: z.string() }),
+  z.object({ op: z.literal('lookup'), imei: z.string() }),
+]);
+
+/** 32: the longest device id the registry looks up (Registry.authenticate, lookup). */
+const deviceProfileRequest = z.object({ imei: z.string().min(1).max(32) });
+
 function parseRequest(data: unknown): RegistryAuthRequest {
-  const d = data as Partial<Record<string, unknown>> | null;
-  if (d === null || typeof d !== 'object' || typeof d.imei !== 'string') {
+  if (!registryRequestHead.safeParse(data).success)
     throw new GatewayError('request.bad_input', 'registry request needs op and imei', { field: 'imei' });
-  }
-  if (d.op === 'lookup') return { op: 'lookup', imei: d.imei };
-  if (d.op === 'authenticate' && typeof d.secret === 'string')
-    return { op: 'authenticate', imei: d.imei, secret: d.secret };
+  const request = registryRequest.safeParse(data);
+  if (request.success) return request.data;
   throw new GatewayError(
     'request.bad_input',
     'registry request op must be authenticate (with secret) or lookup',
-    {
-      field: 'op',
-    },
+    { field: 'op' },
   );
 }
 
@@ -68,10 +77,10 @@ export function startRegistryService(deps: {
   const profileSub: Subscription = bus.subscribe(
     Subjects.deviceProfile,
     (msg): DeviceProfile => {
-      const imei = (msg.data as { imei?: unknown } | null)?.imei;
-      if (typeof imei !== 'string' || imei.length === 0 || imei.length > 32)
+      const request = deviceProfileRequest.safeParse(msg.data);
+      if (!request.success)
         throw new GatewayError('request.bad_input', 'device profile request needs imei', { field: 'imei' });
-      return deviceProfile(registry, imei);
+      return deviceProfile(registry, request.data.imei);
     },
     { queue: REGISTRY_QUEUE },
   );

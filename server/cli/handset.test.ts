@@ -76,6 +76,57 @@ describe('parseJsonCommand', () => {
     const withId = parseJsonCommand('{"id":"4","cmd":"switch","transport":"carrier-pigeon"}');
     assert.ok(!withId.ok && withId.id === '4');
   });
+
+  test('a bad field gives its words and names the field', () => {
+    const cases: Array<[line: string, field: string, message: string]> = [
+      ['{"cmd":"request","method":""}', 'method', 'request needs a "method" string'],
+      [
+        '{"cmd":"request","method":"x","requestId":""}',
+        'requestId',
+        '"requestId" must be a non-empty string',
+      ],
+      [
+        '{"cmd":"mail.sync","account":"a","timeoutMs":0}',
+        'timeoutMs',
+        '"timeoutMs" must be a positive number',
+      ],
+      // The body is checked before requestId, and a bad $base64 names where it is.
+      [
+        '{"cmd":"mail.sync","account":{"$base64":"*"},"requestId":5}',
+        'body.account',
+        'body.account.$base64 is not base64',
+      ],
+      ['{"cmd":"switch","transport":"pigeon"}', 'transport', 'switch needs "transport": "ws" or "poll"'],
+      ['{"cmd":"toString"}', 'cmd', 'unknown cmd "toString"'],
+      ['{"id":"5"}', 'cmd', 'missing "cmd"'],
+    ];
+    for (const [line, field, message] of cases) {
+      const parsed = parseJsonCommand(line);
+      assert.ok(!parsed.ok, line);
+      assert.deepEqual(
+        [parsed.error.code, parsed.error.field, parsed.error.message],
+        ['request.bad_input', field, message],
+      );
+    }
+  });
+
+  test('a service command is a request named by its cmd, its other fields the body', () => {
+    assert.deepEqual(
+      parseJsonCommand('{"id":3,"cmd":"mail.sync","account":"a","requestId":"r","timeoutMs":500}'),
+      {
+        ok: true,
+        command: {
+          id: '3',
+          cmd: 'request',
+          method: 'mail.sync',
+          body: { account: 'a' },
+          requestId: 'r',
+          timeoutMs: 500,
+          event: 'mail.headers',
+        },
+      },
+    );
+  });
 });
 
 describe('parseHumanCommand', () => {

@@ -12,6 +12,7 @@
 import { createInterface } from 'node:readline';
 import { inspect } from 'node:util';
 import WebSocket from 'ws';
+import { z } from 'zod';
 import { GatewayError, Handset, toGatewayError, type Value } from '../../device-protocol/index.ts';
 import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
 import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
@@ -216,91 +217,119 @@ export type ParsedJsonCommand =
   | { ok: true; command: Command }
   | { ok: false; id?: string; error: GatewayError };
 
-/** Parses one JSON input line; a bad one gives request.bad_input, with the line's id when it has one. */
-export function parseJsonCommand(line: string): ParsedJsonCommand {
-  let obj: unknown;
-  try {
-    obj = JSON.parse(line);
-  } catch (err) {
-    return { ok: false, error: badInput(`not JSON: ${(err as Error).message}`) };
-  }
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-    return { ok: false, error: badInput('a command is a JSON object') };
-  }
-  const o = obj as Record<string, unknown>;
-  const id = typeof o.id === 'string' ? o.id : typeof o.id === 'number' ? String(o.id) : undefined;
-  try {
-    return { ok: true, command: jsonCommand(o, id) };
-  } catch (err) {
-    return { ok: false, ...(id === undefined ? {} : { id }), error: toGatewayError(err) };
-  }
+// ---- the JSON-lines vocabulary (docs/handset-json.md), one schema per command ----------------
+// Each issue carries the words the handset prints for it; the field is the issue's path.
+
+const requestIdField = z.string({ error: '"requestId" must be a non-empty string' }).min(1).optional();
+const timeoutMsField = z.number({ error: '"timeoutMs" must be a positive number' }).positive().optional();
+
+/** A body in the JSON encoding, as a Value ({"$base64"} objects become bytes). */
+const bodyField = z
+  .unknown()
+  .transform((json, ctx): Value => {
+    try {
+      return jsonToValue(json);
+    } catch (err) {
+      const { message, field } = toGatewayError(err);
+      ctx.addIssue({ code: 'custom', message, input: json, params: { field } });
+      return z.NEVER;
+    }
+  })
+  .optional();
+
+/** The fields of a request, in the order they are checked. */
+const requestFields = z.object({
+  method: z.string({ error: 'request needs a "method" string' }).min(1),
+  body: bodyField,
+  requestId: requestIdField,
+  timeoutMs: timeoutMsField,
+});
+
+function requestCommand(fields: z.output<typeof requestFields>, event?: string): Command {
+  const cmd: Command = { cmd: 'request', method: fields.method };
+  if (fields.body !== undefined) cmd.body = fields.body;
+  if (fields.requestId !== undefined) cmd.requestId = fields.requestId;
+  if (fields.timeoutMs !== undefined) cmd.timeoutMs = fields.timeoutMs;
+  if (event !== undefined) cmd.event = event;
+  return cmd;
 }
 
-function jsonCommand(o: Record<string, unknown>, id: string | undefined): Command {
-  const base = id === undefined ? {} : { id };
-  switch (o.cmd) {
-    case 'ping':
-    case 'status':
-    case 'help':
-    case 'quit':
-      return { ...base, cmd: o.cmd };
-    case 'request': {
-      if (typeof o.method !== 'string' || o.method === '')
-        throw badInput('request needs a "method" string', 'method');
-      const cmd: Command = { ...base, cmd: 'request', method: o.method };
-      if (o.body !== undefined) cmd.body = jsonToValue(o.body);
-      if (o.requestId !== undefined) {
-        if (typeof o.requestId !== 'string' || o.requestId === '') {
-          throw badInput('"requestId" must be a non-empty string', 'requestId');
-        }
-        cmd.requestId = o.requestId;
-      }
-      if (o.timeoutMs !== undefined) {
-        if (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0)) {
-          throw badInput('"timeoutMs" must be a positive number', 'timeoutMs');
-        }
-        cmd.timeoutMs = o.timeoutMs;
-      }
-      return cmd;
-    }
-    case 'switch':
-      if (o.transport !== 'ws' && o.transport !== 'poll')
-        throw badInput('switch needs "transport": "ws" or "poll"');
-      return { ...base, cmd: 'switch', transport: o.transport };
-    default:
-      if (typeof o.cmd === 'string' && /^(mail|im)\.[a-z.]+$/.test(o.cmd))
-        return serviceCommand(o, o.cmd, base);
-      throw badInput(o.cmd === undefined ? 'missing "cmd"' : `unknown cmd ${JSON.stringify(o.cmd)}`, 'cmd');
-  }
-}
+/** `mail.*` and `im.*`: a service method named by the cmd itself. */
+const SERVICE_CMD = /^(mail|im)\.[a-z.]+$/;
 
 /**
  * `{"cmd":"mail.sync","account":…}`: a request with the cmd as method and every
  * other field (but id, requestId, timeoutMs) as the body; answered under the
  * method's event name (MAIL_RESPONSE_EVENTS: mail.sync → mail.headers).
  */
-function serviceCommand(o: Record<string, unknown>, method: string, base: { id?: string }): Command {
-  const { id: _id, cmd: _cmd, requestId, timeoutMs, ...rest } = o;
-  const cmd: Command = {
-    ...base,
-    cmd: 'request',
-    method,
-    body: jsonToValue(rest),
-    event: MAIL_RESPONSE_EVENTS[method] ?? IM_RESPONSE_EVENTS[method] ?? method,
-  };
-  if (requestId !== undefined) {
-    if (typeof requestId !== 'string' || requestId === '') {
-      throw badInput('"requestId" must be a non-empty string', 'requestId');
-    }
-    cmd.requestId = requestId;
+const serviceCommand = z
+  .looseObject({ cmd: z.string() })
+  // The same fields as a request; the method's own checks then run on them.
+  .transform(({ id: _id, cmd, requestId, timeoutMs, ...rest }): unknown => ({
+    method: cmd,
+    body: rest,
+    requestId,
+    timeoutMs,
+  }))
+  .pipe(requestFields)
+  .transform((fields) =>
+    requestCommand(
+      fields,
+      MAIL_RESPONSE_EVENTS[fields.method] ?? IM_RESPONSE_EVENTS[fields.method] ?? fields.method,
+    ),
+  );
+
+const bareCommand = (cmd: 'ping' | 'status' | 'help' | 'quit') =>
+  z.unknown().transform((): Command => ({ cmd }));
+
+const JSON_COMMANDS = new Map<string, z.ZodType<Command>>([
+  ['ping', bareCommand('ping')],
+  ['status', bareCommand('status')],
+  ['help', bareCommand('help')],
+  ['quit', bareCommand('quit')],
+  ['request', requestFields.transform((fields) => requestCommand(fields))],
+  [
+    'switch',
+    z
+      .object({ transport: z.enum(['ws', 'poll'], { error: 'switch needs "transport": "ws" or "poll"' }) })
+      .transform(({ transport }): Command => ({ cmd: 'switch', transport })),
+  ],
+]);
+
+/** Every line is an object; its `id` (a string, or a number taken as its text) is echoed in the answer. */
+const commandLine = z.looseObject({
+  id: z
+    .union([z.string(), z.number().transform(String)])
+    .optional()
+    .catch(undefined),
+  cmd: z.unknown().optional(),
+});
+
+/** Parses one JSON input line; a bad one gives request.bad_input, with the line's id when it has one. */
+export function parseJsonCommand(line: string): ParsedJsonCommand {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch (err) {
+    return { ok: false, error: badInput(`not JSON: ${(err as Error).message}`) };
   }
-  if (timeoutMs !== undefined) {
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) {
-      throw badInput('"timeoutMs" must be a positive number', 'timeoutMs');
-    }
-    cmd.timeoutMs = timeoutMs;
+  const head = commandLine.safeParse(json);
+  if (!head.success) return { ok: false, error: badInput('a command is a JSON object') };
+  const { id, cmd } = head.data;
+  const withId = (r: { ok: false; error: GatewayError }) => (id === undefined ? r : { ...r, id });
+  const schema =
+    typeof cmd === 'string'
+      ? (JSON_COMMANDS.get(cmd) ?? (SERVICE_CMD.test(cmd) ? serviceCommand : undefined))
+      : undefined;
+  if (schema === undefined) {
+    const words = cmd === undefined ? 'missing "cmd"' : `unknown cmd ${JSON.stringify(cmd)}`;
+    return withId({ ok: false, error: badInput(words, 'cmd') });
   }
-  return cmd;
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return { ok: true, command: id === undefined ? parsed.data : { id, ...parsed.data } };
+  const issue = parsed.error.issues[0];
+  const field = (issue?.code === 'custom' ? issue.params?.field : undefined) ?? issue?.path.join('.');
+  return withId({ ok: false, error: badInput(issue?.message ?? 'bad command', field || undefined) });
 }
 
 const MAIL_USAGE =
