@@ -18,6 +18,7 @@ import { RendezvousRouter } from '../router/index.ts';
 import { busDeviceDirectory } from '../store/directory.ts';
 import { EdgeWorkers } from '../supervision/edge-workers.ts';
 import { type EdgeHandle, startEdge } from './edge.ts';
+import { uwsUnavailable } from './engines/uws-binary.ts';
 
 /** Session-up events sent per event-loop turn when announcing every session: a busy edge holds 20,000. */
 const ANNOUNCE_BATCH = 256;
@@ -52,7 +53,8 @@ export function resolveJwtSecret(config: Config, logger: Logger): string {
 
 export const edgeRole: RoleDefinition = {
   name: 'edge',
-  start(ctx) {
+  start(given) {
+    const ctx = withUsableEngine(given);
     // The key file exists before any worker reads it.
     const jwtSecret = resolveJwtSecret(ctx.config, ctx.logger);
     return ctx.worker === undefined && ctx.config.edge.workers > 1
@@ -60,6 +62,18 @@ export const edgeRole: RoleDefinition = {
       : startEdgeHere(ctx, jwtSecret);
   },
 };
+
+/**
+ * uws asked where it has no binary (a Node newer than its build): the portable engine, said once in the
+ * log. Workers get the config from the primary, so they start with the engine decided here.
+ */
+function withUsableEngine(ctx: RoleContext): RoleContext {
+  if (ctx.config.engine !== 'uws') return ctx;
+  const why = uwsUnavailable();
+  if (why === undefined) return ctx;
+  ctx.logger.warn({ reason: why, node: process.version }, 'the edge uses the portable engine: %s', why);
+  return { ...ctx, config: { ...ctx.config, engine: 'portable' } };
+}
 
 async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleHandle> {
   const { bus, config, logger } = ctx;

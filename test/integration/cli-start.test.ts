@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { uwsUnavailable } from '../../server/edge/engines/uws-binary.ts';
 import { MMGW_BIN, provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -54,6 +55,9 @@ describe('mmgw start', () => {
     const keyText = readFileSync(key, 'utf8').trim();
     assert.ok(lines.some((l) => l.includes(`generated a JWT key at ${key}`)));
     assert.ok(!lines.some((l) => l.includes(keyText)), 'the key itself is never logged');
+    // On a Node the pinned uWebSockets.js has no binary for (Node 24), the edge says so and runs portable.
+    const fellBack = lines.some((l) => l.includes('the edge uses the portable engine'));
+    assert.equal(fellBack, uwsUnavailable() !== undefined);
 
     const code = await new Promise<number | null>((resolve) => {
       child.once('exit', resolve);
