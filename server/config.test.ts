@@ -30,6 +30,7 @@ describe('config', () => {
     assert.deepEqual(config, {
       data: '/srv/gw/data',
       host: '0.0.0.0',
+      adminHost: '127.0.0.1',
       port: 8080,
       adminPort: 8081,
       roles: ['all'],

@@ -104,8 +104,13 @@ export const ConfigSchema = z
   .object({
     /** Data directory (registry, keys, node-local stores). */
     data: z.string({ error: 'expected a path' }).min(1, { error: 'expected a path' }).default('./data'),
-    /** Address both listeners bind to. */
+    /** Address the device endpoint binds to. */
     host: z.string({ error: 'expected a host or address' }).min(1).default('0.0.0.0'),
+    /**
+     * Address the ops/admin endpoint binds to: loopback unless told otherwise, so that a first start
+     * does not put the admin API on every interface (a cluster's nodes set it for scrapes and the UI).
+     */
+    adminHost: z.string({ error: 'expected a host or address' }).min(1).default('127.0.0.1'),
     /** Device endpoint (WebSocket and long-poll); 0 picks a free port. */
     port: port().default(8080),
     /** Ops and admin endpoint (/healthz, /readyz, /metrics, /api/v1); 0 picks a free port. */
@@ -218,6 +223,7 @@ export interface ConfigFlags {
   bus?: string;
   nodeId?: string;
   host?: string;
+  adminHost?: string;
   engine?: string;
   edgeWorkers?: string | number;
   logLevel?: string;
@@ -256,6 +262,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_BUS: 'bus',
   MMGW_NODE_ID: 'nodeId',
   MMGW_HOST: 'host',
+  MMGW_ADMIN_HOST: 'adminHost',
   MMGW_ENGINE: 'engine',
   MMGW_EDGE_WORKERS: 'edge.workers',
   MMGW_LOG_LEVEL: 'log.level',
@@ -276,6 +283,7 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   bus: ['bus', '--bus'],
   nodeId: ['nodeId', '--node-id'],
   host: ['host', '--host'],
+  adminHost: ['adminHost', '--admin-host'],
   engine: ['engine', '--engine'],
   edgeWorkers: ['edge.workers', '--edge-workers'],
   logLevel: ['log.level', '--log-level'],

@@ -307,7 +307,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       try {
         ops = await startOpsServer({
           port: config.adminPort,
-          host: config.host,
+          host: config.adminHost,
           logger,
           metrics: metricsSource,
           readiness,
@@ -425,6 +425,22 @@ export async function runStart(options: LoadConfigOptions): Promise<number> {
         nodeId: node.nodeId,
         devicePort: node.devicePort ?? null,
         adminPort: node.adminPort,
+      }),
+    );
+  }
+  if (process.stdout.isTTY) {
+    const { startBanner } = await import('./cli/start-banner.ts');
+    process.stdout.write(
+      startBanner({
+        release: RELEASE,
+        nodeId: node.nodeId,
+        roles: node.roles,
+        host: config.host,
+        devicePort: node.devicePort,
+        adminHost: config.adminHost,
+        adminPort: node.adminPort,
+        data: config.data,
+        adminUsers: node.registry?.listAdminUsers().length,
       }),
     );
   }

@@ -54,7 +54,11 @@ export function buildProgram(): Command {
     .option('--data <dir>', 'data directory (env MMGW_DATA; default ./data)')
     .option('--port <n>', 'device endpoint port, 0 = any free (env MMGW_PORT; default 8080)')
     .option('--admin-port <n>', 'ops/admin endpoint port, 0 = any free (env MMGW_ADMIN_PORT; default 8081)')
-    .option('--host <addr>', 'address to bind (env MMGW_HOST; default 0.0.0.0)')
+    .option('--host <addr>', 'address the device endpoint binds to (env MMGW_HOST; default 0.0.0.0)')
+    .option(
+      '--admin-host <addr>',
+      'address the ops/admin endpoint binds to (env MMGW_ADMIN_HOST; default 127.0.0.1)',
+    )
     .option(
       '--role <role>',
       'all|edge|transport|transcoder|admin; repeatable or comma-separated (env MMGW_ROLE; default all)',
@@ -91,6 +95,7 @@ export function buildProgram(): Command {
             port: o.port,
             adminPort: o.adminPort,
             host: o.host,
+            adminHost: o.adminHost,
             roles: o.role,
             bus: o.bus,
             nodeId: o.nodeId,

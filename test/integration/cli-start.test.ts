@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { uwsUnavailable } from '../../server/edge/engines/uws-binary.ts';
+import { eventually } from '../../testing/index.ts';
 import { MMGW_BIN, provisionDevice, runMmgw, startGateway } from '../harness/gateway.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -64,6 +65,36 @@ describe('mmgw start', () => {
       child.kill('SIGINT');
     });
     assert.equal(code, 0);
+  });
+
+  test('on a terminal: a banner with the addresses and the first-admin command; admin bound to loopback', async (t) => {
+    const cwd = tempDir(t);
+    // `script` gives the gateway a pseudo-terminal as stdout, as a person's shell would.
+    const command = `exec ${process.execPath} ${MMGW_BIN} start --port 0 --admin-port 0`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd,
+      env: { ...process.env, MMGW_LOG_LEVEL: 'warn', MMGW_DATA: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await eventually('the banner', () => /admin user add[^\n]*\n/.test(out), { timeoutMs: 30_000 });
+    const text = out.replace(/\r/g, '');
+    const data = join(cwd, 'data');
+    assert.match(text, /mmgw \S+ is up: node \S+, roles admin, transport, transcoder, edge\n/);
+    const device = /devices {3}ws:\/\/localhost:(\d+)\/v1\/ws/.exec(text);
+    const admin = /admin UI {2}http:\/\/127\.0\.0\.1:(\d+)\/ui\//.exec(text);
+    assert.ok(device && admin, text);
+    assert.ok(text.includes(`data      ${data}\n`), text);
+    assert.ok(text.includes(`npx mmgw admin user add --name admin --role admin --data ${data}`), text);
+    // The admin port listens on loopback only; the device port on every address.
+    const listening = (port: string) =>
+      execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+        .trim()
+        .split(/\s+/)[3];
+    assert.equal(listening(admin[1] as string), `127.0.0.1:${admin[1]}`);
+    assert.equal(listening(device[1] as string), `0.0.0.0:${device[1]}`);
   });
 
   test('a bad config stops the start with a message naming the key, exit 2', async (t) => {

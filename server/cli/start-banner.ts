@@ -1,0 +1,43 @@
+/**
+ * What `mmgw start` prints on a terminal once the node is up, above the JSON
+ * log lines that follow: where devices connect, where the admin UI is, where
+ * the data is, and, when no admin user exists yet, the one command that
+ * makes one. Only on a terminal: piped output stays JSON lines only.
+ */
+
+export interface BannerFacts {
+  release: string;
+  nodeId: string;
+  roles: readonly string[];
+  /** Bind addresses and ports; a wildcard bind is shown as the loopback name a local browser can open. */
+  host: string;
+  devicePort?: number | undefined;
+  adminHost: string;
+  adminPort: number;
+  /** Absolute data directory. */
+  data: string;
+  /** Admin users in the registry; undefined when this node holds no registry (no admin role here). */
+  adminUsers?: number | undefined;
+}
+
+function shown(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export function startBanner(f: BannerFacts): string {
+  const lines = [`mmgw ${f.release} is up: node ${f.nodeId}, roles ${f.roles.join(', ')}`];
+  if (f.devicePort !== undefined) {
+    const at = `${shown(f.host)}:${f.devicePort}`;
+    lines.push(`  devices   ws://${at}/v1/ws  (long-poll: http://${at}/v1/poll)`);
+  }
+  const admin = `http://${shown(f.adminHost)}:${f.adminPort}`;
+  if (f.adminUsers !== undefined) lines.push(`  admin UI  ${admin}/ui/`);
+  lines.push(`  health    ${admin}/healthz, metrics ${admin}/metrics`);
+  lines.push(`  data      ${f.data}`);
+  if (f.adminUsers === 0) {
+    lines.push('  no admin user yet; in another terminal, create one (it asks for a password):');
+    lines.push(`    npx mmgw admin user add --name admin --role admin --data ${f.data}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
