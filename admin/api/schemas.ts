@@ -5,7 +5,7 @@
  * drift apart. A schema with an id becomes a component of the document.
  */
 import { z } from 'zod';
-import { DEVICE_LOG_KINDS } from '../../server/index.ts';
+import { ADMIN_PASSWORD_LENGTH, DEVICE_LOG_KINDS } from '../../server/index.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
 export const RefId = z
@@ -51,13 +51,19 @@ export const NewAdminUser = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, { error: '1-64 letters, digits or . _ @ -' }),
     role: AdminRoleName,
-    password: z.string().min(10, { error: 'at least 10 characters' }).max(1024),
+    password: z
+      .string()
+      .min(ADMIN_PASSWORD_LENGTH.min, { error: `at least ${ADMIN_PASSWORD_LENGTH.min} characters` })
+      .max(ADMIN_PASSWORD_LENGTH.max),
   })
   .strict();
 export const RoleBody = z.object({ role: AdminRoleName }).strict();
 export const PasswordBody = z
   .object({
-    password: z.string().min(10, { error: 'at least 10 characters' }).max(1024),
+    password: z
+      .string()
+      .min(ADMIN_PASSWORD_LENGTH.min, { error: `at least ${ADMIN_PASSWORD_LENGTH.min} characters` })
+      .max(ADMIN_PASSWORD_LENGTH.max),
     oldPassword: z
       .string()
       .max(1024)

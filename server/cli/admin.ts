@@ -10,6 +10,7 @@ import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AdminRole } from '../store/records.ts';
 import { Registry } from '../store/registry.ts';
+import { adminPasswordProblem } from '../store/secrets.ts';
 import { type CliIo, cliActor, processIo } from './device.ts';
 
 type Action = (...args: any[]) => Promise<number>;
@@ -112,6 +113,10 @@ export function adminCommand(
         if (o.passwordStdin) password = await passwordFromStdin();
         else {
           password = await promptPassword(`password for ${o.name}: `);
+          // Said before the second prompt: typing a too-short password twice only to hear so is the friction.
+          const problem = adminPasswordProblem(password);
+          if (problem)
+            throw new GatewayError('registry.invalid_field', `password: ${problem}`, { field: 'password' });
           const again = await promptPassword('again: ');
           if (again !== password)
             throw new GatewayError('request.bad_input', 'the passwords differ', { field: 'password' });

@@ -45,4 +45,10 @@ export {
   Registry,
   type RegistryOptions,
 } from './registry.ts';
-export { generateDeviceSecret, hashDeviceSecret, verifyDeviceSecret } from './secrets.ts';
+export {
+  ADMIN_PASSWORD_LENGTH,
+  adminPasswordProblem,
+  generateDeviceSecret,
+  hashDeviceSecret,
+  verifyDeviceSecret,
+} from './secrets.ts';

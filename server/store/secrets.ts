@@ -44,6 +44,16 @@ function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: nu
   });
 }
 
+/** Admin passwords: 10 characters at least (anything shorter falls to a dictionary), 1024 at most (scrypt's input). */
+export const ADMIN_PASSWORD_LENGTH = { min: 10, max: 1024 } as const;
+
+/** What is wrong with an admin password, in words for its owner; undefined when nothing is. */
+export function adminPasswordProblem(password: string): string | undefined {
+  if (password.length < ADMIN_PASSWORD_LENGTH.min) return `at least ${ADMIN_PASSWORD_LENGTH.min} characters`;
+  if (password.length > ADMIN_PASSWORD_LENGTH.max) return `at most ${ADMIN_PASSWORD_LENGTH.max} characters`;
+  return undefined;
+}
+
 /** `scrypt$N$r$p$salt$hash` with salt and hash in base64url. */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SCRYPT.saltLen);

@@ -4,10 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runMmgw, startGateway } from '../harness/gateway.ts';
+import { eventually } from '../../testing/index.ts';
+import { MMGW_BIN, runMmgw, startGateway } from '../harness/gateway.ts';
 import { ApiClient, assertError } from './admin-api-helpers.ts';
 
 test('admin users from the CLI log in to the API; removal revokes; bootstrap only without an admin', async (t) => {
@@ -182,4 +184,25 @@ test('the first admin comes from MMGW_ADMIN_NAME / MMGW_ADMIN_PASSWORD on a fres
   t.after(() => gw.stop());
   const first = await ApiClient.as(gw.adminUrl, 'first', 'first-password-long');
   assert.deepEqual((await first.call('GET', '/auth/me')).json, { name: 'first', role: 'admin' });
+});
+
+test('on a terminal, a too-short password is refused at the first prompt, not after the second', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mmgw-cli-prompt-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // `script` runs the CLI on a pseudo-terminal and passes our stdin to it as keystrokes.
+  const command = `exec ${process.execPath} ${MMGW_BIN} admin user add --name short --role admin --data ${dataDir}`;
+  const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  await eventually('the first prompt', () => out.includes('password for short: '));
+  let code: number | null | undefined;
+  child.once('exit', (c) => (code = c));
+  child.stdin.write('tiny\r');
+  // Either it exits, or (the friction this checks for) it asks for the password again.
+  await eventually('an answer to the short password', () => code !== undefined || out.includes('again:'));
+  assert.doesNotMatch(out, /again:/);
+  assert.match(out, /mmgw: password: at least 10 characters/);
+  assert.notEqual(code, 0);
 });
