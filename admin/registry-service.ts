@@ -88,10 +88,20 @@ export function startRegistryService(deps: {
     },
     { queue: REGISTRY_QUEUE },
   );
+  // Cluster mode: edges authenticate from the shared copy, so authenticate() no longer runs here for
+  // every Hello. A session coming up is when a device was last seen; every admin node keeps its own.
+  const seenSub: Subscription | undefined = deps.shared
+    ? bus.subscribe(Subjects.sessionUp, (msg) => {
+        const imei = (msg.data as { deviceId?: unknown } | null)?.deviceId;
+        if (typeof imei === 'string' && imei.length <= 32 && registry.hasDevice(imei))
+          registry.touchLastSeen(imei);
+      })
+    : undefined;
   return {
     close() {
       sub.unsubscribe();
       profileSub.unsubscribe();
+      seenSub?.unsubscribe();
     },
   };
 }
