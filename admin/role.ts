@@ -68,7 +68,12 @@ function shareDeviceAuth(
   const opener = leasedOpener(ctx.config, ctx.nodeId, ctx.logger, (state) =>
     openDeviceAuthTable(state, ctx.logger),
   );
-  const sharing = startDeviceAuthSharing({ registry, logger: ctx.logger, open: opener.open });
+  const sharing = startDeviceAuthSharing({
+    registry,
+    logger: ctx.logger,
+    open: opener.open,
+    origin: ctx.nodeId,
+  });
   return {
     ...sharing,
     async stop() {

@@ -158,3 +158,37 @@ test('the edge directory asks the fallback until the copy is open, and for devic
   await assert.rejects(directory.lookup(OTHER), code('bus.no_responders'));
   assert.deepEqual(asked, [`auth ${IMEI}`, `lookup ${OTHER}`]);
 });
+
+test("two admin nodes that disagree about a device: reconciling leaves the other node's record, a change wins", async (t) => {
+  const { registry: first, table } = await fixture(t);
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-device-auth-'));
+  const second = await Registry.open(dir);
+  t.after(async () => {
+    await second.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const { secret: firstSecret } = await first.addDevice({ imei: IMEI, operator: 'op' });
+  const { secret: secondSecret } = await second.addDevice({ imei: IMEI, operator: 'op' });
+  const a = new DeviceAuthPublisher(first, table, { origin: 'admin-a' });
+  const b = new DeviceAuthPublisher(second, table, { origin: 'admin-b' });
+  t.after(() => {
+    a.stop();
+    b.stop();
+  });
+  a.changed([IMEI]);
+  await a.flushed();
+  for (let round = 0; round < 3; round++) {
+    a.reconcile();
+    b.reconcile();
+    await Promise.all([a.flushed(), b.flushed()]);
+  }
+  assert.equal(table.get(IMEI)?.value.by, 'admin-a');
+  assert.equal(authenticateFrom(table, IMEI, firstSecret).imei, IMEI);
+  // An operator resets the secret through the second node: that change is published.
+  const { secret: reset } = await second.resetSecret(IMEI);
+  b.changed([IMEI]);
+  await b.flushed();
+  assert.equal(table.get(IMEI)?.value.by, 'admin-b');
+  assert.equal(authenticateFrom(table, IMEI, reset).imei, IMEI);
+  assert.throws(() => authenticateFrom(table, IMEI, secondSecret), code('auth.bad_secret'));
+});

@@ -37,6 +37,13 @@ export interface DeviceAuthRecordV1 {
   secretHash: string;
   /** The key epoch of DeviceInfo, computed by the publisher so every edge agrees. */
   keyEpoch: string;
+  /**
+   * The admin node that published it. Optional (records before it have none):
+   * a periodic reconciliation leaves another node's record alone, so two admin
+   * nodes whose registries disagree about a device do not overwrite each other
+   * every round; an operator's change through any node still wins.
+   */
+  by?: string;
 }
 
 /** Checks a record another node wrote; a newer version only adds fields, so known ones are read. */
@@ -53,7 +60,8 @@ export function readDeviceAuthRecord(raw: unknown): DeviceAuthRecordV1 {
     typeof r.secretHash !== 'string' ||
     typeof r.keyEpoch !== 'string' ||
     (r.status !== 'enabled' && r.status !== 'disabled') ||
-    (r.profile !== undefined && typeof r.profile !== 'string')
+    (r.profile !== undefined && typeof r.profile !== 'string') ||
+    (r.by !== undefined && typeof r.by !== 'string')
   ) {
     throw new GatewayError('registry.bad_record', 'device auth record lacks a field or has a bad one');
   }
@@ -74,8 +82,9 @@ export function deviceAuthRecord(r: DeviceRecordV1, keyEpoch: string): DeviceAut
 }
 
 /** The fields the registry holds (keyEpoch follows from secretHash, so comparing needs no hashing). */
-export type DeviceAuthFields = Omit<DeviceAuthRecordV1, 'keyEpoch'>;
+export type DeviceAuthFields = Omit<DeviceAuthRecordV1, 'keyEpoch' | 'by'>;
 
+/** Same device state (who published it does not count). */
 function sameRecord(a: DeviceAuthFields, b: DeviceAuthFields): boolean {
   return (
     a.v === b.v &&
@@ -190,7 +199,8 @@ export interface DeviceAuthSource {
  * failed round (NATS unreachable) is retried with backoff, never dropped.
  */
 export class DeviceAuthPublisher {
-  private readonly pending = new Set<string>();
+  /** IMEI → why: a change made here (always published) or a reconciliation (leaves another node's record). */
+  private readonly pending = new Map<string, 'change' | 'reconcile'>();
   private running: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = 250;
@@ -199,20 +209,22 @@ export class DeviceAuthPublisher {
   constructor(
     private readonly source: DeviceAuthSource,
     private readonly table: SharedTable<DeviceAuthRecordV1>,
-    private readonly logger?: Logger,
+    private readonly options: { logger?: Logger; origin?: string } = {},
   ) {}
 
   /** Queues every device the registry holds whose shared record differs (or is missing). */
   reconcile(): void {
     for (const record of this.source.allDeviceAuth()) {
       const shared = this.table.get(record.imei)?.value;
-      if (!shared || !sameRecord(shared, record)) this.pending.add(record.imei);
+      if ((!shared || !sameRecord(shared, record)) && !this.pending.has(record.imei)) {
+        this.pending.set(record.imei, 'reconcile');
+      }
     }
     this.kick();
   }
 
   changed(imeis: Iterable<string>): void {
-    for (const imei of imeis) this.pending.add(imei);
+    for (const imei of imeis) this.pending.set(imei, 'change');
     this.kick();
   }
 
@@ -239,14 +251,14 @@ export class DeviceAuthPublisher {
 
   private async drain(): Promise<void> {
     while (this.pending.size > 0 && !this.stopped) {
-      const imei = this.pending.values().next().value as string;
+      const [imei, why] = this.pending.entries().next().value as [string, 'change' | 'reconcile'];
       this.pending.delete(imei);
       try {
-        await this.publishOne(imei);
+        await this.publishOne(imei, why);
         this.retryMs = 250;
       } catch (err) {
-        this.pending.add(imei);
-        this.logger?.warn(
+        if (!this.pending.has(imei)) this.pending.set(imei, why);
+        this.options.logger?.warn(
           { err, imei, pending: this.pending.size },
           'device auth: publishing failed; retrying',
         );
@@ -261,11 +273,15 @@ export class DeviceAuthPublisher {
     }
   }
 
-  private async publishOne(imei: string): Promise<void> {
+  private async publishOne(imei: string, why: 'change' | 'reconcile'): Promise<void> {
+    const { origin } = this.options;
     await modify(this.table, imei, (current) => {
       const now = this.source.deviceAuth(imei);
-      if (!now) return current ? null : undefined;
-      return current && sameRecord(current.value, now) ? undefined : now;
+      if (!now) return current && why === 'change' ? null : undefined;
+      if (current && sameRecord(current.value, now)) return undefined;
+      const theirs = current?.value.by !== undefined && current.value.by !== origin;
+      if (why === 'reconcile' && theirs) return undefined;
+      return origin === undefined ? now : { ...now, by: origin };
     });
   }
 }
@@ -285,6 +301,8 @@ export function startDeviceAuthSharing(deps: {
   registry: DeviceAuthSource & { onDevicesChanged(listener: (imeis: string[]) => void): () => void };
   open(): Promise<SharedTable<DeviceAuthRecordV1>>;
   logger?: Logger;
+  /** This admin node's id, written into what it publishes. */
+  origin?: string;
   /**
    * How often the whole registry is compared with the table (default 30 s): the
    * `mmgw device` CLI writes the registry from another process, whose changes
@@ -301,7 +319,10 @@ export function startDeviceAuthSharing(deps: {
   const opening = openInBackground(deps.open, {
     opened(t) {
       table = t;
-      publisher = new DeviceAuthPublisher(registry, t, logger);
+      publisher = new DeviceAuthPublisher(registry, t, {
+        ...(logger ? { logger } : {}),
+        ...(deps.origin !== undefined ? { origin: deps.origin } : {}),
+      });
       const p = publisher;
       unsubscribe = registry.onDevicesChanged((imeis) => p.changed(imeis));
       p.reconcile();
