@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import {
   type Bus,
   CredentialCipher,
+  type DeviceAuthRecordV1,
   type DeviceLogRecord,
   importResultSealer,
   type Membership,
@@ -18,6 +19,7 @@ import {
   type RecordBatch,
   type Registry,
   type Sealer,
+  type SharedTable,
   Subjects,
 } from '../server/index.ts';
 import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
@@ -67,13 +69,20 @@ export interface AdminRoleOptions {
   firstAdmin?: { name?: string | undefined; password?: string | undefined };
   /** Key that seals provisioned account passwords (config credentialsKey); absent: the key file. */
   credentialsKey?: string | undefined;
+  /** Cluster mode: the shared device auth table, for devices another admin node added. */
+  sharedDeviceAuth?: () => SharedTable<DeviceAuthRecordV1> | undefined;
 }
 
 /** Starts the admin role. The caller owns the registry (opens and closes it). */
 export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRole> {
   const { bus, registry } = options;
   const logger = options.logger.child({ role: 'admin' });
-  const registryService = startRegistryService({ bus, registry, logger });
+  const registryService = startRegistryService({
+    bus,
+    registry,
+    logger,
+    ...(options.sharedDeviceAuth ? { shared: options.sharedDeviceAuth } : {}),
+  });
   if (options.dataDir === undefined) {
     logger.info('admin role started (registry service only)');
     return {

@@ -7,8 +7,11 @@ import { GatewayError } from '../device-protocol/errors.ts';
 import { Subjects } from '../server/bus/bus.ts';
 import { InProcessBus } from '../server/bus/inproc.ts';
 import { silentLogger } from '../server/ops/logger.ts';
+import { openDeviceAuthTable } from '../server/store/device-auth.ts';
 import { busDeviceDirectory } from '../server/store/directory.ts';
 import { Registry } from '../server/store/registry.ts';
+import { LmdbSharedState } from '../server/store/shared/lmdb.ts';
+import { eventually } from '../testing/index.ts';
 import { startAdminRole } from './index.ts';
 
 const code = (c: string) => (err: unknown) => err instanceof GatewayError && err.code === c;
@@ -92,5 +95,47 @@ test('a malformed request from another role is request.bad_input naming its fiel
     presets: [],
     policies: {},
     accounts: [],
+  });
+});
+
+test('cluster mode: devices another admin added are answered from device_auth; sessions mark last seen', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-admin-'));
+  const bus = new InProcessBus();
+  const registry = await Registry.open(join(dir, 'mine'));
+  const other = await Registry.open(join(dir, 'other'));
+  const state = new LmdbSharedState(join(dir, 'shared'));
+  const table = await openDeviceAuthTable(state);
+  const admin = await startAdminRole({
+    bus,
+    registry,
+    logger: silentLogger(),
+    sharedDeviceAuth: () => table,
+  });
+  t.after(async () => {
+    await admin.close();
+    await bus.close();
+    await registry.close();
+    await other.close();
+    await state.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const directory = busDeviceDirectory(bus, { timeoutMs: 2000 });
+  // Added through the other admin node, which published it.
+  const theirs = '490154203237518';
+  const { secret } = await other.addDevice({ imei: theirs, operator: 'demo' });
+  await table.create(theirs, other.deviceAuth(theirs)!);
+  assert.equal((await directory.authenticate(theirs, secret)).imei, theirs);
+  await assert.rejects(directory.authenticate(theirs, 'wrong'), code('auth.bad_secret'));
+  await assert.rejects(directory.lookup('356938035643809'), code('auth.unknown_device'));
+
+  const mine = '356938035643809';
+  await registry.addDevice({ imei: mine, operator: 'demo' });
+  // Untrusted payloads are ignored; a real session marks the device seen.
+  bus.publish(Subjects.sessionUp, { deviceId: 42 });
+  bus.publish(Subjects.sessionUp, { deviceId: 'x'.repeat(100) });
+  bus.publish(Subjects.sessionUp, { deviceId: mine, sessionId: 's1' });
+  await eventually('last seen recorded', async () => {
+    await registry.flushLastSeen();
+    return typeof registry.getDevice(mine)?.lastSeenAt === 'number';
   });
 });

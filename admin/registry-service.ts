@@ -2,13 +2,17 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../device-protocol/errors.ts';
 import {
+  authenticateFrom,
   type Bus,
   type BusMessage,
+  type DeviceAuthRecordV1,
   type DeviceInfo,
   type DeviceProfile,
   deviceProfile,
+  lookupFrom,
   type Registry,
   type RegistryAuthRequest,
+  type SharedTable,
   Subjects,
   type Subscription,
 } from '../server/index.ts';
@@ -18,7 +22,9 @@ import {
  * is (authenticate with the secret, or look up by IMEI for token and resume);
  * and to Subjects.deviceProfile: transports ask what a device may use.
  * Subscribed in a queue group, so with several admin nodes each question is
- * answered once.
+ * answered once. In cluster mode a device this node's registry lacks is
+ * answered from the shared `device_auth` table (another admin node added it),
+ * never with auth.unknown_device while that table has it.
  */
 
 export const REGISTRY_QUEUE = 'mmgw.admin.registry';
@@ -56,11 +62,18 @@ export function startRegistryService(deps: {
   bus: Bus;
   registry: Registry;
   logger: Logger;
+  shared?: () => SharedTable<DeviceAuthRecordV1> | undefined;
 }): RegistryService {
   const { bus, registry, logger } = deps;
   const handle = (msg: BusMessage): DeviceInfo => {
     const req = parseRequest(msg.data);
     try {
+      const shared = req.imei.length <= 32 && !registry.hasDevice(req.imei) ? deps.shared?.() : undefined;
+      if (shared?.get(req.imei)) {
+        return req.op === 'authenticate'
+          ? authenticateFrom(shared, req.imei, req.secret)
+          : lookupFrom(shared, req.imei);
+      }
       return req.op === 'authenticate'
         ? registry.authenticate(req.imei, req.secret)
         : registry.lookup(req.imei);
@@ -84,10 +97,20 @@ export function startRegistryService(deps: {
     },
     { queue: REGISTRY_QUEUE },
   );
+  // Cluster mode: edges authenticate from the shared copy, so authenticate() no longer runs here for
+  // every Hello. A session coming up is when a device was last seen; every admin node keeps its own.
+  const seenSub: Subscription | undefined = deps.shared
+    ? bus.subscribe(Subjects.sessionUp, (msg) => {
+        const imei = (msg.data as { deviceId?: unknown } | null)?.deviceId;
+        if (typeof imei === 'string' && imei.length <= 32 && registry.hasDevice(imei))
+          registry.touchLastSeen(imei);
+      })
+    : undefined;
   return {
     close() {
       sub.unsubscribe();
       profileSub.unsubscribe();
+      seenSub?.unsubscribe();
     },
   };
 }

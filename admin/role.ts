@@ -1,9 +1,20 @@
 /**
  * The admin role of a node: opens the device registry (the node's other
  * roles and its callers read it through the handle), starts the admin
- * services and API (index.ts) and mounts the web UI on the ops endpoint.
+ * services and API (index.ts) and mounts the web UI on the ops endpoint. In
+ * cluster mode it also publishes the registry's devices to the shared
+ * `device_auth` table the edges authenticate from (server/store/device-auth.ts).
  */
-import { Registry, type RoleDefinition, type RoleHandle } from '../server/index.ts';
+import {
+  type DeviceAuthSharing,
+  isClusterMode,
+  leasedOpener,
+  openDeviceAuthTable,
+  Registry,
+  type RoleDefinition,
+  type RoleHandle,
+  startDeviceAuthSharing,
+} from '../server/index.ts';
 import { startAdminRole } from './index.ts';
 import { createUiHandler } from './ui/serve.ts';
 
@@ -12,13 +23,16 @@ export const adminRole: RoleDefinition = {
   async start(ctx): Promise<RoleHandle> {
     const { config, logger } = ctx;
     const registry = await Registry.open(config.data);
+    const sharing = isClusterMode(config) ? shareDeviceAuth(ctx, registry) : undefined;
     const closeRegistry = async (err: unknown): Promise<never> => {
+      await sharing?.stop();
       await registry.close();
       throw err;
     };
     const admin = await startAdminRole({
       bus: ctx.bus,
       registry,
+      ...(sharing ? { sharedDeviceAuth: () => sharing.table() } : {}),
       logger,
       dataDir: config.data,
       ...(ctx.ops ? { ops: ctx.ops } : {}),
@@ -39,8 +53,33 @@ export const adminRole: RoleDefinition = {
       registry,
       async stop() {
         await admin.close();
+        await sharing?.stop();
         await registry.close();
       },
     };
   },
 };
+
+/** Publishing to `device_auth`, on the process's cluster state (opened in the background, retried). */
+function shareDeviceAuth(
+  ctx: Parameters<RoleDefinition['start']>[0],
+  registry: Registry,
+): DeviceAuthSharing & { stop(): Promise<void> } {
+  const opener = leasedOpener(ctx.config, ctx.nodeId, ctx.logger, (state) =>
+    openDeviceAuthTable(state, ctx.logger),
+  );
+  const sharing = startDeviceAuthSharing({
+    registry,
+    logger: ctx.logger,
+    open: opener.open,
+    origin: ctx.nodeId,
+  });
+  return {
+    ...sharing,
+    async stop() {
+      sharing.stop();
+      await sharing.publisher()?.flushed();
+      await opener.close();
+    },
+  };
+}

@@ -93,6 +93,17 @@ export const ERRORS = {
   'registry.duplicate': internalOnly('A record with this key already exists.', 409),
   'registry.not_found': internalOnly('No such record.', 404),
   'registry.import_rejected': internalOnly('The import was rejected; nothing was written.', 422),
+  'registry.conflict': internalOnly(
+    'The record changed meanwhile (compare-and-set); read it again and retry.',
+    409,
+    RETRY,
+  ),
+  'registry.unavailable': internalOnly(
+    'The shared state (NATS JetStream) cannot be reached; retry.',
+    503,
+    RETRY,
+  ),
+  'registry.bad_record': internalOnly('A stored record or key could not be read.', 500),
   // Configuration.
   'config.invalid': internalOnly('The configuration is invalid.', 400),
   // Admin REST API.

@@ -209,6 +209,11 @@ export const ConfigSchema = z
       .optional(),
     /** The transport role's outbound policy and per-device limits; absent: the defaults of transport/kit/outbound.ts. */
     transport: transportSettings.optional(),
+    /**
+     * Copies of each shared-state KV bucket in cluster mode (server/store/shared/cluster.ts): 3 on a
+     * 3-server NATS cluster. Absent: 3 when `bus` lists at least 3 servers, else 1.
+     */
+    stateReplicas: whole(1, 5).optional(),
   })
   .strict();
 
@@ -273,6 +278,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_IM_LINGER_MS: 'im.lingerMs',
   MMGW_ADMIN_NAME: 'admin.firstAdminName',
   MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
+  MMGW_STATE_REPLICAS: 'stateReplicas',
 };
 
 const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
@@ -291,7 +297,7 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   supervise: ['supervise', '--no-supervise'],
 };
 
-const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs']);
+const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs', 'stateReplicas']);
 const BOOLEAN_PATHS = new Set(['supervise']);
 
 /** Strings from the environment and flags: digits become numbers; anything else stays as given (and fails validation). */

@@ -164,7 +164,8 @@ export type RegistryAuthRequest =
 
 /**
  * How the edge learns who a device is, without touching the registry itself
- * (the registry lives with the admin role; the edge asks over the bus).
+ * (the registry lives with the admin role; the edge asks over the bus, or in
+ * cluster mode reads its watched copy of the shared device_auth table).
  */
 export interface DeviceDirectory {
   /** Throws GatewayError auth.unknown_device | auth.bad_secret | auth.disabled. */

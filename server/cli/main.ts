@@ -10,6 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { toGatewayError } from '../../device-protocol/errors.ts';
 import { adminCommand } from './admin.ts';
 import { deviceCommand, processIo } from './device.ts';
+import { registryCommand } from './registry.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -112,6 +113,7 @@ export function buildProgram(): Command {
 
   program.addCommand(deviceCommand(wrap, processIo));
   program.addCommand(adminCommand(wrap, processIo));
+  program.addCommand(registryCommand(wrap, processIo));
 
   program
     .command('handset')

@@ -4,6 +4,11 @@
  * device port. Each in-process edge also answers a transport that (re)started
  * and asks which sessions the edges hold (Subjects.edgeSessions) by
  * announcing them again.
+ *
+ * In cluster mode the edge authenticates Hello and Resume from its watched
+ * copy of the shared `device_auth` table (server/store/device-auth.ts), so
+ * devices connect while every admin node is down; the admin is asked over the
+ * bus only for devices the copy lacks.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +20,9 @@ import { InProcessBus } from '../bus/index.ts';
 import type { Config } from '../config.ts';
 import { listenError, type RoleContext, type RoleDefinition, type RoleHandle } from '../roles.ts';
 import { RendezvousRouter } from '../router/index.ts';
+import { openDeviceAuthTable, sharedDeviceDirectory, type WatchedDirectory } from '../store/device-auth.ts';
 import { busDeviceDirectory } from '../store/directory.ts';
+import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
 import { EdgeWorkers } from '../supervision/edge-workers.ts';
 import { type EdgeHandle, startEdge } from './edge.ts';
 import { uwsUnavailable } from './engines/uws-binary.ts';
@@ -78,6 +85,7 @@ function withUsableEngine(ctx: RoleContext): RoleContext {
 async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleHandle> {
   const { bus, config, logger } = ctx;
   const router = new RendezvousRouter(ctx.membership);
+  const shared = isClusterMode(config) ? watchDeviceAuth(ctx) : undefined;
   let edge: EdgeHandle;
   try {
     edge = await startEdge({
@@ -86,7 +94,7 @@ async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleH
       host: config.host,
       port: config.port,
       engine: config.engine,
-      directory: busDeviceDirectory(bus),
+      directory: shared?.directory ?? busDeviceDirectory(bus),
       router,
       jwtSecret,
       heartbeatMs: config.edge.heartbeatMs,
@@ -100,6 +108,7 @@ async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleH
     });
   } catch (err) {
     router.close();
+    await shared?.close();
     throw listenError(err, 'device', config.port);
   }
   const asked = bus.subscribe(Subjects.edgeSessions, () => announceSessions(edge, bus, logger));
@@ -112,6 +121,26 @@ async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleH
       asked.unsubscribe();
       await edge.close();
       router.close();
+      await shared?.close();
+    },
+  };
+}
+
+/** The directory on the process's cluster state, opened in the background (the bus answers meanwhile). */
+function watchDeviceAuth(ctx: RoleContext): { directory: WatchedDirectory; close(): Promise<void> } {
+  const opener = leasedOpener(ctx.config, ctx.nodeId, ctx.logger, (state) =>
+    openDeviceAuthTable(state, ctx.logger),
+  );
+  const directory = sharedDeviceDirectory({
+    fallback: busDeviceDirectory(ctx.bus),
+    logger: ctx.logger,
+    open: opener.open,
+  });
+  return {
+    directory,
+    async close() {
+      directory.close();
+      await opener.close();
     },
   };
 }

@@ -9,7 +9,9 @@ export interface BusDeviceDirectoryOptions {
 /**
  * The edge's side of the registry: asks the admin role over the bus
  * (Subjects.registryAuth, answered by admin/registry-service.ts). The edge
- * never opens the registry itself, so edges can run on hosts without it.
+ * never opens the registry itself, so edges can run on hosts without it. In
+ * cluster mode this is only the fallback of the watched device_auth copy
+ * (device-auth.ts sharedDeviceDirectory), for devices the copy lacks.
  *
  * Errors arrive as the admin's GatewayError (auth.unknown_device,
  * auth.bad_secret, auth.disabled) or as bus.no_responders / bus.timeout when

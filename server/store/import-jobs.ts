@@ -97,6 +97,8 @@ interface Stores {
   jobs: Database<unknown, Key>;
   outbox: AuditOutbox;
   now: () => number;
+  /** Told the IMEIs a committed batch wrote or removed (the registry passes them on). */
+  changed?: (imeis: string[]) => void;
 }
 
 /**
@@ -196,7 +198,8 @@ export class ImportJobs {
   ): Promise<{ written: number; conflicts: ImportRejection[] }> {
     const { devices, imsis, jobs } = this.s;
     const now = this.s.now();
-    return jobs.transaction(() => {
+    const written: string[] = [];
+    const outcome = await jobs.transaction(() => {
       const job = this.get(id);
       if (job?.state !== 'running' || job.owner.pid !== process.pid || job.owner.host !== this.host)
         throw new Error(`import job ${id} is not running here any more`);
@@ -232,6 +235,7 @@ export class ImportJobs {
         if (record.imsi) imsis.put(`${record.imsi}:${record.imei}`, true);
         jobs.put(['row', id, record.imei], true);
         secrets.push([record.imei, p.secret]);
+        written.push(record.imei);
       }
       if (secrets.length > 0) {
         const n = job.secretChunks;
@@ -243,6 +247,8 @@ export class ImportJobs {
       jobs.put(['job', id], next);
       return { written: secrets.length, conflicts };
     });
+    this.s.changed?.(written);
+    return outcome;
   }
 
   /** Marks the job done and writes its audit entry, in one transaction. */
@@ -298,6 +304,7 @@ export class ImportJobs {
     if (!claimed) return undefined;
     let removed = 0;
     for (;;) {
+      const gone: string[] = [];
       const done = await jobs.transaction(() => {
         const keys = [
           ...jobs.getKeys({ start: ['row', id], end: ['row', id, '\uffff'], limit: ROLLBACK_BATCH }),
@@ -306,6 +313,7 @@ export class ImportJobs {
           const imei = String(key[2]);
           const raw = devices.get(imei);
           if (raw !== undefined) {
+            gone.push(imei);
             if (raw.imsi) imsis.remove(`${raw.imsi}:${imei}`);
             devices.remove(imei);
             for (const k of accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) accounts.remove(k);
@@ -316,6 +324,7 @@ export class ImportJobs {
         if (job) jobs.put(['job', id], { ...job, heartbeatAt: this.s.now() });
         return keys.length;
       });
+      this.s.changed?.(gone);
       removed += done;
       if (done < ROLLBACK_BATCH) break;
     }

@@ -1,6 +1,8 @@
 /**
  * Public surface of the store: the device registry and its bus-side client,
- * device profiles, the device CSV and import jobs, the audit outbox.
+ * device profiles, the device CSV and import jobs, the audit outbox; the
+ * shared-state layer (shared/: lmdb single node, JetStream KV in a cluster)
+ * and the device auth records edges read from it (device-auth.ts).
  */
 export { type AuditActor, deviceAuditView, type OutboxEntry } from './audit-outbox.ts';
 export {
@@ -23,6 +25,35 @@ export {
 export type { ImportJob, Sealer } from './import-jobs.ts';
 export { importResultSealer } from './import-sealer.ts';
 export { busDeviceDirectory } from './directory.ts';
+export {
+  authenticateFrom,
+  DEVICE_AUTH_TABLE,
+  type DeviceAuthRecordV1,
+  type DeviceAuthSharing,
+  lookupFrom,
+  openDeviceAuthTable,
+  readDeviceAuthRecord,
+  sharedDeviceDirectory,
+  startDeviceAuthSharing,
+} from './device-auth.ts';
+export {
+  type ClusterStateLease,
+  isClusterMode,
+  leaseClusterState,
+  leasedOpener,
+  stateReplicas,
+  stateServers,
+} from './shared/cluster.ts';
+export { LmdbSharedState } from './shared/lmdb.ts';
+export { NatsKvSharedState } from './shared/nats-kv.ts';
+export {
+  modify,
+  type SharedChange,
+  type SharedEntry,
+  type SharedState,
+  type SharedTable,
+  type TableOptions,
+} from './shared/table.ts';
 export {
   assertImei,
   assertImsi,

@@ -5,9 +5,16 @@ import { type Database, open, type RootDatabase } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { DeviceInfo } from '../bus/bus.ts';
 import { type AuditActor, AuditOutbox, deviceAuditView } from './audit-outbox.ts';
+import {
+  type DeviceAuthFields,
+  type DeviceAuthRecordV1,
+  type DeviceAuthSource,
+  deviceAuthRecord,
+} from './device-auth.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
 import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
 import { ImportJobs, type PreparedImportRow } from './import-jobs.ts';
+import type { TransferRecord } from './registry-transfer.ts';
 import {
   ADMIN_USER_RECORD_VERSION,
   type AdminRole,
@@ -46,6 +53,13 @@ import {
  * every change; the admin API writes its own entries. Large imports run as
  * jobs (import-jobs.ts, driven by device-import.ts); opening the registry
  * rolls back the jobs whose process died.
+ *
+ * In cluster mode the admin role publishes the devices into the shared
+ * `device_auth` table the edges authenticate from (device-auth.ts): the
+ * registry tells listeners (onDevicesChanged) the IMEIs of every committed
+ * device change, import batches included, and the publisher reconciles the
+ * whole table periodically for changes made by other processes (the CLI).
+ * exportRecords/importRecords move the whole registry (registry-transfer.ts).
  */
 
 export interface NewDevice {
@@ -230,7 +244,7 @@ function notFound(imei: string): GatewayError {
   return new GatewayError('registry.not_found', `no device with IMEI ${imei}`, { field: 'imei' });
 }
 
-export class Registry {
+export class Registry implements DeviceAuthSource {
   readonly path: string;
   private readonly env: RootDatabase;
   private readonly devices: Database<DeviceRecordV1, string>;
@@ -250,6 +264,8 @@ export class Registry {
   private readonly flushTimer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Told the IMEIs of committed device changes (the cluster's device_auth publisher). */
+  private readonly deviceListeners = new Set<(imeis: string[]) => void>();
 
   private constructor(path: string, options: RegistryOptions) {
     this.path = path;
@@ -269,6 +285,7 @@ export class Registry {
       jobs: this.env.openDB({ name: 'imports' }),
       outbox: this.auditOutbox,
       now: this.now,
+      changed: (imeis) => this.devicesChanged(imeis),
     });
     this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
     this.flushTimer.unref();
@@ -350,6 +367,7 @@ export class Registry {
         field: 'imei',
       });
     }
+    this.devicesChanged([record.imei]);
     return { device: deviceView(record), secret };
   }
 
@@ -445,6 +463,7 @@ export class Registry {
     });
     if (!removed) throw notFound(imei);
     this.pendingLastSeen.delete(imei);
+    this.devicesChanged([imei]);
   }
 
   /** IMEI order. Filters other than prefix scan the key range; fine up to millions of devices. */
@@ -560,6 +579,7 @@ export class Registry {
       }
     });
     options.onProgress?.(prepared.length, prepared.length);
+    this.devicesChanged(secrets.map((x) => x.imei));
     return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
   }
 
@@ -906,6 +926,97 @@ export class Registry {
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
   }
 
+  // ---- whole-registry transfer (registry-transfer.ts, `mmgw registry export|import`) ----
+
+  /** Every record as stored (versioned), table by table in key order. */
+  *exportRecords(): Generator<TransferRecord> {
+    this.assertOpen();
+    for (const { key, value } of this.devices.getRange({ snapshot: true })) {
+      yield { table: 'devices', key, value: readDeviceRecord(value) };
+    }
+    for (const { key, value } of this.admins.getRange({ snapshot: true })) {
+      yield { table: 'admins', key, value: readAdminUserRecord(value) };
+    }
+    for (const { key, value } of this.refs.getRange({ snapshot: true })) {
+      yield { table: 'refs', key: `${key[0]}/${key[1]}`, value };
+    }
+    for (const { key, value } of this.accounts.getRange({ snapshot: true })) {
+      yield { table: 'accounts', key: `${key[0]}/${key[1]}`, value };
+    }
+  }
+
+  /**
+   * Writes checked records (registry-transfer.ts parseExport) in ONE
+   * transaction: all or nothing. A key that exists already refuses the whole
+   * import (registry.duplicate). The IMSI index follows the devices.
+   */
+  async importRecords(records: TransferRecord[]): Promise<{ written: number }> {
+    this.assertOpen();
+    const split = (key: string) => {
+      const at = key.indexOf('/');
+      return [key.slice(0, at), key.slice(at + 1)];
+    };
+    const existing = await this.devices.transaction(() => {
+      for (const r of records) {
+        const taken =
+          r.table === 'devices'
+            ? this.devices.doesExist(r.key)
+            : r.table === 'admins'
+              ? this.admins.doesExist(r.key)
+              : r.table === 'refs'
+                ? this.refs.doesExist(split(r.key))
+                : this.accounts.doesExist(split(r.key));
+        if (taken) return r;
+      }
+      for (const r of records) {
+        if (r.table === 'devices') {
+          this.devices.put(r.key, r.value);
+          if (r.value.imsi) this.imsis.put(`${r.value.imsi}:${r.key}`, true);
+        } else if (r.table === 'admins') this.admins.put(r.key, r.value);
+        else if (r.table === 'refs') this.refs.put(split(r.key), r.value);
+        else this.accounts.put(split(r.key), r.value);
+      }
+      return undefined;
+    });
+    if (existing) {
+      throw new GatewayError(
+        'registry.duplicate',
+        `${existing.table} ${existing.key} is already in the registry`,
+      );
+    }
+    this.devicesChanged(records.filter((r) => r.table === 'devices').map((r) => r.key));
+    return { written: records.length };
+  }
+
+  // ---- changes, for the cluster's shared device_auth table (device-auth.ts) ----
+
+  /** Calls `listener` with the IMEIs of every committed device change from now on. */
+  onDevicesChanged(listener: (imeis: string[]) => void): () => void {
+    this.deviceListeners.add(listener);
+    return () => this.deviceListeners.delete(listener);
+  }
+
+  deviceAuth(imei: string): DeviceAuthRecordV1 | undefined {
+    this.assertOpen();
+    const raw = this.devices.get(imei);
+    if (raw === undefined) return undefined;
+    const record = readDeviceRecord(raw);
+    return deviceAuthRecord(record, deviceKeyEpoch(record));
+  }
+
+  *allDeviceAuth(): Generator<DeviceAuthFields> {
+    this.assertOpen();
+    for (const { value } of this.devices.getRange({ snapshot: true })) {
+      const { keyEpoch: _k, ...fields } = deviceAuthRecord(readDeviceRecord(value), '');
+      yield fields;
+    }
+  }
+
+  private devicesChanged(imeis: string[]): void {
+    if (imeis.length === 0) return;
+    for (const listener of this.deviceListeners) listener(imeis);
+  }
+
   // ---- life ---------------------------------------------------------------
 
   /** Flushes last-seen times and closes the environment. Idempotent. */
@@ -949,6 +1060,7 @@ export class Registry {
       return record;
     });
     if (updated === undefined) throw notFound(imei);
+    this.devicesChanged([imei]);
     return deviceView(updated);
   }
 }
@@ -956,18 +1068,23 @@ export class Registry {
 /** A fixed scrypt hash of a random string, for equal-time answers to unknown names. */
 const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
+/** Changes with the secret: tokens issued under an older secret are refused. */
+export function deviceKeyEpoch(r: DeviceRecordV1): string {
+  return createHash('sha256').update(r.secretHash).digest('base64url').slice(0, 12);
+}
+
 function deviceInfo(r: DeviceRecordV1): DeviceInfo {
   const info: DeviceInfo = {
     imei: r.imei,
     operator: r.operator,
     status: r.status,
-    keyEpoch: createHash('sha256').update(r.secretHash).digest('base64url').slice(0, 12),
+    keyEpoch: deviceKeyEpoch(r),
   };
   if (r.profile !== undefined) info.profile = r.profile;
   return info;
 }
 
-const PROVISIONED_ACCOUNT_VERSION = 1;
+export const PROVISIONED_ACCOUNT_VERSION = 1;
 type ProvisionedAccountRecord = ProvisionedAccount & { v: number };
 
 function provisionedView(raw: ProvisionedAccountRecord): ProvisionedAccount {

@@ -87,6 +87,13 @@ function installExitHook(): void {
   });
 }
 
+/** Kills `child` if this process exits before it is stopped (other harnesses of nats-server use it too); returns the untrack. */
+export function killOnExit(child: ChildProcess): () => void {
+  installExitHook();
+  live.add(child);
+  return () => live.delete(child);
+}
+
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
