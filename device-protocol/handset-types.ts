@@ -16,6 +16,13 @@ export type TransportMode = 'ws' | 'poll' | 'auto';
 /** The settings of a session (HandsetOptions without what only the shell needs). */
 export interface SessionSettings {
   imei: string;
+  /**
+   * The gateway's URLs (edges reached without a load balancer), tried in
+   * turn: an attempt starts at the last one that welcomed it and moves on
+   * when one refuses, times out or goes silent. The machine only names them
+   * in its `open` effects and events; default one unnamed URL ('').
+   */
+  urls?: readonly string[];
   secret?: string;
   /** A JWT from an earlier Welcome; used when there is no secret. */
   token?: string;
@@ -58,6 +65,8 @@ export interface HandsetConnectedEvent {
   sessionId: string;
   transport: CarrierKind;
   resumed: boolean;
+  /** The gateway URL the session is on. */
+  url: string;
 }
 
 export interface HandsetDisconnectedEvent {
@@ -71,6 +80,8 @@ export interface HandsetReconnectingEvent {
   attempt: number;
   delayMs: number;
   transport: CarrierKind;
+  /** The gateway URL the retry goes to. */
+  url: string;
 }
 
 export interface HandsetEvents {
@@ -109,8 +120,8 @@ export type EmitEffect = {
 
 /** What the shell does, in order. */
 export type SessionEffect =
-  /** Open a new carrier with this number and send `first` on it. */
-  | { type: 'open'; carrier: number; kind: CarrierKind; first: Hello | Resume }
+  /** Open a new carrier with this number to `url` (one of the settings' urls) and send `first` on it. */
+  | { type: 'open'; carrier: number; kind: CarrierKind; url: string; first: Hello | Resume }
   | { type: 'send'; carrier: number; frame: Frame }
   /** Close the carrier; it reports nothing more. */
   | { type: 'close'; carrier: number }
