@@ -167,6 +167,7 @@ describe('mmgw handset --json against a gateway', () => {
         session: connected.session,
         transport: other,
         resumed: true,
+        url: gw.url,
       });
       h.send({ id: '5', cmd: 'request', method: 'sys.echo', body: `over ${other}` });
       assert.equal((await h.waitFor('echo after switch', (l) => l.id === '5')).body, `over ${other}`);
