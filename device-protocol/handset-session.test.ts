@@ -831,6 +831,59 @@ describe('HandsetSession: several gateway URLs', () => {
 });
 
 describe('HandsetSession: a frozen carrier', () => {
+  test('a Resume answered session.busy for resumeBusyLimitMs in a row gives the session up', () => {
+    const d = new SessionDriver({ urls: ['ws://a.test', 'ws://b.test'], resumeBusyLimitMs: 10_000 });
+    d.connect();
+    d.receive(d.welcome({ heartbeatMs: 1_000 }));
+    d.advance(2_000);
+    const busy = {
+      kind: Kind.Error,
+      code: 'session.busy',
+      message: 'busy elsewhere',
+      fatal: true,
+      retryAfterMs: 3_000,
+    } as const;
+    const firsts: Array<[string, Kind]> = [];
+    for (let i = 0; i < 6; i++) {
+      d.fireNext();
+      firsts.push([d.newest().url, d.newest().first.kind]);
+      if (d.newest().first.kind === Kind.Hello) break;
+      d.advance(1_000); // the edge waits for the holder before it answers
+      d.receive(busy);
+    }
+    // Busy at 1, 5, 9 and 13 s: the fourth answer is past the limit.
+    assert.deepEqual(firsts, [
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Hello],
+    ]);
+    d.receive(d.welcome({ sessionId: 's2' }));
+    assert.equal(d.events('connected').at(-1)?.resumed, false);
+  });
+
+  test('a Welcome in between starts the busy count again', () => {
+    const d = new SessionDriver({ resumeBusyLimitMs: 10_000 });
+    d.connect();
+    d.receive(d.welcome());
+    const busy = {
+      kind: Kind.Error,
+      code: 'session.busy',
+      message: '',
+      fatal: true,
+      retryAfterMs: 6_000,
+    } as const;
+    for (let round = 0; round < 3; round++) {
+      d.drop();
+      d.fireNext();
+      d.receive(busy);
+      d.fireNext();
+      assert.equal(d.newest().first.kind, Kind.Resume);
+      d.receive(d.welcome());
+    }
+  });
+
   const HEARTBEAT = 10_000;
 
   test('is noticed exactly 2 heartbeats after the last frame, wherever the silence starts', () => {

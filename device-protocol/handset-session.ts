@@ -23,6 +23,8 @@
  *   is told the edge drains moves on to the next URL; a carrier that simply
  *   drops is retried on its URL first (the last good one). The backoff grows
  *   per round over all URLs, so a second edge is tried without a long wait;
+ * - a Resume answered `session.busy` for `resumeBusyLimitMs` in a row (the
+ *   edge holding the session is frozen) gives the session up for a new one;
  * - drops a sequenced frame it already delivered, so each event and answer
  *   reaches the application once, in order;
  * - resends pending requests with the same id on every new carrier;
@@ -161,6 +163,7 @@ export class HandsetSession {
   readonly #requestTimeoutMs: number;
   readonly #ackIntervalMs: number;
   readonly #fallbackAfterMs: number;
+  readonly #resumeBusyLimitMs: number;
   readonly #helloCaps: Capabilities | undefined;
   readonly #requestPlugins: HandsetPlugin[];
   readonly #eventPlugins: HandsetPlugin[];
@@ -189,6 +192,8 @@ export class HandsetSession {
 
   #sessionId?: string;
   #resumeToken?: string;
+  /** When Resumes of this session started being answered session.busy (none welcomed since). */
+  #busySince?: number;
   #token?: string;
   #welcome?: Welcome;
   /** The last seq delivered: every frame up to it reached the application, in order. */
@@ -226,6 +231,7 @@ export class HandsetSession {
     this.#requestTimeoutMs = settings.requestTimeoutMs ?? 30_000;
     this.#ackIntervalMs = settings.ackIntervalMs ?? 1_000;
     this.#fallbackAfterMs = settings.fallbackAfterMs ?? 5_000;
+    this.#resumeBusyLimitMs = settings.resumeBusyLimitMs ?? 60_000;
     this.#mode = settings.transport ?? 'auto';
     this.#token = settings.token;
     this.#urls = settings.urls !== undefined && settings.urls.length > 0 ? [...settings.urls] : [''];
@@ -783,6 +789,7 @@ export class HandsetSession {
     }
     this.#sessionId = welcome.sessionId;
     this.#resumeToken = welcome.resumeToken;
+    this.#busySince = undefined;
     // The last good URL: the next attempt after a plain drop goes here again.
     this.#urlIndex = carrier.url;
     if (welcome.token) this.#token = welcome.token;
@@ -914,6 +921,17 @@ export class HandsetSession {
       this.#fail(err);
       return;
     }
+    if (frame.code === 'session.busy' && !this.#welcomed && this.#sessionId !== undefined) {
+      // A Resume the holder does not answer (frozen, or cut off from the bus): after a while a
+      // new session serves the device better than waiting; what the old one held is lost to it.
+      this.#busySince ??= this.#now();
+      if (this.#now() - this.#busySince >= this.#resumeBusyLimitMs) {
+        this.#emit('error', err);
+        this.#forgetSession();
+        this.#loseCarrier(carrier, `${err.message} (given up)`, frame.code, 0);
+        return;
+      }
+    }
     if (frame.code === 'auth.resume_failed') {
       // The session is gone (expired, or the gateway restarted): start a new one
       // at once; the application learns it from 'connected' {resumed: false}.
@@ -958,6 +976,7 @@ export class HandsetSession {
   #forgetSession(): void {
     this.#sessionId = undefined;
     this.#resumeToken = undefined;
+    this.#busySince = undefined;
   }
 
   // ---- acks and heartbeat ---------------------------------------------------

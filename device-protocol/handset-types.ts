@@ -36,6 +36,14 @@ export interface SessionSettings {
   backoff?: BackoffOptions;
   /** Default timeout of request() and ping(), and of a long-poll POST. Default 30000. */
   requestTimeoutMs?: number;
+  /**
+   * A Resume answered `session.busy` (the edge holding the session does not
+   * hand it over: frozen, or cut off) for this long in a row gives the session
+   * up: the next carrier says Hello and the application gets `connected` with
+   * `resumed: false`. Longer than an edge's claim patience (30 s by default),
+   * so that a holder that is only slow still hands the session over. Default 60000.
+   */
+  resumeBusyLimitMs?: number;
   /** An Ack goes out at the latest this long after a sequenced frame arrived. Default 1000. */
   ackIntervalMs?: number;
   /**
