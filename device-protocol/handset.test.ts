@@ -613,6 +613,37 @@ describe('Handset: several gateway URLs', () => {
     assert.equal(rec.connected[0]?.url, 'ws://gateway.test:8080');
   });
 
+  test('long-poll: a 503 carrying session.busy is an answer: the handset retries that edge as told', async (t) => {
+    const gateway = new FakeGateway();
+    let refused = 0;
+    const busyOnce = ((input: string | URL | Request, init?: RequestInit) => {
+      if (refused++ > 0) return gateway.fetch(input, init);
+      const busy = encodeFrame({
+        kind: Kind.Error,
+        code: 'session.busy',
+        message: 'busy elsewhere',
+        fatal: true,
+        retryAfterMs: 10,
+      });
+      return Promise.resolve(new Response(encodeBatch([busy]) as BodyInit, { status: 503 }));
+    }) as typeof fetch;
+    const { handset, rec } = setup(
+      t,
+      { transport: 'poll', urls: ['ws://other.test:8080'], fetch: busyOnce },
+      gateway,
+    );
+    await handset.connect();
+    assert.deepEqual(
+      rec.errors.map((e) => e.code),
+      ['session.busy'],
+    );
+    assert.deepEqual(
+      rec.reconnecting.map((r) => [r.url, r.delayMs]),
+      [[GATEWAY_URL, 10]],
+    );
+    assert.equal(rec.connected[0]?.url, GATEWAY_URL);
+  });
+
   test('url and urls are checked up front: none, an empty or a bad one is config.invalid', () => {
     const invalid = (e: GatewayError) => e.code === 'config.invalid';
     assert.throws(() => new Handset({ imei: IMEI }), invalid);

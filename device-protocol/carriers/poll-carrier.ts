@@ -22,8 +22,12 @@ import { Carrier, carrierUrl } from './carrier.ts';
 const GET_MARGIN_MS = 10_000;
 /** close() gives a last POST (the final Ack) at most this long. */
 const CLOSE_FLUSH_MS = 2_000;
-/** Statuses whose body is a batch holding one fatal Error (SPEC.md §4.2). */
-const ERROR_BATCH_STATUSES = new Set([400, 401, 410, 429]);
+/**
+ * Statuses whose body is a batch holding one fatal Error or Bye (SPEC.md §4.2):
+ * 503 too (session.busy, session.draining, the limits before authentication),
+ * or a busy or draining edge would look like one that cannot be reached.
+ */
+const ERROR_BATCH_STATUSES = new Set([400, 401, 410, 429, 503]);
 
 interface Exchange {
   status: number;
