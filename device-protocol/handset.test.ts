@@ -1105,7 +1105,7 @@ describe('Handset', () => {
     assert.equal(rec.reconnecting[0]?.delayMs, 15);
   });
 
-  test('a silent carrier is declared dead after 2.5 heartbeats and the session resumes', async (t) => {
+  test('a silent carrier is declared dead after 2 heartbeats and the session resumes', async (t) => {
     const gateway = new FakeGateway();
     gateway.heartbeatMs = 40;
     const { handset, rec } = setup(t, { transport: 'ws' }, gateway);
