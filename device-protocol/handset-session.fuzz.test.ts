@@ -167,6 +167,7 @@ const optionsArb: fc.Arbitrary<Partial<HandsetSessionOptions>> = fc.record({
   fallbackAfterMs: fc.constantFrom(100, 5_000),
   random: fc.double({ min: 0, max: 0.999, noNaN: true }).map((r) => () => r),
   plugins: fc.constantFrom([], [mailHeadersPlugin, imCompactPlugin]),
+  urls: fc.constantFrom(['ws://a.test'], ['ws://a.test', 'ws://b.test', 'ws://c.test']),
 });
 
 /** The carrier a frame goes to: one of the open ones, or one that is gone. */

@@ -72,7 +72,7 @@ describe('HandsetSession: opening', () => {
     assert.equal(d.session.transport, undefined);
     d.receive(d.welcome({ heartbeatMs: 10_000 }));
     assert.equal(d.result(call)?.ok, true);
-    assert.deepEqual(d.events('connected'), [{ sessionId: 's1', transport: 'ws', resumed: false }]);
+    assert.deepEqual(d.events('connected'), [{ sessionId: 's1', transport: 'ws', resumed: false, url: '' }]);
     assert.equal(d.session.transport, 'ws');
     assert.equal(d.session.sessionId, 's1');
     assert.equal(d.timers.get('heartbeat'), d.now + 10_000);
@@ -239,7 +239,7 @@ describe('HandsetSession: frames that arrive out of order', () => {
 });
 
 describe('HandsetSession: losing and finding the carrier', () => {
-  test('2.5 heartbeats of silence end the carrier; the retry Resumes with lastSeq after a jittered backoff', () => {
+  test('2 heartbeats of silence end the carrier; the retry Resumes with lastSeq after a jittered backoff', () => {
     const backoff = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0.5 };
     const d = connected({ backoff, random: () => 0.2 });
     d.receive(event(1));
@@ -247,15 +247,15 @@ describe('HandsetSession: losing and finding the carrier', () => {
     const first = d.newest();
     d.advance(30_000);
     assert.deepEqual(first.sent.at(-1), { kind: Kind.Ping, nonce: 1 });
-    d.advance(30_000);
-    assert.equal(d.events('disconnected').length, 0, '2 heartbeats of silence are not enough');
-    d.advance(30_000);
+    d.advance(29_999);
+    assert.equal(d.events('disconnected').length, 0, 'less than 2 heartbeats of silence is not enough');
+    d.advance(1);
     assert.deepEqual(d.events('disconnected'), [
-      { code: 'session.heartbeat_timeout', reason: 'nothing heard for 2.5× 30000 ms', willReconnect: true },
+      { code: 'session.heartbeat_timeout', reason: 'nothing heard for 2× 30000 ms', willReconnect: true },
     ]);
     assert.equal(d.open.has(first.id), false);
     assert.deepEqual(d.events('reconnecting'), [
-      { attempt: 1, delayMs: backoffDelay(0, backoff, () => 0.2), transport: 'ws' },
+      { attempt: 1, delayMs: backoffDelay(0, backoff, () => 0.2), transport: 'ws', url: '' },
     ]);
     assert.equal(
       backoffDelay(0, backoff, () => 0.2),
@@ -302,7 +302,7 @@ describe('HandsetSession: losing and finding the carrier', () => {
     );
     d.receive(d.welcome());
     d.drop();
-    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 1, delayMs: 10, transport: 'ws' });
+    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 1, delayMs: 10, transport: 'ws', url: '' });
   });
 
   test('a pending request is resent with the same id on the next carrier and settled once', () => {
@@ -332,7 +332,12 @@ describe('HandsetSession: losing and finding the carrier', () => {
     d.fireNext();
     assert.equal(d.newest().first.kind, Kind.Hello);
     d.receive(d.welcome({ sessionId: 's2' }));
-    assert.deepEqual(d.events('connected').at(-1), { sessionId: 's2', transport: 'ws', resumed: false });
+    assert.deepEqual(d.events('connected').at(-1), {
+      sessionId: 's2',
+      transport: 'ws',
+      resumed: false,
+      url: '',
+    });
     assert.equal(d.events('error').length, 0);
     d.receive(event(1, 'fresh'));
     assert.deepEqual(
@@ -371,7 +376,7 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
     d.fireNext();
     assert.equal(d.newest().kind, 'ws');
     d.drop(d.newest().id, { failedToOpen: true });
-    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 2, delayMs: 0, transport: 'poll' });
+    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 2, delayMs: 0, transport: 'poll', url: '' });
     d.fireNext();
     assert.equal(d.newest().kind, 'poll');
     // Long-poll does not reach the gateway either: WebSocket again next.
@@ -395,6 +400,7 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
       attempt: 2,
       delayMs: backoffDelay(1, {}, () => 0.5),
       transport: 'poll',
+      url: '',
     });
   });
 
@@ -419,7 +425,12 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
     d.receive(d.welcome({ resumed: true }), candidate.id);
     assert.deepEqual(d.result(call), { ok: true, value: undefined });
     assert.equal(d.session.transport, 'poll');
-    assert.deepEqual(d.events('connected').at(-1), { sessionId: 's1', transport: 'poll', resumed: true });
+    assert.deepEqual(d.events('connected').at(-1), {
+      sessionId: 's1',
+      transport: 'poll',
+      resumed: true,
+      url: '',
+    });
     d.receive(event(1), candidate.id);
     d.receive(event(2), candidate.id);
     assert.deepEqual(
@@ -682,5 +693,245 @@ describe('HandsetSession: plugins', () => {
         },
       },
     ]);
+  });
+});
+
+describe('HandsetSession: several gateway URLs', () => {
+  const URLS = ['ws://a.test', 'ws://b.test', 'ws://c.test'];
+  const refused = { failedToOpen: true, reason: 'ECONNREFUSED' };
+
+  test('a refusing URL moves the next attempt to the next one; the backoff grows per round', () => {
+    const backoff = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0 };
+    const d = new SessionDriver({ urls: URLS, backoff });
+    d.connect();
+    for (let i = 0; i < 7; i++) {
+      d.drop(d.newest().id, refused);
+      d.fireNext();
+    }
+    assert.deepEqual(
+      d.carriers.map((c) => c.url),
+      [...URLS, ...URLS, 'ws://a.test', 'ws://b.test'],
+    );
+    assert.deepEqual(
+      d.events('reconnecting').map((r) => [r.url, r.delayMs]),
+      [
+        ['ws://b.test', 100],
+        ['ws://c.test', 100],
+        ['ws://a.test', 100],
+        ['ws://b.test', 200],
+        ['ws://c.test', 200],
+        ['ws://a.test', 200],
+        ['ws://b.test', 400],
+      ],
+    );
+  });
+
+  test('every delay stays within the jittered bounds of its round and the cap', () => {
+    const backoff = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0.5 };
+    const randoms = [0, 0.999, 0.5, 0.25, 0.75];
+    let i = 0;
+    const d = new SessionDriver({ urls: URLS.slice(0, 2), backoff, random: () => randoms[i++ % 5]! });
+    d.connect();
+    for (let n = 0; n < 20; n++) {
+      d.drop(d.newest().id, refused);
+      d.fireNext();
+    }
+    d.events('reconnecting').forEach((r, attempt) => {
+      const base = Math.min(1_000, 100 * 2 ** Math.floor(attempt / 2));
+      assert.ok(
+        r.delayMs >= base / 2 && r.delayMs <= base,
+        `attempt ${attempt}: ${r.delayMs} outside [${base / 2}, ${base}]`,
+      );
+    });
+  });
+
+  test('a dropped live carrier is retried on its URL first (the last good one), then the others', () => {
+    const d = new SessionDriver({ urls: URLS, backoff: { jitter: 0 } });
+    d.connect();
+    d.drop(d.newest().id, refused);
+    d.fireNext();
+    d.receive(d.welcome());
+    assert.equal(d.session.url, 'ws://b.test');
+    assert.equal(d.events('connected').at(-1)?.url, 'ws://b.test');
+    d.drop();
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://b.test');
+    assert.equal(d.newest().first.kind, Kind.Resume);
+    d.drop(d.newest().id, refused);
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://c.test');
+    d.receive(d.welcome());
+    assert.equal(d.events('connected').at(-1)?.resumed, true);
+    d.drop();
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://c.test', 'the newest good URL is preferred');
+  });
+
+  test('no Welcome in time, a draining edge or a frozen carrier move on; a busy answer does not', () => {
+    const d = new SessionDriver({ urls: URLS, backoff: { jitter: 0 }, requestTimeoutMs: 1_000 });
+    d.connect();
+    d.advance(5_000); // the handshake deadline of an attempt: max(fallbackAfterMs, requestTimeoutMs)
+    assert.equal(d.open.size, 0);
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://b.test');
+    d.receive(d.welcome());
+    d.receive({ kind: Kind.Bye, code: 'session.draining', message: '', resumable: true });
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://c.test');
+    d.receive({
+      kind: Kind.Error,
+      code: 'session.busy',
+      message: '',
+      fatal: true,
+      retryAfterMs: 700,
+    });
+    assert.equal(d.events('reconnecting').at(-1)?.delayMs, 700);
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://c.test', 'the edge answered: it is alive');
+    d.receive(d.welcome({ heartbeatMs: 1_000 }));
+    d.advance(2_000);
+    assert.equal(d.events('disconnected').at(-1)?.code, 'session.heartbeat_timeout');
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://a.test');
+  });
+
+  test('a live carrier whose request timed out moves on; one that dropped does not', () => {
+    const d = new SessionDriver({ urls: URLS, transport: 'poll' });
+    d.connect();
+    d.receive(d.welcome());
+    d.drop(d.newest().id, { reason: 'POST failed: ECONNRESET' });
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://a.test');
+    d.receive(d.welcome());
+    d.drop(d.newest().id, { reason: 'POST timed out after 30000 ms', timedOut: true });
+    d.fireNext();
+    assert.equal(d.newest().url, 'ws://b.test');
+  });
+
+  test('switching carriers stays on the URL of the live session', () => {
+    const d = new SessionDriver({ urls: URLS, transport: 'auto' });
+    d.connect();
+    d.drop(d.newest().id, refused);
+    d.fireNext();
+    d.receive(d.welcome());
+    d.switchTo('poll');
+    assert.deepEqual([d.newest().kind, d.newest().url], ['poll', 'ws://b.test']);
+  });
+
+  test('with one URL a refusal retries it, as before', () => {
+    const d = new SessionDriver({ urls: ['ws://only.test'] });
+    d.connect();
+    d.drop(d.newest().id, refused);
+    d.fireNext();
+    assert.deepEqual(
+      d.carriers.map((c) => c.url),
+      ['ws://only.test', 'ws://only.test'],
+    );
+  });
+});
+
+describe('HandsetSession: a frozen carrier', () => {
+  test('a Resume answered session.busy for resumeBusyLimitMs in a row gives the session up', () => {
+    const d = new SessionDriver({ urls: ['ws://a.test', 'ws://b.test'], resumeBusyLimitMs: 10_000 });
+    d.connect();
+    d.receive(d.welcome({ heartbeatMs: 1_000 }));
+    d.advance(2_000);
+    const busy = {
+      kind: Kind.Error,
+      code: 'session.busy',
+      message: 'busy elsewhere',
+      fatal: true,
+      retryAfterMs: 3_000,
+    } as const;
+    const firsts: Array<[string, Kind]> = [];
+    for (let i = 0; i < 6; i++) {
+      d.fireNext();
+      firsts.push([d.newest().url, d.newest().first.kind]);
+      if (d.newest().first.kind === Kind.Hello) break;
+      d.advance(1_000); // the edge waits for the holder before it answers
+      d.receive(busy);
+    }
+    // Busy at 1, 5, 9 and 13 s: the fourth answer is past the limit.
+    assert.deepEqual(firsts, [
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Resume],
+      ['ws://b.test', Kind.Hello],
+    ]);
+    d.receive(d.welcome({ sessionId: 's2' }));
+    assert.equal(d.events('connected').at(-1)?.resumed, false);
+  });
+
+  test('a Welcome in between starts the busy count again', () => {
+    const d = new SessionDriver({ resumeBusyLimitMs: 10_000 });
+    d.connect();
+    d.receive(d.welcome());
+    const busy = {
+      kind: Kind.Error,
+      code: 'session.busy',
+      message: '',
+      fatal: true,
+      retryAfterMs: 6_000,
+    } as const;
+    for (let round = 0; round < 3; round++) {
+      d.drop();
+      d.fireNext();
+      d.receive(busy);
+      d.fireNext();
+      assert.equal(d.newest().first.kind, Kind.Resume);
+      d.receive(d.welcome());
+    }
+  });
+
+  const HEARTBEAT = 10_000;
+
+  test('is noticed exactly 2 heartbeats after the last frame, wherever the silence starts', () => {
+    for (const offset of [0, 1, 4_999, 9_999, 10_000, 10_001, 15_000, 19_999]) {
+      const d = new SessionDriver({ urls: ['ws://a.test', 'ws://b.test'] });
+      d.connect();
+      d.receive(d.welcome({ heartbeatMs: HEARTBEAT }));
+      // Pings answered until the freeze, which starts `offset` ms into the session.
+      let answered = 0;
+      while (d.now + 1 <= 1_000_000 + offset) {
+        d.advance(1);
+        const pings = d.newest().sent.filter((f) => f.kind === Kind.Ping);
+        if (pings.length > answered) {
+          const ping = pings[answered++];
+          if (ping?.kind === Kind.Ping) d.receive({ kind: Kind.Pong, nonce: ping.nonce });
+        }
+      }
+      d.receive(event(1));
+      const frozenAt = d.now;
+      while (d.events('disconnected').length === 0) assert.ok(d.fireNext(), 'a timer is armed');
+      assert.equal(d.now - frozenAt, 2 * HEARTBEAT, `silence from ${offset} ms`);
+      assert.equal(d.events('disconnected')[0]?.code, 'session.heartbeat_timeout');
+      d.fireNext();
+      assert.deepEqual([d.newest().url, d.newest().first.kind], ['ws://b.test', Kind.Resume]);
+    }
+  });
+
+  test('a live carrier that answers each Ping within a heartbeat is never declared dead', () => {
+    const d = new SessionDriver();
+    d.connect();
+    d.receive(d.welcome({ heartbeatMs: HEARTBEAT }));
+    d.advance(HEARTBEAT);
+    for (let n = 0; n < 20; n++) {
+      const ping = d.newest().sent.at(-1);
+      assert.equal(ping?.kind, Kind.Ping);
+      d.advance(HEARTBEAT - 1); // the slowest answer: just before the next Ping is due
+      if (ping?.kind === Kind.Ping) d.receive({ kind: Kind.Pong, nonce: ping.nonce });
+      d.advance(1);
+    }
+    assert.equal(d.events('disconnected').length, 0);
+  });
+
+  test('a heartbeat that is not a positive number turns the heartbeat off', () => {
+    for (const heartbeatMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const d = new SessionDriver();
+      d.connect();
+      d.receive(d.welcome({ heartbeatMs }));
+      assert.equal(d.timers.has('heartbeat'), false, String(heartbeatMs));
+    }
   });
 });

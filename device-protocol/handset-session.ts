@@ -11,11 +11,20 @@
  * What it does for the application:
  * - Hello (IMEI + secret, or a token), or Resume with the last seq it saw, as
  *   the first frame of every carrier;
- * - Ping every `heartbeatMs`; a carrier silent for 2.5× that is dead;
+ * - Ping every `heartbeatMs`; a carrier silent for 2× that is dead (a frozen
+ *   gateway keeps TCP open and answers nothing), and the next attempt goes to
+ *   the next URL;
  * - cumulative acks, at once every 100 frames, else `ackIntervalMs` after a
  *   sequenced frame;
  * - reconnects with exponential backoff and jitter; a session that cannot be
  *   resumed is replaced by a new one (`connected` with `resumed: false`);
+ * - several gateway URLs (edges without a load balancer): an attempt that
+ *   fails to open, gets no Welcome in time, or a carrier that goes silent or
+ *   is told the edge drains moves on to the next URL; a carrier that simply
+ *   drops is retried on its URL first (the last good one). The backoff grows
+ *   per round over all URLs, so a second edge is tried without a long wait;
+ * - a Resume answered `session.busy` for `resumeBusyLimitMs` in a row (the
+ *   edge holding the session is frozen) gives the session up for a new one;
  * - drops a sequenced frame it already delivered, so each event and answer
  *   reaches the application once, in order;
  * - resends pending requests with the same id on every new carrier;
@@ -77,8 +86,12 @@ const ACK_EVERY_FRAMES = 100;
 const MAX_FRAMES_AHEAD = 1000;
 /** A gap that has not filled after this long is given up: the session resumes from before it. */
 const GAP_PATIENCE_MS = 5000;
-/** A carrier silent for this many heartbeats is dead. */
-const DEAD_AFTER_HEARTBEATS = 2.5;
+/**
+ * A carrier silent for this many heartbeats is dead. The SDK pings every
+ * heartbeat and the gateway answers at once, so a live carrier is never
+ * silent for much more than one; the gateway gives the device 2.5 (SPEC.md §5).
+ */
+const DEAD_AFTER_HEARTBEATS = 2;
 /** In 'auto', this many WebSocket failures to open in a row switch to long-poll. */
 const WS_FAILURES_BEFORE_FALLBACK = 2;
 
@@ -131,6 +144,8 @@ interface PendingPing {
 interface CarrierRef {
   id: number;
   kind: CarrierKind;
+  /** Index into the gateway URLs. */
+  url: number;
 }
 
 /** The carrier being opened to move a live session (switch). */
@@ -148,9 +163,13 @@ export class HandsetSession {
   readonly #requestTimeoutMs: number;
   readonly #ackIntervalMs: number;
   readonly #fallbackAfterMs: number;
+  readonly #resumeBusyLimitMs: number;
   readonly #helloCaps: Capabilities | undefined;
   readonly #requestPlugins: HandsetPlugin[];
   readonly #eventPlugins: HandsetPlugin[];
+  readonly #urls: readonly string[];
+  /** The URL the next carrier opens to. */
+  #urlIndex = 0;
 
   #mode: TransportMode;
   /** In 'auto': the carrier to try next. */
@@ -173,6 +192,8 @@ export class HandsetSession {
 
   #sessionId?: string;
   #resumeToken?: string;
+  /** When Resumes of this session started being answered session.busy (none welcomed since). */
+  #busySince?: number;
   #token?: string;
   #welcome?: Welcome;
   /** The last seq delivered: every frame up to it reached the application, in order. */
@@ -182,6 +203,8 @@ export class HandsetSession {
   #ackedSeq = 0;
   #lastRxAt = 0;
   #heartbeatMs = 0;
+  /** When the next heartbeat Ping is due (the heartbeat timer also fires at the silence deadline). */
+  #nextPingAt = 0;
   /** The armed ack timer acks again even with nothing new (a duplicate arrived). */
   #ackForce = false;
 
@@ -208,8 +231,10 @@ export class HandsetSession {
     this.#requestTimeoutMs = settings.requestTimeoutMs ?? 30_000;
     this.#ackIntervalMs = settings.ackIntervalMs ?? 1_000;
     this.#fallbackAfterMs = settings.fallbackAfterMs ?? 5_000;
+    this.#resumeBusyLimitMs = settings.resumeBusyLimitMs ?? 60_000;
     this.#mode = settings.transport ?? 'auto';
     this.#token = settings.token;
+    this.#urls = settings.urls !== undefined && settings.urls.length > 0 ? [...settings.urls] : [''];
     let caps = settings.caps;
     for (const plugin of settings.plugins) if (plugin.caps) caps = withCaps(caps, plugin.caps);
     if (settings.compression !== false) caps = withCaps(caps, { compression: [DEFLATE] });
@@ -245,6 +270,12 @@ export class HandsetSession {
   /** The last Welcome (heartbeat, limits, token). */
   get welcome(): Welcome | undefined {
     return this.#welcome;
+  }
+
+  /** The gateway URL of the live session, or of the next attempt while disconnected. */
+  get url(): string {
+    const index = this.#welcomed && this.#carrier !== undefined ? this.#carrier.url : this.#urlIndex;
+    return this.#urls[index] ?? '';
   }
 
   /** Handles one input; returns what to do, in order. */
@@ -448,10 +479,25 @@ export class HandsetSession {
     return this.#mode === 'auto' ? this.#autoKind : this.#mode;
   }
 
-  #newCarrier(kind: CarrierKind): CarrierRef {
-    const carrier = { id: this.#nextCarrierId++, kind };
-    this.#out.push({ type: 'open', carrier: carrier.id, kind, first: this.#firstFrame() });
+  #newCarrier(kind: CarrierKind, url = this.#urlIndex): CarrierRef {
+    const carrier = { id: this.#nextCarrierId++, kind, url };
+    this.#out.push({
+      type: 'open',
+      carrier: carrier.id,
+      kind,
+      url: this.#urls[url] ?? '',
+      first: this.#firstFrame(),
+    });
     return carrier;
+  }
+
+  /**
+   * The gateway behind `carrier`'s URL refused, timed out or froze: the next
+   * attempt goes to the next URL (round robin, so the last good one comes
+   * round again).
+   */
+  #moveOn(carrier: CarrierRef): void {
+    if (carrier.url === this.#urlIndex) this.#urlIndex = (carrier.url + 1) % this.#urls.length;
   }
 
   /** The first frame on a new carrier: Resume if there is a session, Hello otherwise. */
@@ -495,7 +541,18 @@ export class HandsetSession {
     const carrier = this.#carrier;
     if (carrier === undefined || this.#welcomed) return;
     let delay: number | undefined;
-    if (carrier.kind === 'ws' && this.#mode === 'auto') {
+    if (this.#urls.length > 1) {
+      // A frozen edge accepts TCP and answers nothing: another URL is likelier than long-poll here.
+      this.#moveOn(carrier);
+      if (
+        carrier.kind === 'ws' &&
+        this.#mode === 'auto' &&
+        ++this.#wsFailures >= WS_FAILURES_BEFORE_FALLBACK
+      ) {
+        this.#autoKind = 'poll';
+        this.#wsFailures = 0;
+      }
+    } else if (carrier.kind === 'ws' && this.#mode === 'auto') {
       this.#autoKind = 'poll';
       this.#wsFailures = 0;
       delay = 0;
@@ -520,8 +577,9 @@ export class HandsetSession {
       this.#dropCandidate(new GatewayError('session.moved', 'another switch was requested'), false);
     }
     this.#schedule('switch', this.#now() + this.#requestTimeoutMs);
-    const { id } = this.#newCarrier(kind);
-    this.#candidate = { id, kind, previousMode };
+    // The same gateway: the switch moves the session between its carriers.
+    const { id, url } = this.#newCarrier(kind, this.#carrier?.url);
+    this.#candidate = { id, kind, url, previousMode };
   }
 
   #onCandidateFrame(candidate: Candidate, frame: Frame): void {
@@ -532,7 +590,7 @@ export class HandsetSession {
       const old = this.#carrier;
       this.#stopCarrierTimers();
       this.#cancel('reconnect');
-      const carrier: CarrierRef = { id: candidate.id, kind: candidate.kind };
+      const carrier: CarrierRef = { id: candidate.id, kind: candidate.kind, url: candidate.url };
       this.#carrier = carrier;
       this.#welcomed = false;
       this.#closeCode = undefined;
@@ -584,6 +642,9 @@ export class HandsetSession {
       this.#fail(info.error);
       return;
     }
+    // Not welcomed, or not answering in time: this URL refused, failed or froze
+    // (a dropped live carrier is retried where it was).
+    if (!this.#welcomed || info.timedOut === true) this.#moveOn(carrier);
     this.#loseCarrier(carrier, info.reason, this.#closeCode ?? info.error?.code, delay);
   }
 
@@ -612,9 +673,16 @@ export class HandsetSession {
 
   #scheduleReconnect(delayMs?: number): void {
     if (this.#closed || this.#carrier !== undefined || this.#armed.has('reconnect')) return;
-    const delay = delayMs ?? backoffDelay(this.#attempt, this.#settings.backoff ?? {}, this.#random);
+    // The delay grows per round over every URL: the other edges are tried before waiting longer.
+    const round = Math.floor(this.#attempt / this.#urls.length);
+    const delay = delayMs ?? backoffDelay(round, this.#settings.backoff ?? {}, this.#random);
     this.#attempt++;
-    this.#emit('reconnecting', { attempt: this.#attempt, delayMs: delay, transport: this.#nextKind() });
+    this.#emit('reconnecting', {
+      attempt: this.#attempt,
+      delayMs: delay,
+      transport: this.#nextKind(),
+      url: this.#urls[this.#urlIndex] ?? '',
+    });
     this.#schedule('reconnect', this.#now() + delay);
   }
 
@@ -721,6 +789,9 @@ export class HandsetSession {
     }
     this.#sessionId = welcome.sessionId;
     this.#resumeToken = welcome.resumeToken;
+    this.#busySince = undefined;
+    // The last good URL: the next attempt after a plain drop goes here again.
+    this.#urlIndex = carrier.url;
     if (welcome.token) this.#token = welcome.token;
     this.#welcome = welcome;
     this.#welcomed = true;
@@ -729,7 +800,12 @@ export class HandsetSession {
     this.#closeCode = undefined;
     this.#startHeartbeat(welcome.heartbeatMs);
     this.#settleConnect(welcome);
-    this.#emit('connected', { sessionId: welcome.sessionId, transport: carrier.kind, resumed });
+    this.#emit('connected', {
+      sessionId: welcome.sessionId,
+      transport: carrier.kind,
+      resumed,
+      url: this.#urls[carrier.url] ?? '',
+    });
     for (const p of this.#pending.values()) this.#send(carrier, p.frame);
     for (const p of this.#pings.values()) this.#sendPing(p);
     this.#settleSwitch(carrier.kind);
@@ -845,6 +921,17 @@ export class HandsetSession {
       this.#fail(err);
       return;
     }
+    if (frame.code === 'session.busy' && !this.#welcomed && this.#sessionId !== undefined) {
+      // A Resume the holder does not answer (frozen, or cut off from the bus): after a while a
+      // new session serves the device better than waiting; what the old one held is lost to it.
+      this.#busySince ??= this.#now();
+      if (this.#now() - this.#busySince >= this.#resumeBusyLimitMs) {
+        this.#emit('error', err);
+        this.#forgetSession();
+        this.#loseCarrier(carrier, `${err.message} (given up)`, frame.code, 0);
+        return;
+      }
+    }
     if (frame.code === 'auth.resume_failed') {
       // The session is gone (expired, or the gateway restarted): start a new one
       // at once; the application learns it from 'connected' {resumed: false}.
@@ -881,12 +968,15 @@ export class HandsetSession {
     // token moves a session, so it was one of our own carriers (a reconnect
     // racing a switch); resuming again converges on the newest.
     if (!bye.resumable) this.#forgetSession();
+    // A draining edge refuses new carriers: resume on another one.
+    if (bye.code === 'session.draining') this.#moveOn(carrier);
     this.#loseCarrier(carrier, bye.message || bye.code, bye.code, bye.reconnectAfterMs ?? undefined);
   }
 
   #forgetSession(): void {
     this.#sessionId = undefined;
     this.#resumeToken = undefined;
+    this.#busySince = undefined;
   }
 
   // ---- acks and heartbeat ---------------------------------------------------
@@ -914,15 +1004,26 @@ export class HandsetSession {
   #startHeartbeat(heartbeatMs: number): void {
     this.#cancel('heartbeat');
     this.#lastRxAt = this.#now();
-    this.#heartbeatMs = heartbeatMs;
-    if (heartbeatMs > 0) this.#schedule('heartbeat', this.#now() + heartbeatMs);
+    // From the gateway: anything but a positive number turns the heartbeat off, as 0 does.
+    this.#heartbeatMs = Number.isFinite(heartbeatMs) && heartbeatMs > 0 ? heartbeatMs : 0;
+    if (this.#heartbeatMs === 0) return;
+    this.#nextPingAt = this.#now() + this.#heartbeatMs;
+    this.#schedule('heartbeat', this.#nextPingAt);
   }
 
+  /**
+   * Fires when a Ping is due and at the silence deadline, whichever comes
+   * first: a Ping tick alone would notice a freeze only at the first tick
+   * past the deadline, up to a heartbeat late.
+   */
   #onHeartbeat(): void {
     const carrier = this.#carrier;
     const heartbeatMs = this.#heartbeatMs;
-    if (carrier === undefined || !this.#welcomed) return;
-    if (this.#now() - this.#lastRxAt > DEAD_AFTER_HEARTBEATS * heartbeatMs) {
+    if (carrier === undefined || !this.#welcomed || heartbeatMs === 0) return;
+    const now = this.#now();
+    const deadline = this.#lastRxAt + DEAD_AFTER_HEARTBEATS * heartbeatMs;
+    if (now >= deadline) {
+      this.#moveOn(carrier);
       this.#loseCarrier(
         carrier,
         `nothing heard for ${DEAD_AFTER_HEARTBEATS}× ${heartbeatMs} ms`,
@@ -930,8 +1031,11 @@ export class HandsetSession {
       );
       return;
     }
-    this.#send(carrier, { kind: Kind.Ping, nonce: this.#nextNonce() });
-    this.#schedule('heartbeat', this.#now() + heartbeatMs);
+    if (now >= this.#nextPingAt) {
+      this.#send(carrier, { kind: Kind.Ping, nonce: this.#nextNonce() });
+      this.#nextPingAt = now + heartbeatMs;
+    }
+    this.#schedule('heartbeat', Math.min(this.#nextPingAt, deadline));
   }
 
   #sendPing(entry: PendingPing): void {

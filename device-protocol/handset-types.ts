@@ -16,6 +16,13 @@ export type TransportMode = 'ws' | 'poll' | 'auto';
 /** The settings of a session (HandsetOptions without what only the shell needs). */
 export interface SessionSettings {
   imei: string;
+  /**
+   * The gateway's URLs (edges reached without a load balancer), tried in
+   * turn: an attempt starts at the last one that welcomed it and moves on
+   * when one refuses, times out or goes silent. The machine only names them
+   * in its `open` effects and events; default one unnamed URL ('').
+   */
+  urls?: readonly string[];
   secret?: string;
   /** A JWT from an earlier Welcome; used when there is no secret. */
   token?: string;
@@ -29,6 +36,14 @@ export interface SessionSettings {
   backoff?: BackoffOptions;
   /** Default timeout of request() and ping(), and of a long-poll POST. Default 30000. */
   requestTimeoutMs?: number;
+  /**
+   * A Resume answered `session.busy` (the edge holding the session does not
+   * hand it over: frozen, or cut off) for this long in a row gives the session
+   * up: the next carrier says Hello and the application gets `connected` with
+   * `resumed: false`. Longer than an edge's claim patience (30 s by default),
+   * so that a holder that is only slow still hands the session over. Default 60000.
+   */
+  resumeBusyLimitMs?: number;
   /** An Ack goes out at the latest this long after a sequenced frame arrived. Default 1000. */
   ackIntervalMs?: number;
   /**
@@ -58,6 +73,8 @@ export interface HandsetConnectedEvent {
   sessionId: string;
   transport: CarrierKind;
   resumed: boolean;
+  /** The gateway URL the session is on. */
+  url: string;
 }
 
 export interface HandsetDisconnectedEvent {
@@ -71,6 +88,8 @@ export interface HandsetReconnectingEvent {
   attempt: number;
   delayMs: number;
   transport: CarrierKind;
+  /** The gateway URL the retry goes to. */
+  url: string;
 }
 
 export interface HandsetEvents {
@@ -109,8 +128,8 @@ export type EmitEffect = {
 
 /** What the shell does, in order. */
 export type SessionEffect =
-  /** Open a new carrier with this number and send `first` on it. */
-  | { type: 'open'; carrier: number; kind: CarrierKind; first: Hello | Resume }
+  /** Open a new carrier with this number to `url` (one of the settings' urls) and send `first` on it. */
+  | { type: 'open'; carrier: number; kind: CarrierKind; url: string; first: Hello | Resume }
   | { type: 'send'; carrier: number; frame: Frame }
   /** Close the carrier; it reports nothing more. */
   | { type: 'close'; carrier: number }

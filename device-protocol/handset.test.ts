@@ -15,6 +15,7 @@ import { compactHeaders } from './mail-headers.ts';
 import {
   backoffDelay,
   carrierUrl,
+  gatewayUrls,
   Handset,
   type HandsetConnectedEvent,
   type HandsetDisconnectedEvent,
@@ -26,6 +27,7 @@ import { type Frame, Kind, type SequencedFrame, type Value } from './messages.ts
 
 const IMEI = '356938035643809';
 const SECRET = 'device-secret';
+const GATEWAY_URL = 'ws://gateway.test:8080';
 
 // ---------------------------------------------------------------------------
 // The fake gateway
@@ -69,6 +71,8 @@ class FakeGateway {
   heartbeatMs = 60_000;
   /** ok: sockets open; refuse: error + close before open; hang: never open. */
   wsMode: 'ok' | 'refuse' | 'hang' = 'ok';
+  /** Hosts (host:port) whose WebSockets are refused whatever wsMode says: an edge that is down. */
+  readonly refusedHosts = new Set<string>();
   answerPings = true;
   /** 'broken': every long-poll request gets a proxy's 502. */
   pollMode: 'ok' | 'broken' = 'ok';
@@ -279,7 +283,7 @@ function makeFakeWebSocket(gateway: FakeGateway) {
       gateway.wsUrls.push(url);
       this.conn = new WsConn(gateway, this);
       gateway.conns.push(this.conn);
-      const mode = gateway.wsMode;
+      const mode = gateway.refusedHosts.has(new URL(url).host) ? 'refuse' : gateway.wsMode;
       setTimeout(() => {
         if (mode === 'refuse') {
           this.readyState = 3;
@@ -568,6 +572,92 @@ describe('TypedEmitter', () => {
   });
 });
 
+describe('Handset: several gateway URLs', () => {
+  test('a refusing first URL moves the handset on to the next, which it then reports', async (t) => {
+    const gateway = new FakeGateway();
+    gateway.refusedHosts.add('down.test:8080');
+    const { handset, rec } = setup(
+      t,
+      { transport: 'ws', url: 'ws://down.test:8080', urls: ['ws://gateway.test:8080'] },
+      gateway,
+    );
+    assert.equal(handset.url, 'ws://down.test:8080');
+    await handset.connect();
+    assert.deepEqual(gateway.wsUrls, ['ws://down.test:8080/v1/ws', 'ws://gateway.test:8080/v1/ws']);
+    assert.equal(rec.reconnecting[0]?.url, 'ws://gateway.test:8080');
+    assert.equal(rec.connected[0]?.url, 'ws://gateway.test:8080');
+    assert.equal(handset.url, 'ws://gateway.test:8080');
+  });
+
+  test('long-poll: an edge that never answers times out and the handset moves on', async (t) => {
+    const gateway = new FakeGateway();
+    const frozenFetch = ((input: string | URL | Request, init?: RequestInit) => {
+      if (new URL(String(input)).host !== 'frozen.test:8080') return gateway.fetch(input, init);
+      // Accepted and never answered, like a SIGSTOPped process: only the abort ends it.
+      return new Promise<Response>((_resolve, reject) => {
+        init?.signal?.addEventListener('abort', () => reject(new Error('aborted')));
+      });
+    }) as typeof fetch;
+    const { handset, rec } = setup(
+      t,
+      {
+        transport: 'poll',
+        url: 'http://frozen.test:8080',
+        urls: ['ws://gateway.test:8080'],
+        requestTimeoutMs: 50,
+        fetch: frozenFetch,
+      },
+      gateway,
+    );
+    await handset.connect();
+    assert.equal(rec.connected[0]?.url, 'ws://gateway.test:8080');
+  });
+
+  test('long-poll: a 503 carrying session.busy is an answer: the handset retries that edge as told', async (t) => {
+    const gateway = new FakeGateway();
+    let refused = 0;
+    const busyOnce = ((input: string | URL | Request, init?: RequestInit) => {
+      if (refused++ > 0) return gateway.fetch(input, init);
+      const busy = encodeFrame({
+        kind: Kind.Error,
+        code: 'session.busy',
+        message: 'busy elsewhere',
+        fatal: true,
+        retryAfterMs: 10,
+      });
+      return Promise.resolve(new Response(encodeBatch([busy]) as BodyInit, { status: 503 }));
+    }) as typeof fetch;
+    const { handset, rec } = setup(
+      t,
+      { transport: 'poll', urls: ['ws://other.test:8080'], fetch: busyOnce },
+      gateway,
+    );
+    await handset.connect();
+    assert.deepEqual(
+      rec.errors.map((e) => e.code),
+      ['session.busy'],
+    );
+    assert.deepEqual(
+      rec.reconnecting.map((r) => [r.url, r.delayMs]),
+      [[GATEWAY_URL, 10]],
+    );
+    assert.equal(rec.connected[0]?.url, GATEWAY_URL);
+  });
+
+  test('url and urls are checked up front: none, an empty or a bad one is config.invalid', () => {
+    const invalid = (e: GatewayError) => e.code === 'config.invalid';
+    assert.throws(() => new Handset({ imei: IMEI }), invalid);
+    assert.throws(() => new Handset({ imei: IMEI, urls: [] }), invalid);
+    assert.throws(() => new Handset({ imei: IMEI, urls: ['ws://a.test', ''] }), invalid);
+    assert.throws(() => new Handset({ imei: IMEI, urls: ['ws://a.test', 'ftp://b.test'] }), invalid);
+    assert.throws(() => new Handset({ imei: IMEI, urls: 'ws://a.test' as unknown as string[] }), invalid);
+    assert.deepEqual(gatewayUrls({ url: 'ws://a.test', urls: ['ws://b.test', 'ws://a.test'] }), [
+      'ws://a.test',
+      'ws://b.test',
+    ]);
+  });
+});
+
 describe('Handset', () => {
   test('connects over WebSocket, answers requests and pings', async (t) => {
     const { handset, gateway, rec } = setup(t, {
@@ -580,7 +670,7 @@ describe('Handset', () => {
     assert.equal(handset.sessionId, 's1');
     assert.equal(handset.transport, 'ws');
     assert.deepEqual(gateway.wsUrls, ['ws://gateway.test:8080/v1/ws']);
-    assert.deepEqual(rec.connected, [{ sessionId: 's1', transport: 'ws', resumed: false }]);
+    assert.deepEqual(rec.connected, [{ sessionId: 's1', transport: 'ws', resumed: false, url: GATEWAY_URL }]);
     const hello = gateway.framesOf(Kind.Hello)[0];
     assert.ok(hello?.kind === Kind.Hello);
     assert.equal(hello.secret, SECRET);
@@ -730,7 +820,7 @@ describe('Handset', () => {
       rec.events.map((e) => `${e.seq}${e.name}`),
       ['1a', '2b', '3c', '4d'],
     );
-    assert.deepEqual(rec.connected[1], { sessionId: 's1', transport: 'ws', resumed: true });
+    assert.deepEqual(rec.connected[1], { sessionId: 's1', transport: 'ws', resumed: true, url: GATEWAY_URL });
     const resume = gateway.framesOf(Kind.Resume)[0];
     assert.ok(resume?.kind === Kind.Resume);
     assert.equal(resume.lastSeq, 2);
@@ -820,7 +910,9 @@ describe('Handset', () => {
     await handset.connect();
     assert.equal(gateway.wsUrls.length, 2);
     assert.equal(handset.transport, 'poll');
-    assert.deepEqual(rec.connected, [{ sessionId: 's1', transport: 'poll', resumed: false }]);
+    assert.deepEqual(rec.connected, [
+      { sessionId: 's1', transport: 'poll', resumed: false, url: GATEWAY_URL },
+    ]);
     assert.equal(gateway.pollRequests[0]?.url, 'http://gateway.test:8080/v1/poll');
     assert.deepEqual(await handset.request('sys.echo', [1, 'two']), [1, 'two']);
     gateway.push('pushed', { over: 'poll' });
@@ -881,7 +973,12 @@ describe('Handset', () => {
     gateway.dropAll();
     await eventually('resumed', () => rec.connected.length === 3);
     assert.equal(rec.disconnected.length, 1);
-    assert.deepEqual(rec.connected[2], { sessionId: 's1', transport: 'poll', resumed: true });
+    assert.deepEqual(rec.connected[2], {
+      sessionId: 's1',
+      transport: 'poll',
+      resumed: true,
+      url: GATEWAY_URL,
+    });
   });
 
   test('a listener that calls in while a frame is handled is served right after it', async (t) => {
@@ -915,7 +1012,7 @@ describe('Handset', () => {
     assert.equal(await handset.request('sys.echo', 'still'), 'still');
     gateway.dropAll();
     await eventually('resumed', () => rec.connected.length === 2);
-    assert.deepEqual(rec.connected[1], { sessionId: 's1', transport: 'ws', resumed: true });
+    assert.deepEqual(rec.connected[1], { sessionId: 's1', transport: 'ws', resumed: true, url: GATEWAY_URL });
   });
 
   test('a failed resume starts a new session, says resumed:false, and resends pending requests', async (t) => {
@@ -929,7 +1026,12 @@ describe('Handset', () => {
     gateway.methods['test.hold'] = (body) => body;
     gateway.dropAll();
     assert.equal(await answer, 'keep');
-    assert.deepEqual(rec.connected.at(-1), { sessionId: 's2', transport: 'ws', resumed: false });
+    assert.deepEqual(rec.connected.at(-1), {
+      sessionId: 's2',
+      transport: 'ws',
+      resumed: false,
+      url: GATEWAY_URL,
+    });
     assert.equal(handset.sessionId, 's2');
     gateway.push('new');
     await eventually('event in new session', () => rec.events.length === 2);
@@ -1003,7 +1105,7 @@ describe('Handset', () => {
     assert.equal(rec.reconnecting[0]?.delayMs, 15);
   });
 
-  test('a silent carrier is declared dead after 2.5 heartbeats and the session resumes', async (t) => {
+  test('a silent carrier is declared dead after 2 heartbeats and the session resumes', async (t) => {
     const gateway = new FakeGateway();
     gateway.heartbeatMs = 40;
     const { handset, rec } = setup(t, { transport: 'ws' }, gateway);

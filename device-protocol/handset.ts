@@ -4,8 +4,11 @@
  *
  * What it does for the application (SPEC.md §4, §5):
  * - authenticates with Hello (IMEI + secret, or a token), then keeps the
- *   session: Ping every `heartbeatMs`, and a carrier that stays silent for
- *   2.5× that is treated as dead;
+ *   session: Ping every `heartbeatMs` (the Welcome's), and a carrier that
+ *   stays silent for 2× that is treated as dead;
+ * - several gateway URLs (`urls`): tried in turn with backoff, starting at
+ *   the last one that worked, moving on when one refuses, times out or
+ *   freezes; a Resume on another edge continues the session there;
  * - acks cumulatively (every 100 frames, or `ackIntervalMs` after receiving);
  * - reconnects with exponential backoff and jitter, and Resumes with the last
  *   seq it saw, so the gateway replays exactly what is missing; if the session
@@ -25,7 +28,13 @@
  * happens and performs the effects it returns, in order.
  */
 
-import type { Carrier, CarrierHandlers, CarrierKind, CarrierOptions } from './carriers/carrier.ts';
+import {
+  type Carrier,
+  type CarrierHandlers,
+  type CarrierKind,
+  type CarrierOptions,
+  carrierUrl,
+} from './carriers/carrier.ts';
 import { PollCarrier } from './carriers/poll-carrier.ts';
 import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -70,7 +79,12 @@ export { mailHeadersPlugin } from './mail-headers.ts';
 
 export interface HandsetOptions extends SessionSettings {
   /** ws://host:port, wss://, http://host:port or https:// (base; carriers derive /v1/ws and /v1/poll). */
-  url: string;
+  url?: string;
+  /**
+   * Several gateway URLs (edges without a load balancer), each like `url`;
+   * `url` too, if given, comes first. At least one of the two is required.
+   */
+  urls?: readonly string[];
   /** WebSocket constructor; default globalThis.WebSocket (Node 20 lacks it: pass the `ws` package). */
   WebSocket?: any;
   /** Default globalThis.fetch. */
@@ -121,6 +135,9 @@ export function handsetPlugins(
   return plugins;
 }
 
+/** The longest delay setTimeout takes (a heartbeat from the gateway may ask for more). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface CallSettlers {
   resolve(value: unknown): void;
   reject(err: GatewayError): void;
@@ -130,7 +147,8 @@ export class Handset {
   readonly #emitter = new TypedEmitter<HandsetEvents>();
   readonly #session: HandsetSession;
   readonly #now: () => number;
-  readonly #carrierOptions: CarrierOptions;
+  /** Without the URL: each carrier gets the one its open effect names. */
+  readonly #carrierOptions: Omit<CarrierOptions, 'url'>;
 
   readonly #carriers = new Map<number, Carrier>();
   readonly #timers = new Map<TimerKey, ReturnType<typeof setTimeout>>();
@@ -145,21 +163,19 @@ export class Handset {
   readonly #stepCloses: Promise<void>[] = [];
 
   constructor(options: HandsetOptions) {
-    if (typeof options?.url !== 'string' || options.url === '') {
-      throw new GatewayError('config.invalid', 'url is required', { field: 'url' });
-    }
+    const urls = gatewayUrls(options);
     if (typeof options.imei !== 'string' || options.imei === '') {
       throw new GatewayError('config.invalid', 'imei is required', { field: 'imei' });
     }
     this.#now = options.now ?? Date.now;
     this.#session = new HandsetSession({
       ...options,
+      urls,
       plugins: handsetPlugins(options),
       now: this.#now,
       random: options.random ?? Math.random,
     });
     this.#carrierOptions = {
-      url: options.url,
       WebSocket: options.WebSocket,
       fetch: options.fetch,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
@@ -185,6 +201,11 @@ export class Handset {
   /** The last Welcome (heartbeat, limits, token). */
   get welcome(): Welcome | undefined {
     return this.#session.welcome;
+  }
+
+  /** The gateway URL of the live session, or of the next attempt while disconnected. */
+  get url(): string {
+    return this.#session.url;
   }
 
   on<K extends keyof HandsetEvents>(name: K, fn: (e: HandsetEvents[K]) => void): () => void {
@@ -314,7 +335,9 @@ export class Handset {
             this.#timers.delete(timer);
             this.#dispatch({ type: 'timer', timer });
           },
-          Math.max(0, effect.at - this.#now()),
+          // Beyond the cap setTimeout would fire at once: such a timer fires at the cap instead
+          // (a heartbeat's re-arms itself there; nothing else is set that far by the gateway).
+          Math.min(MAX_TIMER_MS, Math.max(0, effect.at - this.#now())),
         );
         this.#timers.set(timer, handle);
         return;
@@ -326,7 +349,7 @@ export class Handset {
         return;
       }
       case 'open':
-        this.#open(effect.carrier, effect.kind, effect.first);
+        this.#open(effect.carrier, effect.kind, effect.url, effect.first);
         return;
       case 'close': {
         const carrier = this.#carriers.get(effect.carrier);
@@ -338,17 +361,41 @@ export class Handset {
     }
   }
 
-  #open(id: number, kind: CarrierKind, first: Hello | Resume): void {
+  #open(id: number, kind: CarrierKind, url: string, first: Hello | Resume): void {
     const handlers: CarrierHandlers = {
       onFrame: (frame) => this.#dispatch({ type: 'frame', carrier: id, frame }),
       onClose: (info) => this.#dispatch({ type: 'carrier-closed', carrier: id, info }),
       onAck: (seq) => this.#dispatch({ type: 'carrier-acked', carrier: id, seq }),
     };
+    const options: CarrierOptions = { ...this.#carrierOptions, url };
     const carrier =
-      kind === 'ws'
-        ? new WebSocketCarrier(this.#carrierOptions, handlers)
-        : new PollCarrier(this.#carrierOptions, handlers);
+      kind === 'ws' ? new WebSocketCarrier(options, handlers) : new PollCarrier(options, handlers);
     this.#carriers.set(id, carrier);
     carrier.start(first);
   }
+}
+
+/** `url` then `urls`, without repeats; config.invalid when there is none, or one is not a gateway URL. */
+export function gatewayUrls(options: Pick<HandsetOptions, 'url' | 'urls'>): string[] {
+  const given: unknown[] = [];
+  if (options?.url !== undefined) given.push(options.url);
+  if (options?.urls !== undefined) {
+    if (!Array.isArray(options.urls)) {
+      throw new GatewayError('config.invalid', 'urls must be a list of URLs', { field: 'urls' });
+    }
+    given.push(...options.urls);
+  }
+  const urls: string[] = [];
+  for (const url of given) {
+    if (typeof url !== 'string' || url === '') {
+      throw new GatewayError('config.invalid', 'a gateway URL must be a non-empty string', {
+        field: 'url',
+      });
+    }
+    // Checked here, not at the first attempt: one bad URL in a list would otherwise only show when its turn came.
+    carrierUrl(url, 'ws');
+    if (!urls.includes(url)) urls.push(url);
+  }
+  if (urls.length === 0) throw new GatewayError('config.invalid', 'url is required', { field: 'url' });
+  return urls;
 }

@@ -18,6 +18,7 @@
  * - a new carrier's Welcome resends every pending request, and no Request
  *   goes out for a request already settled;
  * - once connecting, a carrier is open or a retry is scheduled (never stuck);
+ * - a carrier opens to one of the configured URLs;
  * - once closed, only cleanup comes out, and nothing is left running.
  */
 
@@ -45,6 +46,8 @@ import {
 export interface DriverCarrier {
   id: number;
   kind: CarrierKind;
+  /** The gateway URL it opened to. */
+  url: string;
   first: Hello | Resume;
   /** Frames sent on it, after `first`. */
   sent: Frame[];
@@ -82,8 +85,10 @@ export class SessionDriver {
   #connecting = false;
   /** The carrier of the last Welcome. */
   #welcomedOn?: number;
+  readonly #urls: readonly string[];
 
   constructor(options: Partial<HandsetSessionOptions> = {}) {
+    this.#urls = options.urls !== undefined && options.urls.length > 0 ? options.urls : [''];
     this.session = new HandsetSession({
       imei: '356938035643809',
       secret: 'device-secret',
@@ -262,7 +267,9 @@ export class SessionDriver {
           if (this.open.has(e.carrier) || this.carriers.some((c) => c.id === e.carrier)) {
             throw new Error(`carrier ${e.carrier} opened twice`);
           }
-          const carrier = { id: e.carrier, kind: e.kind, first: e.first, sent: [] };
+          if (!this.#urls.includes(e.url))
+            throw new Error(`carrier ${e.carrier} opened to unknown URL ${e.url}`);
+          const carrier = { id: e.carrier, kind: e.kind, url: e.url, first: e.first, sent: [] };
           this.open.set(e.carrier, carrier);
           this.carriers.push(carrier);
           if (e.first.kind === Kind.Resume) this.#acked(e.first.lastSeq, 'Resume');

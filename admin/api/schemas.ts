@@ -381,6 +381,10 @@ export const ServicePolicies = z
       .min(0)
       .max(1 << 26),
     imageQuality: z.number().int().min(1).max(100),
+    heartbeatMs: z.number().int().min(1_000).max(300_000).optional().meta({
+      description:
+        "Ping interval asked of the profile's devices (Welcome heartbeatMs); absent: the edge's (30 s by default). Higher for networks where every wake-up costs; a frozen edge is noticed after 2 of these.",
+    }),
   })
   .strict()
   .meta({ id: 'ServicePolicies' });

@@ -22,6 +22,11 @@ export interface CarrierCloseInfo {
    * status). In 'auto' mode the SDK counts these to fall back to long-poll.
    */
   failedToOpen: boolean;
+  /**
+   * The gateway did not answer in time (a long-poll request timed out): it
+   * may be frozen, so the SDK tries its next URL rather than this one again.
+   */
+  timedOut?: boolean;
   /** A local failure worth reporting (undecodable bytes, unexpected HTTP status). */
   error?: GatewayError;
 }

@@ -22,8 +22,12 @@ import { Carrier, carrierUrl } from './carrier.ts';
 const GET_MARGIN_MS = 10_000;
 /** close() gives a last POST (the final Ack) at most this long. */
 const CLOSE_FLUSH_MS = 2_000;
-/** Statuses whose body is a batch holding one fatal Error (SPEC.md §4.2). */
-const ERROR_BATCH_STATUSES = new Set([400, 401, 410, 429]);
+/**
+ * Statuses whose body is a batch holding one fatal Error or Bye (SPEC.md §4.2):
+ * 503 too (session.busy, session.draining, the limits before authentication),
+ * or a busy or draining edge would look like one that cannot be reached.
+ */
+const ERROR_BATCH_STATUSES = new Set([400, 401, 410, 429, 503]);
 
 interface Exchange {
   status: number;
@@ -39,6 +43,8 @@ export class PollCarrier extends Carrier {
   #flushScheduled = false;
   readonly #aborts = new Set<AbortController>();
   #heldGet?: AbortController;
+  /** An exchange ran out of time (not the owner's close): reported in the close info. */
+  #timedOut = false;
 
   start(first: Hello | Resume): void {
     try {
@@ -78,7 +84,7 @@ export class PollCarrier extends Carrier {
     );
     if (result === undefined || this.closed) return;
     if (typeof result === 'string') {
-      this.end({ reason: result, failedToOpen: true });
+      this.#endFailed(result, true);
       return;
     }
     const welcome = result.frames[0];
@@ -110,7 +116,7 @@ export class PollCarrier extends Carrier {
       );
       if (result === undefined || this.closed) return;
       if (typeof result === 'string') {
-        this.end({ reason: result, failedToOpen: false });
+        this.#endFailed(result, false);
         return;
       }
       if (result.status !== 200) {
@@ -145,7 +151,7 @@ export class PollCarrier extends Carrier {
     if (result === undefined || this.closed) return;
     if (typeof result === 'string') {
       // The frames may or may not have arrived; the SDK resends requests after it resumes.
-      this.end({ reason: result, failedToOpen: false });
+      this.#endFailed(result, false);
       return;
     }
     if (result.status !== 200) {
@@ -153,6 +159,11 @@ export class PollCarrier extends Carrier {
       return;
     }
     this.deliver(result.frames);
+  }
+
+  /** An exchange failed below the protocol (network, timeout, undecodable body). */
+  #endFailed(reason: string, failedToOpen: boolean): void {
+    this.end({ reason, failedToOpen, ...(this.#timedOut ? { timedOut: true } : {}) });
   }
 
   /** A non-200 answer: deliver the Error/Bye it carries, then end. */
@@ -216,9 +227,9 @@ export class PollCarrier extends Carrier {
       return { status: response.status, frames: decoded };
     } catch (err) {
       if (this.closed) return undefined;
-      return abort.signal.aborted
-        ? `${method} timed out after ${timeoutMs} ms`
-        : `${method} failed: ${errorText(err)}`;
+      if (!abort.signal.aborted) return `${method} failed: ${errorText(err)}`;
+      this.#timedOut = true;
+      return `${method} timed out after ${timeoutMs} ms`;
     } finally {
       clearTimeout(timer);
       this.#aborts.delete(abort);

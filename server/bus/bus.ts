@@ -155,6 +155,8 @@ export interface DeviceInfo {
    * puts it in the tokens it issues and refuses a token of an older secret.
    */
   keyEpoch?: string;
+  /** The heartbeat its service profile asks for (policies.heartbeatMs); absent: the edge's. */
+  heartbeatMs?: number;
 }
 
 /** Payload of Subjects.registryAuth. */

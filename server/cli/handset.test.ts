@@ -157,11 +157,11 @@ describe('parseHumanCommand', () => {
 });
 
 describe('runHandset', () => {
-  test('a bad URL is config.invalid and exit code 2', async () => {
+  test('a bad URL is config.invalid and exit code 2, before any connection', async () => {
     const output = new PassThrough();
     const lines = collect(output);
     const code = await runHandset({
-      url: 'ftp://x',
+      urls: ['ftp://x'],
       imei: '356938035643809',
       json: true,
       transport: 'ws',
@@ -170,10 +170,7 @@ describe('runHandset', () => {
     assert.equal(code, 2);
     assert.deepEqual(
       lines().map((l) => [l.event, l.code]),
-      [
-        ['error', 'config.invalid'],
-        ['disconnected', 'config.invalid'],
-      ],
+      [['error', 'config.invalid']],
     );
   });
 
@@ -183,7 +180,7 @@ describe('runHandset', () => {
     const output = new PassThrough();
     const lines = collect(output);
     const done = runHandset({
-      url: `ws://127.0.0.1:${port}`,
+      urls: [`ws://127.0.0.1:${port}`],
       imei: '356938035643809',
       secret: 's',
       json: true,
@@ -208,7 +205,7 @@ describe('runHandset', () => {
     );
     assert.deepEqual(
       out.find((l) => l.event === 'status'),
-      { id: 's', event: 'status', session: null, transport: null, lastSeq: 0 },
+      { id: 's', event: 'status', session: null, transport: null, lastSeq: 0, url: `ws://127.0.0.1:${port}` },
     );
   });
 });

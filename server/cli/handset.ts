@@ -18,7 +18,8 @@ import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
 import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
 
 export interface RunHandsetOptions {
-  url: string;
+  /** The gateway's URLs (`--url` repeated): tried in turn, the last good one first. */
+  urls: string[];
   imei: string;
   secret?: string;
   json: boolean;
@@ -69,9 +70,9 @@ export function jsonToValue(json: unknown, path = 'body'): Value {
 
 /** What the command loop needs from either presentation (JSON lines or a human prompt). */
 interface Presenter {
-  connected(e: { sessionId: string; transport: string; resumed: boolean }): void;
+  connected(e: { sessionId: string; transport: string; resumed: boolean; url: string }): void;
   disconnected(e: { code?: string; reason: string; willReconnect: boolean }): void;
-  reconnecting(e: { attempt: number; delayMs: number; transport: string }): void;
+  reconnecting(e: { attempt: number; delayMs: number; transport: string; url: string }): void;
   push(e: { name: string; body?: Value; seq: number }): void;
   error(err: GatewayError, id?: string): void;
   pong(rttMs: number, id?: string): void;
@@ -79,7 +80,7 @@ interface Presenter {
   /** The answer to a service command (`mail.*`): its own event name, fields at top level. */
   named(event: string, body: Value | undefined, id?: string): void;
   switched(transport: string, id?: string): void;
-  status(s: { session?: string; transport?: string; lastSeq: number }, id?: string): void;
+  status(s: { session?: string; transport?: string; lastSeq: number; url: string }, id?: string): void;
   text(line: string): void;
 }
 
@@ -89,7 +90,13 @@ function jsonPresenter(write: (line: string) => void): Presenter {
     id === undefined ? obj : { id, ...obj };
   return {
     connected: (e) =>
-      emit({ event: 'connected', session: e.sessionId, transport: e.transport, resumed: e.resumed }),
+      emit({
+        event: 'connected',
+        session: e.sessionId,
+        transport: e.transport,
+        resumed: e.resumed,
+        url: e.url,
+      }),
     disconnected: (e) =>
       emit({
         event: 'disconnected',
@@ -98,7 +105,13 @@ function jsonPresenter(write: (line: string) => void): Presenter {
         willReconnect: e.willReconnect,
       }),
     reconnecting: (e) =>
-      emit({ event: 'reconnecting', attempt: e.attempt, delayMs: e.delayMs, transport: e.transport }),
+      emit({
+        event: 'reconnecting',
+        attempt: e.attempt,
+        delayMs: e.delayMs,
+        transport: e.transport,
+        url: e.url,
+      }),
     push: (e) =>
       // Service events (mail.new, mail.account.state, im.message, im.presence) are written under their own name, fields at top level.
       e.name.startsWith('mail.') || e.name.startsWith('im.')
@@ -130,6 +143,7 @@ function jsonPresenter(write: (line: string) => void): Presenter {
           session: s.session ?? null,
           transport: s.transport ?? null,
           lastSeq: s.lastSeq,
+          url: s.url,
         }),
       ),
     text: () => {},
@@ -152,13 +166,14 @@ function humanPresenter(write: (line: string) => void, colors: boolean): Present
   return {
     connected: (e) =>
       write(
-        `connected: session ${e.sessionId} over ${e.transport} (${e.resumed ? 'resumed' : 'new session'})`,
+        `connected: session ${e.sessionId} over ${e.transport} to ${e.url} (${e.resumed ? 'resumed' : 'new session'})`,
       ),
     disconnected: (e) =>
       write(
         `disconnected: ${e.reason}${e.code ? ` [${e.code}]` : ''}${e.willReconnect ? ', reconnecting' : ', giving up'}`,
       ),
-    reconnecting: (e) => write(`reconnecting over ${e.transport} in ${e.delayMs} ms (attempt ${e.attempt})`),
+    reconnecting: (e) =>
+      write(`reconnecting over ${e.transport} to ${e.url} in ${e.delayMs} ms (attempt ${e.attempt})`),
     push: (e) => write(`push #${e.seq} ${e.name}${e.body === undefined ? '' : ` ${show(e.body)}`}`),
     error: (err) => write(`error [${err.code}] ${err.message}`),
     pong: (rttMs) => write(`pong in ${rttMs} ms`),
@@ -166,7 +181,9 @@ function humanPresenter(write: (line: string) => void, colors: boolean): Present
     named: (event, body) => write(`${event}: ${show(body)}`),
     switched: (transport) => write(`switched to ${transport}`),
     status: (s) =>
-      write(`session ${s.session ?? '-'} over ${s.transport ?? '(disconnected)'}, last seq ${s.lastSeq}`),
+      write(
+        `session ${s.session ?? '-'} over ${s.transport ?? '(disconnected)'} to ${s.url}, last seq ${s.lastSeq}`,
+      ),
     text: write,
   };
 }
@@ -177,7 +194,7 @@ const HELP = [
   '  echo <text>           sys.echo with <text> as the body',
   '  req <method> [json]   any request; the body is JSON ({"$base64":"…"} for bytes)',
   '  switch ws|poll        move the session to the other carrier',
-  '  status                session, carrier and last seq',
+  '  status                session, carrier, URL and last seq',
   '  mail accounts                       the mail accounts of this device',
   '  mail folders <account>              folders with unread counts',
   '  mail sync <account> [folder]        newest headers (INBOX by default)',
@@ -470,7 +487,7 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
   let handset: Handset;
   try {
     handset = new Handset({
-      url: opts.url,
+      urls: opts.urls,
       imei: opts.imei,
       ...(opts.secret === undefined ? {} : { secret: opts.secret }),
       transport: opts.transport,
@@ -580,7 +597,10 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
         );
         return;
       case 'status': {
-        const s: { session?: string; transport?: string; lastSeq: number } = { lastSeq: handset.lastSeq };
+        const s: { session?: string; transport?: string; lastSeq: number; url: string } = {
+          lastSeq: handset.lastSeq,
+          url: handset.url,
+        };
         if (handset.sessionId !== undefined) s.session = handset.sessionId;
         if (handset.transport !== undefined) s.transport = handset.transport;
         ui.status(s, id);
@@ -616,7 +636,7 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
   rl.on('close', () => void endAfterInflight());
 
   if (tty) {
-    write(`mmgw handset ${opts.imei} → ${opts.url} (${opts.transport}); type help`);
+    write(`mmgw handset ${opts.imei} → ${opts.urls.join(', ')} (${opts.transport}); type help`);
     rl.prompt();
   }
   return exit;

@@ -118,7 +118,11 @@ export function buildProgram(): Command {
   program
     .command('handset')
     .description('a terminal handset: interactive, or JSON lines on stdin/stdout with --json')
-    .requiredOption('--url <url>', 'gateway device endpoint, e.g. ws://127.0.0.1:8080')
+    .requiredOption(
+      '--url <url>',
+      'gateway device endpoint, e.g. ws://127.0.0.1:8080; repeat it for several edges (tried in turn, the last good one first)',
+      (url: string, urls: string[] | undefined) => [...(urls ?? []), url],
+    )
     .requiredOption('--imei <imei>', 'the handset IMEI')
     .option('--secret <secret>', 'device secret (env MMGW_DEVICE_SECRET)')
     .addOption(new Option('--transport <carrier>', 'carrier').choices(['ws', 'poll', 'auto']).default('auto'))
@@ -130,7 +134,7 @@ export function buildProgram(): Command {
     .action(
       wrap(
         async (o: {
-          url: string;
+          url: string[];
           imei: string;
           secret?: string;
           transport: 'ws' | 'poll' | 'auto';
@@ -140,7 +144,7 @@ export function buildProgram(): Command {
           const { runHandset } = await import('./handset.ts');
           const secret = o.secret ?? process.env.MMGW_DEVICE_SECRET;
           return runHandset({
-            url: o.url,
+            urls: o.url,
             imei: o.imei,
             ...(secret === undefined ? {} : { secret }),
             json: Boolean(o.json),

@@ -60,6 +60,12 @@ export class DeviceSession implements RateState {
   resumedAt = 0;
   /** DeviceInfo.keyEpoch from the last Hello or Resume here: put in the tokens this session issues. */
   keyEpoch: string | undefined = undefined;
+  /**
+   * The heartbeat asked of the device (heartbeat.ts), from its service profile
+   * at the last Hello or Resume here (not in the snapshot: the claimer's Resume
+   * looks the device up again); undefined: the edge's.
+   */
+  heartbeatMs: number | undefined = undefined;
   /** Seq the next sequenced frame takes. */
   nextSeq = 1;
   /** Highest seq the device acked (cumulative). */

@@ -11,6 +11,7 @@ import type { Bus, DeviceDirectory, DeviceRouter, DeviceSessionEvent } from '../
 import type { Recorder } from '../records/types.ts';
 import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
 import { EdgeCore } from './edge-core.ts';
+import { EDGE_SILENT_AFTER_HEARTBEATS, MAX_PROFILE_HEARTBEAT_MS } from './heartbeat.ts';
 import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
 import { type EdgeLimitOptions, resolveEdgeLimits } from './limits.ts';
 import { EdgeStats, registerEdgeMetrics } from './metrics.ts';
@@ -30,7 +31,7 @@ export interface EdgeOptions {
   jwtSecret: string;
   /** Lifetime of the token in Welcome; default 3600 s. */
   tokenTtlSec?: number;
-  /** Ping interval asked of devices; silence for 2.5× this closes a carrier. Default 30 s. */
+  /** Ping interval asked of devices whose service profile sets none; silence for 2.5× a session's closes its carrier. Default 30 s. */
   heartbeatMs?: number;
   /** How long a session without carrier is kept for Resume. Default 120 s. */
   resumeWindowMs?: number;
@@ -164,7 +165,11 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     maxPollBodyBytes: limits.maxFrameBytes * 2 + 64 * 1024,
     // The core closes at maxQueuedBytes; one more outgoing frame and the fatal Error must still fit.
     maxBackpressureBytes: limits.maxQueuedBytes + DEFAULT_LIMITS.maxFrameBytes + 64 * 1024,
-    idleTimeoutSec: Math.min(960, Math.max(16, Math.ceil((heartbeatMs * 2.5) / 1000) + 16)),
+    // Above the silence of the longest heartbeat a service profile may set (heartbeat.ts).
+    idleTimeoutSec: Math.min(
+      960,
+      Math.ceil((Math.max(heartbeatMs, MAX_PROFILE_HEARTBEAT_MS) * EDGE_SILENT_AFTER_HEARTBEATS) / 1000) + 16,
+    ),
     headersTimeoutMs: Math.min(60_000, limits.helloTimeoutMs),
   };
   // Only the engine in use is loaded: the portable one's ws would cost a uws edge worker ~6 MiB.

@@ -30,6 +30,7 @@ import {
 import { ACTIVE, AUTHENTICATING, CLOSED, type Carrier } from './carriers.ts';
 import { DeviceSession } from './device-session.ts';
 import { byeFrame } from './frames.ts';
+import { sessionHeartbeatMs } from './heartbeat.ts';
 import type { EdgeStats } from './metrics.ts';
 import type { SessionRecords } from './session-records.ts';
 import type { SessionTable } from './session-table.ts';
@@ -120,6 +121,7 @@ export class Handshake {
     const session = new DeviceSession(sessionId, imei, newResumeToken());
     session.operator = info.operator;
     session.keyEpoch = info.keyEpoch;
+    session.heartbeatMs = sessionHeartbeatMs(info.heartbeatMs, this.o.heartbeatMs);
     if (h.caps !== undefined) session.caps = h.caps;
     host.addSession(session);
     this.o.logger.debug({ imei, sessionId, carrier: c.kind }, 'session opened');
@@ -144,6 +146,7 @@ export class Handshake {
       session = await this.o.finder.findForResume(imei, r.sessionId, r.resumeToken);
       const info = await this.o.directory.lookup(imei);
       if (info.keyEpoch !== undefined) session.keyEpoch = info.keyEpoch;
+      session.heartbeatMs = sessionHeartbeatMs(info.heartbeatMs, this.o.heartbeatMs);
     } catch (err) {
       const g = toGatewayError(err);
       if (g.code.startsWith('auth.')) {
@@ -229,7 +232,7 @@ export class Handshake {
       resumeToken: session.resumeToken,
       token,
       tokenExpiresAt: expiresAt,
-      heartbeatMs: o.heartbeatMs,
+      heartbeatMs: session.heartbeatMs ?? o.heartbeatMs,
       resumed,
       lastSeq: session.lastSeq,
       resumeWindowMs: o.resumeWindowMs,

@@ -69,6 +69,19 @@ test('silent carriers close after 2.5 heartbeats, with or without a session', ()
   assert.deepEqual(t.calls, ['silent unattached', 'silent 1.a']);
 });
 
+test("a session's own heartbeat (its service profile's) sets its carrier's silence", () => {
+  const t = setup();
+  const slow = t.attached(new WsCarrier(t.carrierHost), '4.a');
+  slow.session!.heartbeatMs = 4000;
+  t.attached(new WsCarrier(t.carrierHost), '5.b');
+  t.sweep.run(2501);
+  assert.deepEqual(t.calls, ['silent 5.b']);
+  t.sweep.run(10_000);
+  assert.equal(t.calls.includes('silent 4.a'), false, '2.5 of its 4 s heartbeats have not passed');
+  t.sweep.run(10_001);
+  assert.ok(t.calls.includes('silent 4.a'));
+});
+
 test('a carrier without a session closes at the Hello deadline, however lively it is', () => {
   const t = setup(500);
   const c = new WsCarrier(t.carrierHost, '10.0.0.7');

@@ -8,6 +8,7 @@
  */
 import type { Carrier, PollCarrier } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
+import { EDGE_SILENT_AFTER_HEARTBEATS } from './heartbeat.ts';
 import type { PollTombstones } from './poll-tombstones.ts';
 import type { PreAuthGate } from './pre-auth.ts';
 import type { SessionRecords } from './session-records.ts';
@@ -39,7 +40,7 @@ export interface SweepTimes {
 }
 
 export class Sweep {
-  /** Silence for this long (2.5 heartbeats, SPEC.md §5) closes a carrier. */
+  /** Silence for this long (2.5 of the edge's heartbeats, SPEC.md §5) closes a carrier without a session of its own heartbeat. */
   readonly silenceMs: number;
   private readonly helloTimeoutMs: number;
   private readonly resumeWindowMs: number;
@@ -51,7 +52,7 @@ export class Sweep {
     private readonly host: SweepHost,
     t: SweepTimes,
   ) {
-    this.silenceMs = t.heartbeatMs * 2.5;
+    this.silenceMs = t.heartbeatMs * EDGE_SILENT_AFTER_HEARTBEATS;
     this.helloTimeoutMs = t.helloTimeoutMs;
     this.resumeWindowMs = t.resumeWindowMs;
     this.compressionIdleMs = t.compressionIdleMs;
@@ -96,7 +97,9 @@ export class Sweep {
           continue; // a held GET keeps the carrier alive
         }
       }
-      if (now - c.lastHeardAt > this.silenceMs) {
+      const silenceMs =
+        s.heartbeatMs === undefined ? this.silenceMs : s.heartbeatMs * EDGE_SILENT_AFTER_HEARTBEATS;
+      if (now - c.lastHeardAt > silenceMs) {
         host.silent(c);
         continue;
       }

@@ -68,6 +68,30 @@ describe('Registry devices', () => {
     assert.notEqual(registry.lookup(IMEI).keyEpoch, info.keyEpoch);
   });
 
+  test("the heartbeat of the device's service profile, else its operator profile's, goes with its info", async (t) => {
+    const registry = await openRegistry(t, tempDir(t), () => 1_700_000_000_000);
+    await registry.putRef('operator-profiles', 'slow-net', { heartbeatMs: 120_000 }, { mode: 'create' });
+    await registry.putRef(
+      'service-profiles',
+      'fast',
+      { policies: { heartbeatMs: 5_000 } },
+      { mode: 'create' },
+    );
+    await registry.putRef('service-profiles', 'plain', { policies: {} }, { mode: 'create' });
+    const heartbeat = async (imei: string, fields: { profile?: string; operatorProfile?: string }) => {
+      const { secret } = await registry.addDevice({ imei, operator: 'demo', ...fields });
+      const info = registry.authenticate(imei, secret);
+      assert.equal(registry.lookup(imei).heartbeatMs, info.heartbeatMs);
+      return info.heartbeatMs;
+    };
+    assert.equal(await heartbeat('356938035643809', {}), undefined);
+    assert.equal(await heartbeat('490154203237518', { profile: 'fast', operatorProfile: 'slow-net' }), 5_000);
+    assert.equal(
+      await heartbeat('353879234252633', { profile: 'plain', operatorProfile: 'slow-net' }),
+      120_000,
+    );
+  });
+
   test('duplicate, invalid IMEI, IMSI and fields are refused with their codes', async (t) => {
     const registry = await openRegistry(t, tempDir(t));
     await registry.addDevice({ imei: IMEI, operator: 'demo' });

@@ -404,7 +404,7 @@ export class Registry implements DeviceAuthSource {
     }
     if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
     this.touchLastSeen(imei);
-    return deviceInfo(record);
+    return deviceInfo(record, this.profileHeartbeatMs(record));
   }
 
   /** For token-based hello and resume: the device must still exist and be enabled. */
@@ -414,7 +414,24 @@ export class Registry implements DeviceAuthSource {
     if (raw === undefined) throw new GatewayError('auth.unknown_device');
     const record = readDeviceRecord(raw);
     if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
-    return deviceInfo(record);
+    return deviceInfo(record, this.profileHeartbeatMs(record));
+  }
+
+  /**
+   * The heartbeat the device's profiles ask for: its service profile's
+   * policies.heartbeatMs, else its operator profile's heartbeatMs (the
+   * network's); the edge brings it within its bounds (server/edge/heartbeat.ts).
+   */
+  private profileHeartbeatMs(r: DeviceRecordV1): number | undefined {
+    const policies =
+      r.profile === undefined ? undefined : this.getRef('service-profiles', r.profile)?.data.policies;
+    const fromService = (policies as Record<string, unknown> | undefined)?.heartbeatMs;
+    if (Number.isInteger(fromService)) return fromService as number;
+    const fromOperator =
+      r.operatorProfile === undefined
+        ? undefined
+        : this.getRef('operator-profiles', r.operatorProfile)?.data.heartbeatMs;
+    return Number.isInteger(fromOperator) ? (fromOperator as number) : undefined;
   }
 
   async setStatus(imei: string, status: DeviceStatus, audit?: AuditActor): Promise<Device> {
@@ -1073,7 +1090,7 @@ export function deviceKeyEpoch(r: DeviceRecordV1): string {
   return createHash('sha256').update(r.secretHash).digest('base64url').slice(0, 12);
 }
 
-function deviceInfo(r: DeviceRecordV1): DeviceInfo {
+function deviceInfo(r: DeviceRecordV1, heartbeatMs: number | undefined): DeviceInfo {
   const info: DeviceInfo = {
     imei: r.imei,
     operator: r.operator,
@@ -1081,6 +1098,7 @@ function deviceInfo(r: DeviceRecordV1): DeviceInfo {
     keyEpoch: deviceKeyEpoch(r),
   };
   if (r.profile !== undefined) info.profile = r.profile;
+  if (heartbeatMs !== undefined) info.heartbeatMs = heartbeatMs;
   return info;
 }
 

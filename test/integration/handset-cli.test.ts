@@ -16,6 +16,7 @@ import {
   runMmgw,
   startGateway,
 } from '../harness/gateway.ts';
+import { freePort } from '../harness/nats.ts';
 
 type Line = Record<string, any>;
 
@@ -166,6 +167,7 @@ describe('mmgw handset --json against a gateway', () => {
         session: connected.session,
         transport: other,
         resumed: true,
+        url: gw.url,
       });
       h.send({ id: '5', cmd: 'request', method: 'sys.echo', body: `over ${other}` });
       assert.equal((await h.waitFor('echo after switch', (l) => l.id === '5')).body, `over ${other}`);
@@ -199,6 +201,20 @@ describe('mmgw handset --json against a gateway', () => {
       [...seqs].sort((a, b) => a - b),
     );
     assert.equal(new Set(seqs).size, seqs.length);
+  });
+
+  test('--url repeated: a URL that refuses connections is passed over for the next', async () => {
+    const { imei, secret } = await provisionDevice(gw.dataDir);
+    const down = `ws://127.0.0.1:${await freePort()}`;
+    const h = spawnHandset(down, imei, secret, 'ws', ['--url', gw.url]);
+    const retry = await h.waitFor('reconnecting', (l) => l.event === 'reconnecting');
+    assert.equal(retry.url, gw.url);
+    const connected = await h.waitFor('connected', (l) => l.event === 'connected');
+    assert.equal(connected.url, gw.url);
+    h.send({ id: 'p', cmd: 'ping' });
+    await h.waitFor('pong', (l) => l.id === 'p' && l.event === 'pong');
+    h.end();
+    assert.equal(await h.exit, 0);
   });
 
   test('frames are compressed unless --no-compression (the gateway counts the live contexts)', async () => {

@@ -7,7 +7,8 @@
  * backstops set above them: maxPayloadLength above maxFrameBytes (so that an
  * oversized frame gets protocol.frame_too_large instead of a bare close),
  * maxBackpressure above maxQueuedBytes plus one frame (so that the fatal
- * Error still fits in the queue), idleTimeout above 2.5 × heartbeat.
+ * Error still fits in the queue), idleTimeout above 2.5 × the longest
+ * heartbeat a profile may set (heartbeat.ts).
  *
  * Port sharing: this build does not set SO_REUSEPORT on Linux (checked with
  * strace: uSockets only does so on other systems), so several worker

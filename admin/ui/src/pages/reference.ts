@@ -129,6 +129,11 @@ const KINDS: [KindSpec, ...KindSpec[]] = [
         default: 60,
       },
       {
+        path: 'policies.heartbeatMs',
+        label: 'Heartbeat (ms, 1000-300000; empty: the edge default)',
+        type: 'number',
+      },
+      {
         path: 'accounts',
         label: 'Preset accounts (JSON list of server presets, no credentials)',
         type: 'json',
