@@ -118,3 +118,37 @@ test('an event is raised and cleared at once: delivered, kept, never active', as
   assert.equal(book.list(true).length, 0);
   await book.close();
 });
+
+test('a raise the history cannot take is delivered anyway after a while, and not again once written', async () => {
+  const inner = new MemoryAlarmHistory();
+  let down = true;
+  let now = 1000;
+  const flaky: AlarmHistory = {
+    backend: 'memory',
+    latest: (id) => (down ? Promise.reject(new Error('no NATS server')) : inner.latest(id)),
+    append: (r, seq) => (down ? Promise.reject(new Error('no NATS server')) : inner.append(r, seq)),
+    list: (o) => inner.list(o),
+    watch: (l) => inner.watch(l),
+    close: () => inner.close(),
+  };
+  const written: string[] = [];
+  const book = await AlarmBook.open({
+    history: flaky,
+    nodeId: 'n',
+    retryMs: 10,
+    now: () => now,
+    deliverUnwrittenAfterMs: 5000,
+    onWritten: (r) => written.push(`${r.subject}:${r.state}`),
+  });
+  await book.raise({ kind: 'nats_server_gone', subject: 's1', severity: 'critical', message: 'gone' });
+  now += 4000;
+  await book.raise({ kind: 'nats_server_gone', subject: 's1', severity: 'critical', message: 'gone' });
+  now += 1000;
+  await eventually('delivered unrecorded', () => written.length === 1);
+  assert.deepEqual(written, ['s1:raised']);
+  down = false;
+  await eventually('written', () => book.pending() === 0);
+  assert.deepEqual(written, ['s1:raised'], 'not delivered twice');
+  assert.equal((await inner.list({ limit: 5 })).length, 1);
+  await book.close();
+});

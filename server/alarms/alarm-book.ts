@@ -24,7 +24,12 @@ export interface AlarmSpec {
   message: string;
 }
 
-type Wish = { raise: AlarmSpec } | { clear: { kind: AlarmKind; subject: string; message?: string } };
+type Wish = ({ raise: AlarmSpec } | { clear: { kind: AlarmKind; subject: string; message?: string } }) & {
+  /** When the wish was made (a raise not written for long is delivered anyway). */
+  at: number;
+  /** Delivered before it could be written: not delivered again when the write succeeds. */
+  deliveredEarly?: boolean;
+};
 
 export interface AlarmBookOptions {
   history: AlarmHistory;
@@ -37,6 +42,12 @@ export interface AlarmBookOptions {
   retryMs?: number;
   /** Records loaded into the mirror at start (default 2000). */
   loadLimit?: number;
+  /**
+   * A raise the history could not take for this long (the bus or JetStream is
+   * down, as when every NATS server is) is delivered to the channels anyway,
+   * without the cluster-wide de-duplication (default 10 s).
+   */
+  deliverUnwrittenAfterMs?: number;
 }
 
 interface Known {
@@ -85,7 +96,7 @@ export class AlarmBook {
       known.count++;
       return Promise.resolve();
     }
-    return this.wish(id, { raise: spec });
+    return this.wish(id, { raise: spec, at: this.now() });
   }
 
   /** Clears the alarm when it is raised. */
@@ -93,7 +104,10 @@ export class AlarmBook {
     const id = alarmId(kind, subject);
     const known = this.known.get(id);
     if (known?.stored.record.state !== 'raised' && !this.wishes.has(id)) return Promise.resolve();
-    return this.wish(id, { clear: { kind, subject, ...(message === undefined ? {} : { message }) } });
+    return this.wish(id, {
+      clear: { kind, subject, ...(message === undefined ? {} : { message }) },
+      at: this.now(),
+    });
   }
 
   /** An event (a takeover): raised and cleared at once, so that it is delivered and kept, never active. */
@@ -162,8 +176,9 @@ export class AlarmBook {
   private wish(id: string, wish: Wish): Promise<void> {
     const pending = this.wishes.get(id);
     const running = this.running.get(id);
-    // The same wish again (a detector repeats itself each tick): the write under way covers it.
-    if (pending && 'raise' in pending === 'raise' in wish && running) return running;
+    // The same wish again (a detector repeats itself each tick): the write under way, or the
+    // retry timer, covers it, and the first wish keeps its age (see deliverUnwrittenAfterMs).
+    if (pending && 'raise' in pending === 'raise' in wish) return running ?? Promise.resolve();
     this.wishes.set(id, wish);
     return this.run(id);
   }
@@ -181,7 +196,18 @@ export class AlarmBook {
 
   private retry(): void {
     if (this.closed) return;
-    for (const id of this.wishes.keys()) if (!this.running.has(id)) void this.run(id);
+    const late = this.now() - (this.options.deliverUnwrittenAfterMs ?? 10_000);
+    for (const [id, wish] of this.wishes) {
+      if ('raise' in wish && !wish.deliveredEarly && wish.at <= late) {
+        wish.deliveredEarly = true;
+        this.options.logger?.warn(
+          { alarm: id },
+          'alarm history unreachable: delivering the alarm unrecorded',
+        );
+        this.options.onWritten?.(this.recordFor(wish, undefined));
+      }
+      if (!this.running.has(id)) void this.run(id);
+    }
   }
 
   private async fulfil(id: string): Promise<void> {
@@ -204,7 +230,7 @@ export class AlarmBook {
         if (!stored) continue; // another writer came first: look again
         this.apply(stored);
         if (this.wishes.get(id) === wish) this.wishes.delete(id);
-        this.options.onWritten?.(record);
+        if (!wish.deliveredEarly) this.options.onWritten?.(record);
         return;
       } catch (err) {
         logger?.warn({ err, alarm: id }, 'alarm not written yet; will retry');

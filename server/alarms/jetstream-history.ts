@@ -23,6 +23,8 @@ const SUBJECT_PREFIX = 'mmgw.alarms.h';
 /** JetStream's "wrong last sequence" (the conditional publish lost). */
 const WRONG_LAST_SEQUENCE = 10071;
 const NO_MESSAGE_FOUND = 10037;
+/** A replica not heard from for this long (and not current) counts as gone. */
+const PEER_SILENT_NS = 5e9;
 
 function subjectOf(id: string): string {
   const colon = id.indexOf(':');
@@ -143,6 +145,22 @@ export class JetStreamAlarmHistory implements AlarmHistory {
     }
     await consumer.delete().catch(() => undefined);
     return out.reverse().slice(0, options.limit);
+  }
+
+  /**
+   * The NATS cluster's own view of its servers, as JetStream keeps it for the
+   * stream's replicas: the leader, and each follower with whether it is
+   * current or offline. Names are the servers' server_name.
+   */
+  async peers(): Promise<{ name: string; up: boolean }[]> {
+    const { cluster } = await this.jsm.streams.info(ALARM_STREAM);
+    const out: { name: string; up: boolean }[] = [];
+    if (cluster?.leader) out.push({ name: cluster.leader, up: true });
+    for (const r of cluster?.replicas ?? []) {
+      // `active` is nanoseconds since the leader last heard from it.
+      out.push({ name: r.name, up: !r.offline && (r.current || r.active < PEER_SILENT_NS) });
+    }
+    return out;
   }
 
   watch(listener: (stored: StoredAlarm) => void): () => void {

@@ -27,6 +27,7 @@ import { emailChannel } from './channels/email.ts';
 import { webhookChannel } from './channels/webhook.ts';
 import { ClusterWatch } from './cluster-watch.ts';
 import { type AlarmHistory, DEFAULT_RETENTION, MemoryAlarmHistory } from './history.ts';
+import type { JetStreamAlarmHistory } from './jetstream-history.ts';
 import { LmdbAlarmHistory } from './lmdb-history.ts';
 
 export interface AlarmServiceOptions {
@@ -203,9 +204,11 @@ export async function startAlarmService(options: AlarmServiceOptions): Promise<A
     const nc = natsConnectionOf(bus);
     if (nc) {
       const { watchNatsServers } = await import('./nats-status.ts');
+      const peers = 'peers' in history ? (history as JetStreamAlarmHistory).peers.bind(history) : undefined;
       stopNats = watchNatsServers(nc, {
         onServer: (e) => cluster.natsServer(e),
         onConnection: (up) => cluster.busConnection(up),
+        ...(peers ? { peers } : {}),
       });
     }
   }
