@@ -5,6 +5,27 @@ import type { AlarmRecord } from './alarm.ts';
 import { AlarmBook } from './alarm-book.ts';
 import { type AlarmHistory, MemoryAlarmHistory } from './history.ts';
 
+/** A history whose reads and writes fail (the bus is down) until up() is called. */
+function unreachableHistory() {
+  const inner = new MemoryAlarmHistory();
+  let down = true;
+  const flaky: AlarmHistory = {
+    backend: 'memory',
+    latest: (id) => (down ? Promise.reject(new Error('bus down')) : inner.latest(id)),
+    append: (r, seq) => (down ? Promise.reject(new Error('bus down')) : inner.append(r, seq)),
+    list: (o) => inner.list(o),
+    watch: (l) => inner.watch(l),
+    close: () => inner.close(),
+  };
+  return {
+    inner,
+    flaky,
+    up() {
+      down = false;
+    },
+  };
+}
+
 const gone = (subject: string) => ({
   kind: 'node_gone' as const,
   subject,
@@ -79,16 +100,7 @@ test('the book starts from the history: alarms raised before a restart are liste
 });
 
 test('a write that fails is retried, and a newer wish replaces it', async () => {
-  const inner = new MemoryAlarmHistory();
-  let down = true;
-  const flaky: AlarmHistory = {
-    backend: 'memory',
-    latest: (id) => (down ? Promise.reject(new Error('bus down')) : inner.latest(id)),
-    append: (r, seq) => (down ? Promise.reject(new Error('bus down')) : inner.append(r, seq)),
-    list: (o) => inner.list(o),
-    watch: (l) => inner.watch(l),
-    close: () => inner.close(),
-  };
+  const { flaky, up } = unreachableHistory();
   const written: string[] = [];
   const book = await AlarmBook.open({
     history: flaky,
@@ -101,7 +113,7 @@ test('a write that fails is retried, and a newer wish replaces it', async () => 
   // e2 came back before anything could be written: its raise is withdrawn.
   await book.clear('node_gone', 'e2');
   assert.equal(book.pending(), 2);
-  down = false;
+  up();
   await eventually('pending writes done', () => book.pending() === 0);
   assert.deepEqual(written, ['e1:raised']);
   await book.close();
@@ -120,17 +132,8 @@ test('an event is raised and cleared at once: delivered, kept, never active', as
 });
 
 test('a raise the history cannot take is delivered anyway after a while, and not again once written', async () => {
-  const inner = new MemoryAlarmHistory();
-  let down = true;
+  const { inner, flaky, up } = unreachableHistory();
   let now = 1000;
-  const flaky: AlarmHistory = {
-    backend: 'memory',
-    latest: (id) => (down ? Promise.reject(new Error('no NATS server')) : inner.latest(id)),
-    append: (r, seq) => (down ? Promise.reject(new Error('no NATS server')) : inner.append(r, seq)),
-    list: (o) => inner.list(o),
-    watch: (l) => inner.watch(l),
-    close: () => inner.close(),
-  };
   const written: string[] = [];
   const book = await AlarmBook.open({
     history: flaky,
@@ -146,7 +149,7 @@ test('a raise the history cannot take is delivered anyway after a while, and not
   now += 1000;
   await eventually('delivered unrecorded', () => written.length === 1);
   assert.deepEqual(written, ['s1:raised']);
-  down = false;
+  up();
   await eventually('written', () => book.pending() === 0);
   assert.deepEqual(written, ['s1:raised'], 'not delivered twice');
   assert.equal((await inner.list({ limit: 5 })).length, 1);
