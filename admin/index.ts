@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  type AlarmService,
   type Bus,
   CredentialCipher,
   type DeviceAuthRecordV1,
@@ -20,6 +21,8 @@ import {
   type Registry,
   type Sealer,
   type SharedTable,
+  MemoryAlarmHistory,
+  startAlarmService,
   Subjects,
 } from '../server/index.ts';
 import { adminJwtKey, bootstrapAdmin } from './api/auth.ts';
@@ -32,7 +35,7 @@ import { startRegistryService } from './registry-service.ts';
 
 export { API_PREFIX, createAdminApi } from './api/server.ts';
 export { openApiDocument } from './api/routes/index.ts';
-export { type Alarm, NodeMonitor, type NodeView } from './monitor.ts';
+export { NodeMonitor, type NodeView } from './monitor.ts';
 export { RecordsStore } from './records-store.ts';
 export { REGISTRY_QUEUE, type RegistryService, startRegistryService } from './registry-service.ts';
 
@@ -57,6 +60,8 @@ export interface AdminRoleOptions {
   ops?: OpsServer;
   /** The node's membership (node monitor). */
   membership?: Membership;
+  /** The node's alarms (node.ts starts them); absent: the admin keeps its own, in memory. */
+  alarms?: AlarmService;
   retention?: RetentionOptions;
   /** Admin API settings (config `admin`). */
   api?: {
@@ -123,11 +128,28 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
   );
 
   let monitor: NodeMonitor | undefined;
-  if (options.membership) monitor = new NodeMonitor(options.membership, { bus });
+  let ownAlarms: AlarmService | undefined;
+  const membership = options.membership;
+  const alarms =
+    options.alarms ??
+    (membership
+      ? (ownAlarms = await startAlarmService({
+          nodeId: 'admin',
+          roles: ['admin'],
+          bus,
+          nats: false,
+          membership,
+          dataDir: options.dataDir,
+          logger,
+          history: new MemoryAlarmHistory(),
+        }))
+      : undefined);
+  if (membership && alarms) monitor = new NodeMonitor(membership, alarms.book);
+  const backendFailing = alarms?.backendFailing();
   const storedSub = bus.subscribe(RECORDS_STORED_SUBJECT, (msg) => {
     const logs = (msg.data as { logs?: unknown } | null)?.logs;
     if (!Array.isArray(logs)) return;
-    monitor?.observeLogs(logs as DeviceLogRecord[]);
+    backendFailing?.observe(logs);
     feed.emit('logs', logs);
   });
 
@@ -182,6 +204,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
       storedSub.unsubscribe();
       recordsSub.unsubscribe();
       monitor?.close();
+      await ownAlarms?.close();
       registryService.close();
       await records.close();
     },

@@ -1,47 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NodeHeartbeat } from '../server/bus/bus.ts';
-import type { Membership } from '../server/router/membership.ts';
-import { BACKEND_WINDOW_MS, NodeMonitor } from './monitor.ts';
+import { AlarmBook } from '../server/alarms/alarm-book.ts';
+import { MemoryAlarmHistory } from '../server/alarms/history.ts';
+import { fakeMembership, heartbeat as hb } from '../testing/fake-membership.ts';
+import { NodeMonitor } from './monitor.ts';
 
-/** Stands in for Membership: the test decides who is alive. */
-function fakeMembership() {
-  let live: NodeHeartbeat[] = [];
-  const listeners = new Set<() => void>();
-  return {
-    membership: {
-      nodes: () => live,
-      onChange(l: () => void) {
-        listeners.add(l);
-        return () => listeners.delete(l);
-      },
-    } as unknown as Membership,
-    set(nodes: NodeHeartbeat[]) {
-      live = nodes;
-      for (const l of listeners) l();
-    },
-  };
-}
-
-const hb = (nodeId: string, over: Partial<NodeHeartbeat> = {}): NodeHeartbeat => ({
-  nodeId,
-  roles: ['edge'],
-  release: '1',
-  startedAt: 1000,
-  ttlMs: 3500,
-  draining: false,
-  sessions: 3,
-  rssBytes: 100,
-  cpuSeconds: 1,
-  ...over,
-});
-
-test('a node gone without draining raises node_gone until it is back; a drained one does not', () => {
+test('nodes are listed from their heartbeats; those that left stay listed as gone', async () => {
   let now = 10_000;
   const f = fakeMembership();
-  const monitor = new NodeMonitor(f.membership, { now: () => now });
-  let changes = 0;
-  monitor.onAlarmsChanged(() => changes++);
+  const book = await AlarmBook.open({ history: new MemoryAlarmHistory(), nodeId: 'n' });
+  const monitor = new NodeMonitor(f.membership, book, { now: () => now });
   f.set([hb('a'), hb('b')]);
   assert.deepEqual(
     monitor.nodes().map((n) => [n.nodeId, n.status, n.sessions, n.uptimeSeconds]),
@@ -62,57 +30,39 @@ test('a node gone without draining raises node_gone until it is back; a drained 
   f.set([hb('a'), hb('b', { draining: true })]);
   assert.equal(monitor.nodes()[1]?.status, 'draining');
   now += 1000;
-  f.set([hb('c')]);
-  monitor.noteGoodbye('c');
-  f.set([]);
-  assert.equal(monitor.alarmList(true).length, 0, 'no alarm before the goodbye grace has passed');
-  now += 1000;
-  monitor.refresh();
-  const alarms = monitor.alarmList(true);
-  assert.deepEqual(
-    alarms.map((a) => [a.kind, a.subject, a.severity]),
-    [['node_gone', 'a', 'critical']],
-  );
+  f.set([hb('a')]);
   assert.deepEqual(
     monitor.nodes().map((n) => [n.nodeId, n.status, n.sessions]),
     [
-      ['a', 'gone', 0],
+      ['a', 'up', 3],
       ['b', 'gone', 0],
-      ['c', 'gone', 0],
     ],
   );
-  assert.equal(changes, 1);
-  f.set([hb('a')]);
-  assert.equal(monitor.alarmList(true).length, 0);
-  assert.equal(monitor.alarmList().length, 1, 'the cleared alarm stays listed, inactive');
   assert.equal(monitor.isLive('a'), true);
   assert.equal(monitor.isLive('b'), false);
   monitor.close();
+  await book.close();
 });
 
-test('backend_error records raise backend_failing past a threshold; it clears after a quiet window', () => {
-  let now = 10_000;
+test('the alarms listed are the book’s, and a change in the book is announced', async () => {
   const f = fakeMembership();
-  const monitor = new NodeMonitor(f.membership, { now: () => now });
-  const err = {
-    at: now,
-    imei: '1',
-    node: 'n',
-    kind: 'backend_error' as const,
-    service: 'mail' as const,
-    code: 'mail.unreachable',
-  };
-  monitor.observeLogs([err, { ...err, kind: 'sync' }]);
-  monitor.observeLogs([err]);
-  assert.equal(monitor.alarmList(true).length, 0, 'two are not an alarm yet');
-  monitor.observeLogs([err, { ...err, service: 'im', code: 'im.unreachable' }]);
-  const [alarm] = monitor.alarmList(true);
-  assert.ok(alarm);
-  assert.equal(alarm.kind, 'backend_failing');
-  assert.equal(alarm.subject, 'mail:mail.unreachable');
-  assert.equal(alarm.count, 3);
-  now += BACKEND_WINDOW_MS + 1;
-  monitor.refresh();
+  const book = await AlarmBook.open({ history: new MemoryAlarmHistory(), nodeId: 'n' });
+  const monitor = new NodeMonitor(f.membership, book);
+  let changes = 0;
+  monitor.onAlarmsChanged(() => changes++);
+  await book.raise({ kind: 'node_gone', subject: 'x', severity: 'critical', message: 'gone' });
+  assert.deepEqual(
+    monitor.alarmList(true).map((a) => [a.kind, a.subject, a.active]),
+    [['node_gone', 'x', true]],
+  );
+  await book.clear('node_gone', 'x');
   assert.equal(monitor.alarmList(true).length, 0);
+  assert.equal(monitor.alarmList().length, 1, 'the cleared alarm stays listed, inactive');
+  assert.equal(changes, 2);
+  assert.deepEqual(
+    (await monitor.alarmHistory({ limit: 10 })).map((s) => s.record.state),
+    ['cleared', 'raised'],
+  );
   monitor.close();
+  await book.close();
 });

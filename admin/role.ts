@@ -37,6 +37,7 @@ export const adminRole: RoleDefinition = {
       dataDir: config.data,
       ...(ctx.ops ? { ops: ctx.ops } : {}),
       membership: ctx.membership,
+      ...(ctx.alarms ? { alarms: ctx.alarms } : {}),
       ...(config.records ? { retention: config.records } : {}),
       ...(config.admin ? { api: config.admin } : {}),
       firstAdmin: { name: config.admin?.firstAdminName, password: config.admin?.firstAdminPassword },

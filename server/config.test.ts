@@ -267,4 +267,43 @@ describe('config', () => {
     assert.deepEqual(expandRoles(['all']), ['admin', 'transport', 'transcoder', 'edge']);
     assert.deepEqual(expandRoles(['edge', 'admin']), ['admin', 'edge']);
   });
+
+  test('alarms: channels from the file, secrets from the environment, redacted; bad values named', (t) => {
+    const file = tempFile(
+      t,
+      JSON.stringify({
+        alarms: {
+          history: { replicas: 3 },
+          backendFailing: { windowMs: 60000, perDevice: 4 },
+          webhook: { url: 'https://ops.example.com/hook', secret: 'from-the-file-0123456789' },
+          email: {
+            host: 'smtp.example.com',
+            user: 'mmgw',
+            from: 'mmgw@example.com',
+            to: ['noc@example.com'],
+          },
+        },
+      }),
+    );
+    const config = loadConfig({
+      file,
+      env: { MMGW_ALARM_WEBHOOK_SECRET: 'from-the-env-0123456789', MMGW_ALARM_SMTP_PASSWORD: 'smtp-pw' },
+    });
+    assert.equal(config.alarms?.webhook?.secret, 'from-the-env-0123456789');
+    assert.equal(config.alarms?.email?.password, 'smtp-pw');
+    assert.equal(config.alarms?.email?.port, 587);
+    assert.equal(config.alarms?.backendFailing?.perDevice, 4);
+    const logged = JSON.stringify(redactedConfig(config));
+    assert.ok(!logged.includes('from-the-env') && !logged.includes('smtp-pw'), logged);
+    const bad = tempFile(
+      t,
+      JSON.stringify({ alarms: { webhook: { url: 'ftp://x', secret: 'short' }, history: { replicas: 9 } } }),
+    );
+    assert.deepEqual(
+      problems(() => loadConfig({ file: bad, env: {} }))
+        .map((p) => p.split(':')[1]?.trim())
+        .sort(),
+      ['alarms.history.replicas', 'alarms.webhook.secret', 'alarms.webhook.url'],
+    );
+  });
 });

@@ -100,6 +100,81 @@ const transportSettings = z
   })
   .strict();
 
+/** Alarms and where they go (server/alarms); every key optional. */
+const alarmSettings = z
+  .object({
+    /** The history: lmdb on one node, the JetStream stream MMGW_ALARMS on a NATS bus. */
+    history: z
+      .object({
+        /** Copies of the stream (NATS servers holding it). Default 3. */
+        replicas: whole(1, 5).optional(),
+        /** Records kept; the oldest go first. Default 10000. */
+        maxRecords: whole(100, 10_000_000).optional(),
+      })
+      .strict()
+      .optional(),
+    /** No admin node in the membership for this long: admin_gone (raised by any node). Default 10000. */
+    adminGoneAfterMs: whole(1000).optional(),
+    /** backend_failing: failed backend requests within windowMs, per device and per preset. */
+    backendFailing: z
+      .object({
+        /** Default 300000 (5 minutes). */
+        windowMs: whole(1000).optional(),
+        /** Default 3. */
+        perDevice: whole(1).optional(),
+        /** Default 20. */
+        perPreset: whole(1).optional(),
+      })
+      .strict()
+      .optional(),
+    /** HTTP POST of each alarm record as JSON, signed (HMAC-SHA256 with `secret`). */
+    webhook: z
+      .object({
+        url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+        /** MMGW_ALARM_WEBHOOK_SECRET sets it too. */
+        secret: z
+          .string({ error: 'expected a string' })
+          .min(16, { error: 'expected at least 16 characters' }),
+        timeoutMs: whole(100, 120_000).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Each alarm record as a mail through an SMTP relay. */
+    email: z
+      .object({
+        host: z.string({ error: 'expected a host name or address' }).min(1),
+        port: whole(1, 65535).default(587),
+        /** TLS from the first byte (465); otherwise STARTTLS when the relay offers it. */
+        secure: z.boolean({ error: 'expected true or false' }).optional(),
+        user: z.string({ error: 'expected a string' }).min(1).optional(),
+        /** MMGW_ALARM_SMTP_PASSWORD sets it too. */
+        password: z.string({ error: 'expected a string' }).optional(),
+        from: z.string({ error: 'expected an address' }).min(3),
+        to: z.array(z.string().min(3), { error: 'expected a list of addresses' }).min(1),
+        allowInvalidCert: z.boolean({ error: 'expected true or false' }).optional(),
+        timeoutMs: whole(100, 120_000).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Retries of a channel: attempts per alarm, first delay, longest delay. */
+    delivery: z
+      .object({
+        maxAttempts: whole(1, 100).optional(),
+        baseDelayMs: whole(10).optional(),
+        maxDelayMs: whole(10).optional(),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Destinations the channels may reach besides public addresses on their ports (webhook 443,
+     * SMTP 25/465/587); transport.allowDestinations and MMGW_ALLOW_DESTINATIONS count too.
+     */
+    allowDestinations: z.array(destination, { error: 'expected a list of CIDRs or host names' }).optional(),
+  })
+  .strict();
+
+export type AlarmSettings = z.infer<typeof alarmSettings>;
+
 export const ConfigSchema = z
   .object({
     /** Data directory (registry, keys, node-local stores). */
@@ -214,6 +289,8 @@ export const ConfigSchema = z
      * 3-server NATS cluster. Absent: 3 when `bus` lists at least 3 servers, else 1.
      */
     stateReplicas: whole(1, 5).optional(),
+    /** Alarms: thresholds, history, channels (webhook, e-mail); absent: the defaults, no channel. */
+    alarms: alarmSettings.optional(),
   })
   .strict();
 
@@ -279,6 +356,8 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_ADMIN_NAME: 'admin.firstAdminName',
   MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
   MMGW_STATE_REPLICAS: 'stateReplicas',
+  MMGW_ALARM_WEBHOOK_SECRET: 'alarms.webhook.secret',
+  MMGW_ALARM_SMTP_PASSWORD: 'alarms.email.password',
 };
 
 const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
@@ -463,5 +542,14 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     ...(config.admin?.firstAdminPassword === undefined
       ? {}
       : { admin: { ...config.admin, firstAdminPassword: '[redacted]' } }),
+    ...(config.alarms === undefined ? {} : { alarms: redactedAlarms(config.alarms) }),
+  };
+}
+
+function redactedAlarms(alarms: AlarmSettings): AlarmSettings {
+  return {
+    ...alarms,
+    ...(alarms.webhook ? { webhook: { ...alarms.webhook, secret: '[redacted]' } } : {}),
+    ...(alarms.email?.password === undefined ? {} : { email: { ...alarms.email, password: '[redacted]' } }),
   };
 }

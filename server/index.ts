@@ -10,6 +10,23 @@
  * out of it. node.ts loads each role's role.ts by dynamic import when the
  * config asks for that role, and no process pays for the roles it does not run.
  */
+export {
+  type Alarm,
+  ALARM_KINDS,
+  ALARM_SEVERITIES,
+  type AlarmKind,
+  type AlarmRecord,
+  type AlarmSeverity,
+} from './alarms/alarm.ts';
+export { AlarmBook } from './alarms/alarm-book.ts';
+export type { AlarmHistory, StoredAlarm } from './alarms/history.ts';
+export { MemoryAlarmHistory } from './alarms/history.ts';
+export {
+  type AlarmService,
+  reportTakeover,
+  startAlarmService,
+  type TakeoverEvent,
+} from './alarms/service.ts';
 export * from './bus/index.ts';
 export type { Config, LoadConfigOptions, Role, RoleName } from './config.ts';
 export {

@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry as PromRegistry } from 'prom-client';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { type Bus, type NodeHeartbeat, Subjects } from './bus/bus.ts';
+import type { AlarmService } from './alarms/service.ts';
 import { createBus } from './bus/index.ts';
 // Types only: the config schema (zod) is loaded where a config is parsed, never in a child process.
 import type { Config, LoadConfigOptions, Role } from './config.ts';
@@ -212,6 +213,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   }
   const membership = new Membership({ bus, logger });
   membership.start();
+  let alarms: AlarmService | undefined;
 
   const isRole = (name: string): name is Role => (roles as string[]).includes(name);
   const readiness = (): Readiness => {
@@ -242,6 +244,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     drainSub?.unsubscribe();
     // Reverse start order: the edge first (no new work), the admin last.
     await stopRoles(started, logger);
+    await alarms?.close().catch((err: unknown) => logger.warn({ err }, 'alarms failed to stop'));
     membership.stop();
     await ops?.close();
     try {
@@ -328,6 +331,23 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       });
     }
 
+    // Every primary watches the cluster and raises alarms, whatever its roles (an edge tells when no admin is left).
+    if (primary) {
+      const { startAlarmService } = await import('./alarms/service.ts');
+      alarms = await startAlarmService({
+        nodeId,
+        roles,
+        bus,
+        nats: config.bus !== 'inproc',
+        membership,
+        dataDir: config.data,
+        settings: config.alarms,
+        allowDestinations: config.transport?.allowDestinations,
+        allowPorts: config.transport?.allowPorts,
+        logger,
+        metrics,
+      });
+    }
     // Every role writes its device log records and usage counters through this one recorder.
     const recorder = createBusRecorder({ bus, nodeId, logger });
     const ctx: RoleContext = {
@@ -340,6 +360,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       recorder,
       ...(ops ? { ops } : {}),
       ...(worker ? { worker } : {}),
+      ...(alarms ? { alarms } : {}),
       announce,
     };
     const table = deps.table ?? (await roleTable(roles, config, deps, recorder));

@@ -14,6 +14,7 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../device-protocol/errors.ts';
 import type { Registry as PromRegistry } from 'prom-client';
+import type { AlarmService } from './alarms/service.ts';
 import type { Bus } from './bus/bus.ts';
 import type { Config, Role } from './config.ts';
 import type { OpsServer } from './ops/http.ts';
@@ -42,6 +43,8 @@ export interface RoleContext {
   registry?: Registry;
   /** This process is edge worker `index` of a primary (it runs the edge alone, over the IPC bus). */
   readonly worker?: { index: number };
+  /** The node's alarms (server/alarms): in a primary process only. */
+  readonly alarms?: AlarmService;
   /** The role's advertised state changed (a supervised child came up or went down): heartbeat now. */
   announce(): void;
 }

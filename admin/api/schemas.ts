@@ -5,7 +5,12 @@
  * drift apart. A schema with an id becomes a component of the document.
  */
 import { z } from 'zod';
-import { ADMIN_PASSWORD_LENGTH, DEVICE_LOG_KINDS } from '../../server/index.ts';
+import {
+  ADMIN_PASSWORD_LENGTH,
+  ALARM_KINDS,
+  ALARM_SEVERITIES,
+  DEVICE_LOG_KINDS,
+} from '../../server/index.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
 export const RefId = z
@@ -560,9 +565,12 @@ export const DrainBody = z.object({ reason: z.string().max(200).optional() }).st
 export const Alarm = z
   .object({
     id: z.string(),
-    kind: z.enum(['node_gone', 'backend_failing']),
-    severity: z.enum(['warning', 'critical']),
-    subject: z.string().meta({ description: 'Node id, or service:code for a backend' }),
+    kind: z.enum(ALARM_KINDS),
+    severity: z.enum(ALARM_SEVERITIES),
+    subject: z.string().meta({
+      description:
+        'Node id (node_gone, takeover_done: the node taken over), `cluster` (admin_gone), a NATS server (host:port), device:<imei>:<service> or preset:<service>:<label> (backend_failing)',
+    }),
     message: z.string(),
     since: EpochMs,
     lastAt: EpochMs,
@@ -570,6 +578,24 @@ export const Alarm = z
     active: z.boolean(),
   })
   .meta({ id: 'Alarm' });
+
+export const AlarmHistoryEntry = z
+  .object({
+    seq: z
+      .number()
+      .int()
+      .meta({ description: 'Position in the history; pass as `before` for older entries' }),
+    id: z.string(),
+    kind: z.enum(ALARM_KINDS),
+    severity: z.enum(ALARM_SEVERITIES),
+    subject: z.string(),
+    state: z.enum(['raised', 'cleared']),
+    message: z.string(),
+    since: EpochMs,
+    at: EpochMs,
+    node: z.string().meta({ description: 'The node that raised or cleared it' }),
+  })
+  .meta({ id: 'AlarmHistoryEntry' });
 
 export const AuditEntry = z
   .object({

@@ -90,6 +90,8 @@ export const Subjects = {
    * for every session you hold, so that the accounts of connected devices come back by themselves.
    */
   edgeSessions: 'mmgw.edge.sessions',
+  /** Any role → one alarm service (queue group): an event for the operators, e.g. takeover_done (server/alarms). */
+  alarmEvent: 'mmgw.alarms.event',
 } as const;
 
 /**

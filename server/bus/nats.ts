@@ -173,6 +173,16 @@ class NatsBus implements Bus {
   }
 }
 
+const connections = new WeakMap<Bus, NatsConnection>();
+
+/**
+ * The NATS connection under a bus, or undefined for another bus: JetStream
+ * state (alarm history) and the connection's status events need it.
+ */
+export function natsConnectionOf(bus: Bus): NatsConnection | undefined {
+  return connections.get(bus);
+}
+
 /** Connects to NATS and reconnects forever after that (a bus outage must not end the node). */
 export async function connectNatsBus(opts: NatsBusOptions): Promise<Bus> {
   let nc: NatsConnection;
@@ -207,5 +217,7 @@ export async function connectNatsBus(opts: NatsBusOptions): Promise<Bus> {
       }
     })().catch(() => undefined);
   }
-  return new NatsBus(nc, logger);
+  const bus = new NatsBus(nc, logger);
+  connections.set(bus, nc);
+  return bus;
 }

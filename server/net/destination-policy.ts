@@ -27,6 +27,8 @@ export const SERVICE_PORTS = {
   im: [5222, 5223],
   // Push services (Web Push, FCM, APNs) speak HTTPS.
   push: [443],
+  // Alarm webhooks (server/alarms/channels/webhook.ts) speak HTTPS.
+  webhook: [443],
 } as const;
 
 export type OutboundService = keyof typeof SERVICE_PORTS;

@@ -410,6 +410,12 @@ describe('admin web UI in Chromium', () => {
     await alarm.waitFor();
     assert.match(await alarm.innerText(), /backend failing/);
     assert.match(await alarm.innerText(), /active/);
+    // The history below the list has the raise (every raise and clear, from the shared history).
+    const raised = page.locator('#alarm-history tr.history-row[data-state=raised]', {
+      hasText: 'im.unreachable',
+    });
+    await raised.waitFor();
+    assert.match(await raised.innerText(), /backend failing/);
   });
 
   test('the system monitor lists this node', async () => {

@@ -80,6 +80,7 @@ describe('admin REST API', () => {
       '/nodes',
       '/nodes/{id}/drain',
       '/alarms',
+      '/alarms/history',
       '/audit',
       '/users',
     ]) {

@@ -21,6 +21,13 @@ const AlarmQuery = z.object({
     .meta({ enum: ['true', 'false'] }),
 });
 
+const AlarmHistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).optional().meta({ description: 'Default 100' }),
+    before: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+
 export const nodeRoutes = [
   route({
     method: 'GET',
@@ -92,13 +99,44 @@ export const nodeRoutes = [
     method: 'GET',
     path: '/alarms',
     roles: ALL,
-    summary: 'Alarms: a node gone without draining; a backend failing (backend_error records). Active first',
+    summary:
+      'Alarms: node gone, admin gone, NATS server gone, takeover done, backend failing (a device or a preset). Active first',
     query: AlarmQuery,
     responses: { '200': json(z.object({ items: z.array(S.Alarm) })) },
     handle({ res, query: { active }, services: { monitor } }) {
       if (active !== undefined && active !== 'true' && active !== 'false')
         throw badInput('active: true or false', 'active');
       sendJson(res, 200, { items: monitor.alarmList(active === 'true') });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/alarms/history',
+    roles: ALL,
+    summary:
+      'Every raise and clear, newest first, from the shared history (the same on every admin node, kept across restarts)',
+    query: AlarmHistoryQuery,
+    responses: { '200': json(z.object({ items: z.array(S.AlarmHistoryEntry) })) },
+    async handle({ res, query, services: { monitor } }) {
+      const limit = query.limit ?? 100;
+      const items = await monitor.alarmHistory({
+        limit,
+        ...(query.before === undefined ? {} : { beforeSeq: query.before }),
+      });
+      sendJson(res, 200, {
+        items: items.map(({ seq, record: r }) => ({
+          seq,
+          id: r.id,
+          kind: r.kind,
+          severity: r.severity,
+          subject: r.subject,
+          state: r.state,
+          message: r.message,
+          since: r.since,
+          at: r.at,
+          node: r.node,
+        })),
+      });
     },
   }),
 ];

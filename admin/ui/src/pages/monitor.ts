@@ -6,25 +6,31 @@
 import { api, can, streamEvents } from '../api.ts';
 import { formatBytes, formatDuration, formatTime, h, mount, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
-import type { NodeView } from '../../../monitor.ts';
+import type { Alarm, NodeView } from '../../../monitor.ts';
 
-interface Alarm {
-  id: string;
-  kind: 'node_gone' | 'backend_failing';
-  severity: 'warning' | 'critical';
+interface HistoryEntry {
+  seq: number;
+  kind: string;
+  severity: Alarm['severity'];
   subject: string;
+  state: 'raised' | 'cleared';
   message: string;
-  since: number;
-  lastAt: number;
-  count: number;
-  active: boolean;
+  at: number;
+  node: string;
 }
 
 const POLL_MS = 3000;
+const HISTORY_ROWS = 100;
+
+function severityBadge(severity: Alarm['severity']): HTMLElement {
+  const cls = severity === 'critical' ? 'bad' : severity === 'warning' ? 'warn' : 'ok';
+  return h('span', { class: `badge ${cls}` }, severity);
+}
 
 export const monitorPage: Page = (root) => {
   let nodes: NodeView[] = [];
   let alarms: Alarm[] = [];
+  let history: HistoryEntry[] = [];
   let updatedAt = 0;
   let alive = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -33,6 +39,7 @@ export const monitorPage: Page = (root) => {
   const cards = h('div', { class: 'cards', id: 'monitor-cards' });
   const nodeBox = h('div', { class: 'table-wrap' });
   const alarmBox = h('div', { class: 'table-wrap' });
+  const historyBox = h('div', { class: 'table-wrap' });
   const updated = h('span', { class: 'hint', id: 'monitor-updated' });
 
   function statusBadge(status: NodeView['status']): HTMLElement {
@@ -156,12 +163,8 @@ export const monitorPage: Page = (root) => {
                 h(
                   'tr',
                   { class: 'alarm-row' },
-                  h(
-                    'td',
-                    null,
-                    h('span', { class: `badge ${a.severity === 'critical' ? 'bad' : 'warn'}` }, a.severity),
-                  ),
-                  h('td', null, a.kind.replace('_', ' ')),
+                  h('td', null, severityBadge(a.severity)),
+                  h('td', null, a.kind.replaceAll('_', ' ')),
                   h('td', { class: 'mono' }, a.subject),
                   h('td', { class: 'wrap' }, a.message),
                   h('td', null, formatTime(a.since)),
@@ -179,7 +182,54 @@ export const monitorPage: Page = (root) => {
         ),
       ),
     );
+    mount(
+      historyBox,
+      h(
+        'table',
+        { id: 'alarm-history' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            ['Time', 'State', 'Severity', 'Kind', 'Subject', 'Message', 'Node'].map((t) => h('th', null, t)),
+          ),
+        ),
+        h(
+          'tbody',
+          null,
+          history.length === 0
+            ? h('tr', null, h('td', { colspan: 7, class: 'empty' }, 'No alarm history.'))
+            : history.map((e) =>
+                h(
+                  'tr',
+                  { class: 'history-row', 'data-state': e.state },
+                  h('td', null, formatTime(e.at)),
+                  h('td', null, e.state),
+                  h('td', null, severityBadge(e.severity)),
+                  h('td', null, e.kind.replaceAll('_', ' ')),
+                  h('td', { class: 'mono' }, e.subject),
+                  h('td', { class: 'wrap' }, e.message),
+                  h('td', { class: 'mono' }, e.node),
+                ),
+              ),
+        ),
+      ),
+    );
     mount(updated, h('span', { class: 'live-dot' }), `updated ${formatTime(updatedAt)}`);
+  }
+
+  /** The history is read again when the alarms change (a raise or a clear is a new entry). */
+  async function loadHistory(): Promise<void> {
+    try {
+      const r = await api<{ items: HistoryEntry[] }>(`/alarms/history?limit=${HISTORY_ROWS}`);
+      if (!alive) return;
+      history = r.items;
+      render();
+    } catch {
+      // The next change tries again; the alarm list above stays current.
+    }
   }
 
   async function poll(): Promise<void> {
@@ -190,9 +240,11 @@ export const monitorPage: Page = (root) => {
       ]);
       if (!alive) return;
       nodes = n.items;
+      const changed = JSON.stringify(alarms) !== JSON.stringify(a.items);
       alarms = a.items;
       updatedAt = n.at ?? Date.now();
       render();
+      if (changed) void loadHistory();
     } catch (err) {
       mount(updated, h('span', { class: 'live-dot off' }), `update failed: ${(err as Error).message}`);
     }
@@ -219,6 +271,7 @@ export const monitorPage: Page = (root) => {
         updatedAt = body.at ?? Date.now();
       } else if (event === 'alarms') {
         alarms = body.items;
+        void loadHistory();
       }
       render();
     },
@@ -245,8 +298,10 @@ export const monitorPage: Page = (root) => {
       nodeBox,
     ),
     h('div', { class: 'panel' }, h('h2', null, 'Alarms'), alarmBox),
+    h('div', { class: 'panel' }, h('h2', null, 'Alarm history'), historyBox),
   );
   render();
+  void loadHistory();
   void pollLoop();
   return () => {
     alive = false;
