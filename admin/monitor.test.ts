@@ -116,3 +116,25 @@ test('backend_error records raise backend_failing past a threshold; it clears af
   assert.equal(monitor.alarmList(true).length, 0);
   monitor.close();
 });
+
+test('transport rows carry the devices and accounts they serve; bad counts from the bus show none', () => {
+  const f = fakeMembership();
+  const monitor = new NodeMonitor(f.membership, { now: () => 10_000 });
+  const served = { devices: 4, mailAccounts: 3, imAccounts: 2 };
+  f.set([
+    hb('t1', { roles: ['transport'], served }),
+    hb('t2', { roles: ['transport'], served: { devices: -1, mailAccounts: 1, imAccounts: 1 } }),
+    hb('t3', { roles: ['transport'], served: 'lots' as never }),
+    hb('e1'),
+  ]);
+  assert.deepEqual(
+    monitor.nodes().map((n) => [n.nodeId, n.served]),
+    [
+      ['e1', undefined],
+      ['t1', served],
+      ['t2', undefined],
+      ['t3', undefined],
+    ],
+  );
+  monitor.close();
+});

@@ -12,6 +12,7 @@ import {
   type DeviceLogRecord,
   type Membership,
   type NodeHeartbeat,
+  type ServedCounts,
   Subjects,
   type Subscription,
 } from '../server/index.ts';
@@ -39,6 +40,8 @@ export interface NodeView {
   sessions: number;
   /** Of those, devices online now (a carrier attached). */
   connected: number;
+  /** Transport nodes: devices with accounts there, and those accounts (absent: not a transport, or an older release). */
+  served?: ServedCounts;
   status: 'up' | 'draining' | 'gone';
   lastSeenAt: number;
 }
@@ -222,6 +225,7 @@ export class NodeMonitor {
           sessions: s.goneAt ? 0 : hb.sessions,
           // A node of an older release reports only sessions.
           connected: s.goneAt ? 0 : (hb.connected ?? hb.sessions),
+          ...servedView(hb.served, s.goneAt !== undefined),
           status: s.goneAt ? 'gone' : hb.draining ? 'draining' : 'up',
           lastSeenAt: s.lastSeenAt,
         };
@@ -245,4 +249,21 @@ export class NodeMonitor {
     this.stopChange();
     clearInterval(this.timer);
   }
+}
+
+/**
+ * The counts of another node's heartbeat, when they are counts (the bus is
+ * shared: a bad heartbeat shows none rather than garbage); zeros once gone.
+ */
+function servedView(served: unknown, gone: boolean): { served?: ServedCounts } {
+  if (served === null || typeof served !== 'object') return {};
+  const s = served as Record<string, unknown>;
+  const count = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : undefined);
+  const devices = count(s.devices);
+  const mailAccounts = count(s.mailAccounts);
+  const imAccounts = count(s.imAccounts);
+  if (devices === undefined || mailAccounts === undefined || imAccounts === undefined) return {};
+  return {
+    served: gone ? { devices: 0, mailAccounts: 0, imAccounts: 0 } : { devices, mailAccounts, imAccounts },
+  };
 }
