@@ -31,12 +31,16 @@ class StandInSession {
   archived: ChatMessage[] = [];
   archiveReads = 0;
   archiveFails = false;
+  archiveMissing = false;
+  archiveHangs = false;
   sendFails = false;
   sent: string[] = [];
 
   async archive() {
     this.archiveReads++;
-    if (this.archiveFails) throw new GatewayError('im.unreachable', 'no archive now');
+    if (this.archiveFails) throw new GatewayError('im.unreachable', 'the chat account is reconnecting');
+    if (this.archiveMissing) throw new Error('feature-not-implemented');
+    if (this.archiveHangs) return new Promise<never>(() => {});
     return { messages: this.archived, complete: true };
   }
 
@@ -57,7 +61,7 @@ function rig(opts: { compact?: boolean } = {}) {
     },
     sent: new ImSentRecords(storage),
   } as unknown as ImDeps;
-  const method = imSendMethod(deps);
+  const method = imSendMethod(deps, { archiveCheckTimeoutMs: 20 });
   const ctx: MethodContext = {
     deviceId: 'dev-1',
     sessionId: 's-1',
@@ -101,14 +105,25 @@ test('a message another node sent (in the archive by origin-id) is answered, not
   assert.deepEqual(session.sent, ['a-2', 'a-3']);
 });
 
-test('an archive that cannot be read sends, and is asked again next time', async () => {
+test('a session not online yet refuses the send (retryable) until it can read its archive', async () => {
   const { session, send } = rig();
   session.archiveFails = true;
-  session.archived = [outgoing('b-2')];
-  assert.deepEqual(await send('b-1'), { account: ACCOUNT, clientId: 'b-1' });
+  session.archived = [outgoing('b-1')];
+  await assert.rejects(
+    send('b-1'),
+    (err: unknown) => err instanceof GatewayError && err.code === 'im.unreachable',
+  );
+  assert.deepEqual(session.sent, [], 'nothing sent blind');
   session.archiveFails = false;
-  assert.deepEqual(await send('b-2'), { account: ACCOUNT, clientId: 'b-2', duplicate: true });
-  assert.equal(session.archiveReads, 2);
+  assert.deepEqual(await send('b-1'), { account: ACCOUNT, clientId: 'b-1', duplicate: true });
+});
+
+test('a server without an archive: sends go out, and it is not asked again this session', async () => {
+  const { session, send } = rig();
+  session.archiveMissing = true;
+  assert.deepEqual(await send('f-1'), { account: ACCOUNT, clientId: 'f-1' });
+  assert.deepEqual(await send('f-2'), { account: ACCOUNT, clientId: 'f-2' });
+  assert.equal(session.archiveReads, 1);
 });
 
 test('a failed send has the archive read again: the server may have taken it', async () => {
@@ -131,4 +146,14 @@ test('a device on the compact forms gets an empty answer to a send and to a rese
   assert.equal(await send('d-1'), undefined);
   assert.equal(await send('d-1'), undefined);
   assert.deepEqual(session.sent, ['d-1']);
+});
+
+test('an archive that does not answer does not hold the send; the next send asks again', async () => {
+  const { session, send } = rig();
+  session.archiveHangs = true;
+  assert.deepEqual(await send('e-1'), { account: ACCOUNT, clientId: 'e-1' });
+  session.archiveHangs = false;
+  session.archived = [outgoing('e-2')];
+  assert.deepEqual(await send('e-2'), { account: ACCOUNT, clientId: 'e-2', duplicate: true });
+  assert.equal(session.archiveReads, 2);
 });

@@ -11,11 +11,16 @@
  *   that origin-id. The archive is read once per account session on this
  *   node (at its first im.send), not per send: whatever another session
  *   sent is in the archive by then, and what this one sends has its sent
- *   record (a send that failed here has the archive read again). Its newest ARCHIVE_LOOKBACK messages are enough: a resend follows
+ *   record (a send that failed here has the archive read again). While the
+ *   session is not online the send is refused with the retryable
+ *   im.unreachable (a resend after a restart or failover comes right then);
+ *   a server without an archive, or one slower than
+ *   ARCHIVE_CHECK_TIMEOUT_MS, does not hold the send. Its newest ARCHIVE_LOOKBACK messages are enough: a resend follows
  *   its timeout within minutes.
  * A recognised resend is answered like the original, with `duplicate: true`.
  */
 import type { Logger } from 'pino';
+import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
 import { boundedString, objectOf } from '../../kit/method-input.ts';
@@ -45,22 +50,38 @@ const sendInput = objectOf({
 
 /** The newest archived messages a resend is looked for in. */
 const ARCHIVE_LOOKBACK = 100;
+/** How long a send waits for that read; past it, it sends (and the next send asks again). */
+export const ARCHIVE_CHECK_TIMEOUT_MS = 5000;
 
-export function imSendMethod(deps: ImDeps): MethodDefinition<ImSendInput> {
+/** The archive read took longer than ARCHIVE_CHECK_TIMEOUT_MS. */
+class ArchiveSlow extends Error {}
+
+export function imSendMethod(
+  deps: ImDeps,
+  opts: { archiveCheckTimeoutMs?: number } = {},
+): MethodDefinition<ImSendInput> {
+  const archiveCheckTimeoutMs = opts.archiveCheckTimeoutMs ?? ARCHIVE_CHECK_TIMEOUT_MS;
   /** Per account session: the recipient and origin-id of each outgoing message in the archive when it started sending. */
   const archived = new WeakMap<XmppAccountSession, Promise<Set<string>>>();
-  const archivedOf = (session: XmppAccountSession, logger: Logger): Promise<Set<string>> => {
+  const archivedOf = async (session: XmppAccountSession, logger: Logger): Promise<Set<string>> => {
     let found = archived.get(session);
     if (!found) {
-      found = archivedOrigins(session);
+      found = within(archivedOrigins(session), archiveCheckTimeoutMs);
       archived.set(session, found);
-      // Not known is not "none": the next send asks again.
-      found.catch((err: Error) => {
-        archived.delete(session);
-        logger.debug({ err: { message: err.message } }, 'archive not read for resend checks');
-      });
     }
-    return found.catch(() => new Set<string>());
+    try {
+      return await found;
+    } catch (err) {
+      if (archived.get(session) === found) archived.delete(session);
+      // Not online yet (a restarted node, a failover: the very case to check for): the device
+      // asks again shortly, with the retryable error; sending blind could send twice.
+      if (err instanceof GatewayError && (err.code === 'im.unreachable' || err.code === 'im.auth_failed'))
+        throw err;
+      logger.debug({ err: { message: (err as Error).message } }, 'archive not read for resend checks');
+      // A server without an archive is not asked again this session; a slow one is, next send.
+      if (!(err instanceof ArchiveSlow)) archived.set(session, Promise.resolve(new Set()));
+      return new Set();
+    }
   };
   return {
     method: 'im.send',
@@ -98,6 +119,14 @@ export function imSendMethod(deps: ImDeps): MethodDefinition<ImSendInput> {
       return answer(false);
     },
   };
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ArchiveSlow(`no archive answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function originKey(to: string, originId: string): string {
