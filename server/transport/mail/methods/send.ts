@@ -14,6 +14,10 @@
  * A resend is answered like the original (clientId, messageId, sentCopy,
  * rejected, bytes), with `duplicate: true`: from the mark, or from the copy
  * found in Sent (its size; rejected unknown there, so empty).
+ *
+ * Not covered: a node that dies after the SMTP server took the message and
+ * before its 250 arrived. SMTP has no way to ask whether a message was taken,
+ * so that resend sends again.
  */
 import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
