@@ -66,3 +66,27 @@ test('the alarms listed are the book’s, and a change in the book is announced'
   monitor.close();
   await book.close();
 });
+
+test('transport rows carry the devices and accounts they serve; bad counts from the bus show none', async () => {
+  const f = fakeMembership();
+  const book = await AlarmBook.open({ history: new MemoryAlarmHistory(), nodeId: 'n' });
+  const monitor = new NodeMonitor(f.membership, book, { now: () => 10_000 });
+  const served = { devices: 4, mailAccounts: 3, imAccounts: 2 };
+  f.set([
+    hb('t1', { roles: ['transport'], served }),
+    hb('t2', { roles: ['transport'], served: { devices: -1, mailAccounts: 1, imAccounts: 1 } }),
+    hb('t3', { roles: ['transport'], served: 'lots' as never }),
+    hb('e1'),
+  ]);
+  assert.deepEqual(
+    monitor.nodes().map((n) => [n.nodeId, n.served]),
+    [
+      ['e1', undefined],
+      ['t1', served],
+      ['t2', undefined],
+      ['t3', undefined],
+    ],
+  );
+  monitor.close();
+  await book.close();
+});

@@ -5,8 +5,7 @@
  * every node, backend_failing from the stored records this admin node hears
  * (admin/index.ts); the monitor lists them and says when they change.
  */
-import type { AlarmBook, Membership, NodeHeartbeat } from '../server/index.ts';
-import type { Alarm } from '../server/index.ts';
+import type { Alarm, AlarmBook, Membership, NodeHeartbeat, ServedCounts } from '../server/index.ts';
 
 export type { Alarm } from '../server/index.ts';
 
@@ -25,6 +24,8 @@ export interface NodeView {
   sessions: number;
   /** Of those, devices online now (a carrier attached). */
   connected: number;
+  /** Transport nodes: devices with accounts there, and those accounts (absent: not a transport, or an older release). */
+  served?: ServedCounts;
   status: 'up' | 'draining' | 'gone';
   lastSeenAt: number;
 }
@@ -102,6 +103,7 @@ export class NodeMonitor {
           sessions: s.goneAt ? 0 : hb.sessions,
           // A node of an older release reports only sessions.
           connected: s.goneAt ? 0 : (hb.connected ?? hb.sessions),
+          ...servedView(hb.served, s.goneAt !== undefined),
           status: s.goneAt ? 'gone' : hb.draining ? 'draining' : 'up',
           lastSeenAt: s.lastSeenAt,
         };
@@ -127,4 +129,21 @@ export class NodeMonitor {
     this.stopChange();
     clearInterval(this.timer);
   }
+}
+
+/**
+ * The counts of another node's heartbeat, when they are counts (the bus is
+ * shared: a bad heartbeat shows none rather than garbage); zeros once gone.
+ */
+function servedView(served: unknown, gone: boolean): { served?: ServedCounts } {
+  if (served === null || typeof served !== 'object') return {};
+  const s = served as Record<string, unknown>;
+  const count = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : undefined);
+  const devices = count(s.devices);
+  const mailAccounts = count(s.mailAccounts);
+  const imAccounts = count(s.imAccounts);
+  if (devices === undefined || mailAccounts === undefined || imAccounts === undefined) return {};
+  return {
+    served: gone ? { devices: 0, mailAccounts: 0, imAccounts: 0 } : { devices, mailAccounts, imAccounts },
+  };
 }

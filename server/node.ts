@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry as PromRegistry } from 'prom-client';
 import { GatewayError } from '../device-protocol/errors.ts';
-import { type Bus, type NodeHeartbeat, Subjects } from './bus/bus.ts';
 import type { AlarmService } from './alarms/service.ts';
+import { type Bus, type NodeHeartbeat, type ServedCounts, Subjects } from './bus/bus.ts';
 import { createBus } from './bus/index.ts';
 // Types only: the config schema (zod) is loaded where a config is parsed, never in a child process.
 import type { Config, LoadConfigOptions, Role } from './config.ts';
@@ -84,6 +84,8 @@ export interface RunningNode {
   close(): Promise<void>;
   /** Resolves once the node has closed, whoever closed it (a signal, or a drain asked over the bus). */
   readonly closed: Promise<void>;
+  /** Devices and accounts its roles serve (transport), as its heartbeat carries them. */
+  served(): ServedCounts | undefined;
 }
 
 export interface NodeDeps {
@@ -256,8 +258,22 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     logger.info({ nodeId }, child ? 'role process stopped' : 'node stopped');
   };
 
+  const served = (): ServedCounts | undefined => {
+    let sum: ServedCounts | undefined;
+    for (const { handle } of started) {
+      const s = handle.servedCount?.();
+      if (!s) continue;
+      sum = {
+        devices: (sum?.devices ?? 0) + s.devices,
+        mailAccounts: (sum?.mailAccounts ?? 0) + s.mailAccounts,
+        imAccounts: (sum?.imAccounts ?? 0) + s.imAccounts,
+      };
+    }
+    return sum;
+  };
   const heartbeat = (): NodeHeartbeat => {
     const usage = process.cpuUsage();
+    const servedNow = served();
     let sessions = 0;
     let connected = 0;
     for (const { handle } of started) {
@@ -276,6 +292,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       connected,
       rssBytes: process.memoryUsage.rss(),
       cpuSeconds: (usage.user + usage.system) / 1e6,
+      ...(servedNow ? { served: servedNow } : {}),
     };
   };
   /** Tells the cluster at once what this node serves now (the timer repeats it every second). */
@@ -402,6 +419,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     },
     close,
     closed: whenClosed,
+    served,
   };
   logger.info(
     { nodeId, roles, devicePort, adminPort: node.adminPort },

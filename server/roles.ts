@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../device-protocol/errors.ts';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { AlarmService } from './alarms/service.ts';
-import type { Bus } from './bus/bus.ts';
+import type { Bus, ServedCounts } from './bus/bus.ts';
 import type { Config, Role } from './config.ts';
 import type { OpsServer } from './ops/http.ts';
 import type { Recorder } from './records/types.ts';
@@ -65,6 +65,8 @@ export interface RoleHandle {
   /** Device sessions held and devices connected (edge; in the heartbeat). */
   sessionCount?(): number;
   connectedCount?(): number;
+  /** Devices and accounts served (transport; in the heartbeat). */
+  servedCount?(): ServedCounts | undefined;
   /** The device registry this role opened (admin): later roles and the node's callers get it. */
   readonly registry?: Registry;
 }

@@ -555,6 +555,14 @@ export const NodeView = z
       .int()
       .meta({ description: 'Device sessions held, those waiting within their resume window included' }),
     connected: z.number().int().meta({ description: 'Of those, devices online now (a carrier attached)' }),
+    served: z
+      .object({
+        devices: z.number().int().meta({ description: 'Devices with at least one account on this node' }),
+        mailAccounts: z.number().int(),
+        imAccounts: z.number().int(),
+      })
+      .optional()
+      .meta({ description: 'Transport nodes: the devices and the mail and chat accounts they serve' }),
     status: z.enum(['up', 'draining', 'gone']),
     lastSeenAt: EpochMs,
   })

@@ -144,6 +144,15 @@ export interface NodeHeartbeat {
   connected?: number;
   rssBytes: number;
   cpuSeconds: number;
+  /** Transport roles: the devices and accounts this node serves (absent from other roles and older releases). */
+  served?: ServedCounts;
+}
+
+/** What a transport node serves: devices with an account here, and those accounts per service. */
+export interface ServedCounts {
+  devices: number;
+  mailAccounts: number;
+  imAccounts: number;
 }
 
 /** What the edge learns about an authenticated device. */

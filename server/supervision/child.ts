@@ -63,6 +63,24 @@ export async function runEdgeWorker(index: number): Promise<number> {
   return 0;
 }
 
+/** How often a role process tells the primary what it serves (for the primary's heartbeat), when that changed. */
+const SERVED_REPORT_MS = 1000;
+
+function servedReporter(node: RunningNode, send: (m: RoleWorkerMessage) => void): NodeJS.Timeout {
+  let last = '';
+  const report = () => {
+    const served = node.served();
+    const key = JSON.stringify(served ?? null);
+    if (served === undefined || key === last) return;
+    last = key;
+    send({ type: 'served', served });
+  };
+  report();
+  const timer = setInterval(report, SERVED_REPORT_MS);
+  timer.unref();
+  return timer;
+}
+
 /** How the CLI prints a failed command, so that the primary can fail its start with the same words. */
 function printable(err: unknown): { code: string; message: string } {
   const gw = toGatewayError(err);
@@ -141,7 +159,9 @@ export async function runRoleWorker(role: string): Promise<number> {
   }
   if (stopAsked) stop();
   else send({ type: 'ready' });
+  const reportServed = servedReporter(node, send);
   await node.closed;
+  clearInterval(reportServed);
   await stopping;
   return 0;
 }

@@ -25,6 +25,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { GatewayError, isErrorCode } from '../../device-protocol/errors.ts';
+import type { ServedCounts } from '../bus/bus.ts';
 import { InProcessBus, serveIpcBus } from '../bus/index.ts';
 import type { Config } from '../config.ts';
 import type { RoleContext, RoleDefinition, RoleHandle } from '../roles.ts';
@@ -63,7 +64,8 @@ export type RoleWorkerMessage =
   | { type: 'ready' }
   | { type: 'failed'; code: string; message: string }
   | { type: 'metrics'; id: number; data?: object[] }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  | { type: 'served'; served: ServedCounts };
 
 export interface RoleSupervisorOptions {
   role: SupervisedRole;
@@ -84,6 +86,8 @@ export class RoleSupervisor {
   private upSince = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly metricsAsks = new MetricsAsks();
+  /** What the child last said it serves (transport), for the node's heartbeat. */
+  private lastServed: ServedCounts | undefined;
   private readonly logger: Logger;
   private readonly backoff: BackoffOptions;
 
@@ -153,13 +157,18 @@ export class RoleSupervisor {
           failure = new GatewayError(isErrorCode(m.code) ? m.code : 'internal', m.message);
         } else if (m?.type === 'metrics' && m.data) {
           this.metricsAsks.answer(m.id, m.data);
+        } else if (m?.type === 'served' && this.child === child) {
+          this.lastServed = m.served;
         }
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
         stopServing?.();
         this.metricsAsks.dropAll();
-        if (this.child === child) this.child = undefined;
+        if (this.child === child) {
+          this.child = undefined;
+          this.lastServed = undefined;
+        }
         const wasUp = this.state === 'up';
         if (this.state === 'stopped') return;
         if (this.state === 'starting') {
@@ -192,6 +201,11 @@ export class RoleSupervisor {
       // only the first start reports its failure.
       if (this.state === 'stopped') throw err;
     });
+  }
+
+  /** What the child serves (none while it is down). */
+  served(): ServedCounts | undefined {
+    return this.state === 'up' ? this.lastServed : undefined;
   }
 
   /** The child's metrics, as prom-client JSON (none while it is down). */
@@ -235,6 +249,7 @@ export function supervisedRole(role: SupervisedRole, backoff?: BackoffOptions): 
         readiness: () => supervisor.readiness(),
         advertised: () => supervisor.up,
         metrics: () => supervisor.metrics(),
+        servedCount: () => supervisor.served(),
         stop: () => supervisor.stop(),
       };
     },

@@ -7,7 +7,9 @@
  * When it starts (a node start, or the restart of a supervised transport
  * process) it asks every edge for the sessions it holds (Subjects.edgeSessions):
  * the edges answer with a session-up per session, so the accounts of devices
- * that stayed connected come back without the devices doing anything.
+ * that stayed connected come back without the devices doing anything: chat
+ * sessions, and the INBOX watchers this node ran (from their marks, pushing
+ * the mail that arrived while it was down).
  */
 import { Subjects } from '../bus/bus.ts';
 import type { RoleDefinition, RoleHandle } from '../roles.ts';
@@ -20,6 +22,7 @@ import {
   TransportStorage,
   watchDeviceSessions,
 } from './index.ts';
+import { servedCounter } from './kit/served-counts.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
 
 export const transportRole: RoleDefinition = {
@@ -69,8 +72,11 @@ export const transportRole: RoleDefinition = {
       holds: (deviceId) => (router.pick(deviceId) ?? nodeId) === nodeId,
       hooks: [
         {
-          // Operator-provisioned accounts first (stored and brought up), then every stored chat account.
+          // The INBOX watchers this node ran before a restart first (a profile fetch that fails
+          // must not keep them down), then operator-provisioned accounts (stored and brought up),
+          // then every stored chat account.
           up: async (id, push) => {
+            mail.restoreDevice(id, push);
             const profile = await profiles.refresh(id);
             if (profile) {
               await mail
@@ -89,7 +95,12 @@ export const transportRole: RoleDefinition = {
     });
     void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
     const stopAsking = askEdgesOnceMember(ctx);
+    const served = servedCounter(
+      () => mail.deps.accounts.census?.(),
+      () => im.deps.accounts.census?.(),
+    );
     return {
+      servedCount: served,
       async stop() {
         stopAsking();
         sessionWatch.close();

@@ -285,3 +285,20 @@ export async function runMmgw(
     child.stdin.end(options.input ?? '');
   });
 }
+
+export interface ReadyRecord {
+  pid: number;
+  at: number;
+}
+
+/** The primary's "role process ready" log lines of a role, in order: pid and when. */
+export function readyRecords(gw: Gateway, role: string): ReadyRecord[] {
+  const out: ReadyRecord[] = [];
+  for (const line of gw.stdout) {
+    if (!line.includes('role process ready')) continue;
+    const rec = JSON.parse(line) as { role?: string; childPid: number; time: string; msg: string };
+    if (rec.msg === 'role process ready' && rec.role === role)
+      out.push({ pid: rec.childPid, at: Date.parse(rec.time) });
+  }
+  return out;
+}

@@ -4,6 +4,7 @@
  * the MethodDefinitions as the transport role would (validate, then handle)
  * with a real MethodContext whose push() records events.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +18,14 @@ import {
   openMailService,
 } from '../../server/transport/mail/index.ts';
 import { parseMethodInput } from '../../server/transport/index.ts';
+import { TransportStorage } from '../../server/transport/kit/transport-storage.ts';
+import { WatchMarks } from '../../server/transport/mail/watch-marks.ts';
 import type { MethodContext } from '../../server/transport/types.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { type DovecotOptions, type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, type GatewayOptions, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+import { type EventuallyOptions, eventually } from '../../testing/index.ts';
 import { handsetFor } from './e2e-suite.ts';
 
 /** What the fixture's mail service may reach: the loopback peers (a test can pass its own `transport`). */
@@ -259,4 +263,78 @@ export async function startMailGatewayRig(
     },
     stop,
   };
+}
+
+/**
+ * Mail arriving in one user's INBOX while a test breaks the gateway, and the
+ * `mail.new` pushes a handset's application saw of it: every mail must be
+ * pushed exactly once, whatever the fault.
+ */
+export class InboxArrivals {
+  readonly subjects: string[] = [];
+  readonly #pushed: string[] = [];
+
+  constructor(
+    private readonly dovecot: DovecotServer,
+    private readonly user: string,
+    handset: Handset,
+    account: string,
+  ) {
+    handset.on('event', (e) => {
+      const body = e.body as { account?: string; header?: { subject?: unknown } } | undefined;
+      if (e.name === 'mail.new' && body?.account === account) this.#pushed.push(String(body.header?.subject));
+    });
+  }
+
+  /** Resolves with the mail's UID. */
+  async arrive(subject: string): Promise<number> {
+    this.subjects.push(subject);
+    return this.dovecot.appendMessage(this.user, 'INBOX', `Subject: ${subject}\r\n\r\narrivals\r\n`);
+  }
+
+  pushed(subject: string): boolean {
+    return this.#pushed.includes(subject);
+  }
+
+  /**
+   * Waits for every mail, then one more: a watcher pushes in UID order, so a
+   * repeat of an earlier mail would have come before it. Then each must have
+   * been pushed exactly once.
+   */
+  async assertEachPushedOnce(wait: EventuallyOptions): Promise<void> {
+    await eventually('every mail pushed', () => this.subjects.every((s) => this.pushed(s)), wait);
+    await this.arrive(`last of ${this.subjects.length}`);
+    await eventually('the last mail pushed', () => this.subjects.every((s) => this.pushed(s)), wait);
+    const counts = new Map<string, number>();
+    for (const s of this.#pushed) counts.set(s, (counts.get(s) ?? 0) + 1);
+    assert.deepEqual(
+      this.subjects.filter((s) => counts.get(s) !== 1),
+      [],
+      `each mail pushed exactly once: ${JSON.stringify([...counts])}`,
+    );
+  }
+}
+
+/**
+ * The INBOX watch marks a running transport writes on its data directory,
+ * read beside it (lmdb serves several processes): a test kills the node only
+ * once the mark has caught up with the last push, since a kill -9 between
+ * the edge taking a push and the mark repeats that push (METHODS.md).
+ */
+export class WatchMarkReader {
+  readonly #storage: TransportStorage;
+  readonly #marks: WatchMarks;
+
+  constructor(dataDir: string) {
+    this.#storage = TransportStorage.open(dataDir);
+    this.#marks = new WatchMarks(this.#storage);
+  }
+
+  uid(deviceId: string, accountId: string): number | undefined {
+    return this.#marks.get(deviceId, accountId)?.uid;
+  }
+
+  close(): Promise<void> {
+    return this.#storage.close();
+  }
 }

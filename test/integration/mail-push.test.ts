@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { Value } from '../../device-protocol/messages.ts';
+import { decodeCursor } from '../../server/transport/mail/cursor.ts';
 import { eventually } from '../../testing/index.ts';
 import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
 
@@ -104,5 +107,57 @@ describe('mail.new pushed from IMAP IDLE', () => {
     const u = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: back\r\n\r\nx\r\n');
     await eventually('mail.new after reconnect', () => newUids(A).length > before);
     assert.deepEqual(newUids(A).slice(before), [u]);
+  });
+
+  /** What the node's session watch hands a restored watcher: the push of the device's session. */
+  const sessionPush =
+    (deviceId: string) =>
+    async (name: string, body?: Value): Promise<number> => {
+      if (fx.offline.has(deviceId)) throw new GatewayError('bus.no_responders');
+      fx.pushed.push({ deviceId, name, body });
+      return 0;
+    };
+  const arrive = (subject: string) =>
+    fx.dovecot.appendMessage(ALICE.user, 'INBOX', `Subject: ${subject}\r\n\r\nx\r\n`);
+
+  test('a restarted service: the session coming up restores the watcher from its mark, no sync', async () => {
+    await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    const watcher = fx.service.deps.watchers!.get(alice)!;
+    await watcher.ready;
+    const before = newUids(A).length;
+    const u1 = await arrive('before the restart');
+    await eventually('pushed before the restart', () => newUids(A).includes(u1));
+    // Its mark is written behind the push.
+    await watcher.settled();
+    await fx.restartService();
+    const u2 = await arrive('while down 1');
+    const u3 = await arrive('while down 2');
+    assert.equal(fx.service.deps.watchers!.get(alice), undefined, 'nothing watched before the session is up');
+    assert.equal(fx.service.restoreDevice(B, sessionPush(B)), 0, 'another device has nothing to restore');
+    assert.equal(fx.service.restoreDevice(A, sessionPush(A)), 1);
+    await eventually('what came meanwhile pushed', () => newUids(A).includes(u3));
+    const u4 = await arrive('after the restore');
+    await eventually('pushed after the restore', () => newUids(A).includes(u4));
+    assert.deepEqual(newUids(A).slice(before), [u1, u2, u3, u4], 'each once, in order');
+    // The pushes carry the device's cursor moved up, as before the restart.
+    const last = fx.pushed.filter((p) => p.name === 'mail.new' && p.deviceId === A).at(-1)!.body as any;
+    assert.equal(decodeCursor('INBOX', last.cursor).highestUid, u4);
+    // A second session-up finds the watcher running: nothing more starts, nothing is pushed again.
+    assert.equal(fx.service.restoreDevice(A, sessionPush(A)), 0);
+  });
+
+  test('no mark outlives a watcher stopped for want of a session, nor a removed account', async () => {
+    fx.offline.add(A);
+    await arrive('nobody there');
+    await eventually('watcher stopped', () => fx.service.deps.watchers!.get(alice) === undefined);
+    fx.offline.delete(A);
+    await fx.restartService();
+    assert.equal(fx.service.restoreDevice(A, sessionPush(A)), 0, 'the device syncs when it is back');
+
+    await fx.call(B, 'mail.sync', { account: bob, folder: 'INBOX', limit: 1 });
+    await fx.service.deps.watchers!.get(bob)!.settled();
+    await fx.call(B, 'mail.account.remove', { account: bob });
+    await fx.restartService();
+    assert.equal(fx.service.restoreDevice(B, sessionPush(B)), 0);
   });
 });

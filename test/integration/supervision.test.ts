@@ -18,7 +18,7 @@ import { client, type XmppClient, xml } from '@xmpp/client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { eventually, processAlive } from '../../testing/index.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice, readyRecords, startGateway } from '../harness/gateway.ts';
 import { startHostileXmpp } from '../harness/hostile/index.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { handsetFor, requestWhenAvailable } from './e2e-suite.ts';
@@ -28,23 +28,6 @@ const PW = { alice: 'alice-pw', carol: 'carol-pw' };
 const BACK = { timeoutMs: 60_000, intervalMs: 20 };
 /** How long a hostile server's crash is watched for (it came ~12 s after the login: see the test). */
 const CRASH_WINDOW_MS = 20_000;
-
-interface ReadyRecord {
-  pid: number;
-  at: number;
-}
-
-/** The primary's "role process ready" log lines of a role, in order: pid and when. */
-function readyRecords(gw: Gateway, role: string): ReadyRecord[] {
-  const out: ReadyRecord[] = [];
-  for (const line of gw.stdout) {
-    if (!line.includes('role process ready')) continue;
-    const rec = JSON.parse(line) as { role?: string; childPid: number; time: string; msg: string };
-    if (rec.msg === 'role process ready' && rec.role === role)
-      out.push({ pid: rec.childPid, at: Date.parse(rec.time) });
-  }
-  return out;
-}
 
 async function readyz(gw: Gateway): Promise<{ status: number; reasons: string[] }> {
   const res = await fetch(`${gw.adminUrl}/readyz`);

@@ -59,6 +59,8 @@ export interface ImAccountStore {
   list(deviceId: string): ImAccount[];
   /** Every device with at least one account on this node. */
   devices(): string[];
+  /** Accounts per device on this node (heartbeat counts); absent in stores that cannot tell. */
+  census?(): Map<string, number>;
   remove(deviceId: string, accountId: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MethodContext } from '../types.ts';
 import type { ImAccount, ImAccountStore } from './account-store.ts';
+import type { ImSentRecords } from './sent-records.ts';
 import type { XmppSessionPool } from './session-pool.ts';
 import type { XmppAccountSession } from './xmpp-session.ts';
 
@@ -17,6 +18,8 @@ export interface ImDeps {
    * as its `policy` option, so that chat connections go where mail ones may.
    */
   policy?: DestinationPolicy;
+  /** im.send's durable "sent" records (a resend of a clientId is answered, not sent). Absent: none kept. */
+  sent?: ImSentRecords;
 }
 
 /**

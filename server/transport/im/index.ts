@@ -39,6 +39,7 @@ import { imTypingMethod } from './methods/typing.ts';
 import { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
 import { imPresetsMethod } from './methods/presets.ts';
 import { provisionImAccounts } from './provisioned.ts';
+import { ImSentRecords, SENT_RECORD_TTL_MS } from './sent-records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
@@ -134,6 +135,10 @@ export function openImService(opts: ImServiceOptions): ImService {
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
   const accounts = opts.accounts ?? new LmdbImAccountStore({ storage: storage(), cipher: theCipher() });
+  const sent = new ImSentRecords(storage());
+  sent
+    .prune(Date.now() - SENT_RECORD_TTL_MS)
+    .catch((err) => opts.logger?.warn({ err }, 'pruning old chat sent records failed'));
   const pusher = opts.bus ? new DevicePusher(opts.bus) : undefined;
   const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
   const sessions = new XmppSessionPool({
@@ -147,6 +152,7 @@ export function openImService(opts: ImServiceOptions): ImService {
   const deps: ImDeps = {
     accounts,
     sessions,
+    sent,
     ...(opts.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: opts.restoreTimeoutMs }),
     ...(opts.policy ? { policy: opts.policy } : {}),
   };

@@ -72,6 +72,7 @@ function provisionedIm(
       await deps.sessions.close(account.id);
       deps.sessions.recordLogout(account);
       await deps.accounts.remove(deviceId, account.id);
+      await deps.sent?.removeOwner(account.id);
     },
   };
 }

@@ -176,6 +176,18 @@ describe('SealedAccountStore', () => {
     assert.equal(store.has('deva', 'n-3'), false, 'another device’s account id');
     assert.throws(() => store.get('dev/x', 'n-3'), isCode('mail.not_found'));
     assert.deepEqual(store.devices().sort(), ['de', 'dev', 'dev\u0000', 'dev/x', 'deva']);
+    await store.put('dev', 'n-second', { title: 'dev 2', password: 'p' }, 1);
+    assert.deepEqual(
+      store.census(),
+      new Map([
+        ['de', 1],
+        ['dev', 2],
+        ['dev\u0000', 1],
+        ['dev/x', 1],
+        ['deva', 1],
+      ]),
+      'accounts per device, from the keys',
+    );
     await storage.close();
   });
 

@@ -127,6 +127,13 @@ export class SealedAccountStore<Account, Input, Stored extends StoredAccount> {
     return out;
   }
 
+  /** Accounts per device, from the keys alone (the heartbeat's counts). */
+  census(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [deviceId] of this.#db.getKeys({})) out.set(deviceId, (out.get(deviceId) ?? 0) + 1);
+    return out;
+  }
+
   /** Every device with at least one account. */
   devices(): string[] {
     const out = new Set<string>();

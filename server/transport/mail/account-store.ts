@@ -72,6 +72,8 @@ export interface MailAccountStore {
   /** The account, only if it belongs to this device; else mail.not_found. */
   get(deviceId: string, accountId: string): MailAccount;
   list(deviceId: string): MailAccount[];
+  /** Accounts per device on this node (heartbeat counts); absent in stores that cannot tell. */
+  census?(): Map<string, number>;
   remove(deviceId: string, accountId: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -17,16 +17,21 @@
  * The watcher stops when a push finds no session for the device
  * (bus.no_responders): a device that reconnects syncs with its cursor, which
  * starts a new watcher from there.
+ *
+ * With WatchMarks (watch-marks.ts) the watched accounts outlive the node: each
+ * mark moves once the edge took a push, and restore() starts a device's
+ * watchers again from their marks when its session comes up after a restart.
  */
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
 import type { MailAccount } from './account-store.ts';
-import { encodeCursor, type SyncCursor } from './cursor.ts';
+import { decodeCursor, encodeCursor, type SyncCursor } from './cursor.ts';
 import { fetchHeaders } from './headers.ts';
 import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
 import type { MailPushNotice } from './push-hook.ts';
+import type { WatchMark, WatchMarks } from './watch-marks.ts';
 
 export type PushFn = (name: string, body?: Value) => Promise<number>;
 
@@ -53,6 +58,9 @@ const FOLDER = 'INBOX';
 /** What made the watcher look for new mail: its (re)connect, IDLE's EXISTS, or the mail server's hook. */
 export type CatchUpTrigger = 'connect' | 'idle' | 'hook';
 
+/** Why a watcher stopped: its account went or the node stops ('stopped'), or its device has no session. */
+export type WatcherStopReason = 'stopped' | 'no-session';
+
 export class InboxWatcher {
   readonly account: MailAccount;
   state: ImapAccountState = 'idle';
@@ -70,7 +78,8 @@ export class InboxWatcher {
   readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0 };
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
-  readonly #onStop: () => void;
+  readonly #onStop: (reason: WatcherStopReason) => void;
+  readonly #onMark: ((mark: WatchMark) => Promise<void>) | undefined;
   /** Resolves once the watcher is IDLE-ready on INBOX for the first time (tests, metrics). */
   readonly ready: Promise<void>;
   #markReady!: () => void;
@@ -80,8 +89,9 @@ export class InboxWatcher {
     fromUid: number,
     push: PushFn,
     opts: InboxWatcherOptions,
-    onStop: () => void,
+    onStop: (reason: WatcherStopReason) => void,
     cursor?: WatchedCursor,
+    onMark?: (mark: WatchMark) => Promise<void>,
   ) {
     this.account = account;
     this.#lastUid = fromUid;
@@ -90,7 +100,9 @@ export class InboxWatcher {
     this.#opts = opts;
     this.#log = opts.logger;
     this.#onStop = onStop;
+    this.#onMark = onMark;
     this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    this.#queueMark();
     void this.#run();
   }
 
@@ -101,6 +113,27 @@ export class InboxWatcher {
       this.#cursor = cursor;
     }
     this.#push = push;
+    this.#queueMark();
+  }
+
+  /** Writes the mark after whatever is queued: marks are written in the order they moved. */
+  #queueMark(): void {
+    if (!this.#onMark) return;
+    this.#chain = this.#chain.then(() => this.#saveMark());
+  }
+
+  async #saveMark(): Promise<void> {
+    if (!this.#onMark || this.#stopped) return;
+    const c = this.#cursor;
+    const mark: WatchMark = {
+      uid: this.#lastUid,
+      at: Date.now(),
+      ...(c === undefined ? {} : { cursor: encodeCursor(c.folder, c.cursor) }),
+    };
+    // A mark that is not written costs a second push of the same mail after a restart, not a lost one.
+    await this.#onMark(mark).catch((err: Error) =>
+      this.#log?.warn({ account: this.account.id, err: { message: err.message } }, 'inbox mark not written'),
+    );
   }
 
   /** The device's cursor moved up to `uid`, when the watcher knows one of the same UIDVALIDITY. */
@@ -130,7 +163,7 @@ export class InboxWatcher {
     return this.#chain;
   }
 
-  async stop(): Promise<void> {
+  async stop(reason: WatcherStopReason = 'stopped'): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#wake?.();
@@ -138,7 +171,7 @@ export class InboxWatcher {
     this.#client = undefined;
     client?.close();
     this.#setState('idle');
-    this.#onStop();
+    this.#onStop(reason);
   }
 
   async #run(): Promise<void> {
@@ -221,11 +254,12 @@ export class InboxWatcher {
             header,
             ...(cursor === undefined ? {} : { cursor }),
           });
+          await this.#saveMark();
         }
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'bus.no_responders') {
           this.#log?.debug({ account: this.account.id }, 'device has no session; inbox watcher stops');
-          await this.stop();
+          await this.stop('no-session');
           return;
         }
         this.#log?.debug(
@@ -251,9 +285,12 @@ export class InboxWatchers {
   /** Lower-cased IMAP login and address → the watchers of accounts with it (push hook lookup). */
   readonly #byUser = new Map<string, Set<InboxWatcher>>();
   readonly #opts: InboxWatcherOptions;
+  readonly #marks: WatchMarks | undefined;
 
-  constructor(opts: InboxWatcherOptions) {
+  /** With `marks`, what is watched and how far is kept there, for restore() after a restart. */
+  constructor(opts: InboxWatcherOptions, marks?: WatchMarks) {
     this.#opts = opts;
+    this.#marks = marks;
   }
 
   /** Starts (or refreshes) the watcher of `account`, pushing what is above `fromUid`. */
@@ -263,12 +300,14 @@ export class InboxWatchers {
       existing.update(fromUid, push, cursor);
       return existing;
     }
+    const marks = this.#marks;
     const watcher = new InboxWatcher(
       account,
       fromUid,
       push,
       this.#opts,
-      () => {
+      (reason) => {
+        if (reason === 'no-session') this.#dropMark(account.deviceId, account.id);
         if (this.#watchers.get(account.id) === watcher) this.#watchers.delete(account.id);
         for (const key of userKeys(account)) {
           const set = this.#byUser.get(key);
@@ -277,6 +316,7 @@ export class InboxWatchers {
         }
       },
       cursor,
+      marks && ((mark) => marks.put(account.deviceId, account.id, mark)),
     );
     this.#watchers.set(account.id, watcher);
     for (const key of userKeys(account)) {
@@ -303,12 +343,61 @@ export class InboxWatchers {
     return this.#watchers.get(accountId);
   }
 
+  /**
+   * The device's session came up: starts the watchers its marks name (after a
+   * restart of this node) with the session's push; `account` finds each
+   * account, undefined when it is gone (its mark goes too). Returns how many
+   * were started.
+   */
+  restore(deviceId: string, push: PushFn, account: (accountId: string) => MailAccount | undefined): number {
+    if (!this.#marks) return 0;
+    let started = 0;
+    for (const { id: accountId, record: mark } of this.#marks.list(deviceId)) {
+      const found = account(accountId);
+      if (!found || found.deviceId !== deviceId) {
+        this.#dropMark(deviceId, accountId);
+        continue;
+      }
+      if (!this.#watchers.has(accountId)) started++;
+      this.watch(found, mark.uid, push, watchedCursor(mark.cursor));
+    }
+    return started;
+  }
+
+  /** Stops the account's watcher for now (its mark stays: a restore starts it again). */
   async stop(accountId: string): Promise<void> {
     await this.#watchers.get(accountId)?.stop();
   }
 
+  /** The account is gone: its watcher stops and its mark goes. */
+  async forget(deviceId: string, accountId: string): Promise<void> {
+    await this.stop(accountId);
+    await this.#marks?.remove(deviceId, accountId);
+  }
+
+  #dropMark(deviceId: string, accountId: string): void {
+    this.#marks
+      ?.remove(deviceId, accountId)
+      .catch((err: Error) =>
+        this.#opts.logger?.warn(
+          { account: accountId, err: { message: err.message } },
+          'inbox mark not removed',
+        ),
+      );
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.#watchers.values()].map((w) => w.stop()));
+  }
+}
+
+/** A stored cursor back as the watcher's; none when it does not decode (the pushes then carry none). */
+function watchedCursor(cursor: string | undefined): WatchedCursor | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    return { folder: FOLDER, cursor: decodeCursor(FOLDER, cursor) };
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,6 +5,7 @@
  *   const storage = TransportStorage.open(dataDir);   // the node's one lmdb environment
  *   const mail = openMailService({ dataDir, storage, logger, bus, transport: config.transport });
  *   startTransport({ …, methods: mail.methods });   // `await mail.close()`, then storage.close(), on stop
+ *   watchDeviceSessions({ …, hooks: [{ up: (id, push) => mail.restoreDevice(id, push), … }] });
  *
  * `transport` (the config section) gives the outbound policy every IMAP and
  * SMTP connection goes through (destination.ts) and the accounts a device may
@@ -41,6 +42,7 @@ import { subscribeMailPush } from './push-hook.ts';
 import { type MimePool, openMimePool } from './mime-pool.ts';
 import { recordMailUsage } from './records.ts';
 import { MARK_TTL_MS, SentMarks } from './sent-marks.ts';
+import { WATCH_MARK_TTL_MS, WatchMarks } from './watch-marks.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
@@ -136,6 +138,12 @@ export interface MailService {
    * step with the registry and brings them online (provisioned.ts).
    */
   provision(deviceId: string, profile: DeviceProfile, push: DevicePush): Promise<void>;
+  /**
+   * The device's session came up: its INBOX watchers that this node ran before
+   * a restart start again from their marks (watch-marks.ts), pushing what
+   * arrived meanwhile. Returns how many were started.
+   */
+  restoreDevice(deviceId: string, push: DevicePush): number;
   close(): Promise<void>;
 }
 
@@ -188,14 +196,21 @@ export function openMailService(opts: MailServiceOptions): MailService {
       pushState(account.deviceId, account.id, state, account.preset);
     },
   });
-  const watchers = new InboxWatchers({
-    policy,
-    ...(mime ? { mime } : {}),
-    connectTimeoutMs,
-    logger: opts.logger,
-    ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
-    ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
-  });
+  const watchMarks = new WatchMarks(storage());
+  watchMarks
+    .prune(Date.now() - WATCH_MARK_TTL_MS)
+    .catch((err) => opts.logger?.warn({ err }, 'pruning old inbox marks failed'));
+  const watchers = new InboxWatchers(
+    {
+      policy,
+      ...(mime ? { mime } : {}),
+      connectTimeoutMs,
+      logger: opts.logger,
+      ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
+      ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
+    },
+    watchMarks,
+  );
   // New-mail hooks of mail servers (push-hook.ts), published by whichever node's ops endpoint took them.
   const pushSub = bus ? subscribeMailPush(bus, (notice) => watchers.notify(notice), opts.logger) : undefined;
   const deps: MailDeps = {
@@ -225,6 +240,17 @@ export function openMailService(opts: MailServiceOptions): MailService {
         now: Date.now,
         ...(opts.logger ? { logger: opts.logger } : {}),
       }),
+    restoreDevice(deviceId, push) {
+      const started = watchers.restore(deviceId, push, (accountId) => {
+        try {
+          return accounts.get(deviceId, accountId);
+        } catch {
+          return undefined;
+        }
+      });
+      if (started > 0) opts.logger?.info({ deviceId, watchers: started }, 'inbox watchers restored');
+      return started;
+    },
     async close() {
       pushSub?.unsubscribe();
       await watchers.stopAll();

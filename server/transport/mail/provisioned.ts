@@ -82,8 +82,9 @@ function provisionedMail(deps: MailDeps): ProvisionedService<MailPreset, MailAcc
     },
     async remove(deviceId, account) {
       await takeDown(account.id);
+      await deps.watchers?.forget(deviceId, account.id);
       await deps.accounts.remove(deviceId, account.id);
-      await deps.sentMarks.removeAccount(account.id);
+      await deps.sentMarks.removeOwner(account.id);
     },
   };
 }

@@ -9,8 +9,13 @@
  *
  * Marks of a removed account go with it; the others after MARK_TTL_MS
  * (dropped when the service opens): a device resends within minutes, not months.
+ *
+ * A mark holds what the first answer said (rejected recipients, bytes, and
+ * once the APPEND is done the Sent copy), so a resend is answered like the
+ * original. Records carry `v`: 2 since issue #12; the unversioned marks of
+ * issue #11 read as v1 (no rejected, no sentCopy: answered as none and false).
  */
-import type { Database } from 'lmdb';
+import { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 
 export interface SentMark {
@@ -18,47 +23,33 @@ export interface SentMark {
   /** Date.now() of the 250. */
   at: number;
   bytes: number;
+  /** Recipients the SMTP server refused while taking the message. */
+  rejected?: string[];
+  /** The copy to Sent was made. */
+  sentCopy?: boolean;
 }
-
-type MarkKey = [accountId: string, clientId: string];
 
 export const MARK_TTL_MS = 30 * 24 * 3600 * 1000;
 
-export class SentMarks {
-  readonly #db: Database<SentMark, MarkKey>;
+/** A stored mark of any known version (v1: issue #11's, without `v`); undefined when unreadable. */
+export function readSentMark(raw: unknown): SentMark | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const r = raw as Partial<SentMark> & { v?: unknown };
+  if (r.v !== undefined && r.v !== 1 && r.v !== 2) return undefined;
+  if (typeof r.messageId !== 'string' || !Number.isFinite(r.at) || !Number.isFinite(r.bytes))
+    return undefined;
+  const rejected = Array.isArray(r.rejected) ? r.rejected.filter((x) => typeof x === 'string') : undefined;
+  return {
+    messageId: r.messageId,
+    at: r.at as number,
+    bytes: r.bytes as number,
+    ...(rejected === undefined ? {} : { rejected }),
+    ...(typeof r.sentCopy === 'boolean' ? { sentCopy: r.sentCopy } : {}),
+  };
+}
 
+export class SentMarks extends PairRecords<SentMark> {
   constructor(storage: TransportStorage) {
-    this.#db = storage.database<SentMark, MarkKey>('mail.sent');
-  }
-
-  get(accountId: string, clientId: string): SentMark | undefined {
-    return this.#db.get([accountId, clientId]);
-  }
-
-  /** Resolves once the mark is committed to disk: after that, a crash cannot lose it. */
-  async put(accountId: string, clientId: string, mark: SentMark): Promise<void> {
-    await this.#db.put([accountId, clientId], mark);
-  }
-
-  async removeAccount(accountId: string): Promise<void> {
-    await this.#db.transaction(() => {
-      for (const key of this.#db.getKeys({ start: [accountId], end: [accountId, '\uffff'] })) {
-        this.#db.removeSync(key);
-      }
-    });
-  }
-
-  /** Drops marks older than `before`; returns how many. */
-  async prune(before: number): Promise<number> {
-    let dropped = 0;
-    await this.#db.transaction(() => {
-      for (const { key, value } of this.#db.getRange({})) {
-        if (value.at < before) {
-          this.#db.removeSync(key);
-          dropped++;
-        }
-      }
-    });
-    return dropped;
+    super(storage, 'mail.sent', { version: 2, read: readSentMark, at: (mark) => mark.at });
   }
 }

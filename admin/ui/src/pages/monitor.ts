@@ -98,6 +98,7 @@ export const monitorPage: Page = (root) => {
             h('th', { class: 'num' }, 'CPU'),
             h('th', { class: 'num' }, 'Connected'),
             h('th', { class: 'num' }, 'Sessions'),
+            h('th', { class: 'num' }, 'Serves'),
             h('th', null, 'Status'),
             h('th', null, 'Last heartbeat'),
             h('th', null, ''),
@@ -107,7 +108,7 @@ export const monitorPage: Page = (root) => {
           'tbody',
           null,
           nodes.length === 0
-            ? h('tr', null, h('td', { colspan: 11, class: 'empty' }, 'No node has reported yet.'))
+            ? h('tr', null, h('td', { colspan: 12, class: 'empty' }, 'No node has reported yet.'))
             : nodes.map((n) =>
                 h(
                   'tr',
@@ -120,6 +121,7 @@ export const monitorPage: Page = (root) => {
                   h('td', { class: 'num' }, `${n.cpuPercent.toFixed(1)} %`),
                   h('td', { class: 'num' }, n.connected),
                   h('td', { class: 'num' }, n.sessions),
+                  h('td', { class: 'num served' }, servedText(n)),
                   h('td', null, statusBadge(n.status)),
                   h('td', null, formatTime(n.lastSeenAt)),
                   h(
@@ -309,3 +311,10 @@ export const monitorPage: Page = (root) => {
     stream.abort();
   };
 };
+
+/** A transport's devices and accounts ("12 devices · 10 mail · 9 chat"); a dash for other nodes. */
+function servedText(n: NodeView): string {
+  const s = n.served;
+  if (!s) return '–';
+  return `${s.devices} devices · ${s.mailAccounts} mail · ${s.imAccounts} chat`;
+}

@@ -13,6 +13,7 @@ export function imLogoutMethod(deps: ImDeps): MethodDefinition<{ account: string
       await deps.sessions.close(account.id);
       deps.sessions.recordLogout(account);
       await deps.accounts.remove(ctx.deviceId, account.id);
+      await deps.sent?.removeOwner(account.id);
       return { account: account.id, removed: true };
     },
   };

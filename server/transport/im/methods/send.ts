@@ -2,12 +2,30 @@
  * im.send: answered only once the XMPP server acknowledged the message
  * (XEP-0198). clientId is the stanza id and the origin-id (XEP-0359), so a
  * resend after a failover carries the same id and is recognisable.
+ *
+ * A resend with the same clientId is never sent twice (issue #12):
+ * - still in flight here: it joins the first (the outbox);
+ * - acknowledged here before: the sent record (sent-records.ts) says so;
+ * - sent by a node that died before answering, or by another node before a
+ *   failover: the account's archive (XEP-0313) holds an outgoing message with
+ *   that origin-id. The archive is read once per account session on this
+ *   node (at its first im.send), not per send: whatever another session
+ *   sent is in the archive by then, and what this one sends has its sent
+ *   record (a send that failed here has the archive read again). While the
+ *   session is not online the send is refused with the retryable
+ *   im.unreachable (a resend after a restart or failover comes right then);
+ *   a server without an archive, or one slower than
+ *   ARCHIVE_CHECK_TIMEOUT_MS, does not hold the send. Its newest ARCHIVE_LOOKBACK messages are enough: a resend follows
+ *   its timeout within minutes.
+ * A recognised resend is answered like the original, with `duplicate: true`.
  */
+import type { Logger } from 'pino';
+import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
 import { boundedString, objectOf } from '../../kit/method-input.ts';
 import { bareJid, imAccountIdField } from '../fields.ts';
-import { hasControlChars } from '../xmpp-session.ts';
+import { hasControlChars, type XmppAccountSession } from '../xmpp-session.ts';
 
 export interface ImSendInput {
   account: string;
@@ -30,16 +48,97 @@ const sendInput = objectOf({
   clientId: boundedString(128).regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' }),
 });
 
-export function imSendMethod(deps: ImDeps): MethodDefinition<ImSendInput> {
+/** The newest archived messages a resend is looked for in. */
+const ARCHIVE_LOOKBACK = 100;
+/** How long a send waits for that read; past it, it sends (and the next send asks again). */
+export const ARCHIVE_CHECK_TIMEOUT_MS = 5000;
+
+/** The archive read took longer than ARCHIVE_CHECK_TIMEOUT_MS. */
+class ArchiveSlow extends Error {}
+
+export function imSendMethod(
+  deps: ImDeps,
+  opts: { archiveCheckTimeoutMs?: number } = {},
+): MethodDefinition<ImSendInput> {
+  const archiveCheckTimeoutMs = opts.archiveCheckTimeoutMs ?? ARCHIVE_CHECK_TIMEOUT_MS;
+  /** Per account session: the recipient and origin-id of each outgoing message in the archive when it started sending. */
+  const archived = new WeakMap<XmppAccountSession, Promise<Set<string>>>();
+  const archivedOf = async (session: XmppAccountSession, logger: Logger): Promise<Set<string>> => {
+    let found = archived.get(session);
+    if (!found) {
+      found = within(archivedOrigins(session), archiveCheckTimeoutMs);
+      archived.set(session, found);
+    }
+    try {
+      return await found;
+    } catch (err) {
+      if (archived.get(session) === found) archived.delete(session);
+      // Not online yet (a restarted node, a failover: the very case to check for): the device
+      // asks again shortly, with the retryable error; sending blind could send twice.
+      if (err instanceof GatewayError && (err.code === 'im.unreachable' || err.code === 'im.auth_failed'))
+        throw err;
+      logger.debug({ err: { message: (err as Error).message } }, 'archive not read for resend checks');
+      // A server without an archive is not asked again this session; a slow one is, next send.
+      if (!(err instanceof ArchiveSlow)) archived.set(session, Promise.resolve(new Set()));
+      return new Set();
+    }
+  };
   return {
     method: 'im.send',
     input: sendInput,
     async handle(ctx, input) {
       const { account, session } = await accountSession(deps, ctx, input.account);
-      await session.send(input.to, input.body, input.clientId);
       // A device on the compact forms knows both from its request (SPEC.md §9): an empty answer.
-      if (deps.sessions.compact(ctx.deviceId)) return undefined;
-      return { account: account.id, clientId: input.clientId };
+      const answer = (duplicate: boolean) => {
+        if (deps.sessions.compact(ctx.deviceId)) return undefined;
+        return { account: account.id, clientId: input.clientId, ...(duplicate ? { duplicate: true } : {}) };
+      };
+      const recorded = deps.sent?.get(account.id, input.clientId) !== undefined;
+      if (recorded || (await archivedOf(session, ctx.logger)).has(originKey(input.to, input.clientId))) {
+        ctx.logger.info(
+          {
+            deviceId: ctx.deviceId,
+            account: account.id,
+            clientId: input.clientId,
+            from: recorded ? 'record' : 'archive',
+          },
+          'chat resend recognised',
+        );
+        return answer(true);
+      }
+      await session.send(input.to, input.body, input.clientId).catch((err: unknown) => {
+        // The server may have taken it all the same: a resend reads the archive again.
+        archived.delete(session);
+        throw err;
+      });
+      await deps.sent
+        ?.put(account.id, input.clientId, { to: input.to, at: ctx.now() })
+        .catch((err) =>
+          ctx.logger.warn({ err, account: account.id }, 'sent, but the sent record was not written'),
+        );
+      return answer(false);
     },
   };
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ArchiveSlow(`no archive answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+function originKey(to: string, originId: string): string {
+  return `${to}\u0000${originId}`;
+}
+
+/** The outgoing messages among the archive's newest, as originKeys. */
+async function archivedOrigins(session: XmppAccountSession): Promise<Set<string>> {
+  const page = await session.archive({ max: ARCHIVE_LOOKBACK });
+  const out = new Set<string>();
+  for (const m of page.messages) {
+    if (m.direction === 'out' && m.originId !== undefined) out.add(originKey(m.to, m.originId));
+  }
+  return out;
 }

@@ -29,10 +29,10 @@ export function accountRemoveMethod(deps: MailDeps): MethodDefinition<{ account:
     input: objectOf({ account: mailAccountId }),
     async handle(ctx, input) {
       deps.accounts.get(ctx.deviceId, input.account); // mail.not_found for another device's account
-      await deps.watchers?.stop(input.account);
+      await deps.watchers?.forget(ctx.deviceId, input.account);
       await deps.sessions.drop(input.account);
       await deps.accounts.remove(ctx.deviceId, input.account);
-      await deps.sentMarks.removeAccount(input.account);
+      await deps.sentMarks.removeOwner(input.account);
       ctx.logger.info({ deviceId: ctx.deviceId, account: input.account }, 'mail account removed');
       return { account: input.account };
     },

@@ -7,8 +7,17 @@
  * `duplicate` without sending again, even when the node died before the copy
  * to Sent. The Message-ID is derived from the clientId, the device and the
  * account, so a resend after a failover carries the same Message-ID; without
- * a mark (a send older than its mark) we look for that Message-ID in Sent.
+ * a mark (a send older than its mark, or one sent by another transport
+ * node before a failover) we look for that Message-ID in Sent.
  * The exact bytes sent are APPENDed to Sent.
+ *
+ * A resend is answered like the original (clientId, messageId, sentCopy,
+ * rejected, bytes), with `duplicate: true`: from the mark, or from the copy
+ * found in Sent (its size; rejected unknown there, so empty).
+ *
+ * Not covered: a node that dies after the SMTP server took the message and
+ * before its 250 arrived. SMTP has no way to ask whether a message was taken,
+ * so that resend sends again.
  */
 import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
@@ -91,23 +100,26 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
     async handle(ctx, input): Promise<Value> {
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const messageId = messageIdFor(account, ctx.deviceId, input.clientId);
-      const resend = () => {
+      const resend = (first: { sentCopy: boolean; rejected: string[]; bytes: number }) => {
         ctx.logger.info(
           { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
           'mail resend recognised',
         );
-        return { clientId: input.clientId, messageId, duplicate: true };
+        return { clientId: input.clientId, messageId, ...first, duplicate: true };
       };
-      if (deps.sentMarks.get(account.id, input.clientId) !== undefined) return resend();
+      const mark = deps.sentMarks.get(account.id, input.clientId);
+      if (mark !== undefined) {
+        return resend({ sentCopy: mark.sentCopy ?? false, rejected: mark.rejected ?? [], bytes: mark.bytes });
+      }
 
       const sentFolder = await deps.sessions
         .use(account, 'send.find-sent', (c) => findSentFolder(c))
         .catch(() => undefined);
       if (sentFolder) {
-        const already = await deps.sessions
-          .use(account, 'send.dedup', (c) => alreadySent(c, sentFolder, messageId))
-          .catch(() => false);
-        if (already) return resend();
+        const copy = await deps.sessions
+          .use(account, 'send.dedup', (c) => sentCopySize(c, sentFolder, messageId))
+          .catch(() => undefined);
+        if (copy !== undefined) return resend({ sentCopy: true, rejected: [], bytes: copy });
       }
 
       const composer = new MailComposer({
@@ -173,8 +185,9 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         smtp.close();
       }
       // The mark first: whatever happens from here on, a resend of this clientId is a duplicate.
+      const sentMark = { messageId, at: ctx.now(), bytes: raw.length, rejected };
       await deps.sentMarks
-        .put(account.id, input.clientId, { messageId, at: ctx.now(), bytes: raw.length })
+        .put(account.id, input.clientId, sentMark)
         .catch((err) =>
           ctx.logger.error({ err, account: account.id }, 'sent, but the sent mark was not written'),
         );
@@ -190,6 +203,9 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
             ctx.logger.warn({ account: account.id, code: err.code }, 'sent, but the copy to Sent failed');
             return false;
           });
+        // Best effort: without it a resend answers sentCopy false, which is what the device may assume anyway.
+        if (sentCopy)
+          await deps.sentMarks.put(account.id, input.clientId, { ...sentMark, sentCopy }).catch(() => {});
       }
       ctx.logger.info(
         { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId, bytesOut: raw.length },
@@ -207,9 +223,17 @@ async function findSentFolder(client: ImapFlow): Promise<string | undefined> {
   )?.path;
 }
 
-async function alreadySent(client: ImapFlow, folder: string, messageId: string): Promise<boolean> {
+/** The size of the copy in Sent with this Message-ID; undefined when there is none. */
+async function sentCopySize(
+  client: ImapFlow,
+  folder: string,
+  messageId: string,
+): Promise<number | undefined> {
   return withFolder(client, folder, async () => {
     const found = await client.search({ header: { 'message-id': messageId } }, { uid: true });
-    return Array.isArray(found) && found.length > 0;
+    const uid = Array.isArray(found) ? found[0] : undefined;
+    if (uid === undefined) return undefined;
+    const row = await client.fetchOne(String(uid), { size: true }, { uid: true });
+    return row ? (row.size ?? 0) : 0;
   });
 }
