@@ -90,6 +90,11 @@ export const Subjects = {
    * for every session you hold, so that the accounts of connected devices come back by themselves.
    */
   edgeSessions: 'mmgw.edge.sessions',
+  /**
+   * A draining edge → one surviving edge (queue group): HandoverOffer (server/edge/drain-handover.ts),
+   * the sessions to claim from it; answered with the ids taken.
+   */
+  edgeHandover: 'mmgw.edge.handover',
 } as const;
 
 /**
