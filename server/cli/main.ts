@@ -10,6 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { toGatewayError } from '../../device-protocol/errors.ts';
 import { adminCommand } from './admin.ts';
 import { deviceCommand, processIo } from './device.ts';
+import { nodeCommand } from './node.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -107,6 +108,7 @@ export function buildProgram(): Command {
 
   program.addCommand(deviceCommand(wrap, processIo));
   program.addCommand(adminCommand(wrap, processIo));
+  program.addCommand(nodeCommand(wrap, processIo));
 
   program
     .command('handset')
