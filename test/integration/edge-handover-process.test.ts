@@ -186,14 +186,17 @@ describe('edge sessions across the end of an edge process', () => {
     // A corrupt sessions file is set aside with a logged typed error; the gateway starts anyway.
     assert.equal(await second.stop('SIGTERM'), 0);
     writeFileSync(file, '{"format":"mmgw.edge.sessions","v":1,"sessions":[{');
-    const third = await gateway(t, { dataDir });
+    // Logs on (test/run.js silences them by default): the refusal must be in them.
+    const third = await gateway(t, { dataDir, env: { MMGW_LOG_LEVEL: 'error' } });
     await waitReady(third);
     assert.ok(existsSync(`${file}.refused`));
     await eventually(
       'the refusal logged',
       () => third.stdout.some((l) => l.includes('config.bad_sessions_file')),
       WAIT,
-    );
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${third.stdout.filter((l) => /session|edge/.test(l)).join('\n')}`);
+    });
     const c3 = await rawClient('ws', third.devicePort);
     t.after(() => c3.kill());
     const refused = await c3.resumeAnswer(w, 10);
