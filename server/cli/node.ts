@@ -100,7 +100,7 @@ export function nodeCommand(wrap: (a: Action) => (...args: any[]) => Promise<voi
     .addOption(
       new Option('--bus <url>', 'the cluster bus, nats://… (env MMGW_BUS)').default(
         process.env.MMGW_BUS || 'inproc',
-        'MMGW_BUS',
+        'MMGW_BUS, else none',
       ),
     )
     .option('--reason <text>', 'why (logged by the node)')
