@@ -106,6 +106,10 @@ export const ERRORS = {
   'registry.bad_record': internalOnly('A stored record or key could not be read.', 500),
   // Configuration.
   'config.invalid': internalOnly('The configuration is invalid.', 400),
+  'config.bad_sessions_file': internalOnly(
+    'The saved edge sessions file is corrupt or not a record this gateway reads; it was set aside.',
+    422,
+  ),
   // Admin REST API.
   'api.bad_input': internalOnly(
     'The admin API request is not valid; error.field names the input at fault.',

@@ -92,6 +92,11 @@ export const Subjects = {
   edgeSessions: 'mmgw.edge.sessions',
   /** Any role → one alarm service (queue group): an event for the operators, e.g. takeover_done (server/alarms). */
   alarmEvent: 'mmgw.alarms.event',
+  /**
+   * A draining edge → one surviving edge (queue group): HandoverOffer (server/edge/drain-handover.ts),
+   * the sessions to claim from it; answered with the ids taken.
+   */
+  edgeHandover: 'mmgw.edge.handover',
 } as const;
 
 /**

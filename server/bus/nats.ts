@@ -134,11 +134,16 @@ class NatsBus implements Bus {
     } catch (err) {
       throw natsErrorToGateway(err, subject, 0);
     }
+    const queue = options.queue !== undefined;
     return {
       subject,
       unsubscribe: () => {
         try {
-          sub.unsubscribe();
+          // A queue member that leaves (an edge whose session moved) still handles what the
+          // server routed to it before the UNSUB, as the IPC bus bounces it: unsubscribe would
+          // drop those messages and leave their requesters waiting for a timeout.
+          if (queue) sub.drain().catch(() => undefined);
+          else sub.unsubscribe();
         } catch {
           // Already closed with the connection: nothing left to undo.
         }

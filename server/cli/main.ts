@@ -11,6 +11,7 @@ import { toGatewayError } from '../../device-protocol/errors.ts';
 import { adminCommand } from './admin.ts';
 import { deviceCommand, processIo } from './device.ts';
 import { registryCommand } from './registry.ts';
+import { nodeCommand } from './node.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -114,6 +115,7 @@ export function buildProgram(): Command {
   program.addCommand(deviceCommand(wrap, processIo));
   program.addCommand(adminCommand(wrap, processIo));
   program.addCommand(registryCommand(wrap, processIo));
+  program.addCommand(nodeCommand(wrap, processIo));
 
   program
     .command('handset')

@@ -7,6 +7,8 @@
  * - handshake.ts        Hello, Resume, attach and Welcome
  * - handoff.ts          takeovers and claims between edges, passing messages on
  *                       (edge-messages.ts: what edges send each other)
+ * - drain-handover.ts   a draining edge's sessions offered to a survivor
+ * - session-file.ts     a last edge's sessions kept on disk across a restart
  * - relay.ts            requests to the transport and their answers
  * - sequencer.ts        seq numbers and the replay-buffer limits
  * - device-messages.ts  the one bus handler of every session's device subject
@@ -47,6 +49,7 @@ import { AuthLimiter } from './auth-limiter.ts';
 import type { DeviceTokens } from './auth.ts';
 import { CLOSED, type Carrier, type CarrierHost, type PollCarrier, WsCarrier } from './carriers.ts';
 import type { DeviceSession } from './device-session.ts';
+import { DrainHandover, type DrainHandoverHost, type HandoverOutcome } from './drain-handover.ts';
 import type { EngineHost, PollExchange, PreAuthRefusalAnswer, WsDriver } from './engines/engine.ts';
 import { deviceMessageHandler } from './device-messages.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
@@ -92,7 +95,15 @@ export interface EdgeCoreOptions {
 }
 
 export class EdgeCore
-  implements EngineHost, CarrierHost, PollHost, FrameHost, HandshakeHost, HandOffHost, SweepHost
+  implements
+    EngineHost,
+    CarrierHost,
+    PollHost,
+    FrameHost,
+    HandshakeHost,
+    HandOffHost,
+    SweepHost,
+    DrainHandoverHost
 {
   readonly table = new SessionTable();
   readonly limits: EdgeLimits;
@@ -120,6 +131,7 @@ export class EdgeCore
   private readonly sequencer: Sequencer;
   private readonly flushes: FlushScheduler;
   private readonly sweep: Sweep;
+  private readonly handover: DrainHandover;
 
   constructor(o: EdgeCoreOptions) {
     this.bus = o.bus;
@@ -138,6 +150,7 @@ export class EdgeCore
     this.preAuth = new PreAuthGate(o.limits);
     this.records = new SessionRecords(o.recorder ?? nullRecorder, o.now);
     this.handoff = new HandOff(this, { bus: o.bus, busTimeoutMs: o.busTimeoutMs, logger: o.logger });
+    this.handover = new DrainHandover(this, { bus: o.bus, busTimeoutMs: o.busTimeoutMs, logger: o.logger });
     this.handshake = new Handshake(this, {
       directory: o.directory,
       tokens: o.tokens,
@@ -195,9 +208,33 @@ export class EdgeCore
     return n;
   }
 
-  /** Starts the one sweep timer of this edge. */
+  /** Starts the one sweep timer of this edge, and takes sessions from edges that drain. */
   start(): void {
     this.sweep.start();
+    this.handover.listen();
+  }
+
+  /** Every session held here (DrainHandoverHost). */
+  sessions(): Iterable<DeviceSession> {
+    return this.table.values();
+  }
+
+  adopt(imei: string, sessionId: string, resumeToken: string): Promise<boolean> {
+    return this.handoff.adopt(imei, sessionId, resumeToken);
+  }
+
+  /**
+   * Sessions read back from the data directory (session-file.ts), detached
+   * since their detachedAt; one the edge knows already (by id or device) is skipped.
+   */
+  restoreSessions(sessions: Iterable<DeviceSession>): number {
+    let n = 0;
+    for (const s of sessions) {
+      if (this.table.getById(s.id) !== undefined || this.table.get(s.imei) !== undefined) continue;
+      this.addSession(s);
+      n++;
+    }
+    return n;
   }
 
   // ---------------------------------------------------------------------------
@@ -549,10 +586,15 @@ export class EdgeCore
   // ---------------------------------------------------------------------------
   // Drain and close
 
-  /** Bye session.draining to every carrier; sessions stay (detached) so that other edges can claim them. */
+  /**
+   * Bye session.draining to every carrier; sessions stay (detached) so that
+   * other edges can claim them, until handOver() offers them to a survivor.
+   */
   drain(): void {
     if (this.draining) return;
     this.draining = true;
+    // No longer a survivor for other draining edges (an offer meanwhile is refused anyway).
+    this.handover.stopListening();
     for (const c of [...this.unattached]) this.drainingBye(c);
     for (const s of this.table.values()) {
       const c = s.carrier;
@@ -560,8 +602,27 @@ export class EdgeCore
     }
   }
 
+  /**
+   * After drain(): waits (at most `settleMs`) for requests in progress, so that
+   * their answers ride in the replay buffers, then offers every session to a
+   * surviving edge until `deadline`.
+   */
+  async handOver(settleMs: number, deadline: number): Promise<HandoverOutcome> {
+    await this.relay.settled(settleMs);
+    return this.handover.handOverAll(this.now, deadline);
+  }
+
+  /**
+   * The sessions go on elsewhere (written to disk): close() must not log them
+   * out nor tell the transport they ended.
+   */
+  keptElsewhere(sessions: Iterable<DeviceSession>): void {
+    for (const s of sessions) s.moved = true;
+  }
+
   close(): void {
     if (this.closed) return;
+    this.handover.stopListening();
     this.closed = true;
     this.sweep.stop();
     const at = this.now();

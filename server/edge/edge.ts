@@ -5,7 +5,9 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { GatewayError } from '../../device-protocol/errors.ts';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
 import type { Bus, DeviceDirectory, DeviceRouter, DeviceSessionEvent } from '../bus/bus.ts';
 import type { Recorder } from '../records/types.ts';
@@ -16,6 +18,7 @@ import type { EdgeEngine, EngineOptions } from './engines/engine.ts';
 import { type EdgeLimitOptions, resolveEdgeLimits } from './limits.ts';
 import { EdgeStats, registerEdgeMetrics } from './metrics.ts';
 import { reusePortActive } from './reuse-port.ts';
+import { takeSessionFile, writeSessionFile } from './session-file.ts';
 
 export interface EdgeOptions {
   bus: Bus;
@@ -48,6 +51,11 @@ export interface EdgeOptions {
   /** Per-device log records and usage counters (connects, resumes, bytes …); default: none kept. */
   recorder?: Recorder;
   /**
+   * Where the sessions go when this edge stops and no other edge takes them,
+   * and come back from on start (session-file.ts); default: not kept.
+   */
+  sessionFile?: string;
+  /**
    * This process shares the port with other worker processes: refuse to start
    * unless that works (SO_REUSEPORT preload of reuse-port.ts, or a node:cluster
    * worker for the portable engine) instead of failing with "port in use".
@@ -68,15 +76,23 @@ export interface EdgeHandle {
   sessions(): DeviceSessionEvent[];
   /**
    * Bye session.draining (resumable, reconnectAfterMs 1–5 s) to every carrier,
-   * stop accepting, close the carriers. Sessions are kept (detached) so that the
-   * edges the devices reconnect to can claim them, until close().
+   * stop accepting, close the carriers, then hand every session over to a
+   * surviving edge (drain-handover.ts). Sessions no survivor took stay here
+   * (detached, claimable) until close().
    */
   drain(reason?: string): Promise<void>;
-  /** Drains if not done yet, then closes everything. */
+  /**
+   * Drains if not done yet, then closes everything. With no surviving edge and
+   * a sessionFile, the sessions left are written there first.
+   */
   close(): Promise<void>;
 }
 
 const DRAIN_GRACE_MS = 2000;
+/** Requests in progress may take this long to be answered before the sessions are handed over. */
+const DRAIN_SETTLE_MS = 5000;
+/** The hand-over ends by then: the drain timeouts of node.ts and edge-workers.ts are 30 s. */
+const HANDOVER_LIMIT_MS = 20_000;
 
 /**
  * The engines' own WebSocket message limit. Well above maxFrameBytes, so that
@@ -179,20 +195,27 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       : (await import('./engines/portable-engine.ts')).startPortableEngine;
   const engine: EdgeEngine = await start(engineOptions);
   core.wsDriver = engine.driver;
+  if (o.sessionFile !== undefined) restoreSessions(core, o.sessionFile, resumeWindowMs, logger);
   core.start();
   const unregister = o.metrics ? registerEdgeMetrics(o.metrics, stats) : () => {};
   logger.info({ port: engine.port }, 'edge listening');
 
   let drained: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
+  /** Whether another edge answered the hand-over: if none did, this is the last edge. */
+  let survivor = false;
   const drain = (reason?: string): Promise<void> => {
     drained ??= (async () => {
+      const started = now();
       logger.info({ reason: reason ?? 'drain', sessions: core.sessionCount }, 'edge draining');
       engine.stopAccepting();
       core.drain();
       // Give the Bye frames a moment to reach the devices before the sockets are cut.
-      const until = now() + DRAIN_GRACE_MS;
+      const until = started + DRAIN_GRACE_MS;
       while (engine.openSockets() > 0 && now() < until) await new Promise((r) => setTimeout(r, 20));
+      const outcome = await core.handOver(DRAIN_SETTLE_MS, started + HANDOVER_LIMIT_MS);
+      survivor = outcome.survivor;
+      logger.info(outcome, 'edge sessions handed over');
     })();
     return drained;
   };
@@ -205,6 +228,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     close() {
       closed ??= (async () => {
         await drain('close');
+        if (o.sessionFile !== undefined && !survivor) saveSessions(core, o.sessionFile, logger);
         core.close();
         await engine.close();
         unregister();
@@ -213,4 +237,34 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       return closed;
     },
   };
+}
+
+/** Takes back the sessions the last stop wrote; a bad file is logged and set aside, never fatal. */
+function restoreSessions(core: EdgeCore, path: string, resumeWindowMs: number, logger: Logger): void {
+  try {
+    const loaded = takeSessionFile(path, core.now(), resumeWindowMs);
+    if (loaded === undefined) return;
+    const restored = core.restoreSessions(loaded.sessions);
+    logger.info(
+      { path, restored, expired: loaded.expired },
+      'edge sessions taken back from the data directory',
+    );
+  } catch (err) {
+    const e = toGatewayError(err);
+    logger.error({ path, code: e.code, err: e }, e.message);
+  }
+}
+
+/** The last edge stopping: its sessions go to the data directory for the next start. */
+function saveSessions(core: EdgeCore, path: string, logger: Logger): void {
+  const sessions = [...core.table.values()].filter((s) => !s.ended);
+  if (sessions.length === 0) return;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const n = writeSessionFile(path, sessions, core.now());
+    core.keptElsewhere(sessions);
+    logger.info({ path, sessions: n }, 'edge sessions written to the data directory');
+  } catch (err) {
+    logger.error({ path, err }, 'edge sessions could not be written; they end here');
+  }
 }

@@ -1,63 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { type BusMessage, Subjects, type Subscription } from '../bus/bus.ts';
+import { fakeEdge } from '../../testing/fake-edge.ts';
+import { type BusMessage, Subjects } from '../bus/bus.ts';
 import { InProcessBus } from '../bus/inproc.ts';
 import { DeviceSession } from './device-session.ts';
 import type { ClaimMessage, EdgeDeviceMessage } from './edge-messages.ts';
-import { CLAIM_PATIENCE, HandOff } from './handoff.ts';
-import { SessionTable } from './session-table.ts';
+import { CLAIM_PATIENCE } from './handoff.ts';
 
-const logger = pino({ level: 'silent' });
 const IMEI = '356938035643809';
 const BUS_TIMEOUT_MS = 1000;
-
-/** One edge as the hand-off sees it: a table, a clock, and a device-message handler routing to the hand-off. */
-function fakeEdge(
-  bus: InProcessBus,
-  instanceId: string,
-  clock: { now: number },
-  busTimeoutMs = BUS_TIMEOUT_MS,
-) {
-  const table = new SessionTable();
-  const ended: string[] = [];
-  const claims: ClaimMessage[] = [];
-  const edge = {
-    instanceId,
-    closed: false,
-    table,
-    ended,
-    claims,
-    now: () => clock.now,
-    onDeviceMessage: (msg: BusMessage): unknown => {
-      const imei = msg.subject.slice(Subjects.device('').length);
-      const m = msg.data as EdgeDeviceMessage;
-      const s = table.get(imei);
-      if (m.type === 'claim') {
-        claims.push(m);
-        return handoff.claimReceived(msg, imei, s, m);
-      }
-      if (m.type === 'takeover') return handoff.takeoverReceived(s, m);
-      if (s === undefined || s.ended) return handoff.notHere(msg, imei, m);
-      return { here: instanceId };
-    },
-    addSession(s: DeviceSession, sub: Subscription = handoff.subscribe(s.imei)) {
-      table.add(s);
-      s.sub = sub;
-    },
-    endSession(s: DeviceSession, code: string, _message: string, resumable: boolean, quiet = false) {
-      s.ended = true;
-      table.remove(s);
-      s.sub?.unsubscribe();
-      ended.push(`${s.id} ${code} resumable=${resumable} quiet=${quiet}`);
-    },
-    handoff: undefined as unknown as HandOff,
-  };
-  const handoff: HandOff = new HandOff(edge, { bus, busTimeoutMs, logger });
-  edge.handoff = handoff;
-  return edge;
-}
 
 function sessionWithFrames(): DeviceSession {
   const s = new DeviceSession(`${IMEI}.abc`, IMEI, 'resume-token');

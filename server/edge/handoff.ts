@@ -10,9 +10,27 @@
  *   (the queue group picked the old holder or a claimer) waits for a claim in
  *   progress here, else goes back on the bus, a bounded number of hops.
  *
+ * - adoption: an edge that drains offers its sessions to a surviving edge
+ *   (drain-handover.ts), which claims each of them as a Resume would (`adopt`).
+ *
  * A claim carries its issue and expiry times on the claimer's clock; the
  * holder compares them with its own (edges of one deployment share the wall
  * clock; the injected `now` is Date.now in production).
+ *
+ * Drain and SIGTERM: push to a survivor, not keep-and-answer-claims. Keeping
+ * the sessions until each device came back would hold the draining process
+ * for up to the resume window (120 s by default), longer than the drain
+ * timeouts of node.ts and edge-workers.ts (30 s) and than the usual grace of
+ * a process manager before SIGKILL; and a device that never comes back would
+ * pin it for the whole window. Pushing ends once every session lives on a
+ * survivor, bounded by bus round trips. The push is an offer of the session
+ * ids; the survivor then pulls each session with the ordinary claim, so the
+ * one mechanism that already moves a session exactly once (the claimer
+ * subscribes before the holder lets go; events meanwhile wait for the claim
+ * or are passed on) moves it here too, and a device that resumes on a third
+ * edge meanwhile just claims it from whoever holds it then. Without a
+ * survivor (a single-node gateway, or every worker of the node stopping) the
+ * edge writes its sessions to its data directory instead (session-file.ts).
  */
 import type { Logger } from 'pino';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
@@ -125,21 +143,50 @@ export class HandOff {
       local.resumedAt = this.host.now();
       return local;
     }
-    // Two resumes of the same unknown session at once share one claim.
-    let pending = this.claims.get(sessionId);
-    if (pending === undefined) {
-      pending = this.claim(imei, sessionId, resumeToken, poll).finally(() => {
-        this.claims.delete(sessionId);
-        if (this.claiming.get(imei) === pending) this.claiming.delete(imei);
-      });
-      this.claims.set(sessionId, pending);
-      this.claiming.set(imei, pending);
-      pending.catch(() => undefined); // may settle after this Resume stopped waiting (below)
-    }
-    const session = await this.waitForClaim(pending);
+    const session = await this.waitForClaim(this.sharedClaim(imei, sessionId, resumeToken, poll));
     if (!sameSecret(session.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
     session.resumedAt = this.host.now();
     return session;
+  }
+
+  /**
+   * Takes a session a draining edge offered (drain-handover.ts) by the same
+   * claim a Resume makes, without being a resume of the device (resumedAt
+   * stays: a device's Resume elsewhere meanwhile still wins). Resolves false
+   * when the session is here already or went elsewhere.
+   */
+  async adopt(imei: string, sessionId: string, resumeToken: string): Promise<boolean> {
+    const local = this.host.table.getById(sessionId);
+    if (local !== undefined) return false;
+    try {
+      await this.sharedClaim(imei, sessionId, resumeToken, false);
+      return true;
+    } catch (err) {
+      const code = toGatewayError(err).code;
+      if (code !== 'auth.resume_failed') this.logger.debug({ imei, code }, 'offered session not adopted');
+      return false;
+    }
+  }
+
+  /** Two claims of the same session here at once (Resumes, an adoption) share one. */
+  private sharedClaim(
+    imei: string,
+    sessionId: string,
+    resumeToken: string,
+    poll: boolean,
+  ): Promise<DeviceSession> {
+    let pending = this.claims.get(sessionId);
+    if (pending === undefined) {
+      const started = this.claim(imei, sessionId, resumeToken, poll).finally(() => {
+        this.claims.delete(sessionId);
+        if (this.claiming.get(imei) === started) this.claiming.delete(imei);
+      });
+      pending = started;
+      this.claims.set(sessionId, pending);
+      this.claiming.set(imei, pending);
+      pending.catch(() => undefined); // may settle after the Resume that asked stopped waiting
+    }
+    return pending;
   }
 
   /**

@@ -195,3 +195,24 @@ test('requestFailure maps bus codes to request codes and keeps device codes', ()
     retryable: false,
   });
 });
+
+test('settled() waits for the requests in progress, so that a drain hands their answers over', async () => {
+  let answer!: (v: unknown) => void;
+  const { relay, sent, send } = setup({ slow: () => new Promise((r) => (answer = r)) });
+  await relay.settled(60_000); // nothing in progress
+  send('r1', 'slow');
+  let done = false;
+  const waiting = relay.settled(60_000).then(() => (done = true));
+  await eventually('the transport has the request', () => answer !== undefined);
+  assert.equal(done, false);
+  answer({ ok: true });
+  await waiting;
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]?.kind, Kind.Response);
+});
+
+test('settled() gives up after its bound when an answer does not come', async () => {
+  const { relay, send } = setup({ never: () => new Promise(() => undefined) }, undefined, 1000);
+  send('r1', 'never');
+  await relay.settled(1);
+});

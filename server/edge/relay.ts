@@ -57,10 +57,37 @@ export function requestFailure(g: GatewayError): RequestFailure {
 }
 
 export class RequestRelay {
+  /** Requests sent to a transport and not answered yet, over all sessions. */
+  private pending = 0;
+  private onIdle: (() => void)[] = [];
+
   constructor(
     private readonly host: RelayHost,
     private readonly o: RelayOptions,
   ) {}
+
+  /**
+   * Resolves once no request is waiting for its transport, or after `ms`. A
+   * draining edge waits for this before it hands its sessions over, so that
+   * the answers travel in the replay buffers rather than behind them.
+   */
+  settled(ms: number): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.onIdle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private settledOne(): void {
+    if (--this.pending > 0) return;
+    const waiting = this.onIdle;
+    this.onIdle = [];
+    for (const done of waiting) done();
+  }
 
   /** A Request frame from the device on carrier `c` of session `s`. */
   request(c: Carrier, s: DeviceSession, r: Request): void {
@@ -100,6 +127,7 @@ export class RequestRelay {
       ...(s.caps === undefined ? {} : { caps: s.caps }),
     };
     const id = r.id;
+    this.pending++;
     this.o.bus
       .request<Value | undefined>(Subjects.transportRequest(nodeId), tr, {
         timeoutMs: this.o.requestTimeoutMs,
@@ -110,7 +138,8 @@ export class RequestRelay {
           s.finishRequest(id);
           this.answerError(s, id, err);
         },
-      );
+      )
+      .finally(() => this.settledOne());
   }
 
   /** An answer passed on by the edge that started the request before the session moved here. */

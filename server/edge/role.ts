@@ -103,6 +103,12 @@ async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleH
       limits: config.edge.limits,
       ...(ctx.worker ? { reusePort: true } : {}),
       recorder: ctx.recorder,
+      // Each worker has its own (its index is stable across restarts; a device resumes on any worker).
+      sessionFile: join(
+        config.data,
+        'edge',
+        ctx.worker === undefined ? 'sessions.json' : `sessions-w${ctx.worker.index}.json`,
+      ),
       logger,
       metrics: ctx.metrics,
     });

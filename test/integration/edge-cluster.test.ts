@@ -332,7 +332,7 @@ for (const engine of ENGINES) {
   }
 
   describe(`edge cluster ${engine}: drain`, () => {
-    test('drain: every carrier gets a resumable Bye, the devices resume on another edge', async (t) => {
+    test('drain: every carrier gets a resumable Bye, the sessions move, the devices resume on another edge', async (t) => {
       const { e1, e2 } = await twoEdges(t, engine);
       const a = await rawClient('ws', e1.port);
       const b = await rawClient('poll', e1.port);
@@ -354,8 +354,9 @@ for (const engine of ENGINES) {
       }
       // New connections are refused while draining.
       await assert.rejects(WsRawClient.connect(e1.port));
-      // The sessions are still there to be claimed.
-      assert.equal(e1.edge.sessionCount(), 2);
+      // The drain handed the sessions to the other edge (drain-handover.ts).
+      assert.equal(e1.edge.sessionCount(), 0);
+      assert.equal(e2.edge.sessionCount(), 2);
       const a2 = await rawClient('ws', e2.port);
       const b2 = await rawClient('poll', e2.port);
       t.after(() => {
