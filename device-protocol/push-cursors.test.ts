@@ -391,6 +391,14 @@ describe('PushCursors', () => {
         ['protocol.bad_frame', 'account'],
       ],
     );
+    for (let i = 0; i < 1000; i++)
+      handset.push('mail.new', { account: `m${i}`, folder: 'x', header: { uid: 1 } });
+    // One stream (m1 INBOX) was kept: 999 more fit, the last push is refused.
+    assert.equal(s.mail.length, 999);
+    assert.deepEqual(
+      s.errors.slice(3).map((e) => e.field),
+      ['account'],
+    );
     s.cursors.stop();
   });
 });

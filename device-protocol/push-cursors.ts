@@ -108,6 +108,9 @@ export interface PushCursorsOptions {
 
 const CURSOR_DROPPED = Symbol('cursor dropped');
 
+/** Streams kept at most: pushes naming ever new accounts or folders must not grow memory without end. */
+const MAX_STREAMS = 1000;
+
 /** Archive ids remembered per chat account to drop repeats (a re-sync never reaches further back). */
 const SEEN_MAX = 2000;
 
@@ -248,7 +251,7 @@ export class PushCursors {
   // ---- streams --------------------------------------------------------------
 
   #stream(kind: 'mail' | 'chat', account: string, folder = ''): Stream {
-    const key = `${kind}\u0000${account}\u0000${folder}`;
+    const key = streamKey(kind, account, folder);
     let s = this.#streams.get(key);
     if (s === undefined) {
       s = {
@@ -351,11 +354,11 @@ export class PushCursors {
           this.#malformed(e.name, 'header.uid');
           return;
         }
-        this.#push(this.#stream('mail', body.account, body.folder), body);
+        this.#pushTo('mail', body.account, body.folder, body);
         return;
       }
       case 'im.message':
-        this.#push(this.#stream('chat', body.account), body);
+        this.#pushTo('chat', body.account, '', body);
         return;
       case 'mail.account.added':
         this.trackMail(body.account);
@@ -382,6 +385,15 @@ export class PushCursors {
       'error',
       new GatewayError('protocol.bad_frame', `a ${name} push without a valid ${field}`, { field }),
     );
+  }
+
+  /** A push for a stream; one for a stream it does not keep yet counts against MAX_STREAMS. */
+  #pushTo(kind: 'mail' | 'chat', account: string, folder: string, body: Body): void {
+    if (!this.#streams.has(streamKey(kind, account, folder)) && this.#streams.size >= MAX_STREAMS) {
+      this.#malformed(kind === 'mail' ? 'mail.new' : 'im.message', 'account');
+      return;
+    }
+    this.#push(this.#stream(kind, account, folder), body);
   }
 
   #push(s: Stream, body: Body): void {
@@ -591,6 +603,10 @@ export class PushCursors {
   #delay(failures: number): number {
     return backoffDelay(failures, this.#opts.backoff, this.#opts.random ?? Math.random);
   }
+}
+
+function streamKey(kind: 'mail' | 'chat', account: string, folder: string): string {
+  return `${kind}\u0000${account}\u0000${folder}`;
 }
 
 /** What identifies a chat message across push and archive: its archive id, and its sender's origin-id. */

@@ -239,8 +239,8 @@ test('every nats-server stopped mid-flow: every item at the application once, in
     // Every node's NATS connection breaks with the server process: no node can push or ask.
     cut: () => nats.stop(),
     // Down long enough for pushes of the items meanwhile to fail: a request through the bus does.
-    whileDown: () =>
-      eventually(
+    async whileDown() {
+      await eventually(
         'a request through the bus fails',
         () =>
           app.handset.request('sys.echo', { n: 1 }, { timeoutMs: 3000 }).then(
@@ -248,7 +248,8 @@ test('every nats-server stopped mid-flow: every item at the application once, in
             () => true,
           ),
         WAIT,
-      ),
+      );
+    },
     async mend() {
       nats = await startNatsServer({ port });
     },
