@@ -8,8 +8,12 @@
  *   (the transport retries what the bus did not take; `prev` and the SDK's
  *   re-sync cover the rest);
  * - the edge killed (-9) mid-flow with items arriving meanwhile, a new edge
- *   on the same port: the handset gets `resumed: false` and PushCursors
- *   catches up by itself; again every item once, in order.
+ *   behind the same address (a TCP relay in front, as a load balancer): the
+ *   handset gets `resumed: false` and PushCursors catches up by itself; again
+ *   every item once, in order;
+ * - the edge frozen (SIGSTOP) while items arrive, then continued: pushes
+ *   that timed out meanwhile are retried and may arrive twice at the SDK,
+ *   which hands each on once.
  *
  * Mail arrives by IMAP APPEND into the device's INBOX, chat from a plain XMPP
  * client of another user: neither path goes through NATS.
@@ -37,6 +41,7 @@ const DOMAIN = 'example.test';
 const MAIL_USERS = [
   { user: `gap1@${DOMAIN}`, password: 'gap1-pw' },
   { user: `gap2@${DOMAIN}`, password: 'gap2-pw' },
+  { user: `gap3@${DOMAIN}`, password: 'gap3-pw' },
 ];
 /** Long enough for a stopped bus and a restarted edge on a loaded 2-core machine; nothing asserts on time. */
 const LONG = { timeoutMs: 120_000 };
@@ -90,6 +95,7 @@ before(async () => {
     users: [
       { user: 'gap1', password: 'gap1-pw' },
       { user: 'gap2', password: 'gap2-pw' },
+      { user: 'gap3', password: 'gap3-pw' },
       { user: 'friend', password: 'friend-pw' },
     ],
   });
@@ -127,7 +133,7 @@ after(async () => {
 });
 
 /** A device with one mail and one chat account of `user`, and an application that only listens. */
-async function deviceApp(index: 0 | 1) {
+async function deviceApp(index: number) {
   const mailUser = MAIL_USERS[index]!;
   const local = mailUser.user.split('@')[0]!;
   const device = await provisionDevice(transportDir);
@@ -232,24 +238,26 @@ async function itemsThroughFault(
   assert.deepEqual(app.chat(prefix), expected, 'chat: each once, in order');
 }
 
+/** Until a request `where` fails: the fault has lasted long enough for pushes meanwhile to fail too. */
+async function requestsFail(app: App, where: string): Promise<void> {
+  await eventually(
+    `a request ${where} fails`,
+    () =>
+      app.handset.request('sys.echo', { n: 1 }, { timeoutMs: 3000 }).then(
+        () => false,
+        () => true,
+      ),
+    WAIT,
+  );
+}
+
 test('every nats-server stopped mid-flow: every item at the application once, in order', async () => {
   const app = await deviceApp(0);
   const port = nats.port;
   await itemsThroughFault(app, 'nats', {
     // Every node's NATS connection breaks with the server process: no node can push or ask.
     cut: () => nats.stop(),
-    // Down long enough for pushes of the items meanwhile to fail: a request through the bus does.
-    async whileDown() {
-      await eventually(
-        'a request through the bus fails',
-        () =>
-          app.handset.request('sys.echo', { n: 1 }, { timeoutMs: 3000 }).then(
-            () => false,
-            () => true,
-          ),
-        WAIT,
-      );
-    },
+    whileDown: () => requestsFail(app, 'through the bus'),
     async mend() {
       nats = await startNatsServer({ port });
     },
@@ -270,5 +278,24 @@ test('the edge killed mid-flow: resumed: false, PushCursors catches up by itself
       await eventually('a new session', () => app.resumedFalse() === 1, LONG);
     },
   });
+  app.cursors.stop();
+});
+
+test('the edge frozen (SIGSTOP) mid-flow: every item at the application once, in order', async () => {
+  const app = await deviceApp(2);
+  const frozen = edge.pid;
+  try {
+    await itemsThroughFault(app, 'frozen', {
+      async cut() {
+        process.kill(frozen, 'SIGSTOP');
+      },
+      whileDown: () => requestsFail(app, 'through the frozen edge'),
+      async mend() {
+        process.kill(frozen, 'SIGCONT');
+      },
+    });
+  } finally {
+    process.kill(frozen, 'SIGCONT');
+  }
   app.cursors.stop();
 });
