@@ -334,6 +334,18 @@ describe('PushCursors', () => {
     assert.ok(handset.callsOf('im.catchup').length <= 3, 'no endless catch-up');
   });
 
+  test('an account added later is tracked from its first online state', async () => {
+    const { mailbox, handset, s } = await started();
+    mailbox.highest = 2;
+    handset.push('mail.account.state', { account: 'm2', state: 'online' });
+    await eventually('m2 synced', () => s.cursors.snapshot().mail.some((m) => m.account === 'm2'));
+    assert.deepEqual(s.mail, [1, 2], 'its newest headers, once');
+    const syncs = handset.callsOf('mail.sync').length;
+    handset.push('mail.account.state', { account: 'm2', state: 'online' });
+    handset.push('mail.account.state', { account: 'm1', state: 'online' });
+    assert.equal(handset.callsOf('mail.sync').length, syncs, 'known accounts are not synced again');
+  });
+
   test('outgoing chat messages move the cursor but are items only with outgoing: all', async () => {
     for (const outgoing of ['none', 'all'] as const) {
       const { archive, handset, s } = await started({ outgoing });

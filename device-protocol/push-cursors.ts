@@ -19,7 +19,9 @@
  * - after every Welcome with `resumed: false` (the first one too) it looks
  *   up the device's accounts (`mail.accounts`, `im.accounts`) and re-syncs
  *   every stream: pushes of the ended session may be lost, and a mail.sync of
- *   INBOX is also what has the gateway push new mail again.
+ *   INBOX is also what has the gateway push new mail again. Accounts that
+ *   come later are tracked from their first `mail.account.state` online or
+ *   `im.state` online push (or trackMail / trackChat).
  *
  * Not a HandsetPlugin: plugins are pure and cannot send requests. It uses
  * only the Handset's public surface (`on`, `request`), so it works with any
@@ -362,6 +364,13 @@ export class PushCursors {
         return;
       case 'mail.account.added':
         this.trackMail(body.account);
+        return;
+      case 'mail.account.state':
+        // An account added since the lookup (mail.account.add): its INBOX is synced once, which
+        // also has the gateway push its new mail. Known ones catch up by their watcher.
+        if (body.state === 'online' && !this.#streams.has(streamKey('mail', body.account, 'INBOX'))) {
+          this.trackMail(body.account);
+        }
         return;
       case 'mail.account.removed':
         for (const s of [...this.#streams.values()]) {
