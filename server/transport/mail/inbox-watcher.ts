@@ -59,6 +59,9 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
 
 const FOLDER = 'INBOX';
 
+/** Failed pushes of one message before it is left to the device's sync (minutes of backoff in all). */
+const MAX_PUSH_ATTEMPTS = 12;
+
 /**
  * What made the watcher look for new mail: its (re)connect, IDLE's EXISTS,
  * the mail server's hook, or a push that failed and is tried again.
@@ -234,12 +237,18 @@ export class InboxWatcher {
           if (this.#stopped || header.uid <= this.#lastUid) continue;
           const cursors = this.#cursorsAt(client, header.uid);
           // `prev: null`: the device cannot tell what came before (no cursor of this UIDVALIDITY): it syncs.
-          await this.#push('mail.new', {
-            account: this.account.id,
-            folder: FOLDER,
-            header,
-            ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
-          });
+          try {
+            await this.#push('mail.new', {
+              account: this.account.id,
+              folder: FOLDER,
+              header,
+              ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
+            });
+          } catch (err) {
+            if (err instanceof GatewayError && err.code === 'bus.no_responders') throw err;
+            this.#pushFailed(client, header.uid, cursors?.moved, err);
+            return;
+          }
           this.#delivered(header.uid, cursors?.moved);
           this.pushedBy[trigger]++;
         }
@@ -253,7 +262,6 @@ export class InboxWatcher {
           { account: this.account.id, err: { message: (err as Error).message } },
           'inbox catch-up failed',
         );
-        if (err instanceof GatewayError && err.code.startsWith('bus.')) this.#retryLater(client);
       }
     });
   }
@@ -268,9 +276,26 @@ export class InboxWatcher {
     }
   }
 
-  /** The bus did not deliver a push: the mark stayed, so the next catch-up sends it again. */
-  #retryLater(client: ImapFlow): void {
+  /**
+   * A push of `uid` failed (the bus, the edge): the mark stays, so the next
+   * catch-up sends it again. One that keeps failing (a push the edge will
+   * never take) is given up, as if delivered, so the rest of the mail goes
+   * on: the next push's `prev` then shows the device the gap, and it syncs.
+   */
+  #pushFailed(client: ImapFlow, uid: number, moved: SyncCursor | undefined, err: unknown): void {
     this.#pushFailures++;
+    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS) {
+      this.#log?.warn(
+        { account: this.account.id, uid, err: { message: (err as Error).message } },
+        'mail.new given up after repeated failures; the device syncs it',
+      );
+      this.#delivered(uid, moved);
+    }
+    this.#retryLater(client);
+  }
+
+  /** Another catch-up after a backoff that grows with the failed pushes in a row. */
+  #retryLater(client: ImapFlow): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = setTimeout(() => this.#catchUp(client, 'retry'), this.#backoff(this.#pushFailures));
     this.#retryTimer.unref?.();
