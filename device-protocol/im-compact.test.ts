@@ -36,6 +36,32 @@ test('every compact IM event expands to exactly the documented body, and is smal
       },
     ],
     [
+      'im.message',
+      {
+        account: acc,
+        from: 'carol@example.test',
+        to: 'dave@example.test',
+        body: 'after the one before',
+        stanzaId: 'id-2',
+        at: '2026-12-04T15:43:02.000Z',
+        direction: 'in',
+        prev: 'id-1',
+      },
+    ],
+    [
+      'im.message',
+      {
+        account: acc,
+        from: 'carol@example.test',
+        to: 'dave@example.test',
+        body: 'the gateway lost track',
+        stanzaId: 'id-9',
+        at: '2026-12-04T15:43:03.000Z',
+        direction: 'in',
+        prev: null,
+      },
+    ],
+    [
       'im.presence',
       {
         account: acc,
@@ -137,4 +163,24 @@ test('the SDK plugin: asks for im.compact, rewrites im.roster, fills the im.send
   });
   assert.equal(plugin.expandEvent?.('im.message', { account: acc }), undefined);
   assert.equal(plugin.expandEvent?.('mail.new', { account: acc }), undefined);
+});
+
+test('im.m: prev is a ninth item, read only when there; an eight-item list expands without it', () => {
+  const body = {
+    account: acc,
+    from: 'carol@example.test',
+    to: 'dave@example.test',
+    body: 'hi',
+    stanzaId: 'id-2',
+    at: '2026-12-04T15:43:02.000Z',
+    direction: 'in',
+    prev: 'id-1',
+  };
+  const compact = compactImEvent('im.message', body);
+  assert.ok(compact && Array.isArray(compact.body));
+  assert.equal(compact.body.length, 9);
+  assert.equal(compact.body[8], 'id-1');
+  const older = expandImEvent('im.m', compact.body.slice(0, 8));
+  assert.equal(Object.hasOwn(older.body as object, 'prev'), false, 'an older gateway sends no prev');
+  assert.equal(compactImEvent('im.message', { ...body, prev: 7 }), undefined, 'an odd prev stays documented');
 });

@@ -58,6 +58,7 @@ const MESSAGE_KEYS = [
   'direction',
   'carbon',
   'truncated',
+  'prev',
 ];
 
 function compactMessage(b: Body): Value[] | undefined {
@@ -72,12 +73,16 @@ function compactMessage(b: Body): Value[] | undefined {
   const ms = isStr(at) ? Date.parse(at) : Number.NaN;
   // Only a time that comes back as the same string (ISO, milliseconds, UTC).
   if (!Number.isSafeInteger(ms) || ms < 0 || new Date(ms).toISOString() !== at) return undefined;
+  if (b.prev !== undefined && b.prev !== null && !isStr(b.prev)) return undefined;
   const flags = (direction === 'out' ? OUT : 0) | (b.carbon ? CARBON : 0) | (b.truncated ? TRUNCATED : 0);
-  return [account, from, to, body, stanzaId ?? null, originId ?? null, ms, flags];
+  const list: Value[] = [account, from, to, body, stanzaId ?? null, originId ?? null, ms, flags];
+  // Appended, so that an SDK that reads eight items still reads the rest right.
+  if (b.prev !== undefined) list.push(b.prev);
+  return list;
 }
 
 function expandMessage(l: Value[]): Body {
-  const [account, from, to, body, stanzaId, originId, at, flags] = l;
+  const [account, from, to, body, stanzaId, originId, at, flags, prev] = l;
   const f = typeof flags === 'number' ? flags : 0;
   const out: Body = { account: account ?? null, from: from ?? null, to: to ?? null, body: body ?? null };
   if (stanzaId != null) out.stanzaId = stanzaId;
@@ -86,6 +91,7 @@ function expandMessage(l: Value[]): Body {
   out.direction = f & OUT ? 'out' : 'in';
   if (f & CARBON) out.carbon = true;
   if (f & TRUNCATED) out.truncated = true;
+  if (l.length > 8) out.prev = prev ?? null;
   return out;
 }
 

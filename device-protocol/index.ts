@@ -31,6 +31,8 @@ export {
   IM_COMPACT_EVENTS,
 } from './im-compact.ts';
 export { compactHeaders, expandHeaders, MAIL_HEADER_COLUMNS } from './mail-headers.ts';
+// The SDK's cursor keeper (SPEC.md §5 "Push cursors"): gap detection and catch-up beside a Handset.
+export * from './push-cursors.ts';
 export * from './messages.ts';
 export { ValueTag } from './value.ts';
 // Handset SDK (added by its owner):

@@ -23,6 +23,8 @@ export interface NatsServerOptions {
   maxPayloadBytes?: number;
   /** How long to wait for the server to accept connections (default 15 s). */
   readyTimeoutMs?: number;
+  /** Listen on this port (a restart where the clients expect it); default a free one. */
+  port?: number;
 }
 
 /** Where Debian puts it (/usr/sbin) and anything on PATH. */
@@ -182,7 +184,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   try {
     // The probe port may be taken by someone else between probe and bind: try again with another.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? (await freePort());
       const started = await startOnce(binary, port, storeDir, opts.readyTimeoutMs ?? 15_000, configFile);
       if ('retry' in started) continue;
       const { child } = started;

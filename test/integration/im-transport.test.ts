@@ -26,11 +26,13 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
   let transport: TransportHandle;
 
   /** A stand-in for the edge holding the device's session. */
-  const edge = (deviceId: string) => {
+  const edge = (deviceId: string, unreachable?: () => boolean) => {
     const events: { name: string; body: any }[] = [];
     let seq = 0;
     bus.subscribe(Subjects.device(deviceId), async (msg) => {
       const m = msg.data as DeviceMessage;
+      // What a push meets while the bus is down: no answer in time.
+      if (unreachable?.()) throw new GatewayError('bus.timeout', 'the edge did not answer');
       if (m.type === 'event') events.push({ name: m.name, body: m.body });
       return { seq: ++seq };
     });
@@ -131,5 +133,36 @@ describe('im.* through the transport role and the bus', { timeout: 120_000 }, ()
       ask('dev-b', 'im.send', { account: b.account, to: 'not a jid', body: 'x', clientId: 'c' }),
       (err: unknown) => err instanceof GatewayError && err.code === 'request.bad_input' && err.field === 'to',
     );
+  });
+
+  test('im.message names the one before it; one the bus did not take is tried again, in order', async () => {
+    let down = false;
+    let refused = 0;
+    const evD = edge('dev-d', () => {
+      if (down) refused++;
+      return down;
+    });
+    edge('dev-c');
+    const server = { host: prosody.host, port: prosody.c2sPort };
+    const c = await ask('dev-c', 'im.login', { jid: 'alice@example.test', password: 'pa', ...server });
+    const d = await ask('dev-d', 'im.login', { jid: 'bob@example.test', password: 'pb', ...server });
+    const send = (body: string) =>
+      ask('dev-c', 'im.send', { account: c.account, to: 'bob@example.test', body, clientId: `prev-${body}` });
+    const messages = () => evD.filter((e) => e.name === 'im.message').map((e) => e.body);
+
+    await send('one');
+    await eventually('one', () => messages().length === 1);
+    assert.equal(messages()[0].prev, null, 'a new session cannot know what came before');
+    down = true;
+    await send('two');
+    await eventually('a push refused', () => refused > 0);
+    await send('three');
+    down = false;
+    await eventually('two and three', () => messages().length === 3);
+    const [one, two, three] = messages();
+    assert.deepEqual([one.body, two.body, three.body], ['one', 'two', 'three']);
+    assert.equal(two.prev, one.stanzaId);
+    assert.equal(three.prev, two.stanzaId);
+    assert.equal(three.account, d.account);
   });
 });

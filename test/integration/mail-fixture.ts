@@ -76,6 +76,8 @@ export interface MailFixture {
   usage: MailUsageRecord[];
   /** Devices whose push() rejects with bus.no_responders (no session). */
   offline: Set<string>;
+  /** Devices whose push() rejects with bus.timeout (the bus is down; the session may be fine). */
+  busDown: Set<string>;
   call(deviceId: string, method: string, body: unknown): Promise<any>;
   /** Calls and expects a GatewayError; returns it. */
   callError(deviceId: string, method: string, body: unknown): Promise<GatewayError>;
@@ -131,6 +133,7 @@ export async function startMailFixture(
     let service = open();
     const pushed: MailFixture['pushed'] = [];
     const offline = new Set<string>();
+    const busDown = new Set<string>();
     let seq = 0;
     const ctxFor = (deviceId: string, requestId: string): MethodContext => ({
       deviceId,
@@ -142,6 +145,7 @@ export async function startMailFixture(
       now: () => Date.now(),
       push: async (name, body) => {
         if (offline.has(deviceId)) throw new GatewayError('bus.no_responders');
+        if (busDown.has(deviceId)) throw new GatewayError('bus.timeout');
         pushed.push({ deviceId, name, body });
         return ++seq;
       },
@@ -161,6 +165,7 @@ export async function startMailFixture(
       pushed,
       usage,
       offline,
+      busDown,
       call,
       async callError(deviceId, method, body) {
         try {

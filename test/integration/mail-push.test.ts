@@ -86,6 +86,48 @@ describe('mail.new pushed from IMAP IDLE', () => {
     );
   });
 
+  test('each mail.new names the cursor it follows: first the sync cursor, then the previous push cursor', async () => {
+    const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    await fx.service.deps.watchers!.get(alice)!.ready;
+    const before = fx.pushed.length;
+    await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: chain 1\r\n\r\nx\r\n');
+    await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: chain 2\r\n\r\nx\r\n');
+    const chain = () =>
+      fx.pushed
+        .slice(before)
+        .filter((p) => p.deviceId === A && p.name === 'mail.new')
+        .map((p) => p.body as any);
+    await eventually('two mail.new', () => chain().length >= 2);
+    const [first, second] = chain();
+    assert.equal(first.prev, s.cursor);
+    assert.equal(second.prev, first.cursor);
+    assert.notEqual(second.cursor, first.cursor);
+  });
+
+  test('a push the bus did not take is tried again, in order, with the same prev', async () => {
+    await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    await fx.service.deps.watchers!.get(alice)!.ready;
+    const before = fx.pushed.length;
+    fx.busDown.add(A);
+    const u1 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: bus down 1\r\n\r\nx\r\n');
+    const watcher = fx.service.deps.watchers!.get(alice)!;
+    await eventually('a retry while the bus is down', () => watcher.triggers.retry > 0);
+    const u2 = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: bus down 2\r\n\r\nx\r\n');
+    fx.busDown.delete(A);
+    const pushed = () =>
+      fx.pushed
+        .slice(before)
+        .filter((p) => p.deviceId === A && p.name === 'mail.new')
+        .map((p) => p.body as any);
+    await eventually('both pushed once the bus is back', () => pushed().length >= 2);
+    assert.deepEqual(
+      pushed().map((b) => b.header.uid),
+      [u1, u2],
+    );
+    assert.equal(pushed()[1].prev, pushed()[0].cursor, 'nothing moved past the failed push');
+    assert.equal(fx.service.deps.watchers!.get(alice), watcher, 'the watcher kept running');
+  });
+
   test('a device without a session stops its watcher; its next sync starts one from its cursor', async () => {
     const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
     fx.offline.add(A);

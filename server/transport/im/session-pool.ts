@@ -12,6 +12,15 @@
  *   indication tells the server to hold back noise), then close.
  * - A push that fails (device offline) is dropped: the archive (im.catchup)
  *   is the device's way back to what it missed.
+ * - No silent gaps (SPEC.md §5 "Push cursors"): every im.message carries
+ *   `prev`, the archive id of the account's message pushed before it (null
+ *   when this session cannot know: new, or its stream was re-established),
+ *   so a device that missed one catches up from its own cursor. An
+ *   im.message the bus could not deliver (bus down, edge not answering;
+ *   not "no session") is tried again, in order, for `pushRetryMs`; after
+ *   that it is dropped and `prev` of the next one tells the device. No lmdb
+ *   outbox: the server's archive already is the durable copy, and the
+ *   device's cursor reaches it from any node.
  */
 import type { Logger } from 'pino';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
@@ -63,6 +72,8 @@ export interface XmppSessionPoolOptions {
   trafficFlushMs?: number;
   /** Observes every account state change (metrics, logs). */
   onState?: (account: ImAccount, state: XmppAccountState, error?: GatewayError) => void;
+  /** How long an im.message the bus did not deliver is tried again. Default 60 s. */
+  pushRetryMs?: number;
 }
 
 interface PoolEntry {
@@ -72,6 +83,8 @@ interface PoolEntry {
   presenceTimer?: NodeJS.Timeout;
   /** Its state changes reach neither the device nor the records (a candidate on trial, a replaced session). */
   muted?: boolean;
+  /** Archive id of the last im.message pushed: the next one's `prev`; undefined when not known. */
+  lastArchiveId?: string;
 }
 
 /** Drops undefined fields: the device codec carries only Values. */
@@ -286,6 +299,8 @@ export class XmppSessionPool {
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
       listener: {
         state: (state, error) => {
+          // Messages may pass by unseen until the stream is back: the chain of `prev` starts anew.
+          if (state !== 'online') entry.lastArchiveId = undefined;
           if (!entry.muted) this.#announce(entry, state, error);
         },
         message: (message) => {
@@ -293,7 +308,10 @@ export class XmppSessionPool {
           if (message.direction === 'in' && !message.carbon) {
             this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesIn: 1 });
           }
-          void push('im.message', toValue({ account: id, ...message })).then((delivered) => {
+          const prev = entry.lastArchiveId ?? null;
+          // A message without an archive id cannot be a cursor: the next one follows the same.
+          if (message.stanzaId !== undefined) entry.lastArchiveId = message.stanzaId;
+          void push('im.message', toValue({ account: id, ...message, prev })).then((delivered) => {
             if (delivered) void entry.session.confirmDelivery(message);
           });
         },
@@ -351,6 +369,10 @@ export class XmppSessionPool {
     entry.presenceTimer.unref?.();
   }
 
+  #retryMs(): number {
+    return this.#opts.pushRetryMs ?? 60_000;
+  }
+
   /** Resolves true once the device's edge took the event (false: no session, dropped). */
   #push(deviceId: string, name: string, body: Value): Promise<boolean> {
     const previous = this.#chains.get(deviceId) ?? Promise.resolve(true);
@@ -363,16 +385,25 @@ export class XmppSessionPool {
         name = compact.name;
         body = compact.body;
       }
-      try {
-        if (push) await push(name, body);
-        else {
-          await fallback?.(deviceId, name, body);
-          this.#present(deviceId);
+      const retryUntil = name === 'im.message' || name === 'im.m' ? Date.now() + this.#retryMs() : 0;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          if (push) await push(name, body);
+          else {
+            await fallback?.(deviceId, name, body);
+            this.#present(deviceId);
+          }
+          return true;
+        } catch (err) {
+          // Only the bus failing is worth waiting for; no session (no_responders) means catch-up later.
+          const transient =
+            err instanceof GatewayError && err.code.startsWith('bus.') && err.code !== 'bus.no_responders';
+          if (!transient || this.#closed || Date.now() >= retryUntil) {
+            this.#opts.logger?.debug({ deviceId, event: name, err: String(err) }, 'im push not delivered');
+            return false;
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)).unref?.());
         }
-        return true;
-      } catch (err) {
-        this.#opts.logger?.debug({ deviceId, event: name, err: String(err) }, 'im push not delivered');
-        return false;
       }
     });
     this.#chains.set(deviceId, next);

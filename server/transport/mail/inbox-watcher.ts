@@ -21,6 +21,15 @@
  * With WatchMarks (watch-marks.ts) the watched accounts outlive the node: each
  * mark moves once the edge took a push, and restore() starts a device's
  * watchers again from their marks when its session comes up after a restart.
+ *
+ * No silent gaps (SPEC.md §5 "Push cursors"): each mail.new carries `prev`,
+ * the cursor it follows, so a device that missed one sees it and syncs. A push
+ * the bus could not deliver (bus down, edge not answering) leaves the UID mark
+ * and the cursor where they were, and the catch-up runs again with backoff:
+ * the mail server is the outbox. There is no lmdb outbox on purpose: what it
+ * would hold is already durable in the mailbox, and the device's own cursor
+ * plus `prev` cover whatever this in-memory retry cannot (this node dies, the
+ * session ends meanwhile).
  */
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
@@ -55,8 +64,14 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
 
 const FOLDER = 'INBOX';
 
-/** What made the watcher look for new mail: its (re)connect, IDLE's EXISTS, or the mail server's hook. */
-export type CatchUpTrigger = 'connect' | 'idle' | 'hook';
+/** Failed pushes of one message before it is left to the device's sync (minutes of backoff in all). */
+const MAX_PUSH_ATTEMPTS = 12;
+
+/**
+ * What made the watcher look for new mail: its (re)connect, IDLE's EXISTS,
+ * the mail server's hook, or a push that failed and is tried again.
+ */
+export type CatchUpTrigger = 'connect' | 'idle' | 'hook' | 'retry';
 
 /** Why a watcher stopped: its account went or the node stops ('stopped'), or its device has no session. */
 export type WatcherStopReason = 'stopped' | 'no-session';
@@ -74,8 +89,11 @@ export class InboxWatcher {
   /** The connection a catch-up is queued for and not started yet: a further trigger for it would find nothing more. */
   #queuedFor: ImapFlow | undefined;
   /** How often each trigger fired, and how many mail.new each trigger's catch-up pushed (metrics, tests). */
-  readonly triggers: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0 };
-  readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0 };
+  readonly triggers: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0, retry: 0 };
+  readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0, retry: 0 };
+  /** Pushes in a row that the bus did not deliver: the retry's backoff. */
+  #pushFailures = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
   readonly #onStop: (reason: WatcherStopReason) => void;
@@ -136,13 +154,17 @@ export class InboxWatcher {
     );
   }
 
-  /** The device's cursor moved up to `uid`, when the watcher knows one of the same UIDVALIDITY. */
-  #cursorAt(client: ImapFlow, uid: number): string | undefined {
+  /**
+   * The cursor a push of `uid` follows and the one it moves the device to,
+   * when the watcher knows one of the same UIDVALIDITY below `uid`. Nothing
+   * moves until the push was delivered (#delivered).
+   */
+  #cursorsAt(client: ImapFlow, uid: number): { prev: string; cursor: string; moved: SyncCursor } | undefined {
     const c = this.#cursor;
     const validity = client.mailbox ? String(client.mailbox.uidValidity) : undefined;
-    if (!c || c.cursor.uidValidity !== validity || uid < c.cursor.highestUid) return undefined;
-    c.cursor = { ...c.cursor, highestUid: uid };
-    return encodeCursor(c.folder, c.cursor);
+    if (!c || c.cursor.uidValidity !== validity || uid <= c.cursor.highestUid) return undefined;
+    const moved = { ...c.cursor, highestUid: uid };
+    return { prev: encodeCursor(c.folder, c.cursor), cursor: encodeCursor(c.folder, moved), moved };
   }
 
   /**
@@ -166,6 +188,7 @@ export class InboxWatcher {
   async stop(reason: WatcherStopReason = 'stopped'): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearTimeout(this.#retryTimer);
     this.#wake?.();
     const client = this.#client;
     this.#client = undefined;
@@ -245,15 +268,23 @@ export class InboxWatcher {
         const headers = (await fetchHeaders(client, uids, true)).sort((a, b) => a.uid - b.uid);
         for (const header of headers) {
           if (this.#stopped || header.uid <= this.#lastUid) continue;
-          this.#lastUid = header.uid;
+          const cursors = this.#cursorsAt(client, header.uid);
+          // `prev: null`: the device cannot tell what came before (no cursor of this UIDVALIDITY): it syncs.
+          try {
+            await this.#push('mail.new', {
+              account: this.account.id,
+              folder: FOLDER,
+              header,
+              ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
+            });
+          } catch (err) {
+            if (err instanceof GatewayError && err.code === 'bus.no_responders') throw err;
+            this.#pushFailed(client, header.uid, cursors?.moved, err);
+            return;
+          }
+          this.#delivered(header.uid, cursors?.moved);
           this.pushedBy[trigger]++;
-          const cursor = this.#cursorAt(client, header.uid);
-          await this.#push('mail.new', {
-            account: this.account.id,
-            folder: FOLDER,
-            header,
-            ...(cursor === undefined ? {} : { cursor }),
-          });
+          // The edge took it: the mark on disk moves with it (a restart resumes from here).
           await this.#saveMark();
         }
       } catch (err) {
@@ -268,6 +299,41 @@ export class InboxWatcher {
         );
       }
     });
+  }
+
+  /** The edge took the push of `uid`: the device now holds it (and the moved cursor, if any). */
+  #delivered(uid: number, moved: SyncCursor | undefined): void {
+    this.#pushFailures = 0;
+    if (uid > this.#lastUid) this.#lastUid = uid;
+    // A sync that answered meanwhile may have given the device a cursor beyond this one: keep that.
+    if (moved && this.#cursor && moved.highestUid > this.#cursor.cursor.highestUid) {
+      this.#cursor = { folder: this.#cursor.folder, cursor: moved };
+    }
+  }
+
+  /**
+   * A push of `uid` failed (the bus, the edge): the mark stays, so the next
+   * catch-up sends it again. One that keeps failing (a push the edge will
+   * never take) is given up, as if delivered, so the rest of the mail goes
+   * on: the next push's `prev` then shows the device the gap, and it syncs.
+   */
+  #pushFailed(client: ImapFlow, uid: number, moved: SyncCursor | undefined, err: unknown): void {
+    this.#pushFailures++;
+    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS) {
+      this.#log?.warn(
+        { account: this.account.id, uid, err: { message: (err as Error).message } },
+        'mail.new given up after repeated failures; the device syncs it',
+      );
+      this.#delivered(uid, moved);
+    }
+    this.#retryLater(client);
+  }
+
+  /** Another catch-up after a backoff that grows with the failed pushes in a row. */
+  #retryLater(client: ImapFlow): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#catchUp(client, 'retry'), this.#backoff(this.#pushFailures));
+    this.#retryTimer.unref?.();
   }
 
   #setState(state: ImapAccountState): void {
