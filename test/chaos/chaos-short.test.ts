@@ -1,7 +1,7 @@
 /**
  * The short chaos run of `npm test`: the same cluster and fleet as
  * `npm run chaos`, 4 handsets, one cheap fault of each kind (shorter freeze
- * and outage). A fault the gateway survives today must meet the targets of
+ * and outage; no rolling restart, which is seven restarts). A fault the gateway survives today must meet the targets of
  * issue 12 (no handset still down at the end, ≤ 5 s p99, 0 lost, 0 doubled,
  * in order, no human action); the others are listed in KNOWN_FAILURES with
  * what was measured, and run as `todo` (reported, not counted) until fixed.
@@ -12,16 +12,30 @@ import { type FaultResult, runChaos } from './chaos.ts';
 import { meetsTargets } from './report.ts';
 
 const FAULTS = [
+  'kill -9 admin-1',
+  'SIGTERM edge-1',
   'kill -9 edge-1',
-  'SIGTERM transcoder-1',
   'SIGSTOP transport-1',
   'kill -9 one NATS server',
   'all NATS servers down',
   'single-node mmgw start',
 ];
 
-/** Faults that miss the targets today (found by running this file): why, in a few words. */
-const KNOWN_FAILURES: Record<string, string> = {};
+/**
+ * Faults that miss the targets today, from this file's runs and the full run
+ * of 2026-12-07 04:43 UTC (test/bench/RESULTS.md "Availability", 40 handsets).
+ */
+const KNOWN_FAILURES: Record<string, string> = {
+  'kill -9 edge-1':
+    'every device resumed: false; p99 4.6 to 5.8 s here (4 handsets), 18.9 s and 5 doubled with 40 handsets',
+  'SIGSTOP transport-1':
+    'passes with this 5 s freeze; the full run (30 s) has 39/40 handsets out for p99 36.7 s and 19 doubled',
+  'kill -9 one NATS server': '2 of 40 handsets out for up to 1.9 s and one item doubled in the full run',
+  'all NATS servers down':
+    '5 s outage: 3 of 26 mails lost (never pushed), p99 12.3 s; 20 s: 7 lost, 9 of 40 not back',
+  'single-node mmgw start':
+    'every device resumed: false, p99 13.3 s and one mail seen twice here; with 40 handsets no handset works again',
+};
 
 describe('chaos, short', { timeout: 1_800_000 }, () => {
   let results: FaultResult[] = [];

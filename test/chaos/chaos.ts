@@ -127,6 +127,14 @@ export const SINGLE_NODE_FAULT: Fault = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The last warnings and errors of every node, for a fault nothing mended. */
+function logTails(ctx: Ctx): void {
+  for (const n of ctx.deployment.nodes) {
+    const lines = [...(n.gw?.stderr ?? []), ...(n.gw?.stdout ?? [])].filter((l) => l.trim()).slice(-8);
+    for (const line of lines) ctx.o.log(`    ${n.name}: ${line.slice(0, 400)}`);
+  }
+}
+
 function devicesFor(n: number): Device[] {
   const seed = randomBytes(2).readUInt16BE(0) % 1000;
   return Array.from({ length: n }, (_, i) => ({
@@ -226,15 +234,21 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
   if (!works) {
     humanAction = 'restart the app on every handset';
     o.log(`  not every handset works after ${o.observeMs} ms: ${humanAction}`);
+    logTails(ctx);
     await fleet.reopen();
-    works = await everyHandsetWorks(fleet, n, Date.now(), o.observeMs);
+    // Shorter windows after a human action: it either helped at once or it did not.
+    const again = Math.min(o.observeMs, 30_000);
+    works = await everyHandsetWorks(fleet, n, Date.now(), again);
     if (!works) {
       humanAction += '; then restart every mmgw node';
       o.log('  still not: restarting every mmgw node');
       for (const node of ctx.deployment.nodes) await restartAfter(node, 'SIGTERM').catch(() => undefined);
       await fleet.reopen();
-      works = await everyHandsetWorks(fleet, n, Date.now(), o.observeMs);
-      if (!works) humanAction += '; still not working';
+      works = await everyHandsetWorks(fleet, n, Date.now(), again);
+      if (!works) {
+        humanAction += '; still not working';
+        logTails(ctx);
+      }
     }
   }
   await fleet.traffic(false);
