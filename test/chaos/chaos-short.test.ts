@@ -13,6 +13,7 @@ import { meetsTargets } from './report.ts';
 
 const FAULTS = [
   'kill -9 admin-1',
+  'SIGTERM transcoder-1',
   'SIGTERM edge-1',
   'kill -9 edge-1',
   'SIGSTOP transport-1',
@@ -22,10 +23,12 @@ const FAULTS = [
 ];
 
 /**
- * Faults that miss the targets today, from this file's runs and the full run
- * of 2026-12-07 04:43 UTC (test/bench/RESULTS.md "Availability", 40 handsets).
+ * Faults that miss the targets today, from this file's runs and the full runs
+ * of 2026-12-07 04:43 and 05:20 UTC (test/bench/RESULTS.md "Availability", 40 handsets).
  */
 const KNOWN_FAILURES: Record<string, string> = {
+  'SIGTERM edge-1':
+    'passed in two short and one full run; one item doubled in the second full run (05:20 UTC)',
   'kill -9 edge-1':
     'every device resumed: false; p99 4.6 to 5.8 s here (4 handsets), 18.9 s and 5 doubled with 40 handsets',
   'SIGSTOP transport-1':
