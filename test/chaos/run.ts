@@ -1,0 +1,64 @@
+/**
+ * `npm run chaos [-- --handsets N] [--only kill,SIGTERM] [--write]`: the whole
+ * chaos suite (minutes on a 2-core machine; not part of `npm test`). Prints
+ * the Markdown report (report.ts); --write also puts it into
+ * test/bench/RESULTS.md under "Availability".
+ */
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runChaos } from './chaos.ts';
+import { renderReport, writeIntoResults } from './report.ts';
+
+const { values } = parseArgs({
+  options: {
+    handsets: { type: 'string', default: '40' },
+    workers: { type: 'string', default: '2' },
+    only: { type: 'string', default: '' },
+    'chat-every-ms': { type: 'string', default: '3000' },
+    'mail-every-ms': { type: 'string', default: '6000' },
+    'observe-ms': { type: 'string', default: '60000' },
+    write: { type: 'boolean', default: false },
+  },
+});
+const num = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`chaos: --${name} must be a whole number ≥ 1, not ${v}\n`);
+    process.exit(2);
+  }
+  return n;
+};
+
+const quoted = (arg: string) => (/^[\w,.=/-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+
+const startedAt = new Date();
+const results = await runChaos({
+  handsets: num('handsets', values.handsets),
+  workers: num('workers', values.workers),
+  chatEveryMs: num('chat-every-ms', values['chat-every-ms']),
+  mailEveryMs: num('mail-every-ms', values['mail-every-ms']),
+  baselineMs: 5000,
+  freezeMs: 30_000,
+  natsOutageMs: 20_000,
+  observeMs: num('observe-ms', values['observe-ms']),
+  drainMs: 15_000,
+  only: (values.only ?? '').split(',').filter(Boolean),
+  log: (line) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
+});
+const report = renderReport(results, {
+  command: [
+    'npm run chaos',
+    ...(process.argv.length > 2 ? ['--'] : []),
+    ...process.argv.slice(2).map(quoted),
+  ].join(' '),
+  startedAt,
+  minutes: (Date.now() - startedAt.getTime()) / 60_000,
+});
+process.stdout.write(report);
+if (values.write) {
+  const results = fileURLToPath(new URL('../bench/RESULTS.md', import.meta.url));
+  writeIntoResults(results, report);
+  process.stderr.write(`written into ${results}\n`);
+}
+// Handles of the SDK or the peers' clients must not keep a finished run alive.
+process.exit(0);
