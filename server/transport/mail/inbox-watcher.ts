@@ -341,7 +341,11 @@ export class InboxWatcher {
     this.state = state;
     if (this.#stopped) return;
     // Best effort: the device also learns the state from its next request's answer or error.
-    this.#push('mail.account.state', { account: this.account.id, state }).catch(() => {});
+    // Same shape as the account session's (mail/index.ts pushState): a restored watcher may speak first.
+    const { id: account, preset } = this.account;
+    this.#push('mail.account.state', { account, state, ...(preset === undefined ? {} : { preset }) }).catch(
+      () => {},
+    );
   }
 }
 
