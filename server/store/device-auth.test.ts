@@ -110,6 +110,29 @@ test('a failed publish is retried, not dropped', async (t) => {
   assert.equal(failures, -1);
 });
 
+test("the shared copy carries the heartbeat of the device's service profile, as the registry's answer does", async (t) => {
+  const { registry, table } = await fixture(t);
+  await registry.putRef(
+    'service-profiles',
+    'quiet',
+    { policies: { heartbeatMs: 90_000 } },
+    { mode: 'create' },
+  );
+  const sharing = startDeviceAuthSharing({ registry, open: async () => table });
+  t.after(() => sharing.stop());
+  await eventually('the table opened', () => sharing.publisher());
+  const { secret } = await registry.addDevice({ imei: IMEI, operator: 'op', profile: 'quiet' });
+  await registry.addDevice({ imei: OTHER, operator: 'op' });
+  await sharing.publisher()!.flushed();
+  assert.equal(authenticateFrom(table, IMEI, secret).heartbeatMs, 90_000);
+  assert.deepEqual(lookupFrom(table, IMEI), registry.lookup(IMEI));
+  assert.equal(lookupFrom(table, OTHER).heartbeatMs, undefined);
+  assert.throws(
+    () => readDeviceAuthRecord({ ...table.get(IMEI)!.value, heartbeatMs: 'often' }),
+    code('registry.bad_record'),
+  );
+});
+
 test('records from another node are checked: a bad one is refused with a typed error', () => {
   const good = { v: 1, imei: IMEI, operator: 'op', status: 'enabled', secretHash: 'h', keyEpoch: 'e' };
   assert.deepEqual(readDeviceAuthRecord(good), good);

@@ -44,6 +44,8 @@ export interface DeviceAuthRecordV1 {
    * every round; an operator's change through any node still wins.
    */
   by?: string;
+  /** The heartbeat the device's service or operator profile sets (ms); absent: the edge's own. */
+  heartbeatMs?: number;
 }
 
 /** Checks a record another node wrote; a newer version only adds fields, so known ones are read. */
@@ -61,14 +63,19 @@ export function readDeviceAuthRecord(raw: unknown): DeviceAuthRecordV1 {
     typeof r.keyEpoch !== 'string' ||
     (r.status !== 'enabled' && r.status !== 'disabled') ||
     (r.profile !== undefined && typeof r.profile !== 'string') ||
-    (r.by !== undefined && typeof r.by !== 'string')
+    (r.by !== undefined && typeof r.by !== 'string') ||
+    (r.heartbeatMs !== undefined && (typeof r.heartbeatMs !== 'number' || !(r.heartbeatMs > 0)))
   ) {
     throw new GatewayError('registry.bad_record', 'device auth record lacks a field or has a bad one');
   }
   return r as DeviceAuthRecordV1;
 }
 
-export function deviceAuthRecord(r: DeviceRecordV1, keyEpoch: string): DeviceAuthRecordV1 {
+export function deviceAuthRecord(
+  r: DeviceRecordV1,
+  keyEpoch: string,
+  heartbeatMs?: number,
+): DeviceAuthRecordV1 {
   const out: DeviceAuthRecordV1 = {
     v: DEVICE_AUTH_RECORD_VERSION,
     imei: r.imei,
@@ -78,6 +85,7 @@ export function deviceAuthRecord(r: DeviceRecordV1, keyEpoch: string): DeviceAut
     keyEpoch,
   };
   if (r.profile !== undefined) out.profile = r.profile;
+  if (heartbeatMs !== undefined) out.heartbeatMs = heartbeatMs;
   return out;
 }
 
@@ -92,13 +100,15 @@ function sameRecord(a: DeviceAuthFields, b: DeviceAuthFields): boolean {
     a.operator === b.operator &&
     a.profile === b.profile &&
     a.status === b.status &&
-    a.secretHash === b.secretHash
+    a.secretHash === b.secretHash &&
+    a.heartbeatMs === b.heartbeatMs
   );
 }
 
 function info(r: DeviceAuthRecordV1): DeviceInfo {
   const out: DeviceInfo = { imei: r.imei, operator: r.operator, status: r.status, keyEpoch: r.keyEpoch };
   if (r.profile !== undefined) out.profile = r.profile;
+  if (r.heartbeatMs !== undefined) out.heartbeatMs = r.heartbeatMs;
   return out;
 }
 

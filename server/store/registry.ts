@@ -1018,13 +1018,14 @@ export class Registry implements DeviceAuthSource {
     const raw = this.devices.get(imei);
     if (raw === undefined) return undefined;
     const record = readDeviceRecord(raw);
-    return deviceAuthRecord(record, deviceKeyEpoch(record));
+    return deviceAuthRecord(record, deviceKeyEpoch(record), this.profileHeartbeatMs(record));
   }
 
   *allDeviceAuth(): Generator<DeviceAuthFields> {
     this.assertOpen();
     for (const { value } of this.devices.getRange({ snapshot: true })) {
-      const { keyEpoch: _k, ...fields } = deviceAuthRecord(readDeviceRecord(value), '');
+      const record = readDeviceRecord(value);
+      const { keyEpoch: _k, ...fields } = deviceAuthRecord(record, '', this.profileHeartbeatMs(record));
       yield fields;
     }
   }
