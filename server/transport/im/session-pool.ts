@@ -341,7 +341,12 @@ export class XmppSessionPool {
   }
 
   #recordState(account: ImAccount, state: XmppAccountState, error?: GatewayError): void {
-    const base = { imei: account.deviceId, service: 'im' as const, detail: { account: account.id } };
+    // The preset too: an alarm counts failures per preset as well as per device (server/alarms).
+    const detail = {
+      account: account.id,
+      ...(account.preset === undefined ? {} : { preset: account.preset }),
+    };
+    const base = { imei: account.deviceId, service: 'im' as const, detail };
     if (state === 'online') {
       this.#recorder.log({ ...base, kind: 'backend_login', message: 'xmpp online' });
       this.#recorder.usage({ imei: account.deviceId, service: 'im', logins: 1 });

@@ -34,6 +34,8 @@ export interface MailUsageRecord {
   ok: boolean;
   /** The GatewayError code when !ok. */
   code?: string;
+  /** The service-profile preset the account's servers came from: failures also count against it (alarms). */
+  preset?: string;
 }
 
 export type UsageSink = (record: MailUsageRecord) => void;
@@ -168,6 +170,7 @@ export class ImapAccountSession {
       bytesOut: sent,
       ok,
       ...(code === undefined ? {} : { code }),
+      ...(this.account.preset === undefined ? {} : { preset: this.account.preset }),
     });
   }
 

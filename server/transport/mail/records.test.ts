@@ -71,3 +71,16 @@ test('operations without a log kind only count bytes; nothing secret is recorded
   assert.deepEqual(logs, []);
   assert.deepEqual(usage, [{ imei: base.deviceId, service: 'mail', bytesIn: 100, bytesOut: 20 }]);
 });
+
+test("a failure of a preset's account names the preset, so that failures count against it too", () => {
+  const { recorder, logs } = fakeRecorder();
+  recordMailUsage(recorder, { ...base, op: 'sync', ok: false, code: 'mail.unreachable', preset: 'corp' });
+  recordMailUsage(recorder, { ...base, op: 'sync', ok: false, code: 'mail.unreachable' });
+  assert.deepEqual(
+    logs.map((l) => l.detail),
+    [
+      { op: 'sync', account: 'm1', preset: 'corp' },
+      { op: 'sync', account: 'm1' },
+    ],
+  );
+});

@@ -21,6 +21,7 @@ export function recordMailUsage(recorder: Recorder, r: MailUsageRecord): void {
   const bytes = { bytesIn: r.bytesIn, bytesOut: r.bytesOut };
   const detail: Record<string, string | number | boolean> = { op: r.op };
   if (r.account) detail.account = r.account;
+  if (r.preset) detail.preset = r.preset;
   if (!r.ok) {
     recorder.log({
       imei,

@@ -168,6 +168,7 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
           bytesIn: 0,
           bytesOut: raw.length,
           ok: true,
+          ...(account.preset === undefined ? {} : { preset: account.preset }),
         });
       } catch (err) {
         deps.usage?.({
@@ -177,6 +178,7 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
           bytesIn: 0,
           bytesOut: 0,
           ok: false,
+          ...(account.preset === undefined ? {} : { preset: account.preset }),
         });
         const gerr = smtpSendError(err, ctx.logger);
         ctx.logger.info({ deviceId: ctx.deviceId, account: account.id, code: gerr.code }, 'mail send failed');
