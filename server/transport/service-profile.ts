@@ -5,6 +5,13 @@
  * question. A device session coming up refreshes it (what an operator
  * changed applies from the next connect at the latest).
  *
+ * A request never waits for the admin when an answer is cached, however old:
+ * an expired one is used while a fresh one is asked for in the background
+ * (one frozen admin node, SIGSTOPped or swapping, would otherwise hold every
+ * request of a device for the bus timeout). The question itself is tried a
+ * few times with a short timeout: the admin nodes answer as a queue group,
+ * and each try may reach another one.
+ *
  * When the admin cannot be asked (no admin node reachable), the last answer
  * is used; with none, nothing is known and nothing is refused: a service
  * profile shapes what a device gets, it is not what keeps strangers out
@@ -18,9 +25,21 @@ import { type DeviceProfile, type ServiceName, serviceAllowed } from '../store/d
 
 export type DeviceProfileFetch = (deviceId: string) => Promise<DeviceProfile>;
 
-/** Asks the admin role (any admin node: a queue group answers). */
-export function busDeviceProfileFetch(bus: Bus, timeoutMs = 5000): DeviceProfileFetch {
-  return (deviceId) => bus.request<DeviceProfile>(Subjects.deviceProfile, { imei: deviceId }, { timeoutMs });
+/**
+ * Asks the admin role (any admin node: a queue group answers), `tries` times
+ * at most with `timeoutMs` each; only a bus timeout is tried again (no
+ * responders means no admin at all, and a refusal is an answer).
+ */
+export function busDeviceProfileFetch(bus: Bus, timeoutMs = 1500, tries = 3): DeviceProfileFetch {
+  return async (deviceId) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bus.request<DeviceProfile>(Subjects.deviceProfile, { imei: deviceId }, { timeoutMs });
+      } catch (err) {
+        if (attempt >= tries || toGatewayError(err).code !== 'bus.timeout') throw err;
+      }
+    }
+  };
 }
 
 export interface DeviceProfilesOptions {
@@ -49,11 +68,16 @@ export class DeviceProfiles {
     this.#logger = opts.logger;
   }
 
-  /** The device's profile (cached), or undefined when the admin was never reachable for it. */
+  /**
+   * The device's profile (cached), or undefined when the admin was never
+   * reachable for it. Waits only when nothing is cached; an expired answer is
+   * returned at once and refreshed in the background.
+   */
   get(deviceId: string): Promise<DeviceProfile | undefined> {
     const hit = this.#cache.get(deviceId);
-    if (hit && this.#now() - hit.at < this.#ttlMs) return Promise.resolve(hit.profile);
-    return this.refresh(deviceId);
+    if (!hit) return this.refresh(deviceId);
+    if (this.#now() - hit.at >= this.#ttlMs) void this.refresh(deviceId);
+    return Promise.resolve(hit.profile);
   }
 
   /** Asks the admin now (one question per device at a time). */
