@@ -5,12 +5,16 @@
  * podman-compose, waited for until every node's health check passes, and a
  * handset from this host connects: straight to the single node, and through
  * the cluster's HAProxy over WebSocket and long-poll, where it adds a mail
- * account on the harness's Dovecot and gets mail.new pushed. Each project is
- * taken down with its network and volumes, also when a step fails.
+ * account on the harness's Dovecot and gets mail.new pushed. Then the edge
+ * holding its WebSocket is killed: the session goes on through the other edge,
+ * the next message is pushed once, and the restart policy brings the edge
+ * back. Each project is taken down with its network and volumes, also when a
+ * step fails (and at the next run, when the runner killed this one).
  *
  * The containers reach the Dovecot and SMTP peer that listen on this host's
  * loopback through a relay on the compose network's gateway address (a network
- * the test made; the config file opens that one address to the transports). Skips where podman, podman-compose or runc are missing.
+ * the test made; the config file opens that one address to the transports).
+ * Skips where podman, podman-compose or runc are missing, or not as root.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +31,7 @@ import { nextImei } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ALICE } from '../integration/mail-fixture.ts';
 import { ComposeProject, ensureImage, missingTools, podman, ROOT, removeStaleProjects } from './podman.ts';
-import { ensureStandIns } from './stand-ins.ts';
+import { ensureStandIns, NODE_IMAGE } from './stand-ins.ts';
 
 const skip = missingTools();
 const START_MS = 180_000;
@@ -38,7 +42,7 @@ before(() => {
   const started = Date.now();
   removeStaleProjects('mmgwtest');
   ensureStandIns(ROOT);
-  const built = ensureImage();
+  const built = ensureImage(NODE_IMAGE);
   image = built.image;
   console.log(
     `# image ${image} ${built.built ? 'built' : 'reused'} (${Math.round((Date.now() - started) / 1000)} s)`,
@@ -187,6 +191,9 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
   let smtp: SmtpPeer;
   const relays: Server[] = [];
   const handsets: Handset[] = [];
+  let ws: Handset;
+  let account = '';
+  const pushed: Array<{ header: { uid: number; subject: string } }> = [];
   const services = [
     'nats-1',
     'nats-2',
@@ -269,9 +276,8 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
     relays.push(imap.server, smtpRelay.server);
 
     const url = `http://127.0.0.1:${project.vars.MMGW_DEVICE_PORT}`;
-    const ws = handset(url.replace('http:', 'ws:'), device, 'ws');
+    ws = handset(url.replace('http:', 'ws:'), device, 'ws');
     handsets.push(ws);
-    const pushed: Array<{ header: { subject: string } }> = [];
     ws.on('event', (e) => {
       if (e.name === 'mail.new') pushed.push(e.body as (typeof pushed)[number]);
     });
@@ -282,7 +288,8 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
       smtp: { host: gateway, port: smtpRelay.port, tls: 'none', user: ALICE.user, password: ALICE.password },
     });
     assert.match(added.account, /^m[0-9a-f]+$/);
-    await ws.request('mail.sync', { account: added.account, folder: 'INBOX', limit: 10 });
+    account = added.account;
+    await ws.request('mail.sync', { account, folder: 'INBOX', limit: 10 });
     await dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: through the containers\r\n\r\nhello\r\n');
     await eventually('mail.new through HAProxy', () => pushed.length > 0, { timeoutMs: 60_000 });
     assert.equal(pushed[0]?.header.subject, 'through the containers');
@@ -291,5 +298,54 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
     await ws.switchTransport('poll');
     assert.equal(ws.transport, 'poll');
     assert.ok((await ws.ping()) >= 0);
+  });
+
+  test('the edge holding the handset is killed: it resumes through the other, mail.new once, the edge restarts', async (t) => {
+    if (!account) return t.skip('needs the previous test');
+    await ws.switchTransport('ws');
+    // The edge with the handset's WebSocket, by HAProxy's current sessions (scur, the 5th column).
+    const stats = `http://127.0.0.1:${project.vars.MMGW_LB_STATS_PORT}/;csv`;
+    const holding = await eventually('the edge holding the WebSocket', async () => {
+      const rows = (await (await fetch(stats)).text()).split('\n').map((l) => l.split(','));
+      return rows.find((r) => r[0] === 'edges' && r[1]?.startsWith('edge-') && Number(r[4]) > 0)?.[1];
+    });
+    const container = project.container(holding);
+    const pid = Number(podman(['inspect', '--format', '{{.State.Pid}}', container]).stdout.trim());
+    assert.ok(pid > 0);
+    const restartsBefore = Number(
+      podman(['inspect', '--format', '{{.RestartCount}}', container]).stdout.trim(),
+    );
+    // A crash, not a stop: SIGKILL to the node process from outside the container.
+    process.kill(pid, 'SIGKILL');
+
+    await eventually(
+      'the session carries on through the other edge',
+      async () => (await ws.ping().catch(() => -1)) >= 0,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      },
+    );
+    const uid = await dovecot.appendMessage(
+      ALICE.user,
+      'INBOX',
+      'Subject: after the edge died\r\n\r\nstill here\r\n',
+    );
+    await eventually('mail.new after the edge died', () => pushed.some((p) => p.header.uid === uid), {
+      timeoutMs: 60_000,
+    });
+    const uids = pushed.map((p) => p.header.uid);
+    assert.equal(new Set(uids).size, uids.length, `mail.new twice: ${uids}`);
+    assert.equal(pushed.at(-1)?.header.subject, 'after the edge died');
+
+    // The restart policy brings the killed edge back, and HAProxy takes it again.
+    await eventually(
+      `${holding} restarted`,
+      () =>
+        Number(podman(['inspect', '--format', '{{.RestartCount}}', container]).stdout.trim()) >
+        restartsBefore,
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    await waitHealthy(project, [holding]);
   });
 });
