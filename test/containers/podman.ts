@@ -96,8 +96,10 @@ function matches(path: string, pattern: string): boolean {
   return re.test(path);
 }
 
-export function contextHash(): string {
+/** Names the image by what goes into it: the build context and the base image it starts from. */
+export function contextHash(baseImage: string): string {
   const h = createHash('sha256');
+  h.update(podman(['image', 'inspect', '--format', '{{.Id}}', baseImage]).stdout.trim());
   for (const f of [...contextFiles(), '.dockerignore', 'docker/Dockerfile']) {
     h.update(`${f}\0`);
     h.update(readFileSync(join(ROOT, f)));
@@ -106,23 +108,33 @@ export function contextHash(): string {
 }
 
 /** Builds docker/Dockerfile as localhost/mmgw:<hash> unless that image exists; returns its name. */
-export function ensureImage(): { image: string; built: boolean } {
-  const image = `localhost/mmgw:${contextHash()}`;
+export function ensureImage(baseImage: string): { image: string; built: boolean } {
+  const image = `localhost/mmgw:${contextHash(baseImage)}`;
   if (podman(['image', 'exists', image], { allowFailure: true }).status === 0) return { image, built: false };
   const revision = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-  podman([
-    'build',
-    '--format',
-    'docker',
-    '--pull=never',
-    '--build-arg',
-    `REVISION=${revision}`,
-    '-f',
-    'docker/Dockerfile',
-    '-t',
-    image,
-    '.',
-  ]);
+  const build = (target: string[], tag: string) =>
+    podman([
+      'build',
+      '--format',
+      'docker',
+      '--pull=never',
+      '--build-arg',
+      `REVISION=${revision}`,
+      ...target,
+      '-f',
+      'docker/Dockerfile',
+      '-t',
+      tag,
+      '.',
+    ]);
+  // The build stage keeps a name, so that pruning leaves its layers (npm ci) to the next build.
+  build(['--target', 'build'], 'localhost/mmgw-build:cache');
+  build([], image);
+  for (const old of podman(['images', '--format', '{{.Repository}}:{{.Tag}}', 'localhost/mmgw']).stdout.split(
+    '\n',
+  ))
+    if (old.trim() !== '' && old.trim() !== image) podman(['rmi', old.trim()], { allowFailure: true });
+  podman(['image', 'prune', '-f'], { allowFailure: true });
   return { image, built: true };
 }
 

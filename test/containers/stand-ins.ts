@@ -5,7 +5,7 @@
  * that runs the tests, Debian's nats-server and haproxy) and the shared
  * libraries they load, with `podman import`, and tagged with the official
  * name. An image is remade only when what it is made from changed: its label
- * `mmgw.stand-in` holds a hash of the binaries and of this file.
+ * `mmgw.stand-in` holds a hash of the binaries, their libraries and the spec.
  *
  * The stand-ins keep the layout the compose files rely on (node and npm in
  * /usr/local/bin and a `node` user of uid 1000; nats-server and wget in
@@ -28,12 +28,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { podman } from './podman.ts';
 
 export const NODE_IMAGE = 'docker.io/library/node:20-bookworm-slim';
 export const NATS_IMAGE = 'docker.io/library/nats:2.10-alpine';
 export const HAPROXY_IMAGE = 'docker.io/library/haproxy:2.6';
+
+/** Raise when build() lays an image out differently: the hash then names new images. */
+const LAYOUT = 1;
 
 /** Tools a Dockerfile RUN step or a health check may call. */
 const SHELL_TOOLS = [
@@ -165,8 +167,7 @@ function nativeAddons(root: string): string[] {
 
 function hashOf(spec: StandIn, libs: string[]): string {
   const h = createHash('sha256');
-  h.update(readFileSync(fileURLToPath(import.meta.url)));
-  h.update(JSON.stringify(spec));
+  h.update(`${LAYOUT}\0${JSON.stringify(spec)}`);
   for (const [file] of spec.binaries) h.update(readFileSync(file));
   for (const lib of libs) h.update(lib);
   return h.digest('hex').slice(0, 16);
