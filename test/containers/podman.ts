@@ -61,7 +61,7 @@ export function missingTools(): string | undefined {
 }
 
 /** What `podman build` reads, by .dockerignore (its allow-list): the hash of it names the image. */
-function contextFiles(): string[] {
+export function contextFiles(): string[] {
   const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
     .split('\n')
     .map((l) => l.trim())
@@ -147,7 +147,11 @@ export class ComposeProject {
   ) {}
 
   run(args: string[], opts: { allowFailure?: boolean } = {}): Run {
-    return run('podman-compose', ['-p', this.name, '-f', this.file, ...args], { env: this.vars, ...opts });
+    // The nodes log (test/run.js silences the gateways the other tests start): a failure shows their logs.
+    return run('podman-compose', ['-p', this.name, '-f', this.file, ...args], {
+      env: { MMGW_LOG_LEVEL: 'info', ...this.vars },
+      ...opts,
+    });
   }
 
   up(): void {
