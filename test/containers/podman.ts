@@ -50,11 +50,15 @@ export function podman(args: string[], opts: { allowFailure?: boolean; timeoutMs
 
 /** Why the container tests cannot run here, or undefined when they can. */
 export function missingTools(): string | undefined {
-  const missing = ['podman', 'podman-compose', 'runc'].filter(
-    (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
+  // haproxy: its binary makes the load balancer's stand-in image (stand-ins.ts).
+  // netavark and aardvark-dns: containers.conf picks them (service names on compose networks).
+  const missing = ['podman', 'podman-compose', 'runc', 'haproxy', 'netavark', 'aardvark-dns'].filter(
+    (t) =>
+      spawnSync('sh', ['-c', `command -v ${t} || [ -x /usr/sbin/${t} ] || [ -x /usr/lib/podman/${t} ]`])
+        .status !== 0,
   );
   if (missing.length > 0)
-    return `${missing.join(', ')} not installed: run scripts/install-peers.sh (Debian: apt-get install podman podman-compose runc netavark aardvark-dns)`;
+    return `${missing.join(', ')} not installed: run scripts/install-peers.sh (Debian: apt-get install podman podman-compose runc netavark aardvark-dns haproxy)`;
   if (process.getuid?.() !== 0)
     return 'podman runs as root in these tests (rootless podman needs subuid ranges)';
   return undefined;
