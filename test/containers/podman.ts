@@ -4,7 +4,7 @@
  * gateway needs, netavark for service names on compose networks), and the
  * mmgw image built once per content hash of what goes into it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -46,6 +46,19 @@ function run(
 
 export function podman(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): Run {
   return run('podman', args, opts);
+}
+
+/**
+ * podman without blocking the event loop: for a command whose container talks to
+ * a server in this test process (a relay), which a spawnSync would starve. Resolves
+ * with the exit status.
+ */
+export function podmanAsync(args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn('podman', args, { cwd: ROOT, env: env(), stdio: 'ignore' });
+    child.on('error', () => resolve(-1));
+    child.on('close', (code) => resolve(code ?? -1));
+  });
 }
 
 /** Why the container tests cannot run here, or undefined when they can. */
