@@ -1,6 +1,7 @@
 /**
  * The docker files run for real: docker/Dockerfile is built with podman (once
- * per content hash of its build context; later runs reuse the image), then
+ * per content hash of its build context; later runs reuse the image) and
+ * its health check shown to follow the configured ops port, then
  * docker/compose.yml and docker/compose.cluster.yml are started with
  * podman-compose, waited for until every node's health check passes, and a
  * handset from this host connects: straight to the single node, and through
