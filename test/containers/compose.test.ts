@@ -19,7 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -82,7 +82,7 @@ async function waitHealthy(project: ComposeProject, services: string[]): Promise
 }
 
 /** Forwards connections to `address`:any port to a loopback port (a peer the containers must reach). */
-async function relay(address: string, toPort: number): Promise<{ server: Server; port: number }> {
+async function relay(address: string, toPort: number): Promise<{ close(): void; port: number }> {
   const sockets = new Set<Socket>();
   const server = createServer((inbound) => {
     const outbound = tcpConnect(toPort, '127.0.0.1');
@@ -96,15 +96,19 @@ async function relay(address: string, toPort: number): Promise<{ server: Server;
     }
     inbound.pipe(outbound).pipe(inbound);
   });
-  server.on('close', () => {
-    for (const s of sockets) s.destroy();
-  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, address, () => resolve());
   });
   const at = server.address();
-  return { server, port: typeof at === 'object' && at ? at.port : 0 };
+  return {
+    port: typeof at === 'object' && at ? at.port : 0,
+    // Connections of containers already gone may never end by themselves: cut them.
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 describe('docker/Dockerfile', { skip }, () => {
@@ -227,7 +231,7 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
   let dir: string;
   let dovecot: DovecotServer;
   let smtp: SmtpPeer;
-  const relays: Server[] = [];
+  const relays: Array<{ close(): void }> = [];
   const handsets: Handset[] = [];
   let ws: Handset;
   let account = '';
@@ -317,7 +321,7 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
     const gateway = project.gateway();
     const imap = await relay(gateway, dovecot.imapPort);
     const smtpRelay = await relay(gateway, smtp.port);
-    relays.push(imap.server, smtpRelay.server);
+    relays.push(imap, smtpRelay);
     // Here a container's first connections to the host's address on a new network go
     // unanswered for half a minute or so (SYNs dropped, then refused or accepted as
     // usual): wait until every transport reads Dovecot's greeting through the relay.
