@@ -9,6 +9,15 @@ command -v prosody >/dev/null || need+=(prosody)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # The edge compiles a tiny LD_PRELOAD shim (SO_REUSEPORT for worker processes) on first use.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+# The container tests (test/containers): podman as root with runc, podman-compose,
+# netavark and aardvark-dns for service names on compose networks, and haproxy,
+# whose binary the load balancer's local stand-in image is made from.
+command -v podman >/dev/null || need+=(podman)
+command -v podman-compose >/dev/null || need+=(podman-compose)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -68,16 +68,27 @@ const env = { ...process.env, MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'sil
 
 if (unit && !isolated) process.exit(await runGrouped(files));
 
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
-  {
-    cwd: root,
-    stdio: 'inherit',
-    env,
-  },
-);
-process.exit(result.status ?? 1);
+// The container tests (test/containers) build an image and start a cluster:
+// minutes on a first run, so they run after the others with a longer limit.
+const slow = (f) => f.startsWith('test/containers/');
+let status = 0;
+for (const [list, timeoutMs] of [
+  [files.filter((f) => !slow(f)), 300_000],
+  [files.filter(slow), 1_800_000],
+]) {
+  if (list.length === 0) continue;
+  const result = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${timeoutMs}`, ...list],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env,
+    },
+  );
+  if (result.status !== 0) status = result.status ?? 1;
+}
+process.exit(status);
 
 /**
  * The files split over one process per core, each importing its share (node:test
