@@ -28,6 +28,8 @@ export interface ChaosOptions {
   workers: number;
   chatEveryMs: number;
   mailEveryMs: number;
+  /** The handsets' application (FleetSetup.app); default 'sdk'. */
+  app?: 'sdk' | 'manual';
   baselineMs: number;
   /** How long a SIGSTOP lasts. */
   freezeMs: number;
@@ -174,7 +176,7 @@ function fleetSetup(o: ChaosOptions, peers: Peers, devices: Device[], urls: stri
       index: i,
       imei: d.imei,
       secret: d.secret,
-      // Half the fleet starts at each edge (today's SDK takes only the first URL).
+      // Half the fleet starts at each edge; the SDK moves to the other when its edge fails.
       urls: [...urls.slice(i % urls.length), ...urls.slice(0, i % urls.length)],
       localAddress: `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`,
       mailUser: `${user(i)}@example.test`,
@@ -192,6 +194,7 @@ function fleetSetup(o: ChaosOptions, peers: Peers, devices: Device[], urls: stri
     xmpp: { host: peers.prosody.host, port: peers.prosody.c2sPort },
     chatEveryMs: o.chatEveryMs,
     mailEveryMs: o.mailEveryMs,
+    app: o.app ?? 'sdk',
   };
 }
 

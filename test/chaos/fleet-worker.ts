@@ -1,10 +1,15 @@
 /**
  * A child process of the chaos suite running some of its handsets through the
- * SDK, each with the application the docs describe (docs/handset-json.md):
- * it keeps its INBOX cursor and its chat cursor, and after a `connected` with
- * `resumed: false` (or an `im.state` online) it syncs INBOX and catches chat
- * up from them. Nothing more: no dedup, no reordering, so that what the
- * gateway and the SDK hand over is what is counted.
+ * SDK, each with one of two applications (FleetSetup.app):
+ * - 'sdk' (the default): items come from the SDK's PushCursors (cursors,
+ *   gap re-syncs, catch-up after a lost session, repeats dropped), with no
+ *   sync code of the application's own: what issue 12 asks of the SDK;
+ * - 'manual': what docs/handset-json.md tells an application without it:
+ *   it keeps its INBOX cursor and its chat cursor, and after a `connected`
+ *   with `resumed: false` (or an `im.state` online) it syncs INBOX and
+ *   catches chat up from them.
+ * Nothing more in either: no dedup, no reordering of its own, so that what
+ * the gateway and the SDK hand over is what is counted.
  *
  * Every handset sends chat and mail to the next one (`cx-c-<from>-<n>` in
  * the body, `cx-m-<from>-<n>` as the subject), resending an item with the
@@ -14,6 +19,7 @@
 import WebSocket from 'ws';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { Handset, type HandsetOptions } from '../../device-protocol/handset.ts';
+import { PushCursors, type StoredCursors } from '../../device-protocol/push-cursors.ts';
 import type { FleetCommand, FleetSetup, HandsetSpec, Rec } from './records.ts';
 
 const ITEM = /cx-[cm]-\d+-\d+/;
@@ -51,6 +57,9 @@ class App {
   mailCursor: string | undefined;
   chatCursor: string | undefined;
   connects = 0;
+  /** The SDK's cursor keeper ('sdk' application) and its last snapshot, carried over a reopen. */
+  cursors: PushCursors | undefined;
+  #stored: StoredCursors | undefined;
   #syncing: Promise<void> | undefined;
   #again = false;
   /**
@@ -79,16 +88,19 @@ class App {
     };
     this.handset = new Handset(options);
     const h = this.handset;
+    // A reopened application keeps its stored cursors; the first one gets them at the end of setUp.
+    if (this.#stored) this.startCursors(this.#stored);
     h.on('connected', (e) => {
       this.connects++;
       record({ r: 'conn', h: s.index, t: Date.now(), resumed: e.resumed });
-      if (!e.resumed && this.connects > 1) this.catchUp();
+      if (!this.cursors && !e.resumed && this.connects > 1) this.catchUp();
     });
     h.on('disconnected', (e) => {
       record({ r: 'disc', h: s.index, t: Date.now(), code: e.code ?? '' });
     });
     h.on('error', () => {});
     h.on('event', (e) => {
+      if (this.cursors) return;
       const body = e.body as any;
       if (e.name === 'mail.new' && body?.account === this.mailAccount) {
         // While a catch-up runs, its pages move the cursor; a push must not make it skip.
@@ -100,6 +112,21 @@ class App {
       } else if (e.name === 'im.state' && body?.account === this.imAccount && body.state === 'online') {
         if (this.connects > 0 && this.imAccount) this.catchUp();
       }
+    });
+  }
+
+  /** The 'sdk' application: every item from PushCursors, starting from `stored`. */
+  startCursors(stored: StoredCursors): void {
+    const cursors = new PushCursors(this.handset, { cursors: stored });
+    this.cursors = cursors;
+    cursors.on('cursors', (snapshot) => (this.#stored = snapshot));
+    cursors.on('error', () => {});
+    cursors.on('mail', ({ account, header }) => {
+      if (account === this.mailAccount) this.seen(String(header.subject ?? ''), 'push');
+    });
+    cursors.on('chat', ({ account, message }) => {
+      if (account === this.imAccount && message.direction === 'in')
+        this.seen(String(message.body ?? ''), 'push');
     });
   }
 
@@ -158,6 +185,16 @@ class App {
     this.mailCursor = page.cursor;
     const chat = await this.persistent<any>('im.catchup', { account: this.imAccount, max: 1 });
     this.chatCursor = chat.last ?? this.chatCursor;
+    if (f.app === 'sdk') {
+      this.#stored = {
+        version: 1,
+        mail: this.mailCursor
+          ? [{ account: this.mailAccount, folder: 'INBOX', cursor: this.mailCursor, uid: 0 }]
+          : [],
+        chat: this.chatCursor ? [{ account: this.imAccount, cursor: this.chatCursor }] : [],
+      };
+      this.startCursors(this.#stored);
+    }
   }
 
   /** What the docs tell an application to do after `resumed: false`: sync INBOX, catch chat up. */

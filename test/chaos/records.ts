@@ -32,6 +32,11 @@ export interface FleetSetup {
   xmpp: { host: string; port: number };
   chatEveryMs: number;
   mailEveryMs: number;
+  /**
+   * The application: 'sdk' takes items from the SDK's PushCursors (no sync code of its own, as
+   * issue 12 asks); 'manual' does what docs/handset-json.md tells an application without it.
+   */
+  app: 'sdk' | 'manual';
 }
 
 export type FleetCommand =

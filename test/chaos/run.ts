@@ -17,6 +17,7 @@ const { values } = parseArgs({
     'chat-every-ms': { type: 'string', default: '3000' },
     'mail-every-ms': { type: 'string', default: '6000' },
     'observe-ms': { type: 'string', default: '60000' },
+    app: { type: 'string', default: 'sdk' },
     write: { type: 'boolean', default: false },
   },
 });
@@ -27,6 +28,11 @@ const num = (name: string, v: string | undefined): number => {
     process.exit(2);
   }
   return n;
+};
+const appOf = (v: string | undefined): 'sdk' | 'manual' => {
+  if (v === 'sdk' || v === 'manual') return v;
+  process.stderr.write(`chaos: --app must be sdk or manual, not ${v}\n`);
+  process.exit(2);
 };
 
 const quoted = (arg: string) => (/^[\w,.=/-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
@@ -42,6 +48,7 @@ const results = await runChaos({
   natsOutageMs: 20_000,
   observeMs: num('observe-ms', values['observe-ms']),
   drainMs: 15_000,
+  app: appOf(values.app),
   only: (values.only ?? '').split(',').filter(Boolean),
   log: (line) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
 });
