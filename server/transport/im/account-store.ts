@@ -35,7 +35,7 @@ export type ImAccountSettings = Pick<
   'jid' | 'password' | 'host' | 'port' | 'preset' | 'provisioned'
 >;
 
-interface StoredImAccountV1 {
+export interface StoredImAccountV1 {
   v: 1;
   id: string;
   deviceId: string;

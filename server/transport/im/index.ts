@@ -110,7 +110,7 @@ export interface ImService {
    * (needs `bus` for their pushes). Each device's sessions then linger as if it
    * had just left, until one of its requests arrives.
    */
-  restoreAll(): Promise<void>;
+  restoreAll(holds?: (deviceId: string) => boolean): Promise<void>;
   /**
    * The device's session came up: keeps its operator-provisioned chat accounts
    * in step with the registry and brings new ones online (provisioned.ts).
@@ -160,8 +160,8 @@ export function openImService(opts: ImServiceOptions): ImService {
     deps,
     methods: imMethods(deps),
     restoreDevice,
-    async restoreAll() {
-      const queue = accounts.devices();
+    async restoreAll(holds) {
+      const queue = holds ? accounts.devices().filter(holds) : accounts.devices();
       // A few devices at a time: a node with thousands must not storm its XMPP servers.
       const worker = async () => {
         for (let deviceId = queue.shift(); deviceId !== undefined; deviceId = queue.shift()) {

@@ -44,7 +44,7 @@ interface StoredServer extends Omit<MailServerSettings, 'password'> {
   secret: string;
 }
 
-interface StoredAccountV1 {
+export interface StoredAccountV1 {
   v: 1;
   id: string;
   deviceId: string;
