@@ -10,8 +10,15 @@
  * that stayed connected come back without the devices doing anything: chat
  * sessions, and the INBOX watchers this node ran (from their marks, pushing
  * the mail that arrived while it was down).
+ *
+ * In cluster mode the accounts (mail and chat, secrets sealed) move into the
+ * cluster's shared state once it opens (kit/cluster-accounts.ts), so they do
+ * not die with this node; the restore at start and the served counts take
+ * only the devices the router gives this node.
  */
 import { Subjects } from '../bus/bus.ts';
+import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
+import { openInBackground } from '../store/shared/table.ts';
 import type { RoleDefinition, RoleHandle } from '../roles.ts';
 import { RendezvousRouter } from '../router/index.ts';
 import { openImService } from './im/index.ts';
@@ -22,7 +29,11 @@ import {
   TransportStorage,
   watchDeviceSessions,
 } from './index.ts';
-import { servedCounter } from './kit/served-counts.ts';
+import { CredentialCipher } from './credentials.ts';
+import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store.ts';
+import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
+import { type Census, servedCounter } from './kit/served-counts.ts';
+import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
 
 export const transportRole: RoleDefinition = {
@@ -33,8 +44,10 @@ export const transportRole: RoleDefinition = {
     // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
     const storage = TransportStorage.open(dataDir);
     const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };
+    const cluster = isClusterMode(config) ? clusterAccounts(ctx, storage) : undefined;
     const mail = openMailService({
       ...shared,
+      ...(cluster ? { accounts: cluster.mail } : {}),
       // Allowed destinations and ports, accounts per device, the connect timeout.
       transport: config.transport,
       // Capability profiles per model and service policies, where this node holds the registry.
@@ -45,6 +58,7 @@ export const transportRole: RoleDefinition = {
       ...shared,
       // One outbound policy per node: chat servers go where mail servers may.
       policy: mail.policy,
+      ...(cluster ? { accounts: cluster.im } : {}),
       ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
     });
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
@@ -60,6 +74,7 @@ export const transportRole: RoleDefinition = {
         profiles,
       });
     } catch (err) {
+      await cluster?.close();
       await im.close();
       await mail.close();
       await storage.close();
@@ -67,9 +82,10 @@ export const transportRole: RoleDefinition = {
     }
     // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
     const router = new RendezvousRouter(membership);
+    const holds = (deviceId: string) => (router.pick(deviceId) ?? nodeId) === nodeId;
     const sessionWatch = watchDeviceSessions({
       bus,
-      holds: (deviceId) => (router.pick(deviceId) ?? nodeId) === nodeId,
+      holds,
       hooks: [
         {
           // The INBOX watchers this node ran before a restart first (a profile fetch that fails
@@ -93,11 +109,20 @@ export const transportRole: RoleDefinition = {
       ],
       logger,
     });
-    void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
+    void im
+      .restoreAll(cluster ? holds : undefined)
+      .catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
     const stopAsking = askEdgesOnceMember(ctx);
+    // Shared records list the cluster's devices: count those the router gives this node.
+    const mine =
+      (census: Census): Census =>
+      () => {
+        const all = census();
+        return cluster && all ? new Map([...all].filter(([deviceId]) => holds(deviceId))) : all;
+      };
     const served = servedCounter(
-      () => mail.deps.accounts.census?.(),
-      () => im.deps.accounts.census?.(),
+      mine(() => mail.deps.accounts.census?.()),
+      mine(() => im.deps.accounts.census?.()),
     );
     return {
       servedCount: served,
@@ -105,6 +130,7 @@ export const transportRole: RoleDefinition = {
         stopAsking();
         sessionWatch.close();
         router.close();
+        await cluster?.close();
         await transport.close();
         await im.close();
         await mail.close();
@@ -113,6 +139,35 @@ export const transportRole: RoleDefinition = {
     };
   },
 };
+
+/**
+ * The account stores of a transport in cluster mode: the node's lmdb until the
+ * shared state opens in the background (retried while NATS or JetStream is
+ * not there), then the shared tables.
+ */
+function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: TransportStorage) {
+  const { config, logger, nodeId } = ctx;
+  const cipher = CredentialCipher.open({ dataDir: config.data, key: config.credentialsKey, logger });
+  const mailRecords = new HandoverAccountRecords<StoredAccountV1>(storage, 'mail');
+  const imRecords = new HandoverAccountRecords<StoredImAccountV1>(storage, 'im');
+  const opener = leasedOpener(config, nodeId, logger, async (state) => {
+    await adoptSharedAccounts(state, 'mail', mailRecords, logger);
+    await adoptSharedAccounts(state, 'im', imRecords, logger);
+  });
+  const opening = openInBackground(opener.open, {
+    opened: () => logger.info('the accounts are in the cluster’s shared state'),
+    failed: (err, attempt) =>
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared account tables are not open yet'),
+  });
+  return {
+    mail: new SealedMailAccountStore({ records: mailRecords, cipher }),
+    im: new SealedImAccountStore({ records: imRecords, cipher }),
+    async close() {
+      opening.cancel();
+      await opener.close();
+    },
+  };
+}
 
 /**
  * Asks the edges for their sessions once the membership lists this node as a

@@ -1,7 +1,8 @@
 /**
  * Chat (XMPP) accounts of the devices pinned to this transport node: the IM
  * codec of the kit's SealedAccountStore (kit/account-store.ts), sub-database
- * `im.accounts` of the node's TransportStorage. The password is sealed, the
+ * `im.accounts` of the node's TransportStorage (one node) or the shared
+ * table `im_accounts` (cluster). The password is sealed, the
  * account id bound as context.
  *
  * The account id is derived from device and JID, so a second im.login of the
@@ -10,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { CredentialCipher } from '../credentials.ts';
-import { type AccountCodec, SealedAccountStore } from '../kit/account-store.ts';
+import { type AccountCodec, type AccountRecords, SealedAccountStore } from '../kit/account-store.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 
 export interface ImAccount {
@@ -34,7 +35,7 @@ export type ImAccountSettings = Pick<
   'jid' | 'password' | 'host' | 'port' | 'preset' | 'provisioned'
 >;
 
-interface StoredImAccountV1 {
+export interface StoredImAccountV1 {
   v: 1;
   id: string;
   deviceId: string;
@@ -48,7 +49,7 @@ interface StoredImAccountV1 {
   updatedAt: number;
 }
 
-/** What IM methods need from storage; LmdbImAccountStore is the real one. */
+/** What IM methods need from storage; SealedImAccountStore is the real one. */
 export interface ImAccountStore {
   /** Stores (or updates) the account under `id` (imAccountId of device and JID); resolves once durable. */
   put(deviceId: string, id: string, settings: ImAccountSettings, now: number): Promise<ImAccount>;
@@ -103,11 +104,17 @@ const imAccountCodec: AccountCodec<ImAccount, ImAccountSettings, StoredImAccount
   }),
 };
 
-export class LmdbImAccountStore
+export class SealedImAccountStore
   extends SealedAccountStore<ImAccount, ImAccountSettings, StoredImAccountV1>
   implements ImAccountStore
 {
-  constructor(opts: { storage: TransportStorage; cipher: CredentialCipher }) {
+  /** Over the node's storage (one node) or the cluster's shared records (SharedAccountRecords). */
+  constructor(
+    opts: { cipher: CredentialCipher } & (
+      | { storage: TransportStorage }
+      | { records: AccountRecords<StoredImAccountV1> }
+    ),
+  ) {
     super({ ...opts, codec: imAccountCodec });
   }
 
@@ -116,6 +123,6 @@ export class LmdbImAccountStore
     if (!this.has(deviceId, accountId)) throw notFound(accountId);
   }
 
-  /** The storage is the node's: whoever opened it closes it. */
+  /** The storage (or shared table) is the node's: whoever opened it closes it. */
   async close(): Promise<void> {}
 }

@@ -23,7 +23,7 @@ import { CredentialCipher } from '../credentials.ts';
 import { DevicePusher } from '../kit/device-pusher.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
-import { type ImAccountStore, LmdbImAccountStore } from './account-store.ts';
+import { type ImAccountStore, SealedImAccountStore } from './account-store.ts';
 import type { ImDeps } from './deps.ts';
 import { imAccountsMethod } from './methods/accounts.ts';
 import { imCatchupMethod } from './methods/catchup.ts';
@@ -43,7 +43,7 @@ import { ImSentRecords, SENT_RECORD_TTL_MS } from './sent-records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
-export { imAccountId, LmdbImAccountStore } from './account-store.ts';
+export { imAccountId, SealedImAccountStore } from './account-store.ts';
 export type { ImDeps } from './deps.ts';
 export { IM_PUSHED_EVENTS, IM_RESPONSE_EVENTS } from './events.ts';
 export { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from './session-pool.ts';
@@ -110,7 +110,7 @@ export interface ImService {
    * (needs `bus` for their pushes). Each device's sessions then linger as if it
    * had just left, until one of its requests arrives.
    */
-  restoreAll(): Promise<void>;
+  restoreAll(holds?: (deviceId: string) => boolean): Promise<void>;
   /**
    * The device's session came up: keeps its operator-provisioned chat accounts
    * in step with the registry and brings new ones online (provisioned.ts).
@@ -134,7 +134,7 @@ export function openImService(opts: ImServiceOptions): ImService {
   // The node's storage when it gives one; else this service's own, closed with it.
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
-  const accounts = opts.accounts ?? new LmdbImAccountStore({ storage: storage(), cipher: theCipher() });
+  const accounts = opts.accounts ?? new SealedImAccountStore({ storage: storage(), cipher: theCipher() });
   const sent = new ImSentRecords(storage());
   sent
     .prune(Date.now() - SENT_RECORD_TTL_MS)
@@ -160,8 +160,8 @@ export function openImService(opts: ImServiceOptions): ImService {
     deps,
     methods: imMethods(deps),
     restoreDevice,
-    async restoreAll() {
-      const queue = accounts.devices();
+    async restoreAll(holds) {
+      const queue = holds ? accounts.devices().filter(holds) : accounts.devices();
       // A few devices at a time: a node with thousands must not storm its XMPP servers.
       const worker = async () => {
         for (let deviceId = queue.shift(); deviceId !== undefined; deviceId = queue.shift()) {

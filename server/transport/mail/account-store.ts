@@ -1,13 +1,14 @@
 /**
  * Mail accounts of the devices pinned to this transport node: the mail codec
  * of the kit's SealedAccountStore (kit/account-store.ts), sub-database
- * `mail.accounts` of the node's TransportStorage. Both passwords (IMAP and
+ * `mail.accounts` of the node's TransportStorage (one node) or the shared
+ * table `mail_accounts` (cluster). Both passwords (IMAP and
  * SMTP) are sealed, the account id bound as context.
  */
 import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { CredentialCipher } from '../credentials.ts';
-import { type AccountCodec, SealedAccountStore } from '../kit/account-store.ts';
+import { type AccountCodec, type AccountRecords, SealedAccountStore } from '../kit/account-store.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 
 export type TlsMode = 'none' | 'starttls' | 'implicit';
@@ -43,7 +44,7 @@ interface StoredServer extends Omit<MailServerSettings, 'password'> {
   secret: string;
 }
 
-interface StoredAccountV1 {
+export interface StoredAccountV1 {
   v: 1;
   id: string;
   deviceId: string;
@@ -56,7 +57,7 @@ interface StoredAccountV1 {
   createdAt: number;
 }
 
-/** What mail methods need from storage; LmdbMailAccountStore is the real one. */
+/** What mail methods need from storage; SealedMailAccountStore is the real one. */
 export interface MailAccountStore {
   /** A new account under a fresh id; with `maxPerDevice`, refused (policy.too_many_accounts) at the cap. */
   add(
@@ -120,11 +121,17 @@ const mailAccountCodec: AccountCodec<MailAccount, MailAccountInput, StoredAccoun
   },
 };
 
-export class LmdbMailAccountStore
+export class SealedMailAccountStore
   extends SealedAccountStore<MailAccount, MailAccountInput, StoredAccountV1>
   implements MailAccountStore
 {
-  constructor(opts: { storage: TransportStorage; cipher: CredentialCipher }) {
+  /** Over the node's storage (one node) or the cluster's shared records (SharedAccountRecords). */
+  constructor(
+    opts: { cipher: CredentialCipher } & (
+      | { storage: TransportStorage }
+      | { records: AccountRecords<StoredAccountV1> }
+    ),
+  ) {
     super({ ...opts, codec: mailAccountCodec });
   }
 
@@ -139,6 +146,6 @@ export class LmdbMailAccountStore
     return this.putWithin(deviceId, id, account, now, opts.maxPerDevice);
   }
 
-  /** The storage is the node's: whoever opened it closes it. */
+  /** The storage (or shared table) is the node's: whoever opened it closes it. */
   async close(): Promise<void> {}
 }

@@ -21,7 +21,7 @@ import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings
 import type { WorkerPoolOptions } from '../kit/worker-pool.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
-import { LmdbMailAccountStore, type MailAccountStore } from './account-store.ts';
+import { SealedMailAccountStore, type MailAccountStore } from './account-store.ts';
 import type { MailDeps } from './deps.ts';
 import { type ImapAccountState, ImapSessionPool, type UsageSink } from './imap-session.ts';
 import type { MediaProfileSource } from './image-variants.ts';
@@ -46,7 +46,7 @@ import { WATCH_MARK_TTL_MS, WatchMarks } from './watch-marks.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { MailAccount, MailAccountStore, MailServerSettings, TlsMode } from './account-store.ts';
-export { LmdbMailAccountStore } from './account-store.ts';
+export { SealedMailAccountStore } from './account-store.ts';
 export type { MailDeps } from './deps.ts';
 export type { MailHeader } from './headers.ts';
 export {
@@ -159,7 +159,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
   // The node's storage when it gives one; else this service's own, closed with it.
   let ownStorage: TransportStorage | undefined;
   const storage = () => opts.storage ?? (ownStorage ??= TransportStorage.open(opts.dataDir));
-  const accounts = opts.accounts ?? new LmdbMailAccountStore({ storage: storage(), cipher: theCipher() });
+  const accounts = opts.accounts ?? new SealedMailAccountStore({ storage: storage(), cipher: theCipher() });
   const policy = opts.policy ?? outboundPolicy(opts.transport);
   const connectTimeoutMs = opts.connectTimeoutMs ?? opts.transport?.mailConnectTimeoutMs;
   const sentMarks = new SentMarks(storage());
