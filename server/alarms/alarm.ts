@@ -6,6 +6,7 @@
  * a takeover is raised and cleared in one step: it reaches every channel and
  * the history, and never stays active.
  */
+import { z } from 'zod';
 
 export const ALARM_KINDS = [
   /** A node stopped heartbeating without draining; cleared when it is back. */
@@ -65,13 +66,17 @@ export function alarmId(kind: AlarmKind, subject: string): string {
 
 const MAX_TEXT = 2000;
 
-function text(x: unknown, max = MAX_TEXT): string | undefined {
-  return typeof x === 'string' && x.length <= max ? x : undefined;
-}
-
-function time(x: unknown): number | undefined {
-  return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : undefined;
-}
+const alarmRecordShape = z.looseObject({
+  v: z.number().min(1),
+  kind: z.enum(ALARM_KINDS),
+  severity: z.enum(ALARM_SEVERITIES),
+  state: z.enum(['raised', 'cleared']),
+  subject: z.string().max(500),
+  message: z.string().max(MAX_TEXT),
+  node: z.string().max(200),
+  since: z.number().min(0),
+  at: z.number().min(0),
+});
 
 /**
  * Reads a stored or received record: bytes from another node or an older
@@ -79,20 +84,8 @@ function time(x: unknown): number | undefined {
  * anything malformed is undefined (the caller skips it).
  */
 export function readAlarmRecord(x: unknown): AlarmRecord | undefined {
-  if (x === null || typeof x !== 'object') return undefined;
-  const r = x as Record<string, unknown>;
-  if (typeof r.v !== 'number' || r.v < 1) return undefined;
-  const kind = (ALARM_KINDS as readonly unknown[]).includes(r.kind) ? (r.kind as AlarmKind) : undefined;
-  const severity = (ALARM_SEVERITIES as readonly unknown[]).includes(r.severity)
-    ? (r.severity as AlarmSeverity)
-    : undefined;
-  const state = r.state === 'raised' || r.state === 'cleared' ? r.state : undefined;
-  const subject = text(r.subject, 500);
-  const message = text(r.message);
-  const node = text(r.node, 200);
-  const since = time(r.since);
-  const at = time(r.at);
-  if (!kind || !severity || !state || subject === undefined || message === undefined) return undefined;
-  if (node === undefined || since === undefined || at === undefined) return undefined;
+  const parsed = alarmRecordShape.safeParse(x);
+  if (!parsed.success) return undefined;
+  const { kind, subject, severity, state, message, since, at, node } = parsed.data;
   return { v: 1, id: alarmId(kind, subject), kind, subject, severity, state, message, since, at, node };
 }

@@ -29,6 +29,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open } from 'lmdb';
+import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { modify, type SharedTable } from '../../store/shared/table.ts';
 import type { ServiceName } from '../../store/device-profile.ts';
@@ -240,34 +241,33 @@ export function accountTableName(service: ServiceName): string {
   return `${service}_accounts`;
 }
 
+const deviceAccountsEnvelope = z.looseObject({ v: z.number().min(1), accounts: z.array(z.unknown()) });
+/** What every stored account has; the rest is the codec's to check when it opens the record. */
+const storedAccountHead = z.looseObject({
+  id: z.string(),
+  deviceId: z.string(),
+  v: z.number(),
+  createdAt: z.number(),
+});
+
 /**
  * Checks what another node (or release) wrote: the envelope and each record's
  * common fields; a record's own version and fields are the codec's to check
  * when it is opened. A newer envelope only adds fields, so its known ones are read.
  */
 export function readDeviceAccounts(raw: unknown): DeviceAccountsV1 {
-  const r = raw as { v?: unknown; accounts?: unknown } | null;
-  if (r === null || typeof r !== 'object' || typeof r.v !== 'number' || r.v < 1) {
+  if (!deviceAccountsEnvelope.shape.v.safeParse((raw as { v?: unknown } | null)?.v).success) {
     throw new GatewayError('registry.bad_record', 'device accounts record has no version');
   }
-  if (!Array.isArray(r.accounts)) throw new GatewayError('registry.bad_record', 'device accounts: no list');
-  for (const a of r.accounts as unknown[]) {
-    const rec = a as Partial<StoredAccount> | null;
-    if (
-      rec === null ||
-      typeof rec !== 'object' ||
-      typeof rec.id !== 'string' ||
-      typeof rec.deviceId !== 'string' ||
-      typeof rec.v !== 'number' ||
-      typeof rec.createdAt !== 'number'
-    ) {
-      throw new GatewayError(
-        'registry.bad_record',
-        'device accounts: a record lacks id, device, version or time',
-      );
-    }
+  const envelope = deviceAccountsEnvelope.safeParse(raw);
+  if (!envelope.success) throw new GatewayError('registry.bad_record', 'device accounts: no list');
+  if (!envelope.data.accounts.every((a) => storedAccountHead.safeParse(a).success)) {
+    throw new GatewayError(
+      'registry.bad_record',
+      'device accounts: a record lacks id, device, version or time',
+    );
   }
-  return { v: 1, accounts: r.accounts as StoredAccount[] };
+  return { v: 1, accounts: envelope.data.accounts as StoredAccount[] };
 }
 
 /** The cluster's records: a SharedTable opened with readDeviceAccounts, one key per device. */
