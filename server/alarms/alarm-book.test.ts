@@ -155,3 +155,47 @@ test('a raise the history cannot take is delivered anyway after a while, and not
   assert.equal((await inner.list({ limit: 5 })).length, 1);
   await book.close();
 });
+
+test('a raise whose write succeeded but whose answer was lost is still delivered, once', async () => {
+  const inner = new MemoryAlarmHistory();
+  let loseNextAnswer = true;
+  const lossy: AlarmHistory = {
+    backend: 'memory',
+    latest: (id) => inner.latest(id),
+    // The first append is stored, then its acknowledgement is lost (as a JetStream publish timeout).
+    append: async (r, seq) => {
+      const stored = await inner.append(r, seq);
+      if (loseNextAnswer) {
+        loseNextAnswer = false;
+        throw new Error('timeout waiting for the acknowledgement');
+      }
+      return stored;
+    },
+    list: (o) => inner.list(o),
+    watch: (l) => inner.watch(l),
+    close: () => inner.close(),
+  };
+  const written: string[] = [];
+  const other: string[] = [];
+  const book = await AlarmBook.open({
+    history: lossy,
+    nodeId: 'n1',
+    retryMs: 10,
+    onWritten: (r) => written.push(`${r.subject}:${r.state}:${r.node}`),
+  });
+  // Another node on the same history, which must not deliver what n1 wrote.
+  const second = await AlarmBook.open({
+    history: inner,
+    nodeId: 'n2',
+    retryMs: 10,
+    onWritten: (r) => other.push(`${r.subject}:${r.state}`),
+  });
+  await book.raise(gone('adm'));
+  await second.raise(gone('adm'));
+  await eventually('the lost answer retried', () => book.pending() === 0 && written.length > 0);
+  assert.deepEqual(written, ['adm:raised:n1']);
+  assert.deepEqual(other, []);
+  assert.equal((await inner.list({ limit: 10 })).length, 1, 'written once');
+  await book.close();
+  await second.close();
+});

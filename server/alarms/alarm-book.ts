@@ -222,8 +222,12 @@ export class AlarmBook {
         const raised = latest?.record.state === 'raised';
         const record = this.recordFor(wish, latest);
         if ('raise' in wish ? raised : !raised) {
-          // Someone else wrote it (or it is already so): nothing to deliver from here.
           if (this.wishes.get(id) === wish) this.wishes.delete(id);
+          // This node wrote it, but the answer to the write was lost (a timeout under load, a
+          // reconnect): nobody else will deliver it. Otherwise someone else wrote it, or it is so.
+          if (latest?.record.node === this.options.nodeId && !wish.deliveredEarly) {
+            this.options.onWritten?.(latest.record);
+          }
           return;
         }
         const stored = await history.append(record, latest?.seq ?? 0);
