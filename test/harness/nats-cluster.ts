@@ -38,7 +38,21 @@ function gone(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/**
+ * Ports are probed free one by one, then bound by the servers: another test may take one in between
+ * (a server then exits at start). A start that fails so is tried again on fresh ports, twice at most.
+ */
 export async function startNatsCluster(options: { size?: number } = {}): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(options);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(options: { size?: number }): Promise<NatsCluster> {
   const size = options.size ?? 3;
   const binary = findNatsServer();
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-nats-cluster-'));
