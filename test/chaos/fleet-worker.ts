@@ -74,9 +74,8 @@ class App {
 
   open(): void {
     const s = this.spec;
-    const options: HandsetOptions & { urls?: string[] } = {
-      url: s.urls[0]!,
-      // Several edge URLs for an SDK that takes them (issue 12); today's SDK reads only `url`.
+    const options: HandsetOptions = {
+      // Every edge, this handset's first: the SDK moves to another when one fails.
       urls: s.urls,
       imei: s.imei,
       secret: s.secret,

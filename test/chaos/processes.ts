@@ -5,17 +5,9 @@
  * signal, so that a SIGTERM is acted on and nothing stays frozen behind us.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { waitExit } from '../harness/nats.ts';
 
-export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
+export { waitExit };
 
 /** Sends a signal by pid; false when the process is already gone. */
 export function signal(pid: number | undefined, sig: NodeJS.Signals): boolean {

@@ -54,8 +54,12 @@ const s = (ms: number | undefined) => (ms === undefined ? '–' : (ms / 1000).to
 
 export function renderReport(
   results: FaultResult[],
-  run: { command: string; startedAt: Date; minutes: number },
+  run: { command: string; startedAt: Date; minutes: number; app?: 'sdk' | 'manual' },
 ): string {
+  const application =
+    run.app === 'manual'
+      ? "does what docs/handset-json.md asks of an application without the SDK's cursor keeper (syncs INBOX and catches chat up from its cursors after `resumed: false` or `im.state` online)"
+      : "takes every item from the SDK's `PushCursors` (no sync code of its own)";
   const lines: string[] = [];
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   lines.push(
@@ -66,7 +70,7 @@ export function renderReport(
     '- Deployment: 3 nats-servers (JetStream, clustered), 2 admin, 2 transport, 2 edge, 1 transcoder ' +
       '(`mmgw start --role X`, one process each), real Dovecot and Prosody, all on loopback; the last row is a single-node `mmgw start`.',
     `- Recovery: a handset works again at its first item after its last failed one (an item works when its first send is accepted and the other application sees it within ${DELIVERY_MS / 1000} s). Times are from the fault, over the affected handsets; "–" none.`,
-    '- Application: does what docs/handset-json.md asks (syncs INBOX and catches chat up from its cursors after `resumed: false` or `im.state` online) and drops nothing: a message the docs tell it to drop by `originId` counts as doubled (issue 12 wants the SDK to hand every item over once). "not back": affected handsets whose last item of the observation failed. Half the handsets start at each edge; the SDK gets every edge URL (`urls`) but uses only the first until it takes several.',
+    `- Application: ${application} and drops nothing: an item handed over twice counts as doubled. "not back": affected handsets whose last item of the observation failed. Half the handsets start at each edge; the SDK gets every edge URL and moves to another when its edge fails.`,
     '',
     '| fault | affected | p50 s | p99 s | max s | not back | items | lost | doubled | out of order | not accepted | human action |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',

@@ -38,6 +38,7 @@ const appOf = (v: string | undefined): 'sdk' | 'manual' => {
 const quoted = (arg: string) => (/^[\w,.=/-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
 
 const startedAt = new Date();
+const app = appOf(values.app);
 const results = await runChaos({
   handsets: num('handsets', values.handsets),
   workers: num('workers', values.workers),
@@ -48,11 +49,12 @@ const results = await runChaos({
   natsOutageMs: 20_000,
   observeMs: num('observe-ms', values['observe-ms']),
   drainMs: 15_000,
-  app: appOf(values.app),
+  app,
   only: (values.only ?? '').split(',').filter(Boolean),
   log: (line) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
 });
 const report = renderReport(results, {
+  app,
   command: [
     'npm run chaos',
     ...(process.argv.length > 2 ? ['--'] : []),

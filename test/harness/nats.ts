@@ -96,7 +96,8 @@ export function killOnExit(child: ChildProcess): () => void {
   return () => live.delete(child);
 }
 
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+/** Resolves true once `child` has exited, false after `ms` without an exit. */
+export function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);

@@ -26,3 +26,14 @@ export const MAIL_PUSHED_EVENTS = [
   'mail.account.added',
   'mail.account.removed',
 ] as const;
+
+/**
+ * The body of `mail.account.state`, the same whether the account's session or
+ * its INBOX watcher says it (a watcher restored after a restart may speak first).
+ */
+export function accountStateBody(
+  account: { id: string; preset?: string | undefined },
+  state: string,
+): { account: string; state: string; preset?: string } {
+  return { account: account.id, state, ...(account.preset === undefined ? {} : { preset: account.preset }) };
+}

@@ -36,6 +36,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
 import type { MailAccount } from './account-store.ts';
+import { accountStateBody } from './events.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from './cursor.ts';
 import { fetchHeaders } from './headers.ts';
 import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
@@ -341,11 +342,7 @@ export class InboxWatcher {
     this.state = state;
     if (this.#stopped) return;
     // Best effort: the device also learns the state from its next request's answer or error.
-    // Same shape as the account session's (mail/index.ts pushState): a restored watcher may speak first.
-    const { id: account, preset } = this.account;
-    this.#push('mail.account.state', { account, state, ...(preset === undefined ? {} : { preset }) }).catch(
-      () => {},
-    );
+    this.#push('mail.account.state', accountStateBody(this.account, state)).catch(() => {});
   }
 }
 

@@ -21,7 +21,8 @@ import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings
 import type { WorkerPoolOptions } from '../kit/worker-pool.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
-import { SealedMailAccountStore, type MailAccountStore } from './account-store.ts';
+import { type MailAccount, type MailAccountStore, SealedMailAccountStore } from './account-store.ts';
+import { accountStateBody } from './events.ts';
 import type { MailDeps } from './deps.ts';
 import { type ImapAccountState, ImapSessionPool, type UsageSink } from './imap-session.ts';
 import type { MediaProfileSource } from './image-variants.ts';
@@ -177,10 +178,9 @@ export function openMailService(opts: MailServiceOptions): MailService {
   const bus = opts.bus;
   const pusher = bus ? new DevicePusher(bus) : undefined;
   // Best effort: the next answer (mail.accounts, a failed request) says it too.
-  const pushState = (deviceId: string, account: string, state: ImapAccountState, preset?: string): void => {
+  const pushState = (account: MailAccount, state: ImapAccountState): void => {
     if (!pusher || state === 'idle') return;
-    const body = { account, state, ...(preset === undefined ? {} : { preset }) };
-    pusher.push(deviceId, 'mail.account.state', body).catch(() => {});
+    pusher.push(account.deviceId, 'mail.account.state', accountStateBody(account, state)).catch(() => {});
   };
   const sessions = new ImapSessionPool({
     policy,
@@ -193,7 +193,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
     onState: (account, state) => {
       opts.logger?.info({ deviceId: account.deviceId, account: account.id, state }, 'mail account state');
       opts.onAccountState?.(account.id, account.deviceId, state);
-      pushState(account.deviceId, account.id, state, account.preset);
+      pushState(account, state);
     },
   });
   const watchMarks = new WatchMarks(storage());
