@@ -3,6 +3,8 @@
  * test/: nothing here is part of the product, and no product folder imports it
  * (test/static/imports.test.ts checks).
  */
+// The CLI's unit tests: captured output, a temporary data directory.
+export { captureIo, runCliPiece, tempDir } from './cli.ts';
 export { type EventuallyOptions, eventually } from './eventually.ts';
 export { type DriverCarrier, SessionDriver, type Settlement } from './handset-session-driver.ts';
 // Sample frames of every kind (codec and spec tests).

@@ -11,7 +11,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AdminRole } from '../store/records.ts';
 import { Registry } from '../store/registry.ts';
 import { adminPasswordProblem } from '../store/secrets.ts';
-import { type CliIo, cliActor, processIo } from './device.ts';
+import { type CliIo, cliActor, processIo } from './io.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 

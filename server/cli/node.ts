@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type NodeHeartbeat, Subjects } from '../bus/bus.ts';
-import type { CliIo } from './device.ts';
+import type { CliIo } from './io.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 

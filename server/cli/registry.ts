@@ -23,7 +23,7 @@ import {
 } from '../store/registry-transfer.ts';
 import { NatsKvSharedState } from '../store/shared/nats-kv.ts';
 import { stateReplicas } from '../store/shared/cluster.ts';
-import type { CliIo } from './device.ts';
+import type { CliIo } from './io.ts';
 
 interface Where {
   data?: string;

@@ -1,33 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { HOSTILE_SVG, photoJpeg } from '../../testing/index.ts';
-import type { CliIo } from './device.ts';
+import { captureIo, HOSTILE_SVG, photoJpeg, tempDir } from '../../testing/index.ts';
 import { runTranscode } from './transcode.ts';
-
-function captureIo(): CliIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    isTty: false,
-    out: (t: string) => {
-      io.stdout += t;
-    },
-    err: (t: string) => {
-      io.stderr += t;
-    },
-  };
-  return io;
-}
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mmgw-cli-transcode-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 test('transcodes a file, writes the variant and prints sizes before and after', async (t) => {
   const dir = tempDir(t);

@@ -16,7 +16,7 @@ import {
   resolveLimits,
   transcodeImage,
 } from '../../transcoder/index.ts';
-import { type CliIo, processIo } from './device.ts';
+import { type CliIo, processIo } from './io.ts';
 
 export interface TranscodeCliOptions {
   file: string;

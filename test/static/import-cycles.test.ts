@@ -17,6 +17,7 @@ const FOLDERS = [
   'server/bus',
   'server/router',
   'server/net',
+  'server/cli',
   'device-protocol',
   'transcoder',
 ];
