@@ -19,6 +19,7 @@ const FOLDERS = [
   'server/net',
   'device-protocol',
   'transcoder',
+  'server/store',
 ];
 
 /** Every cycle among the non-test .ts files below `base`, as lists of paths. */
