@@ -25,7 +25,7 @@
  */
 import { ImeiSet } from './imei-set.ts';
 import type { Device } from './records.ts';
-import type { ImportRejection, ImportRow } from './registry.ts';
+import type { ImportRejection, ImportRow } from './import-rows.ts';
 
 export interface CsvRecord {
   line: number;

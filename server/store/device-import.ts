@@ -30,8 +30,8 @@ import {
   type ImportRow,
   importRowProblem,
   prepareImportRow,
-  type Registry,
-} from './registry.ts';
+} from './import-rows.ts';
+import type { Registry } from './registry.ts';
 
 export const DEFAULT_IMPORT_MAX_ROWS = 1_000_000;
 /** Rows per write transaction: a batch's garbage is what the heap grows by, 1,000 keeps it small. */

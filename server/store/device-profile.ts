@@ -11,7 +11,7 @@
  */
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AuditActor } from './audit-outbox.ts';
-import type { RefRecord } from './registry.ts';
+import type { RefRecord } from './ref-store.ts';
 
 export type ServiceName = 'mail' | 'im';
 export const SERVICE_NAMES: readonly ServiceName[] = ['mail', 'im'];

@@ -29,7 +29,7 @@ import { hostname } from 'node:os';
 import type { Database } from 'lmdb';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
 import type { DeviceRecordV1 } from './records.ts';
-import type { ImportMode, ImportRejection } from './registry.ts';
+import type { ImportMode, ImportRejection, PreparedImportRow } from './import-rows.ts';
 
 export type ImportJobState = 'running' | 'done' | 'failed' | 'rolling_back' | 'rolled_back';
 
@@ -73,12 +73,6 @@ export interface ImportJob {
 export interface Sealer {
   seal(plain: string, context: string): string;
   open(sealed: string, context: string): string;
-}
-
-export interface PreparedImportRow {
-  line?: number;
-  record: DeviceRecordV1;
-  secret: string;
 }
 
 export const REJECTED_KEPT = 1000;

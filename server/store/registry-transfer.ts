@@ -27,12 +27,9 @@ import {
   readAdminUserRecord,
   readDeviceRecord,
 } from './records.ts';
-import {
-  deviceKeyEpoch,
-  PROVISIONED_ACCOUNT_VERSION,
-  REF_RECORD_VERSION,
-  type RefRecord,
-} from './registry.ts';
+import { deviceKeyEpoch } from './device-credentials.ts';
+import { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
+import { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
 import { modify, type SharedState, type SharedTable } from './shared/table.ts';
 
 export const REGISTRY_EXPORT_FORMAT = 'mmgw-registry';

@@ -1,39 +1,51 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { DeviceInfo } from '../bus/bus.ts';
-import { type AuditActor, AuditOutbox, deviceAuditView } from './audit-outbox.ts';
+import { type AdminUser, AdminUsers } from './admin-users.ts';
+import { type AuditActor, AuditOutbox } from './audit-outbox.ts';
 import {
   type DeviceAuthFields,
   type DeviceAuthRecordV1,
   type DeviceAuthSource,
   deviceAuthRecord,
 } from './device-auth.ts';
+import { importDeviceRows } from './device-batch-import.ts';
+import { deviceInfo, deviceKeyEpoch, profileHeartbeatMs } from './device-credentials.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
-import { assertImei, imeiProblem, imsiProblem } from './imei.ts';
-import { ImportJobs, type PreparedImportRow } from './import-jobs.ts';
-import type { TransferRecord } from './registry-transfer.ts';
+import { type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
+import { type ImportMode, type ImportResult, type ImportRow, SECRET_MAX } from './import-rows.ts';
+import { ImportJobs } from './import-jobs.ts';
+import { LastSeen } from './last-seen.ts';
+import { AccountStore, type ProvisionedAccountRecord } from './provisioned-accounts.ts';
 import {
-  ADMIN_USER_RECORD_VERSION,
   type AdminRole,
   type AdminUserRecordV1,
   type Device,
-  DEVICE_RECORD_VERSION,
   type DeviceRecordV1,
   type DeviceStatus,
   deviceView,
-  readAdminUserRecord,
   readDeviceRecord,
 } from './records.ts';
-import {
-  generateDeviceSecret,
-  hashDeviceSecret,
-  hashPassword,
-  verifyDeviceSecret,
-  verifyPassword,
-} from './secrets.ts';
+import { type RefDatabase, type RefRecord, RefStore } from './ref-store.ts';
+import { exportTables, importTables, type RegistryTables } from './registry-tables.ts';
+import type { TransferRecord } from './registry-transfer.ts';
+import { verifyDeviceSecret } from './secrets.ts';
+
+export type { AdminUser } from './admin-users.ts';
+export { deviceKeyEpoch } from './device-credentials.ts';
+export type { DevicePatch, NewDevice } from './device-writes.ts';
+export {
+  type ImportMode,
+  type ImportRejection,
+  type ImportResult,
+  type ImportRow,
+  importRowProblem,
+  prepareImportRow,
+} from './import-rows.ts';
+export { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
+export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
 
 /**
  * The device registry (and admin users) in one lmdb environment at
@@ -60,42 +72,16 @@ import {
  * device change, import batches included, and the publisher reconciles the
  * whole table periodically for changes made by other processes (the CLI).
  * exportRecords/importRecords move the whole registry (registry-transfer.ts).
+ *
+ * The class is the public entry point: it owns the environment, the closed
+ * check and the change listeners, and hands each of its parts only the
+ * databases it needs: writes to one device (device-writes.ts), in-memory
+ * batch imports (device-batch-import.ts), row checks (import-rows.ts),
+ * reference data (ref-store.ts), provisioned accounts
+ * (provisioned-accounts.ts), admin users (admin-users.ts), last-seen times
+ * (last-seen.ts), what authentication answers (device-credentials.ts) and
+ * the whole-registry transfer (registry-tables.ts).
  */
-
-export interface NewDevice {
-  imei: string;
-  imsi?: string;
-  operator: string;
-  profile?: string;
-  operatorProfile?: string;
-  model?: string;
-  status?: DeviceStatus;
-}
-
-/** A change to a device: undefined keeps a field, null clears an optional one. */
-export interface DevicePatch {
-  imsi?: string | null;
-  operator?: string;
-  profile?: string | null;
-  operatorProfile?: string | null;
-  model?: string | null;
-  status?: DeviceStatus;
-}
-
-/**
- * Reference data of the admin (operators, profiles, services, capabilities):
- * one versioned record per (kind, id); `revision` grows with every change.
- */
-export interface RefRecord {
-  kind: string;
-  id: string;
-  revision: number;
-  createdAt: number;
-  updatedAt: number;
-  data: Record<string, unknown>;
-}
-
-export const REF_RECORD_VERSION = 1;
 
 export interface ListDevicesOptions {
   operator?: string;
@@ -108,46 +94,6 @@ export interface ListDevicesOptions {
   after?: string;
 }
 
-export interface ImportRow {
-  imei: string;
-  imsi?: string;
-  operator: string;
-  profile?: string;
-  operatorProfile?: string;
-  model?: string;
-  status?: DeviceStatus;
-  /** A secret provisioned elsewhere (for example at the factory); generated when absent. */
-  secret?: string;
-  /** Where the row came from (file line number), echoed back in rejections. */
-  line?: number;
-}
-
-export interface ImportRejection {
-  line?: number;
-  imei?: string;
-  code: 'registry.invalid_imei' | 'registry.invalid_imsi' | 'registry.invalid_field' | 'registry.duplicate';
-  reason: string;
-  /** The column at fault. */
-  field?: string;
-}
-
-export type ImportMode = 'all-or-nothing' | 'valid-only';
-
-export interface ImportResult {
-  mode: ImportMode;
-  total: number;
-  written: number;
-  rejected: ImportRejection[];
-  /** One-time secrets of the devices written (those whose row gave none are generated here). */
-  secrets: Array<{ imei: string; secret: string }>;
-}
-
-export interface AdminUser {
-  name: string;
-  role: AdminRole;
-  createdAt: number;
-}
-
 export interface RegistryOptions {
   /** Injected clock (epoch ms). */
   now?: () => number;
@@ -157,99 +103,12 @@ export interface RegistryOptions {
   mustExist?: boolean;
 }
 
-const OPERATOR_MAX = 64;
-const PROFILE_MAX = 64;
-/** A presented secret longer than this cannot be ours (ours are 43 chars); refuse before hashing. */
-const SECRET_MAX = 256;
-/** A provisioned (imported) secret must carry at least 128 bits: 22 base64url characters. */
-const IMPORTED_SECRET_MIN = 22;
-
-function fieldProblem(
-  name: 'operator' | 'profile' | 'operatorProfile' | 'model',
-  value: unknown,
-  required: boolean,
-): string | undefined {
-  if (value === undefined || value === '') return required ? `${name} is missing` : undefined;
-  const max = name === 'operator' ? OPERATOR_MAX : PROFILE_MAX;
-  if (typeof value !== 'string' || !/^[A-Za-z0-9._:@-]+$/.test(value) || value.length > max) {
-    return `${name} ${JSON.stringify(value)}: use 1-${max} letters, digits or . _ : @ -`;
-  }
-  return undefined;
-}
-
-/** Checks one row on its own (not against the registry); the first problem found, or undefined. */
-export function importRowProblem(row: ImportRow): ImportRejection | undefined {
-  const at = { line: row.line, imei: typeof row.imei === 'string' && row.imei !== '' ? row.imei : undefined };
-  const imei = imeiProblem(row.imei);
-  if (imei) return { ...at, code: 'registry.invalid_imei', reason: imei, field: 'imei' };
-  if (row.imsi !== undefined && row.imsi !== '') {
-    const imsi = imsiProblem(row.imsi);
-    if (imsi) return { ...at, code: 'registry.invalid_imsi', reason: imsi, field: 'imsi' };
-  }
-  const operator = fieldProblem('operator', row.operator, true);
-  if (operator) return { ...at, code: 'registry.invalid_field', reason: operator, field: 'operator' };
-  const profile = fieldProblem('profile', row.profile, false);
-  if (profile) return { ...at, code: 'registry.invalid_field', reason: profile, field: 'profile' };
-  for (const name of ['operatorProfile', 'model'] as const) {
-    const problem = fieldProblem(name, row[name], false);
-    if (problem) return { ...at, code: 'registry.invalid_field', reason: problem, field: name };
-  }
-  if (row.status !== undefined && row.status !== 'enabled' && row.status !== 'disabled') {
-    const reason = `status ${JSON.stringify(row.status)}: enabled or disabled`;
-    return { ...at, code: 'registry.invalid_field', reason, field: 'status' };
-  }
-  if (row.secret !== undefined && row.secret !== '') {
-    if (
-      !/^[A-Za-z0-9_-]+$/.test(row.secret) ||
-      row.secret.length < IMPORTED_SECRET_MIN ||
-      row.secret.length > SECRET_MAX
-    ) {
-      return {
-        ...at,
-        code: 'registry.invalid_field',
-        reason: `secret: ${IMPORTED_SECRET_MIN}-${SECRET_MAX} base64url characters`,
-        field: 'secret',
-      };
-    }
-  }
-  return undefined;
-}
-
-/**
- * The record of a new device and its one-time secret (the row's own, or a
- * generated one); only the secret's hash is kept. Outside any transaction:
- * hashing is what keeps the write lock short.
- */
-export function prepareImportRow(row: ImportRow, now: number): PreparedImportRow {
-  const secret = row.secret || generateDeviceSecret();
-  // Assigned one by one, not spread: this runs once a row, and spreads are what a large import's heap grew on.
-  const record: DeviceRecordV1 = {
-    v: DEVICE_RECORD_VERSION,
-    imei: row.imei,
-    operator: row.operator,
-    status: row.status ?? 'enabled',
-    createdAt: now,
-    secretHash: hashDeviceSecret(secret),
-  };
-  if (row.imsi) record.imsi = row.imsi;
-  if (row.profile) record.profile = row.profile;
-  if (row.operatorProfile) record.operatorProfile = row.operatorProfile;
-  if (row.model) record.model = row.model;
-  const prepared: PreparedImportRow = { record, secret };
-  if (row.line !== undefined) prepared.line = row.line;
-  return prepared;
-}
-
-function notFound(imei: string): GatewayError {
-  return new GatewayError('registry.not_found', `no device with IMEI ${imei}`, { field: 'imei' });
-}
-
 export class Registry implements DeviceAuthSource {
   readonly path: string;
   private readonly env: RootDatabase;
   private readonly devices: Database<DeviceRecordV1, string>;
   private readonly admins: Database<AdminUserRecordV1, string>;
-  private readonly refs: Database<RefRecord & { v: number }, string[]>;
+  private readonly refs: RefDatabase;
   /** `<imsi>:<imei>` → true: IMSI prefix search without reading every device. */
   private readonly imsis: Database<boolean, string>;
   private readonly meta: Database<unknown, string>;
@@ -260,9 +119,11 @@ export class Registry implements DeviceAuthSource {
   /** Import jobs: their results, sealed secrets and the rows they created. */
   readonly imports: ImportJobs;
   private readonly now: () => number;
-  private readonly pendingLastSeen = new Map<string, number>();
-  private readonly flushTimer: NodeJS.Timeout;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly refStore: RefStore;
+  private readonly accountStore: AccountStore;
+  private readonly adminUsers: AdminUsers;
+  private readonly lastSeen: LastSeen;
+  private readonly writes: DeviceWrites;
   private closed = false;
   /** Told the IMEIs of committed device changes (the cluster's device_auth publisher). */
   private readonly deviceListeners = new Set<(imeis: string[]) => void>();
@@ -287,8 +148,35 @@ export class Registry implements DeviceAuthSource {
       now: this.now,
       changed: (imeis) => this.devicesChanged(imeis),
     });
-    this.flushTimer = setInterval(() => void this.flushLastSeen(), options.lastSeenFlushMs ?? 5000);
-    this.flushTimer.unref();
+    const assertOpen = () => this.assertOpen();
+    this.refStore = new RefStore({ refs: this.refs, now: this.now, assertOpen });
+    this.accountStore = new AccountStore({
+      accounts: this.accounts,
+      hasDevice: (imei) => this.devices.doesExist(imei),
+      outbox: this.auditOutbox,
+      now: this.now,
+      assertOpen,
+    });
+    this.adminUsers = new AdminUsers({
+      admins: this.admins,
+      outbox: this.auditOutbox,
+      now: this.now,
+      assertOpen,
+    });
+    this.writes = new DeviceWrites({
+      devices: this.devices,
+      imsis: this.imsis,
+      accounts: this.accounts,
+      outbox: this.auditOutbox,
+      now: this.now,
+      assertOpen,
+      changed: (imeis) => this.devicesChanged(imeis),
+      forgetLastSeen: (imei) => this.lastSeen.forget(imei),
+    });
+    this.lastSeen = new LastSeen(
+      { devices: this.devices, now: this.now, isClosed: () => this.closed },
+      options.lastSeenFlushMs ?? 5000,
+    );
   }
 
   /** Opens (creating if needed) the registry under `<dataDir>/registry`. */
@@ -331,44 +219,8 @@ export class Registry implements DeviceAuthSource {
   // ---- devices -----------------------------------------------------------
 
   /** Provisions a device. The secret is returned once and never stored (only its hash). */
-  async addDevice(input: NewDevice, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
-    this.assertOpen();
-    const problem = importRowProblem({ ...input });
-    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
-    const secret = generateDeviceSecret();
-    const record: DeviceRecordV1 = {
-      v: DEVICE_RECORD_VERSION,
-      imei: input.imei,
-      ...(input.imsi ? { imsi: input.imsi } : {}),
-      operator: input.operator,
-      ...(input.profile ? { profile: input.profile } : {}),
-      ...(input.operatorProfile ? { operatorProfile: input.operatorProfile } : {}),
-      ...(input.model ? { model: input.model } : {}),
-      status: input.status ?? 'enabled',
-      createdAt: this.now(),
-      secretHash: hashDeviceSecret(secret),
-    };
-    const added = await this.devices.transaction(() => {
-      if (this.devices.doesExist(record.imei)) return false;
-      this.devices.put(record.imei, record);
-      if (record.imsi) this.imsis.put(`${record.imsi}:${record.imei}`, true);
-      if (audit)
-        this.auditOutbox.put(
-          audit,
-          'device.create',
-          `device:${record.imei}`,
-          undefined,
-          deviceAuditView(deviceView(record)),
-        );
-      return true;
-    });
-    if (!added) {
-      throw new GatewayError('registry.duplicate', `a device with IMEI ${input.imei} already exists`, {
-        field: 'imei',
-      });
-    }
-    this.devicesChanged([record.imei]);
-    return { device: deviceView(record), secret };
+  addDevice(input: NewDevice, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
+    return this.writes.add(input, audit);
   }
 
   getDevice(imei: string): Device | undefined {
@@ -404,7 +256,7 @@ export class Registry implements DeviceAuthSource {
     }
     if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
     this.touchLastSeen(imei);
-    return deviceInfo(record, this.profileHeartbeatMs(record));
+    return deviceInfo(record, this.heartbeatMs(record));
   }
 
   /** For token-based hello and resume: the device must still exist and be enabled. */
@@ -414,73 +266,25 @@ export class Registry implements DeviceAuthSource {
     if (raw === undefined) throw new GatewayError('auth.unknown_device');
     const record = readDeviceRecord(raw);
     if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
-    return deviceInfo(record, this.profileHeartbeatMs(record));
+    return deviceInfo(record, this.heartbeatMs(record));
   }
 
-  /**
-   * The heartbeat the device's profiles ask for: its service profile's
-   * policies.heartbeatMs, else its operator profile's heartbeatMs (the
-   * network's); the edge brings it within its bounds (server/edge/heartbeat.ts).
-   */
-  private profileHeartbeatMs(r: DeviceRecordV1): number | undefined {
-    const policies =
-      r.profile === undefined ? undefined : this.getRef('service-profiles', r.profile)?.data.policies;
-    const fromService = (policies as Record<string, unknown> | undefined)?.heartbeatMs;
-    if (Number.isInteger(fromService)) return fromService as number;
-    const fromOperator =
-      r.operatorProfile === undefined
-        ? undefined
-        : this.getRef('operator-profiles', r.operatorProfile)?.data.heartbeatMs;
-    return Number.isInteger(fromOperator) ? (fromOperator as number) : undefined;
+  /** The heartbeat the device's profiles ask for (device-credentials.ts). */
+  private heartbeatMs(r: DeviceRecordV1): number | undefined {
+    return profileHeartbeatMs(r, (kind, id) => this.getRef(kind, id));
   }
 
-  async setStatus(imei: string, status: DeviceStatus, audit?: AuditActor): Promise<Device> {
-    if (status !== 'enabled' && status !== 'disabled') {
-      throw new GatewayError(
-        'registry.invalid_field',
-        `status ${JSON.stringify(status)}: enabled or disabled`,
-        {
-          field: 'status',
-        },
-      );
-    }
-    const action = status === 'enabled' ? 'device.enable' : 'device.disable';
-    return this.update(imei, (r) => ({ ...r, status }), audit && { who: audit, action });
+  setStatus(imei: string, status: DeviceStatus, audit?: AuditActor): Promise<Device> {
+    return this.writes.setStatus(imei, status, audit);
   }
 
   /** Replaces the secret (the old one stops working at once); the new one is returned once. */
-  async resetSecret(imei: string, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
-    const secret = generateDeviceSecret();
-    const device = await this.update(
-      imei,
-      (r) => ({ ...r, secretHash: hashDeviceSecret(secret) }),
-      audit && { who: audit, action: 'device.reset_secret', noRecords: true },
-    );
-    return { device, secret };
+  resetSecret(imei: string, audit?: AuditActor): Promise<{ device: Device; secret: string }> {
+    return this.writes.resetSecret(imei, audit);
   }
 
-  async removeDevice(imei: string, audit?: AuditActor): Promise<void> {
-    this.assertOpen();
-    const removed = await this.devices.transaction(() => {
-      const raw = this.devices.get(imei);
-      if (raw === undefined) return false;
-      if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
-      this.devices.remove(imei);
-      for (const key of this.accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) {
-        this.accounts.remove(key);
-      }
-      if (audit)
-        this.auditOutbox.put(
-          audit,
-          'device.remove',
-          `device:${imei}`,
-          deviceAuditView(deviceView(readDeviceRecord(raw))),
-        );
-      return true;
-    });
-    if (!removed) throw notFound(imei);
-    this.pendingLastSeen.delete(imei);
-    this.devicesChanged([imei]);
+  removeDevice(imei: string, audit?: AuditActor): Promise<void> {
+    return this.writes.remove(imei, audit);
   }
 
   /** IMEI order. Filters other than prefix scan the key range; fine up to millions of devices. */
@@ -523,81 +327,19 @@ export class Registry implements DeviceAuthSource {
     return this.devices.getKeysCount();
   }
 
-  /**
-   * Writes many devices in ONE lmdb transaction: a crash (kill -9) at any point
-   * leaves either every row of the call or none of it. For rows held in
-   * memory; files (the CLI, the API) import through device-import.ts, in
-   * batches as a job, since one transaction holds every dirty page in memory.
-   *
-   * Rows are checked on their own first, then against the registry and each
-   * other inside the transaction (another process may have added one since the
-   * caller validated). 'all-or-nothing' writes nothing when any row is
-   * rejected; 'valid-only' writes the rows that pass.
-   */
+  /** Writes rows held in memory in one transaction, all or nothing per call (device-batch-import.ts). */
   async importDevices(
     rows: ImportRow[],
     options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
   ): Promise<ImportResult> {
     this.assertOpen();
-    const { mode } = options;
-    const rejected: ImportRejection[] = [];
-    const candidates: ImportRow[] = [];
-    const seen = new Map<string, number | undefined>();
-    for (const row of rows) {
-      const problem = importRowProblem(row);
-      if (problem) rejected.push(problem);
-      else if (seen.has(row.imei)) {
-        const first = seen.get(row.imei);
-        rejected.push({
-          line: row.line,
-          imei: row.imei,
-          code: 'registry.duplicate',
-          reason:
-            `IMEI ${row.imei} appears twice in the import` +
-            (first === undefined ? '' : ` (first on line ${first})`),
-        });
-      } else {
-        seen.set(row.imei, row.line);
-        candidates.push(row);
-      }
-    }
-    if (mode === 'all-or-nothing' && rejected.length > 0) {
-      return { mode, total: rows.length, written: 0, rejected: sortRejections(rejected), secrets: [] };
-    }
-    // Secrets and hashes are computed outside the transaction to keep the write lock short.
-    const now = this.now();
-    const prepared = candidates.map((row) => ({ row, ...prepareImportRow(row, now) }));
-    const secrets: Array<{ imei: string; secret: string }> = [];
-    const step = Math.max(1, Math.floor(prepared.length / 100));
-    await this.devices.transaction(() => {
-      const existing: ImportRejection[] = [];
-      for (const p of prepared) {
-        if (this.devices.doesExist(p.record.imei)) {
-          existing.push({
-            line: p.row.line,
-            imei: p.record.imei,
-            code: 'registry.duplicate',
-            reason: `IMEI ${p.record.imei} is already in the registry`,
-          });
-        }
-      }
-      rejected.push(...existing);
-      // Nothing was written yet, so returning here leaves the transaction empty.
-      if (mode === 'all-or-nothing' && existing.length > 0) return;
-      const dup = new Set(existing.map((r) => r.imei));
-      let done = 0;
-      for (const p of prepared) {
-        if (!dup.has(p.record.imei)) {
-          this.devices.put(p.record.imei, p.record);
-          if (p.record.imsi) this.imsis.put(`${p.record.imsi}:${p.record.imei}`, true);
-          secrets.push({ imei: p.record.imei, secret: p.secret });
-        }
-        if (++done % step === 0) options.onProgress?.(done, prepared.length);
-      }
-    });
-    options.onProgress?.(prepared.length, prepared.length);
-    this.devicesChanged(secrets.map((x) => x.imei));
-    return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
+    const result = await importDeviceRows(
+      { devices: this.devices, imsis: this.imsis, now: this.now },
+      rows,
+      options,
+    );
+    this.devicesChanged(result.secrets.map((x) => x.imei));
+    return result;
   }
 
   /**
@@ -606,72 +348,27 @@ export class Registry implements DeviceAuthSource {
    * authentication would make the registry the bottleneck of a reconnect storm.
    */
   touchLastSeen(imei: string, at: number = this.now()): void {
-    const prev = this.pendingLastSeen.get(imei);
-    if (prev === undefined || at > prev) this.pendingLastSeen.set(imei, at);
+    this.lastSeen.touch(imei, at);
   }
 
   /** Writes pending last-seen times now. */
   flushLastSeen(): Promise<void> {
-    if (this.pendingLastSeen.size === 0 || this.closed) return this.flushing;
-    const batch = new Map(this.pendingLastSeen);
-    this.pendingLastSeen.clear();
-    this.flushing = this.flushing
-      .then(() =>
-        this.devices.transaction(() => {
-          for (const [imei, at] of batch) {
-            const raw = this.devices.get(imei);
-            if (raw === undefined) continue;
-            const record = readDeviceRecord(raw);
-            if ((record.lastSeenAt ?? 0) >= at) continue;
-            this.devices.put(imei, { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at });
-          }
-        }),
-      )
-      .then(
-        () => undefined,
-        () => undefined,
-      );
-    return this.flushing;
+    return this.lastSeen.flush();
   }
 
   /** Changes the fields given (checked like a new row); the status too. */
-  async updateDevice(imei: string, patch: DevicePatch): Promise<Device> {
-    const current = this.getDevice(imei);
-    if (current === undefined) throw notFound(imei);
-    const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
-    for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
-      const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
-      if (value !== undefined) merged[key] = value;
-    }
-    if (patch.status !== undefined) merged.status = patch.status;
-    const problem = importRowProblem(merged);
-    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
-    return this.update(imei, (r) => {
-      const next: DeviceRecordV1 = { ...r, operator: merged.operator };
-      for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
-        if (merged[key] === undefined) delete next[key];
-        else next[key] = merged[key];
-      }
-      if (merged.status !== undefined) next.status = merged.status;
-      return next;
-    });
+  updateDevice(imei: string, patch: DevicePatch): Promise<Device> {
+    return this.writes.patch(imei, patch);
   }
 
   // ---- reference data (the admin API uses these) -------------------------
 
   listRefs(kind: string): RefRecord[] {
-    this.assertOpen();
-    const out: RefRecord[] = [];
-    for (const { value } of this.refs.getRange({ start: [kind], end: [kind, '\uffff'], snapshot: true })) {
-      out.push(refView(value));
-    }
-    return out;
+    return this.refStore.list(kind);
   }
 
   getRef(kind: string, id: string): RefRecord | undefined {
-    this.assertOpen();
-    const raw = this.refs.get([kind, id]);
-    return raw === undefined ? undefined : refView(raw);
+    return this.refStore.get(kind, id);
   }
 
   /**
@@ -680,170 +377,59 @@ export class Registry implements DeviceAuthSource {
    * the stored one, else the answer is undefined and nothing is written).
    * Returns the record before and after.
    */
-  async putRef(
+  putRef(
     kind: string,
     id: string,
     data: Record<string, unknown>,
     options: { mode: 'create' | 'replace'; revision?: number },
   ): Promise<{ before?: RefRecord; after: RefRecord } | undefined> {
-    this.assertOpen();
-    const now = this.now();
-    const result = await this.refs.transaction(() => {
-      const raw = this.refs.get([kind, id]);
-      const before = raw === undefined ? undefined : refView(raw);
-      if (options.mode === 'create' && before) return 'exists' as const;
-      if (options.mode === 'replace' && !before) return 'missing' as const;
-      if (options.revision !== undefined && before && before.revision !== options.revision) return undefined;
-      const after: RefRecord = {
-        kind,
-        id,
-        revision: (before?.revision ?? 0) + 1,
-        createdAt: before?.createdAt ?? now,
-        updatedAt: now,
-        data,
-      };
-      this.refs.put([kind, id], { ...after, v: REF_RECORD_VERSION });
-      return before ? { before, after } : { after };
-    });
-    if (result === 'exists')
-      throw new GatewayError('registry.duplicate', `${kind} ${id} already exists`, { field: 'id' });
-    if (result === 'missing')
-      throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
-    return result;
+    return this.refStore.put(kind, id, data, options);
   }
 
   /** Removes one record; returns what it was. */
-  async removeRef(kind: string, id: string): Promise<RefRecord> {
-    this.assertOpen();
-    const before = await this.refs.transaction(() => {
-      const raw = this.refs.get([kind, id]);
-      if (raw === undefined) return undefined;
-      this.refs.remove([kind, id]);
-      return refView(raw);
-    });
-    if (!before) throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
-    return before;
+  removeRef(kind: string, id: string): Promise<RefRecord> {
+    return this.refStore.remove(kind, id);
   }
 
   // ---- provisioned accounts (operator-set credentials; the admin API and CLI use these) ----
 
   /** The device's provisioned accounts, by label (the secret stays sealed). */
   listDeviceAccounts(imei: string): ProvisionedAccount[] {
-    this.assertOpen();
-    const out: ProvisionedAccount[] = [];
-    for (const { value } of this.accounts.getRange({
-      start: [imei],
-      end: [imei, '\uffff'],
-      snapshot: true,
-    })) {
-      out.push(provisionedView(value));
-    }
-    return out;
+    return this.accountStore.list(imei);
   }
 
   getDeviceAccount(imei: string, label: string): ProvisionedAccount | undefined {
-    this.assertOpen();
-    const raw = this.accounts.get([imei, label]);
-    return raw === undefined ? undefined : provisionedView(raw);
+    return this.accountStore.get(imei, label);
   }
 
   /**
    * Creates or replaces one provisioned account of an existing device; the
    * caller has sealed the secret. Returns the record before (if any) and after.
    */
-  async putDeviceAccount(
+  putDeviceAccount(
     imei: string,
     account: Omit<ProvisionedAccount, 'createdAt' | 'updatedAt'>,
     audit?: AuditActor,
   ): Promise<{ before?: ProvisionedAccount; after: ProvisionedAccount }> {
-    this.assertOpen();
-    const now = this.now();
-    const result = await this.accounts.transaction(() => {
-      if (!this.devices.doesExist(imei)) return undefined;
-      const raw = this.accounts.get([imei, account.label]);
-      const before = raw === undefined ? undefined : provisionedView(raw);
-      const after: ProvisionedAccount = { ...account, createdAt: before?.createdAt ?? now, updatedAt: now };
-      this.accounts.put([imei, account.label], { ...after, v: PROVISIONED_ACCOUNT_VERSION });
-      if (audit)
-        this.auditOutbox.put(
-          audit,
-          before ? 'device.account.update' : 'device.account.create',
-          `device:${imei}/account:${account.label}`,
-          before && accountAuditView(before),
-          accountAuditView(after),
-        );
-      return before ? { before, after } : { after };
-    });
-    if (!result) throw notFound(imei);
-    return result;
+    return this.accountStore.put(imei, account, audit);
   }
 
   /** Removes one provisioned account; returns what it was (registry.not_found when absent). */
-  async removeDeviceAccount(imei: string, label: string, audit?: AuditActor): Promise<ProvisionedAccount> {
-    this.assertOpen();
-    const before = await this.accounts.transaction(() => {
-      const raw = this.accounts.get([imei, label]);
-      if (raw === undefined) return undefined;
-      this.accounts.remove([imei, label]);
-      const view = provisionedView(raw);
-      if (audit)
-        this.auditOutbox.put(
-          audit,
-          'device.account.remove',
-          `device:${imei}/account:${label}`,
-          accountAuditView(view),
-        );
-      return view;
-    });
-    if (!before)
-      throw new GatewayError('registry.not_found', `device ${imei} has no account ${label}`, {
-        field: 'label',
-      });
-    return before;
+  removeDeviceAccount(imei: string, label: string, audit?: AuditActor): Promise<ProvisionedAccount> {
+    return this.accountStore.remove(imei, label, audit);
   }
 
   // ---- admin users (the admin API uses these) ---------------------------
 
-  async addAdminUser(
+  addAdminUser(
     input: { name: string; role: AdminRole; password: string },
     audit?: AuditActor,
   ): Promise<AdminUser> {
-    this.assertOpen();
-    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(input.name ?? '')) {
-      throw new GatewayError('registry.invalid_field', 'name: 1-64 letters, digits or . _ @ -', {
-        field: 'name',
-      });
-    }
-    if (!['admin', 'operator', 'viewer'].includes(input.role)) {
-      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
-    }
-    if (typeof input.password !== 'string' || input.password.length < 10 || input.password.length > 1024) {
-      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
-        field: 'password',
-      });
-    }
-    const record: AdminUserRecordV1 = {
-      v: ADMIN_USER_RECORD_VERSION,
-      name: input.name,
-      role: input.role,
-      passwordHash: await hashPassword(input.password),
-      createdAt: this.now(),
-    };
-    const added = await this.admins.transaction(() => {
-      if (this.admins.doesExist(record.name)) return false;
-      this.admins.put(record.name, record);
-      if (audit)
-        this.auditOutbox.put(audit, 'user.create', `user:${record.name}`, undefined, adminView(record));
-      return true;
-    });
-    if (!added) throw new GatewayError('registry.duplicate', `an admin user ${input.name} already exists`);
-    return adminView(record);
+    return this.adminUsers.add(input, audit);
   }
 
   getAdminUser(name: string): AdminUser | undefined {
-    this.assertOpen();
-    const raw = this.admins.get(name);
-    return raw === undefined ? undefined : adminView(readAdminUserRecord(raw));
+    return this.adminUsers.get(name);
   }
 
   /**
@@ -851,150 +437,52 @@ export class Registry implements DeviceAuthSource {
    * role change, carried in their tokens, so that older tokens stop working.
    */
   getAdminAuth(name: string): { user: AdminUser; tokenEpoch: number } | undefined {
-    this.assertOpen();
-    const raw = this.admins.get(name);
-    if (raw === undefined) return undefined;
-    const record = readAdminUserRecord(raw);
-    return { user: adminView(record), tokenEpoch: record.tokenEpoch ?? 0 };
+    return this.adminUsers.getAuth(name);
   }
 
   listAdminUsers(): AdminUser[] {
-    this.assertOpen();
-    return [...this.admins.getRange({ snapshot: true })].map(({ value }) =>
-      adminView(readAdminUserRecord(value)),
-    );
+    return this.adminUsers.list();
   }
 
   /** The user when name and password match, else undefined (same answer for unknown name and bad password). */
-  async verifyAdminPassword(name: string, password: string): Promise<AdminUser | undefined> {
-    this.assertOpen();
-    const raw = this.admins.get(name);
-    if (raw === undefined) {
-      // Spend the same time as a real check so that timing does not reveal which names exist.
-      await verifyPassword(password, DUMMY_HASH);
-      return undefined;
-    }
-    const record = readAdminUserRecord(raw);
-    return (await verifyPassword(password, record.passwordHash)) ? adminView(record) : undefined;
+  verifyAdminPassword(name: string, password: string): Promise<AdminUser | undefined> {
+    return this.adminUsers.verifyPassword(name, password);
   }
 
   /** Sets a password; the user's tokens stop working (their epoch moves on). */
-  async setAdminPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
-    if (typeof password !== 'string' || password.length < 10 || password.length > 1024) {
-      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
-        field: 'password',
-      });
-    }
-    const passwordHash = await hashPassword(password);
-    const ok = await this.admins.transaction(() => {
-      const raw = this.admins.get(name);
-      if (raw === undefined) return false;
-      const record = readAdminUserRecord(raw);
-      this.admins.put(name, {
-        ...record,
-        v: ADMIN_USER_RECORD_VERSION,
-        passwordHash,
-        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
-      });
-      if (audit) this.auditOutbox.put(audit, 'user.password', `user:${name}`);
-      return true;
-    });
-    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  setAdminPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
+    return this.adminUsers.setPassword(name, password, audit);
   }
 
   /** Gives a user another role; their tokens stop working (they log in again, with the new role). */
-  async setAdminRole(
+  setAdminRole(
     name: string,
     role: AdminRole,
     audit?: AuditActor,
   ): Promise<{ before: AdminUser; after: AdminUser }> {
-    this.assertOpen();
-    if (!['admin', 'operator', 'viewer'].includes(role)) {
-      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
-    }
-    const result = await this.admins.transaction(() => {
-      const raw = this.admins.get(name);
-      if (raw === undefined) return undefined;
-      const record = readAdminUserRecord(raw);
-      const updated: AdminUserRecordV1 = {
-        ...record,
-        v: ADMIN_USER_RECORD_VERSION,
-        role,
-        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
-      };
-      this.admins.put(name, updated);
-      const change = { before: adminView(record), after: adminView(updated) };
-      if (audit) this.auditOutbox.put(audit, 'user.role', `user:${name}`, change.before, change.after);
-      return change;
-    });
-    if (result === undefined) throw new GatewayError('registry.not_found', `no admin user ${name}`);
-    return result;
+    return this.adminUsers.setRole(name, role, audit);
   }
 
-  async removeAdminUser(name: string, audit?: AuditActor): Promise<void> {
-    const ok = await this.admins.transaction(() => {
-      const raw = this.admins.get(name);
-      if (raw === undefined) return false;
-      this.admins.remove(name);
-      if (audit)
-        this.auditOutbox.put(audit, 'user.remove', `user:${name}`, adminView(readAdminUserRecord(raw)));
-      return true;
-    });
-    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  removeAdminUser(name: string, audit?: AuditActor): Promise<void> {
+    return this.adminUsers.remove(name, audit);
   }
 
   // ---- whole-registry transfer (registry-transfer.ts, `mmgw registry export|import`) ----
 
-  /** Every record as stored (versioned), table by table in key order. */
+  /** Every record as stored (versioned), table by table in key order (registry-tables.ts). */
   *exportRecords(): Generator<TransferRecord> {
     this.assertOpen();
-    for (const { key, value } of this.devices.getRange({ snapshot: true })) {
-      yield { table: 'devices', key, value: readDeviceRecord(value) };
-    }
-    for (const { key, value } of this.admins.getRange({ snapshot: true })) {
-      yield { table: 'admins', key, value: readAdminUserRecord(value) };
-    }
-    for (const { key, value } of this.refs.getRange({ snapshot: true })) {
-      yield { table: 'refs', key: `${key[0]}/${key[1]}`, value };
-    }
-    for (const { key, value } of this.accounts.getRange({ snapshot: true })) {
-      yield { table: 'accounts', key: `${key[0]}/${key[1]}`, value };
-    }
+    yield* exportTables(this.tables());
   }
 
   /**
    * Writes checked records (registry-transfer.ts parseExport) in ONE
    * transaction: all or nothing. A key that exists already refuses the whole
-   * import (registry.duplicate). The IMSI index follows the devices.
+   * import (registry.duplicate).
    */
   async importRecords(records: TransferRecord[]): Promise<{ written: number }> {
     this.assertOpen();
-    const split = (key: string) => {
-      const at = key.indexOf('/');
-      return [key.slice(0, at), key.slice(at + 1)];
-    };
-    const existing = await this.devices.transaction(() => {
-      for (const r of records) {
-        const taken =
-          r.table === 'devices'
-            ? this.devices.doesExist(r.key)
-            : r.table === 'admins'
-              ? this.admins.doesExist(r.key)
-              : r.table === 'refs'
-                ? this.refs.doesExist(split(r.key))
-                : this.accounts.doesExist(split(r.key));
-        if (taken) return r;
-      }
-      for (const r of records) {
-        if (r.table === 'devices') {
-          this.devices.put(r.key, r.value);
-          if (r.value.imsi) this.imsis.put(`${r.value.imsi}:${r.key}`, true);
-        } else if (r.table === 'admins') this.admins.put(r.key, r.value);
-        else if (r.table === 'refs') this.refs.put(split(r.key), r.value);
-        else this.accounts.put(split(r.key), r.value);
-      }
-      return undefined;
-    });
+    const existing = await importTables(this.tables(), records);
     if (existing) {
       throw new GatewayError(
         'registry.duplicate',
@@ -1003,6 +491,11 @@ export class Registry implements DeviceAuthSource {
     }
     this.devicesChanged(records.filter((r) => r.table === 'devices').map((r) => r.key));
     return { written: records.length };
+  }
+
+  private tables(): RegistryTables {
+    const { devices, imsis, admins, refs, accounts } = this;
+    return { devices, imsis, admins, refs, accounts };
   }
 
   // ---- changes, for the cluster's shared device_auth table (device-auth.ts) ----
@@ -1018,14 +511,14 @@ export class Registry implements DeviceAuthSource {
     const raw = this.devices.get(imei);
     if (raw === undefined) return undefined;
     const record = readDeviceRecord(raw);
-    return deviceAuthRecord(record, deviceKeyEpoch(record), this.profileHeartbeatMs(record));
+    return deviceAuthRecord(record, deviceKeyEpoch(record), this.heartbeatMs(record));
   }
 
   *allDeviceAuth(): Generator<DeviceAuthFields> {
     this.assertOpen();
     for (const { value } of this.devices.getRange({ snapshot: true })) {
       const record = readDeviceRecord(value);
-      const { keyEpoch: _k, ...fields } = deviceAuthRecord(record, '', this.profileHeartbeatMs(record));
+      const { keyEpoch: _k, ...fields } = deviceAuthRecord(record, '', this.heartbeatMs(record));
       yield fields;
     }
   }
@@ -1040,8 +533,8 @@ export class Registry implements DeviceAuthSource {
   /** Flushes last-seen times and closes the environment. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    clearInterval(this.flushTimer);
-    await this.flushLastSeen();
+    this.lastSeen.stop();
+    await this.lastSeen.flush();
     this.closed = true;
     await this.env.close();
   }
@@ -1049,91 +542,4 @@ export class Registry implements DeviceAuthSource {
   private assertOpen(): void {
     if (this.closed) throw new GatewayError('internal', 'the registry is closed');
   }
-
-  private async update(
-    imei: string,
-    change: (r: DeviceRecordV1) => DeviceRecordV1,
-    audit?: { who: AuditActor; action: string; noRecords?: boolean },
-  ): Promise<Device> {
-    this.assertOpen();
-    assertImei(imei);
-    const updated = await this.devices.transaction(() => {
-      const raw = this.devices.get(imei);
-      if (raw === undefined) return undefined;
-      const before = readDeviceRecord(raw);
-      const record = { ...change(before), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
-      this.devices.put(imei, record);
-      if (raw.imsi !== record.imsi) {
-        if (raw.imsi) this.imsis.remove(`${raw.imsi}:${imei}`);
-        if (record.imsi) this.imsis.put(`${record.imsi}:${imei}`, true);
-      }
-      if (audit)
-        this.auditOutbox.put(
-          audit.who,
-          audit.action,
-          `device:${imei}`,
-          audit.noRecords ? undefined : deviceAuditView(deviceView(before)),
-          audit.noRecords ? undefined : deviceAuditView(deviceView(record)),
-        );
-      return record;
-    });
-    if (updated === undefined) throw notFound(imei);
-    this.devicesChanged([imei]);
-    return deviceView(updated);
-  }
-}
-
-/** A fixed scrypt hash of a random string, for equal-time answers to unknown names. */
-const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-
-/** Changes with the secret: tokens issued under an older secret are refused. */
-export function deviceKeyEpoch(r: DeviceRecordV1): string {
-  return createHash('sha256').update(r.secretHash).digest('base64url').slice(0, 12);
-}
-
-function deviceInfo(r: DeviceRecordV1, heartbeatMs: number | undefined): DeviceInfo {
-  const info: DeviceInfo = {
-    imei: r.imei,
-    operator: r.operator,
-    status: r.status,
-    keyEpoch: deviceKeyEpoch(r),
-  };
-  if (r.profile !== undefined) info.profile = r.profile;
-  if (heartbeatMs !== undefined) info.heartbeatMs = heartbeatMs;
-  return info;
-}
-
-export const PROVISIONED_ACCOUNT_VERSION = 1;
-type ProvisionedAccountRecord = ProvisionedAccount & { v: number };
-
-function provisionedView(raw: ProvisionedAccountRecord): ProvisionedAccount {
-  // v1 is the only version so far; the sealed secret is opaque here.
-  const { v: _v, ...rest } = raw;
-  return rest;
-}
-
-/** What the audit log keeps of a provisioned account: never its sealed secret. */
-function accountAuditView(a: ProvisionedAccount): Omit<ProvisionedAccount, 'secret'> {
-  const { secret: _secret, ...rest } = a;
-  return rest;
-}
-
-function refView(raw: RefRecord & { v?: number }): RefRecord {
-  // v1 is the only version so far; a newer release only adds fields, which are kept in data.
-  return {
-    kind: raw.kind,
-    id: raw.id,
-    revision: raw.revision,
-    createdAt: raw.createdAt,
-    updatedAt: raw.updatedAt,
-    data: raw.data ?? {},
-  };
-}
-
-function adminView(r: AdminUserRecordV1): AdminUser {
-  return { name: r.name, role: r.role, createdAt: r.createdAt };
-}
-
-function sortRejections(list: ImportRejection[]): ImportRejection[] {
-  return list.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }

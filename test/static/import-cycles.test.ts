@@ -20,6 +20,7 @@ const FOLDERS = [
   'server/cli',
   'device-protocol',
   'transcoder',
+  'server/store',
 ];
 
 /** Every cycle among the non-test .ts files below `base`, as lists of paths. */

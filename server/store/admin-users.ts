@@ -1,0 +1,178 @@
+/**
+ * The admin API's users in the registry's `admins` database: scrypt password
+ * hashes, roles, and a token epoch that moves on at every password or role
+ * change so that older tokens stop working. A change may name who made it:
+ * its audit entry is written in the same transaction (audit-outbox.ts).
+ */
+import type { Database } from 'lmdb';
+import { GatewayError } from '../../device-protocol/errors.ts';
+import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
+import {
+  ADMIN_USER_RECORD_VERSION,
+  type AdminRole,
+  type AdminUserRecordV1,
+  readAdminUserRecord,
+} from './records.ts';
+import { hashPassword, verifyPassword } from './secrets.ts';
+
+export interface AdminUser {
+  name: string;
+  role: AdminRole;
+  createdAt: number;
+}
+
+export interface AdminUsersHost {
+  admins: Database<AdminUserRecordV1, string>;
+  outbox: Pick<AuditOutbox, 'put'>;
+  now: () => number;
+  /** Throws when the registry is closed. */
+  assertOpen: () => void;
+}
+
+export class AdminUsers {
+  constructor(private readonly h: AdminUsersHost) {}
+
+  async add(
+    input: { name: string; role: AdminRole; password: string },
+    audit?: AuditActor,
+  ): Promise<AdminUser> {
+    this.h.assertOpen();
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(input.name ?? '')) {
+      throw new GatewayError('registry.invalid_field', 'name: 1-64 letters, digits or . _ @ -', {
+        field: 'name',
+      });
+    }
+    if (!['admin', 'operator', 'viewer'].includes(input.role)) {
+      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
+    }
+    if (typeof input.password !== 'string' || input.password.length < 10 || input.password.length > 1024) {
+      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
+        field: 'password',
+      });
+    }
+    const record: AdminUserRecordV1 = {
+      v: ADMIN_USER_RECORD_VERSION,
+      name: input.name,
+      role: input.role,
+      passwordHash: await hashPassword(input.password),
+      createdAt: this.h.now(),
+    };
+    const added = await this.h.admins.transaction(() => {
+      if (this.h.admins.doesExist(record.name)) return false;
+      this.h.admins.put(record.name, record);
+      if (audit) this.h.outbox.put(audit, 'user.create', `user:${record.name}`, undefined, adminView(record));
+      return true;
+    });
+    if (!added) throw new GatewayError('registry.duplicate', `an admin user ${input.name} already exists`);
+    return adminView(record);
+  }
+
+  get(name: string): AdminUser | undefined {
+    this.h.assertOpen();
+    const raw = this.h.admins.get(name);
+    return raw === undefined ? undefined : adminView(readAdminUserRecord(raw));
+  }
+
+  /**
+   * The user and their token epoch: a number that grows at every password or
+   * role change, carried in their tokens, so that older tokens stop working.
+   */
+  getAuth(name: string): { user: AdminUser; tokenEpoch: number } | undefined {
+    this.h.assertOpen();
+    const raw = this.h.admins.get(name);
+    if (raw === undefined) return undefined;
+    const record = readAdminUserRecord(raw);
+    return { user: adminView(record), tokenEpoch: record.tokenEpoch ?? 0 };
+  }
+
+  list(): AdminUser[] {
+    this.h.assertOpen();
+    return [...this.h.admins.getRange({ snapshot: true })].map(({ value }) =>
+      adminView(readAdminUserRecord(value)),
+    );
+  }
+
+  /** The user when name and password match, else undefined (same answer for unknown name and bad password). */
+  async verifyPassword(name: string, password: string): Promise<AdminUser | undefined> {
+    this.h.assertOpen();
+    const raw = this.h.admins.get(name);
+    if (raw === undefined) {
+      // Spend the same time as a real check so that timing does not reveal which names exist.
+      await verifyPassword(password, DUMMY_HASH);
+      return undefined;
+    }
+    const record = readAdminUserRecord(raw);
+    return (await verifyPassword(password, record.passwordHash)) ? adminView(record) : undefined;
+  }
+
+  /** Sets a password; the user's tokens stop working (their epoch moves on). */
+  async setPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
+    if (typeof password !== 'string' || password.length < 10 || password.length > 1024) {
+      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
+        field: 'password',
+      });
+    }
+    const passwordHash = await hashPassword(password);
+    const ok = await this.h.admins.transaction(() => {
+      const raw = this.h.admins.get(name);
+      if (raw === undefined) return false;
+      const record = readAdminUserRecord(raw);
+      this.h.admins.put(name, {
+        ...record,
+        v: ADMIN_USER_RECORD_VERSION,
+        passwordHash,
+        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+      });
+      if (audit) this.h.outbox.put(audit, 'user.password', `user:${name}`);
+      return true;
+    });
+    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  }
+
+  /** Gives a user another role; their tokens stop working (they log in again, with the new role). */
+  async setRole(
+    name: string,
+    role: AdminRole,
+    audit?: AuditActor,
+  ): Promise<{ before: AdminUser; after: AdminUser }> {
+    this.h.assertOpen();
+    if (!['admin', 'operator', 'viewer'].includes(role)) {
+      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
+    }
+    const result = await this.h.admins.transaction(() => {
+      const raw = this.h.admins.get(name);
+      if (raw === undefined) return undefined;
+      const record = readAdminUserRecord(raw);
+      const updated: AdminUserRecordV1 = {
+        ...record,
+        v: ADMIN_USER_RECORD_VERSION,
+        role,
+        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+      };
+      this.h.admins.put(name, updated);
+      const change = { before: adminView(record), after: adminView(updated) };
+      if (audit) this.h.outbox.put(audit, 'user.role', `user:${name}`, change.before, change.after);
+      return change;
+    });
+    if (result === undefined) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+    return result;
+  }
+
+  async remove(name: string, audit?: AuditActor): Promise<void> {
+    const ok = await this.h.admins.transaction(() => {
+      const raw = this.h.admins.get(name);
+      if (raw === undefined) return false;
+      this.h.admins.remove(name);
+      if (audit) this.h.outbox.put(audit, 'user.remove', `user:${name}`, adminView(readAdminUserRecord(raw)));
+      return true;
+    });
+    if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  }
+}
+
+/** A fixed scrypt hash of a random string, for equal-time answers to unknown names. */
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+function adminView(r: AdminUserRecordV1): AdminUser {
+  return { name: r.name, role: r.role, createdAt: r.createdAt };
+}

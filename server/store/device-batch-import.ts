@@ -1,0 +1,76 @@
+/**
+ * Writes many device rows held in memory in ONE lmdb transaction: a crash
+ * (kill -9) at any point leaves either every row of the call or none of it.
+ * Files (the CLI, the API) import through device-import.ts instead, in
+ * batches as a job, since one transaction holds every dirty page in memory.
+ *
+ * Rows are checked on their own first, then against the registry and each
+ * other inside the transaction (another process may have added one since the
+ * caller validated). 'all-or-nothing' writes nothing when any row is
+ * rejected; 'valid-only' writes the rows that pass. The caller announces the
+ * devices written (ImportResult.secrets).
+ */
+import type { Database } from 'lmdb';
+import {
+  type ImportMode,
+  type ImportRejection,
+  type ImportResult,
+  type ImportRow,
+  prepareImportRow,
+  screenImportRows,
+  sortRejections,
+} from './import-rows.ts';
+import type { DeviceRecordV1 } from './records.ts';
+
+export interface BatchImportHost {
+  devices: Database<DeviceRecordV1, string>;
+  /** The IMSI index: `<imsi>:<imei>` → true. */
+  imsis: Database<boolean, string>;
+  now: () => number;
+}
+
+export async function importDeviceRows(
+  h: BatchImportHost,
+  rows: ImportRow[],
+  options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
+): Promise<ImportResult> {
+  const { mode } = options;
+  const { devices, imsis } = h;
+  const { rejected, candidates } = screenImportRows(rows);
+  if (mode === 'all-or-nothing' && rejected.length > 0) {
+    return { mode, total: rows.length, written: 0, rejected: sortRejections(rejected), secrets: [] };
+  }
+  // Secrets and hashes are computed outside the transaction to keep the write lock short.
+  const now = h.now();
+  const prepared = candidates.map((row) => ({ row, ...prepareImportRow(row, now) }));
+  const secrets: Array<{ imei: string; secret: string }> = [];
+  const step = Math.max(1, Math.floor(prepared.length / 100));
+  await devices.transaction(() => {
+    const existing: ImportRejection[] = [];
+    for (const p of prepared) {
+      if (devices.doesExist(p.record.imei)) {
+        existing.push({
+          line: p.row.line,
+          imei: p.record.imei,
+          code: 'registry.duplicate',
+          reason: `IMEI ${p.record.imei} is already in the registry`,
+        });
+      }
+    }
+    rejected.push(...existing);
+    // Nothing was written yet, so returning here leaves the transaction empty.
+    if (mode === 'all-or-nothing' && existing.length > 0) return;
+    const dup = new Set(existing.map((r) => r.imei));
+    let done = 0;
+    for (const p of prepared) {
+      if (!dup.has(p.record.imei)) {
+        devices.put(p.record.imei, p.record);
+        if (p.record.imsi) imsis.put(`${p.record.imsi}:${p.record.imei}`, true);
+        secrets.push({ imei: p.record.imei, secret: p.secret });
+      }
+      if (++done % step === 0) options.onProgress?.(done, prepared.length);
+    }
+  });
+  options.onProgress?.(prepared.length, prepared.length);
+  return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
+}

@@ -1,0 +1,115 @@
+/**
+ * Reference data of the admin (operators, profiles, services, capabilities)
+ * in the registry's `refdata` database, keyed [kind, id]. The registry hands
+ * in the database, its clock and its closed check (RefStoreHost).
+ */
+import type { Database } from 'lmdb';
+import { GatewayError } from '../../device-protocol/errors.ts';
+
+/**
+ * Reference data of the admin (operators, profiles, services, capabilities):
+ * one versioned record per (kind, id); `revision` grows with every change.
+ */
+export interface RefRecord {
+  kind: string;
+  id: string;
+  revision: number;
+  createdAt: number;
+  updatedAt: number;
+  data: Record<string, unknown>;
+}
+
+export const REF_RECORD_VERSION = 1;
+
+export type RefDatabase = Database<RefRecord & { v: number }, string[]>;
+
+export interface RefStoreHost {
+  refs: RefDatabase;
+  now: () => number;
+  /** Throws when the registry is closed. */
+  assertOpen: () => void;
+}
+
+export class RefStore {
+  constructor(private readonly h: RefStoreHost) {}
+
+  list(kind: string): RefRecord[] {
+    this.h.assertOpen();
+    const out: RefRecord[] = [];
+    for (const { value } of this.h.refs.getRange({ start: [kind], end: [kind, '\uffff'], snapshot: true })) {
+      out.push(refView(value));
+    }
+    return out;
+  }
+
+  get(kind: string, id: string): RefRecord | undefined {
+    this.h.assertOpen();
+    const raw = this.h.refs.get([kind, id]);
+    return raw === undefined ? undefined : refView(raw);
+  }
+
+  /**
+   * Creates (mode 'create': registry.duplicate if it exists) or replaces (mode
+   * 'replace': registry.not_found if absent; when `revision` is given it must be
+   * the stored one, else the answer is undefined and nothing is written).
+   * Returns the record before and after.
+   */
+  async put(
+    kind: string,
+    id: string,
+    data: Record<string, unknown>,
+    options: { mode: 'create' | 'replace'; revision?: number },
+  ): Promise<{ before?: RefRecord; after: RefRecord } | undefined> {
+    this.h.assertOpen();
+    const { refs } = this.h;
+    const now = this.h.now();
+    const result = await refs.transaction(() => {
+      const raw = refs.get([kind, id]);
+      const before = raw === undefined ? undefined : refView(raw);
+      if (options.mode === 'create' && before) return 'exists' as const;
+      if (options.mode === 'replace' && !before) return 'missing' as const;
+      if (options.revision !== undefined && before && before.revision !== options.revision) return undefined;
+      const after: RefRecord = {
+        kind,
+        id,
+        revision: (before?.revision ?? 0) + 1,
+        createdAt: before?.createdAt ?? now,
+        updatedAt: now,
+        data,
+      };
+      refs.put([kind, id], { ...after, v: REF_RECORD_VERSION });
+      return before ? { before, after } : { after };
+    });
+    if (result === 'exists')
+      throw new GatewayError('registry.duplicate', `${kind} ${id} already exists`, { field: 'id' });
+    if (result === 'missing')
+      throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
+    return result;
+  }
+
+  /** Removes one record; returns what it was. */
+  async remove(kind: string, id: string): Promise<RefRecord> {
+    this.h.assertOpen();
+    const { refs } = this.h;
+    const before = await refs.transaction(() => {
+      const raw = refs.get([kind, id]);
+      if (raw === undefined) return undefined;
+      refs.remove([kind, id]);
+      return refView(raw);
+    });
+    if (!before) throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
+    return before;
+  }
+}
+
+export function refView(raw: RefRecord & { v?: number }): RefRecord {
+  // v1 is the only version so far; a newer release only adds fields, which are kept in data.
+  return {
+    kind: raw.kind,
+    id: raw.id,
+    revision: raw.revision,
+    createdAt: raw.createdAt,
+    updatedAt: raw.updatedAt,
+    data: raw.data ?? {},
+  };
+}
