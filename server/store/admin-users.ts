@@ -13,7 +13,7 @@ import {
   type AdminUserRecordV1,
   readAdminUserRecord,
 } from './records.ts';
-import { hashPassword, verifyPassword } from './secrets.ts';
+import { ADMIN_PASSWORD_LENGTH, hashPassword, verifyPassword } from './secrets.ts';
 
 export interface AdminUser {
   name: string;
@@ -45,10 +45,18 @@ export class AdminUsers {
     if (!['admin', 'operator', 'viewer'].includes(input.role)) {
       throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
     }
-    if (typeof input.password !== 'string' || input.password.length < 10 || input.password.length > 1024) {
-      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
-        field: 'password',
-      });
+    if (
+      typeof input.password !== 'string' ||
+      input.password.length < ADMIN_PASSWORD_LENGTH.min ||
+      input.password.length > ADMIN_PASSWORD_LENGTH.max
+    ) {
+      throw new GatewayError(
+        'registry.invalid_field',
+        `password: at least ${ADMIN_PASSWORD_LENGTH.min} characters`,
+        {
+          field: 'password',
+        },
+      );
     }
     const record: AdminUserRecordV1 = {
       v: ADMIN_USER_RECORD_VERSION,
@@ -107,10 +115,18 @@ export class AdminUsers {
 
   /** Sets a password; the user's tokens stop working (their epoch moves on). */
   async setPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
-    if (typeof password !== 'string' || password.length < 10 || password.length > 1024) {
-      throw new GatewayError('registry.invalid_field', 'password: at least 10 characters', {
-        field: 'password',
-      });
+    if (
+      typeof password !== 'string' ||
+      password.length < ADMIN_PASSWORD_LENGTH.min ||
+      password.length > ADMIN_PASSWORD_LENGTH.max
+    ) {
+      throw new GatewayError(
+        'registry.invalid_field',
+        `password: at least ${ADMIN_PASSWORD_LENGTH.min} characters`,
+        {
+          field: 'password',
+        },
+      );
     }
     const passwordHash = await hashPassword(password);
     const ok = await this.h.admins.transaction(() => {

@@ -28,12 +28,15 @@ async function fixture(t: { after(fn: () => Promise<void> | void): void }) {
   const registry = await Registry.open(dir);
   const state = new LmdbSharedState(join(dir, 'shared'));
   const table = await openDeviceAuthTable(state);
+  // What a test starts over the registry (a publisher's reconcile ticks) stops before it closes.
+  const stops: Array<() => unknown> = [];
   t.after(async () => {
+    for (const stop of stops.reverse()) await stop();
     await registry.close();
     await state.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { registry, table };
+  return { registry, table, stopFirst: (stop: () => unknown) => stops.push(stop) };
 }
 
 function code(c: string) {
@@ -41,9 +44,9 @@ function code(c: string) {
 }
 
 test('the shared copy answers as the registry does: welcome, bad secret, disabled, unknown, removed', async (t) => {
-  const { registry, table } = await fixture(t);
+  const { registry, table, stopFirst } = await fixture(t);
   const sharing = startDeviceAuthSharing({ registry, open: async () => table });
-  t.after(() => sharing.stop());
+  stopFirst(() => sharing.stop());
   await eventually('the table opened', () => sharing.publisher());
   const { secret } = await registry.addDevice({ imei: IMEI, operator: 'op', profile: 'sp' });
   await sharing.publisher()!.flushed();
@@ -72,7 +75,7 @@ test('the shared copy answers as the registry does: welcome, bad secret, disable
 });
 
 test('imports are published; changes made without the publisher (another process) are reconciled', async (t) => {
-  const { registry, table } = await fixture(t);
+  const { registry, table, stopFirst } = await fixture(t);
   await registry.importDevices(
     [
       { imei: IMEI, operator: 'op' },
@@ -82,7 +85,7 @@ test('imports are published; changes made without the publisher (another process
   );
   // Opened after the import: nothing was told, the reconciliation finds both.
   const sharing = startDeviceAuthSharing({ registry, open: async () => table, reconcileMs: 10 });
-  t.after(() => sharing.stop());
+  stopFirst(() => sharing.stop());
   await eventually('both devices published', () => table.size() === 2);
   // A record changed behind the publisher's back (as the CLI in another process would) is put right.
   const entry = table.get(IMEI)!;
@@ -94,7 +97,7 @@ test('imports are published; changes made without the publisher (another process
 });
 
 test('a failed publish is retried, not dropped', async (t) => {
-  const { registry, table } = await fixture(t);
+  const { registry, table, stopFirst } = await fixture(t);
   let failures = 2;
   // A table whose first writes fail as an unreachable NATS would.
   const flaky: SharedTable<DeviceAuthRecordV1> = Object.create(table);
@@ -103,7 +106,7 @@ test('a failed publish is retried, not dropped', async (t) => {
     return table.create(key, value);
   };
   const publisher = new DeviceAuthPublisher(registry, flaky);
-  t.after(() => publisher.stop());
+  stopFirst(() => publisher.stop());
   await registry.addDevice({ imei: IMEI, operator: 'op' });
   publisher.changed([IMEI]);
   await eventually('published after the retries', () => table.get(IMEI));
@@ -111,7 +114,7 @@ test('a failed publish is retried, not dropped', async (t) => {
 });
 
 test("the shared copy carries the heartbeat of the device's service profile, as the registry's answer does", async (t) => {
-  const { registry, table } = await fixture(t);
+  const { registry, table, stopFirst } = await fixture(t);
   await registry.putRef(
     'service-profiles',
     'quiet',
@@ -119,7 +122,7 @@ test("the shared copy carries the heartbeat of the device's service profile, as 
     { mode: 'create' },
   );
   const sharing = startDeviceAuthSharing({ registry, open: async () => table });
-  t.after(() => sharing.stop());
+  stopFirst(() => sharing.stop());
   await eventually('the table opened', () => sharing.publisher());
   const { secret } = await registry.addDevice({ imei: IMEI, operator: 'op', profile: 'quiet' });
   await registry.addDevice({ imei: OTHER, operator: 'op' });
