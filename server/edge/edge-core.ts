@@ -9,6 +9,7 @@
  *                       (edge-messages.ts: what edges send each other)
  * - drain-handover.ts   a draining edge's sessions offered to a survivor
  * - session-file.ts     a last edge's sessions kept on disk across a restart
+ * - frame-intake.ts     size, rate, DEFLATE and decode of each frame; the poll rate
  * - relay.ts            requests to the transport and their answers
  * - sequencer.ts        seq numbers and the replay-buffer limits
  * - device-messages.ts  the one bus handler of every session's device subject
@@ -31,9 +32,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { decodeFrame, encodeBatch } from '../../device-protocol/codec.ts';
-import { COMPRESSED_FRAME, plainFrame } from '../../device-protocol/compression.ts';
-import { GatewayError } from '../../device-protocol/errors.ts';
+import { encodeBatch } from '../../device-protocol/codec.ts';
 import type { DecodeLimits, Frame, Hello, Request, Resume } from '../../device-protocol/messages.ts';
 import {
   type Bus,
@@ -54,6 +53,7 @@ import type { EngineHost, PollExchange, PreAuthRefusalAnswer, WsDriver } from '.
 import { deviceMessageHandler } from './device-messages.ts';
 import { FlushScheduler } from './flush-scheduler.ts';
 import { dispatchEarlyFrames, dispatchFrame, type FrameHost } from './frame-dispatch.ts';
+import { FrameIntake } from './frame-intake.ts';
 import { byeFrame, DRAINING_MESSAGE, drainJitterMs, errorFrame } from './frames.ts';
 import { HandOff, type HandOffHost } from './handoff.ts';
 import { Handshake, type HandshakeHost } from './handshake.ts';
@@ -132,6 +132,7 @@ export class EdgeCore
   private readonly flushes: FlushScheduler;
   private readonly sweep: Sweep;
   private readonly handover: DrainHandover;
+  private readonly intake: FrameIntake;
 
   constructor(o: EdgeCoreOptions) {
     this.bus = o.bus;
@@ -148,6 +149,15 @@ export class EdgeCore
         perAddressPerMinute: o.limits.authFailuresPerAddressPerMinute,
       });
     this.preAuth = new PreAuthGate(o.limits);
+    this.intake = new FrameIntake({
+      limits: this.limits,
+      decodeLimits: this.decodeLimits,
+      stats: this.stats,
+      preAuth: this.preAuth,
+      now: this.now,
+      fatal: (c, code, message, retryAfterMs) => this.fatal(c, code, message, retryAfterMs),
+      dispatch: (c, frame) => dispatchFrame(this, c, frame),
+    });
     this.records = new SessionRecords(o.recorder ?? nullRecorder, o.now);
     this.handoff = new HandOff(this, { bus: o.bus, busTimeoutMs: o.busTimeoutMs, logger: o.logger });
     this.handover = new DrainHandover(this, { bus: o.bus, busTimeoutMs: o.busTimeoutMs, logger: o.logger });
@@ -316,76 +326,13 @@ export class EdgeCore
   // ---------------------------------------------------------------------------
   // Frames from devices
 
-  /**
-   * One frame's bytes from a carrier: size, rate, decode, then dispatch.
-   * Returns false when the carrier closed because of it.
-   */
+  /** One frame's bytes from a carrier (frame-intake.ts); false when the carrier closed because of it. */
   receive(c: Carrier, bytes: Uint8Array): boolean {
-    if (c.state === CLOSED) return false;
-    this.stats.framesIn++;
-    this.stats.bytesIn += bytes.length;
-    if (c.session !== undefined) c.session.bytesIn += bytes.length;
-    const now = this.now();
-    if (bytes.length > this.limits.maxFrameBytes) {
-      this.fatal(
-        c,
-        'protocol.frame_too_large',
-        `A frame of ${bytes.length} bytes exceeds the limit of ${this.limits.maxFrameBytes}.`,
-      );
-      return false;
-    }
-    if (!this.takeFrameToken(c, now)) {
-      this.fatal(c, 'session.rate_limited', 'Too many frames per second.', 1000);
-      return false;
-    }
-    c.lastHeardAt = now;
-    let frameBytes = bytes;
-    if (bytes[0] === COMPRESSED_FRAME) {
-      try {
-        frameBytes = plainFrame(bytes, c.compression, this.limits.maxFrameBytes);
-        c.compressedAt = now;
-      } catch (err) {
-        if (!(err instanceof GatewayError)) throw err;
-        this.fatal(c, err.code, err.message);
-        return false;
-      }
-    }
-    const decoded = decodeFrame(frameBytes, this.decodeLimits);
-    if (!decoded.ok) {
-      this.fatal(c, decoded.error.code, decoded.error.message);
-      return false;
-    }
-    dispatchFrame(this, c, decoded.frame);
-    return c.state !== CLOSED;
+    return this.intake.receive(c, bytes);
   }
 
-  /**
-   * One frame token from the bucket of the carrier's session, or before it
-   * of its source address (pre-auth.ts): a fresh carrier brings no fresh bucket.
-   */
-  private takeFrameToken(c: Carrier, now: number): boolean {
-    const s = c.session;
-    if (s !== undefined) return takeToken(s, this.limits, now);
-    const e = c.preAuth;
-    return e === undefined || this.preAuth.takeFrame(e, now);
-  }
-
-  /**
-   * A long-poll GET counts against the frame rate like a frame (a spinning
-   * client is limited too), except the one that follows an answer with frames:
-   * a device that keeps a GET held, as it should, re-polls as fast as the
-   * gateway has frames for it, and must not be cut for the gateway's own pace.
-   */
   pollRequestAllowed(c: PollCarrier): boolean {
-    const now = this.now();
-    c.lastHeardAt = now;
-    if (c.repollOwed) {
-      c.repollOwed = false;
-      return true;
-    }
-    if (this.takeFrameToken(c, now)) return true;
-    this.fatal(c, 'session.rate_limited', 'Too many requests per second.', 1000);
-    return false;
+    return this.intake.pollRequestAllowed(c);
   }
 
   addUnattached(c: Carrier): void {
