@@ -19,7 +19,7 @@ export type Outcome =
   /** The SDK rejected with something that is not a GatewayError. */
   | { kind: 'thrown'; message: string };
 
-/** The message the SDK's request timer uses (handset-session.ts); the gateway's request.timeout reads otherwise. */
+/** The message the SDK's request timer uses (device-protocol/session/calls.ts); the gateway's request.timeout reads otherwise. */
 const SDK_TIMEOUT = /^no answer to /;
 const SDK_CLOSED = /^the handset (was|is) closed/;
 
