@@ -24,6 +24,7 @@ import { openDeviceAuthTable, sharedDeviceDirectory, type WatchedDirectory } fro
 import { busDeviceDirectory } from '../store/directory.ts';
 import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
 import { EdgeWorkers } from '../supervision/edge-workers.ts';
+import { roleRestartsCounter } from '../supervision/supervisor.ts';
 import { type EdgeHandle, startEdge } from './edge.ts';
 import { uwsUnavailable } from './engines/uws-binary.ts';
 
@@ -175,7 +176,7 @@ async function startEdgeWorkers(ctx: RoleContext): Promise<RoleHandle> {
   if (!(bus instanceof InProcessBus) && config.bus === 'inproc') {
     throw new GatewayError('internal', 'edge workers need the in-process bus of the primary');
   }
-  const workers = new EdgeWorkers(config, ctx.nodeId, bus, logger);
+  const workers = new EdgeWorkers(config, ctx.nodeId, bus, logger, { restarts: roleRestartsCounter(ctx) });
   let devicePort: number;
   try {
     devicePort = await workers.start();

@@ -6,12 +6,14 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Bus } from '../bus/bus.ts';
 import { type InProcessBus, serveIpcBus } from '../bus/index.ts';
 import type { Config } from '../config.ts';
 import { reusePortEnv } from '../edge/index.ts';
 import { childEntry, childExecArgv, MetricsAsks, sendTagged, tagged } from './child-entry.ts';
+import { type BackoffOptions, DEFAULT_BACKOFF, restartDelay } from './supervisor.ts';
 
 /** How long a worker may take to start, or to drain before it is killed. */
 const WORKER_START_TIMEOUT_MS = 60_000;
@@ -29,6 +31,16 @@ interface WorkerSlot {
   worker?: Worker;
   ready: boolean;
   stopServing?: () => void;
+  /** Restarts in a row without a worker that stayed up resetAfterMs (the backoff's exponent). */
+  consecutive: number;
+  /** When the current worker became ready; undefined while it starts. */
+  upSince?: number;
+}
+
+export interface EdgeWorkersOptions {
+  /** Counts restarts of a worker that exited unasked, as role "edge-worker". */
+  restarts?: Counter<'role'>;
+  backoff?: BackoffOptions;
 }
 
 /**
@@ -37,7 +49,9 @@ interface WorkerSlot {
  * listens with SO_REUSEPORT and the portable engine's node:http server shares
  * its listening socket through the cluster module, so every worker accepts on
  * the same port. A worker that dies is forked again (the sockets it held are
- * lost; their devices resume on another worker).
+ * lost; their devices resume on another worker), after the supervisor's
+ * backoff: 0.2 s doubling to 10 s for a worker that keeps dying, back to
+ * 0.2 s once one stayed up a minute.
  */
 export class EdgeWorkers {
   private readonly slots: WorkerSlot[];
@@ -52,8 +66,13 @@ export class EdgeWorkers {
     private readonly nodeId: string,
     private readonly bus: Bus,
     private readonly logger: Logger,
+    private readonly options: EdgeWorkersOptions = {},
   ) {
-    this.slots = Array.from({ length: config.edge.workers }, (_, index) => ({ index, ready: false }));
+    this.slots = Array.from({ length: config.edge.workers }, (_, index) => ({
+      index,
+      ready: false,
+      consecutive: 0,
+    }));
   }
 
   async start(): Promise<number> {
@@ -87,6 +106,15 @@ export class EdgeWorkers {
 
   async drain(): Promise<void> {
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'drain' });
+  }
+
+  /** The delay before forking a slot's worker again; counts the restart in a row. */
+  private nextRestartDelay(slot: WorkerSlot): number {
+    const backoff = this.options.backoff ?? DEFAULT_BACKOFF;
+    const stayedUp = slot.upSince !== undefined && Date.now() - slot.upSince >= backoff.resetAfterMs;
+    if (stayedUp) slot.consecutive = 0;
+    slot.upSince = undefined;
+    return restartDelay(slot.consecutive++, backoff);
   }
 
   /** The worker may be gone already (its channel closes before 'exit'): never throw for that. */
@@ -148,6 +176,7 @@ export class EdgeWorkers {
         } else if (m?.type === 'ready') {
           clearTimeout(timer);
           slot.ready = true;
+          slot.upSince = Date.now();
           resolve(m.port);
         } else if (m?.type === 'metrics' && m.data) {
           this.metricsAsks.answer(m.id, m.data);
@@ -161,13 +190,18 @@ export class EdgeWorkers {
         reject(
           new GatewayError('internal', `edge worker ${slot.index} exited (${signal ?? code}) while starting`),
         );
-        this.logger.error({ worker: slot.index, code, signal }, 'edge worker died; forking it again');
+        const delayMs = this.nextRestartDelay(slot);
+        this.logger.error(
+          { worker: slot.index, code, signal, delayMs, restarts: slot.consecutive },
+          `edge worker died; forking it again in ${delayMs} ms`,
+        );
         setTimeout(() => {
-          if (!this.stopping)
-            this.fork(slot, this.sharedPort()).catch((err) =>
-              this.logger.error({ err }, 'edge worker restart failed'),
-            );
-        }, 1000).unref();
+          if (this.stopping) return;
+          this.options.restarts?.inc({ role: 'edge-worker' });
+          this.fork(slot, this.sharedPort()).catch((err) =>
+            this.logger.error({ err }, 'edge worker restart failed'),
+          );
+        }, delayMs).unref();
       });
     });
   }

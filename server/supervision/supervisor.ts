@@ -257,12 +257,13 @@ export function supervisedRole(role: SupervisedRole, backoff?: BackoffOptions): 
 }
 
 /** mmgw_role_restarts_total{role}: one counter per node registry, shared by its supervisors. */
-function roleRestartsCounter(ctx: RoleContext): Counter<'role'> {
+/** The node's restart counter, shared by the supervised roles and the edge workers. */
+export function roleRestartsCounter(ctx: RoleContext): Counter<'role'> {
   const existing = ctx.metrics.getSingleMetric('mmgw_role_restarts_total');
   if (existing) return existing as Counter<'role'>;
   const counter = new Counter({
     name: 'mmgw_role_restarts_total',
-    help: 'Restarts of a supervised role process (transport, transcoder) after it exited unasked.',
+    help: 'Restarts of a supervised role process (transport, transcoder) or an edge worker after it exited unasked.',
     labelNames: ['role'],
     registers: [ctx.metrics],
   });

@@ -79,21 +79,38 @@ for (const engine of ['uws', 'portable'] as const) {
   });
 }
 
-test('a worker killed with -9 is forked again; the primary killed with -9 leaves no worker behind', async (t) => {
+/** The delays of the primary's "edge worker died" log lines, in order. */
+function restartDelays(stdout: string[]): number[] {
+  const delays: number[] = [];
+  for (const line of stdout) {
+    try {
+      const rec = JSON.parse(line);
+      if (typeof rec.msg === 'string' && rec.msg.startsWith('edge worker died')) delays.push(rec.delayMs);
+    } catch {}
+  }
+  return delays;
+}
+
+test('a worker killed with -9 is forked again, with backoff; the primary killed with -9 leaves no worker behind', async (t) => {
   const gw = await startGateway({ args: ['--edge-workers', '2'], env: { MMGW_LOG_LEVEL: 'info' } });
   t.after(() => gw.stop());
-  const pids = workerPids(gw.stdout);
-  const first = pids.get(`${gw.nodeId}-w0`)!;
-  process.kill(first, 'SIGKILL');
-  await eventually(
-    'worker 0 came back',
-    () => {
-      const now = workerPids(gw.stdout).get(`${gw.nodeId}-w0`);
-      return now !== undefined && now !== first;
-    },
-    POLL,
-  );
-  await eventually('ready again', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200, POLL);
+  // Killed twice in a row (the second before it stayed up a minute): the second restart waits longer.
+  for (let kill = 0; kill < 2; kill++) {
+    const before = workerPids(gw.stdout).get(`${gw.nodeId}-w0`)!;
+    process.kill(before, 'SIGKILL');
+    await eventually(
+      'worker 0 came back',
+      () => {
+        const now = workerPids(gw.stdout).get(`${gw.nodeId}-w0`);
+        return now !== undefined && now !== before;
+      },
+      POLL,
+    );
+    await eventually('ready again', async () => (await fetch(`${gw.adminUrl}/readyz`)).status === 200, POLL);
+  }
+  assert.deepEqual(restartDelays(gw.stdout), [200, 400]);
+  const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  assert.match(metrics, /mmgw_role_restarts_total\{[^}]*role="edge-worker"[^}]*\} 2\b/);
   const { imei, secret } = await provisionDevice(gw.dataDir);
   for (let i = 0; i < 3; i++) {
     const events = await ping(gw.url, imei, secret, 'ws');
