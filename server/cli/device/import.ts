@@ -137,7 +137,9 @@ export async function runImport(file: string, options: ImportOptions, io: CliIo)
           mode: outcome.mode,
           ...(options.dryRun ? { dryRun: true } : {}),
           total: outcome.total,
-          written: outcome.written,
+          // A dry run writes nothing: what it would write is its own field.
+          written: options.dryRun ? 0 : outcome.written,
+          ...(options.dryRun ? { wouldWrite: outcome.written } : {}),
           rejectedCount: outcome.rejectedCount,
           rejected: rejectedJson(outcome.rejected),
           ...(job ? { job: job.id } : {}),
