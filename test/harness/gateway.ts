@@ -238,10 +238,6 @@ export function nextImei(): string {
   return luhnImei(`35${String(imeiCounter % 1_000_000).padStart(6, '0')}${serial}`);
 }
 
-/**
- * Provisions a device through the CLI (the path an operator uses; works while
- * the gateway runs on the same data directory). Returns its one-time secret.
- */
 /** Operators already added, per data directory (`device add` refuses an operator that does not exist). */
 const operatorsAdded = new Set<string>();
 
@@ -255,6 +251,10 @@ export async function ensureOperator(dataDir: string, operator: string): Promise
   operatorsAdded.add(key);
 }
 
+/**
+ * Provisions a device through the CLI (the path an operator uses; works while
+ * the gateway runs on the same data directory). Returns its one-time secret.
+ */
 export async function provisionDevice(
   dataDir: string,
   imei: string = nextImei(),
