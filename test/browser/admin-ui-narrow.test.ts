@@ -51,7 +51,7 @@ describe('admin web UI at 400 px wide', () => {
   const overflow = () =>
     page.evaluate(() => {
       const doc = document.documentElement;
-      const past = [...document.querySelectorAll<HTMLElement>('body *')]
+      const past = Array.from(document.querySelectorAll<HTMLElement>('body *'))
         .filter((e) => {
           // Inside a box that scrolls sideways (a wide table's), reaching past it is the point.
           for (let p = e.parentElement; p; p = p.parentElement)
