@@ -255,7 +255,13 @@ describe('HandsetSession: losing and finding the carrier', () => {
     ]);
     assert.equal(d.open.has(first.id), false);
     assert.deepEqual(d.events('reconnecting'), [
-      { attempt: 1, delayMs: backoffDelay(0, backoff, () => 0.2), transport: 'ws', url: '' },
+      {
+        attempt: 1,
+        delayMs: backoffDelay(0, backoff, () => 0.2),
+        transport: 'ws',
+        url: '',
+        reason: 'nothing heard for 2× 30000 ms',
+      },
     ]);
     assert.equal(
       backoffDelay(0, backoff, () => 0.2),
@@ -302,7 +308,13 @@ describe('HandsetSession: losing and finding the carrier', () => {
     );
     d.receive(d.welcome());
     d.drop();
-    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 1, delayMs: 10, transport: 'ws', url: '' });
+    assert.deepEqual(d.events('reconnecting').at(-1), {
+      attempt: 1,
+      delayMs: 10,
+      transport: 'ws',
+      url: '',
+      reason: 'dropped',
+    });
   });
 
   test('a pending request is resent with the same id on the next carrier and settled once', () => {
@@ -376,7 +388,13 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
     d.fireNext();
     assert.equal(d.newest().kind, 'ws');
     d.drop(d.newest().id, { failedToOpen: true });
-    assert.deepEqual(d.events('reconnecting').at(-1), { attempt: 2, delayMs: 0, transport: 'poll', url: '' });
+    assert.deepEqual(d.events('reconnecting').at(-1), {
+      attempt: 2,
+      delayMs: 0,
+      transport: 'poll',
+      url: '',
+      reason: 'dropped',
+    });
     d.fireNext();
     assert.equal(d.newest().kind, 'poll');
     // Long-poll does not reach the gateway either: WebSocket again next.
@@ -401,6 +419,7 @@ describe("HandsetSession: 'auto' and switching carriers", () => {
       delayMs: backoffDelay(1, {}, () => 0.5),
       transport: 'poll',
       url: '',
+      reason: 'no Welcome within 30 ms',
     });
   });
 

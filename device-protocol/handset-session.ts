@@ -411,13 +411,13 @@ export class HandsetSession {
       if (code !== undefined) event.code = code;
       this.#fx.emit('disconnected', event);
     }
-    this.#scheduleReconnect(delayMs);
+    this.#scheduleReconnect(delayMs, reason);
   }
 
-  #scheduleReconnect(delayMs?: number): void {
+  #scheduleReconnect(delayMs?: number, reason?: string): void {
     if (this.#closed || this.#carrier !== undefined || this.#fx.armed('reconnect')) return;
     const retry = this.#route.nextRetry(delayMs);
-    this.#fx.emit('reconnecting', retry);
+    this.#fx.emit('reconnecting', reason === undefined ? retry : { ...retry, reason });
     this.#fx.schedule('reconnect', this.#now() + retry.delayMs);
   }
 

@@ -90,6 +90,8 @@ export interface HandsetReconnectingEvent {
   transport: CarrierKind;
   /** The gateway URL the retry goes to. */
   url: string;
+  /** Why the last attempt or carrier ended, when one did (e.g. "WebSocket failed to open (1006; connect ECONNREFUSED …)"). */
+  reason?: string;
 }
 
 export interface HandsetEvents {

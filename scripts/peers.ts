@@ -13,10 +13,11 @@
  * port of `npm start`) with the token in MMGW_MAIL_PUSH_TOKEN (generated when
  * unset and printed: start the gateway with the same). --no-push-hook: IDLE only.
  *
- *   npm run peers -- [--imap-port 1143] [--smtp-port 1587] [--xmpp-port 5222] [--push-hook URL | --no-push-hook]
+ *   npm run peers -- [--imap-port 1143] [--smtp-port 1587] [--xmpp-port 5222] [--push-hook URL | --no-push-hook] [--help]
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { parseArgs } from 'node:util';
 import { startDovecot } from '../test/harness/dovecot.ts';
 import { freePort, type ProsodyServer, startProsody } from '../test/harness/prosody.ts';
 import { startSmtpPeer } from '../test/harness/smtp-peer.ts';
@@ -29,12 +30,52 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-function arg(name: string): number | undefined {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return undefined;
-  const n = Number(process.argv[i + 1]);
+const USAGE = `usage: npm run peers -- [options]
+
+Starts on loopback a private Dovecot (IMAP, demo accounts), an SMTP peer that
+delivers into it and a private Prosody (XMPP), and prints how to use them with
+a gateway. Ctrl-C stops them all.
+
+  --imap-port N       Dovecot's IMAP port (default: any free one)
+  --smtp-port N       the SMTP peer's port (default: any free one)
+  --xmpp-port N       Prosody's port (default: 5222, or any free one if taken)
+  --push-hook URL     the gateway's new-mail hook (default http://127.0.0.1:8081/hooks/mail/new),
+                      called with the token in MMGW_MAIL_PUSH_TOKEN (generated and printed when unset)
+  --no-push-hook      no hook: the gateway learns of new mail through IMAP IDLE only
+  -h, --help          this text`;
+
+let options: ReturnType<typeof parseOptions>;
+function parseOptions() {
+  return parseArgs({
+    options: {
+      'imap-port': { type: 'string' },
+      'smtp-port': { type: 'string' },
+      'xmpp-port': { type: 'string' },
+      'push-hook': { type: 'string' },
+      'no-push-hook': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+}
+try {
+  options = parseOptions();
+} catch (err) {
+  console.error(`${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+function port(name: 'imap-port' | 'smtp-port' | 'xmpp-port'): number | undefined {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65535) {
-    console.error(`${name} needs a port number`);
+    console.error(`--${name} needs a port number (1-65535), not ${JSON.stringify(value)}`);
     process.exit(2);
   }
   return n;
@@ -45,30 +86,22 @@ const users = [
   { user: 'bob@example.test', password: 'bob-demo' },
 ];
 
-function hookUrl(): string {
-  const i = process.argv.indexOf('--push-hook');
-  if (i < 0) return 'http://127.0.0.1:8081/hooks/mail/new';
-  const url = process.argv[i + 1];
-  if (url === undefined) {
-    console.error('--push-hook needs a URL');
-    process.exit(2);
-  }
-  return url;
-}
-
-const pushHook = process.argv.includes('--no-push-hook')
+const pushHook = options['no-push-hook']
   ? undefined
   : {
-      url: hookUrl(),
+      url: options['push-hook'] ?? 'http://127.0.0.1:8081/hooks/mail/new',
       token: process.env.MMGW_MAIL_PUSH_TOKEN || randomBytes(18).toString('hex'),
     };
-const dovecot = await startDovecot({ users, port: arg('--imap-port'), ...(pushHook ? { pushHook } : {}) });
+const imapPort = port('imap-port');
+const smtpPort = port('smtp-port');
+const xmppPortOption = port('xmpp-port');
+const dovecot = await startDovecot({ users, port: imapPort, ...(pushHook ? { pushHook } : {}) });
 let smtp: Awaited<ReturnType<typeof startSmtpPeer>> | undefined;
 let prosody: ProsodyServer | undefined;
 try {
-  smtp = await startSmtpPeer({ dovecot, port: arg('--smtp-port') });
+  smtp = await startSmtpPeer({ dovecot, port: smtpPort });
   // 5222 unless taken (a system Prosody): then any free port, printed below.
-  const xmppPort = arg('--xmpp-port') ?? ((await portFree(5222)) ? 5222 : await freePort());
+  const xmppPort = xmppPortOption ?? ((await portFree(5222)) ? 5222 : await freePort());
   prosody = await startProsody({
     domain: 'example.test',
     port: xmppPort,

@@ -20,7 +20,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const unitRoots = ['device-protocol', 'server', 'transcoder', 'admin', 'testing'];
+const unitRoots = ['device-protocol', 'server', 'transcoder', 'admin', 'testing', 'scripts'];
 const roots = [...unitRoots, 'test'];
 const skip = new Set(['node_modules', 'bench', 'output', 'data', 'dist']);
 

@@ -225,8 +225,12 @@ export const ImportResult = z
     mode: z.enum(['all-or-nothing', 'valid-only']),
     dryRun: z.boolean(),
     total: z.number().int(),
-    /** Dry run: how many would be written. */
-    written: z.number().int().meta({ description: 'Rows written (dry run: rows that would be written)' }),
+    written: z.number().int().meta({ description: 'Rows written (0 on a dry run)' }),
+    wouldWrite: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: 'Dry run only: the rows a real import would write' }),
     rejectedCount: z.number().int().meta({ description: 'Rows rejected, all of them' }),
     rejected: z.array(ImportRejection).meta({ description: 'The first 1,000 rejected rows, in file order' }),
     job: z.string().optional().meta({ description: 'The import job (GET /devices/imports/{id})' }),

@@ -67,11 +67,17 @@ export class WebSocketCarrier extends Carrier {
       this.send(first);
     };
     socket.onmessage = (event: { data: unknown }) => this.#onMessage(event.data);
-    // The close event always follows an error event; act on that one only.
-    socket.onerror = () => {};
+    // The close event always follows an error event; act on that one only, with
+    // the error's words where the implementation gives them (ws: "connect ECONNREFUSED …").
+    let failure = '';
+    socket.onerror = (event: { message?: unknown }) => {
+      if (typeof event?.message === 'string') failure = event.message;
+    };
     socket.onclose = (event: { code?: number; reason?: string }) => {
       this.#onSocketClosed?.();
-      const detail = event.reason ? `${event.code} ${event.reason}` : `${event.code ?? ''}`;
+      const detail =
+        (event.reason ? `${event.code} ${event.reason}` : `${event.code ?? ''}`) +
+        (failure === '' ? '' : `; ${failure}`);
       this.end({
         reason: this.#opened ? `WebSocket closed (${detail})` : `WebSocket failed to open (${detail})`,
         failedToOpen: !this.#opened,

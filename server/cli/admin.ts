@@ -112,14 +112,12 @@ export function adminCommand(
         let password: string;
         if (o.passwordStdin) password = await passwordFromStdin();
         else {
+          // Asked once, like `admin user password` (a mistyped one is set again with that command),
+          // and checked at once, before the registry is opened.
           password = await promptPassword(`password for ${o.name}: `);
-          // Said before the second prompt: typing a too-short password twice only to hear so is the friction.
           const problem = adminPasswordProblem(password);
           if (problem)
             throw new GatewayError('registry.invalid_field', `password: ${problem}`, { field: 'password' });
-          const again = await promptPassword('again: ');
-          if (again !== password)
-            throw new GatewayError('request.bad_input', 'the passwords differ', { field: 'password' });
         }
         const added = await withRegistry(o, (r) =>
           r.addAdminUser({ name: o.name, role: o.role, password }, cliActor()),

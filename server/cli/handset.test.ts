@@ -4,10 +4,17 @@
  */
 
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
-import { jsonToValue, parseHumanCommand, parseJsonCommand, runHandset, valueToJson } from './handset.ts';
+import {
+  jsonToValue,
+  parseHumanCommand,
+  parseJsonCommand,
+  runHandset,
+  unreachable,
+  valueToJson,
+} from './handset.ts';
 
 async function freeClosedPort(): Promise<number> {
   const server = createServer();
@@ -15,6 +22,27 @@ async function freeClosedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** A port that takes connections and never answers (the handset waits, it is not refused). */
+async function silentPort(t: { after(fn: () => void): void }): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/** A terminal as readline sees one: the handset prompts on it and reads keys. */
+function fakeTerminal(): { input: PassThrough; output: PassThrough; text(): string } {
+  const input = Object.assign(new PassThrough(), { isTTY: true });
+  const output = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+  let text = '';
+  output.on('data', (d) => (text += d));
+  return { input, output, text: () => text };
 }
 
 function collect(stream: PassThrough): () => Record<string, unknown>[] {
@@ -174,8 +202,8 @@ describe('runHandset', () => {
     );
   });
 
-  test('keeps running after bad lines, answers status, exits 0 at end of input', async () => {
-    const port = await freeClosedPort();
+  test('keeps running after bad lines, answers status, exits 0 at end of input', async (t) => {
+    const port = await silentPort(t);
     const input = new PassThrough();
     const output = new PassThrough();
     const lines = collect(output);
@@ -207,5 +235,75 @@ describe('runHandset', () => {
       out.find((l) => l.event === 'status'),
       { id: 's', event: 'status', session: null, transport: null, lastSeq: 0, url: `ws://127.0.0.1:${port}` },
     );
+  });
+
+  test('before any session, a URL that refuses the connection ends the handset at once with exit 2', async () => {
+    const urls = [`ws://127.0.0.1:${await freeClosedPort()}`, `ws://127.0.0.1:${await freeClosedPort()}`];
+    for (const [transport, list] of [
+      ['ws', urls.slice(0, 1)],
+      ['poll', urls.slice(0, 1)],
+      ['auto', urls],
+    ] as const) {
+      const output = new PassThrough();
+      const lines = collect(output);
+      const code = await runHandset({
+        urls: [...list],
+        imei: '356938035643809',
+        secret: 's',
+        json: true,
+        transport,
+        input: new PassThrough(),
+        output,
+        // A retry would wait this long: the answer must not.
+        handsetOptions: { backoff: { initialMs: 60_000, maxMs: 60_000 } },
+      });
+      assert.equal(code, 2, transport);
+      const errors = lines().filter((l) => l.event === 'error');
+      assert.equal(errors[0]?.code, 'request.unavailable', JSON.stringify(lines()));
+      assert.match(String(errors[0]?.message), /connection refused/);
+      for (const url of list) assert.ok(String(errors[0]?.message).includes(url), url);
+    }
+  });
+
+  test('unreachable: refusals and unknown hosts, not timeouts or closes', () => {
+    assert.equal(
+      unreachable('WebSocket failed to open (1006; connect ECONNREFUSED 127.0.0.1:9)'),
+      'connection refused',
+    );
+    assert.equal(unreachable('fetch failed (getaddrinfo ENOTFOUND nowhere.invalid)'), 'no such host');
+    assert.equal(unreachable('no Welcome within 10000 ms'), undefined);
+    assert.equal(unreachable(undefined), undefined);
+  });
+
+  test('at a prompt: one prompt per answer, a typo in plain words, Ctrl-C exits 130', async (t) => {
+    const term = fakeTerminal();
+    const done = runHandset({
+      urls: [`ws://127.0.0.1:${await silentPort(t)}`],
+      imei: '356938035643809',
+      secret: 's',
+      json: false,
+      transport: 'ws',
+      input: term.input,
+      output: term.output,
+    });
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    await settle();
+    for (const line of ['pnig', 'status', '', 'switch pigeon']) {
+      term.input.write(`${line}\r`);
+      await settle();
+    }
+    term.input.write('\x03');
+    assert.equal(await done, 130);
+    // What a terminal shows, without the cursor moves readline adds around its prompt.
+    const shown = term
+      .text()
+      .replace(new RegExp(`${String.fromCharCode(27)}\\[\\d*[GJK]`, 'g'), '')
+      .replaceAll('\r', '');
+    assert.match(shown, /\nunknown command "pnig" \(type help\)\n/);
+    assert.match(shown, /\nusage: switch ws\|poll\n/);
+    assert.doesNotMatch(shown, /request\.bad_input/);
+    assert.doesNotMatch(shown, /mmgw> mmgw> /, JSON.stringify(shown));
+    // One prompt each after the banner, the typo, status, the blank line and the usage slip.
+    assert.equal(shown.split('mmgw> ').length - 1, 5, JSON.stringify(shown));
   });
 });

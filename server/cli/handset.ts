@@ -6,16 +6,18 @@
  * - otherwise: an interactive prompt (ping, echo, req, switch, status, help, quit).
  *
  * Exit code: 0 after quit or end of input, 2 when the session ends for good
- * (auth refused, device disabled, session taken over by another connection).
+ * (auth refused, device disabled, session taken over by another connection)
+ * or cannot begin (before any session, every URL refused the connection or
+ * names no host: said at once, not retried), 130 after Ctrl-C at the prompt.
  */
 
 import { createInterface } from 'node:readline';
-import { inspect } from 'node:util';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { GatewayError, Handset, toGatewayError, type Value } from '../../device-protocol/index.ts';
 import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
 import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
+import { describeValue } from './handset-text.ts';
 
 export interface RunHandsetOptions {
   /** The gateway's URLs (`--url` repeated): tried in turn, the last good one first. */
@@ -161,8 +163,7 @@ function spreadable(body: Value | undefined): Record<string, unknown> {
   return { body: json };
 }
 
-function humanPresenter(write: (line: string) => void, colors: boolean): Presenter {
-  const show = (v: unknown) => inspect(v, { colors, depth: 8, breakLength: 100 });
+function humanPresenter(write: (line: string) => void): Presenter {
   return {
     connected: (e) =>
       write(
@@ -174,11 +175,11 @@ function humanPresenter(write: (line: string) => void, colors: boolean): Present
       ),
     reconnecting: (e) =>
       write(`reconnecting over ${e.transport} to ${e.url} in ${e.delayMs} ms (attempt ${e.attempt})`),
-    push: (e) => write(`push #${e.seq} ${e.name}${e.body === undefined ? '' : ` ${show(e.body)}`}`),
+    push: (e) => write(describeValue(`push #${e.seq} ${e.name}`, e.body)),
     error: (err) => write(`error [${err.code}] ${err.message}`),
     pong: (rttMs) => write(`pong in ${rttMs} ms`),
-    response: (body) => write(`response: ${show(body)}`),
-    named: (event, body) => write(`${event}: ${show(body)}`),
+    response: (body) => write(describeValue('response', body)),
+    named: (event, body) => write(describeValue(event, body)),
     switched: (transport) => write(`switched to ${transport}`),
     status: (s) =>
       write(
@@ -476,6 +477,14 @@ export function parseHumanCommand(line: string): Command | undefined {
   }
 }
 
+/** Why a failed first attempt cannot succeed by retrying soon: nothing listens there, or no such host. */
+export function unreachable(reason: string | undefined): string | undefined {
+  if (reason === undefined) return undefined;
+  if (/ECONNREFUSED/.test(reason)) return 'connection refused';
+  if (/ENOTFOUND|EAI_NONAME/.test(reason)) return 'no such host';
+  return undefined;
+}
+
 export async function runHandset(opts: RunHandsetOptions): Promise<number> {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
@@ -515,7 +524,7 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
       output.write(`${line}\n`);
     }
   };
-  const ui = opts.json ? jsonPresenter(write) : humanPresenter(write, tty);
+  const ui = opts.json ? jsonPresenter(write) : humanPresenter(write);
 
   let finished = false;
   let ending = false;
@@ -534,8 +543,34 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
     resolveExit(code);
   };
 
-  handset.on('connected', (e) => ui.connected(e));
-  handset.on('reconnecting', (e) => ui.reconnecting(e));
+  // Before the first session, a URL where nothing listens (or whose host does not
+  // resolve) is a mistake to report at once, not to retry for half a minute.
+  let connectedOnce = false;
+  let tried = opts.urls[0] ?? '';
+  const refused = new Set<string>();
+  handset.on('connected', (e) => {
+    connectedOnce = true;
+    ui.connected(e);
+  });
+  handset.on('reconnecting', (e) => {
+    const failed = tried;
+    tried = e.url;
+    const why = connectedOnce ? undefined : unreachable(e.reason);
+    if (why !== undefined) {
+      refused.add(failed);
+      if (opts.urls.every((u) => refused.has(u))) {
+        ui.error(
+          new GatewayError(
+            'request.unavailable',
+            `cannot connect to ${opts.urls.join(', ')}: ${why} (is the gateway running, and is this its device port?)`,
+          ),
+        );
+        void finish(2);
+        return;
+      }
+    }
+    ui.reconnecting(e);
+  });
   handset.on('event', (e) => ui.push(e));
   handset.on('error', (err) => ui.error(err));
   handset.on('disconnected', (e) => {
@@ -622,22 +657,26 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
       const parsed = parseJsonCommand(line);
       if (parsed.ok) run(parsed.command);
       else ui.error(parsed.error, parsed.id);
-    } else {
-      try {
-        const command = parseHumanCommand(line);
-        if (command !== undefined) run(command);
-      } catch (err) {
-        ui.error(toGatewayError(err));
-      }
-      if (tty && !finished && !ending) rl.prompt();
+      return;
     }
+    let command: Command | undefined;
+    try {
+      command = parseHumanCommand(line);
+    } catch (err) {
+      // A typo or a usage slip at the prompt: its words, not an error code of the protocol.
+      ui.text(toGatewayError(err).message);
+      return;
+    }
+    // Every answer is written with the prompt after it (write): prompting here
+    // too would draw it twice. Only a blank line has nothing to answer.
+    if (command === undefined) {
+      if (tty) rl.prompt();
+    } else run(command);
   });
-  rl.on('SIGINT', () => rl.close());
+  // Ctrl-C at the prompt: stop now, with the shell's code for an interrupt.
+  rl.on('SIGINT', () => void finish(130));
   rl.on('close', () => void endAfterInflight());
 
-  if (tty) {
-    write(`mmgw handset ${opts.imei} → ${opts.urls.join(', ')} (${opts.transport}); type help`);
-    rl.prompt();
-  }
+  if (tty) write(`mmgw handset ${opts.imei} → ${opts.urls.join(', ')} (${opts.transport}); type help`);
   return exit;
 }

@@ -12,6 +12,7 @@ import { adminCommand } from './admin.ts';
 import { deviceCommand, processIo } from './device.ts';
 import { registryCommand } from './registry.ts';
 import { nodeCommand } from './node.ts';
+import { operatorCommand } from './operator.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -113,6 +114,7 @@ export function buildProgram(): Command {
     );
 
   program.addCommand(deviceCommand(wrap, processIo));
+  program.addCommand(operatorCommand(wrap, processIo));
   program.addCommand(adminCommand(wrap, processIo));
   program.addCommand(registryCommand(wrap, processIo));
   program.addCommand(nodeCommand(wrap, processIo));

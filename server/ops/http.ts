@@ -82,6 +82,38 @@ export function sendError(res: ServerResponse, err: unknown, logger?: Logger): v
   else sendJson(res, status, { error: errorBody(gw) });
 }
 
+/** What is read of a body nobody wanted before the answer goes anyway, on a connection then closed. */
+const UNREAD_BODY_MAX = 64 * 1024;
+
+/**
+ * A request answered without its body (no route, refused before reading) has
+ * what is left of it read and dropped first, up to UNREAD_BODY_MAX: a client
+ * that is still sending (Dovecot's HTTP client, the new-mail hook's) would
+ * otherwise wait seconds for an answer it already has. More than that, or a
+ * client that stops sending, and the answer says the connection closes.
+ */
+export async function unreadBodyDone(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.complete) return;
+  const whole = await new Promise<boolean>((resolve) => {
+    let bytes = 0;
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+      if (!ok) req.pause();
+      resolve(ok);
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > UNREAD_BODY_MAX) done(false);
+    };
+    const onEnd = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), 2000);
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+  if (!whole) res.setHeader('connection', 'close');
+}
+
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { logger, metrics, readiness } = options;
   const handlers: OpsHandler[] = [];
@@ -118,10 +150,12 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       for (const handler of [builtIn, ...handlers]) {
         if (await handler(req, res, url)) return;
       }
+      await unreadBodyDone(req, res);
       sendJson(res, 404, {
         error: { code: 'request.unknown_method', message: `no route for ${req.method} ${url.pathname}` },
       });
     } catch (err) {
+      if (!res.headersSent) await unreadBodyDone(req, res);
       sendError(res, err, logger);
     }
   });

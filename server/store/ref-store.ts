@@ -5,6 +5,7 @@
  */
 import type { Database } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
+import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
 
 /**
  * Reference data of the admin (operators, profiles, services, capabilities):
@@ -28,6 +29,13 @@ export interface RefStoreHost {
   now: () => number;
   /** Throws when the registry is closed. */
   assertOpen: () => void;
+  /** Where a change made with an AuditActor (the CLI's) is audited, in the change's transaction. */
+  outbox?: AuditOutbox;
+}
+
+/** A record as the admin API and the audit log show it. */
+export function refAuditView(r: RefRecord): Record<string, unknown> {
+  return { id: r.id, ...r.data, revision: r.revision, createdAt: r.createdAt, updatedAt: r.updatedAt };
 }
 
 export class RefStore {
@@ -59,6 +67,7 @@ export class RefStore {
     id: string,
     data: Record<string, unknown>,
     options: { mode: 'create' | 'replace'; revision?: number },
+    audit?: AuditActor,
   ): Promise<{ before?: RefRecord; after: RefRecord } | undefined> {
     this.h.assertOpen();
     const { refs } = this.h;
@@ -78,6 +87,11 @@ export class RefStore {
         data,
       };
       refs.put([kind, id], { ...after, v: REF_RECORD_VERSION });
+      if (audit && this.h.outbox) {
+        const action = before ? 'update' : 'create';
+        const was = before && refAuditView(before);
+        this.h.outbox.put(audit, `${kind}.${action}`, `${kind}:${id}`, was, refAuditView(after), now);
+      }
       return before ? { before, after } : { after };
     });
     if (result === 'exists')

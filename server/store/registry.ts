@@ -149,7 +149,7 @@ export class Registry implements DeviceAuthSource {
       changed: (imeis) => this.devicesChanged(imeis),
     });
     const assertOpen = () => this.assertOpen();
-    this.refStore = new RefStore({ refs: this.refs, now: this.now, assertOpen });
+    this.refStore = new RefStore({ refs: this.refs, now: this.now, assertOpen, outbox: this.auditOutbox });
     this.accountStore = new AccountStore({
       accounts: this.accounts,
       hasDevice: (imei) => this.devices.doesExist(imei),
@@ -382,8 +382,9 @@ export class Registry implements DeviceAuthSource {
     id: string,
     data: Record<string, unknown>,
     options: { mode: 'create' | 'replace'; revision?: number },
+    audit?: AuditActor,
   ): Promise<{ before?: RefRecord; after: RefRecord } | undefined> {
-    return this.refStore.put(kind, id, data, options);
+    return this.refStore.put(kind, id, data, options, audit);
   }
 
   /** Removes one record; returns what it was. */

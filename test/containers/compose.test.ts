@@ -201,6 +201,7 @@ describe('docker/compose.yml: one node', { skip }, () => {
     const ops = `http://127.0.0.1:${project.vars.MMGW_OPS_PORT}`;
     const ready = await fetch(`${ops}/readyz`);
     assert.equal(ready.status, 200, await ready.text());
+    project.exec('mmgw', ['mmgw', 'operator', 'add', 'test']);
     const added = project.exec('mmgw', [
       'mmgw',
       'device',

@@ -15,7 +15,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
@@ -238,6 +238,19 @@ export function nextImei(): string {
   return luhnImei(`35${String(imeiCounter % 1_000_000).padStart(6, '0')}${serial}`);
 }
 
+/** Operators already added, per data directory (`device add` refuses an operator that does not exist). */
+const operatorsAdded = new Set<string>();
+
+/** `mmgw operator add` once per data directory and operator; one added earlier by a test is fine too. */
+export async function ensureOperator(dataDir: string, operator: string): Promise<void> {
+  const key = `${resolve(dataDir)}\0${operator}`;
+  if (operatorsAdded.has(key)) return;
+  const r = await runMmgw(['operator', 'add', operator, '--data', dataDir, '--json']);
+  if (r.code !== 0 && !r.stdout.includes('registry.duplicate'))
+    throw new Error(`mmgw operator add ${operator} failed (${r.code}): ${r.stdout} ${r.stderr}`);
+  operatorsAdded.add(key);
+}
+
 /**
  * Provisions a device through the CLI (the path an operator uses; works while
  * the gateway runs on the same data directory). Returns its one-time secret.
@@ -247,6 +260,7 @@ export async function provisionDevice(
   imei: string = nextImei(),
   options: { operator?: string; profile?: string } = {},
 ): Promise<{ imei: string; secret: string }> {
+  await ensureOperator(dataDir, options.operator ?? 'test');
   const args = [
     MMGW_BIN,
     'device',

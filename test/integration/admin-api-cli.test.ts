@@ -121,6 +121,8 @@ test('admin users from the CLI log in to the API; removal revokes; bootstrap onl
   assert.equal((await desk.login('desk', 'desk-password-new')).status, 200);
 
   // Every change made from the CLI is in the audit log, as cli:<os user>, with the records before and after.
+  const operator = await runMmgw(['operator', 'add', 'cli-op', '--name', 'CLI operator', '--data', dataDir]);
+  assert.equal(operator.code, 0, operator.stderr);
   const added = await runMmgw([
     'device',
     'add',
@@ -147,6 +149,7 @@ test('admin users from the CLI log in to the API; removal revokes; bootstrap onl
     ['user.create', 'user:desk'],
     ['user.role', 'user:desk'],
     ['user.password', 'user:desk'],
+    ['operators.create', 'operators:cli-op'],
     ['device.create', 'device:490154203237518'],
   ]);
   assert.ok(audit.every((e) => e.role === 'cli'));

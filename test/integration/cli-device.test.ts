@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { luhnImei, runMmgw } from '../harness/gateway.ts';
+import { ensureOperator, luhnImei, runMmgw } from '../harness/gateway.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'mmgw-cli-'));
@@ -15,6 +15,18 @@ describe('mmgw device', () => {
   test('add, show, list, disable, enable, reset-secret, remove', async (t) => {
     const data = tempDir(t);
     const imei = '356938035643809';
+    const addDemo = () =>
+      runMmgw(['device', 'add', '--imei', imei, '--operator', 'demo', '--data', data, '--json']);
+    // An operator that does not exist is refused, as the API refuses it.
+    const unknown = await addDemo();
+    assert.equal(unknown.code, 2);
+    assert.deepEqual(JSON.parse(unknown.stdout).error.code, 'registry.invalid_field');
+    assert.match(
+      JSON.parse(unknown.stdout).error.message,
+      /operator demo is not defined.*mmgw operator add demo/,
+    );
+    await ensureOperator(data, 'demo');
+    await ensureOperator(data, 'other');
     const add = await runMmgw([
       'device',
       'add',
@@ -50,17 +62,7 @@ describe('mmgw device', () => {
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /secret\s+[A-Za-z0-9_-]{43}\n\(shown only this once/);
 
-    const dup = await runMmgw([
-      'device',
-      'add',
-      '--imei',
-      imei,
-      '--operator',
-      'demo',
-      '--data',
-      data,
-      '--json',
-    ]);
+    const dup = await addDemo();
     assert.equal(dup.code, 2);
     assert.equal(JSON.parse(dup.stdout).error.code, 'registry.duplicate');
 
@@ -102,6 +104,7 @@ describe('mmgw device', () => {
 
   test('an invalid IMEI is refused with a clear message and a non-zero exit', async (t) => {
     const data = tempDir(t);
+    await ensureOperator(data, 'demo');
     const bad = await runMmgw([
       'device',
       'add',
@@ -167,6 +170,8 @@ describe('mmgw device', () => {
 
   test('MMGW_DATA is the default data directory', async (t) => {
     const data = tempDir(t);
+    const operator = await runMmgw(['operator', 'add', 'demo'], { env: { MMGW_DATA: data } });
+    assert.equal(operator.code, 0, operator.stderr);
     const add = await runMmgw(['device', 'add', '--imei', '356938035643809', '--operator', 'demo'], {
       env: { MMGW_DATA: data },
     });
@@ -278,7 +283,10 @@ describe('mmgw device', () => {
 
     const dry = await runMmgw(['device', 'import', file, '--dry-run', '--data', data, '--json']);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.deepEqual([json(dry).dryRun, json(dry).written, json(dry).job], [true, 2, undefined]);
+    assert.deepEqual(
+      [json(dry).dryRun, json(dry).written, json(dry).wouldWrite, json(dry).job],
+      [true, 0, 2, undefined],
+    );
     const capped = await runMmgw(['device', 'import', file, '--max-rows', '1', '--data', data, '--json']);
     assert.equal(capped.code, 2);
     assert.equal(json(capped).error.code, 'api.too_large');

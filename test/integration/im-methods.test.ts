@@ -233,6 +233,9 @@ describe('im.* methods against Prosody', { timeout: 180_000 }, () => {
     assert.ok(sum('dev-a', 'messagesOut') >= 1);
     assert.ok(sum('dev-b', 'messagesIn') >= 1);
     assert.ok(logs.some((l) => l.imei === 'dev-a' && l.kind === 'backend_login' && l.service === 'im'));
+    // Messages are in the device logs both ways, as mail's are.
+    assert.ok(logs.some((l) => l.imei === 'dev-a' && l.kind === 'message_out' && l.service === 'im'));
+    assert.ok(logs.some((l) => l.imei === 'dev-b' && l.kind === 'message_in' && l.service === 'im'));
     assert.ok(logs.some((l) => l.imei === 'dev-login-bad' && l.code === 'im.auth_failed'));
     const recorded = JSON.stringify({ logs, usage });
     assert.ok(

@@ -10,7 +10,7 @@
  *    each mail.new goes out exactly once.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -44,6 +44,7 @@ describe('new-mail hook through the gateway', () => {
   let dataDir: string;
   let noIdle: DovecotServer;
   let refused: DovecotServer;
+  let noRoute: DovecotServer;
   let smtp: SmtpPeer;
   let h: Handset;
   let aliceAccount: string;
@@ -66,6 +67,11 @@ describe('new-mail hook through the gateway', () => {
       pushHook: { url, token: TOKEN },
     });
     refused = await startDovecot({ users: [ALICE], pushHook: { url, token: 'not-the-gateways-token-000' } });
+    // A hook URL the gateway has no route for (as on a gateway started without MMGW_MAIL_PUSH_TOKEN).
+    noRoute = await startDovecot({
+      users: [ALICE],
+      pushHook: { url: `${gw.adminUrl}/hooks/elsewhere`, token: TOKEN },
+    });
     smtp = await startSmtpPeer({ dovecot: noIdle });
     const dev = await provisionDevice(dataDir);
     h = handsetFor(gw, dev);
@@ -78,6 +84,7 @@ describe('new-mail hook through the gateway', () => {
     await smtp?.stop();
     await noIdle?.stop({ removeDir: true });
     await refused?.stop({ removeDir: true });
+    await noRoute?.stop({ removeDir: true });
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -135,6 +142,22 @@ describe('new-mail hook through the gateway', () => {
     assert.equal((await post({ authorization: basic }, good, 'PUT')).status, 202);
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(metrics, /mmgw_mail_push_hooks_total\{[^}]*result="unauthorized"[^}]*\} [1-9]/);
+  });
+
+  test('a hook refused (401) or with no route (404) is answered at once: delivery is not held up', async () => {
+    for (const [dovecot, status] of [
+      [refused, 401],
+      [noRoute, 404],
+    ] as const) {
+      const started = performance.now();
+      await dovecot.appendMessage(ALICE.user, 'INBOX', message(`answered ${status}`));
+      const ms = performance.now() - started;
+      // Answered before the body was read, Dovecot's client waited ~6 s for it (mail.send took that long).
+      assert.ok(ms < 3000, `hook answered ${status}: the APPEND took ${Math.round(ms)} ms`);
+      await eventually(`Dovecot logs the ${status}`, () =>
+        readFileSync(join(dovecot.dir, 'dovecot.log'), 'utf8').includes(`answered ${status}`),
+      );
+    }
   });
 
   test('a server whose hook is refused still pushes through IDLE', async () => {

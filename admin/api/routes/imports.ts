@@ -149,7 +149,9 @@ function resultView(o: ImportOutcome): Record<string, unknown> {
     mode: o.mode,
     dryRun: o.dryRun,
     total: o.total,
-    written: o.written,
+    // A dry run writes nothing: what it would write is its own field.
+    written: o.dryRun ? 0 : o.written,
+    ...(o.dryRun ? { wouldWrite: o.written } : {}),
     rejectedCount: o.rejectedCount,
     rejected: o.rejected,
     ...(job ? { job: job.id, secretsState: job.secrets } : {}),

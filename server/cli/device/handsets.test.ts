@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCliPiece, tempDir } from '../../../testing/index.ts';
+import { addOperatorCommands } from '../operator.ts';
 import { addHandsetCommands, listLimit } from './handsets.ts';
 
 const IMEI = '356938035643809';
@@ -20,6 +21,17 @@ test('list checks its page size and prefix before it opens anything', () => {
 test('add prints the secret once; list pages; show, disable, reset-secret and remove act on one handset', async (t) => {
   const data = join(tempDir(t), 'data');
   const run = (...args: string[]) => runCliPiece(addHandsetCommands, [...args, '--data', data]);
+  // Only an operator that exists, as with the API.
+  await assert.rejects(run('add', '--imei', IMEI, '--operator', 'acme'), {
+    code: 'registry.invalid_field',
+    field: 'operator',
+    message: /operator acme is not defined/,
+  });
+  // A bad IMEI is said first, whatever the operator.
+  await assert.rejects(run('add', '--imei', '356938035643808', '--operator', 'acme'), {
+    code: 'registry.invalid_imei',
+  });
+  assert.equal((await runCliPiece(addOperatorCommands, ['add', 'acme', '--data', data])).code, 0);
   const added = await run('add', '--imei', IMEI, '--operator', 'acme', '--json');
   assert.equal(added.code, 0);
   const { device, secret } = JSON.parse(added.stdout);

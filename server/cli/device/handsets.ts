@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { DeviceStatus } from '../../store/records.ts';
 import { cliActor } from '../io.ts';
+import { checkDeviceOperator } from '../operator.ts';
 import {
   checkImeiArg,
   type DataOptions,
@@ -53,8 +54,10 @@ export const addHandsetCommands: DeviceSubcommand = (device, { wrap, io }) => {
     .addOption(jsonOption())
     .action(
       wrap(async (o: DataOptions & { imei: string; imsi?: string; operator: string; profile?: string }) => {
-        const { device: d, secret } = await withRegistry(o, (r) =>
-          r.addDevice(
+        const { device: d, secret } = await withRegistry(o, (r) => {
+          checkImeiArg(o.imei);
+          checkDeviceOperator(r, o.operator);
+          return r.addDevice(
             {
               imei: o.imei,
               operator: o.operator,
@@ -62,8 +65,8 @@ export const addHandsetCommands: DeviceSubcommand = (device, { wrap, io }) => {
               ...(o.profile ? { profile: o.profile } : {}),
             },
             cliActor(),
-          ),
-        );
+          );
+        });
         io.out(
           o.json ? JSON.stringify({ device: d, secret }) + '\n' : describeDevice(d) + secretNotice(secret),
         );

@@ -31,7 +31,7 @@ test("an import job's result is read afterwards, its secrets saved once, and the
   const first = captureIo();
   assert.equal(await runImportResult('j-1', { data, secretsOut }, first), 0);
   assert.match(first.stdout, /^job j-1: done; all-or-nothing: wrote 1 of 1 rows; 0 rejected; by cli:/);
-  assert.match(first.stdout, /secrets of 1 devices written to /);
+  assert.match(first.stdout, /secrets of 1 device written to /);
   assert.match(readFileSync(secretsOut, 'utf8'), /^imei,secret\n356938035643809,\S+\n$/);
 
   const again = captureIo();

@@ -6,7 +6,7 @@ import { importResultSealer } from '../../store/import-sealer.ts';
 import type { ImportRejection, Registry } from '../../store/registry.ts';
 import type { CliIo } from '../io.ts';
 import { type DataOptions, type DeviceSubcommand, dataOption, jsonOption, withRegistry } from './options.ts';
-import { iso, writeAtomically } from './output.ts';
+import { devices, iso, writeAtomically } from './output.ts';
 
 /**
  * `mmgw device import-result|imports`: import jobs after the fact, and what
@@ -80,10 +80,10 @@ export async function runImportResult(
             `${view.rejectedCount} rejected; by ${view.actor.actor} at ${iso(view.startedAt)}\n`,
         );
         if (view.reason) io.out(`${view.reason}\n`);
-        if (secretsFile) io.out(`secrets of ${saved} devices written to ${secretsFile} (mode 0600)\n`);
+        if (secretsFile) io.out(`secrets of ${devices(saved)} written to ${secretsFile} (mode 0600)\n`);
         else if (view.secrets === 'sealed')
           io.out(
-            `secrets of ${view.written} devices are kept sealed until ${iso(view.secretsExpireAt)}: --secrets-out FILE saves them (once)\n`,
+            `secrets of ${devices(view.written)} are kept sealed until ${iso(view.secretsExpireAt)}: --secrets-out FILE saves them (once)\n`,
           );
         else if (view.secrets === 'delivered' || view.secrets === 'expired')
           io.out(

@@ -36,7 +36,10 @@ test('a dry run counts what it would write and writes nothing', async (t) => {
   const io = captureIo();
   assert.equal(await runImport(file, options({ mode: 'valid-only', dryRun: true, json: true }), io), 0);
   const out = JSON.parse(io.stdout);
-  assert.deepEqual([out.dryRun, out.total, out.written, out.rejectedCount], [true, 3, 2, 1]);
+  assert.deepEqual(
+    [out.dryRun, out.total, out.written, out.wouldWrite, out.rejectedCount],
+    [true, 3, 0, 2, 1],
+  );
   assert.equal(out.rejected[0].line, 3);
   assert.deepEqual(await imeis(), []);
 });

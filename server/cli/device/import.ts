@@ -8,7 +8,7 @@ import type { ImportMode } from '../../store/registry.ts';
 import { type CliIo, cliActor } from '../io.ts';
 import { printRejected, rejectedJson, saveSecrets, sealerFor } from './import-jobs.ts';
 import { type DataOptions, type DeviceSubcommand, dataOption, jsonOption, withRegistry } from './options.ts';
-import { iso } from './output.ts';
+import { devices, iso } from './output.ts';
 
 /** `mmgw device import`: handsets from a CSV file, as an import job (server/store/device-import.ts). */
 
@@ -137,7 +137,9 @@ export async function runImport(file: string, options: ImportOptions, io: CliIo)
           mode: outcome.mode,
           ...(options.dryRun ? { dryRun: true } : {}),
           total: outcome.total,
-          written: outcome.written,
+          // A dry run writes nothing: what it would write is its own field.
+          written: options.dryRun ? 0 : outcome.written,
+          ...(options.dryRun ? { wouldWrite: outcome.written } : {}),
           rejectedCount: outcome.rejectedCount,
           rejected: rejectedJson(outcome.rejected),
           ...(job ? { job: job.id } : {}),
@@ -157,10 +159,10 @@ export async function runImport(file: string, options: ImportOptions, io: CliIo)
       (failed ? io.err : io.out)(`${summary}\n`);
       if (outcome.replayed && job)
         io.err(`the result of import job ${job.id}, done earlier: nothing was written now\n`);
-      if (secretsFile) io.out(`secrets of ${saved} devices written to ${secretsFile} (mode 0600)\n`);
+      if (secretsFile) io.out(`secrets of ${devices(saved)} written to ${secretsFile} (mode 0600)\n`);
       else if (!failed && job?.secrets === 'sealed')
         io.err(
-          `note: the secrets of ${job.written} devices (${generated} generated) were not saved; ` +
+          `note: the secrets of ${devices(job.written)} (${generated} generated) were not saved; ` +
             `\`mmgw device import-result ${job.id} --secrets-out FILE\` saves them once, until ${iso(job.secretsExpireAt)}\n`,
         );
     }

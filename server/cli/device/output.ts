@@ -61,3 +61,8 @@ export function writeAtomically(path: string, chunks: Iterable<string>, mode = 0
 export function secretNotice(secret: string): string {
   return `secret    ${secret}\n(shown only this once: give it to the handset now; \`mmgw device reset-secret\` makes a new one)\n`;
 }
+
+/** "1 device", "2 devices". */
+export function devices(n: number): string {
+  return `${n} device${n === 1 ? '' : 's'}`;
+}

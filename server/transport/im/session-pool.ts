@@ -307,6 +307,7 @@ export class XmppSessionPool {
           if (entry.muted) return;
           if (message.direction === 'in' && !message.carbon) {
             this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesIn: 1 });
+            this.#recordMessage(account, 'message_in');
           }
           const prev = entry.lastArchiveId ?? null;
           // A message without an archive id cannot be a cursor: the next one follows the same.
@@ -315,7 +316,10 @@ export class XmppSessionPool {
             if (delivered) void entry.session.confirmDelivery(message);
           });
         },
-        sent: () => this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesOut: 1 }),
+        sent: () => {
+          this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesOut: 1 });
+          this.#recordMessage(account, 'message_out');
+        },
         receipt: (from, receiptId) => void push('im.receipt', { account: id, from, id: receiptId }),
         typing: (from, state) => void push('im.typing', { account: id, from, state }),
         subscription: (from, kind) => void push('im.subscription', { account: id, from, kind }),
@@ -328,6 +332,12 @@ export class XmppSessionPool {
       },
     });
     return entry;
+  }
+
+  /** A chat message in the device log, like mail's; who and what stay out (records hold nothing private). */
+  #recordMessage(account: ImAccount, kind: 'message_in' | 'message_out'): void {
+    const detail = { account: account.id };
+    this.#recorder.log({ imei: account.deviceId, kind, service: 'im', message: 'chat message', detail });
   }
 
   /** A state change of the account's session: observers, records, and the device. */

@@ -30,6 +30,8 @@ interface ImportResult {
   dryRun: boolean;
   total: number;
   written: number;
+  /** Dry run: the rows a real import would write. */
+  wouldWrite?: number;
   rejectedCount: number;
   /** The first 1,000 rejected rows. */
   rejected: ImportRejection[];
@@ -181,10 +183,9 @@ export function importDialog(_refs: RefChoices): Promise<void> {
               'In all-or-nothing mode nothing is written while a row is rejected: fix the rows, or choose "only the valid rows".',
             ),
         );
-        writeButton.disabled = blocked || result.written === 0;
-        writeButton.textContent = blocked
-          ? 'Import'
-          : `Import ${result.written} device${result.written === 1 ? '' : 's'}`;
+        const would = result.wouldWrite ?? 0;
+        writeButton.disabled = blocked || would === 0;
+        writeButton.textContent = blocked ? 'Import' : `Import ${would} device${would === 1 ? '' : 's'}`;
       } catch (err) {
         mount(preview, h('div', { class: 'error-box' }, `Check failed: ${(err as Error).message}`));
       } finally {
