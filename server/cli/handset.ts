@@ -9,6 +9,7 @@
  * (auth refused, device disabled, session taken over by another connection).
  */
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { inspect } from 'node:util';
 import WebSocket from 'ws';
@@ -33,6 +34,22 @@ export interface RunHandsetOptions {
 }
 
 const CLIENT = 'mmgw-cli/0.1';
+
+/** `--ca FILE`: the PEM text, or a typed error naming the file (not one that only fails at the first handshake). */
+export function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new GatewayError('config.invalid', `--ca: cannot read ${path}: ${(err as Error).message}`, {
+      field: 'ca',
+    });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new GatewayError('config.invalid', `--ca: ${path} holds no PEM certificate`, { field: 'ca' });
+  }
+  return text;
+}
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** A Value for JSON output: bytes become {"$base64": "…"} (docs/handset-json.md). */
