@@ -337,6 +337,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
           return AggregatorRegistry.aggregate(parts).metrics();
         },
       };
+      if (tls) (await import('./net/serving-tls.ts')).registerTlsMetrics(metrics, tls);
       try {
         ops = await startOpsServer({
           port: config.adminPort,

@@ -16,6 +16,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
+import { Gauge, type Registry } from 'prom-client';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { GatewayError } from '../../device-protocol/errors.ts';
 
@@ -180,4 +181,19 @@ export class ServingTls {
 export function opsClientAllowed(tls: ServingTls | undefined, socket: unknown): boolean {
   if (tls === undefined || !tls.opsClientCerts) return true;
   return (socket as Partial<TLSSocket>).authorized === true;
+}
+
+/**
+ * mmgw_tls_certificate_expiry_seconds: the Unix time the served certificate expires (as the
+ * last load or reload left it), for an alert before it does.
+ */
+export function registerTlsMetrics(registry: Registry, tls: ServingTls): void {
+  new Gauge({
+    name: 'mmgw_tls_certificate_expiry_seconds',
+    help: 'Unix time at which the certificate the gateway serves (config tls.cert) expires.',
+    registers: [registry],
+    collect() {
+      this.set(Math.floor(Date.parse(tls.facts.validTo) / 1000));
+    },
+  });
 }

@@ -236,6 +236,9 @@ describe('TLS on the device and admin ports', () => {
     const metrics = await httpsGet(`${gw.adminUrl}/metrics`, caPem, own);
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /^mmgw_node_info/m);
+    const expiry = /^mmgw_tls_certificate_expiry_seconds\{[^}]*\} (\d+)$/m.exec(metrics.body)?.[1];
+    const validTo = new X509Certificate(ca.pem(live.cert)).validTo;
+    assert.equal(Number(expiry), Date.parse(validTo) / 1000);
     assert.equal((await httpsGet(`${gw.adminUrl}/readyz`, caPem, own)).status, 200);
     for (const path of ['/metrics', '/readyz']) {
       for (const client of [undefined, other]) {
