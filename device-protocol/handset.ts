@@ -35,6 +35,7 @@ import {
   type CarrierOptions,
   carrierUrl,
 } from './carriers/carrier.ts';
+import { caFetch } from './carriers/ca-fetch.ts';
 import { PollCarrier } from './carriers/poll-carrier.ts';
 import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -87,8 +88,15 @@ export interface HandsetOptions extends SessionSettings {
   urls?: readonly string[];
   /** WebSocket constructor; default globalThis.WebSocket (Node 20 lacks it: pass the `ws` package). */
   WebSocket?: any;
-  /** Default globalThis.fetch. */
+  /** Default globalThis.fetch (with `ca` in Node: node:https trusting it, carriers/ca-fetch.ts). */
   fetch?: typeof fetch;
+  /**
+   * Node: PEM CA certificate(s) to trust for wss:// and https:// instead of Node's built-in list (a
+   * gateway with a private CA). The WebSocket carrier hands it to the `ws` package (pass it as
+   * `WebSocket`); the long-poll carrier uses node:https. Browsers ignore it: the platform's trust
+   * applies there (install the CA in the system or browser).
+   */
+  ca?: string | readonly string[];
   /** How long a long-poll GET may be held. Default 25000. */
   pollWaitMs?: number;
   /**
@@ -177,7 +185,8 @@ export class Handset {
     });
     this.#carrierOptions = {
       WebSocket: options.WebSocket,
-      fetch: options.fetch,
+      fetch: options.fetch ?? (options.ca === undefined ? undefined : caFetch(options.ca)),
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       pollWaitMs: options.pollWaitMs ?? 25_000,
       lastSeq: () => this.#session.lastSeq,

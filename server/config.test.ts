@@ -306,4 +306,53 @@ describe('config', () => {
       ['alarms.history.replicas', 'alarms.webhook.secret', 'alarms.webhook.url'],
     );
   });
+
+  test('tls: flags, environment or file; paths resolved; the portable engine unless uws is asked for, which is refused', (t) => {
+    assert.equal(loadConfig({ env: {} }).tls, undefined);
+    assert.equal(loadConfig({ env: {} }).engine, 'uws');
+    const byFlags = loadConfig({
+      cwd: '/srv/gw',
+      env: {},
+      flags: { tlsCert: 'certs/gw.pem', tlsKey: '/keys/gw.key', opsClientCa: 'ops-ca.pem' },
+    });
+    assert.deepEqual(byFlags.tls, {
+      cert: '/srv/gw/certs/gw.pem',
+      key: '/keys/gw.key',
+      opsClientCa: '/srv/gw/ops-ca.pem',
+    });
+    assert.equal(byFlags.engine, 'portable');
+    const byEnv = loadConfig({
+      cwd: '/x',
+      env: { MMGW_TLS_CERT: '/c.pem', MMGW_TLS_KEY: '/k.pem', MMGW_OPS_CLIENT_CA: '/ca.pem' },
+    });
+    assert.deepEqual(byEnv.tls, { cert: '/c.pem', key: '/k.pem', opsClientCa: '/ca.pem' });
+    const file = tempFile(t, { tls: { cert: '/c.pem', key: '/k.pem' }, engine: 'portable' });
+    assert.deepEqual(loadConfig({ file, env: {} }).tls, { cert: '/c.pem', key: '/k.pem' });
+    // Half a pair, or a client CA alone, names what is missing.
+    assert.match(
+      problems(() => loadConfig({ env: {}, flags: { tlsCert: '/c.pem' } }))[0] ?? '',
+      /^config: tls\.key: expected the path of a PEM private key \(--tls-key\), got nothing$/,
+    );
+    assert.match(
+      problems(() => loadConfig({ env: { MMGW_OPS_CLIENT_CA: '/ca.pem' } }))[0] ?? '',
+      /^config: tls\.cert: expected the path of a PEM certificate chain/,
+    );
+    assert.match(
+      problems(() =>
+        loadConfig({ file: tempFile(t, { tls: { cert: '/c', key: '/k', ca: '/x' } }), env: {} }),
+      )[0] ?? '',
+      /^config: tls\.ca: unknown key/,
+    );
+    // uws has no TLS in its build: asked for with TLS, the start stops and says why.
+    for (const asked of [
+      { env: { MMGW_ENGINE: 'uws' }, from: 'env MMGW_ENGINE' },
+      { env: {}, flags: { engine: 'uws' }, from: 'flag --engine' },
+    ]) {
+      const [problem] = problems(() =>
+        loadConfig({ env: asked.env, flags: { tlsCert: '/c', tlsKey: '/k', ...asked.flags } }),
+      );
+      assert.match(problem ?? '', /^config: engine: the uws engine cannot serve TLS/);
+      assert.ok(problem?.endsWith(`(from ${asked.from})`), problem);
+    }
+  });
 });

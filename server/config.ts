@@ -175,6 +175,25 @@ const alarmSettings = z
 
 export type AlarmSettings = z.infer<typeof alarmSettings>;
 
+const filePath = (what: string) =>
+  z.string({ error: `expected the path of ${what}` }).min(1, { error: `expected the path of ${what}` });
+
+/**
+ * TLS of the device port (wss://, https:// long-poll) and the admin port (HTTPS), TLS 1.2+ only
+ * (server/net/serving-tls.ts). The files are read again on SIGHUP. The portable engine serves it:
+ * the pinned uWebSockets.js build has no TLS.
+ */
+const tlsSettings = z
+  .object({
+    /** PEM certificate chain, the server's own first. */
+    cert: filePath('a PEM certificate chain (--tls-cert)'),
+    /** PEM private key of that certificate. */
+    key: filePath('a PEM private key (--tls-key)'),
+    /** PEM CA certificate(s): /metrics and /readyz then answer only clients with a certificate it signed. */
+    opsClientCa: filePath('a PEM CA certificate').optional(),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     /** Data directory (registry, keys, node-local stores). */
@@ -200,7 +219,10 @@ export const ConfigSchema = z
     bus: busUrl.default('inproc'),
     /** Defaults to the host name plus a random suffix. */
     nodeId: nodeId.optional(),
+    /** uws, or portable when `tls` is set (the uWebSockets.js build has no TLS). */
     engine: z.enum(['uws', 'portable'], { error: 'expected "uws" or "portable"' }).default('uws'),
+    /** Absent: plain HTTP and WebSocket on both ports. */
+    tls: tlsSettings.optional(),
     /** HMAC key for device session tokens; else `<data>/keys/jwt.key` (generated on first start). */
     jwtSecret: z
       .string({ error: 'expected a string' })
@@ -311,6 +333,9 @@ export interface ConfigFlags {
   logLevel?: string;
   readyFile?: string;
   supervise?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  opsClientCa?: string;
 }
 
 export interface LoadConfigOptions {
@@ -358,6 +383,9 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_STATE_REPLICAS: 'stateReplicas',
   MMGW_ALARM_WEBHOOK_SECRET: 'alarms.webhook.secret',
   MMGW_ALARM_SMTP_PASSWORD: 'alarms.email.password',
+  MMGW_TLS_CERT: 'tls.cert',
+  MMGW_TLS_KEY: 'tls.key',
+  MMGW_OPS_CLIENT_CA: 'tls.opsClientCa',
 };
 
 const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
@@ -374,6 +402,9 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   logLevel: ['log.level', '--log-level'],
   readyFile: ['readyFile', '--ready-file'],
   supervise: ['supervise', '--no-supervise'],
+  tlsCert: ['tls.cert', '--tls-cert'],
+  tlsKey: ['tls.key', '--tls-key'],
+  opsClientCa: ['tls.opsClientCa', '--ops-client-ca'],
 };
 
 const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs', 'stateReplicas']);
@@ -522,7 +553,24 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const config = result.data;
   config.data = resolve(cwd, config.data);
   if (config.readyFile !== undefined) config.readyFile = resolve(cwd, config.readyFile);
+  if (config.tls !== undefined) withTls(config, config.tls, cwd, sources.get('engine'));
   return config;
+}
+
+/**
+ * Paths resolved; the engine that serves TLS. The pinned uWebSockets.js build has none, so the
+ * portable engine is the default with TLS and uws asked for is refused.
+ */
+function withTls(config: Config, tls: NonNullable<Config['tls']>, cwd: string, engineFrom?: string): void {
+  tls.cert = resolve(cwd, tls.cert);
+  tls.key = resolve(cwd, tls.key);
+  if (tls.opsClientCa !== undefined) tls.opsClientCa = resolve(cwd, tls.opsClientCa);
+  if (engineFrom === undefined) config.engine = 'portable';
+  else if (config.engine === 'uws') {
+    throw new ConfigError([
+      `config: engine: the uws engine cannot serve TLS (its uWebSockets.js build has none); use "portable", the default with tls, got "uws" (from ${engineFrom})`,
+    ]);
+  }
 }
 
 /** The roles a node runs: 'all' is every role. */

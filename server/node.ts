@@ -32,6 +32,7 @@ import { createBus } from './bus/index.ts';
 // Types only: the config schema (zod) is loaded where a config is parsed, never in a child process.
 import type { Config, LoadConfigOptions, Role } from './config.ts';
 import { type OpsServer, type Readiness, startOpsServer } from './ops/http.ts';
+import type { CertificateFacts, ServingTls } from './net/serving-tls.ts';
 import { createLogger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { createBusRecorder } from './records/recorder.ts';
@@ -86,6 +87,13 @@ export interface RunningNode {
   readonly closed: Promise<void>;
   /** Devices and accounts its roles serve (transport), as its heartbeat carries them. */
   served(): ServedCounts | undefined;
+  /** The certificate served (config `tls`); undefined without TLS. */
+  readonly tls?: CertificateFacts;
+  /**
+   * SIGHUP: reads the certificate files again for the ops server and the edge, here and in the
+   * edge workers. Logs what it did; files that do not load leave the old certificate serving.
+   */
+  reloadTls(): void;
 }
 
 export interface NodeDeps {
@@ -190,6 +198,11 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   let closed = false;
   let ops: OpsServer | undefined;
   let lock: DataDirLock | undefined;
+  // Every process that listens loads the files itself (a supervised role's child listens on nothing).
+  const tls: ServingTls | undefined =
+    config.tls !== undefined && !child
+      ? (await import('./net/serving-tls.ts')).ServingTls.load(config.tls)
+      : undefined;
 
   if (configModule)
     logger.info(
@@ -324,6 +337,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
           return AggregatorRegistry.aggregate(parts).metrics();
         },
       };
+      if (tls) (await import('./net/serving-tls.ts')).registerTlsMetrics(metrics, tls);
       try {
         ops = await startOpsServer({
           port: config.adminPort,
@@ -331,6 +345,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
           logger,
           metrics: metricsSource,
           readiness,
+          tls,
         });
       } catch (err) {
         throw listenError(err, 'admin', config.adminPort);
@@ -378,6 +393,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       ...(ops ? { ops } : {}),
       ...(worker ? { worker } : {}),
       ...(alarms ? { alarms } : {}),
+      ...(tls ? { tls } : {}),
       announce,
     };
     const table = deps.table ?? (await roleTable(roles, config, deps, recorder));
@@ -420,6 +436,21 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     close,
     closed: whenClosed,
     served,
+    ...(tls ? { tls: tls.facts } : {}),
+    reloadTls() {
+      if (tls === undefined) {
+        logger.info('SIGHUP: no TLS configured, nothing to reload');
+        return;
+      }
+      try {
+        const facts = tls.reload();
+        logger.info({ certificate: facts }, 'TLS certificate reloaded');
+      } catch (err) {
+        logger.error({ err, certificate: tls.facts }, 'TLS reload failed; the old certificate still serves');
+      }
+      // Edge workers load their own: tell them too (each logs its own reload).
+      for (const { handle } of started) handle.reloadTls?.();
+    },
   };
   logger.info(
     { nodeId, roles, devicePort, adminPort: node.adminPort },
@@ -480,9 +511,14 @@ export async function runStart(options: LoadConfigOptions): Promise<number> {
         adminPort: node.adminPort,
         data: config.data,
         adminUsers: node.registry?.listAdminUsers().length,
+        tls: node.tls,
+        opsClientCerts: config.tls?.opsClientCa !== undefined,
       }),
     );
   }
+  // SIGHUP: new certificates without dropping a session (it would end the process otherwise).
+  const onHangup = () => node.reloadTls();
+  if (config.tls !== undefined) process.on('SIGHUP', onHangup);
   const signal = await new Promise<NodeJS.Signals | undefined>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -496,6 +532,7 @@ export async function runStart(options: LoadConfigOptions): Promise<number> {
     await node.drain(signal);
     await node.close();
   }
+  process.off('SIGHUP', onHangup);
   node.logger.flush?.();
   // Everything is closed; should a library still hold a handle, do not hang on it.
   setTimeout(() => process.exit(0), 5000).unref();

@@ -17,6 +17,7 @@ import type { Registry as PromRegistry } from 'prom-client';
 import type { AlarmService } from './alarms/service.ts';
 import type { Bus, ServedCounts } from './bus/bus.ts';
 import type { Config, Role } from './config.ts';
+import type { ServingTls } from './net/serving-tls.ts';
 import type { OpsServer } from './ops/http.ts';
 import type { Recorder } from './records/types.ts';
 import type { Membership } from './router/membership.ts';
@@ -43,6 +44,8 @@ export interface RoleContext {
   registry?: Registry;
   /** This process is edge worker `index` of a primary (it runs the edge alone, over the IPC bus). */
   readonly worker?: { index: number };
+  /** The certificate of the node's listeners (config `tls`); absent without TLS and in a supervised role's child. */
+  readonly tls?: ServingTls;
   /** The node's alarms (server/alarms): in a primary process only. */
   readonly alarms?: AlarmService;
   /** The role's advertised state changed (a supervised child came up or went down): heartbeat now. */
@@ -67,6 +70,8 @@ export interface RoleHandle {
   connectedCount?(): number;
   /** Devices and accounts served (transport; in the heartbeat). */
   servedCount?(): ServedCounts | undefined;
+  /** SIGHUP reached the node: certificates of listeners in other processes (edge workers) to reload. */
+  reloadTls?(): void;
   /** The device registry this role opened (admin): later roles and the node's callers get it. */
   readonly registry?: Registry;
 }

@@ -17,3 +17,5 @@ export { processAlive } from './processes.ts';
 export { fileImei, writeDeviceCsvFile } from './store/device-csv-file.ts';
 export { runAndKill } from './store/spawn.ts';
 export { testSealer } from './store/test-sealer.ts';
+// TLS tests: a private CA and loopback certificates made with the openssl command.
+export { type CertFiles, makeTestCa, type TestCa } from './test-ca.ts';

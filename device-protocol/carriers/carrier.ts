@@ -43,6 +43,8 @@ export interface CarrierOptions {
   url: string;
   /** WebSocket constructor (browser WebSocket or the `ws` package). */
   WebSocket?: any;
+  /** PEM CA certificates the WebSocket trusts (handed to the `ws` package; browsers use their own trust). */
+  ca?: string | readonly string[];
   fetch?: typeof fetch;
   /** Timeout of a long-poll POST (and margin added to a GET's wait). */
   requestTimeoutMs: number;

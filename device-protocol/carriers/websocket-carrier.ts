@@ -52,7 +52,10 @@ export class WebSocketCarrier extends Carrier {
     }
     let socket: any;
     try {
-      socket = new Ctor(carrierUrl(this.options.url, 'ws'));
+      const url = carrierUrl(this.options.url, 'ws');
+      // The `ws` package takes TLS options third; a browser's WebSocket has no such argument.
+      socket =
+        this.options.ca === undefined ? new Ctor(url) : new Ctor(url, undefined, { ca: this.options.ca });
     } catch (err) {
       const error = err instanceof GatewayError ? err : undefined;
       queueMicrotask(() =>

@@ -11,6 +11,7 @@
  * names no host: said at once, not retried), 130 after Ctrl-C at the prompt.
  */
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { z } from 'zod';
@@ -35,6 +36,22 @@ export interface RunHandsetOptions {
 }
 
 const CLIENT = 'mmgw-cli/0.1';
+
+/** `--ca FILE`: the PEM text, or a typed error naming the file (not one that only fails at the first handshake). */
+export function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new GatewayError('config.invalid', `--ca: cannot read ${path}: ${(err as Error).message}`, {
+      field: 'ca',
+    });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new GatewayError('config.invalid', `--ca: ${path} holds no PEM certificate`, { field: 'ca' });
+  }
+  return text;
+}
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** A Value for JSON output: bytes become {"$base64": "…"} (docs/handset-json.md). */

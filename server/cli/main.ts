@@ -69,7 +69,21 @@ export function buildProgram(): Command {
     )
     .option('--bus <url>', 'inproc or nats://host:port[,…] (env MMGW_BUS; default inproc)')
     .option('--node-id <id>', 'node id (env MMGW_NODE_ID; default host name + random suffix)')
-    .addOption(new Option('--engine <engine>', 'device socket engine (env MMGW_ENGINE; default uws)'))
+    .addOption(
+      new Option(
+        '--engine <engine>',
+        'device socket engine, uws|portable (env MMGW_ENGINE; default uws, portable with TLS)',
+      ),
+    )
+    .option(
+      '--tls-cert <file>',
+      'PEM certificate chain: wss:// and https:// on both ports (env MMGW_TLS_CERT)',
+    )
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (env MMGW_TLS_KEY)')
+    .option(
+      '--ops-client-ca <file>',
+      'PEM CA: /metrics and /readyz then need a client certificate it signed (env MMGW_OPS_CLIENT_CA)',
+    )
     .option('--edge-workers <n>', 'edge processes sharing the device port (env MMGW_EDGE_WORKERS; default 1)')
     .option(
       '--log-level <level>',
@@ -106,6 +120,9 @@ export function buildProgram(): Command {
             edgeWorkers: o.edgeWorkers,
             logLevel: o.logLevel,
             readyFile: o.readyFile,
+            tlsCert: o.tlsCert,
+            tlsKey: o.tlsKey,
+            opsClientCa: o.opsClientCa,
             // Commander sets supervise to true when --no-supervise is absent: only the flag itself counts.
             ...(o.supervise === false ? { supervise: false } : {}),
           },
@@ -132,6 +149,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--transport <carrier>', 'carrier').choices(['ws', 'poll', 'auto']).default('auto'))
     .option('--json', 'JSON lines on stdin and stdout (scriptable)')
     .option(
+      '--ca <file>',
+      'PEM CA certificate(s) to trust for wss:// and https:// (a gateway with a private CA)',
+    )
+    .option(
       '--no-compression',
       'WebSocket frames uncompressed (SPEC.md §4.4), e.g. to read them in a capture',
     )
@@ -144,16 +165,21 @@ export function buildProgram(): Command {
           transport: 'ws' | 'poll' | 'auto';
           json?: boolean;
           compression: boolean;
+          ca?: string;
         }) => {
-          const { runHandset } = await import('./handset.ts');
+          const { runHandset, readCaFile } = await import('./handset.ts');
           const secret = o.secret ?? process.env.MMGW_DEVICE_SECRET;
+          const ca = o.ca === undefined ? undefined : readCaFile(o.ca);
           return runHandset({
             urls: o.url,
             imei: o.imei,
             ...(secret === undefined ? {} : { secret }),
             json: Boolean(o.json),
             transport: o.transport,
-            ...(o.compression ? {} : { handsetOptions: { compression: false } }),
+            handsetOptions: {
+              ...(o.compression ? {} : { compression: false }),
+              ...(ca === undefined ? {} : { ca }),
+            },
           });
         },
       ),

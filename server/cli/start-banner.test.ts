@@ -35,4 +35,18 @@ describe('startBanner', () => {
   test('an IPv6 bind address is bracketed', () => {
     assert.match(startBanner({ ...base, host: '::1', adminUsers: 1 }), /ws:\/\/\[::1\]:8080/);
   });
+
+  test('with TLS: wss:// and https:// addresses, the certificate, the engine that serves it', () => {
+    const tls = { subject: 'CN=gw.example', validTo: '2027-12-01T00:00:00.000Z' };
+    const text = startBanner({ ...base, adminUsers: 1, tls, opsClientCerts: true });
+    assert.match(
+      text,
+      /devices {3}wss:\/\/localhost:8080\/v1\/ws {2}\(long-poll: https:\/\/localhost:8080\/v1\/poll\)/,
+    );
+    assert.match(text, /admin UI {2}https:\/\/127\.0\.0\.1:8081\/ui\//);
+    assert.match(text, /metrics https:\/\/127\.0\.0\.1:8081\/metrics \(client certificate\)/);
+    assert.match(text, /tls {7}TLS 1\.2\+, CN=gw\.example, valid until 2027-12-01/);
+    assert.match(text, /portable engine/);
+    assert.doesNotMatch(startBanner({ ...base, adminUsers: 1 }), /wss:|https:|portable/);
+  });
 });

@@ -18,6 +18,10 @@ export interface BannerFacts {
   data: string;
   /** Admin users in the registry; undefined when this node holds no registry (no admin role here). */
   adminUsers?: number | undefined;
+  /** The certificate served (config `tls`): the URLs are wss:// and https:// then. */
+  tls?: { subject: string; validTo: string } | undefined;
+  /** /metrics and /readyz need a client certificate (tls.opsClientCa). */
+  opsClientCerts?: boolean | undefined;
 }
 
 function shown(host: string): string {
@@ -27,13 +31,20 @@ function shown(host: string): string {
 
 export function startBanner(f: BannerFacts): string {
   const lines = [`mmgw ${f.release} is up: node ${f.nodeId}, roles ${f.roles.join(', ')}`];
+  const s = f.tls === undefined ? '' : 's';
   if (f.devicePort !== undefined) {
     const at = `${shown(f.host)}:${f.devicePort}`;
-    lines.push(`  devices   ws://${at}/v1/ws  (long-poll: http://${at}/v1/poll)`);
+    lines.push(`  devices   ws${s}://${at}/v1/ws  (long-poll: http${s}://${at}/v1/poll)`);
   }
-  const admin = `http://${shown(f.adminHost)}:${f.adminPort}`;
+  const admin = `http${s}://${shown(f.adminHost)}:${f.adminPort}`;
   if (f.adminUsers !== undefined) lines.push(`  admin UI  ${admin}/ui/`);
-  lines.push(`  health    ${admin}/healthz, metrics ${admin}/metrics`);
+  const guarded = f.opsClientCerts ? ' (client certificate)' : '';
+  lines.push(`  health    ${admin}/healthz, metrics ${admin}/metrics${guarded}`);
+  if (f.tls !== undefined) {
+    lines.push(`  tls       TLS 1.2+, ${f.tls.subject}, valid until ${f.tls.validTo}; reloaded on SIGHUP`);
+    if (f.devicePort !== undefined)
+      lines.push('            the edge runs the portable engine (the uWebSockets.js build has no TLS)');
+  }
   lines.push(`  data      ${f.data}`);
   if (f.adminUsers === 0) {
     lines.push('  no admin user yet; in another terminal, create one (it asks for a password):');

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import { DEFAULT_LIMITS } from '../../device-protocol/messages.ts';
 import type { Bus, DeviceDirectory, DeviceRouter, DeviceSessionEvent } from '../bus/bus.ts';
+import type { ServingTls } from '../net/serving-tls.ts';
 import type { Recorder } from '../records/types.ts';
 import { DEFAULT_TOKEN_TTL_SEC, DeviceTokens } from './auth.ts';
 import { EdgeCore } from './edge-core.ts';
@@ -61,6 +62,8 @@ export interface EdgeOptions {
    * worker for the portable engine) instead of failing with "port in use".
    */
   reusePort?: boolean;
+  /** wss:// and https:// long-poll (portable engine only: the pinned uWebSockets.js build has no TLS). */
+  tls?: ServingTls | undefined;
   logger: Logger;
   metrics?: Registry;
   /** The edge's one clock (tokens, heartbeats, claims between edges, records, the drain grace); default Date.now. */
@@ -146,6 +149,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     positive('tokenTtlSec', o.tokenTtlSec, DEFAULT_TOKEN_TTL_SEC),
     now,
   );
+  if (o.tls !== undefined && o.engine === 'uws') {
+    throw new GatewayError(
+      'config.invalid',
+      'The uws engine cannot serve TLS (its uWebSockets.js build has none): use the portable engine.',
+      { field: 'engine' },
+    );
+  }
   if (o.reusePort && !(o.engine === 'portable' && cluster.isWorker) && !reusePortActive(o.port)) {
     throw new GatewayError(
       'config.invalid',
@@ -187,6 +197,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       Math.ceil((Math.max(heartbeatMs, MAX_PROFILE_HEARTBEAT_MS) * EDGE_SILENT_AFTER_HEARTBEATS) / 1000) + 16,
     ),
     headersTimeoutMs: Math.min(60_000, limits.helloTimeoutMs),
+    tls: o.tls,
   };
   // Only the engine in use is loaded: the portable one's ws would cost a uws edge worker ~6 MiB.
   const start =
@@ -198,7 +209,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   if (o.sessionFile !== undefined) restoreSessions(core, o.sessionFile, resumeWindowMs, logger);
   core.start();
   const unregister = o.metrics ? registerEdgeMetrics(o.metrics, stats) : () => {};
-  logger.info({ port: engine.port }, 'edge listening');
+  logger.info({ port: engine.port, tls: o.tls !== undefined }, 'edge listening');
 
   let drained: Promise<void> | undefined;
   let closed: Promise<void> | undefined;

@@ -76,6 +76,13 @@ export const edgeRole: RoleDefinition = {
  * log. Workers get the config from the primary, so they start with the engine decided here.
  */
 function withUsableEngine(ctx: RoleContext): RoleContext {
+  // Config made it portable (or refused uws) when TLS is on; said here, once per process that listens.
+  if (ctx.config.tls !== undefined) {
+    ctx.logger.info(
+      { engine: ctx.config.engine },
+      'the edge serves TLS with the portable engine (the uWebSockets.js build has no TLS)',
+    );
+  }
   if (ctx.config.engine !== 'uws') return ctx;
   const why = uwsUnavailable();
   if (why === undefined) return ctx;
@@ -103,6 +110,7 @@ async function startEdgeHere(ctx: RoleContext, jwtSecret: string): Promise<RoleH
       compression: config.edge.compression,
       limits: config.edge.limits,
       ...(ctx.worker ? { reusePort: true } : {}),
+      tls: ctx.tls,
       recorder: ctx.recorder,
       // Each worker has its own (its index is stable across restarts; a device resumes on any worker).
       sessionFile: join(
@@ -190,6 +198,7 @@ async function startEdgeWorkers(ctx: RoleContext): Promise<RoleHandle> {
     advertised: () => false,
     readiness: () => workers.notReady(),
     metrics: () => workers.metrics(),
+    reloadTls: () => workers.reloadTls(),
     drain: () => workers.drain(),
     stop: () => workers.stop(),
   };

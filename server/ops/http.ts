@@ -1,8 +1,16 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type GatewayError, presentError, toGatewayError } from '../../device-protocol/errors.ts';
+import { GatewayError, presentError, toGatewayError } from '../../device-protocol/errors.ts';
+import { opsClientAllowed, type ServingTls } from '../net/serving-tls.ts';
 
 /**
  * The ops endpoint of every node, on the admin port: /healthz (the process
@@ -13,6 +21,12 @@ import { type GatewayError, presentError, toGatewayError } from '../../device-pr
  * returns true (it answered). The built-in routes come first; anything nobody
  * answers is a 404. A handler that throws gets the central error answer
  * (sendError): GatewayError → its HTTP status and {error:{code,message}}.
+ *
+ * With `tls` the port is HTTPS (TLS 1.2+, server/net/serving-tls.ts); with a
+ * client CA there, /metrics and /readyz answer only connections whose client
+ * certificate it signed (403 otherwise). /healthz stays open for liveness
+ * probes (it says "ok" and nothing else), as do the API and the UI, which
+ * have their own logins.
  */
 
 /** Answer and return true, or return false to pass the request on. */
@@ -33,7 +47,12 @@ export interface OpsServerOptions {
   logger: Logger;
   metrics: MetricsSource;
   readiness: () => Readiness;
+  /** Serve HTTPS with this certificate (and ask for ops client certificates if it has a client CA). */
+  tls?: ServingTls | undefined;
 }
+
+/** Routes that need the ops client certificate when one is configured. */
+const GUARDED = new Set(['/metrics', '/readyz']);
 
 export interface OpsServer {
   readonly port: number;
@@ -115,11 +134,17 @@ export async function unreadBodyDone(req: IncomingMessage, res: ServerResponse):
 }
 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
-  const { logger, metrics, readiness } = options;
+  const { logger, metrics, readiness, tls } = options;
   const handlers: OpsHandler[] = [];
 
   const builtIn: OpsHandler = async (req, res, url) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    if (GUARDED.has(url.pathname) && !opsClientAllowed(tls, req.socket)) {
+      throw new GatewayError(
+        'api.forbidden',
+        `${url.pathname} needs a client certificate signed by the ops client CA (tls.opsClientCa).`,
+      );
+    }
     switch (url.pathname) {
       case '/healthz':
         sendJson(res, 200, { status: 'ok' });
@@ -144,7 +169,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     }
   };
 
-  const server = createServer(async (req, res) => {
+  const listener: RequestListener = async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://ops.invalid');
       for (const handler of [builtIn, ...handlers]) {
@@ -158,7 +183,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       if (!res.headersSent) await unreadBodyDone(req, res);
       sendError(res, err, logger);
     }
-  });
+  };
+  let server: Server;
+  if (tls) {
+    const secure = createHttpsServer(tls.serverOptions('admin'), listener);
+    tls.attach(secure, 'admin');
+    server = secure as unknown as Server;
+  } else server = createServer(listener);
   // Monitoring polls with keep-alive; do not let idle sockets hold close() up for long.
   server.keepAliveTimeout = 5000;
 
@@ -170,7 +201,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     });
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port }, 'ops endpoint listening');
+  logger.info(
+    { port, tls: tls !== undefined, opsClientCerts: tls?.opsClientCerts ?? false },
+    'ops endpoint listening',
+  );
 
   return {
     port,
@@ -179,6 +213,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       handlers.push(handler);
     },
     close() {
+      tls?.detach(server as unknown as HttpsServer);
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

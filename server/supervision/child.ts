@@ -52,7 +52,10 @@ export async function runEdgeWorker(index: number): Promise<number> {
     if (m?.type === 'metrics')
       void node.metrics.getMetricsAsJSON().then((data) => send({ type: 'metrics', id: m.id, data }));
     else if (m?.type === 'drain') void stop();
+    else if (m?.type === 'reload-tls') node.reloadTls();
   });
+  // The primary forwards its SIGHUP; one sent to this process itself (its group) reloads too, not ends it.
+  if (config.tls !== undefined) process.on('SIGHUP', () => node.reloadTls());
   // The primary going away (crash, kill -9) must not leave orphans holding the port.
   process.on('disconnect', () => void stop());
   process.on('SIGTERM', () => void stop());

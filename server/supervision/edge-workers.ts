@@ -24,7 +24,8 @@ export type EdgeWorkerMessage =
   | { type: 'init'; config: Config; nodeId: string; port: number }
   | { type: 'ready'; port: number }
   | { type: 'metrics'; id: number; data?: object[] }
-  | { type: 'drain' };
+  | { type: 'drain' }
+  | { type: 'reload-tls' };
 
 interface WorkerSlot {
   index: number;
@@ -102,6 +103,11 @@ export class EdgeWorkers {
   async metrics(): Promise<object[][]> {
     const ready = this.slots.filter((s) => s.worker && s.ready);
     return Promise.all(ready.map((s) => this.metricsAsks.ask(s.worker!, this.undelivered)));
+  }
+
+  /** SIGHUP reached the primary: each worker reads the certificate files again (it serves its own TLS). */
+  reloadTls(): void {
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'reload-tls' });
   }
 
   async drain(): Promise<void> {

@@ -54,6 +54,8 @@ let exitHookInstalled = false;
 export interface LaunchOptions {
   /** Viewport; default a laptop screen, 1366×768. */
   viewport?: { width: number; height: number };
+  /** More Chromium flags (e.g. --ignore-certificate-errors-spki-list=… to trust a test certificate). */
+  args?: string[];
 }
 
 /**
@@ -81,7 +83,7 @@ export async function launchBrowser(options: LaunchOptions = {}): Promise<TestBr
   try {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM_PATH,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
       // Playwright adds its own --headless; ours (--headless=new) is in args.
       headless: true,
       viewport: options.viewport ?? { width: 1366, height: 768 },

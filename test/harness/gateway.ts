@@ -70,9 +70,9 @@ export interface Gateway {
   pid: number;
   nodeId: string;
   dataDir: string;
-  /** ws://127.0.0.1:<devicePort> */
+  /** ws://127.0.0.1:<devicePort> (wss:// with --tls-cert) */
   url: string;
-  /** http://127.0.0.1:<adminPort> */
+  /** http://127.0.0.1:<adminPort> (https:// with --tls-cert) */
   adminUrl: string;
   /** Sends the signal (default SIGTERM) and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -181,14 +181,16 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const ready = outcome.info;
 
   let stopping: Promise<number | null> | undefined;
+  const tls = (opts.args ?? []).includes('--tls-cert') || opts.env?.MMGW_TLS_CERT !== undefined;
+  const s = tls ? 's' : '';
   const gateway: Gateway = {
     devicePort: ready.devicePort,
     adminPort: ready.adminPort,
     pid: ready.pid,
     nodeId: ready.nodeId,
     dataDir,
-    url: `ws://127.0.0.1:${ready.devicePort}`,
-    adminUrl: `http://127.0.0.1:${ready.adminPort}`,
+    url: `ws${s}://127.0.0.1:${ready.devicePort}`,
+    adminUrl: `http${s}://127.0.0.1:${ready.adminPort}`,
     stdout,
     stderr,
     process: child,

@@ -5,6 +5,7 @@
  * (engine.io's `transports/` split, applied to servers.)
  */
 import type { Logger } from 'pino';
+import type { ServingTls } from '../../net/serving-tls.ts';
 import type { PollExchange, WsCarrier, WsDriver } from '../carriers.ts';
 
 // The carriers' view of an engine lives with the carriers (no import cycle); engines import it from here.
@@ -49,6 +50,8 @@ export interface EngineOptions {
   idleTimeoutSec: number;
   /** An HTTP connection must have sent a request's headers within this long (where the engine lets us set it). */
   headersTimeoutMs: number;
+  /** Serve wss:// and https:// with this certificate (portable engine only: the uWS build has no TLS). */
+  tls?: ServingTls | undefined;
 }
 
 /** The header of a pre-authentication refusal, for engines that write raw HTTP. */

@@ -1,13 +1,15 @@
 /**
  * The portable engine: node:http for long-poll and the `ws` package (noServer,
  * handleUpgrade) for WebSocket. Slower and heavier per connection than uWS,
- * but it runs wherever Node runs and can be put behind node:https for TLS.
+ * but it runs wherever Node runs, and it serves TLS (`tls`: node:https,
+ * wss:// and https:// long-poll; certificates reloaded by ServingTls).
  *
  * Port sharing: under node:cluster, workers calling listen() share the
  * primary's listening handle; plain worker processes can use the same
  * SO_REUSEPORT preload as uWS (../reuse-port.ts), since libuv binds through libc.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
@@ -127,88 +129,100 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
     skipUTF8Validation: true,
   });
 
-  const server = http.createServer(
-    {
-      // A connection that sends no request headers within the Hello deadline is closed
-      // (Node's default holds it for a minute); checked a few times per deadline.
-      headersTimeout: o.headersTimeoutMs,
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(o.headersTimeoutMs / 4))),
-    },
-    (req, res) => {
-      req.socket.setTimeout(0); // it spoke: from now on the timeouts of HTTP apply (see 'connection' below)
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q < 0 ? url : url.slice(0, q);
-      if (path !== POLL_PATH) {
-        res.writeHead(404).end();
-        return;
-      }
-      const method = req.method ?? 'GET';
-      if (method === 'OPTIONS') {
-        res.writeHead(204, Object.fromEntries(POLL_PREFLIGHT_HEADERS)).end();
-        return;
-      }
-      if (method !== 'GET' && method !== 'POST') {
-        res.writeHead(405).end();
-        return;
-      }
-      const sessionId = header(req, 'x-mmgw-session');
-      const ex = new NodeExchange(
-        res,
-        method,
-        sessionId,
-        header(req, 'x-mmgw-token'),
-        q < 0 ? '' : url.slice(q + 1),
-        req.socket.remoteAddress ?? '',
+  const serverOptions: http.ServerOptions = {
+    // A connection that sends no request headers within the Hello deadline is closed
+    // (Node's default holds it for a minute); checked a few times per deadline.
+    headersTimeout: o.headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(o.headersTimeoutMs / 4))),
+  };
+  const listener: http.RequestListener = (req, res) => {
+    req.socket.setTimeout(0); // it spoke: from now on the timeouts of HTTP apply (see 'connection' below)
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path !== POLL_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    const method = req.method ?? 'GET';
+    if (method === 'OPTIONS') {
+      res.writeHead(204, Object.fromEntries(POLL_PREFLIGHT_HEADERS)).end();
+      return;
+    }
+    if (method !== 'GET' && method !== 'POST') {
+      res.writeHead(405).end();
+      return;
+    }
+    const sessionId = header(req, 'x-mmgw-session');
+    const ex = new NodeExchange(
+      res,
+      method,
+      sessionId,
+      header(req, 'x-mmgw-token'),
+      q < 0 ? '' : url.slice(q + 1),
+      req.socket.remoteAddress ?? '',
+    );
+    res.on('close', () => {
+      if (ex.done) return;
+      ex.aborted = true;
+      ex.onAborted?.(ex);
+    });
+    if (method !== 'POST') {
+      core.poll(ex);
+      return;
+    }
+    const refusal = sessionId === '' ? core.admit(ex.remoteAddress) : undefined;
+    if (refusal !== undefined) {
+      // Answered before its body is read; the core checks again once it is.
+      ex.respond(
+        refusal.status,
+        encodeBatch([preAuthRefusalFrame(refusal.status, refusal.retryAfterSec)]),
+        true,
       );
-      res.on('close', () => {
-        if (ex.done) return;
-        ex.aborted = true;
-        ex.onAborted?.(ex);
-      });
-      if (method !== 'POST') {
-        core.poll(ex);
-        return;
-      }
-      const refusal = sessionId === '' ? core.admit(ex.remoteAddress) : undefined;
-      if (refusal !== undefined) {
-        // Answered before its body is read; the core checks again once it is.
-        ex.respond(
-          refusal.status,
-          encodeBatch([preAuthRefusalFrame(refusal.status, refusal.retryAfterSec)]),
-          true,
+      req.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (ex.done) return;
+      total += chunk.length;
+      if (total > o.maxPollBodyBytes) {
+        const frame = errorFrame(
+          'protocol.frame_too_large',
+          `The request body exceeds ${o.maxPollBodyBytes} bytes.`,
         );
+        ex.respond(400, encodeBatch([frame]), true);
         req.destroy();
         return;
       }
-      const chunks: Buffer[] = [];
-      let total = 0;
-      req.on('data', (chunk: Buffer) => {
-        if (ex.done) return;
-        total += chunk.length;
-        if (total > o.maxPollBodyBytes) {
-          const frame = errorFrame(
-            'protocol.frame_too_large',
-            `The request body exceeds ${o.maxPollBodyBytes} bytes.`,
-          );
-          ex.respond(400, encodeBatch([frame]), true);
-          req.destroy();
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => {
-        if (ex.done || ex.aborted) return;
-        ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
-        core.poll(ex);
-      });
-      req.on('error', () => {});
-    },
-  );
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (ex.done || ex.aborted) return;
+      ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+      core.poll(ex);
+    });
+    req.on('error', () => {});
+  };
+  const tls = o.tls;
+  const secure = tls
+    ? https.createServer(
+        // The handshake too must be done within the Hello deadline.
+        { ...serverOptions, ...tls.serverOptions('device'), handshakeTimeout: o.headersTimeoutMs },
+        listener,
+      )
+    : undefined;
+  if (secure) tls?.attach(secure, 'device');
+  const server: http.Server =
+    (secure as unknown as http.Server | undefined) ?? http.createServer(serverOptions, listener);
+  // A TLS handshake that fails (an old protocol version, an unknown CA) ends its socket; nothing to log.
+  server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
   // headersTimeout only counts once a request has begun: a connection that sends nothing would
   // be held for good. Until its first request (or upgrade, where `ws` clears it) it has the Hello
-  // deadline; the server's timeout handler destroys it then.
-  server.on('connection', (socket: Socket) => {
+  // deadline; the server's timeout handler destroys it then. With TLS, the socket HTTP reads is
+  // the TLS one, once its handshake is done.
+  server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
     socket.setTimeout(o.headersTimeoutMs);
   });
   server.on('clientError', (_err, socket) => {
@@ -267,6 +281,7 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
           server.close();
         },
         async close() {
+          if (secure) tls?.detach(secure);
           engine.stopAccepting();
           for (const ws of sockets) ws.terminate();
           sockets.clear();
