@@ -265,13 +265,23 @@ describe('runHandset', () => {
     }
   });
 
-  test('unreachable: refusals and unknown hosts, not timeouts or closes', () => {
+  test('unreachable: refusals, unknown hosts and untrusted certificates, not timeouts or closes', () => {
     assert.equal(
-      unreachable('WebSocket failed to open (1006; connect ECONNREFUSED 127.0.0.1:9)'),
+      unreachable('WebSocket failed to open (1006; connect ECONNREFUSED 127.0.0.1:9)')?.why,
       'connection refused',
     );
-    assert.equal(unreachable('fetch failed (getaddrinfo ENOTFOUND nowhere.invalid)'), 'no such host');
+    assert.equal(unreachable('fetch failed (getaddrinfo ENOTFOUND nowhere.invalid)')?.why, 'no such host');
+    assert.equal(
+      unreachable('WebSocket failed to open (1006; self-signed certificate)')?.why,
+      'TLS certificate not accepted: self-signed certificate',
+    );
+    assert.equal(
+      unreachable('POST failed: fetch failed (unable to verify the first certificate)')?.why,
+      'TLS certificate not accepted: unable to verify the first certificate',
+    );
+    assert.match(unreachable('fetch failed (certificate has expired)')?.hint ?? '', /--ca FILE/);
     assert.equal(unreachable('no Welcome within 10000 ms'), undefined);
+    assert.equal(unreachable('WebSocket closed (1006)'), undefined);
     assert.equal(unreachable(undefined), undefined);
   });
 

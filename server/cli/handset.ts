@@ -494,11 +494,30 @@ export function parseHumanCommand(line: string): Command | undefined {
   }
 }
 
-/** Why a failed first attempt cannot succeed by retrying soon: nothing listens there, or no such host. */
-export function unreachable(reason: string | undefined): string | undefined {
+/** A refusal that retrying soon cannot cure: what went wrong, and what to check. */
+export interface Unreachable {
+  why: string;
+  hint: string;
+}
+
+const NOT_LISTENING = 'is the gateway running, and is this its device port?';
+
+/**
+ * Why a failed first attempt cannot succeed by retrying soon: nothing listens
+ * there, no such host, or a TLS certificate this handset does not trust.
+ */
+export function unreachable(reason: string | undefined): Unreachable | undefined {
   if (reason === undefined) return undefined;
-  if (/ECONNREFUSED/.test(reason)) return 'connection refused';
-  if (/ENOTFOUND|EAI_NONAME/.test(reason)) return 'no such host';
+  if (/ECONNREFUSED/.test(reason)) return { why: 'connection refused', hint: NOT_LISTENING };
+  if (/ENOTFOUND|EAI_NONAME/.test(reason)) return { why: 'no such host', hint: NOT_LISTENING };
+  // Node's TLS words: "self-signed certificate", "unable to verify the first certificate",
+  // "certificate has expired", "Hostname/IP does not match certificate's altnames", ...
+  const tls = /[^(;]*(certificate|altnames)[^);]*/i.exec(reason);
+  if (tls)
+    return {
+      why: `TLS certificate not accepted: ${tls[0].trim()}`,
+      hint: 'pass --ca FILE with the certificate of the CA that signed it, or check the host name',
+    };
   return undefined;
 }
 
@@ -579,7 +598,7 @@ export async function runHandset(opts: RunHandsetOptions): Promise<number> {
         ui.error(
           new GatewayError(
             'request.unavailable',
-            `cannot connect to ${opts.urls.join(', ')}: ${why} (is the gateway running, and is this its device port?)`,
+            `cannot connect to ${opts.urls.join(', ')}: ${why.why} (${why.hint})`,
           ),
         );
         void finish(2);

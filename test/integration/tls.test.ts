@@ -191,6 +191,13 @@ describe('TLS on the device and admin ports', () => {
       const missing = await runMmgw([...args, '--ca', join(dir, 'absent.pem')], { input });
       assert.equal(missing.code, 2);
       assert.match(missing.stdout, /"code":"config.invalid","message":"--ca: cannot read/);
+      // Without --ca the certificate is refused: said at once, not retried for half a minute.
+      const untrusted = await runMmgw([...args, '--transport', transport], { input: '' });
+      assert.equal(untrusted.code, 2, untrusted.stdout);
+      assert.match(
+        untrusted.stdout,
+        /TLS certificate not accepted: (self[- ]signed|unable to (get|verify)).*--ca FILE/,
+      );
     });
   }
 
