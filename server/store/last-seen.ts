@@ -1,14 +1,15 @@
 /**
  * Last-seen times of devices, batched: noted in memory at every
- * authentication and written in one transaction every few seconds (and on
- * close), because a write per authentication would make the registry the
- * bottleneck of a reconnect storm.
+ * authentication and written every few seconds (and on close), one change of
+ * each device seen, because a write per authentication would make the
+ * registry the bottleneck of a reconnect storm. Each change keeps the newer
+ * time, so two admin nodes noting one device agree whatever their order.
  */
-import type { Database } from 'lmdb';
-import { DEVICE_RECORD_VERSION, type DeviceRecordV1, readDeviceRecord } from './records.ts';
+import { DEVICE_RECORD_VERSION, type DeviceRecordV1 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 
 export interface LastSeenHost {
-  devices: Database<DeviceRecordV1, string>;
+  devices: RegistryTable<DeviceRecordV1>;
   now: () => number;
   /** A closed registry writes nothing more. */
   isClosed: () => boolean;
@@ -45,17 +46,17 @@ export class LastSeen {
     this.pending.clear();
     const { devices } = this.h;
     this.flushing = this.flushing
-      .then(() =>
-        devices.transaction(() => {
-          for (const [imei, at] of batch) {
-            const raw = devices.get(imei);
-            if (raw === undefined) continue;
-            const record = readDeviceRecord(raw);
-            if ((record.lastSeenAt ?? 0) >= at) continue;
-            devices.put(imei, { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at });
-          }
-        }),
-      )
+      .then(async () => {
+        for (const [imei, at] of batch) {
+          await devices
+            .change(imei, (record) =>
+              record === undefined || (record.lastSeenAt ?? 0) >= at
+                ? { result: undefined }
+                : { put: { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at }, result: undefined },
+            )
+            .catch(() => undefined);
+        }
+      })
       .then(
         () => undefined,
         () => undefined,

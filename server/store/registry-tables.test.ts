@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { prepareImportRow } from './import-rows.ts';
-import { exportTables, importTables, type RegistryTables } from './registry-tables.ts';
+import { readAdminUserRecord, readDeviceRecord } from './records.ts';
+import { LmdbRegistryTable } from './registry-table.ts';
+import { exportTables, importTables, type LmdbRegistryDatabases } from './registry-tables.ts';
 
 const IMEI = '356938035643809';
 const IMSI = '310150123456789';
@@ -11,7 +13,7 @@ function operatorRef(revision: number) {
   return { v: 1, kind: 'operators', id: 'op', revision, createdAt: 0, updatedAt: 0, data: {} };
 }
 
-function tables(t: Parameters<typeof tempLmdbEnv>[0]): RegistryTables {
+function tables(t: Parameters<typeof tempLmdbEnv>[0]): LmdbRegistryDatabases {
   const env = tempLmdbEnv(t);
   return {
     devices: env.openDB({ name: 'devices' }),
@@ -19,6 +21,16 @@ function tables(t: Parameters<typeof tempLmdbEnv>[0]): RegistryTables {
     admins: env.openDB({ name: 'admins' }),
     refs: env.openDB({ name: 'refdata' }),
     accounts: env.openDB({ name: 'accounts' }),
+  };
+}
+
+/** The lmdb databases as the registry reads them. */
+function read(d: LmdbRegistryDatabases) {
+  return {
+    devices: new LmdbRegistryTable(d.devices, 'string', readDeviceRecord),
+    admins: new LmdbRegistryTable(d.admins, 'string', readAdminUserRecord),
+    refs: new LmdbRegistryTable(d.refs as never, 'pair', (raw) => raw as never),
+    accounts: new LmdbRegistryTable(d.accounts as never, 'pair', (raw) => raw as never),
   };
 }
 
@@ -35,14 +47,14 @@ test('what one registry exports another imports whole, IMSI index included', asy
     createdAt: 0,
     updatedAt: 0,
   });
-  const records = [...exportTables(from)];
+  const records = [...exportTables(read(from))];
   assert.deepEqual(
     records.map((r) => `${r.table} ${r.key}`),
     [`devices ${IMEI}`, 'refs operators/op', `accounts ${IMEI}/mail`],
   );
   const to = tables(t);
   assert.equal(await importTables(to, records), undefined);
-  assert.deepEqual([...exportTables(to)], records);
+  assert.deepEqual([...exportTables(read(to))], records);
   assert.equal(to.imsis.get(`${IMSI}:${IMEI}`), true);
 });
 
