@@ -149,18 +149,19 @@ export class DeviceWrites {
   /** Changes the fields given (checked like a new row); the status too. */
   async patch(imei: string, patch: DevicePatch): Promise<Device> {
     this.h.assertOpen();
-    const stored = this.h.devices.get(imei);
-    const current = stored === undefined ? undefined : deviceView(stored);
-    if (current === undefined) throw notFound(imei);
-    const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
-    for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
-      const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
-      if (value !== undefined) merged[key] = value;
-    }
-    if (patch.status !== undefined) merged.status = patch.status;
-    const problem = importRowProblem(merged);
-    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
+    if (!this.h.devices.has(imei)) throw notFound(imei);
+    // Merged with the record the write replaces (not one read before it), so that a change
+    // made meanwhile (another admin node, another process) to a field not in the patch is kept.
     return this.update(imei, (r) => {
+      const current = deviceView(r);
+      const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
+      for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
+        const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
+        if (value !== undefined) merged[key] = value;
+      }
+      if (patch.status !== undefined) merged.status = patch.status;
+      const problem = importRowProblem(merged);
+      if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
       const next: DeviceRecordV1 = { ...r, operator: merged.operator };
       for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
         if (merged[key] === undefined) delete next[key];
