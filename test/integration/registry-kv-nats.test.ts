@@ -7,7 +7,6 @@
  * writes is what a clustered registry serves (and the other way round).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +22,7 @@ import {
   registryCases,
   writeSharedFixture,
 } from '../../testing/store/registry-conformance.ts';
-import { findNatsServer, type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
+import { clusteredCasProblem, type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type NatsCluster, startNatsCluster } from '../harness/nats-cluster.ts';
 
 let cluster: NatsCluster;
@@ -75,14 +74,6 @@ function kvBackend(name: string, a: () => NatsKvSharedState, b: () => NatsKvShar
   };
 }
 
-/** nats-server before 2.9.21: two compare-and-set writes in flight on R3 may both be stored (#4320). */
-function clusteredCasBroken(): string | undefined {
-  const out = execFileSync(findNatsServer(), ['--version'], { encoding: 'utf8' });
-  const [major = 0, minor = 0, patch = 0] = (/v(\d+)\.(\d+)\.(\d+)/.exec(out) ?? []).slice(1).map(Number);
-  const fixed = major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
-  return fixed ? undefined : `${out.trim()}: concurrent compare-and-set on R3 (nats-io/nats-server#4320)`;
-}
-
 describe('registry conformance: JetStream KV (3 servers, R3)', () => {
   let a: NatsKvSharedState;
   let b: NatsKvSharedState;
@@ -90,7 +81,7 @@ describe('registry conformance: JetStream KV (3 servers, R3)', () => {
     a = await connect([cluster.urls[0]!], 3, 'reg-a');
     b = await connect([cluster.urls[1]!, cluster.urls[2]!], 3, 'reg-b');
   });
-  const broken = clusteredCasBroken();
+  const broken = clusteredCasProblem();
   const backend = kvBackend(
     'kv R3',
     () => a,
