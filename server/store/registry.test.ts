@@ -214,6 +214,41 @@ describe('Registry record versions on the shared state', () => {
   });
 });
 
+describe('Registry moving into the shared state', () => {
+  test("a node's lmdb records move into the cluster once; the cluster's own records win", async (t) => {
+    const node = tempDir(t);
+    const single = await Registry.open(node);
+    await single.putRef('operators', 'op', { name: 'mine' }, { mode: 'create' });
+    const { secret } = await single.addDevice({ imei: IMEI, operator: 'op', imsi: '310150123456789' });
+    await single.putDeviceAccount(IMEI, { label: 'work', service: 'mail', user: 'u', secret: 'sealed' });
+    await single.addAdminUser({ name: 'alice', role: 'admin', password: 'correct horse battery' });
+    await single.close();
+
+    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
+    t.after(() => state.close());
+    // Another admin node already put an operator "op" into the cluster: it is kept.
+    const other = await Registry.open(tempDir(t), { shared: state });
+    await other.putRef('operators', 'op', { name: 'cluster' }, { mode: 'create' });
+    await other.close();
+
+    const joined = await Registry.open(node, { shared: state });
+    assert.equal(joined.authenticate(IMEI, secret).operator, 'op');
+    assert.deepEqual(
+      [...joined.iterateDevicesByImsi('3101')].map((d) => d.imei),
+      [IMEI],
+    );
+    assert.equal(joined.listDeviceAccounts(IMEI).length, 1);
+    assert.ok(await joined.verifyAdminPassword('alice', 'correct horse battery'));
+    assert.equal(joined.getRef('operators', 'op')?.data.name, 'cluster');
+    // Removed in the cluster, the device stays removed when the node starts again.
+    await joined.removeDevice(IMEI);
+    await joined.close();
+    const again = await Registry.open(node, { shared: state });
+    t.after(() => again.close());
+    assert.equal(again.getDevice(IMEI), undefined);
+  });
+});
+
 describe('Registry import', () => {
   const rows = () => [
     { line: 2, imei: imeiWithCheckDigit('35000000000010'), operator: 'a' },

@@ -36,6 +36,7 @@ import {
   type RegistryTable,
   SharedRegistryTable,
 } from './registry-table.ts';
+import { adoptLocalRecords } from './registry-adopt.ts';
 import { exportTables, importTables, type LmdbRegistryDatabases } from './registry-tables.ts';
 import {
   importShared,
@@ -67,7 +68,8 @@ export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
  * tables — devices, admin users, reference data, provisioned accounts — are
  * the shared-state tables `registry_<table>` (JetStream KV), so every admin
  * node serves the same registry, while the node's lmdb environment keeps
- * only what is the node's own: the audit outbox and import jobs. Every part
+ * only what is the node's own: the audit outbox and import jobs (and, once,
+ * the records it held before, which move into the cluster: registry-adopt.ts). Every part
  * reads and writes a table through RegistryTable (registry-table.ts): one
  * key's read-check-write, atomic on both backends; the indexes are the
  * devices' keys (IMEI uniqueness) or computed from the devices read (IMSI,
@@ -261,7 +263,8 @@ export class Registry implements DeviceAuthSource {
     mkdirSync(path, { recursive: true });
     const shared = options.shared ? await openSharedTables(options.shared) : undefined;
     const registry = new Registry(path, options, shared);
-    if (!shared) await registry.buildImsiIndex();
+    if (shared) await adoptLocalRecords(registry.lmdb, shared as never, registry.meta);
+    else await registry.buildImsiIndex();
     await registry.imports.recover();
     return registry;
   }
