@@ -154,7 +154,7 @@ export class ImportJobs {
     total: number;
     actor: AuditActor;
   }): Promise<{ started: ImportJob } | { existing: ImportJob }> {
-    if (this.s.refuse) throw new GatewayError('registry.unavailable', this.s.refuse);
+    if (this.s.refuse) throw new GatewayError('registry.single_node_only', this.s.refuse);
     await this.recover();
     const now = this.s.now();
     return this.s.jobs.transaction(() => {

@@ -441,7 +441,7 @@ export class Registry implements DeviceAuthSource {
     options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
   ): Promise<ImportResult> {
     this.assertOpen();
-    if (this.shared) throw new GatewayError('registry.unavailable', CLUSTER_IMPORT_REFUSAL);
+    if (this.shared) throw new GatewayError('registry.single_node_only', CLUSTER_IMPORT_REFUSAL);
     const result = await importDeviceRows(
       { devices: this.lmdb.devices, imsis: this.lmdb.imsis, now: this.now },
       rows,
