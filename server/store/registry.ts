@@ -201,9 +201,12 @@ export class Registry implements DeviceAuthSource {
     this.refs = tables.refs;
     this.accounts = tables.accounts;
     if (shared) {
+      // Another node's device change is this node's to publish too (device_auth): if that node
+      // died before publishing, the edges still learn it. Every node publishes the same record.
       this.unwatch.push(
-        this.devices.watch(() => {
+        this.devices.watch((imei) => {
           this.imsiKeys = undefined;
+          this.devicesChanged([imei]);
         }),
       );
     }
