@@ -1,7 +1,8 @@
 /**
  * Last-seen times of devices, batched: noted in memory at every
- * authentication and written every few seconds (and on close), one change of
- * each device seen, because a write per authentication would make the
+ * authentication and written every few seconds (and on close), in one
+ * transaction on lmdb and a few devices in flight at a time on the shared
+ * state, because a write per authentication would make the
  * registry the bottleneck of a reconnect storm. Each change keeps the newer
  * time, so two admin nodes noting one device agree whatever their order.
  */
@@ -46,17 +47,13 @@ export class LastSeen {
     this.pending.clear();
     const { devices } = this.h;
     this.flushing = this.flushing
-      .then(async () => {
-        for (const [imei, at] of batch) {
-          await devices
-            .change(imei, (record) =>
-              record === undefined || (record.lastSeenAt ?? 0) >= at
-                ? { result: undefined }
-                : { put: { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at }, result: undefined },
-            )
-            .catch(() => undefined);
-        }
-      })
+      .then(() =>
+        devices.changeEach(batch.keys(), (imei, record) => {
+          const at = batch.get(imei) ?? 0;
+          if (record === undefined || (record.lastSeenAt ?? 0) >= at) return undefined;
+          return { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at };
+        }),
+      )
       .then(
         () => undefined,
         () => undefined,

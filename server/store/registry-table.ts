@@ -49,9 +49,21 @@ export interface RegistryTable<V> {
     decide: (current: V | undefined) => Decision<V, R>,
     committed?: (decision: Decision<V, R>, before: V | undefined) => void,
   ): Promise<R>;
+  /**
+   * `change` of many keys with no answer and nothing after: on lmdb in ONE
+   * transaction, on the shared state a few keys in flight at a time. A key
+   * that fails is left as it was; the others are still written.
+   */
+  changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void>;
   /** Hears changes by any writer the backend sees (every node, for the shared state); lmdb: none. */
   watch(listener: (key: string) => void): () => void;
 }
+
+/** How many keys of a changeEach are in flight at once on the shared state. */
+const IN_FLIGHT = 32;
 
 /** How a registry key maps to an lmdb key: devices and users by string, the others by [a, b] from `a/b`. */
 export type LmdbKeyShape = 'string' | 'pair';
@@ -117,6 +129,20 @@ export class LmdbRegistryTable<V> implements RegistryTable<V> {
     });
   }
 
+  async changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void> {
+    await this.db.transaction(() => {
+      for (const key of keys) {
+        const k = this.lmdbKey(key);
+        const raw = this.db.get(k);
+        const next = decide(key, raw === undefined ? undefined : this.read(raw));
+        if (next !== undefined) this.db.put(k, next);
+      }
+    });
+  }
+
   watch(): () => void {
     return () => {};
   }
@@ -168,6 +194,23 @@ export class SharedRegistryTable<V> implements RegistryTable<V> {
       committed?.(decision, current?.value);
       return decision.result;
     }
+  }
+
+  async changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void> {
+    const queue = [...keys];
+    const worker = async (): Promise<void> => {
+      for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+        const k = key;
+        await this.change(k, (current) => {
+          const put = decide(k, current);
+          return put === undefined ? { result: undefined } : { put, result: undefined };
+        }).catch(() => undefined);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
   }
 
   watch(listener: (key: string) => void): () => void {
