@@ -8,28 +8,27 @@
  * in the cluster later is not brought back by a restart.
  */
 import type { Database } from 'lmdb';
-import { readAdminUserRecord, readDeviceRecord } from './records.ts';
-import { LmdbRegistryTable, type RegistryTable } from './registry-table.ts';
-import { exportTables, type LmdbRegistryDatabases } from './registry-tables.ts';
+import type { RegistryTable } from './registry-table.ts';
+import {
+  exportTables,
+  type LmdbRegistryDatabases,
+  lmdbTables,
+  type RegistryTableSet,
+} from './registry-tables.ts';
 
 const ADOPTED = 'adoptedIntoSharedState';
 
 /** Returns how many records moved in (0 when already done, or when there were none). */
 export async function adoptLocalRecords(
   lmdb: LmdbRegistryDatabases,
-  shared: Record<'devices' | 'admins' | 'refs' | 'accounts', RegistryTable<unknown>>,
+  shared: RegistryTableSet,
   meta: Database<unknown, string>,
 ): Promise<number> {
   if (meta.get(ADOPTED) === 1) return 0;
-  const local = {
-    devices: new LmdbRegistryTable(lmdb.devices, 'string', readDeviceRecord),
-    admins: new LmdbRegistryTable(lmdb.admins, 'string', readAdminUserRecord),
-    refs: new LmdbRegistryTable(lmdb.refs as never, 'pair', (raw) => raw as never),
-    accounts: new LmdbRegistryTable(lmdb.accounts as never, 'pair', (raw) => raw as never),
-  };
   let moved = 0;
-  for (const r of exportTables(local)) {
-    const written = await shared[r.table].change(r.key, (current) =>
+  for (const r of exportTables(lmdbTables(lmdb))) {
+    const table = shared[r.table] as RegistryTable<unknown>;
+    const written = await table.change(r.key, (current) =>
       current === undefined ? { put: r.value, result: true } : { result: false },
     );
     if (written) moved += 1;

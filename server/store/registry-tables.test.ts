@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { prepareImportRow } from './import-rows.ts';
-import { readAdminUserRecord, readDeviceRecord } from './records.ts';
-import { LmdbRegistryTable } from './registry-table.ts';
-import { exportTables, importTables, type LmdbRegistryDatabases } from './registry-tables.ts';
+import { exportTables, importTables, type LmdbRegistryDatabases, lmdbTables } from './registry-tables.ts';
 
 const IMEI = '356938035643809';
 const IMSI = '310150123456789';
@@ -24,16 +22,6 @@ function tables(t: Parameters<typeof tempLmdbEnv>[0]): LmdbRegistryDatabases {
   };
 }
 
-/** The lmdb databases as the registry reads them. */
-function read(d: LmdbRegistryDatabases) {
-  return {
-    devices: new LmdbRegistryTable(d.devices, 'string', readDeviceRecord),
-    admins: new LmdbRegistryTable(d.admins, 'string', readAdminUserRecord),
-    refs: new LmdbRegistryTable(d.refs as never, 'pair', (raw) => raw as never),
-    accounts: new LmdbRegistryTable(d.accounts as never, 'pair', (raw) => raw as never),
-  };
-}
-
 test('what one registry exports another imports whole, IMSI index included', async (t) => {
   const from = tables(t);
   await from.devices.put(IMEI, prepareImportRow({ imei: IMEI, imsi: IMSI, operator: 'op' }, 0).record);
@@ -47,14 +35,14 @@ test('what one registry exports another imports whole, IMSI index included', asy
     createdAt: 0,
     updatedAt: 0,
   });
-  const records = [...exportTables(read(from))];
+  const records = [...exportTables(lmdbTables(from))];
   assert.deepEqual(
     records.map((r) => `${r.table} ${r.key}`),
     [`devices ${IMEI}`, 'refs operators/op', `accounts ${IMEI}/mail`],
   );
   const to = tables(t);
   assert.equal(await importTables(to, records), undefined);
-  assert.deepEqual([...exportTables(read(to))], records);
+  assert.deepEqual([...exportTables(lmdbTables(to))], records);
   assert.equal(to.imsis.get(`${IMSI}:${IMEI}`), true);
 });
 

@@ -7,9 +7,14 @@
  */
 import type { Database } from 'lmdb';
 import type { ProvisionedAccountRecord } from './provisioned-accounts.ts';
-import type { AdminUserRecordV1, DeviceRecordV1 } from './records.ts';
+import {
+  type AdminUserRecordV1,
+  type DeviceRecordV1,
+  readAdminUserRecord,
+  readDeviceRecord,
+} from './records.ts';
 import type { StoredRef } from './ref-store.ts';
-import type { RegistryTable } from './registry-table.ts';
+import { LmdbRegistryTable, type RegistryTable } from './registry-table.ts';
 import type { TransferRecord } from './registry-transfer.ts';
 
 /** The single-node registry's lmdb databases. */
@@ -22,13 +27,27 @@ export interface LmdbRegistryDatabases {
   accounts: Database<ProvisionedAccountRecord, string[]>;
 }
 
-/** Every record as stored (versioned, read by the table's reader), table by table in key order. */
-export function* exportTables(t: {
+/** The registry's tables, on lmdb or on the shared state. */
+export interface RegistryTableSet {
   devices: RegistryTable<DeviceRecordV1>;
   admins: RegistryTable<AdminUserRecordV1>;
   refs: RegistryTable<StoredRef>;
+  /** `imei/label` → ProvisionedAccountRecord: account credentials an operator set for a device. */
   accounts: RegistryTable<ProvisionedAccountRecord>;
-}): Generator<TransferRecord> {
+}
+
+/** The lmdb databases as the registry's tables: records read (and upgraded) as the registry reads them. */
+export function lmdbTables(d: LmdbRegistryDatabases): RegistryTableSet {
+  return {
+    devices: new LmdbRegistryTable(d.devices, 'string', readDeviceRecord),
+    admins: new LmdbRegistryTable(d.admins, 'string', readAdminUserRecord),
+    refs: new LmdbRegistryTable(d.refs as never, 'pair', (raw) => raw as StoredRef),
+    accounts: new LmdbRegistryTable(d.accounts as never, 'pair', (raw) => raw as ProvisionedAccountRecord),
+  };
+}
+
+/** Every record as stored (versioned, read by the table's reader), table by table in key order. */
+export function* exportTables(t: RegistryTableSet): Generator<TransferRecord> {
   for (const { key, value } of t.devices.rows()) yield { table: 'devices', key, value };
   for (const { key, value } of t.admins.rows()) yield { table: 'admins', key, value };
   for (const { key, value } of t.refs.rows()) yield { table: 'refs', key, value };

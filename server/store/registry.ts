@@ -30,14 +30,16 @@ import {
   readDeviceRecord,
 } from './records.ts';
 import { type RefRecord, RefStore, type StoredRef } from './ref-store.ts';
-import {
-  LmdbRegistryTable,
-  lmdbDeviceIndexes,
-  type RegistryTable,
-  SharedRegistryTable,
-} from './registry-table.ts';
+import { lmdbDeviceIndexes, type RegistryTable, SharedRegistryTable } from './registry-table.ts';
 import { adoptLocalRecords } from './registry-adopt.ts';
-import { exportTables, importTables, type LmdbRegistryDatabases } from './registry-tables.ts';
+import {
+  exportTables,
+  importTables,
+  type LmdbRegistryDatabases,
+  lmdbTables,
+  type RegistryTableSet,
+} from './registry-tables.ts';
+export type { RegistryTableSet } from './registry-tables.ts';
 import {
   importShared,
   readAccountRecord,
@@ -133,15 +135,6 @@ export interface RegistryOptions {
   mustExist?: boolean;
 }
 
-/** The registry's tables, on lmdb or on the shared state. */
-export interface RegistryTableSet {
-  devices: RegistryTable<DeviceRecordV1>;
-  admins: RegistryTable<AdminUserRecordV1>;
-  refs: RegistryTable<StoredRef>;
-  /** `imei/label` → ProvisionedAccountRecord: account credentials an operator set for a device. */
-  accounts: RegistryTable<ProvisionedAccountRecord>;
-}
-
 export class Registry implements DeviceAuthSource {
   readonly path: string;
   /** Where the tables live: 'lmdb' (this node) or the shared state's kind. */
@@ -186,16 +179,7 @@ export class Registry implements DeviceAuthSource {
       accounts: this.env.openDB<ProvisionedAccountRecord, string[]>({ name: 'accounts' }),
     };
     this.lmdb = lmdb;
-    const tables: RegistryTableSet = shared ?? {
-      devices: new LmdbRegistryTable(lmdb.devices, 'string', readDeviceRecord),
-      admins: new LmdbRegistryTable(lmdb.admins, 'string', readAdminUserRecord),
-      refs: new LmdbRegistryTable(lmdb.refs as never, 'pair', (raw) => raw as StoredRef),
-      accounts: new LmdbRegistryTable(
-        lmdb.accounts as never,
-        'pair',
-        (raw) => raw as ProvisionedAccountRecord,
-      ),
-    };
+    const tables = shared ?? lmdbTables(lmdb);
     this.devices = tables.devices;
     this.admins = tables.admins;
     this.refs = tables.refs;
@@ -266,7 +250,7 @@ export class Registry implements DeviceAuthSource {
     mkdirSync(path, { recursive: true });
     const shared = options.shared ? await openSharedTables(options.shared) : undefined;
     const registry = new Registry(path, options, shared);
-    if (shared) await adoptLocalRecords(registry.lmdb, shared as never, registry.meta);
+    if (shared) await adoptLocalRecords(registry.lmdb, shared, registry.meta);
     else await registry.buildImsiIndex();
     await registry.imports.recover();
     return registry;
