@@ -2,12 +2,18 @@
  * The admin role of a node: opens the device registry (the node's other
  * roles and its callers read it through the handle), starts the admin
  * services and API (index.ts) and mounts the web UI on the ops endpoint. In
- * cluster mode it also publishes the registry's devices to the shared
- * `device_auth` table the edges authenticate from (server/store/device-auth.ts).
+ * cluster mode the registry's tables are the cluster's shared state
+ * (JetStream KV, server/store/registry.ts), so every admin node serves the
+ * same devices, users and reference data; the role waits for the shared
+ * state at start, since an admin node without it would serve a registry of
+ * its own. It also publishes the devices to the shared `device_auth` table
+ * the edges authenticate from (server/store/device-auth.ts).
  */
 import {
+  type ClusterStateLease,
   type DeviceAuthSharing,
   isClusterMode,
+  leaseClusterState,
   leasedOpener,
   openDeviceAuthTable,
   Registry,
@@ -22,11 +28,21 @@ export const adminRole: RoleDefinition = {
   name: 'admin',
   async start(ctx): Promise<RoleHandle> {
     const { config, logger } = ctx;
-    const registry = await Registry.open(config.data);
+    const lease: ClusterStateLease | undefined = isClusterMode(config)
+      ? await leaseClusterState(config, ctx.nodeId, logger)
+      : undefined;
+    let registry: Registry;
+    try {
+      registry = await Registry.open(config.data, lease ? { shared: lease.state } : {});
+    } catch (err) {
+      await lease?.release();
+      throw err;
+    }
     const sharing = isClusterMode(config) ? shareDeviceAuth(ctx, registry) : undefined;
     const closeRegistry = async (err: unknown): Promise<never> => {
       await sharing?.stop();
       await registry.close();
+      await lease?.release();
       throw err;
     };
     const admin = await startAdminRole({
@@ -56,6 +72,7 @@ export const adminRole: RoleDefinition = {
         await admin.close();
         await sharing?.stop();
         await registry.close();
+        await lease?.release();
       },
     };
   },

@@ -103,6 +103,10 @@ export const ERRORS = {
     503,
     RETRY,
   ),
+  'registry.single_node_only': internalOnly(
+    'This runs on a single-node (lmdb) registry only, not on a cluster registry.',
+    409,
+  ),
   'registry.bad_record': internalOnly('A stored record or key could not be read.', 500),
   // Configuration.
   'config.invalid': internalOnly('The configuration is invalid.', 400),

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { recordingOutbox, tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { AdminUsers } from './admin-users.ts';
-import type { AdminUserRecordV1 } from './records.ts';
+import { type AdminUserRecordV1, readAdminUserRecord } from './records.ts';
+import { LmdbRegistryTable } from './registry-table.ts';
 
 const cli = { actor: 'cli:alice', role: 'cli' };
 
@@ -14,7 +15,8 @@ function code(c: string) {
 function users(t: Parameters<typeof tempLmdbEnv>[0]) {
   const admins = tempLmdbEnv(t).openDB<AdminUserRecordV1, string>({ name: 'admins' });
   const outbox = recordingOutbox();
-  const store = new AdminUsers({ admins, outbox, now: () => 5, assertOpen: () => {} });
+  const table = new LmdbRegistryTable(admins, 'string', readAdminUserRecord);
+  const store = new AdminUsers({ admins: table, outbox, now: () => 5, assertOpen: () => {} });
   return { admins, outbox, store };
 }
 

@@ -1,18 +1,14 @@
 /**
- * The admin API's users in the registry's `admins` database: scrypt password
+ * The admin API's users in the registry's `admins` table: scrypt password
  * hashes, roles, and a token epoch that moves on at every password or role
  * change so that older tokens stop working. A change may name who made it:
- * its audit entry is written in the same transaction (audit-outbox.ts).
+ * its audit entry goes with the change (audit-outbox.ts; on lmdb in the same
+ * transaction).
  */
-import type { Database } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
-import {
-  ADMIN_USER_RECORD_VERSION,
-  type AdminRole,
-  type AdminUserRecordV1,
-  readAdminUserRecord,
-} from './records.ts';
+import { ADMIN_USER_RECORD_VERSION, type AdminRole, type AdminUserRecordV1 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 import { ADMIN_PASSWORD_LENGTH, hashPassword, verifyPassword } from './secrets.ts';
 
 export interface AdminUser {
@@ -22,7 +18,7 @@ export interface AdminUser {
 }
 
 export interface AdminUsersHost {
-  admins: Database<AdminUserRecordV1, string>;
+  admins: RegistryTable<AdminUserRecordV1>;
   outbox: Pick<AuditOutbox, 'put'>;
   now: () => number;
   /** Throws when the registry is closed. */
@@ -65,20 +61,22 @@ export class AdminUsers {
       passwordHash: await hashPassword(input.password),
       createdAt: this.h.now(),
     };
-    const added = await this.h.admins.transaction(() => {
-      if (this.h.admins.doesExist(record.name)) return false;
-      this.h.admins.put(record.name, record);
-      if (audit) this.h.outbox.put(audit, 'user.create', `user:${record.name}`, undefined, adminView(record));
-      return true;
-    });
+    const added = await this.h.admins.change(
+      record.name,
+      (current) => (current ? { result: false } : { put: record, result: true }),
+      ({ result }) => {
+        if (result && audit)
+          this.h.outbox.put(audit, 'user.create', `user:${record.name}`, undefined, adminView(record));
+      },
+    );
     if (!added) throw new GatewayError('registry.duplicate', `an admin user ${input.name} already exists`);
     return adminView(record);
   }
 
   get(name: string): AdminUser | undefined {
     this.h.assertOpen();
-    const raw = this.h.admins.get(name);
-    return raw === undefined ? undefined : adminView(readAdminUserRecord(raw));
+    const record = this.h.admins.get(name);
+    return record === undefined ? undefined : adminView(record);
   }
 
   /**
@@ -87,29 +85,25 @@ export class AdminUsers {
    */
   getAuth(name: string): { user: AdminUser; tokenEpoch: number } | undefined {
     this.h.assertOpen();
-    const raw = this.h.admins.get(name);
-    if (raw === undefined) return undefined;
-    const record = readAdminUserRecord(raw);
+    const record = this.h.admins.get(name);
+    if (record === undefined) return undefined;
     return { user: adminView(record), tokenEpoch: record.tokenEpoch ?? 0 };
   }
 
   list(): AdminUser[] {
     this.h.assertOpen();
-    return [...this.h.admins.getRange({ snapshot: true })].map(({ value }) =>
-      adminView(readAdminUserRecord(value)),
-    );
+    return [...this.h.admins.rows()].map(({ value }) => adminView(value));
   }
 
   /** The user when name and password match, else undefined (same answer for unknown name and bad password). */
   async verifyPassword(name: string, password: string): Promise<AdminUser | undefined> {
     this.h.assertOpen();
-    const raw = this.h.admins.get(name);
-    if (raw === undefined) {
+    const record = this.h.admins.get(name);
+    if (record === undefined) {
       // Spend the same time as a real check so that timing does not reveal which names exist.
       await verifyPassword(password, DUMMY_HASH);
       return undefined;
     }
-    const record = readAdminUserRecord(raw);
     return (await verifyPassword(password, record.passwordHash)) ? adminView(record) : undefined;
   }
 
@@ -129,19 +123,24 @@ export class AdminUsers {
       );
     }
     const passwordHash = await hashPassword(password);
-    const ok = await this.h.admins.transaction(() => {
-      const raw = this.h.admins.get(name);
-      if (raw === undefined) return false;
-      const record = readAdminUserRecord(raw);
-      this.h.admins.put(name, {
-        ...record,
-        v: ADMIN_USER_RECORD_VERSION,
-        passwordHash,
-        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
-      });
-      if (audit) this.h.outbox.put(audit, 'user.password', `user:${name}`);
-      return true;
-    });
+    const ok = await this.h.admins.change(
+      name,
+      (record) =>
+        record === undefined
+          ? { result: false }
+          : {
+              put: {
+                ...record,
+                v: ADMIN_USER_RECORD_VERSION,
+                passwordHash,
+                tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+              },
+              result: true,
+            },
+      ({ result }) => {
+        if (result && audit) this.h.outbox.put(audit, 'user.password', `user:${name}`);
+      },
+    );
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
   }
 
@@ -155,33 +154,35 @@ export class AdminUsers {
     if (!['admin', 'operator', 'viewer'].includes(role)) {
       throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
     }
-    const result = await this.h.admins.transaction(() => {
-      const raw = this.h.admins.get(name);
-      if (raw === undefined) return undefined;
-      const record = readAdminUserRecord(raw);
-      const updated: AdminUserRecordV1 = {
-        ...record,
-        v: ADMIN_USER_RECORD_VERSION,
-        role,
-        tokenEpoch: (record.tokenEpoch ?? 0) + 1,
-      };
-      this.h.admins.put(name, updated);
-      const change = { before: adminView(record), after: adminView(updated) };
-      if (audit) this.h.outbox.put(audit, 'user.role', `user:${name}`, change.before, change.after);
-      return change;
-    });
+    const result = await this.h.admins.change(
+      name,
+      (record) => {
+        if (record === undefined) return { result: undefined };
+        const updated: AdminUserRecordV1 = {
+          ...record,
+          v: ADMIN_USER_RECORD_VERSION,
+          role,
+          tokenEpoch: (record.tokenEpoch ?? 0) + 1,
+        };
+        return { put: updated, result: { before: adminView(record), after: adminView(updated) } };
+      },
+      ({ result: change }) => {
+        if (change && audit)
+          this.h.outbox.put(audit, 'user.role', `user:${name}`, change.before, change.after);
+      },
+    );
     if (result === undefined) throw new GatewayError('registry.not_found', `no admin user ${name}`);
     return result;
   }
 
   async remove(name: string, audit?: AuditActor): Promise<void> {
-    const ok = await this.h.admins.transaction(() => {
-      const raw = this.h.admins.get(name);
-      if (raw === undefined) return false;
-      this.h.admins.remove(name);
-      if (audit) this.h.outbox.put(audit, 'user.remove', `user:${name}`, adminView(readAdminUserRecord(raw)));
-      return true;
-    });
+    const ok = await this.h.admins.change(
+      name,
+      (record) => (record === undefined ? { result: undefined } : { remove: true, result: record }),
+      ({ result: record }) => {
+        if (record && audit) this.h.outbox.put(audit, 'user.remove', `user:${name}`, adminView(record));
+      },
+    );
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
   }
 }

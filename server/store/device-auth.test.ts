@@ -218,3 +218,30 @@ test("two admin nodes that disagree about a device: reconciling leaves the other
   assert.equal(authenticateFrom(table, IMEI, reset).imei, IMEI);
   assert.throws(() => authenticateFrom(table, IMEI, secondSecret), code('auth.bad_secret'));
 });
+
+test("on a shared registry, one admin node publishes another's device changes (that one may be dead)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-device-auth-'));
+  const state = new LmdbSharedState(join(dir, 'shared'));
+  const a = await Registry.open(join(dir, 'a'), { shared: state });
+  const b = await Registry.open(join(dir, 'b'), { shared: state });
+  const table = await openDeviceAuthTable(state);
+  // Only b publishes: a stands for a node that died right after its registry write.
+  const sharing = startDeviceAuthSharing({ registry: b, open: async () => table, origin: 'b' });
+  t.after(async () => {
+    sharing.stop();
+    await a.close();
+    await b.close();
+    await state.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await eventually('the table opened', () => sharing.publisher());
+  const { secret } = await a.addDevice({ imei: IMEI, operator: 'op' });
+  await sharing.publisher()!.flushed();
+  assert.equal(authenticateFrom(table, IMEI, secret).imei, IMEI);
+  await a.setStatus(IMEI, 'disabled');
+  await sharing.publisher()!.flushed();
+  assert.throws(() => authenticateFrom(table, IMEI, secret), code('auth.disabled'));
+  await a.removeDevice(IMEI);
+  await sharing.publisher()!.flushed();
+  assert.equal(table.get(IMEI), undefined);
+});

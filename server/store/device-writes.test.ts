@@ -4,7 +4,8 @@ import { recordingOutbox, tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { DeviceWrites } from './device-writes.ts';
 import type { ProvisionedAccountRecord } from './provisioned-accounts.ts';
-import type { DeviceRecordV1 } from './records.ts';
+import { type DeviceRecordV1, readDeviceRecord } from './records.ts';
+import { LmdbRegistryTable, lmdbDeviceIndexes } from './registry-table.ts';
 import { verifyDeviceSecret } from './secrets.ts';
 
 const IMEI = '356938035643809';
@@ -24,9 +25,8 @@ function setup(t: Parameters<typeof tempLmdbEnv>[0]) {
   const changed: string[][] = [];
   const forgotten: string[] = [];
   const writes = new DeviceWrites({
-    devices,
-    imsis,
-    accounts,
+    devices: new LmdbRegistryTable(devices, 'string', readDeviceRecord),
+    indexes: lmdbDeviceIndexes(imsis, accounts),
     outbox,
     now: () => 7,
     assertOpen: () => {},

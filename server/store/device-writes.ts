@@ -1,25 +1,26 @@
 /**
- * Writes to single devices in the registry's `devices` database, each one
- * read-check-write in one transaction with its IMSI index entry and, when the
- * change names who made it, its audit entry (audit-outbox.ts). Told IMEIs go
- * to the registry's change listeners (DeviceWritesHost.changed).
+ * Writes to single devices in the registry's `devices` table, each one
+ * read-check-write of the device's key (registry-table.ts) with what follows
+ * from it (DeviceIndexes: the IMSI index entry, a removed device's accounts)
+ * and, when the change names who made it, its audit entry (audit-outbox.ts).
+ * On lmdb all of it commits in one transaction; on the shared state the
+ * device's compare-and-set decides, and what follows is written after it.
+ * Told IMEIs go to the registry's change listeners (DeviceWritesHost.changed).
  */
-import type { Database } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type AuditActor, type AuditOutbox, deviceAuditView } from './audit-outbox.ts';
 import { assertImei } from './imei.ts';
 import { type ImportRow, importRowProblem, type NewDevice } from './import-rows.ts';
 
 export type { NewDevice } from './import-rows.ts';
-import type { ProvisionedAccountRecord } from './provisioned-accounts.ts';
 import {
   type Device,
   DEVICE_RECORD_VERSION,
   type DeviceRecordV1,
   type DeviceStatus,
   deviceView,
-  readDeviceRecord,
 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 import { generateDeviceSecret, hashDeviceSecret } from './secrets.ts';
 
 /** A change to a device: undefined keeps a field, null clears an optional one. */
@@ -32,12 +33,19 @@ export interface DevicePatch {
   status?: DeviceStatus;
 }
 
+/** What follows from a device change besides its record: the backend's indexes and cascades. */
+export interface DeviceIndexes {
+  /** Inside the device's change: its IMSI moved from `before` to `after` (either may be absent). */
+  imsiMoved(imei: string, before: string | undefined, after: string | undefined): void;
+  /** Inside the device's removal: its accounts go with it (lmdb: in the same transaction). */
+  removedInChange(imei: string): void;
+  /** After the device's removal was stored (the shared state: its accounts, one key at a time). */
+  removedAfter(imei: string): Promise<void>;
+}
+
 export interface DeviceWritesHost {
-  devices: Database<DeviceRecordV1, string>;
-  /** The IMSI index: `<imsi>:<imei>` → true. */
-  imsis: Database<boolean, string>;
-  /** A removed device's accounts go with it. */
-  accounts: Database<ProvisionedAccountRecord, string[]>;
+  devices: RegistryTable<DeviceRecordV1>;
+  indexes: DeviceIndexes;
   outbox: Pick<AuditOutbox, 'put'>;
   now: () => number;
   /** Throws when the registry is closed. */
@@ -69,20 +77,22 @@ export class DeviceWrites {
       createdAt: this.h.now(),
       secretHash: hashDeviceSecret(secret),
     };
-    const added = await this.h.devices.transaction(() => {
-      if (this.h.devices.doesExist(record.imei)) return false;
-      this.h.devices.put(record.imei, record);
-      if (record.imsi) this.h.imsis.put(`${record.imsi}:${record.imei}`, true);
-      if (audit)
-        this.h.outbox.put(
-          audit,
-          'device.create',
-          `device:${record.imei}`,
-          undefined,
-          deviceAuditView(deviceView(record)),
-        );
-      return true;
-    });
+    const added = await this.h.devices.change(
+      record.imei,
+      (current) => (current ? { result: false } : { put: record, result: true }),
+      ({ result }) => {
+        if (!result) return;
+        this.h.indexes.imsiMoved(record.imei, undefined, record.imsi);
+        if (audit)
+          this.h.outbox.put(
+            audit,
+            'device.create',
+            `device:${record.imei}`,
+            undefined,
+            deviceAuditView(deviceView(record)),
+          );
+      },
+    );
     if (!added) {
       throw new GatewayError('registry.duplicate', `a device with IMEI ${input.imei} already exists`, {
         field: 'imei',
@@ -119,24 +129,19 @@ export class DeviceWrites {
 
   async remove(imei: string, audit?: AuditActor): Promise<void> {
     this.h.assertOpen();
-    const removed = await this.h.devices.transaction(() => {
-      const raw = this.h.devices.get(imei);
-      if (raw === undefined) return false;
-      if (raw.imsi) this.h.imsis.remove(`${raw.imsi}:${imei}`);
-      this.h.devices.remove(imei);
-      for (const key of this.h.accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) {
-        this.h.accounts.remove(key);
-      }
-      if (audit)
-        this.h.outbox.put(
-          audit,
-          'device.remove',
-          `device:${imei}`,
-          deviceAuditView(deviceView(readDeviceRecord(raw))),
-        );
-      return true;
-    });
+    const removed = await this.h.devices.change(
+      imei,
+      (current) => (current ? { remove: true, result: true } : { result: false }),
+      ({ result }, before) => {
+        if (!result || !before) return;
+        this.h.indexes.imsiMoved(imei, before.imsi, undefined);
+        this.h.indexes.removedInChange(imei);
+        if (audit)
+          this.h.outbox.put(audit, 'device.remove', `device:${imei}`, deviceAuditView(deviceView(before)));
+      },
+    );
     if (!removed) throw notFound(imei);
+    await this.h.indexes.removedAfter(imei);
     this.h.forgetLastSeen(imei);
     this.h.changed([imei]);
   }
@@ -144,18 +149,19 @@ export class DeviceWrites {
   /** Changes the fields given (checked like a new row); the status too. */
   async patch(imei: string, patch: DevicePatch): Promise<Device> {
     this.h.assertOpen();
-    const raw = this.h.devices.get(imei);
-    const current = raw === undefined ? undefined : deviceView(readDeviceRecord(raw));
-    if (current === undefined) throw notFound(imei);
-    const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
-    for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
-      const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
-      if (value !== undefined) merged[key] = value;
-    }
-    if (patch.status !== undefined) merged.status = patch.status;
-    const problem = importRowProblem(merged);
-    if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
+    if (!this.h.devices.has(imei)) throw notFound(imei);
+    // Merged with the record the write replaces (not one read before it), so that a change
+    // made meanwhile (another admin node, another process) to a field not in the patch is kept.
     return this.update(imei, (r) => {
+      const current = deviceView(r);
+      const merged: ImportRow = { imei, operator: patch.operator ?? current.operator };
+      for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
+        const value = patch[key] === undefined ? current[key] : (patch[key] ?? undefined);
+        if (value !== undefined) merged[key] = value;
+      }
+      if (patch.status !== undefined) merged.status = patch.status;
+      const problem = importRowProblem(merged);
+      if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
       const next: DeviceRecordV1 = { ...r, operator: merged.operator };
       for (const key of ['imsi', 'profile', 'operatorProfile', 'model'] as const) {
         if (merged[key] === undefined) delete next[key];
@@ -174,26 +180,26 @@ export class DeviceWrites {
   ): Promise<Device> {
     this.h.assertOpen();
     assertImei(imei);
-    const updated = await this.h.devices.transaction(() => {
-      const raw = this.h.devices.get(imei);
-      if (raw === undefined) return undefined;
-      const before = readDeviceRecord(raw);
-      const record = { ...change(before), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
-      this.h.devices.put(imei, record);
-      if (raw.imsi !== record.imsi) {
-        if (raw.imsi) this.h.imsis.remove(`${raw.imsi}:${imei}`);
-        if (record.imsi) this.h.imsis.put(`${record.imsi}:${imei}`, true);
-      }
-      if (audit)
-        this.h.outbox.put(
-          audit.who,
-          audit.action,
-          `device:${imei}`,
-          audit.noRecords ? undefined : deviceAuditView(deviceView(before)),
-          audit.noRecords ? undefined : deviceAuditView(deviceView(record)),
-        );
-      return record;
-    });
+    const updated = await this.h.devices.change(
+      imei,
+      (before) => {
+        if (before === undefined) return { result: undefined };
+        const record = { ...change(before), v: DEVICE_RECORD_VERSION } as DeviceRecordV1;
+        return { put: record, result: record };
+      },
+      ({ result: record }, before) => {
+        if (!record || !before) return;
+        if (before.imsi !== record.imsi) this.h.indexes.imsiMoved(imei, before.imsi, record.imsi);
+        if (audit)
+          this.h.outbox.put(
+            audit.who,
+            audit.action,
+            `device:${imei}`,
+            audit.noRecords ? undefined : deviceAuditView(deviceView(before)),
+            audit.noRecords ? undefined : deviceAuditView(deviceView(record)),
+          );
+      },
+    );
     if (updated === undefined) throw notFound(imei);
     this.h.changed([imei]);
     return deviceView(updated);

@@ -27,6 +27,7 @@
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Database } from 'lmdb';
+import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
 import type { DeviceRecordV1 } from './records.ts';
 import type { ImportMode, ImportRejection, PreparedImportRow } from './import-rows.ts';
@@ -93,6 +94,8 @@ interface Stores {
   now: () => number;
   /** Told the IMEIs a committed batch wrote or removed (the registry passes them on). */
   changed?: (imeis: string[]) => void;
+  /** Why no job may start here (a registry on the shared state: jobs write lmdb transactions). */
+  refuse?: string;
 }
 
 /**
@@ -151,6 +154,7 @@ export class ImportJobs {
     total: number;
     actor: AuditActor;
   }): Promise<{ started: ImportJob } | { existing: ImportJob }> {
+    if (this.s.refuse) throw new GatewayError('registry.single_node_only', this.s.refuse);
     await this.recover();
     const now = this.s.now();
     return this.s.jobs.transaction(() => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { LastSeen } from './last-seen.ts';
-import { DEVICE_RECORD_VERSION, type DeviceRecordV1 } from './records.ts';
+import { DEVICE_RECORD_VERSION, type DeviceRecordV1, readDeviceRecord } from './records.ts';
+import { LmdbRegistryTable } from './registry-table.ts';
 
 const IMEI = '356938035643809';
 
@@ -10,7 +11,14 @@ function setup(t: Parameters<typeof tempLmdbEnv>[0]) {
   const devices = tempLmdbEnv(t).openDB<DeviceRecordV1, string>({ name: 'devices' });
   let closed = false;
   // A period no test waits for: flushes here are explicit.
-  const lastSeen = new LastSeen({ devices, now: () => 50, isClosed: () => closed }, 3_600_000);
+  const lastSeen = new LastSeen(
+    {
+      devices: new LmdbRegistryTable(devices, 'string', readDeviceRecord),
+      now: () => 50,
+      isClosed: () => closed,
+    },
+    3_600_000,
+  );
   t.after(async () => lastSeen.stop());
   const record: DeviceRecordV1 = {
     v: DEVICE_RECORD_VERSION,

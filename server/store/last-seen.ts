@@ -1,14 +1,16 @@
 /**
  * Last-seen times of devices, batched: noted in memory at every
- * authentication and written in one transaction every few seconds (and on
- * close), because a write per authentication would make the registry the
- * bottleneck of a reconnect storm.
+ * authentication and written every few seconds (and on close), in one
+ * transaction on lmdb and a few devices in flight at a time on the shared
+ * state, because a write per authentication would make the
+ * registry the bottleneck of a reconnect storm. Each change keeps the newer
+ * time, so two admin nodes noting one device agree whatever their order.
  */
-import type { Database } from 'lmdb';
-import { DEVICE_RECORD_VERSION, type DeviceRecordV1, readDeviceRecord } from './records.ts';
+import { DEVICE_RECORD_VERSION, type DeviceRecordV1 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 
 export interface LastSeenHost {
-  devices: Database<DeviceRecordV1, string>;
+  devices: RegistryTable<DeviceRecordV1>;
   now: () => number;
   /** A closed registry writes nothing more. */
   isClosed: () => boolean;
@@ -46,14 +48,10 @@ export class LastSeen {
     const { devices } = this.h;
     this.flushing = this.flushing
       .then(() =>
-        devices.transaction(() => {
-          for (const [imei, at] of batch) {
-            const raw = devices.get(imei);
-            if (raw === undefined) continue;
-            const record = readDeviceRecord(raw);
-            if ((record.lastSeenAt ?? 0) >= at) continue;
-            devices.put(imei, { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at });
-          }
+        devices.changeEach(batch.keys(), (imei, record) => {
+          const at = batch.get(imei) ?? 0;
+          if (record === undefined || (record.lastSeenAt ?? 0) >= at) return undefined;
+          return { ...record, v: DEVICE_RECORD_VERSION, lastSeenAt: at };
         }),
       )
       .then(

@@ -7,6 +7,7 @@ import {
   PROVISIONED_ACCOUNT_VERSION,
   type ProvisionedAccountRecord,
 } from './provisioned-accounts.ts';
+import { LmdbRegistryTable } from './registry-table.ts';
 
 const IMEI = '356938035643809';
 const cli = { actor: 'cli:alice', role: 'cli' };
@@ -22,7 +23,7 @@ function accounts(t: Parameters<typeof tempLmdbEnv>[0]) {
   const outbox = recordingOutbox();
   let now = 10;
   const store = new AccountStore({
-    accounts: db,
+    accounts: new LmdbRegistryTable(db as never, 'pair', (raw) => raw as ProvisionedAccountRecord),
     hasDevice: (imei) => devices.has(imei),
     outbox,
     now: () => now,

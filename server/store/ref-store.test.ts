@@ -2,18 +2,20 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
-import { REF_RECORD_VERSION, type RefDatabase, RefStore } from './ref-store.ts';
+import type { Database } from 'lmdb';
+import { REF_RECORD_VERSION, RefStore, type StoredRef } from './ref-store.ts';
+import { LmdbRegistryTable } from './registry-table.ts';
 
 function code(c: string) {
   return (err: unknown) => err instanceof GatewayError && err.code === c;
 }
 
 function store(t: Parameters<typeof tempLmdbEnv>[0]) {
-  const refs: RefDatabase = tempLmdbEnv(t).openDB({ name: 'refdata' });
+  const refs: Database<StoredRef, string[]> = tempLmdbEnv(t).openDB({ name: 'refdata' });
   let now = 100;
   let open = true;
   const refStore = new RefStore({
-    refs,
+    refs: new LmdbRegistryTable(refs as never, 'pair', (raw) => raw as StoredRef),
     now: () => now,
     assertOpen: () => {
       if (!open) throw new GatewayError('internal', 'closed');

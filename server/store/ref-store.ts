@@ -1,11 +1,12 @@
 /**
  * Reference data of the admin (operators, profiles, services, capabilities)
- * in the registry's `refdata` database, keyed [kind, id]. The registry hands
- * in the database, its clock and its closed check (RefStoreHost).
+ * in the registry's `refs` table, keyed `kind/id` (lmdb: the `refdata`
+ * database, keyed [kind, id]). The registry hands in the table, its clock and
+ * its closed check (RefStoreHost).
  */
-import type { Database } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
+import type { Decision, RegistryTable } from './registry-table.ts';
 
 /**
  * Reference data of the admin (operators, profiles, services, capabilities):
@@ -22,14 +23,14 @@ export interface RefRecord {
 
 export const REF_RECORD_VERSION = 1;
 
-export type RefDatabase = Database<RefRecord & { v: number }, string[]>;
+export type StoredRef = RefRecord & { v: number };
 
 export interface RefStoreHost {
-  refs: RefDatabase;
+  refs: RegistryTable<StoredRef>;
   now: () => number;
   /** Throws when the registry is closed. */
   assertOpen: () => void;
-  /** Where a change made with an AuditActor (the CLI's) is audited, in the change's transaction. */
+  /** Where a change made with an AuditActor (the CLI's) is audited, with the change (lmdb: in its transaction). */
   outbox?: AuditOutbox;
 }
 
@@ -44,15 +45,13 @@ export class RefStore {
   list(kind: string): RefRecord[] {
     this.h.assertOpen();
     const out: RefRecord[] = [];
-    for (const { value } of this.h.refs.getRange({ start: [kind], end: [kind, '\uffff'], snapshot: true })) {
-      out.push(refView(value));
-    }
+    for (const { value } of this.h.refs.rows({ prefix: `${kind}/` })) out.push(refView(value));
     return out;
   }
 
   get(kind: string, id: string): RefRecord | undefined {
     this.h.assertOpen();
-    const raw = this.h.refs.get([kind, id]);
+    const raw = this.h.refs.get(`${kind}/${id}`);
     return raw === undefined ? undefined : refView(raw);
   }
 
@@ -72,12 +71,13 @@ export class RefStore {
     this.h.assertOpen();
     const { refs } = this.h;
     const now = this.h.now();
-    const result = await refs.transaction(() => {
-      const raw = refs.get([kind, id]);
+    type Answer = { before?: RefRecord; after: RefRecord } | 'exists' | 'missing' | undefined;
+    const decide = (raw: StoredRef | undefined): Decision<StoredRef, Answer> => {
       const before = raw === undefined ? undefined : refView(raw);
-      if (options.mode === 'create' && before) return 'exists' as const;
-      if (options.mode === 'replace' && !before) return 'missing' as const;
-      if (options.revision !== undefined && before && before.revision !== options.revision) return undefined;
+      if (options.mode === 'create' && before) return { result: 'exists' };
+      if (options.mode === 'replace' && !before) return { result: 'missing' };
+      if (options.revision !== undefined && before && before.revision !== options.revision)
+        return { result: undefined };
       const after: RefRecord = {
         kind,
         id,
@@ -86,13 +86,13 @@ export class RefStore {
         updatedAt: now,
         data,
       };
-      refs.put([kind, id], { ...after, v: REF_RECORD_VERSION });
-      if (audit && this.h.outbox) {
-        const action = before ? 'update' : 'create';
-        const was = before && refAuditView(before);
-        this.h.outbox.put(audit, `${kind}.${action}`, `${kind}:${id}`, was, refAuditView(after), now);
-      }
-      return before ? { before, after } : { after };
+      return { put: { ...after, v: REF_RECORD_VERSION }, result: before ? { before, after } : { after } };
+    };
+    const result = await refs.change(`${kind}/${id}`, decide, ({ result: r }) => {
+      if (!audit || !this.h.outbox || r === undefined || typeof r === 'string') return;
+      const action = r.before ? 'update' : 'create';
+      const was = r.before && refAuditView(r.before);
+      this.h.outbox.put(audit, `${kind}.${action}`, `${kind}:${id}`, was, refAuditView(r.after), now);
     });
     if (result === 'exists')
       throw new GatewayError('registry.duplicate', `${kind} ${id} already exists`, { field: 'id' });
@@ -105,12 +105,9 @@ export class RefStore {
   async remove(kind: string, id: string): Promise<RefRecord> {
     this.h.assertOpen();
     const { refs } = this.h;
-    const before = await refs.transaction(() => {
-      const raw = refs.get([kind, id]);
-      if (raw === undefined) return undefined;
-      refs.remove([kind, id]);
-      return refView(raw);
-    });
+    const before = await refs.change(`${kind}/${id}`, (raw) =>
+      raw === undefined ? { result: undefined } : { remove: true, result: refView(raw) },
+    );
     if (!before) throw new GatewayError('registry.not_found', `no ${kind} ${id}`, { field: 'id' });
     return before;
   }

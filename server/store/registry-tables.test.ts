@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempLmdbEnv } from '../../testing/store/lmdb-env.ts';
 import { prepareImportRow } from './import-rows.ts';
-import { exportTables, importTables, type RegistryTables } from './registry-tables.ts';
+import { exportTables, importTables, type LmdbRegistryDatabases, lmdbTables } from './registry-tables.ts';
 
 const IMEI = '356938035643809';
 const IMSI = '310150123456789';
@@ -11,7 +11,7 @@ function operatorRef(revision: number) {
   return { v: 1, kind: 'operators', id: 'op', revision, createdAt: 0, updatedAt: 0, data: {} };
 }
 
-function tables(t: Parameters<typeof tempLmdbEnv>[0]): RegistryTables {
+function tables(t: Parameters<typeof tempLmdbEnv>[0]): LmdbRegistryDatabases {
   const env = tempLmdbEnv(t);
   return {
     devices: env.openDB({ name: 'devices' }),
@@ -35,14 +35,14 @@ test('what one registry exports another imports whole, IMSI index included', asy
     createdAt: 0,
     updatedAt: 0,
   });
-  const records = [...exportTables(from)];
+  const records = [...exportTables(lmdbTables(from))];
   assert.deepEqual(
     records.map((r) => `${r.table} ${r.key}`),
     [`devices ${IMEI}`, 'refs operators/op', `accounts ${IMEI}/mail`],
   );
   const to = tables(t);
   assert.equal(await importTables(to, records), undefined);
-  assert.deepEqual([...exportTables(to)], records);
+  assert.deepEqual([...exportTables(lmdbTables(to))], records);
   assert.equal(to.imsis.get(`${IMSI}:${IMEI}`), true);
 });
 

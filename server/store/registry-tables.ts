@@ -1,7 +1,9 @@
 /**
  * The registry's tables as a whole, for the transfer between registries
  * (registry-transfer.ts, `mmgw registry export|import`): every record as
- * stored, and a write of checked records in one transaction.
+ * stored (from either backend), and a write of checked records into lmdb in
+ * one transaction (the shared state's side is registry-transfer.ts
+ * importShared).
  */
 import type { Database } from 'lmdb';
 import type { ProvisionedAccountRecord } from './provisioned-accounts.ts';
@@ -11,32 +13,45 @@ import {
   readAdminUserRecord,
   readDeviceRecord,
 } from './records.ts';
-import type { RefDatabase } from './ref-store.ts';
+import type { StoredRef } from './ref-store.ts';
+import { LmdbRegistryTable, type RegistryTable } from './registry-table.ts';
 import type { TransferRecord } from './registry-transfer.ts';
 
-export interface RegistryTables {
+/** The single-node registry's lmdb databases. */
+export interface LmdbRegistryDatabases {
   devices: Database<DeviceRecordV1, string>;
   /** The IMSI index: `<imsi>:<imei>` → true. */
   imsis: Database<boolean, string>;
   admins: Database<AdminUserRecordV1, string>;
-  refs: RefDatabase;
+  refs: Database<StoredRef, string[]>;
   accounts: Database<ProvisionedAccountRecord, string[]>;
 }
 
-/** Every record as stored (versioned), table by table in key order. */
-export function* exportTables(t: RegistryTables): Generator<TransferRecord> {
-  for (const { key, value } of t.devices.getRange({ snapshot: true })) {
-    yield { table: 'devices', key, value: readDeviceRecord(value) };
-  }
-  for (const { key, value } of t.admins.getRange({ snapshot: true })) {
-    yield { table: 'admins', key, value: readAdminUserRecord(value) };
-  }
-  for (const { key, value } of t.refs.getRange({ snapshot: true })) {
-    yield { table: 'refs', key: `${key[0]}/${key[1]}`, value };
-  }
-  for (const { key, value } of t.accounts.getRange({ snapshot: true })) {
-    yield { table: 'accounts', key: `${key[0]}/${key[1]}`, value };
-  }
+/** The registry's tables, on lmdb or on the shared state. */
+export interface RegistryTableSet {
+  devices: RegistryTable<DeviceRecordV1>;
+  admins: RegistryTable<AdminUserRecordV1>;
+  refs: RegistryTable<StoredRef>;
+  /** `imei/label` → ProvisionedAccountRecord: account credentials an operator set for a device. */
+  accounts: RegistryTable<ProvisionedAccountRecord>;
+}
+
+/** The lmdb databases as the registry's tables: records read (and upgraded) as the registry reads them. */
+export function lmdbTables(d: LmdbRegistryDatabases): RegistryTableSet {
+  return {
+    devices: new LmdbRegistryTable(d.devices, 'string', readDeviceRecord),
+    admins: new LmdbRegistryTable(d.admins, 'string', readAdminUserRecord),
+    refs: new LmdbRegistryTable(d.refs as never, 'pair', (raw) => raw as StoredRef),
+    accounts: new LmdbRegistryTable(d.accounts as never, 'pair', (raw) => raw as ProvisionedAccountRecord),
+  };
+}
+
+/** Every record as stored (versioned, read by the table's reader), table by table in key order. */
+export function* exportTables(t: RegistryTableSet): Generator<TransferRecord> {
+  for (const { key, value } of t.devices.rows()) yield { table: 'devices', key, value };
+  for (const { key, value } of t.admins.rows()) yield { table: 'admins', key, value };
+  for (const { key, value } of t.refs.rows()) yield { table: 'refs', key, value };
+  for (const { key, value } of t.accounts.rows()) yield { table: 'accounts', key, value };
 }
 
 /**
@@ -45,7 +60,7 @@ export function* exportTables(t: RegistryTables): Generator<TransferRecord> {
  * and that record is returned. The IMSI index follows the devices.
  */
 export async function importTables(
-  t: RegistryTables,
+  t: LmdbRegistryDatabases,
   records: TransferRecord[],
 ): Promise<TransferRecord | undefined> {
   const split = (key: string) => {

@@ -29,7 +29,7 @@ import {
 } from './records.ts';
 import { deviceKeyEpoch } from './device-credentials.ts';
 import { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
-import { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
+import { REF_RECORD_VERSION, type StoredRef } from './ref-store.ts';
 import { modify, type SharedState, type SharedTable } from './shared/table.ts';
 
 export const REGISTRY_EXPORT_FORMAT = 'mmgw-registry';
@@ -38,7 +38,7 @@ export const REGISTRY_EXPORT_VERSION = 1;
 export type TransferTable = 'devices' | 'admins' | 'refs' | 'accounts';
 export const TRANSFER_TABLES: readonly TransferTable[] = ['devices', 'admins', 'refs', 'accounts'];
 
-export type StoredRef = RefRecord & { v: number };
+export type { StoredRef } from './ref-store.ts';
 export type StoredAccount = ProvisionedAccount & { v: number };
 
 export type TransferRecord =

@@ -9,7 +9,16 @@ import { promisify } from 'node:util';
 import { open } from 'lmdb';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { imeiWithCheckDigit } from './imei.ts';
+import {
+  assertReadsFixture,
+  type RegistryBackend,
+  type RegistryPair,
+  registryCases,
+  sharedRegistryFixture,
+  writeSharedFixture,
+} from '../../testing/store/registry-conformance.ts';
 import { Registry } from './registry.ts';
+import { LmdbSharedState } from './shared/lmdb.ts';
 
 const run = promisify(execFile);
 const child = fileURLToPath(new URL('../../testing/store/registry-child.ts', import.meta.url));
@@ -26,109 +35,65 @@ async function openRegistry(t: { after(fn: () => Promise<void>): void }, dir: st
   return registry;
 }
 
+type Context = { after(fn: () => Promise<void> | void): void };
+
+/** A backend whose every open is closed with the test (the cases open and never close). */
+interface Backend {
+  name: string;
+  open(t: Context, options?: { now?: () => number }): Promise<RegistryPair>;
+}
+
+function withContext(backend: Backend, t: Context): RegistryBackend {
+  return { name: backend.name, open: (options) => backend.open(t, options) };
+}
+
+/** The single-node default: both "nodes" are one registry. */
+function lmdbBackend(): Backend {
+  return {
+    name: 'lmdb',
+    async open(t, options) {
+      const a = await openRegistry(t, tempDir(t), options?.now);
+      return { a, b: a };
+    },
+  };
+}
+
+/** The cluster's code path on the shared state's lmdb implementation: two registries, one store. */
+function sharedOnLmdbBackend(): Backend {
+  return {
+    name: 'shared state (lmdb)',
+    async open(t, options) {
+      const store = tempDir(t);
+      const state = new LmdbSharedState(join(store, 'shared'));
+      const opened: Registry[] = [];
+      t.after(async () => {
+        for (const r of opened) await r.close();
+        await state.close();
+      });
+      const open = async () => {
+        const now = options?.now ? { now: options.now } : {};
+        const r = await Registry.open(tempDir(t), { ...now, shared: state });
+        opened.push(r);
+        return r;
+      };
+      return { a: await open(), b: await open() };
+    },
+  };
+}
+
 function code(c: string) {
   return (err: unknown) => err instanceof GatewayError && err.code === c;
 }
 
 const IMEI = '356938035643809';
 
+for (const backend of [lmdbBackend(), sharedOnLmdbBackend()]) {
+  describe(`Registry conformance: ${backend.name}`, () => {
+    for (const c of registryCases) test(c.name, (t) => c.run(withContext(backend, t)));
+  });
+}
+
 describe('Registry devices', () => {
-  test('add, authenticate, and every refusal', async (t) => {
-    const dir = tempDir(t);
-    const registry = await openRegistry(t, dir, () => 1_700_000_000_000);
-    const { device, secret } = await registry.addDevice({
-      imei: IMEI,
-      operator: 'demo',
-      imsi: '310150123456789',
-    });
-    assert.equal(secret.length, 43, 'a 32-byte base64url secret');
-    assert.deepEqual(device, {
-      imei: IMEI,
-      imsi: '310150123456789',
-      operator: 'demo',
-      status: 'enabled',
-      createdAt: 1_700_000_000_000,
-    });
-    const info = registry.authenticate(IMEI, secret);
-    assert.match(info.keyEpoch ?? '', /^[A-Za-z0-9_-]{12}$/);
-    assert.deepEqual(info, { imei: IMEI, operator: 'demo', status: 'enabled', keyEpoch: info.keyEpoch });
-    assert.throws(() => registry.authenticate(IMEI, secret + 'x'), code('auth.bad_secret'));
-    assert.throws(() => registry.authenticate(IMEI, ''), code('auth.bad_secret'));
-    assert.throws(() => registry.authenticate('490154203237518', secret), code('auth.unknown_device'));
-    await registry.setStatus(IMEI, 'disabled');
-    assert.throws(() => registry.authenticate(IMEI, secret), code('auth.disabled'));
-    assert.throws(() => registry.lookup(IMEI), code('auth.disabled'));
-    // A disabled device with a wrong secret learns nothing about its status.
-    assert.throws(() => registry.authenticate(IMEI, 'wrong'), code('auth.bad_secret'));
-    await registry.setStatus(IMEI, 'enabled');
-    assert.equal(registry.lookup(IMEI).status, 'enabled');
-    // The key epoch stays with the secret and changes with it (tokens of the old secret die).
-    assert.equal(registry.lookup(IMEI).keyEpoch, info.keyEpoch);
-    await registry.resetSecret(IMEI);
-    assert.notEqual(registry.lookup(IMEI).keyEpoch, info.keyEpoch);
-  });
-
-  test("the heartbeat of the device's service profile, else its operator profile's, goes with its info", async (t) => {
-    const registry = await openRegistry(t, tempDir(t), () => 1_700_000_000_000);
-    await registry.putRef('operator-profiles', 'slow-net', { heartbeatMs: 120_000 }, { mode: 'create' });
-    await registry.putRef(
-      'service-profiles',
-      'fast',
-      { policies: { heartbeatMs: 5_000 } },
-      { mode: 'create' },
-    );
-    await registry.putRef('service-profiles', 'plain', { policies: {} }, { mode: 'create' });
-    const heartbeat = async (imei: string, fields: { profile?: string; operatorProfile?: string }) => {
-      const { secret } = await registry.addDevice({ imei, operator: 'demo', ...fields });
-      const info = registry.authenticate(imei, secret);
-      assert.equal(registry.lookup(imei).heartbeatMs, info.heartbeatMs);
-      return info.heartbeatMs;
-    };
-    assert.equal(await heartbeat('356938035643809', {}), undefined);
-    assert.equal(await heartbeat('490154203237518', { profile: 'fast', operatorProfile: 'slow-net' }), 5_000);
-    assert.equal(
-      await heartbeat('353879234252633', { profile: 'plain', operatorProfile: 'slow-net' }),
-      120_000,
-    );
-  });
-
-  test('duplicate, invalid IMEI, IMSI and fields are refused with their codes', async (t) => {
-    const registry = await openRegistry(t, tempDir(t));
-    await registry.addDevice({ imei: IMEI, operator: 'demo' });
-    await assert.rejects(registry.addDevice({ imei: IMEI, operator: 'demo' }), code('registry.duplicate'));
-    await assert.rejects(
-      registry.addDevice({ imei: '356938035643808', operator: 'demo' }),
-      (err: unknown) =>
-        code('registry.invalid_imei')(err) && /check digit should be 9/.test((err as Error).message),
-    );
-    await assert.rejects(
-      registry.addDevice({ imei: '490154203237518', imsi: '123', operator: 'demo' }),
-      code('registry.invalid_imsi'),
-    );
-    await assert.rejects(
-      registry.addDevice({ imei: '490154203237518', operator: '' }),
-      code('registry.invalid_field'),
-    );
-    await assert.rejects(
-      registry.addDevice({ imei: '490154203237518', operator: 'bad name' }),
-      code('registry.invalid_field'),
-    );
-    await assert.rejects(registry.setStatus('490154203237518', 'disabled'), code('registry.not_found'));
-    await assert.rejects(registry.removeDevice('490154203237518'), code('registry.not_found'));
-  });
-
-  test('reset-secret invalidates the old secret; remove forgets the device', async (t) => {
-    const registry = await openRegistry(t, tempDir(t));
-    const { secret } = await registry.addDevice({ imei: IMEI, operator: 'demo' });
-    const reset = await registry.resetSecret(IMEI);
-    assert.notEqual(reset.secret, secret);
-    assert.throws(() => registry.authenticate(IMEI, secret), code('auth.bad_secret'));
-    assert.equal(registry.authenticate(IMEI, reset.secret).imei, IMEI);
-    await registry.removeDevice(IMEI);
-    assert.equal(registry.getDevice(IMEI), undefined);
-    assert.throws(() => registry.authenticate(IMEI, reset.secret), code('auth.unknown_device'));
-  });
-
   test('the secret is never stored, only its hash', async (t) => {
     const dir = tempDir(t);
     const registry = await openRegistry(t, dir);
@@ -138,51 +103,6 @@ describe('Registry devices', () => {
       const bytes = readFileSync(join(dir, 'registry', name));
       assert.equal(bytes.includes(Buffer.from(secret)), false, `secret found in ${name}`);
     }
-  });
-
-  test('list filters by operator, status and prefix, and pages with after', async (t) => {
-    const registry = await openRegistry(t, tempDir(t));
-    const imeis: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      const imei = imeiWithCheckDigit((i < 20 ? '35693803' : '49015420') + String(i).padStart(6, '0'));
-      imeis.push(imei);
-      await registry.addDevice({ imei, operator: i % 2 === 0 ? 'even' : 'odd' });
-    }
-    await registry.setStatus(imeis[3]!, 'disabled');
-    assert.equal(registry.listDevices().length, 30);
-    assert.equal(registry.countDevices(), 30);
-    assert.equal(registry.listDevices({ operator: 'even' }).length, 15);
-    assert.deepEqual(
-      registry.listDevices({ status: 'disabled' }).map((d) => d.imei),
-      [imeis[3]],
-    );
-    assert.equal(registry.listDevices({ prefix: '49015420' }).length, 10);
-    assert.equal(registry.listDevices({ prefix: '35693803', operator: 'odd' }).length, 10);
-    const page1 = registry.listDevices({ limit: 12 });
-    const page2 = registry.listDevices({ limit: 12, after: page1.at(-1)!.imei });
-    const page3 = registry.listDevices({ limit: 12, after: page2.at(-1)!.imei });
-    assert.deepEqual(
-      [...page1, ...page2, ...page3].map((d) => d.imei),
-      [...imeis].sort(),
-    );
-    assert.equal(page3.length, 6);
-  });
-
-  test('last-seen times are written in batches, not per authentication', async (t) => {
-    let now = 1_000;
-    const registry = await openRegistry(t, tempDir(t), () => now);
-    const { secret } = await registry.addDevice({ imei: IMEI, operator: 'demo' });
-    now = 2_000;
-    registry.authenticate(IMEI, secret);
-    now = 3_000;
-    registry.authenticate(IMEI, secret);
-    assert.equal(registry.getDevice(IMEI)?.lastSeenAt, undefined, 'not written yet');
-    await registry.flushLastSeen();
-    assert.equal(registry.getDevice(IMEI)?.lastSeenAt, 3_000);
-    // An older time never overwrites a newer one.
-    registry.touchLastSeen(IMEI, 2_500);
-    await registry.flushLastSeen();
-    assert.equal(registry.getDevice(IMEI)?.lastSeenAt, 3_000);
   });
 });
 
@@ -230,6 +150,123 @@ describe('Registry record versions', () => {
     const env2 = open({ path: join(dir, 'registry'), maxDbs: 8 });
     assert.equal((env2.openDB({ name: 'devices' }).get(v0) as { v: number }).v, 1);
     await env2.close();
+  });
+});
+
+describe('Registry record versions on the shared state', () => {
+  test('records written by hand in the shapes of the first clustered release (and older) are read', async (t) => {
+    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
+    await writeSharedFixture(state);
+    const registry = await Registry.open(tempDir(t), { shared: state });
+    t.after(async () => {
+      await registry.close();
+      await state.close();
+    });
+    await assertReadsFixture(registry);
+    // A write stores the current version; the fixture's v0 device comes back as v1.
+    await registry.setStatus('490154203237518', 'disabled');
+    const raw = await state.table<Record<string, unknown>>('registry_devices', { read: (r) => r as never });
+    assert.equal(raw.get('490154203237518')?.value.v, 1);
+  });
+
+  test('the fixture has the fields and versions this release writes (else add a fixture, keep this one)', async (t) => {
+    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
+    const registry = await Registry.open(tempDir(t), { shared: state, now: () => 1_700_000_000_000 });
+    t.after(async () => {
+      await registry.close();
+      await state.close();
+    });
+    const imei = '356938035643809';
+    await registry.putRef('operators', 'acme', { name: 'ACME Mobile' }, { mode: 'create' });
+    await registry.addDevice({
+      imei,
+      imsi: '262011234567890',
+      operator: 'acme',
+      profile: 'basic',
+      operatorProfile: 'acme-net',
+      model: 'phone-1',
+    });
+    registry.touchLastSeen(imei, 1_700_000_500_000);
+    await registry.flushLastSeen();
+    await registry.addAdminUser({ name: 'ops', role: 'operator', password: 'fixture admin password' });
+    await registry.setAdminPassword('ops', 'fixture admin password');
+    await registry.putDeviceAccount(imei, {
+      label: 'work',
+      service: 'mail',
+      user: 'alice',
+      address: 'alice@example.test',
+      secret: 'sealed:opaque',
+    });
+    const fixture = sharedRegistryFixture();
+    const shape = (x: unknown) => {
+      const r = x as Record<string, unknown>;
+      return { v: r.v, fields: Object.keys(r).sort() };
+    };
+    for (const [table, key] of [
+      ['registry_devices', imei],
+      ['registry_admins', 'ops'],
+      ['registry_refs', 'operators/acme'],
+      ['registry_accounts', `${imei}/work`],
+    ] as const) {
+      const stored = (await state.table<unknown>(table, { read: (r) => r })).get(key)?.value;
+      assert.deepEqual(shape(stored), shape(fixture[table]?.[key]), `${table} ${key}`);
+    }
+  });
+});
+
+describe('Registry moving into the shared state', () => {
+  test("a node's lmdb records move into the cluster once; the cluster's own records win", async (t) => {
+    const node = tempDir(t);
+    const single = await Registry.open(node);
+    await single.putRef('operators', 'op', { name: 'mine' }, { mode: 'create' });
+    const { secret } = await single.addDevice({ imei: IMEI, operator: 'op', imsi: '310150123456789' });
+    await single.putDeviceAccount(IMEI, { label: 'work', service: 'mail', user: 'u', secret: 'sealed' });
+    await single.addAdminUser({ name: 'alice', role: 'admin', password: 'correct horse battery' });
+    await single.close();
+
+    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
+    t.after(() => state.close());
+    // Another admin node already put an operator "op" into the cluster: it is kept.
+    const other = await Registry.open(tempDir(t), { shared: state });
+    await other.putRef('operators', 'op', { name: 'cluster' }, { mode: 'create' });
+    await other.close();
+
+    const joined = await Registry.open(node, { shared: state });
+    assert.equal(joined.authenticate(IMEI, secret).operator, 'op');
+    assert.deepEqual(
+      [...joined.iterateDevicesByImsi('3101')].map((d) => d.imei),
+      [IMEI],
+    );
+    assert.equal(joined.listDeviceAccounts(IMEI).length, 1);
+    assert.ok(await joined.verifyAdminPassword('alice', 'correct horse battery'));
+    assert.equal(joined.getRef('operators', 'op')?.data.name, 'cluster');
+    // Removed in the cluster, the device stays removed when the node starts again.
+    await joined.removeDevice(IMEI);
+    await joined.close();
+    const again = await Registry.open(node, { shared: state });
+    t.after(() => again.close());
+    assert.equal(again.getDevice(IMEI), undefined);
+  });
+});
+
+describe('Registry import on the shared state', () => {
+  test('batch imports and import jobs are refused with a code that says why', async (t) => {
+    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
+    const registry = await Registry.open(tempDir(t), { shared: state });
+    t.after(async () => {
+      await registry.close();
+      await state.close();
+    });
+    await assert.rejects(
+      registry.importDevices([{ line: 2, imei: IMEI, operator: 'a' }], { mode: 'valid-only' }),
+      code('registry.single_node_only'),
+    );
+    const actor = { actor: 'cli:alice', role: 'cli' };
+    await assert.rejects(
+      registry.imports.begin({ id: 'j1', mode: 'valid-only', digest: 'd', total: 1, actor }),
+      code('registry.single_node_only'),
+    );
+    assert.equal(registry.countDevices(), 0);
   });
 });
 
@@ -313,33 +350,6 @@ describe('Registry import', () => {
       mode: 'valid-only',
     });
     assert.equal(weak.rejected[0]?.field, 'secret');
-  });
-});
-
-describe('Registry admin users', () => {
-  test('passwords are hashed with scrypt and verified', async (t) => {
-    const registry = await openRegistry(t, tempDir(t));
-    await registry.addAdminUser({ name: 'alice', role: 'operator', password: 'correct horse battery' });
-    await assert.rejects(
-      registry.addAdminUser({ name: 'alice', role: 'admin', password: 'another password' }),
-      code('registry.duplicate'),
-    );
-    await assert.rejects(
-      registry.addAdminUser({ name: 'bob', role: 'admin', password: 'short' }),
-      code('registry.invalid_field'),
-    );
-    assert.equal((await registry.verifyAdminPassword('alice', 'correct horse battery'))?.role, 'operator');
-    assert.equal(await registry.verifyAdminPassword('alice', 'wrong horse battery'), undefined);
-    assert.equal(await registry.verifyAdminPassword('nobody', 'correct horse battery'), undefined);
-    await registry.setAdminPassword('alice', 'a new long password');
-    assert.equal(await registry.verifyAdminPassword('alice', 'correct horse battery'), undefined);
-    assert.ok(await registry.verifyAdminPassword('alice', 'a new long password'));
-    assert.deepEqual(
-      registry.listAdminUsers().map((u) => u.name),
-      ['alice'],
-    );
-    await registry.removeAdminUser('alice');
-    assert.equal(registry.getAdminUser('alice'), undefined);
   });
 });
 

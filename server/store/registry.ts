@@ -14,7 +14,7 @@ import {
 import { importDeviceRows } from './device-batch-import.ts';
 import { deviceInfo, deviceKeyEpoch, profileHeartbeatMs } from './device-credentials.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
-import { type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
+import { type DeviceIndexes, type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
 import { type ImportMode, type ImportResult, type ImportRow, SECRET_MAX } from './import-rows.ts';
 import { ImportJobs } from './import-jobs.ts';
 import { LastSeen } from './last-seen.ts';
@@ -26,12 +26,29 @@ import {
   type DeviceRecordV1,
   type DeviceStatus,
   deviceView,
+  readAdminUserRecord,
   readDeviceRecord,
 } from './records.ts';
-import { type RefDatabase, type RefRecord, RefStore } from './ref-store.ts';
-import { exportTables, importTables, type RegistryTables } from './registry-tables.ts';
-import type { TransferRecord } from './registry-transfer.ts';
+import { type RefRecord, RefStore, type StoredRef } from './ref-store.ts';
+import { lmdbDeviceIndexes, type RegistryTable, SharedRegistryTable } from './registry-table.ts';
+import { adoptLocalRecords } from './registry-adopt.ts';
+import {
+  exportTables,
+  importTables,
+  type LmdbRegistryDatabases,
+  lmdbTables,
+  type RegistryTableSet,
+} from './registry-tables.ts';
+export type { RegistryTableSet } from './registry-tables.ts';
+import {
+  importShared,
+  readAccountRecord,
+  readRefRecord,
+  sharedTableName,
+  type TransferRecord,
+} from './registry-transfer.ts';
 import { verifyDeviceSecret } from './secrets.ts';
+import type { SharedState, TableOptions } from './shared/table.ts';
 
 export type { AdminUser } from './admin-users.ts';
 export { deviceKeyEpoch } from './device-credentials.ts';
@@ -48,8 +65,17 @@ export { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
 export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
 
 /**
- * The device registry (and admin users) in one lmdb environment at
- * `<data>/registry`.
+ * The device registry (and admin users): on a single node in one lmdb
+ * environment at `<data>/registry`; in a cluster (RegistryOptions.shared) its
+ * tables — devices, admin users, reference data, provisioned accounts — are
+ * the shared-state tables `registry_<table>` (JetStream KV), so every admin
+ * node serves the same registry, while the node's lmdb environment keeps
+ * only what is the node's own: the audit outbox and import jobs (and, once,
+ * the records it held before, which move into the cluster: registry-adopt.ts). Every part
+ * reads and writes a table through RegistryTable (registry-table.ts): one
+ * key's read-check-write, atomic on both backends; the indexes are the
+ * devices' keys (IMEI uniqueness) or computed from the devices read (IMSI,
+ * operator), so two admin nodes writing at once cannot make them disagree.
  *
  * Several processes may open the same environment at once (a running gateway
  * and the `mmgw device` CLI): LMDB serialises writers with a lock in the
@@ -95,6 +121,12 @@ export interface ListDevicesOptions {
 }
 
 export interface RegistryOptions {
+  /**
+   * Cluster mode: the registry's tables live in this shared state (the
+   * node's lmdb keeps the audit outbox and import jobs, which refuse to start:
+   * they write lmdb transactions). Closing the registry does not close it.
+   */
+  shared?: SharedState;
   /** Injected clock (epoch ms). */
   now?: () => number;
   /** How often batched last-seen times are written. Default 5000 ms. */
@@ -105,15 +137,20 @@ export interface RegistryOptions {
 
 export class Registry implements DeviceAuthSource {
   readonly path: string;
+  /** Where the tables live: 'lmdb' (this node) or the shared state's kind. */
+  readonly backend: 'lmdb' | SharedState['kind'];
   private readonly env: RootDatabase;
-  private readonly devices: Database<DeviceRecordV1, string>;
-  private readonly admins: Database<AdminUserRecordV1, string>;
-  private readonly refs: RefDatabase;
-  /** `<imsi>:<imei>` → true: IMSI prefix search without reading every device. */
-  private readonly imsis: Database<boolean, string>;
+  /** The lmdb databases (the single-node tables; in cluster mode only the transfer uses them, empty). */
+  private readonly lmdb: LmdbRegistryDatabases;
+  private readonly devices: RegistryTable<DeviceRecordV1>;
+  private readonly admins: RegistryTable<AdminUserRecordV1>;
+  private readonly refs: RegistryTable<StoredRef>;
+  private readonly accounts: RegistryTable<ProvisionedAccountRecord>;
+  /** Cluster mode: `<imsi>:<imei>` of every device, sorted, rebuilt after a device change. */
+  private imsiKeys: string[] | undefined;
+  private readonly unwatch: Array<() => void> = [];
+  private readonly shared: SharedState | undefined;
   private readonly meta: Database<unknown, string>;
-  /** [imei, label] → ProvisionedAccountRecord: account credentials an operator set for a device. */
-  private readonly accounts: Database<ProvisionedAccountRecord, string[]>;
   /** Audit entries of changes made here, until the admin role relays them to its audit log. */
   readonly auditOutbox: AuditOutbox;
   /** Import jobs: their results, sealed secrets and the rows they created. */
@@ -128,31 +165,52 @@ export class Registry implements DeviceAuthSource {
   /** Told the IMEIs of committed device changes (the cluster's device_auth publisher). */
   private readonly deviceListeners = new Set<(imeis: string[]) => void>();
 
-  private constructor(path: string, options: RegistryOptions) {
+  private constructor(path: string, options: RegistryOptions, shared?: RegistryTableSet) {
     this.path = path;
     this.now = options.now ?? Date.now;
+    this.shared = options.shared;
+    this.backend = options.shared?.kind ?? 'lmdb';
     this.env = open({ path, maxDbs: 16 });
-    this.devices = this.env.openDB<DeviceRecordV1, string>({ name: 'devices' });
-    this.admins = this.env.openDB<AdminUserRecordV1, string>({ name: 'admins' });
-    this.refs = this.env.openDB<RefRecord & { v: number }, string[]>({ name: 'refdata' });
-    this.imsis = this.env.openDB<boolean, string>({ name: 'imsi' });
+    const lmdb: LmdbRegistryDatabases = {
+      devices: this.env.openDB<DeviceRecordV1, string>({ name: 'devices' }),
+      admins: this.env.openDB<AdminUserRecordV1, string>({ name: 'admins' }),
+      refs: this.env.openDB<StoredRef, string[]>({ name: 'refdata' }),
+      imsis: this.env.openDB<boolean, string>({ name: 'imsi' }),
+      accounts: this.env.openDB<ProvisionedAccountRecord, string[]>({ name: 'accounts' }),
+    };
+    this.lmdb = lmdb;
+    const tables = shared ?? lmdbTables(lmdb);
+    this.devices = tables.devices;
+    this.admins = tables.admins;
+    this.refs = tables.refs;
+    this.accounts = tables.accounts;
+    if (shared) {
+      // Another node's device change is this node's to publish too (device_auth): if that node
+      // died before publishing, the edges still learn it. Every node publishes the same record.
+      this.unwatch.push(
+        this.devices.watch((imei) => {
+          this.imsiKeys = undefined;
+          this.devicesChanged([imei]);
+        }),
+      );
+    }
     this.meta = this.env.openDB<unknown, string>({ name: 'meta' });
-    this.accounts = this.env.openDB<ProvisionedAccountRecord, string[]>({ name: 'accounts' });
     this.auditOutbox = new AuditOutbox(this.env.openDB({ name: 'auditOutbox' }), this.now);
     this.imports = new ImportJobs({
-      devices: this.devices,
-      imsis: this.imsis,
-      accounts: this.accounts,
+      devices: lmdb.devices,
+      imsis: lmdb.imsis,
+      accounts: lmdb.accounts,
       jobs: this.env.openDB({ name: 'imports' }),
       outbox: this.auditOutbox,
       now: this.now,
       changed: (imeis) => this.devicesChanged(imeis),
+      ...(shared ? { refuse: CLUSTER_IMPORT_REFUSAL } : {}),
     });
     const assertOpen = () => this.assertOpen();
     this.refStore = new RefStore({ refs: this.refs, now: this.now, assertOpen, outbox: this.auditOutbox });
     this.accountStore = new AccountStore({
       accounts: this.accounts,
-      hasDevice: (imei) => this.devices.doesExist(imei),
+      hasDevice: (imei) => this.devices.has(imei),
       outbox: this.auditOutbox,
       now: this.now,
       assertOpen,
@@ -165,8 +223,7 @@ export class Registry implements DeviceAuthSource {
     });
     this.writes = new DeviceWrites({
       devices: this.devices,
-      imsis: this.imsis,
-      accounts: this.accounts,
+      indexes: shared ? this.sharedIndexes() : lmdbDeviceIndexes(lmdb.imsis, lmdb.accounts),
       outbox: this.auditOutbox,
       now: this.now,
       assertOpen,
@@ -179,7 +236,10 @@ export class Registry implements DeviceAuthSource {
     );
   }
 
-  /** Opens (creating if needed) the registry under `<dataDir>/registry`. */
+  /**
+   * Opens (creating if needed) the registry under `<dataDir>/registry`; with
+   * `options.shared`, its tables on the shared state (loaded before this resolves).
+   */
   static async open(dataDir: string, options: RegistryOptions = {}): Promise<Registry> {
     const path = join(dataDir, 'registry');
     if (options.mustExist && !existsSync(join(path, 'data.mdb'))) {
@@ -188,29 +248,69 @@ export class Registry implements DeviceAuthSource {
       });
     }
     mkdirSync(path, { recursive: true });
-    const registry = new Registry(path, options);
-    await registry.buildImsiIndex();
+    const shared = options.shared ? await openSharedTables(options.shared) : undefined;
+    const registry = new Registry(path, options, shared);
+    if (shared) await adoptLocalRecords(registry.lmdb, shared, registry.meta);
+    else await registry.buildImsiIndex();
     await registry.imports.recover();
     return registry;
   }
 
   /** Once per registry: indexes the IMSIs of devices written before the index existed. */
   private async buildImsiIndex(): Promise<void> {
+    const { devices, imsis } = this.lmdb;
     if (this.meta.get('imsiIndex') === 1) return;
     await this.env.transaction(() => {
       if (this.meta.get('imsiIndex') === 1) return;
-      for (const { key, value } of this.devices.getRange({})) {
-        if (value.imsi) this.imsis.put(`${value.imsi}:${key}`, true);
+      for (const { key, value } of devices.getRange({})) {
+        if (value.imsi) imsis.put(`${value.imsi}:${key}`, true);
       }
       this.meta.put('imsiIndex', 1);
     });
   }
 
+  /**
+   * Shared state: the IMSI index is computed from the devices (imsiKeys), and
+   * a removed device's accounts are removed after it, one key at a time (a
+   * crash in between leaves accounts no device shows; a device added again
+   * under the IMEI would show them).
+   */
+  private sharedIndexes(): DeviceIndexes {
+    return {
+      imsiMoved: () => {
+        this.imsiKeys = undefined;
+      },
+      removedInChange() {},
+      removedAfter: async (imei) => {
+        for (const { key } of [...this.accounts.rows({ prefix: `${imei}/` })]) {
+          await this.accounts.change(key, (a) =>
+            a ? { remove: true, result: undefined } : { result: undefined },
+          );
+        }
+      },
+    };
+  }
+
+  /** `<imsi>:<imei>` keys starting with `prefix`, in order. */
+  private *imsiKeysFrom(prefix: string): Generator<string> {
+    if (!this.shared) {
+      const range = { start: prefix, end: `${prefix}\uffff`, snapshot: true };
+      for (const key of this.lmdb.imsis.getKeys(range)) yield String(key);
+      return;
+    }
+    if (!this.imsiKeys) {
+      const keys: string[] = [];
+      for (const { key, value } of this.devices.rows()) if (value.imsi) keys.push(`${value.imsi}:${key}`);
+      this.imsiKeys = keys.sort();
+    }
+    for (const key of this.imsiKeys) if (key.startsWith(prefix)) yield key;
+  }
+
   /** Devices whose IMSI starts with `prefix`, in IMSI order (then IMEI). */
   *iterateDevicesByImsi(prefix: string): Generator<Device> {
     this.assertOpen();
-    for (const key of this.imsis.getKeys({ start: prefix, end: `${prefix}\uffff`, snapshot: true })) {
-      const imei = String(key).slice(String(key).indexOf(':') + 1);
+    for (const key of this.imsiKeysFrom(prefix)) {
+      const imei = key.slice(key.indexOf(':') + 1);
       const device = this.getDevice(imei);
       if (device) yield device;
     }
@@ -225,14 +325,14 @@ export class Registry implements DeviceAuthSource {
 
   getDevice(imei: string): Device | undefined {
     this.assertOpen();
-    const raw = this.devices.get(imei);
-    return raw === undefined ? undefined : deviceView(readDeviceRecord(raw));
+    const record = this.devices.get(imei);
+    return record === undefined ? undefined : deviceView(record);
   }
 
   /** Is there a device with this IMEI? (No record is decoded: an import asks once per row.) */
   hasDevice(imei: string): boolean {
     this.assertOpen();
-    return this.devices.doesExist(imei);
+    return this.devices.has(imei);
   }
 
   /**
@@ -242,11 +342,10 @@ export class Registry implements DeviceAuthSource {
    */
   authenticate(imei: string, secret: string): DeviceInfo {
     this.assertOpen();
-    const raw = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
-    if (raw === undefined) {
+    const record = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
+    if (record === undefined) {
       throw new GatewayError('auth.unknown_device', `no device with IMEI ${String(imei).slice(0, 32)}`);
     }
-    const record = readDeviceRecord(raw);
     if (
       typeof secret !== 'string' ||
       secret.length > SECRET_MAX ||
@@ -262,9 +361,8 @@ export class Registry implements DeviceAuthSource {
   /** For token-based hello and resume: the device must still exist and be enabled. */
   lookup(imei: string): DeviceInfo {
     this.assertOpen();
-    const raw = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
-    if (raw === undefined) throw new GatewayError('auth.unknown_device');
-    const record = readDeviceRecord(raw);
+    const record = typeof imei === 'string' && imei.length <= 32 ? this.devices.get(imei) : undefined;
+    if (record === undefined) throw new GatewayError('auth.unknown_device');
     if (record.status !== 'enabled') throw new GatewayError('auth.disabled');
     return deviceInfo(record, this.heartbeatMs(record));
   }
@@ -302,14 +400,11 @@ export class Registry implements DeviceAuthSource {
   /** Every device matching the filters, in IMEI order, without holding them all in memory. */
   *iterateDevices(options: Omit<ListDevicesOptions, 'limit'> = {}): Generator<Device> {
     this.assertOpen();
-    const prefix = options.prefix ?? '';
-    // IMEIs are digits, and ':' sorts right after '9': [prefix, prefix + ':') is the prefix range.
-    let start: string | undefined = prefix === '' ? undefined : prefix;
-    if (options.after !== undefined && (start === undefined || options.after > start)) start = options.after;
-    const end = prefix === '' ? undefined : prefix + ':';
-    for (const { key, value } of this.devices.getRange({ start, end, snapshot: true })) {
-      if (options.after !== undefined && key <= options.after) continue;
-      const record = readDeviceRecord(value);
+    const range = {
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+      ...(options.after !== undefined ? { after: options.after } : {}),
+    };
+    for (const { value: record } of this.devices.rows(range)) {
       if (options.operator !== undefined && record.operator !== options.operator) continue;
       if (options.status !== undefined && record.status !== options.status) continue;
       yield deviceView(record);
@@ -319,12 +414,12 @@ export class Registry implements DeviceAuthSource {
   /** The number of devices from the database header: O(1), where countDevices walks every key. */
   deviceTotal(): number {
     this.assertOpen();
-    return (this.devices.getStats() as { entryCount: number }).entryCount;
+    return this.devices.count();
   }
 
   countDevices(): number {
     this.assertOpen();
-    return this.devices.getKeysCount();
+    return this.shared ? this.devices.count() : this.lmdb.devices.getKeysCount();
   }
 
   /** Writes rows held in memory in one transaction, all or nothing per call (device-batch-import.ts). */
@@ -333,8 +428,9 @@ export class Registry implements DeviceAuthSource {
     options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
   ): Promise<ImportResult> {
     this.assertOpen();
+    if (this.shared) throw new GatewayError('registry.single_node_only', CLUSTER_IMPORT_REFUSAL);
     const result = await importDeviceRows(
-      { devices: this.devices, imsis: this.imsis, now: this.now },
+      { devices: this.lmdb.devices, imsis: this.lmdb.imsis, now: this.now },
       rows,
       options,
     );
@@ -473,7 +569,8 @@ export class Registry implements DeviceAuthSource {
   /** Every record as stored (versioned), table by table in key order (registry-tables.ts). */
   *exportRecords(): Generator<TransferRecord> {
     this.assertOpen();
-    yield* exportTables(this.tables());
+    const { devices, admins, refs, accounts } = this;
+    yield* exportTables({ devices, admins, refs, accounts });
   }
 
   /**
@@ -483,7 +580,8 @@ export class Registry implements DeviceAuthSource {
    */
   async importRecords(records: TransferRecord[]): Promise<{ written: number }> {
     this.assertOpen();
-    const existing = await importTables(this.tables(), records);
+    if (this.shared) return importShared(this.shared, records);
+    const existing = await importTables(this.lmdb, records);
     if (existing) {
       throw new GatewayError(
         'registry.duplicate',
@@ -492,11 +590,6 @@ export class Registry implements DeviceAuthSource {
     }
     this.devicesChanged(records.filter((r) => r.table === 'devices').map((r) => r.key));
     return { written: records.length };
-  }
-
-  private tables(): RegistryTables {
-    const { devices, imsis, admins, refs, accounts } = this;
-    return { devices, imsis, admins, refs, accounts };
   }
 
   // ---- changes, for the cluster's shared device_auth table (device-auth.ts) ----
@@ -509,16 +602,14 @@ export class Registry implements DeviceAuthSource {
 
   deviceAuth(imei: string): DeviceAuthRecordV1 | undefined {
     this.assertOpen();
-    const raw = this.devices.get(imei);
-    if (raw === undefined) return undefined;
-    const record = readDeviceRecord(raw);
+    const record = this.devices.get(imei);
+    if (record === undefined) return undefined;
     return deviceAuthRecord(record, deviceKeyEpoch(record), this.heartbeatMs(record));
   }
 
   *allDeviceAuth(): Generator<DeviceAuthFields> {
     this.assertOpen();
-    for (const { value } of this.devices.getRange({ snapshot: true })) {
-      const record = readDeviceRecord(value);
+    for (const { value: record } of this.devices.rows()) {
       const { keyEpoch: _k, ...fields } = deviceAuthRecord(record, '', this.heartbeatMs(record));
       yield fields;
     }
@@ -537,10 +628,28 @@ export class Registry implements DeviceAuthSource {
     this.lastSeen.stop();
     await this.lastSeen.flush();
     this.closed = true;
+    for (const stop of this.unwatch) stop();
     await this.env.close();
   }
 
   private assertOpen(): void {
     if (this.closed) throw new GatewayError('internal', 'the registry is closed');
   }
+}
+
+const CLUSTER_IMPORT_REFUSAL =
+  'device import jobs run on a single-node registry only: import into lmdb, then `mmgw registry export | mmgw registry import --bus`';
+
+/** The registry's tables on the shared state, each with the reader that checks and upgrades its records. */
+async function openSharedTables(state: SharedState): Promise<RegistryTableSet> {
+  const open = async <T>(table: 'devices' | 'admins' | 'refs' | 'accounts', read: (raw: unknown) => T) => {
+    const options: TableOptions<T> = { read };
+    return new SharedRegistryTable(await state.table<T>(sharedTableName(table), options));
+  };
+  return {
+    devices: await open('devices', readDeviceRecord),
+    admins: await open('admins', readAdminUserRecord),
+    refs: await open('refs', readRefRecord),
+    accounts: await open('accounts', readAccountRecord),
+  };
 }

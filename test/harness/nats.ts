@@ -3,11 +3,12 @@
  * one test file, and stops it by pid afterwards — also when the test process
  * exits without cleaning up.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { clusteredCasExact } from '../../server/store/shared/nats-kv.ts';
 import { waitForServer } from './server-probe.ts';
 
 export interface NatsServerHandle {
@@ -206,4 +207,17 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   }
   cleanupStore();
   throw new Error('nats-server: no free port after 5 attempts');
+}
+
+/**
+ * Why compare-and-set races on a replicated bucket cannot be tested with the
+ * nats-server found here (undefined when they can): before 2.9.21 two writes
+ * in flight at once may both be stored (nats-io/nats-server#4320).
+ */
+export function clusteredCasProblem(): string | undefined {
+  const out = execFileSync(findNatsServer(), ['--version'], { encoding: 'utf8' }).trim();
+  const version = /v\d+\.\d+\.\d+/.exec(out)?.[0] ?? out;
+  return clusteredCasExact(version)
+    ? undefined
+    : `${out} lets concurrent compare-and-set writes both succeed on R3 (nats-io/nats-server#4320)`;
 }

@@ -5,7 +5,6 @@
  * copies keep answering; writes fail typed; the watch resumes after).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { NatsKvSharedState } from '../../server/store/shared/nats-kv.ts';
@@ -17,7 +16,7 @@ import {
   readRec,
   sharedStateCases,
 } from '../../testing/store/shared-state-conformance.ts';
-import { findNatsServer, type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
+import { clusteredCasProblem, type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type NatsCluster, startNatsCluster } from '../harness/nats-cluster.ts';
 
 let cluster: NatsCluster;
@@ -38,23 +37,6 @@ after(async () => {
   await cluster?.stop();
 });
 
-/**
- * nats-server before 2.9.21 checks a clustered stream's expected last subject
- * sequence before the write is replicated, not as part of it, so two
- * compare-and-set writes in flight at once may both be stored
- * (nats-io/nats-server#4320, fixed by #4319). On such a server the concurrent
- * case is skipped on the R3 cluster (it fails there, and says why); it runs
- * on one server (R1), where the check is exact.
- */
-function clusteredCasBroken(): string | undefined {
-  const out = execFileSync(findNatsServer(), ['--version'], { encoding: 'utf8' });
-  const [major = 0, minor = 0, patch = 0] = (/v(\d+)\.(\d+)\.(\d+)/.exec(out) ?? []).slice(1).map(Number);
-  const fixed = major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
-  return fixed
-    ? undefined
-    : `${out.trim()} lets concurrent compare-and-set writes both succeed on R3 (nats-io/nats-server#4320)`;
-}
-
 const CONCURRENT_CASE = 'two writers: compare-and-set lets exactly one win each round';
 
 describe('shared-state conformance: NATS JetStream KV (3 servers, R3)', () => {
@@ -64,7 +46,7 @@ describe('shared-state conformance: NATS JetStream KV (3 servers, R3)', () => {
     a = await connect([cluster.urls[0]!], 'conf-a');
     b = await connect([cluster.urls[1]!, cluster.urls[2]!], 'conf-b');
   });
-  const broken = clusteredCasBroken();
+  const broken = clusteredCasProblem();
   for (const c of sharedStateCases) {
     const skip = c.name === CONCURRENT_CASE ? broken : undefined;
     test(c.name, skip ? { skip } : {}, () => c.run({ a, b, crossWatch: true }, freshTableName()));

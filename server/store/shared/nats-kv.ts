@@ -90,6 +90,13 @@ export class NatsKvSharedState implements SharedState {
         },
       );
     }
+    const version = nc.info?.version;
+    if (options.replicas > 1 && version !== undefined && !clusteredCasExact(version)) {
+      options.logger?.warn(
+        { version },
+        'nats-server before 2.9.21: two compare-and-set writes in flight at once on a replicated bucket may both be stored (nats-io/nats-server#4320); upgrade the NATS servers',
+      );
+    }
     const state = new NatsKvSharedState(nc, options);
     state.followReconnects();
     return state;
@@ -149,6 +156,20 @@ export class NatsKvSharedState implements SharedState {
     })();
     return this.closing;
   }
+}
+
+/**
+ * Is compare-and-set exact on a replicated bucket of this nats-server
+ * version? Before 2.9.21 a clustered stream checks the expected last
+ * subject sequence before the write is replicated, not as part of it, so two
+ * writes in flight at once may both be stored (nats-io/nats-server#4320,
+ * fixed by #4319): both writers are told they won, and the later one stays.
+ */
+export function clusteredCasExact(version: string): boolean {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version.trim());
+  if (!m) return false;
+  const [major, minor, patch] = m.slice(1).map(Number) as [number, number, number];
+  return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
 }
 
 /** Resolves once `done()` holds (checked every 10 ms), or rejects with registry.unavailable after `timeoutMs`. */

@@ -1,0 +1,236 @@
+/**
+ * One table of the registry (devices, admin users, reference data,
+ * provisioned accounts) behind one small interface with two backends: a
+ * database of the node's lmdb registry environment (the single-node default,
+ * its layout unchanged) and a shared-state table (shared/: JetStream KV in a
+ * cluster, so that every admin node reads and writes the same records).
+ *
+ * Reads are synchronous and local on both. A write is a read-check-write of
+ * ONE key (`change`): on lmdb inside one write transaction, on the shared
+ * state a compare-and-set at the revision read, decided again on conflict.
+ * Nothing spans keys on the shared state, so the registry keeps its indexes
+ * derivable from one table (IMEI uniqueness is the devices table's key, the
+ * IMSI and operator indexes are computed from the devices read) and writes
+ * what follows from a change (a removed device's accounts) as separate,
+ * idempotent steps.
+ */
+import type { Database } from 'lmdb';
+import type { DeviceIndexes } from './device-writes.ts';
+import { isConflict, type SharedTable } from './shared/table.ts';
+
+export interface TableRow<V> {
+  key: string;
+  value: V;
+}
+
+/** What a change decided: the value to write (or remove the key), and the answer for the caller. */
+export interface Decision<V, R> {
+  put?: V;
+  remove?: boolean;
+  result: R;
+}
+
+export interface RegistryTable<V> {
+  get(key: string): V | undefined;
+  has(key: string): boolean;
+  /** Rows in key order; `prefix` limits them, `after` starts after that key. */
+  rows(options?: { prefix?: string; after?: string }): Iterable<TableRow<V>>;
+  count(): number;
+  /**
+   * A read-check-write of one key. `decide` sees the current value and may
+   * run more than once (the shared state decides again after a conflict), so
+   * it has no side effects. `committed` runs once, with the decision that was
+   * stored and the value it replaced: on lmdb inside the same write
+   * transaction (its writes to the node's own databases commit with the
+   * change), on the shared state right after the write was acknowledged.
+   */
+  change<R>(
+    key: string,
+    decide: (current: V | undefined) => Decision<V, R>,
+    committed?: (decision: Decision<V, R>, before: V | undefined) => void,
+  ): Promise<R>;
+  /**
+   * `change` of many keys with no answer and nothing after: on lmdb in ONE
+   * transaction, on the shared state a few keys in flight at a time. A key
+   * that fails is left as it was; the others are still written.
+   */
+  changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void>;
+  /** Hears changes by any writer the backend sees (every node, for the shared state); lmdb: none. */
+  watch(listener: (key: string) => void): () => void;
+}
+
+/** How many keys of a changeEach are in flight at once on the shared state. */
+const IN_FLIGHT = 32;
+
+/** How a registry key maps to an lmdb key: devices and users by string, the others by [a, b] from `a/b`. */
+export type LmdbKeyShape = 'string' | 'pair';
+
+export class LmdbRegistryTable<V> implements RegistryTable<V> {
+  constructor(
+    private readonly db: Database<unknown, string | string[]>,
+    private readonly shape: LmdbKeyShape,
+    private readonly read: (raw: unknown) => V,
+  ) {}
+
+  private lmdbKey(key: string): string | string[] {
+    if (this.shape === 'string') return key;
+    const at = key.indexOf('/');
+    return [key.slice(0, at), key.slice(at + 1)];
+  }
+
+  get(key: string): V | undefined {
+    const raw = this.db.get(this.lmdbKey(key));
+    return raw === undefined ? undefined : this.read(raw);
+  }
+
+  has(key: string): boolean {
+    return this.db.doesExist(this.lmdbKey(key));
+  }
+
+  *rows(options: { prefix?: string; after?: string } = {}): Generator<TableRow<V>> {
+    const prefix = options.prefix ?? '';
+    let range: { start?: string | string[]; end?: string | string[] } = {};
+    if (this.shape === 'string') {
+      const start = options.after !== undefined && options.after > prefix ? options.after : prefix;
+      range = { ...(start === '' ? {} : { start }), ...(prefix === '' ? {} : { end: `${prefix}\uffff` }) };
+    } else if (/^[^/]+\/$/.test(prefix)) {
+      const a = prefix.slice(0, -1);
+      range = { start: [a], end: [a, '\uffff'] };
+    }
+    for (const { key, value } of this.db.getRange({ ...range, snapshot: true })) {
+      const k = Array.isArray(key) ? `${key[0]}/${key[1]}` : String(key);
+      if (!k.startsWith(prefix)) continue;
+      if (options.after !== undefined && k <= options.after) continue;
+      yield { key: k, value: this.read(value) };
+    }
+  }
+
+  count(): number {
+    return (this.db.getStats() as { entryCount: number }).entryCount;
+  }
+
+  change<R>(
+    key: string,
+    decide: (current: V | undefined) => Decision<V, R>,
+    committed?: (decision: Decision<V, R>, before: V | undefined) => void,
+  ): Promise<R> {
+    const k = this.lmdbKey(key);
+    return this.db.transaction(() => {
+      const raw = this.db.get(k);
+      const before = raw === undefined ? undefined : this.read(raw);
+      const decision = decide(before);
+      if (decision.remove) this.db.remove(k);
+      else if (decision.put !== undefined) this.db.put(k, decision.put);
+      committed?.(decision, before);
+      return decision.result;
+    });
+  }
+
+  async changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void> {
+    await this.db.transaction(() => {
+      for (const key of keys) {
+        const k = this.lmdbKey(key);
+        const raw = this.db.get(k);
+        const next = decide(key, raw === undefined ? undefined : this.read(raw));
+        if (next !== undefined) this.db.put(k, next);
+      }
+    });
+  }
+
+  watch(): () => void {
+    return () => {};
+  }
+}
+
+export class SharedRegistryTable<V> implements RegistryTable<V> {
+  constructor(
+    private readonly table: SharedTable<V>,
+    private readonly attempts = 50,
+  ) {}
+
+  get(key: string): V | undefined {
+    return this.table.get(key)?.value;
+  }
+
+  has(key: string): boolean {
+    return this.table.get(key) !== undefined;
+  }
+
+  *rows(options: { prefix?: string; after?: string } = {}): Generator<TableRow<V>> {
+    for (const { key, value } of this.table.entries(options)) yield { key, value };
+  }
+
+  count(): number {
+    return this.table.size();
+  }
+
+  async change<R>(
+    key: string,
+    decide: (current: V | undefined) => Decision<V, R>,
+    committed?: (decision: Decision<V, R>, before: V | undefined) => void,
+  ): Promise<R> {
+    for (let i = 0; ; i++) {
+      const current = this.table.get(key);
+      const decision = decide(current?.value);
+      try {
+        if (decision.remove) {
+          if (current) await this.table.remove(key, current.revision);
+        } else if (decision.put !== undefined) {
+          if (current) await this.table.update(key, decision.put, current.revision);
+          else await this.table.create(key, decision.put);
+        }
+      } catch (err) {
+        if (!isConflict(err) || i + 1 >= this.attempts) throw err;
+        // Another node won this round, or our copy was behind: wait for the watch, then decide again.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(5 * 2 ** i, 200)));
+        continue;
+      }
+      committed?.(decision, current?.value);
+      return decision.result;
+    }
+  }
+
+  async changeEach(
+    keys: Iterable<string>,
+    decide: (key: string, current: V | undefined) => V | undefined,
+  ): Promise<void> {
+    const queue = [...keys];
+    const worker = async (): Promise<void> => {
+      for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+        const k = key;
+        await this.change(k, (current) => {
+          const put = decide(k, current);
+          return put === undefined ? { result: undefined } : { put, result: undefined };
+        }).catch(() => undefined);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+  }
+
+  watch(listener: (key: string) => void): () => void {
+    return this.table.watch((change) => listener(change.key));
+  }
+}
+
+/** lmdb: the IMSI index and a removed device's accounts change in the device's transaction. */
+export function lmdbDeviceIndexes(
+  imsis: Database<boolean, string>,
+  accounts: Database<unknown, string[]>,
+): DeviceIndexes {
+  return {
+    imsiMoved(imei, before, after) {
+      if (before) imsis.remove(`${before}:${imei}`);
+      if (after) imsis.put(`${after}:${imei}`, true);
+    },
+    removedInChange(imei) {
+      for (const key of accounts.getKeys({ start: [imei], end: [imei, '\uffff'] })) accounts.remove(key);
+    },
+    removedAfter: async () => {},
+  };
+}
