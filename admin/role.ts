@@ -28,7 +28,7 @@ export const adminRole: RoleDefinition = {
   name: 'admin',
   async start(ctx): Promise<RoleHandle> {
     const { config, logger } = ctx;
-    const lease: ClusterStateLease | undefined = isClusterMode(config)
+    let lease: ClusterStateLease | undefined = isClusterMode(config)
       ? await leaseClusterState(config, ctx.nodeId, logger)
       : undefined;
     let registry: Registry;
@@ -36,7 +36,15 @@ export const adminRole: RoleDefinition = {
       registry = await Registry.open(config.data, lease ? { shared: lease.state } : {});
     } catch (err) {
       await lease?.release();
-      throw err;
+      if (!lease || !jetStreamMissing(err)) throw err;
+      // A NATS bus without JetStream has no shared state to keep: the node serves
+      // the registry of its data directory, as before cluster state existed.
+      lease = undefined;
+      logger.warn(
+        { err },
+        "NATS has no JetStream: the registry stays in this node's data directory, not shared with other admin nodes",
+      );
+      registry = await Registry.open(config.data);
     }
     const sharing = isClusterMode(config) ? shareDeviceAuth(ctx, registry) : undefined;
     const closeRegistry = async (err: unknown): Promise<never> => {
@@ -100,4 +108,9 @@ function shareDeviceAuth(
       await opener.close();
     },
   };
+}
+
+/** The bus's NATS servers run without JetStream (a setting, not an outage: waiting would not help). */
+function jetStreamMissing(err: unknown): boolean {
+  return /jetstream (is )?not enabled/i.test((err as Error)?.message ?? '');
 }

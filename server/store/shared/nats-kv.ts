@@ -136,7 +136,10 @@ export class NatsKvSharedState implements SharedState {
       // create() binds to the bucket when it exists with the same settings.
       kv = await this.kvm.create(`mmgw_${name}`, { replicas: this.options.replicas, history: 1 });
     } catch (err) {
-      throw unavailable(`cannot open KV bucket mmgw_${name}`, err);
+      const hint = /jetstream (is )?not enabled/i.test((err as Error)?.message ?? '')
+        ? ' (cluster state needs JetStream: start every nats-server with -js, a server_name and a store_dir)'
+        : '';
+      throw unavailable(`cannot open KV bucket mmgw_${name}${hint}`, err);
     }
     const table = new KvTable(name, kv, options, this.options.logger);
     await table.load(this.options.loadTimeoutMs ?? 30_000);
