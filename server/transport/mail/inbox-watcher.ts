@@ -35,6 +35,7 @@ import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
+import { pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { MailAccount } from './account-store.ts';
 import { accountStateBody } from './events.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from './cursor.ts';
@@ -65,8 +66,16 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
 
 const FOLDER = 'INBOX';
 
-/** Failed pushes of one message before it is left to the device's sync (minutes of backoff in all). */
-const MAX_PUSH_ATTEMPTS = 12;
+/**
+ * How long, and how many times, pushes of one message may keep failing (the
+ * bus down, the edge not answering or refusing) before it is left to the
+ * device's sync, whichever comes first. The tries come about a second apart
+ * (pushRetryDelayMs) when they fail fast, and once per DEVICE_PUSH_TIMEOUT_MS
+ * while the bus is down: a bus outage of minutes is ridden out, an edge that
+ * refuses at once is given up within a minute.
+ */
+export const PUSH_GIVE_UP_MS = 5 * 60_000;
+export const MAX_PUSH_ATTEMPTS = 60;
 
 /**
  * What made the watcher look for new mail: its (re)connect, IDLE's EXISTS,
@@ -94,6 +103,8 @@ export class InboxWatcher {
   readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0, retry: 0 };
   /** Pushes in a row that the bus did not deliver: the retry's backoff. */
   #pushFailures = 0;
+  /** When the first of those failed (Date.now()). */
+  #pushFailingSince = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
@@ -305,6 +316,7 @@ export class InboxWatcher {
   /** The edge took the push of `uid`: the device now holds it (and the moved cursor, if any). */
   #delivered(uid: number, moved: SyncCursor | undefined): void {
     this.#pushFailures = 0;
+    this.#pushFailingSince = 0;
     if (uid > this.#lastUid) this.#lastUid = uid;
     // A sync that answered meanwhile may have given the device a cursor beyond this one: keep that.
     if (moved && this.#cursor && moved.highestUid > this.#cursor.cursor.highestUid) {
@@ -319,8 +331,8 @@ export class InboxWatcher {
    * on: the next push's `prev` then shows the device the gap, and it syncs.
    */
   #pushFailed(client: ImapFlow, uid: number, moved: SyncCursor | undefined, err: unknown): void {
-    this.#pushFailures++;
-    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS) {
+    if (this.#pushFailures++ === 0) this.#pushFailingSince = Date.now();
+    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS || Date.now() - this.#pushFailingSince >= PUSH_GIVE_UP_MS) {
       this.#log?.warn(
         { account: this.account.id, uid, err: { message: (err as Error).message } },
         'mail.new given up after repeated failures; the device syncs it',
@@ -330,10 +342,13 @@ export class InboxWatcher {
     this.#retryLater(client);
   }
 
-  /** Another catch-up after a backoff that grows with the failed pushes in a row. */
+  /** Another catch-up after a short pause that grows with the failed pushes in a row. */
   #retryLater(client: ImapFlow): void {
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#catchUp(client, 'retry'), this.#backoff(this.#pushFailures));
+    this.#retryTimer = setTimeout(
+      () => this.#catchUp(client, 'retry'),
+      pushRetryDelayMs(this.#pushFailures, this.#opts.random),
+    );
     this.#retryTimer.unref?.();
   }
 
