@@ -14,9 +14,9 @@
  * runs the same catch-up at once. Whichever of the two comes first pushes;
  * the other finds nothing above the mark.
  *
- * The watcher stops when a push finds no session for the device
- * (bus.no_responders): a device that reconnects syncs with its cursor, which
- * starts a new watcher from there.
+ * The watcher stops when pushes find no session for the device
+ * (bus.no_responders) for NO_SESSION_CONFIRM_MS: a device that reconnects
+ * syncs with its cursor, which starts a new watcher from there.
  *
  * With WatchMarks (watch-marks.ts) the watched accounts outlive the node: each
  * mark moves once the edge took a push, and restore() starts a device's
@@ -78,6 +78,15 @@ export const PUSH_GIVE_UP_MS = 5 * 60_000;
 export const MAX_PUSH_ATTEMPTS = 60;
 
 /**
+ * How long every push must find no session (bus.no_responders) before the
+ * watcher stops. A moment without one is no proof: right after a bus outage
+ * the edge may not have resubscribed yet, or the cluster's routes not formed,
+ * and a watcher stopped then leaves a live session without mail pushes, with
+ * nothing to show the device a gap.
+ */
+export const NO_SESSION_CONFIRM_MS = 5000;
+
+/**
  * What made the watcher look for new mail: its (re)connect, IDLE's EXISTS,
  * the mail server's hook, or a push that failed and is tried again.
  */
@@ -105,6 +114,8 @@ export class InboxWatcher {
   #pushFailures = 0;
   /** When the first of those failed (Date.now()). */
   #pushFailingSince = 0;
+  /** When pushes began to find no session (Date.now(); 0: the last one did not). */
+  #noSessionSince = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
@@ -290,7 +301,8 @@ export class InboxWatcher {
               ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
             });
           } catch (err) {
-            if (err instanceof GatewayError && err.code === 'bus.no_responders') throw err;
+            if (err instanceof GatewayError && err.code === 'bus.no_responders' && this.#noSessionFor())
+              throw err;
             this.#pushFailed(client, header.uid, cursors?.moved, err);
             return;
           }
@@ -313,10 +325,18 @@ export class InboxWatcher {
     });
   }
 
+  /** A push found no session: true once pushes have found none for NO_SESSION_CONFIRM_MS. */
+  #noSessionFor(): boolean {
+    const now = Date.now();
+    if (this.#noSessionSince === 0) this.#noSessionSince = now;
+    return now - this.#noSessionSince >= NO_SESSION_CONFIRM_MS;
+  }
+
   /** The edge took the push of `uid`: the device now holds it (and the moved cursor, if any). */
   #delivered(uid: number, moved: SyncCursor | undefined): void {
     this.#pushFailures = 0;
     this.#pushFailingSince = 0;
+    this.#noSessionSince = 0;
     if (uid > this.#lastUid) this.#lastUid = uid;
     // A sync that answered meanwhile may have given the device a cursor beyond this one: keep that.
     if (moved && this.#cursor && moved.highestUid > this.#cursor.cursor.highestUid) {
