@@ -63,6 +63,13 @@ export interface Bus {
   /** Resolves once everything published so far has left this process. */
   flush(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * A bus over a network connection (NATS) tells when it loses it (false) and
+   * has it back (true): while it is down this node hears nobody, so what it
+   * knows from messages (membership) is stale, not gone. Absent: never down.
+   * Returns the undo.
+   */
+  onConnection?(listener: (up: boolean) => void): () => void;
 }
 
 /** Subject names, in one place so that edge, transport and admin agree. */

@@ -9,6 +9,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Bus, BusHandler, RequestOptions, SubscribeOptions, Subscription } from './bus.ts';
 import { decodePayload, decodeReply, encodeErrorReply, encodePayload } from './codec.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, invokeHandler } from './inproc.ts';
+import { HELD_RELEASE_MS, NatsLink, NO_RESPONDERS_RETRY_MS } from './nats-link.ts';
 import { checkPublishSubject, checkSubscribeSubject } from './subject.ts';
 
 export interface NatsBusOptions {
@@ -69,11 +70,17 @@ class NatsBus implements Bus {
   constructor(
     private readonly nc: NatsConnection,
     private readonly logger: Logger | undefined,
+    private readonly link: NatsLink,
   ) {}
 
   publish(subject: string, data: unknown): void {
     checkPublishSubject(subject);
     const bytes = encodePayload(data);
+    if (this.link.holding) {
+      // The client would drop it at its next dial: it goes out once the connection is back.
+      this.link.hold(subject, bytes);
+      return;
+    }
     try {
       this.nc.publish(subject, bytes);
     } catch (err) {
@@ -85,13 +92,56 @@ class NatsBus implements Bus {
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     checkPublishSubject(subject);
     const bytes = encodePayload(data);
+    const deadline = Date.now() + timeoutMs;
     let reply: Msg;
-    try {
-      reply = await this.nc.request(subject, bytes, { timeout: timeoutMs });
-    } catch (err) {
-      throw natsErrorToGateway(err, subject, timeoutMs);
+    for (;;) {
+      // Down: wait for the connection within the request's own time, rather than write into the void.
+      if (!(await this.link.waitUp(deadline - Date.now()))) {
+        if (this.link.closed) throw new GatewayError('bus.closed');
+        throw new GatewayError(
+          'bus.timeout',
+          `No answer on "${subject}" within ${timeoutMs} ms: the bus connection is down.`,
+          { retryable: true },
+        );
+      }
+      try {
+        reply = await this.ask(subject, bytes, Math.max(1, deadline - Date.now()));
+        break;
+      } catch (err) {
+        const g = natsErrorToGateway(err, subject, timeoutMs);
+        // Just reconnected: the other side may not have resubscribed yet.
+        if (
+          g.code === 'bus.no_responders' &&
+          this.link.inGrace() &&
+          deadline - Date.now() > NO_RESPONDERS_RETRY_MS
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, NO_RESPONDERS_RETRY_MS));
+          continue;
+        }
+        throw g;
+      }
     }
     return decodeReply(reply.data, 'owned') as T;
+  }
+
+  /** One ask; fails at once when the connection goes before the answer came (the answer is lost with it). */
+  private ask(subject: string, bytes: Uint8Array, timeoutMs: number): Promise<Msg> {
+    return new Promise<Msg>((resolve, reject) => {
+      const undo = this.link.whileUp(() =>
+        reject(
+          this.link.closed
+            ? new GatewayError('bus.closed')
+            : new GatewayError('bus.timeout', `The bus connection went before "${subject}" was answered.`, {
+                retryable: true,
+              }),
+        ),
+      );
+      this.nc.request(subject, bytes, { timeout: timeoutMs }).then(resolve, reject).finally(undo);
+    });
+  }
+
+  onConnection(listener: (up: boolean) => void): () => void {
+    return this.link.onChange(listener);
   }
 
   subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): Subscription {
@@ -160,6 +210,7 @@ class NatsBus implements Bus {
   }
 
   close(): Promise<void> {
+    this.link.close();
     this.closing ??= (async () => {
       if (this.nc.isClosed()) return;
       // Drain lets handlers in progress answer; bounded, since a drain waits
@@ -175,6 +226,22 @@ class NatsBus implements Bus {
       if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);
     })();
     return this.closing;
+  }
+}
+
+/** Sends what was published while the connection was down (see nats-link.ts). */
+function releaseHeld(nc: NatsConnection, link: NatsLink, logger: Logger | undefined): void {
+  const held = link.release();
+  for (const h of held) {
+    try {
+      nc.publish(h.subject, h.bytes);
+    } catch {
+      // Closed meanwhile: nothing more goes out.
+    }
+  }
+  if (held.length > 0 || link.dropped > 0) {
+    logger?.info({ sent: held.length, dropped: link.dropped }, 'publishes held while the bus was down');
+    link.dropped = 0;
   }
 }
 
@@ -210,19 +277,24 @@ export async function connectNatsBus(opts: NatsBusOptions): Promise<Bus> {
     );
   }
   const logger = opts.logger;
-  if (logger) {
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
-          logger.warn(
-            { status: s.type, server: 'server' in s ? s.server : undefined },
-            'nats connection status',
-          );
-        }
+  const link = new NatsLink();
+  void nc.closed().then(() => link.close());
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') link.down();
+      else if (s.type === 'reconnect') {
+        link.reconnected();
+        setTimeout(() => releaseHeld(nc, link, logger), HELD_RELEASE_MS).unref();
       }
-    })().catch(() => undefined);
-  }
-  const bus = new NatsBus(nc, logger);
+      if (logger && (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error')) {
+        logger.warn(
+          { status: s.type, server: 'server' in s ? s.server : undefined },
+          'nats connection status',
+        );
+      }
+    }
+  })().catch(() => undefined);
+  const bus = new NatsBus(nc, logger, link);
   connections.set(bus, nc);
   return bus;
 }

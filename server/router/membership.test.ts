@@ -91,6 +91,50 @@ describe('Membership', () => {
     await bus.close();
   });
 
+  test('while its own bus connection is down nobody is swept out; back, each member gets a full TTL', async () => {
+    const inner = new InProcessBus();
+    const listeners = new Set<(up: boolean) => void>();
+    const bus = Object.assign(Object.create(inner) as InProcessBus, {
+      onConnection(listener: (up: boolean) => void) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    });
+    const connection = (up: boolean) => {
+      for (const l of listeners) l(up);
+    };
+    const clock = { t: 1_000_000, now: () => clock.t };
+    const membership = new Membership({ bus, clock, sweepMs: 60_000 });
+    membership.start();
+    inner.publish(Subjects.heartbeat, hb('t1', ['transport'], { ttlMs: 3000 }));
+    inner.publish(Subjects.heartbeat, hb('e1', ['edge'], { ttlMs: 3000 }));
+    await inner.flush();
+    connection(false);
+    clock.t += 20_000;
+    membership.sweep();
+    assert.deepEqual(
+      membership.nodes().map((n) => n.nodeId),
+      ['e1', 't1'],
+      'a deaf node keeps what it knew',
+    );
+    connection(true);
+    clock.t += 2000;
+    membership.sweep();
+    assert.equal(membership.nodes().length, 2, 'within a TTL of the reconnect');
+    inner.publish(Subjects.heartbeat, hb('t1', ['transport'], { ttlMs: 3000 }));
+    await inner.flush();
+    clock.t += 1500;
+    membership.sweep();
+    assert.deepEqual(
+      membership.nodes().map((n) => n.nodeId),
+      ['t1'],
+      'one not heard within a TTL of the reconnect is out',
+    );
+    membership.stop();
+    assert.equal(listeners.size, 0, 'stop stops listening to the connection');
+    await inner.close();
+  });
+
   test('a heartbeat with ttl 0 removes the node at once', async () => {
     const { bus, membership, changes } = setup();
     bus.publish(Subjects.heartbeat, hb('t1', ['transport']));

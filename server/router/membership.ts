@@ -4,6 +4,13 @@
  * The list feeds the RendezvousRouter (transport nodes) and the admin's node
  * monitor. Works the same over every bus, so cluster mode needs nothing more
  * than the NATS bus.
+ *
+ * While this node's own bus connection is down (Bus.onConnection) it hears
+ * nobody, which says nothing about the others: nobody is swept out then, and
+ * once the connection is back every member has a full TTL to be heard again.
+ * Without this a bus outage emptied every node's membership (no transport to
+ * route to, every transport "gone" to its peers) for as long as it lasted
+ * and a heartbeat after.
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -57,6 +64,9 @@ export class Membership {
   private readonly logger: Logger | undefined;
   private subscription: Subscription | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private stopWatchingBus: (() => void) | undefined;
+  /** This node's bus connection is down: what it knows is stale, not gone. */
+  private deaf = false;
 
   constructor(options: MembershipOptions) {
     this.bus = options.bus;
@@ -71,13 +81,26 @@ export class Membership {
       if (isHeartbeat(msg.data)) this.observe(msg.data);
       else this.logger?.warn({ subject: msg.subject }, 'malformed heartbeat ignored');
     });
+    this.stopWatchingBus = this.bus.onConnection?.((up) => this.connection(up));
     this.timer = setInterval(() => this.sweep(), this.sweepMs);
     this.timer.unref();
+  }
+
+  /** This node's bus connection went down (false) or came back (true). */
+  connection(up: boolean): void {
+    if (up === !this.deaf) return;
+    this.deaf = !up;
+    if (!up) return;
+    // Heard again from now on: each member gets its whole TTL to be heard.
+    const now = this.clock.now();
+    for (const m of this.members.values()) m.seenAt = Math.max(m.seenAt, now);
   }
 
   stop(): void {
     this.subscription?.unsubscribe();
     this.subscription = undefined;
+    this.stopWatchingBus?.();
+    this.stopWatchingBus = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -118,6 +141,7 @@ export class Membership {
 
   /** Drops every node whose TTL has passed since its last heartbeat. */
   sweep(): void {
+    if (this.deaf) return;
     const now = this.clock.now();
     let removed = false;
     for (const [id, m] of this.members) {

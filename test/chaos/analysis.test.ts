@@ -69,6 +69,17 @@ test('judge counts lost, doubled, out of order and the recovery percentiles', ()
   assert.equal(f.meanDowntimeMs, (2 * 9000) / 4);
 });
 
+test('times of a fault nothing works through count from its end; its downtime from its start', () => {
+  const table = new ItemTable();
+  item(table, 0, 1, 9000, [], 'request.timeout');
+  item(table, 0, 2, 31_000, [31_100]);
+  const w = { from: 0, t0: 10_000, to: 40_000, deadline: 60_000, handsets: 2 };
+  assert.equal(judge(table, w).p99Ms, 21_000);
+  const f = judge(table, { ...w, timesFrom: 30_000 });
+  assert.equal(f.p99Ms, 1000);
+  assert.equal(f.meanDowntimeMs, (2 * 21_000) / 2);
+});
+
 test('percentile is nearest-rank', () => {
   assert.equal(percentile([], 50), undefined);
   assert.equal(percentile([1, 2, 3, 4], 50), 2);

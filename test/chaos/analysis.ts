@@ -9,6 +9,8 @@
  * time is its recovery time. An item is lost when it was accepted and not
  * seen by the deadline, doubled when the application saw it more than once,
  * out of order when an older item of the same sender and kind came after it.
+ * For a fault nothing can work through, the times count from its end
+ * (FaultWindow.timesFrom).
  */
 import type { Item, ItemTable } from './records.ts';
 
@@ -104,6 +106,12 @@ export interface FaultWindow {
   from: number;
   /** The fault was injected. */
   t0: number;
+  /**
+   * Recovery times (p50, p99, max) count from here, when not from t0: the
+   * end of a fault nothing can work through (every NATS server down), whose
+   * target counts from their return. Downtime still counts from t0.
+   */
+  timesFrom?: number;
   /** Traffic stopped. */
   to: number;
   /** Items seen after this are lost. */
@@ -145,7 +153,7 @@ export function judge(table: ItemTable, w: FaultWindow, now = w.deadline): Fault
       unrecovered++;
       downtime += w.to - w.t0;
     } else {
-      times.push(r.ms);
+      times.push(Math.max(0, r.ms - ((w.timesFrom ?? w.t0) - w.t0)));
       downtime += r.ms;
     }
   }

@@ -58,6 +58,8 @@ interface Ctx {
 
 interface Fault {
   name: string;
+  /** Nothing can work until the fault's end (every NATS server down): recovery times count from there. */
+  timedFromEnd?: boolean;
   /** Injects the fault and does the automatic recovery; resolves when the recovery action is done. */
   run(ctx: Ctx): Promise<void>;
 }
@@ -104,6 +106,7 @@ export const CLUSTER_FAULTS: Fault[] = [
   },
   {
     name: 'all NATS servers down',
+    timedFromEnd: true,
     async run(ctx) {
       const members = ctx.deployment.nats!.members;
       await Promise.all(members.map((m) => m.kill('SIGKILL')));
@@ -256,7 +259,14 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
   }
   await fleet.traffic(false);
   await sleep(o.drainMs);
-  const figures = judge(fleet.table, { from, t0, to, deadline: Date.now(), handsets: n });
+  const figures = judge(fleet.table, {
+    from,
+    t0,
+    to,
+    deadline: Date.now(),
+    handsets: n,
+    ...(fault.timedFromEnd ? { timesFrom: recovered } : {}),
+  });
   o.log(
     `  affected ${figures.affected}/${n}, p99 ${figures.p99Ms ?? '-'} ms, unrecovered ${figures.unrecovered}, ` +
       `lost ${figures.lost}, doubled ${figures.doubled}, out of order ${figures.outOfOrder}, human action: ${humanAction}`,

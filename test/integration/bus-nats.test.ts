@@ -12,6 +12,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { serveIpcBus } from '../../server/bus/ipc.ts';
 import { connectNatsBus } from '../../server/bus/nats.ts';
+import { eventually } from '../../testing/index.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type BusFactory, conformanceCases, runCase } from './bus-conformance.ts';
 
@@ -67,6 +68,63 @@ describe('bus conformance: NATS (real nats-server, two connections)', () => {
       (err: unknown) =>
         err instanceof GatewayError && err.code === 'bus.closed' && /127\.0\.0\.1:1/.test(err.message),
     );
+  });
+});
+
+describe('NATS bus: every server down for a while (issue 12)', () => {
+  test('a publish and a request made while it is down go out when it is back; one in flight fails at once', async (t) => {
+    let nats = await startNatsServer();
+    const port = nats.port;
+    const a = await connectNatsBus({ servers: nats.url, name: 'outage-a' });
+    const b = await connectNatsBus({ servers: nats.url, name: 'outage-b' });
+    t.after(async () => {
+      await a.close();
+      await b.close();
+      await nats.stop();
+    });
+    const published: unknown[] = [];
+    b.subscribe('outage.pub', (msg) => {
+      published.push(msg.data);
+    });
+    b.subscribe('outage.echo', (msg) => msg.data);
+    b.subscribe('outage.never', () => new Promise(() => {}));
+    await b.flush();
+    const aDown = new Promise<void>((resolve) => a.onConnection?.((up) => up || resolve()));
+    // Settled into a value at once: it fails while the server is being stopped.
+    const inFlight = a.request('outage.never', 'x', { timeoutMs: 60_000 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await a.flush();
+    await nats.stop();
+    await aDown;
+    const err = await inFlight;
+    assert.ok(err instanceof GatewayError, String(err));
+    assert.equal(err.code, 'bus.timeout');
+    assert.match(err.message, /connection went/);
+    assert.equal(err.retryable, true);
+    a.publish('outage.pub', { n: 1 });
+    a.publish('outage.pub', { n: 2 });
+    const asked = a.request('outage.echo', { n: 3 }, { timeoutMs: 60_000 });
+    nats = await startNatsServer({ port });
+    assert.deepEqual(await asked, { n: 3 });
+    await eventually('held publishes delivered', () => published.length === 2, { timeoutMs: 10_000 });
+    assert.deepEqual(published, [{ n: 1 }, { n: 2 }]);
+  });
+
+  test('a request whose time runs out while it is down fails with a retryable bus.timeout', async (t) => {
+    const nats = await startNatsServer();
+    const a = await connectNatsBus({ servers: nats.url, name: 'outage-c' });
+    t.after(() => a.close());
+    const aDown = new Promise<void>((resolve) => a.onConnection?.((up) => up || resolve()));
+    await nats.stop();
+    await aDown;
+    await assert.rejects(a.request('outage.echo', 1, { timeoutMs: 300 }), (err: unknown) => {
+      assert.ok(err instanceof GatewayError);
+      assert.equal(err.code, 'bus.timeout');
+      assert.match(err.message, /connection is down/);
+      return true;
+    });
   });
 });
 

@@ -128,6 +128,19 @@ describe('mail.new pushed from IMAP IDLE', () => {
     assert.equal(fx.service.deps.watchers!.get(alice), watcher, 'the watcher kept running');
   });
 
+  test('a moment without a session (its edge not resubscribed after a bus outage) does not stop the watcher', async () => {
+    await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    const watcher = fx.service.deps.watchers!.get(alice)!;
+    await watcher.ready;
+    const retries = watcher.triggers.retry;
+    fx.offline.add(A);
+    const u = await fx.dovecot.appendMessage(ALICE.user, 'INBOX', 'Subject: edge back soon\r\n\r\nx\r\n');
+    await eventually('a push found no session and is tried again', () => watcher.triggers.retry > retries);
+    fx.offline.delete(A);
+    await eventually('pushed once the session answers', () => newUids(A).includes(u));
+    assert.equal(fx.service.deps.watchers!.get(alice), watcher, 'the watcher kept running');
+  });
+
   test('a device without a session stops its watcher; its next sync starts one from its cursor', async () => {
     const s = await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
     fx.offline.add(A);

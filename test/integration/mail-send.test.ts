@@ -96,6 +96,21 @@ describe('mail.send through the SMTP peer', () => {
     assert.equal(fx.smtp.accepted.length, count + 1);
   });
 
+  test('two sends of one clientId at the same time (resends a bus outage let go together) send once', async () => {
+    const count = fx.smtp.accepted.length;
+    const send = () =>
+      fx.call('dev-alice', 'mail.send', {
+        account: alice,
+        to: [BOB.user],
+        text: 'z',
+        clientId: 'c-together',
+      });
+    const answers = await Promise.all([send(), send(), send()]);
+    assert.equal(fx.smtp.accepted.length, count + 1);
+    assert.equal(answers.filter((a) => a.duplicate === true).length, 2);
+    assert.equal(new Set(answers.map((a) => a.messageId)).size, 1);
+  });
+
   test('refused recipient, too large and bad input are distinct errors', async () => {
     const before = fx.smtp.accepted.length;
     const e1 = await fx.callError('dev-alice', 'mail.send', {

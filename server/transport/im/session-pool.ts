@@ -27,7 +27,7 @@ import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { compactImEvent, IM_COMPACT } from '../../../device-protocol/im-compact.ts';
 import type { Capabilities, Value } from '../../../device-protocol/messages.ts';
-import type { DevicePush } from '../kit/device-pusher.ts';
+import { type DevicePush, pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { ImAccount } from './account-store.ts';
 import {
   type ContactPresence,
@@ -417,7 +417,7 @@ export class XmppSessionPool {
             this.#opts.logger?.debug({ deviceId, event: name, err: String(err) }, 'im push not delivered');
             return false;
           }
-          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)).unref?.());
+          await new Promise((resolve) => setTimeout(resolve, pushRetryDelayMs(attempt)).unref?.());
         }
       }
     });

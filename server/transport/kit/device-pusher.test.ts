@@ -3,7 +3,12 @@ import { describe, test } from 'node:test';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { type Bus, type DeviceMessage, type RequestOptions, Subjects } from '../../bus/bus.ts';
 import { InProcessBus } from '../../bus/inproc.ts';
-import { DEVICE_PUSH_TIMEOUT_MS, DevicePusher } from './device-pusher.ts';
+import {
+  DEVICE_PUSH_TIMEOUT_MS,
+  DevicePusher,
+  PUSH_RETRY_MAX_MS,
+  pushRetryDelayMs,
+} from './device-pusher.ts';
 
 const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
 
@@ -80,4 +85,21 @@ describe('DevicePusher', () => {
     await assert.rejects(push('x'), isCode('bus.closed'));
     assert.equal(requests.length, 0);
   });
+});
+
+test('a push the bus did not deliver is tried again soon: 250 ms doubling to 1 s, ±50 % jitter', () => {
+  const mid = () => 0.5;
+  assert.deepEqual(
+    [1, 2, 3, 4, 10, 1000].map((n) => pushRetryDelayMs(n, mid)),
+    [250, 500, 1000, PUSH_RETRY_MAX_MS, PUSH_RETRY_MAX_MS, PUSH_RETRY_MAX_MS],
+  );
+  assert.equal(
+    pushRetryDelayMs(3, () => 0),
+    500,
+  );
+  assert.equal(
+    pushRetryDelayMs(3, () => 0.999_999),
+    1500,
+  );
+  assert.equal(pushRetryDelayMs(0, mid), 250, 'no failure yet: the shortest');
 });

@@ -21,6 +21,22 @@ import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '.
  */
 export const DEVICE_PUSH_TIMEOUT_MS = 5000;
 
+/** The longest pause between two tries of a push the bus did not deliver. */
+export const PUSH_RETRY_MAX_MS = 1000;
+
+/**
+ * The pause before try `failures + 1` of a push that failed on the bus
+ * (down, or the edge not answering): 250 ms doubling to PUSH_RETRY_MAX_MS,
+ * ±50 % jitter. Short on purpose: each such failure has waited up to
+ * DEVICE_PUSH_TIMEOUT_MS already (a request waits for a bus that is down),
+ * so a long pause only delays the push, and every push queued behind it,
+ * after the bus is back.
+ */
+export function pushRetryDelayMs(failures: number, random: () => number = Math.random): number {
+  const base = Math.min(PUSH_RETRY_MAX_MS, 250 * 2 ** Math.max(0, Math.min(failures - 1, 16)));
+  return Math.round(base * (0.5 + random()));
+}
+
 /** One device's push: resolves with the event's seq in the device session. */
 export type DevicePush = (name: string, body?: Value) => Promise<number>;
 

@@ -14,9 +14,9 @@
  * runs the same catch-up at once. Whichever of the two comes first pushes;
  * the other finds nothing above the mark.
  *
- * The watcher stops when a push finds no session for the device
- * (bus.no_responders): a device that reconnects syncs with its cursor, which
- * starts a new watcher from there.
+ * The watcher stops when pushes find no session for the device
+ * (bus.no_responders) for NO_SESSION_CONFIRM_MS: a device that reconnects
+ * syncs with its cursor, which starts a new watcher from there.
  *
  * With WatchMarks (watch-marks.ts) the watched accounts outlive the node: each
  * mark moves once the edge took a push, and restore() starts a device's
@@ -35,6 +35,7 @@ import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
+import { pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { MailAccount } from './account-store.ts';
 import { accountStateBody } from './events.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from './cursor.ts';
@@ -65,8 +66,25 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
 
 const FOLDER = 'INBOX';
 
-/** Failed pushes of one message before it is left to the device's sync (minutes of backoff in all). */
-const MAX_PUSH_ATTEMPTS = 12;
+/**
+ * How long, and how many times, pushes of one message may keep failing (the
+ * bus down, the edge not answering or refusing) before it is left to the
+ * device's sync, whichever comes first. The tries come about a second apart
+ * (pushRetryDelayMs) when they fail fast, and once per DEVICE_PUSH_TIMEOUT_MS
+ * while the bus is down: a bus outage of minutes is ridden out, an edge that
+ * refuses at once is given up within a minute.
+ */
+export const PUSH_GIVE_UP_MS = 5 * 60_000;
+export const MAX_PUSH_ATTEMPTS = 60;
+
+/**
+ * How long every push must find no session (bus.no_responders) before the
+ * watcher stops. A moment without one is no proof: right after a bus outage
+ * the edge may not have resubscribed yet, or the cluster's routes not formed,
+ * and a watcher stopped then leaves a live session without mail pushes, with
+ * nothing to show the device a gap.
+ */
+export const NO_SESSION_CONFIRM_MS = 5000;
 
 /**
  * What made the watcher look for new mail: its (re)connect, IDLE's EXISTS,
@@ -94,6 +112,10 @@ export class InboxWatcher {
   readonly pushedBy: Record<CatchUpTrigger, number> = { connect: 0, idle: 0, hook: 0, retry: 0 };
   /** Pushes in a row that the bus did not deliver: the retry's backoff. */
   #pushFailures = 0;
+  /** When the first of those failed (Date.now()). */
+  #pushFailingSince = 0;
+  /** When pushes began to find no session (Date.now(); 0: the last one did not). */
+  #noSessionSince = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
@@ -279,7 +301,8 @@ export class InboxWatcher {
               ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
             });
           } catch (err) {
-            if (err instanceof GatewayError && err.code === 'bus.no_responders') throw err;
+            if (err instanceof GatewayError && err.code === 'bus.no_responders' && this.#noSessionFor())
+              throw err;
             this.#pushFailed(client, header.uid, cursors?.moved, err);
             return;
           }
@@ -302,9 +325,18 @@ export class InboxWatcher {
     });
   }
 
+  /** A push found no session: true once pushes have found none for NO_SESSION_CONFIRM_MS. */
+  #noSessionFor(): boolean {
+    const now = Date.now();
+    if (this.#noSessionSince === 0) this.#noSessionSince = now;
+    return now - this.#noSessionSince >= NO_SESSION_CONFIRM_MS;
+  }
+
   /** The edge took the push of `uid`: the device now holds it (and the moved cursor, if any). */
   #delivered(uid: number, moved: SyncCursor | undefined): void {
     this.#pushFailures = 0;
+    this.#pushFailingSince = 0;
+    this.#noSessionSince = 0;
     if (uid > this.#lastUid) this.#lastUid = uid;
     // A sync that answered meanwhile may have given the device a cursor beyond this one: keep that.
     if (moved && this.#cursor && moved.highestUid > this.#cursor.cursor.highestUid) {
@@ -319,8 +351,8 @@ export class InboxWatcher {
    * on: the next push's `prev` then shows the device the gap, and it syncs.
    */
   #pushFailed(client: ImapFlow, uid: number, moved: SyncCursor | undefined, err: unknown): void {
-    this.#pushFailures++;
-    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS) {
+    if (this.#pushFailures++ === 0) this.#pushFailingSince = Date.now();
+    if (this.#pushFailures >= MAX_PUSH_ATTEMPTS || Date.now() - this.#pushFailingSince >= PUSH_GIVE_UP_MS) {
       this.#log?.warn(
         { account: this.account.id, uid, err: { message: (err as Error).message } },
         'mail.new given up after repeated failures; the device syncs it',
@@ -330,10 +362,13 @@ export class InboxWatcher {
     this.#retryLater(client);
   }
 
-  /** Another catch-up after a backoff that grows with the failed pushes in a row. */
+  /** Another catch-up after a short pause that grows with the failed pushes in a row. */
   #retryLater(client: ImapFlow): void {
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#catchUp(client, 'retry'), this.#backoff(this.#pushFailures));
+    this.#retryTimer = setTimeout(
+      () => this.#catchUp(client, 'retry'),
+      pushRetryDelayMs(this.#pushFailures, this.#opts.random),
+    );
     this.#retryTimer.unref?.();
   }
 

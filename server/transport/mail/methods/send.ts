@@ -15,6 +15,10 @@
  * rejected, bytes), with `duplicate: true`: from the mark, or from the copy
  * found in Sent (its size; rejected unknown there, so empty).
  *
+ * Two sends of one clientId on this node take turns (the second then finds
+ * the first's mark): a device's resend after its timeout, or resends a bus
+ * outage held back and let go together, would otherwise both find no mark.
+ *
  * Not covered: a node that dies after the SMTP server took the message and
  * before its 250 arrived. SMTP has no way to ask whether a message was taken,
  * so that resend sends again.
@@ -25,6 +29,7 @@ import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { z } from 'zod';
 import type { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
+import { KeyedTurns } from '../../kit/keyed-turns.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
@@ -94,7 +99,9 @@ export function messageIdFor(account: MailAccount, deviceId: string, clientId: s
 }
 
 export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
-  return {
+  // Two sends of one clientId take turns, so that the second finds the first's mark.
+  const turns = new KeyedTurns();
+  const method: MethodDefinition<SendInput> = {
     method: 'mail.send',
     input: sendInput,
     async handle(ctx, input): Promise<Value> {
@@ -215,6 +222,11 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
       );
       return { clientId: input.clientId, messageId, sentCopy, rejected, bytes: raw.length };
     },
+  };
+  return {
+    ...method,
+    handle: (ctx, input) =>
+      turns.run(`${ctx.deviceId}\0${input.account}\0${input.clientId}`, () => method.handle(ctx, input)),
   };
 }
 
