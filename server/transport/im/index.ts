@@ -182,6 +182,7 @@ export function openImService(opts: ImServiceOptions): ImService {
     accounts,
     sessions,
     sent,
+    cursors,
     ...(opts.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: opts.restoreTimeoutMs }),
     ...(opts.policy ? { policy: opts.policy } : {}),
   };
