@@ -40,7 +40,7 @@ import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
 import { DeviceHolds } from './kit/device-holds.ts';
 import { DevicePusher } from './kit/device-pusher.ts';
-import { watchDeviceMoves } from './takeover.ts';
+import { type DeviceMoves, watchDeviceMoves } from './takeover.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
@@ -53,6 +53,8 @@ import { openMailService, registryMediaProfiles } from './mail/index.ts';
 const MEMBERSHIP_SETTLE_MS = 1500;
 /** How long a takeover waits for one device's watchers and chat sessions before counting it done. */
 const TAKEOVER_WAIT_MS = 4000;
+/** How long a draining transport waits for its draining heartbeat to move its devices (one beat is 1 s). */
+const RELEASE_WAIT_MS = 3000;
 
 export const transportRole: RoleDefinition = {
   name: 'transport',
@@ -120,7 +122,8 @@ export const transportRole: RoleDefinition = {
           up: async (id, push) => {
             // A node that ran the device until now writes its last marks first (a device moving back).
             await deviceHolds?.acquire(id);
-            if (!holds(id)) return;
+            // The membership changed while it waited: the node the router picks now takes it.
+            if (!holds(id)) return void (await deviceHolds?.release(id));
             mail.restoreDevice(id, push);
             const profile = await profiles.refresh(id);
             if (profile) {
@@ -182,6 +185,11 @@ export const transportRole: RoleDefinition = {
     );
     return {
       servedCount: served,
+      // The node's heartbeat says "draining" from now on: once the transports hear it, the others
+      // take this node's devices over and this one releases them (watchDeviceMoves); stop waits for that.
+      async drain() {
+        if (moves) await untilReleased(membership, router, nodeId, moves);
+      },
       async stop() {
         stopAsking();
         moves?.close();
@@ -197,6 +205,34 @@ export const transportRole: RoleDefinition = {
     };
   },
 };
+
+/**
+ * Resolves once the router of this node no longer picks it (its draining
+ * heartbeat came round) and the devices it gave up are released, at once
+ * when no other transport serves (nobody to hand over to), or after
+ * RELEASE_WAIT_MS.
+ */
+function untilReleased(
+  membership: Parameters<RoleDefinition['start']>[0]['membership'],
+  router: RendezvousRouter,
+  nodeId: string,
+  moves: DeviceMoves,
+): Promise<void> {
+  const others = () => membership.nodes('transport').some((n) => n.nodeId !== nodeId && !n.draining);
+  const picked = () => others() && router.nodeIds().includes(nodeId);
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      off();
+      clearTimeout(timer);
+      void moves.settled().then(resolve);
+    };
+    const timer = setTimeout(done, RELEASE_WAIT_MS);
+    const off = membership.onChange(() => {
+      if (!picked()) done();
+    });
+    if (!picked()) done();
+  });
+}
 
 /**
  * The account stores of a transport in cluster mode: the node's lmdb until the

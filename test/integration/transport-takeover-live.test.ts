@@ -8,8 +8,9 @@
  * after, reach the handsets through B within 5 s of A leaving the
  * membership; B reports the takeover (the takeover_done alarm, with the
  * devices and accounts it took). Then A returns: the devices move back to it
- * once B let go, and what arrives then is pushed too. Every mail and chat
- * message is pushed exactly once over the whole run.
+ * once B let go, and what arrives then is pushed too. Then A drains: B takes
+ * the devices over again once A let go. Every mail and chat message is pushed
+ * exactly once over the whole run.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -115,7 +116,7 @@ async function setUpDevice(
   return out;
 }
 
-test('kill -9 of a transport: the survivor pushes its devices’ mail and chat within 5 s, once; then they move back', async () => {
+test('kill -9 of a transport: the survivor pushes its devices’ mail and chat within 5 s, once; they move back, and over again on a drain', async () => {
   // Devices: two that the router gives A (mail and chat), one that it gives B (mail only).
   const onA: Array<{ imei: string; secret: string }> = [];
   const onB: Array<{ imei: string; secret: string }> = [];
@@ -247,6 +248,26 @@ test('kill -9 of a transport: the survivor pushes its devices’ mail and chat w
     );
     for (const d of devices) await arrive(d, 'back');
     await allPushed('after A returned');
+
+    // A drains: it lets go of its devices (last marks written) and B takes them over, then A exits.
+    const drained = rig.transports.get(A)!;
+    const exited = new Promise((resolve) => drained.process.once('exit', resolve));
+    rig.probe.publish(Subjects.drain(A), { reason: 'takeover test' });
+    for (const d of devices) await arrive(d, 'drain');
+    await allPushed('during the drain');
+    await exited;
+    assert.ok(
+      aDevices.every((d) => holds.get(d.imei)?.value.node === B),
+      'B holds A’s devices after the drain',
+    );
+    const drainReport = await eventually(
+      'the drain’s takeover reported',
+      () => alarmEvents.filter((e) => e.fromNode === A)[1],
+      WAIT,
+    );
+    console.log(`# drain: reported ${JSON.stringify(drainReport)}`);
+    assert.equal(drainReport.devices, 2);
+    assert.equal(drainReport.accounts, 4);
     // Pushes go in order per account: a repeat of anything earlier would have come before these.
     for (const d of devices) await arrive(d, 'last');
     await allPushed('the last ones');

@@ -157,6 +157,8 @@ export function openImService(opts: ImServiceOptions): ImService {
     .prune(Date.now() - SENT_RECORD_TTL_MS)
     .catch((err) => opts.logger?.warn({ err }, 'pruning old chat sent records failed'));
   const cursors = new ImArchiveCursors(storage());
+  /** Cursor writes under way: a device that moves to another node goes once they are stored. */
+  const cursorWrites = new Set<Promise<unknown>>();
   cursors
     .prune(Date.now() - ARCHIVE_CURSOR_TTL_MS)
     .catch((err) => opts.logger?.warn({ err }, 'pruning old chat archive cursors failed'));
@@ -169,9 +171,11 @@ export function openImService(opts: ImServiceOptions): ImService {
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),
     onPushed: (account, last) => {
       opts.onPushed?.(account, last);
-      cursors
+      const written = cursors
         .put(account.deviceId, account.id, { last, at: Date.now() })
         .catch((err) => opts.logger?.warn({ err, account: account.id }, 'chat archive cursor not written'));
+      cursorWrites.add(written);
+      void written.finally(() => cursorWrites.delete(written));
     },
     sentByDevice: (account, message) =>
       message.originId !== undefined && sent.get(account.id, message.originId) !== undefined,
@@ -229,9 +233,11 @@ export function openImService(opts: ImServiceOptions): ImService {
       clearTimeout(timer);
       return list.filter((a) => sessions.get(a.id)?.state === 'online').length;
     },
-    releaseDevice(deviceId) {
+    async releaseDevice(deviceId) {
       present.delete(deviceId);
-      return sessions.release(deviceId);
+      const released = await sessions.release(deviceId);
+      await Promise.all([...cursorWrites]);
+      return released;
     },
     records: [sent, cursors],
     async close() {
