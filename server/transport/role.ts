@@ -40,6 +40,7 @@ import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
 import { DeviceHolds } from './kit/device-holds.ts';
 import { DevicePusher } from './kit/device-pusher.ts';
+import type { PairRecords } from './kit/pair-records.ts';
 import { type DeviceMoves, watchDeviceMoves } from './takeover.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
@@ -67,12 +68,7 @@ export const transportRole: RoleDefinition = {
     // Set once the shared state is open (cluster mode): which transport runs each device's sessions.
     let deviceHolds: DeviceHolds | undefined;
     const liveTransport = (id: string) => membership.nodes('transport').some((n) => n.nodeId === id);
-    const cluster = isClusterMode(config)
-      ? clusterAccounts(ctx, storage, async (state) => {
-          for (const records of [...mail.records, ...im.records]) await records.share(state);
-          deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
-        })
-      : undefined;
+    const cluster = isClusterMode(config) ? clusterAccounts(ctx, storage) : undefined;
     const mail = openMailService({
       ...shared,
       ...(cluster ? { accounts: cluster.mail } : {}),
@@ -108,6 +104,11 @@ export const transportRole: RoleDefinition = {
       await storage.close();
       throw err;
     }
+    const sharing = cluster
+      ? shareRecords(ctx, [...mail.records, ...im.records], async (state) => {
+          deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
+        })
+      : undefined;
     // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
     const router = new RendezvousRouter(membership);
     const holds = (deviceId: string) => (router.pick(deviceId) ?? nodeId) === nodeId;
@@ -196,6 +197,7 @@ export const transportRole: RoleDefinition = {
         pusher.close();
         sessionWatch.close();
         router.close();
+        await sharing?.close();
         await cluster?.close();
         await transport.close();
         await im.close();
@@ -235,15 +237,41 @@ function untilReleased(
 }
 
 /**
+ * Moves the marks, sent records and chat cursors into the cluster's shared
+ * state and opens the device holds, in the background and retried like the
+ * accounts, on a lease of its own: a failure here (a bucket not created in
+ * time) gives back only this lease, never the connection the account tables
+ * already serve from.
+ */
+function shareRecords(
+  ctx: Parameters<RoleDefinition['start']>[0],
+  records: PairRecords<object>[],
+  holds: (state: SharedState) => Promise<void>,
+): { close(): Promise<void> } {
+  const { config, logger, nodeId } = ctx;
+  const opener = leasedOpener(config, nodeId, logger, async (state) => {
+    for (const r of records) await r.share(state);
+    await holds(state);
+  });
+  const opening = openInBackground(opener.open, {
+    opened: () => logger.info('the marks and sent records are in the cluster’s shared state'),
+    failed: (err, attempt) =>
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet'),
+  });
+  return {
+    async close() {
+      opening.cancel();
+      await opener.close();
+    },
+  };
+}
+
+/**
  * The account stores of a transport in cluster mode: the node's lmdb until the
  * shared state opens in the background (retried while NATS or JetStream is
  * not there), then the shared tables.
  */
-function clusterAccounts(
-  ctx: Parameters<RoleDefinition['start']>[0],
-  storage: TransportStorage,
-  alsoShare: (state: SharedState) => Promise<void>,
-) {
+function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: TransportStorage) {
   const { config, logger, nodeId } = ctx;
   const cipher = CredentialCipher.open({ dataDir: config.data, key: config.credentialsKey, logger });
   const mailRecords = new HandoverAccountRecords<StoredAccountV1>(storage, 'mail');
@@ -251,7 +279,6 @@ function clusterAccounts(
   const opener = leasedOpener(config, nodeId, logger, async (state) => {
     await adoptSharedAccounts(state, 'mail', mailRecords, logger);
     await adoptSharedAccounts(state, 'im', imRecords, logger);
-    await alsoShare(state);
   });
   const opening = openInBackground(opener.open, {
     opened: () => logger.info('the accounts are in the cluster’s shared state'),
