@@ -5,6 +5,7 @@
  * credentials key; a probe on the bus with its own Membership (the same code
  * and TTL as every node's) and the cluster's shared state.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,14 +13,15 @@ import { join } from 'node:path';
 import type { Bus } from '../../server/bus/bus.ts';
 import { connectNatsBus } from '../../server/bus/nats.ts';
 import { Membership } from '../../server/router/index.ts';
+import { DEVICE_AUTH_TABLE } from '../../server/store/device-auth.ts';
 import { NatsKvSharedState } from '../../server/store/shared/nats-kv.ts';
 import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, type MailUser, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, startGateway, waitReady } from '../harness/gateway.ts';
+import { type Gateway, nextImei, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsCluster, startNatsCluster } from '../harness/nats-cluster.ts';
 import { type ProsodyServer, startProsody, type XmppUser } from '../harness/prosody.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { ADMIN } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient } from './admin-api-helpers.ts';
 import { WAIT } from './e2e-suite.ts';
 
 export interface TransportClusterRig {
@@ -37,6 +39,8 @@ export interface TransportClusterRig {
   transportIds: [string, string];
   /** The running process of each transport. */
   transports: Map<string, Gateway>;
+  /** A new device in the cluster's registry (through the admin API), known to the edges. */
+  provision(): Promise<{ imei: string; secret: string }>;
   /** Starts (again) a transport under its node id and data directory. */
   startTransport(id: string): Promise<Gateway>;
   inMembership(id: string): boolean;
@@ -109,6 +113,17 @@ export async function startTransportCluster(opts: {
     await waitReady(edge);
     const inMembership = (id: string) => membership.nodes('transport').some((n) => n.nodeId === id);
     await eventually('both transports in the membership', () => transportIds.every(inMembership), WAIT);
+    const api = await ApiClient.as(admin.adminUrl, ADMIN.name, ADMIN.password);
+    const operator = await api.call('POST', '/operators', { id: 'op', name: 'Op' });
+    assert.equal(operator.status, 201, operator.text);
+    const deviceAuth = await state.table(DEVICE_AUTH_TABLE, { read: (raw) => raw });
+    const provision = async () => {
+      const imei = nextImei();
+      const added = await api.call('POST', '/devices', { imei, operator: 'op' });
+      assert.equal(added.status, 201, added.text);
+      await eventually('the device published to the edges', () => deviceAuth.get(imei) !== undefined, WAIT);
+      return { imei, secret: added.json.secret as string };
+    };
     return {
       dovecot,
       smtp,
@@ -122,6 +137,7 @@ export async function startTransportCluster(opts: {
       edge,
       transportIds,
       transports,
+      provision,
       startTransport,
       inMembership,
       stop,

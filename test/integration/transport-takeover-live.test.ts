@@ -21,7 +21,6 @@ import { Subjects } from '../../server/bus/bus.ts';
 import { rendezvousPick } from '../../server/router/index.ts';
 import { DEVICE_HOLDS_TABLE, readDeviceHold } from '../../server/transport/kit/device-holds.ts';
 import { eventually } from '../../testing/index.ts';
-import { provisionDevice } from '../harness/gateway.ts';
 import { plainXmppClient } from '../harness/prosody.ts';
 import { ADMIN, ApiClient } from './admin-api-helpers.ts';
 import { handsetFor, requestWhenAvailable, WAIT } from './e2e-suite.ts';
@@ -121,7 +120,7 @@ test('kill -9 of a transport: the survivor pushes its devices’ mail and chat w
   const onA: Array<{ imei: string; secret: string }> = [];
   const onB: Array<{ imei: string; secret: string }> = [];
   while (onA.length < 2 || onB.length < 1) {
-    const device = await provisionDevice(rig.adminDir);
+    const device = await rig.provision();
     const list = rendezvousPick(device.imei, [A, B]) === A ? onA : onB;
     if (list.length < (list === onA ? 2 : 1)) list.push(device);
     assert.ok(onA.length + onB.length < 40, 'the hash spreads devices');

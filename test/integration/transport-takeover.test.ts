@@ -15,7 +15,6 @@ import type { Handset } from '../../device-protocol/handset.ts';
 import { rendezvousPick } from '../../server/router/index.ts';
 import { type DeviceAccountsV1, readDeviceAccounts } from '../../server/transport/kit/account-store.ts';
 import { eventually } from '../../testing/index.ts';
-import { provisionDevice } from '../harness/gateway.ts';
 import { handsetFor, requestWhenAvailable, WAIT } from './e2e-suite.ts';
 import { persistentRequest } from './im-gateway-app.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
@@ -41,7 +40,7 @@ after(async () => {
 
 test('kill -9 of the transport holding a device: the other one serves its mail and chat accounts', async () => {
   const { dovecot, smtp, prosody, state, transportIds } = rig;
-  const device = await provisionDevice(rig.adminDir);
+  const device = await rig.provision();
   const holder = rendezvousPick(device.imei, transportIds);
   const survivor = transportIds.find((id) => id !== holder);
   assert.ok(holder && survivor);
