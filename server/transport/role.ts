@@ -12,11 +12,17 @@
  * the mail that arrived while it was down).
  *
  * In cluster mode the accounts (mail and chat, secrets sealed) move into the
- * cluster's shared state once it opens (kit/cluster-accounts.ts), so they do
- * not die with this node; the restore at start and the served counts take
- * only the devices the router gives this node.
+ * cluster's shared state once it opens (kit/cluster-accounts.ts), and so do
+ * the INBOX watch marks, the sent records and the chat archive cursors
+ * (PairRecords.share), so they do not die with this node; the served counts
+ * take only the devices the router gives this node. When another transport
+ * leaves, this one brings up the devices that now hash to it (takeover.ts);
+ * when one joins, it gives back those that hash there, and a device is
+ * brought up only once the node that ran it let go (kit/device-holds.ts).
  */
+import { reportTakeover } from '../alarms/service.ts';
 import { Subjects } from '../bus/bus.ts';
+import type { SharedState } from '../store/shared/table.ts';
 import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
 import { openInBackground } from '../store/shared/table.ts';
 import type { RoleDefinition, RoleHandle } from '../roles.ts';
@@ -32,9 +38,24 @@ import {
 import { CredentialCipher } from './credentials.ts';
 import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store.ts';
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
+import { DeviceHolds } from './kit/device-holds.ts';
+import { DevicePusher } from './kit/device-pusher.ts';
+import type { PairRecords } from './kit/pair-records.ts';
+import { type DeviceMoves, watchDeviceMoves } from './takeover.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
+
+/**
+ * How long a starting transport of a cluster waits, once it sees itself in the
+ * membership, before it asks the edges for their sessions: more than a
+ * heartbeat interval (1 s), so that it knows the other transports by then.
+ */
+const MEMBERSHIP_SETTLE_MS = 1500;
+/** How long a takeover waits for one device's watchers and chat sessions before counting it done. */
+const TAKEOVER_WAIT_MS = 4000;
+/** How long a draining transport waits for its draining heartbeat to move its devices (one beat is 1 s). */
+const RELEASE_WAIT_MS = 3000;
 
 export const transportRole: RoleDefinition = {
   name: 'transport',
@@ -44,6 +65,9 @@ export const transportRole: RoleDefinition = {
     // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
     const storage = TransportStorage.open(dataDir);
     const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };
+    // Set once the shared state is open (cluster mode): which transport runs each device's sessions.
+    let deviceHolds: DeviceHolds | undefined;
+    const liveTransport = (id: string) => membership.nodes('transport').some((n) => n.nodeId === id);
     const cluster = isClusterMode(config) ? clusterAccounts(ctx, storage) : undefined;
     const mail = openMailService({
       ...shared,
@@ -80,6 +104,11 @@ export const transportRole: RoleDefinition = {
       await storage.close();
       throw err;
     }
+    const sharing = cluster
+      ? shareRecords(ctx, [...mail.records, ...im.records], async (state) => {
+          deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
+        })
+      : undefined;
     // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
     const router = new RendezvousRouter(membership);
     const holds = (deviceId: string) => (router.pick(deviceId) ?? nodeId) === nodeId;
@@ -92,6 +121,10 @@ export const transportRole: RoleDefinition = {
           // must not keep them down), then operator-provisioned accounts (stored and brought up),
           // then every stored chat account.
           up: async (id, push) => {
+            // A node that ran the device until now writes its last marks first (a device moving back).
+            await deviceHolds?.acquire(id);
+            // The membership changed while it waited: the node the router picks now takes it.
+            if (!holds(id)) return void (await deviceHolds?.release(id));
             mail.restoreDevice(id, push);
             const profile = await profiles.refresh(id);
             if (profile) {
@@ -109,10 +142,37 @@ export const transportRole: RoleDefinition = {
       ],
       logger,
     });
-    void im
-      .restoreAll(cluster ? holds : undefined)
-      .catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
-    const stopAsking = askEdgesOnceMember(ctx);
+    // In a cluster the edges' session announcements bring back the devices this node holds; at start it
+    // does not know the other transports yet, so a restore of "its" devices would take theirs too.
+    if (!cluster) {
+      void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
+    }
+    const stopAsking = askEdgesOnceMember(ctx, cluster ? MEMBERSHIP_SETTLE_MS : 0);
+    const pusher = new DevicePusher(bus);
+    const moves = cluster
+      ? watchDeviceMoves({
+          nodeId,
+          nodeIds: () => router.nodeIds(),
+          onChange: (listener) => membership.onChange(listener),
+          devices: () =>
+            new Set([
+              ...(mail.deps.accounts.census?.().keys() ?? []),
+              ...(im.deps.accounts.census?.().keys() ?? []),
+            ]),
+          takeOver: async (id) => {
+            await deviceHolds?.acquire(id);
+            mail.restoreDevice(id, pusher.to(id));
+            await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
+            return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
+          },
+          release: async (id) => {
+            await Promise.all([mail.releaseDevice(id), im.releaseDevice(id)]);
+            await deviceHolds?.release(id);
+          },
+          report: (report) => reportTakeover(bus, report),
+          logger,
+        })
+      : undefined;
     // Shared records list the cluster's devices: count those the router gives this node.
     const mine =
       (census: Census): Census =>
@@ -126,10 +186,18 @@ export const transportRole: RoleDefinition = {
     );
     return {
       servedCount: served,
+      // The node's heartbeat says "draining" from now on: once the transports hear it, the others
+      // take this node's devices over and this one releases them (watchDeviceMoves); stop waits for that.
+      async drain() {
+        if (moves) await untilReleased(membership, router, nodeId, moves);
+      },
       async stop() {
         stopAsking();
+        moves?.close();
+        pusher.close();
         sessionWatch.close();
         router.close();
+        await sharing?.close();
         await cluster?.close();
         await transport.close();
         await im.close();
@@ -139,6 +207,64 @@ export const transportRole: RoleDefinition = {
     };
   },
 };
+
+/**
+ * Resolves once the router of this node no longer picks it (its draining
+ * heartbeat came round) and the devices it gave up are released, at once
+ * when no other transport serves (nobody to hand over to), or after
+ * RELEASE_WAIT_MS.
+ */
+function untilReleased(
+  membership: Parameters<RoleDefinition['start']>[0]['membership'],
+  router: RendezvousRouter,
+  nodeId: string,
+  moves: DeviceMoves,
+): Promise<void> {
+  const others = () => membership.nodes('transport').some((n) => n.nodeId !== nodeId && !n.draining);
+  const picked = () => others() && router.nodeIds().includes(nodeId);
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      off();
+      clearTimeout(timer);
+      void moves.settled().then(resolve);
+    };
+    const timer = setTimeout(done, RELEASE_WAIT_MS);
+    const off = membership.onChange(() => {
+      if (!picked()) done();
+    });
+    if (!picked()) done();
+  });
+}
+
+/**
+ * Moves the marks, sent records and chat cursors into the cluster's shared
+ * state and opens the device holds, in the background and retried like the
+ * accounts, on a lease of its own: a failure here (a bucket not created in
+ * time) gives back only this lease, never the connection the account tables
+ * already serve from.
+ */
+function shareRecords(
+  ctx: Parameters<RoleDefinition['start']>[0],
+  records: PairRecords<object>[],
+  holds: (state: SharedState) => Promise<void>,
+): { close(): Promise<void> } {
+  const { config, logger, nodeId } = ctx;
+  const opener = leasedOpener(config, nodeId, logger, async (state) => {
+    for (const r of records) await r.share(state);
+    await holds(state);
+  });
+  const opening = openInBackground(opener.open, {
+    opened: () => logger.info('the marks and sent records are in the cluster’s shared state'),
+    failed: (err, attempt) =>
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet'),
+  });
+  return {
+    async close() {
+      opening.cancel();
+      await opener.close();
+    },
+  };
+}
 
 /**
  * The account stores of a transport in cluster mode: the node's lmdb until the
@@ -172,16 +298,24 @@ function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: T
 /**
  * Asks the edges for their sessions once the membership lists this node as a
  * transport: before that, the edges' routers would not pick it and its own
- * `holds` could claim devices of other transports. Returns a cancel.
+ * `holds` could claim devices of other transports. In a cluster it waits
+ * `settleMs` more, until it heard the other transports' heartbeats. Returns a cancel.
  */
-function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0]): () => void {
+function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0], settleMs: number): () => void {
   const { bus, membership, nodeId, logger } = ctx;
   const member = () => membership.nodes('transport').some((n) => n.nodeId === nodeId);
   let off: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let asked = false;
   const ask = (): boolean => {
     if (!member()) return false;
     off?.();
     off = undefined;
+    if (!asked && settleMs > 0) {
+      asked = true;
+      timer = setTimeout(ask, settleMs);
+      return true;
+    }
     try {
       bus.publish(Subjects.edgeSessions, { nodeId });
       logger.debug('asked the edges for the sessions they hold');
@@ -191,5 +325,8 @@ function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0]): () => 
     return true;
   };
   if (!ask()) off = membership.onChange(() => void ask());
-  return () => off?.();
+  return () => {
+    off?.();
+    clearTimeout(timer);
+  };
 }

@@ -201,6 +201,22 @@ describe('mail.new pushed from IMAP IDLE', () => {
     assert.equal(fx.service.restoreDevice(A, sessionPush(A)), 0);
   });
 
+  test('a device that moves to another transport: its watcher stops after its last mark, the next goes on from it', async () => {
+    await fx.call(A, 'mail.sync', { account: alice, folder: 'INBOX', limit: 1 });
+    await fx.service.deps.watchers!.get(alice)!.ready;
+    const before = newUids(A).length;
+    const u1 = await arrive('before the move');
+    await eventually('pushed before the move', () => newUids(A).includes(u1));
+    assert.equal(await fx.service.releaseDevice(A), 1);
+    assert.equal(fx.service.deps.watchers!.get(alice), undefined, 'stopped');
+    const u2 = await arrive('while it moves');
+    // The node it moves to reads the same marks (in a cluster: the shared table).
+    await fx.restartService();
+    assert.equal(fx.service.restoreDevice(A, sessionPush(A)), 1, 'the mark stayed');
+    await eventually('what came meanwhile pushed', () => newUids(A).includes(u2));
+    assert.deepEqual(newUids(A).slice(before), [u1, u2], 'each once');
+  });
+
   test('no mark outlives a watcher stopped for want of a session, nor a removed account', async () => {
     fx.offline.add(A);
     await arrive('nobody there');

@@ -10,107 +10,41 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Handset } from '../../device-protocol/handset.ts';
-import { type Bus, type NodeHeartbeat, Subjects } from '../../server/bus/bus.ts';
-import { connectNatsBus } from '../../server/bus/nats.ts';
 import { rendezvousPick } from '../../server/router/index.ts';
-import { NatsKvSharedState } from '../../server/store/shared/nats-kv.ts';
 import { type DeviceAccountsV1, readDeviceAccounts } from '../../server/transport/kit/account-store.ts';
 import { eventually } from '../../testing/index.ts';
-import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, provisionDevice, startGateway, waitReady } from '../harness/gateway.ts';
-import { type NatsCluster, startNatsCluster } from '../harness/nats-cluster.ts';
-import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { handsetFor, requestWhenAvailable, WAIT } from './e2e-suite.ts';
 import { persistentRequest } from './im-gateway-app.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
+import { startTransportCluster, type TransportClusterRig } from './transport-cluster-rig.ts';
 
-let cluster: NatsCluster;
-let dovecot: DovecotServer;
-let smtp: SmtpPeer;
-let prosody: ProsodyServer;
-let probe: Bus;
-let state: NatsKvSharedState;
-let adminDir: string;
-const gateways: Gateway[] = [];
+let rig: TransportClusterRig;
 const handsets: Handset[] = [];
-const tag = `${process.pid}`;
-const transportIds = [`ta-${tag}`, `tb-${tag}`];
-const alive = new Map<string, number>();
-const env = {
-  MMGW_JWT_SECRET: randomBytes(32).toString('base64url'),
-  MMGW_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-};
-const transports = new Map<string, Gateway>();
 
 before(async () => {
-  dovecot = await startDovecot({ users: [ALICE, BOB] });
-  smtp = await startSmtpPeer({ dovecot, starttls: false });
-  prosody = await startProsody({
-    domain: 'example.test',
-    users: [
+  rig = await startTransportCluster({
+    mailUsers: [ALICE, BOB],
+    chatUsers: [
       { user: 'alice', password: 'alice-pw' },
       { user: 'bob', password: 'bob-pw' },
     ],
   });
-  cluster = await startNatsCluster({ size: 3 });
-  const bus = cluster.urls.join(',');
-  probe = await connectNatsBus({ servers: bus, name: `probe-${tag}` });
-  probe.subscribe(Subjects.heartbeat, (m) => {
-    const hb = m.data as NodeHeartbeat;
-    alive.set(hb.nodeId, Date.now());
-  });
-  state = await NatsKvSharedState.connect({ servers: cluster.urls, replicas: 3, name: `state-${tag}` });
-  adminDir = mkdtempSync(join(tmpdir(), 'mmgw-takeover-admin-'));
-  gateways.push(
-    await startGateway({
-      args: ['--role', 'admin', '--bus', bus, '--node-id', `adm-${tag}`],
-      env,
-      dataDir: adminDir,
-    }),
-  );
-  for (const id of transportIds) {
-    const t = await startGateway({ args: ['--role', 'transport', '--bus', bus, '--node-id', id], env });
-    transports.set(id, t);
-    gateways.push(t);
-  }
-  const edge = await startGateway({
-    args: ['--role', 'edge', '--bus', bus, '--node-id', `edge-${tag}`],
-    env,
-  });
-  gateways.push(edge);
-  await waitReady(edge);
-  await eventually(
-    'both transports in the membership',
-    () => transportIds.every((id) => alive.has(id)),
-    WAIT,
-  );
 });
 
 after(async () => {
   for (const h of handsets) await h.close().catch(() => {});
-  for (const g of gateways) await g.stop().catch(() => {});
-  await state?.close();
-  await probe?.close();
-  await cluster?.stop();
-  await prosody?.stop();
-  await smtp?.stop();
-  await dovecot?.stop({ removeDir: true });
-  if (adminDir) rmSync(adminDir, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 test('kill -9 of the transport holding a device: the other one serves its mail and chat accounts', async () => {
-  const device = await provisionDevice(adminDir);
+  const { dovecot, smtp, prosody, state, transportIds } = rig;
+  const device = await rig.provision();
   const holder = rendezvousPick(device.imei, transportIds);
   const survivor = transportIds.find((id) => id !== holder);
   assert.ok(holder && survivor);
-  const edge = gateways.at(-1)!;
-  const handset = handsetFor(edge, device);
+  const handset = handsetFor(rig.edge, device);
   handsets.push(handset);
   await handset.connect();
   const server = {
@@ -148,7 +82,7 @@ test('kill -9 of the transport holding a device: the other one serves its mail a
   );
   assert.equal(deviceIds().length, 1);
 
-  const killed = transports.get(holder)!;
+  const killed = rig.transports.get(holder)!;
   killed.kill();
   assert.equal(await killed.stop(), null, 'killed by a signal');
   // The edge's router moves the device to the survivor once the holder's heartbeats stop (membership TTL).

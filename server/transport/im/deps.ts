@@ -2,6 +2,7 @@ import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MethodContext } from '../types.ts';
 import type { ImAccount, ImAccountStore } from './account-store.ts';
+import type { ImArchiveCursors } from './archive-cursors.ts';
 import type { ImSentRecords } from './sent-records.ts';
 import type { XmppSessionPool } from './session-pool.ts';
 import type { XmppAccountSession } from './xmpp-session.ts';
@@ -20,6 +21,8 @@ export interface ImDeps {
   policy?: DestinationPolicy;
   /** im.send's durable "sent" records (a resend of a clientId is answered, not sent). Absent: none kept. */
   sent?: ImSentRecords;
+  /** The archive id of each account's last pushed im.message (archive-cursors.ts). Absent: none kept. */
+  cursors?: ImArchiveCursors;
 }
 
 /**

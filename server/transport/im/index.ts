@@ -40,6 +40,8 @@ import { type DevicePush, XmppSessionPool, type XmppSessionPoolOptions } from '.
 import { imPresetsMethod } from './methods/presets.ts';
 import { provisionImAccounts } from './provisioned.ts';
 import { ImSentRecords, SENT_RECORD_TTL_MS } from './sent-records.ts';
+import { ARCHIVE_CURSOR_TTL_MS, ImArchiveCursors } from './archive-cursors.ts';
+import type { PairRecords } from '../kit/pair-records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
 export type { ImAccount, ImAccountSettings, ImAccountStore } from './account-store.ts';
@@ -119,6 +121,21 @@ export interface ImService {
   provision(deviceId: string, profile: DeviceProfile, push: DevicePush): Promise<void>;
   /** The device's session ended: CSI inactive now, sessions closed after the linger time. */
   deviceGone(deviceId: string): void;
+  /**
+   * This node takes the device over from another transport, without the
+   * device asking: its accounts come online (lingering until the device is
+   * heard from) and each reads its archive after the last pushed message, so
+   * what came meanwhile is pushed. Resolves once each account had its first
+   * attempt and its catch-up, or after `timeoutMs`; with how many are online.
+   */
+  takeOver(deviceId: string, timeoutMs: number): Promise<number>;
+  /**
+   * The device moved to another transport: its sessions close once the pushes
+   * under way are through. Returns how many closed.
+   */
+  releaseDevice(deviceId: string): Promise<number>;
+  /** The records a cluster's shared state takes over (PairRecords.share): sent records, archive cursors. */
+  records: PairRecords<object>[];
   close(): Promise<void>;
 }
 
@@ -139,6 +156,12 @@ export function openImService(opts: ImServiceOptions): ImService {
   sent
     .prune(Date.now() - SENT_RECORD_TTL_MS)
     .catch((err) => opts.logger?.warn({ err }, 'pruning old chat sent records failed'));
+  const cursors = new ImArchiveCursors(storage());
+  /** Cursor writes under way: a device that moves to another node goes once they are stored. */
+  const cursorWrites = new Set<Promise<unknown>>();
+  cursors
+    .prune(Date.now() - ARCHIVE_CURSOR_TTL_MS)
+    .catch((err) => opts.logger?.warn({ err }, 'pruning old chat archive cursors failed'));
   const pusher = opts.bus ? new DevicePusher(opts.bus) : undefined;
   const push = opts.push ?? (pusher ? pusher.push.bind(pusher) : undefined);
   const sessions = new XmppSessionPool({
@@ -146,6 +169,16 @@ export function openImService(opts: ImServiceOptions): ImService {
     ...(opts.policy ? { session: { ...opts.session, policy: opts.policy } } : {}),
     ...(push ? { push } : {}),
     ...(opts.logger ? { logger: opts.logger.child({ service: 'im' }) } : {}),
+    onPushed: (account, last) => {
+      opts.onPushed?.(account, last);
+      const written = cursors
+        .put(account.deviceId, account.id, { last, at: Date.now() })
+        .catch((err) => opts.logger?.warn({ err, account: account.id }, 'chat archive cursor not written'));
+      cursorWrites.add(written);
+      void written.finally(() => cursorWrites.delete(written));
+    },
+    sentByDevice: (account, message) =>
+      message.originId !== undefined && sent.get(account.id, message.originId) !== undefined,
   });
   /** Devices whose session came up (restoreDevice with a push) and has not gone down since. */
   const present = new Set<string>();
@@ -153,6 +186,7 @@ export function openImService(opts: ImServiceOptions): ImService {
     accounts,
     sessions,
     sent,
+    cursors,
     ...(opts.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: opts.restoreTimeoutMs }),
     ...(opts.policy ? { policy: opts.policy } : {}),
   };
@@ -188,6 +222,24 @@ export function openImService(opts: ImServiceOptions): ImService {
       present.delete(deviceId);
       sessions.deviceGone(deviceId);
     },
+    async takeOver(deviceId, timeoutMs) {
+      if (!present.has(deviceId)) sessions.deviceGone(deviceId);
+      let timer: NodeJS.Timeout | undefined;
+      const list = accounts.list(deviceId);
+      await Promise.race([
+        restoreDevice(deviceId).then(() => Promise.all(list.map((a) => sessions.caughtUp(a.id)))),
+        new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      return list.filter((a) => sessions.get(a.id)?.state === 'online').length;
+    },
+    async releaseDevice(deviceId) {
+      present.delete(deviceId);
+      const released = await sessions.release(deviceId);
+      await Promise.all([...cursorWrites]);
+      return released;
+    },
+    records: [sent, cursors],
     async close() {
       await sessions.closeAll();
       await accounts.close();
@@ -203,8 +255,13 @@ export function openImService(opts: ImServiceOptions): ImService {
     await Promise.all(
       accounts.list(deviceId).map(async (account) => {
         if (sessions.get(account.id)) return;
+        // From the last message pushed (by this node or the one the device moved from), when known.
+        const after = cursors.get(deviceId, account.id)?.last;
         // persistent: an unreachable server is retried in the background, not given up.
-        const started = sessions.open(account, { persistent: true });
+        const started = sessions.open(account, {
+          persistent: true,
+          ...(after === undefined ? {} : { after }),
+        });
         started.catch(() => {});
         await Promise.race([started, new Promise((r) => setTimeout(r, 2000).unref?.())]);
       }),

@@ -30,6 +30,7 @@ import type { Capabilities, Value } from '../../../device-protocol/messages.ts';
 import { type DevicePush, pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { ImAccount } from './account-store.ts';
 import {
+  type ChatMessage,
   type ContactPresence,
   XmppAccountSession,
   type XmppAccountSessionOptions,
@@ -74,6 +75,13 @@ export interface XmppSessionPoolOptions {
   onState?: (account: ImAccount, state: XmppAccountState, error?: GatewayError) => void;
   /** How long an im.message the bus did not deliver is tried again. Default 60 s. */
   pushRetryMs?: number;
+  /** The device's edge took an im.message with this archive id (the cursor a takeover goes on from). */
+  onPushed?: (account: ImAccount, archiveId: string) => void;
+  /**
+   * An outgoing message in the archive that the device itself sent (through
+   * im.send): an archive catch-up leaves those out, as the live stream does.
+   */
+  sentByDevice?: (account: ImAccount, message: ChatMessage) => boolean;
 }
 
 interface PoolEntry {
@@ -85,6 +93,11 @@ interface PoolEntry {
   muted?: boolean;
   /** Archive id of the last im.message pushed: the next one's `prev`; undefined when not known. */
   lastArchiveId?: string;
+  /**
+   * An archive catch-up to run once the session is online (open's `after`):
+   * live messages wait in `held` until it is done, and those it pushed are not pushed again.
+   */
+  catchUp?: { after: string; held: ChatMessage[]; done: Promise<void>; finish: () => void };
 }
 
 /** Drops undefined fields: the device codec carries only Values. */
@@ -166,7 +179,10 @@ export class XmppSessionPool {
    * once online; `persistent` keeps retrying an unreachable server (accounts
    * restored after a restart) instead of failing the first attempt.
    */
-  async open(account: ImAccount, opts: { persistent?: boolean } = {}): Promise<XmppAccountSession> {
+  async open(
+    account: ImAccount,
+    opts: { persistent?: boolean; after?: string } = {},
+  ): Promise<XmppAccountSession> {
     if (this.#closed) throw new GatewayError('bus.closed', 'the chat session pool is closed');
     const existing = this.#entries.get(account.id);
     if (existing) {
@@ -188,6 +204,11 @@ export class XmppSessionPool {
       await this.close(account.id);
     }
     const entry = this.#create(account);
+    if (opts.after !== undefined) {
+      let finish!: () => void;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      entry.catchUp = { after: opts.after, held: [], done, finish };
+    }
     this.#entries.set(account.id, entry);
     // A device that is away (lingering) gets a session that tells the server so from the start.
     if (this.#lingers.has(account.deviceId)) void entry.session.setActive(false);
@@ -235,6 +256,29 @@ export class XmppSessionPool {
     return this.#entries.get(accountId)?.session;
   }
 
+  /** Resolves once the account's archive catch-up (open's `after`) is done; at once when none runs. */
+  caughtUp(accountId: string): Promise<void> {
+    return this.#entries.get(accountId)?.catchUp?.done ?? Promise.resolve();
+  }
+
+  /**
+   * The device moved to another transport: its sessions close once every push
+   * under way is through (their archive cursors written), so the other node
+   * goes on from there. Returns how many closed.
+   */
+  async release(deviceId: string): Promise<number> {
+    const entries = [...this.#entries.values()].filter((e) => e.account.deviceId === deviceId);
+    for (const entry of entries) entry.muted = true;
+    await Promise.all(entries.map((e) => e.session.stop()));
+    await this.#chains.get(deviceId);
+    await Promise.all(entries.map((e) => this.close(e.account.id)));
+    const linger = this.#lingers.get(deviceId);
+    clearTimeout(linger);
+    this.#lingers.delete(deviceId);
+    this.#pushers.delete(deviceId);
+    return entries.length;
+  }
+
   states(deviceId: string): Array<{ account: string; jid: string; state: XmppAccountState }> {
     return [...this.#entries.values()]
       .filter((e) => e.account.deviceId === deviceId)
@@ -246,6 +290,7 @@ export class XmppSessionPool {
     if (!entry) return;
     this.#entries.delete(accountId);
     clearTimeout(entry.presenceTimer);
+    entry.catchUp?.finish();
     await entry.session.stop();
     this.#flushTraffic(entry);
   }
@@ -302,6 +347,7 @@ export class XmppSessionPool {
           // Messages may pass by unseen until the stream is back: the chain of `prev` starts anew.
           if (state !== 'online') entry.lastArchiveId = undefined;
           if (!entry.muted) this.#announce(entry, state, error);
+          if (state === 'online' && entry.catchUp) void this.#catchUp(entry, push);
         },
         message: (message) => {
           if (entry.muted) return;
@@ -309,12 +355,8 @@ export class XmppSessionPool {
             this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesIn: 1 });
             this.#recordMessage(account, 'message_in');
           }
-          const prev = entry.lastArchiveId ?? null;
-          // A message without an archive id cannot be a cursor: the next one follows the same.
-          if (message.stanzaId !== undefined) entry.lastArchiveId = message.stanzaId;
-          void push('im.message', toValue({ account: id, ...message, prev })).then((delivered) => {
-            if (delivered) void entry.session.confirmDelivery(message);
-          });
+          if (entry.catchUp) entry.catchUp.held.push(message);
+          else this.#pushMessage(entry, message, push);
         },
         sent: () => {
           this.#recorder.usage({ imei: account.deviceId, service: 'im', messagesOut: 1 });
@@ -338,6 +380,59 @@ export class XmppSessionPool {
   #recordMessage(account: ImAccount, kind: 'message_in' | 'message_out'): void {
     const detail = { account: account.id };
     this.#recorder.log({ imei: account.deviceId, kind, service: 'im', message: 'chat message', detail });
+  }
+
+  #pushMessage(
+    entry: PoolEntry,
+    message: ChatMessage,
+    push: (name: string, body: Value) => Promise<boolean>,
+  ) {
+    const prev = entry.lastArchiveId ?? null;
+    // A message without an archive id cannot be a cursor: the next one follows the same.
+    const archiveId = message.stanzaId;
+    if (archiveId !== undefined) entry.lastArchiveId = archiveId;
+    void push('im.message', toValue({ account: entry.account.id, ...message, prev })).then((delivered) => {
+      if (!delivered) return;
+      if (archiveId !== undefined) this.#opts.onPushed?.(entry.account, archiveId);
+      void entry.session.confirmDelivery(message);
+    });
+  }
+
+  /**
+   * Pushes what the archive holds after the catch-up's cursor (what came while
+   * no node had the account online), then the live messages held meanwhile
+   * that it did not already push. A cursor the archive no longer knows, or a
+   * failed query, pushes the held ones with `prev: null`: the device re-syncs.
+   */
+  async #catchUp(entry: PoolEntry, push: (name: string, body: Value) => Promise<boolean>): Promise<void> {
+    const catchUp = entry.catchUp;
+    if (!catchUp) return;
+    const pushed = new Set<string>();
+    entry.lastArchiveId = catchUp.after;
+    try {
+      for (let after = catchUp.after; ; ) {
+        const page = await entry.session.archive({ after, max: 100 });
+        for (const message of page.messages) {
+          if (message.stanzaId !== undefined) pushed.add(message.stanzaId);
+          if (message.direction === 'out' && this.#opts.sentByDevice?.(entry.account, message)) continue;
+          this.#pushMessage(entry, message, push);
+        }
+        if (page.complete || page.last === undefined || page.messages.length === 0) break;
+        after = page.last;
+      }
+    } catch (err) {
+      entry.lastArchiveId = undefined;
+      this.#opts.logger?.warn(
+        { account: entry.account.id, err: String(err) },
+        'chat archive catch-up failed; the device re-syncs',
+      );
+    }
+    entry.catchUp = undefined;
+    for (const message of catchUp.held) {
+      if (message.stanzaId === undefined || !pushed.has(message.stanzaId))
+        this.#pushMessage(entry, message, push);
+    }
+    catchUp.finish();
   }
 
   /** A state change of the account's session: observers, records, and the device. */

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { LmdbSharedState } from '../../store/shared/lmdb.ts';
 import { PairRecords } from './pair-records.ts';
 import { TransportStorage } from './transport-storage.ts';
 
@@ -67,4 +68,44 @@ test('prune drops old and damaged records and keeps a newer release’s', async 
     ['fresh', 'newer'],
   );
   await storage.close();
+});
+
+test('share moves the records into the shared table, where the newer of two copies wins, and serves from it', async () => {
+  const storage = TransportStorage.open(dir);
+  const state = new LmdbSharedState(join(dir, 'shared'));
+  try {
+    const notes = open(storage, 'test.share');
+    await notes.put('o', 'mine', { text: 'local', at: 5 });
+    await notes.put('o', 'both', { text: 'local, older', at: 5 });
+    await notes.put('o/x', 'other', { text: 'another owner', at: 5 });
+    // Another node wrote one of them to the cluster already, later.
+    const table = await state.table<unknown>('test_share', { read: (raw) => raw });
+    await table.create('o\u0001both', { v: 3, text: 'shared, newer', at: 9 });
+
+    assert.equal(notes.shared, false);
+    await notes.share(state);
+    assert.equal(notes.shared, true);
+    assert.deepEqual(notes.list('o'), [
+      { id: 'both', record: { text: 'shared, newer', at: 9 } },
+      { id: 'mine', record: { text: 'local', at: 5 } },
+    ]);
+    assert.equal(notes.get('o/x', 'other')?.text, 'another owner');
+    const db = storage.database<unknown, [string, string]>('test.share');
+    assert.equal([...db.getKeys({})].length, 0, 'nothing left in the lmdb');
+
+    await notes.put('o', 'new', { text: 'after the move', at: 7 });
+    assert.deepEqual(table.get('o\u0001new')?.value, { v: 3, text: 'after the move', at: 7 });
+    await notes.removeOwner('o');
+    assert.deepEqual(notes.list('o'), []);
+    assert.equal(
+      notes.get('o/x', 'other')?.text,
+      'another owner',
+      'an owner’s range never takes in another’s',
+    );
+    assert.equal(await notes.prune(6), 1);
+    assert.equal(notes.get('o/x', 'other'), undefined);
+  } finally {
+    await state.close();
+    await storage.close();
+  }
 });

@@ -92,8 +92,11 @@ export const NO_SESSION_CONFIRM_MS = 5000;
  */
 export type CatchUpTrigger = 'connect' | 'idle' | 'hook' | 'retry';
 
-/** Why a watcher stopped: its account went or the node stops ('stopped'), or its device has no session. */
-export type WatcherStopReason = 'stopped' | 'no-session';
+/**
+ * Why a watcher stopped: its account went or the node stops ('stopped'), its device has no
+ * session, or the device moved to another transport ('moved': the last mark is written first).
+ */
+export type WatcherStopReason = 'stopped' | 'no-session' | 'moved';
 
 export class InboxWatcher {
   readonly account: MailAccount;
@@ -163,16 +166,19 @@ export class InboxWatcher {
     this.#chain = this.#chain.then(() => this.#saveMark());
   }
 
-  async #saveMark(): Promise<void> {
-    if (!this.#onMark || this.#stopped) return;
+  #mark(): WatchMark {
     const c = this.#cursor;
-    const mark: WatchMark = {
+    return {
       uid: this.#lastUid,
       at: Date.now(),
       ...(c === undefined ? {} : { cursor: encodeCursor(c.folder, c.cursor) }),
     };
+  }
+
+  async #saveMark(): Promise<void> {
+    if (!this.#onMark || this.#stopped) return;
     // A mark that is not written costs a second push of the same mail after a restart, not a lost one.
-    await this.#onMark(mark).catch((err: Error) =>
+    await this.#onMark(this.#mark()).catch((err: Error) =>
       this.#log?.warn({ account: this.account.id, err: { message: err.message } }, 'inbox mark not written'),
     );
   }
@@ -217,6 +223,16 @@ export class InboxWatcher {
     this.#client = undefined;
     client?.close();
     this.#setState('idle');
+    if (reason === 'moved' && this.#onMark) {
+      // The node that takes the device over starts from this mark: the push under way counts.
+      await this.#chain;
+      await this.#onMark(this.#mark()).catch((err: Error) =>
+        this.#log?.warn(
+          { account: this.account.id, err: { message: err.message } },
+          'last inbox mark not written',
+        ),
+      );
+    }
     this.#onStop(reason);
   }
 
@@ -464,6 +480,21 @@ export class InboxWatchers {
       this.watch(found, mark.uid, push, watchedCursor(mark.cursor));
     }
     return started;
+  }
+
+  /** The device's watchers on this node. */
+  ofDevice(deviceId: string): InboxWatcher[] {
+    return [...this.#watchers.values()].filter((w) => w.account.deviceId === deviceId);
+  }
+
+  /**
+   * The device moved to another transport: its watchers stop once their last
+   * marks are written (the other node starts from them). Returns how many.
+   */
+  async release(deviceId: string): Promise<number> {
+    const watchers = this.ofDevice(deviceId);
+    await Promise.all(watchers.map((w) => w.stop('moved')));
+    return watchers.length;
   }
 
   /** Stops the account's watcher for now (its mark stays: a restore starts it again). */

@@ -20,6 +20,7 @@ import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
 import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings } from '../kit/outbound.ts';
 import type { WorkerPoolOptions } from '../kit/worker-pool.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
+import type { PairRecords } from '../kit/pair-records.ts';
 import type { MethodDefinition } from '../types.ts';
 import { type MailAccount, type MailAccountStore, SealedMailAccountStore } from './account-store.ts';
 import { accountStateBody } from './events.ts';
@@ -145,6 +146,15 @@ export interface MailService {
    * arrived meanwhile. Returns how many were started.
    */
   restoreDevice(deviceId: string, push: DevicePush): number;
+  /** Resolves when every INBOX watcher of the device on this node is IDLE-ready, or after `timeoutMs`. */
+  watchersReady(deviceId: string, timeoutMs: number): Promise<void>;
+  /**
+   * The device moved to another transport: its INBOX watchers stop after
+   * writing their last marks, from which the other node goes on. Returns how many stopped.
+   */
+  releaseDevice(deviceId: string): Promise<number>;
+  /** The records a cluster's shared state takes over (PairRecords.share): sent marks, watch marks. */
+  records: PairRecords<object>[];
   close(): Promise<void>;
 }
 
@@ -251,6 +261,16 @@ export function openMailService(opts: MailServiceOptions): MailService {
       if (started > 0) opts.logger?.info({ deviceId, watchers: started }, 'inbox watchers restored');
       return started;
     },
+    async watchersReady(deviceId, timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(watchers.ofDevice(deviceId).map((w) => w.ready)),
+        new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    },
+    releaseDevice: (deviceId) => watchers.release(deviceId),
+    records: [sentMarks, watchMarks],
     async close() {
       pushSub?.unsubscribe();
       await watchers.stopAll();

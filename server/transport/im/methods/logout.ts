@@ -14,6 +14,7 @@ export function imLogoutMethod(deps: ImDeps): MethodDefinition<{ account: string
       deps.sessions.recordLogout(account);
       await deps.accounts.remove(ctx.deviceId, account.id);
       await deps.sent?.removeOwner(account.id);
+      await deps.cursors?.remove(ctx.deviceId, account.id);
       return { account: account.id, removed: true };
     },
   };
