@@ -32,6 +32,7 @@ import {
 import { CredentialCipher } from './credentials.ts';
 import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store.ts';
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
+import { registerPushMetrics } from './kit/device-pusher.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
@@ -41,6 +42,7 @@ export const transportRole: RoleDefinition = {
   async start(ctx): Promise<RoleHandle> {
     const { bus, config, logger, membership, nodeId, recorder } = ctx;
     const dataDir = config.data;
+    registerPushMetrics(ctx.metrics, bus);
     // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
     const storage = TransportStorage.open(dataDir);
     const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };
