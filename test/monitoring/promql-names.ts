@@ -27,7 +27,7 @@ export function metricNames(expr: string): string[] {
     .replace(/\[[^\]]*\]/g, ' ')
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
     // Numbers and durations (0.5, 1e3, 5m after offset).
-    .replace(/(?<![a-zA-Z_:])\d[\w.]*/g, ' ');
+    .replace(/(?<![\w:])\d[\w.]*/g, ' ');
   const names = new Set<string>();
   for (const m of bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const after = bare.slice((m.index ?? 0) + m[0].length).trimStart();

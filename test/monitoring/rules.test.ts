@@ -54,6 +54,10 @@ test('the name finder: functions, keywords, labels and ranges are not metric nam
     ).sort(),
     ['a_total', 'c_seconds', 'd'],
   );
+  // Digits inside a name stay in it.
+  assert.deepEqual(metricNames('nodejs_eventloop_lag_p99_seconds > 0.2'), [
+    'nodejs_eventloop_lag_p99_seconds',
+  ]);
   assert.deepEqual([...exportedNames('# TYPE h histogram\n# TYPE g gauge\ng 1\n')].sort(), [
     'g',
     'h',
