@@ -69,6 +69,8 @@ export interface AdminRoleOptions {
     loginFailuresPerUser?: number;
     loginFailuresPerAddress?: number;
     importMaxRows?: number;
+    /** The monitor's last hour: a sample every this many ms (default 15 s). */
+    monitorSampleMs?: number;
   };
   /** The admin user created on a first start, when none exists (config admin.firstAdminName/Password). */
   firstAdmin?: { name?: string | undefined; password?: string | undefined };
@@ -144,12 +146,20 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
           history: new MemoryAlarmHistory(),
         }))
       : undefined);
-  if (membership && alarms) monitor = new NodeMonitor(membership, alarms.book);
+  if (membership && alarms) {
+    const sampleMs = options.api?.monitorSampleMs;
+    monitor = new NodeMonitor(
+      membership,
+      alarms.book,
+      sampleMs === undefined ? {} : { historyIntervalMs: sampleMs },
+    );
+  }
   const backendFailing = alarms?.backendFailing();
   const storedSub = bus.subscribe(RECORDS_STORED_SUBJECT, (msg) => {
     const logs = (msg.data as { logs?: unknown } | null)?.logs;
     if (!Array.isArray(logs)) return;
     backendFailing?.observe(logs);
+    monitor?.history.observe(logs);
     feed.emit('logs', logs);
   });
 

@@ -3,9 +3,11 @@
  * listed as 'gone' for an hour. The alarms are the node's alarm book
  * (server/alarms): node_gone and admin_gone come from its cluster watch on
  * every node, backend_failing from the stored records this admin node hears
- * (admin/index.ts); the monitor lists them and says when they change.
+ * (admin/index.ts); the monitor lists them and says when they change. It
+ * keeps the last hour of sessions, events and errors (monitor-history.ts).
  */
 import type { Alarm, AlarmBook, Membership, NodeHeartbeat, ServedCounts } from '../server/index.ts';
+import { MonitorHistory } from './monitor-history.ts';
 
 export type { Alarm } from '../server/index.ts';
 
@@ -43,13 +45,20 @@ export class NodeMonitor {
   private readonly stopChange: () => void;
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
+  /** The last hour, sampled (monitor-history.ts); the admin role feeds it the stored records. */
+  readonly history: MonitorHistory;
 
   constructor(
     private readonly membership: Membership,
     private readonly alarms: AlarmBook,
-    options: { now?: () => number } = {},
+    options: { now?: () => number; historyTimer?: boolean; historyIntervalMs?: number } = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.history = new MonitorHistory(() => this.nodes(), {
+      now: this.now,
+      ...(options.historyTimer === undefined ? {} : { timer: options.historyTimer }),
+      ...(options.historyIntervalMs === undefined ? {} : { intervalMs: options.historyIntervalMs }),
+    });
     this.stopChange = membership.onChange(() => this.refresh());
     this.timer = setInterval(() => this.refresh(), 1000);
     this.timer.unref();
@@ -128,6 +137,7 @@ export class NodeMonitor {
   close(): void {
     this.stopChange();
     clearInterval(this.timer);
+    this.history.close();
   }
 }
 

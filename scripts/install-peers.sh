@@ -39,6 +39,9 @@ want runc runc
 want netavark /usr/lib/podman/netavark
 want aardvark-dns /usr/lib/podman/aardvark-dns
 want haproxy haproxy /usr/sbin/haproxy
+# The monitoring tests (test/monitoring): promtool checks the shipped rules, a real
+# Prometheus scrapes a loopback cluster (the package has both binaries).
+want prometheus promtool
 
 if [ "${1:-}" = "--check" ]; then
   echo "${need[*]}"

@@ -298,6 +298,8 @@ export const ConfigSchema = z
         loginFailuresPerAddress: whole(1).default(30),
         /** Rows a device import may have (API; the CLI has --max-rows); more is 413 api.too_large. */
         importMaxRows: whole(1, 100_000_000).default(1_000_000),
+        /** The system monitor's last hour (GET /nodes/history): a sample every this many ms. */
+        monitorSampleMs: whole(1000, 300_000).default(15_000),
         /** With firstAdminPassword: the admin user created on a first start, when none exists yet. */
         firstAdminName: z.string({ error: 'expected a string' }).min(1).optional(),
         firstAdminPassword: z.string({ error: 'expected a string' }).min(1).optional(),

@@ -572,6 +572,22 @@ export const NodeView = z
   })
   .meta({ id: 'Node' });
 
+export const MonitorSample = z
+  .object({
+    at: EpochMs.meta({ description: 'End of the interval' }),
+    sessions: z.number().int().meta({ description: 'Device sessions held by the live nodes' }),
+    connected: z.number().int().meta({ description: 'Of those, devices online' }),
+    eventsPerSecond: z
+      .number()
+      .meta({ description: 'Device log records stored per second over the interval' }),
+    errors: z.number().int().meta({ description: 'backend_error and error records in the interval' }),
+    authFailures: z
+      .number()
+      .int()
+      .meta({ description: 'auth_failure records in the interval (sampled under a flood)' }),
+  })
+  .meta({ id: 'MonitorSample' });
+
 export const DrainBody = z.object({ reason: z.string().max(200).optional() }).strict();
 
 export const Alarm = z

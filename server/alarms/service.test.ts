@@ -62,6 +62,16 @@ test('a takeover reported on the bus is kept and delivered as an event; a malfor
   await eventually('counted', async () =>
     /mmgw_alarm_deliveries_total\{channel="webhook",result="delivered"\} 2/.test(await metrics.metrics()),
   );
+  // The active-alarm gauge Prometheus rules read: an event counts nowhere, a raise counts by its kind.
+  assert.match(await metrics.metrics(), /mmgw_alarms_active\{kind="takeover_done"\} 0/);
+  await service.book.raise({
+    kind: 'backend_failing',
+    subject: 'preset:mail:x',
+    severity: 'warning',
+    message: 'm',
+  });
+  assert.match(await metrics.metrics(), /mmgw_alarms_active\{kind="backend_failing"\} 1/);
+  assert.match(await metrics.metrics(), /mmgw_alarms_active\{kind="nats_server_gone"\} 0/);
 });
 
 test('on an in-process bus the history is lmdb under the data directory, and survives a restart', async (t) => {

@@ -14,7 +14,7 @@
  * (admin/index.ts) into backendFailing().
  */
 import type { Logger } from 'pino';
-import type { Registry as PromRegistry } from 'prom-client';
+import { Gauge, type Registry as PromRegistry } from 'prom-client';
 import type { Bus, Subscription } from '../bus/bus.ts';
 import { Subjects } from '../bus/bus.ts';
 import type { AlarmSettings } from '../config.ts';
@@ -29,6 +29,7 @@ import { ClusterWatch } from './cluster-watch.ts';
 import { type AlarmHistory, DEFAULT_RETENTION, MemoryAlarmHistory } from './history.ts';
 import type { JetStreamAlarmHistory } from './jetstream-history.ts';
 import { LmdbAlarmHistory } from './lmdb-history.ts';
+import { ALARM_KINDS } from './alarm.ts';
 
 export interface AlarmServiceOptions {
   nodeId: string;
@@ -187,6 +188,7 @@ export async function startAlarmService(options: AlarmServiceOptions): Promise<A
       dispatcher.deliver(record);
     },
   });
+  if (options.metrics) registerAlarmMetrics(options.metrics, book);
   const cluster = new ClusterWatch({
     book,
     membership: options.membership,
@@ -264,4 +266,25 @@ export async function startAlarmService(options: AlarmServiceOptions): Promise<A
       await history.close();
     },
   };
+}
+
+/**
+ * mmgw_alarms_active{kind}: the alarms raised now, as this node's book knows
+ * them (the shared history: every node sees the cluster's). Prometheus rules
+ * read nats_server_gone and backend_failing here, which need the gateway's own
+ * view (JetStream's replicas, the stored records). One book per registry.
+ */
+function registerAlarmMetrics(registry: PromRegistry, book: AlarmBook): void {
+  if (registry.getSingleMetric('mmgw_alarms_active')) return;
+  new Gauge({
+    name: 'mmgw_alarms_active',
+    help: 'Alarms raised now, by kind (node_gone, admin_gone, nats_server_gone, backend_failing).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<string, number>(ALARM_KINDS.map((k) => [k, 0]));
+      for (const a of book.list(true)) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
+      for (const [kind, n] of counts) this.set({ kind }, n);
+    },
+  });
 }

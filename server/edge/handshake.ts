@@ -125,6 +125,7 @@ export class Handshake {
     if (h.caps !== undefined) session.caps = h.caps;
     host.addSession(session);
     this.o.logger.debug({ imei, sessionId, carrier: c.kind }, 'session opened');
+    this.o.stats.logins++;
     this.o.records.login(imei, info.operator, c.kind);
     this.attach(c, session, false, 0);
   }
@@ -138,6 +139,7 @@ export class Handshake {
     }
     const imei = imeiOfSessionId(r.sessionId);
     if (imei === undefined || r.version !== PROTOCOL_VERSION) {
+      this.o.stats.resumeFailed('auth.resume_failed');
       this.failed(c, imei, undefined, new GatewayError('auth.resume_failed', 'Unknown session.'));
       return;
     }
@@ -153,6 +155,7 @@ export class Handshake {
         const s = host.table.getById(r.sessionId);
         // The device is gone or disabled: its session ends with it.
         if (s !== undefined && g.code !== 'auth.resume_failed') host.endSession(s, g.code, g.message, false);
+        this.o.stats.resumeFailed(g.code);
         this.failed(c, imei, imei, g);
         return;
       }
@@ -171,18 +174,18 @@ export class Handshake {
               cause: g,
             })
           : g;
-        this.refuse(c, imei, busy);
+        this.refuseResume(c, imei, busy);
         return;
       }
       session = s;
     }
     if (c.state === CLOSED || host.closed) return;
     if (session.ended || host.table.get(imei) !== session) {
-      this.refuse(c, imei, new GatewayError('auth.resume_failed', 'The session ended meanwhile.'));
+      this.refuseResume(c, imei, new GatewayError('auth.resume_failed', 'The session ended meanwhile.'));
       return;
     }
     if (r.lastSeq > session.lastSeq || r.lastSeq < session.ackedSeq) {
-      this.refuse(
+      this.refuseResume(
         c,
         imei,
         new GatewayError(
@@ -273,6 +276,12 @@ export class Handshake {
       this.o.authLimiter.fail(limitKey, address, this.o.now());
     }
     this.refuse(c, recordImei, err);
+  }
+
+  /** A Resume refused without counting against the limits, counted by code (mmgw_edge_resume_failures_total). */
+  private refuseResume(c: Carrier, imei: string | undefined, err: GatewayError): void {
+    this.o.stats.resumeFailed(err.code);
+    this.refuse(c, imei, err);
   }
 
   /**

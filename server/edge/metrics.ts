@@ -12,9 +12,13 @@ export class EdgeStats {
   bytesIn = 0;
   bytesOut = 0;
   resumes = 0;
+  /** Hellos accepted: new sessions (the denominator of the auth failure rate). */
+  logins = 0;
   readonly authFailures = new Map<string, number>();
   /** Connections refused or closed before authentication, by reason (pre-auth.ts, the Hello deadline). */
   readonly preAuthRefusals = new Map<string, number>();
+  /** Resumes refused, by code: auth.resume_failed (unknown, ended or out of range) or session.busy (registry unreachable). */
+  readonly resumeFailures = new Map<string, number>();
   /** Carriers the edge closed, by the code of their last frame. */
   readonly carrierCloses = new Map<string, number>();
   sessions: () => number = () => 0;
@@ -25,6 +29,10 @@ export class EdgeStats {
 
   authFailed(code: string): void {
     this.authFailures.set(code, (this.authFailures.get(code) ?? 0) + 1);
+  }
+
+  resumeFailed(code: string): void {
+    this.resumeFailures.set(code, (this.resumeFailures.get(code) ?? 0) + 1);
   }
 
   preAuthRefused(reason: string): void {
@@ -115,6 +123,12 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
       'mmgw_edge_resumes_total',
       'Sessions resumed (locally or claimed from another edge).',
       (s) => s.resumes,
+    );
+    counter('mmgw_edge_logins_total', 'Hellos accepted (new sessions).', (s) => s.logins);
+    labelled(
+      'mmgw_edge_resume_failures_total',
+      'Resumes refused, by code (auth.resume_failed; session.busy while the registry is unreachable).',
+      (s) => s.resumeFailures,
     );
     labelled('mmgw_edge_auth_failures_total', 'Refused Hello/Resume, by error code.', (s) => s.authFailures);
     labelled(

@@ -39,7 +39,7 @@ import { CredentialCipher } from './credentials.ts';
 import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store.ts';
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
 import { DeviceHolds } from './kit/device-holds.ts';
-import { DevicePusher } from './kit/device-pusher.ts';
+import { DevicePusher, registerPushMetrics } from './kit/device-pusher.ts';
 import type { PairRecords } from './kit/pair-records.ts';
 import { type DeviceMoves, watchDeviceMoves } from './takeover.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
@@ -62,6 +62,7 @@ export const transportRole: RoleDefinition = {
   async start(ctx): Promise<RoleHandle> {
     const { bus, config, logger, membership, nodeId, recorder } = ctx;
     const dataDir = config.data;
+    registerPushMetrics(ctx.metrics, bus);
     // The transport role's one lmdb environment: the accounts in it outlive a restart of the node.
     const storage = TransportStorage.open(dataDir);
     const shared = { dataDir, storage, logger, bus, recorder, credentialsKey: config.credentialsKey };

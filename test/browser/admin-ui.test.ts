@@ -9,8 +9,10 @@
  * The steps share one gateway and one browser and run in order.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import WebSocket from 'ws';
@@ -78,8 +80,15 @@ describe('admin web UI in Chromium', () => {
     await page.locator('nav.nav a').first().waitFor();
   }
 
+  // The monitor's last hour sampled every second, so that its charts fill within the test.
+  const configDir = mkdtempSync(join(tmpdir(), 'mmgw-admin-ui-'));
+  const configFile = join(configDir, 'mmgw.json');
+  writeFileSync(configFile, JSON.stringify({ admin: { monitorSampleMs: 1000 } }));
+
   before(async () => {
-    gw = await startGateway({ env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password } });
+    gw = await startGateway({
+      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password, MMGW_CONFIG: configFile },
+    });
     browser = await launchBrowser();
     page = await browser.newPage();
     page.setDefaultTimeout(WAIT.timeout);
@@ -93,6 +102,7 @@ describe('admin web UI in Chromium', () => {
   after(async () => {
     await browser?.close();
     await gw?.stop();
+    rmSync(configDir, { recursive: true, force: true });
   });
 
   test('the UI is served from the gateway itself, with a same-origin-only policy', async () => {
@@ -425,6 +435,76 @@ describe('admin web UI in Chromium', () => {
     assert.match(await row.innerText(), /up/);
     await page.locator('#monitor-updated .live-dot').waitFor();
     await browser.screenshot(page, '10-monitor');
+  });
+
+  test('the monitor charts the last hour: sessions, events/s, errors; round ticks; fits 420 px', async () => {
+    type Sample = { errors: number };
+    const errorsOf = (items: Sample[]) => items.reduce((n, x) => n + x.errors, 0);
+    // The failing backend above: its errors are in the hour once the interval they fell in is sampled.
+    const history = await eventually('three samples, the backend errors above among them', async () => {
+      const r = await apiGet('/nodes/history');
+      return r.status === 200 && r.body.items.length >= 3 && errorsOf(r.body.items) >= 3 ? r.body : undefined;
+    });
+    assert.equal(history.intervalMs, 1000);
+    await go('#/monitor');
+    const sessions = page.locator('#chart-sessions svg polyline.line[data-series=sessions]');
+    // Attached, not visible: with no device online the line lies flat on the axis (no height).
+    await sessions.waitFor({ state: 'attached' });
+    assert.ok(Number(await sessions.getAttribute('data-points')) >= 3);
+    await page
+      .locator('#chart-events svg polyline.line[data-series="events/s"]')
+      .waitFor({ state: 'attached' });
+    // The page was open already: it shows those errors once it reads the hour again (every second).
+    await eventually('the backend errors among the error bars', async () => {
+      const bars = await page
+        .locator('#chart-errors svg rect.bar[data-series=errors]')
+        .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-value'))));
+      return bars.reduce((a, b) => a + b, 0) >= 3;
+    });
+    // Every y tick of every chart: a multiple of a step of 1, 2 or 5 × 10^n.
+    for (const id of ['chart-sessions', 'chart-events', 'chart-errors']) {
+      const ticks = (await page.locator(`#${id} svg text.tick`).allTextContents()).map(Number);
+      assert.ok(ticks.length >= 2, `${id} ticks ${ticks}`);
+      const step = ticks[1] ?? 0;
+      const mantissa = step / 10 ** Math.floor(Math.log10(step));
+      assert.ok([1, 2, 5].includes(Number(mantissa.toPrecision(6))), `${id} step ${step}`);
+      assert.deepEqual(
+        ticks,
+        ticks.map((_, i) => Number((i * step).toPrecision(12))),
+        `${id} ticks`,
+      );
+    }
+    await browser.screenshot(page, '10b-monitor-hour');
+
+    // A phone-sized window: the charts stack, one a row, none wider than the window.
+    await page.setViewportSize({ width: 420, height: 900 });
+    try {
+      await page.locator('#chart-errors svg').waitFor();
+      const boxes = await page
+        .locator('#monitor-hour figure.chart-box')
+        .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON()));
+      assert.equal(boxes.length, 3);
+      // Within the window, and most of its width: the navigation sits above the page, not beside it.
+      for (const b of boxes) {
+        assert.ok(b.right <= 420 && b.left >= 0 && b.width >= 300, `chart box ${JSON.stringify(b)}`);
+      }
+      const doc = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }));
+      assert.ok(doc.scroll <= doc.client, `the page scrolls sideways: ${JSON.stringify(doc)}`);
+      assert.ok(
+        boxes.every((b, i) => i === 0 || b.top >= (boxes[i - 1]?.bottom ?? 0) - 1),
+        'one chart a row',
+      );
+      const hour = await page
+        .locator('#monitor-hour')
+        .evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      assert.ok(hour.scroll <= hour.client, `the charts overflow: ${JSON.stringify(hour)}`);
+      await browser.screenshot(page, '10c-monitor-hour-narrow');
+    } finally {
+      await page.setViewportSize({ width: 1366, height: 768 });
+    }
   });
 
   test('the audit log shows the changes made above, with the record before and after', async () => {

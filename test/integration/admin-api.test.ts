@@ -79,6 +79,7 @@ describe('admin REST API', () => {
       '/reports/usage',
       '/nodes',
       '/nodes/{id}/drain',
+      '/nodes/history',
       '/alarms',
       '/alarms/history',
       '/audit',
@@ -1145,6 +1146,12 @@ describe('admin REST API', () => {
     assert.ok(self.uptimeSeconds >= 0);
     assert.equal(typeof self.sessions, 'number');
     assert.equal(typeof self.cpuPercent, 'number');
+    // The last hour: a sample every 15 s (none yet on a fresh node, or a few); no parameters taken.
+    const hour = await viewer.call('GET', '/nodes/history');
+    assert.equal(hour.status, 200, hour.text);
+    assert.equal(hour.json.intervalMs, 15_000);
+    assert.ok(Array.isArray(hour.json.items));
+    assertError(await viewer.call('GET', '/nodes/history?since=1'), 400, 'api.bad_input');
     const ticket = await viewer.call('POST', '/nodes/stream-ticket');
     assert.equal(ticket.status, 200, ticket.text);
     const events = await readEvents(`${gw.adminUrl}${ticket.json.url}`, (evs) =>

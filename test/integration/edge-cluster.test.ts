@@ -226,6 +226,7 @@ for (const engine of ENGINES) {
         assert.equal(answer.code, 'session.busy');
         assert.ok((answer.retryAfterMs ?? 0) >= 500, `retryAfterMs ${answer.retryAfterMs}`);
         assert.equal(await e2.counter('mmgw_edge_resumes_total'), 0);
+        assert.equal(await e2.counter('mmgw_edge_resume_failures_total', 'session.busy'), 1);
         // The other device on the same edge did not notice.
         await e2.push(IMEI_B, 'unaffected');
         assert.equal((await other.nextOf(Kind.Event)).name, 'unaffected');

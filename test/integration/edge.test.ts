@@ -182,6 +182,8 @@ for (const engine of ENGINES) {
         const bad = await c3.resumeAnswer({ ...w, resumeToken: 'A'.repeat(22) }, 8);
         assert.equal(bad.kind, Kind.Error);
         assert.equal((bad as ErrorFrame).code, 'auth.resume_failed');
+        assert.equal(await e.counter('mmgw_edge_resume_failures_total', 'auth.resume_failed'), 1);
+        assert.equal(await e.counter('mmgw_edge_logins_total'), 1);
         await e.push(IMEI_A, 'ev9');
         assert.deepEqual(seqs(await c2.waitEvents(expected.length + 1)), [...expected, 9]);
       });

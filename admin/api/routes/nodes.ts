@@ -21,6 +21,8 @@ const AlarmQuery = z.object({
     .meta({ enum: ['true', 'false'] }),
 });
 
+const HistoryQuery = z.object({}).strict();
+
 const AlarmHistoryQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(1000).optional().meta({ description: 'Default 100' }),
@@ -63,6 +65,19 @@ export const nodeRoutes = [
       send();
       sendAlarms();
     },
+  }),
+  route({
+    method: 'GET',
+    path: '/nodes/history',
+    roles: ALL,
+    summary:
+      'The last hour of this admin node, oldest first: a sample every intervalMs (config admin.monitorSampleMs, 15 s) of sessions, devices connected, events per second and errors (kept in memory: empty after a restart)',
+    query: HistoryQuery,
+    responses: {
+      '200': json(z.object({ intervalMs: z.number().int(), items: z.array(S.MonitorSample) })),
+    },
+    handle: ({ res, services: { monitor } }) =>
+      sendJson(res, 200, { intervalMs: monitor.history.intervalMs, items: monitor.history.list() }),
   }),
   route({
     method: 'POST',

@@ -3,11 +3,13 @@ import { describe, test } from 'node:test';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { type Bus, type DeviceMessage, type RequestOptions, Subjects } from '../../bus/bus.ts';
 import { InProcessBus } from '../../bus/inproc.ts';
+import { Registry } from 'prom-client';
 import {
   DEVICE_PUSH_TIMEOUT_MS,
   DevicePusher,
   PUSH_RETRY_MAX_MS,
   pushRetryDelayMs,
+  registerPushMetrics,
 } from './device-pusher.ts';
 
 const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
@@ -84,6 +86,28 @@ describe('DevicePusher', () => {
     await assert.rejects(pusher.push('dev-1', 'x'), isCode('bus.closed'));
     await assert.rejects(push('x'), isCode('bus.closed'));
     assert.equal(requests.length, 0);
+  });
+
+  test('mmgw_device_pushes_total counts every pusher over one bus by result', async () => {
+    const bus = new InProcessBus();
+    const registry = new Registry();
+    registerPushMetrics(registry, bus);
+    registerPushMetrics(registry, bus); // a second role on the node: one metric
+    try {
+      bus.subscribe(Subjects.device('live'), () => ({ seq: 1 }));
+      bus.subscribe(Subjects.device('broken'), () => ({ nope: true }));
+      const a = new DevicePusher(bus);
+      const b = new DevicePusher(bus);
+      await a.push('live', 'e');
+      await b.push('live', 'e');
+      await assert.rejects(a.push('nobody', 'e'), isCode('bus.no_responders'));
+      await assert.rejects(b.push('broken', 'e'), isCode('bus.bad_message'));
+      const values = (await registry.getSingleMetric('mmgw_device_pushes_total')?.get())?.values ?? [];
+      const by = Object.fromEntries(values.map((v) => [v.labels.result, v.value]));
+      assert.deepEqual(by, { delivered: 2, no_session: 1, failed: 1 });
+    } finally {
+      await bus.close();
+    }
   });
 });
 

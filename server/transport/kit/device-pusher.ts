@@ -10,9 +10,10 @@
  * reconnect. A device without a session has no subscriber on its subject, so
  * the bus rejects with bus.no_responders instead of waiting out the timeout.
  */
-import { GatewayError } from '../../../device-protocol/errors.ts';
+import { GatewayError, toGatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
 import { type Bus, type DeviceEventReply, type DeviceMessage, Subjects } from '../../bus/bus.ts';
+import { Counter, type Registry } from 'prom-client';
 
 /**
  * How long a push waits for the edge to take the event into its replay buffer.
@@ -37,15 +38,52 @@ export function pushRetryDelayMs(failures: number, random: () => number = Math.r
   return Math.round(base * (0.5 + random()));
 }
 
+/**
+ * Push outcomes, for mmgw_device_pushes_total{result}: delivered (in the replay
+ * buffer), no_session (the device has none: expected, it catches up later),
+ * timeout (an edge holds the subject but did not answer) and failed (anything
+ * else). Counted per bus, so every pusher of a process (mail, chat, the
+ * dispatcher) adds to the same figures without being handed a registry.
+ */
+export type PushResult = 'delivered' | 'no_session' | 'timeout' | 'failed';
+const outcomes = new WeakMap<object, Map<PushResult, number>>();
+
+function outcomesOf(bus: object): Map<PushResult, number> {
+  let m = outcomes.get(bus);
+  if (m === undefined) {
+    m = new Map();
+    outcomes.set(bus, m);
+  }
+  return m;
+}
+
+/** Registers mmgw_device_pushes_total on `registry`, reading the outcomes of the pushers over `bus`. */
+export function registerPushMetrics(registry: Registry, bus: object): void {
+  if (registry.getSingleMetric('mmgw_device_pushes_total')) return;
+  const counts = outcomesOf(bus);
+  new Counter({
+    name: 'mmgw_device_pushes_total',
+    help: 'Events pushed to devices through their edge, by result (delivered, no_session, timeout, failed).',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [result, n] of counts) this.inc({ result }, n);
+    },
+  });
+}
+
 /** One device's push: resolves with the event's seq in the device session. */
 export type DevicePush = (name: string, body?: Value) => Promise<number>;
 
 export class DevicePusher {
   readonly #bus: Pick<Bus, 'request'>;
+  readonly #outcomes: Map<PushResult, number>;
   #closed = false;
 
   constructor(bus: Pick<Bus, 'request'>) {
     this.#bus = bus;
+    this.#outcomes = outcomesOf(bus);
   }
 
   /**
@@ -55,6 +93,24 @@ export class DevicePusher {
    */
   async push(deviceId: string, name: string, body?: Value): Promise<number> {
     if (this.#closed) throw new GatewayError('bus.closed', 'The transport is closed.');
+    try {
+      const seq = await this.#push(deviceId, name, body);
+      this.#count('delivered');
+      return seq;
+    } catch (err) {
+      const code = toGatewayError(err).code;
+      this.#count(
+        code === 'bus.no_responders' ? 'no_session' : code === 'bus.timeout' ? 'timeout' : 'failed',
+      );
+      throw err;
+    }
+  }
+
+  #count(result: PushResult): void {
+    this.#outcomes.set(result, (this.#outcomes.get(result) ?? 0) + 1);
+  }
+
+  async #push(deviceId: string, name: string, body?: Value): Promise<number> {
     const message: DeviceMessage =
       body === undefined ? { type: 'event', name } : { type: 'event', name, body };
     const reply = await this.#bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {

@@ -1,12 +1,15 @@
 /**
  * System monitor: every node from its heartbeats, refreshed live (the
  * /nodes/stream events every 2 s; polling every 3 s when the stream is not
- * available), a drain button for admins, and the alarms.
+ * available), the last hour as charts (/nodes/history, read again at its
+ * sampling interval), a drain button for admins, and the alarms.
  */
 import { api, can, streamEvents } from '../api.ts';
+import { barChart, type ChartOptions, lineChart } from '../chart.ts';
 import { formatBytes, formatDuration, formatTime, h, mount, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
 import type { Alarm, NodeView } from '../../../monitor.ts';
+import type { HistorySample } from '../../../monitor-history.ts';
 
 interface HistoryEntry {
   seq: number;
@@ -18,6 +21,26 @@ interface HistoryEntry {
   at: number;
   node: string;
 }
+
+/** The last hour's charts: which sample fields each draws, under which names. */
+type HourSeries = { name: string; legend: string; key: Exclude<keyof HistorySample, 'at'> };
+interface HourChart {
+  id: string;
+  title: string;
+  draw: (o: ChartOptions) => SVGElement;
+  series: HourSeries[];
+}
+const HOUR_SERIES: Record<'sessions' | 'events' | 'errors', HourSeries[]> = {
+  sessions: [
+    { name: 'sessions', legend: 'sessions', key: 'sessions' },
+    { name: 'connected', legend: 'connected', key: 'connected' },
+  ],
+  events: [{ name: 'events/s', legend: 'device log events /s', key: 'eventsPerSecond' }],
+  errors: [
+    { name: 'errors', legend: 'backend and device errors', key: 'errors' },
+    { name: 'refused logins', legend: 'refused logins', key: 'authFailures' },
+  ],
+};
 
 const POLL_MS = 3000;
 const HISTORY_ROWS = 100;
@@ -34,6 +57,7 @@ export const monitorPage: Page = (root) => {
   let updatedAt = 0;
   let alive = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let hourTimer: ReturnType<typeof setTimeout> | undefined;
   const stream = new AbortController();
 
   const cards = h('div', { class: 'cards', id: 'monitor-cards' });
@@ -41,6 +65,7 @@ export const monitorPage: Page = (root) => {
   const alarmBox = h('div', { class: 'table-wrap' });
   const historyBox = h('div', { class: 'table-wrap' });
   const updated = h('span', { class: 'hint', id: 'monitor-updated' });
+  const hourBox = h('div', { class: 'charts', id: 'monitor-hour' });
 
   function statusBadge(status: NodeView['status']): HTMLElement {
     const cls = status === 'up' ? 'ok' : status === 'draining' ? 'warn' : 'bad';
@@ -222,6 +247,64 @@ export const monitorPage: Page = (root) => {
     mount(updated, h('span', { class: 'live-dot' }), `updated ${formatTime(updatedAt)}`);
   }
 
+  /** The last hour, read again each time the admin node takes a sample. */
+  async function loadHour(): Promise<void> {
+    let intervalMs = 15_000;
+    try {
+      const r = await api<{ intervalMs: number; items: HistorySample[] }>('/nodes/history');
+      if (!alive) return;
+      intervalMs = r.intervalMs;
+      renderHour(r.items, r.intervalMs);
+    } catch (err) {
+      mount(hourBox, h('div', { class: 'empty' }, `Could not load the last hour: ${(err as Error).message}`));
+    }
+    if (alive) hourTimer = setTimeout(() => void loadHour(), Math.max(5000, intervalMs));
+  }
+
+  function renderHour(items: HistorySample[], intervalMs: number): void {
+    if (items.length === 0) {
+      const s = Math.round(intervalMs / 1000);
+      mount(hourBox, h('div', { class: 'empty' }, `No samples yet: the first comes within ${s} s.`));
+      return;
+    }
+    // Seconds too when the samples span less than a quarter of an hour (a node just started).
+    const seconds = (items.at(-1)?.at ?? 0) - (items[0]?.at ?? 0) < 15 * 60_000;
+    const labels = items.map((x) => clock(x.at, seconds));
+    // About the size it is drawn at (three a row), so that its text stays legible.
+    const size = { width: 400, height: 220 };
+    const charts: HourChart[] = [
+      { id: 'chart-sessions', title: 'Sessions', draw: lineChart, series: HOUR_SERIES.sessions },
+      { id: 'chart-events', title: 'Events per second', draw: lineChart, series: HOUR_SERIES.events },
+      {
+        id: 'chart-errors',
+        title: `Errors per ${Math.round(intervalMs / 1000)} s`,
+        draw: barChart,
+        series: HOUR_SERIES.errors,
+      },
+    ];
+    mount(
+      hourBox,
+      charts.map((c) =>
+        h(
+          'figure',
+          { class: 'chart-box', id: c.id },
+          h('figcaption', null, c.title),
+          c.draw({
+            ...size,
+            labels,
+            fractional: c.series.some((x) => x.key === 'eventsPerSecond'),
+            series: c.series.map((x) => ({ name: x.name, values: items.map((i) => i[x.key]) })),
+          }),
+          h(
+            'div',
+            { class: 'legend' },
+            c.series.map((x, i) => h('span', null, h('span', { class: `swatch s${i}` }), x.legend)),
+          ),
+        ),
+      ),
+    );
+  }
+
   /** The history is read again when the alarms change (a raise or a clear is a new entry). */
   async function loadHistory(): Promise<void> {
     try {
@@ -299,15 +382,18 @@ export const monitorPage: Page = (root) => {
       h('div', { class: 'toolbar' }, h('h2', null, 'Nodes'), h('span', { class: 'spacer' }), updated),
       nodeBox,
     ),
+    h('div', { class: 'panel' }, h('h2', null, 'Last hour'), hourBox),
     h('div', { class: 'panel' }, h('h2', null, 'Alarms'), alarmBox),
     h('div', { class: 'panel' }, h('h2', null, 'Alarm history'), historyBox),
   );
   render();
   void loadHistory();
+  void loadHour();
   void pollLoop();
   return () => {
     alive = false;
     clearTimeout(timer);
+    clearTimeout(hourTimer);
     stream.abort();
   };
 };
@@ -317,4 +403,12 @@ function servedText(n: NodeView): string {
   const s = n.served;
   if (!s) return '–';
   return `${s.devices} devices · ${s.mailAccounts} mail · ${s.imAccounts} chat`;
+}
+
+/** HH:MM (or HH:MM:SS) of an epoch ms, local time. */
+function clock(at: number, seconds: boolean): string {
+  const d = new Date(at);
+  const two = (n: number) => String(n).padStart(2, '0');
+  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  return seconds ? `${hm}:${two(d.getSeconds())}` : hm;
 }

@@ -108,6 +108,7 @@ export const usagePage: Page = (root) => {
         labels: r.rows.map((row) => bucketLabel(row.bucket, r.granularity)),
         series: metric.keys.map((k) => ({ name: SERIES_NAMES[k], values: r.rows.map((row) => row[k]) })),
         format: fmt,
+        bytes: metric.bytes,
       }),
       h(
         'div',
