@@ -15,6 +15,13 @@
  * an import has either all its rows, with its result and audit entry, or none
  * of them; while a job runs, the rows it has written are already visible.
  *
+ * On a registry on the shared state (Stores.shared, a cluster) the rows are
+ * created in the shared devices table one key at a time before the batch's
+ * transaction records them (import-shared.ts), so that guarantee does not
+ * hold: a job whose process died keeps its rows and ends `failed`
+ * (interrupted), its secrets still sealed; a rollback removes the rows it
+ * recorded one key at a time.
+ *
  * The secrets are kept sealed (AES-256-GCM, a Sealer from import-sealer.ts)
  * until they have been delivered once in full (the import's answer, or the
  * first fetch of the result) or for SECRETS_TTL_MS, whichever comes first.

@@ -123,8 +123,9 @@ export interface ListDevicesOptions {
 export interface RegistryOptions {
   /**
    * Cluster mode: the registry's tables live in this shared state (the
-   * node's lmdb keeps the audit outbox and import jobs, which refuse to start:
-   * they write lmdb transactions). Closing the registry does not close it.
+   * node's lmdb keeps the audit outbox and the import jobs' own records; their
+   * rows go to the shared devices table, import-shared.ts). Closing the
+   * registry does not close it.
    */
   shared?: SharedState;
   /** Injected clock (epoch ms). */
