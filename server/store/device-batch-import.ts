@@ -9,6 +9,12 @@
  * caller validated). 'all-or-nothing' writes nothing when any row is
  * rejected; 'valid-only' writes the rows that pass. The caller announces the
  * devices written (ImportResult.secrets).
+ *
+ * On a registry on the shared state (a cluster) importSharedRows writes the
+ * rows one key at a time instead (import-shared.ts): what it answers is the
+ * same, but a call that fails midway (the shared state unreachable) leaves
+ * the rows written so far, and in 'all-or-nothing' mode an IMEI another node
+ * adds while the rows are written is rejected after the others were written.
  */
 import type { Database } from 'lmdb';
 import {
@@ -20,7 +26,9 @@ import {
   screenImportRows,
   sortRejections,
 } from './import-rows.ts';
+import { createSharedRows, duplicateRow } from './import-shared.ts';
 import type { DeviceRecordV1 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 
 export interface BatchImportHost {
   devices: Database<DeviceRecordV1, string>;
@@ -72,5 +80,35 @@ export async function importDeviceRows(
     }
   });
   options.onProgress?.(prepared.length, prepared.length);
+  return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
+}
+
+/** Chunk between progress reports of importSharedRows. */
+const SHARED_CHUNK = 1000;
+
+export async function importSharedRows(
+  h: { devices: RegistryTable<DeviceRecordV1>; now: () => number },
+  rows: ImportRow[],
+  options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
+): Promise<ImportResult> {
+  const { mode } = options;
+  const { rejected, candidates } = screenImportRows(rows);
+  const existing = candidates.filter((row) => h.devices.has(row.imei));
+  if (mode === 'all-or-nothing' && (rejected.length > 0 || existing.length > 0)) {
+    const dup = existing.map((row) => duplicateRow({ line: row.line, record: row }));
+    const all = sortRejections([...rejected, ...dup]);
+    return { mode, total: rows.length, written: 0, rejected: all, secrets: [] };
+  }
+  const now = h.now();
+  const secrets: Array<{ imei: string; secret: string }> = [];
+  for (let at = 0; at < candidates.length; at += SHARED_CHUNK) {
+    const prepared = candidates.slice(at, at + SHARED_CHUNK).map((row) => prepareImportRow(row, now));
+    const r = await createSharedRows(h.devices, prepared, 'valid-only');
+    rejected.push(...r.conflicts);
+    for (const p of prepared)
+      if (r.created.has(p.record.imei)) secrets.push({ imei: p.record.imei, secret: p.secret });
+    if (r.error !== undefined) throw r.error;
+    options.onProgress?.(Math.min(at + SHARED_CHUNK, candidates.length), candidates.length);
+  }
   return { mode, total: rows.length, written: secrets.length, rejected: sortRejections(rejected), secrets };
 }

@@ -15,6 +15,13 @@
  * an import has either all its rows, with its result and audit entry, or none
  * of them; while a job runs, the rows it has written are already visible.
  *
+ * On a registry on the shared state (Stores.shared, a cluster) the rows are
+ * created in the shared devices table one key at a time before the batch's
+ * transaction records them (import-shared.ts), so that guarantee does not
+ * hold: a job whose process died keeps its rows and ends `failed`
+ * (interrupted), its secrets still sealed; a rollback removes the rows it
+ * recorded one key at a time.
+ *
  * The secrets are kept sealed (AES-256-GCM, a Sealer from import-sealer.ts)
  * until they have been delivered once in full (the import's answer, or the
  * first fetch of the result) or for SECRETS_TTL_MS, whichever comes first.
@@ -27,10 +34,11 @@
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Database } from 'lmdb';
-import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AuditActor, AuditOutbox } from './audit-outbox.ts';
-import type { DeviceRecordV1 } from './records.ts';
 import type { ImportMode, ImportRejection, PreparedImportRow } from './import-rows.ts';
+import { createSharedRows, duplicateRow, IMPORT_IN_FLIGHT } from './import-shared.ts';
+import type { DeviceRecordV1 } from './records.ts';
+import type { RegistryTable } from './registry-table.ts';
 
 export type ImportJobState = 'running' | 'done' | 'failed' | 'rolling_back' | 'rolled_back';
 
@@ -94,8 +102,15 @@ interface Stores {
   now: () => number;
   /** Told the IMEIs a committed batch wrote or removed (the registry passes them on). */
   changed?: (imeis: string[]) => void;
-  /** Why no job may start here (a registry on the shared state: jobs write lmdb transactions). */
-  refuse?: string;
+  /**
+   * A registry on the shared state: the rows go to its devices table one key
+   * at a time (import-shared.ts), the job's own records stay in `jobs`.
+   */
+  shared?: {
+    devices: RegistryTable<DeviceRecordV1>;
+    /** Removes a device and its accounts; false when it was not there. */
+    removeDevice(imei: string): Promise<boolean>;
+  };
 }
 
 /**
@@ -154,7 +169,6 @@ export class ImportJobs {
     total: number;
     actor: AuditActor;
   }): Promise<{ started: ImportJob } | { existing: ImportJob }> {
-    if (this.s.refuse) throw new GatewayError('registry.single_node_only', this.s.refuse);
     await this.recover();
     const now = this.s.now();
     return this.s.jobs.transaction(() => {
@@ -194,24 +208,18 @@ export class ImportJobs {
     rows: PreparedImportRow[],
     o: { mode: ImportMode; sealer: Sealer; rejected: ImportRejection[] },
   ): Promise<{ written: number; conflicts: ImportRejection[] }> {
-    const { devices, imsis, jobs } = this.s;
+    const { devices, imsis, jobs, shared } = this.s;
     const now = this.s.now();
     const written: string[] = [];
+    // Shared state: the rows are created first, one key each; the transaction below records them.
+    if (shared) this.assertRunningHere(id);
+    const placed = shared ? await createSharedRows(shared.devices, rows, o.mode) : undefined;
     const outcome = await jobs.transaction(() => {
-      const job = this.get(id);
-      if (job?.state !== 'running' || job.owner.pid !== process.pid || job.owner.host !== this.host)
-        throw new Error(`import job ${id} is not running here any more`);
-      const conflicts: ImportRejection[] = [];
-      for (const p of rows) {
-        if (devices.doesExist(p.record.imei))
-          conflicts.push({
-            line: p.line,
-            imei: p.record.imei,
-            code: 'registry.duplicate',
-            reason: `IMEI ${p.record.imei} is already in the registry`,
-            field: 'imei',
-          });
-      }
+      this.assertRunningHere(id);
+      const job = this.get(id) as ImportJob;
+      const conflicts = placed
+        ? placed.conflicts
+        : rows.filter((p) => devices.doesExist(p.record.imei)).map(duplicateRow);
       const rejected = [...o.rejected, ...conflicts].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
       const kept = [...job.rejected, ...rejected.slice(0, Math.max(0, REJECTED_KEPT - job.rejected.length))];
       const next: ImportJob = {
@@ -220,7 +228,7 @@ export class ImportJobs {
         rejected: kept,
         rejectedCount: job.rejectedCount + rejected.length,
       };
-      if (o.mode === 'all-or-nothing' && conflicts.length > 0) {
+      if (o.mode === 'all-or-nothing' && conflicts.length > 0 && !placed?.created.size) {
         jobs.put(['job', id], next);
         return { written: 0, conflicts };
       }
@@ -228,9 +236,11 @@ export class ImportJobs {
       const secrets: Array<[string, string]> = [];
       for (const p of rows) {
         const { record } = p;
-        if (skip.has(record.imei)) continue;
-        devices.put(record.imei, record);
-        if (record.imsi) imsis.put(`${record.imsi}:${record.imei}`, true);
+        if (placed ? !placed.created.has(record.imei) : skip.has(record.imei)) continue;
+        if (!placed) {
+          devices.put(record.imei, record);
+          if (record.imsi) imsis.put(`${record.imsi}:${record.imei}`, true);
+        }
         jobs.put(['row', id, record.imei], true);
         secrets.push([record.imei, p.secret]);
         written.push(record.imei);
@@ -246,7 +256,14 @@ export class ImportJobs {
       return { written: secrets.length, conflicts };
     });
     this.s.changed?.(written);
+    if (placed?.error !== undefined) throw placed.error;
     return outcome;
+  }
+
+  private assertRunningHere(id: string): void {
+    const job = this.get(id);
+    if (job?.state !== 'running' || job.owner.pid !== process.pid || job.owner.host !== this.host)
+      throw new Error(`import job ${id} is not running here any more`);
   }
 
   /** Marks the job done and writes its audit entry, in one transaction. */
@@ -281,7 +298,7 @@ export class ImportJobs {
     id: string,
     closing: { state: 'failed' | 'rolled_back'; reason: string; code?: string },
   ): Promise<ImportJob | undefined> {
-    const { devices, imsis, accounts, jobs } = this.s;
+    const { devices, imsis, accounts, jobs, shared } = this.s;
     const claimed = await jobs.transaction(() => {
       const job = this.get(id);
       if (!job) return undefined;
@@ -303,13 +320,14 @@ export class ImportJobs {
     let removed = 0;
     for (;;) {
       const gone: string[] = [];
+      const range = { start: ['row', id], end: ['row', id, '\uffff'], limit: ROLLBACK_BATCH };
+      // Shared state: the devices go first, one key each; a mark goes once its device has.
+      if (shared) gone.push(...(await removeShared(shared.removeDevice, [...jobs.getKeys(range)])));
       const done = await jobs.transaction(() => {
-        const keys = [
-          ...jobs.getKeys({ start: ['row', id], end: ['row', id, '\uffff'], limit: ROLLBACK_BATCH }),
-        ];
+        const keys = [...jobs.getKeys(range)];
         for (const key of keys) {
           const imei = String(key[2]);
-          const raw = devices.get(imei);
+          const raw = shared ? undefined : devices.get(imei);
           if (raw !== undefined) {
             gone.push(imei);
             if (raw.imsi) imsis.remove(`${raw.imsi}:${imei}`);
@@ -364,7 +382,9 @@ export class ImportJobs {
   async recover(): Promise<void> {
     const now = this.s.now();
     for (const job of this.list(Number.MAX_SAFE_INTEGER)) {
-      if ((job.state === 'running' || job.state === 'rolling_back') && !this.isAlive(job)) {
+      if (job.state === 'running' && this.s.shared && !this.isAlive(job)) {
+        await this.interrupted(job.id);
+      } else if ((job.state === 'running' || job.state === 'rolling_back') && !this.isAlive(job)) {
         const where = `pid ${job.owner.pid} on ${job.owner.host}`;
         await this.rollback(job.id, {
           state: 'rolled_back',
@@ -385,6 +405,38 @@ export class ImportJobs {
         });
       }
     }
+  }
+
+  /**
+   * Shared state: a job whose process died keeps the rows it wrote (other
+   * nodes may already serve them) and ends `failed`; the secrets of the rows
+   * it recorded stay sealed for SECRETS_TTL_MS. Importing the same file again
+   * writes the rest and reports those rows as duplicates.
+   */
+  private async interrupted(id: string): Promise<void> {
+    const now = this.s.now();
+    await this.s.jobs.transaction(() => {
+      const job = this.get(id);
+      if (job?.state !== 'running' || this.isAlive(job)) return;
+      const reason =
+        `the importing process (pid ${job.owner.pid} on ${job.owner.host}) ended before the import finished; ` +
+        `the ${job.written} rows it wrote stay: import the same file again to write the rest`;
+      this.s.jobs.put(['job', id], {
+        ...job,
+        state: 'failed',
+        heartbeatAt: now,
+        finishedAt: now,
+        reason,
+        ...(job.secretChunks > 0 ? { secretsExpireAt: now + SECRETS_TTL_MS } : {}),
+      });
+      this.s.outbox.put(job.actor, 'device.import.failed', `import:${id}`, undefined, {
+        job: id,
+        mode: job.mode,
+        total: job.total,
+        written: job.written,
+        reason,
+      });
+    });
   }
 
   /** The job's secrets, batch by batch (nothing once they are delivered or expired). */
@@ -415,6 +467,17 @@ export class ImportJobs {
       });
     });
   }
+}
+
+/** Removes the devices of rows marked ['row', id, imei], IMPORT_IN_FLIGHT at a time; the IMEIs removed. */
+async function removeShared(remove: (imei: string) => Promise<boolean>, keys: Key[]): Promise<string[]> {
+  const gone: string[] = [];
+  for (let at = 0; at < keys.length; at += IMPORT_IN_FLIGHT) {
+    const imeis = keys.slice(at, at + IMPORT_IN_FLIGHT).map((key) => String(key[2]));
+    const removed = await Promise.all(imeis.map(remove));
+    gone.push(...imeis.filter((_, i) => removed[i]));
+  }
+  return gone;
 }
 
 /** Binds a sealed batch to its job, attempt and place: a batch copied elsewhere does not open. */

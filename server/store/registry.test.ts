@@ -249,27 +249,6 @@ describe('Registry moving into the shared state', () => {
   });
 });
 
-describe('Registry import on the shared state', () => {
-  test('batch imports and import jobs are refused with a code that says why', async (t) => {
-    const state = new LmdbSharedState(join(tempDir(t), 'shared'));
-    const registry = await Registry.open(tempDir(t), { shared: state });
-    t.after(async () => {
-      await registry.close();
-      await state.close();
-    });
-    await assert.rejects(
-      registry.importDevices([{ line: 2, imei: IMEI, operator: 'a' }], { mode: 'valid-only' }),
-      code('registry.single_node_only'),
-    );
-    const actor = { actor: 'cli:alice', role: 'cli' };
-    await assert.rejects(
-      registry.imports.begin({ id: 'j1', mode: 'valid-only', digest: 'd', total: 1, actor }),
-      code('registry.single_node_only'),
-    );
-    assert.equal(registry.countDevices(), 0);
-  });
-});
-
 describe('Registry import', () => {
   const rows = () => [
     { line: 2, imei: imeiWithCheckDigit('35000000000010'), operator: 'a' },

@@ -11,7 +11,7 @@ import {
   type DeviceAuthSource,
   deviceAuthRecord,
 } from './device-auth.ts';
-import { importDeviceRows } from './device-batch-import.ts';
+import { importDeviceRows, importSharedRows } from './device-batch-import.ts';
 import { deviceInfo, deviceKeyEpoch, profileHeartbeatMs } from './device-credentials.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
 import { type DeviceIndexes, type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
@@ -123,8 +123,9 @@ export interface ListDevicesOptions {
 export interface RegistryOptions {
   /**
    * Cluster mode: the registry's tables live in this shared state (the
-   * node's lmdb keeps the audit outbox and import jobs, which refuse to start:
-   * they write lmdb transactions). Closing the registry does not close it.
+   * node's lmdb keeps the audit outbox and the import jobs' own records; their
+   * rows go to the shared devices table, import-shared.ts). Closing the
+   * registry does not close it.
    */
   shared?: SharedState;
   /** Injected clock (epoch ms). */
@@ -204,7 +205,9 @@ export class Registry implements DeviceAuthSource {
       outbox: this.auditOutbox,
       now: this.now,
       changed: (imeis) => this.devicesChanged(imeis),
-      ...(shared ? { refuse: CLUSTER_IMPORT_REFUSAL } : {}),
+      ...(shared
+        ? { shared: { devices: this.devices, removeDevice: (imei) => this.removeShared(imei) } }
+        : {}),
     });
     const assertOpen = () => this.assertOpen();
     this.refStore = new RefStore({ refs: this.refs, now: this.now, assertOpen, outbox: this.auditOutbox });
@@ -281,14 +284,29 @@ export class Registry implements DeviceAuthSource {
         this.imsiKeys = undefined;
       },
       removedInChange() {},
-      removedAfter: async (imei) => {
-        for (const { key } of [...this.accounts.rows({ prefix: `${imei}/` })]) {
-          await this.accounts.change(key, (a) =>
-            a ? { remove: true, result: undefined } : { result: undefined },
-          );
-        }
-      },
+      removedAfter: (imei) => this.removeAccountsOf(imei),
     };
+  }
+
+  /** Shared state: a removed device's accounts, one key at a time. */
+  private async removeAccountsOf(imei: string): Promise<void> {
+    for (const { key } of [...this.accounts.rows({ prefix: `${imei}/` })]) {
+      await this.accounts.change(key, (a) =>
+        a ? { remove: true, result: undefined } : { result: undefined },
+      );
+    }
+  }
+
+  /** Shared state: an import's rollback removes a device it wrote, then the device's accounts. */
+  private async removeShared(imei: string): Promise<boolean> {
+    const removed = await this.devices.change(imei, (d) =>
+      d ? { remove: true, result: true } : { result: false },
+    );
+    if (removed) {
+      this.imsiKeys = undefined;
+      await this.removeAccountsOf(imei);
+    }
+    return removed;
   }
 
   /** `<imsi>:<imei>` keys starting with `prefix`, in order. */
@@ -428,12 +446,13 @@ export class Registry implements DeviceAuthSource {
     options: { mode: ImportMode; onProgress?: (done: number, total: number) => void },
   ): Promise<ImportResult> {
     this.assertOpen();
-    if (this.shared) throw new GatewayError('registry.single_node_only', CLUSTER_IMPORT_REFUSAL);
-    const result = await importDeviceRows(
-      { devices: this.lmdb.devices, imsis: this.lmdb.imsis, now: this.now },
-      rows,
-      options,
-    );
+    const result = this.shared
+      ? await importSharedRows({ devices: this.devices, now: this.now }, rows, options)
+      : await importDeviceRows(
+          { devices: this.lmdb.devices, imsis: this.lmdb.imsis, now: this.now },
+          rows,
+          options,
+        );
     this.devicesChanged(result.secrets.map((x) => x.imei));
     return result;
   }
@@ -636,9 +655,6 @@ export class Registry implements DeviceAuthSource {
     if (this.closed) throw new GatewayError('internal', 'the registry is closed');
   }
 }
-
-const CLUSTER_IMPORT_REFUSAL =
-  'device import jobs run on a single-node registry only: import into lmdb, then `mmgw registry export | mmgw registry import --bus`';
 
 /** The registry's tables on the shared state, each with the reader that checks and upgrades its records. */
 async function openSharedTables(state: SharedState): Promise<RegistryTableSet> {

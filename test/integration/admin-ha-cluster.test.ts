@@ -7,35 +7,18 @@
  * connects through the edge.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { type ErrorFrame, Kind } from '../../device-protocol/messages.ts';
 import { eventually } from '../../testing/index.ts';
 import { nextImei, startGateway } from '../harness/gateway.ts';
-import { startNatsCluster } from '../harness/nats-cluster.ts';
+import { startAdminCluster } from './admin-cluster.ts';
 import { ADMIN, ApiClient, WAIT } from './admin-api-helpers.ts';
 import { rawClient } from './edge-client.ts';
 
 const PRESET = 'Corp mail';
 
 test('two admin nodes serve one registry from JetStream KV; one killed, the other serves all', async (t) => {
-  const cluster = await startNatsCluster({ size: 3 });
-  t.after(() => cluster.stop());
-  const bus = cluster.urls.join(',');
-  const tag = `${process.pid}`;
-  const env = {
-    MMGW_ADMIN_NAME: ADMIN.name,
-    MMGW_ADMIN_PASSWORD: ADMIN.password,
-    MMGW_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
-  };
-  const admins = await Promise.all(
-    ['a1', 'a2'].map((n) =>
-      startGateway({ args: ['--role', 'admin', '--bus', bus, '--node-id', `${n}-${tag}`], env }),
-    ),
-  );
-  t.after(() => Promise.all(admins.map((a) => a.stop())));
-  const [a1, a2] = admins;
-  assert.ok(a1 && a2);
+  const { bus, tag, a1, a2 } = await startAdminCluster(t);
   const edge = await startGateway({
     args: ['--role', 'edge', '--engine', 'portable', '--bus', bus, '--node-id', `e1-${tag}`],
   });

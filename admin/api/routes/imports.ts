@@ -306,7 +306,7 @@ export const importRoutes = [
     path: '/devices/imports',
     roles: STAFF,
     summary:
-      'Import jobs, newest first (kept 30 days); a job whose process died is rolled back and listed as rolled_back',
+      'Import jobs of this admin node, newest first (kept 30 days); a job whose process died is rolled back and listed as rolled_back (on a cluster registry: failed, its rows kept)',
     responses: { '200': json(S.ImportJobList) },
     async handle({ res, services: { registry } }) {
       await registry.imports.recover();
