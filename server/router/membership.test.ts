@@ -91,6 +91,36 @@ describe('Membership', () => {
     await bus.close();
   });
 
+  test('a sweep that runs late (this process stalled) drops nobody for the stall; real silence still counts', async () => {
+    const bus = new InProcessBus();
+    const clock = { t: 1_000_000, now: () => clock.t };
+    const membership = new Membership({ bus, clock, sweepMs: 250 });
+    membership.start();
+    bus.publish(Subjects.heartbeat, hb('t1', ['transport'], { ttlMs: 3000 }));
+    bus.publish(Subjects.heartbeat, hb('t2', ['transport'], { ttlMs: 3000 }));
+    await bus.flush();
+    // Frozen for 5 s: longer than the TTL, but the silence was this node's.
+    clock.t += 5000;
+    membership.sweep();
+    assert.deepEqual(
+      membership.nodes().map((n) => n.nodeId),
+      ['t1', 't2'],
+    );
+    // Awake again, sweeping on time: t2 keeps beating, t1 is silent for more than its TTL.
+    for (let i = 0; i < 13; i++) {
+      clock.t += 250;
+      bus.publish(Subjects.heartbeat, hb('t2', ['transport'], { ttlMs: 3000 }));
+      await bus.flush();
+      membership.sweep();
+    }
+    assert.deepEqual(
+      membership.nodes().map((n) => n.nodeId),
+      ['t2'],
+    );
+    membership.stop();
+    await bus.close();
+  });
+
   test('while its own bus connection is down nobody is swept out; back, each member gets a full TTL', async () => {
     const inner = new InProcessBus();
     const listeners = new Set<(up: boolean) => void>();

@@ -16,6 +16,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { type Bus, type NodeHeartbeat, Subjects, type Subscription } from '../bus/bus.ts';
 
+/** A sweep later than its interval by more than this means this process stalled. */
+export const STALL_MS = 1000;
 export interface Clock {
   now(): number;
 }
@@ -67,6 +69,8 @@ export class Membership {
   private stopWatchingBus: (() => void) | undefined;
   /** This node's bus connection is down: what it knows is stale, not gone. */
   private deaf = false;
+  /** When the sweep timer last ran (undefined before start(): sweeps called by hand). */
+  private lastSweepAt: number | undefined;
 
   constructor(options: MembershipOptions) {
     this.bus = options.bus;
@@ -82,6 +86,7 @@ export class Membership {
       else this.logger?.warn({ subject: msg.subject }, 'malformed heartbeat ignored');
     });
     this.stopWatchingBus = this.bus.onConnection?.((up) => this.connection(up));
+    this.lastSweepAt = this.clock.now();
     this.timer = setInterval(() => this.sweep(), this.sweepMs);
     this.timer.unref();
   }
@@ -139,10 +144,25 @@ export class Membership {
     }
   }
 
-  /** Drops every node whose TTL has passed since its last heartbeat. */
+  /**
+   * Drops every node whose TTL has passed since its last heartbeat. A sweep
+   * that runs late (this process was stalled: CPU starved, a long GC, SIGSTOP)
+   * first credits every member with the stall: the heartbeats of that time
+   * wait unread in the socket, and timers run before I/O, so the silence is
+   * this node's, not theirs. Without it a node that froze for a TTL drops
+   * every other node, itself included, on waking.
+   */
   sweep(): void {
     if (this.deaf) return;
     const now = this.clock.now();
+    if (this.lastSweepAt !== undefined) {
+      const stalledMs = now - this.lastSweepAt - this.sweepMs;
+      this.lastSweepAt = now;
+      if (stalledMs > STALL_MS) {
+        for (const m of this.members.values()) m.seenAt += stalledMs;
+        this.logger?.info({ stalledMs }, 'membership sweep ran late: the stall counts for nobody');
+      }
+    }
     let removed = false;
     for (const [id, m] of this.members) {
       if (now - m.seenAt > m.heartbeat.ttlMs) {

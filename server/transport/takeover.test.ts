@@ -75,3 +75,23 @@ test('a node with nothing to take reports nothing', async () => {
   assert.deepEqual(b.reports, []);
   b.moves.close();
 });
+
+test('a node that dropped out of its own view gets back what it let go once it is in again', async () => {
+  // The node froze past the TTL and, waking, saw nobody (itself included): it let its devices go.
+  const a = rig('a', ['a', 'b'], devices);
+  const mine = of('a', ['a', 'b']);
+  await a.set([]);
+  assert.deepEqual(a.released.sort(), [...mine].sort());
+  // Heard again: the router gives them back while b never left; nobody else would bring them up here.
+  await a.set(['a', 'b']);
+  assert.deepEqual(a.taken.sort(), [...mine].sort());
+  assert.deepEqual(a.reports, [], 'a move back, not a takeover');
+  // c comes and goes: a gets back exactly what moved to c, and nothing more.
+  await a.set(['a', 'b', 'c']);
+  await a.set(['a', 'b']);
+  assert.equal(
+    a.taken.length,
+    mine.length + of('a', ['a', 'b']).filter((d) => rendezvousPick(d, ['a', 'b', 'c']) !== 'a').length,
+  );
+  a.moves.close();
+});

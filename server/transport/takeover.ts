@@ -60,6 +60,10 @@ export function watchDeviceMoves(opts: DeviceMovesOptions): DeviceMoves {
   const self = opts.nodeId;
   let before = opts.nodeIds();
   let work: Promise<void> = Promise.resolve();
+  // Devices this node let go on a membership change: when the router gives them
+  // back while their other node still lives (this node had dropped out of its own
+  // view, or another node came and went), nobody else brings them up here.
+  const releasedHere = new Set<string>();
   const off = opts.onChange(() => {
     const after = opts.nodeIds();
     const previous = before;
@@ -70,22 +74,33 @@ export function watchDeviceMoves(opts: DeviceMovesOptions): DeviceMoves {
     const changedAt = now();
     const taken = new Map<string, string[]>();
     const released: string[] = [];
+    const reclaimed: string[] = [];
     for (const deviceId of opts.devices()) {
       const was = rendezvousPick(deviceId, previous);
       const is = rendezvousPick(deviceId, after);
       if (was === is) continue;
       if (is === self && was !== undefined && gone.includes(was)) {
+        releasedHere.delete(deviceId);
         const list = taken.get(was) ?? [];
         if (list.length === 0) taken.set(was, list);
         list.push(deviceId);
-      } else if (was === self) released.push(deviceId);
+      } else if (is === self && releasedHere.delete(deviceId)) reclaimed.push(deviceId);
+      else if (was === self) {
+        releasedHere.add(deviceId);
+        released.push(deviceId);
+      }
     }
-    if (taken.size === 0 && released.length === 0) return;
+    if (taken.size === 0 && released.length === 0 && reclaimed.length === 0) return;
     // One move at a time: a node that leaves and returns quickly is handled in order.
-    work = work.then(() => move(changedAt, taken, released));
+    work = work.then(() => move(changedAt, taken, released, reclaimed));
   });
 
-  async function move(changedAt: number, taken: Map<string, string[]>, released: string[]): Promise<void> {
+  async function move(
+    changedAt: number,
+    taken: Map<string, string[]>,
+    released: string[],
+    reclaimed: string[],
+  ): Promise<void> {
     await inBatches(released, async (deviceId) => {
       await opts
         .release(deviceId)
@@ -93,6 +108,14 @@ export function watchDeviceMoves(opts: DeviceMovesOptions): DeviceMoves {
     });
     if (released.length > 0)
       opts.logger?.info({ devices: released.length }, 'devices moved to another transport');
+    // Back to this node, from one that did not leave: a move back, not a takeover (no report).
+    await inBatches(reclaimed, async (deviceId) => {
+      await opts
+        .takeOver(deviceId)
+        .catch((err) => opts.logger?.warn({ err, deviceId }, 'device take-back failed'));
+    });
+    if (reclaimed.length > 0)
+      opts.logger?.info({ devices: reclaimed.length }, 'devices moved back to this transport');
     for (const [fromNode, devices] of taken) {
       let accounts = 0;
       await inBatches(devices, async (deviceId) => {
