@@ -101,21 +101,9 @@ export function watchDeviceMoves(opts: DeviceMovesOptions): DeviceMoves {
     released: string[],
     reclaimed: string[],
   ): Promise<void> {
-    await inBatches(released, async (deviceId) => {
-      await opts
-        .release(deviceId)
-        .catch((err) => opts.logger?.warn({ err, deviceId }, 'device release failed'));
-    });
-    if (released.length > 0)
-      opts.logger?.info({ devices: released.length }, 'devices moved to another transport');
+    await each(released, opts.release, 'device release failed', 'devices moved to another transport');
     // Back to this node, from one that did not leave: a move back, not a takeover (no report).
-    await inBatches(reclaimed, async (deviceId) => {
-      await opts
-        .takeOver(deviceId)
-        .catch((err) => opts.logger?.warn({ err, deviceId }, 'device take-back failed'));
-    });
-    if (reclaimed.length > 0)
-      opts.logger?.info({ devices: reclaimed.length }, 'devices moved back to this transport');
+    await each(reclaimed, opts.takeOver, 'device take-back failed', 'devices moved back to this transport');
     for (const [fromNode, devices] of taken) {
       let accounts = 0;
       await inBatches(devices, async (deviceId) => {
@@ -130,6 +118,19 @@ export function watchDeviceMoves(opts: DeviceMovesOptions): DeviceMoves {
       opts.logger?.info(report, 'took over the devices of a transport that left');
       opts.report(report);
     }
+  }
+
+  /** Runs `step` on every device, a failure logged and not stopping the others; logs how many. */
+  async function each(
+    ids: string[],
+    step: (deviceId: string) => Promise<unknown>,
+    failed: string,
+    done: string,
+  ): Promise<void> {
+    await inBatches(ids, async (deviceId) => {
+      await step(deviceId).catch((err) => opts.logger?.warn({ err, deviceId }, failed));
+    });
+    if (ids.length > 0) opts.logger?.info({ devices: ids.length }, done);
   }
 
   async function inBatches(items: string[], run: (item: string) => Promise<void>): Promise<void> {
