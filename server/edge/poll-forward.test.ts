@@ -115,6 +115,27 @@ test('nobody holds the session, or the holder has another: the request is served
   assert.deepEqual(first.answers, []);
 });
 
+test('a holder whose subscription has not reached the bus yet is asked again, and serves', async (t) => {
+  const bus = new InProcessBus();
+  t.after(() => bus.close());
+  const here: PollExchange[] = [];
+  const edge = forwarding(bus, here);
+  const { ex, answers } = exchange('GET', 'wait=0');
+  let asked = 0;
+  const realRequest = bus.request.bind(bus);
+  bus.request = ((subject: string, data: unknown, o?: object) => {
+    // The holder's subscription arrives after the first ask came back with no responder.
+    if (++asked === 2)
+      bus.subscribe(Subjects.device(IMEI), () => ({ status: 200, body: new Uint8Array([7]) }));
+    return realRequest(subject, data, o);
+  }) as typeof bus.request;
+  edge.f.forward(IMEI, ex);
+  await until(() => answers.length > 0 || here.length > 0);
+  assert.deepEqual(answers, [{ status: 200, body: new Uint8Array([7]), close: false }]);
+  assert.deepEqual(here, [], 'not refused where it landed');
+  assert.equal(edge.count(), 1, 'counted once');
+});
+
 test('a holder that does not answer in time: 503 session.busy (retryable), not a new session', async (t) => {
   const bus = new InProcessBus();
   t.after(() => bus.close());

@@ -29,6 +29,16 @@ import type { PollMessage } from './edge-messages.ts';
 import { errorFrame } from './frames.ts';
 import { pollWaitMs } from './long-poll.ts';
 
+/**
+ * A session opened or claimed on another worker a moment ago may not be known
+ * to the primary's broker yet: the worker's subscription leaves it at the end
+ * of the event-loop turn that answered Welcome, and the device's next request
+ * can overtake it. No responder is asked again this often, this long apart,
+ * before the request counts as one for no session.
+ */
+const NO_RESPONDER_RETRIES = 3;
+const NO_RESPONDER_RETRY_MS = 100;
+
 /** Longest query string passed on (the SDK sends `wait=` and `ack=`, a few dozen bytes). */
 const MAX_QUERY_CHARS = 256;
 
@@ -133,6 +143,10 @@ export class PollForwarding {
       ...(ex.body.length > 0 ? { body: ex.body } : {}),
     };
     this.o.counted();
+    this.ask(imei, ex, m, 0);
+  }
+
+  private ask(imei: string, ex: PollExchange, m: PollMessage, retries: number): void {
     const timeoutMs = forwardTimeoutMs(m, this.o.busTimeoutMs);
     this.o.bus.request<unknown>(Subjects.device(imei), m, { timeoutMs }).then(
       (a) => {
@@ -141,8 +155,13 @@ export class PollForwarding {
       },
       (err) => {
         const code = toGatewayError(err).code;
-        if (code === 'bus.no_responders' || code === 'auth.resume_failed') this.o.serve(ex);
-        else this.busy(ex, err);
+        if (code === 'bus.no_responders' && retries < NO_RESPONDER_RETRIES && !ex.aborted) {
+          setTimeout(() => this.ask(imei, ex, m, retries + 1), NO_RESPONDER_RETRY_MS);
+        } else if (code === 'bus.no_responders' || code === 'auth.resume_failed') {
+          this.o.serve(ex);
+        } else {
+          this.busy(ex, err);
+        }
       },
     );
   }
