@@ -42,11 +42,11 @@ export function fakeEdge(bus: InProcessBus, instanceId: string, clock: { now: nu
       table.add(s);
       s.sub = sub;
     },
-    endSession(s: DeviceSession, code: string, _message: string, resumable: boolean, quiet = false) {
+    endSession(s: DeviceSession, code: string, _message: string, resumable: boolean) {
       s.ended = true;
       table.remove(s);
       s.sub?.unsubscribe();
-      ended.push(`${s.id} ${code} resumable=${resumable} quiet=${quiet}`);
+      ended.push(`${s.id} ${code} resumable=${resumable}`);
     },
     handoff: undefined as unknown as HandOff,
   };

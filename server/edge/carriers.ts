@@ -53,8 +53,8 @@ export interface PollExchange {
   aborted: boolean;
   /** Set by the core for a held GET: called by the engine when the client goes away. */
   onAborted: ((ex: PollExchange) => void) | undefined;
-  /** Set by the core once it claimed the session of this request from another edge (claim at most once). */
-  claimed?: boolean;
+  /** Set once the request was passed to another edge for its session, or came from one (poll-forward.ts): at most once. */
+  forwarded?: boolean;
   /** Held by a poll carrier: a back reference used to forget it on abort. */
   carrier: PollCarrier | undefined;
   /** Answers once (later calls and calls after an abort do nothing). */
@@ -385,25 +385,6 @@ export class PollCarrier extends Carrier {
       // The held GET is answered 200: the frame inside says what happened.
       held.carrier = undefined;
       this.respond(held, 200, [frame]);
-    }
-  }
-
-  /**
-   * The session moved to the edge where the device's latest request landed
-   * (worker processes share the port): no last frame, and a held GET gets an
-   * empty answer, so that the device simply polls again.
-   */
-  moveAway(): void {
-    if (this.state === CLOSED) return;
-    this.state = CLOSED;
-    this.host.stats.carrierClosed('session.moved');
-    const held = this.held;
-    this.opening = undefined;
-    this.current = undefined;
-    this.held = undefined;
-    if (held !== undefined) {
-      held.carrier = undefined;
-      this.respond(held, 200, []);
     }
   }
 

@@ -25,6 +25,10 @@ function setup(session?: DeviceSession) {
     appendSequenced: (_s, frame) => appended.push(frame),
     answerPassedOn: (s, m) => calls.push(`answer ${s.id} ${m.id}`),
     endSession: (s, code) => calls.push(`end ${s.id} ${code}`),
+    servePoll: async (m) => {
+      calls.push(`poll ${m.sessionId} ${m.method}`);
+      return { status: 200, body: new Uint8Array(0) };
+    },
     logger: { info: () => {} },
   };
   const handle = deviceMessageHandler(host);
@@ -60,6 +64,34 @@ test('revoke ends the session; takeover and claim go to the hand-off; answers fo
     `end ${s.id} auth.disabled`,
   ]);
   assert.deepEqual(t.send({ type: 'answer', sessionId: `${IMEI}.older`, id: 'r3' }), { ok: false });
+});
+
+test('a forwarded poll request is served for the session here; without it it goes to the hand-off', async () => {
+  const s = new DeviceSession(`${IMEI}.a`, IMEI, 't');
+  const t = setup(s);
+  const poll = { type: 'poll', sessionId: s.id, token: 't', method: 'GET', query: 'wait=0' };
+  assert.deepEqual(await t.send(poll), { status: 200, body: new Uint8Array(0) });
+  assert.deepEqual(t.calls, [`poll ${s.id} GET`]);
+  // Another session of the device is here: the one asked for is nowhere.
+  assert.throws(
+    () => t.send({ ...poll, sessionId: `${IMEI}.older` }),
+    (err: GatewayError) => err.code === 'auth.resume_failed',
+  );
+  const none = setup();
+  none.send({ ...poll, method: 'POST', body: new Uint8Array([1]) });
+  assert.deepEqual(none.calls, [`notHere ${IMEI} poll`]);
+  for (const bad of [
+    { ...poll, method: 'PUT' },
+    { ...poll, token: 1 },
+    { ...poll, query: 'x'.repeat(257) },
+    { ...poll, body: 'text' },
+  ]) {
+    assert.throws(
+      () => t.send(bad),
+      (err: GatewayError) => err.code === 'bus.bad_message',
+    );
+  }
+  assert.deepEqual(t.calls, [`poll ${s.id} GET`], 'nothing served for a bad one');
 });
 
 test('bad messages are typed errors: not an object, an unknown type, an event without a name', () => {

@@ -2,7 +2,8 @@
  * The one handler of device messages from the bus for every session of an
  * edge (Subjects.device(imei), queue group DEVICE_QUEUE): events to sequence,
  * revocations by the registry, takeovers and claims of sessions between
- * edges, and answers passed on from the edge a session left. It finds the
+ * edges, answers passed on from the edge a session left, and long-poll
+ * requests that landed on another edge (poll-forward.ts). It finds the
  * session by subject; a message for a device without a session here goes to
  * the hand-off, which waits for a claim in progress or passes it on.
  */
@@ -10,8 +11,9 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { type Frame, Kind, type Value } from '../../device-protocol/messages.ts';
 import { type BusMessage, Subjects } from '../bus/bus.ts';
 import type { DeviceSession } from './device-session.ts';
-import type { AnswerMessage, EdgeDeviceMessage } from './edge-messages.ts';
+import type { AnswerMessage, EdgeDeviceMessage, PollMessage } from './edge-messages.ts';
 import type { HandOff } from './handoff.ts';
+import { checkPollMessage, type PollAnswer } from './poll-forward.ts';
 
 const DEVICE_SUBJECT_PREFIX = Subjects.device('');
 
@@ -25,6 +27,8 @@ export interface DeviceMessageHost {
   appendSequenced(s: DeviceSession, frame: Frame): number;
   answerPassedOn(s: DeviceSession, m: AnswerMessage): void;
   endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void;
+  /** Serves a long-poll request another edge passed on, for a session held here. */
+  servePoll(m: PollMessage): Promise<PollAnswer>;
   readonly logger: { info(obj: object, msg: string): void };
 }
 
@@ -67,6 +71,13 @@ export function deviceMessageHandler(host: DeviceMessageHost): (msg: BusMessage)
         }
         if (s !== undefined && !s.ended) return { ok: false }; // another session of the device: drop
         return host.handoff.notHere(msg, imei, m);
+      }
+      case 'poll': {
+        const p = checkPollMessage(m as unknown as Record<string, unknown>);
+        if (s === undefined || s.ended) return host.handoff.notHere(msg, imei, p);
+        // Another session of the device is here: the one asked for is nowhere (a Hello ends the others).
+        if (s.id !== p.sessionId) throw new GatewayError('auth.resume_failed');
+        return host.servePoll(p);
       }
       default:
         throw new GatewayError('bus.bad_message', 'Unknown device message type.');

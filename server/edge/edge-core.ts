@@ -19,6 +19,7 @@
  *                       and in all, their frame buckets (the Hello deadline
  *                       is the sweep's)
  * - auth-limiter.ts     refused Hello/Resume attempts per (address, IMEI) and address
+ * - poll-forward.ts     long-poll requests served by the edge holding their session
  * - poll-tombstones.ts, long-poll.ts, sweep.ts
  *
  * What stays here: the engines' entry points, frame intake (size, rate,
@@ -60,6 +61,7 @@ import { Handshake, type HandshakeHost } from './handshake.ts';
 import { deviceDecodeLimits, type EdgeLimits, takeToken } from './limits.ts';
 import { handlePoll, type PollHost } from './long-poll.ts';
 import type { EdgeStats } from './metrics.ts';
+import { PollForwarding } from './poll-forward.ts';
 import { PollTombstones } from './poll-tombstones.ts';
 import { addressKey, PreAuthGate } from './pre-auth.ts';
 import { RequestRelay } from './relay.ts';
@@ -133,6 +135,7 @@ export class EdgeCore
   private readonly sweep: Sweep;
   private readonly handover: DrainHandover;
   private readonly intake: FrameIntake;
+  private readonly forwarding: PollForwarding;
 
   constructor(o: EdgeCoreOptions) {
     this.bus = o.bus;
@@ -184,12 +187,20 @@ export class EdgeCore
       logger: o.logger,
     });
     this.flushes = new FlushScheduler(this);
+    this.forwarding = new PollForwarding({
+      bus: o.bus,
+      busTimeoutMs: o.busTimeoutMs,
+      logger: o.logger,
+      serve: (ex) => this.poll(ex),
+      counted: () => this.stats.pollForwards++,
+    });
     this.onDeviceMessage = deviceMessageHandler({
       table: this.table,
       handoff: this.handoff,
       appendSequenced: (s, frame) => this.sequencer.append(s, frame),
       answerPassedOn: (s, m) => this.relay.answerPassedOn(s, m),
       endSession: (s, code, message, resumable) => this.endSession(s, code, message, resumable),
+      servePoll: (m) => this.forwarding.serve(m),
       logger: o.logger,
     });
     this.sweep = new Sweep(this, {
@@ -395,8 +406,12 @@ export class EdgeCore
     dispatchEarlyFrames(this, c);
   }
 
-  findForResume(imei: string, sessionId: string, resumeToken: string, poll: boolean): Promise<DeviceSession> {
-    return this.handoff.findForResume(imei, sessionId, resumeToken, poll);
+  findForResume(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
+    return this.handoff.findForResume(imei, sessionId, resumeToken);
+  }
+
+  forwardPoll(imei: string, ex: PollExchange): void {
+    this.forwarding.forward(imei, ex);
   }
 
   // ---------------------------------------------------------------------------
@@ -483,22 +498,17 @@ export class EdgeCore
     }
   }
 
-  endSession(s: DeviceSession, code: string, message: string, resumable: boolean, quiet = false): void {
+  endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void {
     if (s.ended) return;
     s.ended = true;
     this.table.remove(s);
     s.sub?.unsubscribe();
     s.sub = undefined;
     const c = s.carrier;
-    if (c !== undefined) {
-      if (quiet && c.kind === 'poll') {
-        (c as PollCarrier).moveAway();
-        this.release(c, undefined);
-      } else {
-        this.bye(c, code, message, resumable);
-      }
-    }
+    if (c !== undefined) this.bye(c, code, message, resumable);
     s.carrier = undefined;
+    // Claimed by a Resume elsewhere: the device's requests that land here go there now, not to a last frame.
+    if (s.moved) this.tombstones.forget(s.id);
     this.records.flushUsage(s);
     if (!s.moved) {
       // The device's transport node lets its backend sessions linger (CSI inactive).

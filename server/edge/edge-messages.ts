@@ -1,8 +1,7 @@
 /**
  * What edges send each other on a device subject (`Subjects.device(imei)`):
  * the bus contract's DeviceMessage, plus a hop count on passed-on messages,
- * `poll` on a claim made by a long-poll request (the holder then ends its
- * poll carrier quietly), and the edge-internal 'answer'.
+ * and the edge-internal 'answer' and 'poll'.
  */
 import type { DeviceMessage } from '../bus/bus.ts';
 
@@ -23,6 +22,21 @@ export interface AnswerMessage {
   hops?: number;
 }
 
-export type ClaimMessage = Extract<DeviceMessage, { type: 'claim' }> & { hops?: number; poll?: boolean };
+/**
+ * A long-poll request that landed on an edge without its session, passed to
+ * the edge holding it (poll-forward.ts); answered with the HTTP answer.
+ */
+export interface PollMessage {
+  type: 'poll';
+  sessionId: string;
+  /** X-MMGW-Token: checked by the holder as for a request that landed there. */
+  token: string;
+  method: 'GET' | 'POST';
+  query: string;
+  body?: Uint8Array;
+  hops?: number;
+}
 
-export type EdgeDeviceMessage = (DeviceMessage & { hops?: number; poll?: boolean }) | AnswerMessage;
+export type ClaimMessage = Extract<DeviceMessage, { type: 'claim' }> & { hops?: number };
+
+export type EdgeDeviceMessage = (DeviceMessage & { hops?: number }) | AnswerMessage | PollMessage;

@@ -67,13 +67,13 @@ test('a valid claim hands the snapshot over and ends the session here as moved',
     deviceMsg,
     IMEI,
     s,
-    claim(s, { issuedAt: 1000, expiresAt: 5000, poll: true }),
+    claim(s, { issuedAt: 1000, expiresAt: 5000 }),
   ) as ReturnType<DeviceSession['snapshot']>;
   assert.equal(snapshot.sessionId, s.id);
   assert.equal(snapshot.firstSeq, 2);
   assert.deepEqual(snapshot.frames, [new Uint8Array([2])]);
   assert.equal(s.moved, true);
-  assert.deepEqual(holder.ended, [`${s.id} session.moved resumable=true quiet=true`]);
+  assert.deepEqual(holder.ended, [`${s.id} session.moved resumable=true`]);
 });
 
 test('claims with the wrong token, another session id or from this edge itself are refused', () => {
@@ -102,7 +102,7 @@ test('a Resume on another edge claims the session over the bus, with times from 
   assert.deepEqual(moved.frameAt(2), new Uint8Array([2]));
   assert.equal(claimer.table.get(IMEI), moved);
   assert.equal(holder.table.get(IMEI), undefined);
-  assert.deepEqual(holder.ended, [`${s.id} session.moved resumable=true quiet=false`]);
+  assert.deepEqual(holder.ended, [`${s.id} session.moved resumable=true`]);
   const patience = BUS_TIMEOUT_MS * CLAIM_PATIENCE;
   assert.equal(holder.claims[0]?.issuedAt, 100_000);
   assert.equal(holder.claims[0]?.expiresAt, 100_000 + patience - Math.min(2000, patience / 4));
@@ -157,7 +157,7 @@ test('takeovers end a session of the device here unless they come from this edge
   edge.handoff.takeoverReceived(s, { type: 'takeover', sessionId: s.id, byNode: 'other~1' });
   assert.deepEqual(edge.ended, []);
   edge.handoff.takeoverReceived(s, { type: 'takeover', sessionId: `${IMEI}.new`, byNode: 'other~1' });
-  assert.deepEqual(edge.ended, [`${s.id} session.replaced resumable=false quiet=false`]);
+  assert.deepEqual(edge.ended, [`${s.id} session.replaced resumable=false`]);
 });
 
 test('device messages are passed on a bounded number of hops', async () => {

@@ -3,8 +3,7 @@
  * device port, and a device may reconnect to any of them):
  *
  * - takeover: a Hello here asks whoever holds a session of the device to end it;
- * - claim: a Resume (or a long-poll request) here for a session held elsewhere
- *   asks the holder for it; the holder answers with the session's snapshot
+ * - claim: a Resume here for a session held elsewhere asks the holder for it; the holder answers with the session's snapshot
  *   (replay buffer and sequence numbers) and lets it go;
  * - passing on: a device message that reaches an edge without the session
  *   (the queue group picked the old holder or a claimer) waits for a claim in
@@ -38,6 +37,7 @@ import { type Bus, type BusMessage, type DeviceMessage, Subjects, type Subscript
 import { sameSecret } from './auth.ts';
 import { DeviceSession, type SessionSnapshot } from './device-session.ts';
 import { type ClaimMessage, DEVICE_QUEUE, type EdgeDeviceMessage } from './edge-messages.ts';
+import { forwardTimeoutMs } from './poll-forward.ts';
 import type { SessionTable } from './session-table.ts';
 
 /** How often a device message may be passed on to the edge that now holds the session. */
@@ -65,7 +65,7 @@ export interface HandOffHost {
   readonly onDeviceMessage: (msg: BusMessage) => unknown;
   /** Puts a claimed session (detached) into the table with the subscription made for it. */
   addSession(session: DeviceSession, sub: Subscription): void;
-  endSession(s: DeviceSession, code: string, message: string, resumable: boolean, quiet?: boolean): void;
+  endSession(s: DeviceSession, code: string, message: string, resumable: boolean): void;
 }
 
 export interface HandOffOptions {
@@ -129,21 +129,16 @@ export class HandOff {
   /**
    * The session to resume: here, or claimed from the edge that holds it.
    * Throws auth.resume_failed, or retryable session.busy when the holder does
-   * not answer in time. `poll`: the claim is made by a long-poll request.
+   * not answer in time.
    */
-  async findForResume(
-    imei: string,
-    sessionId: string,
-    resumeToken: string,
-    poll = false,
-  ): Promise<DeviceSession> {
+  async findForResume(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
     const local = this.host.table.getById(sessionId);
     if (local !== undefined) {
       if (!sameSecret(local.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
       local.resumedAt = this.host.now();
       return local;
     }
-    const session = await this.waitForClaim(this.sharedClaim(imei, sessionId, resumeToken, poll));
+    const session = await this.waitForClaim(this.sharedClaim(imei, sessionId, resumeToken));
     if (!sameSecret(session.resumeToken, resumeToken)) throw new GatewayError('auth.resume_failed');
     session.resumedAt = this.host.now();
     return session;
@@ -159,7 +154,7 @@ export class HandOff {
     const local = this.host.table.getById(sessionId);
     if (local !== undefined) return false;
     try {
-      await this.sharedClaim(imei, sessionId, resumeToken, false);
+      await this.sharedClaim(imei, sessionId, resumeToken);
       return true;
     } catch (err) {
       const code = toGatewayError(err).code;
@@ -169,15 +164,10 @@ export class HandOff {
   }
 
   /** Two claims of the same session here at once (Resumes, an adoption) share one. */
-  private sharedClaim(
-    imei: string,
-    sessionId: string,
-    resumeToken: string,
-    poll: boolean,
-  ): Promise<DeviceSession> {
+  private sharedClaim(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
     let pending = this.claims.get(sessionId);
     if (pending === undefined) {
-      const started = this.claim(imei, sessionId, resumeToken, poll).finally(() => {
+      const started = this.claim(imei, sessionId, resumeToken).finally(() => {
         this.claims.delete(sessionId);
         if (this.claiming.get(imei) === started) this.claiming.delete(imei);
       });
@@ -213,12 +203,7 @@ export class HandOff {
     });
   }
 
-  private async claim(
-    imei: string,
-    sessionId: string,
-    resumeToken: string,
-    poll: boolean,
-  ): Promise<DeviceSession> {
+  private async claim(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
     const patienceMs = this.busTimeoutMs * CLAIM_PATIENCE;
     const issuedAt = this.host.now();
     const msg: ClaimMessage = {
@@ -230,7 +215,6 @@ export class HandOff {
       // After this the holder must not hand the session over any more: this edge stops
       // listening for the answer at the request's timeout (margin for the reply's way).
       expiresAt: issuedAt + patienceMs - Math.min(CLAIM_MARGIN_MS, patienceMs / 4),
-      ...(poll ? { poll: true } : {}),
     };
     // The request leaves before this edge subscribes (so that the claim cannot reach this edge
     // itself), and the subscription exists before the holder lets go (so that no event meanwhile
@@ -326,13 +310,7 @@ export class HandOff {
     }
     const snapshot = s.snapshot();
     s.moved = true;
-    this.host.endSession(
-      s,
-      'session.moved',
-      'The session moved to another gateway connection.',
-      true,
-      m.poll === true,
-    );
+    this.host.endSession(s, 'session.moved', 'The session moved to another gateway connection.', true);
     return snapshot;
   }
 
@@ -356,11 +334,14 @@ export class HandOff {
     if (hops >= (m.type === 'claim' ? MAX_CLAIM_HOPS : MAX_FORWARD_HOPS)) {
       return Promise.reject(new GatewayError('bus.no_responders', 'The device has no session here.'));
     }
-    // A claim's answer carries the session: a hop must not give up on it sooner than its sender.
-    return this.bus.request(
-      Subjects.device(imei),
-      { ...m, hops: hops + 1 },
-      { timeoutMs: m.type === 'claim' ? this.busTimeoutMs * CLAIM_PATIENCE : this.busTimeoutMs },
-    );
+    // A claim's answer carries the session, a forwarded GET may be held: a hop must not give up
+    // on either sooner than its sender.
+    const timeoutMs =
+      m.type === 'claim'
+        ? this.busTimeoutMs * CLAIM_PATIENCE
+        : m.type === 'poll'
+          ? forwardTimeoutMs(m, this.busTimeoutMs)
+          : this.busTimeoutMs;
+    return this.bus.request(Subjects.device(imei), { ...m, hops: hops + 1 }, { timeoutMs });
   }
 }

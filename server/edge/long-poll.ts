@@ -7,6 +7,8 @@
  * - POST with the headers carries frames; answered at once with what is due.
  * - GET (?wait=&ack=) is held until frames are due or `wait` passes; one per
  *   session, a newer one answers the older with an empty batch.
+ * - A GET or POST for a session another edge holds (worker processes share the
+ *   port) is served by that edge (poll-forward.ts).
  */
 import { decodeBatch, encodeBatch } from '../../device-protocol/codec.ts';
 import type { DecodeLimits } from '../../device-protocol/messages.ts';
@@ -31,10 +33,11 @@ export interface PollHost extends CarrierHost {
   receive(c: Carrier, bytes: Uint8Array): boolean;
   /** Counts a poll request against the frame rate; false when the carrier closed because of it. */
   pollRequestAllowed(p: PollCarrier): boolean;
-  /** The session of a request, here or claimed from the edge holding it (HandOff); throws when neither. */
-  findForResume(imei: string, sessionId: string, resumeToken: string, poll: boolean): Promise<DeviceSession>;
-  /** Serves a poll request (the engine's entry point: internal errors answered). */
-  poll(ex: PollExchange): void;
+  /**
+   * Passes a request for a session not held here to the edge that holds it
+   * (poll-forward.ts), which answers it; served here again, marked forwarded, when nobody does.
+   */
+  forwardPoll(imei: string, ex: PollExchange): void;
   /** May a connection not authenticated yet be kept for this peer address (undefined: yes)? */
   admit(address: string): PreAuthRefusalAnswer | undefined;
   /** A carrier without a session yet (counted against the limits before authentication). */
@@ -72,6 +75,11 @@ export function queryInt(query: string, name: string): number | undefined {
   return undefined;
 }
 
+/** How long a GET with this query is held at most. */
+export function pollWaitMs(query: string): number {
+  return Math.min(queryInt(query, 'wait') ?? DEFAULT_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
+}
+
 const onOpeningAborted = (ex: PollExchange): void => {
   const p = ex.carrier;
   if (p !== undefined && p.opening === ex) p.opening = undefined;
@@ -92,11 +100,20 @@ export function handlePoll(host: PollHost, ex: PollExchange): void {
     );
     return;
   }
+  const session = host.table.getById(ex.sessionId);
+  // Held by another edge (a worker process sharing the port): that edge serves it
+  // (poll-forward.ts), also while this one drains; when none does, it comes back marked forwarded.
+  if (session === undefined && !ex.forwarded && ex.token !== '') {
+    const imei = imeiOfSessionId(ex.sessionId);
+    if (imei !== undefined) {
+      host.forwardPoll(imei, ex);
+      return;
+    }
+  }
   if (host.draining) {
     draining(host, ex);
     return;
   }
-  const session = host.table.getById(ex.sessionId);
   // The last frame of a long-poll carrier that ended while no GET was held, unless
   // the session has gone on with another long-poll carrier.
   if (session?.carrier?.kind !== 'poll') {
@@ -108,8 +125,6 @@ export function handlePoll(host: PollHost, ex: PollExchange): void {
       return;
     }
   }
-  // Held by another edge (a worker process sharing the port): claim it, then serve this request.
-  if (session === undefined && pollMiss(host, ex)) return;
   if (session === undefined || !sameSecret(session.resumeToken, ex.token)) {
     refuse(host, ex, 'auth.resume_failed', 'No such session; start a new one.');
     return;
@@ -131,7 +146,7 @@ export function handlePoll(host: PollHost, ex: PollExchange): void {
   p.current = undefined;
   const ack = queryInt(ex.query, 'ack');
   if (ack !== undefined) session.ack(ack);
-  const wait = Math.min(queryInt(ex.query, 'wait') ?? DEFAULT_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
+  const wait = pollWaitMs(ex.query);
   const older = p.held;
   if (older !== undefined) {
     p.held = undefined;
@@ -149,30 +164,6 @@ export function handlePoll(host: PollHost, ex: PollExchange): void {
   p.heldUntil = host.now() + wait;
   ex.carrier = p;
   ex.onAborted = host.onHeldAborted;
-}
-
-/**
- * A long-poll request for a session this edge does not hold (SPEC.md §4.2):
- * worker processes share the port, so a device's requests may land on any of
- * them. The session is claimed from the edge that holds it (the resume token
- * authorises it, as for Resume), then the request is served here. The
- * session stays here until a request of the device lands elsewhere.
- */
-function pollMiss(host: PollHost, ex: PollExchange): boolean {
-  const imei = imeiOfSessionId(ex.sessionId);
-  if (imei === undefined || ex.token === '' || ex.claimed === true) return false;
-  ex.claimed = true;
-  host.findForResume(imei, ex.sessionId, ex.token, true).then(
-    () => {
-      if (ex.aborted && ex.method !== 'POST') return;
-      host.poll(ex);
-    },
-    () => {
-      // Not known anywhere (expired, replaced) or a wrong token: the same answer as a local miss.
-      host.poll(ex);
-    },
-  );
-  return true;
 }
 
 /**

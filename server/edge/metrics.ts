@@ -14,6 +14,8 @@ export class EdgeStats {
   resumes = 0;
   /** Hellos accepted: new sessions (the denominator of the auth failure rate). */
   logins = 0;
+  /** Long-poll requests passed to the edge holding their session (poll-forward.ts). */
+  pollForwards = 0;
   readonly authFailures = new Map<string, number>();
   /** Connections refused or closed before authentication, by reason (pre-auth.ts, the Hello deadline). */
   readonly preAuthRefusals = new Map<string, number>();
@@ -129,6 +131,11 @@ export function registerEdgeMetrics(registry: Registry, stats: EdgeStats): () =>
       'mmgw_edge_resume_failures_total',
       'Resumes refused, by code (auth.resume_failed; session.busy while the registry is unreachable).',
       (s) => s.resumeFailures,
+    );
+    counter(
+      'mmgw_edge_poll_forwards_total',
+      'Long-poll requests that landed here for a session another edge (worker) holds, passed to it.',
+      (s) => s.pollForwards,
     );
     labelled('mmgw_edge_auth_failures_total', 'Refused Hello/Resume, by error code.', (s) => s.authFailures);
     labelled(

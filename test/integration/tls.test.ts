@@ -301,14 +301,15 @@ describe('TLS on the device and admin ports', () => {
 
 /**
  * Edge workers share the device port (node:cluster) and each serves TLS with its own copy of the
- * files: the primary forwards SIGHUP to them. (A WebSocket session here: a long-poll session's
- * requests may land on either worker, and their claims of it race, with or without TLS.)
+ * files: the primary forwards SIGHUP to them. A long-poll session's requests land on either
+ * worker (the SDK's keep-alive agent opens several connections); the worker without the session
+ * passes them to the one holding it.
  */
 describe('TLS with edge workers', () => {
   let ca: TestCa;
   let gw: Gateway;
   let dir: string;
-  let h: Handset | undefined;
+  const handsets: Handset[] = [];
 
   before(async () => {
     ca = makeTestCa();
@@ -323,25 +324,29 @@ describe('TLS with edge workers', () => {
   });
 
   after(async () => {
-    await h?.close().catch(() => {});
+    for (const h of handsets) await h.close().catch(() => {});
     await gw?.stop();
     ca?.remove();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('SIGHUP reaches every worker: each connection gets the new certificate; a session stays', async () => {
-    const device = await provisionDevice(gw.dataDir);
-    h = new Handset({
-      url: gw.url,
-      imei: device.imei,
-      secret: device.secret,
-      transport: 'ws',
-      WebSocket,
-      ca: ca.pem(ca.cert),
-    });
-    const lost: string[] = [];
-    h.on('disconnected', (e) => lost.push(e.reason));
-    const { sessionId } = await h.connect();
+  test('SIGHUP reaches every worker: each connection gets the new certificate; sessions (wss, long-poll) stay', async () => {
+    const sessions: { h: Handset; sessionId: string; lost: string[] }[] = [];
+    for (const transport of ['ws', 'poll'] as const) {
+      const device = await provisionDevice(gw.dataDir);
+      const h = new Handset({
+        url: transport === 'ws' ? gw.url : gw.url.replace(/^wss:/, 'https:'),
+        imei: device.imei,
+        secret: device.secret,
+        transport,
+        WebSocket,
+        ca: ca.pem(ca.cert),
+      });
+      handsets.push(h);
+      const lost: string[] = [];
+      h.on('disconnected', (e) => lost.push(e.code ?? e.reason));
+      sessions.push({ h, sessionId: (await h.connect()).sessionId, lost });
+    }
     const second = ca.server('gw-second');
     copyFileSync(second.cert, join(dir, 'gw.pem'));
     copyFileSync(second.key, join(dir, 'gw.key'));
@@ -356,9 +361,12 @@ describe('TLS with edge workers', () => {
       const r = await sClient(port, ca.cert, ['-tls1_3']);
       assert.equal(r.peer, 'gw-second', r.output);
     }
-    assert.deepEqual(await h.request('sys.echo', { after: 'reload' }), { after: 'reload' });
-    assert.deepEqual(lost, []);
-    assert.equal(h.sessionId, sessionId);
+    for (const { h, sessionId, lost } of sessions) {
+      // Several requests each: a long-poll session's land on both workers.
+      for (let i = 0; i < 8; i++) assert.deepEqual(await h.request('sys.echo', { i }), { i });
+      assert.deepEqual(lost, []);
+      assert.equal(h.sessionId, sessionId);
+    }
     assert.ok(!gw.stdout.some((l) => l.includes('edge worker died')), 'no edge worker died');
   });
 });

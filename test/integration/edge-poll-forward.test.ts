@@ -3,11 +3,12 @@
  * request of a session may land on any edge. Two edges on one in-process bus
  * stand for two workers; the device's requests alternate between them while
  * a transport pushes events one after another (as sys.stream does, stopping at
- * the first failed push). Nothing may be lost or doubled, and every push must
- * succeed while the session moves back and forth.
+ * the first failed push). The edge without the session passes each request to
+ * the one holding it (poll-forward.ts): nothing may be lost or doubled, every
+ * push must succeed, and the session stays where it was opened.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { decodeBatch, decodeFrame, encodeBatch, encodeFrame } from '../../device-protocol/codec.ts';
 import {
   type Event,
@@ -18,7 +19,14 @@ import {
 } from '../../device-protocol/messages.ts';
 import { InProcessBus } from '../../server/bus/inproc.ts';
 import { eventually } from '../../testing/index.ts';
-import { ENGINES, MemoryDirectory, startEchoTransport, startTestEdge, WAIT_MS } from './edge-client.ts';
+import {
+  ENGINES,
+  MemoryDirectory,
+  startEchoTransport,
+  startTestEdge,
+  type TestEdge,
+  WAIT_MS,
+} from './edge-client.ts';
 
 const IMEI = '356938035643809';
 const SECRET = 'secret-a';
@@ -52,26 +60,40 @@ async function exchange(
   return { status: res.status, frames: out };
 }
 
+/** Long-poll requests an edge passed to the edge holding their session. */
+async function forwards(e: TestEdge): Promise<number> {
+  const metric = await e.registry.getSingleMetric('mmgw_edge_poll_forwards_total')?.get();
+  return metric?.values[0]?.value ?? 0;
+}
+
+/**
+ * Two edges on one bus (two workers sharing a port, as far as a device can tell) and a
+ * long-poll session opened on the first: its session headers.
+ */
+async function twoEdgesAndASession(t: TestContext, engine: (typeof ENGINES)[number]) {
+  const bus = new InProcessBus();
+  t.after(() => bus.close());
+  startEchoTransport(bus);
+  const directory = new MemoryDirectory();
+  directory.add(IMEI, SECRET);
+  const e1 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-1', heartbeatMs: 20_000 });
+  const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', heartbeatMs: 20_000 });
+  const opened = await exchange(e1.port, 'POST', '', {}, [
+    { kind: Kind.Hello, version: PROTOCOL_VERSION, imei: IMEI, secret: SECRET },
+  ]);
+  assert.equal(opened.status, 200);
+  const welcome = opened.frames[0] as Welcome;
+  assert.equal(welcome.kind, Kind.Welcome);
+  const headers = { 'X-MMGW-Session': welcome.sessionId, 'X-MMGW-Token': welcome.resumeToken };
+  return { e1, e2, welcome, headers };
+}
+
 for (const engine of ENGINES) {
   describe(`long-poll across edges sharing a port (${engine})`, () => {
-    test('requests alternating between two edges claim the session along: no 410, nothing lost or doubled', async (t) => {
-      const bus = new InProcessBus();
-      t.after(() => bus.close());
-      startEchoTransport(bus);
-      const directory = new MemoryDirectory();
-      directory.add(IMEI, SECRET);
-      const e1 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-1', heartbeatMs: 20_000 });
-      const e2 = await startTestEdge(t, { engine, bus, directory, nodeId: 'edge-2', heartbeatMs: 20_000 });
+    test('requests alternating between two edges are served by the holder: no 410, nothing lost or doubled', async (t) => {
+      const { e1, e2, headers } = await twoEdgesAndASession(t, engine);
       const edges = [e1, e2];
       const ports = [e1.port, e2.port];
-
-      const opened = await exchange(e1.port, 'POST', '', {}, [
-        { kind: Kind.Hello, version: PROTOCOL_VERSION, imei: IMEI, secret: SECRET },
-      ]);
-      assert.equal(opened.status, 200);
-      const welcome = opened.frames[0] as Welcome;
-      assert.equal(welcome.kind, Kind.Welcome);
-      const headers = { 'X-MMGW-Session': welcome.sessionId, 'X-MMGW-Token': welcome.resumeToken };
 
       // The transport: one push at a time, each after the previous one was taken.
       const EVENTS = 40;
@@ -105,13 +127,14 @@ for (const engine of ENGINES) {
         const other = ports[(i + 1) % 2]!;
         const ack = lastSeq > 0 ? `&ack=${lastSeq}` : '';
         if (i % 3 === 1 && requestIds.size < REQUESTS) {
-          // A GET held on one edge while a request lands on the other: the held GET is answered
-          // (empty when the session moved away with nothing due), never refused.
+          // A GET held (through either edge) while a request lands on the other: both answered, never refused.
           const id = `r${i}`;
           requestIds.add(id);
+          const before = await forwards(edges[i % 2]!);
           const held = exchange(port, 'GET', `?wait=10000${ack}`, headers);
-          // The session was on the other edge: it is on this one once the GET got here.
-          await eventually('the held GET to take the session', () => edges[i % 2]!.edge.sessionCount() === 1);
+          // On the edge without the session, the GET is on its way to the holder once counted.
+          if (port !== e1.port)
+            await eventually('the GET forwarded', async () => (await forwards(e2)) > before);
           const posted = exchange(other, 'POST', '', headers, [
             { kind: Kind.Request, id, method: 'echo', body: { i } },
           ]);
@@ -167,7 +190,30 @@ for (const engine of ENGINES) {
         [...requestIds].sort(),
         'each request answered once',
       );
-      assert.equal(e1.edge.sessionCount() + e2.edge.sessionCount(), 1, 'one session in all');
+      assert.equal(e1.edge.sessionCount(), 1, 'the session stayed where it was opened');
+      assert.equal(e2.edge.sessionCount(), 0);
+      assert.ok((await forwards(e2)) >= REQUESTS, 'the other edge passed its requests on');
+      assert.equal(await forwards(e1), 0, 'the holder passed nothing on');
+    });
+
+    test('through the other edge, a wrong token or an unknown session is refused as on the holder', async (t) => {
+      const { e1, e2, welcome, headers } = await twoEdgesAndASession(t, engine);
+      const refused = [
+        { 'X-MMGW-Session': welcome.sessionId, 'X-MMGW-Token': 'wrong' },
+        { 'X-MMGW-Session': `${IMEI}.unknown`, 'X-MMGW-Token': welcome.resumeToken },
+      ];
+      for (const headers of refused) {
+        for (const port of [e1.port, e2.port]) {
+          const a = await exchange(port, 'GET', '?wait=0', headers);
+          assert.equal(a.status, 410);
+          assert.equal((a.frames[0] as { code?: string }).code, 'auth.resume_failed');
+        }
+      }
+      // The session itself is untouched and still answers through either edge.
+      for (const port of [e2.port, e1.port])
+        assert.equal((await exchange(port, 'GET', '?wait=0', headers)).status, 200);
+      assert.equal(e1.edge.sessionCount(), 1);
+      assert.ok((await forwards(e2)) >= 3);
     });
   });
 }
