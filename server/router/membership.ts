@@ -153,8 +153,12 @@ export class Membership {
    * every other node, itself included, on waking.
    */
   sweep(): void {
-    if (this.deaf) return;
     const now = this.clock.now();
+    if (this.deaf) {
+      // Deaf is not stalled: the reconnect gives every member its whole TTL.
+      if (this.lastSweepAt !== undefined) this.lastSweepAt = now;
+      return;
+    }
     if (this.lastSweepAt !== undefined) {
       const stalledMs = now - this.lastSweepAt - this.sweepMs;
       this.lastSweepAt = now;

@@ -50,7 +50,7 @@ class StandInSession {
   }
 }
 
-function rig(opts: { compact?: boolean } = {}) {
+function rig(opts: { compact?: boolean; sent?: ImSentRecords } = {}) {
   const session = new StandInSession();
   const deps = {
     accounts: { assertOwned: () => {} },
@@ -59,7 +59,7 @@ function rig(opts: { compact?: boolean } = {}) {
       get: () => session as unknown as XmppAccountSession,
       compact: () => opts.compact ?? false,
     },
-    sent: new ImSentRecords(storage),
+    sent: opts.sent ?? new ImSentRecords(storage),
   } as unknown as ImDeps;
   const method = imSendMethod(deps, { archiveCheckTimeoutMs: 20 });
   const ctx: MethodContext = {
@@ -156,4 +156,23 @@ test('an archive that does not answer does not hold the send; the next send asks
   session.archived = [outgoing('e-2')];
   assert.deepEqual(await send('e-2'), { account: ACCOUNT, clientId: 'e-2', duplicate: true });
   assert.equal(session.archiveReads, 2);
+});
+
+test('a sent record the shared state is slow to write does not hold the answer; a resend meanwhile is not sent again', async () => {
+  /** Shared state electing leaders after an outage: writes take their time, or fail. */
+  class StuckRecords extends ImSentRecords {
+    writes: Array<(fail?: Error) => void> = [];
+    override put(): Promise<void> {
+      return new Promise((resolve, reject) => this.writes.push((fail) => (fail ? reject(fail) : resolve())));
+    }
+  }
+  const records = new StuckRecords(storage);
+  const { session, send } = rig({ sent: records });
+  assert.deepEqual(await send('s-1'), { account: ACCOUNT, clientId: 's-1' });
+  assert.deepEqual(await send('s-1'), { account: ACCOUNT, clientId: 's-1', duplicate: true });
+  // The write fails in the end: the resend is still recognised on this node.
+  records.writes[0]?.(new Error('timeout'));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(await send('s-1'), { account: ACCOUNT, clientId: 's-1', duplicate: true });
+  assert.deepEqual(session.sent, ['s-1']);
 });
