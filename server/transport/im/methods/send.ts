@@ -24,6 +24,7 @@ import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
 import { boundedString, objectOf } from '../../kit/method-input.ts';
+import { UnwrittenRecords } from '../../kit/unwritten-records.ts';
 import { bareJid, imAccountIdField } from '../fields.ts';
 import { hasControlChars, type XmppAccountSession } from '../xmpp-session.ts';
 
@@ -53,15 +54,6 @@ const ARCHIVE_LOOKBACK = 100;
 /** How long a send waits for that read; past it, it sends (and the next send asks again). */
 export const ARCHIVE_CHECK_TIMEOUT_MS = 5000;
 
-/**
- * How long an acknowledged send waits for its sent record before answering.
- * The record goes to the cluster's shared state, which can be slow for
- * seconds (JetStream electing leaders after an outage); the message is sent,
- * so the answer does not wait on it: until the record is written, a resend on
- * this node is recognised from memory (`unrecorded`).
- */
-export const SENT_RECORD_WAIT_MS = 500;
-
 /** The archive read took longer than ARCHIVE_CHECK_TIMEOUT_MS. */
 class ArchiveSlow extends Error {}
 
@@ -72,8 +64,8 @@ export function imSendMethod(
   const archiveCheckTimeoutMs = opts.archiveCheckTimeoutMs ?? ARCHIVE_CHECK_TIMEOUT_MS;
   /** Per account session: the recipient and origin-id of each outgoing message in the archive when it started sending. */
   const archived = new WeakMap<XmppAccountSession, Promise<Set<string>>>();
-  /** Sends acknowledged here whose sent record is not written yet (account id, clientId). */
-  const unrecorded = new Set<string>();
+  /** Sends acknowledged here whose sent record is not written yet. */
+  const unwritten = new UnwrittenRecords<true>();
   const archivedOf = async (session: XmppAccountSession, logger: Logger): Promise<Set<string>> => {
     let found = archived.get(session);
     if (!found) {
@@ -104,8 +96,9 @@ export function imSendMethod(
         if (deps.sessions.compact(ctx.deviceId)) return undefined;
         return { account: account.id, clientId: input.clientId, ...(duplicate ? { duplicate: true } : {}) };
       };
-      const key = `${account.id}\u0000${input.clientId}`;
-      const recorded = unrecorded.has(key) || deps.sent?.get(account.id, input.clientId) !== undefined;
+      const recorded =
+        unwritten.get(account.id, input.clientId) !== undefined ||
+        deps.sent?.get(account.id, input.clientId) !== undefined;
       if (recorded || (await archivedOf(session, ctx.logger)).has(originKey(input.to, input.clientId))) {
         ctx.logger.info(
           {
@@ -123,18 +116,15 @@ export function imSendMethod(
         archived.delete(session);
         throw err;
       });
-      if (deps.sent) {
-        unrecorded.add(key);
-        const written = deps.sent
-          .put(account.id, input.clientId, { to: input.to, at: ctx.now() })
-          // Not written: the key stays in memory, so a resend on this node is still recognised.
-          .then(
-            () => void unrecorded.delete(key),
-            (err) =>
-              ctx.logger.warn({ err, account: account.id }, 'sent, but the sent record was not written'),
-          );
-        await within(written, SENT_RECORD_WAIT_MS).catch(() => undefined);
-      }
+      const sent = deps.sent;
+      if (sent)
+        await unwritten.write(
+          account.id,
+          input.clientId,
+          true,
+          () => sent.put(account.id, input.clientId, { to: input.to, at: ctx.now() }),
+          (err) => ctx.logger.warn({ err, account: account.id }, 'sent, but the sent record was not written'),
+        );
       return answer(false);
     },
   };

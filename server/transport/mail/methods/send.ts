@@ -30,10 +30,12 @@ import { z } from 'zod';
 import type { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import { KeyedTurns } from '../../kit/keyed-turns.ts';
+import { UnwrittenRecords } from '../../kit/unwritten-records.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
 import type { MailDeps } from '../deps.ts';
 import { mailDestination } from '../destination.ts';
+import type { SentMark } from '../sent-marks.ts';
 import { withFolder } from '../imap-session.ts';
 import { boundedString, objectOf, optionalString } from '../../kit/method-input.ts';
 import { mailAccountId, stringList } from '../fields.ts';
@@ -101,6 +103,8 @@ export function messageIdFor(account: MailAccount, deviceId: string, clientId: s
 export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
   // Two sends of one clientId take turns, so that the second finds the first's mark.
   const turns = new KeyedTurns();
+  /** Sends acknowledged here whose sent mark is not written yet. */
+  const unwritten = new UnwrittenRecords<SentMark>();
   const method: MethodDefinition<SendInput> = {
     method: 'mail.send',
     input: sendInput,
@@ -114,7 +118,8 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         );
         return { clientId: input.clientId, messageId, ...first, duplicate: true };
       };
-      const mark = deps.sentMarks.get(account.id, input.clientId);
+      const mark =
+        unwritten.get(account.id, input.clientId) ?? deps.sentMarks.get(account.id, input.clientId);
       if (mark !== undefined) {
         return resend({ sentCopy: mark.sentCopy ?? false, rejected: mark.rejected ?? [], bytes: mark.bytes });
       }
@@ -195,11 +200,13 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
       }
       // The mark first: whatever happens from here on, a resend of this clientId is a duplicate.
       const sentMark = { messageId, at: ctx.now(), bytes: raw.length, rejected };
-      await deps.sentMarks
-        .put(account.id, input.clientId, sentMark)
-        .catch((err) =>
-          ctx.logger.error({ err, account: account.id }, 'sent, but the sent mark was not written'),
-        );
+      await unwritten.write(
+        account.id,
+        input.clientId,
+        sentMark,
+        () => deps.sentMarks.put(account.id, input.clientId, sentMark),
+        (err) => ctx.logger.error({ err, account: account.id }, 'sent, but the sent mark was not written'),
+      );
       await deps.afterSentMark?.();
 
       let sentCopy = false;
@@ -214,7 +221,13 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
           });
         // Best effort: without it a resend answers sentCopy false, which is what the device may assume anyway.
         if (sentCopy)
-          await deps.sentMarks.put(account.id, input.clientId, { ...sentMark, sentCopy }).catch(() => {});
+          await unwritten.write(
+            account.id,
+            input.clientId,
+            { ...sentMark, sentCopy },
+            () => deps.sentMarks.put(account.id, input.clientId, { ...sentMark, sentCopy }),
+            () => {},
+          );
       }
       ctx.logger.info(
         { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId, bytesOut: raw.length },
