@@ -10,7 +10,9 @@
  * What the test puts in: `npx mmgw` is `node bin/mmgw.js` (what npx runs here,
  * without npm's start-up for every command); the README's ports 8080 and 8081
  * are the gateway's, free ones; `/path/to/data` is its data directory;
- * `<secret>` is the secret the provisioning step printed.
+ * `<secret>` is the secret the provisioning step printed. A step that sets a
+ * variable (`TOKEN=$(curl …)`) passes it on to the next steps of its block,
+ * as one shell would: it must not be empty or `null` (jq's answer to an error).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -25,7 +27,9 @@ import { MMGW_BIN, ROOT } from '../harness/gateway.ts';
 
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 /** The marked blocks, in the README's order, as this test runs them. */
-const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'transcode'];
+const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'admin-api', 'transcode'];
+/** A step that sets a shell variable (`TOKEN=$(…)`): later steps of its block see its value. */
+const ASSIGNMENT = /^([A-Za-z_]\w*)=/;
 
 function block(name: string): ReadmeBlock {
   const b = blocks.get(name);
@@ -118,14 +122,29 @@ describe('the README tour, run', () => {
   for (const name of TOUR) {
     test(`${name}: each command's output and exit code as shown`, async () => {
       if (name === 'transcode') await photo(join(dir, 'photo.jpg'));
+      const vars: Record<string, string> = {};
       for (const step of block(name).steps) {
         assert.ok(!step.command.includes('<secret>') || secret, 'a secret was printed before');
+        const assigned = ASSIGNMENT.exec(step.command)?.[1];
         const command = ports(step.command)
           .replaceAll('npx mmgw', `${process.execPath} ${MMGW_BIN}`)
           .replaceAll('<secret>', secret ?? '');
-        const r = spawnSync('bash', ['-c', command], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync('bash', ['-c', assigned ? `${command}\nprintf %s "$${assigned}"` : command], {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...process.env, ...vars },
+        });
         const where = `README line ${block(name).line}, ${step.command}`;
         assert.equal(r.status, step.exitCode, `${where}: exit ${r.status}\n${r.stdout}${r.stderr}`);
+        if (assigned) {
+          assert.ok(
+            !['', 'null'].includes(r.stdout),
+            `${where}: ${assigned} is ${r.stdout || 'empty'}\n${r.stderr}`,
+          );
+          vars[assigned] = r.stdout;
+          continue;
+        }
         if (step.expected.length > 0) {
           const why = outputMismatch(shown(step.expected), r.stdout + r.stderr);
           assert.equal(why, undefined, `${where}: ${why}`);
