@@ -10,9 +10,11 @@
  * What the test puts in: `npx mmgw` is `node bin/mmgw.js` (what npx runs here,
  * without npm's start-up for every command); the README's ports 8080 and 8081
  * are the gateway's, free ones; `/path/to/data` is its data directory;
- * `<secret>` is the secret the provisioning step printed. A step that sets a
+ * `<secret>` is the first secret a step printed (the provisioning step's). A step that sets a
  * variable (`TOKEN=$(curl …)`) passes it on to the next steps of its block,
  * as one shell would: it must not be empty or `null` (jq's answer to an error).
+ * A step `npx mmgw start --opt value…` (the TLS section's) stops the gateway
+ * and starts it again with those options, on the same data and free ports.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -27,9 +29,11 @@ import { MMGW_BIN, ROOT } from '../harness/gateway.ts';
 
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 /** The marked blocks, in the README's order, as this test runs them. */
-const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'admin-api', 'transcode'];
+const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'admin-api', 'transcode', 'tls'];
 /** A step that sets a shell variable (`TOKEN=$(…)`): later steps of its block see its value. */
 const ASSIGNMENT = /^([A-Za-z_]\w*)=/;
+/** A step that starts the gateway (with other options): the test restarts its gateway so. */
+const RESTART = /^npx mmgw start((?: --[a-z-]+ [\w.-]+)*)$/;
 
 function block(name: string): ReadmeBlock {
   const b = blocks.get(name);
@@ -55,25 +59,23 @@ describe('the README tour, run', () => {
     text.replaceAll(':8080', `:${ready.devicePort}`).replaceAll(':8081', `:${ready.adminPort}`);
   const shown = (lines: string[]) => lines.map((l) => ports(l).replaceAll('/path/to/data', data));
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'mmgw-readme-'));
-    data = join(dir, 'data');
-    assert.deepEqual(
-      block('start').steps.map((s) => s.command),
-      ['npm start'],
-    );
+  /** `npx mmgw start ARGS` on a terminal, in `dir`, on free ports; until its ready file says it is up. */
+  async function start(args: string): Promise<void> {
     // `npm start` is `node bin/mmgw.js start`; any free ports instead of 8080 and 8081.
     const readyFile = join(dir, 'ready.json');
-    const command = `exec ${process.execPath} ${MMGW_BIN} start --port 0 --admin-port 0 --ready-file ${readyFile}`;
-    terminal = spawn('script', ['-qfec', command, '/dev/null'], {
+    rmSync(readyFile, { force: true });
+    screen = '';
+    const command = `exec ${process.execPath} ${MMGW_BIN} start ${args} --port 0 --admin-port 0 --ready-file ${readyFile}`;
+    const term = spawn('script', ['-qfec', command, '/dev/null'], {
       cwd: dir,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    terminal.stdout?.setEncoding('utf8').on('data', (d: string) => (screen += d));
+    terminal = term;
+    term.stdout?.setEncoding('utf8').on('data', (d: string) => (screen += d));
     ready = await eventually(
       'the gateway is up',
       () => {
-        assert.equal(terminal?.exitCode, null, `the gateway stopped: ${screen}`);
+        assert.equal(term.exitCode, null, `the gateway stopped: ${screen}`);
         try {
           return JSON.parse(readFileSync(readyFile, 'utf8')) as Ready;
         } catch {
@@ -82,24 +84,41 @@ describe('the README tour, run', () => {
       },
       { timeoutMs: 90_000, intervalMs: 100 },
     );
-  });
+  }
 
-  after(async () => {
+  /** SIGTERM to the gateway, until it is gone (SIGKILL after 30 s). */
+  async function stop(): Promise<void> {
+    const term = terminal;
     if (ready) {
       try {
         process.kill(ready.pid, 'SIGTERM');
       } catch {}
     }
-    if (terminal && terminal.exitCode === null) {
+    if (term && term.exitCode === null) {
+      const pid = ready?.pid;
       const guard = setTimeout(() => {
         try {
-          if (ready) process.kill(ready.pid, 'SIGKILL');
+          if (pid) process.kill(pid, 'SIGKILL');
         } catch {}
-        terminal?.kill('SIGKILL');
+        term.kill('SIGKILL');
       }, 30_000);
-      await new Promise((resolve) => terminal?.once('exit', resolve));
+      await new Promise((resolve) => term.once('exit', resolve));
       clearTimeout(guard);
     }
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mmgw-readme-'));
+    data = join(dir, 'data');
+    assert.deepEqual(
+      block('start').steps.map((s) => s.command),
+      ['npm start'],
+    );
+    await start('');
+  });
+
+  after(async () => {
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -125,6 +144,13 @@ describe('the README tour, run', () => {
       const vars: Record<string, string> = {};
       for (const step of block(name).steps) {
         assert.ok(!step.command.includes('<secret>') || secret, 'a secret was printed before');
+        const restart = RESTART.exec(step.command)?.[1];
+        if (restart !== undefined) {
+          // The gateway of the tour stops, and starts again as the README says, on the same data.
+          await stop();
+          await start(restart);
+          continue;
+        }
         const assigned = ASSIGNMENT.exec(step.command)?.[1];
         const command = ports(step.command)
           .replaceAll('npx mmgw', `${process.execPath} ${MMGW_BIN}`)
@@ -150,7 +176,7 @@ describe('the README tour, run', () => {
           assert.equal(why, undefined, `${where}: ${why}`);
         }
         try {
-          secret = (JSON.parse(r.stdout) as { secret?: string }).secret ?? secret;
+          secret ??= (JSON.parse(r.stdout) as { secret?: string }).secret;
         } catch {}
       }
     });
