@@ -29,7 +29,16 @@ import { MMGW_BIN, ROOT } from '../harness/gateway.ts';
 
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 /** The marked blocks, in the README's order, as this test runs them. */
-const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'admin-api', 'transcode', 'tls'];
+const TOUR = [
+  'provision',
+  'handset-refused',
+  'handset-json',
+  'manage',
+  'admin-api',
+  'transcode',
+  'registry',
+  'tls',
+];
 /** A step that sets a shell variable (`TOKEN=$(…)`): later steps of its block see its value. */
 const ASSIGNMENT = /^([A-Za-z_]\w*)=/;
 /** A step that starts the gateway (with other options): the test restarts its gateway so. */
