@@ -38,6 +38,7 @@ const TOUR = [
   'transcode',
   'registry',
   'tls',
+  'ops-client-ca',
 ];
 /** A step that sets a shell variable (`TOKEN=$(…)`): later steps of its block see its value. */
 const ASSIGNMENT = /^([A-Za-z_]\w*)=/;
