@@ -11,7 +11,7 @@
  * without npm's start-up for every command); the README's ports 8080 and 8081
  * are the gateway's, free ones; `/path/to/data` is its data directory;
  * `<secret>` is the first secret a step printed (the provisioning step's). A step that sets a
- * variable (`TOKEN=$(curl …)`) passes it on to the next steps of its block,
+ * variable (`TOKEN=$(curl …)`) passes it on to the steps after it,
  * as one shell would: it must not be empty or `null` (jq's answer to an error).
  * A step `npx mmgw start --opt value…` (the TLS section's) stops the gateway
  * and starts it again with those options, on the same data and free ports.
@@ -35,6 +35,7 @@ const TOUR = [
   'handset-json',
   'manage',
   'admin-api',
+  'service-profile',
   'transcode',
   'registry',
   'tls',
@@ -64,6 +65,8 @@ describe('the README tour, run', () => {
   let screen = '';
   let ready: Ready;
   let secret: string | undefined;
+  /** Shell variables the steps set so far. */
+  const vars: Record<string, string> = {};
 
   const ports = (text: string) =>
     text.replaceAll(':8080', `:${ready.devicePort}`).replaceAll(':8081', `:${ready.adminPort}`);
@@ -151,7 +154,6 @@ describe('the README tour, run', () => {
   for (const name of TOUR) {
     test(`${name}: each command's output and exit code as shown`, async () => {
       if (name === 'transcode') await photo(join(dir, 'photo.jpg'));
-      const vars: Record<string, string> = {};
       for (const step of block(name).steps) {
         assert.ok(!step.command.includes('<secret>') || secret, 'a secret was printed before');
         const restart = RESTART.exec(step.command)?.[1];
