@@ -10,7 +10,11 @@
  * What the test puts in: `npx mmgw` is `node bin/mmgw.js` (what npx runs here,
  * without npm's start-up for every command); the README's ports 8080 and 8081
  * are the gateway's, free ones; `/path/to/data` is its data directory;
- * `<secret>` is the secret the provisioning step printed.
+ * `<secret>` is the first secret a step printed (the provisioning step's). A step that sets a
+ * variable (`TOKEN=$(curl …)`) passes it on to the steps after it,
+ * as one shell would: it must not be empty or `null` (jq's answer to an error).
+ * A step `npx mmgw start --opt value…` (the TLS section's) stops the gateway
+ * and starts it again with those options, on the same data and free ports.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -25,7 +29,22 @@ import { MMGW_BIN, ROOT } from '../harness/gateway.ts';
 
 const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 /** The marked blocks, in the README's order, as this test runs them. */
-const TOUR = ['provision', 'handset-refused', 'handset-json', 'manage', 'transcode'];
+const TOUR = [
+  'provision',
+  'handset-refused',
+  'handset-json',
+  'manage',
+  'admin-api',
+  'service-profile',
+  'transcode',
+  'registry',
+  'tls',
+  'ops-client-ca',
+];
+/** A step that sets a shell variable (`TOKEN=$(…)`): later steps of its block see its value. */
+const ASSIGNMENT = /^([A-Za-z_]\w*)=/;
+/** A step that starts the gateway (with other options): the test restarts its gateway so. */
+const RESTART = /^npx mmgw start((?: --[a-z-]+ [\w.-]+)*)$/;
 
 function block(name: string): ReadmeBlock {
   const b = blocks.get(name);
@@ -46,30 +65,30 @@ describe('the README tour, run', () => {
   let screen = '';
   let ready: Ready;
   let secret: string | undefined;
+  /** Shell variables the steps set so far. */
+  const vars: Record<string, string> = {};
 
   const ports = (text: string) =>
     text.replaceAll(':8080', `:${ready.devicePort}`).replaceAll(':8081', `:${ready.adminPort}`);
   const shown = (lines: string[]) => lines.map((l) => ports(l).replaceAll('/path/to/data', data));
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'mmgw-readme-'));
-    data = join(dir, 'data');
-    assert.deepEqual(
-      block('start').steps.map((s) => s.command),
-      ['npm start'],
-    );
+  /** `npx mmgw start ARGS` on a terminal, in `dir`, on free ports; until its ready file says it is up. */
+  async function start(args: string): Promise<void> {
     // `npm start` is `node bin/mmgw.js start`; any free ports instead of 8080 and 8081.
     const readyFile = join(dir, 'ready.json');
-    const command = `exec ${process.execPath} ${MMGW_BIN} start --port 0 --admin-port 0 --ready-file ${readyFile}`;
-    terminal = spawn('script', ['-qfec', command, '/dev/null'], {
+    rmSync(readyFile, { force: true });
+    screen = '';
+    const command = `exec ${process.execPath} ${MMGW_BIN} start ${args} --port 0 --admin-port 0 --ready-file ${readyFile}`;
+    const term = spawn('script', ['-qfec', command, '/dev/null'], {
       cwd: dir,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    terminal.stdout?.setEncoding('utf8').on('data', (d: string) => (screen += d));
+    terminal = term;
+    term.stdout?.setEncoding('utf8').on('data', (d: string) => (screen += d));
     ready = await eventually(
       'the gateway is up',
       () => {
-        assert.equal(terminal?.exitCode, null, `the gateway stopped: ${screen}`);
+        assert.equal(term.exitCode, null, `the gateway stopped: ${screen}`);
         try {
           return JSON.parse(readFileSync(readyFile, 'utf8')) as Ready;
         } catch {
@@ -78,24 +97,41 @@ describe('the README tour, run', () => {
       },
       { timeoutMs: 90_000, intervalMs: 100 },
     );
-  });
+  }
 
-  after(async () => {
+  /** SIGTERM to the gateway, until it is gone (SIGKILL after 30 s). */
+  async function stop(): Promise<void> {
+    const term = terminal;
     if (ready) {
       try {
         process.kill(ready.pid, 'SIGTERM');
       } catch {}
     }
-    if (terminal && terminal.exitCode === null) {
+    if (term && term.exitCode === null) {
+      const pid = ready?.pid;
       const guard = setTimeout(() => {
         try {
-          if (ready) process.kill(ready.pid, 'SIGKILL');
+          if (pid) process.kill(pid, 'SIGKILL');
         } catch {}
-        terminal?.kill('SIGKILL');
+        term.kill('SIGKILL');
       }, 30_000);
-      await new Promise((resolve) => terminal?.once('exit', resolve));
+      await new Promise((resolve) => term.once('exit', resolve));
       clearTimeout(guard);
     }
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mmgw-readme-'));
+    data = join(dir, 'data');
+    assert.deepEqual(
+      block('start').steps.map((s) => s.command),
+      ['npm start'],
+    );
+    await start('');
+  });
+
+  after(async () => {
+    await stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -120,18 +156,39 @@ describe('the README tour, run', () => {
       if (name === 'transcode') await photo(join(dir, 'photo.jpg'));
       for (const step of block(name).steps) {
         assert.ok(!step.command.includes('<secret>') || secret, 'a secret was printed before');
+        const restart = RESTART.exec(step.command)?.[1];
+        if (restart !== undefined) {
+          // The gateway of the tour stops, and starts again as the README says, on the same data.
+          await stop();
+          await start(restart);
+          continue;
+        }
+        const assigned = ASSIGNMENT.exec(step.command)?.[1];
         const command = ports(step.command)
           .replaceAll('npx mmgw', `${process.execPath} ${MMGW_BIN}`)
           .replaceAll('<secret>', secret ?? '');
-        const r = spawnSync('bash', ['-c', command], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync('bash', ['-c', assigned ? `${command}\nprintf %s "$${assigned}"` : command], {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...process.env, ...vars },
+        });
         const where = `README line ${block(name).line}, ${step.command}`;
         assert.equal(r.status, step.exitCode, `${where}: exit ${r.status}\n${r.stdout}${r.stderr}`);
+        if (assigned) {
+          assert.ok(
+            !['', 'null'].includes(r.stdout),
+            `${where}: ${assigned} is ${r.stdout || 'empty'}\n${r.stderr}`,
+          );
+          vars[assigned] = r.stdout;
+          continue;
+        }
         if (step.expected.length > 0) {
           const why = outputMismatch(shown(step.expected), r.stdout + r.stderr);
           assert.equal(why, undefined, `${where}: ${why}`);
         }
         try {
-          secret = (JSON.parse(r.stdout) as { secret?: string }).secret ?? secret;
+          secret ??= (JSON.parse(r.stdout) as { secret?: string }).secret;
         } catch {}
       }
     });
