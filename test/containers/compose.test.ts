@@ -30,6 +30,7 @@ import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, freePort, startDovecot } from '../harness/dovecot.ts';
 import { nextImei } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+import { ADMIN, ApiClient } from '../integration/admin-api-helpers.ts';
 import { ALICE } from '../integration/mail-fixture.ts';
 import {
   ComposeProject,
@@ -265,6 +266,8 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
         jwtSecret: randomBytes(32).toString('base64'),
         credentialsKey: randomBytes(32).toString('base64'),
         transport: { allowDestinations: [gateway] },
+        // The registry is the cluster's (JetStream): the first admin user comes from config.
+        admin: { firstAdminName: ADMIN.name, firstAdminPassword: ADMIN.password },
       }),
     );
     // Read by the node user (uid 1000) in the containers; the directory stays 0700.
@@ -303,21 +306,20 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
       { timeoutMs: START_MS, intervalMs: 1000 },
     );
 
-    // The two admins keep their own registries (issue 12 moves them into JetStream):
-    // the same device with the same secret goes into both. Where they share one,
-    // the second import finds the device there and may refuse the row.
-    const device = { imei: nextImei(), secret: randomBytes(24).toString('base64url') };
-    const csv = join(dir, 'devices.csv');
-    writeFileSync(csv, `imei,operator,secret\n${device.imei},test,${device.secret}\n`);
-    for (const admin of ['admin-1', 'admin-2']) {
-      podman(['cp', csv, `${project.container(admin)}:/tmp/devices.csv`]);
-      podman(
-        ['exec', project.container(admin), 'mmgw', 'device', 'import', '/tmp/devices.csv', '--data', '/data'],
-        {
-          allowFailure: admin === 'admin-2',
-        },
-      );
-    }
+    // The registry lives in JetStream: a device added through admin-1's API is known
+    // to every admin and, through the shared device auth table, to both edges.
+    const ops = `http://127.0.0.1:${project.vars.MMGW_OPS_PORT}`;
+    const api = await eventually(
+      'the first admin logs in',
+      () => ApiClient.as(ops, ADMIN.name, ADMIN.password).catch(() => undefined),
+      { timeoutMs: START_MS, intervalMs: 1000 },
+    );
+    const operator = await api.call('POST', '/operators', { id: 'test', name: 'Test' });
+    assert.ok(operator.status === 201 || operator.status === 409, operator.text);
+    const imei = nextImei();
+    const created = await api.call('POST', '/devices', { imei, operator: 'test' });
+    assert.equal(created.status, 201, created.text);
+    const device = { imei, secret: created.json.secret as string };
 
     const gateway = project.gateway();
     const imap = await relay(gateway, dovecot.imapPort);
