@@ -106,6 +106,18 @@ async function write(res: ServerResponse, text: string): Promise<void> {
 }
 
 /**
+ * Wipes of delivered secrets under way, by job id: a retry that comes right
+ * after the answer (the client read it all) waits for the wipe, so it sees
+ * `delivered`, never `sealed` with the secrets already gone.
+ */
+const wiping = new Map<string, Promise<void>>();
+
+/** Waits for a wipe of the job's delivered secrets that is still under way. */
+async function wipeSettled(jobId: string | undefined): Promise<void> {
+  if (jobId !== undefined) await wiping.get(jobId);
+}
+
+/**
  * Answers `body` with the job's secrets as its `secrets` member, streamed
  * batch by batch (a 600k-device import has 40 MB of them); once the whole
  * answer is handed to the network, the secrets are wiped: delivered.
@@ -135,9 +147,15 @@ async function sendWithSecrets(
       }
     }
     res.once('finish', () => {
-      registry.imports.wipeSecrets(job.id, 'delivered').catch((err) => {
-        ctx.services.logger.warn({ err, job: job.id }, 'could not wipe the delivered secrets of an import');
-      });
+      const wipe = registry.imports
+        .wipeSecrets(job.id, 'delivered')
+        .catch((err) => {
+          ctx.services.logger.warn({ err, job: job.id }, 'could not wipe the delivered secrets of an import');
+        })
+        .finally(() => {
+          if (wiping.get(job.id) === wipe) wiping.delete(job.id);
+        });
+      wiping.set(job.id, wipe);
     });
   }
   res.end(`${chunk}]}`);
@@ -208,6 +226,7 @@ async function importDevices(
   jobId: string | undefined,
 ): Promise<void> {
   const { registry, logger, importSealer, spoolDir, importMaxRows, drainAudit } = ctx.services;
+  await wipeSettled(jobId);
   const dryRun = q.dryRun === 'true';
   const declared = Number(ctx.req.headers['content-length'] ?? Number.NaN);
   if (declared > IMPORT_MAX_BYTES)
@@ -324,6 +343,7 @@ export const importRoutes = [
     async handle(ctx) {
       const { registry } = ctx.services;
       await registry.imports.recover();
+      await wipeSettled(ctx.params.id);
       const job = registry.imports.get(ctx.params.id);
       if (!job)
         throw new GatewayError('registry.not_found', `no import job ${ctx.params.id}`, { field: 'id' });
