@@ -1,5 +1,6 @@
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
+import { within } from '../kit/deadline.ts';
 import type { MethodContext } from '../types.ts';
 import type { ImAccount, ImAccountStore } from './account-store.ts';
 import type { ImArchiveCursors } from './archive-cursors.ts';
@@ -41,21 +42,14 @@ export async function accountSession(
   if (running && running.state !== 'stopped') return { account: { id: accountId }, session: running };
   const account = deps.accounts.get(ctx.deviceId, accountId);
   const ms = deps.restoreTimeoutMs ?? 20_000;
-  let timer: NodeJS.Timeout | undefined;
-  const session = await Promise.race([
+  const session = await within(
     deps.sessions.open(account, { persistent: true }),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new GatewayError('im.unreachable', 'the chat account is still connecting; retry shortly', {
-              retryable: true,
-              retryAfterMs: 2000,
-            }),
-          ),
-        ms,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
+    ms,
+    () =>
+      new GatewayError('im.unreachable', 'the chat account is still connecting; retry shortly', {
+        retryable: true,
+        retryAfterMs: 2000,
+      }),
+  );
   return { account, session };
 }

@@ -41,6 +41,7 @@ import { imPresetsMethod } from './methods/presets.ts';
 import { provisionImAccounts } from './provisioned.ts';
 import { ImSentRecords, SENT_RECORD_TTL_MS } from './sent-records.ts';
 import { ARCHIVE_CURSOR_TTL_MS, ImArchiveCursors } from './archive-cursors.ts';
+import { orAfter } from '../kit/deadline.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
@@ -224,13 +225,12 @@ export function openImService(opts: ImServiceOptions): ImService {
     },
     async takeOver(deviceId, timeoutMs) {
       if (!present.has(deviceId)) sessions.deviceGone(deviceId);
-      let timer: NodeJS.Timeout | undefined;
       const list = accounts.list(deviceId);
-      await Promise.race([
+      await orAfter(
         restoreDevice(deviceId).then(() => Promise.all(list.map((a) => sessions.caughtUp(a.id)))),
-        new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-      ]);
-      clearTimeout(timer);
+        timeoutMs,
+        undefined,
+      );
       return list.filter((a) => sessions.get(a.id)?.state === 'online').length;
     },
     async releaseDevice(deviceId) {
@@ -263,7 +263,7 @@ export function openImService(opts: ImServiceOptions): ImService {
           ...(after === undefined ? {} : { after }),
         });
         started.catch(() => {});
-        await Promise.race([started, new Promise((r) => setTimeout(r, 2000).unref?.())]);
+        await orAfter(started, 2000, undefined);
       }),
     );
   }

@@ -11,6 +11,7 @@
  * - a removed one is logged out and goes with `im.logged_out {account, preset,
  *   provisioned: true}`.
  */
+import { orAfter } from '../kit/deadline.ts';
 import type { PresetAccount } from '../../store/device-profile.ts';
 import { provisionAccounts, type ProvisionedService } from '../kit/provisioned.ts';
 import type { ProvisionOptions } from '../service-profile.ts';
@@ -47,16 +48,14 @@ function provisionedIm(
       if (!stored) return;
       // persistent: an unreachable server is retried in the background (im.state tells the device).
       const started = deps.sessions.open(account, { persistent: true });
-      let timer: NodeJS.Timeout | undefined;
-      const online = await Promise.race([
+      const online = await orAfter(
         started.then(
           () => true,
           () => false,
         ),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(false), firstLoginMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
+        firstLoginMs,
+        false,
+      );
       if (!online) return;
       await o
         .push('im.online', {

@@ -7,6 +7,8 @@
  * a resend on this node finds the record here. A write that fails keeps it
  * here for good (a few bytes per send, only while the store fails).
  */
+import { orAfter } from './deadline.ts';
+
 export const SENT_RECORD_WAIT_MS = 500;
 
 export class UnwrittenRecords<T> {
@@ -34,11 +36,7 @@ export class UnwrittenRecords<T> {
     const written = write().then(() => {
       if (this.#records.get(k) === record) this.#records.delete(k);
     }, failed);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#waitMs);
-    });
-    await Promise.race([written, late]).finally(() => clearTimeout(timer));
+    await orAfter(written, this.#waitMs, undefined);
   }
 }
 

@@ -9,6 +9,7 @@
  * A command that fails because the connection died (server restart, idle
  * drop) is retried once on a fresh connection when it is idempotent.
  */
+import { orAfter, within } from '../kit/deadline.ts';
 import { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../../device-protocol/errors.ts';
@@ -111,27 +112,20 @@ export async function connectImap(settings: MailServerSettings, opts: ImapConnec
   // imapflow's timeouts cover connect and greeting; a server that then never settles the login
   // (an answer under a tag the client never used, a challenge for every line) would hold it until
   // the socket timeout. The whole login gets twice the connect timeout.
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new GatewayError('mail.unreachable', 'The IMAP server did not answer in time.', {
-            retryable: true,
-            retryAfterMs: 5000,
-            field: 'imap.host',
-          }),
-        ),
-      2 * timeout,
-    );
-  });
   try {
-    await Promise.race([client.connect(), late]);
+    await within(
+      client.connect(),
+      2 * timeout,
+      () =>
+        new GatewayError('mail.unreachable', 'The IMAP server did not answer in time.', {
+          retryable: true,
+          retryAfterMs: 5000,
+          field: 'imap.host',
+        }),
+    );
   } catch (err) {
     client.close();
     throw mailConnectError(err, 'imap', opts.logger);
-  } finally {
-    clearTimeout(timer);
   }
   return client;
 }
@@ -215,7 +209,11 @@ export class ImapAccountSession {
     const client = this.#client;
     this.#client = undefined;
     if (client) {
-      await Promise.race([client.logout().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await orAfter(
+        client.logout().catch(() => {}),
+        2000,
+        undefined,
+      );
       client.close();
     }
     this.#setState('idle');

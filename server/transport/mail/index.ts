@@ -20,6 +20,7 @@ import { type DevicePush, DevicePusher } from '../kit/device-pusher.ts';
 import { DEFAULT_MAX_ACCOUNTS_PER_DEVICE, outboundPolicy, type TransportSettings } from '../kit/outbound.ts';
 import type { WorkerPoolOptions } from '../kit/worker-pool.ts';
 import { TransportStorage } from '../kit/transport-storage.ts';
+import { orAfter } from '../kit/deadline.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { MethodDefinition } from '../types.ts';
 import { type MailAccount, type MailAccountStore, SealedMailAccountStore } from './account-store.ts';
@@ -262,12 +263,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
       return started;
     },
     async watchersReady(deviceId, timeoutMs) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(watchers.ofDevice(deviceId).map((w) => w.ready)),
-        new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-      ]);
-      clearTimeout(timer);
+      await orAfter(Promise.all(watchers.ofDevice(deviceId).map((w) => w.ready)), timeoutMs, undefined);
     },
     releaseDevice: (deviceId) => watchers.release(deviceId),
     records: [sentMarks, watchMarks],

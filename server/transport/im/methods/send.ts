@@ -24,6 +24,7 @@ import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { MethodDefinition } from '../../types.ts';
 import { accountSession, type ImDeps } from '../deps.ts';
 import { boundedString, objectOf } from '../../kit/method-input.ts';
+import { within } from '../../kit/deadline.ts';
 import { UnwrittenRecords } from '../../kit/unwritten-records.ts';
 import { bareJid, imAccountIdField } from '../fields.ts';
 import { hasControlChars, type XmppAccountSession } from '../xmpp-session.ts';
@@ -69,7 +70,11 @@ export function imSendMethod(
   const archivedOf = async (session: XmppAccountSession, logger: Logger): Promise<Set<string>> => {
     let found = archived.get(session);
     if (!found) {
-      found = within(archivedOrigins(session), archiveCheckTimeoutMs);
+      found = within(
+        archivedOrigins(session),
+        archiveCheckTimeoutMs,
+        () => new ArchiveSlow(`no archive answer within ${archiveCheckTimeoutMs} ms`),
+      );
       archived.set(session, found);
     }
     try {
@@ -128,14 +133,6 @@ export function imSendMethod(
       return answer(false);
     },
   };
-}
-
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ArchiveSlow(`no archive answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function originKey(to: string, originId: string): string {

@@ -1,5 +1,6 @@
 /** Promise helpers the session's plugins share. */
 import { GatewayError } from '../../../../device-protocol/errors.ts';
+import { within } from '../../kit/deadline.ts';
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -19,13 +20,9 @@ export function deferred<T>(): Deferred<T> {
 
 /** `promise`, or a retryable im.unreachable naming `what` once `ms` have passed. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(new GatewayError('im.unreachable', `${what} took longer than ${ms} ms`, { retryable: true })),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return within(
+    promise,
+    ms,
+    () => new GatewayError('im.unreachable', `${what} took longer than ${ms} ms`, { retryable: true }),
+  );
 }
