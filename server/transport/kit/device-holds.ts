@@ -48,6 +48,9 @@ export interface DeviceHoldsOptions {
 export class DeviceHolds {
   readonly #table: SharedTable<DeviceHoldV1>;
   readonly #opts: DeviceHoldsOptions;
+  /** Per device, the acquires waiting for another node to let it go. */
+  readonly #waiting = new Map<string, Set<() => void>>();
+  #unwatch: (() => void) | undefined;
 
   constructor(table: SharedTable<DeviceHoldV1>, opts: DeviceHoldsOptions) {
     this.#table = table;
@@ -93,16 +96,24 @@ export class DeviceHolds {
 
   /** Resolves when `blocking` is false after a change of the key, or after the wait. */
   #changeOf(deviceId: string, blocking: () => boolean): Promise<void> {
+    // One watch of the table for every waiting device: a node coming back waits for thousands at once.
+    this.#unwatch ??= this.#table.watch((change) => {
+      for (const check of this.#waiting.get(change.key) ?? []) check();
+    });
     return new Promise((resolve) => {
+      let waiters = this.#waiting.get(deviceId);
+      if (!waiters) this.#waiting.set(deviceId, (waiters = new Set()));
       const done = () => {
         clearTimeout(timer);
-        off();
+        waiters.delete(check);
+        if (waiters.size === 0 && this.#waiting.get(deviceId) === waiters) this.#waiting.delete(deviceId);
         resolve();
       };
+      const check = () => {
+        if (!blocking()) done();
+      };
       const timer = setTimeout(done, this.#opts.waitMs ?? HOLD_WAIT_MS);
-      const off = this.#table.watch((change) => {
-        if (change.key === deviceId && !blocking()) done();
-      });
+      waiters.add(check);
     });
   }
 }
