@@ -2,7 +2,8 @@
  * `npm run chaos [-- --handsets N] [--only kill,SIGTERM] [--write]`: the whole
  * chaos suite (minutes on a 2-core machine; not part of `npm test`). Prints
  * the Markdown report (report.ts); --write also puts it into
- * test/bench/RESULTS.md under "Availability".
+ * test/bench/RESULTS.md under "Availability". MMGW_TEST_LOG_DIR=dir keeps
+ * every gateway process's log there (test/harness/gateway.ts).
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -36,6 +37,9 @@ const appOf = (v: string | undefined): 'sdk' | 'manual' => {
 };
 
 const quoted = (arg: string) => (/^[\w,.=/-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+
+// Ctrl-C or a kill: exit, so that the harness's exit hooks stop every process it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 const startedAt = new Date();
 const app = appOf(values.app);

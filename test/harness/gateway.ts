@@ -13,9 +13,9 @@
  * when a test fails before calling stop().
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
@@ -109,6 +109,20 @@ function lines(stream: NodeJS.ReadableStream | null, into: string[]): void {
   });
 }
 
+/**
+ * MMGW_TEST_LOG_DIR=dir keeps every gateway's output in dir/<data dir name>-<pid>.log
+ * (the chaos suite's processes, for a look after a fault went wrong).
+ */
+function keepLog(child: ChildProcess, dataDir: string): void {
+  const dir = process.env.MMGW_TEST_LOG_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  const file = createWriteStream(join(dir, `${basename(dataDir)}-${child.pid}.log`));
+  child.stdout?.pipe(file, { end: false });
+  child.stderr?.pipe(file, { end: false });
+  child.once('close', () => file.end());
+}
+
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
   installExitHook();
   const ownDir = opts.dataDir === undefined;
@@ -146,6 +160,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const stderr: string[] = [];
   lines(child.stdout, stdout);
   lines(child.stderr, stderr);
+  keepLog(child, dataDir);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       live.delete(child);
