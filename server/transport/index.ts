@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { GatewayError, toGatewayError } from '../../device-protocol/errors.ts';
 import type { Capabilities, Value } from '../../device-protocol/messages.ts';
 import { type Bus, Subjects } from '../bus/bus.ts';
+import { orAfter } from './kit/deadline.ts';
 import { DevicePusher } from './kit/device-pusher.ts';
 import { boundedString, parseInput, parseMethodInput } from './kit/method-input.ts';
 import { sysEcho } from './methods/sys-echo.ts';
@@ -86,8 +87,16 @@ export interface TransportOptions {
 
 export interface TransportHandle {
   readonly registry: MethodRegistry;
+  /**
+   * Takes no more requests and resolves once those under way are answered
+   * (at most CLOSE_WAIT_MS): a mail.send whose message went out still writes
+   * its sent record, so a resend on another node is recognised.
+   */
   close(): Promise<void>;
 }
+
+/** How long close() waits for the requests under way. */
+export const CLOSE_WAIT_MS = 10_000;
 
 export async function startTransport(opts: TransportOptions): Promise<TransportHandle> {
   const { bus, nodeId, dataDir } = opts;
@@ -96,6 +105,8 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
   const registry = new MethodRegistry([...defaultMethods(nodeId), ...(opts.methods ?? [])]);
   let closed = false;
   const pusher = new DevicePusher(bus);
+  /** Requests being handled: close() waits for them. */
+  const underWay = new Set<Promise<unknown>>();
 
   const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
     const request = parseTransportRequest(msg.data);
@@ -128,12 +139,16 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       now,
       push: pusher.to(request.deviceId),
     };
+    const handled = (async () => definition.handle(ctx, input))();
+    underWay.add(handled);
     try {
-      return await definition.handle(ctx, input);
+      return await handled;
     } catch (err) {
       const error = toGatewayError(err);
       if (error.code === 'internal') ctx.logger.error({ err }, 'transport method failed');
       throw error;
+    } finally {
+      underWay.delete(handled);
     }
   });
 
@@ -143,8 +158,12 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     async close() {
       if (closed) return;
       closed = true;
-      pusher.close();
       subscription.unsubscribe();
+      if (underWay.size > 0) {
+        logger.info({ requests: underWay.size }, 'waiting for the requests under way');
+        await orAfter(Promise.allSettled([...underWay]), CLOSE_WAIT_MS, undefined);
+      }
+      pusher.close();
       logger.info({ nodeId }, 'transport stopped');
     },
   };

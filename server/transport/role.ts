@@ -195,12 +195,13 @@ export const transportRole: RoleDefinition = {
       async stop() {
         stopAsking();
         moves?.close();
-        pusher.close();
         sessionWatch.close();
         router.close();
+        // The requests under way first: they may still write to the shared tables closed next.
+        await transport.close();
+        pusher.close();
         await sharing?.close();
         await cluster?.close();
-        await transport.close();
         await im.close();
         await mail.close();
         await storage.close();

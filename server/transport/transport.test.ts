@@ -233,3 +233,36 @@ describe('transport', () => {
     await t.close();
   });
 });
+
+describe('close', () => {
+  test('takes no new request and waits for those under way before it resolves', async () => {
+    let release!: () => void;
+    let begun!: () => void;
+    const started = new Promise<void>((r) => (begun = r));
+    const slow: MethodDefinition<undefined> = {
+      method: 'test.slow',
+      input: noInput,
+      async handle() {
+        begun();
+        await new Promise<void>((r) => (release = r));
+        return { done: true };
+      },
+    };
+    const t = await setup([slow]);
+    try {
+      const answer = t.ask('test.slow');
+      await started;
+      let closed = false;
+      const closing = t.transport.close().then(() => (closed = true));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(closed, false, 'close waits for the request under way');
+      await assert.rejects(t.ask('test.slow'), isCode('bus.no_responders'));
+      release();
+      assert.deepEqual(await answer, { done: true });
+      await closing;
+      assert.equal(closed, true);
+    } finally {
+      await t.close();
+    }
+  });
+});
