@@ -271,6 +271,8 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
     `  affected ${figures.affected}/${n}, p99 ${figures.p99Ms ?? '-'} ms, unrecovered ${figures.unrecovered}, ` +
       `lost ${figures.lost}, doubled ${figures.doubled}, out of order ${figures.outOfOrder}, human action: ${humanAction}`,
   );
+  if (figures.lostIds.length > 0) o.log(`  lost: ${figures.lostIds.join(' ')}`);
+  if (figures.doubledIds.length > 0) o.log(`  doubled: ${figures.doubledIds.join(' ')}`);
   return { name: fault.name, figures, humanAction, ...(note ? { note } : {}) };
 }
 
