@@ -47,7 +47,7 @@ test('a (re)started transport asks the edges for their sessions once it is a mem
   });
 
   const handle = await transportRole.start({
-    config: { data, credentialsKey: Buffer.alloc(32, 1).toString('base64') } as Config,
+    config: { data, bus: 'inproc', credentialsKey: Buffer.alloc(32, 1).toString('base64') } as Config,
     nodeId: 't1',
     bus,
     logger: silentLogger(),

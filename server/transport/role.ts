@@ -110,6 +110,9 @@ export const transportRole: RoleDefinition = {
           deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
         })
       : undefined;
+    // In a cluster nothing is brought up before the accounts, marks, cursors and holds are the
+    // cluster's: from the node's own lmdb (emptied when they moved) it would start no watcher.
+    const clusterReady = cluster && sharing ? Promise.all([cluster.ready, sharing.ready]) : undefined;
     // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
     const router = new RendezvousRouter(membership);
     const holds = (deviceId: string) => (router.pick(deviceId) ?? nodeId) === nodeId;
@@ -122,6 +125,7 @@ export const transportRole: RoleDefinition = {
           // must not keep them down), then operator-provisioned accounts (stored and brought up),
           // then every stored chat account.
           up: async (id, push) => {
+            await clusterReady;
             // A node that ran the device until now writes its last marks first (a device moving back).
             await deviceHolds?.acquire(id);
             // The membership changed while it waited: the node the router picks now takes it.
@@ -148,32 +152,40 @@ export const transportRole: RoleDefinition = {
     if (!cluster) {
       void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
     }
-    const stopAsking = askEdgesOnceMember(ctx, cluster ? MEMBERSHIP_SETTLE_MS : 0);
+    let stopped = false;
+    let stopAsking = () => {};
     const pusher = new DevicePusher(bus);
-    const moves = cluster
-      ? watchDeviceMoves({
-          nodeId,
-          nodeIds: () => router.nodeIds(),
-          onChange: (listener) => membership.onChange(listener),
-          devices: () =>
-            new Set([
-              ...(mail.deps.accounts.census?.().keys() ?? []),
-              ...(im.deps.accounts.census?.().keys() ?? []),
-            ]),
-          takeOver: async (id) => {
-            await deviceHolds?.acquire(id);
-            mail.restoreDevice(id, pusher.to(id));
-            await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
-            return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
-          },
-          release: async (id) => {
-            await Promise.all([mail.releaseDevice(id), im.releaseDevice(id)]);
-            await deviceHolds?.release(id);
-          },
-          report: (report) => reportTakeover(bus, report),
-          logger,
-        })
-      : undefined;
+    let moves: DeviceMoves | undefined;
+    const watchMoves = () =>
+      watchDeviceMoves({
+        nodeId,
+        nodeIds: () => router.nodeIds(),
+        onChange: (listener) => membership.onChange(listener),
+        devices: () =>
+          new Set([
+            ...(mail.deps.accounts.census?.().keys() ?? []),
+            ...(im.deps.accounts.census?.().keys() ?? []),
+          ]),
+        takeOver: async (id) => {
+          await deviceHolds?.acquire(id);
+          mail.restoreDevice(id, pusher.to(id));
+          await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
+          return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
+        },
+        release: async (id) => {
+          await Promise.all([mail.releaseDevice(id), im.releaseDevice(id)]);
+          await deviceHolds?.release(id);
+        },
+        report: (report) => reportTakeover(bus, report),
+        logger,
+      });
+    if (clusterReady) {
+      void clusterReady.then(() => {
+        if (stopped) return;
+        stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS);
+        moves = watchMoves();
+      });
+    } else stopAsking = askEdgesOnceMember(ctx, 0);
     // Shared records list the cluster's devices: count those the router gives this node.
     const mine =
       (census: Census): Census =>
@@ -193,6 +205,7 @@ export const transportRole: RoleDefinition = {
         if (moves) await untilReleased(membership, router, nodeId, moves);
       },
       async stop() {
+        stopped = true;
         stopAsking();
         moves?.close();
         sessionWatch.close();
@@ -249,18 +262,24 @@ function shareRecords(
   ctx: Parameters<RoleDefinition['start']>[0],
   records: PairRecords<object>[],
   holds: (state: SharedState) => Promise<void>,
-): { close(): Promise<void> } {
+): { ready: Promise<void>; close(): Promise<void> } {
   const { config, logger, nodeId } = ctx;
   const opener = leasedOpener(config, nodeId, logger, async (state) => {
     for (const r of records) await r.share(state);
     await holds(state);
   });
+  let opened!: () => void;
+  const ready = new Promise<void>((resolve) => (opened = resolve));
   const opening = openInBackground(opener.open, {
-    opened: () => logger.info('the marks and sent records are in the cluster’s shared state'),
+    opened: () => {
+      logger.info('the marks and sent records are in the cluster’s shared state');
+      opened();
+    },
     failed: (err, attempt) =>
       logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet'),
   });
   return {
+    ready,
     async close() {
       opening.cancel();
       await opener.close();
@@ -282,14 +301,21 @@ function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: T
     await adoptSharedAccounts(state, 'mail', mailRecords, logger);
     await adoptSharedAccounts(state, 'im', imRecords, logger);
   });
+  let opened!: () => void;
+  const ready = new Promise<void>((resolve) => (opened = resolve));
   const opening = openInBackground(opener.open, {
-    opened: () => logger.info('the accounts are in the cluster’s shared state'),
+    opened: () => {
+      logger.info('the accounts are in the cluster’s shared state');
+      opened();
+    },
     failed: (err, attempt) =>
       logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared account tables are not open yet'),
   });
   return {
     mail: new SealedMailAccountStore({ records: mailRecords, cipher }),
     im: new SealedImAccountStore({ records: imRecords, cipher }),
+    /** Resolves once the accounts are the cluster's (never, if the node stops first). */
+    ready,
     async close() {
       opening.cancel();
       await opener.close();
