@@ -29,7 +29,7 @@ export interface TlsFiles {
 }
 
 /** Older protocol versions are refused in the handshake. */
-export const TLS_MIN_VERSION = 'TLSv1.2';
+const TLS_MIN_VERSION = 'TLSv1.2';
 
 /** What the logs and the start banner say about the certificate served. */
 export interface CertificateFacts {

@@ -111,7 +111,7 @@ const UNREAD_BODY_MAX = 64 * 1024;
  * otherwise wait seconds for an answer it already has. More than that, or a
  * client that stops sending, and the answer says the connection closes.
  */
-export async function unreadBodyDone(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function unreadBodyDone(req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.complete) return;
   const whole = await new Promise<boolean>((resolve) => {
     let bytes = 0;
