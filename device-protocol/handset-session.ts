@@ -77,16 +77,9 @@ import { pushEvent } from './session/plugins.ts';
 import { byeVerdict, type CarrierVerdict, errorFromFrame, errorVerdict } from './session/refusals.ts';
 import { CarrierRoute } from './session/route.ts';
 import { SequenceTracker } from './session/sequence.ts';
-import { CarrierSwitch } from './session/switch.ts';
+import { type CarrierRef, CarrierSwitch } from './session/switch.ts';
 
 export { errorFromFrame } from './session/refusals.ts';
-
-interface CarrierRef {
-  id: number;
-  kind: CarrierKind;
-  /** Index into the gateway URLs. */
-  url: number;
-}
 
 const closedError = () => new GatewayError('session.closed', 'the handset is closed');
 
@@ -122,10 +115,8 @@ export class HandsetSession {
     this.#resumeBusyLimitMs = settings.resumeBusyLimitMs ?? 60_000;
     this.#identity = new SessionIdentity(settings);
     this.#eventPlugins = settings.plugins.filter((p) => p.expandEvent !== undefined);
-    const { random } = settings;
     this.#route = new CarrierRoute({
       ...settings,
-      random,
       fallbackAfterMs: this.#fallbackAfterMs,
       requestTimeoutMs: this.#requestTimeoutMs,
     });

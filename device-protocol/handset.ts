@@ -35,7 +35,7 @@ import {
   type CarrierOptions,
   carrierUrl,
 } from './carriers/carrier.ts';
-import { caFetch } from './carriers/ca-fetch.ts';
+import { type CaCertificates, caFetch } from './carriers/ca-fetch.ts';
 import { PollCarrier } from './carriers/poll-carrier.ts';
 import { WebSocketCarrier } from './carriers/websocket-carrier.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -96,7 +96,7 @@ export interface HandsetOptions extends SessionSettings {
    * `WebSocket`); the long-poll carrier uses node:https. Browsers ignore it: the platform's trust
    * applies there (install the CA in the system or browser).
    */
-  ca?: string | readonly string[];
+  ca?: CaCertificates;
   /** How long a long-poll GET may be held. Default 25000. */
   pollWaitMs?: number;
   /**

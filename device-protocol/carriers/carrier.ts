@@ -10,6 +10,7 @@
 
 import { GatewayError } from '../errors.ts';
 import type { Frame, Hello, Resume } from '../messages.ts';
+import type { CaCertificates } from './ca-fetch.ts';
 
 export type CarrierKind = 'ws' | 'poll';
 
@@ -44,7 +45,7 @@ export interface CarrierOptions {
   /** WebSocket constructor (browser WebSocket or the `ws` package). */
   WebSocket?: any;
   /** PEM CA certificates the WebSocket trusts (handed to the `ws` package; browsers use their own trust). */
-  ca?: string | readonly string[];
+  ca?: CaCertificates;
   fetch?: typeof fetch;
   /** Timeout of a long-poll POST (and margin added to a GET's wait). */
   requestTimeoutMs: number;

@@ -35,7 +35,7 @@ interface PendingPing {
  * body the codec cannot carry, or one over the gateway's frame limit, fails
  * the call rather than closing the carrier.
  */
-export function unsendable(frame: Request, maxFrameBytes: number | undefined): GatewayError | undefined {
+function unsendable(frame: Request, maxFrameBytes: number | undefined): GatewayError | undefined {
   try {
     encodeFrame(frame, maxFrameBytes !== undefined && maxFrameBytes > 0 ? { maxFrameBytes } : undefined);
     return undefined;
@@ -107,7 +107,7 @@ export class CallBook {
   }
 
   /** A request id of this instance never used before. */
-  nextId(): string {
+  #nextId(): string {
     return `${this.#idPrefix}.${(++this.#idCounter).toString(36)}`;
   }
 
@@ -138,7 +138,7 @@ export class CallBook {
       );
       return undefined;
     }
-    const id = input.id ?? this.nextId();
+    const id = input.id ?? this.#nextId();
     if (this.#requests.has(id)) {
       this.#effects.reject(
         call,
@@ -161,12 +161,12 @@ export class CallBook {
       this.#effects.reject(call, refusal);
       return undefined;
     }
-    this.addRequest(call, frame, expand, this.#now() + (input.timeoutMs ?? defaultTimeoutMs));
+    this.#addRequest(call, frame, expand, this.#now() + (input.timeoutMs ?? defaultTimeoutMs));
     return frame;
   }
 
   /** Books a request (its timeout fires at `deadline`). */
-  addRequest(call: number, frame: Request, expand: ExpandAnswer | undefined, deadline: number): void {
+  #addRequest(call: number, frame: Request, expand: ExpandAnswer | undefined, deadline: number): void {
     const entry: PendingRequest = { type: 'request', call, frame };
     if (expand !== undefined) entry.expand = expand;
     this.#requests.set(frame.id, entry);

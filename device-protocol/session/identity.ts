@@ -98,7 +98,7 @@ export class SessionIdentity {
 }
 
 /** Hello caps: the application's, each plugin's, and deflate unless compression is off. */
-export function helloCaps(
+function helloCaps(
   caps: Capabilities | undefined,
   plugins: readonly HandsetPlugin[],
   compression: boolean,

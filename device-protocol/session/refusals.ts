@@ -8,7 +8,7 @@ import { type ErrorCode, GatewayError, isRetryableCode } from '../errors.ts';
 import { type Bye, type ErrorFrame, Kind } from '../messages.ts';
 
 /** Refusals that no retry can fix: the application must act (provision, enable, fix the secret). */
-export const FATAL_AUTH_CODES: ReadonlySet<string> = new Set<string>([
+const FATAL_AUTH_CODES: ReadonlySet<string> = new Set<string>([
   'auth.unknown_device',
   'auth.bad_secret',
   'auth.disabled',
@@ -77,8 +77,7 @@ export function errorVerdict(frame: ErrorFrame, err: GatewayError, busyTooLong: 
     return { do: 'reconnect', reason: err.message, code: frame.code, delayMs: 0, forgetSession: true };
   }
   const verdict: CarrierVerdict = { do: 'reconnect', reason: err.message, code: frame.code, emitError: err };
-  const delayMs = frame.retryAfterMs ?? undefined;
-  if (delayMs !== undefined) verdict.delayMs = delayMs;
+  if (frame.retryAfterMs !== undefined) verdict.delayMs = frame.retryAfterMs;
   return verdict;
 }
 
@@ -108,7 +107,6 @@ export function byeVerdict(bye: Bye, switching: boolean): CarrierVerdict {
     // A draining edge refuses new carriers: resume on another one.
     moveOn: bye.code === 'session.draining',
   };
-  const delayMs = bye.reconnectAfterMs ?? undefined;
-  if (delayMs !== undefined) verdict.delayMs = delayMs;
+  if (bye.reconnectAfterMs !== undefined) verdict.delayMs = bye.reconnectAfterMs;
   return verdict;
 }

@@ -11,7 +11,7 @@ import type { CarrierKind } from '../carriers/carrier.ts';
 import type { HandsetReconnectingEvent, TransportMode } from '../handset-types.ts';
 
 /** In 'auto', this many WebSocket failures to open in a row switch to long-poll. */
-export const WS_FAILURES_BEFORE_FALLBACK = 2;
+const WS_FAILURES_BEFORE_FALLBACK = 2;
 
 export interface RouteSettings {
   urls?: readonly string[];

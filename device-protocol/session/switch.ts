@@ -12,12 +12,16 @@ import { type Frame, Kind, type Welcome } from '../messages.ts';
 import type { CallEffects } from './effects.ts';
 import { errorFromFrame } from './refusals.ts';
 
-/** The carrier being opened to move a live session. */
-export interface Candidate {
+/** A carrier the session opened: its number in effects and inputs, its kind, its URL. */
+export interface CarrierRef {
   id: number;
   kind: CarrierKind;
   /** Index into the gateway URLs. */
   url: number;
+}
+
+/** The carrier being opened to move a live session. */
+export interface Candidate extends CarrierRef {
   /** Restored when the switch fails: a failed switch leaves things as they were. */
   previousMode: TransportMode;
 }
@@ -28,7 +32,7 @@ export interface SwitchHost {
   readonly route: { mode: TransportMode };
   now(): number;
   /** Opens a carrier of `kind` to URL `url`, the next attempt's if undefined (with the session's Resume). */
-  open(kind: CarrierKind, url: number | undefined): { id: number; url: number };
+  open(kind: CarrierKind, url: number | undefined): Pick<CarrierRef, 'id' | 'url'>;
   /** The candidate was dropped: the host reconnects if the live carrier already left. */
   dropped(): void;
 }

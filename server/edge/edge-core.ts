@@ -22,8 +22,8 @@
  * - poll-forward.ts     long-poll requests served by the edge holding their session
  * - poll-tombstones.ts, long-poll.ts, sweep.ts
  *
- * What stays here: the engines' entry points, frame intake (size, rate,
- * decode), ending carriers and sessions, drain and close.
+ * What stays here: the engines' entry points, ending carriers and sessions,
+ * drain and close.
  *
  * Scale notes. An idle session is a DeviceSession, its carrier, one map entry
  * and one bus subscription; no per-session timer exists: one sweep per edge
@@ -404,10 +404,6 @@ export class EdgeCore
       }
     }
     dispatchEarlyFrames(this, c);
-  }
-
-  findForResume(imei: string, sessionId: string, resumeToken: string): Promise<DeviceSession> {
-    return this.handoff.findForResume(imei, sessionId, resumeToken);
   }
 
   forwardPoll(imei: string, ex: PollExchange): void {

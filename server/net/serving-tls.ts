@@ -15,7 +15,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Server as HttpsServer } from 'node:https';
+import type { RequestListener } from 'node:http';
+import { createServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
 import { Gauge, type Registry } from 'prom-client';
 import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import { GatewayError } from '../../device-protocol/errors.ts';
@@ -29,7 +30,7 @@ export interface TlsFiles {
 }
 
 /** Older protocol versions are refused in the handshake. */
-export const TLS_MIN_VERSION = 'TLSv1.2';
+const TLS_MIN_VERSION = 'TLSv1.2';
 
 /** What the logs and the start banner say about the certificate served. */
 export interface CertificateFacts {
@@ -150,6 +151,17 @@ export class ServingTls {
         ? { requestCert: true, rejectUnauthorized: false }
         : {}),
     };
+  }
+
+  /**
+   * An HTTPS server for `listener` with these TLS options beside its own
+   * (`options`: timeouts), which reload() updates until it closes.
+   */
+  createServer(listener: TlsListener, options: ServerOptions, onRequest: RequestListener): HttpsServer {
+    const server = createServer({ ...options, ...this.serverOptions(listener) }, onRequest);
+    this.attach(server, listener);
+    server.once('close', () => this.detach(server));
+    return server;
   }
 
   /** A server reload() updates. */

@@ -5,7 +5,6 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -111,7 +110,7 @@ const UNREAD_BODY_MAX = 64 * 1024;
  * otherwise wait seconds for an answer it already has. More than that, or a
  * client that stops sending, and the answer says the connection closes.
  */
-export async function unreadBodyDone(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function unreadBodyDone(req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.complete) return;
   const whole = await new Promise<boolean>((resolve) => {
     let bytes = 0;
@@ -184,12 +183,9 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       sendError(res, err, logger);
     }
   };
-  let server: Server;
-  if (tls) {
-    const secure = createHttpsServer(tls.serverOptions('admin'), listener);
-    tls.attach(secure, 'admin');
-    server = secure as unknown as Server;
-  } else server = createServer(listener);
+  const server: Server = tls
+    ? (tls.createServer('admin', {}, listener) as unknown as Server)
+    : createServer(listener);
   // Monitoring polls with keep-alive; do not let idle sockets hold close() up for long.
   server.keepAliveTimeout = 5000;
 
@@ -213,7 +209,6 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       handlers.push(handler);
     },
     close() {
-      tls?.detach(server as unknown as HttpsServer);
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -13,7 +13,7 @@ import { type InProcessBus, serveIpcBus } from '../bus/index.ts';
 import type { Config } from '../config.ts';
 import { reusePortEnv } from '../edge/index.ts';
 import { childEntry, childExecArgv, MetricsAsks, sendTagged, tagged } from './child-entry.ts';
-import { type BackoffOptions, DEFAULT_BACKOFF, restartDelay } from './supervisor.ts';
+import { type BackoffOptions, RestartStreak } from './supervisor.ts';
 
 /** How long a worker may take to start, or to drain before it is killed. */
 const WORKER_START_TIMEOUT_MS = 60_000;
@@ -32,10 +32,7 @@ interface WorkerSlot {
   worker?: Worker;
   ready: boolean;
   stopServing?: () => void;
-  /** Restarts in a row without a worker that stayed up resetAfterMs (the backoff's exponent). */
-  consecutive: number;
-  /** When the current worker became ready; undefined while it starts. */
-  upSince?: number;
+  streak: RestartStreak;
 }
 
 export interface EdgeWorkersOptions {
@@ -72,7 +69,7 @@ export class EdgeWorkers {
     this.slots = Array.from({ length: config.edge.workers }, (_, index) => ({
       index,
       ready: false,
-      consecutive: 0,
+      streak: new RestartStreak(options.backoff),
     }));
   }
 
@@ -112,15 +109,6 @@ export class EdgeWorkers {
 
   async drain(): Promise<void> {
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'drain' });
-  }
-
-  /** The delay before forking a slot's worker again; counts the restart in a row. */
-  private nextRestartDelay(slot: WorkerSlot): number {
-    const backoff = this.options.backoff ?? DEFAULT_BACKOFF;
-    const stayedUp = slot.upSince !== undefined && Date.now() - slot.upSince >= backoff.resetAfterMs;
-    if (stayedUp) slot.consecutive = 0;
-    slot.upSince = undefined;
-    return restartDelay(slot.consecutive++, backoff);
   }
 
   /** The worker may be gone already (its channel closes before 'exit'): never throw for that. */
@@ -182,7 +170,7 @@ export class EdgeWorkers {
         } else if (m?.type === 'ready') {
           clearTimeout(timer);
           slot.ready = true;
-          slot.upSince = Date.now();
+          slot.streak.up();
           resolve(m.port);
         } else if (m?.type === 'metrics' && m.data) {
           this.metricsAsks.answer(m.id, m.data);
@@ -196,9 +184,9 @@ export class EdgeWorkers {
         reject(
           new GatewayError('internal', `edge worker ${slot.index} exited (${signal ?? code}) while starting`),
         );
-        const delayMs = this.nextRestartDelay(slot);
+        const delayMs = slot.streak.next();
         this.logger.error(
-          { worker: slot.index, code, signal, delayMs, restarts: slot.consecutive },
+          { worker: slot.index, code, signal, delayMs, restarts: slot.streak.restarts },
           `edge worker died; forking it again in ${delayMs} ms`,
         );
         setTimeout(() => {

@@ -54,6 +54,38 @@ export function restartDelay(consecutive: number, o: BackoffOptions = DEFAULT_BA
   return Math.min(o.maxMs, o.initialMs * 2 ** Math.min(consecutive, 30));
 }
 
+/**
+ * One child's restarts in a row (the backoff's exponent), of a role process
+ * or an edge worker: a child that stayed up `resetAfterMs` starts the count
+ * again.
+ */
+export class RestartStreak {
+  #restarts = 0;
+  /** When the current child became ready; undefined while it starts. */
+  #upSince: number | undefined;
+
+  constructor(private readonly backoff: BackoffOptions = DEFAULT_BACKOFF) {}
+
+  /** Restarts in a row so far. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** The child is ready. */
+  up(): void {
+    this.#upSince = Date.now();
+  }
+
+  /** The child exited unasked: the delay before it is forked again, counted as a restart. */
+  next(): number {
+    if (this.#upSince !== undefined && Date.now() - this.#upSince >= this.backoff.resetAfterMs) {
+      this.#restarts = 0;
+    }
+    this.#upSince = undefined;
+    return restartDelay(this.#restarts++, this.backoff);
+  }
+}
+
 /** How long a child may take to start, and to stop before it is killed. */
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -82,18 +114,16 @@ type State = 'starting' | 'up' | 'restarting' | 'stopped';
 export class RoleSupervisor {
   private child: ChildProcess | undefined;
   private state: State = 'starting';
-  private consecutive = 0;
-  private upSince = 0;
+  private readonly streak: RestartStreak;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly metricsAsks = new MetricsAsks();
   /** What the child last said it serves (transport), for the node's heartbeat. */
   private lastServed: ServedCounts | undefined;
   private readonly logger: Logger;
-  private readonly backoff: BackoffOptions;
 
   constructor(private readonly o: RoleSupervisorOptions) {
     this.logger = o.ctx.logger.child({ role: o.role });
-    this.backoff = o.backoff ?? DEFAULT_BACKOFF;
+    this.streak = new RestartStreak(o.backoff);
   }
 
   /** The pid of the running child (also while it starts). */
@@ -149,8 +179,8 @@ export class RoleSupervisor {
           clearTimeout(timer);
           if (this.state === 'stopped') return;
           this.state = 'up';
-          this.upSince = Date.now();
-          this.logger.info({ childPid: child.pid, restarts: this.consecutive }, 'role process ready');
+          this.streak.up();
+          this.logger.info({ childPid: child.pid, restarts: this.streak.restarts }, 'role process ready');
           ctx.announce();
           resolve();
         } else if (m?.type === 'failed') {
@@ -180,9 +210,7 @@ export class RoleSupervisor {
           );
           return;
         }
-        if (wasUp && Date.now() - this.upSince >= this.backoff.resetAfterMs) this.consecutive = 0;
-        const delayMs = restartDelay(this.consecutive, this.backoff);
-        this.consecutive++;
+        const delayMs = this.streak.next();
         this.state = 'restarting';
         if (wasUp) ctx.announce();
         this.logger.error(

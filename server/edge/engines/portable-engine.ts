@@ -9,7 +9,6 @@
  * SO_REUSEPORT preload as uWS (../reuse-port.ts), since libuv binds through libc.
  */
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
@@ -205,15 +204,12 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
     });
     req.on('error', () => {});
   };
-  const tls = o.tls;
-  const secure = tls
-    ? https.createServer(
-        // The handshake too must be done within the Hello deadline.
-        { ...serverOptions, ...tls.serverOptions('device'), handshakeTimeout: o.headersTimeoutMs },
-        listener,
-      )
-    : undefined;
-  if (secure) tls?.attach(secure, 'device');
+  const secure = o.tls?.createServer(
+    'device',
+    // The handshake too must be done within the Hello deadline.
+    { ...serverOptions, handshakeTimeout: o.headersTimeoutMs },
+    listener,
+  );
   const server: http.Server =
     (secure as unknown as http.Server | undefined) ?? http.createServer(serverOptions, listener);
   // A TLS handshake that fails (an old protocol version, an unknown CA) ends its socket; nothing to log.
@@ -281,7 +277,6 @@ export function startPortableEngine(o: EngineOptions): Promise<EdgeEngine> {
           server.close();
         },
         async close() {
-          if (secure) tls?.detach(secure);
           engine.stopAccepting();
           for (const ws of sockets) ws.terminate();
           sockets.clear();
