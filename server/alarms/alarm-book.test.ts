@@ -199,3 +199,35 @@ test('a raise whose write succeeded but whose answer was lost is still delivered
   await book.close();
   await second.close();
 });
+
+test('a record of this node already delivered is not delivered again by a later wish', async () => {
+  // The raise below is written and delivered; then a clear whose reads fail until the raise
+  // wish replaces it: the latest record is this node's raise, which must not come out twice.
+  const inner = new MemoryAlarmHistory();
+  let failReads = false;
+  const history: AlarmHistory = {
+    backend: 'memory',
+    latest: (id) => (failReads ? Promise.reject(new Error('bus down')) : inner.latest(id)),
+    append: (r, seq) => inner.append(r, seq),
+    list: (o) => inner.list(o),
+    watch: (l) => inner.watch(l),
+    close: () => inner.close(),
+  };
+  const written: string[] = [];
+  const book = await AlarmBook.open({
+    history,
+    nodeId: 'n1',
+    retryMs: 10,
+    onWritten: (r) => written.push(`${r.subject}:${r.state}`),
+  });
+  await book.raise(gone('adm'));
+  assert.deepEqual(written, ['adm:raised']);
+  failReads = true;
+  await book.clear('node_gone', 'adm');
+  await book.raise(gone('adm'));
+  failReads = false;
+  await eventually('the wishes settled', () => book.pending() === 0);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(written, ['adm:raised'], 'the raise delivered once');
+  await book.close();
+});

@@ -29,6 +29,8 @@ type Wish = ({ raise: AlarmSpec } | { clear: { kind: AlarmKind; subject: string;
   at: number;
   /** Delivered before it could be written: not delivered again when the write succeeds. */
   deliveredEarly?: boolean;
+  /** The `at` of the record this wish last tried to write: found stored later, the write went through. */
+  triedAt?: number;
 };
 
 export interface AlarmBookOptions {
@@ -223,13 +225,21 @@ export class AlarmBook {
         const record = this.recordFor(wish, latest);
         if ('raise' in wish ? raised : !raised) {
           if (this.wishes.get(id) === wish) this.wishes.delete(id);
-          // This node wrote it, but the answer to the write was lost (a timeout under load, a
-          // reconnect): nobody else will deliver it. Otherwise someone else wrote it, or it is so.
-          if (latest?.record.node === this.options.nodeId && !wish.deliveredEarly) {
+          // This wish's own write went through, but its answer was lost (a timeout under load, a
+          // reconnect): nobody else will deliver it. Otherwise someone else wrote it, or it is so
+          // (an older record of this node, e.g. the raise a quick clear-and-raise replaced, was
+          // delivered when it was written).
+          if (
+            wish.triedAt !== undefined &&
+            latest?.record.node === this.options.nodeId &&
+            latest.record.at === wish.triedAt &&
+            !wish.deliveredEarly
+          ) {
             this.options.onWritten?.(latest.record);
           }
           return;
         }
+        wish.triedAt = record.at;
         const stored = await history.append(record, latest?.seq ?? 0);
         if (!stored) continue; // another writer came first: look again
         this.apply(stored);
