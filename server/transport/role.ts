@@ -113,6 +113,18 @@ export const transportRole: RoleDefinition = {
     // In a cluster nothing is brought up before the accounts, marks, cursors and holds are the
     // cluster's: from the node's own lmdb (emptied when they moved) it would start no watcher.
     const clusterReady = cluster && sharing ? Promise.all([cluster.ready, sharing.ready]) : undefined;
+    const records = [...mail.records, ...im.records];
+    /**
+     * Names this node as the device's (after the node that ran it let go), then waits until the
+     * copies of the marks, cursors and sent records hold that node's last writes: the tables'
+     * watches are not ordered with the holds' watch, and an old chat cursor pushes messages twice.
+     */
+    const acquire = async (id: string): Promise<void> => {
+      if (!deviceHolds || (await deviceHolds.acquire(id)) === undefined) return;
+      await Promise.all(records.map((r) => r.caughtUp())).catch((err: unknown) =>
+        logger.warn({ err, deviceId: id }, 'shared records not caught up; going on from what is here'),
+      );
+    };
     // Device session up/down from the edges, for the devices pinned to this node (mail can add a hook).
     const router = new RendezvousRouter(membership);
     const holds = (deviceId: string) => (router.pick(deviceId) ?? nodeId) === nodeId;
@@ -127,7 +139,7 @@ export const transportRole: RoleDefinition = {
           up: async (id, push) => {
             await clusterReady;
             // A node that ran the device until now writes its last marks first (a device moving back).
-            await deviceHolds?.acquire(id);
+            await acquire(id);
             // The membership changed while it waited: the node the router picks now takes it.
             if (!holds(id)) return void (await deviceHolds?.release(id));
             mail.restoreDevice(id, push);
@@ -167,7 +179,7 @@ export const transportRole: RoleDefinition = {
             ...(im.deps.accounts.census?.().keys() ?? []),
           ]),
         takeOver: async (id) => {
-          await deviceHolds?.acquire(id);
+          await acquire(id);
           mail.restoreDevice(id, pusher.to(id));
           await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
           return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;

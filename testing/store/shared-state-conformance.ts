@@ -126,6 +126,28 @@ export const sharedStateCases: SharedStateCase[] = [
     },
   },
   {
+    name: 'caughtUp: the other side then holds every write acknowledged before the call',
+    async run({ a, b }, name) {
+      const ta = await open(a, name);
+      const tb = await open(b, name);
+      for (let round = 0; round < 5; round++) {
+        const keys = Array.from({ length: 20 }, (_, i) => `r${round}/${i}`);
+        await Promise.all(keys.map((k, i) => ta.create(k, rec(i))));
+        await tb.caughtUp();
+        // No waiting here: every key must be in b's copy now.
+        assert.deepEqual(
+          keys.filter((k) => tb.get(k) === undefined),
+          [],
+          `round ${round}: keys missing after caughtUp`,
+        );
+      }
+      // Callers at once share the asks, and each still gets a copy that is caught up.
+      await ta.create('last', rec(99));
+      await Promise.all([tb.caughtUp(), tb.caughtUp(), tb.caughtUp()]);
+      assert.equal(tb.get('last')?.value.n, 99);
+    },
+  },
+  {
     name: 'two writers: compare-and-set lets exactly one win each round',
     async run({ a, b }, name) {
       const ta = await open(a, name);

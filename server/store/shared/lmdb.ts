@@ -138,6 +138,11 @@ class LmdbTable<T> implements SharedTable<T> {
     return true;
   }
 
+  /** Every process reads the one lmdb file: nothing to catch up with. */
+  caughtUp(): Promise<void> {
+    return Promise.resolve();
+  }
+
   watch(listener: (change: SharedChange<T>) => void): () => void {
     const raw: RawListener = (key, revision, value) => {
       if (value === undefined) return listener({ key, revision });

@@ -48,6 +48,9 @@ export interface NatsKvOptions {
   loadTimeoutMs?: number;
 }
 
+/** How long caughtUp() waits for the watch to reach the bucket's last revision. */
+const CATCH_UP_TIMEOUT_MS = 5000;
+
 /** How often a table checks that its watch keeps up with the bucket. */
 const HEALTH_CHECK_MS = 5000;
 
@@ -333,6 +336,34 @@ class KvTable<T> implements SharedTable<T> {
 
   get(key: string): SharedEntry<T> | undefined {
     return this.copy.get(key);
+  }
+
+  /** One ask of the bucket's last revision for every caller that came while the one before ran. */
+  private nextCatchUp: Promise<void> | undefined;
+  private catchingUp: Promise<void> | undefined;
+
+  caughtUp(): Promise<void> {
+    // A check already running may have read the last revision before this call: wait for the next one.
+    this.nextCatchUp ??= (async () => {
+      await this.catchingUp?.catch(() => {});
+      this.nextCatchUp = undefined;
+      const run = (async () => {
+        let last: number;
+        try {
+          last = await this.lastRevision();
+        } catch (err) {
+          throw unavailable(`${this.name}: cannot ask the bucket's last revision`, err);
+        }
+        await eventuallyReached(
+          () => this.highWater >= last,
+          CATCH_UP_TIMEOUT_MS,
+          `${this.name}: copy behind`,
+        );
+      })();
+      this.catchingUp = run;
+      await run;
+    })();
+    return this.nextCatchUp;
   }
 
   list(options: ListOptions = {}): SharedEntry<T>[] {

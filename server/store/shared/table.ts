@@ -56,6 +56,14 @@ export interface SharedTable<T> {
   remove(key: string, revision?: number): Promise<boolean>;
   /** Changes made from now on, by this process or (KV) any node. Returns the unsubscribe. */
   watch(listener: (change: SharedChange<T>) => void): () => void;
+  /**
+   * Resolves once the local copy holds every write the store had acknowledged
+   * when this was called (KV: the watch reached the bucket's last revision;
+   * lmdb: at once). For a reader that learnt of a write through another table:
+   * the tables' watches are not ordered with each other. registry.unavailable
+   * when the store cannot be asked, or the copy does not get there in time.
+   */
+  caughtUp(): Promise<void>;
 }
 
 export interface TableOptions<T> {

@@ -94,6 +94,12 @@ export class PairRecords<T extends object> {
     return this.#moving;
   }
 
+  /** Resolves once the shared table's copy holds every write acknowledged so far (SharedTable.caughtUp). */
+  async caughtUp(): Promise<void> {
+    if (this.#moving) await this.#moving.catch(() => {});
+    await this.#shared?.caughtUp();
+  }
+
   get(owner: string, id: string): T | undefined {
     if (this.#shared) return this.#codec.read(this.#shared.get(sharedKey(owner, id))?.value);
     return this.#codec.read(this.#db.get([owner, id]));
