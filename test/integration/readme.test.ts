@@ -5,7 +5,8 @@
  * is its data; then each block marked `<!-- readme-test: NAME -->` runs there
  * in bash, command by command, and each output and exit code is compared with
  * what the README shows (testing/readme-examples.ts: `…` and `<…>` match
- * anything, sizes and timings any number).
+ * anything, sizes and timings any number; a JSON object is compared as a
+ * shape, `…` standing for members not shown).
  *
  * What the test puts in: `npx mmgw` is `node bin/mmgw.js` (what npx runs here,
  * without npm's start-up for every command); the README's ports 8080 and 8081
@@ -43,7 +44,6 @@ import {
   lineMismatch,
   outputMismatch,
   type ReadmeBlock,
-  type ReadmeStep,
   readmeBlocks,
 } from '../../testing/readme-examples.ts';
 import { CliHandset } from '../harness/cli-handset.ts';
@@ -326,17 +326,31 @@ describe('the README tour, run', () => {
     assert.equal(why, undefined, `the README's ${shown}: ${why}`);
   }
 
-  /** Each line of a handset block to `h`, its answer compared with the one shown. */
-  async function handsetBlock(b: ReadmeBlock, h: CliHandset): Promise<ReadmeStep[]> {
+  /** Each line of a handset block to `h`, its answer compared with the one shown; the answers. */
+  async function handsetBlock(b: ReadmeBlock, h: CliHandset): Promise<any[]> {
+    const answers: any[] = [];
     for (const step of b.steps) {
       const where = `README line ${b.line}, ${step.command}`;
       const answer = await h.ask(JSON.parse(filled(step.command)));
+      answers.push(answer);
       assert.equal(step.expected.length, 1, `${where}: one answer shown`);
       const shown = ids.shown(step.expected[0] ?? '', answer);
       const why = lineMismatch(shown, JSON.stringify(answer));
       assert.equal(why, undefined, `${where}: ${why}`);
     }
-    return b.steps;
+    return answers;
+  }
+
+  /**
+   * The block's `cmd` line again (a resend after a timeout): answered like the
+   * first, `duplicate` said where the answer has a body (not im.send's on the
+   * compact forms the handset speaks).
+   */
+  async function resend(b: ReadmeBlock, answers: any[], h: CliHandset, cmd: string): Promise<void> {
+    const i = b.steps.findIndex((step) => step.command.includes(`"cmd":"${cmd}"`));
+    const again = await h.ask({ ...JSON.parse(filled(b.steps[i]?.command ?? '')), id: 'again' });
+    const duplicate = cmd === 'im.send' ? {} : { duplicate: true };
+    assert.deepEqual(again, { ...answers[i], id: 'again', ...duplicate });
   }
 
   /** The mail tour, then what its prose promises: state pushes, mail.new as mail arrives, a wrong password. */
@@ -345,7 +359,7 @@ describe('the README tour, run', () => {
     const add = filled(b.steps[0]?.command ?? '');
     assert.ok(peers.out.split('\n').includes(add), `npm run peers prints the README's line to paste: ${add}`);
     const h = handset(true);
-    await handsetBlock(b, h);
+    await resend(b, await handsetBlock(b, h), h, 'mail.send');
     asProseShows(
       '{"event":"mail.account.state"',
       await h.next(
@@ -432,10 +446,29 @@ describe('the README tour, run', () => {
     const online = await bob.ask(JSON.parse(bobLogin));
     assert.equal(online.event, 'im.online', JSON.stringify(online));
     const h = handset(true);
-    await handsetBlock(b, h);
+    await resend(b, await handsetBlock(b, h), h, 'im.send');
     const message = await bob.next('im.message', (l) => l.event === 'im.message' && l.body === 'hi');
     asProseShows('{"event":"im.message"', message);
     assert.equal(message.account, online.account);
+    // One message after the resend: Bob has it next (one stream keeps the order), its prev the first's.
+    const next = {
+      id: 'next',
+      cmd: 'im.send',
+      account: ids.get('x4f2…'),
+      to: 'bob@example.test',
+      body: 'hi again',
+      clientId: 'c-2',
+    };
+    assert.equal((await h.ask(next)).event, 'im.sent');
+    await bob.next('hi again', (l) => l.event === 'im.message' && l.body === 'hi again');
+    const messages = bob.lines.filter((l) => l.event === 'im.message');
+    assert.deepEqual(
+      messages.map((l) => [l.body, l.prev]),
+      [
+        ['hi', message.prev],
+        ['hi again', message.stanzaId],
+      ],
+    );
     asProseShows('{"event":"im.presence"', await h.next('im.presence', (l) => l.event === 'im.presence'));
     assert.equal(await h.quit(), 0);
     assert.equal(await bob.quit(), 0);
