@@ -137,13 +137,14 @@ try {
   throw err;
 }
 
+// The README's line: the IMAP login defaults to the address, and SMTP's to IMAP's.
 const addLine = (u: (typeof users)[number]) =>
   JSON.stringify({
     id: '1',
     cmd: 'mail.account.add',
     address: u.user,
-    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', user: u.user, password: u.password },
-    smtp: { host: smtp!.host, port: smtp!.port, tls: 'none', user: u.user, password: u.password },
+    imap: { host: dovecot.host, port: dovecot.imapPort, tls: 'none', password: u.password },
+    smtp: { host: smtp!.host, port: smtp!.port, tls: 'none' },
   });
 
 // The outbound policy refuses loopback unless opened (README, "Running"): every peer here is on it.

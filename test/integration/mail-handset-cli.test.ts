@@ -5,61 +5,17 @@
  * pushed mail.new, and errors as {"event":"error","code":…}.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { eventually } from '../../testing/index.ts';
+import { CliHandset } from '../harness/cli-handset.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, MMGW_BIN, provisionDevice, ROOT, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
-
-/** A `mmgw handset --json` process: write objects, wait for lines that match. */
-class JsonHandset {
-  readonly lines: any[] = [];
-  private readonly child: ChildProcessWithoutNullStreams;
-
-  constructor(url: string, dev: { imei: string; secret: string }) {
-    this.child = spawn(
-      process.execPath,
-      [MMGW_BIN, 'handset', '--json', '--url', url, '--imei', dev.imei, '--transport', 'ws'],
-      { cwd: ROOT, env: { ...process.env, MMGW_DEVICE_SECRET: dev.secret }, stdio: 'pipe' },
-    );
-    createInterface({ input: this.child.stdout }).on('line', (line) => {
-      this.lines.push(JSON.parse(line));
-    });
-  }
-
-  send(obj: Record<string, unknown>): void {
-    this.child.stdin.write(`${JSON.stringify(obj)}\n`);
-  }
-
-  async next(what: string, match: (line: any) => boolean, timeoutMs = 30_000): Promise<any> {
-    return eventually(what, () => this.lines.find(match), { timeoutMs }).catch((err: Error) => {
-      throw new Error(`${err.message}; got ${JSON.stringify(this.lines)}`);
-    });
-  }
-
-  async ask(obj: Record<string, unknown>): Promise<any> {
-    this.send(obj);
-    return this.next(`answer to ${obj.id}`, (l) => l.id === obj.id);
-  }
-
-  async quit(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
-    const exited = new Promise<number | null>((resolve) => this.child.once('exit', resolve));
-    this.child.stdin.end();
-    const guard = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    const code = await exited;
-    clearTimeout(guard);
-    return code;
-  }
-}
 
 let dovecot: DovecotServer;
 let smtp: SmtpPeer;
 let gw: Gateway;
-const handsets: JsonHandset[] = [];
+const handsets: CliHandset[] = [];
 
 before(async () => {
   dovecot = await startDovecot({ users: [ALICE, BOB] });
@@ -74,8 +30,8 @@ after(async () => {
 });
 
 test('mmgw handset --json: the mail vocabulary of issue 3, end to end', async () => {
-  const a = new JsonHandset(gw.url, await provisionDevice(gw.dataDir));
-  const b = new JsonHandset(gw.url, await provisionDevice(gw.dataDir));
+  const a = CliHandset.json(gw.url, await provisionDevice(gw.dataDir));
+  const b = CliHandset.json(gw.url, await provisionDevice(gw.dataDir));
   handsets.push(a, b);
   const add = (u: typeof ALICE, password = u.password) => ({
     cmd: 'mail.account.add',
