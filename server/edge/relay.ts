@@ -125,6 +125,7 @@ export class RequestRelay {
       method: r.method,
       ...(r.body === undefined ? {} : { body: r.body }),
       ...(s.caps === undefined ? {} : { caps: s.caps }),
+      budgetMs: this.o.requestTimeoutMs,
     };
     const id = r.id;
     this.pending++;

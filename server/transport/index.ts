@@ -55,13 +55,19 @@ const transportRequestInput = z.object({
   method: requestField,
   body: z.unknown().optional(),
   caps: z.unknown().optional(),
+  budgetMs: z.number().int().positive().max(3_600_000).optional(),
 });
 
 /** Checks what arrived on the bus; the edge is trusted, but a bus is shared, so the shape is checked anyway. */
 export function parseTransportRequest(data: unknown): TransportRequest {
   // Built by hand, not by a zod transform: this runs for every request.
-  const { deviceId, sessionId, id, method, body, caps } = parseInput(transportRequestInput, data, 'request');
+  const { deviceId, sessionId, id, method, body, caps, budgetMs } = parseInput(
+    transportRequestInput,
+    data,
+    'request',
+  );
   const request: TransportRequest = { deviceId, sessionId, id, method };
+  if (budgetMs !== undefined) request.budgetMs = budgetMs;
   if (body !== undefined) request.body = body as Value;
   // Only an object is kept; what is inside is checked where it is used (effectiveCapabilities).
   if (caps !== null && typeof caps === 'object' && !Array.isArray(caps)) request.caps = caps as Capabilities;
@@ -109,6 +115,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
   const underWay = new Set<Promise<unknown>>();
 
   const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
+    const receivedAt = now();
     const request = parseTransportRequest(msg.data);
     const definition = registry.get(request.method);
     if (definition === undefined) {
@@ -136,6 +143,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       dataDir,
       ...(request.caps === undefined ? {} : { caps: request.caps }),
       ...(profile === undefined ? {} : { profile }),
+      ...(request.budgetMs === undefined ? {} : { deadline: receivedAt + request.budgetMs }),
       now,
       push: pusher.to(request.deviceId),
     };

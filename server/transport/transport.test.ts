@@ -266,3 +266,35 @@ describe('close', () => {
     }
   });
 });
+
+test('a request with the edge’s budget gives the method its deadline; parse refuses a bad one', async () => {
+  const seen: (number | undefined)[] = [];
+  const probe: MethodDefinition<undefined> = {
+    method: 'test.deadline',
+    input: noInput,
+    async handle(ctx) {
+      seen.push(ctx.deadline === undefined ? undefined : ctx.deadline - ctx.now());
+      return {};
+    },
+  };
+  const t = await setup([probe]);
+  try {
+    await t.bus.request(Subjects.transportRequest('node-t1'), {
+      deviceId: 'dev-1',
+      sessionId: 's-1',
+      id: 'r-1',
+      method: 'test.deadline',
+      budgetMs: 30_000,
+    } satisfies TransportRequest);
+    await t.ask('test.deadline');
+    assert.equal(seen.length, 2);
+    assert.ok(seen[0] !== undefined && seen[0] > 29_000 && seen[0] <= 30_000, `deadline in ${seen[0]} ms`);
+    assert.equal(seen[1], undefined, 'no budget, no deadline');
+    assert.throws(
+      () => parseTransportRequest({ deviceId: 'd', sessionId: 's', id: 'i', method: 'm', budgetMs: -5 }),
+      isCode('request.bad_input'),
+    );
+  } finally {
+    await t.close();
+  }
+});

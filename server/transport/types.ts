@@ -14,6 +14,8 @@ export interface TransportRequest {
   body?: Value;
   /** What the device said it can show (Hello caps), for shrinking images and bodies to fit. */
   caps?: Capabilities;
+  /** How long the edge waits for the answer (ms): past it the device was told request.timeout. */
+  budgetMs?: number;
 }
 
 /** Given to every method handler; handlers never reach for globals. */
@@ -33,6 +35,14 @@ export interface MethodContext {
    */
   profile?: DeviceProfile;
   now(): number;
+  /**
+   * When (now() time) the edge stops waiting for the answer and the device
+   * is told request.timeout, after which it may resend elsewhere; absent when
+   * the edge did not say. A method about to do something it cannot take back
+   * (an SMTP send) checks it: a node frozen mid-request (SIGSTOP, a long GC
+   * pause) must not finish what a resend on another node already did.
+   */
+  deadline?: number;
   /**
    * Push an event to the device's session (through whichever edge holds it).
    * Resolves with the seq once the edge has it in its replay buffer;

@@ -78,7 +78,7 @@ export interface MailFixture {
   offline: Set<string>;
   /** Devices whose push() rejects with bus.timeout (the bus is down; the session may be fine). */
   busDown: Set<string>;
-  call(deviceId: string, method: string, body: unknown): Promise<any>;
+  call(deviceId: string, method: string, body: unknown, extra?: Partial<MethodContext>): Promise<any>;
   /** Calls and expects a GatewayError; returns it. */
   callError(deviceId: string, method: string, body: unknown): Promise<GatewayError>;
   accountBody(
@@ -151,11 +151,16 @@ export async function startMailFixture(
       },
     });
     let req = 0;
-    const call = async (deviceId: string, method: string, body: unknown): Promise<any> => {
+    const call = async (
+      deviceId: string,
+      method: string,
+      body: unknown,
+      extra: Partial<MethodContext> = {},
+    ): Promise<any> => {
       const def = fixture.service.methods.find((m) => m.method === method);
       if (!def) throw new Error(`no method ${method}`);
       const input = parseMethodInput(def, body);
-      return def.handle(ctxFor(deviceId, `r${++req}`), input);
+      return def.handle({ ...ctxFor(deviceId, `r${++req}`), ...extra }, input);
     };
     const fixture: MailFixture = {
       dovecot,

@@ -111,6 +111,19 @@ describe('mail.send through the SMTP peer', () => {
     assert.equal(new Set(answers.map((a) => a.messageId)).size, 1);
   });
 
+  test('a send past its deadline (a node frozen mid-request) is not made; the resend sends once', async () => {
+    const count = fx.smtp.accepted.length;
+    const body = { account: alice, to: [BOB.user], text: 'late', clientId: 'c-late' };
+    await assert.rejects(
+      fx.call('dev-alice', 'mail.send', body, { deadline: Date.now() - 1 }),
+      (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'request.timeout',
+    );
+    assert.equal(fx.smtp.accepted.length, count, 'nothing went out');
+    const sent = await fx.call('dev-alice', 'mail.send', body, { deadline: Date.now() + 30_000 });
+    assert.notEqual(sent.duplicate, true);
+    assert.equal(fx.smtp.accepted.length, count + 1);
+  });
+
   test('refused recipient, too large and bad input are distinct errors', async () => {
     const before = fx.smtp.accepted.length;
     const e1 = await fx.callError('dev-alice', 'mail.send', {

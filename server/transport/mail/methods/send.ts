@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { z } from 'zod';
-import type { GatewayError } from '../../../../device-protocol/errors.ts';
+import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import { KeyedTurns } from '../../kit/keyed-turns.ts';
 import { UnwrittenRecords } from '../../kit/unwritten-records.ts';
@@ -151,6 +151,17 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         })),
       });
       const raw = await composer.compile().build();
+      // The last moment to give up: past the deadline the device was told request.timeout and may
+      // have sent it again through another node (this one frozen meanwhile); that one sends it.
+      if (ctx.deadline !== undefined && ctx.now() > ctx.deadline) {
+        ctx.logger.info(
+          { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
+          'mail.send past its deadline; not sent',
+        );
+        throw new GatewayError('request.timeout', 'The send took too long and was not made; send it again.', {
+          retryable: true,
+        });
+      }
       const smtpAt = await mailDestination(deps.policy, 'smtp', account.smtp, ctx.logger);
       const timeout = deps.connectTimeoutMs ?? 15_000;
       const smtp = createSmtpTransport(account.smtp, smtpAt, timeout);
