@@ -229,6 +229,8 @@ for (const engine of ENGINES) {
           id: 'r1',
           method: 'echo',
           body: { hello: [1, 'two', true] },
+          // How long the edge waits: the transport's deadline for what it cannot take back.
+          budgetMs: 30_000,
         });
 
         await c.send({ kind: Kind.Request, id: 'r2', method: 'fail' });
