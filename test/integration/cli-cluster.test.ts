@@ -65,9 +65,19 @@ test('the registry CLIs work on the cluster registry an admin node serves', asyn
   assert.equal(JSON.parse(again.stdout).error.code, 'registry.duplicate');
 
   // The admin node serves them: the CLI's user logs in and reads the CLI's device and operator.
-  const ops = await ApiClient.as(admin.adminUrl, 'ops', 'ops password long enough');
-  const device = await ops.call('GET', `/devices/${imei}`);
-  assert.equal(device.status, 200, device.text);
+  const ops = await eventually(
+    "the CLI's user logs in",
+    () => ApiClient.as(admin.adminUrl, 'ops', 'ops password long enough').catch(() => undefined),
+    WAIT,
+  );
+  const device = await eventually(
+    "the CLI's device served",
+    async () => {
+      const r = await ops.call('GET', `/devices/${imei}`);
+      return r.status === 200 && r;
+    },
+    WAIT,
+  );
   assert.equal(device.json.operator, 'acme');
   const operators = await ops.call('GET', '/operators');
   assert.ok(
@@ -107,6 +117,20 @@ test('the registry CLIs work on the cluster registry an admin node serves', asyn
     async () => (await ops.call('GET', `/devices/${imei}`)).json.status === 'disabled',
     WAIT,
   );
+  // An import writes its rows into the cluster too (its job stays in the data directory).
+  const rows = [nextImei(), nextImei()];
+  const csv = join(elsewhere, 'devices.csv');
+  writeFileSync(csv, `imei,operator\n${rows.map((i) => `${i},acme`).join('\n')}\n`);
+  const imported = await onNode(['device', 'import', csv, '--json']);
+  assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+  assert.equal(JSON.parse(imported.stdout).written, 2);
+  // The admin node's copy follows the buckets by a watch: a moment after the write.
+  for (const row of rows)
+    await eventually(
+      `imported ${row} served`,
+      async () => (await ops.call('GET', `/devices/${row}`)).status === 200,
+      WAIT,
+    );
   const users = await runMmgw(['admin', 'user', 'list', '--config', config, '--json']);
   assert.deepEqual(
     JSON.parse(users.stdout)
