@@ -1,31 +1,21 @@
 /**
  * `mmgw admin user add|list|role|remove|password`: admin users of the REST API
  * and web UI, written straight into the registry (works whether or not a
- * gateway runs on the data directory), each change audited as `cli:<os user>`. The password comes from a prompt (not echoed) or, with
+ * gateway runs on the data directory; on a cluster, the cluster's registry:
+ * registry-place.ts), each change audited as `cli:<os user>`. The password comes from a prompt (not echoed) or, with
  * --password-stdin, from the first line of stdin; never from a flag, where it
  * would land in the shell history and the process list.
  */
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { AdminRole } from '../store/records.ts';
-import { Registry } from '../store/registry.ts';
 import { adminPasswordProblem } from '../store/secrets.ts';
 import { type CliIo, cliActor, processIo } from './io.ts';
+import { dataOption, type PlaceOptions, withPlacedRegistry, withPlaceOptions } from './registry-place.ts';
 
 type Action = (...args: any[]) => Promise<number>;
 
-interface DataOptions {
-  data: string;
-  json?: boolean;
-}
-
-function dataOption(): Option {
-  return new Option('--data <dir>', 'data directory (env MMGW_DATA)').default(
-    process.env.MMGW_DATA || './data',
-    'MMGW_DATA or ./data',
-  );
-}
+type DataOptions = PlaceOptions & { json?: boolean };
 
 /** Reads all of stdin; the password is its first line. */
 export async function passwordFromStdin(): Promise<string> {
@@ -72,19 +62,6 @@ export async function promptPassword(question: string): Promise<string> {
   });
 }
 
-async function withRegistry<T>(
-  o: DataOptions,
-  fn: (r: Registry) => Promise<T>,
-  mustExist = false,
-): Promise<T> {
-  const registry = await Registry.open(resolve(o.data), { mustExist });
-  try {
-    return await fn(registry);
-  } finally {
-    await registry.close();
-  }
-}
-
 export function adminCommand(
   wrap: (action: Action) => (...args: any[]) => Promise<void>,
   io: CliIo = processIo,
@@ -119,7 +96,7 @@ export function adminCommand(
           if (problem)
             throw new GatewayError('registry.invalid_field', `password: ${problem}`, { field: 'password' });
         }
-        const added = await withRegistry(o, (r) =>
+        const added = await withPlacedRegistry(o, (r) =>
           r.addAdminUser({ name: o.name, role: o.role, password }, cliActor()),
         );
         io.out(o.json ? `${JSON.stringify(added)}\n` : `added ${added.role} ${added.name}\n`);
@@ -134,7 +111,7 @@ export function adminCommand(
     .option('--json', 'machine-readable output')
     .action(
       wrap(async (o: DataOptions) => {
-        const users = await withRegistry(o, async (r) => r.listAdminUsers(), true);
+        const users = await withPlacedRegistry(o, async (r) => r.listAdminUsers(), true);
         if (o.json) io.out(`${JSON.stringify({ items: users })}\n`);
         else
           for (const u of users)
@@ -152,7 +129,11 @@ export function adminCommand(
     .option('--json', 'machine-readable output')
     .action(
       wrap(async (o: DataOptions & { name: string; role: AdminRole }) => {
-        const { after } = await withRegistry(o, (r) => r.setAdminRole(o.name, o.role, cliActor()), true);
+        const { after } = await withPlacedRegistry(
+          o,
+          (r) => r.setAdminRole(o.name, o.role, cliActor()),
+          true,
+        );
         io.out(o.json ? `${JSON.stringify(after)}\n` : `${after.name} is now ${after.role}\n`);
         return 0;
       }),
@@ -170,7 +151,7 @@ export function adminCommand(
         const password = o.passwordStdin
           ? await passwordFromStdin()
           : await promptPassword(`new password for ${o.name}: `);
-        await withRegistry(o, (r) => r.setAdminPassword(o.name, password, cliActor()), true);
+        await withPlacedRegistry(o, (r) => r.setAdminPassword(o.name, password, cliActor()), true);
         io.out(o.json ? `${JSON.stringify({ name: o.name, ok: true })}\n` : `password of ${o.name} set\n`);
         return 0;
       }),
@@ -184,10 +165,10 @@ export function adminCommand(
     .option('--json', 'machine-readable output')
     .action(
       wrap(async (o: DataOptions & { name: string }) => {
-        await withRegistry(o, (r) => r.removeAdminUser(o.name, cliActor()), true);
+        await withPlacedRegistry(o, (r) => r.removeAdminUser(o.name, cliActor()), true);
         io.out(o.json ? `${JSON.stringify({ removed: o.name })}\n` : `removed ${o.name}\n`);
         return 0;
       }),
     );
-  return admin;
+  return withPlaceOptions(admin);
 }

@@ -6,11 +6,13 @@ import { addImportCommand } from './device/import.ts';
 import { addImportJobCommands } from './device/import-jobs.ts';
 import type { Action, DeviceCommandHost } from './device/options.ts';
 import { type CliIo, processIo } from './io.ts';
+import { withPlaceOptions } from './registry-place.ts';
 
 /**
  * `mmgw device …`: provisioning from a shell. Works on the data directory
  * directly, whether or not a gateway runs on it (lmdb is multi-process safe;
- * a running gateway sees a change on its next read). Every change is audited
+ * a running gateway sees a change on its next read), or, when the config
+ * says cluster mode, on the cluster's registry (registry-place.ts). Every change is audited
  * like one made through the API, as `cli:<os user>` (cliActor): the registry
  * writes the entry in the change's own transaction, and the admin role moves
  * it to the audit log.
@@ -36,5 +38,5 @@ export function deviceCommand(
   addExportCommand(device, host);
   addImportCommand(device, host);
   addImportJobCommands(device, host);
-  return device;
+  return withPlaceOptions(device);
 }

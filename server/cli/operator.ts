@@ -4,6 +4,7 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { refAuditView } from '../store/ref-store.ts';
 import type { Registry } from '../store/registry.ts';
 import { cliActor, type CliIo } from './io.ts';
+import { withPlaceOptions } from './registry-place.ts';
 import {
   type Action,
   type DataOptions,
@@ -82,5 +83,5 @@ export function operatorCommand(
 ): Command {
   const operator = new Command('operator').description('operators (tenants) the handsets belong to');
   addOperatorCommands(operator, { wrap, io });
-  return operator;
+  return withPlaceOptions(operator);
 }

@@ -6,11 +6,15 @@
  *   mmgw registry export --data ./data > registry.jsonl
  *   mmgw registry import --bus nats://n1:4222,nats://n2:4222,nats://n3:4222 --file registry.jsonl
  *
+ * Without --data or --bus they work on the registry the config names, as the
+ * other commands do (registry-place.ts). Each says on stderr which registry it
+ * reads or writes, and an import's answer names it too.
+ *
  * An import writes everything or nothing into lmdb (one transaction); into a
  * cluster it is create-if-absent per key and may be run again after a failure.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { Registry } from '../store/registry.ts';
@@ -20,19 +24,23 @@ import {
   exportShared,
   importShared,
   parseExport,
+  type TransferRecord,
 } from '../store/registry-transfer.ts';
-import { NatsKvSharedState } from '../store/shared/nats-kv.ts';
-import { stateReplicas } from '../store/shared/cluster.ts';
+import { stateReplicas, stateServers } from '../store/shared/cluster.ts';
+import type { NatsKvSharedState } from '../store/shared/nats-kv.ts';
 import type { CliIo } from './io.ts';
+import { connectCluster, describePlace, type RegistryPlace, registryPlace } from './registry-place.ts';
 
 interface Where {
   data?: string;
   bus?: string;
   replicas?: string;
+  config?: string;
   json?: boolean;
 }
 
-function where(o: Where): { data: string } | { bus: string; replicas: number } {
+/** --data (lmdb) or --bus (a cluster) when given, else what the config says, as for the other commands. */
+function where(o: Where): RegistryPlace {
   if (o.data !== undefined && o.bus !== undefined) {
     throw new GatewayError('config.invalid', 'give --data (lmdb) or --bus (a NATS cluster), not both', {
       field: 'bus',
@@ -48,18 +56,19 @@ function where(o: Where): { data: string } | { bus: string; replicas: number } {
     if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)) {
       throw new GatewayError('config.invalid', '--replicas: 1-5', { field: 'replicas' });
     }
-    return { bus: o.bus, replicas: stateReplicas({ bus: o.bus, stateReplicas: replicas }) };
+    const config = { bus: o.bus, stateReplicas: replicas };
+    const data = resolve(process.env.MMGW_DATA || './data');
+    return { kind: 'cluster', data, servers: stateServers(config), replicas: stateReplicas(config) };
   }
-  return { data: resolve(o.data ?? (process.env.MMGW_DATA || './data')) };
+  if (o.data !== undefined) return { kind: 'lmdb', data: resolve(o.data) };
+  return registryPlace(o.config === undefined ? {} : { config: o.config });
 }
 
 async function withCluster<T>(
-  bus: string,
-  replicas: number,
+  place: Extract<RegistryPlace, { kind: 'cluster' }>,
   fn: (s: NatsKvSharedState) => Promise<T>,
 ): Promise<T> {
-  const servers = bus.split(',').map((s) => s.trim());
-  const state = await NatsKvSharedState.connect({ servers, replicas, name: 'mmgw-registry-cli' });
+  const state = await connectCluster(place);
   try {
     return await fn(state);
   } finally {
@@ -69,14 +78,21 @@ async function withCluster<T>(
 
 function placeOptions(command: Command): Command {
   return command
+    .addOption(new Option('--data <dir>', 'the lmdb registry in this data directory (env MMGW_DATA)'))
     .addOption(
-      new Option('--data <dir>', 'lmdb registry in this data directory (env MMGW_DATA; default ./data)'),
-    )
-    .addOption(
-      new Option('--bus <urls>', 'a NATS cluster with JetStream instead: nats://host:port, comma-separated'),
+      new Option(
+        '--bus <urls>',
+        'the registry of a NATS cluster with JetStream: nats://host:port, comma-separated',
+      ),
     )
     .addOption(
       new Option('--replicas <n>', 'with --bus: copies of each bucket (default 3 for 3+ servers, else 1)'),
+    )
+    .addOption(
+      new Option(
+        '--config <file>',
+        'without --data and --bus: the registry this config names (env MMGW_CONFIG, MMGW_BUS, MMGW_DATA), as mmgw device does',
+      ),
     );
 }
 
@@ -93,27 +109,26 @@ export function registryCommand(
     .action(
       wrap(async (o: Where) => {
         const place = where(o);
-        io.out(exportHeader(Date.now()) + '\n');
+        io.err(`reading ${describePlace(place)}\n`);
         let n = 0;
-        if ('bus' in place) {
-          await withCluster(place.bus, place.replicas, async (state) => {
-            for await (const r of exportShared(state)) {
-              io.out(exportLine(r) + '\n');
-              n++;
-            }
-          });
-        } else {
+        // The header goes out once the registry is open: a registry that cannot be read writes nothing.
+        const write = async (records: AsyncIterable<TransferRecord> | Iterable<TransferRecord>) => {
+          io.out(exportHeader(Date.now()) + '\n');
+          for await (const r of records) {
+            io.out(exportLine(r) + '\n');
+            n++;
+          }
+        };
+        if (place.kind === 'cluster') await withCluster(place, (state) => write(exportShared(state)));
+        else {
           const r = await Registry.open(place.data, { mustExist: true });
           try {
-            for (const record of r.exportRecords()) {
-              io.out(exportLine(record) + '\n');
-              n++;
-            }
+            await write(r.exportRecords());
           } finally {
             await r.close();
           }
         }
-        io.err(`exported ${n} records\n`);
+        io.err(`exported ${n} records from ${describePlace(place)}\n`);
         return 0;
       }),
     );
@@ -125,12 +140,12 @@ export function registryCommand(
     .action(
       wrap(async (o: Where & { file?: string }) => {
         const place = where(o);
+        io.err(`writing into ${describePlace(place)}\n`);
         const text = o.file !== undefined ? readFileSync(o.file, 'utf8') : await readStdin();
         const records = parseExport(text);
         let written: number;
-        if ('bus' in place) {
-          written = (await withCluster(place.bus, place.replicas, (state) => importShared(state, records)))
-            .written;
+        if (place.kind === 'cluster') {
+          written = (await withCluster(place, (state) => importShared(state, records))).written;
         } else {
           const r = await Registry.open(place.data);
           try {
@@ -139,11 +154,22 @@ export function registryCommand(
             await r.close();
           }
         }
-        io.out(o.json ? JSON.stringify({ written }) + '\n' : `imported ${written} records\n`);
+        io.out(
+          o.json
+            ? JSON.stringify({ written, registry: placeJson(place) }) + '\n'
+            : `imported ${written} records into ${describePlace(place)}\n`,
+        );
         return 0;
       }),
     );
   return registry;
+}
+
+/** The registry an import wrote, for --json: the lmdb directory, or the cluster's servers. */
+function placeJson(p: RegistryPlace): Record<string, unknown> {
+  return p.kind === 'lmdb'
+    ? { kind: 'lmdb', path: join(p.data, 'registry') }
+    : { kind: 'cluster', servers: p.servers, replicas: p.replicas };
 }
 
 async function readStdin(): Promise<string> {

@@ -96,6 +96,11 @@ export class AuditOutbox {
     });
   }
 
+  /** Resolves once the entries put so far are committed (outside a transaction a put is written in the background). */
+  async committed(): Promise<void> {
+    await this.db.committed;
+  }
+
   /** Entries waiting, claimed or not. */
   list(): OutboxEntry[] {
     return [...this.db.getRange({ snapshot: true })].map(({ value }) => {

@@ -134,6 +134,12 @@ export interface RegistryOptions {
   lastSeenFlushMs?: number;
   /** Refuse (registry.not_found) instead of creating an empty registry: read-only tools on a mistyped --data. */
   mustExist?: boolean;
+  /**
+   * Cluster mode: move the records of this data directory's lmdb registry into
+   * the cluster, once (registry-adopt.ts). Default true (an admin node); the
+   * CLI passes false and leaves that move to the admin node of the directory.
+   */
+  adopt?: boolean;
 }
 
 export class Registry implements DeviceAuthSource {
@@ -250,11 +256,13 @@ export class Registry implements DeviceAuthSource {
         field: 'data',
       });
     }
-    mkdirSync(path, { recursive: true });
+    // The shared tables first: a cluster that cannot be reached leaves nothing on disk.
     const shared = options.shared ? await openSharedTables(options.shared) : undefined;
+    mkdirSync(path, { recursive: true });
     const registry = new Registry(path, options, shared);
-    if (shared) await adoptLocalRecords(registry.lmdb, shared, registry.meta);
-    else await registry.buildImsiIndex();
+    if (shared) {
+      if (options.adopt !== false) await adoptLocalRecords(registry.lmdb, shared, registry.meta);
+    } else await registry.buildImsiIndex();
     await registry.imports.recover();
     return registry;
   }

@@ -306,8 +306,9 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
       { timeoutMs: START_MS, intervalMs: 1000 },
     );
 
-    // The registry lives in JetStream: a device added through admin-1's API is known
-    // to every admin and, through the shared device auth table, to both edges.
+    // The registry lives in JetStream: an operator added through admin-1's API and a
+    // device added with the CLI in admin-2's container (its config and environment) are
+    // known to every admin and, through the shared device auth table, to both edges.
     const ops = `http://127.0.0.1:${project.vars.MMGW_OPS_PORT}`;
     const api = await eventually(
       'the first admin logs in',
@@ -317,9 +318,22 @@ describe('docker/compose.cluster.yml: 3 NATS, 2 of each role, HAProxy', { skip }
     const operator = await api.call('POST', '/operators', { id: 'test', name: 'Test' });
     assert.ok(operator.status === 201 || operator.status === 409, operator.text);
     const imei = nextImei();
-    const created = await api.call('POST', '/devices', { imei, operator: 'test' });
-    assert.equal(created.status, 201, created.text);
-    const device = { imei, secret: created.json.secret as string };
+    const provisioned = project.exec('admin-2', [
+      'mmgw',
+      'device',
+      'add',
+      '--imei',
+      imei,
+      '--operator',
+      'test',
+      '--json',
+    ]);
+    const device = { imei, secret: (JSON.parse(provisioned.stdout) as { secret: string }).secret };
+    await eventually(
+      'admin-1 serves the device the CLI added',
+      async () => (await api.call('GET', `/devices/${imei}`)).status === 200,
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
 
     const gateway = project.gateway();
     const imap = await relay(gateway, dovecot.imapPort);

@@ -58,7 +58,11 @@ test('a registry moves lmdb → NATS cluster → lmdb unchanged, and older recor
 
   const intoCluster = await runMmgw(['registry', 'import', '--bus', bus, '--file', file, '--json']);
   assert.equal(intoCluster.code, 0, intoCluster.stderr);
-  assert.deepEqual(JSON.parse(intoCluster.stdout), { written: 3 });
+  assert.deepEqual(JSON.parse(intoCluster.stdout), {
+    written: 3,
+    registry: { kind: 'cluster', servers: cluster.urls, replicas: 3 },
+  });
+  assert.match(intoCluster.stderr, /^writing into the cluster registry in NATS JetStream KV \(/);
   // Run again (as after a failure midway): the same records count as written, nothing changes.
   const again = await runMmgw(['registry', 'import', '--bus', bus, '--file', file, '--json']);
   assert.equal(again.code, 0, again.stderr);
@@ -72,6 +76,10 @@ test('a registry moves lmdb → NATS cluster → lmdb unchanged, and older recor
   writeFileSync(back, fromCluster.stdout);
   const intoLmdb = await runMmgw(['registry', 'import', '--data', target, '--file', back]);
   assert.equal(intoLmdb.code, 0, intoLmdb.stderr);
+  assert.match(
+    intoLmdb.stdout,
+    new RegExp(`^imported 3 records into the lmdb registry in ${join(target, 'registry')}\n`),
+  );
   const final = await runMmgw(['registry', 'export', '--data', target]);
   assert.deepEqual(records(final.stdout), records(exported.stdout));
 

@@ -1,9 +1,9 @@
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ProvisionedAccount, setDeviceAccount } from '../../store/device-profile.ts';
 import { CredentialCipher } from '../../transport/credentials.ts';
 import { passwordFromStdin, promptPassword } from '../admin.ts';
 import { cliActor } from '../io.ts';
+import { registryPlace } from '../registry-place.ts';
 import {
   checkImeiArg,
   type DataOptions,
@@ -65,11 +65,10 @@ export function addAccountCommands(device: Command, host: AccountCommandHost): v
         ) => {
           checkImeiArg(imei);
           const password = await askPassword(o.passwordStdin ?? false, `password for ${label} of ${imei}: `);
-          // The key the transport opens it with: MMGW_CREDENTIALS_KEY, else <data>/keys/credentials.key.
-          const cipher = CredentialCipher.open({
-            dataDir: resolve(o.data),
-            key: process.env.MMGW_CREDENTIALS_KEY,
-          });
+          // The key the transport opens it with: the config's credentialsKey (MMGW_CREDENTIALS_KEY),
+          // else <data>/keys/credentials.key.
+          const place = registryPlace(o);
+          const cipher = CredentialCipher.open({ dataDir: place.data, key: place.credentialsKey });
           const r = await withRegistry(
             o,
             (reg) =>

@@ -5,6 +5,7 @@ import type { ImportJob, Sealer } from '../../store/import-jobs.ts';
 import { importResultSealer } from '../../store/import-sealer.ts';
 import type { ImportRejection, Registry } from '../../store/registry.ts';
 import type { CliIo } from '../io.ts';
+import { registryPlace } from '../registry-place.ts';
 import { type DataOptions, type DeviceSubcommand, dataOption, jsonOption, withRegistry } from './options.ts';
 import { devices, iso, writeAtomically } from './output.ts';
 
@@ -15,7 +16,8 @@ import { devices, iso, writeAtomically } from './output.ts';
 
 /** The sealer of import results, from the credentials key the gateway on this data directory uses. */
 export function sealerFor(options: DataOptions): Sealer {
-  return importResultSealer({ dataDir: resolve(options.data), key: process.env.MMGW_CREDENTIALS_KEY });
+  const place = registryPlace(options);
+  return importResultSealer({ dataDir: place.data, key: place.credentialsKey });
 }
 
 /**

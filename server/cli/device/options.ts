@@ -1,8 +1,8 @@
-import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { imeiProblem } from '../../store/imei.ts';
-import { Registry } from '../../store/registry.ts';
+import type { Registry } from '../../store/registry.ts';
+import { dataOption, type PlaceOptions, withPlacedRegistry } from '../registry-place.ts';
 import type { CliIo } from '../io.ts';
 
 /** What every `mmgw device …` piece needs from the coordinator (server/cli/device.ts). */
@@ -18,41 +18,30 @@ export interface DeviceCommandHost {
 /** Adds one command or command group to `mmgw device`. */
 export type DeviceSubcommand = (device: Command, host: DeviceCommandHost) => void;
 
-export interface DataOptions {
-  data: string;
+export interface DataOptions extends PlaceOptions {
   json?: boolean;
 }
 
-function defaultData(): string {
-  return process.env.MMGW_DATA || './data';
-}
-
-export function dataOption(): Option {
-  return new Option('--data <dir>', 'data directory (env MMGW_DATA)').default(
-    defaultData(),
-    'MMGW_DATA or ./data',
-  );
-}
+export { dataOption } from '../registry-place.ts';
 
 export function jsonOption(): Option {
   return new Option('--json', 'machine-readable output (one JSON object)');
 }
 
-/** Opens the registry for one command. Only add and import create one where there is none. */
-export async function withRegistry<T>(
+/**
+ * Opens the registry for one command (the cluster's when the config says
+ * cluster mode: registry-place.ts). Only add and import create an lmdb
+ * registry where there is none.
+ */
+export function withRegistry<T>(
   options: DataOptions,
   fn: (r: Registry) => Promise<T>,
   access: 'read' | 'write' = 'write',
 ): Promise<T> {
-  const registry = await Registry.open(resolve(options.data), { mustExist: access === 'read' });
-  try {
-    return await fn(registry);
-  } finally {
-    await registry.close();
-  }
+  return withPlacedRegistry(options, fn, access === 'read');
 }
 
-/** A command on one handset: `<imei>` first, then --data and --json like every other. */
+/** A command on one handset: `<imei>` first, then --data (and --config, --bus) and --json like every other. */
 export function imeiCommand(parent: Command, name: string): Command {
   return parent.command(name).argument('<imei>').addOption(dataOption()).addOption(jsonOption());
 }
