@@ -11,8 +11,6 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import { type AuditActor, type AuditOutbox, deviceAuditView } from './audit-outbox.ts';
 import { assertImei } from './imei.ts';
 import { type ImportRow, importRowProblem, type NewDevice } from './import-rows.ts';
-
-export type { NewDevice } from './import-rows.ts';
 import {
   type Device,
   DEVICE_RECORD_VERSION,

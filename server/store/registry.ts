@@ -14,8 +14,14 @@ import {
 import { importDeviceRows, importSharedRows } from './device-batch-import.ts';
 import { deviceInfo, deviceKeyEpoch, profileHeartbeatMs } from './device-credentials.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
-import { type DeviceIndexes, type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
-import { type ImportMode, type ImportResult, type ImportRow, SECRET_MAX } from './import-rows.ts';
+import { type DeviceIndexes, type DevicePatch, DeviceWrites } from './device-writes.ts';
+import {
+  type ImportMode,
+  type ImportResult,
+  type ImportRow,
+  type NewDevice,
+  SECRET_MAX,
+} from './import-rows.ts';
 import { ImportJobs } from './import-jobs.ts';
 import { LastSeen } from './last-seen.ts';
 import { AccountStore, type ProvisionedAccountRecord } from './provisioned-accounts.ts';
@@ -39,7 +45,6 @@ import {
   lmdbTables,
   type RegistryTableSet,
 } from './registry-tables.ts';
-export type { RegistryTableSet } from './registry-tables.ts';
 import {
   importShared,
   readAccountRecord,
@@ -51,18 +56,15 @@ import { verifyDeviceSecret } from './secrets.ts';
 import type { SharedState, TableOptions } from './shared/table.ts';
 
 export type { AdminUser } from './admin-users.ts';
-export { deviceKeyEpoch } from './device-credentials.ts';
-export type { DevicePatch, NewDevice } from './device-writes.ts';
 export {
   type ImportMode,
   type ImportRejection,
   type ImportResult,
   type ImportRow,
   importRowProblem,
+  type NewDevice,
   prepareImportRow,
 } from './import-rows.ts';
-export { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
-export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
 
 /**
  * The device registry (and admin users): on a single node in one lmdb
