@@ -64,9 +64,17 @@ export interface RegistryTable<V> {
 
 /** How many keys of a changeEach are in flight at once on the shared state. */
 const IN_FLIGHT = 32;
+/** How often a change on the shared state is decided again after losing a compare-and-set. */
+const CHANGE_ATTEMPTS = 50;
 
 /** How a registry key maps to an lmdb key: devices and users by string, the others by [a, b] from `a/b`. */
 export type LmdbKeyShape = 'string' | 'pair';
+
+/** The lmdb key of a 'pair' table's `a/b`: [a, b] (split at the first slash). */
+export function pairKey(key: string): [string, string] {
+  const at = key.indexOf('/');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
 
 export class LmdbRegistryTable<V> implements RegistryTable<V> {
   constructor(
@@ -76,9 +84,7 @@ export class LmdbRegistryTable<V> implements RegistryTable<V> {
   ) {}
 
   private lmdbKey(key: string): string | string[] {
-    if (this.shape === 'string') return key;
-    const at = key.indexOf('/');
-    return [key.slice(0, at), key.slice(at + 1)];
+    return this.shape === 'string' ? key : pairKey(key);
   }
 
   get(key: string): V | undefined {
@@ -149,10 +155,7 @@ export class LmdbRegistryTable<V> implements RegistryTable<V> {
 }
 
 export class SharedRegistryTable<V> implements RegistryTable<V> {
-  constructor(
-    private readonly table: SharedTable<V>,
-    private readonly attempts = 50,
-  ) {}
+  constructor(private readonly table: SharedTable<V>) {}
 
   get(key: string): V | undefined {
     return this.table.get(key)?.value;
@@ -186,7 +189,7 @@ export class SharedRegistryTable<V> implements RegistryTable<V> {
           else await this.table.create(key, decision.put);
         }
       } catch (err) {
-        if (!isConflict(err) || i + 1 >= this.attempts) throw err;
+        if (!isConflict(err) || i + 1 >= CHANGE_ATTEMPTS) throw err;
         // Another node won this round, or our copy was behind: wait for the watch, then decide again.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(5 * 2 ** i, 200)));
         continue;
