@@ -53,7 +53,7 @@ import {
   type TransferRecord,
 } from './registry-transfer.ts';
 import { verifyDeviceSecret } from './secrets.ts';
-import type { SharedState, TableOptions } from './shared/table.ts';
+import { lowerBound, type SharedState, type TableOptions } from './shared/table.ts';
 
 export type { AdminUser } from './admin-users.ts';
 export {
@@ -319,11 +319,15 @@ export class Registry implements DeviceAuthSource {
       return;
     }
     if (!this.imsiKeys) {
-      const keys: string[] = [];
-      for (const { key, value } of this.devices.rows()) if (value.imsi) keys.push(`${value.imsi}:${key}`);
-      this.imsiKeys = keys.sort();
+      const built: string[] = [];
+      for (const { key, value } of this.devices.rows()) if (value.imsi) built.push(`${value.imsi}:${key}`);
+      this.imsiKeys = built.sort();
     }
-    for (const key of this.imsiKeys) if (key.startsWith(prefix)) yield key;
+    // The keys with the prefix are one run in the sorted list, from the first not below it.
+    const keys = this.imsiKeys;
+    for (let i = lowerBound(keys, prefix); i < keys.length && keys[i]?.startsWith(prefix); i++) {
+      yield keys[i] as string;
+    }
   }
 
   /** Devices whose IMSI starts with `prefix`, in IMSI order (then IMEI). */
