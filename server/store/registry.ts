@@ -82,8 +82,8 @@ export {
  * Several processes may open the same environment at once (a running gateway
  * and the `mmgw device` CLI): LMDB serialises writers with a lock in the
  * environment's lock file and gives every reader a consistent snapshot, so
- * every read-check-write below runs inside one write transaction and is
- * therefore atomic across processes too.
+ * every read-check-write of an lmdb table (registry-table.ts) runs inside
+ * one write transaction and is therefore atomic across processes too.
  *
  * Writes use lmdb's asynchronous transactions: the main thread never blocks
  * on the write lock while another process (say, a 100k-row import) holds it.
@@ -92,7 +92,8 @@ export {
  * written in the same transaction (audit-outbox.ts). The CLI does so for
  * every change; the admin API writes its own entries. Large imports run as
  * jobs (import-jobs.ts, driven by device-import.ts); opening the registry
- * rolls back the jobs whose process died.
+ * rolls back the jobs whose process died (on the shared state they end
+ * failed, their rows kept).
  *
  * In cluster mode the admin role publishes the devices into the shared
  * `device_auth` table the edges authenticate from (device-auth.ts): the
