@@ -10,8 +10,8 @@
  */
 import type { NodeView } from './monitor.ts';
 
-export const HISTORY_INTERVAL_MS = 15_000;
-export const HISTORY_KEEP_MS = 60 * 60_000;
+const HISTORY_INTERVAL_MS = 15_000;
+const HISTORY_KEEP_MS = 60 * 60_000;
 
 export interface HistorySample {
   /** Epoch ms at the end of the interval. */

@@ -51,12 +51,11 @@ export class NodeMonitor {
   constructor(
     private readonly membership: Membership,
     private readonly alarms: AlarmBook,
-    options: { now?: () => number; historyTimer?: boolean; historyIntervalMs?: number } = {},
+    options: { now?: () => number; historyIntervalMs?: number } = {},
   ) {
     this.now = options.now ?? Date.now;
     this.history = new MonitorHistory(() => this.nodes(), {
       now: this.now,
-      ...(options.historyTimer === undefined ? {} : { timer: options.historyTimer }),
       ...(options.historyIntervalMs === undefined ? {} : { intervalMs: options.historyIntervalMs }),
     });
     this.stopChange = membership.onChange(() => this.refresh());

@@ -13,6 +13,7 @@ import {
   type ClusterStateLease,
   type DeviceAuthSharing,
   isClusterMode,
+  jetStreamMissing,
   leaseClusterState,
   leasedOpener,
   openDeviceAuthTable,
@@ -108,9 +109,4 @@ function shareDeviceAuth(
       await opener.close();
     },
   };
-}
-
-/** The bus's NATS servers run without JetStream (a setting, not an outage: waiting would not help). */
-function jetStreamMissing(err: unknown): boolean {
-  return /jetstream (is )?not enabled/i.test((err as Error)?.message ?? '');
 }

@@ -102,7 +102,7 @@ function main(): number {
       case 'stop':
         process.stderr.write(`\n${step.message}\n`);
         return 1;
-      case 'install':
+      case 'install': {
         console.log(
           `ensure-peers: installing the Debian packages the tests need: ${step.packages.join(' ')}`,
         );
@@ -110,13 +110,13 @@ function main(): number {
           process.stderr.write(`ensure-peers: the install failed; run it by hand: ${INSTALL_COMMAND}\n`);
           return 1;
         }
-        if (readFacts().missing.length > 0) {
-          process.stderr.write(
-            `ensure-peers: still missing after the install: ${readFacts().missing.join(' ')}\n`,
-          );
+        const { missing } = readFacts();
+        if (missing.length > 0) {
+          process.stderr.write(`ensure-peers: still missing after the install: ${missing.join(' ')}\n`);
           return 1;
         }
         break;
+      }
       case 'raise-inotify':
         if (run('sysctl', ['-qw', `fs.inotify.max_user_instances=${INOTIFY_INSTANCES}`], step.sudo) !== 0)
           process.stderr.write('ensure-peers: could not raise fs.inotify.max_user_instances\n');

@@ -38,22 +38,8 @@ export class AdminUsers {
         field: 'name',
       });
     }
-    if (!['admin', 'operator', 'viewer'].includes(input.role)) {
-      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
-    }
-    if (
-      typeof input.password !== 'string' ||
-      input.password.length < ADMIN_PASSWORD_LENGTH.min ||
-      input.password.length > ADMIN_PASSWORD_LENGTH.max
-    ) {
-      throw new GatewayError(
-        'registry.invalid_field',
-        `password: at least ${ADMIN_PASSWORD_LENGTH.min} characters`,
-        {
-          field: 'password',
-        },
-      );
-    }
+    assertRole(input.role);
+    assertPassword(input.password);
     const record: AdminUserRecordV1 = {
       v: ADMIN_USER_RECORD_VERSION,
       name: input.name,
@@ -109,19 +95,7 @@ export class AdminUsers {
 
   /** Sets a password; the user's tokens stop working (their epoch moves on). */
   async setPassword(name: string, password: string, audit?: AuditActor): Promise<void> {
-    if (
-      typeof password !== 'string' ||
-      password.length < ADMIN_PASSWORD_LENGTH.min ||
-      password.length > ADMIN_PASSWORD_LENGTH.max
-    ) {
-      throw new GatewayError(
-        'registry.invalid_field',
-        `password: at least ${ADMIN_PASSWORD_LENGTH.min} characters`,
-        {
-          field: 'password',
-        },
-      );
-    }
+    assertPassword(password);
     const passwordHash = await hashPassword(password);
     const ok = await this.h.admins.change(
       name,
@@ -151,9 +125,7 @@ export class AdminUsers {
     audit?: AuditActor,
   ): Promise<{ before: AdminUser; after: AdminUser }> {
     this.h.assertOpen();
-    if (!['admin', 'operator', 'viewer'].includes(role)) {
-      throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
-    }
+    assertRole(role);
     const result = await this.h.admins.change(
       name,
       (record) => {
@@ -184,6 +156,30 @@ export class AdminUsers {
       },
     );
     if (!ok) throw new GatewayError('registry.not_found', `no admin user ${name}`);
+  }
+}
+
+const ROLES: readonly AdminRole[] = ['admin', 'operator', 'viewer'];
+
+function assertRole(role: AdminRole): void {
+  if (!ROLES.includes(role)) {
+    throw new GatewayError('registry.invalid_field', 'role: admin, operator or viewer', { field: 'role' });
+  }
+}
+
+function assertPassword(password: string): void {
+  if (
+    typeof password !== 'string' ||
+    password.length < ADMIN_PASSWORD_LENGTH.min ||
+    password.length > ADMIN_PASSWORD_LENGTH.max
+  ) {
+    throw new GatewayError(
+      'registry.invalid_field',
+      `password: at least ${ADMIN_PASSWORD_LENGTH.min} characters`,
+      {
+        field: 'password',
+      },
+    );
   }
 }
 

@@ -16,7 +16,6 @@
  * the rows written so far, and in 'all-or-nothing' mode an IMEI another node
  * adds while the rows are written is rejected after the others were written.
  */
-import type { Database } from 'lmdb';
 import {
   type ImportMode,
   type ImportRejection,
@@ -29,13 +28,9 @@ import {
 import { createSharedRows, duplicateRow } from './import-shared.ts';
 import type { DeviceRecordV1 } from './records.ts';
 import type { RegistryTable } from './registry-table.ts';
+import type { LmdbRegistryDatabases } from './registry-tables.ts';
 
-export interface BatchImportHost {
-  devices: Database<DeviceRecordV1, string>;
-  /** The IMSI index: `<imsi>:<imei>` → true. */
-  imsis: Database<boolean, string>;
-  now: () => number;
-}
+export type BatchImportHost = Pick<LmdbRegistryDatabases, 'devices' | 'imsis'> & { now: () => number };
 
 export async function importDeviceRows(
   h: BatchImportHost,

@@ -10,9 +10,7 @@
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { type AuditActor, type AuditOutbox, deviceAuditView } from './audit-outbox.ts';
 import { assertImei } from './imei.ts';
-import { type ImportRow, importRowProblem, type NewDevice } from './import-rows.ts';
-
-export type { NewDevice } from './import-rows.ts';
+import { type ImportRow, importRowProblem, type NewDevice, prepareImportRow } from './import-rows.ts';
 import {
   type Device,
   DEVICE_RECORD_VERSION,
@@ -64,19 +62,8 @@ export class DeviceWrites {
     this.h.assertOpen();
     const problem = importRowProblem({ ...input });
     if (problem) throw new GatewayError(problem.code, problem.reason, { field: problem.field });
-    const secret = generateDeviceSecret();
-    const record: DeviceRecordV1 = {
-      v: DEVICE_RECORD_VERSION,
-      imei: input.imei,
-      ...(input.imsi ? { imsi: input.imsi } : {}),
-      operator: input.operator,
-      ...(input.profile ? { profile: input.profile } : {}),
-      ...(input.operatorProfile ? { operatorProfile: input.operatorProfile } : {}),
-      ...(input.model ? { model: input.model } : {}),
-      status: input.status ?? 'enabled',
-      createdAt: this.h.now(),
-      secretHash: hashDeviceSecret(secret),
-    };
+    // A single add hands out a generated secret only (no provisioned one, unlike an import row).
+    const { record, secret } = prepareImportRow({ ...input, secret: undefined }, this.h.now());
     const added = await this.h.devices.change(
       record.imei,
       (current) => (current ? { result: false } : { put: record, result: true }),

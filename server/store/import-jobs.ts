@@ -39,6 +39,7 @@ import type { ImportMode, ImportRejection, PreparedImportRow } from './import-ro
 import { createSharedRows, duplicateRow, IMPORT_IN_FLIGHT } from './import-shared.ts';
 import type { DeviceRecordV1 } from './records.ts';
 import type { RegistryTable } from './registry-table.ts';
+import type { LmdbRegistryDatabases } from './registry-tables.ts';
 
 export type ImportJobState = 'running' | 'done' | 'failed' | 'rolling_back' | 'rolled_back';
 
@@ -93,10 +94,7 @@ const ROLLBACK_BATCH = 5000;
 
 type Key = Array<string | number>;
 
-interface Stores {
-  devices: Database<DeviceRecordV1, string>;
-  imsis: Database<boolean, string>;
-  accounts: Database<unknown, string[]>;
+interface Stores extends Pick<LmdbRegistryDatabases, 'devices' | 'imsis' | 'accounts'> {
   jobs: Database<unknown, Key>;
   outbox: AuditOutbox;
   now: () => number;

@@ -5,18 +5,11 @@
  * against the stored devices themselves.
  */
 import { imeiProblem, imsiProblem } from './imei.ts';
-import { DEVICE_RECORD_VERSION, type DeviceRecordV1, type DeviceStatus } from './records.ts';
+import { type Device, DEVICE_RECORD_VERSION, type DeviceRecordV1 } from './records.ts';
 import { generateDeviceSecret, hashDeviceSecret } from './secrets.ts';
 
-export interface NewDevice {
-  imei: string;
-  imsi?: string;
-  operator: string;
-  profile?: string;
-  operatorProfile?: string;
-  model?: string;
-  status?: DeviceStatus;
-}
+/** A device to provision: its record's fields but the times, the status optional (default enabled). */
+export type NewDevice = Omit<Device, 'status' | 'createdAt' | 'lastSeenAt'> & Partial<Pick<Device, 'status'>>;
 
 export interface ImportRow extends NewDevice {
   /** A secret provisioned elsewhere (for example at the factory); generated when absent. */

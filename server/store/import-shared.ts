@@ -45,10 +45,14 @@ export async function createSharedRows(
   rows: PreparedImportRow[],
   mode: ImportMode,
 ): Promise<SharedCreateOutcome> {
-  const conflicts = rows.filter((p) => devices.has(p.record.imei)).map(duplicateRow);
+  const conflicts: ImportRejection[] = [];
+  const queue: PreparedImportRow[] = [];
+  for (const p of rows) {
+    if (devices.has(p.record.imei)) conflicts.push(duplicateRow(p));
+    else queue.push(p);
+  }
   const created = new Set<string>();
   if (mode === 'all-or-nothing' && conflicts.length > 0) return { created, conflicts };
-  const queue = rows.filter((p) => !devices.has(p.record.imei));
   let next = 0;
   let error: unknown;
   let failed = false;

@@ -45,7 +45,7 @@ export {
   stateServers,
 } from './shared/cluster.ts';
 export { LmdbSharedState } from './shared/lmdb.ts';
-export { NatsKvSharedState } from './shared/nats-kv.ts';
+export { jetStreamMissing, NatsKvSharedState } from './shared/nats-kv.ts';
 export {
   modify,
   type SharedChange,

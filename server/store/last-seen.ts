@@ -17,7 +17,7 @@ export interface LastSeenHost {
 }
 
 export class LastSeen {
-  private readonly pending = new Map<string, number>();
+  private pending = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -43,8 +43,9 @@ export class LastSeen {
   /** Writes pending times now; a stored time at least as new is kept. */
   flush(): Promise<void> {
     if (this.pending.size === 0 || this.h.isClosed()) return this.flushing;
-    const batch = new Map(this.pending);
-    this.pending.clear();
+    // Handed over, not copied: a reconnect storm notes a time for every device.
+    const batch = this.pending;
+    this.pending = new Map();
     const { devices } = this.h;
     this.flushing = this.flushing
       .then(() =>

@@ -16,7 +16,7 @@
  */
 import type { Database } from 'lmdb';
 import type { DeviceIndexes } from './device-writes.ts';
-import { isConflict, type SharedTable } from './shared/table.ts';
+import { modify, type SharedTable } from './shared/table.ts';
 
 export interface TableRow<V> {
   key: string;
@@ -68,6 +68,12 @@ const IN_FLIGHT = 32;
 /** How a registry key maps to an lmdb key: devices and users by string, the others by [a, b] from `a/b`. */
 export type LmdbKeyShape = 'string' | 'pair';
 
+/** The lmdb key of a 'pair' table's `a/b`: [a, b] (split at the first slash). */
+export function pairKey(key: string): [string, string] {
+  const at = key.indexOf('/');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
+
 export class LmdbRegistryTable<V> implements RegistryTable<V> {
   constructor(
     private readonly db: Database<unknown, string | string[]>,
@@ -76,9 +82,7 @@ export class LmdbRegistryTable<V> implements RegistryTable<V> {
   ) {}
 
   private lmdbKey(key: string): string | string[] {
-    if (this.shape === 'string') return key;
-    const at = key.indexOf('/');
-    return [key.slice(0, at), key.slice(at + 1)];
+    return this.shape === 'string' ? key : pairKey(key);
   }
 
   get(key: string): V | undefined {
@@ -149,10 +153,7 @@ export class LmdbRegistryTable<V> implements RegistryTable<V> {
 }
 
 export class SharedRegistryTable<V> implements RegistryTable<V> {
-  constructor(
-    private readonly table: SharedTable<V>,
-    private readonly attempts = 50,
-  ) {}
+  constructor(private readonly table: SharedTable<V>) {}
 
   get(key: string): V | undefined {
     return this.table.get(key)?.value;
@@ -162,8 +163,9 @@ export class SharedRegistryTable<V> implements RegistryTable<V> {
     return this.table.get(key) !== undefined;
   }
 
-  *rows(options: { prefix?: string; after?: string } = {}): Generator<TableRow<V>> {
-    for (const { key, value } of this.table.entries(options)) yield { key, value };
+  rows(options: { prefix?: string; after?: string } = {}): Iterable<TableRow<V>> {
+    // The shared entries are rows already (their revision rides along, unread).
+    return this.table.entries(options);
   }
 
   count(): number {
@@ -175,25 +177,16 @@ export class SharedRegistryTable<V> implements RegistryTable<V> {
     decide: (current: V | undefined) => Decision<V, R>,
     committed?: (decision: Decision<V, R>, before: V | undefined) => void,
   ): Promise<R> {
-    for (let i = 0; ; i++) {
-      const current = this.table.get(key);
+    // modify() decides again (after a random pause) whenever another writer won the round.
+    let decided: { decision: Decision<V, R>; before: V | undefined } | undefined;
+    await modify(this.table, key, (current) => {
       const decision = decide(current?.value);
-      try {
-        if (decision.remove) {
-          if (current) await this.table.remove(key, current.revision);
-        } else if (decision.put !== undefined) {
-          if (current) await this.table.update(key, decision.put, current.revision);
-          else await this.table.create(key, decision.put);
-        }
-      } catch (err) {
-        if (!isConflict(err) || i + 1 >= this.attempts) throw err;
-        // Another node won this round, or our copy was behind: wait for the watch, then decide again.
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(5 * 2 ** i, 200)));
-        continue;
-      }
-      committed?.(decision, current?.value);
-      return decision.result;
-    }
+      decided = { decision, before: current?.value };
+      return decision.remove ? null : decision.put;
+    });
+    const { decision, before } = decided as { decision: Decision<V, R>; before: V | undefined };
+    committed?.(decision, before);
+    return decision.result;
   }
 
   async changeEach(

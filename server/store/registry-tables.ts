@@ -14,7 +14,7 @@ import {
   readDeviceRecord,
 } from './records.ts';
 import type { StoredRef } from './ref-store.ts';
-import { LmdbRegistryTable, type RegistryTable } from './registry-table.ts';
+import { LmdbRegistryTable, pairKey, type RegistryTable } from './registry-table.ts';
 import type { TransferRecord } from './registry-transfer.ts';
 
 /** The single-node registry's lmdb databases. */
@@ -63,10 +63,6 @@ export async function importTables(
   t: LmdbRegistryDatabases,
   records: TransferRecord[],
 ): Promise<TransferRecord | undefined> {
-  const split = (key: string) => {
-    const at = key.indexOf('/');
-    return [key.slice(0, at), key.slice(at + 1)];
-  };
   return t.devices.transaction(() => {
     for (const r of records) {
       const taken =
@@ -75,8 +71,8 @@ export async function importTables(
           : r.table === 'admins'
             ? t.admins.doesExist(r.key)
             : r.table === 'refs'
-              ? t.refs.doesExist(split(r.key))
-              : t.accounts.doesExist(split(r.key));
+              ? t.refs.doesExist(pairKey(r.key))
+              : t.accounts.doesExist(pairKey(r.key));
       if (taken) return r;
     }
     for (const r of records) {
@@ -84,8 +80,8 @@ export async function importTables(
         t.devices.put(r.key, r.value);
         if (r.value.imsi) t.imsis.put(`${r.value.imsi}:${r.key}`, true);
       } else if (r.table === 'admins') t.admins.put(r.key, r.value);
-      else if (r.table === 'refs') t.refs.put(split(r.key), r.value);
-      else t.accounts.put(split(r.key), r.value);
+      else if (r.table === 'refs') t.refs.put(pairKey(r.key), r.value);
+      else t.accounts.put(pairKey(r.key), r.value);
     }
     return undefined;
   });

@@ -18,7 +18,6 @@
  */
 import { GatewayError } from '../../device-protocol/errors.ts';
 import { DEVICE_AUTH_RECORD_VERSION, type DeviceAuthRecordV1, openDeviceAuthTable } from './device-auth.ts';
-import type { ProvisionedAccount } from './device-profile.ts';
 import {
   ADMIN_USER_RECORD_VERSION,
   type AdminUserRecordV1,
@@ -28,7 +27,7 @@ import {
   readDeviceRecord,
 } from './records.ts';
 import { deviceKeyEpoch } from './device-credentials.ts';
-import { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
+import { PROVISIONED_ACCOUNT_VERSION, type ProvisionedAccountRecord } from './provisioned-accounts.ts';
 import { REF_RECORD_VERSION, type StoredRef } from './ref-store.ts';
 import { modify, type SharedState, type SharedTable } from './shared/table.ts';
 
@@ -39,13 +38,12 @@ export type TransferTable = 'devices' | 'admins' | 'refs' | 'accounts';
 export const TRANSFER_TABLES: readonly TransferTable[] = ['devices', 'admins', 'refs', 'accounts'];
 
 export type { StoredRef } from './ref-store.ts';
-export type StoredAccount = ProvisionedAccount & { v: number };
 
 export type TransferRecord =
   | { table: 'devices'; key: string; value: DeviceRecordV1 }
   | { table: 'admins'; key: string; value: AdminUserRecordV1 }
   | { table: 'refs'; key: string; value: StoredRef }
-  | { table: 'accounts'; key: string; value: StoredAccount };
+  | { table: 'accounts'; key: string; value: ProvisionedAccountRecord };
 
 export function exportHeader(now: number): string {
   return JSON.stringify({ format: REGISTRY_EXPORT_FORMAT, v: REGISTRY_EXPORT_VERSION, exportedAt: now });
@@ -90,7 +88,7 @@ export function readRefRecord(raw: unknown): StoredRef {
   };
 }
 
-export function readAccountRecord(raw: unknown): StoredAccount {
+export function readAccountRecord(raw: unknown): ProvisionedAccountRecord {
   if (
     !isObject(raw) ||
     typeof raw.label !== 'string' ||
@@ -106,7 +104,7 @@ export function readAccountRecord(raw: unknown): StoredAccount {
       'account record lacks label, service, user, secret or times',
     );
   }
-  const out: StoredAccount = {
+  const out: ProvisionedAccountRecord = {
     v: PROVISIONED_ACCOUNT_VERSION,
     label: raw.label,
     service: raw.service,

@@ -14,8 +14,14 @@ import {
 import { importDeviceRows, importSharedRows } from './device-batch-import.ts';
 import { deviceInfo, deviceKeyEpoch, profileHeartbeatMs } from './device-credentials.ts';
 import type { ProvisionedAccount } from './device-profile.ts';
-import { type DeviceIndexes, type DevicePatch, DeviceWrites, type NewDevice } from './device-writes.ts';
-import { type ImportMode, type ImportResult, type ImportRow, SECRET_MAX } from './import-rows.ts';
+import { type DeviceIndexes, type DevicePatch, DeviceWrites } from './device-writes.ts';
+import {
+  type ImportMode,
+  type ImportResult,
+  type ImportRow,
+  type NewDevice,
+  SECRET_MAX,
+} from './import-rows.ts';
 import { ImportJobs } from './import-jobs.ts';
 import { LastSeen } from './last-seen.ts';
 import { AccountStore, type ProvisionedAccountRecord } from './provisioned-accounts.ts';
@@ -39,7 +45,6 @@ import {
   lmdbTables,
   type RegistryTableSet,
 } from './registry-tables.ts';
-export type { RegistryTableSet } from './registry-tables.ts';
 import {
   importShared,
   readAccountRecord,
@@ -48,21 +53,18 @@ import {
   type TransferRecord,
 } from './registry-transfer.ts';
 import { verifyDeviceSecret } from './secrets.ts';
-import type { SharedState, TableOptions } from './shared/table.ts';
+import { lowerBound, type SharedState, type TableOptions } from './shared/table.ts';
 
 export type { AdminUser } from './admin-users.ts';
-export { deviceKeyEpoch } from './device-credentials.ts';
-export type { DevicePatch, NewDevice } from './device-writes.ts';
 export {
   type ImportMode,
   type ImportRejection,
   type ImportResult,
   type ImportRow,
   importRowProblem,
+  type NewDevice,
   prepareImportRow,
 } from './import-rows.ts';
-export { PROVISIONED_ACCOUNT_VERSION } from './provisioned-accounts.ts';
-export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
 
 /**
  * The device registry (and admin users): on a single node in one lmdb
@@ -80,8 +82,8 @@ export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
  * Several processes may open the same environment at once (a running gateway
  * and the `mmgw device` CLI): LMDB serialises writers with a lock in the
  * environment's lock file and gives every reader a consistent snapshot, so
- * every read-check-write below runs inside one write transaction and is
- * therefore atomic across processes too.
+ * every read-check-write of an lmdb table (registry-table.ts) runs inside
+ * one write transaction and is therefore atomic across processes too.
  *
  * Writes use lmdb's asynchronous transactions: the main thread never blocks
  * on the write lock while another process (say, a 100k-row import) holds it.
@@ -90,7 +92,8 @@ export { REF_RECORD_VERSION, type RefRecord } from './ref-store.ts';
  * written in the same transaction (audit-outbox.ts). The CLI does so for
  * every change; the admin API writes its own entries. Large imports run as
  * jobs (import-jobs.ts, driven by device-import.ts); opening the registry
- * rolls back the jobs whose process died.
+ * rolls back the jobs whose process died (on the shared state they end
+ * failed, their rows kept).
  *
  * In cluster mode the admin role publishes the devices into the shared
  * `device_auth` table the edges authenticate from (device-auth.ts): the
@@ -325,11 +328,15 @@ export class Registry implements DeviceAuthSource {
       return;
     }
     if (!this.imsiKeys) {
-      const keys: string[] = [];
-      for (const { key, value } of this.devices.rows()) if (value.imsi) keys.push(`${value.imsi}:${key}`);
-      this.imsiKeys = keys.sort();
+      const built: string[] = [];
+      for (const { key, value } of this.devices.rows()) if (value.imsi) built.push(`${value.imsi}:${key}`);
+      this.imsiKeys = built.sort();
     }
-    for (const key of this.imsiKeys) if (key.startsWith(prefix)) yield key;
+    // The keys with the prefix are one run in the sorted list, from the first not below it.
+    const keys = this.imsiKeys;
+    for (let i = lowerBound(keys, prefix); i < keys.length && keys[i]?.startsWith(prefix); i++) {
+      yield keys[i] as string;
+    }
   }
 
   /** Devices whose IMSI starts with `prefix`, in IMSI order (then IMEI). */

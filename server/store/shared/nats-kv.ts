@@ -139,7 +139,7 @@ export class NatsKvSharedState implements SharedState {
       // create() binds to the bucket when it exists with the same settings.
       kv = await this.kvm.create(`mmgw_${name}`, { replicas: this.options.replicas, history: 1 });
     } catch (err) {
-      const hint = /jetstream (is )?not enabled/i.test((err as Error)?.message ?? '')
+      const hint = jetStreamMissing(err)
         ? ' (cluster state needs JetStream: start every nats-server with -js, a server_name and a store_dir)'
         : '';
       throw unavailable(`cannot open KV bucket mmgw_${name}${hint}`, err);
@@ -162,6 +162,11 @@ export class NatsKvSharedState implements SharedState {
     })();
     return this.closing;
   }
+}
+
+/** The NATS servers run without JetStream (a setting, not an outage: waiting would not help). */
+export function jetStreamMissing(err: unknown): boolean {
+  return /jetstream (is )?not enabled/i.test((err as Error)?.message ?? '');
 }
 
 /**

@@ -164,7 +164,8 @@ export function* rangeOf<T>(
   }
 }
 
-function lowerBound(keys: readonly string[], target: string): number {
+/** The index of the first key not below `target` in a sorted list (its length when none). */
+export function lowerBound(keys: readonly string[], target: string): number {
   let lo = 0;
   let hi = keys.length;
   while (lo < hi) {

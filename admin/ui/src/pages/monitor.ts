@@ -405,10 +405,7 @@ function servedText(n: NodeView): string {
   return `${s.devices} devices · ${s.mailAccounts} mail · ${s.imAccounts} chat`;
 }
 
-/** HH:MM (or HH:MM:SS) of an epoch ms, local time. */
+/** HH:MM (or HH:MM:SS) of an epoch ms, local time: the time of day of formatTime's YYYY-MM-DD HH:MM:SS. */
 function clock(at: number, seconds: boolean): string {
-  const d = new Date(at);
-  const two = (n: number) => String(n).padStart(2, '0');
-  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
-  return seconds ? `${hm}:${two(d.getSeconds())}` : hm;
+  return formatTime(at).slice(11, seconds ? 19 : 16);
 }
