@@ -123,3 +123,11 @@ export function deviceView(r: DeviceRecordV1): Device {
   if (r.lastSeenAt !== undefined) d.lastSeenAt = r.lastSeenAt;
   return d;
 }
+
+/** Whether two device records differ in nothing but lastSeenAt (records are flat). */
+export function onlyLastSeenDiffers(a: DeviceRecordV1, b: DeviceRecordV1): boolean {
+  const ka = Object.keys(a) as (keyof DeviceRecordV1)[];
+  const kb = Object.keys(b) as (keyof DeviceRecordV1)[];
+  const changed = (k: keyof DeviceRecordV1) => k !== 'lastSeenAt' && a[k] !== b[k];
+  return !ka.some(changed) && !kb.some(changed);
+}

@@ -59,7 +59,8 @@ export interface RegistryTable<V> {
     decide: (key: string, current: V | undefined) => V | undefined,
   ): Promise<void>;
   /** Hears changes by any writer the backend sees (every node, for the shared state); lmdb: none. */
-  watch(listener: (key: string) => void): () => void;
+  /** Changes of any node (shared state), with the new and, where known, the former value. */
+  watch(listener: (key: string, value?: V, previous?: V) => void): () => void;
 }
 
 /** How many keys of a changeEach are in flight at once on the shared state. */
@@ -206,8 +207,8 @@ export class SharedRegistryTable<V> implements RegistryTable<V> {
     await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
   }
 
-  watch(listener: (key: string) => void): () => void {
-    return this.table.watch((change) => listener(change.key));
+  watch(listener: (key: string, value?: V, previous?: V) => void): () => void {
+    return this.table.watch((change) => listener(change.key, change.value, change.previous));
   }
 }
 

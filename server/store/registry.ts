@@ -32,6 +32,7 @@ import {
   type DeviceRecordV1,
   type DeviceStatus,
   deviceView,
+  onlyLastSeenDiffers,
   readAdminUserRecord,
   readDeviceRecord,
 } from './records.ts';
@@ -198,7 +199,10 @@ export class Registry implements DeviceAuthSource {
       // Another node's device change is this node's to publish too (device_auth): if that node
       // died before publishing, the edges still learn it. Every node publishes the same record.
       this.unwatch.push(
-        this.devices.watch((imei) => {
+        this.devices.watch((imei, value, previous) => {
+          // The last-seen flush of every admin node rewrites device records all the time:
+          // nothing the IMSI index or device_auth reads changed.
+          if (value && previous && onlyLastSeenDiffers(previous, value)) return;
           this.imsiKeys = undefined;
           this.devicesChanged([imei]);
         }),

@@ -463,7 +463,7 @@ class KvTable<T> implements SharedTable<T> {
     if ((this.removedAt.get(entry.key) ?? 0) > entry.revision) return;
     if (!known) this.sorted = undefined;
     this.copy.set(entry.key, entry);
-    this.notify(entry);
+    this.notify(known ? { ...entry, previous: known.value } : entry);
   }
 
   private drop(key: string, revision: number): void {
@@ -471,7 +471,7 @@ class KvTable<T> implements SharedTable<T> {
     if (!known || known.revision >= revision) return;
     this.copy.delete(key);
     this.sorted = undefined;
-    this.notify({ key, revision });
+    this.notify({ key, revision, previous: known.value });
   }
 
   private notify(change: SharedChange<T>): void {

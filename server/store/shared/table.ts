@@ -30,6 +30,8 @@ export interface SharedChange<T> {
   key: string;
   revision: number;
   value?: T;
+  /** What the local copy held before (absent: nothing, or not known). */
+  previous?: T;
 }
 
 export interface ListOptions {
