@@ -10,7 +10,7 @@
  * says so.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imeiWithCheckDigit } from '../../server/store/imei.ts';
@@ -20,7 +20,7 @@ import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { type FaultFigures, judge, healthy } from './analysis.ts';
 import { type Deployment, type Device, type MmgwNode, startCluster, startSingleNode } from './cluster.ts';
 import { ProcessSet } from './processes.ts';
-import { Fleet, type FleetSetup, type HandsetSpec } from './records.ts';
+import { Fleet, type FleetSetup, type HandsetSpec, type ItemTable } from './records.ts';
 
 export interface ChaosOptions {
   handsets: number;
@@ -271,6 +271,7 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
     `  affected ${figures.affected}/${n}, p99 ${figures.p99Ms ?? '-'} ms, unrecovered ${figures.unrecovered}, ` +
       `lost ${figures.lost}, doubled ${figures.doubled}, out of order ${figures.outOfOrder}, human action: ${humanAction}`,
   );
+  keepItems(fault.name, fleet.table, t0);
   if (figures.lostIds.length > 0) o.log(`  lost: ${figures.lostIds.join(' ')}`);
   if (figures.doubledIds.length > 0) o.log(`  doubled: ${figures.doubledIds.join(' ')}`);
   return { name: fault.name, figures, humanAction, ...(note ? { note } : {}) };
@@ -322,4 +323,16 @@ export async function runChaos(o: ChaosOptions): Promise<FaultResult[]> {
     await peers?.dovecot.stop({ removeDir: true }).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * With MMGW_TEST_LOG_DIR (the gateways' logs go there too): the items of the
+ * fault's window, what was tried and seen when, for a look at what failed.
+ */
+function keepItems(name: string, table: ItemTable, from: number): void {
+  const dir = process.env.MMGW_TEST_LOG_DIR;
+  if (!dir) return;
+  const items = [...table.items.values()].filter((i) => i.firstAttempt >= from - 10_000);
+  const file = join(dir, `items-${name.replace(/[^\w-]+/g, '_')}.json`);
+  writeFileSync(file, JSON.stringify({ fault: name, faultAt: from, items }, null, 1));
 }
