@@ -191,10 +191,14 @@ export const transportRole: RoleDefinition = {
         report: (report) => reportTakeover(bus, report),
         logger,
       });
+    // Not ready (/readyz) in a cluster until the devices with a session here are being brought
+    // back: a rolling restart that goes on to the next transport before then moves them twice.
+    let waitingFor: string | undefined = clusterReady ? 'the cluster’s shared tables' : undefined;
     if (clusterReady) {
       void clusterReady.then(() => {
         if (stopped) return;
-        stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS);
+        waitingFor = 'its devices’ sessions from the edges';
+        stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS, () => (waitingFor = undefined));
         moves = watchMoves();
       });
     } else stopAsking = askEdgesOnceMember(ctx, 0);
@@ -211,6 +215,7 @@ export const transportRole: RoleDefinition = {
     );
     return {
       servedCount: served,
+      readiness: () => (waitingFor === undefined ? [] : [`transport: waiting for ${waitingFor}`]),
       // The node's heartbeat says "draining" from now on: once the transports hear it, the others
       // take this node's devices over and this one releases them (watchDeviceMoves); stop waits for that.
       async drain() {
@@ -341,18 +346,22 @@ function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: T
  * `holds` could claim devices of other transports. In a cluster it waits
  * `settleMs` more, until it heard the other transports' heartbeats. Returns a cancel.
  */
-function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0], settleMs: number): () => void {
+function askEdgesOnceMember(
+  ctx: Parameters<RoleDefinition['start']>[0],
+  settleMs: number,
+  asked: () => void = () => {},
+): () => void {
   const { bus, membership, nodeId, logger } = ctx;
   const member = () => membership.nodes('transport').some((n) => n.nodeId === nodeId);
   let off: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let asked = false;
+  let settling = false;
   const ask = (): boolean => {
     if (!member()) return false;
     off?.();
     off = undefined;
-    if (!asked && settleMs > 0) {
-      asked = true;
+    if (!settling && settleMs > 0) {
+      settling = true;
       timer = setTimeout(ask, settleMs);
       return true;
     }
@@ -362,6 +371,7 @@ function askEdgesOnceMember(ctx: Parameters<RoleDefinition['start']>[0], settleM
     } catch (err) {
       logger.warn({ err }, 'could not ask the edges for their sessions');
     }
+    asked();
     return true;
   };
   if (!ask()) off = membership.onChange(() => void ask());
