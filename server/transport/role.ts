@@ -194,9 +194,14 @@ export const transportRole: RoleDefinition = {
     // Not ready (/readyz) in a cluster until the devices with a session here are being brought
     // back: a rolling restart that goes on to the next transport before then moves them twice.
     let waitingFor: string | undefined = clusterReady ? 'the cluster’s shared tables' : undefined;
+    // Nor in the heartbeat before its tables open: the edges would send it requests it answers
+    // from its emptied lmdb (mail.not_found, im.not_found).
+    let tablesOpen = !clusterReady;
     if (clusterReady) {
       void clusterReady.then(() => {
         if (stopped) return;
+        tablesOpen = true;
+        ctx.announce();
         waitingFor = 'its devices’ sessions from the edges';
         stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS, () => (waitingFor = undefined));
         moves = watchMoves();
@@ -216,6 +221,7 @@ export const transportRole: RoleDefinition = {
     return {
       servedCount: served,
       readiness: () => (waitingFor === undefined ? [] : [`transport: waiting for ${waitingFor}`]),
+      advertised: () => tablesOpen,
       // The node's heartbeat says "draining" from now on: once the transports hear it, the others
       // take this node's devices over and this one releases them (watchDeviceMoves); stop waits for that.
       async drain() {

@@ -49,3 +49,29 @@ test('a wrong-password login leaves the working session online; a working one re
   await eventually('the replacement announced', () => states().length >= 3);
   assert.deepEqual(states(), ['connecting', 'online', 'online']);
 });
+
+test('whenOnline: waits for a connecting session, answers at once for an online one', async (t) => {
+  const pool = new XmppSessionPool({ session: { connectTimeoutMs: 5000 } });
+  t.after(() => pool.closeAll());
+  pool.setPusher('d2', async () => 1);
+  prosody.register('carol', 'pw-carol');
+  const account = {
+    id: 'd2:carol',
+    deviceId: 'd2',
+    jid: prosody.jid('carol'),
+    password: 'pw-carol',
+    host: prosody.host,
+    port: prosody.c2sPort,
+    createdAt: 0,
+    updatedAt: 0,
+  };
+  assert.equal(await pool.whenOnline('nobody', 1000), false, 'no such account');
+  const opening = pool.open(account);
+  const session = pool.get('d2:carol');
+  assert.ok(session);
+  assert.notEqual(session.state, 'online', 'still connecting right after open');
+  assert.equal(await pool.whenOnline('d2:carol', 10_000), true);
+  assert.equal(session.state, 'online');
+  await opening;
+  assert.equal(await pool.whenOnline('d2:carol', 0), true);
+});

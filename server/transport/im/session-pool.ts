@@ -27,6 +27,7 @@ import { nullRecorder, type Recorder } from '../../records/types.ts';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import { compactImEvent, IM_COMPACT } from '../../../device-protocol/im-compact.ts';
 import type { Capabilities, Value } from '../../../device-protocol/messages.ts';
+import { orAfter } from '../kit/deadline.ts';
 import { type DevicePush, pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { ImAccount } from './account-store.ts';
 import {
@@ -87,6 +88,8 @@ export interface XmppSessionPoolOptions {
 interface PoolEntry {
   account: ImAccount;
   session: XmppAccountSession;
+  /** Told of every state change (whenOnline). */
+  stateWaiters?: Set<() => void>;
   presence: Map<string, ContactPresence>;
   presenceTimer?: NodeJS.Timeout;
   /** Its state changes reach neither the device nor the records (a candidate on trial, a replaced session). */
@@ -256,6 +259,35 @@ export class XmppSessionPool {
     return this.#entries.get(accountId)?.session;
   }
 
+  /**
+   * Resolves true once the account's session is online, false when it is not
+   * within `ms` (or its login failed). For a request that arrives
+   * while a moved or restarted account is still connecting: it waits a
+   * moment rather than refuse at once.
+   */
+  async whenOnline(accountId: string, ms: number): Promise<boolean> {
+    const entry = this.#entries.get(accountId);
+    if (!entry) return false;
+    const settled = () => {
+      // Not 'stopped': a session not started yet is in it too.
+      const state = entry.session.state;
+      return state === 'online' || state === 'auth_failed';
+    };
+    if (!settled() && ms > 0) {
+      let wake!: () => void;
+      const changed = new Promise<void>((resolve) => {
+        wake = () => {
+          if (settled()) resolve();
+        };
+      });
+      entry.stateWaiters ??= new Set();
+      entry.stateWaiters.add(wake);
+      await orAfter(changed, ms, undefined);
+      entry.stateWaiters.delete(wake);
+    }
+    return entry.session.state === 'online';
+  }
+
   /** Resolves once the account's archive catch-up (open's `after`) is done; at once when none runs. */
   caughtUp(accountId: string): Promise<void> {
     return this.#entries.get(accountId)?.catchUp?.done ?? Promise.resolve();
@@ -344,6 +376,7 @@ export class XmppSessionPool {
       ...(this.#opts.now ? { now: this.#opts.now } : {}),
       listener: {
         state: (state, error) => {
+          for (const wake of entry.stateWaiters ?? []) wake();
           // Messages may pass by unseen until the stream is back: the chain of `prev` starts anew.
           if (state !== 'online') entry.lastArchiveId = undefined;
           if (!entry.muted) this.#announce(entry, state, error);

@@ -58,6 +58,9 @@ export const ARCHIVE_CHECK_TIMEOUT_MS = 5000;
 /** The archive read took longer than ARCHIVE_CHECK_TIMEOUT_MS. */
 class ArchiveSlow extends Error {}
 
+/** How long im.send waits for a connecting session before it answers im.unreachable. */
+const ONLINE_WAIT_MS = 5000;
+
 export function imSendMethod(
   deps: ImDeps,
   opts: { archiveCheckTimeoutMs?: number } = {},
@@ -104,6 +107,11 @@ export function imSendMethod(
       const recorded =
         unwritten.get(account.id, input.clientId) !== undefined ||
         deps.sent?.get(account.id, input.clientId) !== undefined;
+      // Just moved here or restarted: connecting. A moment's wait, within the edge's, beats a refusal.
+      if (!recorded && session.state !== 'online') {
+        const left = ctx.deadline === undefined ? ONLINE_WAIT_MS : ctx.deadline - ctx.now() - 1000;
+        await deps.sessions.whenOnline(account.id, Math.min(ONLINE_WAIT_MS, left));
+      }
       if (recorded || (await archivedOf(session, ctx.logger)).has(originKey(input.to, input.clientId))) {
         ctx.logger.info(
           {
