@@ -11,9 +11,10 @@
  *   that origin-id. The archive is read once per account session on this
  *   node (at its first im.send), not per send: whatever another session
  *   sent is in the archive by then, and what this one sends has its sent
- *   record (a send that failed here has the archive read again). While the
- *   session is not online the send is refused with the retryable
- *   im.unreachable (a resend after a restart or failover comes right then);
+ *   record (a send that failed here has the archive read again). A session
+ *   still connecting (the account just moved here) is waited for, up to
+ *   ONLINE_WAIT_MS within the edge's deadline; not online by then, the send
+ *   is refused with the retryable im.unreachable;
  *   a server without an archive, or one slower than
  *   ARCHIVE_CHECK_TIMEOUT_MS, does not hold the send. Its newest ARCHIVE_LOOKBACK messages are enough: a resend follows
  *   its timeout within minutes.
