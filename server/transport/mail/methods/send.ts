@@ -30,6 +30,7 @@ import { z } from 'zod';
 import { GatewayError } from '../../../../device-protocol/errors.ts';
 import type { Value } from '../../../../device-protocol/messages.ts';
 import { KeyedTurns } from '../../kit/keyed-turns.ts';
+import { processStalls } from '../../kit/stalls.ts';
 import { UnwrittenRecords } from '../../kit/unwritten-records.ts';
 import type { MethodDefinition } from '../../types.ts';
 import type { MailAccount } from '../account-store.ts';
@@ -100,7 +101,11 @@ export function messageIdFor(account: MailAccount, deviceId: string, clientId: s
   return `<${local}.${scope}.mmgw@${domain}>`;
 }
 
+/** A pause of this process this long (under the membership TTL of 3.5 s) may have seen it replaced. */
+const REPLACED_AFTER_PAUSE_MS = 3000;
+
 export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
+  const stalls = processStalls();
   // Two sends of one clientId take turns, so that the second finds the first's mark.
   const turns = new KeyedTurns();
   /** Sends acknowledged here whose sent mark is not written yet. */
@@ -109,6 +114,7 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
     method: 'mail.send',
     input: sendInput,
     async handle(ctx, input): Promise<Value> {
+      const startedAt = Date.now();
       const account = deps.accounts.get(ctx.deviceId, input.account);
       const messageId = messageIdFor(account, ctx.deviceId, input.clientId);
       const resend = (first: { sentCopy: boolean; rejected: string[]; bytes: number }) => {
@@ -151,9 +157,13 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         })),
       });
       const raw = await composer.compile().build();
-      // The last moment to give up: past the deadline the device was told request.timeout and may
-      // have sent it again through another node (this one frozen meanwhile); that one sends it.
-      if (ctx.deadline !== undefined && ctx.now() > ctx.deadline) {
+      // The last moment to give up: past the deadline the device was told request.timeout, and
+      // after a pause past the membership TTL the device's resend went to the transport that
+      // took this one's devices; that one sends it.
+      if (
+        (ctx.deadline !== undefined && ctx.now() > ctx.deadline) ||
+        stalls.longestSince(startedAt) > REPLACED_AFTER_PAUSE_MS
+      ) {
         ctx.logger.info(
           { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
           'mail.send past its deadline; not sent',
