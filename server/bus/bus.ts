@@ -203,4 +203,9 @@ export interface DeviceDirectory {
 export interface DeviceRouter {
   /** undefined when no transport node is alive. */
   pick(deviceId: string): string | undefined;
+  /**
+   * Tells of each node that left the membership (not one that only drains:
+   * it still answers what it was asked). Returns the unsubscribe.
+   */
+  onLeave?(listener: (nodeId: string) => void): () => void;
 }

@@ -576,6 +576,7 @@ export class EdgeCore
   close(): void {
     if (this.closed) return;
     this.handover.stopListening();
+    this.relay.close();
     this.closed = true;
     this.sweep.stop();
     const at = this.now();

@@ -25,6 +25,7 @@ function setup(
   pick = (): string | undefined => NODE,
   // Long by default: a loaded machine must not turn a slow answer into a timeout.
   requestTimeoutMs = 30_000,
+  onLeave?: (listener: (nodeId: string) => void) => () => void,
 ) {
   const bus = new InProcessBus();
   const calls: TransportRequest[] = [];
@@ -44,7 +45,13 @@ function setup(
         return s.append(new Uint8Array([frame.kind]));
       },
     },
-    { bus, router: { pick }, requestTimeoutMs, busTimeoutMs: 100, logger: pino({ level: 'silent' }) },
+    {
+      bus,
+      router: { pick, ...(onLeave ? { onLeave } : {}) },
+      requestTimeoutMs,
+      busTimeoutMs: 100,
+      logger: pino({ level: 'silent' }),
+    },
   );
   const session = new DeviceSession(`${IMEI}.abc`, IMEI, 'token');
   const resent: number[] = [];
@@ -215,4 +222,32 @@ test('settled() gives up after its bound when an answer does not come', async ()
   const { relay, send } = setup({ never: () => new Promise(() => undefined) }, undefined, 1000);
   send('r1', 'never');
   await relay.settled(1);
+});
+
+test('a transport that leaves the membership: its requests fail at once, retryable', async () => {
+  const listeners = new Set<(nodeId: string) => void>();
+  const leave = (nodeId: string) => {
+    for (const l of listeners) l(nodeId);
+  };
+  const t = setup({ hang: () => new Promise(() => {}) }, undefined, 30_000, (l) => {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  });
+  t.send('r1', 'hang');
+  t.send('r2', 'hang');
+  await eventually('both at the transport', () => t.calls.length === 2);
+  leave('transport-9'); // another node: nothing happens
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(t.sent.length, 0);
+  leave(NODE);
+  await settled(t.sent, 2);
+  for (const f of t.sent) {
+    assert.equal(f.kind, Kind.Error);
+    assert.equal((f as { code?: string }).code, 'request.unavailable');
+    assert.equal((f as { fatal?: boolean }).fatal, false);
+  }
+  assert.equal(t.session.inflightCount, 0);
+  assert.equal(t.session.answerSeq('r1'), undefined, 'not remembered: the retry runs again');
+  t.relay.close();
+  assert.equal(listeners.size, 0, 'close unsubscribes');
 });

@@ -60,11 +60,47 @@ export class RequestRelay {
   /** Requests sent to a transport and not answered yet, over all sessions. */
   private pending = 0;
   private onIdle: (() => void)[] = [];
+  /** Per transport node, the requests waiting for it: failed at once when it leaves. */
+  private readonly waiting = new Map<string, Set<(err: GatewayError) => void>>();
+  private readonly stopWatching: () => void;
 
   constructor(
     private readonly host: RelayHost,
     private readonly o: RelayOptions,
-  ) {}
+  ) {
+    // A transport that left (crashed, frozen past the TTL) answers nothing more: its requests get
+    // the retryable request.unavailable now, and the device's retry goes to the node taking over,
+    // instead of each waiting out its timeout.
+    this.stopWatching =
+      o.router.onLeave?.((nodeId) => {
+        const failing = this.waiting.get(nodeId);
+        if (!failing) return;
+        this.waiting.delete(nodeId);
+        const err = new GatewayError('request.unavailable', 'The node serving it went away; retry.', {
+          retryable: true,
+          retryAfterMs: 0,
+        });
+        for (const fail of failing) fail(err);
+      }) ?? (() => {});
+  }
+
+  close(): void {
+    this.stopWatching();
+  }
+
+  /** The bus request, or a rejection once `nodeId` leaves the membership. */
+  private untilLeft<T>(nodeId: string, asked: Promise<T>): Promise<T> {
+    let set = this.waiting.get(nodeId);
+    if (!set) this.waiting.set(nodeId, (set = new Set()));
+    const failing = set;
+    let fail!: (err: GatewayError) => void;
+    const left = new Promise<never>((_, reject) => (fail = reject));
+    failing.add(fail);
+    return Promise.race([asked, left]).finally(() => {
+      failing.delete(fail);
+      if (failing.size === 0 && this.waiting.get(nodeId) === failing) this.waiting.delete(nodeId);
+    });
+  }
 
   /**
    * Resolves once no request is waiting for its transport, or after `ms`. A
@@ -129,10 +165,12 @@ export class RequestRelay {
     };
     const id = r.id;
     this.pending++;
-    this.o.bus
-      .request<Value | undefined>(Subjects.transportRequest(nodeId), tr, {
+    this.untilLeft(
+      nodeId,
+      this.o.bus.request<Value | undefined>(Subjects.transportRequest(nodeId), tr, {
         timeoutMs: this.o.requestTimeoutMs,
-      })
+      }),
+    )
       .then(
         (body) => this.answer(s, id, body),
         (err) => {

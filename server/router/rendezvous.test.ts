@@ -94,6 +94,22 @@ function hb(nodeId: string, roles: string[], draining = false): NodeHeartbeat {
 }
 
 describe('RendezvousRouter', () => {
+  test('onLeave tells of a node that left, not of one that only drains', () => {
+    const membership = new FakeMembership();
+    const router = new RendezvousRouter(membership);
+    const left: string[] = [];
+    const off = router.onLeave((id) => left.push(id));
+    membership.set([hb('t1', ['transport']), hb('t2', ['transport']), hb('e1', ['edge'])]);
+    membership.set([hb('t1', ['transport'], true), hb('t2', ['transport']), hb('e1', ['edge'])]);
+    assert.deepEqual(left, [], 'draining is not leaving');
+    membership.set([hb('t2', ['transport'])]);
+    assert.deepEqual(left, ['t1'], 'the edge is not a transport');
+    off();
+    membership.set([]);
+    assert.deepEqual(left, ['t1']);
+    router.close();
+  });
+
   test('picks among live transport nodes and follows membership changes', () => {
     const membership = new FakeMembership();
     const router = new RendezvousRouter(membership);

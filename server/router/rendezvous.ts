@@ -95,6 +95,9 @@ export class RendezvousRouter implements DeviceRouter {
   private hashed: HashedNode[] = [];
   private readonly role: string;
   private readonly stopListening: () => void;
+  /** Every member of the role, draining ones too: a node gone from here left. */
+  private members = new Set<string>();
+  private readonly leaveListeners = new Set<(nodeId: string) => void>();
 
   constructor(
     private readonly membership: NodeSource,
@@ -114,12 +117,23 @@ export class RendezvousRouter implements DeviceRouter {
     return this.hashed.map((n) => n.id);
   }
 
+  onLeave(listener: (nodeId: string) => void): () => void {
+    this.leaveListeners.add(listener);
+    return () => this.leaveListeners.delete(listener);
+  }
+
   close(): void {
     this.stopListening();
   }
 
   private refresh(): void {
     const all = this.membership.nodes(this.role);
+    const before = this.members;
+    this.members = new Set(all.map((n) => n.nodeId));
+    for (const id of before) {
+      if (this.members.has(id)) continue;
+      for (const listener of this.leaveListeners) listener(id);
+    }
     const serving = all.filter((n) => !n.draining);
     // Draining nodes take no new devices, unless nothing else is left.
     const ids = (serving.length > 0 ? serving : all).map((n) => n.nodeId).sort();
