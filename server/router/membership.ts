@@ -378,11 +378,16 @@ export function startMemberRecord(
   let stopped = false;
   const write = (): void => {
     if (writing || stopped) return;
-    const record = info();
-    const current = rows.get(record.nodeId);
-    const done = current
-      ? rows.update(record.nodeId, record, current.revision)
-      : rows.create(record.nodeId, record);
+    let done: Promise<unknown>;
+    try {
+      const record = info();
+      const current = rows.get(record.nodeId);
+      done = current
+        ? rows.update(record.nodeId, record, current.revision)
+        : rows.create(record.nodeId, record);
+    } catch (err) {
+      done = Promise.reject(err);
+    }
     writing = done.then(
       () => {},
       (err: unknown) => {
