@@ -4,11 +4,11 @@
  * The list feeds the RendezvousRouter (transport nodes) and the admin's node
  * monitor. That is the single-node gateway's membership (in-process bus).
  *
- * In cluster mode the membership is a shared table (attachTable(); its rows
- * are written by member-table.ts): each node's record, rewritten about every
- * second and removed when the node stops. A record that did not change for
- * its TTL is out, judged by this node's clock against a probe of the store
- * (see attachTable), never the writer's clock.
+ * In cluster mode the membership is a shared table (attachTable(); each node
+ * writes its row with startMemberRecord(), wired by cluster-members.ts): each
+ * node's heartbeat, rewritten about every second and removed when it stops.
+ * A row that did not change for its TTL is out, judged by this node's clock
+ * against a probe of the store (see attachTable), never the writer's clock.
  *
  * While this node's own bus connection is down (Bus.onConnection) it hears
  * nobody, which says nothing about the others: nobody is swept out then, and
