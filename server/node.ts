@@ -1,7 +1,7 @@
 /**
  * The node composer: one process, any set of roles, wired through the bus.
  *
- *   bus ─ membership (heartbeats) ─ router
+ *   bus ─ membership (heartbeats; the members table in cluster mode) ─ router
  *    ├─ admin: registry (lmdb) + registry service on the bus
  *    ├─ transport: device requests for the devices hashed to this node
  *    ├─ transcoder: image and body shrinking, a queue group on the bus
@@ -228,6 +228,17 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   }
   const membership = new Membership({ bus, logger });
   membership.start();
+  // Cluster mode: the membership is the shared members table once it opens (server/router/cluster-members.ts).
+  const members =
+    config.bus !== 'inproc'
+      ? (await import('./router/cluster-members.ts')).clusterMembers({
+          config,
+          nodeId,
+          logger,
+          membership,
+          ...(child ? {} : { heartbeat: () => heartbeat() }),
+        })
+      : undefined;
   let alarms: AlarmService | undefined;
 
   const isRole = (name: string): name is Role => (roles as string[]).includes(name);
@@ -256,11 +267,13 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   const shutdown = async (): Promise<void> => {
     // Out of every hash first: devices are routed elsewhere while the roles stop.
     stopHeartbeat?.();
+    await members?.leave();
     drainSub?.unsubscribe();
     // Reverse start order: the edge first (no new work), the admin last.
     await stopRoles(started, logger);
     await alarms?.close().catch((err: unknown) => logger.warn({ err }, 'alarms failed to stop'));
     membership.stop();
+    await members?.close();
     await ops?.close();
     try {
       await bus.close();
@@ -306,6 +319,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
       rssBytes: process.memoryUsage.rss(),
       cpuSeconds: (usage.user + usage.system) / 1e6,
       ...(servedNow ? { served: servedNow } : {}),
+      ...(members?.writing() ? { memberTable: true } : {}),
     };
   };
   /** Tells the cluster at once what this node serves now (the timer repeats it every second). */
@@ -315,6 +329,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     const beat = heartbeat();
     // Count ourselves at once: a one-process node must not wait for its own heartbeat to come back.
     membership.observe(beat);
+    members?.announce();
     if (stopHeartbeat === undefined) {
       stopHeartbeat = startHeartbeat(bus, heartbeat, HEARTBEAT_INTERVAL_MS);
       return;

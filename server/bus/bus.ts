@@ -158,6 +158,11 @@ export interface NodeHeartbeat {
   cpuSeconds: number;
   /** Transport roles: the devices and accounts this node serves (absent from other roles and older releases). */
   served?: ServedCounts;
+  /**
+   * Cluster mode: this node writes its record to the members table (server/router/membership.ts), where
+   * the nodes that read the table take it from; they count its heartbeats on the bus as goodbyes only.
+   */
+  memberTable?: boolean;
 }
 
 /** What a transport node serves: devices with an account here, and those accounts per service. */

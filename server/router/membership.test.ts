@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type NodeHeartbeat, Subjects } from '../bus/bus.ts';
+import { manualMembership } from '../../testing/fake-membership.ts';
 import { InProcessBus } from '../bus/inproc.ts';
 import { Membership, startHeartbeat } from './membership.ts';
 import { RendezvousRouter } from './rendezvous.ts';
@@ -20,15 +21,7 @@ function hb(nodeId: string, roles: string[], extra: Partial<NodeHeartbeat> = {})
   };
 }
 
-function setup() {
-  const bus = new InProcessBus();
-  const clock = { t: 1_000_000, now: () => clock.t };
-  const membership = new Membership({ bus, clock, sweepMs: 60_000 });
-  membership.start();
-  const changes: string[][] = [];
-  membership.onChange((nodes) => changes.push(nodes.map((n) => n.nodeId)));
-  return { bus, clock, membership, changes };
-}
+const setup = manualMembership;
 
 describe('Membership', () => {
   test('heartbeats on the bus make nodes members, listed by id and filterable by role', async () => {

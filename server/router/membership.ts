@@ -2,8 +2,13 @@
  * Who is alive: every node publishes a NodeHeartbeat on Subjects.heartbeat
  * about every second; a node not heard from within its own ttlMs is out.
  * The list feeds the RendezvousRouter (transport nodes) and the admin's node
- * monitor. Works the same over every bus, so cluster mode needs nothing more
- * than the NATS bus.
+ * monitor. That is the single-node gateway's membership (in-process bus).
+ *
+ * In cluster mode the membership is a shared table (attachTable(); each node
+ * writes its row with startMemberRecord(), wired by cluster-members.ts): each
+ * node's heartbeat, rewritten about every second and removed when it stops.
+ * A row that did not change for its TTL is out, judged by this node's clock
+ * against a probe of the store (see attachTable), never the writer's clock.
  *
  * While this node's own bus connection is down (Bus.onConnection) it hears
  * nobody, which says nothing about the others: nobody is swept out then, and
@@ -14,7 +19,9 @@
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { GatewayError } from '../../device-protocol/errors.ts';
 import { type Bus, type NodeHeartbeat, Subjects, type Subscription } from '../bus/bus.ts';
+import type { SharedTable } from '../store/shared/table.ts';
 
 /** A sweep later than its interval by more than this means this process stalled. */
 export const STALL_MS = 1000;
@@ -36,6 +43,8 @@ export interface MembershipOptions {
 interface Member {
   heartbeat: NodeHeartbeat;
   seenAt: number;
+  /** The shared table's revision of the record (table members); undefined: heard on the bus. */
+  revision?: number;
 }
 
 /**
@@ -52,10 +61,26 @@ function isHeartbeat(x: unknown): x is NodeHeartbeat {
   return heartbeatShape.safeParse(x).success;
 }
 
+/** The reader of the members table: the same check as a heartbeat on the bus. */
+export function readMemberRecord(raw: unknown): NodeHeartbeat {
+  const parsed = heartbeatShape.safeParse(raw);
+  if (!parsed.success) {
+    throw new GatewayError('registry.bad_record', `not a member record: ${parsed.error.issues[0]?.message}`);
+  }
+  return parsed.data as unknown as NodeHeartbeat;
+}
+
 /** Does a node with these roles serve `role`? 'all' serves every role. */
 export function servesRole(roles: readonly string[], role: string): boolean {
   return roles.includes(role) || roles.includes('all');
 }
+
+/**
+ * Probes answered further apart than this × probeMs: the store was unreachable, or the copy far
+ * behind, between them; every member then gets a whole TTL. With rows written every second and a
+ * TTL of 3.5 s, a shorter gap cannot have made a live row look silent for a TTL.
+ */
+const PROBE_GAP_FACTOR = 2;
 
 export class Membership {
   private readonly members = new Map<string, Member>();
@@ -71,6 +96,18 @@ export class Membership {
   private deaf = false;
   /** When the sweep timer last ran (undefined before start(): sweeps called by hand). */
   private lastSweepAt: number | undefined;
+  /** Cluster mode: the members table, and what this node knows of how current its copy is. */
+  private table:
+    | {
+        rows: SharedTable<NodeHeartbeat>;
+        stopWatch: () => void;
+        probeMs: number;
+        probing: boolean;
+        timer: ReturnType<typeof setInterval> | undefined;
+        /** The copy held every write stored before this time (the last probe answered). */
+        currentAt: number;
+      }
+    | undefined;
 
   constructor(options: MembershipOptions) {
     this.bus = options.bus;
@@ -91,14 +128,53 @@ export class Membership {
     this.timer.unref();
   }
 
+  /**
+   * Cluster mode: the members table becomes the membership. Its rows count at once (a node that
+   * starts needs no heartbeat round), its watch brings joins, changes and removals (a clean stop
+   * removes the row: out at once), and from now on a heartbeat on the bus of a node that writes the
+   * table (`memberTable`) counts only as a goodbye; one of an older release still counts.
+   *
+   * A row is out when it did not change for its TTL while this node's copy was current: every
+   * `probeMs` this node asks whether its copy holds every write the store had then (caughtUp()). A
+   * row is dropped only when such a probe, asked more than a TTL after the row last changed, was
+   * answered, so a stalled watch, a dead server or this node's own lost connection drop nobody:
+   * they only hold the answer back. When answers come back after a gap (PROBE_GAP_FACTOR × probeMs:
+   * nobody could write, or this copy was far behind), every row gets a whole TTL from then.
+   */
+  attachTable(rows: SharedTable<NodeHeartbeat>, options: { probeMs?: number; timer?: boolean } = {}): void {
+    if (this.table) return;
+    const now = this.clock.now();
+    const probeMs = options.probeMs ?? 1000;
+    this.table = {
+      rows,
+      probeMs,
+      probing: false,
+      timer: undefined,
+      currentAt: now,
+      stopWatch: rows.watch((change) => {
+        if (change.value) this.observeRow(change.key, change.value, change.revision);
+        else this.leave(change.key, 'removed from the members table');
+      }),
+    };
+    // Loaded as the table opened: current as of now.
+    for (const entry of rows.entries()) this.observeRow(entry.key, entry.value, entry.revision);
+    // Heard on the bus from a node that writes the table: its row decides from now on.
+    for (const [id, m] of this.members) {
+      if (m.revision === undefined && m.heartbeat.memberTable && !rows.get(id)) this.leave(id, 'has no row');
+    }
+    if (options.timer === false) return;
+    this.table.timer = setInterval(() => void this.probe(), probeMs);
+    this.table.timer.unref();
+    void this.probe();
+  }
+
   /** This node's bus connection went down (false) or came back (true). */
   connection(up: boolean): void {
     if (up === !this.deaf) return;
     this.deaf = !up;
     if (!up) return;
     // Heard again from now on: each member gets its whole TTL to be heard.
-    const now = this.clock.now();
-    for (const m of this.members.values()) m.seenAt = Math.max(m.seenAt, now);
+    this.credit(this.clock.now());
   }
 
   stop(): void {
@@ -108,6 +184,11 @@ export class Membership {
     this.stopWatchingBus = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.table) {
+      this.table.stopWatch();
+      clearInterval(this.table.timer);
+      this.table = undefined;
+    }
   }
 
   /** Live nodes, sorted by node id; only those serving `role` when given. */
@@ -127,13 +208,32 @@ export class Membership {
 
   /** Applies one heartbeat; public so a node can count itself before its first heartbeat comes back. */
   observe(heartbeat: NodeHeartbeat): void {
-    const previous = this.members.get(heartbeat.nodeId);
     if (heartbeat.ttlMs <= 0) {
       // A node saying goodbye: out at once, no waiting for the TTL.
-      if (previous && this.members.delete(heartbeat.nodeId)) this.changed();
+      this.leave(heartbeat.nodeId, 'said goodbye');
       return;
     }
-    this.members.set(heartbeat.nodeId, { heartbeat, seenAt: this.clock.now() });
+    // Cluster mode: a node that writes the members table is a member by its row only.
+    if (this.table && heartbeat.memberTable) return;
+    this.put(heartbeat, undefined);
+  }
+
+  private observeRow(key: string, row: NodeHeartbeat, revision: number): void {
+    if (row.nodeId !== key) {
+      this.logger?.warn({ key, nodeId: row.nodeId }, 'members table: a row under another node id ignored');
+      return;
+    }
+    if (row.ttlMs <= 0) this.leave(key, 'said goodbye');
+    else this.put(row, revision);
+  }
+
+  private put(heartbeat: NodeHeartbeat, revision: number | undefined): void {
+    const previous = this.members.get(heartbeat.nodeId);
+    this.members.set(heartbeat.nodeId, {
+      heartbeat,
+      seenAt: this.clock.now(),
+      ...(revision === undefined ? {} : { revision }),
+    });
     if (
       previous === undefined ||
       previous.heartbeat.draining !== heartbeat.draining ||
@@ -144,6 +244,44 @@ export class Membership {
     }
   }
 
+  private leave(nodeId: string, why: string): void {
+    if (!this.members.delete(nodeId)) return;
+    this.logger?.info({ nodeId }, `node ${why}: out of membership`);
+    this.changed();
+  }
+
+  /** Asks whether the copy holds what the store has (one question at a time; see attachTable). Its timer calls it. */
+  probe(): Promise<void> {
+    const t = this.table;
+    if (!t || t.probing) return Promise.resolve();
+    t.probing = true;
+    const at = this.clock.now();
+    return t.rows.caughtUp().then(
+      () => {
+        t.probing = false;
+        if (this.table !== t) return;
+        const gapMs = at - t.currentAt;
+        t.currentAt = Math.max(t.currentAt, at);
+        if (gapMs > PROBE_GAP_FACTOR * t.probeMs) {
+          this.logger?.info(
+            { gapMs },
+            'members table current again after a gap: every member gets its whole TTL',
+          );
+          this.credit(this.clock.now());
+        }
+        this.sweep();
+      },
+      () => {
+        // Unreachable, or the copy behind: nothing can be judged until a probe is answered.
+        t.probing = false;
+      },
+    );
+  }
+
+  private credit(now: number): void {
+    for (const m of this.members.values()) m.seenAt = Math.max(m.seenAt, now);
+  }
+
   /**
    * Drops every node whose TTL has passed since its last heartbeat. A sweep
    * that runs late (this process was stalled: CPU starved, a long GC, SIGSTOP)
@@ -151,6 +289,10 @@ export class Membership {
    * wait unread in the socket, and timers run before I/O, so the silence is
    * this node's, not theirs. Without it a node that froze for a TTL drops
    * every other node, itself included, on waking.
+   *
+   * A member from the table is judged against the table's last answered probe
+   * instead of now (attachTable); one that is dropped so is removed from the
+   * table too, at the revision seen (a node that wrote since keeps its row).
    */
   sweep(): void {
     const now = this.clock.now();
@@ -169,10 +311,14 @@ export class Membership {
     }
     let removed = false;
     for (const [id, m] of this.members) {
-      if (now - m.seenAt > m.heartbeat.ttlMs) {
-        this.members.delete(id);
-        this.logger?.info({ nodeId: id }, 'node missed its heartbeats: out of membership');
-        removed = true;
+      const judgedAt = m.revision === undefined ? now : (this.table?.currentAt ?? now);
+      if (judgedAt - m.seenAt <= m.heartbeat.ttlMs) continue;
+      this.members.delete(id);
+      this.logger?.info({ nodeId: id }, 'node missed its heartbeats: out of membership');
+      removed = true;
+      if (m.revision !== undefined) {
+        // Every node that judged so tries; compare-and-set lets one win, and a node that wrote since stays.
+        this.table?.rows.remove(id, m.revision).catch(() => {});
       }
     }
     if (removed) this.changed();
@@ -212,5 +358,69 @@ export function startHeartbeat(bus: Bus, info: () => NodeHeartbeat, intervalMs =
     stopped = true;
     clearInterval(timer);
     beat(true);
+  };
+}
+
+/**
+ * Cluster mode: writes this node's record (its heartbeat) to the members table
+ * now and every `intervalMs`, one write at a time (a tick while one is under
+ * way is skipped; a failed one is tried again by the next tick). stop()
+ * removes the record, so the other nodes drop this one at once; it waits at
+ * most `removeTimeoutMs` for that (a stop with the store unreachable leaves
+ * the record, which then goes stale and leaves after its TTL).
+ */
+export function startMemberRecord(
+  rows: SharedTable<NodeHeartbeat>,
+  info: () => NodeHeartbeat,
+  options: { intervalMs?: number; removeTimeoutMs?: number; logger?: Logger } = {},
+): { write(): void; stop(): Promise<void> } {
+  let writing: Promise<void> | undefined;
+  let stopped = false;
+  const write = (): void => {
+    if (writing || stopped) return;
+    let done: Promise<unknown>;
+    try {
+      const record = info();
+      const current = rows.get(record.nodeId);
+      done = current
+        ? rows.update(record.nodeId, record, current.revision)
+        : rows.create(record.nodeId, record);
+    } catch (err) {
+      done = Promise.reject(err);
+    }
+    writing = done.then(
+      () => {},
+      (err: unknown) => {
+        // A conflict: the copy was behind (a write that timed out but was stored, or another node removed
+        // the stale record); the next tick writes from the newer copy.
+        options.logger?.debug({ err }, 'member record not written');
+      },
+    );
+    void writing.finally(() => {
+      writing = undefined;
+    });
+  };
+  write();
+  const timer = setInterval(write, options.intervalMs ?? 1000);
+  timer.unref();
+  return {
+    write,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      const removal = (async () => {
+        await writing;
+        await rows.remove(info().nodeId);
+      })();
+      let timeout: NodeJS.Timeout | undefined;
+      await Promise.race([
+        removal.catch((err: unknown) => options.logger?.warn({ err }, 'member record not removed')),
+        new Promise((resolve) => {
+          timeout = setTimeout(resolve, options.removeTimeoutMs ?? 2000);
+        }),
+      ]);
+      clearTimeout(timeout);
+    },
   };
 }
