@@ -24,6 +24,7 @@ import { reportTakeover } from '../alarms/service.ts';
 import { Subjects } from '../bus/bus.ts';
 import type { SharedState } from '../store/shared/table.ts';
 import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
+import { jetStreamMissing } from '../store/shared/nats-kv.ts';
 import { openInBackground } from '../store/shared/table.ts';
 import type { RoleDefinition, RoleHandle } from '../roles.ts';
 import { RendezvousRouter } from '../router/index.ts';
@@ -298,8 +299,10 @@ function shareRecords(
       logger.info('the marks and sent records are in the cluster’s shared state');
       opened();
     },
-    failed: (err, attempt) =>
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet'),
+    failed: (err, attempt) => {
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet');
+      if (jetStreamMissing(err)) opened();
+    },
   });
   return {
     ready,
@@ -331,8 +334,11 @@ function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: T
       logger.info('the accounts are in the cluster’s shared state');
       opened();
     },
-    failed: (err, attempt) =>
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared account tables are not open yet'),
+    failed: (err, attempt) => {
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared account tables are not open yet');
+      // NATS without JetStream: this node's lmdb serves (as an admin node's registry does); no takeover.
+      if (jetStreamMissing(err)) opened();
+    },
   });
   return {
     mail: new SealedMailAccountStore({ records: mailRecords, cipher }),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createSmtpTransport, guardedMessage } from '../../server/transport/mail/smtp.ts';
 import { ALICE, BOB, type MailFixture, startMailFixture } from './mail-fixture.ts';
 
 describe('mail.send through the SMTP peer', () => {
@@ -122,6 +123,40 @@ describe('mail.send through the SMTP peer', () => {
     const sent = await fx.call('dev-alice', 'mail.send', body, { deadline: Date.now() + 30_000 });
     assert.notEqual(sent.duplicate, true);
     assert.equal(fx.smtp.accepted.length, count + 1);
+  });
+
+  test('a guarded message whose guard says no before the end is not taken (STARTTLS)', async () => {
+    const settings = {
+      host: fx.smtp.host,
+      port: fx.smtp.port,
+      tls: 'starttls' as const,
+      allowInvalidCert: true,
+      user: ALICE.user,
+      password: ALICE.password,
+    };
+    const target = { host: fx.smtp.host, address: '127.0.0.1', family: 4 as const, port: fx.smtp.port };
+    const raw = Buffer.from(`From: ${ALICE.user}\r\nTo: ${BOB.user}\r\nSubject: guarded\r\n\r\nbody\r\n`);
+    const count = fx.smtp.accepted.length;
+    const envelope = { from: ALICE.user, to: [BOB.user] };
+    // The guard is asked as the data is read: yes for the body, no before its end (a pause came).
+    let asked = 0;
+    const smtp = createSmtpTransport(settings, target, 5000);
+    try {
+      await assert.rejects(
+        smtp.transport.sendMail({ envelope, raw: guardedMessage(raw, () => ++asked < 2) }),
+      );
+      assert.equal(asked, 2);
+      assert.equal(fx.smtp.accepted.length, count, 'the server took nothing');
+    } finally {
+      smtp.close();
+    }
+    const again = createSmtpTransport(settings, target, 5000);
+    try {
+      await again.transport.sendMail({ envelope, raw: guardedMessage(raw, () => true) });
+      assert.equal(fx.smtp.accepted.length, count + 1, 'with the guard saying yes it goes');
+    } finally {
+      again.close();
+    }
   });
 
   test('refused recipient, too large and bad input are distinct errors', async () => {

@@ -9,6 +9,7 @@
  * server that answers one byte at a time would otherwise hold a send forever.
  */
 import { connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { GatewayError } from '../../../device-protocol/errors.ts';
@@ -91,6 +92,31 @@ export function createSmtpTransport(
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/**
+ * The message for sendMail's `raw`, as a stream that fails instead of ending
+ * when `go()` says no (asked as the server asks for the data and again before
+ * its end): nodemailer then never writes the final dot, and the server takes
+ * nothing. For a process paused mid-send (SIGSTOP, a VM pause) whose device
+ * sent the message again elsewhere meanwhile.
+ */
+export function guardedMessage(raw: Buffer, go: () => boolean): Readable {
+  let given = false;
+  return new Readable({
+    read() {
+      if (!go()) {
+        this.destroy(new Error('the process was paused mid-send; not sent'));
+        return;
+      }
+      if (given) {
+        this.push(null);
+        return;
+      }
+      given = true;
+      this.push(raw);
+    },
+  });
 }
 
 /**

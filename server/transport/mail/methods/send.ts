@@ -41,7 +41,7 @@ import { withFolder } from '../imap-session.ts';
 import { boundedString, objectOf, optionalString } from '../../kit/method-input.ts';
 import { mailAccountId, stringList } from '../fields.ts';
 import { smtpSendError } from '../mail-errors.ts';
-import { createSmtpTransport, smtpWithin } from '../smtp.ts';
+import { createSmtpTransport, guardedMessage, smtpWithin } from '../smtp.ts';
 
 export interface SendAttachment {
   name: string;
@@ -160,10 +160,8 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
       // The last moment to give up: past the deadline the device was told request.timeout, and
       // after a pause past the membership TTL the device's resend went to the transport that
       // took this one's devices; that one sends it.
-      if (
-        (ctx.deadline !== undefined && ctx.now() > ctx.deadline) ||
-        stalls.longestSince(startedAt) > REPLACED_AFTER_PAUSE_MS
-      ) {
+      const replaced = () => stalls.longestSince(startedAt) > REPLACED_AFTER_PAUSE_MS;
+      if ((ctx.deadline !== undefined && ctx.now() > ctx.deadline) || replaced()) {
         ctx.logger.info(
           { deviceId: ctx.deviceId, account: account.id, clientId: input.clientId },
           'mail.send past its deadline; not sent',
@@ -180,7 +178,8 @@ export function sendMethod(deps: MailDeps): MethodDefinition<SendInput> {
         const info = await smtpWithin(smtp, SEND_DEADLINE_FACTOR * timeout, () =>
           smtp.transport.sendMail({
             envelope: { from: account.address, to: [...input.to, ...input.cc, ...input.bcc] },
-            raw,
+            // A pause during the exchange counts too: checked again before the final dot.
+            raw: guardedMessage(raw, () => !replaced()),
           }),
         );
         // A message is taken with a 250 (RFC 5321); anything else (a server answering ahead
