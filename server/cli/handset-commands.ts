@@ -213,18 +213,23 @@ export function parseJsonCommand(line: string): ParsedJsonCommand {
   return withId({ ok: false, error: badInput(issue?.message ?? 'bad command', field || undefined) });
 }
 
+/** A request of an interactive service command, answered under the method's event name in `events`. */
+function serviceRequest(events: Record<string, string>) {
+  return (method: string, body?: Value): Command => ({
+    cmd: 'request',
+    method,
+    ...(body === undefined ? {} : { body }),
+    event: events[method] ?? method,
+  });
+}
+
 const MAIL_USAGE =
   'usage: mail accounts | mail folders <account> | mail sync <account> [folder] | mail read <account> <uid> [folder]';
 
 /** The interactive `mail …` commands, as the same requests the JSON vocabulary sends. */
 function humanMailCommand(rest: string): Command {
   const [sub, ...args] = rest.split(/\s+/).filter((w) => w !== '');
-  const request = (method: string, body?: Value): Command => ({
-    cmd: 'request',
-    method,
-    ...(body === undefined ? {} : { body }),
-    event: MAIL_RESPONSE_EVENTS[method] ?? method,
-  });
+  const request = serviceRequest(MAIL_RESPONSE_EVENTS);
   switch (sub) {
     case 'accounts':
       return request('mail.accounts');
@@ -251,12 +256,7 @@ const IM_USAGE =
 function humanImCommand(rest: string): Command {
   const words = rest.split(/\s+/).filter((w) => w !== '');
   const [sub, ...args] = words;
-  const request = (method: string, body?: Value): Command => ({
-    cmd: 'request',
-    method,
-    ...(body === undefined ? {} : { body }),
-    event: IM_RESPONSE_EVENTS[method] ?? method,
-  });
+  const request = serviceRequest(IM_RESPONSE_EVENTS);
   switch (sub) {
     case 'login': {
       if (args.length < 2 || args.length > 4) throw badInput(IM_USAGE);
@@ -298,12 +298,7 @@ const PUSH_USAGE =
 /** The interactive `push …` commands (wake-up channels), as the same requests the JSON vocabulary sends. */
 function humanPushCommand(rest: string): Command {
   const [sub, ...args] = rest.split(/\s+/).filter((w) => w !== '');
-  const request = (method: string, body?: Value): Command => ({
-    cmd: 'request',
-    method,
-    ...(body === undefined ? {} : { body }),
-    event: PUSH_RESPONSE_EVENTS[method] ?? method,
-  });
+  const request = serviceRequest(PUSH_RESPONSE_EVENTS);
   switch (sub) {
     case 'vapid':
       if (args.length !== 0) throw badInput(PUSH_USAGE);
