@@ -633,6 +633,9 @@ export function redactedConfig(config: Config): Record<string, unknown> {
       ? {}
       : { admin: { ...config.admin, firstAdminPassword: '[redacted]' } }),
     ...(config.alarms === undefined ? {} : { alarms: redactedAlarms(config.alarms) }),
+    ...(config.push?.vapid === undefined
+      ? {}
+      : { push: { ...config.push, vapid: { ...config.push.vapid, privateKey: '[redacted]' } } }),
   };
 }
 
