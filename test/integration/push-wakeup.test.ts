@@ -10,6 +10,8 @@
  * through a private Prosody wakes another device the same way.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { xml } from '@xmpp/client';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -100,6 +102,10 @@ describe('wake-ups through Web Push', () => {
 
     vapidKey = await h.pushVapidKey();
     assert.match(vapidKey, /^[A-Za-z0-9_-]{87}$/);
+    // Generated on the first start into the data directory, private to the gateway.
+    const keyFile = join(gw.dataDir, 'push', 'vapid.json');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    assert.equal(JSON.parse(readFileSync(keyFile, 'utf8')).publicKey, vapidKey);
     sub = push.subscribe();
     await assert.rejects(
       h.request('push.register', { kind: 'fcm', token: 'x' }),
