@@ -180,6 +180,14 @@ export const ERRORS = {
     'The device has as many accounts as the gateway allows per device; remove one first.',
     403,
   ),
+  // Wake-up channels (push.register and friends, issue 14).
+  'push.kind_not_enabled': handset('This kind of wake-up channel is not enabled on this gateway.', 400),
+  'push.endpoint_unreachable': handset("The push endpoint's host name could not be resolved.", 400),
+  'push.too_many': handset(
+    'The device has as many wake-up channels as the gateway allows per device; remove one first.',
+    403,
+  ),
+  'push.not_found': handset('The device has no wake-up channel with this id.', 404),
   // Secrets at rest.
   'credentials.unreadable': handset(
     'Stored credentials could not be decrypted (wrong key or tampered data).',

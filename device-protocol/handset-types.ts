@@ -142,3 +142,18 @@ export type SessionEffect =
   /** Settle call `call`: connect (Welcome), request (answer body), ping (RTT ms), switch, close. */
   | { type: 'resolve'; call: number; value: unknown }
   | { type: 'reject'; call: number; error: GatewayError };
+
+/** A Web Push subscription, as a browser's PushSubscription.toJSON() gives it (other fields are ignored). */
+export interface WebPushSubscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+/** One wake-up channel of the device (push.list, SPEC.md §5 "Wake-ups"). */
+export interface PushRegistrationInfo {
+  id: string;
+  kind: string;
+  endpoint: string;
+  /** When it was last registered (ms since the epoch). */
+  at: number;
+}

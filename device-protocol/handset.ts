@@ -44,10 +44,12 @@ import type { HandsetPlugin } from './handset-plugin.ts';
 import { HandsetSession } from './handset-session.ts';
 import type {
   HandsetEvents,
+  PushRegistrationInfo,
   SessionEffect,
   SessionInput,
   SessionSettings,
   TimerKey,
+  WebPushSubscription,
 } from './handset-types.ts';
 import { imCompactPlugin } from './im-compact.ts';
 import { mailHeadersPlugin } from './mail-headers.ts';
@@ -69,11 +71,13 @@ export type {
   HandsetPushEvent,
   HandsetReconnectingEvent,
   HandsetSessionOptions,
+  PushRegistrationInfo,
   SessionEffect,
   SessionInput,
   SessionSettings,
   TimerKey,
   TransportMode,
+  WebPushSubscription,
 } from './handset-types.ts';
 export { imCompactPlugin } from './im-compact.ts';
 export { mailHeadersPlugin } from './mail-headers.ts';
@@ -247,6 +251,28 @@ export class Handset {
       id: opts.id,
       timeoutMs: opts.timeoutMs,
     }));
+  }
+
+  /** The gateway's VAPID public key (base64url): a browser subscribes with it (applicationServerKey). */
+  async pushVapidKey(): Promise<string> {
+    return (await this.request<{ key: string }>('push.vapid')).key;
+  }
+
+  /** Registers a Web Push subscription as a wake-up channel of this device; resolves with its id (the same for the same endpoint). */
+  async registerPush(subscription: WebPushSubscription): Promise<string> {
+    const { endpoint, keys } = subscription;
+    const body = { kind: 'webpush', endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
+    return (await this.request<{ id: string }>('push.register', body)).id;
+  }
+
+  /** The device's wake-up channels. */
+  async listPush(): Promise<PushRegistrationInfo[]> {
+    return (await this.request<{ registrations: PushRegistrationInfo[] }>('push.list')).registrations;
+  }
+
+  /** Removes a wake-up channel; rejects with push.not_found for an id the device does not have. */
+  async unregisterPush(id: string): Promise<void> {
+    await this.request('push.unregister', { id });
   }
 
   /** Round trip of a Ping in milliseconds; waits for a connection if there is none. */

@@ -182,6 +182,12 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
     fatal: 'no',
     action: 'Remove an account of the same device before adding another.',
   },
+  'push.kind_not_enabled': {
+    fatal: 'no',
+    action: 'Do not retry this kind; register a kind the gateway offers (webpush).',
+  },
+  'push.too_many': { fatal: 'no', action: 'Unregister a channel of the same device before adding another.' },
+  'push.not_found': { fatal: 'no', action: 'Nothing to remove: `push.list` shows what the device has.' },
   internal: {
     fatal: 'either',
     action: 'Retry later (same request id, or Resume when fatal); report it if it persists.',

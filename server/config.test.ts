@@ -95,6 +95,36 @@ describe('config', () => {
     assert.ok(!JSON.stringify(redactedConfig(config)).includes('first-password'));
   });
 
+  test('push: the VAPID pair is checked and its private key never logged; the interval from the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmgw-config-push-'));
+    try {
+      const vapid = { publicKey: `B${'a'.repeat(86)}`, privateKey: 'p'.repeat(43) };
+      const file = join(dir, 'push.json');
+      writeFileSync(file, JSON.stringify({ push: { vapid, subject: 'mailto:ops@example.net' } }));
+      const config = loadConfig({ file, env: { MMGW_PUSH_INTERVAL_MS: '5000' } });
+      assert.deepEqual(config.push?.vapid, vapid);
+      assert.equal(config.push?.intervalMs, 5000);
+      assert.ok(!JSON.stringify(redactedConfig(config)).includes('p'.repeat(43)));
+      assert.equal(
+        (redactedConfig(config) as { push: { vapid: { publicKey: string } } }).push.vapid.publicKey,
+        vapid.publicKey,
+      );
+      writeFileSync(
+        file,
+        JSON.stringify({ push: { vapid: { ...vapid, privateKey: 'short' }, subject: 'ops' } }),
+      );
+      assert.deepEqual(
+        problems(() => loadConfig({ file, env: {} })),
+        [
+          `config: push.vapid.privateKey: expected 32 bytes in base64url (43 characters), got "short" (from file ${file})`,
+          `config: push.subject: expected a mailto: or https: URL, got "ops" (from file ${file})`,
+        ],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('supervise: on by default, off with --no-supervise or MMGW_SUPERVISE=0; anything else is refused', () => {
     assert.equal(loadConfig({ env: {} }).supervise, true);
     assert.equal(loadConfig({ env: {}, flags: { supervise: false } }).supervise, false);

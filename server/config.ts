@@ -100,6 +100,36 @@ const transportSettings = z
   })
   .strict();
 
+/** Wake-ups of devices without a session (server/transport/push/, issue 14); every key optional. */
+const pushSettings = z
+  .object({
+    /**
+     * The VAPID key pair (RFC 8292, base64url: P-256 public key 65 bytes, private 32). Absent: generated
+     * on the first start into `<data>/push/vapid.json` (0600). Every transport of a cluster needs the same.
+     */
+    vapid: z
+      .object({
+        publicKey: z.string({ error: 'expected a string' }).regex(/^[A-Za-z0-9_-]{87}$/, {
+          error: 'expected 65 bytes in base64url (87 characters)',
+        }),
+        privateKey: z.string({ error: 'expected a string' }).regex(/^[A-Za-z0-9_-]{43}$/, {
+          error: 'expected 32 bytes in base64url (43 characters)',
+        }),
+      })
+      .strict()
+      .optional(),
+    /** The VAPID `sub` claim: how a push service reaches the operator (mailto: or https:). */
+    subject: z
+      .string({ error: 'expected a string' })
+      .regex(/^(mailto:|https:\/\/)\S+$/, { error: 'expected a mailto: or https: URL' })
+      .optional(),
+    /** At most one wake-up per device per this many ms (what comes meanwhile is counted). Default 30000. */
+    intervalMs: whole(100, 3_600_000).optional(),
+    /** Wake-up channels one device may register. Default 5. */
+    maxPerDevice: whole(1, 100).optional(),
+  })
+  .strict();
+
 /** Alarms and where they go (server/alarms); every key optional. */
 const alarmSettings = z
   .object({
@@ -308,6 +338,8 @@ export const ConfigSchema = z
       .optional(),
     /** The transport role's outbound policy and per-device limits; absent: the defaults of transport/kit/outbound.ts. */
     transport: transportSettings.optional(),
+    /** Wake-ups through the devices' push channels (Web Push); absent: the defaults, a generated VAPID key. */
+    push: pushSettings.optional(),
     /**
      * Copies of each shared-state KV bucket in cluster mode (server/store/shared/cluster.ts): 3 on a
      * 3-server NATS cluster. Absent: 3 when `bus` lists at least 3 servers, else 1.
@@ -380,6 +412,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_CREDENTIALS_KEY: 'credentialsKey',
   MMGW_SUPERVISE: 'supervise',
   MMGW_IM_LINGER_MS: 'im.lingerMs',
+  MMGW_PUSH_INTERVAL_MS: 'push.intervalMs',
   MMGW_ADMIN_NAME: 'admin.firstAdminName',
   MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
   MMGW_STATE_REPLICAS: 'stateReplicas',
@@ -409,7 +442,14 @@ const FLAG_KEYS: Record<keyof ConfigFlags, [path: string, flag: string]> = {
   opsClientCa: ['tls.opsClientCa', '--ops-client-ca'],
 };
 
-const NUMERIC_PATHS = new Set(['port', 'adminPort', 'edge.workers', 'im.lingerMs', 'stateReplicas']);
+const NUMERIC_PATHS = new Set([
+  'port',
+  'adminPort',
+  'edge.workers',
+  'im.lingerMs',
+  'push.intervalMs',
+  'stateReplicas',
+]);
 const BOOLEAN_PATHS = new Set(['supervise']);
 
 /** Strings from the environment and flags: digits become numbers; anything else stays as given (and fails validation). */
@@ -593,6 +633,9 @@ export function redactedConfig(config: Config): Record<string, unknown> {
       ? {}
       : { admin: { ...config.admin, firstAdminPassword: '[redacted]' } }),
     ...(config.alarms === undefined ? {} : { alarms: redactedAlarms(config.alarms) }),
+    ...(config.push?.vapid === undefined
+      ? {}
+      : { push: { ...config.push, vapid: { ...config.push.vapid, privateKey: '[redacted]' } } }),
   };
 }
 

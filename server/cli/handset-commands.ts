@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { GatewayError, toGatewayError, type Value } from '../../device-protocol/index.ts';
 import { IM_RESPONSE_EVENTS } from '../transport/im/events.ts';
 import { MAIL_RESPONSE_EVENTS } from '../transport/mail/events.ts';
+import { PUSH_RESPONSE_EVENTS } from '../transport/push/events.ts';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -60,6 +61,10 @@ export const HELP = [
   '  im roster <account>                 contacts with their presence',
   '  im send <account> <to> <text>       send a chat message',
   '  im catchup <account> [after]        messages after an archive id',
+  "  push vapid                          the gateway's VAPID public key (Web Push)",
+  '  push register <endpoint> <p256dh> <auth>  a Web Push subscription as a wake-up channel',
+  '  push list                           the wake-up channels of this device',
+  '  push unregister <id>                remove a wake-up channel',
   '  help                  this text',
   '  quit                  close the session and exit',
 ].join('\n');
@@ -127,8 +132,8 @@ function requestCommand(fields: z.output<typeof requestFields>, event?: string):
   return cmd;
 }
 
-/** `mail.*` and `im.*`: a service method named by the cmd itself. */
-const SERVICE_CMD = /^(mail|im)\.[a-z.]+$/;
+/** `mail.*`, `im.*` and `push.*`: a service method named by the cmd itself. */
+const SERVICE_CMD = /^(mail|im|push)\.[a-z.]+$/;
 
 /**
  * `{"cmd":"mail.sync","account":…}`: a request with the cmd as method and every
@@ -148,7 +153,10 @@ const serviceCommand = z
   .transform((fields) =>
     requestCommand(
       fields,
-      MAIL_RESPONSE_EVENTS[fields.method] ?? IM_RESPONSE_EVENTS[fields.method] ?? fields.method,
+      MAIL_RESPONSE_EVENTS[fields.method] ??
+        IM_RESPONSE_EVENTS[fields.method] ??
+        PUSH_RESPONSE_EVENTS[fields.method] ??
+        fields.method,
     ),
   );
 
@@ -205,18 +213,23 @@ export function parseJsonCommand(line: string): ParsedJsonCommand {
   return withId({ ok: false, error: badInput(issue?.message ?? 'bad command', field || undefined) });
 }
 
+/** A request of an interactive service command, answered under the method's event name in `events`. */
+function serviceRequest(events: Record<string, string>) {
+  return (method: string, body?: Value): Command => ({
+    cmd: 'request',
+    method,
+    ...(body === undefined ? {} : { body }),
+    event: events[method] ?? method,
+  });
+}
+
 const MAIL_USAGE =
   'usage: mail accounts | mail folders <account> | mail sync <account> [folder] | mail read <account> <uid> [folder]';
 
 /** The interactive `mail …` commands, as the same requests the JSON vocabulary sends. */
 function humanMailCommand(rest: string): Command {
   const [sub, ...args] = rest.split(/\s+/).filter((w) => w !== '');
-  const request = (method: string, body?: Value): Command => ({
-    cmd: 'request',
-    method,
-    ...(body === undefined ? {} : { body }),
-    event: MAIL_RESPONSE_EVENTS[method] ?? method,
-  });
+  const request = serviceRequest(MAIL_RESPONSE_EVENTS);
   switch (sub) {
     case 'accounts':
       return request('mail.accounts');
@@ -243,12 +256,7 @@ const IM_USAGE =
 function humanImCommand(rest: string): Command {
   const words = rest.split(/\s+/).filter((w) => w !== '');
   const [sub, ...args] = words;
-  const request = (method: string, body?: Value): Command => ({
-    cmd: 'request',
-    method,
-    ...(body === undefined ? {} : { body }),
-    event: IM_RESPONSE_EVENTS[method] ?? method,
-  });
+  const request = serviceRequest(IM_RESPONSE_EVENTS);
   switch (sub) {
     case 'login': {
       if (args.length < 2 || args.length > 4) throw badInput(IM_USAGE);
@@ -281,6 +289,35 @@ function humanImCommand(rest: string): Command {
       });
     default:
       throw badInput(IM_USAGE);
+  }
+}
+
+const PUSH_USAGE =
+  'usage: push vapid | push register <endpoint> <p256dh> <auth> | push list | push unregister <id>';
+
+/** The interactive `push …` commands (wake-up channels), as the same requests the JSON vocabulary sends. */
+function humanPushCommand(rest: string): Command {
+  const [sub, ...args] = rest.split(/\s+/).filter((w) => w !== '');
+  const request = serviceRequest(PUSH_RESPONSE_EVENTS);
+  switch (sub) {
+    case 'vapid':
+      if (args.length !== 0) throw badInput(PUSH_USAGE);
+      return request('push.vapid');
+    case 'list':
+      if (args.length !== 0) throw badInput(PUSH_USAGE);
+      return request('push.list');
+    case 'register':
+      if (args.length !== 3) throw badInput(PUSH_USAGE);
+      return request('push.register', {
+        kind: 'webpush',
+        endpoint: args[0]!,
+        keys: { p256dh: args[1]!, auth: args[2]! },
+      });
+    case 'unregister':
+      if (args.length !== 1) throw badInput(PUSH_USAGE);
+      return request('push.unregister', { id: args[0]! });
+    default:
+      throw badInput(PUSH_USAGE);
   }
 }
 
@@ -327,6 +364,8 @@ export function parseHumanCommand(line: string): Command | undefined {
       return humanMailCommand(rest);
     case 'im':
       return humanImCommand(rest);
+    case 'push':
+      return humanPushCommand(rest);
     default:
       throw badInput(`unknown command "${word}" (type help)`);
   }

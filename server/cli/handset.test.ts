@@ -157,6 +157,54 @@ describe('parseJsonCommand', () => {
   });
 });
 
+describe('push commands', () => {
+  test('the JSON push.* commands are requests answered under their own event names', () => {
+    const parsed = parseJsonCommand(
+      '{"id":"p","cmd":"push.register","kind":"webpush","endpoint":"https://p.example/1","keys":{"p256dh":"k","auth":"a"}}',
+    );
+    assert.deepEqual(parsed, {
+      ok: true,
+      command: {
+        id: 'p',
+        cmd: 'request',
+        method: 'push.register',
+        body: { kind: 'webpush', endpoint: 'https://p.example/1', keys: { p256dh: 'k', auth: 'a' } },
+        event: 'push.registered',
+      },
+    });
+    const list = parseJsonCommand('{"cmd":"push.list"}');
+    assert.ok(list.ok && list.command.cmd === 'request' && list.command.event === 'push.registrations');
+  });
+
+  test('the prompt words map to the same requests; wrong arity is request.bad_input with the usage', () => {
+    assert.deepEqual(parseHumanCommand('push register https://p.example/1 k a'), {
+      cmd: 'request',
+      method: 'push.register',
+      body: { kind: 'webpush', endpoint: 'https://p.example/1', keys: { p256dh: 'k', auth: 'a' } },
+      event: 'push.registered',
+    });
+    assert.deepEqual(parseHumanCommand('push unregister w1'), {
+      cmd: 'request',
+      method: 'push.unregister',
+      body: { id: 'w1' },
+      event: 'push.unregistered',
+    });
+    assert.deepEqual(parseHumanCommand('push vapid'), {
+      cmd: 'request',
+      method: 'push.vapid',
+      event: 'push.vapid',
+    });
+    for (const bad of ['push', 'push register https://p.example/1', 'push unregister', 'push list x']) {
+      assert.throws(
+        () => parseHumanCommand(bad),
+        (e: { code: string; message: string }) =>
+          e.code === 'request.bad_input' && /^usage: push/.test(e.message),
+        bad,
+      );
+    }
+  });
+});
+
 describe('parseHumanCommand', () => {
   test('maps the prompt commands', () => {
     assert.equal(parseHumanCommand('   '), undefined);

@@ -26,6 +26,8 @@ export const DEVICE_LOG_KINDS = [
   'error',
   /** The session ended (code says why): the logout of the usage counters, one per connect. */
   'logout',
+  /** A wake-up channel the push service called gone (404/410) was removed (server/transport/push/). */
+  'push_removed',
 ] as const;
 
 export type DeviceLogKind = (typeof DEVICE_LOG_KINDS)[number];

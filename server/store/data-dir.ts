@@ -11,8 +11,10 @@
  * a message naming the first one's pid. The command-line tools (`mmgw device
  * …`) are meant to work beside a running gateway and do not take it.
  */
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -25,6 +27,36 @@ import { join } from 'node:path';
 import { GatewayError } from '../../device-protocol/errors.ts';
 
 export const LOCK_FILE = 'mmgw.lock';
+
+/** The file's text, or undefined when there is no such file (any other error is thrown). */
+export function readFileIfThere(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Writes `text` to `file` (0600) unless it exists: a temp file hard-linked
+ * into place, so that the link fails when another process won the race and a
+ * crash never leaves a half-written file. True when this call created it.
+ */
+export function createPrivateFileOnce(file: string, text: string): boolean {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  chmodSync(tmp, 0o600);
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
 
 /** Creates the directory (and parents) as 0700, and narrows an existing one to 0700. */
 export function ensurePrivateDir(path: string): void {

@@ -14,10 +14,11 @@
  * another record does not decrypt. Nothing here ever logs a secret or a key.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../../device-protocol/errors.ts';
+import { createPrivateFileOnce, readFileIfThere } from '../store/data-dir.ts';
 
 const PREFIX = 'mmgwc1';
 const KEY_BYTES = 32;
@@ -54,21 +55,11 @@ export function loadCredentialKey(opts: CredentialKeyOptions): Buffer {
   if (existing) return existing;
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Write a temp file and hard-link it into place: link fails if another
-  // process won the race, and a crash never leaves a half-written key file.
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, randomBytes(KEY_BYTES).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(tmp, 0o600);
-  try {
-    linkSync(tmp, file);
+  if (createPrivateFileOnce(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`)) {
     opts.logger?.info(
       { keyFile: file },
       'generated a new credentials key; back it up (or set MMGW_CREDENTIALS_KEY): stored secrets are unreadable without it',
     );
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    rmSync(tmp, { force: true });
   }
   const key = readKeyFile(file);
   if (!key) throw new GatewayError('config.invalid', `credentials key file ${file} is unreadable`);
@@ -76,13 +67,8 @@ export function loadCredentialKey(opts: CredentialKeyOptions): Buffer {
 }
 
 function readKeyFile(file: string): Buffer | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = readFileIfThere(file);
+  if (text === undefined) return undefined;
   const key = Buffer.from(text.trim(), 'base64');
   if (key.length !== KEY_BYTES) {
     throw new GatewayError(

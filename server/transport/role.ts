@@ -40,12 +40,13 @@ import { CredentialCipher } from './credentials.ts';
 import { SealedImAccountStore, type StoredImAccountV1 } from './im/account-store.ts';
 import { adoptSharedAccounts, HandoverAccountRecords } from './kit/cluster-accounts.ts';
 import { DeviceHolds } from './kit/device-holds.ts';
-import { DevicePusher, registerPushMetrics } from './kit/device-pusher.ts';
+import { DevicePusher, onUndelivered, registerPushMetrics } from './kit/device-pusher.ts';
 import type { PairRecords } from './kit/pair-records.ts';
 import { type DeviceMoves, watchDeviceMoves } from './takeover.ts';
 import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
+import { openPushService, type PushService } from './push/index.ts';
 
 /**
  * How long a starting transport of a cluster waits, once it sees itself in the
@@ -71,7 +72,10 @@ export const transportRole: RoleDefinition = {
     let deviceHolds: DeviceHolds | undefined;
     const liveTransport = (id: string) => membership.nodes('transport').some((n) => n.nodeId === id);
     const cluster = isClusterMode(config) ? clusterAccounts(ctx, storage) : undefined;
+    // Wake-ups of devices without a session (opened below, once the outbound policy is there).
+    let push: PushService | undefined;
     const mail = openMailService({
+      wake: (deviceId, n) => push?.wake(deviceId, 'mail', n) ?? false,
       ...shared,
       ...(cluster ? { accounts: cluster.mail } : {}),
       // Allowed destinations and ports, accounts per device, the connect timeout.
@@ -87,6 +91,20 @@ export const transportRole: RoleDefinition = {
       ...(cluster ? { accounts: cluster.im } : {}),
       ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
     });
+    push = openPushService({
+      storage,
+      dataDir,
+      policy: mail.policy,
+      ...(config.push ? { settings: config.push } : {}),
+      metrics: ctx.metrics,
+      recorder,
+      logger,
+    });
+    const wakeService = push;
+    // A chat message that found no session wakes the device (mail comes through its INBOX watchers).
+    const stopWakeFeed = onUndelivered(bus, (deviceId, name) => {
+      if (name === 'im.message' || name === 'im.m') wakeService.wake(deviceId, 'chat', 1);
+    });
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
     const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
     let transport: Awaited<ReturnType<typeof startTransport>>;
@@ -96,10 +114,12 @@ export const transportRole: RoleDefinition = {
         nodeId,
         logger,
         dataDir,
-        methods: [...mail.methods, ...im.methods],
+        methods: [...mail.methods, ...im.methods, ...push.methods],
         profiles,
       });
     } catch (err) {
+      stopWakeFeed();
+      await push.close();
       await cluster?.close();
       await im.close();
       await mail.close();
@@ -107,7 +127,7 @@ export const transportRole: RoleDefinition = {
       throw err;
     }
     const sharing = cluster
-      ? shareRecords(ctx, [...mail.records, ...im.records], async (state) => {
+      ? shareRecords(ctx, [...mail.records, ...im.records, ...push.records], async (state) => {
           deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
         })
       : undefined;
@@ -138,6 +158,7 @@ export const transportRole: RoleDefinition = {
           // must not keep them down), then operator-provisioned accounts (stored and brought up),
           // then every stored chat account.
           up: async (id, push) => {
+            wakeService.deviceBack(id);
             await clusterReady;
             // A node that ran the device until now writes its last marks first (a device moving back).
             await acquire(id);
@@ -237,6 +258,8 @@ export const transportRole: RoleDefinition = {
         // The requests under way first: they may still write to the shared tables closed next.
         await transport.close();
         pusher.close();
+        stopWakeFeed();
+        await wakeService.close();
         await sharing?.close();
         await cluster?.close();
         await im.close();

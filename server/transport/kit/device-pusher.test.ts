@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import {
   DEVICE_PUSH_TIMEOUT_MS,
   DevicePusher,
+  onUndelivered,
   PUSH_RETRY_MAX_MS,
   pushRetryDelayMs,
   registerPushMetrics,
@@ -53,6 +54,33 @@ describe('DevicePusher', () => {
         new DevicePusher(recordingBus(reply).bus).push('d', 'e'),
         isCode('bus.bad_message'),
       );
+    }
+  });
+
+  test('undelivered listeners hear each push that found no session, on every pusher of their bus only', async () => {
+    const bus = new InProcessBus();
+    const other = new InProcessBus();
+    const heard: string[] = [];
+    const unlisten = onUndelivered(bus, (deviceId, name) => heard.push(`${deviceId} ${name}`));
+    onUndelivered(bus, () => {
+      throw new Error('a faulty listener changes nothing');
+    });
+    try {
+      bus.subscribe(Subjects.device('here'), () => ({ seq: 1 }));
+      await assert.rejects(new DevicePusher(bus).push('gone', 'im.message'), isCode('bus.no_responders'));
+      await assert.rejects(new DevicePusher(bus).push('gone', 'mail.new'), isCode('bus.no_responders'));
+      await new DevicePusher(bus).push('here', 'im.message');
+      await assert.rejects(
+        new DevicePusher(other).push('elsewhere', 'im.message'),
+        isCode('bus.no_responders'),
+      );
+      assert.deepEqual(heard, ['gone im.message', 'gone mail.new']);
+      unlisten();
+      await assert.rejects(new DevicePusher(bus).push('gone', 'im.message'), isCode('bus.no_responders'));
+      assert.equal(heard.length, 2);
+    } finally {
+      await bus.close();
+      await other.close();
     }
   });
 

@@ -73,6 +73,24 @@ export function registerPushMetrics(registry: Registry, bus: object): void {
   });
 }
 
+/** Told of every event a pusher over the bus could not deliver because the device has no session. */
+export type UndeliveredListener = (deviceId: string, name: string) => void;
+const undelivered = new WeakMap<object, Set<UndeliveredListener>>();
+
+/**
+ * Listens for events that found no session (bus.no_responders) on any pusher
+ * over `bus`: the wake-ups' feed (server/transport/push/). Returns the unlisten.
+ */
+export function onUndelivered(bus: object, listener: UndeliveredListener): () => void {
+  let set = undelivered.get(bus);
+  if (set === undefined) {
+    set = new Set();
+    undelivered.set(bus, set);
+  }
+  set.add(listener);
+  return () => set.delete(listener);
+}
+
 /** One device's push: resolves with the event's seq in the device session. */
 export type DevicePush = (name: string, body?: Value) => Promise<number>;
 
@@ -99,10 +117,21 @@ export class DevicePusher {
       return seq;
     } catch (err) {
       const code = toGatewayError(err).code;
+      if (code === 'bus.no_responders') this.#tellUndelivered(deviceId, name);
       this.#count(
         code === 'bus.no_responders' ? 'no_session' : code === 'bus.timeout' ? 'timeout' : 'failed',
       );
       throw err;
+    }
+  }
+
+  #tellUndelivered(deviceId: string, name: string): void {
+    for (const listener of undelivered.get(this.#bus) ?? []) {
+      try {
+        listener(deviceId, name);
+      } catch {
+        // A listener's fault is its own; the push's outcome stays what it was.
+      }
     }
   }
 

@@ -16,7 +16,12 @@
  *
  * The watcher stops when pushes find no session for the device
  * (bus.no_responders) for NO_SESSION_CONFIRM_MS: a device that reconnects
- * syncs with its cursor, which starts a new watcher from there.
+ * syncs with its cursor, which starts a new watcher from there. Unless the
+ * device can be woken (`wake`, server/transport/push/): then each push that
+ * finds no session tells `wake` how many new messages it could not give, and
+ * after NO_SESSION_CONFIRM_MS the watcher parks instead of stopping: it stays
+ * on IDLE, its mark where the device left it, and pushes again only on news
+ * (IDLE, the hook) or when the device's session or sync refreshes it.
  *
  * With WatchMarks (watch-marks.ts) the watched accounts outlive the node: each
  * mark moves once the edge took a push, and restore() starts a device's
@@ -62,6 +67,12 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
   random?: () => number;
+  /**
+   * `newMessages` arrived for the device and found no session: wake it
+   * (coalesced). Returns whether the device can be woken (has a channel);
+   * asked with 0 too. Absent: no wake-ups, the watcher stops as before.
+   */
+  wake?: (deviceId: string, newMessages: number) => boolean;
 }
 
 const FOLDER = 'INBOX';
@@ -119,6 +130,10 @@ export class InboxWatcher {
   #pushFailingSince = 0;
   /** When pushes began to find no session (Date.now(); 0: the last one did not). */
   #noSessionSince = 0;
+  /** The highest UID a wake-up was asked for: each new message counts once, whatever the retries. */
+  #wokenUid = 0;
+  /** No session, and the device can be woken: no retries, waiting for news or the device. */
+  #parked = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #opts: InboxWatcherOptions;
   readonly #log: Logger | undefined;
@@ -153,6 +168,9 @@ export class InboxWatcher {
   /** The device was given everything up to `uid` (by sync); a newer session's push replaces the old one. */
   update(uid: number, push: PushFn, cursor?: WatchedCursor): void {
     if (uid > this.#lastUid) this.#lastUid = uid;
+    // The device is back (its session or sync): pushes find it again.
+    this.#parked = false;
+    this.#noSessionSince = 0;
     if (cursor && (!this.#cursor || cursor.cursor.highestUid >= this.#cursor.cursor.highestUid)) {
       this.#cursor = cursor;
     }
@@ -305,7 +323,7 @@ export class InboxWatcher {
           .sort((a, b) => a - b);
         if (uids.length === 0) return;
         const headers = (await fetchHeaders(client, uids, true)).sort((a, b) => a.uid - b.uid);
-        for (const header of headers) {
+        for (const [i, header] of headers.entries()) {
           if (this.#stopped || header.uid <= this.#lastUid) continue;
           const cursors = this.#cursorsAt(client, header.uid);
           // `prev: null`: the device cannot tell what came before (no cursor of this UIDVALIDITY): it syncs.
@@ -317,8 +335,14 @@ export class InboxWatcher {
               ...(cursors === undefined ? { prev: null } : { cursor: cursors.cursor, prev: cursors.prev }),
             });
           } catch (err) {
-            if (err instanceof GatewayError && err.code === 'bus.no_responders' && this.#noSessionFor())
-              throw err;
+            if (err instanceof GatewayError && err.code === 'bus.no_responders') {
+              const wakeable = this.#wakeFor(headers.slice(i).map((h) => h.uid));
+              if (this.#noSessionFor()) {
+                if (!wakeable) throw err;
+                this.#park();
+                return;
+              }
+            }
             this.#pushFailed(client, header.uid, cursors?.moved, err);
             return;
           }
@@ -341,6 +365,27 @@ export class InboxWatcher {
     });
   }
 
+  /** Asks for a wake-up for the UIDs not asked for before; whether the device can be woken. */
+  #wakeFor(uids: number[]): boolean {
+    const wake = this.#opts.wake;
+    if (!wake) return false;
+    const fresh = uids.filter((u) => u > this.#wokenUid);
+    if (fresh.length > 0) this.#wokenUid = Math.max(...fresh);
+    return wake(this.account.deviceId, fresh.length);
+  }
+
+  /** Waits for news without retrying: the mark stays, the device is woken, its sync or session refreshes us. */
+  #park(): void {
+    if (!this.#parked) this.#log?.debug({ account: this.account.id }, 'device asleep; inbox watcher parks');
+    this.#parked = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  /** Whether the watcher waits for a device woken through its push channels (tests, metrics). */
+  get parked(): boolean {
+    return this.#parked;
+  }
+
   /** A push found no session: true once pushes have found none for NO_SESSION_CONFIRM_MS. */
   #noSessionFor(): boolean {
     const now = Date.now();
@@ -353,6 +398,7 @@ export class InboxWatcher {
     this.#pushFailures = 0;
     this.#pushFailingSince = 0;
     this.#noSessionSince = 0;
+    this.#parked = false;
     if (uid > this.#lastUid) this.#lastUid = uid;
     // A sync that answered meanwhile may have given the device a cursor beyond this one: keep that.
     if (moved && this.#cursor && moved.highestUid > this.#cursor.cursor.highestUid) {

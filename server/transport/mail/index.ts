@@ -107,6 +107,8 @@ export interface MailServiceOptions {
   qresync?: boolean;
   /** First reconnect delay of the INBOX watchers (doubles with jitter). Default 250 ms. */
   watcherBackoffMs?: number;
+  /** New mail found no session: wake the device (server/transport/push/); whether it can be woken. */
+  wake?: (deviceId: string, newMessages: number) => boolean;
   /** Injected store (tests); default the `mail.accounts` of `storage`. */
   accounts?: MailAccountStore;
   /**
@@ -219,6 +221,7 @@ export function openMailService(opts: MailServiceOptions): MailService {
       logger: opts.logger,
       ...(opts.qresync === undefined ? {} : { qresync: opts.qresync }),
       ...(opts.watcherBackoffMs === undefined ? {} : { minBackoffMs: opts.watcherBackoffMs }),
+      ...(opts.wake ? { wake: opts.wake } : {}),
     },
     watchMarks,
   );
