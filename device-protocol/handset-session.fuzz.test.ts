@@ -7,7 +7,8 @@
  * backwards, every call settled exactly once, nothing but cleanup after close
  * and nothing left running. Each run ends with close(); the same inputs give
  * the same effects (the machine reads nothing but its inputs, its clock and
- * its random source). Set FUZZ_RUNS for a longer session.
+ * its random source). Set FUZZ_RUNS for a longer session; FUZZ_SEED and
+ * FUZZ_PATH (from a failure's report) replay a failing run.
  */
 
 import assert from 'node:assert/strict';
@@ -22,6 +23,14 @@ import { mailHeadersPlugin } from './mail-headers.ts';
 import { type Frame, Kind, type Value } from './messages.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
+/** A failure's seed and path, to replay it. */
+const REPLAY =
+  process.env.FUZZ_SEED === undefined
+    ? {}
+    : {
+        seed: Number(process.env.FUZZ_SEED),
+        ...(process.env.FUZZ_PATH === undefined ? {} : { path: process.env.FUZZ_PATH }),
+      };
 
 /** A few ids, so that answers often match a pending request and duplicates happen. */
 const idArb = fc.constantFrom('r0', 'r1', 'r2', 'r3');
@@ -295,7 +304,7 @@ describe('fuzz: the Handset session state machine', () => {
           d.step({ type: 'frame', carrier: c.id, frame: { kind: Kind.Ping, nonce: 1 } });
         assert.equal(d.effects.length, before);
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, ...REPLAY },
     );
   });
 

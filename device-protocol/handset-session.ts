@@ -434,7 +434,9 @@ export class HandsetSession {
     if (this.#closed) return;
     this.#heartbeat.heard();
     if (isSequenced(frame)) {
-      this.#seq.onFrame(frame);
+      // Sequenced frames are valid on an active carrier only (SPEC §3.8-3.10): one sent ahead of its
+      // Welcome is ignored; the gateway replays it after the Welcome from the lastSeq the Resume gave.
+      if (this.#welcomed) this.#seq.onFrame(frame);
       return;
     }
     switch (frame.kind) {
