@@ -221,8 +221,10 @@ describe('one device’s hostile mail does not slow another device (gateway, MIM
       assert.ok(timings.length >= 8, `A read the mail ${timings.length} times during the measurement`);
       return ratio;
     };
+    // Other test files run beside this one in npm test: a measurement they disturbed is made again
+    // (up to five); a device A that really slows B fails every one.
     let ratio = await measure();
-    for (let attempt = 2; attempt <= 3 && ratio > 2; attempt++) ratio = await measure();
-    assert.ok(ratio <= 2, `echo p99 ratio ${ratio.toFixed(2)} in three measurements`);
+    for (let attempt = 2; attempt <= 5 && ratio > 2; attempt++) ratio = await measure();
+    assert.ok(ratio <= 2, `echo p99 ratio ${ratio.toFixed(2)} in five measurements`);
   });
 });
