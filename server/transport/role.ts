@@ -309,21 +309,41 @@ function shareRecords(
   ctx: Parameters<RoleDefinition['start']>[0],
   records: PairRecords<object>[],
   holds: (state: SharedState) => Promise<void>,
-): { ready: Promise<void>; close(): Promise<void> } {
-  const { config, logger, nodeId } = ctx;
-  const opener = leasedOpener(config, nodeId, logger, async (state) => {
+): SharedOpening {
+  const says = {
+    opened: 'the marks and sent records are in the cluster’s shared state',
+    notYet: 'the shared mark tables are not open yet',
+  };
+  return openShared(ctx, says, async (state) => {
     for (const r of records) await r.share(state);
     await holds(state);
   });
+}
+
+interface SharedOpening {
+  /** Resolves once opened, or at once on NATS without JetStream (this node's lmdb then serves); never if the node stops first. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Runs `adopt` on the cluster's shared state once it opens, in the background and retried, on a lease of its own. */
+function openShared(
+  ctx: Parameters<RoleDefinition['start']>[0],
+  says: { opened: string; notYet: string },
+  adopt: (state: SharedState) => Promise<void>,
+): SharedOpening {
+  const { config, logger, nodeId } = ctx;
+  const opener = leasedOpener(config, nodeId, logger, adopt);
   let opened!: () => void;
   const ready = new Promise<void>((resolve) => (opened = resolve));
   const opening = openInBackground(opener.open, {
     opened: () => {
-      logger.info('the marks and sent records are in the cluster’s shared state');
+      logger.info(says.opened);
       opened();
     },
     failed: (err, attempt) => {
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared mark tables are not open yet');
+      logger[attempt === 1 ? 'warn' : 'debug']({ err }, says.notYet);
+      // NATS without JetStream: this node's lmdb serves (as an admin node's registry does); no takeover.
       if (jetStreamMissing(err)) opened();
     },
   });
@@ -342,36 +362,23 @@ function shareRecords(
  * not there), then the shared tables.
  */
 function clusterAccounts(ctx: Parameters<RoleDefinition['start']>[0], storage: TransportStorage) {
-  const { config, logger, nodeId } = ctx;
+  const { config, logger } = ctx;
   const cipher = CredentialCipher.open({ dataDir: config.data, key: config.credentialsKey, logger });
   const mailRecords = new HandoverAccountRecords<StoredAccountV1>(storage, 'mail');
   const imRecords = new HandoverAccountRecords<StoredImAccountV1>(storage, 'im');
-  const opener = leasedOpener(config, nodeId, logger, async (state) => {
+  const says = {
+    opened: 'the accounts are in the cluster’s shared state',
+    notYet: 'the shared account tables are not open yet',
+  };
+  const opening = openShared(ctx, says, async (state) => {
     await adoptSharedAccounts(state, 'mail', mailRecords, logger);
     await adoptSharedAccounts(state, 'im', imRecords, logger);
-  });
-  let opened!: () => void;
-  const ready = new Promise<void>((resolve) => (opened = resolve));
-  const opening = openInBackground(opener.open, {
-    opened: () => {
-      logger.info('the accounts are in the cluster’s shared state');
-      opened();
-    },
-    failed: (err, attempt) => {
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the shared account tables are not open yet');
-      // NATS without JetStream: this node's lmdb serves (as an admin node's registry does); no takeover.
-      if (jetStreamMissing(err)) opened();
-    },
   });
   return {
     mail: new SealedMailAccountStore({ records: mailRecords, cipher }),
     im: new SealedImAccountStore({ records: imRecords, cipher }),
-    /** Resolves once the accounts are the cluster's (never, if the node stops first). */
-    ready,
-    async close() {
-      opening.cancel();
-      await opener.close();
-    },
+    ready: opening.ready,
+    close: opening.close,
   };
 }
 

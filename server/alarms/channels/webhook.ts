@@ -9,10 +9,9 @@
  * Any 2xx is delivered; anything else is retried by the dispatcher.
  */
 import { createHmac } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { AlarmRecord } from '../alarm.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
+import { pinnedRequest } from '../../net/pinned-request.ts';
 import type { AlarmChannel } from './dispatcher.ts';
 
 export interface WebhookSettings {
@@ -41,39 +40,21 @@ export function webhookChannel(settings: WebhookSettings, policy: DestinationPol
       const target = await policy.check('webhook', url.hostname, port);
       const body = JSON.stringify({ version: 1, alarm: record });
       const timestamp = String(Date.now());
-      await new Promise<void>((resolve, reject) => {
-        const req = (https ? httpsRequest : httpRequest)(
-          {
-            host: target.address,
-            family: target.family,
-            port,
-            method: 'POST',
-            path: `${url.pathname}${url.search}`,
-            ...(https ? { servername: target.host } : {}),
-            headers: {
-              host: url.host,
-              'content-type': 'application/json',
-              'content-length': Buffer.byteLength(body),
-              'user-agent': 'mmgw-alarms',
-              [WEBHOOK_TIMESTAMP_HEADER]: timestamp,
-              [WEBHOOK_SIGNATURE_HEADER]: webhookSignature(settings.secret, timestamp, body),
-            },
-            timeout: timeoutMs,
-          },
-          (res) => {
-            // Only the status matters; the receiver's body is neither read nor logged.
-            res.resume();
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve();
-            else reject(new Error(`webhook answered HTTP ${status}`));
-          },
-        );
-        const deadline = setTimeout(() => req.destroy(new Error('webhook timed out')), timeoutMs);
-        req.once('close', () => clearTimeout(deadline));
-        req.once('timeout', () => req.destroy(new Error('webhook timed out')));
-        req.once('error', reject);
-        req.end(body);
+      const { status } = await pinnedRequest(url, target, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'user-agent': 'mmgw-alarms',
+          [WEBHOOK_TIMESTAMP_HEADER]: timestamp,
+          [WEBHOOK_SIGNATURE_HEADER]: webhookSignature(settings.secret, timestamp, body),
+        },
+        body,
+        timeoutMs,
+        timedOut: 'webhook timed out',
       });
+      // Only the status matters; the receiver's body is neither read nor logged.
+      if (status < 200 || status >= 300) throw new Error(`webhook answered HTTP ${status}`);
     },
   };
 }

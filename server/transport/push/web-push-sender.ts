@@ -10,9 +10,9 @@
  * 5xx are tried again after Retry-After (seconds or an HTTP date), else a
  * doubling backoff, both bounded; anything else fails at once.
  */
-import { request as httpsRequest } from 'node:https';
 import webpush from 'web-push';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
+import { pinnedRequest } from '../../net/pinned-request.ts';
 import type { WebPushRegistration } from './registrations.ts';
 
 export interface WebPushMessage {
@@ -121,30 +121,19 @@ export class WebPushSender {
     const target = await policy.check('push', url.hostname, port);
     const timeoutMs = this.#opts.timeoutMs ?? 10_000;
     const body = details.body as Buffer | null;
-    return new Promise<Answer>((resolve, reject) => {
-      const req = httpsRequest(
-        {
-          host: target.address,
-          family: target.family,
-          port,
-          servername: target.host,
-          method: details.method,
-          path: `${url.pathname}${url.search}`,
-          headers: { ...details.headers, host: url.host },
-          timeout: timeoutMs,
-        },
-        (res) => {
-          // The push service's body is neither read nor logged: the status and Retry-After say it all.
-          res.resume();
-          const header = res.headers['retry-after'];
-          resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(header) ? header[0] : header });
-        },
-      );
-      const deadline = setTimeout(() => req.destroy(new Error('push service timed out')), timeoutMs);
-      req.once('close', () => clearTimeout(deadline));
-      req.once('timeout', () => req.destroy(new Error('push service timed out')));
-      req.once('error', reject);
-      req.end(body ?? undefined);
-    });
+    // The push service's body is neither read nor logged: the status and Retry-After say it all.
+    const { status, headers } = await pinnedRequest(
+      url,
+      { ...target, port },
+      {
+        method: details.method,
+        headers: details.headers,
+        ...(body ? { body } : {}),
+        timeoutMs,
+        timedOut: 'push service timed out',
+      },
+    );
+    const header = headers['retry-after'];
+    return { status, retryAfter: Array.isArray(header) ? header[0] : header };
   }
 }
