@@ -32,8 +32,9 @@ export async function promptPassword(question: string): Promise<string> {
       field: 'password',
     });
   }
-  process.stderr.write(question);
+  // Echo goes off before the question shows, so nothing typed at once is echoed.
   stdin.setRawMode(true);
+  process.stderr.write(question);
   stdin.resume();
   stdin.setEncoding('utf8');
   return new Promise<string>((done, fail) => {
