@@ -17,7 +17,7 @@ import { imeiWithCheckDigit } from '../../server/store/imei.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { type FaultFigures, judge, healthy } from './analysis.ts';
+import { DELIVERY_MS, type FaultFigures, healthy, judge, recovery } from './analysis.ts';
 import { type Deployment, type Device, type MmgwNode, startCluster, startSingleNode } from './cluster.ts';
 import { ProcessSet } from './processes.ts';
 import { Fleet, type FleetSetup, type HandsetSpec, type ItemTable } from './records.ts';
@@ -201,21 +201,39 @@ function fleetSetup(o: ChaosOptions, peers: Peers, devices: Device[], urls: stri
   };
 }
 
+/**
+ * Waits until every handset works again; resolves with that moment (the end of the fault's window),
+ * or undefined after timeoutMs. "Works" is checked twice: at once by the last resolved probes
+ * (healthy), then, once every item sent until then has resolved, by the judge's own rule (recovery):
+ * an item still under way at the first check may yet turn out late, and would leave that handset
+ * unrecovered in a window that ended at the first check.
+ */
 async function everyHandsetWorks(
   fleet: Fleet,
   n: number,
+  t0: number,
   since: number,
   timeoutMs: number,
-): Promise<boolean> {
+): Promise<number | undefined> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const now = Date.now();
     let all = true;
     for (let h = 0; h < n && all; h++) all = healthy(fleet.table, h, since, now);
-    if (all) return true;
+    if (all) {
+      await sleep(DELIVERY_MS + 250);
+      const later = Date.now();
+      let judged = true;
+      for (let h = 0; h < n && judged; h++) {
+        const r = recovery(fleet.table, h, t0, now, later);
+        judged = r === undefined || r.ms !== undefined;
+      }
+      if (judged) return now;
+      continue;
+    }
     await sleep(500);
   }
-  return false;
+  return undefined;
 }
 
 async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResult> {
@@ -235,22 +253,22 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
   }
   const recovered = Date.now();
   let humanAction = 'none';
-  let works = await everyHandsetWorks(fleet, n, recovered, o.observeMs);
-  const to = Date.now();
-  if (!works) {
+  const back = await everyHandsetWorks(fleet, n, t0, recovered, o.observeMs);
+  const to = back ?? Date.now();
+  if (back === undefined) {
     humanAction = 'restart the app on every handset';
     o.log(`  not every handset works after ${o.observeMs} ms: ${humanAction}`);
     logTails(ctx);
     await fleet.reopen();
     // Shorter windows after a human action: it either helped at once or it did not.
     const again = Math.min(o.observeMs, 30_000);
-    works = await everyHandsetWorks(fleet, n, Date.now(), again);
+    let works = (await everyHandsetWorks(fleet, n, t0, Date.now(), again)) !== undefined;
     if (!works) {
       humanAction += '; then restart every mmgw node';
       o.log('  still not: restarting every mmgw node');
       for (const node of ctx.deployment.nodes) await restartAfter(node, 'SIGTERM').catch(() => undefined);
       await fleet.reopen();
-      works = await everyHandsetWorks(fleet, n, Date.now(), again);
+      works = (await everyHandsetWorks(fleet, n, t0, Date.now(), again)) !== undefined;
       if (!works) {
         humanAction += '; still not working';
         logTails(ctx);
