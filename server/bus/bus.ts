@@ -204,13 +204,21 @@ export interface DeviceDirectory {
   lookup(imei: string): Promise<DeviceInfo>;
 }
 
+/** How a node left the membership. */
+export interface LeaveFacts {
+  /** Its last heartbeat said it was draining (a clean stop), not a crash. */
+  draining: boolean;
+}
+
 /** Picks the transport node that holds a device's backend sessions (rendezvous hashing). */
 export interface DeviceRouter {
   /** undefined when no transport node is alive. */
   pick(deviceId: string): string | undefined;
   /**
    * Tells of each node that left the membership (not one that only drains:
-   * it still answers what it was asked). Returns the unsubscribe.
+   * it still answers what it was asked), and whether it was draining when it
+   * left: a clean stop, which answers what it was asked before it goes, unlike
+   * a crash seen by its TTL. Returns the unsubscribe.
    */
-  onLeave?(listener: (nodeId: string) => void): () => void;
+  onLeave?(listener: (nodeId: string, left: LeaveFacts) => void): () => void;
 }

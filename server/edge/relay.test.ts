@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { ERROR_CODES, GatewayError } from '../../device-protocol/errors.ts';
 import { type Frame, Kind, type Request } from '../../device-protocol/messages.ts';
-import { Subjects } from '../bus/bus.ts';
+import { type LeaveFacts, Subjects } from '../bus/bus.ts';
 import { eventually } from '../../testing/index.ts';
 import { InProcessBus } from '../bus/inproc.ts';
 import type { TransportRequest } from '../transport/types.ts';
@@ -25,7 +25,8 @@ function setup(
   pick = (): string | undefined => NODE,
   // Long by default: a loaded machine must not turn a slow answer into a timeout.
   requestTimeoutMs = 30_000,
-  onLeave?: (listener: (nodeId: string) => void) => () => void,
+  onLeave?: (listener: (nodeId: string, left: LeaveFacts) => void) => () => void,
+  drainedAnswerMs?: number,
 ) {
   const bus = new InProcessBus();
   const calls: TransportRequest[] = [];
@@ -50,6 +51,7 @@ function setup(
       router: { pick, ...(onLeave ? { onLeave } : {}) },
       requestTimeoutMs,
       busTimeoutMs: 100,
+      ...(drainedAnswerMs === undefined ? {} : { drainedAnswerMs }),
       logger: pino({ level: 'silent' }),
     },
   );
@@ -224,15 +226,24 @@ test('settled() gives up after its bound when an answer does not come', async ()
   await relay.settled(1);
 });
 
-test('a transport that leaves the membership: its requests fail at once, retryable', async () => {
-  const listeners = new Set<(nodeId: string) => void>();
-  const leave = (nodeId: string) => {
-    for (const l of listeners) l(nodeId);
+/** A router whose leaves the test announces. */
+function leaves() {
+  const listeners = new Set<(nodeId: string, left: LeaveFacts) => void>();
+  return {
+    listeners,
+    leave: (nodeId: string, draining = false) => {
+      for (const l of listeners) l(nodeId, { draining });
+    },
+    onLeave: (l: (nodeId: string, left: LeaveFacts) => void) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
   };
-  const t = setup({ hang: () => new Promise(() => {}) }, undefined, 30_000, (l) => {
-    listeners.add(l);
-    return () => listeners.delete(l);
-  });
+}
+
+test('a transport that leaves the membership: its requests fail at once, retryable', async () => {
+  const { listeners, leave, onLeave } = leaves();
+  const t = setup({ hang: () => new Promise(() => {}) }, undefined, 30_000, onLeave);
   t.send('r1', 'hang');
   t.send('r2', 'hang');
   await eventually('both at the transport', () => t.calls.length === 2);
@@ -250,4 +261,52 @@ test('a transport that leaves the membership: its requests fail at once, retryab
   assert.equal(t.session.answerSeq('r1'), undefined, 'not remembered: the retry runs again');
   t.relay.close();
   assert.equal(listeners.size, 0, 'close unsubscribes');
+});
+
+test('a transport that drained and left still answers what it was asked: no error', async () => {
+  const { leave, onLeave } = leaves();
+  let finish: (v: unknown) => void = () => {};
+  const t = setup({ slow: () => new Promise((resolve) => (finish = resolve)) }, undefined, 30_000, onLeave);
+  t.send('r1', 'slow');
+  await eventually('at the transport', () => t.calls.length === 1);
+  leave(NODE, true);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(t.sent.length, 0, 'not failed at the leave');
+  finish({ done: true });
+  await settled(t.sent, 1);
+  assert.deepEqual(t.sent[0], { kind: Kind.Response, seq: 1, id: 'r1', body: { done: true } });
+  t.relay.close();
+});
+
+test('a drained transport that never answers: its requests fail later, not those after its return', async () => {
+  const { leave, onLeave } = leaves();
+  const t = setup({ hang: () => new Promise(() => {}) }, undefined, 30_000, onLeave, 50);
+  t.send('r1', 'hang');
+  await eventually('at the transport', () => t.calls.length === 1);
+  leave(NODE, true);
+  t.send('r2', 'hang'); // the node is back (same id) and takes a new request
+  await settled(t.sent, 1);
+  assert.equal((t.sent[0] as { id?: string }).id, 'r1');
+  assert.equal((t.sent[0] as { code?: string }).code, 'request.unavailable');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(t.sent.length, 1, 'the request to the returned node still waits');
+  assert.equal(t.session.isInflight('r2'), true);
+  t.relay.close();
+});
+
+test('nobody listening at the picked node: the request goes to the next pick, no error', async () => {
+  const picks = ['transport-gone'];
+  const t = setup({ echo: (r) => ({ got: r.body as never }) }, () => picks.shift() ?? NODE);
+  t.send('r1');
+  await settled(t.sent, 1);
+  assert.deepEqual(t.sent[0], { kind: Kind.Response, seq: 1, id: 'r1', body: { got: { n: 1 } } });
+  assert.equal(t.calls.length, 1);
+  assert.ok((t.calls[0]?.budgetMs ?? 0) <= 30_000);
+
+  // Every pick the same node nobody listens at: a few attempts, then the retryable error.
+  const dead = setup({}, () => 'transport-gone');
+  dead.send('r2');
+  await settled(dead.sent, 1);
+  assert.equal((dead.sent[0] as { code?: string }).code, 'request.unavailable');
+  assert.equal(dead.session.inflightCount, 0);
 });

@@ -35,6 +35,8 @@ export interface RelayOptions {
   requestTimeoutMs: number;
   /** Bus timeout of an answer passed on to another edge. */
   busTimeoutMs: number;
+  /** How long the requests of a transport that drained and left still wait for its answers (tests). */
+  drainedAnswerMs?: number;
   logger: Logger;
 }
 
@@ -56,6 +58,12 @@ export function requestFailure(g: GatewayError): RequestFailure {
   return { code: p.code, message: p.message, retryable: p.retryable };
 }
 
+/** How long the requests of a transport that drained and left still wait for its answers. */
+const DRAINED_ANSWER_MS = 12_000;
+/** Attempts at a request that found nobody listening (bus.no_responders), over the nodes picked in turn. */
+const MAX_ROUTE_ATTEMPTS = 4;
+const REROUTE_PAUSE_MS = 250;
+
 export class RequestRelay {
   /** Requests sent to a transport and not answered yet, over all sessions. */
   private pending = 0;
@@ -70,18 +78,27 @@ export class RequestRelay {
   ) {
     // A transport that left (crashed, frozen past the TTL) answers nothing more: its requests get
     // the retryable request.unavailable now, and the device's retry goes to the node taking over,
-    // instead of each waiting out its timeout.
+    // instead of each waiting out its timeout. One that drained and stopped answers what it was
+    // asked before it goes (it waits for them, CLOSE_WAIT_MS in server/transport/index.ts): its
+    // requests keep waiting, up to DRAINED_ANSWER_MS, in case it died while stopping.
     this.stopWatching =
-      o.router.onLeave?.((nodeId) => {
+      o.router.onLeave?.((nodeId, left) => {
+        // Taken out now: a request to the node once it is back is not one of these.
         const failing = this.waiting.get(nodeId);
         if (!failing) return;
         this.waiting.delete(nodeId);
-        const err = new GatewayError('request.unavailable', 'The node serving it went away; retry.', {
-          retryable: true,
-          retryAfterMs: 0,
-        });
-        for (const fail of failing) fail(err);
+        if (!left.draining) RequestRelay.fail(failing);
+        else setTimeout(() => RequestRelay.fail(failing), o.drainedAnswerMs ?? DRAINED_ANSWER_MS).unref?.();
       }) ?? (() => {});
+  }
+
+  private static fail(failing: Set<(err: GatewayError) => void>): void {
+    const err = new GatewayError('request.unavailable', 'The node serving it went away; retry.', {
+      retryable: true,
+      retryAfterMs: 0,
+    });
+    for (const fail of failing) fail(err);
+    failing.clear();
   }
 
   close(): void {
@@ -154,23 +171,9 @@ export class RequestRelay {
       return;
     }
     s.startRequest(r.id);
-    const tr: TransportRequest = {
-      deviceId: s.imei,
-      sessionId: s.id,
-      id: r.id,
-      method: r.method,
-      ...(r.body === undefined ? {} : { body: r.body }),
-      ...(s.caps === undefined ? {} : { caps: s.caps }),
-      budgetMs: this.o.requestTimeoutMs,
-    };
     const id = r.id;
     this.pending++;
-    this.untilLeft(
-      nodeId,
-      this.o.bus.request<Value | undefined>(Subjects.transportRequest(nodeId), tr, {
-        timeoutMs: this.o.requestTimeoutMs,
-      }),
-    )
+    this.ask(s, r, nodeId, Date.now() + this.o.requestTimeoutMs, 1)
       .then(
         (body) => this.answer(s, id, body),
         (err) => {
@@ -179,6 +182,48 @@ export class RequestRelay {
         },
       )
       .finally(() => this.settledOne());
+  }
+
+  /**
+   * Asks `nodeId`. Nobody listening there (a transport that stopped, its
+   * leave not heard yet) means nobody took the request: it goes to the node
+   * the router picks then, without the device seeing an error, while the
+   * time allowed lasts.
+   */
+  private async ask(
+    s: DeviceSession,
+    r: Request,
+    nodeId: string,
+    deadline: number,
+    attempt: number,
+  ): Promise<Value | undefined> {
+    const budgetMs = Math.max(1, deadline - Date.now());
+    const tr: TransportRequest = {
+      deviceId: s.imei,
+      sessionId: s.id,
+      id: r.id,
+      method: r.method,
+      ...(r.body === undefined ? {} : { body: r.body }),
+      ...(s.caps === undefined ? {} : { caps: s.caps }),
+      budgetMs,
+    };
+    try {
+      return await this.untilLeft(
+        nodeId,
+        this.o.bus.request<Value | undefined>(Subjects.transportRequest(nodeId), tr, { timeoutMs: budgetMs }),
+      );
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'bus.no_responders' || attempt >= MAX_ROUTE_ATTEMPTS)
+        throw err;
+      // The same pick again: wait for the membership to catch up (a heartbeat is one second).
+      let next = this.o.router.pick(s.imei);
+      if (next === nodeId) {
+        await new Promise((resolve) => setTimeout(resolve, REROUTE_PAUSE_MS * attempt));
+        next = this.o.router.pick(s.imei);
+      }
+      if (next === undefined || s.ended || Date.now() + REROUTE_PAUSE_MS >= deadline) throw err;
+      return this.ask(s, r, next, deadline, attempt + 1);
+    }
   }
 
   /** An answer passed on by the edge that started the request before the session moved here. */

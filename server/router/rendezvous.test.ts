@@ -94,19 +94,22 @@ function hb(nodeId: string, roles: string[], draining = false): NodeHeartbeat {
 }
 
 describe('RendezvousRouter', () => {
-  test('onLeave tells of a node that left, not of one that only drains', () => {
+  test('onLeave tells of a node that left, not of one that only drains, and how it left', () => {
     const membership = new FakeMembership();
     const router = new RendezvousRouter(membership);
     const left: string[] = [];
-    const off = router.onLeave((id) => left.push(id));
+    const off = router.onLeave((id, how) => left.push(`${id}${how.draining ? ' drained' : ''}`));
     membership.set([hb('t1', ['transport']), hb('t2', ['transport']), hb('e1', ['edge'])]);
     membership.set([hb('t1', ['transport'], true), hb('t2', ['transport']), hb('e1', ['edge'])]);
     assert.deepEqual(left, [], 'draining is not leaving');
     membership.set([hb('t2', ['transport'])]);
-    assert.deepEqual(left, ['t1'], 'the edge is not a transport');
+    assert.deepEqual(left, ['t1 drained'], 'the edge is not a transport');
+    membership.set([hb('t2', ['transport']), hb('t3', ['transport'])]);
+    membership.set([hb('t2', ['transport'])]);
+    assert.deepEqual(left, ['t1 drained', 't3'], 'a crash: not draining when it left');
     off();
     membership.set([]);
-    assert.deepEqual(left, ['t1']);
+    assert.deepEqual(left, ['t1 drained', 't3']);
     router.close();
   });
 

@@ -8,7 +8,7 @@
  * over the string finished by the murmur3 finalizer for avalanche. Pure
  * arithmetic, no crypto: this runs for every request the edge routes.
  */
-import type { DeviceRouter, NodeHeartbeat } from '../bus/bus.ts';
+import type { DeviceRouter, LeaveFacts, NodeHeartbeat } from '../bus/bus.ts';
 
 const FNV_PRIME = 0x01000193;
 
@@ -95,9 +95,9 @@ export class RendezvousRouter implements DeviceRouter {
   private hashed: HashedNode[] = [];
   private readonly role: string;
   private readonly stopListening: () => void;
-  /** Every member of the role, draining ones too: a node gone from here left. */
-  private members = new Set<string>();
-  private readonly leaveListeners = new Set<(nodeId: string) => void>();
+  /** Every member of the role, draining ones too (a node gone from here left), and whether it drains. */
+  private members = new Map<string, boolean>();
+  private readonly leaveListeners = new Set<(nodeId: string, left: LeaveFacts) => void>();
 
   constructor(
     private readonly membership: NodeSource,
@@ -117,7 +117,7 @@ export class RendezvousRouter implements DeviceRouter {
     return this.hashed.map((n) => n.id);
   }
 
-  onLeave(listener: (nodeId: string) => void): () => void {
+  onLeave(listener: (nodeId: string, left: LeaveFacts) => void): () => void {
     this.leaveListeners.add(listener);
     return () => this.leaveListeners.delete(listener);
   }
@@ -129,10 +129,10 @@ export class RendezvousRouter implements DeviceRouter {
   private refresh(): void {
     const all = this.membership.nodes(this.role);
     const before = this.members;
-    this.members = new Set(all.map((n) => n.nodeId));
-    for (const id of before) {
+    this.members = new Map(all.map((n) => [n.nodeId, n.draining === true]));
+    for (const [id, draining] of before) {
       if (this.members.has(id)) continue;
-      for (const listener of this.leaveListeners) listener(id);
+      for (const listener of this.leaveListeners) listener(id, { draining });
     }
     const serving = all.filter((n) => !n.draining);
     // Draining nodes take no new devices, unless nothing else is left.
