@@ -99,6 +99,12 @@ export interface TransportHandle {
    * its sent record, so a resend on another node is recognised.
    */
   close(): Promise<void>;
+  /**
+   * Resolves once the device's requests under way here are answered, or after
+   * `ms`: a device moving to another node keeps its sessions until then (an
+   * im.send must not lose its XMPP session between the send and its receipt).
+   */
+  settledFor(deviceId: string, ms: number): Promise<void>;
 }
 
 /** How long close() waits for the requests under way. */
@@ -111,8 +117,9 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
   const registry = new MethodRegistry([...defaultMethods(nodeId), ...(opts.methods ?? [])]);
   let closed = false;
   const pusher = new DevicePusher(bus);
-  /** Requests being handled: close() waits for them. */
+  /** Requests being handled: close() waits for them; per device, settledFor(). */
   const underWay = new Set<Promise<unknown>>();
+  const underWayOf = new Map<string, Set<Promise<unknown>>>();
 
   const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
     const receivedAt = now();
@@ -149,6 +156,9 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
     };
     const handled = (async () => definition.handle(ctx, input))();
     underWay.add(handled);
+    let mine = underWayOf.get(request.deviceId);
+    if (!mine) underWayOf.set(request.deviceId, (mine = new Set()));
+    mine.add(handled);
     try {
       return await handled;
     } catch (err) {
@@ -157,12 +167,18 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       throw error;
     } finally {
       underWay.delete(handled);
+      mine.delete(handled);
+      if (mine.size === 0 && underWayOf.get(request.deviceId) === mine) underWayOf.delete(request.deviceId);
     }
   });
 
   logger.info({ nodeId, methods: registry.names() }, 'transport started');
   return {
     registry,
+    async settledFor(deviceId, ms) {
+      const mine = underWayOf.get(deviceId);
+      if (mine) await orAfter(Promise.allSettled([...mine]), ms, undefined);
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -56,6 +56,9 @@ import { openPushService, type PushService } from './push/index.ts';
 const MEMBERSHIP_SETTLE_MS = 1500;
 /** How long a takeover waits for one device's watchers and chat sessions before counting it done. */
 const TAKEOVER_WAIT_MS = 4000;
+/** How long a device moving away waits for its requests under way here before its sessions stop. */
+const RELEASE_REQUESTS_WAIT_MS = 5000;
+
 /** How long a draining transport waits for its draining heartbeat to move its devices (one beat is 1 s). */
 const RELEASE_WAIT_MS = 3000;
 
@@ -207,6 +210,7 @@ export const transportRole: RoleDefinition = {
           return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
         },
         release: async (id) => {
+          await transport.settledFor(id, RELEASE_REQUESTS_WAIT_MS);
           await Promise.all([mail.releaseDevice(id), im.releaseDevice(id)]);
           await deviceHolds?.release(id);
         },

@@ -234,20 +234,26 @@ describe('transport', () => {
   });
 });
 
+/** test.slow: answers { done: true } once release() is called; `started` resolves when it runs. */
+function slowMethod() {
+  let open!: () => void;
+  let begun!: () => void;
+  const started = new Promise<void>((r) => (begun = r));
+  const slow: MethodDefinition<undefined> = {
+    method: 'test.slow',
+    input: noInput,
+    async handle() {
+      begun();
+      await new Promise<void>((r) => (open = r));
+      return { done: true };
+    },
+  };
+  return { slow, started, release: () => open() };
+}
+
 describe('close', () => {
   test('takes no new request and waits for those under way before it resolves', async () => {
-    let release!: () => void;
-    let begun!: () => void;
-    const started = new Promise<void>((r) => (begun = r));
-    const slow: MethodDefinition<undefined> = {
-      method: 'test.slow',
-      input: noInput,
-      async handle() {
-        begun();
-        await new Promise<void>((r) => (release = r));
-        return { done: true };
-      },
-    };
+    const { slow, started, release } = slowMethod();
     const t = await setup([slow]);
     try {
       const answer = t.ask('test.slow');
@@ -265,6 +271,27 @@ describe('close', () => {
       await t.close();
     }
   });
+});
+
+test('settledFor waits for that device’s requests under way only, and at most its bound', async () => {
+  const { slow, started, release } = slowMethod();
+  const t = await setup([slow]);
+  try {
+    const answer = t.ask('test.slow', undefined, 'dev-1');
+    await started;
+    await t.transport.settledFor('dev-2', 60_000); // another device: nothing under way, at once
+    let settled = false;
+    const waiting = t.transport.settledFor('dev-1', 60_000).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, 'waits for dev-1’s request');
+    await t.transport.settledFor('dev-1', 10); // bounded
+    release();
+    assert.deepEqual(await answer, { done: true });
+    await waiting;
+    assert.equal(settled, true);
+  } finally {
+    await t.close();
+  }
 });
 
 test('a request with the edge’s budget gives the method its deadline; parse refuses a bad one', async () => {
