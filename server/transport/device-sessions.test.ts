@@ -53,3 +53,28 @@ test('session up/down reach the hooks of the node holding the device, a stale do
     await bus.close();
   }
 });
+
+test('quiet() waits for the up hooks under way, then a quiet spell; at most its bound', async () => {
+  const bus = new InProcessBus();
+  let finish!: () => void;
+  const watch = watchDeviceSessions({
+    bus,
+    holds: () => true,
+    hooks: [{ up: () => new Promise<void>((r) => (finish = r)), down: () => {} }],
+  });
+  try {
+    bus.publish(Subjects.sessionUp, { deviceId: 'd1', sessionId: 's1' });
+    await bus.flush();
+    let quiet = false;
+    const waiting = watch.quiet(30, 60_000).then(() => (quiet = true));
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(quiet, false, 'an up hook is under way');
+    await watch.quiet(30, 50); // bounded
+    finish();
+    await waiting;
+    assert.equal(quiet, true);
+  } finally {
+    watch.close();
+    await bus.close();
+  }
+});

@@ -38,18 +38,37 @@ function parseEvent(data: unknown): DeviceSessionEvent | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close(): void } {
+export interface DeviceSessionWatch {
+  /**
+   * Resolves once no up hook has been under way for `quietMs` (the devices the
+   * edges told of are back), or after `maxMs`.
+   */
+  quiet(quietMs: number, maxMs: number): Promise<void>;
+  close(): void;
+}
+
+export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): DeviceSessionWatch {
   const { bus, hooks, logger } = opts;
   const pusher = opts.pusher ?? new DevicePusher(bus);
   // The newest session each device was seen up with: a down of an older session
   // (published by another edge, so possibly arriving after the newer up) is ignored.
   const current = new Map<string, string>();
+  let upsUnderWay = 0;
+  let lastUpAt = 0;
   const call = (what: string, deviceId: string, fn: () => void | Promise<void>) => {
+    const up = what === 'up';
+    if (up) upsUnderWay++;
+    const done = () => {
+      if (!up) return;
+      upsUnderWay--;
+      lastUpAt = Date.now();
+    };
     try {
-      void Promise.resolve(fn()).catch((err) =>
-        logger?.warn({ deviceId, err: String(err) }, `device session ${what} hook failed`),
-      );
+      void Promise.resolve(fn())
+        .catch((err) => logger?.warn({ deviceId, err: String(err) }, `device session ${what} hook failed`))
+        .finally(done);
     } catch (err) {
+      done();
       logger?.warn({ deviceId, err: String(err) }, `device session ${what} hook failed`);
     }
   };
@@ -68,8 +87,18 @@ export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): { close()
     current.delete(event.deviceId);
     for (const hook of hooks) call('down', event.deviceId, () => hook.down(event.deviceId));
   });
+  let closed = false;
   return {
+    async quiet(quietMs, maxMs) {
+      const end = Date.now() + maxMs;
+      const start = Date.now();
+      while (!closed && Date.now() < end) {
+        if (upsUnderWay === 0 && Date.now() - Math.max(lastUpAt, start) >= quietMs) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100, quietMs)));
+      }
+    },
     close() {
+      closed = true;
       upSub.unsubscribe();
       downSub.unsubscribe();
       current.clear();

@@ -56,6 +56,10 @@ import { openPushService, type PushService } from './push/index.ts';
 const MEMBERSHIP_SETTLE_MS = 1500;
 /** How long a takeover waits for one device's watchers and chat sessions before counting it done. */
 const TAKEOVER_WAIT_MS = 4000;
+/** After the edges were asked: ready once no device has been coming back for this long, or after the max. */
+const DEVICES_BACK_QUIET_MS = 1000;
+const DEVICES_BACK_MAX_MS = 30_000;
+
 /** How long a device moving away waits for its requests under way here before its sessions stop. */
 const RELEASE_REQUESTS_WAIT_MS = 5000;
 
@@ -229,7 +233,14 @@ export const transportRole: RoleDefinition = {
         tablesOpen = true;
         ctx.announce();
         waitingFor = 'its devices’ sessions from the edges';
-        stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS, () => (waitingFor = undefined));
+        // Ready once the devices the edges told of are back here: a rolling restart moves on to
+        // the next node only then, not while this one still brings devices up.
+        stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS, () => {
+          waitingFor = 'its devices’ accounts to come back';
+          void sessionWatch
+            .quiet(DEVICES_BACK_QUIET_MS, DEVICES_BACK_MAX_MS)
+            .then(() => (waitingFor = undefined));
+        });
         moves = watchMoves();
       });
     } else stopAsking = askEdgesOnceMember(ctx, 0);
