@@ -33,9 +33,9 @@ test('a handset works again at its first good item after its last bad one', () =
   item(table, 0, 3, 14_000, [14_000 + DELIVERY_MS + 1]); // seen too late: bad
   item(table, 0, 4, 17_000, [17_200]);
   item(table, 0, 5, 20_000, [20_100]);
-  assert.deepEqual(recovery(table, 0, 10_000, 30_000, 60_000), { ms: 7000 });
+  assert.deepEqual(recovery(table, 0, 10_000, 30_000, 60_000), { ms: 7000, lastBadAt: 14_000 });
   // Handset 1 receives the same items: affected the same way.
-  assert.deepEqual(recovery(table, 1, 10_000, 30_000, 60_000), { ms: 7000 });
+  assert.deepEqual(recovery(table, 1, 10_000, 30_000, 60_000), { ms: 7000, lastBadAt: 14_000 });
   // Handset 2 takes no part: unaffected.
   assert.equal(recovery(table, 2, 10_000, 30_000, 60_000), undefined);
   assert.equal(healthy(table, 0, 10_000, 60_000), true);
@@ -46,7 +46,7 @@ test('an item under way when the fault came and failing counts from the fault', 
   const table = new ItemTable();
   item(table, 0, 1, 9000, [], 'request.timeout');
   item(table, 0, 2, 16_000, [16_100]);
-  assert.deepEqual(recovery(table, 0, 10_000, 30_000, 60_000), { ms: 6000 });
+  assert.deepEqual(recovery(table, 0, 10_000, 30_000, 60_000), { ms: 6000, lastBadAt: 10_000 });
 });
 
 test('judge counts lost, doubled, out of order and the recovery percentiles', () => {
@@ -78,6 +78,18 @@ test('times of a fault nothing works through count from its end; its downtime fr
   const f = judge(table, { ...w, timesFrom: 30_000 });
   assert.equal(f.p99Ms, 1000);
   assert.equal(f.meanDowntimeMs, (2 * 21_000) / 2);
+});
+
+test('a fault of steps: times count from the step of the last failed item; downtime from t0', () => {
+  const table = new ItemTable();
+  item(table, 0, 1, 12_000, [], 'request.unavailable'); // in step 1 (from 10 s)
+  item(table, 0, 2, 31_000, [], 'request.unavailable'); // in step 3 (from 30 s)
+  item(table, 0, 3, 33_000, [33_100]);
+  const w = { from: 0, t0: 10_000, to: 50_000, deadline: 60_000, handsets: 1 };
+  assert.equal(judge(table, w).p99Ms, 23_000);
+  const f = judge(table, { ...w, steps: [10_000, 20_000, 30_000, 40_000] });
+  assert.equal(f.p99Ms, 3000);
+  assert.equal(f.meanDowntimeMs, 23_000);
 });
 
 test('percentile is nearest-rank', () => {

@@ -10,7 +10,8 @@
  * seen by the deadline, doubled when the application saw it more than once,
  * out of order when an older item of the same sender and kind came after it.
  * For a fault nothing can work through, the times count from its end
- * (FaultWindow.timesFrom).
+ * (FaultWindow.timesFrom); for one made of steps (a rolling restart), from
+ * the step the handset's last failed item fell in (FaultWindow.steps).
  */
 import type { Item, ItemTable } from './records.ts';
 
@@ -50,14 +51,17 @@ function probes(table: ItemTable, h: number, t0: number, tEnd: number, now: numb
   return out.sort((a, b) => a.t - b.t);
 }
 
-/** undefined: not affected; { ms: undefined }: affected and not working again by tEnd. */
+/**
+ * undefined: not affected; { ms: undefined }: affected and not working again by tEnd.
+ * `lastBadAt`: the start of its last failed item (t0 for one under way at the fault).
+ */
 export function recovery(
   table: ItemTable,
   h: number,
   t0: number,
   tEnd: number,
   now: number,
-): { ms: number | undefined } | undefined {
+): { ms: number | undefined; lastBadAt: number } | undefined {
   const list = probes(table, h, t0, tEnd, now);
   let lastBad = -1;
   list.forEach((p, i) => {
@@ -65,7 +69,7 @@ export function recovery(
   });
   if (lastBad < 0) return undefined;
   const back = list[lastBad + 1];
-  return { ms: back === undefined ? undefined : Math.max(0, back.t - t0) };
+  return { ms: back === undefined ? undefined : Math.max(0, back.t - t0), lastBadAt: list[lastBad]!.t };
 }
 
 /** Works now: its last two resolved probes since `since` are good (and nothing older than DELIVERY_MS pending). */
@@ -112,11 +116,24 @@ export interface FaultWindow {
    * target counts from their return. Downtime still counts from t0.
    */
   timesFrom?: number;
+  /**
+   * A fault made of steps (a rolling restart: one node after another): when
+   * each began. A handset's recovery time then counts from the step its last
+   * failed item fell in, not from the first step. Downtime still counts from t0.
+   */
+  steps?: number[];
   /** Traffic stopped. */
   to: number;
   /** Items seen after this are lost. */
   deadline: number;
   handsets: number;
+}
+
+/** The start of the last step begun by `t`. */
+function stepOf(steps: number[] | undefined, t: number): number | undefined {
+  let found: number | undefined;
+  for (const s of steps ?? []) if (s <= t && (found === undefined || s > found)) found = s;
+  return found;
 }
 
 export function judge(table: ItemTable, w: FaultWindow, now = w.deadline): FaultFigures {
@@ -153,7 +170,8 @@ export function judge(table: ItemTable, w: FaultWindow, now = w.deadline): Fault
       unrecovered++;
       downtime += w.to - w.t0;
     } else {
-      times.push(Math.max(0, r.ms - ((w.timesFrom ?? w.t0) - w.t0)));
+      const from = w.timesFrom ?? stepOf(w.steps, r.lastBadAt) ?? w.t0;
+      times.push(Math.max(0, r.ms - (from - w.t0)));
       downtime += r.ms;
     }
   }

@@ -54,6 +54,8 @@ interface Ctx {
   deployment: Deployment;
   processes: ProcessSet;
   o: ChaosOptions;
+  /** A fault made of steps says when each begins (FaultWindow.steps). */
+  step(): void;
 }
 
 interface Fault {
@@ -118,6 +120,7 @@ export const CLUSTER_FAULTS: Fault[] = [
     name: 'rolling restart of every mmgw node',
     async run(ctx) {
       for (const n of ctx.deployment.nodes) {
+        ctx.step();
         await restartAfter(n, 'SIGTERM');
         await n.waitReady();
       }
@@ -245,8 +248,9 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
   const t0 = Date.now();
   o.log(`  fault: ${fault.name}`);
   let note: string | undefined;
+  const steps: number[] = [];
   try {
-    await fault.run(ctx);
+    await fault.run({ ...ctx, step: () => steps.push(Date.now()) });
   } catch (err) {
     note = `recovery action failed: ${String((err as Error).message ?? err).split('\n')[0]}`;
     o.log(`  ${note}`);
@@ -284,6 +288,7 @@ async function runFault(ctx: Ctx, fleet: Fleet, fault: Fault): Promise<FaultResu
     deadline: Date.now(),
     handsets: n,
     ...(fault.timedFromEnd ? { timesFrom: recovered } : {}),
+    ...(steps.length > 1 ? { steps } : {}),
   });
   o.log(
     `  affected ${figures.affected}/${n}, p99 ${figures.p99Ms ?? '-'} ms, unrecovered ${figures.unrecovered}, ` +
@@ -317,7 +322,7 @@ export async function runChaos(o: ChaosOptions): Promise<FaultResult[]> {
       deployment = await startCluster(join(dir, 'cluster'), processes, devices, (s) => o.log(`start ${s}`));
       o.log('fleet: connecting, adding accounts');
       fleet = await Fleet.start(processes, fleetSetup(o, peers, devices, deployment.edgeUrls()), o.workers);
-      const ctx: Ctx = { deployment, processes, o };
+      const ctx: Ctx = { deployment, processes, o, step: () => {} };
       for (const fault of clusterFaults) results.push(await runFault(ctx, fleet, fault));
       await fleet.stop();
       fleet = undefined;
@@ -329,7 +334,7 @@ export async function runChaos(o: ChaosOptions): Promise<FaultResult[]> {
       o.log('start single node');
       deployment = await startSingleNode(join(dir, 'single'), processes, devices);
       fleet = await Fleet.start(processes, fleetSetup(o, peers, devices, deployment.edgeUrls()), o.workers);
-      results.push(await runFault({ deployment, processes, o }, fleet, SINGLE_NODE_FAULT));
+      results.push(await runFault({ deployment, processes, o, step: () => {} }, fleet, SINGLE_NODE_FAULT));
     }
     return results;
   } finally {

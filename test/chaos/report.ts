@@ -69,7 +69,7 @@ export function renderReport(
     `- Command: \`${run.command}\` (${run.minutes.toFixed(0)} minutes)`,
     '- Deployment: 3 nats-servers (JetStream, clustered), 2 admin, 2 transport, 2 edge, 1 transcoder ' +
       '(`mmgw start --role X`, one process each), real Dovecot and Prosody, all on loopback; the last row is a single-node `mmgw start`.',
-    `- Recovery: a handset works again at its first item after its last failed one (an item works when its first send is accepted and the other application sees it within ${DELIVERY_MS / 1000} s). Times are from the fault (all NATS servers down, which nothing can work through: from the moment every server is back), over the affected handsets; "–" none.`,
+    `- Recovery: a handset works again at its first item after its last failed one (an item works when its first send is accepted and the other application sees it within ${DELIVERY_MS / 1000} s). Times are from the fault (all NATS servers down, which nothing can work through: from the moment every server is back; the rolling restart, one node after another: from the restart of the node during which the handset's last failed item began), over the affected handsets; "–" none.`,
     `- Application: ${application} and drops nothing: an item handed over twice counts as doubled. "not back": affected handsets whose last item of the observation failed. Half the handsets start at each edge; the SDK gets every edge URL and moves to another when its edge fails.`,
     '',
     '| fault | affected | p50 s | p99 s | max s | not back | items | lost | doubled | out of order | not accepted | human action |',
