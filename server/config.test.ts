@@ -125,6 +125,44 @@ describe('config', () => {
     }
   });
 
+  test('push.fcm and push.apns: checked key by key; absent, the kinds are not enabled', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmgw-config-push-'));
+    try {
+      const file = join(dir, 'push.json');
+      const fcm = { serviceAccountFile: '/etc/mmgw/fcm.json', endpoint: 'https://127.0.0.1:8443' };
+      const apns = {
+        keyId: 'ABCDE12345',
+        teamId: 'TEAM123456',
+        keyFile: '/etc/mmgw/apns.p8',
+        host: 'sandbox',
+      };
+      writeFileSync(file, JSON.stringify({ push: { fcm, apns } }));
+      const config = loadConfig({ file, env: {} });
+      assert.deepEqual(config.push?.fcm, fcm);
+      assert.deepEqual(config.push?.apns, apns);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          push: {
+            fcm: { serviceAccountFile: '/x', endpoint: 'http://fcm.example' },
+            apns: { ...apns, keyId: 'short', host: 'staging', pushType: 'loud' },
+          },
+        }),
+      );
+      assert.deepEqual(
+        problems(() => loadConfig({ file, env: {} })),
+        [
+          `config: push.fcm.endpoint: expected an https:// URL (the FCM API origin), got "http://fcm.example" (from file ${file})`,
+          `config: push.apns.keyId: expected 10 letters or digits, got "short" (from file ${file})`,
+          `config: push.apns.host: expected an https:// URL (production, sandbox or an origin), got "staging" (from file ${file})`,
+          `config: push.apns.pushType: expected background or alert, got "loud" (from file ${file})`,
+        ],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('supervise: on by default, off with --no-supervise or MMGW_SUPERVISE=0; anything else is refused', () => {
     assert.equal(loadConfig({ env: {} }).supervise, true);
     assert.equal(loadConfig({ env: {}, flags: { supervise: false } }).supervise, false);

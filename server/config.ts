@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { allowEntryProblem, allowListFrom } from './net/destination-policy.ts';
+import { apnsSettings, fcmSettings } from './transport/push/settings.ts';
 
 /**
  * The node's configuration: one validated object, built once at start from
@@ -127,6 +128,10 @@ const pushSettings = z
     intervalMs: whole(100, 3_600_000).optional(),
     /** Wake-up channels one device may register. Default 5. */
     maxPerDevice: whole(1, 100).optional(),
+    /** FCM wake-ups (server/transport/push/settings.ts); absent: kind fcm is not enabled. */
+    fcm: fcmSettings.optional(),
+    /** APNs wake-ups (the same file); absent: kind apns is not enabled. */
+    apns: apnsSettings.optional(),
   })
   .strict();
 
@@ -338,7 +343,7 @@ export const ConfigSchema = z
       .optional(),
     /** The transport role's outbound policy and per-device limits; absent: the defaults of transport/kit/outbound.ts. */
     transport: transportSettings.optional(),
-    /** Wake-ups through the devices' push channels (Web Push); absent: the defaults, a generated VAPID key. */
+    /** Wake-ups through the devices' push channels (Web Push, FCM, APNs); absent: Web Push with a generated VAPID key. */
     push: pushSettings.optional(),
     /**
      * Copies of each shared-state KV bucket in cluster mode (server/store/shared/cluster.ts): 3 on a

@@ -2,12 +2,14 @@
  * One HTTP(S) request to the address an outbound policy check pinned (DNS
  * cannot switch it between the check and the connection), the URL's host in
  * the Host header and as the TLS servername. The whole request has a
- * deadline; the peer's body is neither read nor logged: only the status and
- * headers come back. For the alarm webhook and Web Push.
+ * deadline; the peer's body is not read unless asked for (`readBody`, at
+ * most that many bytes; beyond them the request fails), and never logged.
+ * For the alarm webhook, Web Push and FCM.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import type { PinnedDestination } from './destination-policy.ts';
 
 export interface PinnedRequest {
@@ -18,13 +20,17 @@ export interface PinnedRequest {
   timeoutMs: number;
   /** The message of the error a request past its deadline fails with. */
   timedOut: string;
+  /** Read the answer's body, of at most this many bytes. */
+  readBody?: number;
+  /** Trust anchors (PEM) instead of the system's: tests with a private CA. */
+  ca?: string | Buffer;
 }
 
 export function pinnedRequest(
   url: URL,
   target: PinnedDestination,
   o: PinnedRequest,
-): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+): Promise<{ status: number; headers: IncomingHttpHeaders; body?: Buffer }> {
   const https = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
     const req = (https ? httpsRequest : httpRequest)(
@@ -34,13 +40,29 @@ export function pinnedRequest(
         port: target.port,
         method: o.method,
         path: `${url.pathname}${url.search}`,
-        ...(https ? { servername: target.host } : {}),
+        // SNI carries names only (RFC 6066): an address is checked against the certificate without it.
+        ...(https && isIP(target.host) === 0 ? { servername: target.host } : {}),
+        ...(https && o.ca !== undefined ? { ca: o.ca } : {}),
         headers: { ...o.headers, host: url.host },
         timeout: o.timeoutMs,
       },
       (res) => {
-        res.resume();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers });
+        const status = res.statusCode ?? 0;
+        const limit = o.readBody;
+        if (limit === undefined) {
+          res.resume();
+          resolve({ status, headers: res.headers });
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limit) req.destroy(new Error(`answer larger than ${limit} bytes`));
+          else chunks.push(chunk);
+        });
+        res.once('end', () => resolve({ status, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.once('error', reject);
       },
     );
     const deadline = setTimeout(() => req.destroy(new Error(o.timedOut)), o.timeoutMs);

@@ -1,12 +1,16 @@
 /**
- * Wake-ups (issue 14, first slice): a device without a session is woken
- * through the channels it registered, so that mail and chat reach a phone
- * whose app sleeps. What is built: Web Push channels (push.register and
- * friends, methods.ts), kept per device in PairRecords (`push.reg`; the
- * cluster's shared state in cluster mode); the VAPID key pair (vapid.ts); one
- * wake-up per device per interval with the count of what it missed
- * (coalescer.ts); the sender with its retries (web-push-sender.ts); pruning
- * of gone subscriptions (404/410, logged on the device); counters in /metrics.
+ * Wake-ups (issue 14): a device without a session is woken through the
+ * channels it registered, so that mail and chat reach a phone whose app
+ * sleeps. What is built: channels of kind webpush, fcm and apns
+ * (push.register and friends, methods.ts; fcm and apns only where the
+ * operator configured them, settings.ts), kept per device in PairRecords
+ * (`push.reg`; the cluster's shared state in cluster mode); the VAPID key
+ * pair (vapid.ts); one wake-up per device per interval with the count of what
+ * it missed (coalescer.ts); one sender per kind behind one interface
+ * (channel.ts: web-push-sender.ts, fcm-sender.ts, apns-sender.ts) and the
+ * retries around them; pruning of gone channels (Web Push 404/410, FCM
+ * UNREGISTERED, APNs BadDeviceToken/Unregistered, logged on the device);
+ * counters per channel kind in /metrics.
  *
  * Fed by the transport: an INBOX watcher whose mail.new finds no session
  * (bus.no_responders) calls wake() with how many new messages it could not
@@ -14,9 +18,10 @@
  * message that finds no session comes through DevicePusher's undelivered
  * listener. The device's session coming back resets its count.
  *
- * Not built yet (issue 14): FCM, APNs and SMS channels (refused with
- * push.kind_not_enabled), content in the payload by service profile, expiry
- * of unused registrations, the admin UI's view of them, the usage report's
+ * Not built yet (issue 14): SMS (SMPP) channels (refused with
+ * push.kind_not_enabled), content in the payload and APNs alert pushes by
+ * service profile (pushType is the operator's, for all devices), expiry of
+ * unused registrations, the admin UI's view of them, the usage report's
  * counters, `npm run bench:push`, and wake-ups for a session that is detached
  * but still resumable (its edge takes pushes into the replay buffer, so the
  * transport sees no bus.no_responders).
@@ -28,11 +33,21 @@ import { nullRecorder, type Recorder } from '../../records/types.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
+import { ApnsSender } from './apns-sender.ts';
+import { type ChannelSender, type RetryOptions, sendWithRetries, type WakeMessage } from './channel.ts';
 import { WakeCoalescer, type WakeKind, type WakeTally } from './coalescer.ts';
-import { pushMethods } from './methods.ts';
-import { PushRegistrations } from './registrations.ts';
+import { FcmSender } from './fcm-sender.ts';
+import { type PushKind, pushMethods } from './methods.ts';
+import { type PushKindOf, type PushRegistration, PushRegistrations } from './registrations.ts';
+import {
+  APNS_HOSTS,
+  type ApnsSettings,
+  type FcmSettings,
+  loadApnsKey,
+  loadServiceAccount,
+} from './settings.ts';
 import { loadVapidKeys, type VapidKeys } from './vapid.ts';
-import { type WebPushMessage, WebPushSender } from './web-push-sender.ts';
+import { WebPushSender } from './web-push-sender.ts';
 
 export { WakeCoalescer, type WakeKind, type WakeTally } from './coalescer.ts';
 export { PushRegistrations } from './registrations.ts';
@@ -43,6 +58,8 @@ export interface PushSettings {
   subject?: string;
   intervalMs?: number;
   maxPerDevice?: number;
+  fcm?: FcmSettings;
+  apns?: ApnsSettings;
 }
 
 export const DEFAULT_WAKE_INTERVAL_MS = 30_000;
@@ -52,25 +69,14 @@ const DEFAULT_SUBJECT = 'mailto:postmaster@invalid';
 /**
  * Per kind: how long a push service keeps a wake-up for an offline phone, and
  * how urgent it is (RFC 8030 §5.3: `high` may wake a phone in Doze, `normal`
- * waits for its next window). A chat message is stale within the hour; mail
- * can wait for the morning.
+ * waits for its next window; FCM's android priority and APNs' priority say
+ * the same). A chat message is stale within the hour; mail can wait for the
+ * morning.
  */
-const PER_KIND: Record<WakeKind, { ttl: number; urgency: WebPushMessage['urgency'] }> = {
+const PER_KIND: Record<WakeKind, { ttl: number; urgency: WakeMessage['urgency'] }> = {
   chat: { ttl: 3600, urgency: 'high' },
   mail: { ttl: 24 * 3600, urgency: 'normal' },
 };
-
-/** The payload: counts only, and a placeholder text (no sender, no subject: privacy by default). */
-export function wakePayload(tally: WakeTally): string {
-  const count = tally.mail + tally.chat;
-  return JSON.stringify({
-    kind: tally.kind,
-    count,
-    mail: tally.mail,
-    chat: tally.chat,
-    text: count === 1 ? 'New message' : `${count} new messages`,
-  });
-}
 
 export interface PushServiceOptions {
   storage: TransportStorage;
@@ -80,6 +86,44 @@ export interface PushServiceOptions {
   metrics?: Registry;
   recorder?: Recorder;
   logger?: Logger;
+  /** Trust anchors for FCM and APNs instead of the system's (tests); retries of every channel. */
+  ca?: string;
+  retry?: RetryOptions;
+}
+
+type Senders = { [K in PushKind]?: ChannelSender<PushKindOf<Exclude<K, 'sms'>>> };
+
+/** The sender of each configured kind; credentials read now, so that a bad file stops the start. */
+function channelSenders(opts: PushServiceOptions, vapid: VapidKeys): Senders {
+  const { policy, ca } = opts;
+  const settings = opts.settings ?? {};
+  const senders: Senders = {
+    webpush: new WebPushSender({ policy, vapid: { subject: settings.subject ?? DEFAULT_SUBJECT, ...vapid } }),
+  };
+  if (settings.fcm) {
+    const account = loadServiceAccount(settings.fcm.serviceAccountFile);
+    const endpoint = settings.fcm.endpoint;
+    senders.fcm = new FcmSender({
+      account,
+      policy,
+      ...(endpoint ? { endpoint } : {}),
+      ...(ca ? { ca } : {}),
+    });
+  }
+  if (settings.apns) {
+    const { keyId, teamId, keyFile, host = 'production', pushType } = settings.apns;
+    const origin = host === 'production' || host === 'sandbox' ? APNS_HOSTS[host] : host;
+    senders.apns = new ApnsSender({
+      keyId,
+      teamId,
+      key: loadApnsKey(keyFile),
+      origin,
+      policy,
+      ...(pushType ? { pushType } : {}),
+      ...(ca ? { ca } : {}),
+    });
+  }
+  return senders;
 }
 
 export interface PushService {
@@ -128,18 +172,22 @@ export function openPushService(opts: PushServiceOptions): PushService {
   const recorder = opts.recorder ?? nullRecorder;
   const registrations = new PushRegistrations(opts.storage);
   const vapid = loadVapidKeys(opts.dataDir, settings.vapid, logger);
-  const sender = new WebPushSender({
-    policy,
-    vapid: { subject: settings.subject ?? DEFAULT_SUBJECT, ...vapid },
-  });
+  const senders = channelSenders(opts, vapid);
+  const enabled = new Set(Object.keys(senders) as PushKind[]);
+  const send = (record: PushRegistration, message: WakeMessage) => {
+    const sender = senders[record.kind] as ChannelSender<PushRegistration> | undefined;
+    // A channel of a kind this node no longer sends (its config removed): kept, for a node that does.
+    if (!sender) return Promise.resolve({ result: 'failed' as const, why: `${record.kind} not enabled` });
+    return sendWithRetries(sender, record, message, opts.retry);
+  };
   const { outcomes, latency } = pushMetrics(opts.metrics);
   const underWay = new Set<Promise<void>>();
 
   const deliver = async (deviceId: string, tally: WakeTally): Promise<void> => {
-    const { ttl, urgency } = PER_KIND[tally.chat > 0 ? 'chat' : 'mail'];
-    const message: WebPushMessage = { payload: wakePayload(tally), ttl, urgency, topic: 'wake' };
+    const kind: WakeKind = tally.chat > 0 ? 'chat' : 'mail';
+    const message: WakeMessage = { tally, kind, ...PER_KIND[kind], collapseKey: 'wake' };
     for (const { id, record } of registrations.list(deviceId)) {
-      const sent = await sender.send(record, message);
+      const sent = await send(record, message);
       if (sent.result === 'sent') {
         outcomes.inc({ channel: record.kind, result: 'sent' });
         latency.observe({ channel: record.kind }, (Date.now() - tally.since) / 1000);
@@ -158,8 +206,8 @@ export function openPushService(opts: PushServiceOptions): PushService {
         imei: deviceId,
         kind: 'push_removed',
         service: 'session',
-        code: `http_${sent.status}`,
-        message: `wake-up channel ${id} removed: the push service answered ${sent.status}`,
+        code: sent.code,
+        message: `wake-up channel ${id} removed: ${sent.why}`,
         detail: { registration: id, channel: record.kind },
       });
     }
@@ -180,6 +228,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
   return {
     methods: pushMethods({
       registrations,
+      enabled,
       policy,
       maxPerDevice: settings.maxPerDevice ?? DEFAULT_MAX_CHANNELS,
       vapidPublicKey: vapid.publicKey,
@@ -199,6 +248,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
     async close() {
       coalescer.close();
       await Promise.allSettled([...underWay]);
+      await Promise.allSettled(Object.values(senders).map((s) => s.close?.()));
     },
   };
 }

@@ -1,19 +1,27 @@
 /**
  * The device's requests about its wake-up channels: push.register,
  * push.list, push.unregister and push.vapid (SPEC.md §5 "Wake-ups").
- * Only Web Push is built; the other kinds of issue 14 (fcm, apns, sms) are
- * refused with push.kind_not_enabled, so that a handset can tell "not here"
- * from "malformed".
+ * Web Push is always offered; FCM and APNs where the operator configured
+ * them (push.fcm, push.apns); a kind not offered here (those, and sms, not
+ * built) is refused with push.kind_not_enabled once its input is well formed,
+ * so that a handset can tell "not here" from "malformed".
  */
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import type { MethodDefinition } from '../types.ts';
-import { type PushRegistration, type PushRegistrations, registrationId } from './registrations.ts';
+import {
+  APNS_TOKEN,
+  APNS_TOPIC,
+  channelId,
+  FCM_TOKEN,
+  type PushRegistration,
+  type PushRegistrations,
+} from './registrations.ts';
 
 export const PUSH_KINDS = ['webpush', 'fcm', 'apns', 'sms'] as const;
-export const ENABLED_KINDS: ReadonlySet<string> = new Set(['webpush']);
+export type PushKind = (typeof PUSH_KINDS)[number];
 
 /** Unpadded base64url of exactly `bytes` bytes, `first` the first byte when given. */
 function base64url(bytes: number, first?: number) {
@@ -45,14 +53,18 @@ const webPushInput = z.object({
   }),
 });
 
-const otherKindInput = z.looseObject({ kind: z.enum(['fcm', 'apns', 'sms']) });
+const fcmInput = z.object({ kind: z.literal('fcm'), token: FCM_TOKEN });
+const apnsInput = z.object({ kind: z.literal('apns'), token: APNS_TOKEN, topic: APNS_TOPIC });
+const smsInput = z.looseObject({ kind: z.literal('sms') });
 
-const registerInput = z.discriminatedUnion('kind', [webPushInput, otherKindInput], {
+const registerInput = z.discriminatedUnion('kind', [webPushInput, fcmInput, apnsInput, smsInput], {
   error: `kind must be one of ${PUSH_KINDS.join(', ')}`,
 });
 
 export interface PushMethodDeps {
   registrations: PushRegistrations;
+  /** The kinds this gateway sends: webpush, and fcm / apns where configured. */
+  enabled: ReadonlySet<PushKind>;
   policy: DestinationPolicy;
   /** Channels one device may hold. */
   maxPerDevice: number;
@@ -60,9 +72,27 @@ export interface PushMethodDeps {
   now(): number;
 }
 
-/** The answer shape of one registration: the endpoint is the device's own, the keys are not echoed. */
+/** The answer shape of one registration: what names it is the device's own; Web Push keys are not echoed. */
 function listed(id: string, r: PushRegistration): Value {
-  return { id, kind: r.kind, endpoint: r.endpoint, at: r.at };
+  if (r.kind === 'webpush') return { id, kind: r.kind, endpoint: r.endpoint, at: r.at };
+  if (r.kind === 'fcm') return { id, kind: r.kind, token: r.token, at: r.at };
+  return { id, kind: r.kind, token: r.token, topic: r.topic, at: r.at };
+}
+
+/** The record a well-formed register of an enabled kind stores. */
+function recordOf(input: z.output<typeof registerInput>, at: number): PushRegistration {
+  if (input.kind === 'webpush') {
+    return {
+      kind: 'webpush',
+      endpoint: input.endpoint,
+      p256dh: input.keys.p256dh,
+      auth: input.keys.auth,
+      at,
+    };
+  }
+  if (input.kind === 'fcm') return { kind: 'fcm', token: input.token, at };
+  if (input.kind === 'apns') return { kind: 'apns', token: input.token, topic: input.topic, at };
+  throw new Error(`no record for kind ${input.kind}`);
 }
 
 /** Checks the endpoint against the outbound policy now (it is checked again, and pinned, at each send). */
@@ -82,15 +112,16 @@ export function pushMethods(deps: PushMethodDeps): MethodDefinition<any>[] {
     method: 'push.register',
     input: registerInput,
     async handle(ctx, input) {
-      if (input.kind !== 'webpush' || !ENABLED_KINDS.has(input.kind)) {
+      if (!deps.enabled.has(input.kind)) {
         throw new GatewayError(
           'push.kind_not_enabled',
-          `Wake-ups of kind "${input.kind}" are not enabled on this gateway; webpush is.`,
+          `Wake-ups of kind "${input.kind}" are not enabled on this gateway; ${[...deps.enabled].join(', ')} are.`,
           { field: 'kind' },
         );
       }
-      await checkEndpoint(deps.policy, input.endpoint);
-      const id = registrationId(input.endpoint);
+      if (input.kind === 'webpush') await checkEndpoint(deps.policy, input.endpoint);
+      const record = recordOf(input, deps.now());
+      const id = channelId(record);
       const held = deps.registrations.list(ctx.deviceId);
       if (!held.some((r) => r.id === id) && held.length >= deps.maxPerDevice) {
         throw new GatewayError(
@@ -98,13 +129,7 @@ export function pushMethods(deps: PushMethodDeps): MethodDefinition<any>[] {
           `This device has ${held.length} wake-up channels; the gateway allows ${deps.maxPerDevice}.`,
         );
       }
-      await deps.registrations.put(ctx.deviceId, id, {
-        kind: 'webpush',
-        endpoint: input.endpoint,
-        p256dh: input.keys.p256dh,
-        auth: input.keys.auth,
-        at: deps.now(),
-      });
+      await deps.registrations.put(ctx.deviceId, id, record);
       return { id };
     },
   };

@@ -4,9 +4,13 @@
  * mode the shared table `push_reg` (PairRecords.share), so that whichever
  * transport serves the device finds them, and they survive restarts.
  *
- * The id is derived from the endpoint: registering the same subscription
- * again (a handset that does not know whether its first try got through)
- * answers the same id and rewrites the keys, never a second channel.
+ * The id is derived from what names the channel (the Web Push endpoint, the
+ * FCM token, the APNs topic and token): registering the same channel again
+ * (a handset that does not know whether its first try got through) answers
+ * the same id and rewrites the rest, never a second channel.
+ *
+ * Versions: 1 (the first release) held Web Push subscriptions only; 2 adds
+ * the kinds fcm and apns. Both read; put writes 2.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -25,33 +29,90 @@ export interface WebPushRegistration {
   at: number;
 }
 
-export type PushRegistration = WebPushRegistration;
+/** An FCM registration token (what FirebaseMessaging.getToken() gives the app). */
+export interface FcmRegistration {
+  kind: 'fcm';
+  token: string;
+  at: number;
+}
 
-/** Version 1, the first: read with zod, as any record another node or release wrote. */
-const storedV1 = z.object({
-  v: z.literal(1),
+/** An APNs device token (hex) and the app's bundle id it was issued for (the apns-topic). */
+export interface ApnsRegistration {
+  kind: 'apns';
+  token: string;
+  topic: string;
+  at: number;
+}
+
+export type PushRegistration = WebPushRegistration | FcmRegistration | ApnsRegistration;
+export type PushKindOf<K extends PushRegistration['kind']> = Extract<PushRegistration, { kind: K }>;
+
+/** Bounds of what a handset may register (methods.ts) and of what a stored record may hold. */
+export const FCM_TOKEN = z
+  .string()
+  .min(1)
+  .max(4096)
+  .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' });
+export const APNS_TOKEN = z
+  .string()
+  .regex(/^(?:[0-9a-fA-F]{2}){32,100}$/, { error: 'must be 64 to 200 hex digits' })
+  .transform((s) => s.toLowerCase());
+/** A bundle id (reverse DNS), with the suffixes APNs topics may carry (`.voip`, `.complication`). */
+export const APNS_TOPIC = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, { error: 'must be a bundle id such as com.example.app' });
+
+const webPushFields = {
   kind: z.literal('webpush'),
   endpoint: z.string().max(2048),
   p256dh: z.string().max(128),
   auth: z.string().max(64),
   at: z.number().finite(),
-});
+};
 
+/** Version 1, the first: Web Push only. */
+const storedV1 = z.object({ v: z.literal(1), ...webPushFields });
+
+/** Version 2: every kind. */
+const storedV2 = z.discriminatedUnion('kind', [
+  z.object({ v: z.literal(2), ...webPushFields }),
+  z.object({ v: z.literal(2), kind: z.literal('fcm'), token: FCM_TOKEN, at: z.number().finite() }),
+  z.object({
+    v: z.literal(2),
+    kind: z.literal('apns'),
+    token: APNS_TOKEN,
+    topic: APNS_TOPIC,
+    at: z.number().finite(),
+  }),
+]);
+
+/** Read with zod, as any record another node or release wrote; undefined when unreadable. */
 export function readPushRegistration(raw: unknown): PushRegistration | undefined {
-  const parsed = storedV1.safeParse(raw);
+  const parsed = (raw as { v?: unknown } | null)?.v === 1 ? storedV1.safeParse(raw) : storedV2.safeParse(raw);
   if (!parsed.success) return undefined;
   const { v: _v, ...record } = parsed.data;
   return record;
 }
 
+const hashed = (prefix: string, text: string) =>
+  `${prefix}${createHash('sha256').update(text).digest('base64url').slice(0, 16)}`;
+
 /** The registration id of an endpoint: stable, so a register sent twice is one channel. */
 export function registrationId(endpoint: string): string {
-  return `w${createHash('sha256').update(endpoint).digest('base64url').slice(0, 16)}`;
+  return hashed('w', endpoint);
+}
+
+/** The id of any registration: `w…` Web Push (by endpoint), `f…` FCM (token), `a…` APNs (topic and token). */
+export function channelId(r: PushRegistration): string {
+  if (r.kind === 'webpush') return registrationId(r.endpoint);
+  if (r.kind === 'fcm') return hashed('f', r.token);
+  return hashed('a', `${r.topic} ${r.token}`);
 }
 
 /** Keyed [deviceId, registrationId]. */
 export class PushRegistrations extends PairRecords<PushRegistration> {
   constructor(storage: TransportStorage) {
-    super(storage, 'push.reg', { version: 1, read: readPushRegistration, at: (r) => r.at });
+    super(storage, 'push.reg', { version: 2, read: readPushRegistration, at: (r) => r.at });
   }
 }

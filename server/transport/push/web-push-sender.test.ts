@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { retryAfterMs } from './web-push-sender.ts';
+import { mailWake } from '../../../testing/wake-messages.ts';
+import { type Attempt, retryAfterMs, sendWithRetries } from './channel.ts';
 
 test('Retry-After: delta-seconds or an HTTP date, in ms; absent or unreadable is undefined', () => {
   const now = Date.parse('Mon, 07 Dec 2026 12:00:00 GMT');
@@ -11,4 +12,57 @@ test('Retry-After: delta-seconds or an HTTP date, in ms; absent or unreadable is
   assert.equal(retryAfterMs(undefined, now), undefined);
   assert.equal(retryAfterMs('soon', now), undefined);
   assert.equal(retryAfterMs('-5', now), undefined);
+});
+
+const MESSAGE = mailWake(1);
+
+/** A sender answering from a script (a throw stands for a network failure), and the waits it was given. */
+function scripted(answers: (Attempt | Error)[]) {
+  const waits: number[] = [];
+  let tries = 0;
+  const sender = {
+    async attempt(): Promise<Attempt> {
+      const next = answers[tries++];
+      if (next === undefined) throw new Error('no more answers');
+      if (next instanceof Error) throw next;
+      return next;
+    },
+  };
+  const opts = { sleep: async (ms: number) => void waits.push(ms), now: () => 0, maxRetryWaitMs: 30_000 };
+  return { sender, opts, waits, tries: () => tries };
+}
+
+test('sendWithRetries: retryable failures wait for Retry-After, else double; sent or gone end it', async () => {
+  const busy = (retryAfter?: string): Attempt => ({
+    result: 'failed',
+    why: 'HTTP 429',
+    retry: true,
+    retryAfter,
+  });
+  const a = scripted([busy('2'), new Error('reset'), { result: 'sent' }]);
+  assert.deepEqual(await sendWithRetries(a.sender, {}, MESSAGE, a.opts), { result: 'sent' });
+  assert.deepEqual(a.waits, [2000, 2000], 'Retry-After first, then the backoff of the second try');
+
+  const b = scripted([busy('3600'), busy(), busy()]);
+  assert.deepEqual(await sendWithRetries(b.sender, {}, MESSAGE, b.opts), {
+    result: 'failed',
+    why: 'HTTP 429',
+  });
+  assert.deepEqual(b.waits, [30_000, 2000], 'bounded by maxRetryWaitMs; no wait after the last try');
+
+  const gone: Attempt = { result: 'gone', code: 'http_410', why: 'gone' };
+  const c = scripted([busy(), gone]);
+  assert.deepEqual(await sendWithRetries(c.sender, {}, MESSAGE, c.opts), gone);
+
+  const d = scripted([{ result: 'failed', why: 'HTTP 400', retry: false }, { result: 'sent' }]);
+  assert.deepEqual(await sendWithRetries(d.sender, {}, MESSAGE, d.opts), {
+    result: 'failed',
+    why: 'HTTP 400',
+  });
+  assert.equal(d.tries(), 1, 'a final failure is not tried again');
+
+  const refused = Object.assign(new Error('refused'), { code: 'policy.destination_not_allowed' });
+  const e = scripted([refused, { result: 'sent' }]);
+  assert.deepEqual(await sendWithRetries(e.sender, {}, MESSAGE, e.opts), { result: 'failed', why: 'policy' });
+  assert.equal(e.tries(), 1);
 });
