@@ -149,11 +149,21 @@ export interface WebPushSubscription {
   keys: { p256dh: string; auth: string };
 }
 
+/** A native wake-up channel: an FCM registration token, or an APNs device token (hex) and the app's bundle id. */
+export type NativePushChannel =
+  | { kind: 'fcm'; token: string }
+  | { kind: 'apns'; token: string; topic: string };
+
 /** One wake-up channel of the device (push.list, SPEC.md §5 "Wake-ups"). */
 export interface PushRegistrationInfo {
   id: string;
   kind: string;
-  endpoint: string;
+  /** Web Push. */
+  endpoint?: string;
+  /** FCM and APNs. */
+  token?: string;
+  /** APNs. */
+  topic?: string;
   /** When it was last registered (ms since the epoch). */
   at: number;
 }

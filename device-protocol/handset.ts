@@ -44,6 +44,7 @@ import type { HandsetPlugin } from './handset-plugin.ts';
 import { HandsetSession } from './handset-session.ts';
 import type {
   HandsetEvents,
+  NativePushChannel,
   PushRegistrationInfo,
   SessionEffect,
   SessionInput,
@@ -71,6 +72,7 @@ export type {
   HandsetPushEvent,
   HandsetReconnectingEvent,
   HandsetSessionOptions,
+  NativePushChannel,
   PushRegistrationInfo,
   SessionEffect,
   SessionInput,
@@ -258,10 +260,21 @@ export class Handset {
     return (await this.request<{ key: string }>('push.vapid')).key;
   }
 
-  /** Registers a Web Push subscription as a wake-up channel of this device; resolves with its id (the same for the same endpoint). */
-  async registerPush(subscription: WebPushSubscription): Promise<string> {
-    const { endpoint, keys } = subscription;
-    const body = { kind: 'webpush', endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
+  /**
+   * Registers a wake-up channel of this device: a Web Push subscription, or an FCM / APNs token
+   * where the gateway enabled the kind; resolves with its id (the same for the same channel).
+   */
+  async registerPush(channel: WebPushSubscription | NativePushChannel): Promise<string> {
+    const body: Value =
+      'kind' in channel
+        ? channel.kind === 'fcm'
+          ? { kind: 'fcm', token: channel.token }
+          : { kind: 'apns', token: channel.token, topic: channel.topic }
+        : {
+            kind: 'webpush',
+            endpoint: channel.endpoint,
+            keys: { p256dh: channel.keys.p256dh, auth: channel.keys.auth },
+          };
     return (await this.request<{ id: string }>('push.register', body)).id;
   }
 

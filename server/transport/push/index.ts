@@ -198,10 +198,11 @@ export function openPushService(opts: PushServiceOptions): PushService {
         logger?.info({ deviceId, registration: id, why: sent.why }, 'wake-up not sent');
         continue;
       }
-      outcomes.inc({ channel: record.kind, result: 'pruned' });
       await registrations.remove(deviceId, id).catch((err: unknown) => {
         logger?.warn({ err, deviceId, registration: id }, 'gone push registration not removed');
       });
+      // Counted once removed: a reader of the counter then finds the channel gone from push.list.
+      outcomes.inc({ channel: record.kind, result: 'pruned' });
       recorder.log({
         imei: deviceId,
         kind: 'push_removed',
