@@ -19,11 +19,19 @@ import { makeTestCa, type TestCa } from '../../testing/test-ca.ts';
 import { type ApnsService, startApnsService } from '../harness/apns-service.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type FcmService, startFcmService } from '../harness/fcm-service.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice } from '../harness/gateway.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN, ApiClient } from './admin-api-helpers.ts';
-import { handsetFor, WAIT } from './e2e-suite.ts';
-import { BOB, mailAccountBody } from './mail-fixture.ts';
+import { WAIT } from './e2e-suite.ts';
+import { BOB } from './mail-fixture.ts';
+import {
+  addSyncedMail,
+  connectKept,
+  deliverMail,
+  startWakeGateway,
+  stopAll,
+  wakeupCount,
+} from './push-fixture.ts';
 
 const TOPIC = 'com.example.mmgw';
 const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
@@ -42,22 +50,9 @@ describe('wake-ups through FCM and APNs', () => {
   let cursor: string;
   const open: Handset[] = [];
 
-  const connect = async () => {
-    const h = handsetFor(gw, dev);
-    open.push(h);
-    await h.connect();
-    return h;
-  };
-  const deliver = (subject: string) =>
-    dovecot.appendMessage(BOB.user, 'INBOX', `Subject: ${subject}\r\nFrom: a@example.test\r\n\r\nwake\r\n`);
-  const metric = async (channel: string, result: string) => {
-    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-    const m = new RegExp(
-      `^mmgw_wakeups_total\\{[^}]*channel="${channel}"[^}]*result="${result}"[^}]*\\} (\\d+)$`,
-      'm',
-    ).exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const connect = () => connectKept(gw, dev, open);
+  const deliver = (subject: string) => deliverMail(dovecot, subject);
+  const metric = (channel: string, result: string) => wakeupCount(gw, channel, result);
 
   before(async () => {
     ca = makeTestCa('mmgw test native push CA');
@@ -75,32 +70,24 @@ describe('wake-ups through FCM and APNs', () => {
         },
       }),
     );
-    gw = await startGateway({
-      args: ['--config', configFile],
-      env: {
-        NODE_EXTRA_CA_CERTS: ca.cert,
-        MMGW_PUSH_INTERVAL_MS: '2000',
-        MMGW_ADMIN_NAME: ADMIN.name,
-        MMGW_ADMIN_PASSWORD: ADMIN.password,
-      },
-    });
+    gw = await startWakeGateway(ca.cert, 2000, ['--config', configFile]);
     dev = await provisionDevice(gw.dataDir);
   });
   after(async () => {
-    for (const h of open) await h.close().catch(() => {});
-    await gw?.stop();
-    await apns?.stop();
-    await fcm?.stop();
-    await smtp?.stop();
-    await dovecot?.stop({ removeDir: true });
+    await stopAll(
+      open,
+      () => gw?.stop(),
+      () => apns?.stop(),
+      () => fcm?.stop(),
+      () => smtp?.stop(),
+      () => dovecot?.stop({ removeDir: true }),
+    );
     ca?.remove();
   });
 
   test('push.register: fcm and apns where configured, tokens checked; sms still not enabled', async () => {
     const h = await connect();
-    account = ((await h.request<any>('mail.account.add', mailAccountBody(dovecot, smtp, BOB))) as any)
-      .account;
-    cursor = (await h.request<any>('mail.sync', { account, folder: 'INBOX', limit: 50 })).cursor;
+    ({ account, cursor } = await addSyncedMail(h, dovecot, smtp));
     fcmToken = fcm.issueToken();
     apnsToken = apns.issueToken(TOPIC);
     const bad: Record<string, string>[] = [

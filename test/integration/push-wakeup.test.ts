@@ -20,13 +20,21 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, provisionDevice, startGateway } from '../harness/gateway.ts';
+import { type Gateway, provisionDevice } from '../harness/gateway.ts';
 import { type PushService, type PushSubscriptionJson, startPushService } from '../harness/push-service.ts';
 import { plainXmppClient, type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN, ApiClient } from './admin-api-helpers.ts';
 import { handsetFor, WAIT } from './e2e-suite.ts';
-import { BOB, mailAccountBody } from './mail-fixture.ts';
+import { BOB } from './mail-fixture.ts';
+import {
+  addSyncedMail,
+  connectKept,
+  deliverMail,
+  startWakeGateway,
+  stopAll,
+  wakeupCount,
+} from './push-fixture.ts';
 
 /** The coalescing interval of this gateway: short, so that the trailing wake-up comes within the test. */
 const INTERVAL_MS = 4000;
@@ -47,22 +55,9 @@ describe('wake-ups through Web Push', () => {
   let vapidKey: string;
   const open: Handset[] = [];
 
-  const connect = async () => {
-    const h = handsetFor(gw, dev);
-    open.push(h);
-    await h.connect();
-    return h;
-  };
-  const deliver = (subject: string) =>
-    dovecot.appendMessage(BOB.user, 'INBOX', `Subject: ${subject}\r\nFrom: a@example.test\r\n\r\nwake\r\n`);
-  const metric = async (result: string) => {
-    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-    const m = new RegExp(
-      `^mmgw_wakeups_total\\{[^}]*channel="webpush"[^}]*result="${result}"[^}]*\\} (\\d+)$`,
-      'm',
-    ).exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const connect = () => connectKept(gw, dev, open);
+  const deliver = (subject: string) => deliverMail(dovecot, subject);
+  const metric = (result: string) => wakeupCount(gw, 'webpush', result);
 
   before(async () => {
     dovecot = await startDovecot({ users: [BOB] });
@@ -75,30 +70,23 @@ describe('wake-ups through Web Push', () => {
         { user: 'bob', password: 'bob-pw' },
       ],
     });
-    gw = await startGateway({
-      env: {
-        NODE_EXTRA_CA_CERTS: push.caFile,
-        MMGW_PUSH_INTERVAL_MS: String(INTERVAL_MS),
-        MMGW_ADMIN_NAME: ADMIN.name,
-        MMGW_ADMIN_PASSWORD: ADMIN.password,
-      },
-    });
+    gw = await startWakeGateway(push.caFile, INTERVAL_MS);
     dev = await provisionDevice(gw.dataDir);
   });
-  after(async () => {
-    for (const h of open) await h.close().catch(() => {});
-    await gw?.stop();
-    await push?.stop();
-    await prosody?.stop();
-    await smtp?.stop();
-    await dovecot?.stop({ removeDir: true });
-  });
+  after(() =>
+    stopAll(
+      open,
+      () => gw?.stop(),
+      () => push?.stop(),
+      () => prosody?.stop(),
+      () => smtp?.stop(),
+      () => dovecot?.stop({ removeDir: true }),
+    ),
+  );
 
   test('push.register: webpush on an allowed endpoint; other kinds, bad keys and private addresses refused', async () => {
     const h = await connect();
-    account = ((await h.request<any>('mail.account.add', mailAccountBody(dovecot, smtp, BOB))) as any)
-      .account;
-    cursor = (await h.request<any>('mail.sync', { account, folder: 'INBOX', limit: 50 })).cursor;
+    ({ account, cursor } = await addSyncedMail(h, dovecot, smtp));
 
     vapidKey = await h.pushVapidKey();
     assert.match(vapidKey, /^[A-Za-z0-9_-]{87}$/);
