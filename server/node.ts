@@ -60,7 +60,7 @@ export const RELEASE: string = (() => {
 
 /** Heartbeat every second; a node not heard from for 3.5 s is out of every hash. */
 const HEARTBEAT_INTERVAL_MS = 1000;
-const HEARTBEAT_TTL_MS = 3500;
+export const HEARTBEAT_TTL_MS = 3500;
 /** How long a drain may take before it is cut short. */
 const DRAIN_TIMEOUT_MS = 30_000;
 

@@ -6,7 +6,14 @@ import { test } from 'node:test';
 import { DELIVERY_MS, healthy, judge, percentile, recovery } from './analysis.ts';
 import type { FaultResult } from './chaos.ts';
 import { ItemTable } from './records.ts';
-import { downtimeMinutes, meetsTargets, renderReport, writeIntoResults } from './report.ts';
+import { HEARTBEAT_TTL_MS } from '../../server/node.ts';
+import {
+  downtimeMinutes,
+  MEMBERSHIP_TTL_MS,
+  meetsTargets,
+  renderReport,
+  writeIntoResults,
+} from './report.ts';
 
 /** Handset `from` sends chat item `seq` at t; accepted unless `fail`; seen by `from + 1` at each of `seen`. */
 function item(table: ItemTable, from: number, seq: number, t: number, seen: number[], fail?: string): void {
@@ -151,4 +158,13 @@ test('--write puts the report at the top of the Availability section', (t) => {
     readFileSync(path, 'utf8'),
     '# Results\n\n## Edge\n\nold\n\n## Availability\n\nrun 2\n\nrun 1\n',
   );
+});
+
+test('kill -9 of a transport is timed against 5 s after the nodes’ membership TTL; others 5 s', () => {
+  assert.equal(MEMBERSHIP_TTL_MS, HEARTBEAT_TTL_MS);
+  const p99 = (name: string, ms: number) => meetsTargets(result(name, { p99Ms: ms }));
+  assert.equal(p99('kill -9 transport-1', DELIVERY_MS + MEMBERSHIP_TTL_MS), true);
+  assert.equal(p99('kill -9 transport-1', DELIVERY_MS + MEMBERSHIP_TTL_MS + 1), false);
+  assert.equal(p99('SIGSTOP transport-1', DELIVERY_MS + 1), false);
+  assert.equal(p99('kill -9 edge-1', DELIVERY_MS + 1), false);
 });

@@ -38,6 +38,17 @@ export function downtimeMinutes(r: FaultResult): number {
   return minutes;
 }
 
+/**
+ * The membership TTL of the nodes (server/node.ts HEARTBEAT_TTL_MS): the issue's target for a
+ * transport killed with kill -9 is 5 s after it, the time the others need to learn of the crash.
+ */
+export const MEMBERSHIP_TTL_MS = 3500;
+
+/** The p99 target of a fault: 5 s, and for kill -9 of a transport 5 s after the membership TTL. */
+export function targetMs(name: string): number {
+  return /^kill -9 transport/.test(name) ? DELIVERY_MS + MEMBERSHIP_TTL_MS : DELIVERY_MS;
+}
+
 export function meetsTargets(r: FaultResult): boolean {
   const f = r.figures;
   return (
@@ -46,7 +57,7 @@ export function meetsTargets(r: FaultResult): boolean {
     f.lost === 0 &&
     f.doubled === 0 &&
     f.outOfOrder === 0 &&
-    (f.p99Ms ?? 0) <= DELIVERY_MS
+    (f.p99Ms ?? 0) <= targetMs(r.name)
   );
 }
 
@@ -84,7 +95,7 @@ export function renderReport(
   const failing = results.filter((r) => !meetsTargets(r));
   lines.push(
     '',
-    `Against the targets of issue 12 (≤ ${DELIVERY_MS / 1000} s p99, 0 lost, 0 doubled, no human action): ` +
+    `Against the targets of issue 12 (≤ ${DELIVERY_MS / 1000} s p99, for kill -9 of a transport ≤ ${DELIVERY_MS / 1000} s after the ${MEMBERSHIP_TTL_MS / 1000} s membership TTL; 0 lost, 0 doubled, no human action): ` +
       `${results.length - failing.length} of ${results.length} faults meet them.`,
   );
   if (failing.length > 0) lines.push(`Known failures: ${failing.map((r) => r.name).join('; ')}.`);
