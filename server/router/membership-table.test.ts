@@ -169,6 +169,30 @@ test('heartbeats on the bus of table writers count only as goodbyes; an older re
   await m.close();
 });
 
+test('a table member whose row lags but whose bus heartbeats come stays; silent on both, it leaves', async () => {
+  const rows = await freshTable();
+  const m = await setup(rows);
+  const t1 = row('t1');
+  await rows.create('t1', t1);
+  await rows.create('t2', row('t2'));
+  // Neither row changes (the store takes no writes), probes are answered; t1 still beats on the bus.
+  for (let i = 0; i < 5; i++) {
+    m.clock.t += 1000;
+    m.bus.publish(Subjects.heartbeat, t1);
+    // A heartbeat of another process under t2's id (restarted: another start) is no sign of t2's life.
+    m.bus.publish(Subjects.heartbeat, row('t2', { startedAt: 42 }));
+    await m.bus.flush();
+    await m.membership.probe();
+  }
+  assert.deepEqual(m.ids(), ['t1'], 't1 alive by its heartbeats; t2 out by its TTL');
+  for (let i = 0; i < 4; i++) {
+    m.clock.t += 1000;
+    await m.membership.probe();
+  }
+  assert.deepEqual(m.ids(), [], 'silent on the bus too: out');
+  await m.close();
+});
+
 test('bus members that write the table and have no row leave when the table is attached', async () => {
   const rows = await freshTable();
   await rows.create('t1', row('t1'));

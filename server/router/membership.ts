@@ -45,6 +45,8 @@ interface Member {
   seenAt: number;
   /** The shared table's revision of the record (table members); undefined: heard on the bus. */
   revision?: number;
+  /** A table member: when its last heartbeat on the bus was heard (a sign of life, by this node's clock). */
+  heardAt?: number;
 }
 
 /**
@@ -132,7 +134,9 @@ export class Membership {
    * Cluster mode: the members table becomes the membership. Its rows count at once (a node that
    * starts needs no heartbeat round), its watch brings joins, changes and removals (a clean stop
    * removes the row: out at once), and from now on a heartbeat on the bus of a node that writes the
-   * table (`memberTable`) counts only as a goodbye; one of an older release still counts.
+   * table (`memberTable`) counts only as a goodbye, or as a sign of life of a member with a row
+   * (its row's TTL is then also kept by the heartbeats: a slow table drops nobody alive); one of an
+   * older release still counts.
    *
    * A row is out when it did not change for its TTL while this node's copy was current: every
    * `probeMs` this node asks whether its copy holds every write the store had then (caughtUp()). A
@@ -213,8 +217,16 @@ export class Membership {
       this.leave(heartbeat.nodeId, 'said goodbye');
       return;
     }
-    // Cluster mode: a node that writes the members table is a member by its row only.
-    if (this.table && heartbeat.memberTable) return;
+    // Cluster mode: a node that writes the members table is a member by its row only; its heartbeat
+    // on the bus is a sign of life of a member that has a row. After every NATS server was down,
+    // JetStream writes lagged for seconds at a time (rows went stale, devices moved back and forth
+    // between live transports), while core NATS carried the heartbeats at once.
+    if (this.table && heartbeat.memberTable) {
+      const m = this.members.get(heartbeat.nodeId);
+      if (m?.revision !== undefined && m.heartbeat.startedAt === heartbeat.startedAt)
+        m.heardAt = this.clock.now();
+      return;
+    }
     this.put(heartbeat, undefined);
   }
 
@@ -313,6 +325,7 @@ export class Membership {
     for (const [id, m] of this.members) {
       const judgedAt = m.revision === undefined ? now : (this.table?.currentAt ?? now);
       if (judgedAt - m.seenAt <= m.heartbeat.ttlMs) continue;
+      if (m.heardAt !== undefined && now - m.heardAt <= m.heartbeat.ttlMs) continue;
       this.members.delete(id);
       this.logger?.info({ nodeId: id }, 'node missed its heartbeats: out of membership');
       removed = true;
