@@ -140,6 +140,13 @@ export type DeviceMessage =
 /** Reply to 'event': accepted into the session's replay buffer under `seq`. */
 export interface DeviceEventReply {
   seq: number;
+  /**
+   * True when the session had no carrier attached (the device went without a
+   * Bye and may resume): the event waits in the replay buffer, and the
+   * transport wakes the device through its push channels. Absent from edges
+   * older than this field, whose replies say nothing either way (no wake-up).
+   */
+  detached?: true;
 }
 
 export interface NodeHeartbeat {

@@ -38,6 +38,8 @@ function setup(session?: DeviceSession) {
 
 test('an event for a session here is sequenced; without a session it goes to the hand-off', () => {
   const s = new DeviceSession(`${IMEI}.a`, IMEI, 't');
+  // Only whether a carrier is attached matters here, not which.
+  s.carrier = {} as NonNullable<DeviceSession['carrier']>;
   const t = setup(s);
   assert.deepEqual(t.send({ type: 'event', name: 'mail.new', body: { n: 1 } }), { seq: 1 });
   assert.deepEqual(t.appended, [{ kind: Kind.Event, seq: 0, name: 'mail.new', body: { n: 1 } }]);
@@ -47,6 +49,20 @@ test('an event for a session here is sequenced; without a session it goes to the
   s.ended = true;
   t.send({ type: 'event', name: 'late' });
   assert.deepEqual(t.calls, [`notHere ${IMEI} event`], 'an ended session is not here either');
+});
+
+test('an event for a session without a carrier (kept for resume) is sequenced and said to be detached', () => {
+  const s = new DeviceSession(`${IMEI}.a`, IMEI, 't');
+  s.carrier = {} as NonNullable<DeviceSession['carrier']>;
+  const t = setup(s);
+  assert.deepEqual(t.send({ type: 'event', name: 'im.message' }), { seq: 1 });
+  s.carrier = undefined;
+  assert.deepEqual(t.send({ type: 'event', name: 'mail.new' }), { seq: 2, detached: true });
+  assert.deepEqual(
+    t.appended.map((f) => (f.kind === Kind.Event ? f.name : f.kind)),
+    ['im.message', 'mail.new'],
+    'held in the replay buffer all the same',
+  );
 });
 
 test('revoke ends the session; takeover and claim go to the hand-off; answers follow their session', () => {

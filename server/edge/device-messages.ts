@@ -51,7 +51,9 @@ export function deviceMessageHandler(host: DeviceMessageHost): (msg: BusMessage)
           name: m.name,
           ...(m.body === undefined ? {} : { body: m.body as Value }),
         };
-        return { seq: host.appendSequenced(s, event) };
+        const seq = host.appendSequenced(s, event);
+        // Held for a resume, not seen by the device: the transport may wake it (push/index.ts).
+        return s.carrier === undefined ? { seq, detached: true } : { seq };
       }
       case 'revoke': {
         if (s === undefined || s.ended) return host.handoff.notHere(msg, imei, m);

@@ -108,9 +108,13 @@ export const transportRole: RoleDefinition = {
       logger,
     });
     const wakeService = push;
-    // A chat message that found no session wakes the device (mail comes through its INBOX watchers).
-    const stopWakeFeed = onUndelivered(bus, (deviceId, name) => {
+    // A chat message that found no session wakes the device, and so does new mail or chat that its
+    // edge holds for a detached session (no carrier: the phone sleeps, its session kept for a resume).
+    // Mail that found no session comes through its INBOX watchers (each message counted once, however
+    // often it is tried).
+    const stopWakeFeed = onUndelivered(bus, (deviceId, name, why) => {
       if (name === 'im.message' || name === 'im.m') wakeService.wake(deviceId, 'chat', 1);
+      else if (name === 'mail.new' && why === 'detached') wakeService.wake(deviceId, 'mail', 1);
     });
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
     const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });

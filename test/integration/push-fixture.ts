@@ -1,8 +1,10 @@
 /** What the wake-up suites share: mail into the sleeping device's INBOX, the wake-up counters, handsets closed at the end. */
 import type { Handset } from '../../device-protocol/handset.ts';
-import type { DovecotServer } from '../harness/dovecot.ts';
+import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, startGateway } from '../harness/gateway.ts';
-import type { SmtpPeer } from '../harness/smtp-peer.ts';
+import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
+import { type PushService, startPushService } from '../harness/push-service.ts';
+import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN } from './admin-api-helpers.ts';
 import { handsetFor } from './e2e-suite.ts';
 import { BOB, mailAccountBody } from './mail-fixture.ts';
@@ -16,14 +18,48 @@ export function deliverMail(dovecot: DovecotServer, subject: string) {
   );
 }
 
-/** mmgw_wakeups_total{channel,result} on the gateway's /metrics (0 when absent). */
-export async function wakeupCount(gw: Gateway, channel: string, result: string): Promise<number> {
+/** A counter on the gateway's /metrics with each of `labels` (`kind="mail"`), 0 when absent. */
+export async function counterValue(gw: Gateway, name: string, ...labels: string[]): Promise<number> {
   const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-  const m = new RegExp(
-    `^mmgw_wakeups_total\\{[^}]*channel="${channel}"[^}]*result="${result}"[^}]*\\} (\\d+)$`,
-    'm',
-  ).exec(text);
+  const each = labels.map((l) => `(?=[^}]*${l})`).join('');
+  const m = new RegExp(`^${name}\\{${each}[^}]*\\} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/** mmgw_wakeups_total{channel,result} on the gateway's /metrics (0 when absent). */
+export function wakeupCount(gw: Gateway, channel: string, result: string): Promise<number> {
+  return counterValue(gw, 'mmgw_wakeups_total', `channel="${channel}"`, `result="${result}"`);
+}
+
+/** The peers of the Web Push suites: Dovecot with BOB, the SMTP peer, the push service, Prosody with alice and bob. */
+export interface WakePeers {
+  dovecot: DovecotServer;
+  smtp: SmtpPeer;
+  push: PushService;
+  prosody: ProsodyServer;
+}
+
+/** Starts them in `into` (so that a failed start still stops what started). */
+export async function startWakePeers(into: Partial<WakePeers>): Promise<WakePeers> {
+  const dovecot = (into.dovecot = await startDovecot({ users: [BOB] }));
+  into.smtp = await startSmtpPeer({ dovecot });
+  into.push = await startPushService();
+  into.prosody = await startProsody({
+    domain: 'example.test',
+    users: [
+      { user: 'alice', password: 'alice-pw' },
+      { user: 'bob', password: 'bob-pw' },
+    ],
+  });
+  return into as WakePeers;
+}
+
+/** Stops what startWakePeers started, in the reverse order. */
+export async function stopWakePeers(peers: Partial<WakePeers>): Promise<void> {
+  await peers.push?.stop();
+  await peers.prosody?.stop();
+  await peers.smtp?.stop();
+  await peers.dovecot?.stop({ removeDir: true });
 }
 
 /** A connected handset of `dev`, kept in `open` for the suite's after() to close. */

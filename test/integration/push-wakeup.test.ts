@@ -19,20 +19,22 @@ import { NO_SESSION_CONFIRM_MS } from '../../server/transport/mail/inbox-watcher
 import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { eventually } from '../../testing/index.ts';
-import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
+import type { DovecotServer } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice } from '../harness/gateway.ts';
-import { type PushService, type PushSubscriptionJson, startPushService } from '../harness/push-service.ts';
-import { plainXmppClient, type ProsodyServer, startProsody } from '../harness/prosody.ts';
-import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
+import type { PushService, PushSubscriptionJson } from '../harness/push-service.ts';
+import { plainXmppClient, type ProsodyServer } from '../harness/prosody.ts';
+import type { SmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN, ApiClient } from './admin-api-helpers.ts';
 import { handsetFor, WAIT } from './e2e-suite.ts';
-import { BOB } from './mail-fixture.ts';
 import {
   addSyncedMail,
   connectKept,
   deliverMail,
   startWakeGateway,
+  startWakePeers,
   stopAll,
+  stopWakePeers,
+  type WakePeers,
   wakeupCount,
 } from './push-fixture.ts';
 
@@ -59,17 +61,9 @@ describe('wake-ups through Web Push', () => {
   const deliver = (subject: string) => deliverMail(dovecot, subject);
   const metric = (result: string) => wakeupCount(gw, 'webpush', result);
 
+  const peers: Partial<WakePeers> = {};
   before(async () => {
-    dovecot = await startDovecot({ users: [BOB] });
-    smtp = await startSmtpPeer({ dovecot });
-    push = await startPushService();
-    prosody = await startProsody({
-      domain: 'example.test',
-      users: [
-        { user: 'alice', password: 'alice-pw' },
-        { user: 'bob', password: 'bob-pw' },
-      ],
-    });
+    ({ dovecot, smtp, push, prosody } = await startWakePeers(peers));
     gw = await startWakeGateway(push.caFile, INTERVAL_MS);
     dev = await provisionDevice(gw.dataDir);
   });
@@ -77,10 +71,7 @@ describe('wake-ups through Web Push', () => {
     stopAll(
       open,
       () => gw?.stop(),
-      () => push?.stop(),
-      () => prosody?.stop(),
-      () => smtp?.stop(),
-      () => dovecot?.stop({ removeDir: true }),
+      () => stopWakePeers(peers),
     ),
   );
 

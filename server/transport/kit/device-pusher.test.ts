@@ -61,7 +61,7 @@ describe('DevicePusher', () => {
     const bus = new InProcessBus();
     const other = new InProcessBus();
     const heard: string[] = [];
-    const unlisten = onUndelivered(bus, (deviceId, name) => heard.push(`${deviceId} ${name}`));
+    const unlisten = onUndelivered(bus, (deviceId, name, why) => heard.push(`${deviceId} ${name} ${why}`));
     onUndelivered(bus, () => {
       throw new Error('a faulty listener changes nothing');
     });
@@ -74,13 +74,31 @@ describe('DevicePusher', () => {
         new DevicePusher(other).push('elsewhere', 'im.message'),
         isCode('bus.no_responders'),
       );
-      assert.deepEqual(heard, ['gone im.message', 'gone mail.new']);
+      assert.deepEqual(heard, ['gone im.message no_session', 'gone mail.new no_session']);
       unlisten();
       await assert.rejects(new DevicePusher(bus).push('gone', 'im.message'), isCode('bus.no_responders'));
       assert.equal(heard.length, 2);
     } finally {
       await bus.close();
       await other.close();
+    }
+  });
+
+  test('an event held for a detached session resolves with its seq and is heard as detached', async () => {
+    const bus = new InProcessBus();
+    const heard: string[] = [];
+    onUndelivered(bus, (deviceId, name, why) => heard.push(`${deviceId} ${name} ${why}`));
+    try {
+      bus.subscribe(Subjects.device('asleep'), () => ({ seq: 7, detached: true }));
+      bus.subscribe(Subjects.device('awake'), () => ({ seq: 8 }));
+      // An edge of another release may say anything else there: only `true` means detached.
+      bus.subscribe(Subjects.device('odd'), () => ({ seq: 9, detached: 'yes' }));
+      assert.equal(await new DevicePusher(bus).push('asleep', 'mail.new'), 7);
+      assert.equal(await new DevicePusher(bus).push('awake', 'mail.new'), 8);
+      assert.equal(await new DevicePusher(bus).push('odd', 'im.message'), 9);
+      assert.deepEqual(heard, ['asleep mail.new detached']);
+    } finally {
+      await bus.close();
     }
   });
 

@@ -9,6 +9,9 @@
  * sequence number it got there; from then on the device gets it even across a
  * reconnect. A device without a session has no subscriber on its subject, so
  * the bus rejects with bus.no_responders instead of waiting out the timeout.
+ * A session without a carrier (kept for a resume) takes the event, and the
+ * edge says so (`detached`): the device sees it only once it comes back.
+ * Either way the undelivered listeners hear of it (the wake-ups' feed).
  */
 import { GatewayError, toGatewayError } from '../../../device-protocol/errors.ts';
 import type { Value } from '../../../device-protocol/messages.ts';
@@ -73,13 +76,21 @@ export function registerPushMetrics(registry: Registry, bus: object): void {
   });
 }
 
-/** Told of every event a pusher over the bus could not deliver because the device has no session. */
-export type UndeliveredListener = (deviceId: string, name: string) => void;
+/**
+ * Why a pushed event did not reach the device: it has no session
+ * (bus.no_responders; the event is lost, the device catches up later), or
+ * its session has no carrier (the edge holds the event for a resume).
+ */
+export type UndeliveredWhy = 'no_session' | 'detached';
+
+/** Told of every event a pusher over the bus could not give the device, and why. */
+export type UndeliveredListener = (deviceId: string, name: string, why: UndeliveredWhy) => void;
 const undelivered = new WeakMap<object, Set<UndeliveredListener>>();
 
 /**
- * Listens for events that found no session (bus.no_responders) on any pusher
- * over `bus`: the wake-ups' feed (server/transport/push/). Returns the unlisten.
+ * Listens for events that found no session (bus.no_responders) or only a
+ * detached one on any pusher over `bus`: the wake-ups' feed
+ * (server/transport/push/). Returns the unlisten.
  */
 export function onUndelivered(bus: object, listener: UndeliveredListener): () => void {
   let set = undelivered.get(bus);
@@ -112,12 +123,13 @@ export class DevicePusher {
   async push(deviceId: string, name: string, body?: Value): Promise<number> {
     if (this.#closed) throw new GatewayError('bus.closed', 'The transport is closed.');
     try {
-      const seq = await this.#push(deviceId, name, body);
+      const { seq, detached } = await this.#push(deviceId, name, body);
       this.#count('delivered');
+      if (detached === true) this.#tellUndelivered(deviceId, name, 'detached');
       return seq;
     } catch (err) {
       const code = toGatewayError(err).code;
-      if (code === 'bus.no_responders') this.#tellUndelivered(deviceId, name);
+      if (code === 'bus.no_responders') this.#tellUndelivered(deviceId, name, 'no_session');
       this.#count(
         code === 'bus.no_responders' ? 'no_session' : code === 'bus.timeout' ? 'timeout' : 'failed',
       );
@@ -125,10 +137,10 @@ export class DevicePusher {
     }
   }
 
-  #tellUndelivered(deviceId: string, name: string): void {
+  #tellUndelivered(deviceId: string, name: string, why: UndeliveredWhy): void {
     for (const listener of undelivered.get(this.#bus) ?? []) {
       try {
-        listener(deviceId, name);
+        listener(deviceId, name, why);
       } catch {
         // A listener's fault is its own; the push's outcome stays what it was.
       }
@@ -139,7 +151,7 @@ export class DevicePusher {
     this.#outcomes.set(result, (this.#outcomes.get(result) ?? 0) + 1);
   }
 
-  async #push(deviceId: string, name: string, body?: Value): Promise<number> {
+  async #push(deviceId: string, name: string, body?: Value): Promise<DeviceEventReply> {
     const message: DeviceMessage =
       body === undefined ? { type: 'event', name } : { type: 'event', name, body };
     const reply = await this.#bus.request<DeviceEventReply>(Subjects.device(deviceId), message, {
@@ -148,7 +160,8 @@ export class DevicePusher {
     if (reply === null || typeof reply !== 'object' || typeof reply.seq !== 'number') {
       throw new GatewayError('bus.bad_message', 'The edge answered a pushed event without a seq.');
     }
-    return reply.seq;
+    // Only `true` counts: an edge of another release may send anything else, or nothing.
+    return reply.detached === true ? { seq: reply.seq, detached: true } : { seq: reply.seq };
   }
 
   /** The push of one device, for code that holds a device's push function (sessions, watchers). */

@@ -16,15 +16,18 @@
  * (bus.no_responders) calls wake() with how many new messages it could not
  * push, and stays on IDLE (parked) when the device can be woken; a chat
  * message that finds no session comes through DevicePusher's undelivered
- * listener. The device's session coming back resets its count.
+ * listener. So does a mail.new or chat message that the edge took for a
+ * session without a carrier (detached, kept for a resume: the phone's socket
+ * is gone and its app sleeps): the edge's reply says `detached`, and the item
+ * waits in the replay buffer while the wake-up goes. An edge of an older
+ * release does not say it, and its detached sessions are not woken. The
+ * device's session coming back (a new one, or a Resume) resets its count.
  *
  * Not built yet (issue 14): SMS (SMPP) channels (refused with
  * push.kind_not_enabled), content in the payload and APNs alert pushes by
  * service profile (pushType is the operator's, for all devices), expiry of
  * unused registrations, the admin UI's view of them, the usage report's
- * counters, `npm run bench:push`, and wake-ups for a session that is detached
- * but still resumable (its edge takes pushes into the replay buffer, so the
- * transport sees no bus.no_responders).
+ * counters, `npm run bench:push`.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -147,9 +150,16 @@ function pushMetrics(registry: Registry | undefined) {
     return {
       outcomes: existing as Counter<'channel' | 'result'>,
       latency: registry!.getSingleMetric('mmgw_wakeup_latency_seconds') as Histogram<'channel'>,
+      items: registry!.getSingleMetric('mmgw_wakeup_items_total') as Counter<'kind'>,
     };
   }
   return {
+    items: new Counter({
+      name: 'mmgw_wakeup_items_total',
+      help: 'New mail and chat messages that a device with a wake-up channel could not be given (no session, or no carrier), by kind: the wake-ups are these coalesced.',
+      labelNames: ['kind'],
+      registers: registry ? [registry] : [],
+    }),
     outcomes: new Counter({
       name: 'mmgw_wakeups_total',
       help: 'Wake-ups sent to devices without a session, by channel kind and result (sent, failed, pruned).',
@@ -180,7 +190,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
     if (!sender) return Promise.resolve({ result: 'failed' as const, why: `${record.kind} not enabled` });
     return sendWithRetries(sender, record, message, opts.retry);
   };
-  const { outcomes, latency } = pushMetrics(opts.metrics);
+  const { outcomes, latency, items } = pushMetrics(opts.metrics);
   const underWay = new Set<Promise<void>>();
 
   const deliver = async (deviceId: string, tally: WakeTally): Promise<void> => {
@@ -239,6 +249,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
     canWake,
     wake(deviceId, kind, n) {
       if (!canWake(deviceId)) return false;
+      if (n > 0) items.inc({ kind }, n);
       coalescer.note(deviceId, kind, n);
       return true;
     },
