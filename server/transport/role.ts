@@ -47,6 +47,7 @@ import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
 import { openPushService, type PushService } from './push/index.ts';
+import { wakeFeed } from './push/wake-feed.ts';
 
 /**
  * How long a starting transport of a cluster waits, once it sees itself in the
@@ -108,14 +109,11 @@ export const transportRole: RoleDefinition = {
       logger,
     });
     const wakeService = push;
-    // A chat message that found no session wakes the device, and so does new mail or chat that its
-    // edge holds for a detached session (no carrier: the phone sleeps, its session kept for a resume).
-    // Mail that found no session comes through its INBOX watchers (each message counted once, however
-    // often it is tried).
-    const stopWakeFeed = onUndelivered(bus, (deviceId, name, why) => {
-      if (name === 'im.message' || name === 'im.m') wakeService.wake(deviceId, 'chat', 1);
-      else if (name === 'mail.new' && why === 'detached') wakeService.wake(deviceId, 'mail', 1);
-    });
+    // Chat that found no session, and mail or chat held for a detached session, wakes the device.
+    const stopWakeFeed = onUndelivered(
+      bus,
+      wakeFeed((deviceId, kind, n) => wakeService.wake(deviceId, kind, n)),
+    );
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
     const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
     let transport: Awaited<ReturnType<typeof startTransport>>;
