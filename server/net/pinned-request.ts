@@ -6,7 +6,7 @@
  * most that many bytes; beyond them the request fails), and never logged.
  * For the alarm webhook, Web Push and FCM.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Agent as HttpAgent, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
@@ -24,6 +24,8 @@ export interface PinnedRequest {
   readBody?: number;
   /** Trust anchors (PEM) instead of the system's: tests with a private CA. */
   ca?: string | Buffer;
+  /** The connection pool (an https.Agent for https:); default Node's global agent. */
+  agent?: HttpAgent;
 }
 
 export function pinnedRequest(
@@ -45,6 +47,7 @@ export function pinnedRequest(
         ...(https && o.ca !== undefined ? { ca: o.ca } : {}),
         headers: { ...o.headers, host: url.host },
         timeout: o.timeoutMs,
+        ...(o.agent ? { agent: o.agent } : {}),
       },
       (res) => {
         const status = res.statusCode ?? 0;

@@ -38,6 +38,8 @@ export interface ReceivedPush {
   topic: string | undefined;
   /** The VAPID key the message was signed with (base64url). */
   vapidKey: string | undefined;
+  /** The VAPID JWT itself (a sender may reuse one until its `exp`). */
+  jwt: string | undefined;
   at: number;
 }
 
@@ -123,6 +125,7 @@ export async function startPushService(): Promise<PushService> {
           urgency: header('urgency'),
           topic: header('topic'),
           vapidKey: undefined,
+          jwt: undefined,
           at: Date.now(),
         };
         const refuse = (status: number, why: string) => {
@@ -136,6 +139,7 @@ export async function startPushService(): Promise<PushService> {
         const auth = /^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/.exec(header('authorization') ?? '');
         if (!auth) return refuse(401, 'no VAPID authorization');
         record.vapidKey = auth[2];
+        record.jwt = auth[1];
         const problem = jwtProblem(auth[1]!, auth[2]!, origin, Date.now());
         if (problem) return refuse(401, `VAPID: ${problem}`);
         if (header('content-encoding') !== 'aes128gcm') return refuse(415, 'not aes128gcm');

@@ -208,6 +208,9 @@ describe('wake-ups of a detached session (socket cut, session kept for resume)',
     const again = push.received[1]!;
     assert.deepEqual(again.payload, { kind: 'chat', count: 1, mail: 0, chat: 1, text: 'New message' });
     assert.equal(again.urgency, 'high');
+    // One push service, one signed VAPID JWT, reused within its lifetime (web-push-sender.ts).
+    assert.equal(again.jwt, push.received[0]!.jwt);
+    assert.ok(again.jwt !== undefined);
     link.mend();
     await eventually('resumed again', () => connects.length === 3, WAIT);
     assert.equal(connects[2]!.resumed, true);

@@ -27,7 +27,7 @@
  * push.kind_not_enabled), content in the payload and APNs alert pushes by
  * service profile (pushType is the operator's, for all devices), expiry of
  * unused registrations, the admin UI's view of them, the usage report's
- * counters, `npm run bench:push`.
+ * counters. Measured by `npm run bench:push` (test/bench/push/).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';

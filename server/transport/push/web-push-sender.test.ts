@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { createECDH, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import webpush from 'web-push';
+import { DestinationPolicy } from '../../net/destination-policy.ts';
 import { mailWake } from '../../../testing/wake-messages.ts';
 import { type Attempt, retryAfterMs, sendWithRetries } from './channel.ts';
+import { WebPushSender } from './web-push-sender.ts';
 
 test('Retry-After: delta-seconds or an HTTP date, in ms; absent or unreadable is undefined', () => {
   const now = Date.parse('Mon, 07 Dec 2026 12:00:00 GMT');
@@ -65,4 +71,42 @@ test('sendWithRetries: retryable failures wait for Retry-After, else double; sen
   const e = scripted([refused, { result: 'sent' }]);
   assert.deepEqual(await sendWithRetries(e.sender, {}, MESSAGE, e.opts), { result: 'failed', why: 'policy' });
   assert.equal(e.tries(), 1);
+});
+
+test('the signed VAPID header is reused per push service origin until its hour is up', async () => {
+  const authorizations: string[] = [];
+  const server = createServer((req, res) => {
+    authorizations.push(String(req.headers.authorization));
+    req.resume();
+    req.on('end', () => res.writeHead(201).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  let now = Date.parse('2026-12-07T12:00:00Z');
+  const sender = new WebPushSender({
+    policy: new DestinationPolicy({ allow: ['127.0.0.1'] }),
+    vapid: { subject: 'mailto:ops@example.test', ...webpush.generateVAPIDKeys() },
+    now: () => now,
+  });
+  const ua = createECDH('prime256v1');
+  ua.generateKeys();
+  const reg = (path: string) => ({
+    kind: 'webpush' as const,
+    endpoint: `http://127.0.0.1:${port}/push/${path}`,
+    p256dh: ua.getPublicKey().toString('base64url'),
+    auth: randomBytes(16).toString('base64url'),
+    at: 0,
+  });
+  try {
+    assert.deepEqual(await sender.attempt(reg('a'), MESSAGE), { result: 'sent' });
+    assert.deepEqual(await sender.attempt(reg('b'), MESSAGE), { result: 'sent' });
+    now += 61 * 60_000;
+    assert.deepEqual(await sender.attempt(reg('a'), MESSAGE), { result: 'sent' });
+    assert.match(authorizations[0]!, /^vapid t=[\w-]+\.[\w-]+\.[\w-]+, k=[\w-]+$/);
+    assert.equal(authorizations[1], authorizations[0], 'same origin within the hour: the same JWT');
+    assert.notEqual(authorizations[2], authorizations[0], 'signed again after the hour');
+  } finally {
+    await sender.close();
+    server.close();
+  }
 });

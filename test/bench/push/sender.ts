@@ -25,7 +25,8 @@ import { InProcessBus } from '../../../server/bus/inproc.ts';
 import { DestinationPolicy } from '../../../server/net/destination-policy.ts';
 import { DevicePusher, onUndelivered } from '../../../server/transport/kit/device-pusher.ts';
 import { TransportStorage } from '../../../server/transport/kit/transport-storage.ts';
-import { openPushService, wakePayload } from '../../../server/transport/push/index.ts';
+import { wakeFields } from '../../../server/transport/push/channel.ts';
+import { openPushService } from '../../../server/transport/push/index.ts';
 import { wakeFeed } from '../../../server/transport/push/wake-feed.ts';
 import type { MethodContext } from '../../../server/transport/types.ts';
 
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
         case 'anchor': {
           const vapid = webpush.generateVAPIDKeys();
           const agent = new Agent({ keepAlive: true });
-          const payload = wakePayload({ kind: 'mail', mail: 1, chat: 0, since: 0 });
+          const payload = JSON.stringify(wakeFields({ kind: 'mail', mail: 1, chat: 0, since: 0 }));
           answer(
             await phase(async (eventAt) => {
               let next = 0;
