@@ -125,6 +125,46 @@ describe('config', () => {
     }
   });
 
+  test('push.sms: defaults for the port and the hourly limits, the password never logged, bad keys named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmgw-config-sms-'));
+    try {
+      const file = join(dir, 'sms.json');
+      const sms = { host: 'smsc.example.net', systemId: 'mmgw', password: 'Pw-s3cr', sourceAddress: 'Mmgw' };
+      writeFileSync(file, JSON.stringify({ push: { sms } }));
+      const config = loadConfig({ file, env: {} });
+      assert.deepEqual(config.push?.sms, {
+        ...sms,
+        port: 2775,
+        perDevicePerHour: 4,
+        perOperatorPerHour: 1000,
+      });
+      const logged = JSON.stringify(redactedConfig(config));
+      assert.ok(!logged.includes('Pw-s3cr'), logged);
+      assert.ok(logged.includes('smsc.example.net'));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          push: { sms: { ...sms, sourceAddress: '+12-34', perDevicePerHour: -1, extra: 1 } },
+        }),
+      );
+      const found = problems(() => loadConfig({ file, env: {} }));
+      assert.ok(
+        found.some((p) => p.startsWith('config: push.sms.sourceAddress: expected a number')),
+        found.join('\n'),
+      );
+      assert.ok(
+        found.some((p) => p.startsWith('config: push.sms.perDevicePerHour')),
+        found.join('\n'),
+      );
+      assert.ok(
+        found.some((p) => p.includes('extra')),
+        found.join('\n'),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('push.fcm and push.apns: checked key by key; absent, the kinds are not enabled', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mmgw-config-push-'));
     try {

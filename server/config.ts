@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { GatewayError } from '../device-protocol/errors.ts';
 import { allowEntryProblem, allowListFrom } from './net/destination-policy.ts';
-import { apnsSettings, fcmSettings } from './transport/push/settings.ts';
+import { apnsSettings, fcmSettings, redactedPush, smsSettings } from './transport/push/settings.ts';
 
 /**
  * The node's configuration: one validated object, built once at start from
@@ -132,6 +132,8 @@ const pushSettings = z
     fcm: fcmSettings.optional(),
     /** APNs wake-ups (the same file); absent: kind apns is not enabled. */
     apns: apnsSettings.optional(),
+    /** SMS wake-ups over SMPP, the last resort (the same file); absent: kind sms is not enabled. */
+    sms: smsSettings.optional(),
   })
   .strict();
 
@@ -638,9 +640,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
       ? {}
       : { admin: { ...config.admin, firstAdminPassword: '[redacted]' } }),
     ...(config.alarms === undefined ? {} : { alarms: redactedAlarms(config.alarms) }),
-    ...(config.push?.vapid === undefined
-      ? {}
-      : { push: { ...config.push, vapid: { ...config.push.vapid, privateKey: '[redacted]' } } }),
+    ...(config.push === undefined ? {} : { push: redactedPush(config.push) }),
   };
 }
 

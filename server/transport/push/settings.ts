@@ -1,7 +1,7 @@
 /**
- * The config of the FCM and APNs channels (sections `push.fcm` and
- * `push.apns` of server/config.ts), and their credentials read from the files
- * the config names. A channel is enabled only where its section is given;
+ * The config of the FCM, APNs and SMS channels (sections `push.fcm`,
+ * `push.apns` and `push.sms` of server/config.ts), and the FCM and APNs
+ * credentials read from the files the config names. A channel is enabled only where its section is given;
  * a missing or malformed credential file stops the start (config.invalid,
  * naming the key and the field), never a wake-up.
  */
@@ -50,6 +50,48 @@ export const apnsSettings = z
     pushType: z.enum(['background', 'alert'], { error: 'expected background or alert' }).optional(),
   })
   .strict();
+
+/** A number such as an SMSC takes it: digits only for an international one, else up to 11 GSM letters. */
+const SOURCE_ADDRESS = /^(?:\+?[0-9]{1,15}|[A-Za-z0-9 ]{1,11})$/;
+
+const perHour = (fallback: number) =>
+  z.number({ error: 'expected a whole number' }).int().min(0).max(1_000_000).default(fallback);
+
+export const DEFAULT_SMS_PER_DEVICE_PER_HOUR = 4;
+export const DEFAULT_SMS_PER_OPERATOR_PER_HOUR = 1000;
+
+export const smsSettings = z
+  .object({
+    /** The SMSC (SMPP 3.4 over TCP); it obeys the outbound destination policy like every other peer. */
+    host: z.string({ error: 'expected a host name or address' }).min(1).max(253),
+    /** Default 2775, SMPP's port. */
+    port: z.number({ error: 'expected a port' }).int().min(1).max(65_535).default(2775),
+    /** The ESME's system_id and password of bind_transmitter (SMPP: at most 15 and 8 characters). */
+    systemId: z.string({ error: 'expected a string' }).min(1).max(15),
+    password: z.string({ error: 'expected a string' }).max(8),
+    /** The sender shown on the phone: an international number (`+4915…`) or an alphanumeric name. */
+    sourceAddress: z
+      .string({ error: 'expected a string' })
+      .regex(SOURCE_ADDRESS, { error: 'expected a number of up to 15 digits or up to 11 letters' }),
+    /** SMS per device per hour, counted in each transport node (default 4). */
+    perDevicePerHour: perHour(DEFAULT_SMS_PER_DEVICE_PER_HOUR),
+    /** SMS per operator per hour, counted in each transport node (default 1000). */
+    perOperatorPerHour: perHour(DEFAULT_SMS_PER_OPERATOR_PER_HOUR),
+  })
+  .strict();
+
+export type SmsSettings = z.output<typeof smsSettings>;
+
+/** The `push` section as it may be logged: the VAPID private key and the SMPP password replaced. */
+export function redactedPush<
+  P extends { vapid?: { privateKey: string } | undefined; sms?: SmsSettings | undefined },
+>(push: P): P {
+  return {
+    ...push,
+    ...(push.vapid ? { vapid: { ...push.vapid, privateKey: '[redacted]' } } : {}),
+    ...(push.sms ? { sms: { ...push.sms, password: '[redacted]' } } : {}),
+  };
+}
 
 export type FcmSettings = z.output<typeof fcmSettings>;
 export type ApnsSettings = z.output<typeof apnsSettings>;
