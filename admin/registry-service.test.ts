@@ -92,6 +92,7 @@ test('a malformed request from another role is request.bad_input naming its fiel
   for (const data of [{}, { imei: '' }, { imei: 'x'.repeat(33) }, null])
     assert.deepEqual(await refusal(Subjects.deviceProfile, data), ['request.bad_input', 'imei']);
   assert.deepEqual(await bus.request(Subjects.deviceProfile, { imei }), {
+    operator: 'demo',
     presets: [],
     policies: {},
     accounts: [],

@@ -394,6 +394,10 @@ export const ServicePolicies = z
       description:
         "Ping interval asked of the profile's devices (Welcome heartbeatMs); absent: the edge's (30 s by default). Higher for networks where every wake-up costs; a frozen edge is noticed after 2 of these.",
     }),
+    smsWakeups: z.boolean().optional().meta({
+      description:
+        'Whether devices of this profile may register SMS wake-ups (push.register kind sms, where the gateway has push.sms): the last resort, sent only when no other channel got through. Absent: no.',
+    }),
   })
   .strict()
   .meta({ id: 'ServicePolicies' });

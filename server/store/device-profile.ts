@@ -36,6 +36,8 @@ export interface ServicePolicies {
   maxAttachmentBytes?: number;
   bodyTruncateBytes?: number;
   imageQuality?: number;
+  /** SMS wake-ups (issue 14: push.register kind sms, the last resort); absent or false: none. */
+  smsWakeups?: boolean;
 }
 
 /** Credentials an operator set for one preset of a device (admin API, `mmgw device account`). */
@@ -54,6 +56,8 @@ export interface ProvisionedAccount {
 }
 
 export interface DeviceProfile {
+  /** The operator (tenant) the device belongs to: what SMS wake-ups are counted per. */
+  operator?: string;
   /** The service profile id; absent when the device has none (every service, no presets, no policies). */
   profile?: string;
   /** The services the device may use; absent: every service. */
@@ -69,7 +73,7 @@ export function provisionedSecretContext(imei: string, label: string): string {
 
 /** The part of the Registry this reads. */
 export interface DeviceProfileRegistry {
-  getDevice(imei: string): { profile?: string } | undefined;
+  getDevice(imei: string): { profile?: string; operator?: string } | undefined;
   getRef(kind: string, id: string): RefRecord | undefined;
   listDeviceAccounts(imei: string): ProvisionedAccount[];
 }
@@ -82,7 +86,8 @@ export function deviceProfile(registry: DeviceProfileRegistry, imei: string): De
   const device = registry.getDevice(imei);
   const accounts = device === undefined ? [] : registry.listDeviceAccounts(imei);
   const ref = device?.profile === undefined ? undefined : registry.getRef('service-profiles', device.profile);
-  if (ref === undefined) return { presets: [], policies: {}, accounts };
+  const operator = device?.operator === undefined ? {} : { operator: device.operator };
+  if (ref === undefined) return { ...operator, presets: [], policies: {}, accounts };
   const data = ref.data;
   const services = (Array.isArray(data.services) ? data.services : []).filter((s): s is ServiceName =>
     SERVICE_NAMES.includes(s as ServiceName),
@@ -100,7 +105,8 @@ export function deviceProfile(registry: DeviceProfileRegistry, imei: string): De
     const v = positiveInt(raw[key]);
     if (v !== undefined) policies[key] = v;
   }
-  return { profile: ref.id, services, presets, policies, accounts };
+  if (raw.smsWakeups === true) policies.smsWakeups = true;
+  return { ...operator, profile: ref.id, services, presets, policies, accounts };
 }
 
 /** Does the profile let the device use `service`? (No profile, or one without a services list: every service.) */

@@ -243,6 +243,8 @@ export function openPushService(opts: PushServiceOptions): PushService {
       policy,
       maxPerDevice: settings.maxPerDevice ?? DEFAULT_MAX_CHANNELS,
       vapidPublicKey: vapid.publicKey,
+      // No SMS sender here yet: kind sms stays not enabled.
+      smsAllowed: async () => false,
       now: Date.now,
     }),
     records: [registrations],

@@ -16,13 +16,18 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const ctx = { deviceId: '356938035643809' } as MethodContext;
 const APNS = 'AB'.repeat(32);
 
-function methodsOver(storage: TransportStorage, enabled: PushKind[]) {
+function methodsOver(storage: TransportStorage, enabled: PushKind[], smsAllowed = false) {
+  const asked: string[] = [];
   const methods = pushMethods({
     registrations: new PushRegistrations(storage),
     enabled: new Set(enabled),
     policy: new DestinationPolicy({ allow: ['127.0.0.1'] }),
     maxPerDevice: 3,
     vapidPublicKey: 'k',
+    smsAllowed: async (deviceId) => {
+      asked.push(deviceId);
+      return smsAllowed;
+    },
     now: () => 1000,
   });
   const byName = (name: string) => methods.find((m) => m.method === name) as MethodDefinition<unknown>;
@@ -33,7 +38,7 @@ function methodsOver(storage: TransportStorage, enabled: PushKind[]) {
     if (!input.success) throw new GatewayError('request.bad_input');
     return (await m.handle(ctx, input.data)) as any;
   };
-  return { call };
+  return { call, asked };
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof GatewayError && err.code === code;
@@ -63,7 +68,7 @@ test('fcm and apns register only where enabled; malformed tokens are bad input e
       await assert.rejects(on.call('push.register', body), isCode('request.bad_input'), JSON.stringify(body));
     }
     await assert.rejects(
-      on.call('push.register', { kind: 'sms', msisdn: '1' }),
+      on.call('push.register', { kind: 'sms', msisdn: '+491701234567' }),
       isCode('push.kind_not_enabled'),
     );
     const f = (await on.call('push.register', { kind: 'fcm', token: 'x'.repeat(4096) })).id;
@@ -104,6 +109,51 @@ test('a version 1 record of the first release lists beside version 2 ones; the l
       3,
       'the same token again is the same channel',
     );
+  } finally {
+    await storage.close();
+  }
+});
+
+test('sms registers only where configured and the service profile allows it; the number must be E.164', async () => {
+  const storage = TransportStorage.open(join(dir, 'c'));
+  try {
+    const msisdn = '+491701234567';
+    const unconfigured = methodsOver(storage, ['webpush'], true);
+    await assert.rejects(
+      unconfigured.call('push.register', { kind: 'sms', msisdn }),
+      isCode('push.kind_not_enabled'),
+    );
+    const notInProfile = methodsOver(storage, ['webpush', 'sms'], false);
+    await assert.rejects(
+      notInProfile.call('push.register', { kind: 'sms', msisdn }),
+      (err: unknown) =>
+        isCode('push.kind_not_enabled')(err) && /service profile/.test((err as Error).message),
+    );
+    assert.deepEqual(notInProfile.asked, [ctx.deviceId]);
+    const on = methodsOver(storage, ['webpush', 'sms'], true);
+    for (const bad of [
+      '491701234567',
+      '+0491701234567',
+      '+4917',
+      '+49 170 1234567',
+      '+4917012345678901',
+      5,
+    ]) {
+      await assert.rejects(
+        on.call('push.register', { kind: 'sms', msisdn: bad }),
+        isCode('request.bad_input'),
+        String(bad),
+      );
+    }
+    const { id } = await on.call('push.register', { kind: 'sms', msisdn });
+    assert.match(id, /^s/);
+    assert.deepEqual(
+      (await on.call('push.register', { kind: 'sms', msisdn })).id,
+      id,
+      'the same number: one channel',
+    );
+    assert.deepEqual((await on.call('push.list', {})).registrations, [{ id, kind: 'sms', msisdn, at: 1000 }]);
+    assert.equal(notInProfile.asked.length, 1, 'a profile is asked only for sms');
   } finally {
     await storage.close();
   }

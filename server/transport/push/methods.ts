@@ -1,10 +1,11 @@
 /**
  * The device's requests about its wake-up channels: push.register,
  * push.list, push.unregister and push.vapid (SPEC.md §5 "Wake-ups").
- * Web Push is always offered; FCM and APNs where the operator configured
- * them (push.fcm, push.apns); a kind not offered here (those, and sms, not
- * built) is refused with push.kind_not_enabled once its input is well formed,
- * so that a handset can tell "not here" from "malformed".
+ * Web Push is always offered; FCM, APNs and SMS where the operator configured
+ * them (push.fcm, push.apns, push.sms), SMS only to a device whose service
+ * profile allows it (policies.smsWakeups); a kind not offered is refused with
+ * push.kind_not_enabled once its input is well formed, so that a handset can
+ * tell "not here" from "malformed".
  */
 import { z } from 'zod';
 import { GatewayError } from '../../../device-protocol/errors.ts';
@@ -16,6 +17,7 @@ import {
   APNS_TOPIC,
   channelId,
   FCM_TOKEN,
+  MSISDN,
   type PushRegistration,
   type PushRegistrations,
 } from './registrations.ts';
@@ -55,7 +57,7 @@ const webPushInput = z.object({
 
 const fcmInput = z.object({ kind: z.literal('fcm'), token: FCM_TOKEN });
 const apnsInput = z.object({ kind: z.literal('apns'), token: APNS_TOKEN, topic: APNS_TOPIC });
-const smsInput = z.looseObject({ kind: z.literal('sms') });
+const smsInput = z.object({ kind: z.literal('sms'), msisdn: MSISDN });
 
 const registerInput = z.discriminatedUnion('kind', [webPushInput, fcmInput, apnsInput, smsInput], {
   error: `kind must be one of ${PUSH_KINDS.join(', ')}`,
@@ -69,6 +71,8 @@ export interface PushMethodDeps {
   /** Channels one device may hold. */
   maxPerDevice: number;
   vapidPublicKey: string;
+  /** Whether the device's service profile allows SMS wake-ups (asked only for kind sms). */
+  smsAllowed(deviceId: string): Promise<boolean>;
   now(): number;
 }
 
@@ -76,6 +80,7 @@ export interface PushMethodDeps {
 function listed(id: string, r: PushRegistration): Value {
   if (r.kind === 'webpush') return { id, kind: r.kind, endpoint: r.endpoint, at: r.at };
   if (r.kind === 'fcm') return { id, kind: r.kind, token: r.token, at: r.at };
+  if (r.kind === 'sms') return { id, kind: r.kind, msisdn: r.msisdn, at: r.at };
   return { id, kind: r.kind, token: r.token, topic: r.topic, at: r.at };
 }
 
@@ -92,7 +97,7 @@ function recordOf(input: z.output<typeof registerInput>, at: number): PushRegist
   }
   if (input.kind === 'fcm') return { kind: 'fcm', token: input.token, at };
   if (input.kind === 'apns') return { kind: 'apns', token: input.token, topic: input.topic, at };
-  throw new Error(`no record for kind ${input.kind}`);
+  return { kind: 'sms', msisdn: input.msisdn, at };
 }
 
 /** Checks the endpoint against the outbound policy now (it is checked again, and pinned, at each send). */
@@ -116,6 +121,13 @@ export function pushMethods(deps: PushMethodDeps): MethodDefinition<any>[] {
         throw new GatewayError(
           'push.kind_not_enabled',
           `Wake-ups of kind "${input.kind}" are not enabled on this gateway; ${[...deps.enabled].join(', ')} are.`,
+          { field: 'kind' },
+        );
+      }
+      if (input.kind === 'sms' && !(await deps.smsAllowed(ctx.deviceId))) {
+        throw new GatewayError(
+          'push.kind_not_enabled',
+          "Wake-ups by SMS are not part of this device's service profile.",
           { field: 'kind' },
         );
       }

@@ -30,7 +30,12 @@ test('version 2 reads every kind; a newer version, an unknown kind or a malforme
   const apns = { kind: 'apns', token: APNS_TOKEN, topic: 'com.example.mail', at: 6 };
   assert.deepEqual(readPushRegistration({ v: 2, ...apns }), apns);
   assert.equal(readPushRegistration({ ...V1, v: 3 }), undefined, 'a newer release’s record');
-  assert.equal(readPushRegistration({ v: 2, kind: 'sms', msisdn: '+491701234567', at: 1 }), undefined);
+  const sms = { kind: 'sms', msisdn: '+491701234567', at: 7 };
+  assert.deepEqual(readPushRegistration({ v: 2, ...sms }), sms);
+  for (const msisdn of ['491701234567', '+0491701234567', '+4917', '+4917012345678901', '+49 170 1234567']) {
+    assert.equal(readPushRegistration({ v: 2, ...sms, msisdn }), undefined, msisdn);
+  }
+  assert.equal(readPushRegistration({ v: 1, ...sms }), undefined, 'version 1 knew no sms');
   assert.equal(readPushRegistration({ v: 2, ...fcm, token: 'has space' }), undefined);
   assert.equal(readPushRegistration({ v: 2, ...fcm, token: 'x'.repeat(4097) }), undefined);
   assert.equal(readPushRegistration({ v: 2, ...apns, token: 'abc' }), undefined);
@@ -52,4 +57,8 @@ test('the registration id is stable per channel and differs between channels and
   const x = channelId({ kind: 'apns', token: APNS_TOKEN, topic: 'com.example.a', at: 0 });
   assert.match(x, /^a[A-Za-z0-9_-]{16}$/);
   assert.notEqual(channelId({ kind: 'apns', token: APNS_TOKEN, topic: 'com.example.b', at: 0 }), x);
+  const s = channelId({ kind: 'sms', msisdn: '+491701234567', at: 0 });
+  assert.match(s, /^s[A-Za-z0-9_-]{16}$/);
+  assert.equal(channelId({ kind: 'sms', msisdn: '+491701234567', at: 3 }), s);
+  assert.notEqual(channelId({ kind: 'sms', msisdn: '+491701234568', at: 0 }), s);
 });

@@ -10,7 +10,10 @@
  * the same id and rewrites the rest, never a second channel.
  *
  * Versions: 1 (the first release) held Web Push subscriptions only; 2 adds
- * the kinds fcm and apns. Both read; put writes 2.
+ * the kinds fcm and apns, and later sms (a new member of the union: a node
+ * of the release before finds an sms record unreadable and keeps it for the
+ * nodes that read it, as PairRecords keeps every record it cannot read).
+ * Both versions read; put writes 2.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -44,7 +47,15 @@ export interface ApnsRegistration {
   at: number;
 }
 
-export type PushRegistration = WebPushRegistration | FcmRegistration | ApnsRegistration;
+/** A phone number for SMS wake-ups over SMPP (the last resort: index.ts). */
+export interface SmsRegistration {
+  kind: 'sms';
+  /** E.164 with its plus: `+` and 8 to 15 digits, the first not 0. */
+  msisdn: string;
+  at: number;
+}
+
+export type PushRegistration = WebPushRegistration | FcmRegistration | ApnsRegistration | SmsRegistration;
 export type PushKindOf<K extends PushRegistration['kind']> = Extract<PushRegistration, { kind: K }>;
 
 /** Bounds of what a handset may register (methods.ts) and of what a stored record may hold. */
@@ -57,6 +68,10 @@ export const APNS_TOKEN = z
   .string()
   .regex(/^(?:[0-9a-fA-F]{2}){32,100}$/, { error: 'must be 64 to 200 hex digits' })
   .transform((s) => s.toLowerCase());
+/** E.164 (ITU-T E.164: at most 15 digits, country code first, never 0); 8 digits at least for a mobile. */
+export const MSISDN = z.string().regex(/^\+[1-9][0-9]{7,14}$/, {
+  error: 'must be an E.164 number: + and 8 to 15 digits',
+});
 /** A bundle id (reverse DNS), with the suffixes APNs topics may carry (`.voip`, `.complication`). */
 export const APNS_TOPIC = z
   .string()
@@ -85,6 +100,7 @@ const storedV2 = z.discriminatedUnion('kind', [
     topic: APNS_TOPIC,
     at: z.number().finite(),
   }),
+  z.object({ v: z.literal(2), kind: z.literal('sms'), msisdn: MSISDN, at: z.number().finite() }),
 ]);
 
 /** Read with zod, as any record another node or release wrote; undefined when unreadable. */
@@ -103,10 +119,14 @@ export function registrationId(endpoint: string): string {
   return hashed('w', endpoint);
 }
 
-/** The id of any registration: `w…` Web Push (by endpoint), `f…` FCM (token), `a…` APNs (topic and token). */
+/**
+ * The id of any registration: `w…` Web Push (by endpoint), `f…` FCM (token), `a…` APNs (topic and
+ * token), `s…` SMS (number).
+ */
 export function channelId(r: PushRegistration): string {
   if (r.kind === 'webpush') return registrationId(r.endpoint);
   if (r.kind === 'fcm') return hashed('f', r.token);
+  if (r.kind === 'sms') return hashed('s', r.msisdn);
   return hashed('a', `${r.topic} ${r.token}`);
 }
 
