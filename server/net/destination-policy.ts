@@ -29,6 +29,8 @@ export const SERVICE_PORTS = {
   push: [443],
   // Alarm webhooks (server/alarms/channels/webhook.ts) speak HTTPS.
   webhook: [443],
+  // SMS wake-ups (server/transport/push/sms-sender.ts): SMPP to the operator's SMSC.
+  sms: [2775],
 } as const;
 
 export type OutboundService = keyof typeof SERVICE_PORTS;
