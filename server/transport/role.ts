@@ -82,6 +82,8 @@ export const transportRole: RoleDefinition = {
     const cluster = isClusterMode(config) ? clusterAccounts(ctx, storage) : undefined;
     // Wake-ups of devices without a session (opened below, once the outbound policy is there).
     let push: PushService | undefined;
+    // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
+    const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
     const mail = openMailService({
       wake: (deviceId, n) => push?.wake(deviceId, 'mail', n) ?? false,
       ...shared,
@@ -107,6 +109,8 @@ export const transportRole: RoleDefinition = {
       metrics: ctx.metrics,
       recorder,
       logger,
+      // Whether a device may have SMS wake-ups, and its operator (what they are counted per).
+      profileOf: (deviceId) => profiles.get(deviceId),
     });
     const wakeService = push;
     // Chat that found no session, and mail or chat held for a detached session, wakes the device.
@@ -114,8 +118,6 @@ export const transportRole: RoleDefinition = {
       bus,
       wakeFeed((deviceId, kind, n) => wakeService.wake(deviceId, kind, n)),
     );
-    // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
-    const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
     let transport: Awaited<ReturnType<typeof startTransport>>;
     try {
       transport = await startTransport({

@@ -23,9 +23,14 @@
  * release does not say it, and its detached sessions are not woken. The
  * device's session coming back (a new one, or a Resume) resets its count.
  *
- * Not built yet (issue 14): SMS (SMPP) channels (refused with
- * push.kind_not_enabled), content in the payload and APNs alert pushes by
- * service profile (pushType is the operator's, for all devices), expiry of
+ * SMS over SMPP (sms-sender.ts) is the last resort: where the operator
+ * configured push.sms and the device's service profile allows it, sent only
+ * when the device has no other channel or none of its others got this
+ * wake-up through, and within hourly limits per device and per operator
+ * counted in this node (sms-limits.ts).
+ *
+ * Not built yet (issue 14): alarms over the SMPP link, content in the
+ * payload and APNs alert pushes by service profile (pushType is the operator's, for all devices), expiry of
  * unused registrations, the admin UI's view of them, the usage report's
  * counters. Measured by `npm run bench:push` (test/bench/push/).
  */
@@ -33,6 +38,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
+import type { DeviceProfile } from '../../store/device-profile.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
@@ -48,7 +54,10 @@ import {
   type FcmSettings,
   loadApnsKey,
   loadServiceAccount,
+  type SmsSettings,
 } from './settings.ts';
+import { type Admission, SmsRateLimits, smsAdmission } from './sms-limits.ts';
+import { SmsSender } from './sms-sender.ts';
 import { loadVapidKeys, type VapidKeys } from './vapid.ts';
 import { WebPushSender } from './web-push-sender.ts';
 
@@ -63,6 +72,7 @@ export interface PushSettings {
   maxPerDevice?: number;
   fcm?: FcmSettings;
   apns?: ApnsSettings;
+  sms?: SmsSettings;
 }
 
 export const DEFAULT_WAKE_INTERVAL_MS = 30_000;
@@ -92,9 +102,11 @@ export interface PushServiceOptions {
   /** Trust anchors for FCM and APNs instead of the system's (tests); retries of every channel. */
   ca?: string;
   retry?: RetryOptions;
+  /** The device's service profile (whether it may have SMS wake-ups, its operator); absent: no SMS. */
+  profileOf?(deviceId: string): Promise<DeviceProfile | undefined>;
 }
 
-type Senders = { [K in PushKind]?: ChannelSender<PushKindOf<Exclude<K, 'sms'>>> };
+type Senders = { [K in PushKind]?: ChannelSender<PushKindOf<K>> };
 
 /** The sender of each configured kind; credentials read now, so that a bad file stops the start. */
 function channelSenders(opts: PushServiceOptions, vapid: VapidKeys): Senders {
@@ -124,6 +136,18 @@ function channelSenders(opts: PushServiceOptions, vapid: VapidKeys): Senders {
       policy,
       ...(pushType ? { pushType } : {}),
       ...(ca ? { ca } : {}),
+    });
+  }
+  if (settings.sms) {
+    const { host, port, systemId, password, sourceAddress } = settings.sms;
+    senders.sms = new SmsSender({
+      host,
+      port,
+      systemId,
+      password,
+      sourceAddress,
+      policy,
+      ...(opts.logger ? { logger: opts.logger } : {}),
     });
   }
   return senders;
@@ -191,36 +215,67 @@ export function openPushService(opts: PushServiceOptions): PushService {
     return sendWithRetries(sender, record, message, opts.retry);
   };
   const { outcomes, latency, items } = pushMetrics(opts.metrics);
+  const profileOf = opts.profileOf ?? (async () => undefined);
+  const admitSms = smsAdmission(
+    new SmsRateLimits({
+      perDevicePerHour: settings.sms?.perDevicePerHour ?? 0,
+      perOperatorPerHour: settings.sms?.perOperatorPerHour ?? 0,
+    }),
+    profileOf,
+  );
   const underWay = new Set<Promise<void>>();
+
+  /** One channel's try at one wake-up, counted and logged; a gone channel is removed. */
+  const deliverOne = async (deviceId: string, id: string, record: PushRegistration, message: WakeMessage) => {
+    const sent = await send(record, message);
+    if (sent.result === 'sent') {
+      outcomes.inc({ channel: record.kind, result: 'sent' });
+      latency.observe({ channel: record.kind }, (Date.now() - message.tally.since) / 1000);
+      return sent.result;
+    }
+    if (sent.result === 'failed') {
+      outcomes.inc({ channel: record.kind, result: 'failed' });
+      logger?.info({ deviceId, registration: id, why: sent.why }, 'wake-up not sent');
+      return sent.result;
+    }
+    await registrations.remove(deviceId, id).catch((err: unknown) => {
+      logger?.warn({ err, deviceId, registration: id }, 'gone push registration not removed');
+    });
+    // Counted once removed: a reader of the counter then finds the channel gone from push.list.
+    outcomes.inc({ channel: record.kind, result: 'pruned' });
+    recorder.log({
+      imei: deviceId,
+      kind: 'push_removed',
+      service: 'session',
+      code: sent.code,
+      message: `wake-up channel ${id} removed: ${sent.why}`,
+      detail: { registration: id, channel: record.kind },
+    });
+    return sent.result;
+  };
 
   const deliver = async (deviceId: string, tally: WakeTally): Promise<void> => {
     const kind: WakeKind = tally.chat > 0 ? 'chat' : 'mail';
     const message: WakeMessage = { tally, kind, ...PER_KIND[kind], collapseKey: 'wake' };
-    for (const { id, record } of registrations.list(deviceId)) {
-      const sent = await send(record, message);
-      if (sent.result === 'sent') {
-        outcomes.inc({ channel: record.kind, result: 'sent' });
-        latency.observe({ channel: record.kind }, (Date.now() - tally.since) / 1000);
+    const channels = registrations.list(deviceId);
+    let through = false;
+    for (const { id, record } of channels) {
+      if (record.kind !== 'sms' && (await deliverOne(deviceId, id, record, message)) === 'sent')
+        through = true;
+    }
+    // SMS, the last resort: only when nothing else got this wake-up through.
+    if (through) return;
+    for (const { id, record } of channels) {
+      if (record.kind !== 'sms') continue;
+      const admitted: Admission = senders.sms
+        ? await admitSms(deviceId)
+        : { ok: false, why: 'sms not enabled' };
+      if (!admitted.ok) {
+        outcomes.inc({ channel: 'sms', result: 'failed' });
+        logger?.info({ deviceId, registration: id, why: admitted.why }, 'SMS wake-up not sent');
         continue;
       }
-      if (sent.result === 'failed') {
-        outcomes.inc({ channel: record.kind, result: 'failed' });
-        logger?.info({ deviceId, registration: id, why: sent.why }, 'wake-up not sent');
-        continue;
-      }
-      await registrations.remove(deviceId, id).catch((err: unknown) => {
-        logger?.warn({ err, deviceId, registration: id }, 'gone push registration not removed');
-      });
-      // Counted once removed: a reader of the counter then finds the channel gone from push.list.
-      outcomes.inc({ channel: record.kind, result: 'pruned' });
-      recorder.log({
-        imei: deviceId,
-        kind: 'push_removed',
-        service: 'session',
-        code: sent.code,
-        message: `wake-up channel ${id} removed: ${sent.why}`,
-        detail: { registration: id, channel: record.kind },
-      });
+      if ((await deliverOne(deviceId, id, record, message)) !== 'sent') admitted.release();
     }
   };
 
@@ -243,8 +298,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
       policy,
       maxPerDevice: settings.maxPerDevice ?? DEFAULT_MAX_CHANNELS,
       vapidPublicKey: vapid.publicKey,
-      // No SMS sender here yet: kind sms stays not enabled.
-      smsAllowed: async () => false,
+      smsAllowed: async (deviceId) => (await profileOf(deviceId))?.policies.smsWakeups === true,
       now: Date.now,
     }),
     records: [registrations],
