@@ -149,10 +149,14 @@ export interface WebPushSubscription {
   keys: { p256dh: string; auth: string };
 }
 
-/** A native wake-up channel: an FCM registration token, or an APNs device token (hex) and the app's bundle id. */
+/**
+ * A native wake-up channel: an FCM registration token, an APNs device token (hex) and the app's bundle
+ * id, or the phone's number (E.164) for SMS, the last resort.
+ */
 export type NativePushChannel =
   | { kind: 'fcm'; token: string }
-  | { kind: 'apns'; token: string; topic: string };
+  | { kind: 'apns'; token: string; topic: string }
+  | { kind: 'sms'; msisdn: string };
 
 /** One wake-up channel of the device (push.list, SPEC.md §5 "Wake-ups"). */
 export interface PushRegistrationInfo {
@@ -164,6 +168,8 @@ export interface PushRegistrationInfo {
   token?: string;
   /** APNs. */
   topic?: string;
+  /** SMS. */
+  msisdn?: string;
   /** When it was last registered (ms since the epoch). */
   at: number;
 }

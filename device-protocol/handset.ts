@@ -261,15 +261,13 @@ export class Handset {
   }
 
   /**
-   * Registers a wake-up channel of this device: a Web Push subscription, or an FCM / APNs token
-   * where the gateway enabled the kind; resolves with its id (the same for the same channel).
+   * Registers a wake-up channel of this device: a Web Push subscription, or an FCM / APNs token or
+   * an SMS number where the gateway enabled the kind; resolves with its id (the same for the same channel).
    */
   async registerPush(channel: WebPushSubscription | NativePushChannel): Promise<string> {
     const body: Value =
       'kind' in channel
-        ? channel.kind === 'fcm'
-          ? { kind: 'fcm', token: channel.token }
-          : { kind: 'apns', token: channel.token, topic: channel.topic }
+        ? nativeChannelBody(channel)
         : {
             kind: 'webpush',
             endpoint: channel.endpoint,
@@ -446,4 +444,11 @@ export function gatewayUrls(options: Pick<HandsetOptions, 'url' | 'urls'>): stri
   }
   if (urls.length === 0) throw new GatewayError('config.invalid', 'url is required', { field: 'url' });
   return urls;
+}
+
+/** The push.register body of a native channel: only the fields of its kind. */
+function nativeChannelBody(channel: NativePushChannel): Value {
+  if (channel.kind === 'fcm') return { kind: 'fcm', token: channel.token };
+  if (channel.kind === 'sms') return { kind: 'sms', msisdn: channel.msisdn };
+  return { kind: 'apns', token: channel.token, topic: channel.topic };
 }
