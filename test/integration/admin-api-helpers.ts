@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { EventuallyOptions } from '../../testing/index.ts';
+import { nextImei } from '../harness/gateway.ts';
 
 export const ADMIN = { name: 'root', password: 'correct horse battery' };
 /** Bounds only against hangs; nothing asserts on time. */
@@ -114,4 +115,11 @@ export async function readEvents(
     ac.abort();
   }
   return events;
+}
+
+/** Adds a device of `operator` with service profile `profile` through the API; its IMEI and secret. */
+export async function addProfiledDevice(api: ApiClient, operator: string, profile: string) {
+  const r = await api.call('POST', '/devices', { imei: nextImei(), operator, serviceProfile: profile });
+  assert.equal(r.status, 201, r.text);
+  return { imei: r.json.device.imei as string, secret: r.json.secret as string };
 }

@@ -19,11 +19,11 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, nextImei } from '../harness/gateway.ts';
+import type { Gateway } from '../harness/gateway.ts';
 import { type PushService, type PushSubscriptionJson, startPushService } from '../harness/push-service.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
 import { type Smsc, startSmsc } from '../harness/smsc.ts';
-import { ADMIN, ApiClient } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient, addProfiledDevice } from './admin-api-helpers.ts';
 import { WAIT } from './e2e-suite.ts';
 import { ALICE, BOB, mailAccountBody } from './mail-fixture.ts';
 import { connectKept, startWakeGateway, stopAll, wakeupCount } from './push-fixture.ts';
@@ -49,15 +49,7 @@ describe('wake-ups by SMS, the last resort', () => {
   const mailTo = (user: string, subject: string) =>
     dovecot.appendMessage(user, 'INBOX', `Subject: ${subject}\r\nFrom: a@example.test\r\n\r\nwake\r\n`);
   const smsTo = (msisdn: string) => smsc.received.filter((r) => r.to === msisdn.slice(1));
-  const addDevice = async (profile: string) => {
-    const r = await api.call('POST', '/devices', {
-      imei: nextImei(),
-      operator: 'op1',
-      serviceProfile: profile,
-    });
-    assert.equal(r.status, 201, r.text);
-    return { imei: r.json.device.imei as string, secret: r.json.secret as string };
-  };
+  const addDevice = (profile: string) => addProfiledDevice(api, 'op1', profile);
   /** A handset of `dev` with `user`'s mail account synced (its INBOX watched from then on). */
   const withMail = async (dev: { imei: string; secret: string }, user: typeof ALICE) => {
     const h = await connectKept(gw, dev, open);

@@ -19,10 +19,10 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { eventually } from '../../testing/index.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
-import { type Gateway, nextImei, runMmgw, startGateway } from '../harness/gateway.ts';
+import { type Gateway, runMmgw, startGateway } from '../harness/gateway.ts';
 import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { ADMIN, ApiClient, assertError } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient, addProfiledDevice, assertError } from './admin-api-helpers.ts';
 import { handsetFor, WAIT } from './e2e-suite.ts';
 import { ALICE, BOB } from './mail-fixture.ts';
 
@@ -103,15 +103,7 @@ describe('service profiles through the gateway', { timeout: 300_000 }, () => {
     await h.connect();
     return h;
   };
-  const addDevice = async (profile: string) => {
-    const r = await api.call('POST', '/devices', {
-      imei: nextImei(),
-      operator: 'op1',
-      serviceProfile: profile,
-    });
-    assert.equal(r.status, 201, r.text);
-    return { imei: r.json.device.imei as string, secret: r.json.secret as string };
-  };
+  const addDevice = (profile: string) => addProfiledDevice(api, 'op1', profile);
 
   before(async () => {
     dovecot = await startDovecot({ users: [ALICE, BOB] });
