@@ -8,7 +8,8 @@
  * A device with only an sms channel that goes away gets one SMS with the
  * placeholder text when mail reaches its INBOX. A device with Web Push and
  * SMS gets no SMS while its Web Push goes through, and one when the push
- * service answers 503 past the retries. Counted per channel in /metrics.
+ * service answers 503 past the retries. Past the per-device hourly limit no
+ * SMS goes: counted failed. Counted per channel in /metrics.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -104,6 +105,7 @@ describe('wake-ups by SMS, the last resort', () => {
       systemId: smsc.systemId,
       password: smsc.password,
       sourceAddress: 'Mmgw',
+      perDevicePerHour: 2,
     };
     writeFileSync(file, JSON.stringify({ push: { sms } }));
     return file;
@@ -161,5 +163,19 @@ describe('wake-ups by SMS, the last resort', () => {
       'the push was tried three times first',
     );
     await eventually('counted', async () => (await metric('sms', 'sent')) === 2, WAIT);
+  });
+
+  test('past the hourly limit of the device (2 here) a wake-up sends no SMS and is counted failed', async () => {
+    assert.equal(smsTo(SMS_ONLY).length, 1);
+    await mailTo(ALICE.user, 'second');
+    await eventually('the second SMS', () => smsTo(SMS_ONLY).length === 2, WAIT);
+    assert.equal(smsTo(SMS_ONLY)[1]!.text, '2 new messages');
+    await mailTo(ALICE.user, 'third');
+    await eventually(
+      'the third refused by the limit',
+      async () => (await metric('sms', 'failed')) === 1,
+      WAIT,
+    );
+    assert.equal(smsTo(SMS_ONLY).length, 2);
   });
 });
