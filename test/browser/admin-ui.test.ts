@@ -156,11 +156,13 @@ describe('admin web UI in Chromium', () => {
     await page.locator('#ref-form .hint.error').waitFor();
     await browser.screenshot(page, '02-reference-service-profile-form');
     await page.fill('#ref-form input[name="policies.imageQuality"]', '55');
+    await page.locator('#ref-form input[name="policies.smsWakeups"]').check();
     await page.click('#ref-form button[type=submit]');
     await page.locator('#ref-table tr[data-id=basic]').waitFor();
     const profile = await apiGet('/service-profiles/basic');
     assert.deepEqual(profile.body.services, ['mail']);
     assert.equal(profile.body.policies.imageQuality, 55);
+    assert.equal(profile.body.policies.smsWakeups, true);
   });
 
   test('add a device: a bad IMEI is refused inline, a good one is added and its secret shown once', async () => {

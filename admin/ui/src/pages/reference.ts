@@ -134,6 +134,11 @@ const KINDS: [KindSpec, ...KindSpec[]] = [
         type: 'number',
       },
       {
+        path: 'policies.smsWakeups',
+        label: 'SMS wake-ups (the last resort, where the gateway has push.sms)',
+        type: 'bool',
+      },
+      {
         path: 'accounts',
         label: 'Preset accounts (JSON list of server presets, no credentials)',
         type: 'json',
