@@ -10,7 +10,8 @@
  *   ESME_RINVDSTADR for a number marked `invalid`;
  * - a delivery receipt (deliver_sm, esm_class 0x04, `id:… stat:DELIVRD …`)
  *   for an accepted submit_sm that asked for one, over a transceiver bind;
- * - enquire_link answered (counted), unbind answered;
+ * - enquire_link answered (counted) unless `mute(true)`: a hung SMSC
+ *   whose TCP connection stays up; unbind answered;
  * - `drop()`: every connection destroyed, as a failing SMSC or a NAT does.
  *
  *   const smsc = await startSmsc();                  // smsc.port, smsc.systemId, smsc.password
@@ -56,6 +57,8 @@ export interface Smsc {
   invalid(to: string): void;
   /** Destroys every connection. */
   drop(): void;
+  /** While true, enquire_link gets no answer (the link looks up but is dead). */
+  mute(on: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function startSmsc(opts: { systemId?: string; password?: string } =
   const sessions = new Set<Session>();
   let nextId = 1;
   let enquireLinks = 0;
+  let muted = false;
 
   const server = smpp.createServer((session) => {
     let bound: string | undefined;
@@ -96,6 +100,7 @@ export async function startSmsc(opts: { systemId?: string; password?: string } =
       });
     }
     session.on('enquire_link', (pdu: PDU) => {
+      if (muted) return;
       enquireLinks++;
       session.send(pdu.response());
     });
@@ -160,6 +165,9 @@ export async function startSmsc(opts: { systemId?: string; password?: string } =
     invalid: (to) => void invalid.add(to),
     drop() {
       for (const s of sessions) s.socket.destroy();
+    },
+    mute: (on) => {
+      muted = on;
     },
     async stop() {
       for (const s of sessions) s.socket.destroy();

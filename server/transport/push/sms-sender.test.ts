@@ -129,6 +129,26 @@ describe('SMS sender (SMPP)', () => {
     }
   });
 
+  test('a link whose enquire_link goes unanswered is given up and bound anew', async () => {
+    const own = await startSmsc();
+    try {
+      const sender = senderWith({
+        port: own.port,
+        enquireLinkMs: 50,
+        responseTimeoutMs: 300,
+        rebindMinMs: 50,
+      });
+      assert.deepEqual(await sender.attempt(reg(), mailWake(1)), { result: 'sent' });
+      own.mute(true);
+      await eventually('the dead link given up', () => !sender.bound);
+      own.mute(false);
+      await eventually('bound anew', () => sender.bound && own.binds.length >= 2);
+      assert.deepEqual(await sender.attempt(reg(), mailWake(1)), { result: 'sent' });
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('the link is kept alive with enquire_link', async () => {
     const sender = senderWith({ enquireLinkMs: 50 });
     const before = smsc.enquireLinks;
