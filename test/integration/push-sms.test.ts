@@ -125,7 +125,8 @@ describe('wake-ups by SMS, the last resort', () => {
     await h.close();
   });
 
-  test('a device with only an SMS channel: mail while it is away sends one SMS with the placeholder text', async () => {
+  test('a device with only an SMS channel: mail while it is away sends one SMS with the placeholder text', async (t) => {
+    const appendedAt = Date.now();
     await mailTo(ALICE.user, 'asleep');
     await eventually('an SMS at the SMSC', () => smsTo(SMS_ONLY).length > 0, WAIT);
     const [sms] = smsTo(SMS_ONLY);
@@ -138,6 +139,7 @@ describe('wake-ups by SMS, the last resort', () => {
       [true],
       'one bind',
     );
+    t.diagnostic(`APPEND to submit_sm at the SMSC (bind included): ${sms!.at - appendedAt} ms`);
   });
 
   test('Web Push and SMS: no SMS while the Web Push goes through; one when the push service keeps failing', async () => {
