@@ -30,9 +30,9 @@
  * counted in this node (sms-limits.ts).
  *
  * Not built yet (issue 14): alarms over the SMPP link, content in the
- * payload and APNs alert pushes by service profile (pushType is the operator's, for all devices), expiry of
- * unused registrations, the admin UI's view of them, the usage report's
- * counters. Measured by `npm run bench:push` (test/bench/push/).
+ * payload and APNs alert pushes by service profile (pushType is the
+ * operator's, for all devices), expiry of unused registrations, the admin
+ * UI's view of them, the usage report's counters. Measured by `npm run bench:push` (test/bench/push/).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
