@@ -455,7 +455,7 @@ export class EdgeCore
   }
 
   drainingBye(c: Carrier): void {
-    this.bye(c, 'session.draining', DRAINING_MESSAGE, true, drainJitterMs());
+    this.bye(c, 'session.draining', DRAINING_MESSAGE, true, drainJitterMs(this.table.size));
   }
 
   silent(c: Carrier): void {

@@ -29,9 +29,18 @@ export function byeFrame(
 
 export const DRAINING_MESSAGE = 'This gateway node is draining; reconnect.';
 
-/** reconnectAfterMs of a drain Bye: 1–5 s, spread so that a node's devices do not all come back at once. */
-export function drainJitterMs(): number {
-  return 1000 + Math.floor(Math.random() * 4000);
+/** Resumes a second a draining edge's devices are spread to, so that the edge taking them over is not swamped. */
+const DRAIN_RESUMES_PER_SECOND = 1000;
+
+/**
+ * reconnectAfterMs of a drain Bye: 100 ms plus a random share of a spread
+ * that grows with the sessions the edge holds (one second per 1,000), from
+ * 0.25 s to 5 s. A small edge's devices come back at once; a large one's
+ * do not all come back at the same moment.
+ */
+export function drainJitterMs(sessions: number): number {
+  const spread = Math.min(5000, Math.max(250, Math.ceil((sessions * 1000) / DRAIN_RESUMES_PER_SECOND)));
+  return 100 + Math.floor(Math.random() * spread);
 }
 
 /**

@@ -59,7 +59,7 @@ function refuse(host: PollHost, ex: PollExchange, code: string, message: string)
 }
 
 function draining(host: PollHost, ex: PollExchange): void {
-  reply(host, ex, 503, byeFrame('session.draining', DRAINING_MESSAGE, true, drainJitterMs()));
+  reply(host, ex, 503, byeFrame('session.draining', DRAINING_MESSAGE, true, drainJitterMs(host.table.size)));
 }
 
 /** Reads `name=<non-negative integer>` from a query string; undefined when absent or malformed. */
