@@ -168,3 +168,9 @@ test('kill -9 of a transport is timed against 5 s after the nodes’ membership 
   assert.equal(p99('SIGSTOP transport-1', DELIVERY_MS + 1), false);
   assert.equal(p99('kill -9 edge-1', DELIVERY_MS + 1), false);
 });
+
+test('a fault whose recovery action failed (a node never ready again) misses the targets', () => {
+  const r = result('rolling restart of every mmgw node');
+  assert.equal(meetsTargets(r), true);
+  assert.equal(meetsTargets({ ...r, note: 'recovery action failed: timed out' }), false);
+});

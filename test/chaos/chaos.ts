@@ -47,6 +47,7 @@ export interface FaultResult {
   name: string;
   figures: FaultFigures;
   humanAction: string;
+  /** Set when the fault's own recovery action failed (a node did not come back ready): the fault was not carried out whole. */
   note?: string;
 }
 

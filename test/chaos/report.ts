@@ -53,6 +53,7 @@ export function meetsTargets(r: FaultResult): boolean {
   const f = r.figures;
   return (
     r.humanAction === 'none' &&
+    r.note === undefined &&
     f.unrecovered === 0 &&
     f.lost === 0 &&
     f.doubled === 0 &&
