@@ -185,7 +185,7 @@ const ADVICE: Partial<Record<ErrorCode, DeviceAdvice>> = {
   'push.kind_not_enabled': {
     fatal: 'no',
     action:
-      'Do not retry this kind; register a kind the gateway offers (webpush always; fcm, apns where configured).',
+      'Do not retry this kind; register a kind the gateway offers (webpush always; fcm, apns, sms where configured; sms only where the service profile allows it).',
   },
   'push.too_many': { fatal: 'no', action: 'Unregister a channel of the same device before adding another.' },
   'push.not_found': { fatal: 'no', action: 'Nothing to remove: `push.list` shows what the device has.' },
