@@ -117,8 +117,7 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
   const registry = new MethodRegistry([...defaultMethods(nodeId), ...(opts.methods ?? [])]);
   let closed = false;
   const pusher = new DevicePusher(bus);
-  /** Requests being handled: close() waits for them; per device, settledFor(). */
-  const underWay = new Set<Promise<unknown>>();
+  /** Requests being handled, per device: settledFor() waits for a device's, close() for all. */
   const underWayOf = new Map<string, Set<Promise<unknown>>>();
 
   const subscription = bus.subscribe(Subjects.transportRequest(nodeId), async (msg) => {
@@ -155,7 +154,6 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       push: pusher.to(request.deviceId),
     };
     const handled = (async () => definition.handle(ctx, input))();
-    underWay.add(handled);
     let mine = underWayOf.get(request.deviceId);
     if (!mine) underWayOf.set(request.deviceId, (mine = new Set()));
     mine.add(handled);
@@ -166,7 +164,6 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       if (error.code === 'internal') ctx.logger.error({ err }, 'transport method failed');
       throw error;
     } finally {
-      underWay.delete(handled);
       mine.delete(handled);
       if (mine.size === 0 && underWayOf.get(request.deviceId) === mine) underWayOf.delete(request.deviceId);
     }
@@ -183,9 +180,10 @@ export async function startTransport(opts: TransportOptions): Promise<TransportH
       if (closed) return;
       closed = true;
       subscription.unsubscribe();
-      if (underWay.size > 0) {
-        logger.info({ requests: underWay.size }, 'waiting for the requests under way');
-        await orAfter(Promise.allSettled([...underWay]), CLOSE_WAIT_MS, undefined);
+      const underWay = [...underWayOf.values()].flatMap((mine) => [...mine]);
+      if (underWay.length > 0) {
+        logger.info({ requests: underWay.length }, 'waiting for the requests under way');
+        await orAfter(Promise.allSettled(underWay), CLOSE_WAIT_MS, undefined);
       }
       pusher.close();
       logger.info({ nodeId }, 'transport stopped');
