@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { NodeHeartbeat } from '../bus/bus.ts';
 import type { Config } from '../config.ts';
 import { leasedOpener } from '../store/shared/cluster.ts';
-import { openInBackground, type SharedTable } from '../store/shared/table.ts';
+import { attemptWorthWarning, openInBackground, type SharedTable } from '../store/shared/table.ts';
 import { type Membership, readMemberRecord, startMemberRecord } from './membership.ts';
 
 export const MEMBERS_TABLE = 'members';
@@ -58,7 +58,10 @@ export function clusterMembers(options: {
       logger.info('membership: the shared members table');
     },
     failed: (err, attempt) =>
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, 'the members table is not open yet'),
+      logger[attemptWorthWarning(attempt) ? 'warn' : 'debug'](
+        { err, attempt },
+        'the members table is not open yet',
+      ),
   });
   return {
     writing: () => writes && !left,

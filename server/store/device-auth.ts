@@ -20,7 +20,13 @@ import { GatewayError } from '../../device-protocol/errors.ts';
 import type { DeviceDirectory, DeviceInfo } from '../bus/bus.ts';
 import type { DeviceRecordV1, DeviceStatus } from './records.ts';
 import { verifyDeviceSecret } from './secrets.ts';
-import { modify, openInBackground, type SharedState, type SharedTable } from './shared/table.ts';
+import {
+  attemptWorthWarning,
+  modify,
+  openInBackground,
+  type SharedState,
+  type SharedTable,
+} from './shared/table.ts';
 
 export const DEVICE_AUTH_TABLE = 'device_auth';
 export const DEVICE_AUTH_RECORD_VERSION = 1;
@@ -176,8 +182,11 @@ export function sharedDeviceDirectory(options: WatchedDirectoryOptions): Watched
       options.logger?.info({ devices: t.size() }, 'device auth: answering from the shared copy');
     },
     failed(err, attempt) {
-      if (attempt === 1)
-        options.logger?.warn({ err }, 'device auth: shared copy not available yet; asking the admin');
+      if (attemptWorthWarning(attempt))
+        options.logger?.warn(
+          { err, attempt },
+          'device auth: shared copy not available yet; asking the admin',
+        );
     },
     ...(options.maxRetryMs !== undefined ? { maxRetryMs: options.maxRetryMs } : {}),
   });
@@ -341,8 +350,8 @@ export function startDeviceAuthSharing(deps: {
       reconciler.unref();
     },
     failed(err, attempt) {
-      if (attempt === 1)
-        logger?.warn({ err }, 'device auth: shared state not available yet; edges ask this admin');
+      if (attemptWorthWarning(attempt))
+        logger?.warn({ err, attempt }, 'device auth: shared state not available yet; edges ask this admin');
     },
   });
   return {

@@ -25,7 +25,7 @@ import { Subjects } from '../bus/bus.ts';
 import type { SharedState } from '../store/shared/table.ts';
 import { isClusterMode, leasedOpener } from '../store/shared/cluster.ts';
 import { jetStreamMissing } from '../store/shared/nats-kv.ts';
-import { openInBackground } from '../store/shared/table.ts';
+import { attemptWorthWarning, openInBackground } from '../store/shared/table.ts';
 import type { RoleDefinition, RoleHandle } from '../roles.ts';
 import { RendezvousRouter } from '../router/index.ts';
 import { openImService } from './im/index.ts';
@@ -334,7 +334,9 @@ function shareRecords(
     notYet: 'the shared mark tables are not open yet',
   };
   return openShared(ctx, says, async (state) => {
-    for (const r of records) await r.share(state);
+    // Each table loads its copy apart: together, an opening after a NATS outage waits for the
+    // slowest table, not for the sum of them.
+    await Promise.all(records.map((r) => r.share(state)));
     await holds(state);
   });
 }
@@ -361,7 +363,7 @@ function openShared(
       opened();
     },
     failed: (err, attempt) => {
-      logger[attempt === 1 ? 'warn' : 'debug']({ err }, says.notYet);
+      logger[attemptWorthWarning(attempt) ? 'warn' : 'debug']({ err, attempt }, says.notYet);
       // NATS without JetStream: this node's lmdb serves (as an admin node's registry does); no takeover.
       if (jetStreamMissing(err)) opened();
     },

@@ -190,14 +190,28 @@ export function take<T>(items: Iterable<T>, limit: number | undefined): T[] {
 
 /**
  * Opens something in the background, retrying with backoff (from 500 ms up to
- * `maxRetryMs`) until it opens or is cancelled: roles start, and serve what
- * they can, while NATS or JetStream is not there yet.
+ * `maxRetryMs`, default 5 s) until it opens or is cancelled: roles start, and
+ * serve what they can, while NATS or JetStream is not there yet. The cap is
+ * short because a node is not ready until its tables open: after an outage of
+ * every NATS server, a node that started meanwhile must not sleep through
+ * half a minute of a JetStream that is back.
  */
+export const OPEN_RETRY_MAX_MS = 5_000;
+
+/**
+ * Whether a failed attempt of openInBackground is worth a warning: the first,
+ * then about once a minute (every 12th), so that a node that stays unready
+ * says so in a log kept at warn, without a line every 5 s.
+ */
+export function attemptWorthWarning(attempt: number): boolean {
+  return attempt === 1 || attempt % 12 === 0;
+}
+
 export function openInBackground<T>(
   open: () => Promise<T>,
   handlers: { opened(value: T): void; failed?(err: unknown, attempt: number): void; maxRetryMs?: number },
 ): { cancel(): void } {
-  const maxRetryMs = handlers.maxRetryMs ?? 30_000;
+  const maxRetryMs = handlers.maxRetryMs ?? OPEN_RETRY_MAX_MS;
   let cancelled = false;
   let timer: NodeJS.Timeout | undefined;
   let attempt = 0;
