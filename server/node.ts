@@ -32,6 +32,7 @@ import { createBus } from './bus/index.ts';
 // Types only: the config schema (zod) is loaded where a config is parsed, never in a child process.
 import type { Config, LoadConfigOptions, Role } from './config.ts';
 import { type OpsServer, type Readiness, startOpsServer } from './ops/http.ts';
+import { watchUnready } from './ops/unready-watch.ts';
 import type { CertificateFacts, ServingTls } from './net/serving-tls.ts';
 import { createLogger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
@@ -253,6 +254,9 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
     for (const r of started) reasons.push(...(r.handle.readiness?.() ?? []));
     return { ready: reasons.length === 0, reasons };
   };
+  // A node that stays unready says why in its log (the processes with an ops endpoint: the
+  // primary speaks for its supervised children, and workers have none).
+  const unready = primary ? watchUnready(readiness, logger) : undefined;
 
   let resolveClosed!: () => void;
   const whenClosed = new Promise<void>((resolve) => (resolveClosed = resolve));
@@ -267,6 +271,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
   const shutdown = async (): Promise<void> => {
     // Out of every hash first: devices are routed elsewhere while the roles stop.
     stopHeartbeat?.();
+    unready?.stop();
     await members?.leave();
     drainSub?.unsubscribe();
     // Reverse start order: the edge first (no new work), the admin last.

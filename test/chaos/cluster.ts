@@ -91,15 +91,19 @@ export class MmgwNode {
 
   /** Waits until /readyz answers 200 (an edge: a transport is known). */
   async waitReady(timeoutMs = 60_000): Promise<void> {
+    // What /readyz last said: a node that never gets ready names what it waits for in the report.
+    let said = 'no answer';
     await eventually(
       `${this.name} ready`,
       async () => {
         const res = await fetch(`http://127.0.0.1:${this.adminPort}/readyz`).catch(() => undefined);
-        await res?.arrayBuffer();
+        said = res ? `${res.status} ${(await res.text()).slice(0, 500)}` : 'no answer';
         return res?.status === 200;
       },
       { timeoutMs, intervalMs: 200 },
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; /readyz said: ${said}`);
+    });
   }
 }
 
