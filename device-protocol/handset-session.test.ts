@@ -378,6 +378,29 @@ describe('HandsetSession: losing and finding the carrier', () => {
     d.fireNext();
     assert.equal(d.newest().first.kind, Kind.Hello);
   });
+
+  test('after a draining Bye the gateway restarting is tried every second at most, not 4, 8, 16 s apart', () => {
+    const d = connected();
+    d.receive({
+      kind: Kind.Bye,
+      code: 'session.draining',
+      message: '',
+      resumable: true,
+      reconnectAfterMs: 100,
+    });
+    for (let i = 0; i < 6; i++) {
+      d.fireNext();
+      d.drop(d.newest().id, { failedToOpen: true, reason: 'ECONNREFUSED' });
+    }
+    const delays = d.events('reconnecting').map((e) => e.delayMs);
+    assert.equal(delays[0], 100);
+    assert.ok(
+      delays.slice(1).every((ms) => ms <= 1_000),
+      `retries while the node restarts: ${delays.join(', ')}`,
+    );
+    d.fireNext();
+    assert.equal(d.newest().first.kind, Kind.Resume, 'and the session is resumed, not started anew');
+  });
 });
 
 describe("HandsetSession: 'auto' and switching carriers", () => {

@@ -533,6 +533,7 @@ export class HandsetSession {
         if (verdict.emitError !== undefined) this.#fx.emit('error', verdict.emitError);
         if (verdict.forgetSession === true) this.#identity.forget();
         if (verdict.moveOn === true) this.#route.moveOn(carrier.url);
+        if (verdict.backSoon === true) this.#route.expectBackSoon(verdict.delayMs);
         this.#loseCarrier(carrier, verdict.reason, verdict.code, verdict.delayMs);
         return;
     }

@@ -10,8 +10,9 @@
  *   the last one that worked, moving on when one refuses, times out or
  *   freezes; a Resume on another edge continues the session there;
  * - acks cumulatively (every 100 frames, or `ackIntervalMs` after receiving);
- * - reconnects with exponential backoff and jitter, and Resumes with the last
- *   seq it saw, so the gateway replays exactly what is missing; if the session
+ * - reconnects with exponential backoff and jitter (after a Bye
+ *   session.draining: at most 1 s apart for 30 s, the node is restarting),
+ *   and Resumes with the last seq it saw, so the gateway replays exactly what is missing; if the session
  *   cannot be resumed it starts a new one and says so (`connected` with
  *   `resumed: false`);
  * - drops any sequenced frame it already delivered: the application sees each

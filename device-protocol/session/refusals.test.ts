@@ -78,15 +78,18 @@ describe('byeVerdict', () => {
     );
   });
 
-  test('draining moves on to the next URL; a non-resumable Bye forgets the session', () => {
+  test('draining moves on to the next URL, back soon; a non-resumable Bye forgets the session', () => {
     const draining = byeVerdict(bye('session.draining', { reconnectAfterMs: 50 }), false);
     assert.ok(draining.do === 'reconnect');
-    assert.deepEqual([draining.moveOn, draining.forgetSession, draining.delayMs], [true, false, 50]);
+    assert.deepEqual(
+      [draining.moveOn, draining.forgetSession, draining.delayMs, draining.backSoon],
+      [true, false, 50, true],
+    );
     const expired = byeVerdict(bye('session.expired', { resumable: false }), false);
     assert.ok(expired.do === 'reconnect');
     assert.deepEqual(
-      [expired.moveOn, expired.forgetSession, expired.reason],
-      [false, true, 'session.expired'],
+      [expired.moveOn, expired.forgetSession, expired.reason, expired.backSoon],
+      [false, true, 'session.expired', false],
     );
   });
 });

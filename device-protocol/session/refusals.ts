@@ -56,6 +56,8 @@ export type CarrierVerdict =
       forgetSession?: boolean;
       /** The next attempt goes to the next URL. */
       moveOn?: boolean;
+      /** A planned goodbye: the gateway is back soon (CarrierRoute.expectBackSoon). */
+      backSoon?: boolean;
     };
 
 /**
@@ -104,8 +106,10 @@ export function byeVerdict(bye: Bye, switching: boolean): CarrierVerdict {
     reason: bye.message || bye.code,
     code: bye.code,
     forgetSession: !bye.resumable,
-    // A draining edge refuses new carriers: resume on another one.
+    // A draining edge refuses new carriers: resume on another one, or on this one once it is
+    // back from its restart, which takes seconds: the retries stay short meanwhile.
     moveOn: bye.code === 'session.draining',
+    backSoon: bye.code === 'session.draining',
   };
   if (bye.reconnectAfterMs !== undefined) verdict.delayMs = bye.reconnectAfterMs;
   return verdict;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CarrierRoute, type RouteSettings } from './route.ts';
+import { BACK_SOON_MAX_MS, BACK_SOON_WINDOW_MS, CarrierRoute, type RouteSettings } from './route.ts';
 
 const route = (settings: Partial<RouteSettings> = {}) =>
   new CarrierRoute({
@@ -34,6 +34,31 @@ describe('CarrierRoute', () => {
     const first = r.nextRetry();
     assert.deepEqual(first, { attempt: 1, delayMs: 100, transport: 'ws', url: 'a' });
     assert.equal(r.nextRetry(0).delayMs, 0, 'a delay given wins over the backoff');
+  });
+
+  test('after a planned goodbye the backoff stays short for a while, then grows again', () => {
+    let now = 0;
+    const r = route({
+      urls: ['a'],
+      now: () => now,
+      backoff: { initialMs: 500, factor: 2, maxMs: 30_000, jitter: 0 },
+    });
+    r.expectBackSoon(200);
+    const soon = [0, 1, 2, 3, 4].map(() => r.nextRetry().delayMs);
+    assert.deepEqual(soon, [500, BACK_SOON_MAX_MS, BACK_SOON_MAX_MS, BACK_SOON_MAX_MS, BACK_SOON_MAX_MS]);
+    now = BACK_SOON_WINDOW_MS;
+    assert.equal(r.nextRetry().delayMs, 500 * 2 ** 5, 'past the window: the backoff where it had got to');
+    r.welcomed(0);
+    r.expectBackSoon(4_000);
+    const spread = [0, 1, 2, 3, 4].map(() => r.nextRetry().delayMs);
+    assert.deepEqual(spread, [500, 1000, 2000, 4000, 4000], "a wide spread of the gateway's stays as wide");
+    r.welcomed(0);
+    assert.deepEqual(
+      [0, 1, 2, 3].map(() => r.nextRetry().delayMs),
+      [500, 1000, 2000, 4000],
+      'a Welcome ends it',
+    );
+    assert.equal(r.nextRetry().delayMs, 8000);
   });
 
   test("'auto' falls back to long-poll after WebSocket fails to open twice, and back", () => {

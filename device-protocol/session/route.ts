@@ -13,6 +13,16 @@ import type { HandsetReconnectingEvent, TransportMode } from '../handset-types.t
 /** In 'auto', this many WebSocket failures to open in a row switch to long-poll. */
 const WS_FAILURES_BEFORE_FALLBACK = 2;
 
+/**
+ * After a planned goodbye (Bye session.draining: the edge drains or its node
+ * stops for a restart or an upgrade) the gateway is expected back within
+ * seconds: for this long the backoff stays short, so that a device does not
+ * sleep through the restart's end on its way to 4, 8, 16 s.
+ */
+export const BACK_SOON_WINDOW_MS = 30_000;
+/** The backoff's cap meanwhile, unless the Bye's own spread is longer (many devices: they stay spread). */
+export const BACK_SOON_MAX_MS = 1_000;
+
 export interface RouteSettings {
   urls?: readonly string[];
   transport?: TransportMode;
@@ -21,6 +31,7 @@ export interface RouteSettings {
   /** How long a WebSocket in 'auto' has to be welcomed before it counts as failed. */
   fallbackAfterMs: number;
   requestTimeoutMs: number;
+  now?: () => number;
 }
 
 export class CarrierRoute {
@@ -35,6 +46,8 @@ export class CarrierRoute {
   #wsFailures = 0;
   /** Retries since the last Welcome. */
   #attempt = 0;
+  /** After a planned goodbye: until when, and with which cap, the backoff stays short. */
+  #backSoon: { until: number; maxMs: number } | undefined;
 
   constructor(settings: RouteSettings) {
     this.#settings = settings;
@@ -78,6 +91,17 @@ export class CarrierRoute {
     this.#urlIndex = url;
     this.#attempt = 0;
     this.#wsFailures = 0;
+    this.#backSoon = undefined;
+  }
+
+  /**
+   * The gateway said goodbye on purpose and will be back (or another edge
+   * is): retries stay short (BACK_SOON_MAX_MS, or `spreadMs` when longer:
+   * the gateway spread its devices' returns that wide) for BACK_SOON_WINDOW_MS.
+   */
+  expectBackSoon(spreadMs = 0): void {
+    const now = (this.#settings.now ?? Date.now)();
+    this.#backSoon = { until: now + BACK_SOON_WINDOW_MS, maxMs: Math.max(BACK_SOON_MAX_MS, spreadMs) };
   }
 
   /** An attempt got no Welcome in time; returns the retry delay when it is not the backoff's. */
@@ -120,7 +144,7 @@ export class CarrierRoute {
   nextRetry(delayMs?: number): HandsetReconnectingEvent {
     // The delay grows per round over every URL: the other edges are tried before waiting longer.
     const round = Math.floor(this.#attempt / this.#urls.length);
-    const delay = delayMs ?? backoffDelay(round, this.#settings.backoff ?? {}, this.#settings.random);
+    const delay = delayMs ?? backoffDelay(round, this.#backoff(), this.#settings.random);
     this.#attempt++;
     return {
       attempt: this.#attempt,
@@ -128,5 +152,16 @@ export class CarrierRoute {
       transport: this.nextKind(),
       url: this.urlAt(this.#urlIndex),
     };
+  }
+
+  #backoff(): BackoffOptions {
+    const backoff = this.#settings.backoff ?? {};
+    const soon = this.#backSoon;
+    if (soon === undefined) return backoff;
+    if ((this.#settings.now ?? Date.now)() >= soon.until) {
+      this.#backSoon = undefined;
+      return backoff;
+    }
+    return { ...backoff, maxMs: Math.min(backoff.maxMs ?? Number.POSITIVE_INFINITY, soon.maxMs) };
   }
 }
