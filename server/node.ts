@@ -157,7 +157,11 @@ async function roleTable(
   const records: RoleDefinition = { name: 'recorder', start: async () => ({ stop: () => recorder.close() }) };
   if (!roles.includes('admin')) table.push(records);
   for (const role of roles) {
-    table.push(supervisedRole && isSupervised(role) ? supervisedRole(role) : await ROLE_MODULES[role]());
+    const def = supervisedRole && isSupervised(role) ? supervisedRole(role) : await ROLE_MODULES[role]();
+    // The transcoder needs nothing of the transport before it: both start at once.
+    table.push(
+      role === 'transcoder' ? { name: def.name, start: (c) => def.start(c), alongsidePrevious: true } : def,
+    );
     if (role === 'admin') table.push(records);
   }
   return table;

@@ -90,6 +90,58 @@ describe('role table', () => {
     assert.deepEqual(log, ['start admin', 'start transport', 'stop admin']);
   });
 
+  test('a role alongside the previous one starts while that one starts; the next waits for both', async () => {
+    const log: string[] = [];
+    const started: StartedRole[] = [];
+    let release!: () => void;
+    const slow: RoleDefinition = {
+      name: 'transport',
+      async start() {
+        log.push('start transport');
+        await new Promise<void>((resolve) => (release = resolve));
+        log.push('transport up');
+        return { stop: async () => void log.push('stop transport') };
+      },
+    };
+    const beside = { ...fake('transcoder', log), alongsidePrevious: true };
+    const starting = startRoles([fake('admin', log), slow, beside, fake('edge', log)], context(), started);
+    while (!log.includes('start transcoder')) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(log, ['start admin', 'start transport', 'start transcoder']);
+    release();
+    await starting;
+    assert.deepEqual(log.slice(3), ['transport up', 'start edge']);
+    assert.deepEqual(
+      started.map((r) => r.name),
+      ['admin', 'transcoder', 'transport', 'edge'],
+    );
+  });
+
+  test('a role beside one that fails is still listed once up, so that it is stopped', async () => {
+    const log: string[] = [];
+    const started: StartedRole[] = [];
+    const boom = new Error('transport cannot open its store');
+    const late: RoleDefinition = {
+      name: 'transcoder',
+      alongsidePrevious: true,
+      async start() {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return { stop: async () => void log.push('stop transcoder') };
+      },
+    };
+    await assert.rejects(
+      startRoles(
+        [fake('admin', log), fake('transport', log, boom), late, fake('edge', log)],
+        context(),
+        started,
+      ),
+      (err) => err === boom,
+    );
+    assert.deepEqual(
+      started.map((r) => r.name),
+      ['admin', 'transcoder'],
+    );
+  });
+
   test('a role that fails to stop does not keep the others from stopping', async () => {
     const log: string[] = [];
     const started: StartedRole[] = [];

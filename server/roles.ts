@@ -80,6 +80,12 @@ export interface RoleDefinition {
   /** A role of the config, or a node-internal step (e.g. "recorder"). */
   readonly name: Role | string;
   start(ctx: RoleContext): Promise<RoleHandle>;
+  /**
+   * Needs nothing of the role before it: starts while that one still starts
+   * (the transcoder beside the transport: two child processes spawned at
+   * once shorten a supervised node's restart by the second one's start).
+   */
+  readonly alongsidePrevious?: boolean;
 }
 
 export interface StartedRole {
@@ -88,10 +94,12 @@ export interface StartedRole {
 }
 
 /**
- * Starts the roles in table order, appending each to `started` as soon as it
- * is up (the node's readiness and heartbeat read that list while later roles
- * start). A role that fails to start throws; those already in `started` stay
- * there for the caller to stop (stopRoles), as it stops everything else it built.
+ * Starts the roles in table order (a role `alongsidePrevious` together with
+ * the one before it), appending each to `started` as soon as it is up (the
+ * node's readiness and heartbeat read that list while later roles start). A
+ * role that fails to start throws, once the roles starting beside it have
+ * settled; those in `started` stay there for the caller to stop
+ * (stopRoles), as it stops everything else it built.
  */
 export async function startRoles(
   table: readonly RoleDefinition[],
@@ -99,13 +107,26 @@ export async function startRoles(
   started: StartedRole[],
   onStarted: (role: StartedRole) => void = () => {},
 ): Promise<void> {
-  for (const def of table) {
+  const startOne = async (def: RoleDefinition): Promise<void> => {
     const handle = await def.start(ctx);
     if (handle.registry) ctx.registry = handle.registry;
     const role = { name: def.name, handle };
     started.push(role);
     onStarted(role);
+  };
+  const settle = async (group: Promise<void>[]): Promise<void> => {
+    const failed = (await Promise.allSettled(group)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  let group: Promise<void>[] = [];
+  for (const def of table) {
+    if (def.alongsidePrevious !== true) {
+      await settle(group);
+      group = [];
+    }
+    group.push(startOne(def));
   }
+  await settle(group);
 }
 
 /** Stops the roles in reverse start order; a role that fails to stop is logged and the others still stop. */
