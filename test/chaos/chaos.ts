@@ -40,6 +40,11 @@ export interface ChaosOptions {
   drainMs: number;
   /** Names (or parts of names) of the faults to run; empty: all. */
   only: string[];
+  /**
+   * A checkout of the release before (node_modules and dist/ built): the cluster starts on it
+   * and the only fault is the rolling upgrade to this tree, node by node, under traffic.
+   */
+  from?: string;
   log(line: string): void;
 }
 
@@ -128,6 +133,19 @@ export const CLUSTER_FAULTS: Fault[] = [
     },
   },
 ];
+
+/** With ChaosOptions.from: every node, one at a time, stopped with SIGTERM and started on this tree. */
+export const UPGRADE_FAULT: Fault = {
+  name: 'rolling upgrade of every mmgw node from the release before',
+  async run(ctx) {
+    for (const n of ctx.deployment.nodes) {
+      ctx.step();
+      n.root = undefined;
+      await restartAfter(n, 'SIGTERM');
+      await n.waitReady();
+    }
+  },
+};
 
 export const SINGLE_NODE_FAULT: Fault = {
   name: 'single-node mmgw start: SIGTERM + start',
@@ -317,10 +335,11 @@ export async function runChaos(o: ChaosOptions): Promise<FaultResult[]> {
   try {
     o.log(`peers: Dovecot, SMTP, Prosody for ${o.handsets} handsets`);
     peers = await startPeers(o.handsets);
-    const clusterFaults = selected(o, CLUSTER_FAULTS);
+    const clusterFaults = o.from === undefined ? selected(o, CLUSTER_FAULTS) : [UPGRADE_FAULT];
     if (clusterFaults.length > 0) {
       const devices = devicesFor(o.handsets);
-      deployment = await startCluster(join(dir, 'cluster'), processes, devices, (s) => o.log(`start ${s}`));
+      const onStep = (s: string) => o.log(`start ${s}${o.from === undefined ? '' : ` (${o.from})`}`);
+      deployment = await startCluster(join(dir, 'cluster'), processes, devices, onStep, o.from);
       o.log('fleet: connecting, adding accounts');
       fleet = await Fleet.start(processes, fleetSetup(o, peers, devices, deployment.edgeUrls()), o.workers);
       const ctx: Ctx = { deployment, processes, o, step: () => {} };
@@ -330,7 +349,7 @@ export async function runChaos(o: ChaosOptions): Promise<FaultResult[]> {
       await deployment.stop();
       deployment = undefined;
     }
-    if (selected(o, [SINGLE_NODE_FAULT]).length > 0) {
+    if (o.from === undefined && selected(o, [SINGLE_NODE_FAULT]).length > 0) {
       const devices = devicesFor(o.handsets);
       o.log('start single node');
       deployment = await startSingleNode(join(dir, 'single'), processes, devices);

@@ -32,6 +32,8 @@ export interface Device {
 
 export class MmgwNode {
   gw: Gateway | undefined;
+  /** The checkout the node's next start runs (GatewayOptions.root): a release before, until upgraded. */
+  root: string | undefined;
 
   constructor(
     readonly name: string,
@@ -67,6 +69,7 @@ export class MmgwNode {
       env: this.env,
       timeoutMs: 90_000,
       supervise: this.supervise,
+      ...(this.root === undefined ? {} : { root: this.root }),
       // After the harness's own --port 0 / --admin-port 0: the last one wins.
       args: [
         '--port',
@@ -124,14 +127,14 @@ export function clusterEnv(): Record<string, string> {
   };
 }
 
-export async function importDevices(dataDir: string, devices: Device[]): Promise<void> {
+export async function importDevices(dataDir: string, devices: Device[], root?: string): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const csv = join(dataDir, 'chaos-devices.csv');
   writeFileSync(
     csv,
     ['imei,operator,secret', ...devices.map((d) => `${d.imei},chaos,${d.secret}`)].join('\n'),
   );
-  const out = await runMmgw(['device', 'import', csv, '--data', dataDir, '--json']);
+  const out = await runMmgw(['device', 'import', csv, '--data', dataDir, '--json'], root ? { root } : {});
   if (out.code !== 0) throw new Error(`device import into ${dataDir}: ${out.stdout}${out.stderr}`);
 }
 
@@ -144,6 +147,8 @@ export async function startCluster(
   processes: ProcessSet,
   devices: Device[],
   onStep: (what: string) => void = () => {},
+  /** Every node runs this checkout (a release before) until a rolling upgrade moves it on. */
+  root?: string,
 ): Promise<Deployment> {
   const env = clusterEnv();
   const nodes: MmgwNode[] = [];
@@ -182,7 +187,8 @@ export async function startCluster(
         env,
         processes,
       );
-      if (kind === 'admin') await importDevices(node.dataDir, devices);
+      node.root = root;
+      if (kind === 'admin') await importDevices(node.dataDir, devices, root);
       nodes.push(node);
     }
     // Dependency order (admin, transport, transcoder, edge) as the compose file's start order.

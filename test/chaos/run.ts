@@ -1,6 +1,8 @@
 /**
  * `npm run chaos [-- --handsets N] [--only kill,SIGTERM] [--write]`: the whole
- * chaos suite (minutes on a 2-core machine; not part of `npm test`). Prints
+ * chaos suite (minutes on a 2-core machine; not part of `npm test`).
+ * `--from DIR`: the cluster starts on the checkout DIR (the release before,
+ * built) and the one fault is a rolling upgrade to this tree. Prints
  * the Markdown report (report.ts); --write also puts it into
  * test/bench/RESULTS.md under "Availability". MMGW_TEST_LOG_DIR=dir keeps
  * every gateway process's log there (test/harness/gateway.ts).
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     'observe-ms': { type: 'string', default: '60000' },
     app: { type: 'string', default: 'sdk' },
     write: { type: 'boolean', default: false },
+    from: { type: 'string' },
   },
 });
 const num = (name: string, v: string | undefined): number => {
@@ -55,6 +58,7 @@ const results = await runChaos({
   drainMs: 15_000,
   app,
   only: (values.only ?? '').split(',').filter(Boolean),
+  ...(values.from === undefined ? {} : { from: values.from }),
   log: (line) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`),
 });
 const report = renderReport(results, {

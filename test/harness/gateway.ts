@@ -62,6 +62,16 @@ export interface GatewayOptions {
    * suites against the supervised layout).
    */
   supervise?: boolean;
+  /**
+   * Another checkout to run `mmgw` from (its bin/mmgw.js and dist/, built): a release before
+   * this one, for a rolling upgrade under traffic. Default this tree.
+   */
+  root?: string;
+}
+
+/** The `mmgw` command of `root` (default this tree). */
+function mmgwBin(root: string | undefined): string {
+  return root === undefined ? MMGW_BIN : join(root, 'bin', 'mmgw.js');
 }
 
 export interface Gateway {
@@ -130,7 +140,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const readyFile = join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
   const args = [
     ...(opts.nodeArgs ?? []),
-    MMGW_BIN,
+    mmgwBin(opts.root),
     'start',
     '--port',
     '0',
@@ -146,7 +156,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     ...(opts.args ?? []),
   ];
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd: opts.root ?? ROOT,
     env: {
       ...process.env,
       MMGW_LOG_LEVEL: process.env.MMGW_LOG_LEVEL ?? 'info',
@@ -299,10 +309,10 @@ export async function provisionDevice(
 /** Runs `mmgw …` and returns its exit code and output (never throws on a non-zero exit). */
 export async function runMmgw(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; input?: string } = {},
+  options: { env?: Record<string, string>; cwd?: string; input?: string; root?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MMGW_BIN, ...args], {
+    const child = spawn(process.execPath, [mmgwBin(options.root), ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
