@@ -112,7 +112,8 @@ describe('role table', () => {
     assert.deepEqual(log.slice(3), ['transport up', 'start edge']);
     assert.deepEqual(
       started.map((r) => r.name),
-      ['admin', 'transcoder', 'transport', 'edge'],
+      ['admin', 'transport', 'transcoder', 'edge'],
+      'listed in table order, though the transcoder was up first',
     );
   });
 

@@ -107,11 +107,16 @@ export async function startRoles(
   started: StartedRole[],
   onStarted: (role: StartedRole) => void = () => {},
 ): Promise<void> {
-  const startOne = async (def: RoleDefinition): Promise<void> => {
+  // `started` stays in table order (the heartbeat's and /nodes' role list) when roles beside
+  // each other come up in another order.
+  const rank = new Map<StartedRole, number>();
+  const startOne = async (def: RoleDefinition, index: number): Promise<void> => {
     const handle = await def.start(ctx);
     if (handle.registry) ctx.registry = handle.registry;
     const role = { name: def.name, handle };
-    started.push(role);
+    rank.set(role, index);
+    const after = started.findIndex((r) => (rank.get(r) ?? -1) > index);
+    started.splice(after < 0 ? started.length : after, 0, role);
     onStarted(role);
   };
   const settle = async (group: Promise<void>[]): Promise<void> => {
@@ -119,12 +124,12 @@ export async function startRoles(
     if (failed) throw failed.reason;
   };
   let group: Promise<void>[] = [];
-  for (const def of table) {
+  for (const [index, def] of table.entries()) {
     if (def.alongsidePrevious !== true) {
       await settle(group);
       group = [];
     }
-    group.push(startOne(def));
+    group.push(startOne(def, index));
   }
   await settle(group);
 }

@@ -219,6 +219,8 @@ export async function startSingleNode(
     [],
     clusterEnv(),
     processes,
+    // As `mmgw start` runs by default: the transport and the transcoder in child processes.
+    true,
   );
   await importDevices(node.dataDir, devices);
   await node.start();
