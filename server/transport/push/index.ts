@@ -200,7 +200,7 @@ function pushMetrics(registry: Registry | undefined) {
     }),
     outcomes: new Counter({
       name: 'mmgw_wakeups_total',
-      help: 'Wake-ups sent to devices without a session, by channel kind and result (sent, failed, pruned).',
+      help: 'Wake-ups sent to devices without a session, by channel kind and result (sent, failed, pruned); expired: channels removed unused.',
       labelNames: ['channel', 'result'],
       registers: registry ? [registry] : [],
     }),
