@@ -101,9 +101,11 @@ describe('config', () => {
       const vapid = { publicKey: `B${'a'.repeat(86)}`, privateKey: 'p'.repeat(43) };
       const file = join(dir, 'push.json');
       writeFileSync(file, JSON.stringify({ push: { vapid, subject: 'mailto:ops@example.net' } }));
-      const config = loadConfig({ file, env: { MMGW_PUSH_INTERVAL_MS: '5000' } });
+      const config = loadConfig({ file, env: { MMGW_PUSH_INTERVAL_MS: '5000', MMGW_PUSH_EXPIRE_DAYS: '0' } });
       assert.deepEqual(config.push?.vapid, vapid);
       assert.equal(config.push?.intervalMs, 5000);
+      assert.equal(config.push?.expireDays, 0, '0: channels never expire');
+      assert.throws(() => loadConfig({ file, env: { MMGW_PUSH_EXPIRE_DAYS: '1.5' } }), /push\.expireDays/);
       assert.ok(!JSON.stringify(redactedConfig(config)).includes('p'.repeat(43)));
       assert.equal(
         (redactedConfig(config) as { push: { vapid: { publicKey: string } } }).push.vapid.publicKey,

@@ -128,6 +128,8 @@ const pushSettings = z
     intervalMs: whole(100, 3_600_000).optional(),
     /** Wake-up channels one device may register. Default 5. */
     maxPerDevice: whole(1, 100).optional(),
+    /** A channel neither registered again nor used for this many days is removed; 0: never. Default 60. */
+    expireDays: whole(0, 3650).optional(),
     /** FCM wake-ups (server/transport/push/settings.ts); absent: kind fcm is not enabled. */
     fcm: fcmSettings.optional(),
     /** APNs wake-ups (the same file); absent: kind apns is not enabled. */
@@ -420,6 +422,7 @@ export const ENV_KEYS: Record<string, string> = {
   MMGW_SUPERVISE: 'supervise',
   MMGW_IM_LINGER_MS: 'im.lingerMs',
   MMGW_PUSH_INTERVAL_MS: 'push.intervalMs',
+  MMGW_PUSH_EXPIRE_DAYS: 'push.expireDays',
   MMGW_ADMIN_NAME: 'admin.firstAdminName',
   MMGW_ADMIN_PASSWORD: 'admin.firstAdminPassword',
   MMGW_STATE_REPLICAS: 'stateReplicas',
@@ -455,6 +458,7 @@ const NUMERIC_PATHS = new Set([
   'edge.workers',
   'im.lingerMs',
   'push.intervalMs',
+  'push.expireDays',
   'stateReplicas',
 ]);
 const BOOLEAN_PATHS = new Set(['supervise']);

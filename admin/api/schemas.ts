@@ -10,6 +10,7 @@ import {
   ALARM_KINDS,
   ALARM_SEVERITIES,
   DEVICE_LOG_KINDS,
+  WAKEUP_PREVIEWS,
 } from '../../server/index.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
@@ -397,6 +398,10 @@ export const ServicePolicies = z
     smsWakeups: z.boolean().optional().meta({
       description:
         'Whether devices of this profile may register SMS wake-ups (push.register kind sms, where the gateway has push.sms): the last resort, sent only when no other channel got through. Absent: no.',
+    }),
+    wakeupPreview: z.enum(WAKEUP_PREVIEWS).optional().meta({
+      description:
+        "What a wake-up (Web Push, FCM, APNs) shows of the newest mail or chat message: `none` (counts and a placeholder text), `sender` (the mail From's name or address, the chat peer's JID), `sender_subject` (and a mail's subject). Cut to 64 and 120 characters, control characters stripped. Never in an SMS. Absent: none.",
     }),
   })
   .strict()

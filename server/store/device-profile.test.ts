@@ -25,3 +25,12 @@ test('the answer names the operator; smsWakeups only when the profile says true'
   assert.equal(unknown.operator, undefined);
   assert.deepEqual(unknown.policies, {});
 });
+
+test('wakeupPreview: sender or sender_subject as given; none, unknown or absent is no preview', () => {
+  for (const wakeupPreview of ['sender', 'sender_subject'] as const) {
+    assert.deepEqual(deviceProfile(registryWith({ wakeupPreview }), '1').policies, { wakeupPreview });
+  }
+  for (const wakeupPreview of ['none', 'everything', 1, true, undefined]) {
+    assert.deepEqual(deviceProfile(registryWith({ wakeupPreview }), '1').policies, {}, String(wakeupPreview));
+  }
+});

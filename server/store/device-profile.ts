@@ -31,6 +31,13 @@ export interface PresetAccount {
   tls?: boolean;
 }
 
+/**
+ * What a wake-up may show of the newest item (issue 14): nothing but counts
+ * (the default: a placeholder text), the sender, or sender and mail subject.
+ */
+export const WAKEUP_PREVIEWS = ['none', 'sender', 'sender_subject'] as const;
+export type WakeupPreview = (typeof WAKEUP_PREVIEWS)[number];
+
 /** Service profile policies; absent or 0 means no limit from the profile. */
 export interface ServicePolicies {
   maxAttachmentBytes?: number;
@@ -38,6 +45,8 @@ export interface ServicePolicies {
   imageQuality?: number;
   /** SMS wake-ups (issue 14: push.register kind sms, the last resort); absent or false: none. */
   smsWakeups?: boolean;
+  /** Wake-up content (Web Push, FCM, APNs; never SMS); absent: none. */
+  wakeupPreview?: WakeupPreview;
 }
 
 /** Credentials an operator set for one preset of a device (admin API, `mmgw device account`). */
@@ -106,6 +115,8 @@ export function deviceProfile(registry: DeviceProfileRegistry, imei: string): De
     if (v !== undefined) policies[key] = v;
   }
   if (raw.smsWakeups === true) policies.smsWakeups = true;
+  const preview = WAKEUP_PREVIEWS.find((p) => p !== 'none' && p === raw.wakeupPreview);
+  if (preview !== undefined) policies.wakeupPreview = preview;
   return { ...operator, profile: ref.id, services, presets, policies, accounts };
 }
 

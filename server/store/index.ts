@@ -21,6 +21,8 @@ export {
   SERVICE_NAMES,
   type ServiceName,
   setDeviceAccount,
+  WAKEUP_PREVIEWS,
+  type WakeupPreview,
 } from './device-profile.ts';
 export type { ImportJob, Sealer } from './import-jobs.ts';
 export { importResultSealer } from './import-sealer.ts';

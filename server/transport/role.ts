@@ -47,6 +47,7 @@ import { type Census, servedCounter } from './kit/served-counts.ts';
 import { SealedMailAccountStore, type StoredAccountV1 } from './mail/account-store.ts';
 import { openMailService, registryMediaProfiles } from './mail/index.ts';
 import { openPushService, type PushService } from './push/index.ts';
+import { mailPreview } from './push/preview.ts';
 import { wakeFeed } from './push/wake-feed.ts';
 
 /**
@@ -85,7 +86,7 @@ export const transportRole: RoleDefinition = {
     // Service profiles (services allowed, presets, policies, provisioned accounts), asked of the admin role.
     const profiles = new DeviceProfiles(busDeviceProfileFetch(bus), { logger });
     const mail = openMailService({
-      wake: (deviceId, n) => push?.wake(deviceId, 'mail', n) ?? false,
+      wake: (deviceId, n, newest) => push?.wake(deviceId, 'mail', n, mailPreview(newest)) ?? false,
       ...shared,
       ...(cluster ? { accounts: cluster.mail } : {}),
       // Allowed destinations and ports, accounts per device, the connect timeout.
@@ -116,7 +117,7 @@ export const transportRole: RoleDefinition = {
     // Chat that found no session, and mail or chat held for a detached session, wakes the device.
     const stopWakeFeed = onUndelivered(
       bus,
-      wakeFeed((deviceId, kind, n) => wakeService.wake(deviceId, kind, n)),
+      wakeFeed((deviceId, kind, n, preview) => wakeService.wake(deviceId, kind, n, preview)),
     );
     let transport: Awaited<ReturnType<typeof startTransport>>;
     try {

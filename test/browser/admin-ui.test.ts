@@ -157,12 +157,14 @@ describe('admin web UI in Chromium', () => {
     await browser.screenshot(page, '02-reference-service-profile-form');
     await page.fill('#ref-form input[name="policies.imageQuality"]', '55');
     await page.locator('#ref-form input[name="policies.smsWakeups"]').check();
+    await page.selectOption('#ref-form select[name="policies.wakeupPreview"]', 'sender');
     await page.click('#ref-form button[type=submit]');
     await page.locator('#ref-table tr[data-id=basic]').waitFor();
     const profile = await apiGet('/service-profiles/basic');
     assert.deepEqual(profile.body.services, ['mail']);
     assert.equal(profile.body.policies.imageQuality, 55);
     assert.equal(profile.body.policies.smsWakeups, true);
+    assert.equal(profile.body.policies.wakeupPreview, 'sender');
   });
 
   test('add a device: a bad IMEI is refused inline, a good one is added and its secret shown once', async () => {

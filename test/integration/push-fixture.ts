@@ -1,11 +1,13 @@
 /** What the wake-up suites share: mail into the sleeping device's INBOX, the wake-up counters, handsets closed at the end. */
+import assert from 'node:assert/strict';
+import { xml } from '@xmpp/client';
 import type { Handset } from '../../device-protocol/handset.ts';
 import { type DovecotServer, startDovecot } from '../harness/dovecot.ts';
 import { type Gateway, startGateway } from '../harness/gateway.ts';
-import { type ProsodyServer, startProsody } from '../harness/prosody.ts';
+import { plainXmppClient, type ProsodyServer, startProsody } from '../harness/prosody.ts';
 import { type PushService, startPushService } from '../harness/push-service.ts';
 import { type SmtpPeer, startSmtpPeer } from '../harness/smtp-peer.ts';
-import { ADMIN } from './admin-api-helpers.ts';
+import { ADMIN, type ApiClient } from './admin-api-helpers.ts';
 import { handsetFor } from './e2e-suite.ts';
 import { BOB, mailAccountBody } from './mail-fixture.ts';
 
@@ -39,9 +41,12 @@ export interface WakePeers {
   prosody: ProsodyServer;
 }
 
-/** Starts them in `into` (so that a failed start still stops what started). */
-export async function startWakePeers(into: Partial<WakePeers>): Promise<WakePeers> {
-  const dovecot = (into.dovecot = await startDovecot({ users: [BOB] }));
+/** Starts them in `into` (so that a failed start still stops what started); Dovecot with `mailUsers`. */
+export async function startWakePeers(
+  into: Partial<WakePeers>,
+  mailUsers: { user: string; password: string }[] = [BOB],
+): Promise<WakePeers> {
+  const dovecot = (into.dovecot = await startDovecot({ users: mailUsers }));
   into.smtp = await startSmtpPeer({ dovecot });
   into.push = await startPushService();
   into.prosody = await startProsody({
@@ -62,6 +67,48 @@ export async function stopWakePeers(peers: Partial<WakePeers>): Promise<void> {
   await peers.dovecot?.stop({ removeDir: true });
 }
 
+/** Adds service profiles for mail and chat, each with the base policies and its own; through the admin API. */
+export async function addWakeProfiles(api: ApiClient, policies: Record<string, Record<string, unknown>>) {
+  const base = { maxAttachmentBytes: 0, bodyTruncateBytes: 0, imageQuality: 80 };
+  for (const [id, own] of Object.entries(policies)) {
+    const profile = { id, name: id, services: ['mail', 'im'], accounts: [], policies: { ...base, ...own } };
+    const r = await api.call('POST', '/service-profiles', profile);
+    assert.equal(r.status, 201, r.text);
+  }
+}
+
+/** The handset logs in to Prosody as bob. */
+export function imLoginBob(h: Handset, prosody: ProsodyServer) {
+  return h.request<any>('im.login', {
+    jid: prosody.jid('bob'),
+    password: 'bob-pw',
+    host: prosody.host,
+    port: prosody.c2sPort,
+  });
+}
+
+/** Runs `fn` with alice signed in to Prosody (resource `resource`), able to send bob chat messages; signs her out. */
+export async function asAlice<T>(
+  prosody: ProsodyServer,
+  resource: string,
+  fn: (sendBob: (id: string, body: string) => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const alice = await plainXmppClient({
+    port: prosody.c2sPort,
+    domain: prosody.domain,
+    user: 'alice',
+    password: 'alice-pw',
+    resource,
+  });
+  try {
+    return await fn((id, body) =>
+      alice.send(xml('message', { to: prosody.jid('bob'), type: 'chat', id }, xml('body', {}, body))),
+    );
+  } finally {
+    await alice.stop().catch(() => {});
+  }
+}
+
 /** A connected handset of `dev`, kept in `open` for the suite's after() to close. */
 export async function connectKept(gw: Gateway, dev: { imei: string; secret: string }, open: Handset[]) {
   const h = handsetFor(gw, dev);
@@ -70,15 +117,25 @@ export async function connectKept(gw: Gateway, dev: { imei: string; secret: stri
   return h;
 }
 
-/** A gateway trusting `caFile` (the push services' CA), coalescing over `intervalMs`, with the suites' admin. */
-export function startWakeGateway(caFile: string, intervalMs: number, args: string[] = []): Promise<Gateway> {
+/**
+ * A gateway trusting `caFile` (the push services' CA), coalescing over `intervalMs`, with the suites'
+ * admin; `more`: a data directory of the caller's, more environment.
+ */
+export function startWakeGateway(
+  caFile: string,
+  intervalMs: number,
+  args: string[] = [],
+  more: { dataDir?: string; env?: Record<string, string> } = {},
+): Promise<Gateway> {
   return startGateway({
     args,
+    ...(more.dataDir ? { dataDir: more.dataDir } : {}),
     env: {
       NODE_EXTRA_CA_CERTS: caFile,
       MMGW_PUSH_INTERVAL_MS: String(intervalMs),
       MMGW_ADMIN_NAME: ADMIN.name,
       MMGW_ADMIN_PASSWORD: ADMIN.password,
+      ...more.env,
     },
   });
 }

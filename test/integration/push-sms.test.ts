@@ -27,7 +27,7 @@ import { type Smsc, startSmsc } from '../harness/smsc.ts';
 import { ADMIN, ApiClient, addProfiledDevice } from './admin-api-helpers.ts';
 import { WAIT } from './e2e-suite.ts';
 import { ALICE, BOB, mailAccountBody } from './mail-fixture.ts';
-import { connectKept, startWakeGateway, stopAll, wakeupCount } from './push-fixture.ts';
+import { addWakeProfiles, connectKept, startWakeGateway, stopAll, wakeupCount } from './push-fixture.ts';
 
 const SMS_ONLY = '+491701111111';
 const BOTH = '+491702222222';
@@ -68,20 +68,7 @@ describe('wake-ups by SMS, the last resort', () => {
     gw = await startWakeGateway(push.caFile, 1000, ['--config', await configFile()]);
     api = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
     assert.equal((await api.call('POST', '/operators', { id: 'op1', name: 'Operator 1' })).status, 201);
-    const base = { maxAttachmentBytes: 0, bodyTruncateBytes: 0, imageQuality: 80 };
-    for (const [id, policies] of [
-      ['texts', { ...base, smsWakeups: true }],
-      ['no-texts', base],
-    ] as const) {
-      const r = await api.call('POST', '/service-profiles', {
-        id,
-        name: id,
-        services: ['mail', 'im'],
-        accounts: [],
-        policies,
-      });
-      assert.equal(r.status, 201, r.text);
-    }
+    await addWakeProfiles(api, { texts: { smsWakeups: true }, 'no-texts': {} });
     plain = await addDevice('no-texts');
     texter = await addDevice('texts');
     both = await addDevice('texts');

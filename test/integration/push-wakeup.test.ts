@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { xml } from '@xmpp/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NO_SESSION_CONFIRM_MS } from '../../server/transport/mail/inbox-watcher.ts';
 import { GatewayError } from '../../device-protocol/errors.ts';
@@ -22,13 +21,15 @@ import { eventually } from '../../testing/index.ts';
 import type { DovecotServer } from '../harness/dovecot.ts';
 import { type Gateway, provisionDevice } from '../harness/gateway.ts';
 import type { PushService, PushSubscriptionJson } from '../harness/push-service.ts';
-import { plainXmppClient, type ProsodyServer } from '../harness/prosody.ts';
+import type { ProsodyServer } from '../harness/prosody.ts';
 import type { SmtpPeer } from '../harness/smtp-peer.ts';
 import { ADMIN, ApiClient } from './admin-api-helpers.ts';
 import { handsetFor, WAIT } from './e2e-suite.ts';
 import {
   addSyncedMail,
+  asAlice,
   connectKept,
+  imLoginBob,
   deliverMail,
   startWakeGateway,
   startWakePeers,
@@ -244,35 +245,19 @@ describe('wake-ups through Web Push', () => {
     const h = handsetFor(gw, chatDev);
     open.push(h);
     await h.connect();
-    const online = await h.request<any>('im.login', {
-      jid: prosody.jid('bob'),
-      password: 'bob-pw',
-      host: prosody.host,
-      port: prosody.c2sPort,
-    });
+    const online = await imLoginBob(h, prosody);
     const chatSub = push.subscribe();
     await h.registerPush(chatSub);
     await h.close();
-    const alice = await plainXmppClient({
-      port: prosody.c2sPort,
-      domain: prosody.domain,
-      user: 'alice',
-      password: 'alice-pw',
-      resource: 'wake',
-    });
     const sentAt = Date.now();
-    try {
-      await alice.send(
-        xml('message', { to: prosody.jid('bob'), type: 'chat', id: 'w1' }, xml('body', {}, 'wake up, bob')),
-      );
+    await asAlice(prosody, 'wake', async (sendBob) => {
+      await sendBob('w1', 'wake up, bob');
       await eventually(
         'a wake-up at the chat subscription',
         () => push.received.some((r) => r.endpoint === chatSub.endpoint),
         WAIT,
       );
-    } finally {
-      await alice.stop().catch(() => {});
-    }
+    });
     const wake = push.received.find((r) => r.endpoint === chatSub.endpoint)!;
     assert.deepEqual(wake.payload, { kind: 'chat', count: 1, mail: 0, chat: 1, text: 'New message' });
     assert.equal(wake.urgency, 'high');

@@ -84,7 +84,8 @@ export function registerPushMetrics(registry: Registry, bus: object): void {
 export type UndeliveredWhy = 'no_session' | 'detached';
 
 /** Told of every event a pusher over the bus could not give the device, and why. */
-export type UndeliveredListener = (deviceId: string, name: string, why: UndeliveredWhy) => void;
+/** `body`: the event's, for what a wake-up may show of it (server/transport/push/preview.ts). */
+export type UndeliveredListener = (deviceId: string, name: string, why: UndeliveredWhy, body?: Value) => void;
 const undelivered = new WeakMap<object, Set<UndeliveredListener>>();
 
 /**
@@ -125,11 +126,11 @@ export class DevicePusher {
     try {
       const { seq, detached } = await this.#push(deviceId, name, body);
       this.#count('delivered');
-      if (detached === true) this.#tellUndelivered(deviceId, name, 'detached');
+      if (detached === true) this.#tellUndelivered(deviceId, name, 'detached', body);
       return seq;
     } catch (err) {
       const code = toGatewayError(err).code;
-      if (code === 'bus.no_responders') this.#tellUndelivered(deviceId, name, 'no_session');
+      if (code === 'bus.no_responders') this.#tellUndelivered(deviceId, name, 'no_session', body);
       this.#count(
         code === 'bus.no_responders' ? 'no_session' : code === 'bus.timeout' ? 'timeout' : 'failed',
       );
@@ -137,10 +138,10 @@ export class DevicePusher {
     }
   }
 
-  #tellUndelivered(deviceId: string, name: string, why: UndeliveredWhy): void {
+  #tellUndelivered(deviceId: string, name: string, why: UndeliveredWhy, body: Value | undefined): void {
     for (const listener of undelivered.get(this.#bus) ?? []) {
       try {
-        listener(deviceId, name, why);
+        listener(deviceId, name, why, body);
       } catch {
         // A listener's fault is its own; the push's outcome stays what it was.
       }

@@ -132,6 +132,28 @@ export class PairRecords<T extends object> {
     );
   }
 
+  /**
+   * Rewrites the record with what `change` makes of it; nothing when it
+   * answers undefined, or when there is no readable record (a change never
+   * brings back a record removed meanwhile). Read and write are one step:
+   * a transaction here, a compare-and-set in the shared table.
+   */
+  async update(owner: string, id: string, change: (current: T) => T | undefined): Promise<void> {
+    const next = (raw: unknown) => {
+      const record = this.#codec.read(raw);
+      const changed = record && change(record);
+      return changed && { v: this.#codec.version, ...changed };
+    };
+    await this.#write(
+      (table) => modify(table, sharedKey(owner, id), (current) => current && next(current.value)),
+      () =>
+        this.#db.transaction(() => {
+          const value = next(this.#db.get([owner, id]));
+          if (value) this.#db.putSync([owner, id], value);
+        }),
+    );
+  }
+
   async remove(owner: string, id: string): Promise<void> {
     await this.#write(
       (table) => modify(table, sharedKey(owner, id), () => null),
@@ -154,29 +176,36 @@ export class PairRecords<T extends object> {
 
   /**
    * Drops records written before `before`, and damaged ones; returns how many.
-   * Shared records another node changed meanwhile stay (their revision moved).
+   * Shared records another node changed meanwhile stay (their revision moved),
+   * and of several nodes pruning one table, each record is dropped by one:
+   * `onDropped` hears of each record this call dropped, once.
    */
-  async prune(before: number): Promise<number> {
-    let dropped = 0;
+  async prune(
+    before: number,
+    onDropped?: (owner: string, id: string, record: T | undefined) => void,
+  ): Promise<number> {
+    const dropped: [owner: string, id: string, record: T | undefined][] = [];
     if (this.#moving) await this.#moving.catch(() => {});
     const table = this.#shared;
     if (table) {
       for (const { key, value, revision } of [...table.entries()]) {
         const record = this.#codec.read(value);
         if (!record || this.#codec.at(record) >= before) continue;
-        if (await table.remove(key, revision).catch(() => false)) dropped++;
+        const [owner = '', id = ''] = key.split(SEPARATOR);
+        if (await table.remove(key, revision).catch(() => false)) dropped.push([owner, id, record]);
       }
-      return dropped;
+    } else {
+      await this.#db.transaction(() => {
+        for (const { key, value } of this.#db.getRange({})) {
+          const record = this.#codec.read(value);
+          if (record ? this.#codec.at(record) >= before : this.#isNewer(value)) continue;
+          this.#db.removeSync(key);
+          dropped.push([key[0], key[1], record]);
+        }
+      });
     }
-    await this.#db.transaction(() => {
-      for (const { key, value } of this.#db.getRange({})) {
-        const record = this.#codec.read(value);
-        if (record ? this.#codec.at(record) >= before : this.#isNewer(value)) continue;
-        this.#db.removeSync(key);
-        dropped++;
-      }
-    });
-    return dropped;
+    for (const [owner, id, record] of dropped) onDropped?.(owner, id, record);
+    return dropped.length;
   }
 
   async #write(shared: (table: SharedTable<Raw>) => Promise<unknown>, local: () => Promise<unknown>) {

@@ -44,7 +44,7 @@ import { pushRetryDelayMs } from '../kit/device-pusher.ts';
 import type { MailAccount } from './account-store.ts';
 import { accountStateBody } from './events.ts';
 import { decodeCursor, encodeCursor, type SyncCursor } from './cursor.ts';
-import { fetchHeaders } from './headers.ts';
+import { fetchHeaders, type MailHeader } from './headers.ts';
 import { connectImap, type ImapAccountState, type ImapConnectOptions } from './imap-session.ts';
 import type { MailPushNotice } from './push-hook.ts';
 import type { WatchMark, WatchMarks } from './watch-marks.ts';
@@ -71,8 +71,9 @@ export interface InboxWatcherOptions extends ImapConnectOptions {
    * `newMessages` arrived for the device and found no session: wake it
    * (coalesced). Returns whether the device can be woken (has a channel);
    * asked with 0 too. Absent: no wake-ups, the watcher stops as before.
+   * `newest`: the header of the newest of them (what a wake-up may show of it).
    */
-  wake?: (deviceId: string, newMessages: number) => boolean;
+  wake?: (deviceId: string, newMessages: number, newest?: MailHeader) => boolean;
 }
 
 const FOLDER = 'INBOX';
@@ -336,7 +337,7 @@ export class InboxWatcher {
             });
           } catch (err) {
             if (err instanceof GatewayError && err.code === 'bus.no_responders') {
-              const wakeable = this.#wakeFor(headers.slice(i).map((h) => h.uid));
+              const wakeable = this.#wakeFor(headers.slice(i));
               if (this.#noSessionFor()) {
                 if (!wakeable) throw err;
                 this.#park();
@@ -365,13 +366,18 @@ export class InboxWatcher {
     });
   }
 
-  /** Asks for a wake-up for the UIDs not asked for before; whether the device can be woken. */
-  #wakeFor(uids: number[]): boolean {
+  /**
+   * Asks for a wake-up for the messages not asked for before, with the
+   * newest one's sender and subject (the push service shows them only where
+   * the profile allows); whether the device can be woken.
+   */
+  #wakeFor(headers: MailHeader[]): boolean {
     const wake = this.#opts.wake;
     if (!wake) return false;
-    const fresh = uids.filter((u) => u > this.#wokenUid);
-    if (fresh.length > 0) this.#wokenUid = Math.max(...fresh);
-    return wake(this.account.deviceId, fresh.length);
+    const fresh = headers.filter((h) => h.uid > this.#wokenUid);
+    const newest = fresh.at(-1);
+    if (newest) this.#wokenUid = Math.max(...fresh.map((h) => h.uid));
+    return wake(this.account.deviceId, fresh.length, newest);
   }
 
   /** Waits for news without retrying: the mark stays, the device is woken, its sync or session refreshes us. */

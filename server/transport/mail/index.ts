@@ -28,6 +28,7 @@ import { accountStateBody } from './events.ts';
 import type { MailDeps } from './deps.ts';
 import { type ImapAccountState, ImapSessionPool, type UsageSink } from './imap-session.ts';
 import type { MediaProfileSource } from './image-variants.ts';
+import type { MailHeader } from './headers.ts';
 import { InboxWatchers } from './inbox-watcher.ts';
 import { accountAddMethod } from './methods/account-add.ts';
 import { accountRemoveMethod, accountsMethod } from './methods/accounts.ts';
@@ -108,7 +109,7 @@ export interface MailServiceOptions {
   /** First reconnect delay of the INBOX watchers (doubles with jitter). Default 250 ms. */
   watcherBackoffMs?: number;
   /** New mail found no session: wake the device (server/transport/push/); whether it can be woken. */
-  wake?: (deviceId: string, newMessages: number) => boolean;
+  wake?: (deviceId: string, newMessages: number, newest?: MailHeader) => boolean;
   /** Injected store (tests); default the `mail.accounts` of `storage`. */
   accounts?: MailAccountStore;
   /**

@@ -83,6 +83,22 @@ describe('APNs sender', () => {
     assert.deepEqual(got.payload.aps, { alert: { body: 'New message' }, badge: 1, 'thread-id': 'wake' });
   });
 
+  test('an alert push with a preview names the sender as title and the subject as body; the wake fields too', async () => {
+    const sender = senderWith({ pushType: 'alert' });
+    const token = apns.issueToken(TOPIC);
+    const preview = { from: 'Alice Example', subject: 'Lunch at noon?' };
+    assert.deepEqual(await sender.attempt(reg(token), { ...MAIL, preview }), { result: 'sent' });
+    const got = apns.received.at(-1)!;
+    assert.deepEqual(got.payload.aps.alert, { title: 'Alice Example', body: 'Lunch at noon?' });
+    assert.equal(got.payload.wake.from, 'Alice Example');
+    assert.equal(got.payload.wake.subject, 'Lunch at noon?');
+    // Sender alone (a chat message): the placeholder stays the body.
+    assert.deepEqual(await sender.attempt(reg(token), { ...CHAT, preview: { from: 'carol@x.test' } }), {
+      result: 'sent',
+    });
+    assert.deepEqual(apns.received.at(-1)!.payload.aps.alert, { title: 'carol@x.test', body: 'New message' });
+  });
+
   test('the provider token is renewed after 50 minutes, and at once on ExpiredProviderToken', async () => {
     let now = Date.now();
     const sender = senderWith({ now: () => now });

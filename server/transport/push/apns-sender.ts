@@ -11,8 +11,9 @@
  *
  * A wake-up is POST /3/device/<token> with apns-topic (the app's bundle id),
  * apns-push-type background (aps content-available, priority 5: what Apple
- * allows for a silent push) or alert (the placeholder text, priority 10 for
- * chat), apns-expiration (now + TTL) and apns-collapse-id. Answers: 410
+ * allows for a silent push) or alert (the placeholder text, or the sender as
+ * title and the subject where the service profile allows a preview; priority
+ * 10 for chat), apns-expiration (now + TTL) and apns-collapse-id. Answers: 410
  * Unregistered and 400 BadDeviceToken mean the token is gone; 429 and 5xx may
  * be tried again; anything else fails at once.
  */
@@ -125,9 +126,15 @@ export class ApnsSender implements ChannelSender<ApnsRegistration> {
 
   async #send(reg: ApnsRegistration, message: WakeMessage): Promise<Answer> {
     const alert = this.#opts.pushType === 'alert';
-    const fields = wakeFields(message.tally);
+    const fields = wakeFields(message);
+    // Where the profile allows a preview, the alert names the sender (title) and the subject (body).
+    const shown = fields.from === undefined ? {} : { title: fields.from };
     const aps = alert
-      ? { alert: { body: fields.text }, badge: fields.count, 'thread-id': message.collapseKey }
+      ? {
+          alert: { ...shown, body: fields.subject ?? fields.text },
+          badge: fields.count,
+          'thread-id': message.collapseKey,
+        }
       : { 'content-available': 1 };
     const body = JSON.stringify({ aps, wake: fields });
     const headers = {

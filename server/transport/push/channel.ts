@@ -8,6 +8,7 @@
  * doubling backoff, both bounded; anything else ends at once.
  */
 import type { WakeKind, WakeTally } from './coalescer.ts';
+import type { WakePreview } from './preview.ts';
 
 /** One wake-up, before any channel's encoding. */
 export interface WakeMessage {
@@ -20,6 +21,8 @@ export interface WakeMessage {
   urgency: 'normal' | 'high';
   /** The collapse key: a push service keeps only the newest wake-up of one key. */
   collapseKey: string;
+  /** The newest item's sender and subject, as far as the device's service profile allows (preview.ts); absent: none. */
+  preview?: WakePreview | undefined;
 }
 
 export type Attempt =
@@ -102,13 +105,19 @@ export function wakeText(tally: WakeTally): string {
   return count === 1 ? 'New message' : `${count} new messages`;
 }
 
-/** The wake-up's fields, as every channel carries them (SPEC.md §5 "Wake-ups"). */
-export function wakeFields(tally: WakeTally) {
+/**
+ * The wake-up's fields, as every channel but SMS carries them (SPEC.md §5
+ * "Wake-ups"): `from` and `subject` only where the message has a preview.
+ */
+export function wakeFields(message: Pick<WakeMessage, 'tally' | 'preview'>) {
+  const { tally, preview } = message;
   return {
     kind: tally.kind,
     count: tally.mail + tally.chat,
     mail: tally.mail,
     chat: tally.chat,
     text: wakeText(tally),
+    ...(preview?.from === undefined ? {} : { from: preview.from }),
+    ...(preview?.subject === undefined ? {} : { subject: preview.subject }),
   };
 }

@@ -105,3 +105,18 @@ test('zero or negative counts do nothing; the number of devices tracked is bound
   coalescer.close();
   assert.equal(coalescer.size, 0);
 });
+
+test('a wake-up carries the newest item’s preview; one whose newest item has none carries none', () => {
+  const { time, sent, coalescer } = rig(30_000);
+  coalescer.note('d1', 'mail', 1, { from: 'Alice', subject: 'first' });
+  assert.deepEqual(sent[0]!.tally.preview, { from: 'Alice', subject: 'first' });
+  coalescer.note('d1', 'mail', 1, { from: 'Bob', subject: 'second' });
+  coalescer.note('d1', 'chat', 1, { from: 'carol@x.test' });
+  time.advance(30_000);
+  assert.deepEqual(sent[1]!.tally.preview, { from: 'carol@x.test' });
+  coalescer.note('d1', 'chat', 1, { from: 'dave@x.test' });
+  coalescer.note('d1', 'mail', 1);
+  time.advance(30_000);
+  assert.equal(sent.length, 3);
+  assert.equal(sent[2]!.tally.preview, undefined, 'an older item’s sender is not shown as the newest’s');
+});

@@ -10,6 +10,8 @@
  * it without waiting. reset() forgets a device (its session is back).
  */
 
+import type { WakePreview } from './preview.ts';
+
 export type WakeKind = 'mail' | 'chat';
 
 /** What one wake-up says: the items missed since the device's session went, by kind. */
@@ -20,6 +22,8 @@ export interface WakeTally {
   kind: WakeKind;
   /** When the oldest item this wake-up is the first news of came (the latency's start). */
   since: number;
+  /** The newest item's sender and subject (bounded, preview.ts), if its source told them. */
+  preview?: WakePreview | undefined;
 }
 
 export interface CoalescerClock {
@@ -40,6 +44,7 @@ interface DeviceState {
   mail: number;
   chat: number;
   kind: WakeKind;
+  preview: WakePreview | undefined;
   /** Set while items wait for the next wake-up: when the first of them came. */
   waitingSince: number | undefined;
   lastSentAt: number | undefined;
@@ -70,18 +75,31 @@ export class WakeCoalescer {
     this.#send = opts.send;
   }
 
-  /** `n` items of `kind` the device could not be given: a wake-up now, or counted for the next. */
-  note(deviceId: string, kind: WakeKind, n = 1): void {
+  /**
+   * `n` items of `kind` the device could not be given: a wake-up now, or
+   * counted for the next. `preview`: the newest one's; absent, the wake-up
+   * shows none (it must not name an older item's sender as the newest's).
+   */
+  note(deviceId: string, kind: WakeKind, n = 1, preview?: WakePreview): void {
     if (n <= 0) return;
     const now = this.#clock.now();
     let s = this.#devices.get(deviceId);
     if (!s) {
-      s = { mail: 0, chat: 0, kind, waitingSince: undefined, lastSentAt: undefined, timer: undefined };
+      s = {
+        mail: 0,
+        chat: 0,
+        kind,
+        preview,
+        waitingSince: undefined,
+        lastSentAt: undefined,
+        timer: undefined,
+      };
       this.#devices.set(deviceId, s);
       this.#bound();
     }
     s[kind] += n;
     s.kind = kind;
+    s.preview = preview;
     s.waitingSince ??= now;
     if (s.timer !== undefined) return;
     const due = s.lastSentAt === undefined ? now : s.lastSentAt + this.#interval;
@@ -110,6 +128,7 @@ export class WakeCoalescer {
     s.timer = undefined;
     if (this.#devices.get(deviceId) !== s || s.waitingSince === undefined) return;
     const tally: WakeTally = { mail: s.mail, chat: s.chat, kind: s.kind, since: s.waitingSince };
+    if (s.preview) tally.preview = s.preview;
     s.waitingSince = undefined;
     s.lastSentAt = this.#clock.now();
     this.#send(deviceId, tally);

@@ -50,6 +50,24 @@ describe('FCM sender', () => {
     assert.equal(fcm.tokenGrants.issued, 1, 'the access token is kept between sends');
   });
 
+  test('a wake-up with a preview carries from and subject as data strings', async () => {
+    const sender = senderWith();
+    const token = fcm.issueToken();
+    const preview = { from: 'Alice Example', subject: 'Lunch at noon?' };
+    assert.deepEqual(await sender.attempt({ kind: 'fcm', token, at: 0 }, { ...MAIL, preview }), {
+      result: 'sent',
+    });
+    assert.deepEqual(fcm.received.at(-1)!.data, {
+      kind: 'mail',
+      count: '3',
+      mail: '3',
+      chat: '0',
+      text: '3 new messages',
+      from: 'Alice Example',
+      subject: 'Lunch at noon?',
+    });
+  });
+
   test('a 401 fetches a new access token once and sends again; an expired one is renewed before sending', async () => {
     let now = Date.now();
     const sender = senderWith({ now: () => now });

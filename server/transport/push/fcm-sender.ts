@@ -123,9 +123,7 @@ export class FcmSender implements ChannelSender<FcmRegistration> {
   #send(reg: FcmRegistration, message: WakeMessage, access: AccessToken) {
     const { project_id } = this.#opts.account;
     const url = new URL(`/v1/projects/${project_id}/messages:send`, this.#opts.endpoint ?? FCM_ORIGIN);
-    const data = Object.fromEntries(
-      Object.entries(wakeFields(message.tally)).map(([k, v]) => [k, String(v)]),
-    );
+    const data = Object.fromEntries(Object.entries(wakeFields(message)).map(([k, v]) => [k, String(v)]));
     const body = JSON.stringify({
       message: {
         token: reg.token,

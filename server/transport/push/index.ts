@@ -29,10 +29,14 @@
  * wake-up through, and within hourly limits per device and per operator
  * counted in this node (sms-limits.ts).
  *
- * Not built yet (issue 14): alarms over the SMPP link, content in the
- * payload and APNs alert pushes by service profile (pushType is the
- * operator's, for all devices), expiry of unused registrations, the admin
- * UI's view of them, the usage report's counters. Measured by `npm run bench:push` (test/bench/push/).
+ * Where the device's service profile allows it (policies.wakeupPreview), a
+ * wake-up carries the newest item's sender, and a mail's subject, bounded
+ * and cleaned (preview.ts); never in an SMS. A channel unused for
+ * push.expireDays is removed by a periodic sweep (expiry.ts).
+ *
+ * Not built yet (issue 14): alarms over the SMPP link, APNs alert pushes by
+ * service profile (pushType is the operator's, for all devices), the admin
+ * UI's view of the channels, the usage report's counters. Measured by `npm run bench:push` (test/bench/push/).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -45,8 +49,10 @@ import type { MethodDefinition } from '../types.ts';
 import { ApnsSender } from './apns-sender.ts';
 import { type ChannelSender, type RetryOptions, sendWithRetries, type WakeMessage } from './channel.ts';
 import { WakeCoalescer, type WakeKind, type WakeTally } from './coalescer.ts';
+import { DEFAULT_EXPIRE_DAYS, expireUnused, recordUse, scheduleSweeps } from './expiry.ts';
 import { FcmSender } from './fcm-sender.ts';
 import { type PushKind, pushMethods } from './methods.ts';
+import { allowedPreview, type WakePreview } from './preview.ts';
 import { type PushKindOf, type PushRegistration, PushRegistrations } from './registrations.ts';
 import {
   APNS_HOSTS,
@@ -70,6 +76,8 @@ export interface PushSettings {
   subject?: string;
   intervalMs?: number;
   maxPerDevice?: number;
+  /** A channel neither registered again nor used for this many days is removed; 0: never. Default 60. */
+  expireDays?: number;
   fcm?: FcmSettings;
   apns?: ApnsSettings;
   sms?: SmsSettings;
@@ -159,8 +167,14 @@ export interface PushService {
   records: PairRecords<object>[];
   /** Whether the device has a channel to be woken through. */
   canWake(deviceId: string): boolean;
-  /** `n` items of `kind` found no session: a wake-up now or with the next. True when the device has a channel. */
-  wake(deviceId: string, kind: WakeKind, n: number): boolean;
+  /**
+   * `n` items of `kind` found no session: a wake-up now or with the next.
+   * True when the device has a channel. `preview`: the newest item's, shown
+   * only where the device's profile allows.
+   */
+  wake(deviceId: string, kind: WakeKind, n: number, preview?: WakePreview): boolean;
+  /** Removes the channels unused for push.expireDays now (run hourly by itself; tests). */
+  sweep(): Promise<number>;
   /** The device has a session again. */
   deviceBack(deviceId: string): void;
   /** Resolves when the wake-ups under way are through (tests, stop). */
@@ -186,7 +200,7 @@ function pushMetrics(registry: Registry | undefined) {
     }),
     outcomes: new Counter({
       name: 'mmgw_wakeups_total',
-      help: 'Wake-ups sent to devices without a session, by channel kind and result (sent, failed, pruned).',
+      help: 'Wake-ups sent to devices without a session, by channel kind and result (sent, failed, pruned); expired: channels removed unused.',
       labelNames: ['channel', 'result'],
       registers: registry ? [registry] : [],
     }),
@@ -231,6 +245,9 @@ export function openPushService(opts: PushServiceOptions): PushService {
     if (sent.result === 'sent') {
       outcomes.inc({ channel: record.kind, result: 'sent' });
       latency.observe({ channel: record.kind }, (Date.now() - message.tally.since) / 1000);
+      await recordUse(registrations, deviceId, id, Date.now()).catch((err: unknown) => {
+        logger?.warn({ err, deviceId, registration: id }, 'push registration use not recorded');
+      });
       return sent.result;
     }
     if (sent.result === 'failed') {
@@ -256,7 +273,10 @@ export function openPushService(opts: PushServiceOptions): PushService {
 
   const deliver = async (deviceId: string, tally: WakeTally): Promise<void> => {
     const kind: WakeKind = tally.chat > 0 ? 'chat' : 'mail';
-    const message: WakeMessage = { tally, kind, ...PER_KIND[kind], collapseKey: 'wake' };
+    const preview = tally.preview
+      ? allowedPreview(tally.preview, (await profileOf(deviceId))?.policies.wakeupPreview)
+      : undefined;
+    const message: WakeMessage = { tally, kind, ...PER_KIND[kind], collapseKey: 'wake', preview };
     const channels = registrations.list(deviceId);
     let through = false;
     for (const { id, record } of channels) {
@@ -290,6 +310,28 @@ export function openPushService(opts: PushServiceOptions): PushService {
     },
   });
 
+  const expireDays = settings.expireDays ?? DEFAULT_EXPIRE_DAYS;
+  const sweep = async () => {
+    if (expireDays === 0) return 0;
+    try {
+      return await expireUnused(registrations, expireDays, Date.now(), (deviceId, id, record) => {
+        outcomes.inc({ channel: record.kind, result: 'expired' });
+        recorder.log({
+          imei: deviceId,
+          kind: 'push_removed',
+          service: 'session',
+          code: 'expired',
+          message: `wake-up channel ${id} removed: neither registered again nor used for ${expireDays} days`,
+          detail: { registration: id, channel: record.kind },
+        });
+      });
+    } catch (err) {
+      logger?.warn({ err }, 'expired push registrations not swept');
+      return 0;
+    }
+  };
+  const stopSweeps = scheduleSweeps(sweep);
+
   const canWake = (deviceId: string) => registrations.list(deviceId).length > 0;
   return {
     methods: pushMethods({
@@ -303,18 +345,20 @@ export function openPushService(opts: PushServiceOptions): PushService {
     }),
     records: [registrations],
     canWake,
-    wake(deviceId, kind, n) {
+    wake(deviceId, kind, n, preview) {
       if (!canWake(deviceId)) return false;
       if (n > 0) items.inc({ kind }, n);
-      coalescer.note(deviceId, kind, n);
+      coalescer.note(deviceId, kind, n, preview);
       return true;
     },
+    sweep,
     deviceBack: (deviceId) => coalescer.reset(deviceId),
     async settled() {
       await Promise.allSettled([...underWay]);
     },
     async close() {
       coalescer.close();
+      await stopSweeps();
       await Promise.allSettled([...underWay]);
       await Promise.allSettled(Object.values(senders).map((s) => s.close?.()));
     },

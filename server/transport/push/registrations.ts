@@ -13,46 +13,51 @@
  * the kinds fcm and apns, and later sms (a new member of the union: a node
  * of the release before finds an sms record unreadable and keeps it for the
  * nodes that read it, as PairRecords keeps every record it cannot read).
- * Both versions read; put writes 2.
+ * Both versions read; put writes 2. A record of version 2 may carry `usedAt`
+ * (when a wake-up through it last went through, written at most once a day:
+ * the expiry of unused channels, index.ts); a reader without it ignores it.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 
+/** What every kind records of its use: expiry (index.ts) runs from the later of the two. */
+interface Used {
+  /** Date.now() of the last register. */
+  at: number;
+  /** When a push service last accepted a wake-up through it (recorded at most once a day). */
+  usedAt?: number;
+}
+
 /** A Web Push subscription (RFC 8030, keys of RFC 8291), as the browser's PushSubscription.toJSON() gives it. */
-export interface WebPushRegistration {
+export interface WebPushRegistration extends Used {
   kind: 'webpush';
   endpoint: string;
   /** The user agent's ECDH public key (P-256, uncompressed, base64url). */
   p256dh: string;
   /** The 16-byte authentication secret (base64url). */
   auth: string;
-  /** Date.now() of the last register. */
-  at: number;
 }
 
 /** An FCM registration token (what FirebaseMessaging.getToken() gives the app). */
-export interface FcmRegistration {
+export interface FcmRegistration extends Used {
   kind: 'fcm';
   token: string;
-  at: number;
 }
 
 /** An APNs device token (hex) and the app's bundle id it was issued for (the apns-topic). */
-export interface ApnsRegistration {
+export interface ApnsRegistration extends Used {
   kind: 'apns';
   token: string;
   topic: string;
-  at: number;
 }
 
 /** A phone number for SMS wake-ups over SMPP (the last resort: index.ts). */
-export interface SmsRegistration {
+export interface SmsRegistration extends Used {
   kind: 'sms';
   /** E.164 with its plus: `+` and 8 to 15 digits, the first not 0. */
   msisdn: string;
-  at: number;
 }
 
 export type PushRegistration = WebPushRegistration | FcmRegistration | ApnsRegistration | SmsRegistration;
@@ -78,12 +83,14 @@ export const APNS_TOPIC = z
   .max(255)
   .regex(/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, { error: 'must be a bundle id such as com.example.app' });
 
+const usedFields = { at: z.number().finite(), usedAt: z.number().finite().optional() };
+
 const webPushFields = {
   kind: z.literal('webpush'),
   endpoint: z.string().max(2048),
   p256dh: z.string().max(128),
   auth: z.string().max(64),
-  at: z.number().finite(),
+  ...usedFields,
 };
 
 /** Version 1, the first: Web Push only. */
@@ -92,15 +99,9 @@ const storedV1 = z.object({ v: z.literal(1), ...webPushFields });
 /** Version 2: every kind. */
 const storedV2 = z.discriminatedUnion('kind', [
   z.object({ v: z.literal(2), ...webPushFields }),
-  z.object({ v: z.literal(2), kind: z.literal('fcm'), token: FCM_TOKEN, at: z.number().finite() }),
-  z.object({
-    v: z.literal(2),
-    kind: z.literal('apns'),
-    token: APNS_TOKEN,
-    topic: APNS_TOPIC,
-    at: z.number().finite(),
-  }),
-  z.object({ v: z.literal(2), kind: z.literal('sms'), msisdn: MSISDN, at: z.number().finite() }),
+  z.object({ v: z.literal(2), kind: z.literal('fcm'), token: FCM_TOKEN, ...usedFields }),
+  z.object({ v: z.literal(2), kind: z.literal('apns'), token: APNS_TOKEN, topic: APNS_TOPIC, ...usedFields }),
+  z.object({ v: z.literal(2), kind: z.literal('sms'), msisdn: MSISDN, ...usedFields }),
 ]);
 
 /** Read with zod, as any record another node or release wrote; undefined when unreadable. */
@@ -108,7 +109,8 @@ export function readPushRegistration(raw: unknown): PushRegistration | undefined
   const parsed = (raw as { v?: unknown } | null)?.v === 1 ? storedV1.safeParse(raw) : storedV2.safeParse(raw);
   if (!parsed.success) return undefined;
   const { v: _v, ...record } = parsed.data;
-  return record;
+  if (record.usedAt === undefined) delete record.usedAt;
+  return record as PushRegistration;
 }
 
 const hashed = (prefix: string, text: string) =>
@@ -130,9 +132,12 @@ export function channelId(r: PushRegistration): string {
   return hashed('a', `${r.topic} ${r.token}`);
 }
 
+/** When the channel was last registered or used: what it expires from. */
+export const lastUse = (r: PushRegistration) => Math.max(r.at, r.usedAt ?? 0);
+
 /** Keyed [deviceId, registrationId]. */
 export class PushRegistrations extends PairRecords<PushRegistration> {
   constructor(storage: TransportStorage) {
-    super(storage, 'push.reg', { version: 2, read: readPushRegistration, at: (r) => r.at });
+    super(storage, 'push.reg', { version: 2, read: readPushRegistration, at: lastUse });
   }
 }

@@ -15,3 +15,16 @@ test('chat wakes with or without a session; mail only when held for a detached s
   feed('f', 'mail.account', 'no_session');
   assert.deepEqual(woken, ['a chat 1', 'b chat 1', 'c mail 1']);
 });
+
+test('each wake-up carries the event’s preview: sender and subject of mail, the sender of chat', () => {
+  const woken: unknown[] = [];
+  const feed = wakeFeed((deviceId, kind, n, preview) => woken.push([deviceId, kind, n, preview]));
+  feed('a', 'mail.new', 'detached', { header: { from: { name: 'Alice', address: 'a@x' }, subject: 'S' } });
+  feed('b', 'im.message', 'no_session', { from: 'carol@x.test/r', direction: 'in' });
+  feed('c', 'im.m', 'detached', ['c1', 'dave@x.test', 'me@x.test', 'hi', null, null, 0, 0]);
+  assert.deepEqual(woken, [
+    ['a', 'mail', 1, { from: 'Alice', subject: 'S' }],
+    ['b', 'chat', 1, { from: 'carol@x.test' }],
+    ['c', 'chat', 1, { from: 'dave@x.test' }],
+  ]);
+});

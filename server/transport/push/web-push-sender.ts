@@ -87,7 +87,7 @@ export class WebPushSender implements ChannelSender<WebPushRegistration> {
     const { policy } = this.#opts;
     const details = webpush.generateRequestDetails(
       { endpoint: reg.endpoint, keys: { p256dh: reg.p256dh, auth: reg.auth } },
-      JSON.stringify(wakeFields(message.tally)),
+      JSON.stringify(wakeFields(message)),
       {
         TTL: message.ttl,
         urgency: message.urgency,

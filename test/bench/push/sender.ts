@@ -140,7 +140,7 @@ async function main(): Promise<void> {
         case 'anchor': {
           const vapid = webpush.generateVAPIDKeys();
           const agent = new Agent({ keepAlive: true });
-          const payload = JSON.stringify(wakeFields({ kind: 'mail', mail: 1, chat: 0, since: 0 }));
+          const payload = JSON.stringify(wakeFields({ tally: { kind: 'mail', mail: 1, chat: 0, since: 0 } }));
           answer(
             await phase(async (eventAt) => {
               let next = 0;

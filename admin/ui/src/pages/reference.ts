@@ -139,6 +139,12 @@ const KINDS: [KindSpec, ...KindSpec[]] = [
         type: 'bool',
       },
       {
+        path: 'policies.wakeupPreview',
+        label: 'Wake-up preview (empty: none, counts only)',
+        type: 'select',
+        values: ['none', 'sender', 'sender_subject'],
+      },
+      {
         path: 'accounts',
         label: 'Preset accounts (JSON list of server presets, no credentials)',
         type: 'json',
