@@ -140,6 +140,7 @@ export const transportRole: RoleDefinition = {
     const sharing = cluster
       ? shareRecords(ctx, [...mail.records, ...im.records, ...push.records], async (state) => {
           deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
+          await wakeService.shareLimits(state);
         })
       : undefined;
     // In a cluster nothing is brought up before the accounts, marks, cursors and holds are the
