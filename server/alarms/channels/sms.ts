@@ -115,7 +115,7 @@ export function smsChannel(
     idle = setTimeout(() => {
       const s = sender;
       sender = undefined;
-      void s?.then((l) => l.close());
+      void s?.then((l) => l.close()).catch(() => {});
     }, idleMs);
     idle.unref();
   };
@@ -145,18 +145,23 @@ export function smsChannel(
           if (sender === opening) sender = undefined;
         });
       }
-      const s = await sender;
-      unbindLater();
+      // Not unbound under a send: the idle time starts when this record is through.
+      clearTimeout(idle);
       const failed: string[] = [];
-      for (const to of settings.to) {
-        if (entry.done.has(to)) continue;
-        const sent = await s.submit(to, entry.text, VALIDITY_S);
-        if (sent.result === 'failed') {
-          failed.push(`${to}: ${sent.why}`);
-          continue;
+      try {
+        const s = await sender;
+        for (const to of settings.to) {
+          if (entry.done.has(to)) continue;
+          const sent = await s.submit(to, entry.text, VALIDITY_S);
+          if (sent.result === 'failed') {
+            failed.push(`${to}: ${sent.why}`);
+            continue;
+          }
+          entry.done.add(to);
+          if (sent.result === 'gone') opts.logger?.warn({ to, why: sent.why }, 'alarm SMS: number refused');
         }
-        entry.done.add(to);
-        if (sent.result === 'gone') opts.logger?.warn({ to, why: sent.why }, 'alarm SMS: number refused');
+      } finally {
+        unbindLater();
       }
       if (failed.length > 0) throw new Error(`alarm SMS not sent to ${failed.join('; ')}`);
     },
