@@ -417,6 +417,29 @@ describe('config', () => {
     );
   });
 
+  test('alarms.sms: numbers checked, and it needs push.sms (the SMPP link it sends over)', (t) => {
+    const sms = { to: ['+491701234567'], minSeverity: 'warning', maxPerHour: 5 };
+    const link = { host: 'smsc.example.net', systemId: 'mmgw', password: 'pw', sourceAddress: 'Mmgw' };
+    const ok = loadConfig({
+      file: tempFile(t, JSON.stringify({ alarms: { sms }, push: { sms: link } })),
+      env: {},
+    });
+    assert.deepEqual(ok.alarms?.sms, sms);
+    const alone = tempFile(t, JSON.stringify({ alarms: { sms } }));
+    assert.deepEqual(
+      problems(() => loadConfig({ file: alone, env: {} })),
+      ['config: alarms.sms: needs push.sms, the SMPP link it sends over'],
+    );
+    const bad = tempFile(
+      t,
+      JSON.stringify({ alarms: { sms: { to: ['01701234567'], minSeverity: 'loud' } }, push: { sms: link } }),
+    );
+    assert.deepEqual(
+      problems(() => loadConfig({ file: bad, env: {} })).map((p) => p.split(':')[1]?.trim()),
+      ['alarms.sms.to.0', 'alarms.sms.minSeverity'],
+    );
+  });
+
   test('tls: flags, environment or file; paths resolved; the portable engine unless uws is asked for, which is refused', (t) => {
     assert.equal(loadConfig({ env: {} }).tls, undefined);
     assert.equal(loadConfig({ env: {} }).engine, 'uws');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { GatewayError } from '../device-protocol/errors.ts';
+import { ALARM_SEVERITIES } from './alarms/alarm.ts';
 import { allowEntryProblem, allowListFrom } from './net/destination-policy.ts';
 import { apnsSettings, fcmSettings, redactedPush, smsSettings } from './transport/push/settings.ts';
 
@@ -195,6 +196,27 @@ const alarmSettings = z
       })
       .strict()
       .optional(),
+    /**
+     * Each alarm record as an SMS to these numbers, over an SMPP link of the `push.sms` settings
+     * (server/alarms/channels/sms.ts); needs push.sms.
+     */
+    sms: z
+      .object({
+        to: z
+          .array(
+            z.string().regex(/^\+[1-9][0-9]{6,14}$/, { error: 'expected an international number, +4917…' }),
+            { error: 'expected a list of numbers' },
+          )
+          .min(1)
+          .max(20),
+        minSeverity: z.enum(ALARM_SEVERITIES, { error: 'expected info, warning or critical' }).optional(),
+        /** Alarms sent per hour and node, each to every number (default 10); the rest are counted. */
+        maxPerHour: whole(1, 1000).optional(),
+        /** The link is unbound after this long without an alarm SMS (default 60000). */
+        idleMs: whole(1000).optional(),
+      })
+      .strict()
+      .optional(),
     /** Retries of a channel: attempts per alarm, first delay, longest delay. */
     delivery: z
       .object({
@@ -354,7 +376,7 @@ export const ConfigSchema = z
      * 3-server NATS cluster. Absent: 3 when `bus` lists at least 3 servers, else 1.
      */
     stateReplicas: whole(1, 5).optional(),
-    /** Alarms: thresholds, history, channels (webhook, e-mail); absent: the defaults, no channel. */
+    /** Alarms: thresholds, history, channels (webhook, e-mail, SMS); absent: the defaults, no channel. */
     alarms: alarmSettings.optional(),
   })
   .strict();
@@ -604,6 +626,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     throw new ConfigError(problems);
   }
   const config = result.data;
+  if (config.alarms?.sms && !config.push?.sms) {
+    throw new ConfigError(['config: alarms.sms: needs push.sms, the SMPP link it sends over']);
+  }
   config.data = resolve(cwd, config.data);
   if (config.readyFile !== undefined) config.readyFile = resolve(cwd, config.readyFile);
   if (config.tls !== undefined) withTls(config, config.tls, cwd, sources.get('engine'));

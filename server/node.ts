@@ -400,6 +400,7 @@ export async function startNode(config: Config, deps: NodeDeps = {}): Promise<Ru
         settings: config.alarms,
         allowDestinations: config.transport?.allowDestinations,
         allowPorts: config.transport?.allowPorts,
+        smsLink: config.push?.sms,
         logger,
         metrics,
       });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
+import { startSmsc } from '../../test/harness/smsc.ts';
 import { eventually } from '../../testing/eventually.ts';
 import { fakeMembership } from '../../testing/fake-membership.ts';
 import { startWebhookReceiver } from '../../testing/webhook-receiver.ts';
@@ -99,4 +100,54 @@ test('on an in-process bus the history is lmdb under the data directory, and sur
   );
   await second.close();
   await bus.close();
+});
+
+test('alarms.sms: a takeover reaches the configured numbers over SMPP; with the SMSC down the webhook still gets the next alarm', async (t) => {
+  const bus = new InProcessBus();
+  const dir = mkdtempSync(join(tmpdir(), 'mmgw-alarm-service-'));
+  const webhook = await startWebhookReceiver(SECRET);
+  const smsc = await startSmsc();
+  const service = await startAlarmService({
+    nodeId: 'n1',
+    roles: ['admin', 'transport'],
+    bus,
+    nats: false,
+    membership: fakeMembership().membership,
+    dataDir: dir,
+    settings: {
+      webhook: { url: webhook.url, secret: SECRET },
+      sms: { to: ['+491701234567'] },
+      delivery: { baseDelayMs: 20, maxDelayMs: 50, maxAttempts: 2 },
+      allowDestinations: ['127.0.0.1'],
+    },
+    smsLink: { ...smsc, sourceAddress: 'Mmgw' },
+    logger: silentLogger(),
+    history: new MemoryAlarmHistory(),
+  });
+  t.after(async () => {
+    await service.close();
+    await bus.close();
+    await webhook.close();
+    await smsc.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.deepEqual(service.dispatcher.channelNames, ['webhook', 'sms']);
+  reportTakeover(bus, { fromNode: 't1', byNode: 't2', devices: 10 });
+  await eventually('the SMS at the SMSC', () => smsc.received.length === 1);
+  assert.equal(smsc.received[0]?.to, '491701234567');
+  assert.match(
+    smsc.received[0]?.text ?? '',
+    /^mmgw INFO takeover_done t1 \d\d:\d\dZ: node t2 took over 10 devices of node t1$/,
+  );
+  await eventually('raised and cleared at the webhook', () => webhook.alarms.length === 2);
+  assert.equal(smsc.received.length, 1, "the event's clear is no SMS");
+
+  await smsc.stop();
+  await service.book.raise({ kind: 'node_gone', subject: 'e1', severity: 'critical', message: 'gone' });
+  await eventually('the webhook has it', () => webhook.alarms.some((a) => a.kind === 'node_gone'));
+  await eventually(
+    'the SMS given up after its attempts',
+    () => service.dispatcher.outcomes.get('sms')?.get('given_up') === 1,
+  );
+  assert.equal(service.dispatcher.outcomes.get('sms')?.get('delivered'), 1);
 });

@@ -7,7 +7,7 @@
  *     servers have no JetStream);
  *   - the book (alarm-book.ts): raise/clear with de-duplication across nodes;
  *   - the cluster watch (node_gone, admin_gone, nats_server_gone);
- *   - the channels (webhook, e-mail) that the records this node wrote go to;
+ *   - the channels (webhook, e-mail, SMS) that the records this node wrote go to;
  *   - the event subject (Subjects.alarmEvent): takeover_done from any role,
  *     in any process, through reportTakeover().
  * backend_failing needs the stored log records: the admin role feeds them
@@ -24,6 +24,7 @@ import { AlarmBook } from './alarm-book.ts';
 import { BackendFailingWatch, DEFAULT_BACKEND_FAILING } from './backend-failing.ts';
 import { type AlarmChannel, ChannelDispatcher } from './channels/dispatcher.ts';
 import { emailChannel } from './channels/email.ts';
+import { type SmsLinkSettings, smsChannel } from './channels/sms.ts';
 import { webhookChannel } from './channels/webhook.ts';
 import { ClusterWatch } from './cluster-watch.ts';
 import { type AlarmHistory, DEFAULT_RETENTION, MemoryAlarmHistory } from './history.ts';
@@ -44,6 +45,8 @@ export interface AlarmServiceOptions {
   /** The transport's destinations (config transport.allowDestinations, MMGW_ALLOW_DESTINATIONS). */
   allowDestinations?: readonly string[] | undefined;
   allowPorts?: readonly number[] | undefined;
+  /** The SMPP link of the SMS channel (config push.sms). */
+  smsLink?: SmsLinkSettings | undefined;
   logger: Logger;
   metrics?: PromRegistry;
   /** How long to wait for JetStream at start before the history falls back to memory (default 15 s). */
@@ -136,7 +139,7 @@ async function openHistory(options: AlarmServiceOptions): Promise<AlarmHistory> 
 
 function channelsFrom(options: AlarmServiceOptions): AlarmChannel[] {
   const s = options.settings;
-  if (!s?.webhook && !s?.email) return [];
+  if (!s?.webhook && !s?.email && !s?.sms) return [];
   const policy = new DestinationPolicy({
     allow: [...(options.allowDestinations ?? []), ...(s.allowDestinations ?? [])],
     extraPorts: options.allowPorts ?? [],
@@ -159,6 +162,23 @@ function channelsFrom(options: AlarmServiceOptions): AlarmChannel[] {
           ...(e.timeoutMs === undefined ? {} : { timeoutMs: e.timeoutMs }),
         },
         policy,
+      ),
+    );
+  }
+  if (s.sms && options.smsLink) {
+    const { to, minSeverity, maxPerHour, idleMs } = s.sms;
+    const logger = options.logger.child({ component: 'alarms', channel: 'sms' });
+    out.push(
+      smsChannel(
+        {
+          to,
+          ...(minSeverity === undefined ? {} : { minSeverity }),
+          ...(maxPerHour === undefined ? {} : { maxPerHour }),
+          ...(idleMs === undefined ? {} : { idleMs }),
+        },
+        options.smsLink,
+        policy,
+        { logger, ...(options.now ? { now: options.now } : {}) },
       ),
     );
   }

@@ -140,7 +140,10 @@ export const transportRole: RoleDefinition = {
     }
     const sharing = cluster
       ? shareRecords(ctx, [...mail.records, ...im.records, ...push.records], async (state) => {
-          deviceHolds ??= await DeviceHolds.open(state, { nodeId, live: liveTransport });
+          const opening = deviceHolds ? undefined : DeviceHolds.open(state, { nodeId, live: liveTransport });
+          // The SMS counts beside the holds: the opening waits for the slower, not the sum.
+          const [opened] = await Promise.all([opening, wakeService.shareLimits(state)]);
+          deviceHolds ??= opened;
         })
       : undefined;
     // In a cluster nothing is brought up before the accounts, marks, cursors and holds are the

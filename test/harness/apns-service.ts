@@ -31,6 +31,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
+import { HeldAnswers } from '../../testing/held-answers.ts';
 import { makeTestCa, type TestCa } from '../../testing/test-ca.ts';
 
 export interface ReceivedApns {
@@ -67,6 +68,8 @@ export interface ApnsService {
   /** HTTP/2 connections accepted so far. */
   readonly sessions: number;
   received: ReceivedApns[];
+  /** Hold back the answers (`held.holding = true`) to count the streams under way. */
+  held: HeldAnswers;
   stop(): Promise<void>;
 }
 
@@ -123,77 +126,82 @@ export async function startApnsService(opts: { ca?: TestCa } = {}): Promise<Apns
     open.add(s);
     s.once('close', () => open.delete(s));
   });
+  const held = new HeldAnswers();
   server.on('stream', (stream, headers: IncomingHttpHeaders) => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => {
-      const h = (name: string) => {
-        const v = headers[name];
-        return Array.isArray(v) ? v[0] : v;
-      };
-      const path = h(constants.HTTP2_HEADER_PATH) ?? '';
-      const bearer = /^bearer (\S+)$/.exec(h('authorization') ?? '')?.[1];
-      let payload: any;
-      try {
-        payload = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        payload = undefined;
-      }
-      const record: ReceivedApns = {
-        token: path.replace(/^\/3\/device\//, ''),
-        topic: h('apns-topic'),
-        pushType: h('apns-push-type'),
-        priority: h('apns-priority'),
-        expiration: h('apns-expiration'),
-        collapseId: h('apns-collapse-id'),
-        payload,
-        status: 200,
-        session: sessionIds.get(stream.session as ServerHttp2Session) ?? 0,
-        jwt: bearer,
-        at: Date.now(),
-      };
-      const answer = (status: number, reason?: string, extra: Record<string, string> = {}) => {
-        record.status = status;
-        if (reason) record.reason = reason;
-        received.push(record);
-        const id = randomBytes(16).toString('hex');
-        stream.respond({ ':status': status, 'apns-id': id, ...extra });
-        stream.end(
-          reason
-            ? JSON.stringify({ reason, ...(status === 410 ? { timestamp: Date.now() } : {}) })
-            : undefined,
-        );
-      };
-      if (h(constants.HTTP2_HEADER_METHOD) !== 'POST' || !path.startsWith('/3/device/'))
-        return answer(405, 'MethodNotAllowed');
-      if (bearer === undefined) return answer(403, 'MissingProviderToken');
-      const problem = providerProblem(bearer);
-      if (problem) return answer(403, problem);
-      seen.add(bearer);
-      const topic = tokens.get(record.token);
-      if (topic === undefined) return answer(400, 'BadDeviceToken');
-      if (record.topic === undefined) return answer(400, 'MissingTopic');
-      if (record.topic !== topic) return answer(400, 'DeviceTokenNotForTopic');
-      if (!['background', 'alert'].includes(record.pushType ?? '')) return answer(400, 'InvalidPushType');
-      if (typeof payload?.aps !== 'object') return answer(400, 'PayloadEmpty');
-      if (
-        record.pushType === 'background' &&
-        (record.priority !== '5' || payload.aps['content-available'] !== 1 || payload.aps.alert !== undefined)
-      )
-        return answer(400, 'BadPriority');
-      if (!/^\d+$/.test(record.expiration ?? '0')) return answer(400, 'BadExpirationDate');
-      if (Buffer.byteLength(record.collapseId ?? '') > 64) return answer(400, 'BadCollapseId');
-      if (unregistered.has(record.token)) return answer(410, 'Unregistered');
-      const next = scripted.get(record.token)?.shift();
-      if (next) {
-        return answer(
-          next.status,
-          REASONS[next.status] ?? 'InternalServerError',
-          next.retryAfter ? { 'retry-after': next.retryAfter } : {},
-        );
-      }
-      answer(200);
-    });
+    stream.on('end', () =>
+      held.answer(() => {
+        const h = (name: string) => {
+          const v = headers[name];
+          return Array.isArray(v) ? v[0] : v;
+        };
+        const path = h(constants.HTTP2_HEADER_PATH) ?? '';
+        const bearer = /^bearer (\S+)$/.exec(h('authorization') ?? '')?.[1];
+        let payload: any;
+        try {
+          payload = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          payload = undefined;
+        }
+        const record: ReceivedApns = {
+          token: path.replace(/^\/3\/device\//, ''),
+          topic: h('apns-topic'),
+          pushType: h('apns-push-type'),
+          priority: h('apns-priority'),
+          expiration: h('apns-expiration'),
+          collapseId: h('apns-collapse-id'),
+          payload,
+          status: 200,
+          session: sessionIds.get(stream.session as ServerHttp2Session) ?? 0,
+          jwt: bearer,
+          at: Date.now(),
+        };
+        const answer = (status: number, reason?: string, extra: Record<string, string> = {}) => {
+          record.status = status;
+          if (reason) record.reason = reason;
+          received.push(record);
+          const id = randomBytes(16).toString('hex');
+          stream.respond({ ':status': status, 'apns-id': id, ...extra });
+          stream.end(
+            reason
+              ? JSON.stringify({ reason, ...(status === 410 ? { timestamp: Date.now() } : {}) })
+              : undefined,
+          );
+        };
+        if (h(constants.HTTP2_HEADER_METHOD) !== 'POST' || !path.startsWith('/3/device/'))
+          return answer(405, 'MethodNotAllowed');
+        if (bearer === undefined) return answer(403, 'MissingProviderToken');
+        const problem = providerProblem(bearer);
+        if (problem) return answer(403, problem);
+        seen.add(bearer);
+        const topic = tokens.get(record.token);
+        if (topic === undefined) return answer(400, 'BadDeviceToken');
+        if (record.topic === undefined) return answer(400, 'MissingTopic');
+        if (record.topic !== topic) return answer(400, 'DeviceTokenNotForTopic');
+        if (!['background', 'alert'].includes(record.pushType ?? '')) return answer(400, 'InvalidPushType');
+        if (typeof payload?.aps !== 'object') return answer(400, 'PayloadEmpty');
+        if (
+          record.pushType === 'background' &&
+          (record.priority !== '5' ||
+            payload.aps['content-available'] !== 1 ||
+            payload.aps.alert !== undefined)
+        )
+          return answer(400, 'BadPriority');
+        if (!/^\d+$/.test(record.expiration ?? '0')) return answer(400, 'BadExpirationDate');
+        if (Buffer.byteLength(record.collapseId ?? '') > 64) return answer(400, 'BadCollapseId');
+        if (unregistered.has(record.token)) return answer(410, 'Unregistered');
+        const next = scripted.get(record.token)?.shift();
+        if (next) {
+          return answer(
+            next.status,
+            REASONS[next.status] ?? 'InternalServerError',
+            next.retryAfter ? { 'retry-after': next.retryAfter } : {},
+          );
+        }
+        answer(200);
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -205,6 +213,7 @@ export async function startApnsService(opts: { ca?: TestCa } = {}): Promise<Apns
     teamId,
     caFile: ca.cert,
     received,
+    held,
     get sessions() {
       return sessions;
     },

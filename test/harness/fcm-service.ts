@@ -30,6 +30,7 @@ import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
+import { HeldAnswers } from '../../testing/held-answers.ts';
 import { makeTestCa, type TestCa } from '../../testing/test-ca.ts';
 
 export const FCM_PROJECT = 'mmgw-wake-test';
@@ -65,6 +66,8 @@ export interface FcmService {
   /** Access tokens issued, and assertions refused, so far. */
   tokenGrants: { issued: number; refused: string[] };
   received: ReceivedFcm[];
+  /** Hold back the answers of messages:send (`held.holding = true`) to count the sends under way. */
+  held: HeldAnswers;
   stop(): Promise<void>;
 }
 
@@ -219,6 +222,7 @@ export async function startFcmService(
     );
   };
 
+  const held = new HeldAnswers();
   const server: Http2SecureServer = createSecureServer(
     { cert: readFileSync(files.cert), key: readFileSync(files.key), allowHTTP1: true },
     (req, res) => {
@@ -230,7 +234,7 @@ export async function startFcmService(
         const w = res as unknown as ServerResponse;
         if (req.method === 'POST' && req.url === '/token') return token(r, w, body);
         if (req.method === 'POST' && req.url === `/v1/projects/${FCM_PROJECT}/messages:send`)
-          return send(r, w, body);
+          return held.answer(() => send(r, w, body));
         w.writeHead(404).end();
       });
     },
@@ -261,6 +265,7 @@ export async function startFcmService(
     caFile: ca.cert,
     tokenGrants,
     received,
+    held,
     issueToken() {
       const t = `${randomBytes(11).toString('base64url')}:APA91b${randomBytes(100).toString('base64url')}`;
       deviceTokens.add(t);

@@ -2,8 +2,9 @@
  * Alarms in cluster mode, across processes on a 3-server NATS cluster with
  * JetStream (the history stream with 3 replicas): the admin node is killed
  * (kill -9) and the edges raise admin_gone, which reaches the webhook
- * receiver and the SMTP relay once (two edges saw it; one wrote and delivered
- * it), the webhook's first attempt failing on purpose; a new admin node with
+ * receiver, the SMTP relay and, as an SMS over the edge's own SMPP link, the
+ * local SMSC once (two edges saw it; one wrote and delivered it), the
+ * webhook's first attempt failing on purpose; a new admin node with
  * an empty data directory shows the history (it is in JetStream, not on the
  * dead node's disk); a NATS server killed raises nats_server_gone once,
  * cleared when it is back.
@@ -17,6 +18,7 @@ import { eventually } from '../../testing/index.ts';
 import { startDovecot } from '../harness/dovecot.ts';
 import { startGateway } from '../harness/gateway.ts';
 import { startNatsCluster } from '../harness/nats-cluster.ts';
+import { startSmsc } from '../harness/smsc.ts';
 import { startSmtpPeer } from '../harness/smtp-peer.ts';
 import { startWebhookReceiver } from '../../testing/webhook-receiver.ts';
 import { ADMIN, ApiClient, WAIT } from './admin-api-helpers.ts';
@@ -34,6 +36,8 @@ test('admin killed in a 3-server NATS cluster: an edge raises admin_gone, delive
   t.after(() => smtp.stop());
   const webhook = await startWebhookReceiver(SECRET);
   t.after(() => webhook.close());
+  const smsc = await startSmsc();
+  t.after(() => smsc.stop());
   // The first delivery attempt fails: the dispatcher retries it.
   webhook.failNext(1);
 
@@ -55,7 +59,17 @@ test('admin killed in a 3-server NATS cluster: an edge raises admin_gone, delive
           to: [OPS.user],
           allowInvalidCert: true,
         },
+        sms: { to: ['+491701234567'], minSeverity: 'critical' },
         delivery: { baseDelayMs: 50, maxDelayMs: 500 },
+      },
+      push: {
+        sms: {
+          host: smsc.host,
+          port: smsc.port,
+          systemId: smsc.systemId,
+          password: smsc.password,
+          sourceAddress: 'Mmgw',
+        },
       },
     }),
   );
@@ -95,6 +109,10 @@ test('admin killed in a 3-server NATS cluster: an edge raises admin_gone, delive
     WAIT,
   );
   assert.match(mail.raw.toString('utf8'), /Subject: \[mmgw\] CRITICAL admin_gone cluster/);
+  const smsGone = (text: string) => text.startsWith('mmgw CRITICAL admin_gone cluster ');
+  const sms = await eventually('admin_gone by SMS', () => smsc.received.find((r) => smsGone(r.text)), WAIT);
+  assert.equal(sms.to, '491701234567');
+  assert.ok(sms.text.length <= 160);
   assert.equal(webhook.badSignatures, 0);
 
   // A new admin node, its data directory empty: the history is the cluster's.
@@ -120,6 +138,7 @@ test('admin killed in a 3-server NATS cluster: an edge raises admin_gone, delive
   assert.equal(history.filter(adminGone).length, 1);
   // Both edges have had their say by now (the raise was cleared since): one raise delivered.
   assert.equal(webhook.alarms.filter(adminGone).length, 1, 'two edges, one raise delivered');
+  assert.equal(smsc.received.filter((r) => smsGone(r.text)).length, 1, 'one SMS of the raise');
   // node_gone of the admin (cluster-watch.ts, unit-tested) is reported, not asserted here: in two
   // full-suite runs under load it did not reach the webhook within 30 s while admin_gone did, and
   // alone this file passes every time; not understood yet (closing note of 2026-12-07).

@@ -51,3 +51,27 @@ test('a full queue drops the oldest and counts it', async () => {
   assert.equal(d.outcomes.get('hangs')?.get('dropped'), 3);
   d.close();
 });
+
+test('a channel gets only the records it wants; a suppressed one is counted as such, not delivered', async () => {
+  const got: string[] = [];
+  const d = new ChannelDispatcher({
+    channels: [
+      {
+        name: 'picky',
+        wants: (r) => r.severity === 'critical',
+        async send(r) {
+          got.push(r.subject);
+          return r.subject === 'over' ? 'suppressed' : undefined;
+        },
+      },
+    ],
+  });
+  d.deliver(alarmRecord({ subject: 'info', severity: 'info' }));
+  d.deliver(alarmRecord({ subject: 'over' }));
+  d.deliver(alarmRecord({ subject: 'sent' }));
+  await eventually('two sent through', () => got.length === 2);
+  assert.deepEqual(got, ['over', 'sent']);
+  assert.equal(d.outcomes.get('picky')?.get('suppressed'), 1);
+  assert.equal(d.outcomes.get('picky')?.get('delivered'), 1);
+  d.close();
+});

@@ -2,7 +2,9 @@
  * Hands each alarm record this node wrote to every configured channel. Each
  * channel has its own queue and retries with exponential backoff and jitter,
  * so a channel that hangs or fails never holds up another, the book or the
- * node; deliver() never throws or waits. Outcomes are counted in
+ * node; deliver() never throws or waits. A channel may take only some
+ * records (wants) and let some go on purpose (suppressed: the SMS channel's
+ * hourly budget). Outcomes are counted in
  * mmgw_alarm_deliveries_total{channel, result}.
  */
 import type { Logger } from 'pino';
@@ -10,10 +12,16 @@ import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { AlarmRecord } from '../alarm.ts';
 
 export interface AlarmChannel {
-  /** `webhook`, `email`: the metrics label. */
+  /** `webhook`, `email`, `sms`: the metrics label. */
   readonly name: string;
-  /** Resolves once the destination accepted the record; rejects otherwise (the dispatcher retries). */
-  send(record: AlarmRecord): Promise<void>;
+  /** Whether the record is for this channel at all (default: every record). */
+  wants?(record: AlarmRecord): boolean;
+  /**
+   * Resolves once the destination accepted the record, or with `suppressed` when the channel let it
+   * go on purpose; rejects otherwise (the dispatcher retries).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: webhook and e-mail resolve with nothing.
+  send(record: AlarmRecord): Promise<void | 'suppressed'>;
   close?(): void;
 }
 
@@ -30,7 +38,7 @@ export interface DispatcherOptions {
   maxQueue?: number;
 }
 
-export type DeliveryResult = 'delivered' | 'failed' | 'given_up' | 'dropped';
+export type DeliveryResult = 'delivered' | 'suppressed' | 'failed' | 'given_up' | 'dropped';
 
 interface Lane {
   channel: AlarmChannel;
@@ -47,7 +55,7 @@ function deliveriesCounter(registry: PromRegistry): Counter<'channel' | 'result'
   if (!c) {
     c = new Counter({
       name: 'mmgw_alarm_deliveries_total',
-      help: 'Alarm deliveries per channel: delivered, failed (an attempt; retried), given_up (after the last attempt), dropped (queue full).',
+      help: 'Alarm deliveries per channel: delivered, suppressed (over the channel budget), failed (an attempt; retried), given_up (after the last attempt), dropped (queue full).',
       labelNames: ['channel', 'result'],
       registers: [registry],
     });
@@ -75,6 +83,7 @@ export class ChannelDispatcher {
   deliver(record: AlarmRecord): void {
     if (this.closed) return;
     for (const lane of this.lanes) {
+      if (lane.channel.wants?.(record) === false) continue;
       lane.queue.push(record);
       if (lane.queue.length > (this.options.maxQueue ?? 1000)) {
         lane.queue.shift();
@@ -108,11 +117,11 @@ export class ChannelDispatcher {
     Promise.resolve()
       .then(() => lane.channel.send(record))
       .then(
-        () => {
+        (outcome) => {
           lane.busy = false;
           if (lane.queue[0] === record) lane.queue.shift();
           lane.attempt = 0;
-          this.count(lane, 'delivered');
+          this.count(lane, outcome === 'suppressed' ? 'suppressed' : 'delivered');
           this.pump(lane);
         },
         (err: unknown) => {

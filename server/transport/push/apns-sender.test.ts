@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ApnsService, startApnsService } from '../../../test/harness/apns-service.ts';
 import { DestinationPolicy } from '../../net/destination-policy.ts';
+import { burstThroughHeld } from '../../../testing/held-answers.ts';
 import { ApnsSender, type ApnsSenderOptions } from './apns-sender.ts';
 import { mailWake, chatWake } from '../../../testing/wake-messages.ts';
 import { sendWithRetries } from './channel.ts';
@@ -169,6 +170,23 @@ describe('APNs sender', () => {
     assert.notEqual(second, first);
     assert.deepEqual(await sender.attempt(reg(token), MAIL), { result: 'sent' });
     assert.equal(apns.received.at(-1)!.session, second, 'the new connection is kept');
+  });
+
+  test('a burst keeps at most maxInFlight streams open on the one connection', async () => {
+    const sender = senderWith({ maxInFlight: 4 });
+    const token = apns.issueToken(TOPIC);
+    const sessions = apns.sessions;
+    let waitingAtStart = -1;
+    const most = await burstThroughHeld(apns.held, {
+      n: 40,
+      limit: 4,
+      send: () => sender.attempt(reg(token), MAIL),
+      started: () => (waitingAtStart = sender.inFlight.waiting),
+    });
+    assert.equal(waitingAtStart, 36, 'past the bound, wake-ups wait in the sender');
+    assert.equal(most, 4);
+    assert.equal(apns.sessions, sessions + 1);
+    assert.equal(apns.received.filter((r) => r.token === token && r.status === 200).length, 40);
   });
 
   test('the outbound policy applies to the APNs host: loopback not allowed, no connection', async () => {

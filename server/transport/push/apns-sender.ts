@@ -7,7 +7,10 @@
  *
  * One HTTP/2 session per origin, opened on the first wake-up to the address
  * the outbound policy checked (pinned, TLS name the origin's host), and
- * opened anew when the server sends GOAWAY or the connection ends.
+ * opened anew when the server sends GOAWAY or the connection ends. At most
+ * `maxInFlight` streams are open on it at once (a burst waits its turn
+ * rather than opening thousands, beyond what the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS takes).
  *
  * A wake-up is POST /3/device/<token> with apns-topic (the app's bundle id),
  * apns-push-type background (aps content-available, priority 5: what Apple
@@ -30,6 +33,7 @@ import { z } from 'zod';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { type Attempt, type ChannelSender, type WakeMessage, wakeFields } from './channel.ts';
 import type { ApnsRegistration } from './registrations.ts';
+import { DEFAULT_IN_FLIGHT, Slots } from './slots.ts';
 import { retryable } from './web-push-sender.ts';
 
 /** A provider token is reused this long (Apple: at most 60 min, renewed no more than every 20). */
@@ -49,6 +53,8 @@ export interface ApnsSenderOptions {
   timeoutMs?: number;
   /** Trust anchors instead of the system's (tests). */
   ca?: string;
+  /** Streams under way at once (default 256). */
+  maxInFlight?: number;
   now?: () => number;
 }
 
@@ -75,14 +81,25 @@ export class ApnsSender implements ChannelSender<ApnsRegistration> {
   readonly #origin: URL;
   #session: Promise<ClientHttp2Session> | undefined;
   #token: { jwt: string; at: number } | undefined;
+  readonly #slots: Slots;
 
   constructor(opts: ApnsSenderOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#origin = new URL(opts.origin);
+    this.#slots = new Slots(opts.maxInFlight ?? DEFAULT_IN_FLIGHT);
   }
 
-  async attempt(reg: ApnsRegistration, message: WakeMessage): Promise<Attempt> {
+  attempt(reg: ApnsRegistration, message: WakeMessage): Promise<Attempt> {
+    return this.#slots.run(() => this.#attemptNow(reg, message));
+  }
+
+  /** Streams under way, and waiting for a slot (tests, metrics). */
+  get inFlight(): { busy: number; waiting: number } {
+    return { busy: this.#slots.busy, waiting: this.#slots.waiting };
+  }
+
+  async #attemptNow(reg: ApnsRegistration, message: WakeMessage): Promise<Attempt> {
     let answer = await this.#send(reg, message);
     let reason = answer.status === 200 ? '' : reasonOf(answer.body);
     if (answer.status === 403 && reason === 'ExpiredProviderToken') {

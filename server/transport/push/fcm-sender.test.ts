@@ -11,6 +11,7 @@ import { type FcmService, startFcmService } from '../../../test/harness/fcm-serv
 import { DestinationPolicy } from '../../net/destination-policy.ts';
 import { mailWake, chatWake } from '../../../testing/wake-messages.ts';
 import { sendWithRetries } from './channel.ts';
+import { burstThroughHeld } from '../../../testing/held-answers.ts';
 import { FcmSender, fcmError } from './fcm-sender.ts';
 import { loadServiceAccount } from './settings.ts';
 
@@ -130,6 +131,25 @@ describe('FCM sender', () => {
     );
     assert.equal(fcm.tokenGrants.refused.length, refused + 1);
     assert.match(fcm.tokenGrants.refused.at(-1)!, /signature/);
+  });
+
+  test('a burst keeps at most maxInFlight messages under way', async () => {
+    const sender = senderWith({ maxInFlight: 4 });
+    const token = fcm.issueToken();
+    let waitingAtStart = -1;
+    try {
+      const most = await burstThroughHeld(fcm.held, {
+        n: 40,
+        limit: 4,
+        send: () => sender.attempt({ kind: 'fcm', token, at: 0 }, MAIL),
+        started: () => (waitingAtStart = sender.inFlight.waiting),
+      });
+      assert.equal(waitingAtStart, 36, 'past the bound, wake-ups wait in the sender');
+      assert.equal(most, 4);
+      assert.equal(fcm.received.filter((r) => r.token === token && r.status === 200).length, 40);
+    } finally {
+      await sender.close();
+    }
   });
 
   test('the outbound policy applies: loopback not allowed, nothing is sent', async () => {

@@ -6,6 +6,11 @@
  * policy check and address pinning as Web Push and the alarm webhook
  * (keep-alive of node:https reuses the connection between wake-ups).
  *
+ * A burst is bounded like Web Push's: at most `maxInFlight` messages under
+ * way (the others wait their turn before their deadline starts), over one
+ * connection pool of at most as many connections; the token fetch is one of
+ * them.
+ *
  * Auth is the OAuth2 service-account flow (RFC 7523): a JWT signed RS256 with
  * the account's key is posted to its token_uri for an access token, kept
  * until a minute before it expires, and fetched anew once when FCM answers
@@ -16,6 +21,8 @@
  * mean the token will never work again (gone); 429 and 5xx may be tried
  * again after Retry-After; anything else fails at once.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
@@ -23,6 +30,7 @@ import { pinnedRequest } from '../../net/pinned-request.ts';
 import { type Attempt, type ChannelSender, type WakeMessage, wakeFields } from './channel.ts';
 import type { FcmRegistration } from './registrations.ts';
 import type { ServiceAccount } from './settings.ts';
+import { DEFAULT_IN_FLIGHT, Slots } from './slots.ts';
 import { retryable } from './web-push-sender.ts';
 
 export const FCM_ORIGIN = 'https://fcm.googleapis.com';
@@ -39,6 +47,8 @@ export interface FcmSenderOptions {
   timeoutMs?: number;
   /** Trust anchors instead of the system's (tests). */
   ca?: string;
+  /** Messages under way at once, and connections open (default 256). */
+  maxInFlight?: number;
   now?: () => number;
 }
 
@@ -88,13 +98,32 @@ export class FcmSender implements ChannelSender<FcmRegistration> {
   readonly #opts: FcmSenderOptions;
   readonly #now: () => number;
   #access: Promise<AccessToken> | undefined;
+  readonly #slots: Slots;
+  /** One pool per scheme (an http: origin is a test's), made on first use. */
+  readonly #agents = new Map<string, HttpAgent>();
 
   constructor(opts: FcmSenderOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
+    this.#slots = new Slots(opts.maxInFlight ?? DEFAULT_IN_FLIGHT);
   }
 
-  async attempt(reg: FcmRegistration, message: WakeMessage): Promise<Attempt> {
+  attempt(reg: FcmRegistration, message: WakeMessage): Promise<Attempt> {
+    return this.#slots.run(() => this.#attemptNow(reg, message));
+  }
+
+  /** Messages under way, and waiting for a slot (tests, metrics). */
+  get inFlight(): { busy: number; waiting: number } {
+    return { busy: this.#slots.busy, waiting: this.#slots.waiting };
+  }
+
+  /** Closes the kept-alive connections. */
+  async close(): Promise<void> {
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
+  }
+
+  async #attemptNow(reg: FcmRegistration, message: WakeMessage): Promise<Attempt> {
     let answer = await this.#send(reg, message, await this.#accessToken());
     if (answer.status === 401) {
       // The token expired early or was revoked: one new one, one more try.
@@ -204,8 +233,19 @@ export class FcmSender implements ChannelSender<FcmRegistration> {
         timeoutMs: this.#opts.timeoutMs ?? 10_000,
         timedOut: 'FCM timed out',
         readBody: MAX_ANSWER,
+        agent: this.#agent(url.protocol),
         ...(this.#opts.ca ? { ca: this.#opts.ca } : {}),
       },
     );
+  }
+
+  #agent(protocol: string): HttpAgent {
+    let agent = this.#agents.get(protocol);
+    if (!agent) {
+      const o = { keepAlive: true, maxSockets: this.#opts.maxInFlight ?? DEFAULT_IN_FLIGHT };
+      agent = protocol === 'https:' ? new HttpsAgent(o) : new HttpAgent(o);
+      this.#agents.set(protocol, agent);
+    }
+    return agent;
   }
 }

@@ -43,6 +43,7 @@ import type { Logger } from 'pino';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
 import { nullRecorder, type Recorder } from '../../records/types.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
+import type { SharedState } from '../../store/shared/table.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
@@ -62,7 +63,8 @@ import {
   loadServiceAccount,
   type SmsSettings,
 } from './settings.ts';
-import { type Admission, SmsRateLimits, smsAdmission } from './sms-limits.ts';
+import { SmsLimits } from './shared-sms-limits.ts';
+import { type Admission, smsAdmission } from './sms-limits.ts';
 import { SmsSender } from './sms-sender.ts';
 import { loadVapidKeys, type VapidKeys } from './vapid.ts';
 import { WebPushSender } from './web-push-sender.ts';
@@ -165,6 +167,8 @@ export interface PushService {
   methods: MethodDefinition<any>[];
   /** For PairRecords.share in cluster mode. */
   records: PairRecords<object>[];
+  /** Cluster mode: the SMS limits are counted in the cluster's shared state from now on. */
+  shareLimits(state: SharedState): Promise<void>;
   /** Whether the device has a channel to be woken through. */
   canWake(deviceId: string): boolean;
   /**
@@ -230,13 +234,12 @@ export function openPushService(opts: PushServiceOptions): PushService {
   };
   const { outcomes, latency, items } = pushMetrics(opts.metrics);
   const profileOf = opts.profileOf ?? (async () => undefined);
-  const admitSms = smsAdmission(
-    new SmsRateLimits({
-      perDevicePerHour: settings.sms?.perDevicePerHour ?? 0,
-      perOperatorPerHour: settings.sms?.perOperatorPerHour ?? 0,
-    }),
-    profileOf,
-  );
+  const smsLimits = new SmsLimits({
+    perDevicePerHour: settings.sms?.perDevicePerHour ?? 0,
+    perOperatorPerHour: settings.sms?.perOperatorPerHour ?? 0,
+    ...(logger ? { logger } : {}),
+  });
+  const admitSms = smsAdmission(smsLimits, profileOf);
   const underWay = new Set<Promise<void>>();
 
   /** One channel's try at one wake-up, counted and logged; a gone channel is removed. */
@@ -344,6 +347,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
       now: Date.now,
     }),
     records: [registrations],
+    shareLimits: (state) => smsLimits.share(state),
     canWake,
     wake(deviceId, kind, n, preview) {
       if (!canWake(deviceId)) return false;

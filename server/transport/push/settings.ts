@@ -73,9 +73,9 @@ export const smsSettings = z
     sourceAddress: z
       .string({ error: 'expected a string' })
       .regex(SOURCE_ADDRESS, { error: 'expected a number of up to 15 digits or up to 11 letters' }),
-    /** SMS per device per hour, counted in each transport node (default 4). */
+    /** SMS per device per hour, counted cluster-wide in a cluster (default 4). */
     perDevicePerHour: perHour(DEFAULT_SMS_PER_DEVICE_PER_HOUR),
-    /** SMS per operator per hour, counted in each transport node (default 1000). */
+    /** SMS per operator per hour, counted cluster-wide in a cluster (default 1000). */
     perOperatorPerHour: perHour(DEFAULT_SMS_PER_OPERATOR_PER_HOUR),
   })
   .strict();

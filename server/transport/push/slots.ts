@@ -1,8 +1,15 @@
 /**
  * At most `size` tasks under way at once; the others wait their turn, first
  * come first served (a slot that frees is handed to the longest waiting).
- * The wake-up sender's bound on requests in flight (web-push-sender.ts).
+ * The wake-up senders' bound on requests in flight (Web Push, FCM, APNs).
  */
+
+/**
+ * Requests under way at once per sender, unless configured: enough for 1,000
+ * wake-ups a second to a service 250 ms away, few enough that a burst does
+ * not open a connection or a stream per wake-up.
+ */
+export const DEFAULT_IN_FLIGHT = 256;
 export class Slots {
   readonly #size: number;
   #taken = 0;

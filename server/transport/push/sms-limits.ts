@@ -5,11 +5,9 @@
  * more than their share within the last hour (push.sms perDevicePerHour,
  * perOperatorPerHour).
  *
- * The counts are this transport node's own, in memory: a device is served by
- * one node at a time (rendezvous hashing), so its count is nearly exact (a
- * device that moves, or a restart, starts again from zero); an operator's
- * devices spread over the nodes, so the operator's limit holds per node, and
- * a cluster of n transports may send up to n times it.
+ * Here the counts of a single node, in memory, over a sliding hour; in a
+ * cluster they are the cluster's (shared-sms-limits.ts), and these serve
+ * only until the cluster's shared state opens and when it cannot be written.
  */
 import type { DeviceProfile } from '../../store/device-profile.ts';
 
@@ -96,9 +94,14 @@ export class SmsRateLimits {
   }
 }
 
+/** What takes a slot of the device's and the operator's hour: this node's limits, or the cluster's. */
+export interface SmsLimiter {
+  take(deviceId: string, operator: string): Admission | Promise<Admission>;
+}
+
 /** Admits an SMS of a device: its profile allows SMS (asked with `profileOf`), and the limits have room. */
 export function smsAdmission(
-  limits: SmsRateLimits,
+  limits: SmsLimiter,
   profileOf: (deviceId: string) => Promise<DeviceProfile | undefined>,
 ): (deviceId: string) => Promise<Admission> {
   return async (deviceId) => {

@@ -104,7 +104,15 @@ export class SmsSender implements ChannelSender<SmsRegistration> {
     return this.#up !== undefined;
   }
 
-  async attempt(record: SmsRegistration, message: WakeMessage): Promise<Attempt> {
+  attempt(record: SmsRegistration, message: WakeMessage): Promise<Attempt> {
+    return this.submit(record.msisdn, wakeText(message.tally), message.ttl);
+  }
+
+  /**
+   * One SMS of `text` to `msisdn` (`+` and digits) valid for `validitySeconds`, over the link (bound
+   * now if it is not): a wake-up, or an administrator's alarm (server/alarms/channels/sms.ts).
+   */
+  async submit(msisdn: string, text: string, validitySeconds: number): Promise<Attempt> {
     if (this.#closed) return { result: 'failed', why: 'sms sender closed', retry: false };
     const refused = this.#refused;
     if (refused && Date.now() < refused.until) {
@@ -124,9 +132,9 @@ export class SmsSender implements ChannelSender<SmsRegistration> {
           ...sourceFields(this.#o.sourceAddress),
           dest_addr_ton: 1,
           dest_addr_npi: 1,
-          destination_addr: record.msisdn.slice(1),
-          short_message: wakeText(message.tally),
-          validity_period: relativeValidity(message.ttl),
+          destination_addr: msisdn.replace(/^\+/, ''),
+          short_message: text,
+          validity_period: relativeValidity(validitySeconds),
           registered_delivery: this.#o.onReceipt ? 1 : 0,
         },
         cb,
