@@ -19,6 +19,7 @@ import {
   type OpsServer,
   type RecordBatch,
   type Registry,
+  RendezvousRouter,
   type Sealer,
   type SharedTable,
   MemoryAlarmHistory,
@@ -164,6 +165,8 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
   });
 
   let api: AdminApi | undefined;
+  // The device's transport node as the edges pick it: the one that holds its wake-up channels.
+  const transports = membership ? new RendezvousRouter(membership) : undefined;
   if (options.ops && monitor) {
     await bootstrapAdmin(
       registry,
@@ -187,6 +190,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
       records,
       monitor,
       bus,
+      ...(transports ? { transportOf: (id: string) => transports.pick(id) } : {}),
       logger,
       jwtKey: adminJwtKey(options.dataDir),
       ...(options.api?.tokenTtlSeconds === undefined ? {} : { tokenTtlSeconds: options.api.tokenTtlSeconds }),
@@ -210,6 +214,7 @@ export async function startAdminRole(options: AdminRoleOptions): Promise<AdminRo
     ...(monitor ? { monitor } : {}),
     async close() {
       api?.close();
+      transports?.close();
       await relay.close();
       storedSub.unsubscribe();
       recordsSub.unsubscribe();

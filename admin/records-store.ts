@@ -10,6 +10,7 @@
  *   usage     [hour, operator, service, imei]  → counters          (per device)
  *   usageAgg  [hour, operator, service]        → counters          (reports read only these)
  *   audit     [at, seq]                        → AuditEntry
+ *   wakeupAgg [hour, operator, channel]        → wake-up counters  (wakeup-counters.ts)
  *
  * Retention keeps the disk bounded: log records older than maxAgeDays go, the
  * oldest go first once their total passes maxBytes, and one device keeps at
@@ -41,6 +42,7 @@ import {
   type RecordBatch,
   type UsageDelta,
 } from '../server/index.ts';
+import { validWakeups, WakeupCounters, type WakeupFigures } from './wakeup-counters.ts';
 
 export const DAY_MS = 86_400_000;
 export const HOUR_MS = 3_600_000;
@@ -173,6 +175,7 @@ export class RecordsStore {
   private readonly usage: Database<Counters, [number, string, string, string]>;
   private readonly usageAgg: Database<Counters, [number, string, string]>;
   private readonly audit: Database<AuditEntry, [number, number]>;
+  private readonly wakeups: WakeupCounters;
   private readonly now: () => number;
   private readonly logger: Logger | undefined;
   private readonly maxAgeMs: number;
@@ -214,6 +217,7 @@ export class RecordsStore {
     this.usage = this.env.openDB({ name: 'usage' });
     this.usageAgg = this.env.openDB({ name: 'usageAgg' });
     this.audit = this.env.openDB({ name: 'audit' });
+    this.wakeups = new WakeupCounters(this.env);
     // Counts and bytes are rebuilt from the index: cheaper than keeping them transactional.
     for (const { key, value } of this.logTime.getRange({ snapshot: true })) {
       this.totalBytes += typeof value === 'number' ? value : 0;
@@ -257,7 +261,8 @@ export class RecordsStore {
     if (this.closed) throw new Error('records store is closed');
     const logs = Array.isArray(batch.logs) ? batch.logs.filter(validLog) : [];
     const usage = Array.isArray(batch.usage) ? batch.usage.filter(validUsage) : [];
-    if (logs.length === 0 && usage.length === 0) return;
+    const wakeups = validWakeups(batch.wakeups);
+    if (logs.length === 0 && usage.length === 0 && wakeups.length === 0) return;
     const p = this.env.transaction(() => {
       for (const r of logs) {
         const seq = ++this.seq;
@@ -301,6 +306,7 @@ export class RecordsStore {
       for (const { key, c } of agg.values()) {
         this.usageAgg.put(key, add((this.usageAgg.get(key)?.slice() as Counters | undefined) ?? zero(), c));
       }
+      this.wakeups.add(wakeups, (imei) => this.deviceOperator(imei));
       if (this.totalBytes > this.maxBytes) this.trimOldest(this.totalBytes - Math.floor(this.maxBytes * 0.9));
     });
     this.writes = p.catch(() => {});
@@ -422,6 +428,7 @@ export class RecordsStore {
         }
         for (const key of this.usageAgg.getKeys({ end: [usageCutoff] }))
           this.usageAgg.remove(key as [number, string, string]);
+        this.wakeups.sweep(usageCutoff);
         for (const key of this.audit.getKeys({ end: [now - 400 * DAY_MS] }))
           this.audit.remove(key as [number, number]);
       });
@@ -501,6 +508,11 @@ export class RecordsStore {
       }
     }
     return { rows, totals: countersView(totals) };
+  }
+
+  /** Wake-ups per channel kind over [from, to), of one operator when given. */
+  wakeupReport(from: number, to: number, operator?: string): WakeupFigures[] {
+    return this.wakeups.report(from, to, operator);
   }
 
   /** One device's counters over a time range (summed), from the per-device rows. */

@@ -46,8 +46,15 @@ export {
   OUTSIDER_LOG_KINDS,
   type Recorder,
   type UsageDelta,
+  WAKEUP_LATENCY_BOUNDS_S,
+  type WakeupDelta,
 } from './records/types.ts';
 export type { RoleContext, RoleDefinition, RoleHandle } from './roles.ts';
 export * from './router/index.ts';
 export * from './store/index.ts';
 export { CredentialCipher, type CredentialKeyOptions, loadCredentialKey } from './transport/credentials.ts';
+export type {
+  PushAdminReply,
+  PushAdminRequest,
+  PushChannelView,
+} from './transport/push/admin-view.ts';

@@ -19,6 +19,8 @@ export interface ApiServices {
   records: RecordsStore;
   monitor: NodeMonitor;
   bus: Bus;
+  /** The transport node serving a device (rendezvous over the live transports); undefined when none is up. */
+  transportOf(deviceId: string): string | undefined;
   logger: Logger;
   now(): number;
   tokens: TokenIssuer;

@@ -315,6 +315,29 @@ export const DeviceAccount = z
   })
   .meta({ id: 'DeviceAccount', description: 'A provisioned account; the password is never shown' });
 
+const PushKind = z.enum(['webpush', 'fcm', 'apns', 'sms']);
+
+export const PushChannel = z
+  .object({
+    id: z.string().meta({ description: 'The registration id the handset was given (push.registered)' }),
+    kind: PushKind,
+    registeredAt: EpochMs.meta({ description: "The handset's last push.register of it (epoch ms)" }),
+    channel: z.string().meta({
+      description:
+        "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked",
+      example: '…3f9a1c (com.example.mail)',
+    }),
+  })
+  .meta({
+    id: 'PushChannel',
+    description: 'A wake-up channel of a device; never its keys or whole token (they are credentials)',
+  });
+
+export const PushChannelId = z
+  .string()
+  .regex(/^[a-z][A-Za-z0-9_-]{1,63}$/, { error: 'not a wake-up channel id' })
+  .meta({ description: 'A wake-up channel id (as listed)' });
+
 // ---- reference data ---------------------------------------------------------
 
 export const Operator = z
@@ -548,6 +571,33 @@ export const UsageReport = z
       .array(UsageRow)
       .meta({ description: 'One row per bucket (and group), zero-filled, in time order' }),
     totals: UsageCounters,
+    wakeups: z
+      .array(
+        z.object({
+          channel: PushKind,
+          sent: z.number().int(),
+          failed: z.number().int(),
+          pruned: z
+            .number()
+            .int()
+            .meta({ description: 'Channels removed because their service called them gone' }),
+          latency: z
+            .object({
+              meanSeconds: z.number(),
+              p50Seconds: z.number().nullable(),
+              p99Seconds: z.number().nullable(),
+            })
+            .optional()
+            .meta({
+              description:
+                'From the first item a wake-up told of to its push service taking it, of the sent ones. A quantile is the upper bound of the latency bucket it falls in (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 s; null: beyond 60 s)',
+            }),
+        }),
+      )
+      .meta({
+        description:
+          'Wake-ups per channel kind over the whole range (of the operator filter, when given; not split by service), from every transport node; kinds with none are left out',
+      }),
   })
   .meta({ id: 'UsageReport' });
 

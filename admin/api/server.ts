@@ -29,6 +29,8 @@ export interface AdminApiOptions {
   records: RecordsStore;
   monitor: NodeMonitor;
   bus: Bus;
+  /** The transport node serving a device, as the edge picks it; absent: none (the wake-up channel routes answer 503). */
+  transportOf?: (deviceId: string) => string | undefined;
   logger: Logger;
   jwtKey: string;
   /** Token lifetime. Default 12 h. */
@@ -86,6 +88,7 @@ export function createAdminApi(o: AdminApiOptions): AdminApi {
     records: o.records,
     monitor: o.monitor,
     bus: o.bus,
+    transportOf: o.transportOf ?? (() => undefined),
     logger: o.logger,
     now,
     tokens,

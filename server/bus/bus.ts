@@ -76,6 +76,11 @@ export interface Bus {
 export const Subjects = {
   /** Edge → the device's transport node: `{deviceId, sessionId, id, method, body}` → reply body. */
   transportRequest: (nodeId: string) => `mmgw.transport.${nodeId}.req`,
+  /**
+   * Admin → the device's transport node (its router's pick): a device's wake-up channels, listed
+   * redacted or one removed (server/transport/push/admin-view.ts: PushAdminRequest → PushAdminReply).
+   */
+  pushAdmin: (nodeId: string) => `mmgw.transport.${nodeId}.push`,
   /** Anyone → the edge holding this device's session: DeviceMessage → DeviceReply. */
   device: (deviceId: string) => `mmgw.device.${deviceId}`,
   /** Every node, every second or so: NodeHeartbeat. */

@@ -98,3 +98,64 @@ test('never throws: an admin that fails, bad input, use after close', async (t) 
   await recorder.flush();
   assert.ok(recorder.dropped() >= 1, 'records the failing admin never stored are counted at close');
 });
+
+test('wake-up outcomes: summed per hour, device and channel with their latency buckets; kept while no admin answers', async (t) => {
+  const bus = new InProcessBus();
+  t.after(() => bus.close());
+  const recorder = createBusRecorder({ bus, nodeId: 'n1', flushMs: 60_000 });
+  t.after(() => recorder.close());
+  recorder.wakeup?.({ at: 10, imei: '1', channel: 'fcm', sent: 1, latencyMs: 40 });
+  recorder.wakeup?.({ at: 20, imei: '1', channel: 'fcm', sent: 1, latencyMs: 700 });
+  recorder.wakeup?.({ at: 30, imei: '1', channel: 'fcm', failed: 1 });
+  recorder.wakeup?.({ at: 40, imei: '1', channel: 'fcm', sent: 1, latencyMs: 61_000 });
+  recorder.wakeup?.({ at: HOUR + 1, imei: '1', channel: 'webpush', pruned: 1 });
+  recorder.wakeup?.({ at: 50, imei: '1', channel: 'sms', failed: Number.NaN, latencyMs: -1 });
+  // Nobody stores yet: the batch comes back and is sent again whole with what came meanwhile.
+  await recorder.flush();
+  recorder.wakeup?.({ at: 60, imei: '1', channel: 'fcm', sent: 1, latencyMs: 100 });
+  const batches: RecordBatch[] = [];
+  bus.subscribe(Subjects.records, (msg) => {
+    batches.push(msg.data as RecordBatch);
+    return { stored: 1 };
+  });
+  await recorder.flush();
+  assert.equal(batches.length, 1);
+  const buckets = (...at: [number, number][]) => {
+    const b = new Array(11).fill(0);
+    for (const [i, n] of at) b[i] = n;
+    return b;
+  };
+  assert.deepEqual(batches[0]?.wakeups, [
+    {
+      at: 0,
+      imei: '1',
+      channel: 'fcm',
+      sent: 4,
+      failed: 1,
+      pruned: 0,
+      latencySumMs: 40 + 700 + 61_000 + 100,
+      // ≤ 0.05 s, ≤ 0.1 s, ≤ 1 s and beyond 60 s.
+      latencyBuckets: buckets([0, 1], [1, 1], [4, 1], [10, 1]),
+    },
+    {
+      at: HOUR,
+      imei: '1',
+      channel: 'webpush',
+      sent: 0,
+      failed: 0,
+      pruned: 1,
+      latencySumMs: 0,
+      latencyBuckets: buckets(),
+    },
+    {
+      at: 0,
+      imei: '1',
+      channel: 'sms',
+      sent: 0,
+      failed: 0,
+      pruned: 0,
+      latencySumMs: 0,
+      latencyBuckets: buckets(),
+    },
+  ]);
+});

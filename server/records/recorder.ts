@@ -8,15 +8,26 @@
  * counted. Never throws, never blocks the caller.
  *
  * Usage deltas are summed per (hour, imei, operator, service) before they
- * leave, so a chatty device costs one counter row per hour, not one per frame.
+ * leave, so a chatty device costs one counter row per hour, not one per frame;
+ * wake-up outcomes likewise per (hour, imei, operator, channel), in the
+ * batch's `wakeups` (an admin of an older release reads past them).
  */
 import type { Logger } from 'pino';
 import { type Bus, Subjects } from '../bus/bus.ts';
-import type { DeviceLogRecord, Recorder, UsageDelta } from './types.ts';
+import {
+  type DeviceLogRecord,
+  type Recorder,
+  type UsageDelta,
+  WAKEUP_LATENCY_BOUNDS_S,
+  type WakeupDelta,
+  type WakeupOutcome,
+} from './types.ts';
 
 export interface RecordBatch {
   logs: DeviceLogRecord[];
   usage: UsageDelta[];
+  /** Absent from recorders of releases before wake-ups were recorded. */
+  wakeups?: WakeupDelta[];
 }
 
 export interface BusRecorderOptions {
@@ -69,13 +80,14 @@ export function createBusRecorder(options: BusRecorderOptions): BusRecorder {
   const ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
   let logs: DeviceLogRecord[] = [];
   let usage = new Map<string, UsageDelta>();
+  let wakeups = new Map<string, WakeupDelta>();
   let dropped = 0;
   let closed = false;
   let chain: Promise<void> = Promise.resolve();
   let lastWarnAt = 0;
 
   const timer = setInterval(() => {
-    if (logs.length > 0 || usage.size > 0) void flush();
+    if (logs.length > 0 || usage.size > 0 || wakeups.size > 0) void flush();
   }, options.flushMs ?? 1000);
   timer.unref();
 
@@ -98,6 +110,44 @@ export function createBusRecorder(options: BusRecorderOptions): BusRecorder {
       dropped += usage.size - keep.length;
       usage = new Map(keep);
     }
+    if (wakeups.size > maxPending) {
+      const keep = [...wakeups.entries()].slice(wakeups.size - maxPending);
+      dropped += wakeups.size - keep.length;
+      wakeups = new Map(keep);
+    }
+  };
+
+  /** Adds an outcome (or a delta sent back after a failed send) to its row of the hour. */
+  const addWakeup = (d: WakeupOutcome & { at: number }, sums?: WakeupDelta) => {
+    const hour = Math.floor(d.at / HOUR_MS) * HOUR_MS;
+    const key = `${hour}|${d.imei}|${d.operator ?? ''}|${d.channel}`;
+    let row = wakeups.get(key);
+    if (!row) {
+      row = {
+        at: hour,
+        imei: d.imei,
+        channel: d.channel,
+        sent: 0,
+        failed: 0,
+        pruned: 0,
+        latencySumMs: 0,
+        latencyBuckets: WAKEUP_LATENCY_BOUNDS_S.map(() => 0).concat(0),
+      };
+      if (d.operator) row.operator = d.operator;
+      wakeups.set(key, row);
+    }
+    const count = (v: number | undefined) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+    row.sent += count(d.sent);
+    row.failed += count(d.failed);
+    row.pruned += count(d.pruned);
+    if (sums) {
+      row.latencySumMs += sums.latencySumMs;
+      for (const [i, n] of sums.latencyBuckets.entries()) row.latencyBuckets[i]! += n;
+    } else if (typeof d.latencyMs === 'number' && Number.isFinite(d.latencyMs) && d.latencyMs >= 0) {
+      row.latencySumMs += d.latencyMs;
+      const i = WAKEUP_LATENCY_BOUNDS_S.findIndex((b) => d.latencyMs! <= b * 1000);
+      row.latencyBuckets[i === -1 ? WAKEUP_LATENCY_BOUNDS_S.length : i]! += 1;
+    }
   };
 
   const addUsage = (d: UsageDelta) => {
@@ -116,15 +166,18 @@ export function createBusRecorder(options: BusRecorderOptions): BusRecorder {
   };
 
   const sendOnce = async (): Promise<void> => {
-    if (logs.length === 0 && usage.size === 0) return;
+    if (logs.length === 0 && usage.size === 0 && wakeups.size === 0) return;
     const batch: RecordBatch = { logs, usage: [...usage.values()] };
+    if (wakeups.size > 0) batch.wakeups = [...wakeups.values()];
     logs = [];
     usage = new Map();
+    wakeups = new Map();
     try {
       await bus.request(Subjects.records, batch, { timeoutMs: ackTimeoutMs });
     } catch (err) {
+      const sentWakeups = batch.wakeups ?? [];
       if (closed) {
-        dropped += batch.logs.length + batch.usage.length;
+        dropped += batch.logs.length + batch.usage.length + sentWakeups.length;
         return;
       }
       // Put it back in front of what came meanwhile and try again with the next flush.
@@ -133,8 +186,11 @@ export function createBusRecorder(options: BusRecorderOptions): BusRecorder {
       usage = new Map();
       for (const d of batch.usage) addUsage(d);
       for (const d of later.values()) addUsage(d);
+      const laterWakeups = wakeups;
+      wakeups = new Map();
+      for (const d of [...sentWakeups, ...laterWakeups.values()]) addWakeup(d, d);
       trim();
-      warn(err, logs.length + usage.size);
+      warn(err, logs.length + usage.size + wakeups.size);
     }
   };
 
@@ -163,17 +219,27 @@ export function createBusRecorder(options: BusRecorderOptions): BusRecorder {
         logger?.debug({ err }, 'usage delta ignored');
       }
     },
+    wakeup(outcome) {
+      if (closed) return;
+      try {
+        addWakeup({ ...outcome, at: outcome.at ?? now() });
+        if (wakeups.size > maxPending) trim();
+      } catch (err) {
+        logger?.debug({ err }, 'wake-up outcome ignored');
+      }
+    },
     flush,
     async close() {
       if (closed) return;
       clearInterval(timer);
       await flush();
       closed = true;
-      const left = logs.length + usage.size;
+      const left = logs.length + usage.size + wakeups.size;
       if (left > 0) {
         dropped += left;
         logs = [];
         usage = new Map();
+        wakeups = new Map();
         logger?.warn({ dropped: left }, 'records not stored at close (admin unreachable)');
       }
     },

@@ -72,10 +72,49 @@ export interface UsageDelta {
   bytesOut?: number;
 }
 
+/**
+ * Upper bounds (seconds) of the wake-up latency buckets, the last one open:
+ * the histogram mmgw_wakeup_latency_seconds's, and the records' (so that the
+ * usage report's quantiles are read from the same buckets as Prometheus').
+ */
+export const WAKEUP_LATENCY_BOUNDS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+
+/** One wake-up's outcome on one channel kind (webpush, fcm, apns, sms). */
+export interface WakeupOutcome {
+  imei: string;
+  operator?: string;
+  channel: string;
+  sent?: number;
+  failed?: number;
+  pruned?: number;
+  /** Of a sent one: from the first item it told of to the push service taking it. */
+  latencyMs?: number;
+}
+
+/**
+ * Wake-up outcomes summed per (hour of `at`, imei, channel) as the recorder
+ * sends them; `latencyBuckets[i]` counts the sent ones at or under
+ * WAKEUP_LATENCY_BOUNDS_S[i] seconds (not cumulative) and the last entry
+ * those beyond, so its length is the bounds' plus one.
+ */
+export interface WakeupDelta {
+  at: number;
+  imei: string;
+  operator?: string;
+  channel: string;
+  sent: number;
+  failed: number;
+  pruned: number;
+  latencySumMs: number;
+  latencyBuckets: number[];
+}
+
 export interface Recorder {
   /** Never throws, never blocks: records are batched and sent on the bus. */
   log(record: Omit<DeviceLogRecord, 'at' | 'node'> & { at?: number }): void;
   usage(delta: Omit<UsageDelta, 'at'> & { at?: number }): void;
+  /** A wake-up's outcome (server/transport/push); absent from recorders that keep none (tests). */
+  wakeup?(outcome: WakeupOutcome & { at?: number }): void;
   /** Sends what is batched now. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -112,6 +112,8 @@ export const transportRole: RoleDefinition = {
       logger,
       // Whether a device may have SMS wake-ups, and its operator (what they are counted per).
       profileOf: (deviceId) => profiles.get(deviceId),
+      // The admin's questions about the devices' channels (admin/api/routes/push.ts).
+      admin: { bus, nodeId },
     });
     const wakeService = push;
     // Chat that found no session, and mail or chat held for a detached session, wakes the device.

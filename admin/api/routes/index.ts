@@ -13,6 +13,7 @@ import { deviceRoutes } from './devices.ts';
 import { importRoutes } from './imports.ts';
 import { logRoutes } from './logs.ts';
 import { nodeRoutes } from './nodes.ts';
+import { pushRoutes } from './push.ts';
 import { refDataRoutes } from './refs.ts';
 import { reportRoutes } from './reports.ts';
 import { userRoutes } from './users.ts';
@@ -33,6 +34,7 @@ export const API_ROUTES: readonly Route<ApiServices>[] = [
   ...deviceRoutes,
   ...importRoutes,
   ...accountRoutes,
+  ...pushRoutes,
   ...logRoutes,
   ...refDataRoutes,
   ...reportRoutes,

@@ -1,6 +1,7 @@
 /** Usage reports: counters per hour or day, as JSON, CSV or XML. */
 import { csvLine } from '../../../server/index.ts';
 import { DAY_MS, HOUR_MS } from '../../records-store.ts';
+import type { WakeupFigures } from '../../wakeup-counters.ts';
 import { ALL, iso, route } from '../context.ts';
 import { badInput, parseTime, sendJson, sendText } from '../http-util.ts';
 import * as S from '../schemas.ts';
@@ -11,13 +12,25 @@ function xmlEscape(s: string): string {
 
 const COUNTERS = ['logins', 'logouts', 'messagesIn', 'messagesOut', 'bytesIn', 'bytesOut'] as const;
 
+/** `<wakeups>` with one `<channel>` per kind; latency attributes only where some were sent. */
+function wakeupsXml(wakeups: WakeupFigures[]): string {
+  const lines = wakeups.map((w) => {
+    const l = w.latency;
+    const latency = l
+      ? ` meanSeconds="${l.meanSeconds}" p50Seconds="${l.p50Seconds ?? '+Inf'}" p99Seconds="${l.p99Seconds ?? '+Inf'}"`
+      : '';
+    return `    <channel kind="${xmlEscape(w.channel)}" sent="${w.sent}" failed="${w.failed}" pruned="${w.pruned}"${latency}/>\n`;
+  });
+  return `  <wakeups>\n${lines.join('')}  </wakeups>\n`;
+}
+
 export const reportRoutes = [
   route({
     method: 'GET',
     path: '/reports/usage',
     roles: ALL,
     summary:
-      'Usage counters (logins, logouts, messages and bytes in/out) per hour or day (UTC). format=csv answers text/csv, format=xml application/xml, each as a download',
+      'Usage counters (logins, logouts, messages and bytes in/out) per hour or day (UTC), and the wake-ups per channel kind over the range (sent, failed, pruned, latency). format=csv answers text/csv (the usage rows only), format=xml application/xml (with a wakeups element), each as a download',
     query: S.UsageQuery,
     responses: {
       '200': { description: 'The report', json: S.UsageReport, text: ['text/csv', 'application/xml'] },
@@ -51,6 +64,7 @@ export const reportRoutes = [
         },
         rows: rows.map((r) => ({ ...r, bucket: iso(r.bucket) })),
         totals,
+        wakeups: records.wakeupReport(from, to, q.operator),
       };
       const name = `usage-${iso(from).slice(0, 13)}-${iso(to).slice(0, 13)}`.replace(/:/g, '');
       const group = q.groupBy === 'none' ? [] : [q.groupBy];
@@ -71,9 +85,8 @@ export const reportRoutes = [
             `  <row bucket="${r.bucket}"${g}>${COUNTERS.map((c) => `<${c}>${r[c]}</${c}>`).join('')}</row>\n`,
           );
         }
-        out.push(
-          `  <totals>${COUNTERS.map((c) => `<${c}>${totals[c]}</${c}>`).join('')}</totals>\n</usageReport>\n`,
-        );
+        out.push(`  <totals>${COUNTERS.map((c) => `<${c}>${totals[c]}</${c}>`).join('')}</totals>\n`);
+        out.push(wakeupsXml(report.wakeups), '</usageReport>\n');
         sendText(res, 200, 'application/xml; charset=utf-8', out.join(''), `${name}.xml`);
       } else sendJson(res, 200, report);
     },

@@ -34,19 +34,26 @@
  * and cleaned (preview.ts); never in an SMS. A channel unused for
  * push.expireDays is removed by a periodic sweep (expiry.ts).
  *
+ * Operators see a device's channels, redacted, and remove one through the
+ * admin API, which asks this node over the bus (admin-view.ts); each
+ * channel's outcomes (sent, failed, pruned, latency) also go to the records
+ * as wake-up deltas per hour (Recorder.wakeup), which the usage report sums
+ * across nodes.
+ *
  * Not built yet (issue 14): alarms over the SMPP link, APNs alert pushes by
- * service profile (pushType is the operator's, for all devices), the admin
- * UI's view of the channels, the usage report's counters. Measured by `npm run bench:push` (test/bench/push/).
+ * service profile (pushType is the operator's, for all devices). Measured by `npm run bench:push` (test/bench/push/).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import type { Bus } from '../../bus/bus.ts';
 import type { DestinationPolicy } from '../../net/destination-policy.ts';
-import { nullRecorder, type Recorder } from '../../records/types.ts';
+import { nullRecorder, type Recorder, WAKEUP_LATENCY_BOUNDS_S } from '../../records/types.ts';
 import type { DeviceProfile } from '../../store/device-profile.ts';
 import type { SharedState } from '../../store/shared/table.ts';
 import type { PairRecords } from '../kit/pair-records.ts';
 import type { TransportStorage } from '../kit/transport-storage.ts';
 import type { MethodDefinition } from '../types.ts';
+import { servePushAdmin } from './admin-view.ts';
 import { ApnsSender } from './apns-sender.ts';
 import { type ChannelSender, type RetryOptions, sendWithRetries, type WakeMessage } from './channel.ts';
 import { WakeCoalescer, type WakeKind, type WakeTally } from './coalescer.ts';
@@ -114,6 +121,8 @@ export interface PushServiceOptions {
   retry?: RetryOptions;
   /** The device's service profile (whether it may have SMS wake-ups, its operator); absent: no SMS. */
   profileOf?(deviceId: string): Promise<DeviceProfile | undefined>;
+  /** Where the admin asks about the devices' channels (Subjects.pushAdmin(nodeId)); absent: nobody asks. */
+  admin?: { bus: Bus; nodeId: string };
 }
 
 type Senders = { [K in PushKind]?: ChannelSender<PushKindOf<K>> };
@@ -212,7 +221,7 @@ function pushMetrics(registry: Registry | undefined) {
       name: 'mmgw_wakeup_latency_seconds',
       help: 'From the first item a wake-up tells of to the push service accepting it, by channel kind.',
       labelNames: ['channel'],
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: [...WAKEUP_LATENCY_BOUNDS_S],
       registers: registry ? [registry] : [],
     }),
   };
@@ -246,8 +255,10 @@ export function openPushService(opts: PushServiceOptions): PushService {
   const deliverOne = async (deviceId: string, id: string, record: PushRegistration, message: WakeMessage) => {
     const sent = await send(record, message);
     if (sent.result === 'sent') {
+      const ms = Date.now() - message.tally.since;
       outcomes.inc({ channel: record.kind, result: 'sent' });
-      latency.observe({ channel: record.kind }, (Date.now() - message.tally.since) / 1000);
+      latency.observe({ channel: record.kind }, ms / 1000);
+      recorder.wakeup?.({ imei: deviceId, channel: record.kind, sent: 1, latencyMs: ms });
       await recordUse(registrations, deviceId, id, Date.now()).catch((err: unknown) => {
         logger?.warn({ err, deviceId, registration: id }, 'push registration use not recorded');
       });
@@ -255,6 +266,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
     }
     if (sent.result === 'failed') {
       outcomes.inc({ channel: record.kind, result: 'failed' });
+      recorder.wakeup?.({ imei: deviceId, channel: record.kind, failed: 1 });
       logger?.info({ deviceId, registration: id, why: sent.why }, 'wake-up not sent');
       return sent.result;
     }
@@ -263,6 +275,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
     });
     // Counted once removed: a reader of the counter then finds the channel gone from push.list.
     outcomes.inc({ channel: record.kind, result: 'pruned' });
+    recorder.wakeup?.({ imei: deviceId, channel: record.kind, pruned: 1 });
     recorder.log({
       imei: deviceId,
       kind: 'push_removed',
@@ -295,6 +308,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
         : { ok: false, why: 'sms not enabled' };
       if (!admitted.ok) {
         outcomes.inc({ channel: 'sms', result: 'failed' });
+        recorder.wakeup?.({ imei: deviceId, channel: 'sms', failed: 1 });
         logger?.info({ deviceId, registration: id, why: admitted.why }, 'SMS wake-up not sent');
         continue;
       }
@@ -335,6 +349,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
   };
   const stopSweeps = scheduleSweeps(sweep);
 
+  const adminSub = opts.admin && servePushAdmin(opts.admin.bus, opts.admin.nodeId, registrations);
   const canWake = (deviceId: string) => registrations.list(deviceId).length > 0;
   return {
     methods: pushMethods({
@@ -361,6 +376,7 @@ export function openPushService(opts: PushServiceOptions): PushService {
       await Promise.allSettled([...underWay]);
     },
     async close() {
+      adminSub?.unsubscribe();
       coalescer.close();
       await stopSweeps();
       await Promise.allSettled([...underWay]);
