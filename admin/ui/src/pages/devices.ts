@@ -1,6 +1,7 @@
 /**
  * Devices: search and page through the registry, provision, edit, enable or
- * disable, remove, reset the secret, import and export CSV.
+ * disable, remove, reset the secret, see and remove wake-up channels
+ * (wake-ups.ts), import and export CSV.
  */
 import { imeiProblem, imsiProblem } from '../../../../server/store/imei.ts';
 import { ApiError, api, can, download } from '../api.ts';
@@ -8,6 +9,7 @@ import { dialog, field, formatTime, h, mount, options, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
 import { loadRefChoices, type RefChoices } from '../refs.ts';
 import { importDialog } from './device-import.ts';
+import { wakeupChannelsDialog } from './wake-ups.ts';
 
 export interface Device {
   imei: string;
@@ -101,6 +103,16 @@ export const devicesPage: Page = (root) => {
           'td',
           { class: 'actions' },
           h('a', { href: `#/devices/${d.imei}/log`, class: 'button small' }, 'Log'),
+          h(
+            'button',
+            {
+              class: 'small',
+              type: 'button',
+              onclick: () => void wakeupChannelsDialog(d.imei),
+              title: 'The wake-up channels the handset registered (Web Push, FCM, APNs, SMS)',
+            },
+            'Wake-ups',
+          ),
           writable && [
             h('button', { class: 'small', type: 'button', onclick: () => editDevice(d) }, 'Edit'),
             h(

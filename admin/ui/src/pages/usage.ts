@@ -1,12 +1,14 @@
 /**
  * Usage report: counters per hour or day (UTC) for a date range, filtered by
- * service and operator; a chart, a table, and the same report as CSV, JSON or XML.
+ * service and operator; a chart, a table, the wake-ups per channel kind, and
+ * the same report as CSV, JSON or XML.
  */
 import { api, can, download } from '../api.ts';
 import { barChart } from '../chart.ts';
 import { field, formatBytes, h, mount, options, toast } from '../dom.ts';
 import type { Page } from '../main.ts';
 import { listRefs } from '../refs.ts';
+import { type WakeupFigures, wakeupTable } from './wake-ups.ts';
 
 interface Counters {
   logins: number;
@@ -29,6 +31,8 @@ interface UsageReport {
   granularity: 'hour' | 'day';
   rows: UsageRow[];
   totals: Counters;
+  /** Absent from an admin node of an older release. */
+  wakeups?: WakeupFigures[];
 }
 
 const METRICS = {
@@ -73,6 +77,7 @@ export const usagePage: Page = (root) => {
   const chartBox = h('div', { id: 'usage-chart' });
   const totalsBox = h('div', { class: 'cards', id: 'usage-totals' });
   const tableBox = h('div', { class: 'table-wrap' });
+  const wakeupBox = h('div', { class: 'table-wrap' });
 
   /** Dates are whole UTC days, `to` included. */
   const query = () => ({
@@ -133,6 +138,7 @@ export const usagePage: Page = (root) => {
         h('div', { class: 'card' }, h('div', { class: 'value' }, value), h('div', { class: 'label' }, label)),
       ),
     );
+    mount(wakeupBox, wakeupTable(r.wakeups ?? []));
     const total = (row: Counters) =>
       row.logins + row.logouts + row.messagesIn + row.messagesOut + row.bytesIn + row.bytesOut;
     const rows = state.hideEmpty ? r.rows.filter((row) => total(row) > 0) : r.rows;
@@ -302,6 +308,17 @@ export const usagePage: Page = (root) => {
         h('label', null, hideEmpty, ' hide empty periods'),
       ),
       tableBox,
+    ),
+    h(
+      'div',
+      { class: 'panel' },
+      h('h2', null, 'Wake-ups per channel'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Over the whole period (and operator), from every transport. Latency: from the first message a wake-up told of to its push service taking it; p50 and p99 within the bucket bounds 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 s.',
+      ),
+      wakeupBox,
     ),
   );
   renderFilters([]);
