@@ -6,7 +6,8 @@
  * private Dovecot. A handset registers an FCM and an APNs channel and logs
  * out; mail APPENDed to its INBOX reaches each service as one wake-up; when
  * both services call their token gone, the next mail removes both channels
- * (gone from push.list, logged on the device), counted per channel.
+ * (gone from push.list, logged on the device), counted per channel, in
+ * /metrics and in the usage report.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -191,5 +192,31 @@ describe('wake-ups through FCM and APNs', () => {
       },
       WAIT,
     );
+  });
+
+  test('the usage report has them per channel, from the records of the transport', async () => {
+    const api = await ApiClient.as(gw.adminUrl, ADMIN.name, ADMIN.password);
+    let wakeups: any[] = [];
+    await eventually(
+      'the sent and pruned wake-ups of both channels in the report',
+      async () => {
+        wakeups = (await api.call('GET', '/reports/usage')).json?.wakeups ?? [];
+        return wakeups.filter((w) => w.sent === 1 && w.pruned === 1).length === 2;
+      },
+      WAIT,
+    );
+    for (const channel of ['apns', 'fcm']) {
+      const w = wakeups.find((x) => x.channel === channel);
+      assert.equal(w.failed, 0, channel);
+      assert.ok(w.latency.meanSeconds >= 0 && w.latency.meanSeconds <= w.latency.p99Seconds, channel);
+      assert.equal(w.latency.p50Seconds, w.latency.p99Seconds, 'one sent: one bucket');
+    }
+    assert.deepEqual(
+      wakeups.map((w) => w.channel),
+      ['apns', 'fcm'],
+      'no channel without wake-ups',
+    );
+    const xml = await api.call('GET', '/reports/usage?format=xml');
+    assert.match(xml.text, /<channel kind="fcm" sent="1" failed="0" pruned="1" meanSeconds="[\d.]+"/);
   });
 });
