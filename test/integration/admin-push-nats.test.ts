@@ -1,0 +1,107 @@
+/**
+ * A device's wake-up channels in the admin API across processes over NATS
+ * (issue 14): an admin + edge node and two transport nodes, each transport
+ * keeping the channels of the devices it serves in its own lmdb (no
+ * JetStream here, so nothing is shared: only the device's own transport has
+ * them). Devices are added until both transports serve some; the admin node
+ * asks each device's transport, the one its router picks as the edge's did,
+ * and lists and removes exactly that device's channel.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Handset } from '../../device-protocol/handset.ts';
+import { eventually } from '../../testing/index.ts';
+import { type Gateway, nextImei, startGateway, waitReady } from '../harness/gateway.ts';
+import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
+import { type PushService, startPushService } from '../harness/push-service.ts';
+import { ADMIN, ApiClient, WAIT } from './admin-api-helpers.ts';
+import { handsetFor } from './e2e-suite.ts';
+
+interface Registered {
+  imei: string;
+  node: string;
+  id: string;
+}
+
+describe('admin API: wake-up channels of devices on two transport nodes over NATS', () => {
+  let nats: NatsServerHandle;
+  let push: PushService;
+  let front: Gateway;
+  let transports: Gateway[] = [];
+  let api: ApiClient;
+  const registered: Registered[] = [];
+  const open: Handset[] = [];
+  const tag = `${process.pid}`;
+  const nodeIds = [`t1-${tag}`, `t2-${tag}`];
+
+  before(async () => {
+    nats = await startNatsServer();
+    push = await startPushService();
+    front = await startGateway({
+      args: ['--role', 'admin,edge', '--engine', 'portable', '--bus', nats.url, '--node-id', `front-${tag}`],
+      env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
+    });
+    transports = await Promise.all(
+      nodeIds.map((id) =>
+        startGateway({
+          args: ['--role', 'transport', '--bus', nats.url, '--node-id', id],
+          env: { NODE_EXTRA_CA_CERTS: push.caFile },
+        }),
+      ),
+    );
+    await Promise.all([front, ...transports].map((g) => waitReady(g)));
+    api = await ApiClient.as(front.adminUrl, ADMIN.name, ADMIN.password);
+    assert.equal((await api.call('POST', '/operators', { id: 'op1', name: 'Operator 1' })).status, 201);
+    await eventually(
+      'both transports seen by the admin node',
+      async () => {
+        const items = (await api.call('GET', '/nodes')).json.items as { nodeId: string; status: string }[];
+        return nodeIds.every((id) => items.some((n) => n.nodeId === id && n.status === 'up'));
+      },
+      WAIT,
+    );
+  });
+  after(async () => {
+    for (const h of open) await h.close().catch(() => {});
+    await Promise.all([front?.stop(), ...transports.map((t) => t.stop())]);
+    await push?.stop();
+    await nats?.stop();
+  });
+
+  test('devices until both transports serve one, each with a Web Push channel', async () => {
+    for (let n = 0; n < 16 && !nodeIds.every((id) => registered.some((r) => r.node === id)); n++) {
+      const r = await api.call('POST', '/devices', { imei: nextImei(), operator: 'op1' });
+      assert.equal(r.status, 201, r.text);
+      const dev = { imei: r.json.device.imei as string, secret: r.json.secret as string };
+      const h = handsetFor(front, dev);
+      open.push(h);
+      await h.connect();
+      const { nodeId } = await h.request<{ nodeId: string }>('sys.info');
+      const id = await h.registerPush(push.subscribe());
+      registered.push({ imei: dev.imei, node: nodeId, id });
+      await h.close();
+    }
+    assert.deepEqual(
+      [...new Set(registered.map((r) => r.node))].sort(),
+      nodeIds,
+      'both transports serve devices',
+    );
+  });
+
+  test('the admin lists and removes each device’s channel on its own transport', async () => {
+    for (const { imei, id } of registered) {
+      const r = await api.call('GET', `/devices/${imei}/wakeup-channels`);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(
+        r.json.items.map((c: any) => [c.id, c.kind, c.channel]),
+        [[id, 'webpush', push.origin]],
+        imei,
+      );
+    }
+    for (const node of nodeIds) {
+      const { imei, id } = registered.find((r) => r.node === node)!;
+      assert.equal((await api.call('DELETE', `/devices/${imei}/wakeup-channels/${id}`)).status, 204, node);
+      assert.deepEqual((await api.call('GET', `/devices/${imei}/wakeup-channels`)).json.items, [], node);
+    }
+  });
+});
