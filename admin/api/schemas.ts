@@ -322,9 +322,9 @@ export const PushChannel = z
     id: z.string().meta({ description: 'The registration id the handset was given (push.registered)' }),
     kind: PushKind,
     registeredAt: EpochMs.meta({ description: "The handset's last push.register of it (epoch ms)" }),
-    channel: z.string().meta({
+    channel: z.string().optional().meta({
       description:
-        "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked",
+        "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked. Absent for viewers",
       example: '…3f9a1c (com.example.mail)',
     }),
   })
