@@ -5,7 +5,8 @@
  * JetStream here, so nothing is shared: only the device's own transport has
  * them). Devices are added until both transports serve some; the admin node
  * asks each device's transport, the one its router picks as the edge's did,
- * and lists and removes exactly that device's channel.
+ * and lists and removes exactly that device's channel. Before any transport
+ * is up, the list answers 503.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +15,7 @@ import { eventually } from '../../testing/index.ts';
 import { type Gateway, nextImei, startGateway, waitReady } from '../harness/gateway.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { type PushService, startPushService } from '../harness/push-service.ts';
-import { ADMIN, ApiClient, WAIT } from './admin-api-helpers.ts';
+import { ADMIN, ApiClient, assertError, WAIT } from './admin-api-helpers.ts';
 import { handsetFor } from './e2e-suite.ts';
 
 interface Registered {
@@ -41,6 +42,15 @@ describe('admin API: wake-up channels of devices on two transport nodes over NAT
       args: ['--role', 'admin,edge', '--engine', 'portable', '--bus', nats.url, '--node-id', `front-${tag}`],
       env: { MMGW_ADMIN_NAME: ADMIN.name, MMGW_ADMIN_PASSWORD: ADMIN.password },
     });
+    // Not ready (/readyz) before a transport is: the admin API answers already.
+    api = await ApiClient.as(front.adminUrl, ADMIN.name, ADMIN.password);
+    assert.equal((await api.call('POST', '/operators', { id: 'op1', name: 'Operator 1' })).status, 201);
+    // No transport yet: nobody to ask.
+    const early = await api.call('POST', '/devices', { imei: nextImei(), operator: 'op1' });
+    assert.equal(early.status, 201, early.text);
+    const r = await api.call('GET', `/devices/${early.json.device.imei}/wakeup-channels`);
+    assertError(r, 503, 'request.unavailable');
+    assert.equal(r.json.error.message, 'no transport node is up to ask for the wake-up channels');
     transports = await Promise.all(
       nodeIds.map((id) =>
         startGateway({
@@ -50,8 +60,6 @@ describe('admin API: wake-up channels of devices on two transport nodes over NAT
       ),
     );
     await Promise.all([front, ...transports].map((g) => waitReady(g)));
-    api = await ApiClient.as(front.adminUrl, ADMIN.name, ADMIN.password);
-    assert.equal((await api.call('POST', '/operators', { id: 'op1', name: 'Operator 1' })).status, 201);
     await eventually(
       'both transports seen by the admin node',
       async () => {
