@@ -1,12 +1,13 @@
 /**
  * A device's wake-up channels in the admin API across processes over NATS
- * (issue 14): an admin + edge node and two transport nodes, each transport
- * keeping the channels of the devices it serves in its own lmdb (no
- * JetStream here, so nothing is shared: only the device's own transport has
- * them). Devices are added until both transports serve some; the admin node
- * asks each device's transport, the one its router picks as the edge's did,
- * and lists and removes exactly that device's channel. Before any transport
- * is up, the list answers 503.
+ * (issue 14): an admin + edge node and two transport nodes. Without
+ * JetStream each transport keeps the channels of the devices it serves in its
+ * own lmdb (only the device's own transport has them); with it they are the
+ * shared table `push_reg`. Devices are added until both transports serve
+ * some; the admin node asks each device's transport, the one its router
+ * picks as the edge's did, and lists and removes exactly that device's
+ * channel; with JetStream, a device whose transport was killed is answered
+ * by the survivor. Before any transport is up, the list answers 503.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -24,7 +25,8 @@ interface Registered {
   id: string;
 }
 
-describe('admin API: wake-up channels of devices on two transport nodes over NATS', () => {
+/** Without JetStream each transport keeps its own; with it they are the shared table `push_reg`. */
+const suite = (jetstream: boolean) => () => {
   let nats: NatsServerHandle;
   let push: PushService;
   let front: Gateway;
@@ -32,11 +34,11 @@ describe('admin API: wake-up channels of devices on two transport nodes over NAT
   let api: ApiClient;
   const registered: Registered[] = [];
   const open: Handset[] = [];
-  const tag = `${process.pid}`;
+  const tag = `${process.pid}${jetstream ? 'js' : ''}`;
   const nodeIds = [`t1-${tag}`, `t2-${tag}`];
 
   before(async () => {
-    nats = await startNatsServer();
+    nats = await startNatsServer({ jetstream });
     push = await startPushService();
     front = await startGateway({
       args: ['--role', 'admin,edge', '--engine', 'portable', '--bus', nats.url, '--node-id', `front-${tag}`],
@@ -96,7 +98,7 @@ describe('admin API: wake-up channels of devices on two transport nodes over NAT
     );
   });
 
-  test('the admin lists and removes each device’s channel on its own transport', async () => {
+  test('the admin lists each device’s channel; with JetStream, still when its transport is gone', async () => {
     for (const { imei, id } of registered) {
       const r = await api.call('GET', `/devices/${imei}/wakeup-channels`);
       assert.equal(r.status, 200, r.text);
@@ -106,10 +108,37 @@ describe('admin API: wake-up channels of devices on two transport nodes over NAT
         imei,
       );
     }
+    if (!jetstream) return;
+    // t1 dies: once the admin's membership lets it go, t2 answers for its devices from push_reg.
+    const [t1] = transports;
+    t1!.kill();
+    const { imei, id } = registered.find((r) => r.node === nodeIds[0])!;
+    const listed = await eventually(
+      't1’s device listed by t2',
+      async () => {
+        const r = await api.call('GET', `/devices/${imei}/wakeup-channels`);
+        return r.status === 200 ? r.json.items : undefined;
+      },
+      WAIT,
+    );
+    assert.deepEqual(
+      listed.map((c: any) => c.id),
+      [id],
+    );
+    assert.equal((await api.call('DELETE', `/devices/${imei}/wakeup-channels/${id}`)).status, 204);
+    assert.deepEqual((await api.call('GET', `/devices/${imei}/wakeup-channels`)).json.items, []);
+  });
+
+  test('without JetStream, the admin removes each device’s channel on its own transport', {
+    skip: jetstream,
+  }, async () => {
     for (const node of nodeIds) {
       const { imei, id } = registered.find((r) => r.node === node)!;
       assert.equal((await api.call('DELETE', `/devices/${imei}/wakeup-channels/${id}`)).status, 204, node);
       assert.deepEqual((await api.call('GET', `/devices/${imei}/wakeup-channels`)).json.items, [], node);
     }
   });
-});
+};
+
+describe('admin API: wake-up channels on two transport nodes over NATS, each its own', suite(false));
+describe('admin API: wake-up channels on two transport nodes over NATS with JetStream', suite(true));
