@@ -86,11 +86,13 @@ describe('wake-ups in the admin web UI', () => {
     await page.fill('input[name=password]', ADMIN.password);
     await page.click('button[type=submit]');
     await page.locator('nav.nav a[data-nav=devices]').waitFor();
-    // The recorder sends its counters within a second or so: open the report until it has them.
+    // The recorder sends its counters within a second or so: load the report until it has them
+    // (a reload each time: going to the URL the page is at changes nothing).
+    await page.goto(`${gw.adminUrl}/ui/#/usage`);
     await eventually(
       'the Web Push row of the wake-up table',
       async () => {
-        await page.goto(`${gw.adminUrl}/ui/#/usage`);
+        await page.reload();
         await page.locator('#wakeup-table tbody tr').first().waitFor();
         return (await page.locator('#wakeup-table tr[data-channel=webpush]').count()) === 1;
       },
