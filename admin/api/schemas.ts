@@ -322,6 +322,10 @@ export const PushChannel = z
     id: z.string().meta({ description: 'The registration id the handset was given (push.registered)' }),
     kind: PushKind,
     registeredAt: EpochMs.meta({ description: "The handset's last push.register of it (epoch ms)" }),
+    usedAt: EpochMs.optional().meta({
+      description:
+        'When a wake-up through it was last noted (epoch ms; noted at most once a day, what its expiry counts from); absent: none since it was registered',
+    }),
     channel: z.string().optional().meta({
       description:
         "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked. Absent for viewers",

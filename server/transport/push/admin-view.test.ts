@@ -43,7 +43,7 @@ test('the admin subject lists a device’s channels redacted, oldest first, and 
     rmSync(dir, { recursive: true, force: true });
   });
   const regs = new PushRegistrations(storage);
-  const fcm: PushRegistration = { kind: 'fcm', token: FCM, at: 5 };
+  const fcm: PushRegistration = { kind: 'fcm', token: FCM, at: 5, usedAt: 9 };
   const sms: PushRegistration = { kind: 'sms', msisdn: '+491701234567', at: 1 };
   for (const r of [fcm, WEB, sms]) await regs.put('dev1', channelId(r), r);
   await regs.put('dev2', channelId(fcm), fcm);
@@ -55,7 +55,7 @@ test('the admin subject lists a device’s channels redacted, oldest first, and 
   assert.deepEqual(listed.items, [
     { id: channelId(sms), kind: 'sms', registeredAt: 1, channel: '+491*******67' },
     { id: channelId(WEB), kind: 'webpush', registeredAt: 3, channel: 'https://push.example.net:8443' },
-    { id: channelId(fcm), kind: 'fcm', registeredAt: 5, channel: '…END123' },
+    { id: channelId(fcm), kind: 'fcm', registeredAt: 5, usedAt: 9, channel: '…END123' },
   ]);
   const text = JSON.stringify(listed);
   for (const secret of [FCM, 'BPkeyOfTheUserAgent', 'authSecret16', 'secret-path', '1701234'])
@@ -63,7 +63,7 @@ test('the admin subject lists a device’s channels redacted, oldest first, and 
 
   const removed = await ask({ op: 'remove', deviceId: 'dev1', id: channelId(fcm) });
   assert.deepEqual(removed, {
-    removed: { id: channelId(fcm), kind: 'fcm', registeredAt: 5, channel: '…END123' },
+    removed: { id: channelId(fcm), kind: 'fcm', registeredAt: 5, usedAt: 9, channel: '…END123' },
   });
   assert.equal(regs.get('dev1', channelId(fcm)), undefined);
   assert.ok(regs.get('dev2', channelId(fcm)), 'the same token of another device stays');

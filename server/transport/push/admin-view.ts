@@ -27,6 +27,8 @@ export interface PushChannelView {
   kind: PushRegistration['kind'];
   /** Date.now() of the device's last register of it. */
   registeredAt: number;
+  /** When a wake-up through it was last noted (at most once a day: expiry.ts); absent: none since registered. */
+  usedAt?: number;
   /** What names the channel, redacted (see the module's comment). */
   channel: string;
 }
@@ -52,7 +54,9 @@ export function redactedChannel(r: PushRegistration): string {
 }
 
 export function channelView(id: string, r: PushRegistration): PushChannelView {
-  return { id, kind: r.kind, registeredAt: r.at, channel: redactedChannel(r) };
+  const view: PushChannelView = { id, kind: r.kind, registeredAt: r.at, channel: redactedChannel(r) };
+  if (r.usedAt !== undefined) view.usedAt = r.usedAt;
+  return view;
 }
 
 const deviceId = z.string().min(1).max(64);

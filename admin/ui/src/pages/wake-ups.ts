@@ -10,6 +10,7 @@ interface WakeupChannel {
   id: string;
   kind: string;
   registeredAt: number;
+  usedAt?: number;
   channel: string;
 }
 
@@ -62,14 +63,16 @@ export function wakeupChannelsDialog(imei: string): Promise<void> {
             h(
               'tr',
               null,
-              ['Kind', 'Channel', 'Registered', 'Id', ''].map((t) => h('th', null, t)),
+              ['Kind', 'Channel', 'Registered', 'Last use (noted daily)', 'Id', ''].map((t) =>
+                h('th', null, t),
+              ),
             ),
           ),
           h(
             'tbody',
             null,
             items.length === 0
-              ? h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No wake-up channels.'))
+              ? h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No wake-up channels.'))
               : items.map((c) =>
                   h(
                     'tr',
@@ -77,6 +80,7 @@ export function wakeupChannelsDialog(imei: string): Promise<void> {
                     h('td', null, kindName(c.kind)),
                     h('td', { class: 'mono' }, c.channel),
                     h('td', null, formatTime(c.registeredAt)),
+                    h('td', null, formatTime(c.usedAt)),
                     h('td', { class: 'mono' }, c.id),
                     h(
                       'td',
