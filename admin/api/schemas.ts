@@ -328,7 +328,7 @@ export const PushChannel = z
     }),
     channel: z.string().optional().meta({
       description:
-        "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked. Absent for viewers",
+        "What names the channel, redacted: a Web Push endpoint's origin, the last 6 characters of an FCM or APNs token (with the APNs topic), a phone number with its middle digits masked",
       example: '…3f9a1c (com.example.mail)',
     }),
   })
