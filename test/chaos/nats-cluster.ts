@@ -31,7 +31,25 @@ export interface NatsCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts the cluster; a server that exits while starting (a port taken between
+ * freePort and its bind by another process of the run) makes it start again on
+ * fresh ports and a fresh store, at most 3 times.
+ */
 export async function startNatsCluster(dir: string, processes: ProcessSet, size = 3): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    const at = attempt === 1 ? dir : join(dir, `attempt-${attempt}`);
+    try {
+      return await startNatsClusterOnce(at, processes, size);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof ExitedWhileStarting)) throw err;
+    }
+  }
+}
+
+class ExitedWhileStarting extends Error {}
+
+async function startNatsClusterOnce(dir: string, processes: ProcessSet, size: number): Promise<NatsCluster> {
   const binary = findNatsServer();
   const ports = await Promise.all(
     Array.from({ length: size }, async () => ({
@@ -76,10 +94,15 @@ export async function startNatsCluster(dir: string, processes: ProcessSet, size 
       async start() {
         child = processes.spawn(name, binary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
         const self = child;
+        // What it said last, for the error when it exits (nats-server logs to stderr).
+        let said = '';
+        self.stderr?.setEncoding('utf8');
+        self.stderr?.on('data', (chunk: string) => (said = (said + chunk).slice(-600)));
         await eventually(
           `${name} listening`,
           async () => {
-            if (self.exitCode !== null) throw new Error(`${name} exited with ${self.exitCode}`);
+            if (self.exitCode !== null)
+              throw new ExitedWhileStarting(`${name} exited with ${self.exitCode}: ${said.trim()}`);
             const res = await fetch(`http://127.0.0.1:${p.http}/varz`).catch(() => undefined);
             await res?.arrayBuffer();
             return res?.ok === true;
@@ -112,7 +135,14 @@ export async function startNatsCluster(dir: string, processes: ProcessSet, size 
       for (const m of members) await m.kill('SIGTERM');
     },
   };
-  await Promise.all(members.map((m) => m.start()));
+  try {
+    await Promise.all(members.map((m) => m.start()));
+  } catch (err) {
+    await cluster.stop();
+    // eventually() wraps the last error as its cause.
+    const cause = (err as Error).cause;
+    throw cause instanceof ExitedWhileStarting ? cause : err;
+  }
   await cluster.waitHealthy();
   return cluster;
 }
