@@ -44,6 +44,8 @@ export interface DeviceSessionWatch {
    * edges told of are back), or after `maxMs`.
    */
   quiet(quietMs: number, maxMs: number): Promise<void>;
+  /** Whether an edge told of a session of the device (up, not down since). */
+  has(deviceId: string): boolean;
   close(): void;
 }
 
@@ -97,6 +99,7 @@ export function watchDeviceSessions(opts: WatchDeviceSessionsOptions): DeviceSes
         await new Promise((resolve) => setTimeout(resolve, Math.min(100, quietMs)));
       }
     },
+    has: (deviceId) => current.has(deviceId),
     close() {
       closed = true;
       upSub.unsubscribe();

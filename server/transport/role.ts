@@ -101,6 +101,9 @@ export const transportRole: RoleDefinition = {
       policy: mail.policy,
       ...(cluster ? { accounts: cluster.im } : {}),
       ...(config.im?.lingerMs === undefined ? {} : { lingerMs: config.im.lingerMs }),
+      // A device that can be woken keeps its chat sessions while its phone sleeps, as its INBOX
+      // watchers stay on IDLE: chat that arrives then wakes it, after the linger time too.
+      keepAway: (deviceId) => push?.canWake(deviceId) ?? false,
     });
     push = openPushService({
       storage,
@@ -200,29 +203,38 @@ export const transportRole: RoleDefinition = {
     });
     // In a cluster the edges' session announcements bring back the devices this node holds; at start it
     // does not know the other transports yet, so a restore of "its" devices would take theirs too.
-    if (!cluster) {
-      void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
-    }
     let stopped = false;
     let stopAsking = () => {};
     const pusher = new DevicePusher(bus);
+    if (!cluster) {
+      void im.restoreAll().catch((err) => logger.warn({ err }, 'restoring chat accounts failed'));
+      // A sleeping device that can be woken gets its INBOX watchers back without a session (in a
+      // cluster the takeover of the returning node's devices does this), else mail that arrives
+      // after a restart would wait until the user opens the app.
+      for (const id of mail.deps.accounts.census?.().keys() ?? []) {
+        if (wakeService.canWake(id)) mail.restoreDevice(id, pusher.to(id));
+      }
+    }
     let moves: DeviceMoves | undefined;
+    const devicesWithAccounts = () =>
+      new Set([
+        ...(mail.deps.accounts.census?.().keys() ?? []),
+        ...(im.deps.accounts.census?.().keys() ?? []),
+      ]);
+    // Brings a device's accounts up here without a session of it (a takeover, a sleeping device).
+    const takeOver = async (id: string): Promise<number> => {
+      await acquire(id);
+      mail.restoreDevice(id, pusher.to(id));
+      await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
+      return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
+    };
     const watchMoves = () =>
       watchDeviceMoves({
         nodeId,
         nodeIds: () => router.nodeIds(),
         onChange: (listener) => membership.onChange(listener),
-        devices: () =>
-          new Set([
-            ...(mail.deps.accounts.census?.().keys() ?? []),
-            ...(im.deps.accounts.census?.().keys() ?? []),
-          ]),
-        takeOver: async (id) => {
-          await acquire(id);
-          mail.restoreDevice(id, pusher.to(id));
-          await Promise.all([mail.watchersReady(id, TAKEOVER_WAIT_MS), im.takeOver(id, TAKEOVER_WAIT_MS)]);
-          return mail.deps.accounts.list(id).length + im.deps.accounts.list(id).length;
-        },
+        devices: devicesWithAccounts,
+        takeOver,
         release: async (id) => {
           await transport.settledFor(id, RELEASE_REQUESTS_WAIT_MS);
           await Promise.all([mail.releaseDevice(id), im.releaseDevice(id)]);
@@ -247,13 +259,31 @@ export const transportRole: RoleDefinition = {
         // the next node only then, not while this one still brings devices up.
         stopAsking = askEdgesOnceMember(ctx, MEMBERSHIP_SETTLE_MS, () => {
           waitingFor = 'its devices’ accounts to come back';
-          void sessionWatch
-            .quiet(DEVICES_BACK_QUIET_MS, DEVICES_BACK_MAX_MS)
-            .then(() => (waitingFor = undefined));
+          void sessionWatch.quiet(DEVICES_BACK_QUIET_MS, DEVICES_BACK_MAX_MS).then(() => {
+            waitingFor = undefined;
+            if (!stopped) void bringUpSleeping();
+          });
         });
         moves = watchMoves();
       });
     } else stopAsking = askEdgesOnceMember(ctx, 0);
+    /**
+     * The devices the router gives this node that sleep with a wake-up channel (no session for the
+     * edges to tell of): the transport that served them while this one was away let them go when
+     * it came back, so they are brought up here, or mail and chat would wake nobody.
+     */
+    const bringUpSleeping = async () => {
+      const sleeping = [...devicesWithAccounts()].filter(
+        (id) => holds(id) && wakeService.canWake(id) && !sessionWatch.has(id),
+      );
+      for (const id of sleeping) {
+        if (stopped) return;
+        await takeOver(id).catch((err) =>
+          logger.warn({ err, deviceId: id }, 'sleeping device not brought up'),
+        );
+      }
+      if (sleeping.length > 0) logger.info({ devices: sleeping.length }, 'sleeping devices brought up');
+    };
     // Shared records list the cluster's devices: count those the router gives this node.
     const mine =
       (census: Census): Census =>

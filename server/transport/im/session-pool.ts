@@ -9,7 +9,8 @@
  *   `presenceBatchMax` items a push, so a big roster coming online does not
  *   flood a handset.
  * - When a device goes away its sessions stay for `lingerMs` (client state
- *   indication tells the server to hold back noise), then close.
+ *   indication tells the server to hold back noise), then close, unless
+ *   `keepAway` says the device can be woken: then they stay, still inactive.
  * - A push that fails (device offline) is dropped: the archive (im.catchup)
  *   is the device's way back to what it missed.
  * - No silent gaps (SPEC.md §5 "Push cursors"): every im.message carries
@@ -45,6 +46,13 @@ export interface XmppSessionPoolOptions {
   now?: () => number;
   /** How long an account's session outlives its device's departure. Default 10 minutes. */
   lingerMs?: number;
+  /**
+   * Whether a device that is away keeps its sessions past the linger time
+   * (asked at each its end): one that can be woken (a push channel,
+   * server/transport/push/) does, or chat that arrives while its phone sleeps
+   * would find no session to say so. Absent: none does.
+   */
+  keepAway?: (deviceId: string) => boolean;
   /** Coalescing window of contact presence. Default 500 ms. */
   presenceWindowMs?: number;
   /** Most presence items per im.presence push. Default 100. */
@@ -336,12 +344,21 @@ export class XmppSessionPool {
     for (const entry of this.#entries.values()) {
       if (entry.account.deviceId === deviceId) void entry.session.setActive(false);
     }
-    const timer = setTimeout(() => {
+    const lingerMs = this.#opts.lingerMs ?? 600_000;
+    const expire = () => {
+      if (this.#opts.keepAway?.(deviceId) === true) {
+        // Still away, and wakeable: the sessions stay inactive; asked again after another period.
+        const again = setTimeout(expire, lingerMs);
+        again.unref?.();
+        this.#lingers.set(deviceId, again);
+        return;
+      }
       this.#lingers.delete(deviceId);
       for (const entry of [...this.#entries.values()]) {
         if (entry.account.deviceId === deviceId) void this.close(entry.account.id);
       }
-    }, this.#opts.lingerMs ?? 600_000);
+    };
+    const timer = setTimeout(expire, lingerMs);
     timer.unref?.();
     this.#lingers.set(deviceId, timer);
   }
