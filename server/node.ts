@@ -512,6 +512,13 @@ export async function runStart(options: LoadConfigOptions): Promise<number> {
   const { loadConfig } = await import('./config.ts');
   const config = loadConfig(options);
   const node = await startNode(config);
+  // Listened for before anyone can learn that the node is up (the ready file): a SIGTERM sent
+  // the moment the file appears would otherwise meet the default action and kill the process.
+  const signalled = new Promise<NodeJS.Signals | undefined>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+    void node.closed.then(() => resolve(undefined));
+  });
   if (config.readyFile) {
     writeFileAtomically(
       config.readyFile,
@@ -544,11 +551,7 @@ export async function runStart(options: LoadConfigOptions): Promise<number> {
   // SIGHUP: new certificates without dropping a session (it would end the process otherwise).
   const onHangup = () => node.reloadTls();
   if (config.tls !== undefined) process.on('SIGHUP', onHangup);
-  const signal = await new Promise<NodeJS.Signals | undefined>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-    void node.closed.then(() => resolve(undefined));
-  });
+  const signal = await signalled;
   if (signal) {
     const again = () => process.exit(130);
     process.once('SIGTERM', again);
