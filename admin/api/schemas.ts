@@ -3,15 +3,11 @@
  * The routes (routes/) declare them, the router validates with them and the
  * OpenAPI document (openapi.ts) is generated from them, so the two cannot
  * drift apart. A schema with an id becomes a component of the document.
+ * What operators read of the running system (logs, usage, nodes, alarms,
+ * audit) is in schemas-ops.ts.
  */
 import { z } from 'zod';
-import {
-  ADMIN_PASSWORD_LENGTH,
-  ALARM_KINDS,
-  ALARM_SEVERITIES,
-  DEVICE_LOG_KINDS,
-  WAKEUP_PREVIEWS,
-} from '../../server/index.ts';
+import { ADMIN_PASSWORD_LENGTH, WAKEUP_PREVIEWS } from '../../server/index.ts';
 
 /** Reference ids appear in device records and CSV files: the registry's field alphabet. */
 export const RefId = z
@@ -23,7 +19,7 @@ const Imei = z
   .string()
   .meta({ description: '15 digits with a valid Luhn check digit', example: '490154203237518' });
 const Imsi = z.string().meta({ description: '14 or 15 digits', example: '310150123456789' });
-const EpochMs = z.number().int().meta({ description: 'Epoch milliseconds' });
+export const EpochMs = z.number().int().meta({ description: 'Epoch milliseconds' });
 
 export const ErrorBody = z
   .object({
@@ -315,7 +311,7 @@ export const DeviceAccount = z
   })
   .meta({ id: 'DeviceAccount', description: 'A provisioned account; the password is never shown' });
 
-const PushKind = z.enum(['webpush', 'fcm', 'apns', 'sms']);
+export const PushKind = z.enum(['webpush', 'fcm', 'apns', 'sms']);
 
 export const PushChannel = z
   .object({
@@ -487,244 +483,3 @@ export const RefMeta = z.object({
   createdAt: EpochMs,
   updatedAt: EpochMs,
 });
-
-// ---- logs, usage -------------------------------------------------------------
-
-export const LOG_KINDS = DEVICE_LOG_KINDS;
-
-export const DeviceLogRecord = z
-  .object({
-    at: EpochMs,
-    imei: z.string(),
-    kind: z.enum(LOG_KINDS),
-    node: z.string(),
-    service: z.enum(['session', 'mail', 'im']),
-    message: z.string().optional(),
-    code: z.string().optional(),
-    bytesIn: z.number().optional(),
-    bytesOut: z.number().optional(),
-    detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
-  })
-  .meta({ id: 'DeviceLogRecord' });
-
-const TimeParam = z
-  .string()
-  .meta({ description: 'ISO 8601 time (2026-01-31T12:00:00Z, 2026-01-31) or epoch milliseconds' });
-
-export const LogQuery = z
-  .object({
-    from: TimeParam.optional(),
-    to: TimeParam.optional(),
-    kind: z.string().optional().meta({ description: 'One kind or several separated by commas' }),
-    limit: z.coerce.number().int().min(1).max(1000).default(200),
-    order: z.enum(['asc', 'desc']).default('desc'),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
-
-export const LogList = z
-  .object({
-    items: z.array(DeviceLogRecord),
-    next: z.string().optional().meta({ description: 'Pass as `cursor`' }),
-  })
-  .meta({ id: 'LogList' });
-
-export const UsageQuery = z
-  .object({
-    from: TimeParam.optional(),
-    to: TimeParam.optional(),
-    granularity: z.enum(['hour', 'day']).default('hour'),
-    service: z.enum(['session', 'mail', 'im']).optional(),
-    operator: RefId.optional(),
-    imei: z
-      .string()
-      .regex(/^\d{15}$/, { error: '15 digits' })
-      .optional(),
-    groupBy: z.enum(['none', 'service', 'operator']).default('none'),
-    format: z.enum(['json', 'csv', 'xml']).default('json'),
-  })
-  .strict();
-
-export const UsageCounters = z.object({
-  logins: z.number().int(),
-  logouts: z.number().int(),
-  messagesIn: z.number().int(),
-  messagesOut: z.number().int(),
-  bytesIn: z.number().int(),
-  bytesOut: z.number().int(),
-});
-
-export const UsageRow = UsageCounters.extend({
-  bucket: z.string().meta({ description: 'Start of the hour or day (ISO 8601, UTC)' }),
-  service: z.string().optional(),
-  operator: z.string().optional(),
-}).meta({ id: 'UsageRow' });
-
-export const UsageReport = z
-  .object({
-    from: z.string(),
-    to: z.string(),
-    granularity: z.enum(['hour', 'day']),
-    groupBy: z.enum(['none', 'service', 'operator']),
-    filters: z.object({
-      service: z.string().optional(),
-      operator: z.string().optional(),
-      imei: z.string().optional(),
-    }),
-    rows: z
-      .array(UsageRow)
-      .meta({ description: 'One row per bucket (and group), zero-filled, in time order' }),
-    totals: UsageCounters,
-    wakeups: z
-      .array(
-        z.object({
-          channel: PushKind,
-          sent: z.number().int(),
-          failed: z.number().int(),
-          pruned: z
-            .number()
-            .int()
-            .meta({ description: 'Channels removed because their service called them gone' }),
-          latency: z
-            .object({
-              meanSeconds: z.number(),
-              p50Seconds: z.number().nullable(),
-              p99Seconds: z.number().nullable(),
-            })
-            .optional()
-            .meta({
-              description:
-                'From the first item a wake-up told of to its push service taking it, of the sent ones. A quantile is the upper bound of the latency bucket it falls in (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 s; null: beyond 60 s)',
-            }),
-        }),
-      )
-      .meta({
-        description:
-          'Wake-ups per channel kind over the whole range (of the operator filter, when given; not split by service), from every transport node; kinds with none are left out',
-      }),
-  })
-  .meta({ id: 'UsageReport' });
-
-// ---- nodes, alarms, audit -------------------------------------------------------
-
-export const NodeView = z
-  .object({
-    nodeId: z.string(),
-    roles: z.array(z.string()),
-    release: z.string(),
-    startedAt: EpochMs,
-    uptimeSeconds: z.number(),
-    rssBytes: z.number(),
-    cpuSeconds: z.number(),
-    cpuPercent: z.number().meta({ description: 'CPU use since the previous heartbeat (100 = one core)' }),
-    sessions: z
-      .number()
-      .int()
-      .meta({ description: 'Device sessions held, those waiting within their resume window included' }),
-    connected: z.number().int().meta({ description: 'Of those, devices online now (a carrier attached)' }),
-    served: z
-      .object({
-        devices: z.number().int().meta({ description: 'Devices with at least one account on this node' }),
-        mailAccounts: z.number().int(),
-        imAccounts: z.number().int(),
-      })
-      .optional()
-      .meta({ description: 'Transport nodes: the devices and the mail and chat accounts they serve' }),
-    status: z.enum(['up', 'draining', 'gone']),
-    lastSeenAt: EpochMs,
-  })
-  .meta({ id: 'Node' });
-
-export const MonitorSample = z
-  .object({
-    at: EpochMs.meta({ description: 'End of the interval' }),
-    sessions: z.number().int().meta({ description: 'Device sessions held by the live nodes' }),
-    connected: z.number().int().meta({ description: 'Of those, devices online' }),
-    eventsPerSecond: z
-      .number()
-      .meta({ description: 'Device log records stored per second over the interval' }),
-    errors: z.number().int().meta({ description: 'backend_error and error records in the interval' }),
-    authFailures: z
-      .number()
-      .int()
-      .meta({ description: 'auth_failure records in the interval (sampled under a flood)' }),
-  })
-  .meta({ id: 'MonitorSample' });
-
-export const DrainBody = z.object({ reason: z.string().max(200).optional() }).strict();
-
-export const Alarm = z
-  .object({
-    id: z.string(),
-    kind: z.enum(ALARM_KINDS),
-    severity: z.enum(ALARM_SEVERITIES),
-    subject: z.string().meta({
-      description:
-        'Node id (node_gone, takeover_done: the node taken over), `cluster` (admin_gone), a NATS server (host:port), device:<imei>:<service> or preset:<service>:<label> (backend_failing)',
-    }),
-    message: z.string(),
-    since: EpochMs,
-    lastAt: EpochMs,
-    count: z.number().int(),
-    active: z.boolean(),
-  })
-  .meta({ id: 'Alarm' });
-
-export const AlarmHistoryEntry = z
-  .object({
-    seq: z
-      .number()
-      .int()
-      .meta({ description: 'Position in the history; pass as `before` for older entries' }),
-    id: z.string(),
-    kind: z.enum(ALARM_KINDS),
-    severity: z.enum(ALARM_SEVERITIES),
-    subject: z.string(),
-    state: z.enum(['raised', 'cleared']),
-    message: z.string(),
-    since: EpochMs,
-    at: EpochMs,
-    node: z.string().meta({ description: 'The node that raised or cleared it' }),
-  })
-  .meta({ id: 'AlarmHistoryEntry' });
-
-export const AuditEntry = z
-  .object({
-    id: z.string(),
-    at: EpochMs,
-    actor: z.string().meta({ description: 'A user name, or cli:<os user> for a change made with the CLI' }),
-    role: z.union([AdminRoleName, z.literal('cli')]),
-    address: z.string().optional().meta({ description: 'Client address (the host name for the CLI)' }),
-    action: z
-      .string()
-      .meta({ description: 'e.g. device.create, device.import, operators.update, node.drain' }),
-    target: z.string(),
-    before: z.unknown().optional(),
-    after: z.unknown().optional(),
-  })
-  .meta({ id: 'AuditEntry' });
-
-export const AuditQuery = z
-  .object({
-    from: TimeParam.optional(),
-    to: TimeParam.optional(),
-    actor: z.string().max(64).optional(),
-    action: z.string().max(64).optional(),
-    target: z.string().max(200).optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
-
-export const SecurityQuery = z
-  .object({
-    from: TimeParam.optional(),
-    to: TimeParam.optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
-
-export const AuditList = z
-  .object({ items: z.array(AuditEntry), next: z.string().optional() })
-  .meta({ id: 'AuditList' });

@@ -4,7 +4,7 @@
  */
 import { ADMIN, json, route, STAFF } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
-import * as S from '../schemas.ts';
+import * as S from '../schemas-ops.ts';
 
 /** The page of a newest-first log the query asks for (times and cursor checked). */
 function timePage(q: { from?: string; to?: string; limit: number; cursor?: string }) {

@@ -4,20 +4,21 @@ import type { DeviceLogKind } from '../../../server/index.ts';
 import { json, route, STAFF, sendStreamTicket } from '../context.ts';
 import { badInput, parseTime, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
+import * as O from '../schemas-ops.ts';
 import { imei } from './devices.ts';
 
 function logKinds(value: string | undefined): DeviceLogKind[] | undefined {
   if (value === undefined || value === '') return undefined;
   const kinds = value.split(',').map((k) => k.trim());
   for (const k of kinds) {
-    if (!(S.LOG_KINDS as readonly string[]).includes(k))
-      throw badInput(`kind ${JSON.stringify(k)}: one of ${S.LOG_KINDS.join(', ')}`, 'kind');
+    if (!(O.LOG_KINDS as readonly string[]).includes(k))
+      throw badInput(`kind ${JSON.stringify(k)}: one of ${O.LOG_KINDS.join(', ')}`, 'kind');
   }
   return kinds as DeviceLogKind[];
 }
 
 /** Not strict: the live tail has always let other parameters pass. */
-const StreamQuery = z.object({ kind: S.LogQuery.shape.kind });
+const StreamQuery = z.object({ kind: O.LogQuery.shape.kind });
 
 export const logRoutes = [
   route({
@@ -26,8 +27,8 @@ export const logRoutes = [
     roles: STAFF,
     summary: "One device's log records (newest first by default)",
     params: { imei },
-    query: S.LogQuery,
-    responses: { '200': json(S.LogList) },
+    query: O.LogQuery,
+    responses: { '200': json(O.LogList) },
     handle({ res, query: q, params, services: { records } }) {
       const from = parseTime(q.from, 'from');
       const to = parseTime(q.to, 'to');

@@ -5,6 +5,7 @@ import { Subjects } from '../../../server/index.ts';
 import { ADMIN, ALL, audit, json, route, sendStreamTicket } from '../context.ts';
 import { badInput, sendJson } from '../http-util.ts';
 import * as S from '../schemas.ts';
+import * as O from '../schemas-ops.ts';
 
 /** Not strict: the stream has always let other parameters pass. */
 const StreamQuery = z.object({});
@@ -37,7 +38,7 @@ export const nodeRoutes = [
     roles: ALL,
     summary: 'Every node (from heartbeats); nodes gone in the last hour are listed with status gone',
     responses: {
-      '200': json(z.object({ items: z.array(S.NodeView), at: z.number() })),
+      '200': json(z.object({ items: z.array(O.NodeView), at: z.number() })),
     },
     handle: ({ res, services: { monitor, now } }) =>
       sendJson(res, 200, { items: monitor.nodes(), at: now() }),
@@ -74,7 +75,7 @@ export const nodeRoutes = [
       'The last hour of this admin node, oldest first: a sample every intervalMs (config admin.monitorSampleMs, 15 s) of sessions, devices connected, events per second and errors (kept in memory: empty after a restart)',
     query: HistoryQuery,
     responses: {
-      '200': json(z.object({ intervalMs: z.number().int(), items: z.array(S.MonitorSample) })),
+      '200': json(z.object({ intervalMs: z.number().int(), items: z.array(O.MonitorSample) })),
     },
     handle: ({ res, services: { monitor } }) =>
       sendJson(res, 200, { intervalMs: monitor.history.intervalMs, items: monitor.history.list() }),
@@ -94,7 +95,7 @@ export const nodeRoutes = [
     roles: ADMIN,
     summary: 'Drain a node (audited): it tells its devices to move, then exits',
     params: { id: 'Node id' },
-    body: S.DrainBody,
+    body: O.DrainBody,
     bodyOptional: true,
     responses: { '202': json(z.object({ ok: z.literal(true) }), 'Asked') },
     async handle(ctx) {
@@ -117,7 +118,7 @@ export const nodeRoutes = [
     summary:
       'Alarms: node gone, admin gone, NATS server gone, takeover done, backend failing (a device or a preset). Active first',
     query: AlarmQuery,
-    responses: { '200': json(z.object({ items: z.array(S.Alarm) })) },
+    responses: { '200': json(z.object({ items: z.array(O.Alarm) })) },
     handle({ res, query: { active }, services: { monitor } }) {
       if (active !== undefined && active !== 'true' && active !== 'false')
         throw badInput('active: true or false', 'active');
@@ -131,7 +132,7 @@ export const nodeRoutes = [
     summary:
       'Every raise and clear, newest first, from the shared history (the same on every admin node, kept across restarts)',
     query: AlarmHistoryQuery,
-    responses: { '200': json(z.object({ items: z.array(S.AlarmHistoryEntry) })) },
+    responses: { '200': json(z.object({ items: z.array(O.AlarmHistoryEntry) })) },
     async handle({ res, query, services: { monitor } }) {
       const limit = query.limit ?? 100;
       const items = await monitor.alarmHistory({

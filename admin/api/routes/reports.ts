@@ -4,7 +4,7 @@ import { DAY_MS, HOUR_MS } from '../../records-store.ts';
 import type { WakeupFigures } from '../../wakeup-counters.ts';
 import { ALL, iso, route } from '../context.ts';
 import { badInput, parseTime, sendJson, sendText } from '../http-util.ts';
-import * as S from '../schemas.ts';
+import * as S from '../schemas-ops.ts';
 
 function xmlEscape(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
